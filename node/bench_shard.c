@@ -1,0 +1,235 @@
+/* node/bench_shard.c — `laurel bench shard`: apply throughput and the rank index.
+ *
+ * Apply runs the real shard on a real LMDB environment in a temporary directory, in the mode
+ * a replica runs it (fast: the raft log is the durable record, docs/durability.md), and
+ * commits once per entry, so the figure for 1 command per entry is the cost of a commit and
+ * the figure for 1024 is the cost of apply itself. Entries are encoded before the clock
+ * starts. Nothing here asserts a time: it prints figures. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../shard/err.h"
+#include "../shard/shard.h"
+#include "bench.h"
+
+#define BENCH__PLAYERS 100000
+
+struct bench__rng {
+    uint64_t s;
+};
+
+static uint64_t bench__next(struct bench__rng *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static double bench__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static struct lr_str bench__s(const char *s)
+{
+    struct lr_str r = {s, (uint32_t)strlen(s)};
+    return r;
+}
+
+/* Encode one entry of @n commands made by @make(i) into @sb. */
+static int bench__entry(msgpack_sbuffer *sb, uint32_t n,
+                        void (*make)(struct cmd *c, uint64_t i, void *ctx), uint64_t first,
+                        void *ctx)
+{
+    msgpack_packer pk;
+    struct cmd c;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (cmd_entry_begin(&pk, n) != 0) {
+        return LR_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        make(&c, first + i, ctx);
+        if (cmd_encode(&pk, &c) != 0) {
+            return LR_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+struct bench__ctx {
+    char ids[BENCH__PLAYERS][16];
+    struct bench__rng rng;
+    int64_t ts;
+};
+
+static void bench__make_player(struct cmd *c, uint64_t i, void *ctx)
+{
+    struct bench__ctx *b = ctx;
+    memset(c, 0, sizeof *c);
+    c->type = CMD_PLAYER_PUT;
+    c->ts = b->ts;
+    c->u.player_put.player_id = bench__s(b->ids[i]);
+    c->u.player_put.name = bench__s(b->ids[i]);
+    c->u.player_put.region = bench__s("bench");
+    c->u.player_put.guild = bench__s(i % 10 == 0 ? "g1" : "");
+}
+
+static void bench__make_score(struct cmd *c, uint64_t i, void *ctx)
+{
+    struct bench__ctx *b = ctx;
+    (void)i;
+    memset(c, 0, sizeof *c);
+    c->type = CMD_SCORE;
+    c->ts = b->ts++;
+    c->u.score.board_id = bench__s("arena");
+    c->u.score.player_id = bench__s(b->ids[bench__next(&b->rng) % BENCH__PLAYERS]);
+    c->u.score.score = (int64_t)(bench__next(&b->rng) % 1000000000);
+    c->u.score.subscore = 0;
+    c->u.score.metadata = bench__s("");
+    c->u.score.idempotency_key = bench__s("");
+}
+
+static void bench__make_board(struct cmd *c, uint64_t i, void *ctx)
+{
+    struct bench__ctx *b = ctx;
+    (void)i;
+    memset(c, 0, sizeof *c);
+    c->type = CMD_BOARD_PUT;
+    c->ts = b->ts;
+    c->u.board_put.board_id = bench__s("arena");
+    c->u.board_put.order = CMD_ORDER_DESC;
+    c->u.board_put.op = CMD_OP_SET;
+    c->u.board_put.windows = 1;
+    c->u.board_put.game_id = bench__s("");
+}
+
+static int bench__apply_one(struct shard *s, uint64_t *index, msgpack_sbuffer *sb)
+{
+    int rv = shard_apply(s, ++*index, sb->data, sb->size, NULL);
+    if (rv == 0) {
+        rv = shard_commit(s);
+    }
+    if (rv != 0) {
+        fprintf(stderr, "bench: apply: %s\n", shard_errmsg(s));
+    }
+    return rv;
+}
+
+int bench_shard_apply(void)
+{
+    char dir[] = "/tmp/laurel-bench-XXXXXX", errmsg[LR_ERRMSG_SIZE];
+    struct shard *s = NULL;
+    struct bench__ctx *b = calloc(1, sizeof *b);
+    msgpack_sbuffer sb;
+    uint64_t index = 0;
+    int rv;
+    static const uint32_t batch[3] = {1, 64, 1024};
+    static const uint32_t entries[3] = {20000, 2000, 200};
+    if (b == NULL || mkdtemp(dir) == NULL) {
+        free(b);
+        return LR_EIO;
+    }
+    struct shard_config cfg = {dir, "bench", 1ULL << 30, 1};
+    if ((rv = shard_open(&cfg, &s, errmsg)) != 0) {
+        fprintf(stderr, "bench: %s\n", errmsg);
+        goto out;
+    }
+    msgpack_sbuffer_init(&sb);
+    b->ts = 1795000000000LL;
+    b->rng.s = 42;
+    for (int i = 0; i < BENCH__PLAYERS; i++) {
+        snprintf(b->ids[i], sizeof b->ids[i], "player%06d", i);
+    }
+    if ((rv = bench__entry(&sb, 1, bench__make_board, 0, b)) != 0 ||
+        (rv = bench__apply_one(s, &index, &sb)) != 0) {
+        goto out_sb;
+    }
+    for (uint64_t i = 0; i < BENCH__PLAYERS; i += 1000) {
+        msgpack_sbuffer_clear(&sb);
+        if ((rv = bench__entry(&sb, 1000, bench__make_player, i, b)) != 0 ||
+            (rv = bench__apply_one(s, &index, &sb)) != 0) {
+            goto out_sb;
+        }
+    }
+    for (int k = 0; k < 3; k++) {
+        msgpack_sbuffer *bufs = calloc(entries[k], sizeof *bufs);
+        if (bufs == NULL) {
+            rv = LR_ENOMEM;
+            goto out_sb;
+        }
+        for (uint32_t e = 0; e < entries[k] && rv == 0; e++) {
+            msgpack_sbuffer_init(&bufs[e]);
+            rv = bench__entry(&bufs[e], batch[k], bench__make_score, 0, b);
+        }
+        double t0 = bench__now();
+        for (uint32_t e = 0; e < entries[k] && rv == 0; e++) {
+            rv = bench__apply_one(s, &index, &bufs[e]);
+        }
+        double dt = bench__now() - t0;
+        for (uint32_t e = 0; e < entries[k]; e++) {
+            msgpack_sbuffer_destroy(&bufs[e]);
+        }
+        free(bufs);
+        if (rv != 0) {
+            goto out_sb;
+        }
+        printf("figure shard_apply_cps_b%u %.0f commands/s\n", batch[k],
+               (double)entries[k] * batch[k] / dt);
+        fflush(stdout);
+    }
+out_sb:
+    msgpack_sbuffer_destroy(&sb);
+out:
+    shard_close(s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "bench: could not remove %s\n", dir);
+    }
+    free(b);
+    return rv;
+}
+
+static void bench__usage(FILE *f)
+{
+    fprintf(f,
+            "usage: laurel bench shard [--quick]\n\n"
+            "  shard   apply throughput (1, 64, 1024 commands per entry) and the rank index at\n"
+            "          1 M and 10 M entries; prints `figure <name> <value> <unit>` lines.\n"
+            "  --quick rank index at 1 M only\n");
+}
+
+int bench_main(int argc, char **argv)
+{
+    int quick = 0;
+    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+        bench__usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "shard") != 0) {
+        fprintf(stderr, "laurel bench: unknown benchmark '%s'\n", argv[1]);
+        bench__usage(stderr);
+        return 2;
+    }
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0) {
+            bench__usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--quick") == 0) {
+            quick = 1;
+        } else {
+            fprintf(stderr, "laurel bench shard: unknown option '%s'\n", argv[i]);
+            return 2;
+        }
+    }
+    if (bench_shard_apply() != 0 || bench_rank_run(1000000, "1m") != 0 ||
+        (!quick && bench_rank_run(10000000, "10m") != 0)) {
+        return 1;
+    }
+    return 0;
+}

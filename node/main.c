@@ -1,0 +1,52 @@
+/* node/main.c — `laurel <subcommand>`: one binary, a table of subcommands.
+ * Each subcommand owns its flags and its --help; main only dispatches. */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+struct main__cmd {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+};
+
+static int main__todo(int argc, char **argv)
+{
+    (void)argc;
+    fprintf(stderr, "laurel %s: not available in this build yet\n", argv[0]);
+    return 2;
+}
+
+static const struct main__cmd main__cmds[] = {
+    {"node", "run one replica of a region", main__todo},
+    {"router", "serve the public HTTP and WebSocket API", main__todo},
+    {"dev", "run a whole cluster on this machine", main__todo},
+    {"ctl", "operator commands", main__todo},
+    {"bench", "load generators: `laurel bench shard`", bench_main},
+};
+
+static void main__usage(FILE *f)
+{
+    fprintf(f, "usage: laurel <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof main__cmds / sizeof main__cmds[0]; i++) {
+        fprintf(f, "  %-8s %s\n", main__cmds[i].name, main__cmds[i].summary);
+    }
+    fprintf(f, "\n`laurel <command> --help` describes each command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        main__usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof main__cmds / sizeof main__cmds[0]; i++) {
+        if (strcmp(argv[1], main__cmds[i].name) == 0) {
+            return main__cmds[i].run(argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "laurel: unknown command '%s'\n", argv[1]);
+    main__usage(stderr);
+    return 2;
+}

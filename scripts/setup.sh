@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs every Debian package laurel needs to build, test and benchmark, then builds.
+# Usage: scripts/setup.sh [--no-build]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PKGS=(
+    build-essential cmake pkg-config
+    libraft-dev libuv1-dev liblmdb-dev lmdb-utils libmsgpack-dev
+    libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libcmocka-dev
+    python3 python3-websockets
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update
+    $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+if [ "${1:-}" != "--no-build" ]; then
+    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+    cmake --build build -j"$(nproc)"
+fi

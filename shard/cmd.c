@@ -1,0 +1,382 @@
+/* shard/cmd.c — codec of the command list in cmd.h, generated field by field.
+ *
+ * The decoder trusts nothing: every field is type-checked, every bound of API.md enforced, and
+ * the array length must match the field list exactly, so a command of an unknown layout is
+ * refused rather than half-read. */
+#include "cmd.h"
+
+#include <string.h>
+
+#include "err.h"
+#include "hash.h"
+
+/* ---- names and flags ------------------------------------------------------------------ */
+
+const char *cmd_name(int type)
+{
+    switch (type) {
+#define CMD__NAME(code, NAME, name, flags)                                                     \
+    case code:                                                                                 \
+        return #name;
+        CMD_LIST(CMD__NAME)
+#undef CMD__NAME
+    default:
+        return NULL;
+    }
+}
+
+unsigned cmd_flags(int type)
+{
+    switch (type) {
+#define CMD__FLAGS(code, NAME, name, flags)                                                    \
+    case code:                                                                                 \
+        return flags;
+        CMD_LIST(CMD__FLAGS)
+#undef CMD__FLAGS
+    default:
+        return 0;
+    }
+}
+
+/* ---- encoding ------------------------------------------------------------------------- */
+
+static int cmd__pack_str(msgpack_packer *pk, struct lr_str s)
+{
+    return msgpack_pack_str_with_body(pk, s.p, s.len);
+}
+
+#define cmd__enc_ID(pk, v) cmd__pack_str(pk, v)
+#define cmd__enc_OPTID(pk, v) cmd__pack_str(pk, v)
+#define cmd__enc_TEXT(pk, v) cmd__pack_str(pk, v)
+#define cmd__enc_IDEM(pk, v) cmd__pack_str(pk, v)
+#define cmd__enc_META(pk, v) cmd__pack_str(pk, v)
+#define cmd__enc_I64(pk, v) msgpack_pack_int64(pk, v)
+#define cmd__enc_BOOL(pk, v) ((v) ? msgpack_pack_true(pk) : msgpack_pack_false(pk))
+
+static int cmd__enc_PRIZES(msgpack_packer *pk, const struct cmd_prizes *p)
+{
+    int rv = msgpack_pack_array(pk, p->n);
+    for (uint32_t i = 0; rv == 0 && i < p->n; i++) {
+        rv = msgpack_pack_array(pk, 3) || msgpack_pack_int64(pk, p->items[i].rank_from) ||
+             msgpack_pack_int64(pk, p->items[i].rank_to) || cmd__pack_str(pk, p->items[i].reward);
+    }
+    return rv;
+}
+#define cmd__enc_PRIZES(pk, v) cmd__enc_PRIZES(pk, &(v))
+
+#define CMD__COUNT(kind, fname, a, b) +1
+#define CMD__ENC_FIELD(kind, fname, a, b) rv = rv || cmd__enc_##kind(pk, f->fname);
+
+#define CMD__ENCODER(code, NAME, name, flags)                                                  \
+    static int cmd__encode_##name(msgpack_packer *pk, int64_t ts, const struct cmd_##name *f) \
+    {                                                                                          \
+        int rv = msgpack_pack_array(pk, 2 CMD_##NAME(CMD__COUNT)) ||                           \
+                 msgpack_pack_int64(pk, code) || msgpack_pack_int64(pk, ts);                   \
+        CMD_##NAME(CMD__ENC_FIELD) return rv ? LR_ENOMEM : 0;                                  \
+    }
+CMD_LIST(CMD__ENCODER)
+#undef CMD__ENCODER
+
+int cmd_encode(msgpack_packer *pk, const struct cmd *c)
+{
+    switch (c->type) {
+#define CMD__ENC_CASE(code, NAME, name, flags)                                                 \
+    case CMD_##NAME:                                                                           \
+        return cmd__encode_##name(pk, c->ts, &c->u.name);
+        CMD_LIST(CMD__ENC_CASE)
+#undef CMD__ENC_CASE
+    case CMD__TYPE_END:
+        break;
+    }
+    return LR_EINVAL;
+}
+
+int cmd_entry_begin(msgpack_packer *pk, uint32_t n)
+{
+    if (msgpack_pack_array(pk, 2) || msgpack_pack_int64(pk, CMD_ENTRY_VERSION) ||
+        msgpack_pack_array(pk, n)) {
+        return LR_ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- decoding ------------------------------------------------------------------------- */
+
+static int cmd__get_i64(const msgpack_object *o, int64_t *v)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > (uint64_t)INT64_MAX) {
+            return LR_ERANGE;
+        }
+        *v = (int64_t)o->via.u64;
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *v = o->via.i64;
+        return 0;
+    }
+    return LR_EMALFORMED;
+}
+
+static int cmd__get_str(const msgpack_object *o, struct lr_str *s)
+{
+    if (o->type != MSGPACK_OBJECT_STR && o->type != MSGPACK_OBJECT_BIN) {
+        return LR_EMALFORMED;
+    }
+    s->p = o->type == MSGPACK_OBJECT_STR ? o->via.str.ptr : o->via.bin.ptr;
+    s->len = o->type == MSGPACK_OBJECT_STR ? o->via.str.size : o->via.bin.size;
+    return 0;
+}
+
+static int cmd__dec_ID(const msgpack_object *o, struct lr_str *v, int64_t a, int64_t b,
+                       const char *fname, char *errmsg)
+{
+    (void)b;
+    if (cmd__get_str(o, v) || !valid_id(v->p, v->len, (size_t)a)) {
+        return errmsg_set(errmsg, LR_EINVAL, "%s must be 1 to %lld characters of [A-Za-z0-9_.-]",
+                          fname, (long long)a);
+    }
+    return 0;
+}
+
+static int cmd__dec_OPTID(const msgpack_object *o, struct lr_str *v, int64_t a, int64_t b,
+                          const char *fname, char *errmsg)
+{
+    if (cmd__get_str(o, v) == 0 && v->len == 0) {
+        return 0;
+    }
+    return cmd__dec_ID(o, v, a, b, fname, errmsg);
+}
+
+static int cmd__dec_TEXT(const msgpack_object *o, struct lr_str *v, int64_t a, int64_t b,
+                         const char *fname, char *errmsg)
+{
+    if (cmd__get_str(o, v) || !valid_text(v->p, v->len, (size_t)a, (size_t)b)) {
+        return errmsg_set(errmsg, LR_EINVAL, "%s must be UTF-8 text of %lld to %lld characters",
+                          fname, (long long)a, (long long)b);
+    }
+    return 0;
+}
+
+static int cmd__dec_IDEM(const msgpack_object *o, struct lr_str *v, int64_t a, int64_t b,
+                         const char *fname, char *errmsg)
+{
+    (void)a;
+    (void)b;
+    if (cmd__get_str(o, v) || (v->len != 0 && !valid_idem(v->p, v->len))) {
+        return errmsg_set(errmsg, LR_EINVAL, "%s must be 8 to 128 printable ASCII characters",
+                          fname);
+    }
+    return 0;
+}
+
+static int cmd__dec_META(const msgpack_object *o, struct lr_str *v, int64_t a, int64_t b,
+                         const char *fname, char *errmsg)
+{
+    (void)a;
+    (void)b;
+    if (cmd__get_str(o, v) || v->len > VALID_METADATA_MAX ||
+        (v->len != 0 && (v->len < 2 || v->p[0] != '{' || v->p[v->len - 1] != '}'))) {
+        return errmsg_set(errmsg, LR_EINVAL, "%s must be a JSON object of at most %d bytes",
+                          fname, VALID_METADATA_MAX);
+    }
+    return 0;
+}
+
+static int cmd__dec_I64(const msgpack_object *o, int64_t *v, int64_t a, int64_t b,
+                        const char *fname, char *errmsg)
+{
+    if (cmd__get_i64(o, v) || *v < a || *v > b) {
+        return errmsg_set(errmsg, LR_EINVAL, "%s must be an integer in [%lld, %lld]", fname,
+                          (long long)a, (long long)b);
+    }
+    return 0;
+}
+
+static int cmd__dec_BOOL(const msgpack_object *o, int *v, int64_t a, int64_t b,
+                         const char *fname, char *errmsg)
+{
+    (void)a;
+    (void)b;
+    if (o->type != MSGPACK_OBJECT_BOOLEAN) {
+        return errmsg_set(errmsg, LR_EINVAL, "%s must be a boolean", fname);
+    }
+    *v = o->via.boolean ? 1 : 0;
+    return 0;
+}
+
+static int cmd__dec_PRIZES(const msgpack_object *o, struct cmd_prizes *v, int64_t a, int64_t b,
+                           const char *fname, char *errmsg)
+{
+    (void)a;
+    (void)b;
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size > CMD_PRIZES_MAX) {
+        return errmsg_set(errmsg, LR_EINVAL, "%s must be a list of at most %d bands", fname,
+                          CMD_PRIZES_MAX);
+    }
+    v->n = o->via.array.size;
+    for (uint32_t i = 0; i < v->n; i++) {
+        const msgpack_object *band = &o->via.array.ptr[i];
+        struct cmd_prize *p = &v->items[i];
+        if (band->type != MSGPACK_OBJECT_ARRAY || band->via.array.size != 3 ||
+            cmd__get_i64(&band->via.array.ptr[0], &p->rank_from) ||
+            cmd__get_i64(&band->via.array.ptr[1], &p->rank_to) ||
+            cmd__get_str(&band->via.array.ptr[2], &p->reward) || p->rank_from < 1 ||
+            p->rank_to < p->rank_from || p->rank_to > 1000000 ||
+            !valid_text(p->reward.p, p->reward.len, 1, VALID_REWARD_MAX)) {
+            return errmsg_set(errmsg, LR_EINVAL,
+                              "%s[%u] must have 1 <= rank_from <= rank_to <= 1000000 and a "
+                              "reward of 1 to %d characters",
+                              fname, i, VALID_REWARD_MAX);
+        }
+    }
+    return 0;
+}
+
+#define CMD__DEC_FIELD(kind, fname, a, b)                                                      \
+    if ((rv = cmd__dec_##kind(&o[i++], &f->fname, a, b, #fname, errmsg)) != 0) {               \
+        return rv;                                                                             \
+    }
+
+#define CMD__DECODER(code, NAME, name, flags)                                                  \
+    static int cmd__decode_##name(const msgpack_object *o, uint32_t n, struct cmd_##name *f,   \
+                                  char *errmsg)                                                \
+    {                                                                                          \
+        uint32_t i = 0;                                                                        \
+        int rv;                                                                                \
+        if (n != (0 CMD_##NAME(CMD__COUNT))) {                                                 \
+            return errmsg_set(errmsg, LR_EMALFORMED, "%s: expected %d fields, got %u", #name, \
+                              0 CMD_##NAME(CMD__COUNT), n);                                    \
+        }                                                                                      \
+        CMD_##NAME(CMD__DEC_FIELD) return 0;                                                   \
+    }
+CMD_LIST(CMD__DECODER)
+#undef CMD__DECODER
+
+int cmd_decode(const msgpack_object *obj, struct cmd *c, char *errmsg)
+{
+    int64_t code;
+    if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size < 2) {
+        return errmsg_set(errmsg, LR_EMALFORMED, "command: not an array [code, ts, ...]");
+    }
+    const msgpack_object *o = obj->via.array.ptr;
+    uint32_t n = obj->via.array.size - 2;
+    if (cmd__get_i64(&o[0], &code) || cmd_name((int)code) == NULL || code != (int)code) {
+        return errmsg_set(errmsg, LR_EVERSION, "command: unknown command code");
+    }
+    if (cmd__get_i64(&o[1], &c->ts) || c->ts < 0 || c->ts > 253402300799999LL) {
+        return errmsg_set(errmsg, LR_EMALFORMED, "command: ts must be a time in ms");
+    }
+    c->type = (enum cmd_type)code;
+    switch (c->type) {
+#define CMD__DEC_CASE(code_, NAME, name, flags)                                                \
+    case CMD_##NAME:                                                                           \
+        return cmd__decode_##name(o + 2, n, &c->u.name, errmsg);
+        CMD_LIST(CMD__DEC_CASE)
+#undef CMD__DEC_CASE
+    case CMD__TYPE_END:
+        break;
+    }
+    return errmsg_set(errmsg, LR_EVERSION, "command: unknown command code");
+}
+
+int cmd_entry_decode(const char *buf, size_t len, msgpack_unpacked *up, struct cmd_entry *e,
+                     char *errmsg)
+{
+    size_t off = 0;
+    int64_t ver;
+    msgpack_unpack_return ur = msgpack_unpack_next(up, buf, len, &off);
+    if (ur != MSGPACK_UNPACK_SUCCESS) {
+        return errmsg_set(errmsg, LR_EMALFORMED, "entry: %s",
+                          ur == MSGPACK_UNPACK_CONTINUE ? "truncated" : "not msgpack");
+    }
+    if (off != len) {
+        return errmsg_set(errmsg, LR_EMALFORMED, "entry: %zu trailing bytes", len - off);
+    }
+    const msgpack_object *root = &up->data;
+    if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size != 2 ||
+        cmd__get_i64(&root->via.array.ptr[0], &ver)) {
+        return errmsg_set(errmsg, LR_EMALFORMED, "entry: not [version, [commands]]");
+    }
+    if (ver != CMD_ENTRY_VERSION) {
+        return errmsg_set(errmsg, LR_EVERSION, "entry: unsupported version %lld",
+                          (long long)ver);
+    }
+    const msgpack_object *cmds = &root->via.array.ptr[1];
+    if (cmds->type != MSGPACK_OBJECT_ARRAY) {
+        return errmsg_set(errmsg, LR_EMALFORMED, "entry: commands must be an array");
+    }
+    if (cmds->via.array.size > CMD_ENTRY_MAX) {
+        return errmsg_set(errmsg, LR_ETOOBIG, "entry: %u commands (at most %d)",
+                          cmds->via.array.size, CMD_ENTRY_MAX);
+    }
+    e->cmds = cmds->via.array.ptr;
+    e->n = cmds->via.array.size;
+    return 0;
+}
+
+/* ---- request hash --------------------------------------------------------------------- */
+
+static uint64_t cmd__hash_str(uint64_t h, struct lr_str s)
+{
+    return hash_mix(h, hash_bytes(s.p, s.len, 0x5));
+}
+#define cmd__hash_ID(h, v) cmd__hash_str(h, v)
+#define cmd__hash_OPTID(h, v) cmd__hash_str(h, v)
+#define cmd__hash_TEXT(h, v) cmd__hash_str(h, v)
+#define cmd__hash_META(h, v) cmd__hash_str(h, v)
+#define cmd__hash_IDEM(h, v) (h) /* the key names the request; it is not part of it */
+#define cmd__hash_I64(h, v) hash_mix(h, (uint64_t)(v))
+#define cmd__hash_BOOL(h, v) hash_mix(h, (uint64_t)(v))
+static uint64_t cmd__hash_prizes(uint64_t h, const struct cmd_prizes *p)
+{
+    h = hash_mix(h, p->n);
+    for (uint32_t i = 0; i < p->n; i++) {
+        h = hash_mix(h, (uint64_t)p->items[i].rank_from);
+        h = hash_mix(h, (uint64_t)p->items[i].rank_to);
+        h = cmd__hash_str(h, p->items[i].reward);
+    }
+    return h;
+}
+#define cmd__hash_PRIZES(h, v) cmd__hash_prizes(h, &(v))
+#define CMD__HASH_FIELD(kind, fname, a, b) h = cmd__hash_##kind(h, f->fname);
+
+uint64_t cmd_request_hash(const struct cmd *c)
+{
+    uint64_t h = hash_mix(0x1a0e1, (uint64_t)c->type);
+    switch (c->type) {
+#define CMD__HASH_CASE(code, NAME, name, flags)                                                \
+    case CMD_##NAME: {                                                                         \
+        const struct cmd_##name *f = &c->u.name;                                               \
+        CMD_##NAME(CMD__HASH_FIELD) break;                                                     \
+    }
+        CMD_LIST(CMD__HASH_CASE)
+#undef CMD__HASH_CASE
+    case CMD__TYPE_END:
+        break;
+    }
+    return h;
+}
+
+void cmd_idem(const struct cmd *c, struct lr_str *player, struct lr_str *key)
+{
+    static const struct lr_str none = {"", 0};
+    *player = none;
+    *key = none;
+    switch (c->type) {
+    case CMD_UNLOCK:
+        *player = c->u.unlock.player_id;
+        *key = c->u.unlock.idempotency_key;
+        break;
+    case CMD_SCORE:
+        *player = c->u.score.player_id;
+        *key = c->u.score.idempotency_key;
+        break;
+    case CMD_TOURNAMENT_JOIN:
+        *player = c->u.tournament_join.player_id;
+        *key = c->u.tournament_join.idempotency_key;
+        break;
+    default:
+        break;
+    }
+}

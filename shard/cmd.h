@@ -1,0 +1,215 @@
+/* shard/cmd.h — the region's commands, declared once as data.
+ *
+ * CMD_LIST names every command with its stable wire code; each command's CMD_<NAME> list names
+ * its fields with a type and bounds. From these two lists the preprocessor generates the enum,
+ * the structs, the msgpack encoder and the validating decoder (cmd.c), the request hash used by
+ * idempotency keys, and the apply dispatch table (apply.c). Adding a command is adding a line
+ * to CMD_LIST, a field list, and its apply handler.
+ *
+ * Wire form of one raft entry (docs/data-layout.md):
+ *     [CMD_ENTRY_VERSION, [command, command, ...]]
+ * and of one command:
+ *     [code, ts_ms, field1, field2, ...]
+ * ts_ms is stamped by the proposer (the leader's clock); apply never reads a clock. Decoded
+ * strings borrow the entry's buffer. */
+#ifndef LAUREL_CMD_H
+#define LAUREL_CMD_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "valid.h"
+
+#define CMD_ENTRY_VERSION 1
+#define CMD_ENTRY_MAX 4096 /* commands in one entry */
+#define CMD_PRIZES_MAX 32  /* reward bands of one board or tournament */
+
+/** A borrowed byte string (not NUL-terminated). */
+struct lr_str {
+    const char *p;
+    uint32_t len;
+};
+
+struct cmd_prize {
+    int64_t rank_from;
+    int64_t rank_to;
+    struct lr_str reward;
+};
+
+struct cmd_prizes {
+    uint32_t n;
+    struct cmd_prize items[CMD_PRIZES_MAX];
+};
+
+/* Board order and operator codes (stable on the wire and on disk). */
+enum { CMD_ORDER_DESC = 0, CMD_ORDER_ASC = 1 };
+enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
+
+/* Field kinds: F(kind, name, a, b)
+ *   ID     id of 1..a chars of [A-Za-z0-9_.-]
+ *   OPTID  empty, or an ID of 1..a chars
+ *   TEXT   UTF-8 of a..b code points
+ *   IDEM   empty (no key), or an idempotency key
+ *   I64    integer in [a, b]
+ *   BOOL   true/false
+ *   META   empty, or a compact JSON object of at most VALID_METADATA_MAX bytes (the router
+ *          parsed it; the shard only bounds it)
+ *   PRIZES up to CMD_PRIZES_MAX [rank_from, rank_to, reward] bands */
+#define CMD_I64_MAX INT64_MAX
+#define CMD_I64_MIN INT64_MIN
+
+#define CMD_GAME_PUT(F)                                                                        \
+    F(ID, game_id, VALID_GAME_ID_MAX, 0)                                                       \
+    F(TEXT, name, 1, VALID_NAME_MAX)
+
+#define CMD_ACH_PUT(F)                                                                         \
+    F(ID, game_id, VALID_GAME_ID_MAX, 0)                                                       \
+    F(ID, achievement_id, VALID_ID_MAX, 0)                                                     \
+    F(TEXT, name, 1, VALID_NAME_MAX)                                                           \
+    F(TEXT, description, 0, VALID_DESC_MAX)                                                    \
+    F(I64, points, 0, VALID_SCORE_MAX)                                                         \
+    F(BOOL, hidden, 0, 0)                                                                      \
+    F(I64, steps, 1, 1000000000)
+
+#define CMD_BOARD_PUT(F)                                                                       \
+    F(ID, board_id, VALID_ID_MAX, 0)                                                           \
+    F(I64, order, CMD_ORDER_DESC, CMD_ORDER_ASC)                                               \
+    F(I64, op, CMD_OP_BEST, CMD_OP_DECR)                                                       \
+    F(I64, windows, 1, 15) /* bit per TIMEFMT_ALLTIME..TIMEFMT_MONTHLY */                     \
+    F(I64, reset_period_s, 0, 315360000) /* 0 = no cycles, else >= 60 */                       \
+    F(I64, snapshot_top, 0, 1000)                                                              \
+    F(PRIZES, rewards, 0, 0)                                                                   \
+    F(OPTID, game_id, VALID_GAME_ID_MAX, 0)
+
+#define CMD_TOURNAMENT_PUT(F)                                                                  \
+    F(ID, tournament_id, VALID_ID_MAX, 0)                                                      \
+    F(TEXT, name, 1, VALID_NAME_MAX)                                                           \
+    F(I64, order, CMD_ORDER_DESC, CMD_ORDER_ASC)                                               \
+    F(I64, op, CMD_OP_BEST, CMD_OP_DECR)                                                       \
+    F(I64, start_ms, 0, 253402300799999)                                                       \
+    F(I64, end_ms, 0, 253402300799999)                                                         \
+    F(I64, max_participants, 0, 100000000) /* 0 = unlimited */                                \
+    F(I64, max_attempts, 0, 100000000)     /* 0 = unlimited */                                \
+    F(PRIZES, prizes, 0, 0)
+
+#define CMD_TOURNAMENT_JOIN(F)                                                                 \
+    F(ID, tournament_id, VALID_ID_MAX, 0)                                                      \
+    F(ID, player_id, VALID_ID_MAX, 0)                                                          \
+    F(IDEM, idempotency_key, 0, 0)
+
+#define CMD_PLAYER_PUT(F)                                                                      \
+    F(ID, player_id, VALID_ID_MAX, 0)                                                          \
+    F(TEXT, name, 1, VALID_NAME_MAX)                                                           \
+    F(ID, region, VALID_ID_MAX, 0)                                                             \
+    F(OPTID, guild, VALID_ID_MAX, 0)
+
+#define CMD_UNLOCK(F)                                                                          \
+    F(ID, player_id, VALID_ID_MAX, 0)                                                          \
+    F(ID, game_id, VALID_GAME_ID_MAX, 0)                                                       \
+    F(ID, achievement_id, VALID_ID_MAX, 0)                                                     \
+    F(I64, steps, 0, 1000000000) /* 0 = all remaining */                                      \
+    F(IDEM, idempotency_key, 0, 0)
+
+#define CMD_SCORE(F)                                                                           \
+    F(ID, board_id, VALID_ID_MAX, 0)                                                           \
+    F(ID, player_id, VALID_ID_MAX, 0)                                                          \
+    F(I64, score, -VALID_SCORE_MAX, VALID_SCORE_MAX)                                           \
+    F(I64, subscore, -VALID_SCORE_MAX, VALID_SCORE_MAX)                                        \
+    F(META, metadata, 0, 0)                                                                    \
+    F(IDEM, idempotency_key, 0, 0)
+
+/* X(code, NAME, name, flags). Codes are stable: never reuse one. */
+#define CMD_F_IDEMPOTENT 1u /* carries an idempotency_key scoped to its player_id */
+
+#define CMD_LIST(X)                                                                            \
+    X(1, GAME_PUT, game_put, 0)                                                                \
+    X(2, ACH_PUT, ach_put, 0)                                                                  \
+    X(3, BOARD_PUT, board_put, 0)                                                              \
+    X(4, TOURNAMENT_PUT, tournament_put, 0)                                                    \
+    X(5, TOURNAMENT_JOIN, tournament_join, CMD_F_IDEMPOTENT)                                   \
+    X(6, PLAYER_PUT, player_put, 0)                                                            \
+    X(7, UNLOCK, unlock, CMD_F_IDEMPOTENT)                                                     \
+    X(8, SCORE, score, CMD_F_IDEMPOTENT)
+
+enum cmd_type {
+#define CMD__ENUM(code, NAME, name, flags) CMD_##NAME = code,
+    CMD_LIST(CMD__ENUM)
+#undef CMD__ENUM
+    CMD__TYPE_END
+};
+
+#define CMD__CTYPE_ID struct lr_str
+#define CMD__CTYPE_OPTID struct lr_str
+#define CMD__CTYPE_TEXT struct lr_str
+#define CMD__CTYPE_IDEM struct lr_str
+#define CMD__CTYPE_META struct lr_str
+#define CMD__CTYPE_I64 int64_t
+#define CMD__CTYPE_BOOL int
+#define CMD__CTYPE_PRIZES struct cmd_prizes
+#define CMD__FIELD_DECL(kind, fname, a, b) CMD__CTYPE_##kind fname;
+
+#define CMD__STRUCT(code, NAME, name, flags)                                                   \
+    struct cmd_##name {                                                                        \
+        CMD_##NAME(CMD__FIELD_DECL)                                                            \
+    };
+CMD_LIST(CMD__STRUCT)
+#undef CMD__STRUCT
+
+/** One decoded command. Strings borrow the buffer it was decoded from. */
+struct cmd {
+    enum cmd_type type;
+    int64_t ts; /* stamped by the proposer, ms since the epoch */
+    union {
+#define CMD__UNION(code, NAME, name, flags) struct cmd_##name name;
+        CMD_LIST(CMD__UNION)
+#undef CMD__UNION
+    } u;
+};
+
+/** Wire name of @type ("score", ...), or NULL for an unknown type. */
+const char *cmd_name(int type);
+
+/** CMD_F_* flags of @type (0 for an unknown type). */
+unsigned cmd_flags(int type);
+
+/**
+ * Encode @c as one command. @return 0, or LR_EINVAL if @c's type is unknown.
+ * Encoding never validates: a proposer that packs garbage gets it rejected at apply.
+ */
+int cmd_encode(msgpack_packer *pk, const struct cmd *c);
+
+/** Start an entry of @n commands (follow with @n cmd_encode calls). */
+int cmd_entry_begin(msgpack_packer *pk, uint32_t n);
+
+/**
+ * Decode and validate one command from @obj (an element of an entry's command array).
+ * @return 0, or LR_EMALFORMED / LR_EINVAL / LR_EVERSION with a sentence in @errmsg
+ * (LR_ERRMSG_SIZE bytes). On error *@c is unspecified.
+ */
+int cmd_decode(const msgpack_object *obj, struct cmd *c, char *errmsg);
+
+/** A decoded entry: its command array. Borrowed from the msgpack_unpacked it came from. */
+struct cmd_entry {
+    const msgpack_object *cmds;
+    uint32_t n;
+};
+
+/**
+ * Decode the envelope of an entry in @buf. @up must be initialised (msgpack_unpacked_init) by
+ * the caller, who destroys it after the last use of @e and of the commands decoded from it.
+ * @return 0, or LR_EMALFORMED / LR_EVERSION / LR_ETOOBIG with @errmsg.
+ */
+int cmd_entry_decode(const char *buf, size_t len, msgpack_unpacked *up, struct cmd_entry *e,
+                     char *errmsg);
+
+/**
+ * Hash of the request a command carries, excluding ts and its idempotency key: two requests
+ * are "the same body" for API.md's idempotency rule iff their hashes are equal.
+ */
+uint64_t cmd_request_hash(const struct cmd *c);
+
+/** The idempotency key and player of @c, if its type carries them (else len 0). */
+void cmd_idem(const struct cmd *c, struct lr_str *player, struct lr_str *key);
+
+#endif

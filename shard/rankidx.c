@@ -1,0 +1,1191 @@
+/* shard/rankidx.c — order-statistic B+tree: exact rank of a key in O(log n).
+ *
+ * Why a B+tree with counts and not Redis's skiplist with spans: a skiplist node costs its key
+ * plus about 1.33 forward pointers and spans plus a malloc header, near 80 bytes an entry,
+ * and every step of a search is a cache miss in a different node. Here a leaf holds up to
+ * RANKIDX__LEAF_CAP keys as structure-of-arrays (a[], b[], t[], pid[]: 28 bytes a key), so a
+ * binary search walks one contiguous array, and the inner levels (one separator key, one
+ * child pointer and one subtree count per child) cost well under a byte per entry. Rank is
+ * the sum of the counts of the children left of the search path plus the position in the
+ * leaf.
+ *
+ * Fill: a plain B+tree under random inserts settles near ln 2 = 69% full. Before splitting a
+ * full leaf we first move keys into a sibling under the same parent that has room (the B*
+ * idea), which keeps leaves around 80% full; rankidx_load packs leaves full.
+ *
+ * Invariants (verified by rankidx_check):
+ * - root is NULL iff the index is empty; all leaves are at depth `height`;
+ * - keys ascend strictly within a leaf and along the next/prev leaf chain;
+ * - inner slot i holds the exact minimum key of child i (so a separator never names a pid
+ *   the index no longer holds: the name resolver's contract) and cnt[i], the number of keys
+ *   under child i;
+ * - non-root leaves hold at least RANKIDX__LEAF_MIN keys, non-root inner nodes at least
+ *   RANKIDX__INNER_MIN children, an inner root at least 2.
+ *
+ * Delete never allocates (merges and borrows only free or move), so undoing an insert cannot
+ * fail. Insert allocates every node it may need before changing anything, so on LR_ENOMEM
+ * the index is unchanged. */
+#include "rankidx.h"
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+
+#define RANKIDX__LEAF_CAP 128
+#define RANKIDX__LEAF_MIN (RANKIDX__LEAF_CAP / 4)
+/* Merge two leaves only when the result keeps a quarter free, so a delete-insert cycle at a
+ * boundary does not merge and split the same pair over and over. */
+#define RANKIDX__LEAF_MERGE (RANKIDX__LEAF_CAP * 3 / 4)
+#define RANKIDX__INNER_CAP 64
+#define RANKIDX__INNER_MIN (RANKIDX__INNER_CAP / 4)
+#define RANKIDX__INNER_MERGE (RANKIDX__INNER_CAP * 3 / 4)
+/* With at least 16 children per inner node and 32 keys per leaf, 16 levels exceed 2^64. */
+#define RANKIDX__MAX_HEIGHT 16
+
+struct rankidx__leaf {
+    struct rankidx__leaf *next;
+    struct rankidx__leaf *prev;
+    uint32_t n;
+    int64_t a[RANKIDX__LEAF_CAP];
+    int64_t b[RANKIDX__LEAF_CAP];
+    int64_t t[RANKIDX__LEAF_CAP];
+    uint32_t pid[RANKIDX__LEAF_CAP];
+};
+
+struct rankidx__inner {
+    uint32_t n;
+    int64_t a[RANKIDX__INNER_CAP]; /* slot i: minimum key under child i */
+    int64_t b[RANKIDX__INNER_CAP];
+    int64_t t[RANKIDX__INNER_CAP];
+    uint32_t pid[RANKIDX__INNER_CAP];
+    uint64_t cnt[RANKIDX__INNER_CAP]; /* keys under child i */
+    void *child[RANKIDX__INNER_CAP];
+};
+
+struct rankidx {
+    struct rankidx_names names;
+    void *root;      /* a leaf when height == 0; NULL when empty */
+    uint32_t height; /* inner levels above the leaves */
+    uint64_t count;
+    size_t nleaf;
+    size_t ninner;
+};
+
+/* A stored key, for moving keys between nodes. */
+struct rankidx__k {
+    int64_t a;
+    int64_t b;
+    int64_t t;
+    uint32_t pid;
+};
+
+/* The inner nodes from the root down to the leaf's parent and the child taken at each. */
+struct rankidx__path {
+    struct rankidx__inner *node[RANKIDX__MAX_HEIGHT];
+    uint32_t idx[RANKIDX__MAX_HEIGHT];
+};
+
+/* ---- comparison ---- */
+
+static const char *rankidx__id(const struct rankidx *idx, const struct rankkey *key, size_t *len)
+{
+    if (key->pid == RANKKEY_FOREIGN) {
+        *len = key->id != NULL ? key->idlen : 0;
+        return key->id;
+    }
+    *len = 0;
+    if (idx->names.id == NULL) {
+        return NULL;
+    }
+    return idx->names.id(idx->names.ctx, key->pid, len);
+}
+
+static int rankidx__cmp_ids(const char *x, size_t xlen, const char *y, size_t ylen)
+{
+    size_t common = xlen < ylen ? xlen : ylen;
+    if (common > 0) {
+        int c = memcmp(x, y, common);
+        if (c != 0) {
+            return c < 0 ? -1 : 1;
+        }
+    }
+    return xlen < ylen ? -1 : (xlen > ylen ? 1 : 0);
+}
+
+/* Keys already tie on a, b and t and their pids differ: the id strings decide. Kept out of
+ * line because the fast path almost never gets here. */
+static __attribute__((noinline)) int rankidx__cmp_tie(const struct rankidx *idx,
+                                                      const struct rankkey *x,
+                                                      const struct rankkey *y)
+{
+    size_t xlen;
+    size_t ylen;
+    const char *xid = rankidx__id(idx, x, &xlen);
+    const char *yid = rankidx__id(idx, y, &ylen);
+    int c = rankidx__cmp_ids(xid, xlen, yid, ylen);
+    if (c != 0 || x->pid == RANKKEY_FOREIGN || y->pid == RANKKEY_FOREIGN) {
+        return c;
+    }
+    /* Two region players with one id: the resolver is broken, but the order must stay total
+     * and the same in every replica, so fall back to the player number. */
+    return x->pid < y->pid ? -1 : 1;
+}
+
+static inline int rankidx__cmp3(int64_t xa, int64_t xb, int64_t xt, int64_t ya, int64_t yb,
+                                int64_t yt)
+{
+    if (xa != ya) {
+        return xa < ya ? -1 : 1;
+    }
+    if (xb != yb) {
+        return xb < yb ? -1 : 1;
+    }
+    if (xt != yt) {
+        return xt < yt ? -1 : 1;
+    }
+    return 0;
+}
+
+/* Compare probe @k with the stored key (@a, @b, @t, @pid). */
+static inline int rankidx__cmp_slot(const struct rankidx *idx, const struct rankkey *k, int64_t a,
+                                    int64_t b, int64_t t, uint32_t pid)
+{
+    int c = rankidx__cmp3(k->a, k->b, k->t, a, b, t);
+    if (c != 0) {
+        return c;
+    }
+    if (k->pid == pid) {
+        return 0;
+    }
+    struct rankkey y = {.a = a, .b = b, .t = t, .pid = pid, .idlen = 0, .id = NULL};
+    return rankidx__cmp_tie(idx, k, &y);
+}
+
+int rankidx_compare(const struct rankidx *idx, const struct rankkey *x, const struct rankkey *y)
+{
+    int c = rankidx__cmp3(x->a, x->b, x->t, y->a, y->b, y->t);
+    if (c != 0) {
+        return c;
+    }
+    if (x->pid == y->pid && x->pid != RANKKEY_FOREIGN) {
+        return 0;
+    }
+    return rankidx__cmp_tie(idx, x, y);
+}
+
+/* ---- node helpers ---- */
+
+static struct rankidx__leaf *rankidx__leaf_new(struct rankidx *idx)
+{
+    struct rankidx__leaf *leaf = malloc(sizeof *leaf);
+    if (leaf == NULL) {
+        return NULL;
+    }
+    leaf->next = NULL;
+    leaf->prev = NULL;
+    leaf->n = 0;
+    idx->nleaf++;
+    return leaf;
+}
+
+static struct rankidx__inner *rankidx__inner_new(struct rankidx *idx)
+{
+    struct rankidx__inner *in = malloc(sizeof *in);
+    if (in == NULL) {
+        return NULL;
+    }
+    in->n = 0;
+    idx->ninner++;
+    return in;
+}
+
+static void rankidx__leaf_free(struct rankidx *idx, struct rankidx__leaf *leaf)
+{
+    assert(idx->nleaf > 0);
+    idx->nleaf--;
+    free(leaf);
+}
+
+static void rankidx__inner_free(struct rankidx *idx, struct rankidx__inner *in)
+{
+    assert(idx->ninner > 0);
+    idx->ninner--;
+    free(in);
+}
+
+/* Free the subtree under @node, whose leaves are @level levels down. The recursion is only
+ * as deep as the tree. */
+static void rankidx__subtree_free(struct rankidx *idx, void *node, uint32_t level)
+{
+    if (level == 0) {
+        rankidx__leaf_free(idx, node);
+        return;
+    }
+    struct rankidx__inner *in = node;
+    for (uint32_t i = 0; i < in->n; i++) {
+        rankidx__subtree_free(idx, in->child[i], level - 1);
+    }
+    rankidx__inner_free(idx, in);
+}
+
+static inline struct rankidx__k rankidx__leaf_key(const struct rankidx__leaf *leaf, uint32_t i)
+{
+    struct rankidx__k k = {leaf->a[i], leaf->b[i], leaf->t[i], leaf->pid[i]};
+    return k;
+}
+
+static inline struct rankidx__k rankidx__inner_key(const struct rankidx__inner *in, uint32_t i)
+{
+    struct rankidx__k k = {in->a[i], in->b[i], in->t[i], in->pid[i]};
+    return k;
+}
+
+/* Minimum key under @node: slot 0 of a leaf or of an inner node alike. */
+static inline struct rankidx__k rankidx__node_min(const void *node, uint32_t level)
+{
+    return level == 0 ? rankidx__leaf_key(node, 0) : rankidx__inner_key(node, 0);
+}
+
+static inline void rankidx__inner_set_key(struct rankidx__inner *in, uint32_t i,
+                                          struct rankidx__k k)
+{
+    in->a[i] = k.a;
+    in->b[i] = k.b;
+    in->t[i] = k.t;
+    in->pid[i] = k.pid;
+}
+
+static inline void rankidx__leaf_set(struct rankidx__leaf *leaf, uint32_t i,
+                                     const struct rankkey *k)
+{
+    leaf->a[i] = k->a;
+    leaf->b[i] = k->b;
+    leaf->t[i] = k->t;
+    leaf->pid[i] = k->pid;
+}
+
+/* Copy @n slots from @src[si] to @dst[di]; the ranges may overlap. */
+static void rankidx__leaf_copy(struct rankidx__leaf *dst, uint32_t di,
+                               const struct rankidx__leaf *src, uint32_t si, uint32_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    memmove(&dst->a[di], &src->a[si], n * sizeof dst->a[0]);
+    memmove(&dst->b[di], &src->b[si], n * sizeof dst->b[0]);
+    memmove(&dst->t[di], &src->t[si], n * sizeof dst->t[0]);
+    memmove(&dst->pid[di], &src->pid[si], n * sizeof dst->pid[0]);
+}
+
+static void rankidx__inner_copy(struct rankidx__inner *dst, uint32_t di,
+                                const struct rankidx__inner *src, uint32_t si, uint32_t n)
+{
+    if (n == 0) {
+        return;
+    }
+    memmove(&dst->a[di], &src->a[si], n * sizeof dst->a[0]);
+    memmove(&dst->b[di], &src->b[si], n * sizeof dst->b[0]);
+    memmove(&dst->t[di], &src->t[si], n * sizeof dst->t[0]);
+    memmove(&dst->pid[di], &src->pid[si], n * sizeof dst->pid[0]);
+    memmove(&dst->cnt[di], &src->cnt[si], n * sizeof dst->cnt[0]);
+    memmove(&dst->child[di], &src->child[si], n * sizeof dst->child[0]);
+}
+
+static void rankidx__leaf_insert_at(struct rankidx__leaf *leaf, uint32_t pos,
+                                    const struct rankkey *k)
+{
+    assert(leaf->n < RANKIDX__LEAF_CAP && pos <= leaf->n);
+    rankidx__leaf_copy(leaf, pos + 1, leaf, pos, leaf->n - pos);
+    rankidx__leaf_set(leaf, pos, k);
+    leaf->n++;
+}
+
+static void rankidx__inner_insert_at(struct rankidx__inner *in, uint32_t pos, void *child,
+                                     uint64_t cnt, struct rankidx__k min)
+{
+    assert(in->n < RANKIDX__INNER_CAP && pos <= in->n);
+    rankidx__inner_copy(in, pos + 1, in, pos, in->n - pos);
+    rankidx__inner_set_key(in, pos, min);
+    in->cnt[pos] = cnt;
+    in->child[pos] = child;
+    in->n++;
+}
+
+static void rankidx__inner_remove_at(struct rankidx__inner *in, uint32_t pos)
+{
+    assert(pos < in->n);
+    rankidx__inner_copy(in, pos, in, pos + 1, in->n - pos - 1);
+    in->n--;
+}
+
+static uint64_t rankidx__inner_sum(const struct rankidx__inner *in, uint32_t from, uint32_t to)
+{
+    uint64_t s = 0;
+    for (uint32_t i = from; i < to; i++) {
+        s += in->cnt[i];
+    }
+    return s;
+}
+
+/* Keys under children 0..@i-1 of @in, whose subtree holds @total keys: summed from the nearer
+ * end, so at most half the counts are read. */
+static inline uint64_t rankidx__inner_before(const struct rankidx__inner *in, uint32_t i,
+                                             uint64_t total)
+{
+    if (i <= in->n / 2) {
+        return rankidx__inner_sum(in, 0, i);
+    }
+    return total - rankidx__inner_sum(in, i, in->n);
+}
+
+/* ---- search ---- */
+
+/* A binary search over a node's a[] touches a handful of its cache lines one after another;
+ * when the node is not cached each is a full memory latency. Asking for all of a[] up front
+ * (and the counts, for an inner node) overlaps those misses into about one. */
+static inline void rankidx__prefetch(const void *p, size_t len)
+{
+    const char *c = p;
+    for (size_t off = 0; off < len; off += 64) {
+        __builtin_prefetch(c + off);
+    }
+}
+
+static inline void rankidx__prefetch_leaf(const struct rankidx__leaf *leaf)
+{
+    rankidx__prefetch(leaf, offsetof(struct rankidx__leaf, b));
+}
+
+static inline void rankidx__prefetch_inner(const struct rankidx__inner *in)
+{
+    rankidx__prefetch(in, offsetof(struct rankidx__inner, b));
+    rankidx__prefetch(in->cnt, sizeof in->cnt);
+    rankidx__prefetch(in->child, sizeof in->child);
+}
+
+/* Number of slots of @leaf ordered strictly before @k. */
+static inline uint32_t rankidx__leaf_lower(const struct rankidx *idx,
+                                           const struct rankidx__leaf *leaf,
+                                           const struct rankkey *k)
+{
+    uint32_t lo = 0;
+    uint32_t len = leaf->n;
+    while (len > 0) {
+        uint32_t half = len / 2;
+        uint32_t mid = lo + half;
+        if (rankidx__cmp_slot(idx, k, leaf->a[mid], leaf->b[mid], leaf->t[mid], leaf->pid[mid]) >
+            0) {
+            lo = mid + 1;
+            len -= half + 1;
+        } else {
+            len = half;
+        }
+    }
+    return lo;
+}
+
+/* Child of @in whose key range holds @k: the last slot whose minimum is <= @k, or 0. */
+static inline uint32_t rankidx__inner_route(const struct rankidx *idx,
+                                            const struct rankidx__inner *in,
+                                            const struct rankkey *k)
+{
+    uint32_t lo = 0; /* number of slots known <= k */
+    uint32_t len = in->n;
+    while (len > 0) {
+        uint32_t half = len / 2;
+        uint32_t mid = lo + half;
+        if (rankidx__cmp_slot(idx, k, in->a[mid], in->b[mid], in->t[mid], in->pid[mid]) >= 0) {
+            lo = mid + 1;
+            len -= half + 1;
+        } else {
+            len = half;
+        }
+    }
+    return lo > 0 ? lo - 1 : 0;
+}
+
+/* Walk from the root to the leaf whose range holds @k, recording the path. */
+static struct rankidx__leaf *rankidx__descend(const struct rankidx *idx, const struct rankkey *k,
+                                              struct rankidx__path *path)
+{
+    void *node = idx->root;
+    for (uint32_t l = 0; l < idx->height; l++) {
+        struct rankidx__inner *in = node;
+        uint32_t i = rankidx__inner_route(idx, in, k);
+        path->node[l] = in;
+        path->idx[l] = i;
+        node = in->child[i];
+    }
+    return node;
+}
+
+/* The minimum under the node reached at depth @depth on @path became @min: rewrite the
+ * separators above it, up to the first ancestor where it is not the leftmost child. */
+static void rankidx__fix_min(struct rankidx__path *path, uint32_t depth, struct rankidx__k min)
+{
+    for (uint32_t l = depth; l-- > 0;) {
+        rankidx__inner_set_key(path->node[l], path->idx[l], min);
+        if (path->idx[l] != 0) {
+            return;
+        }
+    }
+}
+
+/* ---- public: lifecycle and queries ---- */
+
+int rankidx_new(const struct rankidx_names *names, struct rankidx **out)
+{
+    struct rankidx *idx = calloc(1, sizeof *idx);
+    if (idx == NULL) {
+        return LR_ENOMEM;
+    }
+    if (names != NULL) {
+        idx->names = *names;
+    }
+    *out = idx;
+    return 0;
+}
+
+void rankidx_free(struct rankidx *idx)
+{
+    if (idx == NULL) {
+        return;
+    }
+    if (idx->root != NULL) {
+        rankidx__subtree_free(idx, idx->root, idx->height);
+    }
+    free(idx);
+}
+
+uint64_t rankidx_count(const struct rankidx *idx)
+{
+    return idx->count;
+}
+
+size_t rankidx_memory(const struct rankidx *idx)
+{
+    return sizeof *idx + idx->nleaf * sizeof(struct rankidx__leaf) +
+           idx->ninner * sizeof(struct rankidx__inner);
+}
+
+uint64_t rankidx_count_before(const struct rankidx *idx, const struct rankkey *key)
+{
+    const void *node = idx->root;
+    if (node == NULL) {
+        return 0;
+    }
+    uint64_t before = 0;
+    uint64_t total = idx->count;
+    for (uint32_t l = 0; l < idx->height; l++) {
+        const struct rankidx__inner *in = node;
+        rankidx__prefetch_inner(in);
+        uint32_t i = rankidx__inner_route(idx, in, key);
+        before += rankidx__inner_before(in, i, total);
+        total = in->cnt[i];
+        node = in->child[i];
+    }
+    rankidx__prefetch_leaf(node);
+    return before + rankidx__leaf_lower(idx, node, key);
+}
+
+int rankidx_contains(const struct rankidx *idx, const struct rankkey *key)
+{
+    if (idx->root == NULL) {
+        return 0;
+    }
+    struct rankidx__path path;
+    const struct rankidx__leaf *leaf = rankidx__descend(idx, key, &path);
+    uint32_t pos = rankidx__leaf_lower(idx, leaf, key);
+    return pos < leaf->n && rankidx__cmp_slot(idx, key, leaf->a[pos], leaf->b[pos], leaf->t[pos],
+                                              leaf->pid[pos]) == 0;
+}
+
+int rankidx_seek(const struct rankidx *idx, uint64_t rank0, struct rankidx_iter *it)
+{
+    it->leaf = NULL;
+    it->pos = 0;
+    it->rank0 = rank0;
+    if (rank0 >= idx->count) {
+        return LR_ENOTFOUND;
+    }
+    const void *node = idx->root;
+    uint64_t r = rank0;
+    uint64_t total = idx->count;
+    for (uint32_t l = 0; l < idx->height; l++) {
+        const struct rankidx__inner *in = node;
+        uint32_t i;
+        if (r < total / 2) {
+            for (i = 0; r >= in->cnt[i]; i++) {
+                r -= in->cnt[i];
+            }
+        } else {
+            /* Count down from the right end: @after keys lie beyond child i. */
+            uint64_t after = total - r;
+            for (i = in->n - 1; after > in->cnt[i]; i--) {
+                after -= in->cnt[i];
+            }
+            r = in->cnt[i] - after;
+        }
+        assert(i < in->n && r < in->cnt[i]);
+        total = in->cnt[i];
+        node = in->child[i];
+    }
+    const struct rankidx__leaf *leaf = node;
+    assert(r < leaf->n);
+    it->leaf = leaf;
+    it->pos = (uint32_t)r;
+    return 0;
+}
+
+static void rankidx__read(const struct rankidx__leaf *leaf, uint32_t pos, struct rankkey *key)
+{
+    key->a = leaf->a[pos];
+    key->b = leaf->b[pos];
+    key->t = leaf->t[pos];
+    key->pid = leaf->pid[pos];
+    key->idlen = 0;
+    key->id = NULL;
+}
+
+int rankidx_next(struct rankidx_iter *it, struct rankkey *key)
+{
+    const struct rankidx__leaf *leaf = it->leaf;
+    if (leaf == NULL) {
+        return 0;
+    }
+    if (it->pos >= leaf->n) {
+        if (leaf->next == NULL) {
+            return 0;
+        }
+        leaf = leaf->next;
+        it->leaf = leaf;
+        it->pos = 0;
+    }
+    rankidx__read(leaf, it->pos, key);
+    it->pos++;
+    it->rank0++;
+    return 1;
+}
+
+int rankidx_prev(struct rankidx_iter *it, struct rankkey *key)
+{
+    const struct rankidx__leaf *leaf = it->leaf;
+    if (leaf == NULL) {
+        return 0;
+    }
+    if (it->pos == 0) {
+        if (leaf->prev == NULL) {
+            return 0;
+        }
+        leaf = leaf->prev;
+        it->leaf = leaf;
+        it->pos = leaf->n;
+    }
+    it->pos--;
+    it->rank0--;
+    rankidx__read(leaf, it->pos, key);
+    return 1;
+}
+
+/* ---- insert ---- */
+
+/* Lay out the keys of adjacent leaves @l ++ @r with @k inserted at position @g of that
+ * sequence so that @l ends up holding @nl keys and @r the rest. Both must fit. */
+static void rankidx__leaf_share(struct rankidx__leaf *l, struct rankidx__leaf *r, uint32_t g,
+                                const struct rankkey *k, uint32_t nl)
+{
+    uint32_t total = l->n + r->n + 1;
+    assert(g < total && nl <= RANKIDX__LEAF_CAP && total - nl <= RANKIDX__LEAF_CAP);
+    uint32_t keep = nl - (g < nl ? 1 : 0); /* old keys that end in @l */
+    if (keep > l->n) {
+        uint32_t m = keep - l->n;
+        rankidx__leaf_copy(l, l->n, r, 0, m);
+        rankidx__leaf_copy(r, 0, r, m, r->n - m);
+        l->n += m;
+        r->n -= m;
+    } else if (keep < l->n) {
+        uint32_t m = l->n - keep;
+        rankidx__leaf_copy(r, m, r, 0, r->n);
+        rankidx__leaf_copy(r, 0, l, keep, m);
+        l->n = keep;
+        r->n += m;
+    }
+    if (g < nl) {
+        rankidx__leaf_insert_at(l, g, k);
+    } else {
+        rankidx__leaf_insert_at(r, g - nl, k);
+    }
+}
+
+/* Full @leaf, reached at depth @h on @path, must take @k at @pos: move keys into the sibling
+ * under the same parent with more room instead of splitting, and fix the parent's counts and
+ * separators (not the counts above it). Returns 0, changing nothing, if neither has room. */
+static int rankidx__try_share(struct rankidx__path *path, uint32_t h, struct rankidx__leaf *leaf,
+                              uint32_t pos, const struct rankkey *k)
+{
+    struct rankidx__inner *parent = path->node[h - 1];
+    uint32_t ci = path->idx[h - 1];
+    struct rankidx__leaf *left = ci > 0 ? parent->child[ci - 1] : NULL;
+    struct rankidx__leaf *right = ci + 1 < parent->n ? parent->child[ci + 1] : NULL;
+    uint32_t lroom = left != NULL ? RANKIDX__LEAF_CAP - left->n : 0;
+    uint32_t rroom = right != NULL ? RANKIDX__LEAF_CAP - right->n : 0;
+    if (lroom == 0 && rroom == 0) {
+        return 0;
+    }
+    if (lroom >= rroom) {
+        uint32_t total = left->n + leaf->n + 1;
+        rankidx__leaf_share(left, leaf, left->n + pos, k, (total + 1) / 2);
+        parent->cnt[ci - 1] = left->n;
+        parent->cnt[ci] = leaf->n;
+        /* @k routed to @leaf, so it is not below left's minimum: only leaf's changed. */
+        rankidx__inner_set_key(parent, ci, rankidx__leaf_key(leaf, 0));
+    } else {
+        uint32_t total = leaf->n + right->n + 1;
+        rankidx__leaf_share(leaf, right, pos, k, total / 2);
+        parent->cnt[ci] = leaf->n;
+        parent->cnt[ci + 1] = right->n;
+        rankidx__inner_set_key(parent, ci + 1, rankidx__leaf_key(right, 0));
+        if (pos == 0) {
+            rankidx__fix_min(path, h, rankidx__leaf_key(leaf, 0));
+        }
+    }
+    return 1;
+}
+
+static void rankidx__count_add(struct rankidx__path *path, uint32_t depth, int64_t delta)
+{
+    for (uint32_t l = 0; l < depth; l++) {
+        path->node[l]->cnt[path->idx[l]] += (uint64_t)delta;
+    }
+}
+
+/* Split full @in, inserting (@child, @cnt, @min) at @pos of the combined sequence: the upper
+ * half moves to empty @right. */
+static void rankidx__inner_split(struct rankidx__inner *in, struct rankidx__inner *right,
+                                 uint32_t pos, void *child, uint64_t cnt, struct rankidx__k min)
+{
+    assert(in->n == RANKIDX__INNER_CAP && right->n == 0 && pos <= in->n);
+    uint32_t nl = (RANKIDX__INNER_CAP + 1) / 2;
+    uint32_t keep = nl - (pos < nl ? 1 : 0);
+    rankidx__inner_copy(right, 0, in, keep, in->n - keep);
+    right->n = in->n - keep;
+    in->n = keep;
+    if (pos < nl) {
+        rankidx__inner_insert_at(in, pos, child, cnt, min);
+    } else {
+        rankidx__inner_insert_at(right, pos - nl, child, cnt, min);
+    }
+}
+
+int rankidx_insert(struct rankidx *idx, const struct rankkey *key)
+{
+    struct rankidx__path path;
+    /* At most one new leaf, one new inner node per level and a new root. */
+    void *spare[RANKIDX__MAX_HEIGHT + 2];
+    uint32_t nspare = 0;
+    uint32_t h = idx->height;
+    int rv;
+
+    if (key->pid == RANKKEY_FOREIGN) {
+        return LR_EINVAL;
+    }
+    if (idx->root == NULL) {
+        struct rankidx__leaf *leaf = rankidx__leaf_new(idx);
+        if (leaf == NULL) {
+            return LR_ENOMEM;
+        }
+        rankidx__leaf_insert_at(leaf, 0, key);
+        idx->root = leaf;
+        idx->count = 1;
+        return 0;
+    }
+
+    struct rankidx__leaf *leaf = rankidx__descend(idx, key, &path);
+    uint32_t pos = rankidx__leaf_lower(idx, leaf, key);
+    if (pos < leaf->n &&
+        rankidx__cmp_slot(idx, key, leaf->a[pos], leaf->b[pos], leaf->t[pos], leaf->pid[pos]) ==
+            0) {
+        return LR_EEXIST;
+    }
+
+    if (leaf->n < RANKIDX__LEAF_CAP) {
+        rankidx__leaf_insert_at(leaf, pos, key);
+        rankidx__count_add(&path, h, 1);
+        if (pos == 0) {
+            rankidx__fix_min(&path, h, rankidx__leaf_key(leaf, 0));
+        }
+        idx->count++;
+        return 0;
+    }
+    if (h > 0 && rankidx__try_share(&path, h, leaf, pos, key)) {
+        rankidx__count_add(&path, h - 1, 1);
+        idx->count++;
+        return 0;
+    }
+
+    /* Split. Allocate everything first so that failure leaves the index untouched: a new
+     * leaf, one inner node for each full ancestor, and a new root if all of them are full. */
+    uint32_t full = 0;
+    while (full < h && path.node[h - 1 - full]->n == RANKIDX__INNER_CAP) {
+        full++;
+    }
+    uint32_t need_inner = full + (full == h ? 1 : 0);
+    struct rankidx__leaf *nleaf = rankidx__leaf_new(idx);
+    if (nleaf == NULL) {
+        rv = LR_ENOMEM;
+        goto err;
+    }
+    for (nspare = 0; nspare < need_inner; nspare++) {
+        spare[nspare] = rankidx__inner_new(idx);
+        if (spare[nspare] == NULL) {
+            rv = LR_ENOMEM;
+            goto err_after_leaf;
+        }
+    }
+
+    rankidx__count_add(&path, h, 1);
+    nleaf->prev = leaf;
+    nleaf->next = leaf->next;
+    if (leaf->next != NULL) {
+        leaf->next->prev = nleaf;
+    }
+    leaf->next = nleaf;
+    rankidx__leaf_share(leaf, nleaf, pos, key, (RANKIDX__LEAF_CAP + 1) / 2);
+    if (pos == 0) {
+        rankidx__fix_min(&path, h, rankidx__leaf_key(leaf, 0));
+    }
+
+    /* Hand the new right node up until an ancestor has room for it. */
+    void *lnode = leaf;
+    uint64_t lcnt = leaf->n;
+    void *rnode = nleaf;
+    uint64_t rcnt = nleaf->n;
+    struct rankidx__k rmin = rankidx__leaf_key(nleaf, 0);
+    uint32_t used = 0;
+    uint32_t l = h;
+    while (l-- > 0) {
+        struct rankidx__inner *in = path.node[l];
+        uint32_t i = path.idx[l];
+        in->cnt[i] = lcnt;
+        if (in->n < RANKIDX__INNER_CAP) {
+            rankidx__inner_insert_at(in, i + 1, rnode, rcnt, rmin);
+            break;
+        }
+        assert(used < nspare);
+        struct rankidx__inner *right = spare[used++];
+        rankidx__inner_split(in, right, i + 1, rnode, rcnt, rmin);
+        lnode = in;
+        lcnt = rankidx__inner_sum(in, 0, in->n);
+        rnode = right;
+        rcnt = rankidx__inner_sum(right, 0, right->n);
+        rmin = rankidx__inner_key(right, 0);
+    }
+    if (used < nspare) {
+        /* Every level split (l wrapped past the root): grow a new root. */
+        assert(used + 1 == nspare && lnode == idx->root);
+        struct rankidx__inner *root = spare[used++];
+        root->n = 2;
+        rankidx__inner_set_key(root, 0, rankidx__node_min(lnode, h));
+        root->cnt[0] = lcnt;
+        root->child[0] = lnode;
+        rankidx__inner_set_key(root, 1, rmin);
+        root->cnt[1] = rcnt;
+        root->child[1] = rnode;
+        idx->root = root;
+        idx->height = h + 1;
+        assert(idx->height < RANKIDX__MAX_HEIGHT);
+    }
+    idx->count++;
+    return 0;
+
+err_after_leaf:
+    while (nspare-- > 0) {
+        rankidx__inner_free(idx, spare[nspare]);
+    }
+    rankidx__leaf_free(idx, nleaf);
+err:
+    assert(rv != 0);
+    return rv;
+}
+
+/* ---- delete ---- */
+
+/* Leaf child @ci of @parent fell below the minimum: merge it with a sibling if the two fit
+ * comfortably in one leaf, else even the two out. Never allocates. */
+static void rankidx__leaf_rebalance(struct rankidx *idx, struct rankidx__inner *parent,
+                                    uint32_t ci)
+{
+    assert(parent->n >= 2);
+    uint32_t li;
+    if (ci == 0) {
+        li = 0;
+    } else if (ci + 1 == parent->n) {
+        li = ci - 1;
+    } else {
+        /* Pair with the emptier sibling: likelier to merge, which frees memory. */
+        const struct rankidx__leaf *lft = parent->child[ci - 1];
+        const struct rankidx__leaf *rgt = parent->child[ci + 1];
+        li = lft->n <= rgt->n ? ci - 1 : ci;
+    }
+    struct rankidx__leaf *l = parent->child[li];
+    struct rankidx__leaf *r = parent->child[li + 1];
+    uint32_t total = l->n + r->n;
+    if (total <= RANKIDX__LEAF_MERGE) {
+        rankidx__leaf_copy(l, l->n, r, 0, r->n);
+        l->n = total;
+        l->next = r->next;
+        if (r->next != NULL) {
+            r->next->prev = l;
+        }
+        parent->cnt[li] = total;
+        rankidx__inner_remove_at(parent, li + 1);
+        rankidx__leaf_free(idx, r);
+        return;
+    }
+    uint32_t nl = total / 2;
+    if (nl > l->n) {
+        uint32_t m = nl - l->n;
+        rankidx__leaf_copy(l, l->n, r, 0, m);
+        rankidx__leaf_copy(r, 0, r, m, r->n - m);
+    } else {
+        uint32_t m = l->n - nl;
+        rankidx__leaf_copy(r, m, r, 0, r->n);
+        rankidx__leaf_copy(r, 0, l, nl, m);
+    }
+    l->n = nl;
+    r->n = total - nl;
+    parent->cnt[li] = l->n;
+    parent->cnt[li + 1] = r->n;
+    rankidx__inner_set_key(parent, li + 1, rankidx__leaf_key(r, 0));
+}
+
+/* Inner child @ci of @parent fell below the minimum: as rankidx__leaf_rebalance. */
+static void rankidx__inner_rebalance(struct rankidx *idx, struct rankidx__inner *parent,
+                                     uint32_t ci)
+{
+    assert(parent->n >= 2);
+    uint32_t li;
+    if (ci == 0) {
+        li = 0;
+    } else if (ci + 1 == parent->n) {
+        li = ci - 1;
+    } else {
+        const struct rankidx__inner *lft = parent->child[ci - 1];
+        const struct rankidx__inner *rgt = parent->child[ci + 1];
+        li = lft->n <= rgt->n ? ci - 1 : ci;
+    }
+    struct rankidx__inner *l = parent->child[li];
+    struct rankidx__inner *r = parent->child[li + 1];
+    uint32_t total = l->n + r->n;
+    if (total <= RANKIDX__INNER_MERGE) {
+        rankidx__inner_copy(l, l->n, r, 0, r->n);
+        l->n = total;
+        parent->cnt[li] += parent->cnt[li + 1];
+        rankidx__inner_remove_at(parent, li + 1);
+        rankidx__inner_free(idx, r);
+        return;
+    }
+    uint32_t nl = total / 2;
+    uint64_t moved;
+    if (nl > l->n) {
+        uint32_t m = nl - l->n;
+        moved = rankidx__inner_sum(r, 0, m);
+        rankidx__inner_copy(l, l->n, r, 0, m);
+        rankidx__inner_copy(r, 0, r, m, r->n - m);
+        parent->cnt[li] += moved;
+        parent->cnt[li + 1] -= moved;
+    } else {
+        uint32_t m = l->n - nl;
+        moved = rankidx__inner_sum(l, nl, l->n);
+        rankidx__inner_copy(r, m, r, 0, r->n);
+        rankidx__inner_copy(r, 0, l, nl, m);
+        parent->cnt[li] -= moved;
+        parent->cnt[li + 1] += moved;
+    }
+    l->n = nl;
+    r->n = total - nl;
+    rankidx__inner_set_key(parent, li + 1, rankidx__inner_key(r, 0));
+}
+
+int rankidx_delete(struct rankidx *idx, const struct rankkey *key)
+{
+    struct rankidx__path path;
+    uint32_t h = idx->height;
+
+    if (idx->root == NULL || key->pid == RANKKEY_FOREIGN) {
+        return LR_ENOTFOUND;
+    }
+    struct rankidx__leaf *leaf = rankidx__descend(idx, key, &path);
+    uint32_t pos = rankidx__leaf_lower(idx, leaf, key);
+    if (pos >= leaf->n ||
+        rankidx__cmp_slot(idx, key, leaf->a[pos], leaf->b[pos], leaf->t[pos], leaf->pid[pos]) !=
+            0) {
+        return LR_ENOTFOUND;
+    }
+    rankidx__leaf_copy(leaf, pos, leaf, pos + 1, leaf->n - pos - 1);
+    leaf->n--;
+    idx->count--;
+    if (h == 0) {
+        if (leaf->n == 0) {
+            rankidx__leaf_free(idx, leaf);
+            idx->root = NULL;
+        }
+        return 0;
+    }
+    rankidx__count_add(&path, h, -1);
+    /* A non-root leaf held at least RANKIDX__LEAF_MIN keys, so it is not empty now. */
+    assert(leaf->n > 0);
+    if (pos == 0) {
+        rankidx__fix_min(&path, h, rankidx__leaf_key(leaf, 0));
+    }
+    if (leaf->n >= RANKIDX__LEAF_MIN) {
+        return 0;
+    }
+    rankidx__leaf_rebalance(idx, path.node[h - 1], path.idx[h - 1]);
+    for (uint32_t l = h - 1; l > 0; l--) {
+        if (path.node[l]->n >= RANKIDX__INNER_MIN) {
+            break;
+        }
+        rankidx__inner_rebalance(idx, path.node[l - 1], path.idx[l - 1]);
+    }
+    while (idx->height > 0 && ((struct rankidx__inner *)idx->root)->n == 1) {
+        struct rankidx__inner *root = idx->root;
+        idx->root = root->child[0];
+        idx->height--;
+        rankidx__inner_free(idx, root);
+    }
+    return 0;
+}
+
+/* ---- load ---- */
+
+int rankidx_load(struct rankidx *idx, const struct rankkey *keys, size_t n)
+{
+    void **nodes;
+    size_t levels[RANKIDX__MAX_HEIGHT];
+    size_t nlevels = 0;
+    size_t total = 0;
+    size_t made = 0;
+    int rv;
+
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i].pid == RANKKEY_FOREIGN ||
+            (i > 0 && rankidx_compare(idx, &keys[i - 1], &keys[i]) >= 0)) {
+            return LR_EINVAL;
+        }
+    }
+
+    /* Level sizes, leaves first: as few nodes as fit, keys spread evenly so that every node
+     * is full or one short and none falls below the fill minimum. */
+    if (n > 0) {
+        size_t m = (n + RANKIDX__LEAF_CAP - 1) / RANKIDX__LEAF_CAP;
+        levels[nlevels++] = m;
+        total += m;
+        while (m > 1) {
+            m = (m + RANKIDX__INNER_CAP - 1) / RANKIDX__INNER_CAP;
+            if (nlevels == RANKIDX__MAX_HEIGHT) {
+                return LR_ENOMEM;
+            }
+            levels[nlevels++] = m;
+            total += m;
+        }
+    }
+
+    /* Allocate every node up front into a scratch index so that a failure changes nothing. */
+    struct rankidx fresh = {.names = idx->names};
+    nodes = malloc((total > 0 ? total : 1) * sizeof *nodes);
+    if (nodes == NULL) {
+        rv = LR_ENOMEM;
+        goto err;
+    }
+    for (size_t lv = 0, k = 0; lv < nlevels; lv++) {
+        for (size_t j = 0; j < levels[lv]; j++, k++) {
+            nodes[k] = lv == 0 ? (void *)rankidx__leaf_new(&fresh)
+                               : (void *)rankidx__inner_new(&fresh);
+            if (nodes[k] == NULL) {
+                rv = LR_ENOMEM;
+                goto err_after_nodes;
+            }
+            made++;
+        }
+    }
+
+    /* Fill leaves and link them. */
+    if (n > 0) {
+        size_t m = levels[0];
+        size_t off = 0;
+        for (size_t j = 0; j < m; j++) {
+            struct rankidx__leaf *leaf = nodes[j];
+            size_t take = n / m + (j < n % m ? 1 : 0);
+            for (size_t s = 0; s < take; s++) {
+                rankidx__leaf_set(leaf, (uint32_t)s, &keys[off + s]);
+            }
+            leaf->n = (uint32_t)take;
+            leaf->prev = j > 0 ? nodes[j - 1] : NULL;
+            leaf->next = j + 1 < m ? nodes[j + 1] : NULL;
+            off += take;
+        }
+        assert(off == n);
+    }
+
+    /* Each inner level adopts the level below it. */
+    size_t below = 0; /* index in @nodes of the first node of the level below */
+    for (size_t lv = 1; lv < nlevels; lv++) {
+        size_t m = levels[lv];
+        size_t nb = levels[lv - 1];
+        size_t first = below + nb;
+        size_t off = 0;
+        for (size_t j = 0; j < m; j++) {
+            struct rankidx__inner *in = nodes[first + j];
+            size_t take = nb / m + (j < nb % m ? 1 : 0);
+            for (size_t s = 0; s < take; s++) {
+                void *child = nodes[below + off + s];
+                uint64_t cnt;
+                if (lv == 1) {
+                    cnt = ((struct rankidx__leaf *)child)->n;
+                } else {
+                    const struct rankidx__inner *ci = child;
+                    cnt = rankidx__inner_sum(ci, 0, ci->n);
+                }
+                rankidx__inner_set_key(in, (uint32_t)s, rankidx__node_min(child, (uint32_t)lv - 1));
+                in->cnt[s] = cnt;
+                in->child[s] = child;
+            }
+            in->n = (uint32_t)take;
+            off += take;
+        }
+        assert(off == nb);
+        below = first;
+    }
+
+    if (idx->root != NULL) {
+        rankidx__subtree_free(idx, idx->root, idx->height);
+    }
+    assert(idx->nleaf == 0 && idx->ninner == 0);
+    idx->root = n > 0 ? nodes[total - 1] : NULL;
+    idx->height = nlevels > 0 ? (uint32_t)nlevels - 1 : 0;
+    idx->count = n;
+    idx->nleaf = fresh.nleaf;
+    idx->ninner = fresh.ninner;
+    free(nodes);
+    return 0;
+
+err_after_nodes:
+    for (size_t k = 0; k < made; k++) {
+        if (k < levels[0]) {
+            rankidx__leaf_free(&fresh, nodes[k]);
+        } else {
+            rankidx__inner_free(&fresh, nodes[k]);
+        }
+    }
+    free(nodes);
+err:
+    assert(rv != 0);
+    return rv;
+}
+
+/* ---- check ---- */
+
+struct rankidx__walk {
+    const struct rankidx__leaf *last; /* previous leaf in key order */
+    size_t nleaf;
+    size_t ninner;
+};
+
+static int rankidx__leaf_cmp_slots(const struct rankidx *idx, struct rankidx__k x,
+                                   struct rankidx__k y)
+{
+    struct rankkey kx = {.a = x.a, .b = x.b, .t = x.t, .pid = x.pid, .idlen = 0, .id = NULL};
+    return rankidx__cmp_slot(idx, &kx, y.a, y.b, y.t, y.pid);
+}
+
+static int rankidx__key_eq(struct rankidx__k x, struct rankidx__k y)
+{
+    return x.a == y.a && x.b == y.b && x.t == y.t && x.pid == y.pid;
+}
+
+/* Check the subtree under @node (leaves @level down) and return its key count in *@cnt.
+ * Recursion is bounded by the height. */
+static int rankidx__check_node(const struct rankidx *idx, const void *node, uint32_t level,
+                               int is_root, struct rankidx__walk *w, uint64_t *cnt)
+{
+    if (level == 0) {
+        const struct rankidx__leaf *leaf = node;
+        if (leaf->n == 0 || leaf->n > RANKIDX__LEAF_CAP ||
+            (!is_root && leaf->n < RANKIDX__LEAF_MIN)) {
+            return LR_ECORRUPT;
+        }
+        for (uint32_t i = 0; i < leaf->n; i++) {
+            if (leaf->pid[i] == RANKKEY_FOREIGN) {
+                return LR_ECORRUPT;
+            }
+            if (i > 0 && rankidx__leaf_cmp_slots(idx, rankidx__leaf_key(leaf, i - 1),
+                                                 rankidx__leaf_key(leaf, i)) >= 0) {
+                return LR_ECORRUPT;
+            }
+        }
+        if (leaf->prev != w->last) {
+            return LR_ECORRUPT;
+        }
+        if (w->last != NULL) {
+            if (w->last->next != leaf ||
+                rankidx__leaf_cmp_slots(idx, rankidx__leaf_key(w->last, w->last->n - 1),
+                                        rankidx__leaf_key(leaf, 0)) >= 0) {
+                return LR_ECORRUPT;
+            }
+        }
+        w->last = leaf;
+        w->nleaf++;
+        *cnt = leaf->n;
+        return 0;
+    }
+    const struct rankidx__inner *in = node;
+    if (in->n > RANKIDX__INNER_CAP || in->n < (is_root ? 2 : RANKIDX__INNER_MIN)) {
+        return LR_ECORRUPT;
+    }
+    w->ninner++;
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < in->n; i++) {
+        uint64_t c;
+        if (in->child[i] == NULL) {
+            return LR_ECORRUPT;
+        }
+        int rv = rankidx__check_node(idx, in->child[i], level - 1, 0, w, &c);
+        if (rv != 0) {
+            return rv;
+        }
+        if (c != in->cnt[i] ||
+            !rankidx__key_eq(rankidx__inner_key(in, i), rankidx__node_min(in->child[i], level - 1))) {
+            return LR_ECORRUPT;
+        }
+        sum += c;
+    }
+    *cnt = sum;
+    return 0;
+}
+
+int rankidx_check(const struct rankidx *idx)
+{
+    if (idx->root == NULL) {
+        return idx->count == 0 && idx->height == 0 && idx->nleaf == 0 && idx->ninner == 0
+                   ? 0
+                   : LR_ECORRUPT;
+    }
+    if (idx->height >= RANKIDX__MAX_HEIGHT) {
+        return LR_ECORRUPT;
+    }
+    struct rankidx__walk w = {NULL, 0, 0};
+    uint64_t cnt;
+    int rv = rankidx__check_node(idx, idx->root, idx->height, 1, &w, &cnt);
+    if (rv != 0) {
+        return rv;
+    }
+    if (cnt != idx->count || w.last->next != NULL || w.nleaf != idx->nleaf ||
+        w.ninner != idx->ninner) {
+        return LR_ECORRUPT;
+    }
+    return 0;
+}

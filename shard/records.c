@@ -1,0 +1,250 @@
+/* shard/records.c — keys and stored records of the shard (docs/data-layout.md).
+ *
+ * A record is a msgpack array whose first element is REC_VERSION. Readers check the version,
+ * the field count and every type, and answer LR_ECORRUPT for anything else: a damaged file
+ * stops the replica with a message instead of feeding garbage into ranks. */
+#include <assert.h>
+#include <string.h>
+
+#include "mp.h"
+#include "shard_int.h"
+
+/* ---- keys ------------------------------------------------------------------------------ */
+
+void key__init(struct key *k) { k->len = 0; }
+
+static void key__bytes(struct key *k, const void *p, size_t n)
+{
+    /* Callers build keys from validated ids (<= 64 bytes each, at most three parts), so a key
+     * cannot outgrow KEY_MAX; overflowing would be a bug in the shard, not bad input. */
+    assert(k->len + n <= KEY_MAX);
+    memcpy(k->b + k->len, p, n);
+    k->len += n;
+}
+
+void key__u32(struct key *k, uint32_t v)
+{
+    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 8), (unsigned char)v};
+    key__bytes(k, b, 4);
+}
+
+void key__u64(struct key *k, uint64_t v)
+{
+    key__u32(k, (uint32_t)(v >> 32));
+    key__u32(k, (uint32_t)v);
+}
+
+void key__i64(struct key *k, int64_t v) { key__u64(k, (uint64_t)v ^ (1ULL << 63)); }
+
+void key__str(struct key *k, struct lr_str s) { key__bytes(k, s.p, s.len); }
+
+void key__strz(struct key *k, struct lr_str s)
+{
+    key__bytes(k, s.p, s.len);
+    key__bytes(k, "", 1);
+}
+
+uint32_t key__get_u32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+uint64_t key__get_u64(const unsigned char *p)
+{
+    return (uint64_t)key__get_u32(p) << 32 | key__get_u32(p + 4);
+}
+
+/* ---- record readers -------------------------------------------------------------------- */
+
+static int rec__open(struct mp *r, const MDB_val *v, uint32_t nfields)
+{
+    mp_init(r, v->mv_data, v->mv_size);
+    uint32_t n = mp_array(r);
+    int64_t ver = mp_i64(r);
+    return (r->err || n != nfields + 1 || ver != REC_VERSION) ? LR_ECORRUPT : 0;
+}
+
+#define REC__CLOSE(r) (mp_done(r) ? 0 : LR_ECORRUPT)
+
+int rec__player(const MDB_val *v, struct rec_player *p)
+{
+    struct mp r;
+    if (rec__open(&r, v, 5)) {
+        return LR_ECORRUPT;
+    }
+    int64_t pid = mp_i64(&r);
+    p->created_ms = mp_i64(&r);
+    p->name = mp_str(&r);
+    p->region = mp_str(&r);
+    p->guild = mp_str(&r);
+    if (pid < 0 || pid >= (int64_t)RANKKEY_FOREIGN) {
+        return LR_ECORRUPT;
+    }
+    p->pid = (uint32_t)pid;
+    return REC__CLOSE(&r);
+}
+
+int rec__game(const MDB_val *v, struct rec_game *g)
+{
+    struct mp r;
+    if (rec__open(&r, v, 3)) {
+        return LR_ECORRUPT;
+    }
+    g->name = mp_str(&r);
+    g->achievements_total = mp_i64(&r);
+    g->players = mp_i64(&r);
+    return REC__CLOSE(&r);
+}
+
+int rec__ach(const MDB_val *v, struct rec_ach *a)
+{
+    struct mp r;
+    if (rec__open(&r, v, 6)) {
+        return LR_ECORRUPT;
+    }
+    a->name = mp_str(&r);
+    a->description = mp_str(&r);
+    a->points = mp_i64(&r);
+    a->hidden = mp_bool(&r);
+    a->steps = mp_i64(&r);
+    a->unlocked_count = mp_i64(&r);
+    if (a->steps < 1) {
+        return LR_ECORRUPT;
+    }
+    return REC__CLOSE(&r);
+}
+
+int rec__score(const MDB_val *v, struct rec_score *s)
+{
+    struct mp r;
+    if (rec__open(&r, v, 4)) {
+        return LR_ECORRUPT;
+    }
+    s->score = mp_i64(&r);
+    s->subscore = mp_i64(&r);
+    s->updated_ms = mp_i64(&r);
+    s->metadata = mp_str(&r);
+    if (!valid_score(s->score) || !valid_score(s->subscore)) {
+        return LR_ECORRUPT;
+    }
+    return REC__CLOSE(&r);
+}
+
+int rec__progress(const MDB_val *v, struct rec_progress *p)
+{
+    struct mp r;
+    if (rec__open(&r, v, 5)) {
+        return LR_ECORRUPT;
+    }
+    p->progress = mp_i64(&r);
+    p->unlocked = mp_bool(&r);
+    p->unlocked_ms = mp_i64(&r);
+    p->updated_ms = mp_i64(&r);
+    p->hseq = mp_i64(&r);
+    return REC__CLOSE(&r);
+}
+
+int rec__pgame(const MDB_val *v, struct rec_pgame *g)
+{
+    struct mp r;
+    if (rec__open(&r, v, 2)) {
+        return LR_ECORRUPT;
+    }
+    g->unlocked = mp_i64(&r);
+    g->last_unlock_ms = mp_i64(&r);
+    return REC__CLOSE(&r);
+}
+
+int rec__stats(const MDB_val *v, struct rec_stats *s)
+{
+    struct mp r;
+    if (rec__open(&r, v, 3)) {
+        return LR_ECORRUPT;
+    }
+    s->unlocks = mp_i64(&r);
+    s->points = mp_i64(&r);
+    s->submissions = mp_i64(&r);
+    return REC__CLOSE(&r);
+}
+
+/* ---- packing helpers ------------------------------------------------------------------- */
+
+int shard__pack_time(msgpack_packer *pk, int64_t ms)
+{
+    char buf[TIMEFMT_RFC3339_LEN + 1];
+    if (ms < 0 || timefmt_rfc3339(ms, buf) != 0) {
+        return msgpack_pack_nil(pk);
+    }
+    return msgpack_pack_str_with_body(pk, buf, TIMEFMT_RFC3339_LEN);
+}
+
+int shard__pack_cstr(msgpack_packer *pk, const char *s)
+{
+    return msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+int shard__pack_str(msgpack_packer *pk, struct lr_str s)
+{
+    return msgpack_pack_str_with_body(pk, s.p, s.len);
+}
+
+#define PKB(k) msgpack_pack_str_with_body(pk, k, sizeof(k) - 1)
+
+void shard__pack_board(msgpack_packer *pk, const struct board *bd, const struct cmd_prizes *rw)
+{
+    static const char *const ops[] = {"best", "set", "incr", "decr"};
+    uint32_t nw = 0;
+    msgpack_pack_map(pk, 8);
+    PKB("board_id");
+    shard__pack_cstr(pk, bd->id);
+    PKB("order");
+    shard__pack_cstr(pk, bd->order == CMD_ORDER_ASC ? "asc" : "desc");
+    PKB("operator");
+    shard__pack_cstr(pk, ops[bd->op & 3]);
+    PKB("windows");
+    for (int w = 0; w < TIMEFMT_CYCLE; w++) {
+        nw += (bd->windows >> w) & 1;
+    }
+    msgpack_pack_array(pk, nw);
+    for (int w = 0; w < TIMEFMT_CYCLE; w++) {
+        if (bd->windows & (1u << w)) {
+            shard__pack_cstr(pk, timefmt_window_name((enum timefmt_window)w));
+        }
+    }
+    PKB("reset_period_s");
+    bd->reset_s ? msgpack_pack_int64(pk, bd->reset_s) : msgpack_pack_nil(pk);
+    PKB("snapshot_top");
+    msgpack_pack_int64(pk, bd->snapshot_top);
+    PKB("rewards");
+    msgpack_pack_array(pk, rw->n);
+    for (uint32_t i = 0; i < rw->n; i++) {
+        msgpack_pack_map(pk, 3);
+        PKB("rank_from");
+        msgpack_pack_int64(pk, rw->items[i].rank_from);
+        PKB("rank_to");
+        msgpack_pack_int64(pk, rw->items[i].rank_to);
+        PKB("reward");
+        shard__pack_str(pk, rw->items[i].reward);
+    }
+    PKB("game_id");
+    bd->game_id[0] ? shard__pack_cstr(pk, bd->game_id) : msgpack_pack_nil(pk);
+}
+
+int rec__prizes(struct mp *r, struct cmd_prizes *p)
+{
+    uint32_t n = mp_array(r);
+    if (n > CMD_PRIZES_MAX) {
+        return LR_ECORRUPT;
+    }
+    p->n = n;
+    for (uint32_t i = 0; i < n; i++) {
+        if (mp_array(r) != 3) {
+            return LR_ECORRUPT;
+        }
+        p->items[i].rank_from = mp_i64(r);
+        p->items[i].rank_to = mp_i64(r);
+        p->items[i].reward = mp_str(r);
+    }
+    return r->err ? LR_ECORRUPT : 0;
+}

@@ -1,0 +1,29 @@
+/* tests/lib/testlib.h — helpers shared by laurel's tests. */
+#ifndef LAUREL_TESTLIB_H
+#define LAUREL_TESTLIB_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+/** Deterministic PRNG (splitmix64) so a failing seed can be replayed. */
+struct testrng {
+    uint64_t s;
+};
+uint64_t testrng_next(struct testrng *r);
+/** Uniform in [0, n). */
+uint64_t testrng_below(struct testrng *r, uint64_t n);
+
+/** Seed from $LAUREL_SEED or @fallback, printed so failures can be replayed. */
+uint64_t testlib_seed(uint64_t fallback);
+
+/** Make a fresh temporary directory (mkdtemp under $TMPDIR); the caller owns the string. */
+char *testlib_tmpdir(void);
+
+/** rm -rf @path (test cleanup only). */
+void testlib_rmrf(const char *path);
+
+#endif
