@@ -264,7 +264,7 @@ static int query__rank(struct query *x)
     }
     uint64_t rank0 = rankidx_count_before(sc.idx, &rk), total = rankidx_count(sc.idx);
     uint64_t from = rank0 > q->around ? rank0 - q->around : 0;
-    msgpack_pack_map(QPK, 13);
+    msgpack_pack_map(QPK, 12);
     query__pack_scope_fields(x, &sc);
     QKEY("player_id");
     shard__pack_str(QPK, q->player_id);
