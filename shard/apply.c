@@ -988,8 +988,8 @@ static int apply__unlock(struct apply *a, const struct cmd_unlock *c)
     struct rec_player p;
     struct rec_game g;
     struct rec_ach ach;
-    struct rec_progress pr = {0, 0, -1, -1, -1};
-    struct rec_pgame pg = {0, -1};
+    struct rec_progress pr = {.progress = 0, .unlocked = 0, .unlocked_ms = -1, .updated_ms = -1, .hseq = -1};
+    struct rec_pgame pg = {.unlocked = 0, .last_unlock_ms = -1};
     struct key gk, ak, prk, pgk;
     MDB_val v;
     int rv, had_progress, had_pgame;

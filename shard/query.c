@@ -591,8 +591,9 @@ static int query__hist_item(struct query *x, const MDB_val *k, const MDB_val *v,
     int rv;
     mp_init(&r, v->mv_data, v->mv_size);
     uint32_t n = mp_array(&r);
+    int64_t ver = mp_i64(&r);
     struct lr_str game = mp_str(&r), ach = mp_str(&r);
-    if (n != 2 || !mp_done(&r) || k->mv_size != 12 || game.len > VALID_GAME_ID_MAX ||
+    if (n != 3 || ver != REC_VERSION || !mp_done(&r) || k->mv_size != 12 || game.len > VALID_GAME_ID_MAX ||
         ach.len > VALID_ID_MAX) {
         return LR_ECORRUPT;
     }
