@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Builds laurel and runs every test: the normal build, then the ASan+UBSan build.
+# Installs missing Debian packages first (scripts/setup.sh). Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh --no-build
+jobs=$(nproc)
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake --build build -j"$jobs"
+ctest --test-dir build --output-on-failure --timeout 300
+
+# Every decoder also runs under the sanitizers (garbage tests included).
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLAUREL_SANITIZE=ON
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    LAUREL_MODEL_STEPS=400 ctest --test-dir build-asan --output-on-failure --timeout 300
