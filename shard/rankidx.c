@@ -3,15 +3,16 @@
  * Why a B+tree with counts and not Redis's skiplist with spans: a skiplist node costs its key
  * plus about 1.33 forward pointers and spans plus a malloc header, near 80 bytes an entry,
  * and every step of a search is a cache miss in a different node. Here a leaf holds up to
- * RANKIDX__LEAF_CAP keys as structure-of-arrays (a[], b[], t[], pid[]: 28 bytes a key), so a
- * binary search walks one contiguous array, and the inner levels (one separator key, one
- * child pointer and one subtree count per child) cost well under a byte per entry. Rank is
- * the sum of the counts of the children left of the search path plus the position in the
- * leaf.
+ * RANKIDX__LEAF_CAP keys as structure-of-arrays (a[], b[], t[], pid[]: 28 bytes a key), and
+ * the inner levels (one separator key, one child pointer and one subtree count per child)
+ * cost well under a byte per entry. Rank is the sum of the counts of the children left of
+ * the search path plus the position in the leaf. At millions of keys nearly every node a
+ * search reaches is cold, so searches inside a node are built to wait for memory once, not
+ * once per probe (rankidx__count).
  *
  * Fill: a plain B+tree under random inserts settles near ln 2 = 69% full. Before splitting a
  * full leaf we first move keys into a sibling under the same parent that has room (the B*
- * idea), which keeps leaves around 80% full; rankidx_load packs leaves full.
+ * idea), which keeps leaves about 85% full; rankidx_load packs leaves full.
  *
  * Invariants (verified by rankidx_check):
  * - root is NULL iff the index is empty; all leaves are at depth `height`;
@@ -28,7 +29,6 @@
 #include "rankidx.h"
 
 #include <assert.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,24 +45,30 @@
 /* With at least 16 children per inner node and 32 keys per leaf, 16 levels exceed 2^64. */
 #define RANKIDX__MAX_HEIGHT 16
 
+/* Nodes are cache-line aligned and a[] starts on a line of its own, so that every eighth
+ * a[] value opens a new line: see rankidx__count. The fields a search reads (n, a[],
+ * and in inner nodes cnt[] and child[]) come first; b[], t[] and pid[] are read only on
+ * ties. */
+#define RANKIDX__LINE 64
+
 struct rankidx__leaf {
+    _Alignas(RANKIDX__LINE) uint32_t n;
     struct rankidx__leaf *next;
     struct rankidx__leaf *prev;
-    uint32_t n;
-    int64_t a[RANKIDX__LEAF_CAP];
+    _Alignas(RANKIDX__LINE) int64_t a[RANKIDX__LEAF_CAP];
     int64_t b[RANKIDX__LEAF_CAP];
     int64_t t[RANKIDX__LEAF_CAP];
     uint32_t pid[RANKIDX__LEAF_CAP];
 };
 
 struct rankidx__inner {
-    uint32_t n;
-    int64_t a[RANKIDX__INNER_CAP]; /* slot i: minimum key under child i */
+    _Alignas(RANKIDX__LINE) uint32_t n;
+    _Alignas(RANKIDX__LINE) int64_t a[RANKIDX__INNER_CAP]; /* slot i: minimum key under child i */
+    uint64_t cnt[RANKIDX__INNER_CAP];                      /* keys under child i */
+    void *child[RANKIDX__INNER_CAP];
     int64_t b[RANKIDX__INNER_CAP];
     int64_t t[RANKIDX__INNER_CAP];
     uint32_t pid[RANKIDX__INNER_CAP];
-    uint64_t cnt[RANKIDX__INNER_CAP]; /* keys under child i */
-    void *child[RANKIDX__INNER_CAP];
 };
 
 struct rankidx {
@@ -180,7 +186,7 @@ int rankidx_compare(const struct rankidx *idx, const struct rankkey *x, const st
 
 static struct rankidx__leaf *rankidx__leaf_new(struct rankidx *idx)
 {
-    struct rankidx__leaf *leaf = malloc(sizeof *leaf);
+    struct rankidx__leaf *leaf = aligned_alloc(RANKIDX__LINE, sizeof *leaf);
     if (leaf == NULL) {
         return NULL;
     }
@@ -193,7 +199,7 @@ static struct rankidx__leaf *rankidx__leaf_new(struct rankidx *idx)
 
 static struct rankidx__inner *rankidx__inner_new(struct rankidx *idx)
 {
-    struct rankidx__inner *in = malloc(sizeof *in);
+    struct rankidx__inner *in = aligned_alloc(RANKIDX__LINE, sizeof *in);
     if (in == NULL) {
         return NULL;
     }
@@ -343,41 +349,40 @@ static inline uint64_t rankidx__inner_before(const struct rankidx__inner *in, ui
 
 /* ---- search ---- */
 
-/* A binary search over a node's a[] touches a handful of its cache lines one after another;
- * when the node is not cached each is a full memory latency. Asking for all of a[] up front
- * (and the counts, for an inner node) overlaps those misses into about one. */
-static inline void rankidx__prefetch(const void *p, size_t len)
+/* Count of @a[i] < @x (@le 0) or <= @x (@le 1) among @a[0..@n), for ascending @a that
+ * starts on a cache line. A binary search over a cold node waits for one memory round trip
+ * per probe; here the first loop reads one value per line (a[8], a[16], ...), loads that do
+ * not depend on each other and so travel together, to find the line where the values cross
+ * @x, and the second counts inside that line, which has just arrived. */
+static inline uint32_t rankidx__count(const int64_t *a, uint32_t n, int64_t x, int le)
 {
-    const char *c = p;
-    for (size_t off = 0; off < len; off += 64) {
-        __builtin_prefetch(c + off);
+    uint32_t line = 0;
+    for (uint32_t i = 8; i < n; i += 8) {
+        line += (a[i] < x || (le && a[i] == x)) ? 1u : 0u;
     }
+    uint32_t c = line * 8;
+    uint32_t end = c + 8 < n ? c + 8 : n;
+    for (uint32_t i = c; i < end; i++) {
+        c += (a[i] < x || (le && a[i] == x)) ? 1u : 0u;
+    }
+    return c;
 }
 
-static inline void rankidx__prefetch_leaf(const struct rankidx__leaf *leaf)
+/* Slots [@lo, @hi) of the stored keys (@a, @b, @t, @pid) tie with @k on a and bracket
+ * it: return the first of them that is above @k or, with @past_equal 0, not below it.
+ * The range is nearly always empty or one slot (the key itself), so at most a few b[]/t[]
+ * lines are read. */
+static inline uint32_t rankidx__search(const struct rankidx *idx, const struct rankkey *k,
+                                       const int64_t *a, const int64_t *b, const int64_t *t,
+                                       const uint32_t *pid, uint32_t lo, uint32_t hi,
+                                       int past_equal)
 {
-    rankidx__prefetch(leaf, offsetof(struct rankidx__leaf, b));
-}
-
-static inline void rankidx__prefetch_inner(const struct rankidx__inner *in)
-{
-    rankidx__prefetch(in, offsetof(struct rankidx__inner, b));
-    rankidx__prefetch(in->cnt, sizeof in->cnt);
-    rankidx__prefetch(in->child, sizeof in->child);
-}
-
-/* Number of slots of @leaf ordered strictly before @k. */
-static inline uint32_t rankidx__leaf_lower(const struct rankidx *idx,
-                                           const struct rankidx__leaf *leaf,
-                                           const struct rankkey *k)
-{
-    uint32_t lo = 0;
-    uint32_t len = leaf->n;
+    int need = past_equal ? 0 : 1; /* advance while cmp(k, slot) >= need */
+    uint32_t len = hi - lo;
     while (len > 0) {
         uint32_t half = len / 2;
         uint32_t mid = lo + half;
-        if (rankidx__cmp_slot(idx, k, leaf->a[mid], leaf->b[mid], leaf->t[mid], leaf->pid[mid]) >
-            0) {
+        if (rankidx__cmp_slot(idx, k, a[mid], b[mid], t[mid], pid[mid]) >= need) {
             lo = mid + 1;
             len -= half + 1;
         } else {
@@ -387,24 +392,31 @@ static inline uint32_t rankidx__leaf_lower(const struct rankidx *idx,
     return lo;
 }
 
+/* Number of slots of @leaf ordered strictly before @k. */
+static inline uint32_t rankidx__leaf_lower(const struct rankidx *idx,
+                                           const struct rankidx__leaf *leaf,
+                                           const struct rankkey *k)
+{
+    uint32_t lo = rankidx__count(leaf->a, leaf->n, k->a, 0);
+    if (lo == leaf->n || leaf->a[lo] != k->a) {
+        return lo; /* nothing ties on a */
+    }
+    uint32_t hi = rankidx__count(leaf->a, leaf->n, k->a, 1);
+    return rankidx__search(idx, k, leaf->a, leaf->b, leaf->t, leaf->pid, lo, hi, 0);
+}
+
 /* Child of @in whose key range holds @k: the last slot whose minimum is <= @k, or 0. */
 static inline uint32_t rankidx__inner_route(const struct rankidx *idx,
                                             const struct rankidx__inner *in,
                                             const struct rankkey *k)
 {
-    uint32_t lo = 0; /* number of slots known <= k */
-    uint32_t len = in->n;
-    while (len > 0) {
-        uint32_t half = len / 2;
-        uint32_t mid = lo + half;
-        if (rankidx__cmp_slot(idx, k, in->a[mid], in->b[mid], in->t[mid], in->pid[mid]) >= 0) {
-            lo = mid + 1;
-            len -= half + 1;
-        } else {
-            len = half;
-        }
+    uint32_t lo = rankidx__count(in->a, in->n, k->a, 0);
+    uint32_t le = lo; /* slots whose minimum is <= k */
+    if (lo < in->n && in->a[lo] == k->a) {
+        uint32_t hi = rankidx__count(in->a, in->n, k->a, 1);
+        le = rankidx__search(idx, k, in->a, in->b, in->t, in->pid, lo, hi, 1);
     }
-    return lo > 0 ? lo - 1 : 0;
+    return le > 0 ? le - 1 : 0;
 }
 
 /* Walk from the root to the leaf whose range holds @k, recording the path. */
@@ -481,13 +493,11 @@ uint64_t rankidx_count_before(const struct rankidx *idx, const struct rankkey *k
     uint64_t total = idx->count;
     for (uint32_t l = 0; l < idx->height; l++) {
         const struct rankidx__inner *in = node;
-        rankidx__prefetch_inner(in);
         uint32_t i = rankidx__inner_route(idx, in, key);
         before += rankidx__inner_before(in, i, total);
         total = in->cnt[i];
         node = in->child[i];
     }
-    rankidx__prefetch_leaf(node);
     return before + rankidx__leaf_lower(idx, node, key);
 }
 
@@ -1095,7 +1105,7 @@ struct rankidx__walk {
     size_t ninner;
 };
 
-static int rankidx__leaf_cmp_slots(const struct rankidx *idx, struct rankidx__k x,
+static int rankidx__cmp_keys(const struct rankidx *idx, struct rankidx__k x,
                                    struct rankidx__k y)
 {
     struct rankkey kx = {.a = x.a, .b = x.b, .t = x.t, .pid = x.pid, .idlen = 0, .id = NULL};
@@ -1122,7 +1132,7 @@ static int rankidx__check_node(const struct rankidx *idx, const void *node, uint
             if (leaf->pid[i] == RANKKEY_FOREIGN) {
                 return LR_ECORRUPT;
             }
-            if (i > 0 && rankidx__leaf_cmp_slots(idx, rankidx__leaf_key(leaf, i - 1),
+            if (i > 0 && rankidx__cmp_keys(idx, rankidx__leaf_key(leaf, i - 1),
                                                  rankidx__leaf_key(leaf, i)) >= 0) {
                 return LR_ECORRUPT;
             }
@@ -1132,7 +1142,7 @@ static int rankidx__check_node(const struct rankidx *idx, const void *node, uint
         }
         if (w->last != NULL) {
             if (w->last->next != leaf ||
-                rankidx__leaf_cmp_slots(idx, rankidx__leaf_key(w->last, w->last->n - 1),
+                rankidx__cmp_keys(idx, rankidx__leaf_key(w->last, w->last->n - 1),
                                         rankidx__leaf_key(leaf, 0)) >= 0) {
                 return LR_ECORRUPT;
             }
@@ -1157,8 +1167,8 @@ static int rankidx__check_node(const struct rankidx *idx, const void *node, uint
         if (rv != 0) {
             return rv;
         }
-        if (c != in->cnt[i] ||
-            !rankidx__key_eq(rankidx__inner_key(in, i), rankidx__node_min(in->child[i], level - 1))) {
+        struct rankidx__k min = rankidx__node_min(in->child[i], level - 1);
+        if (c != in->cnt[i] || !rankidx__key_eq(rankidx__inner_key(in, i), min)) {
             return LR_ECORRUPT;
         }
         sum += c;

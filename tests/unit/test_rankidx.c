@@ -392,6 +392,25 @@ static void test_ties_fall_to_id(void **state)
     assert_int_equal(rankidx_check(f->idx), 0);
 }
 
+/* Without a name resolver every stored id reads as empty, so ties on a, b and t fall back to
+ * the player number: still one total order. */
+static void test_no_resolver_orders_ties_by_pid(void **state)
+{
+    (void)state;
+    struct rankidx *idx;
+    struct rankkey k5 = {.a = 1, .b = 1, .t = 1, .pid = 5, .idlen = 0, .id = NULL};
+    struct rankkey k3 = k5;
+    k3.pid = 3;
+    assert_int_equal(rankidx_new(NULL, &idx), 0);
+    assert_int_equal(rankidx_insert(idx, &k5), 0);
+    assert_int_equal(rankidx_insert(idx, &k3), 0);
+    assert_int_equal(rankidx_count_before(idx, &k3), 0);
+    assert_int_equal(rankidx_count_before(idx, &k5), 1);
+    assert_true(rankidx_compare(idx, &k3, &k5) < 0);
+    assert_int_equal(rankidx_check(idx), 0);
+    rankidx_free(idx);
+}
+
 /* Random inserts, deletes and moves with many ties agree with the model at every step:
  * grow past two inner levels, churn, shrink to a handful, and grow again. */
 static void test_model_random_ops(void **state)
@@ -710,6 +729,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_insert_duplicate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_delete_missing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ties_fall_to_id, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_no_resolver_orders_ties_by_pid, setup, teardown),
         cmocka_unit_test_setup_teardown(test_model_random_ops, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sequential_then_drain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_sorted, setup, teardown),
