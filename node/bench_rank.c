@@ -53,6 +53,7 @@ struct bench_rank {
     char *ids;  /* n slots of BENCH_RANK__ID_STRIDE */
     int64_t *a; /* current key of each player (b is always 0) */
     int64_t *t;
+    struct rankidx_pool *pool; /* as a shard's: every node comes from it */
     struct rankidx *idx;
     uint64_t sink; /* results folded in so the compiler keeps the work */
 };
@@ -241,7 +242,7 @@ static int bench_rank__load(struct bench_rank *b)
     /* Free the inserted index first so the two never coexist. */
     rankidx_free(b->idx);
     b->idx = NULL;
-    rv = rankidx_new(&names, &fresh);
+    rv = rankidx_new(&names, b->pool, &fresh);
     if (rv != 0) {
         goto err_after_keys;
     }
@@ -283,9 +284,13 @@ int bench_rank_run(uint64_t n, const char *suffix)
         snprintf(b.ids + p * BENCH_RANK__ID_STRIDE, BENCH_RANK__ID_STRIDE, "p%08u",
                  (unsigned)p);
     }
-    rv = rankidx_new(&names, &b.idx);
+    rv = rankidx_pool_new(&b.pool);
     if (rv != 0) {
         goto err_after_arrays;
+    }
+    rv = rankidx_new(&names, b.pool, &b.idx);
+    if (rv != 0) {
+        goto err_after_pool;
     }
 
     rv = bench_rank__build(&b);
@@ -305,6 +310,8 @@ int bench_rank_run(uint64_t n, const char *suffix)
     volatile uint64_t sink = b.sink;
     (void)sink;
     rankidx_free(b.idx);
+err_after_pool:
+    rankidx_pool_free(b.pool);
 err_after_arrays:
     free(b.ids);
     free(b.a);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "cli.h"
 
 struct main__cmd {
     const char *name;
@@ -19,10 +20,10 @@ static int main__todo(int argc, char **argv)
 }
 
 static const struct main__cmd main__cmds[] = {
-    {"node", "run one replica of a region", main__todo},
+    {"node", "run one replica of a region", cli_node},
     {"router", "serve the public HTTP and WebSocket API", main__todo},
     {"dev", "run a whole cluster on this machine", main__todo},
-    {"ctl", "operator commands", main__todo},
+    {"ctl", "operator commands", cli_ctl},
     {"bench", "load generators: `laurel bench shard`", bench_main},
 };
 

@@ -399,6 +399,11 @@ static int apply__stats_add(struct apply *a, uint32_t pid, int64_t ts, struct lr
 
 static void apply__emit(struct apply *a)
 {
+    struct shard *s = a->s;
+    if (msgpack_sbuffer_write(&s->ebuf, s->obuf.data, s->obuf.size) != 0) {
+        s->eoom = 1;
+    }
+    s->nevents++;
     if (a->sink && a->sink->event) {
         a->sink->event(a->sink->data, a->s->obuf.data, a->s->obuf.size);
     }
@@ -1318,6 +1323,72 @@ static int apply__idem_purge(struct shard *s, int64_t now)
     return 0;
 }
 
+/* ---- the committed-event log ----------------------------------------------------------------- */
+
+/* Record: [ver, event, event, ...] under the index (u64 BE). */
+static int apply__events_put(struct shard *s, uint64_t index)
+{
+    struct key k;
+    if (s->nevents == 0) {
+        return 0;
+    }
+    if (s->eoom) {
+        return LR_ENOMEM;
+    }
+    msgpack_sbuffer_clear(&s->rbuf);
+    msgpack_pack_array(&s->rpk, s->nevents + 1);
+    msgpack_pack_int64(&s->rpk, REC_VERSION);
+    if (msgpack_sbuffer_write(&s->rbuf, s->ebuf.data, s->ebuf.size) != 0) {
+        return LR_ENOMEM;
+    }
+    key__init(&k);
+    key__u64(&k, index);
+    return store_put(s->st, STORE_EVENTS, k.b, k.len, s->rbuf.data, s->rbuf.size);
+}
+
+/* Drop events older than the retention window: at most a few records an entry, chosen by the
+ * index alone, so every replica holds the same window. */
+static int apply__events_trim(struct shard *s, uint64_t index)
+{
+    MDB_txn *txn;
+    int rv;
+    if (index <= SHARD_EVENTS_RETAIN) {
+        return 0;
+    }
+    if ((rv = store_read(s->st, &txn)) != 0) {
+        return rv;
+    }
+    for (int n = 0; n < 4; n++) {
+        MDB_cursor *cur;
+        MDB_val k, v;
+        unsigned char kb[8];
+        if (mdb_cursor_open(txn, store_dbi(s->st, STORE_EVENTS), &cur) != 0) {
+            return LR_EIO;
+        }
+        int mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+        if (mrv == 0 && k.mv_size == 8) {
+            memcpy(kb, k.mv_data, 8);
+        }
+        mdb_cursor_close(cur);
+        if (mrv == MDB_NOTFOUND) {
+            return 0;
+        }
+        if (mrv != 0) {
+            return err_from_mdb(mrv);
+        }
+        if (k.mv_size != 8) {
+            return LR_ECORRUPT;
+        }
+        if (key__get_u64(kb) + SHARD_EVENTS_RETAIN >= index) {
+            return 0;
+        }
+        if ((rv = store_del(s->st, STORE_EVENTS, kb, 8)) != 0) {
+            return rv;
+        }
+    }
+    return 0;
+}
+
 /* Apply command @c with API.md's idempotency rules around it. */
 static int apply__command(struct apply *a, const struct cmd *c)
 {
@@ -1376,6 +1447,12 @@ int shard_apply(struct shard *s, uint64_t index, const void *buf, size_t len,
     }
     msgpack_unpacked_destroy(&s->up);
     msgpack_unpacked_init(&s->up);
+    msgpack_sbuffer_clear(&s->ebuf);
+    s->nevents = 0;
+    s->eoom = 0;
+    if ((rv = apply__events_trim(s, index)) != 0) {
+        return errmsg_set(s->errmsg, rv, "apply: events: %s", store_errmsg(s->st));
+    }
     if (cmd_entry_decode(buf, len, &s->up, &e, msg) != 0) {
         /* A no-op, but still an applied index: every replica skips it the same way. */
         s->applied = index;
@@ -1404,6 +1481,9 @@ int shard_apply(struct shard *s, uint64_t index, const void *buf, size_t len,
         if (sink && sink->result) {
             sink->result(sink->data, i, a.status, s->obuf.data, s->obuf.size, replayed);
         }
+    }
+    if ((rv = apply__events_put(s, index)) != 0) {
+        return errmsg_set(s->errmsg, rv, "apply: events: %s", store_errmsg(s->st));
     }
     s->applied = index;
     return 0;

@@ -82,7 +82,7 @@ struct rankset *boards__set(struct boards *b, struct board *bd, enum timefmt_win
     rs->window = w;
     rs->period = period;
     strmap_init(&rs->guilds);
-    if (rankidx_new(&b->resolver, &rs->all) != 0) {
+    if (rankidx_new(&b->resolver, b->pool, &rs->all) != 0) {
         free(rs);
         return NULL;
     }
@@ -102,7 +102,7 @@ struct rankidx *boards__guild(struct boards *b, struct rankset *rs, const char *
     if (idx || !create) {
         return idx;
     }
-    if (rankidx_new(&b->resolver, &idx) != 0) {
+    if (rankidx_new(&b->resolver, b->pool, &idx) != 0) {
         return NULL;
     }
     if (strmap_put(&rs->guilds, guild, len, idx) != 0) {

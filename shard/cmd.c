@@ -9,6 +9,7 @@
 
 #include "err.h"
 #include "hash.h"
+#include "mp.h"
 
 /* ---- names and flags ------------------------------------------------------------------ */
 
@@ -285,13 +286,28 @@ int cmd_entry_decode(const char *buf, size_t len, msgpack_unpacked *up, struct c
 {
     size_t off = 0;
     int64_t ver;
+    struct mp r;
+    /* msgpack-c allocates what a header claims before it has the bytes (five bytes can ask
+     * for 100 GB); the bounds-checked reader walks the entry first, so every count reaching
+     * msgpack-c is backed by bytes. */
+    mp_init(&r, buf, len);
+    mp_skip(&r);
+    if (r.err) {
+        return errmsg_set(errmsg, LR_EMALFORMED, "entry: truncated or not msgpack");
+    }
     msgpack_unpack_return ur = msgpack_unpack_next(up, buf, len, &off);
     if (ur != MSGPACK_UNPACK_SUCCESS) {
         return errmsg_set(errmsg, LR_EMALFORMED, "entry: %s",
                           ur == MSGPACK_UNPACK_CONTINUE ? "truncated" : "not msgpack");
     }
-    if (off != len) {
+    /* Raft entries are padded with up to 7 zero bytes to a multiple of 8 (cmd.h). */
+    if (len - off >= CMD_ENTRY_ALIGN) {
         return errmsg_set(errmsg, LR_EMALFORMED, "entry: %zu trailing bytes", len - off);
+    }
+    for (size_t i = off; i < len; i++) {
+        if (buf[i] != 0) {
+            return errmsg_set(errmsg, LR_EMALFORMED, "entry: non-zero padding");
+        }
     }
     const msgpack_object *root = &up->data;
     if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size != 2 ||

@@ -11,7 +11,12 @@
  * and of one command:
  *     [code, ts_ms, field1, field2, ...]
  * ts_ms is stamped by the proposer (the leader's clock); apply never reads a clock. Decoded
- * strings borrow the entry's buffer. */
+ * strings borrow the entry's buffer.
+ *
+ * An entry is followed by zero bytes up to a multiple of CMD_ENTRY_ALIGN. libraft 0.15 lays
+ * entry data out at 8-byte strides in some paths and not in others; an entry whose length is
+ * not a multiple of 8 reached a catching-up follower with shifted bytes (found by
+ * tests/integration/test_node.c). Padded entries make both layouts the same. */
 #ifndef LAUREL_CMD_H
 #define LAUREL_CMD_H
 
@@ -22,6 +27,7 @@
 #include "valid.h"
 
 #define CMD_ENTRY_VERSION 1
+#define CMD_ENTRY_ALIGN 8
 #define CMD_ENTRY_MAX 4096 /* commands in one entry */
 #define CMD_PRIZES_MAX 32  /* reward bands of one board or tournament */
 

@@ -153,7 +153,9 @@ static void mp__skip(struct mp *r, int depth)
     }
     unsigned c = *r->p;
     uint32_t n;
-    if (c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3)) {
+    if (c == 0xcf) {
+        (void)mp__be(r, 9); /* a uint64 past INT64_MAX is still a value to step over */
+    } else if (c <= 0x7f || c >= 0xe0 || (c >= 0xcc && c <= 0xd3)) {
         (void)mp_i64(r);
     } else if ((c >= 0xa0 && c <= 0xbf) || c == 0xd9 || c == 0xda || c == 0xdb ||
                (c >= 0xc4 && c <= 0xc6)) {

@@ -7,8 +7,10 @@
  * the inner levels (one separator key, one child pointer and one subtree count per child)
  * cost well under a byte per entry. Rank is the sum of the counts of the children left of
  * the search path plus the position in the leaf. At millions of keys nearly every node a
- * search reaches is cold, so searches inside a node are built to wait for memory once, not
- * once per probe (rankidx__count).
+ * search reaches is cold, so a search inside a node is built to wait for memory twice, not
+ * once per probe (rankidx__group), and nodes can come from a pool of 2 MiB chunks that the
+ * kernel may back with huge pages (struct rankidx_pool), so fewer of those misses also pay
+ * for a page walk.
  *
  * Fill: a plain B+tree under random inserts settles near ln 2 = 69% full. Before splitting a
  * full leaf we first move keys into a sibling under the same parent that has room (the B*
@@ -17,6 +19,7 @@
  * Invariants (verified by rankidx_check):
  * - root is NULL iff the index is empty; all leaves are at depth `height`;
  * - keys ascend strictly within a leaf and along the next/prev leaf chain;
+ * - every node's header (hint[], and gsum[] in inner nodes) matches its slots;
  * - inner slot i holds the exact minimum key of child i (so a separator never names a pid
  *   the index no longer holds: the name resolver's contract) and cnt[i], the number of keys
  *   under child i;
@@ -29,10 +32,23 @@
 #include "rankidx.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "err.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+/* Pool memory comes from mmap, which ASan does not track: poison what is not handed out, so
+ * a use after a node went back to the pool still fails loudly. */
+#define RANKIDX__POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define RANKIDX__UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define RANKIDX__POISON(p, n) ((void)(p), (void)(n))
+#define RANKIDX__UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
 
 #define RANKIDX__LEAF_CAP 128
 #define RANKIDX__LEAF_MIN (RANKIDX__LEAF_CAP / 4)
@@ -45,24 +61,33 @@
 /* With at least 16 children per inner node and 32 keys per leaf, 16 levels exceed 2^64. */
 #define RANKIDX__MAX_HEIGHT 16
 
-/* Nodes are cache-line aligned and a[] starts on a line of its own, so that every eighth
- * a[] value opens a new line: see rankidx__count. The fields a search reads (n, a[],
- * and in inner nodes cnt[] and child[]) come first; b[], t[] and pid[] are read only on
- * ties. */
+/* Nodes are cache-line aligned and a[], cnt[] and child[] start on lines of their own, so
+ * that slots 8j..8j+7 of each fill one line ("group" j). A search of a cold node is built to
+ * wait for memory twice (rankidx__group): first for the header, whose hint[j] copies a[8j+8]
+ * (INT64_MAX past the last slot) and so names the one group that can hold the answer, then
+ * for that group's lines of a[] and, in an inner node, of cnt[] and child[], which load
+ * together. gsum[j] (inner nodes) is the sum of group j's counts, so the keys left of a child
+ * come from the header and that one cnt[] line. b[], t[] and pid[] are read only on ties. */
 #define RANKIDX__LINE 64
+#define RANKIDX__GROUP 8 /* int64 slots a line */
+#define RANKIDX__LEAF_GROUPS (RANKIDX__LEAF_CAP / RANKIDX__GROUP)
+#define RANKIDX__INNER_GROUPS (RANKIDX__INNER_CAP / RANKIDX__GROUP)
 
 struct rankidx__leaf {
     _Alignas(RANKIDX__LINE) uint32_t n;
-    struct rankidx__leaf *next;
-    struct rankidx__leaf *prev;
+    int64_t hint[RANKIDX__LEAF_GROUPS - 1]; /* hint[j] = a[8j+8]; the header fills 2 lines */
     _Alignas(RANKIDX__LINE) int64_t a[RANKIDX__LEAF_CAP];
     int64_t b[RANKIDX__LEAF_CAP];
     int64_t t[RANKIDX__LEAF_CAP];
     uint32_t pid[RANKIDX__LEAF_CAP];
+    struct rankidx__leaf *next; /* read by iterators only */
+    struct rankidx__leaf *prev;
 };
 
 struct rankidx__inner {
     _Alignas(RANKIDX__LINE) uint32_t n;
+    int64_t hint[RANKIDX__INNER_GROUPS - 1]; /* hint[j] = a[8j+8] */
+    uint64_t gsum[RANKIDX__INNER_GROUPS];    /* keys under children 8j..8j+7; 0 past the end */
     _Alignas(RANKIDX__LINE) int64_t a[RANKIDX__INNER_CAP]; /* slot i: minimum key under child i */
     uint64_t cnt[RANKIDX__INNER_CAP];                      /* keys under child i */
     void *child[RANKIDX__INNER_CAP];
@@ -71,8 +96,38 @@ struct rankidx__inner {
     uint32_t pid[RANKIDX__INNER_CAP];
 };
 
+_Static_assert(offsetof(struct rankidx__leaf, a) == 2 * RANKIDX__LINE, "leaf header: 2 lines");
+_Static_assert(offsetof(struct rankidx__inner, a) == 2 * RANKIDX__LINE, "inner header: 2 lines");
+_Static_assert(offsetof(struct rankidx__inner, cnt) % RANKIDX__LINE == 0, "cnt[] line-aligned");
+_Static_assert(offsetof(struct rankidx__inner, child) % RANKIDX__LINE == 0, "child[] aligned");
+
+/* Nodes of many indexes carved from 2 MiB chunks that the kernel may back with one huge page
+ * each (MADV_HUGEPAGE): at tens of millions of keys the index outgrows what 4 KiB TLB entries
+ * cover, and every cold node would otherwise cost a page walk before its cache miss. Freed
+ * nodes go on a free list per node size; chunks go back only with the pool. */
+#define RANKIDX__CHUNK ((size_t)2 << 20)
+
+/* Nodes of one size. Leaves and inner nodes take separate chunks, so that the inner levels,
+ * which every search crosses, sit in a few pages of their own instead of being spread over
+ * all the leaves' pages. */
+struct rankidx__class {
+    char *bump; /* unused tail of this class's newest chunk */
+    char *end;
+    void *free; /* free nodes, linked through their first word */
+};
+
+struct rankidx_pool {
+    char **chunk; /* every chunk mapped, for rankidx_pool_free */
+    size_t nchunk;
+    size_t cap;
+    struct rankidx__class leaf;
+    struct rankidx__class inner;
+    size_t live; /* nodes handed out and not returned */
+};
+
 struct rankidx {
     struct rankidx_names names;
+    struct rankidx_pool *pool; /* NULL: nodes come from malloc */
     void *root;      /* a leaf when height == 0; NULL when empty */
     uint32_t height; /* inner levels above the leaves */
     uint64_t count;
@@ -182,28 +237,162 @@ int rankidx_compare(const struct rankidx *idx, const struct rankkey *x, const st
     return rankidx__cmp_tie(idx, x, y);
 }
 
+/* ---- node pool ---- */
+
+int rankidx_pool_new(struct rankidx_pool **out)
+{
+    struct rankidx_pool *p = calloc(1, sizeof *p);
+    if (p == NULL) {
+        return LR_ENOMEM;
+    }
+    *out = p;
+    return 0;
+}
+
+void rankidx_pool_free(struct rankidx_pool *p)
+{
+    if (p == NULL) {
+        return;
+    }
+    /* Every index drawing on the pool must be freed first. */
+    assert(p->live == 0);
+    for (size_t i = 0; i < p->nchunk; i++) {
+        RANKIDX__UNPOISON(p->chunk[i], RANKIDX__CHUNK);
+        munmap(p->chunk[i], RANKIDX__CHUNK);
+    }
+    free(p->chunk);
+    free(p);
+}
+
+size_t rankidx_pool_memory(const struct rankidx_pool *p)
+{
+    return sizeof *p + p->cap * sizeof p->chunk[0] + p->nchunk * RANKIDX__CHUNK;
+}
+
+/* Map one more chunk for @cls, aligned to its size so that it can be a single huge page. */
+static int rankidx__pool_grow(struct rankidx_pool *p, struct rankidx__class *cls)
+{
+    if (p->nchunk == p->cap) {
+        size_t cap = p->cap > 0 ? p->cap * 2 : 16;
+        char **chunk = realloc(p->chunk, cap * sizeof *chunk);
+        if (chunk == NULL) {
+            return LR_ENOMEM;
+        }
+        p->chunk = chunk;
+        p->cap = cap;
+    }
+    /* Map twice the size and trim both ends to the aligned chunk inside. */
+    char *raw = mmap(NULL, 2 * RANKIDX__CHUNK, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) {
+        return LR_ENOMEM;
+    }
+    uintptr_t at = ((uintptr_t)raw + RANKIDX__CHUNK - 1) & ~(uintptr_t)(RANKIDX__CHUNK - 1);
+    char *c = (char *)at;
+    if (c > raw) {
+        munmap(raw, (size_t)(c - raw));
+    }
+    if (c + RANKIDX__CHUNK < raw + 2 * RANKIDX__CHUNK) {
+        munmap(c + RANKIDX__CHUNK, (size_t)(raw + 2 * RANKIDX__CHUNK - (c + RANKIDX__CHUNK)));
+    }
+    /* Advice only: without transparent huge pages the pool still works on small pages. */
+    (void)madvise(c, RANKIDX__CHUNK, MADV_HUGEPAGE);
+    RANKIDX__POISON(c, RANKIDX__CHUNK);
+    p->chunk[p->nchunk++] = c;
+    cls->bump = c;
+    cls->end = c + RANKIDX__CHUNK;
+    return 0;
+}
+
+/* A node of @size bytes (a multiple of the line) from @cls's free list or fresh space. The
+ * tail of a chunk too short for @size is left unused. */
+static void *rankidx__pool_get(struct rankidx_pool *p, struct rankidx__class *cls, size_t size)
+{
+    void *node = cls->free;
+    if (node != NULL) {
+        RANKIDX__UNPOISON(node, size);
+        memcpy(&cls->free, node, sizeof cls->free);
+    } else {
+        if ((size_t)(cls->end - cls->bump) < size && rankidx__pool_grow(p, cls) != 0) {
+            return NULL;
+        }
+        node = cls->bump;
+        cls->bump += size;
+        RANKIDX__UNPOISON(node, size);
+    }
+    p->live++;
+    return node;
+}
+
+static void rankidx__pool_put(struct rankidx_pool *p, struct rankidx__class *cls, void *node,
+                              size_t size)
+{
+    assert(p->live > 0);
+    p->live--;
+    memcpy(node, &cls->free, sizeof cls->free);
+    cls->free = node;
+    RANKIDX__POISON(node, size);
+}
+
 /* ---- node helpers ---- */
+
+/* Recompute the header of @leaf from a[] and n: after any change of either. */
+static void rankidx__leaf_fix(struct rankidx__leaf *leaf)
+{
+    for (uint32_t j = 0; j + 1 < RANKIDX__LEAF_GROUPS; j++) {
+        uint32_t i = (j + 1) * RANKIDX__GROUP;
+        leaf->hint[j] = i < leaf->n ? leaf->a[i] : INT64_MAX;
+    }
+}
+
+/* Recompute the header of @in from a[], cnt[] and n: after any change but a count's. */
+static void rankidx__inner_fix(struct rankidx__inner *in)
+{
+    for (uint32_t j = 0; j < RANKIDX__INNER_GROUPS; j++) {
+        uint32_t i = (j + 1) * RANKIDX__GROUP;
+        if (j + 1 < RANKIDX__INNER_GROUPS) {
+            in->hint[j] = i < in->n ? in->a[i] : INT64_MAX;
+        }
+        uint64_t sum = 0;
+        for (uint32_t c = j * RANKIDX__GROUP; c < i && c < in->n; c++) {
+            sum += in->cnt[c];
+        }
+        in->gsum[j] = sum;
+    }
+}
 
 static struct rankidx__leaf *rankidx__leaf_new(struct rankidx *idx)
 {
-    struct rankidx__leaf *leaf = aligned_alloc(RANKIDX__LINE, sizeof *leaf);
+    struct rankidx__leaf *leaf;
+    if (idx->pool != NULL) {
+        leaf = rankidx__pool_get(idx->pool, &idx->pool->leaf, sizeof *leaf);
+    } else {
+        leaf = aligned_alloc(_Alignof(struct rankidx__leaf), sizeof *leaf);
+    }
     if (leaf == NULL) {
         return NULL;
     }
     leaf->next = NULL;
     leaf->prev = NULL;
     leaf->n = 0;
+    rankidx__leaf_fix(leaf);
     idx->nleaf++;
     return leaf;
 }
 
 static struct rankidx__inner *rankidx__inner_new(struct rankidx *idx)
 {
-    struct rankidx__inner *in = aligned_alloc(RANKIDX__LINE, sizeof *in);
+    struct rankidx__inner *in;
+    if (idx->pool != NULL) {
+        in = rankidx__pool_get(idx->pool, &idx->pool->inner, sizeof *in);
+    } else {
+        in = aligned_alloc(_Alignof(struct rankidx__inner), sizeof *in);
+    }
     if (in == NULL) {
         return NULL;
     }
     in->n = 0;
+    rankidx__inner_fix(in);
     idx->ninner++;
     return in;
 }
@@ -212,14 +401,22 @@ static void rankidx__leaf_free(struct rankidx *idx, struct rankidx__leaf *leaf)
 {
     assert(idx->nleaf > 0);
     idx->nleaf--;
-    free(leaf);
+    if (idx->pool != NULL) {
+        rankidx__pool_put(idx->pool, &idx->pool->leaf, leaf, sizeof *leaf);
+    } else {
+        free(leaf);
+    }
 }
 
 static void rankidx__inner_free(struct rankidx *idx, struct rankidx__inner *in)
 {
     assert(idx->ninner > 0);
     idx->ninner--;
-    free(in);
+    if (idx->pool != NULL) {
+        rankidx__pool_put(idx->pool, &idx->pool->inner, in, sizeof *in);
+    } else {
+        free(in);
+    }
 }
 
 /* Free the subtree under @node, whose leaves are @level levels down. The recursion is only
@@ -255,9 +452,14 @@ static inline struct rankidx__k rankidx__node_min(const void *node, uint32_t lev
     return level == 0 ? rankidx__leaf_key(node, 0) : rankidx__inner_key(node, 0);
 }
 
+/* Callers that also change n or the counts run rankidx__inner_fix afterwards; a lone
+ * separator rewrite (rankidx__fix_min) keeps the hint in step here. */
 static inline void rankidx__inner_set_key(struct rankidx__inner *in, uint32_t i,
                                           struct rankidx__k k)
 {
+    if (i > 0 && i % RANKIDX__GROUP == 0) {
+        in->hint[i / RANKIDX__GROUP - 1] = k.a;
+    }
     in->a[i] = k.a;
     in->b[i] = k.b;
     in->t[i] = k.t;
@@ -307,6 +509,7 @@ static void rankidx__leaf_insert_at(struct rankidx__leaf *leaf, uint32_t pos,
     rankidx__leaf_copy(leaf, pos + 1, leaf, pos, leaf->n - pos);
     rankidx__leaf_set(leaf, pos, k);
     leaf->n++;
+    rankidx__leaf_fix(leaf);
 }
 
 static void rankidx__inner_insert_at(struct rankidx__inner *in, uint32_t pos, void *child,
@@ -318,6 +521,7 @@ static void rankidx__inner_insert_at(struct rankidx__inner *in, uint32_t pos, vo
     in->cnt[pos] = cnt;
     in->child[pos] = child;
     in->n++;
+    rankidx__inner_fix(in);
 }
 
 static void rankidx__inner_remove_at(struct rankidx__inner *in, uint32_t pos)
@@ -325,6 +529,7 @@ static void rankidx__inner_remove_at(struct rankidx__inner *in, uint32_t pos)
     assert(pos < in->n);
     rankidx__inner_copy(in, pos, in, pos + 1, in->n - pos - 1);
     in->n--;
+    rankidx__inner_fix(in);
 }
 
 static uint64_t rankidx__inner_sum(const struct rankidx__inner *in, uint32_t from, uint32_t to)
@@ -336,32 +541,42 @@ static uint64_t rankidx__inner_sum(const struct rankidx__inner *in, uint32_t fro
     return s;
 }
 
-/* Keys under children 0..@i-1 of @in, whose subtree holds @total keys: summed from the nearer
- * end, so at most half the counts are read. */
-static inline uint64_t rankidx__inner_before(const struct rankidx__inner *in, uint32_t i,
-                                             uint64_t total)
+/* Keys under children 0..@i-1 of @in: whole groups from the header, the rest from the one
+ * line of cnt[] that holds slot @i. */
+static inline uint64_t rankidx__inner_before(const struct rankidx__inner *in, uint32_t i)
 {
-    if (i <= in->n / 2) {
-        return rankidx__inner_sum(in, 0, i);
+    uint32_t g = i / RANKIDX__GROUP;
+    uint64_t s = 0;
+    for (uint32_t j = 0; j < g; j++) {
+        s += in->gsum[j];
     }
-    return total - rankidx__inner_sum(in, i, in->n);
+    return s + rankidx__inner_sum(in, g * RANKIDX__GROUP, i);
 }
 
 /* ---- search ---- */
 
-/* Count of @a[i] < @x (@le 0) or <= @x (@le 1) among @a[0..@n), for ascending @a that
- * starts on a cache line. A binary search over a cold node waits for one memory round trip
- * per probe; here the first loop reads one value per line (a[8], a[16], ...), loads that do
- * not depend on each other and so travel together, to find the line where the values cross
- * @x, and the second counts inside that line, which has just arrived. */
-static inline uint32_t rankidx__count(const int64_t *a, uint32_t n, int64_t x, int le)
+/* Group (line of a[]) of a node with @n slots where the values cross @x, from the header:
+ * the number of hints < @x (@le 0) or <= @x (@le 1), capped at the last group in use (hints
+ * past the end are INT64_MAX, which @le counts when @x is INT64_MAX too). The hints sit in
+ * one or two lines, so this waits for memory once. */
+static inline uint32_t rankidx__group(const int64_t *hint, uint32_t nhint, uint32_t n, int64_t x,
+                                      int le)
 {
-    uint32_t line = 0;
-    for (uint32_t i = 8; i < n; i += 8) {
-        line += (a[i] < x || (le && a[i] == x)) ? 1u : 0u;
+    uint32_t g = 0;
+    for (uint32_t j = 0; j < nhint; j++) {
+        g += (hint[j] < x || (le && hint[j] == x)) ? 1u : 0u;
     }
-    uint32_t c = line * 8;
-    uint32_t end = c + 8 < n ? c + 8 : n;
+    uint32_t last = n > 0 ? (n - 1) / RANKIDX__GROUP : 0;
+    return g < last ? g : last;
+}
+
+/* Count of @a[i] < @x (@le 0) or <= @x (@le 1) among @a[0..@n), for ascending @a, knowing
+ * from the header that the values cross @x inside group @g: one line of a[] is read. */
+static inline uint32_t rankidx__count_in(const int64_t *a, uint32_t n, uint32_t g, int64_t x,
+                                         int le)
+{
+    uint32_t c = g * RANKIDX__GROUP;
+    uint32_t end = c + RANKIDX__GROUP < n ? c + RANKIDX__GROUP : n;
     for (uint32_t i = c; i < end; i++) {
         c += (a[i] < x || (le && a[i] == x)) ? 1u : 0u;
     }
@@ -392,16 +607,30 @@ static inline uint32_t rankidx__search(const struct rankidx *idx, const struct r
     return lo;
 }
 
+/* Start loading the lines of b[], t[] and pid[] that hold group @g of @leaf. */
+static inline void rankidx__leaf_prefetch_tail(const struct rankidx__leaf *leaf, uint32_t g)
+{
+    __builtin_prefetch(&leaf->b[g * RANKIDX__GROUP]);
+    __builtin_prefetch(&leaf->t[g * RANKIDX__GROUP]);
+    __builtin_prefetch(&leaf->pid[g * RANKIDX__GROUP]);
+}
+
 /* Number of slots of @leaf ordered strictly before @k. */
 static inline uint32_t rankidx__leaf_lower(const struct rankidx *idx,
                                            const struct rankidx__leaf *leaf,
                                            const struct rankkey *k)
 {
-    uint32_t lo = rankidx__count(leaf->a, leaf->n, k->a, 0);
-    if (lo == leaf->n || leaf->a[lo] != k->a) {
+    uint32_t n = leaf->n;
+    uint32_t g = rankidx__group(leaf->hint, RANKIDX__LEAF_GROUPS - 1, n, k->a, 0);
+    /* A probe is most often a stored key (a player's own rank), which ties with itself on a,
+     * so the rest of the key is read too: load its lines alongside a[]'s. */
+    rankidx__leaf_prefetch_tail(leaf, g);
+    uint32_t lo = rankidx__count_in(leaf->a, n, g, k->a, 0);
+    if (lo == n || leaf->a[lo] != k->a) {
         return lo; /* nothing ties on a */
     }
-    uint32_t hi = rankidx__count(leaf->a, leaf->n, k->a, 1);
+    uint32_t hi = rankidx__count_in(
+        leaf->a, n, rankidx__group(leaf->hint, RANKIDX__LEAF_GROUPS - 1, n, k->a, 1), k->a, 1);
     return rankidx__search(idx, k, leaf->a, leaf->b, leaf->t, leaf->pid, lo, hi, 0);
 }
 
@@ -410,10 +639,17 @@ static inline uint32_t rankidx__inner_route(const struct rankidx *idx,
                                             const struct rankidx__inner *in,
                                             const struct rankkey *k)
 {
-    uint32_t lo = rankidx__count(in->a, in->n, k->a, 0);
+    uint32_t n = in->n;
+    uint32_t g = rankidx__group(in->hint, RANKIDX__INNER_GROUPS - 1, n, k->a, 0);
+    /* Unless a ties, the answer lies in group g (hint[g-1] < k), so its counts and children
+     * can load alongside its keys. */
+    __builtin_prefetch(&in->cnt[g * RANKIDX__GROUP]);
+    __builtin_prefetch(&in->child[g * RANKIDX__GROUP]);
+    uint32_t lo = rankidx__count_in(in->a, n, g, k->a, 0);
     uint32_t le = lo; /* slots whose minimum is <= k */
-    if (lo < in->n && in->a[lo] == k->a) {
-        uint32_t hi = rankidx__count(in->a, in->n, k->a, 1);
+    if (lo < n && in->a[lo] == k->a) {
+        uint32_t hi = rankidx__count_in(
+            in->a, n, rankidx__group(in->hint, RANKIDX__INNER_GROUPS - 1, n, k->a, 1), k->a, 1);
         le = rankidx__search(idx, k, in->a, in->b, in->t, in->pid, lo, hi, 1);
     }
     return le > 0 ? le - 1 : 0;
@@ -448,7 +684,8 @@ static void rankidx__fix_min(struct rankidx__path *path, uint32_t depth, struct 
 
 /* ---- public: lifecycle and queries ---- */
 
-int rankidx_new(const struct rankidx_names *names, struct rankidx **out)
+int rankidx_new(const struct rankidx_names *names, struct rankidx_pool *pool,
+                struct rankidx **out)
 {
     struct rankidx *idx = calloc(1, sizeof *idx);
     if (idx == NULL) {
@@ -457,6 +694,7 @@ int rankidx_new(const struct rankidx_names *names, struct rankidx **out)
     if (names != NULL) {
         idx->names = *names;
     }
+    idx->pool = pool;
     *out = idx;
     return 0;
 }
@@ -490,12 +728,10 @@ uint64_t rankidx_count_before(const struct rankidx *idx, const struct rankkey *k
         return 0;
     }
     uint64_t before = 0;
-    uint64_t total = idx->count;
     for (uint32_t l = 0; l < idx->height; l++) {
         const struct rankidx__inner *in = node;
         uint32_t i = rankidx__inner_route(idx, in, key);
-        before += rankidx__inner_before(in, i, total);
-        total = in->cnt[i];
+        before += rankidx__inner_before(in, i);
         node = in->child[i];
     }
     return before + rankidx__leaf_lower(idx, node, key);
@@ -523,24 +759,18 @@ int rankidx_seek(const struct rankidx *idx, uint64_t rank0, struct rankidx_iter 
     }
     const void *node = idx->root;
     uint64_t r = rank0;
-    uint64_t total = idx->count;
     for (uint32_t l = 0; l < idx->height; l++) {
         const struct rankidx__inner *in = node;
-        uint32_t i;
-        if (r < total / 2) {
-            for (i = 0; r >= in->cnt[i]; i++) {
-                r -= in->cnt[i];
-            }
-        } else {
-            /* Count down from the right end: @after keys lie beyond child i. */
-            uint64_t after = total - r;
-            for (i = in->n - 1; after > in->cnt[i]; i--) {
-                after -= in->cnt[i];
-            }
-            r = in->cnt[i] - after;
+        /* r is below this subtree's count, so both walks stop inside the node. */
+        uint32_t g = 0;
+        while (r >= in->gsum[g]) {
+            r -= in->gsum[g++];
+        }
+        uint32_t i = g * RANKIDX__GROUP;
+        while (r >= in->cnt[i]) {
+            r -= in->cnt[i++];
         }
         assert(i < in->n && r < in->cnt[i]);
-        total = in->cnt[i];
         node = in->child[i];
     }
     const struct rankidx__leaf *leaf = node;
@@ -628,6 +858,8 @@ static void rankidx__leaf_share(struct rankidx__leaf *l, struct rankidx__leaf *r
     } else {
         rankidx__leaf_insert_at(r, g - nl, k);
     }
+    rankidx__leaf_fix(l);
+    rankidx__leaf_fix(r);
 }
 
 /* Full @leaf, reached at depth @h on @path, must take @k at @pos: move keys into the sibling
@@ -662,13 +894,17 @@ static int rankidx__try_share(struct rankidx__path *path, uint32_t h, struct ran
             rankidx__fix_min(path, h, rankidx__leaf_key(leaf, 0));
         }
     }
+    rankidx__inner_fix(parent);
     return 1;
 }
 
 static void rankidx__count_add(struct rankidx__path *path, uint32_t depth, int64_t delta)
 {
     for (uint32_t l = 0; l < depth; l++) {
-        path->node[l]->cnt[path->idx[l]] += (uint64_t)delta;
+        struct rankidx__inner *in = path->node[l];
+        uint32_t i = path->idx[l];
+        in->cnt[i] += (uint64_t)delta;
+        in->gsum[i / RANKIDX__GROUP] += (uint64_t)delta;
     }
 }
 
@@ -688,6 +924,8 @@ static void rankidx__inner_split(struct rankidx__inner *in, struct rankidx__inne
     } else {
         rankidx__inner_insert_at(right, pos - nl, child, cnt, min);
     }
+    rankidx__inner_fix(in);
+    rankidx__inner_fix(right);
 }
 
 int rankidx_insert(struct rankidx *idx, const struct rankkey *key)
@@ -804,6 +1042,7 @@ int rankidx_insert(struct rankidx *idx, const struct rankkey *key)
         rankidx__inner_set_key(root, 1, rmin);
         root->cnt[1] = rcnt;
         root->child[1] = rnode;
+        rankidx__inner_fix(root);
         idx->root = root;
         idx->height = h + 1;
         assert(idx->height < RANKIDX__MAX_HEIGHT);
@@ -846,6 +1085,7 @@ static void rankidx__leaf_rebalance(struct rankidx *idx, struct rankidx__inner *
     if (total <= RANKIDX__LEAF_MERGE) {
         rankidx__leaf_copy(l, l->n, r, 0, r->n);
         l->n = total;
+        rankidx__leaf_fix(l);
         l->next = r->next;
         if (r->next != NULL) {
             r->next->prev = l;
@@ -867,9 +1107,12 @@ static void rankidx__leaf_rebalance(struct rankidx *idx, struct rankidx__inner *
     }
     l->n = nl;
     r->n = total - nl;
+    rankidx__leaf_fix(l);
+    rankidx__leaf_fix(r);
     parent->cnt[li] = l->n;
     parent->cnt[li + 1] = r->n;
     rankidx__inner_set_key(parent, li + 1, rankidx__leaf_key(r, 0));
+    rankidx__inner_fix(parent);
 }
 
 /* Inner child @ci of @parent fell below the minimum: as rankidx__leaf_rebalance. */
@@ -893,6 +1136,7 @@ static void rankidx__inner_rebalance(struct rankidx *idx, struct rankidx__inner 
     if (total <= RANKIDX__INNER_MERGE) {
         rankidx__inner_copy(l, l->n, r, 0, r->n);
         l->n = total;
+        rankidx__inner_fix(l);
         parent->cnt[li] += parent->cnt[li + 1];
         rankidx__inner_remove_at(parent, li + 1);
         rankidx__inner_free(idx, r);
@@ -917,7 +1161,10 @@ static void rankidx__inner_rebalance(struct rankidx *idx, struct rankidx__inner 
     }
     l->n = nl;
     r->n = total - nl;
+    rankidx__inner_fix(l);
+    rankidx__inner_fix(r);
     rankidx__inner_set_key(parent, li + 1, rankidx__inner_key(r, 0));
+    rankidx__inner_fix(parent);
 }
 
 int rankidx_delete(struct rankidx *idx, const struct rankkey *key)
@@ -937,6 +1184,7 @@ int rankidx_delete(struct rankidx *idx, const struct rankkey *key)
     }
     rankidx__leaf_copy(leaf, pos, leaf, pos + 1, leaf->n - pos - 1);
     leaf->n--;
+    rankidx__leaf_fix(leaf);
     idx->count--;
     if (h == 0) {
         if (leaf->n == 0) {
@@ -1005,7 +1253,7 @@ int rankidx_load(struct rankidx *idx, const struct rankkey *keys, size_t n)
     }
 
     /* Allocate every node up front into a scratch index so that a failure changes nothing. */
-    struct rankidx fresh = {.names = idx->names};
+    struct rankidx fresh = {.names = idx->names, .pool = idx->pool};
     nodes = malloc((total > 0 ? total : 1) * sizeof *nodes);
     if (nodes == NULL) {
         rv = LR_ENOMEM;
@@ -1034,6 +1282,7 @@ int rankidx_load(struct rankidx *idx, const struct rankkey *keys, size_t n)
                 rankidx__leaf_set(leaf, (uint32_t)s, &keys[off + s]);
             }
             leaf->n = (uint32_t)take;
+            rankidx__leaf_fix(leaf);
             leaf->prev = j > 0 ? nodes[j - 1] : NULL;
             leaf->next = j + 1 < m ? nodes[j + 1] : NULL;
             off += take;
@@ -1065,6 +1314,7 @@ int rankidx_load(struct rankidx *idx, const struct rankkey *keys, size_t n)
                 in->child[s] = child;
             }
             in->n = (uint32_t)take;
+            rankidx__inner_fix(in);
             off += take;
         }
         assert(off == nb);
@@ -1137,6 +1387,12 @@ static int rankidx__check_node(const struct rankidx *idx, const void *node, uint
                 return LR_ECORRUPT;
             }
         }
+        for (uint32_t j = 0; j + 1 < RANKIDX__LEAF_GROUPS; j++) {
+            uint32_t i = (j + 1) * RANKIDX__GROUP;
+            if (leaf->hint[j] != (i < leaf->n ? leaf->a[i] : INT64_MAX)) {
+                return LR_ECORRUPT;
+            }
+        }
         if (leaf->prev != w->last) {
             return LR_ECORRUPT;
         }
@@ -1172,6 +1428,16 @@ static int rankidx__check_node(const struct rankidx *idx, const void *node, uint
             return LR_ECORRUPT;
         }
         sum += c;
+    }
+    for (uint32_t j = 0; j < RANKIDX__INNER_GROUPS; j++) {
+        uint32_t i = (j + 1) * RANKIDX__GROUP;
+        uint32_t to = i < in->n ? i : in->n;
+        uint32_t from = j * RANKIDX__GROUP < to ? j * RANKIDX__GROUP : to;
+        if ((j + 1 < RANKIDX__INNER_GROUPS &&
+             in->hint[j] != (i < in->n ? in->a[i] : INT64_MAX)) ||
+            in->gsum[j] != rankidx__inner_sum(in, from, to)) {
+            return LR_ECORRUPT;
+        }
     }
     *cnt = sum;
     return 0;

@@ -46,6 +46,24 @@ struct rankidx_names {
 
 struct rankidx; /* Opaque. */
 
+/**
+ * Node memory shared by many indexes (all the boards of one shard): 2 MiB chunks that the
+ * kernel may back with transparent huge pages, so a search over a large cold index does not
+ * also miss the TLB at every node. Nodes an index frees go back to the pool and are reused by
+ * any index on it; chunks are returned only by rankidx_pool_free. Not thread-safe: the pool
+ * and every index on it belong to one thread.
+ */
+struct rankidx_pool; /* Opaque. */
+
+/** Create an empty pool (no chunk is mapped until a node is needed). @return 0, LR_ENOMEM. */
+int rankidx_pool_new(struct rankidx_pool **out);
+
+/** Unmap every chunk of @p. Every index on @p must have been freed. NULL is a no-op. */
+void rankidx_pool_free(struct rankidx_pool *p);
+
+/** Bytes the pool has mapped (used or free), for memory accounting. */
+size_t rankidx_pool_memory(const struct rankidx_pool *p);
+
 /** Position inside an index, for walking pages. Invalidated by any insert or delete. */
 struct rankidx_iter {
     const void *leaf; /* private */
@@ -55,9 +73,12 @@ struct rankidx_iter {
 
 /**
  * Create an empty index. @names is copied; its ctx is borrowed for the index's lifetime.
+ * @pool, if not NULL, is borrowed until rankidx_free(@out) and supplies every node; with
+ * NULL, nodes come from malloc.
  * @return 0 and *@out, or LR_ENOMEM.
  */
-int rankidx_new(const struct rankidx_names *names, struct rankidx **out);
+int rankidx_new(const struct rankidx_names *names, struct rankidx_pool *pool,
+                struct rankidx **out);
 
 /** Free @idx and everything it holds. NULL is a no-op. */
 void rankidx_free(struct rankidx *idx);
@@ -114,7 +135,10 @@ int rankidx_prev(struct rankidx_iter *it, struct rankkey *key);
  */
 int rankidx_load(struct rankidx *idx, const struct rankkey *keys, size_t n);
 
-/** Bytes of heap the index holds (nodes and their arrays), for memory accounting. */
+/**
+ * Bytes the index holds (its nodes, whether from the pool or malloc), for memory accounting.
+ * Free nodes and unused chunk space of a pool count in rankidx_pool_memory only.
+ */
 size_t rankidx_memory(const struct rankidx *idx);
 
 /** Compare two keys under the index's order (<0, 0, >0). */

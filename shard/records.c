@@ -18,6 +18,9 @@ static void key__bytes(struct key *k, const void *p, size_t n)
     /* Callers build keys from validated ids (<= 64 bytes each, at most three parts), so a key
      * cannot outgrow KEY_MAX; overflowing would be a bug in the shard, not bad input. */
     assert(k->len + n <= KEY_MAX);
+    if (n == 0) {
+        return; /* an empty part may come with a NULL pointer */
+    }
     memcpy(k->b + k->len, p, n);
     k->len += n;
 }

@@ -19,6 +19,7 @@ static int shard__meta_get_u64(struct shard *s, const char *name, uint64_t *v, i
     int rv = store_get(s->st, STORE_META, name, strlen(name), &val);
     *found = rv == 0;
     if (rv == LR_ENOTFOUND) {
+        *v = 0; /* never committed: a reload after an abort must forget the group's value */
         return 0;
     }
     if (rv != 0) {
@@ -249,10 +250,12 @@ int shard__load(struct shard *s)
     MDB_val v;
     uint64_t u;
     int found, rv;
+    struct rankidx_pool *pool = s->boards.pool;
     boards__free(&s->boards);
     names__free(&s->names);
     names__init(&s->names);
     boards__init(&s->boards, names__resolver(&s->names));
+    s->boards.pool = pool;
     if ((rv = shard__meta_get_u64(s, "applied", &s->applied, &found)) != 0 ||
         (rv = shard__meta_get_u64(s, "hseq", &s->hseq, &found)) != 0 ||
         (rv = shard__meta_get_u64(s, "next_pid", &u, &found)) != 0) {
@@ -313,11 +316,16 @@ int shard_open(const struct shard_config *cfg, struct shard **out, char *errmsg)
 {
     struct store_config sc = {cfg->dir, cfg->map_size, cfg->fast};
     struct shard *s;
+    struct rankidx_pool *pool;
     int rv;
     if (cfg->region == NULL || !valid_id(cfg->region, strlen(cfg->region), VALID_ID_MAX)) {
         return errmsg_set(errmsg, LR_EINVAL, "shard: region must be an id");
     }
     if ((s = calloc(1, sizeof *s)) == NULL) {
+        return errmsg_set(errmsg, LR_ENOMEM, "shard: out of memory");
+    }
+    if (rankidx_pool_new(&pool) != 0) {
+        free(s);
         return errmsg_set(errmsg, LR_ENOMEM, "shard: out of memory");
     }
     snprintf(s->region, sizeof s->region, "%s", cfg->region);
@@ -326,8 +334,10 @@ int shard_open(const struct shard_config *cfg, struct shard **out, char *errmsg)
     msgpack_sbuffer_init(&s->obuf);
     msgpack_packer_init(&s->opk, &s->obuf, shard__obuf_write);
     msgpack_unpacked_init(&s->up);
+    msgpack_sbuffer_init(&s->ebuf);
     names__init(&s->names);
     boards__init(&s->boards, names__resolver(&s->names));
+    s->boards.pool = pool;
     if ((rv = store_open(&sc, &s->st, errmsg)) != 0) {
         goto err_after_alloc;
     }
@@ -346,10 +356,12 @@ err_after_store:
     store_close(s->st);
 err_after_alloc:
     boards__free(&s->boards);
+    rankidx_pool_free(s->boards.pool);
     names__free(&s->names);
     msgpack_unpacked_destroy(&s->up);
     msgpack_sbuffer_destroy(&s->rbuf);
     msgpack_sbuffer_destroy(&s->obuf);
+    msgpack_sbuffer_destroy(&s->ebuf);
     free(s);
     assert(rv != 0);
     return rv;
@@ -362,10 +374,12 @@ void shard_close(struct shard *s)
     }
     store_close(s->st);
     boards__free(&s->boards);
+    rankidx_pool_free(s->boards.pool);
     names__free(&s->names);
     msgpack_unpacked_destroy(&s->up);
     msgpack_sbuffer_destroy(&s->rbuf);
     msgpack_sbuffer_destroy(&s->obuf);
+    msgpack_sbuffer_destroy(&s->ebuf);
     free(s);
 }
 
@@ -399,6 +413,18 @@ uint64_t shard_applied_index(const struct shard *s) { return s->applied; }
 uint64_t shard_digest(const struct shard *s) { return store_digest(s->st); }
 
 int shard_digest_scan(struct shard *s, uint64_t *out) { return store_digest_scan(s->st, out); }
+
+int shard_copy(struct shard *s, int fd)
+{
+    if (store_in_write(s->st)) {
+        return errmsg_set(s->errmsg, LR_EINVAL, "copy: a group is open");
+    }
+    int mrv = mdb_env_copyfd2(store_env(s->st), fd, MDB_CP_COMPACT);
+    if (mrv != 0) {
+        return errmsg_set(s->errmsg, err_from_mdb(mrv), "copy: %s", mdb_strerror(mrv));
+    }
+    return 0;
+}
 
 const char *shard_region(const struct shard *s) { return s->region; }
 

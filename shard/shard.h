@@ -71,6 +71,22 @@ int shard_commit(struct shard *s);
 /** Drop the open group and rebuild memory from the committed state. @return 0 or LR_E*. */
 int shard_abort(struct shard *s);
 
+/* The committed-event log: the events of each applied entry, stored under its raft index in
+ * the same transaction as the entry's effects, so a subscriber can resume from any index the
+ * log still holds. Retention is a fixed number of indexes (the same on every replica). */
+#define SHARD_EVENTS_RETAIN 20000
+
+/**
+ * Call @fn for each entry at index >= @from that produced events, in index order, with the
+ * events as @n msgpack maps back to back in @buf (borrowed for the call), until @fn returns
+ * nonzero or @max entries were delivered. *@first is set to the lowest index still held (0 if
+ * none). @return 0, or LR_E*.
+ */
+int shard_events_read(struct shard *s, uint64_t from, uint32_t max,
+                      int (*fn)(void *data, uint64_t index, uint32_t n, const char *buf,
+                                size_t len),
+                      void *data, uint64_t *first);
+
 /** Double the LMDB map (no group open). */
 int shard_grow(struct shard *s);
 
@@ -82,6 +98,12 @@ uint64_t shard_digest(const struct shard *s);
 
 /** Recompute the digest from every record (O(n)). */
 int shard_digest_scan(struct shard *s, uint64_t *out);
+
+/**
+ * Write a compact, consistent copy of the committed environment to @fd (a snapshot: open the
+ * copy's directory as a shard to restore it). No group may be open. @return 0 or LR_E*.
+ */
+int shard_copy(struct shard *s, int fd);
 
 /** The region this shard serves. */
 const char *shard_region(const struct shard *s);

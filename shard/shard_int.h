@@ -74,6 +74,7 @@ struct board {
 struct boards {
     struct strmap by_id; /* board id -> struct board * */
     struct rankidx_names resolver;
+    struct rankidx_pool *pool; /* every index's nodes; owned by the shard, outlives reloads */
 };
 
 void boards__init(struct boards *b, struct rankidx_names resolver);
@@ -167,6 +168,9 @@ struct shard {
     msgpack_sbuffer obuf;    /* result or event being built */
     msgpack_packer opk;
     msgpack_unpacked up;     /* entry being applied */
+    msgpack_sbuffer ebuf;    /* events of the entry being applied, back to back */
+    uint32_t nevents;
+    int eoom;
     char errmsg[LR_ERRMSG_SIZE];
 };
 

@@ -31,7 +31,8 @@
     X(SCORES, "scores")                                                                        \
     X(IDEM, "idem")                                                                            \
     X(IDEMEXP, "idem_expiry")                                                                  \
-    X(STATS, "stats")
+    X(STATS, "stats")                                                                          \
+    X(EVENTS, "events")
 
 enum store_db {
 #define STORE__ENUM(NAME, str) STORE_##NAME,

@@ -3,7 +3,8 @@
  * The model keeps each player's current key in a table and sorts a copy when it needs order,
  * with its own comparator written from the order's definition, so it shares no code with the
  * index. $LAUREL_SEED replays a run; $LAUREL_RANKIDX_OPS scales the model run (default
- * 200000) for slow sanitizer builds. */
+ * 200000) for slow sanitizer builds. The structural tests run twice: on nodes from malloc
+ * (setup) and from a node pool (setup_pool), as a shard runs them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #define NPLAYERS 30000
 
 struct fixture {
+    struct rankidx_pool *pool; /* NULL: the index allocates with malloc */
     struct rankidx *idx;
     struct testrng rng;
     char (*names)[16]; /* id of each pid: "x" + decimal(NPLAYERS - pid), so mostly reversed */
@@ -37,7 +39,7 @@ static const char *names_id(void *ctx, uint32_t pid, size_t *len)
     return f->names[pid];
 }
 
-static int setup(void **state)
+static int setup_with(void **state, int pooled)
 {
     struct fixture *f = calloc(1, sizeof *f);
     assert_non_null(f);
@@ -51,16 +53,30 @@ static int setup(void **state)
         int len = snprintf(f->names[p], sizeof f->names[p], "x%u", (unsigned)(NPLAYERS - p));
         f->lens[p] = (size_t)len;
     }
+    if (pooled) {
+        assert_int_equal(rankidx_pool_new(&f->pool), 0);
+    }
     struct rankidx_names names = {f, names_id};
-    assert_int_equal(rankidx_new(&names, &f->idx), 0);
+    assert_int_equal(rankidx_new(&names, f->pool, &f->idx), 0);
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_with(state, 0);
+}
+
+static int setup_pool(void **state)
+{
+    return setup_with(state, 1);
 }
 
 static int teardown(void **state)
 {
     struct fixture *f = *state;
     rankidx_free(f->idx);
+    rankidx_pool_free(f->pool);
     free(f->names);
     free(f->lens);
     free(f->cur);
@@ -401,7 +417,7 @@ static void test_no_resolver_orders_ties_by_pid(void **state)
     struct rankkey k5 = {.a = 1, .b = 1, .t = 1, .pid = 5, .idlen = 0, .id = NULL};
     struct rankkey k3 = k5;
     k3.pid = 3;
-    assert_int_equal(rankidx_new(NULL, &idx), 0);
+    assert_int_equal(rankidx_new(NULL, NULL, &idx), 0);
     assert_int_equal(rankidx_insert(idx, &k5), 0);
     assert_int_equal(rankidx_insert(idx, &k3), 0);
     assert_int_equal(rankidx_count_before(idx, &k3), 0);
@@ -495,7 +511,7 @@ static void test_load_sorted(void **state)
     struct rankkey *v = model_sorted(f, &n);
     struct rankidx *fresh;
     struct rankidx_names names = {f, names_id};
-    assert_int_equal(rankidx_new(&names, &fresh), 0);
+    assert_int_equal(rankidx_new(&names, f->pool, &fresh), 0);
     assert_int_equal(rankidx_load(fresh, v, n), 0);
     rankidx_free(f->idx);
     f->idx = fresh;
@@ -614,7 +630,7 @@ static void test_memory_per_entry(void **state)
     const uint32_t n = 1000000;
     struct rankidx_names names = {NULL, big_id};
     struct rankidx *idx;
-    assert_int_equal(rankidx_new(&names, &idx), 0);
+    assert_int_equal(rankidx_new(&names, NULL, &idx), 0);
     for (uint32_t p = 0; p < n; p++) {
         struct rankkey k = {.a = -(int64_t)testrng_below(&f->rng, 1000000000), .b = 0,
                             .t = p, .pid = p};
@@ -633,7 +649,7 @@ static void test_memory_per_entry(void **state)
         assert_int_equal(rankidx_next(&it, &v[i]), 1);
     }
     rankidx_free(idx);
-    assert_int_equal(rankidx_new(&names, &idx), 0);
+    assert_int_equal(rankidx_new(&names, NULL, &idx), 0);
     assert_int_equal(rankidx_load(idx, v, n), 0);
     double loaded = (double)rankidx_memory(idx) / n;
     print_message("# rankidx: %.2f bytes/entry after load\n", loaded);
@@ -656,8 +672,8 @@ static size_t vm_bytes(void)
 }
 #endif
 
-/* When memory runs out, insert and load fail with LR_ENOMEM and leave the index exactly as
- * it was. The address-space limit makes malloc fail for real; ASan's shadow memory cannot
+/* When memory runs out (malloc or a pool's next chunk), insert and load fail with LR_ENOMEM
+ * and leave the index exactly as it was. The address-space limit makes malloc fail for real; ASan's shadow memory cannot
  * live under such a limit, so the sanitizer build skips this. */
 static void test_enomem_leaves_index_unchanged(void **state)
 {
@@ -674,7 +690,7 @@ static void test_enomem_leaves_index_unchanged(void **state)
     for (uint32_t i = 0; i < nload; i++) {
         v[i] = (struct rankkey){.a = i, .b = 0, .t = 0, .pid = i};
     }
-    assert_int_equal(rankidx_new(&names, &idx), 0);
+    assert_int_equal(rankidx_new(&names, f->pool, &idx), 0);
     for (uint32_t p = 0; p < 20000; p++) {
         struct rankkey k = {.a = (int64_t)testrng_next(&f->rng), .b = 0, .t = p, .pid = p};
         assert_int_equal(rankidx_insert(idx, &k), 0);
@@ -722,6 +738,67 @@ static void test_enomem_leaves_index_unchanged(void **state)
 #endif
 }
 
+/* Nodes freed by deletes, merges and rankidx_free go back to the pool and are reused, by the
+ * same index or another, so churn does not grow the pool; and many small indexes share one
+ * chunk. */
+static void test_pool_reuses_freed_nodes(void **state)
+{
+    struct fixture *f = *state;
+    const uint32_t n = 20000;
+    size_t empty = rankidx_memory(f->idx);
+    for (uint32_t p = 0; p < n; p++) {
+        model_insert(f, p, draw_key(f, p));
+    }
+    size_t grown = rankidx_pool_memory(f->pool);
+    size_t held = rankidx_memory(f->idx);
+    assert_true(grown >= held - empty);
+    uint64_t nk;
+    struct rankkey *v = model_sorted(f, &nk);
+    assert_int_equal(nk, n);
+
+    /* Drain and refill the same index with the same keys in the same order. */
+    for (uint32_t p = 0; p < n; p++) {
+        model_delete(f, p);
+    }
+    assert_int_equal(rankidx_memory(f->idx), empty);
+    assert_int_equal(rankidx_pool_memory(f->pool), grown);
+    for (uint32_t p = 0; p < n; p++) {
+        model_insert(f, p, f->cur[p]);
+    }
+    assert_int_equal(rankidx_memory(f->idx), held);
+    assert_int_equal(rankidx_pool_memory(f->pool), grown);
+    check_against_model(f, 64);
+
+    /* A second index on the pool takes the first one's nodes once it is freed. */
+    rankidx_free(f->idx);
+    struct rankidx_names names = {f, names_id};
+    assert_int_equal(rankidx_new(&names, f->pool, &f->idx), 0);
+    assert_int_equal(rankidx_load(f->idx, v, n), 0);
+    assert_int_equal(rankidx_pool_memory(f->pool), grown);
+    check_against_model(f, 64);
+    free(v);
+
+    /* Fifty small indexes fit in one chunk of a fresh pool. */
+    struct rankidx_pool *pool;
+    struct rankidx *small[50];
+    assert_int_equal(rankidx_pool_new(&pool), 0);
+    size_t none = rankidx_pool_memory(pool);
+    for (int i = 0; i < 50; i++) {
+        assert_int_equal(rankidx_new(&names, pool, &small[i]), 0);
+        for (uint32_t p = 0; p < 10; p++) {
+            struct rankkey k = draw_key(f, p);
+            assert_int_equal(rankidx_insert(small[i], &k), 0);
+        }
+        assert_int_equal(rankidx_check(small[i]), 0);
+    }
+    /* One 2 MiB chunk and a little bookkeeping. */
+    assert_true(rankidx_pool_memory(pool) - none <= ((size_t)2 << 20) + 4096);
+    for (int i = 0; i < 50; i++) {
+        rankidx_free(small[i]);
+    }
+    rankidx_pool_free(pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -737,6 +814,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_load_rejects_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(test_memory_per_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_enomem_leaves_index_unchanged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_model_random_ops, setup_pool, teardown),
+        cmocka_unit_test_setup_teardown(test_sequential_then_drain, setup_pool, teardown),
+        cmocka_unit_test_setup_teardown(test_load_sorted, setup_pool, teardown),
+        cmocka_unit_test_setup_teardown(test_range_delete_rebalances, setup_pool, teardown),
+        cmocka_unit_test_setup_teardown(test_enomem_leaves_index_unchanged, setup_pool,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_pool_reuses_freed_nodes, setup_pool, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,138 @@
+/* node/cli_ctl.c — `laurel ctl`: operator commands. A table of subcommands, each with its
+ * --help; replies print as JSON. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "client.h"
+#include "mpjson.h"
+
+struct cli_ctl__args {
+    const char *rpc;
+    uint64_t id;
+    const char *raft;
+    const char *new_rpc;
+    int timeout_ms;
+};
+
+struct cli_ctl__cmd {
+    const char *name;
+    const char *usage;
+    int op;
+    int needs_id, needs_addrs;
+};
+
+static const struct cli_ctl__cmd cli_ctl__cmds[] = {
+    {"status", "status --rpc HOST:PORT          role, term, leader, indexes, digest", PROTO_OP_STATUS,
+     0, 0},
+    {"add", "add --rpc LEADER --id N --raft HOST:PORT --replica-rpc HOST:PORT\n"
+            "                                     add a voter (start it with `laurel node --join`)",
+     PROTO_OP_ADD, 1, 1},
+    {"remove", "remove --rpc LEADER --id N          remove a replica", PROTO_OP_REMOVE, 1, 0},
+    {"transfer", "transfer --rpc LEADER [--id N]    hand leadership over (0 = any)",
+     PROTO_OP_TRANSFER, 0, 0},
+};
+
+#define CLI_CTL__N (sizeof cli_ctl__cmds / sizeof cli_ctl__cmds[0])
+
+static void cli_ctl__usage(FILE *f)
+{
+    fprintf(f, "usage: laurel ctl <command> [options]\n\ncommands:\n");
+    for (size_t i = 0; i < CLI_CTL__N; i++) {
+        fprintf(f, "  %s\n", cli_ctl__cmds[i].usage);
+    }
+    fprintf(f, "\noptions: --timeout-ms MS (default 5000). Replies print as JSON.\n");
+}
+
+static int cli_ctl__print(const struct client_reply *r)
+{
+    json_t *j = mpjson_from(r->body);
+    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+    if (r->code != 0) {
+        fprintf(stderr, "error %s: %s\n", err_name(r->code), s ? s : "?");
+    } else {
+        printf("%s\n", s ? s : "null");
+    }
+    free(s);
+    json_decref(j);
+    return r->code == 0 ? 0 : 1;
+}
+
+int cli_ctl(int argc, char **argv)
+{
+    static const struct option opts[] = {{"rpc", required_argument, NULL, 'r'},
+                                         {"id", required_argument, NULL, 'i'},
+                                         {"raft", required_argument, NULL, 'a'},
+                                         {"replica-rpc", required_argument, NULL, 'p'},
+                                         {"timeout-ms", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct cli_ctl__args a = {.timeout_ms = 5000};
+    const struct cli_ctl__cmd *cmd = NULL;
+    int c;
+    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
+        cli_ctl__usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < CLI_CTL__N; i++) {
+        if (strcmp(argv[1], cli_ctl__cmds[i].name) == 0) {
+            cmd = &cli_ctl__cmds[i];
+        }
+    }
+    if (cmd == NULL) {
+        fprintf(stderr, "laurel ctl: unknown command '%s'\n", argv[1]);
+        cli_ctl__usage(stderr);
+        return 2;
+    }
+    optind = 2;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'r': a.rpc = optarg; break;
+        case 'i': a.id = strtoull(optarg, NULL, 10); break;
+        case 'a': a.raft = optarg; break;
+        case 'p': a.new_rpc = optarg; break;
+        case 't': a.timeout_ms = atoi(optarg); break;
+        case 'h': printf("usage: laurel ctl %s\n", cmd->usage); return 0;
+        default: fprintf(stderr, "usage: laurel ctl %s\n", cmd->usage); return 2;
+        }
+    }
+    if (a.rpc == NULL || (cmd->needs_id && a.id == 0) ||
+        (cmd->needs_addrs && (a.raft == NULL || a.new_rpc == NULL))) {
+        fprintf(stderr, "usage: laurel ctl %s\n", cmd->usage);
+        return 2;
+    }
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    if (cmd->op == PROTO_OP_STATUS) {
+        msgpack_pack_nil(&pk);
+    } else {
+        msgpack_pack_map(&pk, cmd->needs_addrs ? 3 : 1);
+        proto_pack_key(&pk, "id");
+        msgpack_pack_uint64(&pk, a.id);
+        if (cmd->needs_addrs) {
+            proto_pack_key(&pk, "raft");
+            proto_pack_key(&pk, a.raft);
+            proto_pack_key(&pk, "rpc");
+            proto_pack_key(&pk, a.new_rpc);
+        }
+    }
+    struct client cl;
+    struct client_reply r;
+    int rv = client_connect(&cl, a.rpc, a.timeout_ms);
+    if (rv == 0) {
+        rv = client_call(&cl, cmd->op, sb.data, sb.size, &r, a.timeout_ms);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    if (rv != 0) {
+        fprintf(stderr, "laurel ctl: %s\n", cl.errmsg);
+        client_close(&cl);
+        return 1;
+    }
+    rv = cli_ctl__print(&r);
+    client_close(&cl);
+    return rv;
+}

@@ -1,0 +1,209 @@
+/* node/cli_node.c — `laurel node`: flags or a cluster file → struct node_config → one loop. */
+#include <getopt.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../shard/err.h"
+#include "cli.h"
+#include "node.h"
+
+static void cli_node__usage(FILE *f)
+{
+    fprintf(f,
+            "usage: laurel node --id N --region R --data DIR (--peer ... | --cluster FILE)\n"
+            "\n"
+            "Runs one replica of a region: a raft member with its LMDB state machine, serving\n"
+            "the client RPC (msgpack over TCP) and the committed-event stream.\n"
+            "\n"
+            "  --id N              this replica's id (>= 1), one of the peers\n"
+            "  --region R          the region it serves (must match its data dir)\n"
+            "  --data DIR          data directory (raft log in DIR/raft, LMDB in DIR/shard)\n"
+            "  --peer ID=RAFT,RPC  an initial voter, e.g. 2=127.0.0.1:7002,127.0.0.1:8002\n"
+            "                      (repeat for each; include this replica)\n"
+            "  --cluster FILE      JSON instead of --peer/--region:\n"
+            "                      {\"region\":\"eu\",\"replicas\":[{\"id\":1,\"raft\":\"h:p\",\n"
+            "                       \"rpc\":\"h:p\"}, ...]}\n"
+            "  --join              start empty and wait to be added by the leader\n"
+            "                      (laurel ctl add); no bootstrap\n"
+            "  --election-ms MS    election timeout (default 1000)\n"
+            "  --heartbeat-ms MS   heartbeat interval (default 100)\n"
+            "  --snapshot-every N  entries between snapshots (default 8192)\n"
+            "  --sync              fsync every LMDB commit (default: the raft log is the\n"
+            "                      durable record; see docs/durability.md)\n"
+            "  --log-level L       error, warn, info (default), debug\n");
+}
+
+static int cli_node__addr_ok(const char *s)
+{
+    return s[0] && strlen(s) < NODE_ADDR_MAX && strchr(s, ':') != NULL;
+}
+
+static int cli_node__peer(struct node_config *cfg, const char *arg)
+{
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", arg);
+    char *eq = strchr(buf, '='), *comma = eq ? strchr(eq, ',') : NULL, *end;
+    if (eq == NULL || comma == NULL || cfg->npeers == NODE_MAX_PEERS) {
+        return -1;
+    }
+    *eq = *comma = '\0';
+    struct node_peer *p = &cfg->peers[cfg->npeers];
+    p->id = strtoull(buf, &end, 10);
+    if (*end || p->id == 0 || !cli_node__addr_ok(eq + 1) || !cli_node__addr_ok(comma + 1)) {
+        return -1;
+    }
+    snprintf(p->raft, sizeof p->raft, "%s", eq + 1);
+    snprintf(p->rpc, sizeof p->rpc, "%s", comma + 1);
+    cfg->npeers++;
+    return 0;
+}
+
+/* Read the cluster file: a region name and its replicas. Every field is checked. */
+static int cli_node__cluster(struct node_config *cfg, const char *path)
+{
+    json_error_t jerr;
+    json_t *root = json_load_file(path, 0, &jerr), *reps, *r;
+    size_t i;
+    const char *region = NULL;
+    if (root == NULL) {
+        fprintf(stderr, "laurel node: %s:%d: %s\n", path, jerr.line, jerr.text);
+        return -1;
+    }
+    if (json_unpack_ex(root, &jerr, 0, "{s:s, s:o}", "region", &region, "replicas", &reps) != 0 ||
+        !json_is_array(reps) || json_array_size(reps) == 0 ||
+        json_array_size(reps) > NODE_MAX_PEERS || strlen(region) >= sizeof cfg->region) {
+        fprintf(stderr, "laurel node: %s: needs \"region\" and 1 to %d \"replicas\"\n", path,
+                NODE_MAX_PEERS);
+        json_decref(root);
+        return -1;
+    }
+    snprintf(cfg->region, sizeof cfg->region, "%s", region);
+    json_array_foreach(reps, i, r)
+    {
+        json_int_t id;
+        const char *raft, *rpc;
+        struct node_peer *p = &cfg->peers[cfg->npeers];
+        if (json_unpack(r, "{s:I, s:s, s:s}", "id", &id, "raft", &raft, "rpc", &rpc) != 0 ||
+            id < 1 || !cli_node__addr_ok(raft) || !cli_node__addr_ok(rpc)) {
+            fprintf(stderr, "laurel node: %s: replica %zu needs id >= 1, raft and rpc host:port\n",
+                    path, i);
+            json_decref(root);
+            return -1;
+        }
+        p->id = (uint64_t)id;
+        snprintf(p->raft, sizeof p->raft, "%s", raft);
+        snprintf(p->rpc, sizeof p->rpc, "%s", rpc);
+        cfg->npeers++;
+    }
+    json_decref(root);
+    return 0;
+}
+
+struct cli_node__run {
+    uv_loop_t *loop;
+    struct node *node;
+    uv_signal_t sigint, sigterm;
+    int stopped;
+};
+
+static void cli_node__stopped(void *data)
+{
+    struct cli_node__run *r = data;
+    r->stopped = 1;
+    uv_close((uv_handle_t *)&r->sigint, NULL);
+    uv_close((uv_handle_t *)&r->sigterm, NULL);
+}
+
+static void cli_node__signal(uv_signal_t *h, int signum)
+{
+    struct cli_node__run *r = h->data;
+    (void)signum;
+    if (r->node) {
+        node_stop(r->node, cli_node__stopped, r);
+        r->node = NULL;
+    }
+}
+
+int cli_node(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"id", required_argument, NULL, 'i'},       {"region", required_argument, NULL, 'r'},
+        {"data", required_argument, NULL, 'd'},     {"peer", required_argument, NULL, 'p'},
+        {"cluster", required_argument, NULL, 'c'},  {"join", no_argument, NULL, 'j'},
+        {"election-ms", required_argument, NULL, 'e'},
+        {"heartbeat-ms", required_argument, NULL, 'b'},
+        {"snapshot-every", required_argument, NULL, 's'},
+        {"sync", no_argument, NULL, 'y'},           {"log-level", required_argument, NULL, 'l'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    struct node_config cfg;
+    enum log_level level = LOG_INFO;
+    const char *cluster = NULL;
+    int c;
+    node_config_defaults(&cfg);
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'i': cfg.id = strtoull(optarg, NULL, 10); break;
+        case 'r': snprintf(cfg.region, sizeof cfg.region, "%s", optarg); break;
+        case 'd': snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", optarg); break;
+        case 'p':
+            if (cli_node__peer(&cfg, optarg) != 0) {
+                fprintf(stderr, "laurel node: --peer %s: expected ID=RAFT_HOST:PORT,RPC_HOST:PORT\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'c': cluster = optarg; break;
+        case 'j': cfg.join = 1; break;
+        case 'e': cfg.election_ms = (unsigned)atoi(optarg); break;
+        case 'b': cfg.heartbeat_ms = (unsigned)atoi(optarg); break;
+        case 's': cfg.snapshot_threshold = (unsigned)atoi(optarg); break;
+        case 'y': cfg.fast = 0; break;
+        case 'l':
+            if (log_level_parse(optarg, &level) != 0) {
+                fprintf(stderr, "laurel node: --log-level: error, warn, info or debug\n");
+                return 2;
+            }
+            break;
+        case 'h': cli_node__usage(stdout); return 0;
+        default: cli_node__usage(stderr); return 2;
+        }
+    }
+    if (cluster && cli_node__cluster(&cfg, cluster) != 0) {
+        return 2;
+    }
+    if (cfg.id == 0 || cfg.region[0] == '\0' || cfg.data_dir[0] == '\0' || cfg.npeers == 0 ||
+        cfg.election_ms < 50 || cfg.heartbeat_ms == 0 || cfg.heartbeat_ms >= cfg.election_ms) {
+        fprintf(stderr, "laurel node: --id, --region, --data and peers are required "
+                        "(heartbeat < election)\n\n");
+        cli_node__usage(stderr);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN); /* a dead peer must not kill the survivors (NOTES-deps.md) */
+    struct logger log;
+    log_init(&log, stderr, level, cfg.id, cfg.region);
+    struct cli_node__run run = {0};
+    char errmsg[LR_ERRMSG_SIZE];
+    run.loop = uv_default_loop();
+    if (node_start(run.loop, &cfg, &log, &run.node, errmsg) != 0) {
+        LOG(&log, LOG_ERROR, "%s", errmsg);
+        return 1;
+    }
+    uv_signal_init(run.loop, &run.sigint);
+    uv_signal_init(run.loop, &run.sigterm);
+    run.sigint.data = run.sigterm.data = &run;
+    uv_signal_start(&run.sigint, cli_node__signal, SIGINT);
+    uv_signal_start(&run.sigterm, cli_node__signal, SIGTERM);
+    uv_run(run.loop, UV_RUN_DEFAULT);
+    if (!run.stopped && run.node && node_exit_status(run.node) != 0) {
+        /* A fatal error stopped the loop mid-flight: exit like a crash, without unwinding a
+         * replica that must not serve; LMDB and the raft log are consistent on disk. */
+        _exit(node_exit_status(run.node));
+    }
+    LOG(&log, LOG_INFO, "replica stopped");
+    return 0;
+}

@@ -1,0 +1,210 @@
+/* node/conn.c — client connections of a replica: framing, coalesced writes, backpressure.
+ *
+ * Writes are double-buffered: frames accumulate in `out` while `wbuf` is on the wire, and one
+ * uv_write carries everything that accumulated, so a burst of answers to one client costs one
+ * syscall. A client that stops reading stops being read (its answers bound its memory); a
+ * subscriber that falls behind is dropped by the node, never waited for. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "node_int.h"
+
+static void conn__flush(struct node_conn *c);
+
+size_t conn__queued(const struct node_conn *c) { return c->out.size + c->wbuf.size; }
+
+static void conn__free(uv_handle_t *h)
+{
+    struct node_conn *c = h->data;
+    proto_reader_free(&c->rd);
+    msgpack_sbuffer_destroy(&c->out);
+    msgpack_sbuffer_destroy(&c->wbuf);
+    free(c);
+}
+
+static void conn__maybe_free(struct node_conn *c)
+{
+    if (c->closing && c->refs == 0 && !c->writing && !uv_is_closing((uv_handle_t *)&c->tcp)) {
+        uv_close((uv_handle_t *)&c->tcp, conn__free);
+    }
+}
+
+void conn__unref(struct node_conn *c)
+{
+    c->refs--;
+    conn__maybe_free(c);
+}
+
+void conn__close(struct node_conn *c, const char *why)
+{
+    if (c->closing) {
+        return;
+    }
+    LOG(c->n->log, LOG_DEBUG, "rpc: closing a connection: %s", why);
+    c->closing = 1;
+    node__unsubscribe(c);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        c->n->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    conn__maybe_free(c);
+}
+
+void conn__close_all(struct node *n)
+{
+    while (n->conns) {
+        conn__close(n->conns, "node stopping");
+    }
+}
+
+static void conn__alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    /* Reads land in one buffer owned by the node's loop, then are copied into the reader. */
+    struct node_conn *c = h->data;
+    (void)hint;
+    buf->base = c->n->rbuf;
+    buf->len = sizeof c->n->rbuf;
+}
+
+static void conn__read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct node_conn *c = s->data;
+    const char *frame;
+    size_t len;
+    int rv;
+    if (nread < 0) {
+        conn__close(c, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
+        return;
+    }
+    if (proto_reader_feed(&c->rd, buf->base, (size_t)nread) != 0) {
+        conn__close(c, "out of memory");
+        return;
+    }
+    c->refs++; /* a request may close the connection while we loop */
+    while (!c->closing && (rv = proto_reader_next(&c->rd, &frame, &len)) == 1) {
+        node__request(c, frame, len);
+    }
+    if (!c->closing && rv < 0) {
+        node__reply_error(c, 0, LR_ETOOBIG, "frame length out of range");
+        conn__close(c, "bad frame length");
+    }
+    if (!c->closing && conn__queued(c) > NODE_CONN_QUEUE_MAX && c->reading) {
+        uv_read_stop(s); /* resumed when the answers drain */
+        c->reading = 0;
+    }
+    conn__unref(c);
+}
+
+static void conn__written(uv_write_t *req, int status)
+{
+    struct node_conn *c = req->data;
+    c->writing = 0;
+    msgpack_sbuffer_clear(&c->wbuf);
+    if (status < 0) {
+        conn__close(c, uv_strerror(status));
+        conn__maybe_free(c);
+        return;
+    }
+    if (c->closing) {
+        conn__maybe_free(c);
+        return;
+    }
+    if (!c->reading && conn__queued(c) < NODE_CONN_QUEUE_MAX / 2) {
+        c->reading = 1;
+        uv_read_start((uv_stream_t *)&c->tcp, conn__alloc, conn__read);
+    }
+    conn__flush(c);
+}
+
+static void conn__flush(struct node_conn *c)
+{
+    if (c->writing || c->out.size == 0 || c->closing) {
+        return;
+    }
+    msgpack_sbuffer tmp = c->wbuf;
+    c->wbuf = c->out;
+    c->out = tmp;
+    uv_buf_t b = uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.size);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, conn__written) != 0) {
+        msgpack_sbuffer_clear(&c->wbuf);
+        conn__close(c, "write failed");
+        return;
+    }
+    c->writing = 1;
+}
+
+void conn__send(struct node_conn *c, const char *p, size_t len)
+{
+    unsigned char h[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+                          (unsigned char)(len >> 8), (unsigned char)len};
+    if (c->closing) {
+        return;
+    }
+    if (msgpack_sbuffer_write(&c->out, (const char *)h, 4) != 0 ||
+        msgpack_sbuffer_write(&c->out, p, len) != 0) {
+        conn__close(c, "out of memory");
+        return;
+    }
+    conn__flush(c);
+}
+
+static void conn__accept(uv_stream_t *server, int status)
+{
+    struct node *n = server->data;
+    if (status < 0) {
+        LOG(n->log, LOG_WARN, "rpc: accept: %s", uv_strerror(status));
+        return;
+    }
+    struct node_conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        return;
+    }
+    c->n = n;
+    proto_reader_init(&c->rd);
+    msgpack_sbuffer_init(&c->out);
+    msgpack_sbuffer_init(&c->wbuf);
+    uv_tcp_init(n->loop, &c->tcp);
+    c->tcp.data = c;
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->tcp, conn__free);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    c->next = n->conns;
+    if (n->conns) {
+        n->conns->prev = c;
+    }
+    n->conns = c;
+    c->reading = 1;
+    uv_read_start((uv_stream_t *)&c->tcp, conn__alloc, conn__read);
+}
+
+int conn__listen(struct node *n, const char *addr, char *errmsg)
+{
+    char host[NODE_ADDR_MAX];
+    struct sockaddr_in sa;
+    const char *colon = strrchr(addr, ':');
+    int rv;
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
+        return errmsg_set(errmsg, LR_EINVAL, "rpc: address %s is not host:port", addr);
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    if (uv_ip4_addr(host, atoi(colon + 1), &sa) != 0) {
+        return errmsg_set(errmsg, LR_EINVAL, "rpc: address %s is not IPv4 host:port", addr);
+    }
+    uv_tcp_init(n->loop, &n->listener);
+    n->listener.data = n;
+    if ((rv = uv_tcp_bind(&n->listener, (const struct sockaddr *)&sa, 0)) != 0 ||
+        (rv = uv_listen((uv_stream_t *)&n->listener, 1024, conn__accept)) != 0) {
+        return errmsg_set(errmsg, LR_EIO, "rpc: listen on %s: %s", addr, uv_strerror(rv));
+    }
+    return 0;
+}

@@ -1,0 +1,39 @@
+/* node/log.h — the node's logger. One per process; passed explicitly, never global.
+ * Every line carries node=, region= and term=, so lines of three replicas interleaved in one
+ * terminal or file still say who wrote them. LOG checks the level before formatting. */
+#ifndef LAUREL_LOG_H
+#define LAUREL_LOG_H
+
+#include <raft.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+struct logger {
+    enum log_level level;
+    FILE *out;        /* borrowed */
+    uint64_t node_id;
+    char region[65];
+    uint64_t term;    /* updated by the node as raft's term moves */
+    struct raft_tracer tracer; /* routes libraft's trace into this logger at LOG_DEBUG */
+};
+
+/** Initialise @lg writing to @out. */
+void log_init(struct logger *lg, FILE *out, enum log_level level, uint64_t node_id,
+              const char *region);
+
+void log_emit(struct logger *lg, enum log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/** Parse "error", "warn", "info", "debug". @return 0 or -1. */
+int log_level_parse(const char *s, enum log_level *out);
+
+#define LOG(lg, lvl, ...)                                                                      \
+    do {                                                                                       \
+        if ((lvl) <= (lg)->level) {                                                            \
+            log_emit((lg), (lvl), __VA_ARGS__);                                                \
+        }                                                                                      \
+    } while (0)
+
+#endif

@@ -1,0 +1,1032 @@
+/* node/node.c — a replica: raft setup, the op table of the client RPC, write batching,
+ * barrier reads and the committed-event stream (see node.h).
+ *
+ * Life of a write: conn.c cuts a frame → node__request → op_submit appends its commands, with
+ * this leader's clock stamped in, to the loop turn's open batch → the check handle proposes
+ * the batch as one raft entry → the FSM applies and commits it → node__applied answers each
+ * waiting request with its slice of the results. A leader change before apply fails the
+ * batch's requests with `unavailable` ("may or may not have happened"), which is safe to
+ * retry with the same idempotency key. */
+#include <assert.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../raft/xport.h"
+#include "node_int.h"
+
+#define NODE__RETRY_MS 500
+#define NODE__PUMP_ENTRIES 64
+
+void node_config_defaults(struct node_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->election_ms = 1000;
+    cfg->heartbeat_ms = 100;
+    cfg->snapshot_threshold = 8192;
+    cfg->snapshot_trailing = 4096;
+    cfg->fast = 1;
+}
+
+int node_exit_status(const struct node *n) { return n->exit_status; }
+
+static void node__fatal(struct node *n, const char *what)
+{
+    LOG(n->log, LOG_ERROR, "fatal: %s; stopping this replica", what);
+    n->exit_status = 70;
+    uv_stop(n->loop);
+}
+
+static const struct node_peer *node__peer(const struct node *n, uint64_t id)
+{
+    for (unsigned i = 0; i < n->cfg.npeers; i++) {
+        if (n->cfg.peers[i].id == id) {
+            return &n->cfg.peers[i];
+        }
+    }
+    return NULL;
+}
+
+static int64_t node__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- replies --------------------------------------------------------------------------------- */
+
+static msgpack_packer node__packer(struct node *n)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(&n->scratch);
+    msgpack_packer_init(&pk, &n->scratch, msgpack_sbuffer_write);
+    return pk;
+}
+
+void node__reply(struct node_conn *c, uint64_t id, int code, const char *payload, size_t len)
+{
+    struct node *n = c->n;
+    msgpack_packer pk = node__packer(n);
+    proto_msg_begin(&pk, id, code);
+    if (payload) {
+        msgpack_sbuffer_write(&n->scratch, payload, len);
+    } else {
+        msgpack_pack_nil(&pk);
+    }
+    conn__send(c, n->scratch.data, n->scratch.size);
+}
+
+void node__reply_error(struct node_conn *c, uint64_t id, int code, const char *msg)
+{
+    struct node *n = c->n;
+    msgpack_packer pk = node__packer(n);
+    proto_msg_begin(&pk, id, code);
+    msgpack_pack_str_with_body(&pk, msg, strlen(msg));
+    conn__send(c, n->scratch.data, n->scratch.size);
+}
+
+/* Not the leader: say who is, so the client can go there. */
+static void node__reply_not_leader(struct node_conn *c, uint64_t id)
+{
+    struct node *n = c->n;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&n->raft, &lid, &laddr);
+    const struct node_peer *p = lid ? node__peer(n, lid) : NULL;
+    msgpack_packer pk = node__packer(n);
+    proto_msg_begin(&pk, id, lid ? LR_ENOTLEADER : LR_EUNAVAILABLE);
+    msgpack_pack_map(&pk, 3);
+    proto_pack_key(&pk, "leader_id");
+    lid ? msgpack_pack_uint64(&pk, lid) : msgpack_pack_nil(&pk);
+    proto_pack_key(&pk, "leader_rpc");
+    p ? msgpack_pack_str_with_body(&pk, p->rpc, strlen(p->rpc)) : msgpack_pack_nil(&pk);
+    proto_pack_key(&pk, "retry_ms");
+    msgpack_pack_uint32(&pk, NODE__RETRY_MS);
+    conn__send(c, n->scratch.data, n->scratch.size);
+}
+
+/* ---- writes ------------------------------------------------------------------------------------- */
+
+static void node__batch_free(struct node_batch *b)
+{
+    for (uint32_t i = 0; i < b->nw; i++) {
+        conn__unref(b->w[i].c);
+    }
+    free(b->w);
+    msgpack_sbuffer_destroy(&b->sb);
+    free(b);
+}
+
+static struct node_batch *node__open_batch(struct node *n)
+{
+    if (n->open == NULL) {
+        struct node_batch *b = calloc(1, sizeof *b);
+        if (b == NULL) {
+            return NULL;
+        }
+        b->n = n;
+        msgpack_sbuffer_init(&b->sb);
+        msgpack_packer_init(&b->pk, &b->sb, msgpack_sbuffer_write);
+        n->open = b;
+    }
+    return n->open;
+}
+
+/* Stamp @ts into command @o and append it to @b. Commands are otherwise copied as they came:
+ * a malformed one still enters the log and applies as a no-op with an error result, which
+ * keeps one path for every failure. */
+static void node__append_cmd(struct node_batch *b, const msgpack_object *o, int64_t ts)
+{
+    if (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size >= 2) {
+        msgpack_pack_array(&b->pk, o->via.array.size);
+        msgpack_pack_object(&b->pk, o->via.array.ptr[0]);
+        msgpack_pack_int64(&b->pk, ts);
+        for (uint32_t i = 2; i < o->via.array.size; i++) {
+            msgpack_pack_object(&b->pk, o->via.array.ptr[i]);
+        }
+    } else {
+        msgpack_pack_object(&b->pk, *o);
+    }
+    b->ncmds++;
+}
+
+static void op_submit(struct node_conn *c, const struct proto_msg *m)
+{
+    struct node *n = c->n;
+    if (raft_state(&n->raft) != RAFT_LEADER) {
+        node__reply_not_leader(c, m->id);
+        return;
+    }
+    const msgpack_object *cmds = m->body;
+    if (cmds->type != MSGPACK_OBJECT_ARRAY || cmds->via.array.size == 0 ||
+        cmds->via.array.size > CMD_ENTRY_MAX / 4) {
+        node__reply_error(c, m->id, LR_EINVAL, "submit: args must be 1 to 1024 commands");
+        return;
+    }
+    struct node_batch *b = node__open_batch(n);
+    if (b == NULL || (b->nw == b->capw && ({
+                          uint32_t ncap = b->capw ? b->capw * 2 : 16;
+                          struct node_waiter *w = realloc(b->w, ncap * sizeof *w);
+                          if (w) {
+                              b->w = w;
+                              b->capw = ncap;
+                          }
+                          w == NULL;
+                      }))) {
+        node__reply_error(c, m->id, LR_ENOMEM, "submit: out of memory");
+        return;
+    }
+    int64_t ts = node__now_ms();
+    struct node_waiter *w = &b->w[b->nw++];
+    w->c = c;
+    w->req_id = m->id;
+    w->first = b->ncmds;
+    w->count = cmds->via.array.size;
+    c->refs++;
+    for (uint32_t i = 0; i < cmds->via.array.size; i++) {
+        node__append_cmd(b, &cmds->via.array.ptr[i], ts);
+    }
+}
+
+static void node__fail_batch(struct node_batch *b, int code, const char *why)
+{
+    for (uint32_t i = 0; i < b->nw; i++) {
+        node__reply_error(b->w[i].c, b->w[i].req_id, code, why);
+    }
+}
+
+static void node__applied_cb(struct raft_apply *req, int status, void *result)
+{
+    struct node_batch *b = req->data;
+    struct node *n = b->n;
+    (void)result;
+    /* Requests complete in proposal order; drop this one from the in-flight list. */
+    struct node_batch **pp = &n->inflight, *prev = NULL;
+    while (*pp && *pp != b) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (*pp) {
+        *pp = b->next;
+        if (n->inflight_tail == b) {
+            n->inflight_tail = prev;
+        }
+    }
+    if (!b->answered) {
+        node__fail_batch(b, LR_EUNAVAILABLE,
+                         status == 0 ? "entry applied without results; retry with the same "
+                                       "idempotency key"
+                                     : "leadership lost before the write committed; it may or "
+                                       "may not have happened: retry with the same "
+                                       "idempotency key");
+    }
+    node__batch_free(b);
+}
+
+/* Propose the loop turn's batch as one entry. */
+static void node__flush_batch(struct node *n)
+{
+    struct node_batch *b = n->open;
+    struct raft_buffer buf;
+    msgpack_sbuffer entry;
+    msgpack_packer pk;
+    if (b == NULL) {
+        return;
+    }
+    n->open = NULL;
+    msgpack_sbuffer_init(&entry);
+    msgpack_packer_init(&pk, &entry, msgpack_sbuffer_write);
+    cmd_entry_begin(&pk, b->ncmds);
+    msgpack_sbuffer_write(&entry, b->sb.data, b->sb.size);
+    buf.len = (entry.size + CMD_ENTRY_ALIGN - 1) / CMD_ENTRY_ALIGN * CMD_ENTRY_ALIGN;
+    buf.base = raft_malloc(buf.len);
+    if (buf.base == NULL) {
+        msgpack_sbuffer_destroy(&entry);
+        node__fail_batch(b, LR_ENOMEM, "out of memory");
+        node__batch_free(b);
+        return;
+    }
+    memcpy(buf.base, entry.data, entry.size);
+    memset((char *)buf.base + entry.size, 0, buf.len - entry.size);
+    msgpack_sbuffer_destroy(&entry);
+    msgpack_sbuffer_clear(&b->sb); /* the commands now live in buf */
+    b->req.data = b;
+    int rv = raft_apply(&n->raft, &b->req, &buf, 1, node__applied_cb);
+    if (rv != 0) {
+        raft_free(buf.base);
+        node__fail_batch(b, rv == RAFT_NOTLEADER ? LR_ENOTLEADER : LR_EUNAVAILABLE,
+                         raft_strerror(rv));
+        node__batch_free(b);
+        return;
+    }
+    b->index = b->req.index;
+    if (n->inflight_tail) {
+        n->inflight_tail->next = b;
+    } else {
+        n->inflight = b;
+    }
+    n->inflight_tail = b;
+}
+
+/* ---- the FSM's report: answer writers, feed subscribers ---------------------------------------- */
+
+static void node__answer_batch(struct node *n, struct node_batch *b, const struct fsm_applied *a)
+{
+    for (uint32_t i = 0; i < b->nw; i++) {
+        const struct node_waiter *w = &b->w[i];
+        msgpack_packer pk = node__packer(n);
+        proto_msg_begin(&pk, w->req_id, 0);
+        msgpack_pack_map(&pk, 2);
+        proto_pack_key(&pk, "index");
+        msgpack_pack_uint64(&pk, a->index);
+        proto_pack_key(&pk, "results");
+        msgpack_pack_array(&pk, w->count);
+        for (uint32_t k = w->first; k < w->first + w->count; k++) {
+            msgpack_pack_array(&pk, 3);
+            msgpack_pack_int64(&pk, k < a->nresults ? a->status[k] : 500);
+            (k < a->nresults && a->replayed[k]) ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+            if (k < a->nresults) {
+                msgpack_sbuffer_write(&n->scratch, a->results->data + a->off[k], a->len[k]);
+            } else {
+                msgpack_pack_nil(&pk);
+            }
+        }
+        conn__send(w->c, n->scratch.data, n->scratch.size);
+    }
+    b->answered = 1;
+}
+
+static void node__send_events(struct node_sub *s, uint64_t index, uint32_t nev, const char *buf,
+                              size_t len)
+{
+    struct node *n = s->c->n;
+    msgpack_packer pk = node__packer(n);
+    proto_msg_begin(&pk, s->req_id, 0);
+    msgpack_pack_map(&pk, 2);
+    proto_pack_key(&pk, "index");
+    msgpack_pack_uint64(&pk, index);
+    proto_pack_key(&pk, "events");
+    msgpack_pack_array(&pk, nev);
+    msgpack_sbuffer_write(&n->scratch, buf, len);
+    conn__send(s->c, n->scratch.data, n->scratch.size);
+}
+
+static void node__drop_slow(struct node_sub *s)
+{
+    struct node_conn *c = s->c;
+    node__reply_error(c, s->req_id, LR_EUNAVAILABLE,
+                      "subscriber too slow: dropped; resubscribe from the last index seen");
+    conn__close(c, "slow subscriber");
+}
+
+static void node__applied(void *data, const struct fsm_applied *a)
+{
+    struct node *n = data;
+    struct node_batch *b = n->inflight;
+    if (b && b->index == a->index && !b->answered) {
+        node__answer_batch(n, b, a);
+    }
+    if (a->nevents == 0) {
+        return;
+    }
+    for (struct node_sub *s = n->subs, *next; s; s = next) {
+        next = s->next_sub;
+        if (!s->live) {
+            continue;
+        }
+        node__send_events(s, a->index, a->nevents, a->events->data, a->events->size);
+        s->next = a->index + 1;
+        if (conn__queued(s->c) > NODE_SUB_QUEUE_MAX) {
+            node__drop_slow(s);
+        }
+    }
+}
+
+static void node__fsm_fatal(void *data, int rv, const char *msg)
+{
+    struct node *n = data;
+    char what[LR_ERRMSG_SIZE + 64];
+    snprintf(what, sizeof what, "state machine: %s (%s)", msg, err_name(rv));
+    node__fatal(n, what);
+}
+
+/* ---- reads ---------------------------------------------------------------------------------------- */
+
+static void node__answer_read(struct node *n, struct node_read *r)
+{
+    char errmsg[LR_ERRMSG_SIZE];
+    msgpack_sbuffer ans;
+    msgpack_sbuffer_init(&ans);
+    int rv = shard_query(n->fsm.shard, &r->q, &ans, errmsg);
+    if (rv == 0) {
+        node__reply(r->c, r->req_id, 0, ans.data, ans.size);
+    } else {
+        node__reply_error(r->c, r->req_id, rv, errmsg);
+    }
+    msgpack_sbuffer_destroy(&ans);
+}
+
+static void node__read_free(struct node_read *r)
+{
+    conn__unref(r->c);
+    msgpack_unpacked_destroy(&r->up);
+    free(r->frame);
+    free(r);
+}
+
+static void node__barrier_start(struct node *n);
+
+static void node__barrier_cb(struct raft_barrier *req, int status)
+{
+    struct node *n = req->data;
+    struct node_read *r = n->reads_now, *next;
+    n->reads_now = NULL;
+    n->barrier_busy = 0;
+    for (; r; r = next) {
+        next = r->next;
+        if (status == 0 && !r->c->closing) {
+            node__answer_read(n, r);
+        } else if (!r->c->closing) {
+            node__reply_not_leader(r->c, r->req_id);
+        }
+        node__read_free(r);
+    }
+    if (!n->stopping) {
+        node__barrier_start(n);
+    }
+}
+
+/* One barrier answers every read queued before it: linearizable reads at one raft round per
+ * loop turn, however many reads arrived. */
+static void node__barrier_start(struct node *n)
+{
+    if (n->barrier_busy || n->reads_next == NULL) {
+        return;
+    }
+    n->reads_now = n->reads_next;
+    n->reads_next = NULL;
+    n->barrier.data = n;
+    int rv = raft_barrier(&n->raft, &n->barrier, node__barrier_cb);
+    if (rv != 0) {
+        n->barrier_busy = 1;
+        node__barrier_cb(&n->barrier, rv);
+        return;
+    }
+    n->barrier_busy = 1;
+}
+
+static void op_query(struct node_conn *c, const struct proto_msg *m, const char *frame,
+                     size_t len)
+{
+    struct node *n = c->n;
+    char errmsg[LR_ERRMSG_SIZE];
+    struct node_read *r = calloc(1, sizeof *r);
+    struct proto_msg copy;
+    int stale;
+    if (r == NULL || (r->frame = malloc(len)) == NULL) {
+        free(r);
+        node__reply_error(c, m->id, LR_ENOMEM, "out of memory");
+        return;
+    }
+    /* Re-decode from a private copy: the query's strings must outlive this frame. */
+    memcpy(r->frame, frame, len);
+    msgpack_unpacked_init(&r->up);
+    if (proto_unpack(r->frame, len, &r->up) != 0 || proto_msg_decode(&r->up.data, &copy) != 0 ||
+        proto_query_decode(copy.body, &r->q, &stale, errmsg) != 0) {
+        node__reply_error(c, m->id, LR_EINVAL, errmsg);
+        msgpack_unpacked_destroy(&r->up);
+        free(r->frame);
+        free(r);
+        return;
+    }
+    if (r->q.now_ms == 0) {
+        r->q.now_ms = node__now_ms();
+    }
+    r->c = c;
+    r->req_id = m->id;
+    c->refs++;
+    if (stale) {
+        node__answer_read(n, r);
+        node__read_free(r);
+        return;
+    }
+    if (raft_state(&n->raft) != RAFT_LEADER) {
+        node__reply_not_leader(c, m->id);
+        node__read_free(r);
+        return;
+    }
+    r->next = n->reads_next;
+    n->reads_next = r;
+}
+
+/* ---- status and membership ------------------------------------------------------------------------- */
+
+static const char *node__role(int state)
+{
+    switch (state) {
+    case RAFT_LEADER: return "leader";
+    case RAFT_FOLLOWER: return "follower";
+    case RAFT_CANDIDATE: return "candidate";
+    default: return "unavailable";
+    }
+}
+
+static void op_status(struct node_conn *c, const struct proto_msg *m)
+{
+    struct node *n = c->n;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&n->raft, &lid, &laddr);
+    const struct node_peer *lp = lid ? node__peer(n, lid) : NULL;
+    const struct node_peer *me = node__peer(n, n->cfg.id);
+    msgpack_packer pk = node__packer(n);
+    proto_msg_begin(&pk, m->id, 0);
+    msgpack_pack_map(&pk, 12);
+    proto_pack_key(&pk, "id");
+    msgpack_pack_uint64(&pk, n->cfg.id);
+    proto_pack_key(&pk, "region");
+    proto_pack_key(&pk, n->cfg.region);
+    proto_pack_key(&pk, "role");
+    proto_pack_key(&pk, node__role(raft_state(&n->raft)));
+    proto_pack_key(&pk, "term");
+    msgpack_pack_uint64(&pk, n->raft.current_term);
+    proto_pack_key(&pk, "leader_id");
+    lid ? msgpack_pack_uint64(&pk, lid) : msgpack_pack_nil(&pk);
+    proto_pack_key(&pk, "leader_rpc");
+    lp ? proto_pack_key(&pk, lp->rpc) : msgpack_pack_nil(&pk);
+    proto_pack_key(&pk, "rpc");
+    me ? proto_pack_key(&pk, me->rpc) : msgpack_pack_nil(&pk);
+    proto_pack_key(&pk, "commit_index");
+    msgpack_pack_uint64(&pk, n->raft.commit_index);
+    proto_pack_key(&pk, "applied_index");
+    msgpack_pack_uint64(&pk, shard_applied_index(n->fsm.shard));
+    proto_pack_key(&pk, "last_index");
+    msgpack_pack_uint64(&pk, raft_last_index(&n->raft));
+    proto_pack_key(&pk, "digest");
+    msgpack_pack_uint64(&pk, shard_digest(n->fsm.shard));
+    proto_pack_key(&pk, "voters");
+    unsigned nv = 0;
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        nv += n->raft.configuration.servers[i].role == RAFT_VOTER;
+    }
+    msgpack_pack_array(&pk, nv);
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        if (n->raft.configuration.servers[i].role == RAFT_VOTER) {
+            msgpack_pack_uint64(&pk, n->raft.configuration.servers[i].id);
+        }
+    }
+    conn__send(c, n->scratch.data, n->scratch.size);
+}
+
+struct node_admin {
+    union {
+        struct raft_change change;
+        struct raft_transfer transfer;
+    } req;
+    struct node_conn *c;
+    uint64_t req_id;
+    uint64_t id;
+};
+
+static void node__admin_done(struct node_admin *ad, int status)
+{
+    if (!ad->c->closing) {
+        if (status == 0) {
+            node__reply(ad->c, ad->req_id, 0, NULL, 0);
+        } else {
+            node__reply_error(ad->c, ad->req_id, LR_EUNAVAILABLE, raft_strerror(status));
+        }
+    }
+    conn__unref(ad->c);
+    free(ad);
+}
+
+static void node__assigned(struct raft_change *req, int status)
+{
+    node__admin_done(req->data, status);
+}
+
+static void node__added(struct raft_change *req, int status)
+{
+    struct node_admin *ad = req->data;
+    struct node *n = ad->c->n;
+    if (status == 0) {
+        ad->req.change.data = ad;
+        status = raft_assign(&n->raft, &ad->req.change, ad->id, RAFT_VOTER, node__assigned);
+        if (status == 0) {
+            return;
+        }
+    }
+    node__admin_done(ad, status);
+}
+
+static void node__removed(struct raft_change *req, int status)
+{
+    node__admin_done(req->data, status);
+}
+
+static void node__transferred(struct raft_transfer *req)
+{
+    struct node_admin *ad = req->data;
+    struct node *n = ad->c->n;
+    node__admin_done(ad, raft_state(&n->raft) == RAFT_LEADER ? RAFT_NOTLEADER : 0);
+}
+
+static int node__admin_args(const struct proto_msg *m, uint64_t *id, const char **raft_addr,
+                            size_t *raft_len, const char **rpc, size_t *rpc_len)
+{
+    int64_t v;
+    const msgpack_object *o = proto_map_get(m->body, "id");
+    if (o == NULL || proto_obj_i64(o, &v) || v < 0) {
+        return LR_EINVAL;
+    }
+    *id = (uint64_t)v;
+    if (raft_addr) {
+        const msgpack_object *a = proto_map_get(m->body, "raft");
+        const msgpack_object *r = proto_map_get(m->body, "rpc");
+        if (a == NULL || r == NULL || a->type != MSGPACK_OBJECT_STR ||
+            r->type != MSGPACK_OBJECT_STR || a->via.str.size == 0 ||
+            a->via.str.size >= NODE_ADDR_MAX || r->via.str.size >= NODE_ADDR_MAX) {
+            return LR_EINVAL;
+        }
+        *raft_addr = a->via.str.ptr;
+        *raft_len = a->via.str.size;
+        *rpc = r->via.str.ptr;
+        *rpc_len = r->via.str.size;
+    }
+    return 0;
+}
+
+static void op_admin(struct node_conn *c, const struct proto_msg *m)
+{
+    struct node *n = c->n;
+    const char *ra = NULL, *rp = NULL;
+    size_t ral = 0, rpl = 0;
+    uint64_t id;
+    int rv;
+    if (raft_state(&n->raft) != RAFT_LEADER) {
+        node__reply_not_leader(c, m->id);
+        return;
+    }
+    int add = m->op_or_code == PROTO_OP_ADD;
+    if (node__admin_args(m, &id, add ? &ra : NULL, &ral, &rp, &rpl) != 0 ||
+        (id == 0 && m->op_or_code != PROTO_OP_TRANSFER)) {
+        node__reply_error(c, m->id, LR_EINVAL, "admin: args need id (and raft, rpc to add)");
+        return;
+    }
+    struct node_admin *ad = calloc(1, sizeof *ad);
+    if (ad == NULL) {
+        node__reply_error(c, m->id, LR_ENOMEM, "out of memory");
+        return;
+    }
+    ad->c = c;
+    ad->req_id = m->id;
+    ad->id = id;
+    ad->req.change.data = ad;
+    if (add) {
+        char addr[NODE_ADDR_MAX];
+        memcpy(addr, ra, ral);
+        addr[ral] = '\0';
+        if (node__peer(n, id) == NULL && n->cfg.npeers < NODE_MAX_PEERS) {
+            struct node_peer *p = &n->cfg.peers[n->cfg.npeers++];
+            p->id = id;
+            snprintf(p->raft, sizeof p->raft, "%s", addr);
+            snprintf(p->rpc, sizeof p->rpc, "%.*s", (int)rpl, rp);
+        }
+        rv = raft_add(&n->raft, &ad->req.change, id, addr, node__added);
+    } else if (m->op_or_code == PROTO_OP_REMOVE) {
+        rv = raft_remove(&n->raft, &ad->req.change, id, node__removed);
+    } else {
+        ad->req.transfer.data = ad;
+        rv = raft_transfer(&n->raft, &ad->req.transfer, id, node__transferred);
+    }
+    if (rv != 0) {
+        node__reply_error(c, m->id, rv == RAFT_NOTLEADER ? LR_ENOTLEADER : LR_EINVAL,
+                          raft_strerror(rv));
+        free(ad);
+        return;
+    }
+    c->refs++;
+}
+
+/* ---- subscriptions ------------------------------------------------------------------------------ */
+
+void node__unsubscribe(struct node_conn *c)
+{
+    struct node_sub *s = c->sub;
+    if (s == NULL) {
+        return;
+    }
+    struct node *n = c->n;
+    if (s->prev) {
+        s->prev->next_sub = s->next_sub;
+    } else {
+        n->subs = s->next_sub;
+    }
+    if (s->next_sub) {
+        s->next_sub->prev = s->prev;
+    }
+    c->sub = NULL;
+    free(s);
+    conn__unref(c);
+}
+
+static void op_subscribe(struct node_conn *c, const struct proto_msg *m)
+{
+    struct node *n = c->n;
+    int64_t from = 1;
+    const msgpack_object *o = proto_map_get(m->body, "from");
+    if (c->sub || (o && (proto_obj_i64(o, &from) || from < 1))) {
+        node__reply_error(c, m->id, LR_EINVAL,
+                          c->sub ? "subscribe: already subscribed on this connection"
+                                 : "subscribe: from must be an index >= 1");
+        return;
+    }
+    struct node_sub *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        node__reply_error(c, m->id, LR_ENOMEM, "out of memory");
+        return;
+    }
+    s->c = c;
+    s->req_id = m->id;
+    s->next = (uint64_t)from;
+    s->next_sub = n->subs;
+    if (n->subs) {
+        n->subs->prev = s;
+    }
+    n->subs = s;
+    c->sub = s;
+    c->refs++;
+}
+
+struct node__pump {
+    struct node_sub *s;
+    uint32_t sent;
+};
+
+static int node__pump_one(void *data, uint64_t index, uint32_t nev, const char *buf, size_t len)
+{
+    struct node__pump *p = data;
+    node__send_events(p->s, index, nev, buf, len);
+    p->s->next = index + 1;
+    p->sent++;
+    return conn__queued(p->s->c) > NODE_SUB_QUEUE_MAX / 2; /* let the socket drain */
+}
+
+/* Catch a subscriber up from the stored event log, a bounded slice per loop turn. */
+static void node__pump(struct node *n, struct node_sub *s)
+{
+    struct node__pump p = {s, 0};
+    uint64_t first;
+    uint64_t applied = shard_applied_index(n->fsm.shard);
+    if (conn__queued(s->c) > NODE_SUB_QUEUE_MAX / 2) {
+        return;
+    }
+    int rv = shard_events_read(n->fsm.shard, s->next, NODE__PUMP_ENTRIES, node__pump_one, &p,
+                               &first);
+    if (rv != 0) {
+        node__reply_error(s->c, s->req_id, rv, "subscribe: event log unreadable");
+        conn__close(s->c, "event log unreadable");
+        return;
+    }
+    if (p.sent == 0 && first > s->next && s->next <= applied && first != 0 &&
+        first > s->next + 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "subscribe: events before index %llu are gone; resync",
+                 (unsigned long long)first);
+        node__reply_error(s->c, s->req_id, LR_ENOTFOUND, msg);
+        conn__close(s->c, "subscription too old");
+        return;
+    }
+    if (p.sent < NODE__PUMP_ENTRIES && conn__queued(s->c) <= NODE_SUB_QUEUE_MAX / 2) {
+        s->live = 1; /* everything up to the applied index was read */
+        s->next = applied + 1;
+    }
+}
+
+/* ---- the loop turn -------------------------------------------------------------------------------- */
+
+static void node__check(uv_check_t *h)
+{
+    struct node *n = h->data;
+    if (n->stopping) {
+        return;
+    }
+    node__flush_batch(n);
+    node__barrier_start(n);
+    for (struct node_sub *s = n->subs, *next; s; s = next) {
+        next = s->next_sub;
+        if (!s->live) {
+            node__pump(n, s);
+        }
+    }
+}
+
+static void node__tick(uv_timer_t *t)
+{
+    struct node *n = t->data;
+    n->log->term = n->raft.current_term;
+    uint64_t applied = shard_applied_index(n->fsm.shard);
+    for (struct node_sub *s = n->subs; s; s = s->next_sub) {
+        if (!s->live) {
+            continue;
+        }
+        msgpack_packer pk = node__packer(n);
+        proto_msg_begin(&pk, s->req_id, 0);
+        msgpack_pack_map(&pk, 1);
+        proto_pack_key(&pk, "applied");
+        msgpack_pack_uint64(&pk, applied);
+        conn__send(s->c, n->scratch.data, n->scratch.size);
+    }
+}
+
+void node__request(struct node_conn *c, const char *frame, size_t len)
+{
+    msgpack_unpacked up;
+    struct proto_msg m;
+    msgpack_unpacked_init(&up);
+    int rv = proto_unpack(frame, len, &up);
+    if (rv == 0) {
+        rv = proto_msg_decode(&up.data, &m);
+    }
+    if (rv != 0) {
+        node__reply_error(c, 0, rv, rv == LR_EVERSION ? "unsupported protocol version"
+                                                      : "malformed request");
+        conn__close(c, "malformed request");
+        msgpack_unpacked_destroy(&up);
+        return;
+    }
+    switch (m.op_or_code) {
+    case PROTO_OP_SUBMIT: op_submit(c, &m); break;
+    case PROTO_OP_QUERY: op_query(c, &m, frame, len); break;
+    case PROTO_OP_STATUS: op_status(c, &m); break;
+    case PROTO_OP_SUBSCRIBE: op_subscribe(c, &m); break;
+    case PROTO_OP_ADD:
+    case PROTO_OP_REMOVE:
+    case PROTO_OP_TRANSFER: op_admin(c, &m); break;
+    default: node__reply_error(c, m.id, LR_EINVAL, "unknown op"); break;
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
+/* ---- raft I/O errors are fatal ------------------------------------------------------------- */
+
+struct node__append {
+    struct raft_io_append req;
+    struct raft_io_append *orig;
+    raft_io_append_cb cb;
+    struct node *n;
+};
+
+static void node__append_done(struct raft_io_append *req, int status)
+{
+    struct node__append *w = req->data;
+    struct node *n = w->n;
+    struct raft_io_append *orig = w->orig;
+    raft_io_append_cb cb = w->cb;
+    free(w);
+    if (status != 0) {
+        /* libraft 0.15 keeps leading after a failed disk write (upstream #320). */
+        node__fatal(n, "raft log write failed");
+    }
+    cb(orig, status);
+}
+
+static int node__append(struct raft_io *io, struct raft_io_append *req,
+                        const struct raft_entry entries[], unsigned nentries,
+                        raft_io_append_cb cb)
+{
+    struct node *n = (struct node *)((char *)io - offsetof(struct node, io));
+    struct node__append *w = malloc(sizeof *w);
+    if (w == NULL) {
+        node__fatal(n, "out of memory appending to the raft log");
+        return RAFT_NOMEM;
+    }
+    w->orig = req;
+    w->cb = cb;
+    w->n = n;
+    w->req.data = w;
+    int rv = n->io_append(io, &w->req, entries, nentries, node__append_done);
+    if (rv != 0) {
+        free(w);
+        node__fatal(n, "raft log append refused");
+    }
+    return rv;
+}
+
+/* ---- start and stop ------------------------------------------------------------------------------ */
+
+static int node__mkdir(const char *path, char *errmsg)
+{
+    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+        return errmsg_set(errmsg, LR_EIO, "mkdir %s: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *log,
+               struct node **out, char *errmsg)
+{
+    char path[4100];
+    struct raft_configuration conf;
+    const struct node_peer *me;
+    int rv;
+    struct node *n = calloc(1, sizeof *n);
+    if (n == NULL) {
+        return errmsg_set(errmsg, LR_ENOMEM, "node: out of memory");
+    }
+    n->loop = loop;
+    n->log = log;
+    n->cfg = *cfg;
+    msgpack_sbuffer_init(&n->scratch);
+    if ((me = node__peer(n, cfg->id)) == NULL) {
+        rv = errmsg_set(errmsg, LR_EINVAL, "node: id %llu is not among the peers",
+                        (unsigned long long)cfg->id);
+        goto err_after_alloc;
+    }
+    snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
+    if ((rv = node__mkdir(cfg->data_dir, errmsg)) != 0 || (rv = node__mkdir(path, errmsg)) != 0) {
+        goto err_after_alloc;
+    }
+    struct fsm_hooks hooks = {n, node__applied, node__fsm_fatal};
+    snprintf(path, sizeof path, "%s/shard", cfg->data_dir);
+    if ((rv = fsm_init(&n->fsm, path, cfg->region, cfg->fast, &hooks, errmsg)) != 0) {
+        goto err_after_alloc;
+    }
+    if ((rv = xport_init(&n->xport, loop)) != 0) {
+        errmsg_set(errmsg, rv, "node: transport init failed");
+        goto err_after_fsm;
+    }
+    snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
+    if ((rv = raft_uv_init(&n->io, loop, path, &n->xport)) != 0) {
+        rv = errmsg_set(errmsg, LR_EIO, "node: raft io: %s", n->io.errmsg);
+        goto err_after_xport;
+    }
+    raft_uv_set_segment_size(&n->io, 64u << 20);
+    raft_uv_set_auto_recovery(&n->io, false);
+    raft_uv_set_tracer(&n->io, &log->tracer);
+    n->io_append = n->io.append;
+    n->io.append = node__append;
+    if ((rv = raft_init(&n->raft, &n->io, &n->fsm.raft_fsm, cfg->id, me->raft)) != 0) {
+        rv = errmsg_set(errmsg, LR_EIO, "node: raft init: %s", raft_errmsg(&n->raft));
+        goto err_after_io;
+    }
+    n->fsm.raft = &n->raft;
+    raft_set_election_timeout(&n->raft, cfg->election_ms);
+    raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_ms);
+    raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold);
+    raft_set_snapshot_trailing(&n->raft, cfg->snapshot_trailing);
+    raft_set_pre_vote(&n->raft, true);
+    if (!cfg->join) {
+        raft_configuration_init(&conf);
+        for (unsigned i = 0; i < cfg->npeers; i++) {
+            if ((rv = raft_configuration_add(&conf, cfg->peers[i].id, cfg->peers[i].raft,
+                                             RAFT_VOTER)) != 0) {
+                raft_configuration_close(&conf);
+                rv = errmsg_set(errmsg, LR_EINVAL, "node: peers: %s", raft_strerror(rv));
+                goto err_after_raft;
+            }
+        }
+        rv = raft_bootstrap(&n->raft, &conf);
+        raft_configuration_close(&conf);
+        if (rv != 0 && rv != RAFT_CANTBOOTSTRAP) { /* CANTBOOTSTRAP: a restart, not an error */
+            rv = errmsg_set(errmsg, LR_EIO, "node: bootstrap: %s", raft_errmsg(&n->raft));
+            goto err_after_raft;
+        }
+    }
+    if ((rv = raft_start(&n->raft)) != 0) {
+        rv = errmsg_set(errmsg, LR_EIO, "node: raft start: %s", raft_errmsg(&n->raft));
+        goto err_after_raft;
+    }
+    if ((rv = conn__listen(n, me->rpc, errmsg)) != 0) {
+        goto err_after_raft; /* raft_close below also closes the started raft */
+    }
+    uv_check_init(loop, &n->check);
+    n->check.data = n;
+    uv_check_start(&n->check, node__check);
+    uv_timer_init(loop, &n->tick);
+    n->tick.data = n;
+    uv_timer_start(&n->tick, node__tick, 1000, 1000);
+    LOG(log, LOG_INFO, "replica started: raft %s, rpc %s, data %s, applied %llu", me->raft,
+        me->rpc, cfg->data_dir, (unsigned long long)shard_applied_index(n->fsm.shard));
+    *out = n;
+    return 0;
+
+err_after_raft:
+    /* Unwinding a started raft needs the loop; the process is about to exit on this path. */
+    n->exit_status = 1;
+    *out = n;
+    return rv;
+err_after_io:
+    raft_uv_close(&n->io);
+err_after_xport:
+    xport_close(&n->xport);
+err_after_fsm:
+    fsm_close(&n->fsm);
+err_after_alloc:
+    msgpack_sbuffer_destroy(&n->scratch);
+    free(n);
+    *out = NULL;
+    assert(rv != 0);
+    return rv;
+}
+
+static void node__handle_closed(uv_handle_t *h);
+
+static void node__finish(struct node *n)
+{
+    if (--n->closing_handles > 0) {
+        return;
+    }
+    raft_uv_close(&n->io);
+    xport_close(&n->xport);
+    fsm_close(&n->fsm);
+    msgpack_sbuffer_destroy(&n->scratch);
+    void (*cb)(void *) = n->stop_cb;
+    void *data = n->stop_data;
+    free(n);
+    if (cb) {
+        cb(data);
+    }
+}
+
+static void node__handle_closed(uv_handle_t *h) { node__finish(h->data); }
+
+static void node__raft_closed(struct raft *r)
+{
+    struct node *n = (struct node *)((char *)r - offsetof(struct node, raft));
+    node__finish(n);
+}
+
+void node_stop(struct node *n, void (*cb)(void *data), void *data)
+{
+    if (n->stopping) {
+        return;
+    }
+    n->stopping = 1;
+    n->stop_cb = cb;
+    n->stop_data = data;
+    if (n->open) {
+        node__fail_batch(n->open, LR_EUNAVAILABLE, "replica stopping");
+        node__batch_free(n->open);
+        n->open = NULL;
+    }
+    for (struct node_read *r = n->reads_next, *next; r; r = next) {
+        next = r->next;
+        node__read_free(r);
+    }
+    n->reads_next = NULL;
+    conn__close_all(n);
+    n->closing_handles = 4;
+    n->listener.data = n;
+    uv_close((uv_handle_t *)&n->listener, node__handle_closed);
+    uv_check_stop(&n->check);
+    uv_close((uv_handle_t *)&n->check, node__handle_closed);
+    uv_timer_stop(&n->tick);
+    uv_close((uv_handle_t *)&n->tick, node__handle_closed);
+    raft_close(&n->raft, node__raft_closed);
+}

@@ -1,0 +1,60 @@
+/* node/node.h — one replica: raft over libuv, the shard as its state machine, the client RPC
+ * and the committed-event stream, all on one uv loop owned by the caller.
+ *
+ * Writes: what arrives in one loop turn is packed into one raft entry (stamped with this
+ * leader's clock) and each request is answered when its entry has been applied and
+ * committed to LMDB. Reads: linearizable on the leader through one raft barrier per loop
+ * turn of queued reads, or stale from any replica when the request says so. */
+#ifndef LAUREL_NODE_H
+#define LAUREL_NODE_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "log.h"
+
+#define NODE_MAX_PEERS 9
+#define NODE_ADDR_MAX 64
+
+struct node_peer {
+    uint64_t id;
+    char raft[NODE_ADDR_MAX]; /* host:port of the raft transport */
+    char rpc[NODE_ADDR_MAX];  /* host:port of the client RPC */
+};
+
+struct node_config {
+    uint64_t id;
+    char region[65];
+    char data_dir[4000];
+    struct node_peer peers[NODE_MAX_PEERS]; /* the initial voters, this node among them */
+    unsigned npeers;
+    int join;                   /* 1: started empty, waits to be added (no bootstrap) */
+    unsigned election_ms;       /* default 1000 */
+    unsigned heartbeat_ms;      /* default 100 */
+    unsigned snapshot_threshold; /* entries between snapshots; default 8192 */
+    unsigned snapshot_trailing;  /* entries kept after a snapshot; default 4096 */
+    int fast;                   /* LMDB fast mode (docs/durability.md); default 1 */
+};
+
+struct node; /* Opaque. */
+
+/** Fill @cfg with defaults (no id, region, dir or peers). */
+void node_config_defaults(struct node_config *cfg);
+
+/**
+ * Start a replica on @loop. @cfg is copied; @log is borrowed until the node has stopped.
+ * @return 0 and *@out, or LR_E* with @errmsg.
+ */
+int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *log,
+               struct node **out, char *errmsg);
+
+/**
+ * Stop: close the RPC port and every connection, close raft, close the shard. @cb fires
+ * once everything is closed (run the loop until then); the node is freed after @cb returns.
+ */
+void node_stop(struct node *n, void (*cb)(void *data), void *data);
+
+/** Process exit status the node asks for: 0, or nonzero after a fatal error. */
+int node_exit_status(const struct node *n);
+
+#endif

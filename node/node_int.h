@@ -1,0 +1,124 @@
+/* node/node_int.h — internals of the node module shared by node.c (raft, batching, reads,
+ * subscriptions) and conn.c (client connections). */
+#ifndef LAUREL_NODE_INT_H
+#define LAUREL_NODE_INT_H
+
+#include <msgpack.h>
+#include <raft.h>
+#include <raft/uv.h>
+#include <uv.h>
+
+#include "../raft/fsm.h"
+#include "node.h"
+#include "proto.h"
+
+/* A subscriber whose unsent bytes pass this is too slow: it is dropped, never waited for. */
+#define NODE_SUB_QUEUE_MAX (16u << 20)
+/* A client whose unsent answers pass this stops being read until they drain. */
+#define NODE_CONN_QUEUE_MAX (64u << 20)
+
+struct node_conn {
+    uv_tcp_t tcp;
+    struct node *n;
+    struct proto_reader rd;
+    msgpack_sbuffer out;  /* frames waiting for the current write to finish */
+    msgpack_sbuffer wbuf; /* frames being written */
+    uv_write_t wreq;
+    int writing;
+    int closing;
+    unsigned refs;        /* waiters, reads and the subscription holding this conn */
+    int reading;
+    struct node_sub *sub;
+    struct node_conn *prev, *next;
+};
+
+struct node_sub {
+    struct node_conn *c;
+    uint64_t req_id;
+    uint64_t next; /* next index to send */
+    int live;
+    struct node_sub *prev, *next_sub;
+};
+
+/* Requests waiting for one raft entry. */
+struct node_waiter {
+    struct node_conn *c;
+    uint64_t req_id;
+    uint32_t first, count; /* their commands inside the entry */
+};
+
+struct node_batch {
+    struct raft_apply req;
+    struct node *n;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    uint32_t ncmds;
+    struct node_waiter *w;
+    uint32_t nw, capw;
+    uint64_t index;
+    int answered;
+    struct node_batch *next;
+};
+
+struct node_read {
+    struct node_conn *c;
+    uint64_t req_id;
+    char *frame;      /* the request's bytes: the query borrows its strings */
+    msgpack_unpacked up;
+    struct shard_query q;
+    struct node_read *next;
+};
+
+struct node {
+    uv_loop_t *loop;
+    struct logger *log;
+    struct node_config cfg;
+    struct raft raft;
+    struct raft_io io;
+    struct raft_uv_transport xport;
+    struct fsm fsm;
+    int (*io_append)(struct raft_io *io, struct raft_io_append *req,
+                     const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);
+    uv_tcp_t listener;
+    uv_check_t check;
+    uv_timer_t tick;
+    struct node_conn *conns;
+    struct node_sub *subs;
+    struct node_batch *open;      /* filling during this loop turn */
+    struct node_batch *inflight;  /* proposed, in index order */
+    struct node_batch *inflight_tail;
+    struct node_read *reads_next; /* wait for the next barrier */
+    struct node_read *reads_now;  /* wait for the barrier in flight */
+    struct raft_barrier barrier;
+    int barrier_busy;
+    msgpack_sbuffer scratch;      /* answers being built */
+    char rbuf[64 * 1024];         /* socket reads of this loop */
+    int stopping;
+    unsigned closing_handles;
+    void (*stop_cb)(void *data);
+    void *stop_data;
+    int exit_status;
+    char errmsg[LR_ERRMSG_SIZE];
+};
+
+/* conn.c */
+int conn__listen(struct node *n, const char *addr, char *errmsg);
+/** Queue one frame holding @len bytes of msgpack @p for @c (copied). */
+void conn__send(struct node_conn *c, const char *p, size_t len);
+/** Queued and in-flight bytes of @c. */
+size_t conn__queued(const struct node_conn *c);
+/** Close @c (idempotent); freed once its refs drop to zero. */
+void conn__close(struct node_conn *c, const char *why);
+void conn__unref(struct node_conn *c);
+void conn__close_all(struct node *n);
+
+/* node.c: request handling, called by conn.c for each decoded request */
+void node__request(struct node_conn *c, const char *frame, size_t len);
+/** Answer request @id on @c with @code and @payload (msgpack bytes, or NULL for nil). */
+void node__reply(struct node_conn *c, uint64_t id, int code, const char *payload, size_t len);
+/** Answer with an error sentence. */
+void node__reply_error(struct node_conn *c, uint64_t id, int code, const char *msg);
+/** Drop @c's subscription, if any. */
+void node__unsubscribe(struct node_conn *c);
+
+#endif

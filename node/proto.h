@@ -1,0 +1,114 @@
+/* node/proto.h — the client RPC of a replica: length-framed, versioned msgpack over TCP.
+ *
+ * Frame:    u32 big-endian payload length (1..PROTO_FRAME_MAX), then the payload.
+ * Request:  [PROTO_VERSION, id, op, args]
+ * Response: [PROTO_VERSION, id, code, payload]   code: 0 or an LR_E* code
+ * A subscription answers its request with a stream of responses carrying the same id.
+ *
+ * Ops and their args / payloads (docs/rpc.md has the full table):
+ *   submit     [command, ...]            {"index", "results": [[status, replayed, body], ...]}
+ *   query      {query fields}            the shard's answer (a map), or an error sentence
+ *   status     nil                       {"id", "region", "role", "term", "leader_id", ...}
+ *   subscribe  {"from": index}           stream of {"index", "events": [...]} and
+ *                                        {"applied": index} heartbeats
+ *   add        {"id", "raft", "rpc"}     nil        (leader only)
+ *   remove     {"id"}                    nil        (leader only)
+ *   transfer   {"id"}                    nil        (leader only; 0 = pick one)
+ * Errors: LR_ENOTLEADER with {"leader_id", "leader_rpc"} (null when unknown), LR_EUNAVAILABLE
+ * with {"retry_ms"}, anything else with a sentence. */
+#ifndef LAUREL_PROTO_H
+#define LAUREL_PROTO_H
+
+#include <msgpack.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../shard/shard.h"
+
+#define PROTO_VERSION 1
+#define PROTO_FRAME_MAX (8u << 20)
+
+#define PROTO_OPS(X)                                                                           \
+    X(1, SUBMIT, submit)                                                                       \
+    X(2, QUERY, query)                                                                         \
+    X(3, STATUS, status)                                                                       \
+    X(4, SUBSCRIBE, subscribe)                                                                 \
+    X(5, ADD, add)                                                                             \
+    X(6, REMOVE, remove)                                                                       \
+    X(7, TRANSFER, transfer)
+
+enum proto_op {
+#define PROTO__ENUM(code, NAME, name) PROTO_OP_##NAME = code,
+    PROTO_OPS(PROTO__ENUM)
+#undef PROTO__ENUM
+    PROTO_OP__END
+};
+
+/** Name of @op ("submit", ...) or NULL. */
+const char *proto_op_name(int op);
+
+/* ---- framing ---------------------------------------------------------------------------- */
+
+/** Accumulates stream bytes and cuts frames into payloads. */
+struct proto_reader {
+    char *buf;
+    size_t len, cap, off;
+};
+
+void proto_reader_init(struct proto_reader *r);
+void proto_reader_free(struct proto_reader *r);
+/** Append @n bytes. @return 0 or LR_ENOMEM. */
+int proto_reader_feed(struct proto_reader *r, const char *p, size_t n);
+/**
+ * Next complete frame: 1 and *@p, *@n (valid until the next feed or next call); 0 when more
+ * bytes are needed; LR_ETOOBIG for a length of 0 or above PROTO_FRAME_MAX (close the stream).
+ */
+int proto_reader_next(struct proto_reader *r, const char **p, size_t *n);
+
+/** Start a frame in @sb: reserves the length prefix; finish with proto_frame_end. */
+void proto_frame_begin(msgpack_sbuffer *sb, size_t *mark);
+/** Write the length of the frame begun at @mark. */
+void proto_frame_end(msgpack_sbuffer *sb, size_t mark);
+
+/**
+ * Unpack one whole msgpack value from @p/@n into @up (msgpack_unpacked_init'ed by the
+ * caller), refusing trailing bytes and any header whose counts the bytes cannot back (so
+ * hostile input cannot make msgpack-c allocate). @return 0 or LR_EMALFORMED.
+ */
+int proto_unpack(const char *p, size_t n, msgpack_unpacked *up);
+
+/* ---- messages ------------------------------------------------------------------------------ */
+
+struct proto_msg {
+    uint64_t id;
+    int op_or_code; /* request: op; response: code */
+    const msgpack_object *body;
+};
+
+/** Read a request or response envelope from @o. @return 0, LR_EMALFORMED or LR_EVERSION. */
+int proto_msg_decode(const msgpack_object *o, struct proto_msg *m);
+
+/** Pack the envelope header [version, id, op_or_code, ...]; the caller packs one more value. */
+void proto_msg_begin(msgpack_packer *pk, uint64_t id, int op_or_code);
+
+/* ---- queries -------------------------------------------------------------------------------- */
+
+/** Pack @q (and whether a stale read is fine) as a query's args. */
+void proto_query_encode(msgpack_packer *pk, const struct shard_query *q, int stale);
+
+/**
+ * Decode query args @o into @q (strings borrow @o) and *@stale.
+ * @return 0 or LR_EINVAL with @errmsg.
+ */
+int proto_query_decode(const msgpack_object *o, struct shard_query *q, int *stale, char *errmsg);
+
+/* ---- small map helpers ------------------------------------------------------------------- */
+
+/** Value of @key in map @o, or NULL. */
+const msgpack_object *proto_map_get(const msgpack_object *o, const char *key);
+/** Integer value (either msgpack integer type). @return 0 or LR_EINVAL. */
+int proto_obj_i64(const msgpack_object *o, int64_t *v);
+/** Pack a NUL-terminated key. */
+void proto_pack_key(msgpack_packer *pk, const char *k);
+
+#endif

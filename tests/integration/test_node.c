@@ -1,0 +1,334 @@
+/* tests/integration/test_node.c — three real `laurel node` processes on loopback.
+ *
+ * The scenarios share one cluster and run in order: writes survive a kill -9 of the leader
+ * and are applied exactly once (every acknowledged increment is in the final score, none
+ * twice); a restarted follower catches up; a replica can be added and removed; the committed
+ * event stream delivers every write's event once, in index order; garbage on the RPC port
+ * closes that connection and nothing else. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/lib/cluster.h"
+#include "tests/lib/testlib.h"
+#include "tests/lib/testshard.h"
+
+#define N_PLAYERS 20
+#define T_MS 60000
+
+struct fixture {
+    struct tcluster c;
+    int leader;
+    uint64_t writes[N_PLAYERS]; /* acknowledged increments per player */
+    unsigned next_key;
+};
+
+static struct fixture *fx;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Submit @n commands to the region, following the leader and retrying (same commands, so the
+ * same idempotency keys) until they are acknowledged. Statuses land in @status. */
+static void submit(const struct cmd *cmds, uint32_t n, int *status)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(cmd_encode(&pk, &cmds[i]), 0);
+    }
+    for (int attempt = 0; attempt < 400; attempt++) {
+        int l = fx->leader >= 0 ? fx->leader : tcluster_leader(&fx->c, 5000);
+        struct client cl;
+        struct client_reply r;
+        if (l < 0) {
+            continue;
+        }
+        int rv = client_connect(&cl, fx->c.r[l].rpc, 500);
+        if (rv == 0) {
+            rv = client_call(&cl, PROTO_OP_SUBMIT, sb.data, sb.size, &r, 3000);
+        }
+        if (rv == 0 && r.code == 0) {
+            const msgpack_object *res = proto_map_get(r.body, "results");
+            assert_non_null(res);
+            assert_int_equal(res->via.array.size, n);
+            for (uint32_t i = 0; i < n; i++) {
+                status[i] = (int)res->via.array.ptr[i].via.array.ptr[0].via.u64;
+            }
+            client_close(&cl);
+            msgpack_sbuffer_destroy(&sb);
+            return;
+        }
+        /* Not the leader, no leader, timed out, or the leader died: find it again. */
+        client_close(&cl);
+        fx->leader = -1;
+        sleep_ms(20);
+    }
+    fail_msg("submit: no leader acknowledged the write");
+}
+
+static void submit1(struct cmd c, int expect)
+{
+    int status;
+    submit(&c, 1, &status);
+    assert_int_equal(status, expect);
+}
+
+/* One increment for player @p with a fresh idempotency key. */
+static void write_incr(unsigned p)
+{
+    char key[32], id[16];
+    int status;
+    snprintf(key, sizeof key, "write-%08u", fx->next_key++);
+    snprintf(id, sizeof id, "p%02u", p);
+    struct cmd c = ts_score(0, "arena", id, 1, 0, key);
+    submit(&c, 1, &status);
+    assert_int_equal(status, 200);
+    fx->writes[p]++;
+}
+
+/* Every running replica holds exactly the acknowledged increments (stale reads, each one). */
+static void check_scores(void)
+{
+    uint64_t applied, digest;
+    assert_int_equal(tcluster_converged(&fx->c, T_MS, &applied, &digest), 0);
+    for (unsigned i = 0; i < fx->c.n; i++) {
+        if (fx->c.r[i].pid <= 0) {
+            continue;
+        }
+        struct client cl;
+        assert_int_equal(client_connect(&cl, fx->c.r[i].rpc, 1000), 0);
+        for (unsigned p = 0; p < N_PLAYERS; p++) {
+            char id[16];
+            struct shard_query q = {.type = SHARD_Q_RANK, .board_id = ts_s("arena")};
+            snprintf(id, sizeof id, "p%02u", p);
+            q.player_id = ts_s(id);
+            msgpack_sbuffer sb;
+            msgpack_packer pk;
+            struct client_reply r;
+            msgpack_sbuffer_init(&sb);
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            proto_query_encode(&pk, &q, 1);
+            assert_int_equal(client_call(&cl, PROTO_OP_QUERY, sb.data, sb.size, &r, 3000), 0);
+            msgpack_sbuffer_destroy(&sb);
+            assert_int_equal(r.code, 0);
+            assert_int_equal(proto_map_get(r.body, "score")->via.u64, fx->writes[p]);
+        }
+        client_close(&cl);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    fx = calloc(1, sizeof *fx);
+    assert_int_equal(tcluster_start(&fx->c, 3, "eu"), 0);
+    fx->leader = tcluster_leader(&fx->c, T_MS);
+    assert_true(fx->leader >= 0);
+    submit1(ts_board(0, "arena", CMD_ORDER_DESC, CMD_OP_INCR, 1, 0), 201);
+    for (unsigned p = 0; p < N_PLAYERS; p++) {
+        char id[16];
+        snprintf(id, sizeof id, "p%02u", p);
+        submit1(ts_player(0, id, "eu", ""), 201);
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    tcluster_stop(&fx->c);
+    free(fx);
+    return 0;
+}
+
+/* Writes keep being acknowledged across a kill -9 of the leader, and each lands once. */
+static void kill_leader_loses_nothing_applies_once(void **state)
+{
+    (void)state;
+    for (unsigned k = 0; k < 300; k++) {
+        if (k == 100) {
+            int l = tcluster_leader(&fx->c, T_MS);
+            assert_true(l >= 0);
+            tcluster_kill(&fx->c, (unsigned)l, SIGKILL);
+            fx->leader = -1;
+        }
+        write_incr(k % N_PLAYERS);
+    }
+    /* The old leader comes back from its data dir and converges with the others. */
+    for (unsigned i = 0; i < fx->c.n; i++) {
+        if (fx->c.r[i].pid == 0) {
+            assert_int_equal(tcluster_spawn(&fx->c, i), 0);
+        }
+    }
+    check_scores();
+}
+
+/* A follower killed and restarted from its data dir catches up with writes it missed. */
+static void follower_restart_catches_up(void **state)
+{
+    (void)state;
+    int l = tcluster_leader(&fx->c, T_MS);
+    unsigned f = (unsigned)(l + 1) % fx->c.n;
+    tcluster_kill(&fx->c, f, SIGKILL);
+    for (unsigned k = 0; k < 600; k++) { /* past the snapshot threshold: catch-up may install one */
+        write_incr(k % N_PLAYERS);
+    }
+    assert_int_equal(tcluster_spawn(&fx->c, f), 0);
+    check_scores();
+}
+
+/* A fourth replica joins, catches up, and is removed again. */
+static void add_and_remove_a_replica(void **state)
+{
+    (void)state;
+    unsigned j = tcluster_add_replica(&fx->c);
+    assert_int_equal(tcluster_spawn(&fx->c, j), 0);
+    int l = tcluster_leader(&fx->c, T_MS);
+    struct client cl;
+    struct client_reply r;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 3);
+    proto_pack_key(&pk, "id");
+    msgpack_pack_uint64(&pk, fx->c.r[j].id);
+    proto_pack_key(&pk, "raft");
+    proto_pack_key(&pk, fx->c.r[j].raft);
+    proto_pack_key(&pk, "rpc");
+    proto_pack_key(&pk, fx->c.r[j].rpc);
+    assert_int_equal(client_connect(&cl, fx->c.r[l].rpc, 1000), 0);
+    assert_int_equal(client_call(&cl, PROTO_OP_ADD, sb.data, sb.size, &r, 30000), 0);
+    assert_int_equal(r.code, 0);
+    write_incr(0);
+    check_scores(); /* includes the new replica */
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_map(&pk, 1);
+    proto_pack_key(&pk, "id");
+    msgpack_pack_uint64(&pk, fx->c.r[j].id);
+    assert_int_equal(client_call(&cl, PROTO_OP_REMOVE, sb.data, sb.size, &r, 30000), 0);
+    assert_int_equal(r.code, 0);
+    client_close(&cl);
+    msgpack_sbuffer_destroy(&sb);
+    tcluster_kill(&fx->c, j, SIGTERM);
+    write_incr(1);
+    check_scores();
+}
+
+/* The event stream from index 1 carries one score.updated per applied write, in order. */
+static void event_stream_exactly_once_in_order(void **state)
+{
+    (void)state;
+    uint64_t applied, digest, total = 0, last = 0, events = 0;
+    assert_int_equal(tcluster_converged(&fx->c, T_MS, &applied, &digest), 0);
+    for (unsigned p = 0; p < N_PLAYERS; p++) {
+        total += fx->writes[p];
+    }
+    unsigned f = (unsigned)(tcluster_leader(&fx->c, T_MS) + 1) % 3; /* a follower */
+    struct client cl;
+    struct client_reply r;
+    uint64_t id;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    proto_pack_key(&pk, "from");
+    msgpack_pack_uint64(&pk, 1);
+    assert_int_equal(client_connect(&cl, fx->c.r[f].rpc, 1000), 0);
+    assert_int_equal(client_send(&cl, PROTO_OP_SUBSCRIBE, sb.data, sb.size, &id), 0);
+    msgpack_sbuffer_destroy(&sb);
+    while (last < applied) {
+        assert_int_equal(client_recv(&cl, &r, 10000), 0);
+        assert_int_equal(r.code, 0);
+        const msgpack_object *ix = proto_map_get(r.body, "index");
+        if (ix == NULL) {
+            const msgpack_object *ap = proto_map_get(r.body, "applied");
+            assert_non_null(ap);
+            if (ap->via.u64 >= applied) {
+                break; /* heartbeat: nothing left before the applied index */
+            }
+            continue;
+        }
+        assert_true(ix->via.u64 > last);
+        last = ix->via.u64;
+        const msgpack_object *evs = proto_map_get(r.body, "events");
+        for (uint32_t i = 0; i < evs->via.array.size; i++) {
+            const msgpack_object *t = proto_map_get(&evs->via.array.ptr[i], "type");
+            const msgpack_object *b = proto_map_get(&evs->via.array.ptr[i], "board_id");
+            assert_int_equal(proto_map_get(&evs->via.array.ptr[i], "index")->via.u64, last);
+            if (t->via.str.size == 13 && memcmp(t->via.str.ptr, "score.updated", 13) == 0 &&
+                b->via.str.size == 5) {
+                events++;
+            }
+        }
+    }
+    client_close(&cl);
+    assert_int_equal(events, total);
+}
+
+/* Garbage, oversized frames and unknown versions close that connection; the node serves on. */
+static void garbage_on_the_rpc_port(void **state)
+{
+    (void)state;
+    struct testrng rng = {testlib_seed(7)};
+    unsigned i = 0;
+    for (int round = 0; round < 30; round++) {
+        struct client cl;
+        struct client_reply r;
+        unsigned char junk[512];
+        assert_int_equal(client_connect(&cl, fx->c.r[i].rpc, 1000), 0);
+        size_t n = 4 + testrng_below(&rng, sizeof junk - 4);
+        for (size_t k = 0; k < n; k++) {
+            junk[k] = (unsigned char)testrng_next(&rng);
+        }
+        if (round % 3 == 0) {
+            memcpy(junk, "\xff\xff\xff\xff", 4); /* 4 GiB frame */
+        } else if (round % 3 == 1) {
+            junk[0] = junk[1] = 0; /* a plausible length, garbage payload */
+            junk[2] = 0;
+            junk[3] = (unsigned char)(n - 4);
+        }
+        client_send_raw(&cl, junk, n);
+        int rv = client_recv(&cl, &r, 2000);
+        /* Either an error reply and a close, or (partial frame) nothing until we give up. */
+        assert_true(rv != 0 || r.code != 0);
+        client_close(&cl);
+    }
+    /* A well-formed request with an unknown protocol version. */
+    struct client cl;
+    struct client_reply r;
+    static const unsigned char v9[] = {0, 0, 0, 5, 0x94, 0x09, 0x01, 0x03, 0xc0};
+    assert_int_equal(client_connect(&cl, fx->c.r[i].rpc, 1000), 0);
+    client_send_raw(&cl, v9, sizeof v9);
+    assert_int_equal(client_recv(&cl, &r, 2000), 0);
+    assert_int_equal(r.code, LR_EVERSION);
+    client_close(&cl);
+    uint64_t applied;
+    assert_int_equal(tcluster_status(&fx->c, i, &applied, NULL, NULL, 0), 0);
+    write_incr(2);
+    check_scores();
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(kill_leader_loses_nothing_applies_once),
+        cmocka_unit_test(follower_restart_catches_up),
+        cmocka_unit_test(add_and_remove_a_replica),
+        cmocka_unit_test(event_stream_exactly_once_in_order),
+        cmocka_unit_test(garbage_on_the_rpc_port),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,58 @@
+/* tests/lib/cluster.h — a launcher of real `laurel node` processes on loopback, for tests
+ * that kill, pause and restart replicas. Ports are picked free by the kernel; data and logs
+ * live under one temporary directory removed by tcluster_stop. */
+#ifndef LAUREL_TCLUSTER_H
+#define LAUREL_TCLUSTER_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "node/client.h"
+
+#define TCLUSTER_MAX 5
+
+struct tcluster_replica {
+    uint64_t id;
+    char raft[32], rpc[32];
+    char data[600];
+    char log[600];
+    pid_t pid; /* 0 when not running */
+    int joined; /* started with --join */
+};
+
+struct tcluster {
+    char dir[512];
+    char region[16];
+    const char *bin;
+    unsigned n;      /* replicas configured (voters at start: nvoters) */
+    unsigned nvoters;
+    unsigned election_ms;
+    struct tcluster_replica r[TCLUSTER_MAX];
+};
+
+/** Configure @nvoters replicas (and room for more) and start them. @return 0 or -1. */
+int tcluster_start(struct tcluster *c, unsigned nvoters, const char *region);
+
+/** (Re)start replica @i (with --join if it was not an initial voter). */
+int tcluster_spawn(struct tcluster *c, unsigned i);
+
+/** Configure one more replica (not started). Returns its index. */
+unsigned tcluster_add_replica(struct tcluster *c);
+
+/** Send @sig to replica @i and reap it. */
+void tcluster_kill(struct tcluster *c, unsigned i, int sig);
+
+/** Index of the replica all running replicas agree leads, within @timeout_ms; -1 if none. */
+int tcluster_leader(struct tcluster *c, int timeout_ms);
+
+/** Status map of replica @i into *@applied/*@digest/*@role ("leader", ...). @return 0 or -1. */
+int tcluster_status(struct tcluster *c, unsigned i, uint64_t *applied, uint64_t *digest,
+                    char *role, size_t rolelen);
+
+/** Wait until every running replica reports the same applied index and digest. */
+int tcluster_converged(struct tcluster *c, int timeout_ms, uint64_t *applied, uint64_t *digest);
+
+/** SIGTERM every replica, wait, remove the directory. */
+void tcluster_stop(struct tcluster *c);
+
+#endif
