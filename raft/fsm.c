@@ -91,6 +91,9 @@ static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, void *
     struct shard_sink sink = {f, fsm__result, fsm__event};
     uint64_t index = raft_last_applied(f->raft) + 1;
     int rv = 0;
+    /* Results go to the node through the hooks: libraft would leak a result object on
+     * followers, where no request waits for it. */
+    *result = NULL;
     for (int attempt = 0; attempt < FSM__GROW_TRIES; attempt++) {
         fsm__reset(f);
         rv = shard_apply(f->shard, index, buf->base, buf->len, &sink);
