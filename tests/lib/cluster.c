@@ -46,8 +46,10 @@ unsigned tcluster_add_replica(struct tcluster *c)
     r->id = i + 1;
     snprintf(r->raft, sizeof r->raft, "127.0.0.1:%d", tcluster__free_port());
     snprintf(r->rpc, sizeof r->rpc, "127.0.0.1:%d", tcluster__free_port());
-    snprintf(r->data, sizeof r->data, "%s/r%u", c->dir, r->id);
-    snprintf(r->log, sizeof r->log, "%s/r%u.log", c->dir, r->id);
+    char dir[sizeof c->dir];
+    memcpy(dir, c->dir, sizeof dir);
+    snprintf(r->data, sizeof r->data, "%s/r%llu", dir, (unsigned long long)r->id);
+    snprintf(r->log, sizeof r->log, "%s/r%llu.log", dir, (unsigned long long)r->id);
     r->joined = i >= c->nvoters;
     return i;
 }

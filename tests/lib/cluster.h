@@ -45,7 +45,7 @@ void tcluster_kill(struct tcluster *c, unsigned i, int sig);
 /** Index of the replica all running replicas agree leads, within @timeout_ms; -1 if none. */
 int tcluster_leader(struct tcluster *c, int timeout_ms);
 
-/** Status map of replica @i into *@applied/*@digest/*@role ("leader", ...). @return 0 or -1. */
+/** Status of replica @i: its applied index, digest and role ("leader", ...). @return 0 or -1. */
 int tcluster_status(struct tcluster *c, unsigned i, uint64_t *applied, uint64_t *digest,
                     char *role, size_t rolelen);
 
