@@ -22,6 +22,12 @@ int bench_rank_run(uint64_t n, const char *suffix);
  */
 int bench_shard_apply(void);
 
+/** Benchmark one region of three real replicas over the client RPC (see bench_rpc.c). */
+int bench_rpc(void);
+
+/** Time a compact LMDB copy (the raft snapshot) of a shard holding @n scores. */
+int bench_snapshot(uint64_t n, const char *suffix);
+
 /** `laurel bench <what> ...`: the entry point of the bench subcommand. */
 int bench_main(int argc, char **argv);
 

@@ -8,7 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../shard/err.h"
 #include "../shard/shard.h"
@@ -195,13 +198,140 @@ out:
     return rv;
 }
 
+/* Player ids for bench_snapshot, made on the fly (the ctx's fixed array holds 100 K). */
+struct bench__snap {
+    char id[2][16];
+    uint64_t n;
+    int64_t ts;
+    int which;
+};
+
+static void bench__make_snap_player(struct cmd *c, uint64_t i, void *ctx)
+{
+    struct bench__snap *b = ctx;
+    char *id = b->id[0];
+    snprintf(id, 16, "s%08llu", (unsigned long long)i);
+    memset(c, 0, sizeof *c);
+    c->type = CMD_PLAYER_PUT;
+    c->ts = b->ts;
+    c->u.player_put.player_id = bench__s(id);
+    c->u.player_put.name = bench__s(id);
+    c->u.player_put.region = bench__s("bench");
+    c->u.player_put.guild = bench__s("");
+}
+
+static void bench__make_snap_score(struct cmd *c, uint64_t i, void *ctx)
+{
+    struct bench__snap *b = ctx;
+    char *id = b->id[1];
+    snprintf(id, 16, "s%08llu", (unsigned long long)i);
+    memset(c, 0, sizeof *c);
+    c->type = CMD_SCORE;
+    c->ts = b->ts;
+    c->u.score.board_id = bench__s("arena");
+    c->u.score.player_id = bench__s(id);
+    c->u.score.score = (int64_t)(i * 2654435761u % 1000000007u);
+    c->u.score.metadata = bench__s("");
+    c->u.score.idempotency_key = bench__s("");
+}
+
+/* Each command's strings must stay valid until the entry is encoded: encode one at a time. */
+static int bench__entry_one_by_one(msgpack_sbuffer *sb, uint32_t n,
+                                   void (*make)(struct cmd *, uint64_t, void *), uint64_t first,
+                                   void *ctx)
+{
+    msgpack_packer pk;
+    struct cmd c;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    if (cmd_entry_begin(&pk, n) != 0) {
+        return LR_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        make(&c, first + i, ctx);
+        if (cmd_encode(&pk, &c) != 0) {
+            return LR_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+int bench_snapshot(uint64_t n, const char *suffix)
+{
+    char dir[] = "/tmp/laurel-bench-XXXXXX", errmsg[LR_ERRMSG_SIZE], name[64];
+    struct shard *s = NULL;
+    struct bench__snap b = {.n = n, .ts = 1795000000000LL};
+    struct bench__ctx *bc = calloc(1, sizeof *bc);
+    msgpack_sbuffer sb;
+    uint64_t index = 0;
+    int rv;
+    if (bc == NULL || mkdtemp(dir) == NULL) {
+        free(bc);
+        return LR_EIO;
+    }
+    struct shard_config cfg = {dir, "bench", 1ULL << 30, 1};
+    msgpack_sbuffer_init(&sb);
+    if ((rv = shard_open(&cfg, &s, errmsg)) != 0) {
+        fprintf(stderr, "bench: %s\n", errmsg);
+        goto out;
+    }
+    bc->ts = b.ts;
+    if ((rv = bench__entry(&sb, 1, bench__make_board, 0, bc)) != 0 ||
+        (rv = bench__apply_one(s, &index, &sb)) != 0) {
+        goto out;
+    }
+    for (uint64_t i = 0; i < n && rv == 0; i += 1000) {
+        msgpack_sbuffer_clear(&sb);
+        rv = bench__entry_one_by_one(&sb, 1000, bench__make_snap_player, i, &b);
+        if (rv == 0) {
+            rv = bench__apply_one(s, &index, &sb);
+        }
+        msgpack_sbuffer_clear(&sb);
+        if (rv == 0) {
+            rv = bench__entry_one_by_one(&sb, 1000, bench__make_snap_score, i, &b);
+        }
+        if (rv == 0) {
+            rv = bench__apply_one(s, &index, &sb);
+        }
+    }
+    if (rv != 0) {
+        goto out;
+    }
+    int fd = memfd_create("laurel-bench-snapshot", MFD_CLOEXEC);
+    struct stat st;
+    double t0 = bench__now();
+    rv = fd < 0 ? LR_EIO : shard_copy(s, fd);
+    double dt = bench__now() - t0;
+    if (rv == 0 && fstat(fd, &st) == 0) {
+        snprintf(name, sizeof name, "snapshot_ms_%s", suffix);
+        printf("figure %s %.0f ms\n", name, dt * 1000.0);
+        snprintf(name, sizeof name, "snapshot_bytes_%s", suffix);
+        printf("figure %s %lld bytes\n", name, (long long)st.st_size);
+        fflush(stdout);
+    }
+    if (fd >= 0) {
+        close(fd);
+    }
+out:
+    msgpack_sbuffer_destroy(&sb);
+    shard_close(s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "bench: could not remove %s\n", dir);
+    }
+    free(bc);
+    return rv;
+}
+
 static void bench__usage(FILE *f)
 {
     fprintf(f,
-            "usage: laurel bench shard [--quick]\n\n"
+            "usage: laurel bench shard [--quick] | laurel bench rpc\n\n"
             "  shard   apply throughput (1, 64, 1024 commands per entry) and the rank index at\n"
-            "          1 M and 10 M entries; prints `figure <name> <value> <unit>` lines.\n"
-            "  --quick rank index at 1 M only\n");
+            "          1 M and 10 M entries; --quick: rank index at 1 M only\n"
+            "  rpc     one region of 3 real replicas on loopback: write throughput and latency\n"
+            "          (single and batched), failover, snapshot of 1 M scores\n"
+            "Each figure prints as `figure <name> <value> <unit>`.\n");
 }
 
 int bench_main(int argc, char **argv)
@@ -210,6 +340,9 @@ int bench_main(int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "--help") == 0) {
         bench__usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "rpc") == 0) {
+        return bench_rpc() != 0 || bench_snapshot(1000000, "1m") != 0 ? 1 : 0;
     }
     if (strcmp(argv[1], "shard") != 0) {
         fprintf(stderr, "laurel bench: unknown benchmark '%s'\n", argv[1]);
