@@ -22,6 +22,7 @@
 #define BENCH_RANK__UPSERTS 1000000
 #define BENCH_RANK__RANKS 1000000
 #define BENCH_RANK__P99_SAMPLES 200000
+#define BENCH_RANK__P99_ROUNDS 7
 #define BENCH_RANK__TOPS 200000
 #define BENCH_RANK__AROUNDS 500000
 /* Stamps fall in one year of milliseconds from 2024-01-01. */
@@ -161,21 +162,27 @@ static int bench_rank__ranks(struct bench_rank *b)
     double dt = bench_rank__now() - t0;
     bench_rank__figure(b, "rank_rank_ops", BENCH_RANK__RANKS / dt, "ops/s");
 
-    /* Latency: every call of a separate sample timed on its own, clock cost included. */
+    /* Latency: every call of a separate sample timed on its own, clock cost included. One
+     * round's p99 swings by a third on this shared 2-core VM (the other core's work evicts the
+     * cache), so the figure is the median of the p99s of several independent rounds. */
     uint64_t *ns = malloc(BENCH_RANK__P99_SAMPLES * sizeof *ns);
+    uint64_t p99[BENCH_RANK__P99_ROUNDS];
     if (ns == NULL) {
         return LR_ENOMEM;
     }
-    for (uint32_t i = 0; i < BENCH_RANK__P99_SAMPLES; i++) {
-        uint32_t pid = (uint32_t)bench_rank__below(&b->rng, b->n);
-        struct rankkey k = bench_rank__key(b, pid);
-        uint64_t s = bench_rank__now_ns();
-        b->sink += rankidx_count_before(b->idx, &k);
-        ns[i] = bench_rank__now_ns() - s;
+    for (int round = 0; round < BENCH_RANK__P99_ROUNDS; round++) {
+        for (uint32_t i = 0; i < BENCH_RANK__P99_SAMPLES; i++) {
+            uint32_t pid = (uint32_t)bench_rank__below(&b->rng, b->n);
+            struct rankkey k = bench_rank__key(b, pid);
+            uint64_t s = bench_rank__now_ns();
+            b->sink += rankidx_count_before(b->idx, &k);
+            ns[i] = bench_rank__now_ns() - s;
+        }
+        qsort(ns, BENCH_RANK__P99_SAMPLES, sizeof *ns, bench_rank__cmp_u64);
+        p99[round] = ns[BENCH_RANK__P99_SAMPLES * 99 / 100];
     }
-    qsort(ns, BENCH_RANK__P99_SAMPLES, sizeof *ns, bench_rank__cmp_u64);
-    bench_rank__figure(b, "rank_rank_p99_ns", (double)ns[BENCH_RANK__P99_SAMPLES * 99 / 100],
-                       "ns");
+    qsort(p99, BENCH_RANK__P99_ROUNDS, sizeof *p99, bench_rank__cmp_u64);
+    bench_rank__figure(b, "rank_rank_p99_ns", (double)p99[BENCH_RANK__P99_ROUNDS / 2], "ns");
     free(ns);
     return 0;
 }

@@ -19,7 +19,9 @@
  * Invariants (verified by rankidx_check):
  * - root is NULL iff the index is empty; all leaves are at depth `height`;
  * - keys ascend strictly within a leaf and along the next/prev leaf chain;
- * - every node's header (hint[], and gsum[] in inner nodes) matches its slots;
+ * - every node's header (hint[], and gsum[] in inner nodes) matches its slots, and a leaf's
+ *   parent holds in lh[] a copy of each leaf child's hints, as 32-bit distances from the
+ *   leaf's minimum (struct rankidx__lh), so a rank reads one line of the leaf, not two;
  * - inner slot i holds the exact minimum key of child i (so a separator never names a pid
  *   the index no longer holds: the name resolver's contract) and cnt[i], the number of keys
  *   under child i;
@@ -84,6 +86,16 @@ struct rankidx__leaf {
     struct rankidx__leaf *prev;
 };
 
+/* A leaf's hints as seen from its parent: d[j] is a[8j+8] - a[0] of the leaf, saturated at
+ * UINT32_MAX (UINT32_MAX past the last slot too). One line a child, so that a rank, having
+ * routed to child i, knows which line of the leaf holds the answer without reading the leaf's
+ * header: the leaf then costs one wait for memory, not two. The hints of the 8 children of a
+ * group are loaded together with the group's keys, so each group's block is reused as often
+ * as the inner level's own lines and stays cached where the leaves' headers would not. */
+struct rankidx__lh {
+    _Alignas(RANKIDX__LINE) uint32_t d[RANKIDX__LEAF_GROUPS - 1];
+};
+
 struct rankidx__inner {
     _Alignas(RANKIDX__LINE) uint32_t n;
     int64_t hint[RANKIDX__INNER_GROUPS - 1]; /* hint[j] = a[8j+8] */
@@ -94,12 +106,15 @@ struct rankidx__inner {
     int64_t b[RANKIDX__INNER_CAP];
     int64_t t[RANKIDX__INNER_CAP];
     uint32_t pid[RANKIDX__INNER_CAP];
+    /* Only in a leaf's parent (height 1): lh[i] describes leaf child i. */
+    struct rankidx__lh lh[RANKIDX__INNER_CAP];
 };
 
 _Static_assert(offsetof(struct rankidx__leaf, a) == 2 * RANKIDX__LINE, "leaf header: 2 lines");
 _Static_assert(offsetof(struct rankidx__inner, a) == 2 * RANKIDX__LINE, "inner header: 2 lines");
 _Static_assert(offsetof(struct rankidx__inner, cnt) % RANKIDX__LINE == 0, "cnt[] line-aligned");
 _Static_assert(offsetof(struct rankidx__inner, child) % RANKIDX__LINE == 0, "child[] aligned");
+_Static_assert(sizeof(struct rankidx__lh) == RANKIDX__LINE, "one line of hints per child");
 
 /* Nodes of many indexes carved from 2 MiB chunks that the kernel may back with one huge page
  * each (MADV_HUGEPAGE): at tens of millions of keys the index outgrows what 4 KiB TLB entries
@@ -345,6 +360,34 @@ static void rankidx__leaf_fix(struct rankidx__leaf *leaf)
     }
 }
 
+/* a[8j+8] - @a0 of a leaf whose minimum is @a0, as kept in its parent's lh[]. */
+static inline uint32_t rankidx__lh_delta(int64_t a, int64_t a0)
+{
+    uint64_t d = (uint64_t)a - (uint64_t)a0; /* exact: a >= a0 */
+    return d < UINT32_MAX ? (uint32_t)d : UINT32_MAX;
+}
+
+/* Recompute lh[@i] of leaf parent @in from its leaf child: after any change of that leaf. */
+static void rankidx__lh_set(struct rankidx__inner *in, uint32_t i)
+{
+    const struct rankidx__leaf *leaf = in->child[i];
+    for (uint32_t j = 0; j + 1 < RANKIDX__LEAF_GROUPS; j++) {
+        uint32_t s = (j + 1) * RANKIDX__GROUP;
+        in->lh[i].d[j] = s < leaf->n ? rankidx__lh_delta(leaf->a[s], leaf->a[0]) : UINT32_MAX;
+    }
+}
+
+/* As rankidx__lh_set for @leaf, if it is a child of @in. */
+static void rankidx__lh_touch(struct rankidx__inner *in, const struct rankidx__leaf *leaf)
+{
+    for (uint32_t i = 0; i < in->n; i++) {
+        if (in->child[i] == leaf) {
+            rankidx__lh_set(in, i);
+            return;
+        }
+    }
+}
+
 /* Recompute the header of @in from a[], cnt[] and n: after any change but a count's. */
 static void rankidx__inner_fix(struct rankidx__inner *in)
 {
@@ -500,6 +543,7 @@ static void rankidx__inner_copy(struct rankidx__inner *dst, uint32_t di,
     memmove(&dst->pid[di], &src->pid[si], n * sizeof dst->pid[0]);
     memmove(&dst->cnt[di], &src->cnt[si], n * sizeof dst->cnt[0]);
     memmove(&dst->child[di], &src->child[si], n * sizeof dst->child[0]);
+    memmove(&dst->lh[di], &src->lh[si], n * sizeof dst->lh[0]);
 }
 
 static void rankidx__leaf_insert_at(struct rankidx__leaf *leaf, uint32_t pos,
@@ -637,7 +681,7 @@ static inline uint32_t rankidx__leaf_lower(const struct rankidx *idx,
 /* Child of @in whose key range holds @k: the last slot whose minimum is <= @k, or 0. */
 static inline uint32_t rankidx__inner_route(const struct rankidx *idx,
                                             const struct rankidx__inner *in,
-                                            const struct rankkey *k)
+                                            const struct rankkey *k, int want_lh)
 {
     uint32_t n = in->n;
     uint32_t g = rankidx__group(in->hint, RANKIDX__INNER_GROUPS - 1, n, k->a, 0);
@@ -645,6 +689,11 @@ static inline uint32_t rankidx__inner_route(const struct rankidx *idx,
      * can load alongside its keys. */
     __builtin_prefetch(&in->cnt[g * RANKIDX__GROUP]);
     __builtin_prefetch(&in->child[g * RANKIDX__GROUP]);
+    if (want_lh) {
+        for (uint32_t c = g * RANKIDX__GROUP; c < (g + 1) * RANKIDX__GROUP; c++) {
+            __builtin_prefetch(&in->lh[c]);
+        }
+    }
     uint32_t lo = rankidx__count_in(in->a, n, g, k->a, 0);
     uint32_t le = lo; /* slots whose minimum is <= k */
     if (lo < n && in->a[lo] == k->a) {
@@ -662,7 +711,7 @@ static struct rankidx__leaf *rankidx__descend(const struct rankidx *idx, const s
     void *node = idx->root;
     for (uint32_t l = 0; l < idx->height; l++) {
         struct rankidx__inner *in = node;
-        uint32_t i = rankidx__inner_route(idx, in, k);
+        uint32_t i = rankidx__inner_route(idx, in, k, 0);
         path->node[l] = in;
         path->idx[l] = i;
         node = in->child[i];
@@ -727,14 +776,54 @@ uint64_t rankidx_count_before(const struct rankidx *idx, const struct rankkey *k
     if (node == NULL) {
         return 0;
     }
+    uint32_t h = idx->height;
+    if (h == 0) {
+        return rankidx__leaf_lower(idx, node, key);
+    }
     uint64_t before = 0;
-    for (uint32_t l = 0; l < idx->height; l++) {
+    for (uint32_t l = 0; l + 1 < h; l++) {
         const struct rankidx__inner *in = node;
-        uint32_t i = rankidx__inner_route(idx, in, key);
+        uint32_t i = rankidx__inner_route(idx, in, key, 0);
         before += rankidx__inner_before(in, i);
         node = in->child[i];
     }
-    return before + rankidx__leaf_lower(idx, node, key);
+    /* The leaf's parent tells its size (cnt[i]), its minimum (a[i]) and, in lh[i], which
+     * line of a[] holds the answer, so the leaf's own header is not read. */
+    const struct rankidx__inner *in = node;
+    uint32_t i = rankidx__inner_route(idx, in, key, 1);
+    before += rankidx__inner_before(in, i);
+    const struct rankidx__leaf *leaf = in->child[i];
+    int64_t a0 = in->a[i];
+    if (key->a < a0) {
+        return before; /* below the whole leaf (only possible at child 0) */
+    }
+    uint64_t xd = (uint64_t)key->a - (uint64_t)a0;
+    if (xd >= UINT32_MAX) {
+        /* Too far above the minimum for the saturated hints: the leaf's header decides. */
+        return before + rankidx__leaf_lower(idx, leaf, key);
+    }
+    uint32_t n = (uint32_t)in->cnt[i];
+    const uint32_t *d = in->lh[i].d;
+    uint32_t last = (n - 1) / RANKIDX__GROUP;
+    uint32_t g = 0;  /* group where a[] crosses key->a from below */
+    uint32_t ge = 0; /* group where a[] passes key->a */
+    for (uint32_t j = 0; j + 1 < RANKIDX__LEAF_GROUPS; j++) {
+        g += d[j] < xd ? 1u : 0u;
+        ge += d[j] <= xd ? 1u : 0u;
+    }
+    g = g < last ? g : last;
+    ge = ge < last ? ge : last;
+    /* A stored key as probe (the usual case) is in group ge, which differs from g when it
+     * opens that group: load its lines at once rather than after finding the tie. */
+    __builtin_prefetch(&leaf->a[g * RANKIDX__GROUP]);
+    __builtin_prefetch(&leaf->a[ge * RANKIDX__GROUP]);
+    rankidx__leaf_prefetch_tail(leaf, ge);
+    uint32_t lo = rankidx__count_in(leaf->a, n, g, key->a, 0);
+    if (lo == n || leaf->a[lo] != key->a) {
+        return before + lo;
+    }
+    uint32_t hi = rankidx__count_in(leaf->a, n, ge, key->a, 1);
+    return before + rankidx__search(idx, key, leaf->a, leaf->b, leaf->t, leaf->pid, lo, hi, 0);
 }
 
 int rankidx_contains(const struct rankidx *idx, const struct rankkey *key)
@@ -884,6 +973,7 @@ static int rankidx__try_share(struct rankidx__path *path, uint32_t h, struct ran
         parent->cnt[ci] = leaf->n;
         /* @k routed to @leaf, so it is not below left's minimum: only leaf's changed. */
         rankidx__inner_set_key(parent, ci, rankidx__leaf_key(leaf, 0));
+        rankidx__lh_set(parent, ci - 1);
     } else {
         uint32_t total = leaf->n + right->n + 1;
         rankidx__leaf_share(leaf, right, pos, k, total / 2);
@@ -893,7 +983,9 @@ static int rankidx__try_share(struct rankidx__path *path, uint32_t h, struct ran
         if (pos == 0) {
             rankidx__fix_min(path, h, rankidx__leaf_key(leaf, 0));
         }
+        rankidx__lh_set(parent, ci + 1);
     }
+    rankidx__lh_set(parent, ci);
     rankidx__inner_fix(parent);
     return 1;
 }
@@ -962,6 +1054,9 @@ int rankidx_insert(struct rankidx *idx, const struct rankkey *key)
     if (leaf->n < RANKIDX__LEAF_CAP) {
         rankidx__leaf_insert_at(leaf, pos, key);
         rankidx__count_add(&path, h, 1);
+        if (h > 0) {
+            rankidx__lh_set(path.node[h - 1], path.idx[h - 1]);
+        }
         if (pos == 0) {
             rankidx__fix_min(&path, h, rankidx__leaf_key(leaf, 0));
         }
@@ -1020,11 +1115,22 @@ int rankidx_insert(struct rankidx *idx, const struct rankkey *key)
         in->cnt[i] = lcnt;
         if (in->n < RANKIDX__INNER_CAP) {
             rankidx__inner_insert_at(in, i + 1, rnode, rcnt, rmin);
+            if (l + 1 == h) {
+                rankidx__lh_set(in, i);
+                rankidx__lh_set(in, i + 1);
+            }
             break;
         }
         assert(used < nspare);
         struct rankidx__inner *right = spare[used++];
         rankidx__inner_split(in, right, i + 1, rnode, rcnt, rmin);
+        if (l + 1 == h) {
+            /* The two leaves landed on either side or both on one. */
+            rankidx__lh_touch(in, leaf);
+            rankidx__lh_touch(in, nleaf);
+            rankidx__lh_touch(right, leaf);
+            rankidx__lh_touch(right, nleaf);
+        }
         lnode = in;
         lcnt = rankidx__inner_sum(in, 0, in->n);
         rnode = right;
@@ -1043,6 +1149,10 @@ int rankidx_insert(struct rankidx *idx, const struct rankkey *key)
         root->cnt[1] = rcnt;
         root->child[1] = rnode;
         rankidx__inner_fix(root);
+        if (h == 0) {
+            rankidx__lh_set(root, 0);
+            rankidx__lh_set(root, 1);
+        }
         idx->root = root;
         idx->height = h + 1;
         assert(idx->height < RANKIDX__MAX_HEIGHT);
@@ -1092,6 +1202,7 @@ static void rankidx__leaf_rebalance(struct rankidx *idx, struct rankidx__inner *
         }
         parent->cnt[li] = total;
         rankidx__inner_remove_at(parent, li + 1);
+        rankidx__lh_set(parent, li);
         rankidx__leaf_free(idx, r);
         return;
     }
@@ -1113,6 +1224,8 @@ static void rankidx__leaf_rebalance(struct rankidx *idx, struct rankidx__inner *
     parent->cnt[li + 1] = r->n;
     rankidx__inner_set_key(parent, li + 1, rankidx__leaf_key(r, 0));
     rankidx__inner_fix(parent);
+    rankidx__lh_set(parent, li);
+    rankidx__lh_set(parent, li + 1);
 }
 
 /* Inner child @ci of @parent fell below the minimum: as rankidx__leaf_rebalance. */
@@ -1194,6 +1307,7 @@ int rankidx_delete(struct rankidx *idx, const struct rankkey *key)
         return 0;
     }
     rankidx__count_add(&path, h, -1);
+    rankidx__lh_set(path.node[h - 1], path.idx[h - 1]);
     /* A non-root leaf held at least RANKIDX__LEAF_MIN keys, so it is not empty now. */
     assert(leaf->n > 0);
     if (pos == 0) {
@@ -1315,6 +1429,9 @@ int rankidx_load(struct rankidx *idx, const struct rankkey *keys, size_t n)
             }
             in->n = (uint32_t)take;
             rankidx__inner_fix(in);
+            for (uint32_t s = 0; lv == 1 && s < in->n; s++) {
+                rankidx__lh_set(in, s);
+            }
             off += take;
         }
         assert(off == nb);
@@ -1426,6 +1543,16 @@ static int rankidx__check_node(const struct rankidx *idx, const void *node, uint
         struct rankidx__k min = rankidx__node_min(in->child[i], level - 1);
         if (c != in->cnt[i] || !rankidx__key_eq(rankidx__inner_key(in, i), min)) {
             return LR_ECORRUPT;
+        }
+        if (level == 1) {
+            const struct rankidx__leaf *leaf = in->child[i];
+            for (uint32_t j = 0; j + 1 < RANKIDX__LEAF_GROUPS; j++) {
+                uint32_t s = (j + 1) * RANKIDX__GROUP;
+                uint32_t d = s < leaf->n ? rankidx__lh_delta(leaf->a[s], leaf->a[0]) : UINT32_MAX;
+                if (in->lh[i].d[j] != d) {
+                    return LR_ECORRUPT;
+                }
+            }
         }
         sum += c;
     }

@@ -799,6 +799,38 @@ static void test_pool_reuses_freed_nodes(void **state)
     rankidx_pool_free(pool);
 }
 
+/* A leaf's parent keeps its hints as 32-bit distances from the leaf's minimum: keys spread
+ * so that leaves straddle that limit must rank exactly, probes on either side of every key
+ * included, as keys come and go. */
+static void test_rank_across_hint_range(void **state)
+{
+    struct fixture *f = *state;
+    const int64_t step = (int64_t)(UINT32_MAX / 40); /* ~40 keys a leaf within range */
+    for (uint32_t p = 0; p < NPLAYERS; p++) {
+        struct rankkey k = {.a = (int64_t)p * step - 1000 * step, .b = 0, .t = 0, .pid = p};
+        model_insert(f, p, k);
+    }
+    check_against_model(f, 256);
+    for (uint32_t p = 0; p < NPLAYERS; p += 3) {
+        model_delete(f, p);
+    }
+    check_against_model(f, 256);
+    uint64_t n;
+    struct rankkey *v = model_sorted(f, &n);
+    for (uint64_t r = 0; r < n; r++) {
+        struct rankkey below = v[r];
+        below.a--;
+        below.pid = RANKKEY_FOREIGN;
+        struct rankkey above = v[r];
+        above.a++;
+        above.pid = RANKKEY_FOREIGN;
+        assert_int_equal(rankidx_count_before(f->idx, &v[r]), r);
+        assert_int_equal(rankidx_count_before(f->idx, &below), r);
+        assert_int_equal(rankidx_count_before(f->idx, &above), r + 1);
+    }
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -821,6 +853,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_enomem_leaves_index_unchanged, setup_pool,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pool_reuses_freed_nodes, setup_pool, teardown),
+        cmocka_unit_test_setup_teardown(test_rank_across_hint_range, setup_pool, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
