@@ -55,23 +55,6 @@ static void br__sleep_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static int br__free_port(void)
-{
-    struct sockaddr_in sa = {0};
-    socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
-        port = ntohs(sa.sin_port);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return port;
-}
-
 static int br__spawn(struct br *b, unsigned i)
 {
     char id[8], peers[BR__N][128];
@@ -354,8 +337,8 @@ int bench_rpc(void)
     }
     signal(SIGPIPE, SIG_IGN);
     for (unsigned i = 0; i < BR__N; i++) {
-        snprintf(b.r[i].raft, sizeof b.r[i].raft, "127.0.0.1:%d", br__free_port());
-        snprintf(b.r[i].rpc, sizeof b.r[i].rpc, "127.0.0.1:%d", br__free_port());
+        snprintf(b.r[i].raft, sizeof b.r[i].raft, "127.0.0.1:%d", client_free_port());
+        snprintf(b.r[i].rpc, sizeof b.r[i].rpc, "127.0.0.1:%d", client_free_port());
         snprintf(b.r[i].data, sizeof b.r[i].data, "%s/r%u", b.dir, i + 1);
     }
     int rv = 0, leader;

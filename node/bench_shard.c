@@ -235,26 +235,6 @@ static void bench__make_snap_score(struct cmd *c, uint64_t i, void *ctx)
     c->u.score.idempotency_key = bench__s("");
 }
 
-/* Each command's strings must stay valid until the entry is encoded: encode one at a time. */
-static int bench__entry_one_by_one(msgpack_sbuffer *sb, uint32_t n,
-                                   void (*make)(struct cmd *, uint64_t, void *), uint64_t first,
-                                   void *ctx)
-{
-    msgpack_packer pk;
-    struct cmd c;
-    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    if (cmd_entry_begin(&pk, n) != 0) {
-        return LR_ENOMEM;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        make(&c, first + i, ctx);
-        if (cmd_encode(&pk, &c) != 0) {
-            return LR_ENOMEM;
-        }
-    }
-    return 0;
-}
-
 int bench_snapshot(uint64_t n, const char *suffix)
 {
     char dir[] = "/tmp/laurel-bench-XXXXXX", errmsg[LR_ERRMSG_SIZE], name[64];
@@ -281,13 +261,13 @@ int bench_snapshot(uint64_t n, const char *suffix)
     }
     for (uint64_t i = 0; i < n && rv == 0; i += 1000) {
         msgpack_sbuffer_clear(&sb);
-        rv = bench__entry_one_by_one(&sb, 1000, bench__make_snap_player, i, &b);
+        rv = bench__entry(&sb, 1000, bench__make_snap_player, i, &b);
         if (rv == 0) {
             rv = bench__apply_one(s, &index, &sb);
         }
         msgpack_sbuffer_clear(&sb);
         if (rv == 0) {
-            rv = bench__entry_one_by_one(&sb, 1000, bench__make_snap_score, i, &b);
+            rv = bench__entry(&sb, 1000, bench__make_snap_score, i, &b);
         }
         if (rv == 0) {
             rv = bench__apply_one(s, &index, &sb);

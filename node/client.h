@@ -43,6 +43,10 @@ int client_recv(struct client *c, struct client_reply *r, int timeout_ms);
 int client_call(struct client *c, int op, const char *args, size_t len, struct client_reply *r,
                 int timeout_ms);
 
+/** A loopback TCP port the kernel reports free right now (for tests and benches that start
+ * replicas; another process may take it before they bind). @return the port or -1. */
+int client_free_port(void);
+
 /** Send @n raw bytes (for tests that feed garbage). */
 int client_send_raw(struct client *c, const void *p, size_t n);
 

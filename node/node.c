@@ -136,6 +136,22 @@ static struct node_batch *node__open_batch(struct node *n)
     return n->open;
 }
 
+/* Room for one more waiter in @b. */
+static int node__batch_reserve(struct node_batch *b)
+{
+    if (b->nw < b->capw) {
+        return 0;
+    }
+    uint32_t ncap = b->capw ? b->capw * 2 : 16;
+    struct node_waiter *w = realloc(b->w, ncap * sizeof *w);
+    if (w == NULL) {
+        return LR_ENOMEM;
+    }
+    b->w = w;
+    b->capw = ncap;
+    return 0;
+}
+
 /* Stamp @ts into command @o and append it to @b. Commands are otherwise copied as they came:
  * a malformed one still enters the log and applies as a no-op with an error result, which
  * keeps one path for every failure. */
@@ -168,15 +184,7 @@ static void op_submit(struct node_conn *c, const struct proto_msg *m)
         return;
     }
     struct node_batch *b = node__open_batch(n);
-    if (b == NULL || (b->nw == b->capw && ({
-                          uint32_t ncap = b->capw ? b->capw * 2 : 16;
-                          struct node_waiter *w = realloc(b->w, ncap * sizeof *w);
-                          if (w) {
-                              b->w = w;
-                              b->capw = ncap;
-                          }
-                          w == NULL;
-                      }))) {
+    if (b == NULL || node__batch_reserve(b) != 0) {
         node__reply_error(c, m->id, LR_ENOMEM, "submit: out of memory");
         return;
     }

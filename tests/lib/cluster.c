@@ -15,23 +15,6 @@
 
 #include "testlib.h"
 
-static int tcluster__free_port(void)
-{
-    struct sockaddr_in sa = {0};
-    socklen_t len = sizeof sa;
-    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
-        port = ntohs(sa.sin_port);
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    return port;
-}
-
 static void tcluster__sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -44,8 +27,8 @@ unsigned tcluster_add_replica(struct tcluster *c)
     struct tcluster_replica *r = &c->r[i];
     memset(r, 0, sizeof *r);
     r->id = i + 1;
-    snprintf(r->raft, sizeof r->raft, "127.0.0.1:%d", tcluster__free_port());
-    snprintf(r->rpc, sizeof r->rpc, "127.0.0.1:%d", tcluster__free_port());
+    snprintf(r->raft, sizeof r->raft, "127.0.0.1:%d", client_free_port());
+    snprintf(r->rpc, sizeof r->rpc, "127.0.0.1:%d", client_free_port());
     char dir[sizeof c->dir];
     memcpy(dir, c->dir, sizeof dir);
     snprintf(r->data, sizeof r->data, "%s/r%llu", dir, (unsigned long long)r->id);
