@@ -28,7 +28,25 @@ struct apply {
     uint32_t i;
     const struct cmd *c;
     int status; /* 0 until the handler answered */
+    /* The command's player, once looked up (the idempotency check needs it first). Its
+     * strings point into LMDB and are valid only until the command's first write. */
+    int have_player;
+    struct rec_player player;
 };
+
+/* Look up player @id for the running command, once. */
+static int apply__player(struct apply *a, struct lr_str id, struct rec_player *p)
+{
+    if (!a->have_player) {
+        int rv = shard__player(a->s, id, &a->player);
+        if (rv != 0) {
+            return rv;
+        }
+        a->have_player = 1;
+    }
+    *p = a->player;
+    return 0;
+}
 
 #define PK (&a->s->opk)
 #define PK_KEY(k) msgpack_pack_str_with_body(PK, k, sizeof(k) - 1)
@@ -120,14 +138,16 @@ static int apply__put_ach(struct apply *a, const struct key *k, const struct rec
     return apply__rec_put(a, STORE_ACHS, k);
 }
 
-static int apply__put_score(struct apply *a, const struct key *k, const struct rec_score *r)
+static int apply__put_score(struct apply *a, const struct key *k, const struct rec_score *r,
+                            int had_old, uint64_t old_hash)
 {
     apply__rec_begin(a, 4);
     msgpack_pack_int64(RPK, r->score);
     msgpack_pack_int64(RPK, r->subscore);
     msgpack_pack_int64(RPK, r->updated_ms);
     shard__pack_str(RPK, r->metadata);
-    return apply__rec_put(a, STORE_SCORES, k);
+    return store_put_known(a->s->st, STORE_SCORES, k->b, k->len, a->s->rbuf.data,
+                           a->s->rbuf.size, had_old, old_hash);
 }
 
 static int apply__put_progress(struct apply *a, const struct key *k, const struct rec_progress *p)
@@ -187,6 +207,7 @@ struct apply__win {
     int64_t period;
     struct key k;
     int had_old, changed;
+    uint64_t old_hash; /* digest term of the old record (store_put_known) */
     struct rec_score old, now;
     /* LMDB values die at the next put of the transaction: the plan keeps its own copy. */
     char meta[VALID_METADATA_MAX];
@@ -250,6 +271,7 @@ static int apply__score_plan(struct apply *a, struct board *bd, uint32_t pid, in
         }
         x->had_old = rv == 0;
         if (x->had_old) {
+            x->old_hash = store_record_hash(STORE_SCORES, x->k.b, x->k.len, v.mv_data, v.mv_size);
             if ((rv = rec__score(&v, &x->old)) != 0) {
                 return rv;
             }
@@ -325,7 +347,7 @@ static int apply__score_write(struct apply *a, const struct apply__plan *plan)
         if (!x->changed) {
             continue;
         }
-        int rv = apply__put_score(a, &x->k, &x->now);
+        int rv = apply__put_score(a, &x->k, &x->now, x->had_old, x->old_hash);
         if (rv != 0) {
             return rv;
         }
@@ -376,8 +398,11 @@ static int apply__stats_add(struct apply *a, uint32_t pid, int64_t ts, struct lr
     key__u32(&k, pid);
     key__u32(&k, (uint32_t)day);
     key__str(&k, game);
+    uint64_t old_hash = 0;
     int rv = store_get(a->s->st, STORE_STATS, k.b, k.len, &v);
+    int had_old = rv == 0;
     if (rv == 0) {
+        old_hash = store_record_hash(STORE_STATS, k.b, k.len, v.mv_data, v.mv_size);
         rv = rec__stats(&v, &r);
     } else if (rv == LR_ENOTFOUND) {
         rv = 0;
@@ -392,7 +417,8 @@ static int apply__stats_add(struct apply *a, uint32_t pid, int64_t ts, struct lr
     msgpack_pack_int64(RPK, r.unlocks);
     msgpack_pack_int64(RPK, r.points);
     msgpack_pack_int64(RPK, r.submissions);
-    return apply__rec_put(a, STORE_STATS, &k);
+    return store_put_known(a->s->st, STORE_STATS, k.b, k.len, a->s->rbuf.data, a->s->rbuf.size,
+                           had_old, old_hash);
 }
 
 /* ---- events -------------------------------------------------------------------------------- */
@@ -817,7 +843,7 @@ static int apply__tournament_join(struct apply *a, const struct cmd_tournament_j
     if (rv != 0) {
         return rv;
     }
-    if ((rv = shard__player(s, c->player_id, &p)) != 0) {
+    if ((rv = apply__player(a, c->player_id, &p)) != 0) {
         return rv == LR_ENOTFOUND ? apply__fail(a, rv, "player not found") : rv;
     }
     apply__join_key(&jk, c->tournament_id, p.pid);
@@ -932,7 +958,7 @@ static int apply__score(struct apply *a, const struct cmd_score *c)
         return apply__fail(a, LR_ENOTFOUND, "board %.*s not found", (int)c->board_id.len,
                            c->board_id.p);
     }
-    if ((rv = shard__player(s, c->player_id, &p)) != 0) {
+    if ((rv = apply__player(a, c->player_id, &p)) != 0) {
         return rv == LR_ENOTFOUND ? apply__fail(a, rv, "player %.*s not found",
                                                 (int)c->player_id.len, c->player_id.p)
                                   : rv;
@@ -1000,7 +1026,7 @@ static int apply__unlock(struct apply *a, const struct cmd_unlock *c)
     int rv, had_progress, had_pgame;
 
     /* Read phase. */
-    if ((rv = shard__player(s, c->player_id, &p)) != 0) {
+    if ((rv = apply__player(a, c->player_id, &p)) != 0) {
         return rv == LR_ENOTFOUND ? apply__fail(a, rv, "player %.*s not found",
                                                 (int)c->player_id.len, c->player_id.p)
                                   : rv;
@@ -1210,6 +1236,7 @@ static const apply__fn apply__table[CMD__TYPE_END] = {
 /* Idempotency record: [ver, request_hash, expires_ms, status, body]. */
 struct apply__idem {
     int present;
+    uint64_t rec_hash; /* digest term of the stored record, when present */
     uint64_t hash;
     int64_t expires_ms;
     int status;
@@ -1235,6 +1262,7 @@ static int apply__idem_get(struct apply *a, const struct key *k, struct apply__i
     if (rv != 0) {
         return rv;
     }
+    r->rec_hash = store_record_hash(STORE_IDEM, k->b, k->len, v.mv_data, v.mv_size);
     mp_init(&m, v.mv_data, v.mv_size);
     uint32_t n = mp_array(&m);
     int64_t ver = mp_i64(&m);
@@ -1249,7 +1277,10 @@ static int apply__idem_get(struct apply *a, const struct key *k, struct apply__i
     return 0;
 }
 
-static int apply__idem_put(struct apply *a, const struct key *k, uint64_t hash, int64_t expires)
+/* Store the answer under @k; @prior is what apply__idem_get found there (an expired record
+ * or nothing). */
+static int apply__idem_put(struct apply *a, const struct key *k, uint64_t hash, int64_t expires,
+                           const struct apply__idem *prior)
 {
     struct shard *s = a->s;
     int rv;
@@ -1259,14 +1290,17 @@ static int apply__idem_put(struct apply *a, const struct key *k, uint64_t hash, 
     msgpack_pack_int64(RPK, expires);
     msgpack_pack_int64(RPK, a->status);
     msgpack_pack_bin_with_body(RPK, s->obuf.data, s->obuf.size);
-    if ((rv = apply__rec_put(a, STORE_IDEM, k)) != 0) {
+    if ((rv = store_put_known(s->st, STORE_IDEM, k->b, k->len, s->rbuf.data, s->rbuf.size,
+                              prior->present, prior->rec_hash)) != 0) {
         return rv;
     }
+    /* The expiry key is new: a live record with this key would have been replayed, and an
+     * expired one expires strictly before @expires. */
     struct key ek;
     key__init(&ek);
     key__i64(&ek, expires);
     key__str(&ek, (struct lr_str){(const char *)k->b, (uint32_t)k->len});
-    return store_put(s->st, STORE_IDEMEXP, ek.b, ek.len, "", 0);
+    return store_put_known(s->st, STORE_IDEMEXP, ek.b, ek.len, "", 0, 0, 0);
 }
 
 /* Drop a few idempotency keys that expired before @now (stamped time, so every replica drops
@@ -1400,7 +1434,7 @@ static int apply__command(struct apply *a, const struct cmd *c)
     cmd_idem(c, &player, &ikey);
     if (ikey.len) {
         struct rec_player p;
-        if ((rv = shard__player(a->s, player, &p)) != 0) {
+        if ((rv = apply__player(a, player, &p)) != 0) {
             return rv == LR_ENOTFOUND ? apply__fail(a, rv, "player %.*s not found",
                                                     (int)player.len, player.p)
                                       : rv;
@@ -1425,7 +1459,7 @@ static int apply__command(struct apply *a, const struct cmd *c)
         return rv;
     }
     if (ikey.len && a->status >= 200 && a->status < 300) {
-        if ((rv = apply__idem_put(a, &k, hash, c->ts + APPLY__IDEM_TTL_MS)) != 0) {
+        if ((rv = apply__idem_put(a, &k, hash, c->ts + APPLY__IDEM_TTL_MS, &prior)) != 0) {
             return rv;
         }
     }

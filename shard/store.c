@@ -292,6 +292,27 @@ err:
                       mdb_strerror(mrv));
 }
 
+uint64_t store_record_hash(enum store_db db, const void *key, size_t klen, const void *val,
+                           size_t vlen)
+{
+    return store__record_hash(db, key, klen, val, vlen);
+}
+
+int store_put_known(struct store *st, enum store_db db, const void *key, size_t klen,
+                    const void *val, size_t vlen, int had_old, uint64_t old_hash)
+{
+    assert(st->wtxn != NULL);
+    assert(!store__is_digest_key(db, key, klen));
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    int mrv = mdb_put(st->wtxn, st->dbi[db], &k, &v, 0);
+    if (mrv != 0) {
+        return errmsg_set(st->errmsg, err_from_mdb(mrv), "store: put %s: %s", store__names[db],
+                          mdb_strerror(mrv));
+    }
+    st->digest += store__record_hash(db, key, klen, val, vlen) - (had_old ? old_hash : 0);
+    return 0;
+}
+
 int store_del(struct store *st, enum store_db db, const void *key, size_t klen)
 {
     assert(st->wtxn != NULL);

@@ -88,6 +88,20 @@ int store_get(struct store *st, enum store_db db, const void *key, size_t klen, 
 int store_put(struct store *st, enum store_db db, const void *key, size_t klen, const void *val,
               size_t vlen);
 
+/** Digest term of one record (what store_put adds for it). */
+uint64_t store_record_hash(enum store_db db, const void *key, size_t klen, const void *val,
+                           size_t vlen);
+
+/**
+ * store_put for a caller that read the key earlier in this transaction and wrote nothing to
+ * it since: @had_old says whether it existed and @old_hash is store_record_hash of the value
+ * read (computed when it was read: the value's memory may move with later puts). Saves the
+ * second B-tree search store_put makes to find the old value. A wrong @old_hash breaks the
+ * digest, which the tests compare with store_digest_scan.
+ */
+int store_put_known(struct store *st, enum store_db db, const void *key, size_t klen,
+                    const void *val, size_t vlen, int had_old, uint64_t old_hash);
+
 /** Delete @key from @db (LR_ENOTFOUND if absent), accounting the digest. */
 int store_del(struct store *st, enum store_db db, const void *key, size_t klen);
 
