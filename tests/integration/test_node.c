@@ -225,6 +225,37 @@ static void add_and_remove_a_replica(void **state)
     check_scores();
 }
 
+/* Leadership moves to the replica an operator names, and writes follow it. */
+static void transfer_leadership(void **state)
+{
+    (void)state;
+    int l = tcluster_leader(&fx->c, T_MS);
+    unsigned to = (unsigned)(l + 1) % 3;
+    struct client cl;
+    struct client_reply r;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    proto_pack_key(&pk, "id");
+    msgpack_pack_uint64(&pk, fx->c.r[to].id);
+    assert_int_equal(client_connect(&cl, fx->c.r[l].rpc, 1000), 0);
+    assert_int_equal(client_call(&cl, PROTO_OP_TRANSFER, sb.data, sb.size, &r, 10000), 0);
+    assert_int_equal(r.code, 0);
+    client_close(&cl);
+    msgpack_sbuffer_destroy(&sb);
+    int now = -1;
+    for (int i = 0; i < 100 && now != (int)to; i++) {
+        now = tcluster_leader(&fx->c, T_MS);
+        sleep_ms(20);
+    }
+    assert_int_equal(now, (int)to);
+    fx->leader = -1;
+    write_incr(3);
+    check_scores();
+}
+
 /* The event stream from index 1 carries one score.updated per applied write, in order. */
 static void event_stream_exactly_once_in_order(void **state)
 {
@@ -327,6 +358,7 @@ int main(void)
         cmocka_unit_test(kill_leader_loses_nothing_applies_once),
         cmocka_unit_test(follower_restart_catches_up),
         cmocka_unit_test(add_and_remove_a_replica),
+        cmocka_unit_test(transfer_leadership),
         cmocka_unit_test(event_stream_exactly_once_in_order),
         cmocka_unit_test(garbage_on_the_rpc_port),
     };
