@@ -1,0 +1,484 @@
+/* router/upstream.c — calls to one region's replicas (see upstream.h).
+ *
+ * Every call lives in exactly one list: the region's queue (waiting to be sent, possibly until
+ * a retry time) or one connection's in-flight list. A 10 ms tick sends what is due and fails
+ * what is past its deadline. Each attempt gets a fresh request id, so a late answer to an
+ * abandoned attempt finds nothing and is dropped. */
+#include "upstream.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "../node/proto.h"
+#include "../shard/err.h"
+
+#define UPSTREAM__TICK_MS 10
+#define UPSTREAM__RETRY_MS 50
+#define UPSTREAM__RETRY_MAX_MS 200
+
+enum upstream__state { UC_IDLE, UC_CONNECTING, UC_READY, UC_CLOSING };
+
+struct upstream_req {
+    struct upstream *u;
+    upstream_cb cb;
+    void *data;
+    int op, need_leader;
+    char *args;
+    size_t len;
+    uint64_t id;
+    uint64_t deadline, not_before;
+    struct upstream_conn *conn; /* NULL while queued */
+    struct upstream_req *prev, *next;
+};
+
+struct upstream_conn {
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    uv_write_t wreq;
+    struct upstream *u;
+    unsigned idx;
+    enum upstream__state state;
+    struct proto_reader rd;
+    msgpack_sbuffer out, wbuf;
+    int writing;
+    struct upstream_req *inflight;
+};
+
+struct upstream {
+    uv_loop_t *loop;
+    char region[65];
+    char rpc[UPSTREAM_MAX_REPLICAS][64];
+    unsigned n;
+    int leader;
+    unsigned rr;
+    struct upstream_conn conn[UPSTREAM_MAX_REPLICAS];
+    struct upstream_req *queue;
+    uv_timer_t tick;
+    uint64_t next_id;
+    int closing;
+    unsigned open_handles;
+    void (*done)(void *data);
+    void *done_data;
+    msgpack_sbuffer scratch;
+    char rbuf[64 * 1024];
+};
+
+/* ---- lists ------------------------------------------------------------------------------------- */
+
+static void upstream__link(struct upstream_req **head, struct upstream_req *r)
+{
+    r->prev = NULL;
+    r->next = *head;
+    if (*head) {
+        (*head)->prev = r;
+    }
+    *head = r;
+}
+
+static void upstream__unlink(struct upstream_req **head, struct upstream_req *r)
+{
+    if (r->prev) {
+        r->prev->next = r->next;
+    } else {
+        *head = r->next;
+    }
+    if (r->next) {
+        r->next->prev = r->prev;
+    }
+    r->prev = r->next = NULL;
+}
+
+static void upstream__detach(struct upstream_req *r)
+{
+    upstream__unlink(r->conn ? &r->conn->inflight : &r->u->queue, r);
+    r->conn = NULL;
+}
+
+static void upstream__complete(struct upstream_req *r, int code, const msgpack_object *payload)
+{
+    upstream__detach(r);
+    r->cb(r->data, code, payload);
+    free(r->args);
+    free(r);
+}
+
+/* Back to the queue, to be sent again at @not_before. */
+static void upstream__requeue(struct upstream_req *r, uint64_t not_before)
+{
+    upstream__detach(r);
+    r->not_before = not_before;
+    upstream__link(&r->u->queue, r);
+}
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+static void upstream__conn_closed(uv_handle_t *h)
+{
+    struct upstream_conn *c = h->data;
+    struct upstream *u = c->u;
+    proto_reader_free(&c->rd);
+    msgpack_sbuffer_destroy(&c->out);
+    msgpack_sbuffer_destroy(&c->wbuf);
+    c->state = UC_IDLE;
+    c->writing = 0;
+    if (u->closing && --u->open_handles == 0 && u->done) {
+        u->done(u->done_data);
+    }
+    if (u->closing && u->open_handles == 0) {
+        msgpack_sbuffer_destroy(&u->scratch);
+        free(u);
+    }
+}
+
+/* The connection failed: its calls go back to the queue, its replica is no longer trusted as
+ * leader. */
+static void upstream__conn_fail(struct upstream_conn *c)
+{
+    struct upstream *u = c->u;
+    uint64_t now = uv_now(u->loop);
+    if (c->state == UC_IDLE || c->state == UC_CLOSING) {
+        return;
+    }
+    while (c->inflight) {
+        upstream__requeue(c->inflight, now + UPSTREAM__RETRY_MS);
+    }
+    if (u->leader == (int)c->idx) {
+        u->leader = -1;
+    }
+    c->state = UC_CLOSING;
+    if (u->closing) {
+        u->open_handles++;
+    }
+    uv_close((uv_handle_t *)&c->tcp, upstream__conn_closed);
+}
+
+static void upstream__flush(struct upstream_conn *c);
+
+static void upstream__written(uv_write_t *w, int status)
+{
+    struct upstream_conn *c = w->data;
+    c->writing = 0;
+    msgpack_sbuffer_clear(&c->wbuf);
+    if (status < 0) {
+        upstream__conn_fail(c);
+        return;
+    }
+    upstream__flush(c);
+}
+
+static void upstream__flush(struct upstream_conn *c)
+{
+    if (c->state != UC_READY || c->writing || c->out.size == 0) {
+        return;
+    }
+    msgpack_sbuffer t = c->wbuf;
+    c->wbuf = c->out;
+    c->out = t;
+    uv_buf_t b = uv_buf_init(c->wbuf.data, (unsigned)c->wbuf.size);
+    c->wreq.data = c;
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, upstream__written) != 0) {
+        upstream__conn_fail(c);
+        return;
+    }
+    c->writing = 1;
+}
+
+static struct upstream_req *upstream__find(struct upstream_conn *c, uint64_t id)
+{
+    for (struct upstream_req *r = c->inflight; r; r = r->next) {
+        if (r->id == id) {
+            return r;
+        }
+    }
+    return NULL;
+}
+
+static int upstream__replica_of(const struct upstream *u, const msgpack_object *rpc)
+{
+    if (rpc == NULL || rpc->type != MSGPACK_OBJECT_STR) {
+        return -1;
+    }
+    for (unsigned i = 0; i < u->n; i++) {
+        if (strlen(u->rpc[i]) == rpc->via.str.size &&
+            memcmp(u->rpc[i], rpc->via.str.ptr, rpc->via.str.size) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static void upstream__answer(struct upstream_conn *c, const struct proto_msg *m)
+{
+    struct upstream *u = c->u;
+    struct upstream_req *r = upstream__find(c, m->id);
+    uint64_t now = uv_now(u->loop);
+    if (r == NULL) {
+        return; /* an abandoned attempt */
+    }
+    if (m->op_or_code == LR_ENOTLEADER) {
+        u->leader = upstream__replica_of(u, proto_map_get(m->body, "leader_rpc"));
+        upstream__requeue(r, now);
+        return;
+    }
+    if (m->op_or_code == LR_EUNAVAILABLE && m->body->type == MSGPACK_OBJECT_MAP) {
+        /* No leader yet (an election): wait a little and ask again. */
+        int64_t retry = UPSTREAM__RETRY_MS;
+        const msgpack_object *ms = proto_map_get(m->body, "retry_ms");
+        if (ms && proto_obj_i64(ms, &retry) == 0 && retry > UPSTREAM__RETRY_MAX_MS) {
+            retry = UPSTREAM__RETRY_MAX_MS;
+        }
+        u->leader = -1;
+        upstream__requeue(r, now + (uint64_t)(retry > 0 ? retry : UPSTREAM__RETRY_MS));
+        return;
+    }
+    if (r->need_leader && m->op_or_code == 0) {
+        u->leader = (int)c->idx; /* it answered as leader */
+    }
+    upstream__complete(r, m->op_or_code, m->body);
+}
+
+static void upstream__alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    struct upstream_conn *c = h->data;
+    (void)hint;
+    buf->base = c->u->rbuf;
+    buf->len = sizeof c->u->rbuf;
+}
+
+static void upstream__read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct upstream_conn *c = s->data;
+    const char *frame;
+    size_t len;
+    int rv;
+    if (nread < 0) {
+        upstream__conn_fail(c);
+        return;
+    }
+    if (proto_reader_feed(&c->rd, buf->base, (size_t)nread) != 0) {
+        upstream__conn_fail(c);
+        return;
+    }
+    while (c->state == UC_READY && (rv = proto_reader_next(&c->rd, &frame, &len)) == 1) {
+        msgpack_unpacked up;
+        struct proto_msg m;
+        msgpack_unpacked_init(&up);
+        if (proto_unpack(frame, len, &up) != 0 || proto_msg_decode(&up.data, &m) != 0) {
+            msgpack_unpacked_destroy(&up);
+            upstream__conn_fail(c);
+            return;
+        }
+        upstream__answer(c, &m);
+        msgpack_unpacked_destroy(&up);
+    }
+    if (c->state == UC_READY && rv < 0) {
+        upstream__conn_fail(c);
+    }
+}
+
+static void upstream__connected(uv_connect_t *req, int status)
+{
+    struct upstream_conn *c = req->data;
+    if (status < 0) {
+        upstream__conn_fail(c);
+        return;
+    }
+    c->state = UC_READY;
+    uv_tcp_nodelay(&c->tcp, 1);
+    uv_read_start((uv_stream_t *)&c->tcp, upstream__alloc, upstream__read);
+    upstream__flush(c);
+}
+
+static int upstream__connect(struct upstream_conn *c)
+{
+    struct upstream *u = c->u;
+    struct sockaddr_in sa;
+    char host[64];
+    const char *addr = u->rpc[c->idx], *colon = strrchr(addr, ':');
+    if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
+        return LR_EINVAL;
+    }
+    memcpy(host, addr, (size_t)(colon - addr));
+    host[colon - addr] = '\0';
+    if (uv_ip4_addr(host, atoi(colon + 1), &sa) != 0) {
+        return LR_EINVAL;
+    }
+    proto_reader_init(&c->rd);
+    msgpack_sbuffer_init(&c->out);
+    msgpack_sbuffer_init(&c->wbuf);
+    uv_tcp_init(u->loop, &c->tcp);
+    c->tcp.data = c;
+    c->creq.data = c;
+    c->state = UC_CONNECTING;
+    if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&sa, upstream__connected) !=
+        0) {
+        upstream__conn_fail(c);
+    }
+    return 0;
+}
+
+/* ---- sending ------------------------------------------------------------------------------------ */
+
+static void upstream__send(struct upstream_req *r)
+{
+    struct upstream *u = r->u;
+    unsigned target;
+    if (u->leader >= 0 && r->need_leader) {
+        target = (unsigned)u->leader;
+    } else {
+        target = u->rr++ % u->n;
+    }
+    struct upstream_conn *c = &u->conn[target];
+    if (c->state == UC_CLOSING) {
+        upstream__requeue(r, uv_now(u->loop) + UPSTREAM__TICK_MS);
+        return;
+    }
+    if (c->state == UC_IDLE && upstream__connect(c) != 0) {
+        upstream__complete(r, LR_EINVAL, NULL);
+        return;
+    }
+    if (c->state == UC_CLOSING) { /* the connect failed at once */
+        upstream__requeue(r, uv_now(u->loop) + UPSTREAM__RETRY_MS);
+        return;
+    }
+    size_t mark;
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &c->out, msgpack_sbuffer_write);
+    r->id = ++u->next_id;
+    proto_frame_begin(&c->out, &mark);
+    proto_msg_begin(&pk, r->id, r->op);
+    if (r->args) {
+        msgpack_sbuffer_write(&c->out, r->args, r->len);
+    } else {
+        msgpack_pack_nil(&pk);
+    }
+    proto_frame_end(&c->out, mark);
+    upstream__unlink(&u->queue, r);
+    r->conn = c;
+    upstream__link(&c->inflight, r);
+    upstream__flush(c);
+}
+
+static void upstream__tick(uv_timer_t *t)
+{
+    struct upstream *u = t->data;
+    uint64_t now = uv_now(u->loop);
+    for (struct upstream_req *r = u->queue, *next; r; r = next) {
+        next = r->next;
+        if (now >= r->deadline) {
+            upstream__complete(r, LR_EUNAVAILABLE, NULL);
+        } else if (now >= r->not_before) {
+            upstream__send(r);
+        }
+    }
+    for (unsigned i = 0; i < u->n; i++) {
+        for (struct upstream_req *r = u->conn[i].inflight, *next; r; r = next) {
+            next = r->next;
+            if (now >= r->deadline) {
+                upstream__complete(r, LR_EUNAVAILABLE, NULL);
+            }
+        }
+    }
+}
+
+/* ---- public -------------------------------------------------------------------------------------- */
+
+int upstream_new(uv_loop_t *loop, const char *region, const char *const *rpc, unsigned n,
+                 struct upstream **out)
+{
+    if (n == 0 || n > UPSTREAM_MAX_REPLICAS) {
+        return LR_EINVAL;
+    }
+    struct upstream *u = calloc(1, sizeof *u);
+    if (u == NULL) {
+        return LR_ENOMEM;
+    }
+    u->loop = loop;
+    snprintf(u->region, sizeof u->region, "%s", region);
+    for (unsigned i = 0; i < n; i++) {
+        snprintf(u->rpc[i], sizeof u->rpc[i], "%s", rpc[i]);
+        u->conn[i].u = u;
+        u->conn[i].idx = i;
+        u->conn[i].state = UC_IDLE;
+    }
+    u->n = n;
+    u->leader = -1;
+    msgpack_sbuffer_init(&u->scratch);
+    uv_timer_init(loop, &u->tick);
+    u->tick.data = u;
+    uv_timer_start(&u->tick, upstream__tick, UPSTREAM__TICK_MS, UPSTREAM__TICK_MS);
+    *out = u;
+    return 0;
+}
+
+int upstream_call(struct upstream *u, int op, int need_leader, const char *args, size_t len,
+                  unsigned timeout_ms, upstream_cb cb, void *data)
+{
+    struct upstream_req *r = calloc(1, sizeof *r);
+    if (r == NULL || u->closing) {
+        free(r);
+        return r == NULL ? LR_ENOMEM : LR_EUNAVAILABLE;
+    }
+    if (args) {
+        if ((r->args = malloc(len)) == NULL) {
+            free(r);
+            return LR_ENOMEM;
+        }
+        memcpy(r->args, args, len);
+        r->len = len;
+    }
+    r->u = u;
+    r->cb = cb;
+    r->data = data;
+    r->op = op;
+    r->need_leader = need_leader;
+    uint64_t now = uv_now(u->loop);
+    r->deadline = now + timeout_ms;
+    r->not_before = now; /* sent on the next tick: the callback never runs inside this call */
+    upstream__link(&u->queue, r);
+    return 0;
+}
+
+int upstream_leader(const struct upstream *u) { return u->leader; }
+
+const char *upstream_region(const struct upstream *u) { return u->region; }
+
+static void upstream__tick_closed(uv_handle_t *h)
+{
+    struct upstream *u = h->data;
+    if (--u->open_handles == 0) {
+        if (u->done) {
+            u->done(u->done_data);
+        }
+        msgpack_sbuffer_destroy(&u->scratch);
+        free(u);
+    }
+}
+
+void upstream_close(struct upstream *u, void (*done)(void *data), void *data)
+{
+    u->done = done;
+    u->done_data = data;
+    while (u->queue) {
+        upstream__complete(u->queue, LR_EUNAVAILABLE, NULL);
+    }
+    for (unsigned i = 0; i < u->n; i++) {
+        while (u->conn[i].inflight) {
+            upstream__complete(u->conn[i].inflight, LR_EUNAVAILABLE, NULL);
+        }
+    }
+    u->closing = 1;
+    u->open_handles = 1;
+    for (unsigned i = 0; i < u->n; i++) {
+        struct upstream_conn *c = &u->conn[i];
+        if (c->state == UC_CONNECTING || c->state == UC_READY) {
+            c->state = UC_CLOSING;
+            u->open_handles++;
+            uv_close((uv_handle_t *)&c->tcp, upstream__conn_closed);
+        } else if (c->state == UC_CLOSING) {
+            u->open_handles++; /* its close callback is already on the way */
+        }
+    }
+    uv_timer_stop(&u->tick);
+    uv_close((uv_handle_t *)&u->tick, upstream__tick_closed);
+}

@@ -1,0 +1,56 @@
+/* router/upstream.h — the router's link to one region: asynchronous calls to its replicas on
+ * the router's uv loop.
+ *
+ * A call names an op of the replica RPC (node/proto.h) and whether it needs the leader. The
+ * upstream keeps one pipelined connection per replica, remembers which replica leads, follows
+ * `not leader` redirects, waits out `unavailable` answers (no leader yet) and dead connections
+ * by trying again, until the call's deadline. So a caller sees one of: the replica's answer,
+ * or LR_EUNAVAILABLE after the deadline ("may or may not have happened": writes carry
+ * idempotency keys, so the router's retry is safe). */
+#ifndef LAUREL_UPSTREAM_H
+#define LAUREL_UPSTREAM_H
+
+#include <msgpack.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define UPSTREAM_MAX_REPLICAS 9
+
+struct upstream;     /* Opaque. */
+struct upstream_req; /* Opaque outside upstream.c. */
+
+/**
+ * The outcome of a call: @code is 0 or an LR_E* code; @payload is the replica's payload (the
+ * answer, or an error sentence), NULL when the call timed out. Both are valid only during the
+ * callback. The request is freed after the callback returns.
+ */
+typedef void (*upstream_cb)(void *data, int code, const msgpack_object *payload);
+
+/**
+ * Create the link to region @region served by the replicas at @rpc (host:port each, copied).
+ * @return 0 and *@out, or LR_E*.
+ */
+int upstream_new(uv_loop_t *loop, const char *region, const char *const *rpc, unsigned n,
+                 struct upstream **out);
+
+/**
+ * Call @op with @args (msgpack bytes, copied; NULL for nil) within @timeout_ms. @cb fires
+ * exactly once, on the loop, never from inside this call. @return 0, or LR_ENOMEM (then @cb
+ * never fires).
+ */
+int upstream_call(struct upstream *u, int op, int need_leader, const char *args, size_t len,
+                  unsigned timeout_ms, upstream_cb cb, void *data);
+
+/** Index of the replica believed to lead, or -1. */
+int upstream_leader(const struct upstream *u);
+
+/** Region name. */
+const char *upstream_region(const struct upstream *u);
+
+/**
+ * Close connections and fail pending calls with LR_EUNAVAILABLE; @u is freed once its handles
+ * have closed (run the loop). @done (may be NULL) fires then.
+ */
+void upstream_close(struct upstream *u, void (*done)(void *data), void *data);
+
+#endif

@@ -1,0 +1,160 @@
+/* tests/integration/test_upstream.c — the router's link to a region, against three real
+ * replicas: calls find the leader, survive a kill -9 of it, and a region with nobody alive
+ * answers `unavailable` at the deadline, never hangs. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "router/upstream.h"
+#include "tests/lib/cluster.h"
+#include "tests/lib/testlib.h"
+#include "tests/lib/testshard.h"
+
+struct fixture {
+    struct tcluster c;
+    uv_loop_t loop;
+    struct upstream *u;
+};
+
+struct call {
+    int done, code;
+    int64_t score;
+    int status;
+};
+
+static void on_answer(void *data, int code, const msgpack_object *payload)
+{
+    struct call *c = data;
+    c->done = 1;
+    c->code = code;
+    if (code == 0 && payload) {
+        const msgpack_object *res = proto_map_get(payload, "results");
+        const msgpack_object *sc = proto_map_get(payload, "score");
+        if (res && res->via.array.size > 0) {
+            const msgpack_object *r0 = &res->via.array.ptr[0];
+            c->status = (int)r0->via.array.ptr[0].via.u64;
+            const msgpack_object *s = proto_map_get(&r0->via.array.ptr[2], "score");
+            c->score = s ? (int64_t)s->via.u64 : -1;
+        }
+        if (sc) {
+            c->score = (int64_t)sc->via.u64;
+        }
+    }
+}
+
+/* One call, run to completion on the loop. */
+static struct call run(struct fixture *f, int op, int need_leader, const char *args, size_t len,
+                       unsigned timeout_ms)
+{
+    struct call c = {0};
+    assert_int_equal(upstream_call(f->u, op, need_leader, args, len, timeout_ms, on_answer, &c),
+                     0);
+    while (!c.done) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    return c;
+}
+
+static struct call submit(struct fixture *f, struct cmd cmd)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    cmd_encode(&pk, &cmd);
+    struct call c = run(f, PROTO_OP_SUBMIT, 1, sb.data, sb.size, 20000);
+    msgpack_sbuffer_destroy(&sb);
+    return c;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = calloc(1, sizeof *f);
+    const char *rpc[3];
+    assert_int_equal(tcluster_start(&f->c, 3, "eu"), 0);
+    uv_loop_init(&f->loop);
+    for (unsigned i = 0; i < 3; i++) {
+        rpc[i] = f->c.r[i].rpc;
+    }
+    assert_int_equal(upstream_new(&f->loop, "eu", rpc, 3, &f->u), 0);
+    *state = f;
+    return 0;
+}
+
+static void closed(void *data) { *(int *)data = 1; }
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    int done = 0;
+    upstream_close(f->u, closed, &done);
+    while (!done) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    tcluster_stop(&f->c);
+    free(f);
+    return 0;
+}
+
+/* Writes reach the leader wherever it is, across a kill -9, each applied once. */
+static void writes_follow_the_leader_across_a_kill(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(submit(f, ts_board(0, "arena", CMD_ORDER_DESC, CMD_OP_INCR, 1, 0)).status,
+                     201);
+    assert_int_equal(submit(f, ts_player(0, "ann", "eu", "")).status, 201);
+    for (int k = 0; k < 200; k++) {
+        char key[32];
+        if (k == 80) {
+            int l = tcluster_leader(&f->c, 20000);
+            assert_true(l >= 0);
+            tcluster_kill(&f->c, (unsigned)l, SIGKILL);
+        }
+        snprintf(key, sizeof key, "upstream-%06d", k);
+        struct call c = submit(f, ts_score(0, "arena", "ann", 1, 0, key));
+        assert_int_equal(c.code, 0);
+        assert_int_equal(c.status, 200);
+        assert_int_equal(c.score, k + 1);
+    }
+    assert_true(upstream_leader(f->u) >= 0);
+    /* A linearizable read through the leader sees every write. */
+    struct shard_query q = {.type = SHARD_Q_RANK, .board_id = ts_s("arena"),
+                            .player_id = ts_s("ann")};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    proto_query_encode(&pk, &q, 0);
+    struct call c = run(f, PROTO_OP_QUERY, 1, sb.data, sb.size, 10000);
+    msgpack_sbuffer_destroy(&sb);
+    assert_int_equal(c.code, 0);
+    assert_int_equal(c.score, 200);
+}
+
+/* With every replica dead a call ends at its deadline with `unavailable`. */
+static void dead_region_times_out(void **state)
+{
+    struct fixture *f = *state;
+    for (unsigned i = 0; i < f->c.n; i++) {
+        tcluster_kill(&f->c, i, SIGKILL);
+    }
+    uint64_t t0 = uv_now(&f->loop);
+    struct call c = run(f, PROTO_OP_STATUS, 0, NULL, 0, 300);
+    assert_int_equal(c.code, LR_EUNAVAILABLE);
+    uv_update_time(&f->loop);
+    assert_true(uv_now(&f->loop) - t0 >= 300);
+    assert_true(uv_now(&f->loop) - t0 < 2000);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(writes_follow_the_leader_across_a_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(dead_region_times_out, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
