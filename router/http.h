@@ -1,0 +1,57 @@
+/* router/http.h — the router's HTTP/1.1 server: libwebsockets on the router's uv loop.
+ *
+ * The server parses requests, enforces transport limits (body at most HTTP_BODY_MAX bytes →
+ * 413, slow or unfinished requests time out and are closed), and hands each complete request
+ * to one handler. The handler answers, now or later from the loop, with exactly one
+ * http_reply. Responses go out as one write (headers and body together: on this machine a
+ * separate header write costs ~40% of throughput). Keep-alive is supported. */
+#ifndef LAUREL_HTTP_H
+#define LAUREL_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#define HTTP_BODY_MAX (64 * 1024)
+
+enum http_method { HTTP_GET, HTTP_POST, HTTP_PUT, HTTP_DELETE, HTTP_OTHER };
+
+/** One request. Owned by the server; valid until http_reply is called for it (or the
+ * connection closes, which the handler learns from http_req_alive). */
+struct http_req {
+    enum http_method method;
+    const char *path;   /* NUL-terminated, without the query string, not decoded */
+    const char *query;  /* NUL-terminated, after '?', "" when none, not decoded */
+    const char *auth;   /* the Authorization header value, "" when none */
+    const char *body;   /* NUL-terminated copy of the body ("" when none) */
+    size_t body_len;
+    void *data;         /* for the handler's use */
+};
+
+struct http; /* Opaque. */
+
+/** Called once per complete request; it must call http_reply exactly once, now or later. */
+typedef void (*http_handler)(void *data, struct http_req *req);
+
+/**
+ * Listen on @addr (IPv4 "host:port") with @handler on @loop. @return 0 and *@out, or LR_E*
+ * with @errmsg.
+ */
+int http_start(uv_loop_t *loop, const char *addr, http_handler handler, void *data,
+               struct http **out, char *errmsg);
+
+/**
+ * Answer @req: @status, a JSON @body of @len bytes (copied), and extra header lines
+ * (e.g. "Retry-After: 1\r\n", or NULL). After this call @req is gone. If the client went away
+ * meanwhile, the answer is dropped.
+ */
+void http_reply(struct http_req *req, int status, const char *body, size_t len,
+                const char *extra_headers);
+
+/** 1 while the connection of @req is still open. */
+int http_req_alive(const struct http_req *req);
+
+/** Stop listening and close every connection; @done fires when the server is gone. */
+void http_stop(struct http *h, void (*done)(void *data), void *data);
+
+#endif
