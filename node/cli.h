@@ -4,5 +4,6 @@
 
 int cli_node(int argc, char **argv);
 int cli_ctl(int argc, char **argv);
+int cli_router(int argc, char **argv);
 
 #endif

@@ -30,7 +30,9 @@
     X(LR_EUNAVAILABLE, 15, "unavailable", 503, "unavailable")                           \
     X(LR_EINTERNAL, 16, "internal", 500, "internal error")                              \
     X(LR_EUNAUTHORIZED, 17, "unauthorized", 401, "unauthorized")                        \
-    X(LR_ENOTLEADER, 18, "unavailable", 503, "not the leader")
+    X(LR_ENOTLEADER, 18, "unavailable", 503, "not the leader")                                \
+    X(LR_EMETHOD, 19, "method_not_allowed", 405, "method not allowed")                        \
+    X(LR_ERATELIMIT, 20, "rate_limited", 429, "rate limited")
 
 enum {
 #define LR__ENUM(name, value, api, http, msg) name = value,

@@ -20,7 +20,7 @@
  * - root is NULL iff the index is empty; all leaves are at depth `height`;
  * - keys ascend strictly within a leaf and along the next/prev leaf chain;
  * - every node's header (hint[], and gsum[] in inner nodes) matches its slots, and a leaf's
- *   parent holds in lh[] a copy of each leaf child's hints, as 32-bit distances from the
+ *   parent holds in lh[] a copy of each leaf child's hints, as byte-sized distances from the
  *   leaf's minimum (struct rankidx__lh), so a rank reads one line of the leaf, not two;
  * - inner slot i holds the exact minimum key of child i (so a separator never names a pid
  *   the index no longer holds: the name resolver's contract) and cnt[i], the number of keys
@@ -86,14 +86,24 @@ struct rankidx__leaf {
     struct rankidx__leaf *prev;
 };
 
-/* A leaf's hints as seen from its parent: d[j] is a[8j+8] - a[0] of the leaf, saturated at
- * UINT32_MAX (UINT32_MAX past the last slot too). One line a child, so that a rank, having
- * routed to child i, knows which line of the leaf holds the answer without reading the leaf's
- * header: the leaf then costs one wait for memory, not two. The hints of the 8 children of a
- * group are loaded together with the group's keys, so each group's block is reused as often
- * as the inner level's own lines and stays cached where the leaves' headers would not. */
+/* A leaf's hints as seen from its parent, so that a rank, having routed to child i, knows
+ * which line of the leaf holds the answer without reading the leaf's header: the leaf then
+ * costs one wait for memory, not two. d[j] is (a[8j+8] - a[0]) >> shift, where shift is the
+ * least that brings the leaf's whole span (a[n-1] - a[0]) to at most RANKIDX__LH_PAST - 1, and
+ * RANKIDX__LH_PAST past the last slot. A byte only bounds a hint: for a probe x, a[8j+8] < x
+ * when d[j] < x >> shift and a[8j+8] > x when d[j] > x >> shift, so the answer lies in the
+ * groups between the hints below and the hints above (nearly always one group, two when a hint
+ * falls in the probe's bucket), and all of a[]'s lines in that range are read at once.
+ *
+ * Why bytes: a search into a leaf parent loads the hints of all 8 children of the routed group
+ * alongside the group's keys, and at tens of millions of keys those blocks (one per leaf) are
+ * what keeps the leaf parents' working set inside the last-level cache or not. At 16 bytes a
+ * child, a group's hints are 2 lines (they were 8 at 32 bits a hint) and a leaf parent's lines
+ * that searches touch come to about 60 bytes a leaf. */
+#define RANKIDX__LH_PAST 255
 struct rankidx__lh {
-    _Alignas(RANKIDX__LINE) uint32_t d[RANKIDX__LEAF_GROUPS - 1];
+    uint8_t shift;
+    uint8_t d[RANKIDX__LEAF_GROUPS - 1];
 };
 
 struct rankidx__inner {
@@ -106,15 +116,17 @@ struct rankidx__inner {
     int64_t b[RANKIDX__INNER_CAP];
     int64_t t[RANKIDX__INNER_CAP];
     uint32_t pid[RANKIDX__INNER_CAP];
-    /* Only in a leaf's parent (height 1): lh[i] describes leaf child i. */
-    struct rankidx__lh lh[RANKIDX__INNER_CAP];
+    /* Only in a leaf's parent (height 1): lh[i] describes leaf child i. The 8 of a group share
+     * one 128-byte block (the pair of lines the hardware fetches together). */
+    _Alignas(2 * RANKIDX__LINE) struct rankidx__lh lh[RANKIDX__INNER_CAP];
 };
 
 _Static_assert(offsetof(struct rankidx__leaf, a) == 2 * RANKIDX__LINE, "leaf header: 2 lines");
 _Static_assert(offsetof(struct rankidx__inner, a) == 2 * RANKIDX__LINE, "inner header: 2 lines");
 _Static_assert(offsetof(struct rankidx__inner, cnt) % RANKIDX__LINE == 0, "cnt[] line-aligned");
 _Static_assert(offsetof(struct rankidx__inner, child) % RANKIDX__LINE == 0, "child[] aligned");
-_Static_assert(sizeof(struct rankidx__lh) == RANKIDX__LINE, "one line of hints per child");
+_Static_assert(sizeof(struct rankidx__lh) * RANKIDX__GROUP == 2 * RANKIDX__LINE,
+               "a group's leaf hints fill one pair of lines");
 
 /* Nodes of many indexes carved from 2 MiB chunks that the kernel may back with one huge page
  * each (MADV_HUGEPAGE): at tens of millions of keys the index outgrows what 4 KiB TLB entries
@@ -360,21 +372,31 @@ static void rankidx__leaf_fix(struct rankidx__leaf *leaf)
     }
 }
 
-/* a[8j+8] - @a0 of a leaf whose minimum is @a0, as kept in its parent's lh[]. */
-static inline uint32_t rankidx__lh_delta(int64_t a, int64_t a0)
+/* The hints of @leaf as its parent keeps them in lh[] (struct rankidx__lh). */
+static struct rankidx__lh rankidx__lh_of(const struct rankidx__leaf *leaf)
 {
-    uint64_t d = (uint64_t)a - (uint64_t)a0; /* exact: a >= a0 */
-    return d < UINT32_MAX ? (uint32_t)d : UINT32_MAX;
+    struct rankidx__lh h = {.shift = 0};
+    uint64_t span = 0;
+    if (leaf->n > 0) {
+        span = (uint64_t)leaf->a[leaf->n - 1] - (uint64_t)leaf->a[0]; /* exact: sorted */
+    }
+    while ((span >> h.shift) >= RANKIDX__LH_PAST) {
+        h.shift++;
+    }
+    for (uint32_t j = 0; j + 1 < RANKIDX__LEAF_GROUPS; j++) {
+        uint32_t s = (j + 1) * RANKIDX__GROUP;
+        h.d[j] = RANKIDX__LH_PAST;
+        if (s < leaf->n) {
+            h.d[j] = (uint8_t)(((uint64_t)leaf->a[s] - (uint64_t)leaf->a[0]) >> h.shift);
+        }
+    }
+    return h;
 }
 
 /* Recompute lh[@i] of leaf parent @in from its leaf child: after any change of that leaf. */
 static void rankidx__lh_set(struct rankidx__inner *in, uint32_t i)
 {
-    const struct rankidx__leaf *leaf = in->child[i];
-    for (uint32_t j = 0; j + 1 < RANKIDX__LEAF_GROUPS; j++) {
-        uint32_t s = (j + 1) * RANKIDX__GROUP;
-        in->lh[i].d[j] = s < leaf->n ? rankidx__lh_delta(leaf->a[s], leaf->a[0]) : UINT32_MAX;
-    }
+    in->lh[i] = rankidx__lh_of(in->child[i]);
 }
 
 /* As rankidx__lh_set for @leaf, if it is a child of @in. */
@@ -615,6 +637,19 @@ static inline uint32_t rankidx__group(const int64_t *hint, uint32_t nhint, uint3
 }
 
 /* Count of @a[i] < @x (@le 0) or <= @x (@le 1) among @a[0..@n), for ascending @a, knowing
+ * that the values cross @x inside groups @g..@g1: only their lines of a[] are read. */
+static inline uint32_t rankidx__count_range(const int64_t *a, uint32_t n, uint32_t g, uint32_t g1,
+                                            int64_t x, int le)
+{
+    uint32_t c = g * RANKIDX__GROUP;
+    uint32_t end = (g1 + 1) * RANKIDX__GROUP < n ? (g1 + 1) * RANKIDX__GROUP : n;
+    for (uint32_t i = c; i < end; i++) {
+        c += (a[i] < x || (le && a[i] == x)) ? 1u : 0u;
+    }
+    return c;
+}
+
+/* Count of @a[i] < @x (@le 0) or <= @x (@le 1) among @a[0..@n), for ascending @a, knowing
  * from the header that the values cross @x inside group @g: one line of a[] is read. */
 static inline uint32_t rankidx__count_in(const int64_t *a, uint32_t n, uint32_t g, int64_t x,
                                          int le)
@@ -659,6 +694,16 @@ static inline void rankidx__leaf_prefetch_tail(const struct rankidx__leaf *leaf,
     __builtin_prefetch(&leaf->pid[g * RANKIDX__GROUP]);
 }
 
+/* As rankidx__leaf_prefetch_tail, but non-temporal: a rank reads a leaf's lines once, and at
+ * tens of millions of keys the same line is not read again before it would be evicted, so they
+ * should not push the leaf parents' lines (which every rank reads) out of the shared cache. */
+static inline void rankidx__leaf_prefetch_nta(const struct rankidx__leaf *leaf, uint32_t g)
+{
+    __builtin_prefetch(&leaf->b[g * RANKIDX__GROUP], 0, 0);
+    __builtin_prefetch(&leaf->t[g * RANKIDX__GROUP], 0, 0);
+    __builtin_prefetch(&leaf->pid[g * RANKIDX__GROUP], 0, 0);
+}
+
 /* Number of slots of @leaf ordered strictly before @k. */
 static inline uint32_t rankidx__leaf_lower(const struct rankidx *idx,
                                            const struct rankidx__leaf *leaf,
@@ -690,9 +735,8 @@ static inline uint32_t rankidx__inner_route(const struct rankidx *idx,
     __builtin_prefetch(&in->cnt[g * RANKIDX__GROUP]);
     __builtin_prefetch(&in->child[g * RANKIDX__GROUP]);
     if (want_lh) {
-        for (uint32_t c = g * RANKIDX__GROUP; c < (g + 1) * RANKIDX__GROUP; c++) {
-            __builtin_prefetch(&in->lh[c]);
-        }
+        __builtin_prefetch(&in->lh[g * RANKIDX__GROUP]);
+        __builtin_prefetch(&in->lh[g * RANKIDX__GROUP + RANKIDX__GROUP / 2]);
     }
     uint32_t lo = rankidx__count_in(in->a, n, g, k->a, 0);
     uint32_t le = lo; /* slots whose minimum is <= k */
@@ -797,32 +841,33 @@ uint64_t rankidx_count_before(const struct rankidx *idx, const struct rankkey *k
     if (key->a < a0) {
         return before; /* below the whole leaf (only possible at child 0) */
     }
-    uint64_t xd = (uint64_t)key->a - (uint64_t)a0;
-    if (xd >= UINT32_MAX) {
-        /* Too far above the minimum for the saturated hints: the leaf's header decides. */
-        return before + rankidx__leaf_lower(idx, leaf, key);
-    }
+    const struct rankidx__lh *lh = &in->lh[i];
+    uint64_t xd = ((uint64_t)key->a - (uint64_t)a0) >> lh->shift;
+    uint32_t xs = xd < RANKIDX__LH_PAST ? (uint32_t)xd : RANKIDX__LH_PAST;
     uint32_t n = (uint32_t)in->cnt[i];
-    const uint32_t *d = in->lh[i].d;
     uint32_t last = (n - 1) / RANKIDX__GROUP;
-    uint32_t g = 0;  /* group where a[] crosses key->a from below */
-    uint32_t ge = 0; /* group where a[] passes key->a */
+    uint32_t g = 0;  /* groups whose successor's first key is surely below key->a */
+    uint32_t ge = 0; /* groups whose successor's first key may not be above key->a */
     for (uint32_t j = 0; j + 1 < RANKIDX__LEAF_GROUPS; j++) {
-        g += d[j] < xd ? 1u : 0u;
-        ge += d[j] <= xd ? 1u : 0u;
+        g += lh->d[j] < xs ? 1u : 0u;
+        ge += lh->d[j] <= xs ? 1u : 0u;
     }
     g = g < last ? g : last;
     ge = ge < last ? ge : last;
-    /* A stored key as probe (the usual case) is in group ge, which differs from g when it
-     * opens that group: load its lines at once rather than after finding the tie. */
-    __builtin_prefetch(&leaf->a[g * RANKIDX__GROUP]);
-    __builtin_prefetch(&leaf->a[ge * RANKIDX__GROUP]);
-    rankidx__leaf_prefetch_tail(leaf, ge);
-    uint32_t lo = rankidx__count_in(leaf->a, n, g, key->a, 0);
+    /* Both ends of the key's possible slots lie in groups g..ge. A stored key as probe (the
+     * usual case) ties with itself on a, so its b[], t[] and pid[] lines are read too: load
+     * them with a[]'s rather than after finding the tie. */
+    __builtin_prefetch(&leaf->a[g * RANKIDX__GROUP], 0, 0);
+    __builtin_prefetch(&leaf->a[ge * RANKIDX__GROUP], 0, 0);
+    rankidx__leaf_prefetch_nta(leaf, ge);
+    if (g != ge) {
+        rankidx__leaf_prefetch_nta(leaf, g);
+    }
+    uint32_t lo = rankidx__count_range(leaf->a, n, g, ge, key->a, 0);
     if (lo == n || leaf->a[lo] != key->a) {
         return before + lo;
     }
-    uint32_t hi = rankidx__count_in(leaf->a, n, ge, key->a, 1);
+    uint32_t hi = rankidx__count_range(leaf->a, n, g, ge, key->a, 1);
     return before + rankidx__search(idx, key, leaf->a, leaf->b, leaf->t, leaf->pid, lo, hi, 0);
 }
 
@@ -1545,13 +1590,9 @@ static int rankidx__check_node(const struct rankidx *idx, const void *node, uint
             return LR_ECORRUPT;
         }
         if (level == 1) {
-            const struct rankidx__leaf *leaf = in->child[i];
-            for (uint32_t j = 0; j + 1 < RANKIDX__LEAF_GROUPS; j++) {
-                uint32_t s = (j + 1) * RANKIDX__GROUP;
-                uint32_t d = s < leaf->n ? rankidx__lh_delta(leaf->a[s], leaf->a[0]) : UINT32_MAX;
-                if (in->lh[i].d[j] != d) {
-                    return LR_ECORRUPT;
-                }
+            struct rankidx__lh h = rankidx__lh_of(in->child[i]);
+            if (memcmp(&h, &in->lh[i], sizeof h) != 0) {
+                return LR_ECORRUPT;
             }
         }
         sum += c;

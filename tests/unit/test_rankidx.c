@@ -799,9 +799,9 @@ static void test_pool_reuses_freed_nodes(void **state)
     rankidx_pool_free(pool);
 }
 
-/* A leaf's parent keeps its hints as 32-bit distances from the leaf's minimum: keys spread
- * so that leaves straddle that limit must rank exactly, probes on either side of every key
- * included, as keys come and go. */
+/* A leaf's parent keeps its hints as byte-sized distances from the leaf's minimum, scaled
+ * to the leaf's span: keys spread far apart must rank exactly, probes on either side of every
+ * key included, as keys come and go. */
 static void test_rank_across_hint_range(void **state)
 {
     struct fixture *f = *state;
@@ -831,6 +831,41 @@ static void test_rank_across_hint_range(void **state)
     free(v);
 }
 
+/* Clustered keys with a few outliers at both ends of the int64 range make a leaf's scaled
+ * hints all fall in one bucket, so a rank reads several of the leaf's lines: it must still be
+ * exact. */
+static void test_rank_with_clustered_hints(void **state)
+{
+    struct fixture *f = *state;
+    for (uint32_t p = 0; p < NPLAYERS; p++) {
+        int64_t a = (int64_t)(p % 97) - 48;
+        if (p % 101 == 0) {
+            a = p % 2 ? INT64_MAX - (int64_t)p : INT64_MIN + 1 + (int64_t)p;
+        }
+        struct rankkey k = {.a = a, .b = (int64_t)(p % 7), .t = (int64_t)p, .pid = p};
+        model_insert(f, p, k);
+    }
+    check_against_model(f, 256);
+    for (uint32_t p = 0; p < NPLAYERS; p += 5) {
+        model_delete(f, p);
+    }
+    check_against_model(f, 256);
+    uint64_t n;
+    struct rankkey *v = model_sorted(f, &n);
+    for (uint64_t r = 0; r < n; r++) {
+        struct rankkey above = v[r];
+        above.t++;
+        above.pid = RANKKEY_FOREIGN;
+        struct rankkey below = v[r];
+        below.a--;
+        below.pid = RANKKEY_FOREIGN;
+        assert_int_equal(rankidx_count_before(f->idx, &v[r]), r);
+        assert_int_equal(rankidx_count_before(f->idx, &above), sorted_count_before(f, v, n, &above));
+        assert_int_equal(rankidx_count_before(f->idx, &below), sorted_count_before(f, v, n, &below));
+    }
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -854,6 +889,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pool_reuses_freed_nodes, setup_pool, teardown),
         cmocka_unit_test_setup_teardown(test_rank_across_hint_range, setup_pool, teardown),
+        cmocka_unit_test_setup_teardown(test_rank_with_clustered_hints, setup_pool, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
