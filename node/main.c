@@ -21,7 +21,7 @@ static int main__todo(int argc, char **argv)
 
 static const struct main__cmd main__cmds[] = {
     {"node", "run one replica of a region", cli_node},
-    {"router", "serve the public HTTP API", main__todo},
+    {"router", "serve the public HTTP API", cli_router},
     {"dev", "run a whole cluster on this machine", main__todo},
     {"ctl", "operator commands", cli_ctl},
     {"bench", "load generators: `laurel bench shard`", bench_main},

@@ -1,0 +1,123 @@
+/* router/cli.c — `laurel router`: flags → struct router_config → one uv loop. */
+#include <getopt.h>
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../node/cli.h"
+#include "../shard/err.h"
+#include "router.h"
+
+static void cli_router__usage(FILE *f)
+{
+    fprintf(f,
+            "usage: laurel router --http HOST:PORT --region ID=RPC[,RPC...] [--region ...]\n"
+            "                     --admin-key K --api-key K [--timeout-ms MS]\n"
+            "\n"
+            "Serves the public HTTP API (../shared/API.md) over the regions' replicas.\n"
+            "  --http HOST:PORT    listen address (default 127.0.0.1:8080)\n"
+            "  --region ID=RPCS    a region and its replicas' RPC addresses, comma-separated\n"
+            "  --admin-key K       key that may do everything\n"
+            "  --api-key K         key of trusted game servers (players, unlocks, scores)\n"
+            "  --timeout-ms MS     deadline of one call to a region (default 5000)\n");
+}
+
+struct cli_router__run {
+    struct router *router;
+    uv_signal_t sigint, sigterm;
+};
+
+static void cli_router__stopped(void *data)
+{
+    struct cli_router__run *run = data;
+    uv_close((uv_handle_t *)&run->sigint, NULL);
+    uv_close((uv_handle_t *)&run->sigterm, NULL);
+}
+
+static void cli_router__signal(uv_signal_t *h, int signum)
+{
+    struct cli_router__run *run = h->data;
+    (void)signum;
+    if (run->router) {
+        router_stop(run->router, cli_router__stopped, run);
+        run->router = NULL;
+    }
+}
+
+int cli_router(int argc, char **argv)
+{
+    static const struct option opts[] = {{"http", required_argument, NULL, 'H'},
+                                         {"region", required_argument, NULL, 'r'},
+                                         {"admin-key", required_argument, NULL, 'a'},
+                                         {"api-key", required_argument, NULL, 'k'},
+                                         {"timeout-ms", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct router_config cfg;
+    static char specs[ROUTER_MAX_REGIONS][1024];
+    int c;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.http = "127.0.0.1:8080";
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'H': cfg.http = optarg; break;
+        case 'r': {
+            if (cfg.nregions == ROUTER_MAX_REGIONS) {
+                fprintf(stderr, "laurel router: at most %d regions\n", ROUTER_MAX_REGIONS);
+                return 2;
+            }
+            struct router_region *rg = &cfg.regions[cfg.nregions];
+            char *spec = specs[cfg.nregions];
+            snprintf(spec, sizeof specs[0], "%s", optarg);
+            char *eq = strchr(spec, '='), *save = NULL;
+            if (eq == NULL || eq == spec || (size_t)(eq - spec) >= sizeof rg->id) {
+                fprintf(stderr, "laurel router: --region %s: expected ID=RPC[,RPC...]\n", optarg);
+                return 2;
+            }
+            *eq = '\0';
+            snprintf(rg->id, sizeof rg->id, "%.64s", spec);
+            for (char *t = strtok_r(eq + 1, ",", &save); t && rg->n < UPSTREAM_MAX_REPLICAS;
+                 t = strtok_r(NULL, ",", &save)) {
+                rg->rpc[rg->n++] = t;
+            }
+            if (rg->n == 0) {
+                fprintf(stderr, "laurel router: --region %s: no replicas\n", optarg);
+                return 2;
+            }
+            cfg.nregions++;
+            break;
+        }
+        case 'a': cfg.admin_key = optarg; break;
+        case 'k': cfg.api_key = optarg; break;
+        case 't': cfg.timeout_ms = (unsigned)atoi(optarg); break;
+        case 'h': cli_router__usage(stdout); return 0;
+        default: cli_router__usage(stderr); return 2;
+        }
+    }
+    if (cfg.nregions == 0 || cfg.admin_key == NULL || cfg.api_key == NULL) {
+        fprintf(stderr, "laurel router: --region, --admin-key and --api-key are required\n\n");
+        cli_router__usage(stderr);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    lws_set_log_level(LLL_ERR | LLL_WARN, NULL); /* lws's log level is process-wide */
+    uv_loop_t *loop = uv_default_loop();
+    struct cli_router__run run = {0};
+    char errmsg[LR_ERRMSG_SIZE];
+    if (router_start(loop, &cfg, &run.router, errmsg) != 0) {
+        fprintf(stderr, "laurel router: %s\n", errmsg);
+        return 1;
+    }
+    fprintf(stderr, "laurel router: serving http://%s with %u region(s)\n", cfg.http,
+            cfg.nregions);
+    uv_signal_init(loop, &run.sigint);
+    uv_signal_init(loop, &run.sigterm);
+    run.sigint.data = run.sigterm.data = &run;
+    uv_signal_start(&run.sigint, cli_router__signal, SIGINT);
+    uv_signal_start(&run.sigterm, cli_router__signal, SIGTERM);
+    uv_run(loop, UV_RUN_DEFAULT);
+    return 0;
+}

@@ -1,0 +1,665 @@
+/* router/http.c — the router's HTTP/1.1 server: libwebsockets 4.1 on the caller's uv loop
+ * (see http.h).
+ *
+ * lws parses; this file turns each parsed request into one struct http__req and hands it to
+ * the handler once its body is complete. The reply is built at once (status line, headers and
+ * body in one buffer behind LWS_PRE) and goes out in one lws_write from the writeable callback,
+ * then lws_http_transaction_completed keeps the connection for the next request.
+ *
+ * Ownership. A request has up to two holders, each a bit in `holds`:
+ *   HTTP__CONN     the connection: from LWS_CALLBACK_HTTP until the answer is written or the
+ *                  connection closes (lws' per-session data points at the request);
+ *   HTTP__HANDLER  the handler: from the handler call until http_reply.
+ * The request is allocated apart from lws' per-session data and freed when the last holder
+ * lets go, so the handler's pointer stays valid after the connection died. A dead request has
+ * wsi == NULL; http_reply on it only drops the handler's hold (and so frees it). A dead
+ * request never touches its server, which may be gone by then.
+ *
+ * Limits and timeouts. lws bounds the header block (HTTP__HDR_MAX, else it drops the
+ * connection) and the time headers may take (HTTP__TIMEOUT_S). From LWS_CALLBACK_HTTP a
+ * request has HTTP__TIMEOUT_S to arrive whole and be answered, else the connection is closed
+ * (the handler sees http_req_alive() == 0); lws also closes a body that pauses 5 s. Idle
+ * keep-alive connections close after HTTP__KEEPALIVE_S. The server refuses some requests
+ * itself, without the handler (http__refusals): a body over HTTP_BODY_MAX (413, then close,
+ * since the rest of the body would otherwise be read as the next request), a chunked body
+ * (411: lws 4.1 cannot decode one), a NUL inside the path or Authorization (400, so the
+ * handler's strings are whole) and WebSocket or h2c upgrades (400). It answers
+ * "Expect: 100-continue", which lws 4.1 does not.
+ *
+ * lws decodes what it parses: the path and query reach us %-decoded, the path with "//", "/./"
+ * and "/../" folded, and the query's '&'-separated fields joined again with '&' ('+' in the
+ * query has become ' ', so a decoded "%26" cannot be told from a separator). lws notices that
+ * a client hung up only when it next reads or writes, so a request may look alive until its
+ * answer is written. */
+#include "http.h"
+
+#include <assert.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "../shard/err.h"
+
+#define HTTP__HDR_MAX 8192   /* bytes of request header block lws keeps */
+#define HTTP__TIMEOUT_S 10   /* a request must arrive and be answered within this */
+#define HTTP__KEEPALIVE_S 10 /* idle keep-alive connections close after this */
+#define HTTP__HEAD_ROOM 192  /* bytes for the status line and our three headers */
+
+enum { HTTP__CONN = 1u << 0, HTTP__HANDLER = 1u << 1 };
+
+/* Requests the server refuses itself, without the handler. */
+enum { HTTP__TOO_BIG, HTTP__MALFORMED, HTTP__CHUNKED, HTTP__UPGRADE, HTTP__REFUSAL_N };
+
+static const struct {
+    int status;
+    int code;        /* the LR_E* code whose API code the body carries */
+    const char *fmt; /* the message; %d is HTTP_BODY_MAX */
+} http__refusals[HTTP__REFUSAL_N] = {
+    [HTTP__TOO_BIG] = {413, LR_ETOOBIG, "request body exceeds %d bytes"},
+    [HTTP__MALFORMED] = {400, LR_EMALFORMED, "malformed request"},
+    [HTTP__CHUNKED] = {411, LR_EINVAL, "send the body with a Content-Length"},
+    [HTTP__UPGRADE] = {400, LR_EINVAL, "protocol upgrades are not supported"},
+};
+
+struct http__req {
+    struct http_req pub; /* what the handler sees; first, so the handler's pointer is ours */
+    struct http *h;      /* NULL once dead */
+    struct lws *wsi;     /* NULL once the connection is gone: the request is dead */
+    unsigned holds;      /* HTTP__CONN | HTTP__HANDLER */
+    int dispatched;      /* handed to the handler (or answered by us) */
+    int head;            /* HEAD: the answer carries no body */
+    int malformed;       /* refused with 400 before the handler */
+    uint64_t deadline;   /* uv_now() by which it must be answered */
+    char *body;          /* accumulated body, NUL-terminated; NULL while empty */
+    size_t body_cap;
+    unsigned char *out; /* the whole answer at out + LWS_PRE, or NULL until answered */
+    size_t out_len;
+    int close_after; /* close the connection once the answer is written */
+};
+
+/* lws' per-session data: zeroed by lws, freed by lws after LWS_CALLBACK_CLOSED_HTTP. */
+struct http__conn {
+    struct http__req *req;
+};
+
+struct http {
+    uv_loop_t *loop;
+    struct lws_context *ctx; /* set to NULL by lws once destroyed (info.pcontext) */
+    void *foreign_loops[1];
+    struct lws_protocols protocols[2];
+    http_handler handler;
+    void *data;
+    char *refusal[HTTP__REFUSAL_N]; /* the bodies of our own refusals, built once */
+    uv_timer_t stop_timer;
+    unsigned lws_handles; /* scratch for http__stop_poll */
+    void (*done)(void *data);
+    void *done_data;
+    char iface[64];
+};
+
+/* ---- requests ------------------------------------------------------------------------------- */
+
+static void http__req_release(struct http__req *r, unsigned holder)
+{
+    assert(r->holds & holder);
+    r->holds &= ~holder;
+    if (r->holds == 0) {
+        free(r->body);
+        free(r->out);
+        free(r);
+    }
+}
+
+/* The connection is gone or done with its request: mark the request dead and drop the
+ * connection's hold. Idempotent per connection. */
+static void http__conn_drop(struct http__conn *c)
+{
+    struct http__req *r = c->req;
+    if (r == NULL) {
+        return;
+    }
+    c->req = NULL;
+    r->wsi = NULL;
+    r->h = NULL;
+    http__req_release(r, HTTP__CONN);
+}
+
+/* Copy header @tok (all its fragments) into a fresh string; "" when absent. A NUL inside
+ * the value (lws 4.1 lets one through) sets *@malformed: the handler gets whole strings. */
+static char *http__hdr_dup(struct lws *wsi, enum lws_token_indexes tok, int *malformed)
+{
+    int len = lws_hdr_total_length(wsi, tok);
+    char *s = malloc((size_t)(len > 0 ? len : 0) + 1);
+    if (s == NULL) {
+        return NULL;
+    }
+    s[0] = '\0';
+    if (len > 0 && (lws_hdr_copy(wsi, s, len + 1, tok) < 0 || strlen(s) != (size_t)len)) {
+        *malformed = 1;
+    }
+    return s;
+}
+
+/* The query string: lws splits it at '&' into fragments of WSI_TOKEN_HTTP_URI_ARGS. */
+static char *http__query_dup(struct lws *wsi)
+{
+    char frag[HTTP__HDR_MAX + 1];
+    size_t len = 0, cap = (size_t)lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) + 1;
+    char *q = malloc(cap);
+    if (q == NULL) {
+        return NULL;
+    }
+    q[0] = '\0';
+    for (int i = 0;; i++) {
+        int n = lws_hdr_copy_fragment(wsi, frag, sizeof frag, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0) {
+            break;
+        }
+        size_t need = len + (i > 0) + (size_t)n + 1;
+        if (need > cap) {
+            char *bigger = realloc(q, need * 2);
+            if (bigger == NULL) {
+                free(q);
+                return NULL;
+            }
+            q = bigger;
+            cap = need * 2;
+        }
+        if (i > 0) {
+            q[len++] = '&';
+        }
+        memcpy(q + len, frag, (size_t)n);
+        len += (size_t)n;
+        q[len] = '\0';
+    }
+    return q;
+}
+
+static const struct {
+    enum lws_token_indexes tok;
+    enum http_method method;
+} http__methods[] = {
+    {WSI_TOKEN_GET_URI, HTTP_GET},     {WSI_TOKEN_POST_URI, HTTP_POST},
+    {WSI_TOKEN_PUT_URI, HTTP_PUT},     {WSI_TOKEN_DELETE_URI, HTTP_DELETE},
+    {WSI_TOKEN_PATCH_URI, HTTP_OTHER}, {WSI_TOKEN_OPTIONS_URI, HTTP_OTHER},
+    {WSI_TOKEN_HEAD_URI, HTTP_OTHER},
+};
+
+/* A request from the parsed headers: one allocation for the struct and its three strings. */
+static struct http__req *http__req_new(struct http *h, struct lws *wsi, const char *uri)
+{
+    enum http_method method = HTTP_OTHER;
+    enum lws_token_indexes uri_tok = WSI_TOKEN_COUNT;
+    char *path = NULL, *query = NULL, *auth = NULL;
+    struct http__req *r = NULL;
+    int malformed = 0;
+    for (size_t i = 0; i < sizeof http__methods / sizeof http__methods[0]; i++) {
+        if (lws_hdr_total_length(wsi, http__methods[i].tok) > 0) {
+            method = http__methods[i].method;
+            uri_tok = http__methods[i].tok;
+            break;
+        }
+    }
+    path = uri_tok != WSI_TOKEN_COUNT ? http__hdr_dup(wsi, uri_tok, &malformed)
+                                      : strdup(uri ? uri : "/");
+    query = http__query_dup(wsi);
+    auth = http__hdr_dup(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, &malformed);
+    if (path == NULL || query == NULL || auth == NULL) {
+        goto out;
+    }
+    size_t lp = strlen(path) + 1, lq = strlen(query) + 1, la = strlen(auth) + 1;
+    r = calloc(1, sizeof *r + lp + lq + la);
+    if (r == NULL) {
+        goto out;
+    }
+    char *s = (char *)(r + 1);
+    memcpy(s, path, lp);
+    memcpy(s + lp, query, lq);
+    memcpy(s + lp + lq, auth, la);
+    r->pub.method = method;
+    r->pub.path = s;
+    r->pub.query = s + lp;
+    r->pub.auth = s + lp + lq;
+    r->pub.body = "";
+    r->h = h;
+    r->wsi = wsi;
+    r->holds = HTTP__CONN;
+    r->head = uri_tok == WSI_TOKEN_HEAD_URI;
+    r->malformed = malformed;
+    r->deadline = uv_now(h->loop) + HTTP__TIMEOUT_S * 1000;
+out:
+    free(path);
+    free(query);
+    free(auth);
+    return r;
+}
+
+/* ---- answers -------------------------------------------------------------------------------- */
+
+/* Lay out an answer in @buf (@cap bytes): LWS_PRE bytes for lws, then status line, headers and
+ * body (left out for HEAD, as @with_body says). @return its length from LWS_PRE, or 0 if it
+ * does not fit. */
+static size_t http__layout(struct lws *wsi, int status, const char *body, size_t len,
+                           const char *extra, int with_body, unsigned char *buf, size_t cap)
+{
+    unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + cap;
+    size_t extra_len = extra ? strlen(extra) : 0, send_len = with_body ? len : 0;
+    /* Content-Length through the plain header call: lws' own helper would also start counting
+     * body bytes, and our one write carries the headers as well. */
+    char clen[24];
+    int clen_n = snprintf(clen, sizeof clen, "%zu", len);
+    unsigned code = (unsigned)status | LWSAHH_FLAG_NO_SERVER_NAME;
+    if (lws_add_http_header_status(wsi, code, &p, end) != 0 ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                     (const unsigned char *)"application/json", 16, &p, end) != 0 ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+                                     (const unsigned char *)clen, clen_n, &p, end) != 0 ||
+        (size_t)(end - p) < extra_len + 2 + send_len) {
+        return 0;
+    }
+    if (extra_len > 0) {
+        memcpy(p, extra, extra_len);
+        p += extra_len;
+    }
+    if (lws_finalize_http_header(wsi, &p, end) != 0 || (size_t)(end - p) < send_len) {
+        return 0;
+    }
+    if (send_len > 0) {
+        memcpy(p, body, send_len);
+        p += send_len;
+    }
+    return (size_t)(p - start);
+}
+
+/* Build the whole answer and ask for a writeable callback. On failure the connection is
+ * killed (the client sees it close), which also frees the request. */
+static void http__answer(struct http__req *r, int status, const char *body, size_t len,
+                         const char *extra, int close_after)
+{
+    size_t cap = LWS_PRE + HTTP__HEAD_ROOM + (extra ? strlen(extra) : 0) + len;
+    unsigned char *buf = malloc(cap);
+    size_t n = buf ? http__layout(r->wsi, status, body, len, extra, !r->head, buf, cap) : 0;
+    if (n == 0) {
+        free(buf);
+        lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    r->out = buf;
+    r->out_len = n;
+    r->close_after = close_after;
+    lws_callback_on_writable(r->wsi);
+}
+
+/* Answer with refusal @which and close: the handler never sees the request. */
+static void http__refuse(struct http__req *r, int which)
+{
+    const char *body = r->h->refusal[which];
+    free(r->body);
+    r->body = NULL;
+    r->pub.body = "";
+    r->pub.body_len = 0;
+    r->dispatched = 1;
+    http__answer(r, http__refusals[which].status, body, strlen(body), NULL, 1);
+}
+
+/* Hand the complete request to the handler. */
+static void http__dispatch(struct http__req *r)
+{
+    struct http *h = r->h;
+    uint64_t now = uv_now(h->loop);
+    r->dispatched = 1;
+    r->holds |= HTTP__HANDLER;
+    r->pub.body = r->body ? r->body : "";
+    /* Whole seconds, rounded up (lws 4.1.6 declares lws_set_timeout_us but does not export
+     * it). */
+    uint64_t left_ms = r->deadline > now ? r->deadline - now : 1;
+    lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)((left_ms + 999) / 1000));
+    h->handler(h->data, &r->pub);
+}
+
+/* ---- lws callback --------------------------------------------------------------------------- */
+
+/* A client that sent "Expect: 100-continue" waits for this before sending the body (lws 4.1
+ * does not answer it; curl would wait a second). */
+static int http__continue(struct lws *wsi)
+{
+    static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    unsigned char buf[LWS_PRE + sizeof cont];
+    char expect[32];
+    if (lws_hdr_copy(wsi, expect, sizeof expect, WSI_TOKEN_HTTP_EXPECT) <= 0 ||
+        strcasecmp(expect, "100-continue") != 0) {
+        return 0;
+    }
+    memcpy(buf + LWS_PRE, cont, sizeof cont - 1);
+    return lws_write(wsi, buf + LWS_PRE, sizeof cont - 1, LWS_WRITE_HTTP) == (int)sizeof cont - 1
+               ? 0
+               : -1;
+}
+
+static int http__on_request(struct http *h, struct lws *wsi, struct http__conn *c, const char *uri)
+{
+    char cl[32];
+    if (c->req != NULL) {
+        return -1; /* a second request while one is open: lws should never do this */
+    }
+    struct http__req *r = http__req_new(h, wsi, uri);
+    if (r == NULL) {
+        return -1;
+    }
+    c->req = r;
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, HTTP__TIMEOUT_S);
+    if (r->malformed) {
+        http__refuse(r, HTTP__MALFORMED);
+        return 0;
+    }
+    int n = lws_hdr_copy(wsi, cl, sizeof cl, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+    if (n < 0) {
+        http__refuse(r, HTTP__TOO_BIG); /* a Content-Length of 32 digits or more */
+        return 0;
+    }
+    unsigned long long announced = n > 0 ? strtoull(cl, NULL, 10) : 0;
+    if (announced > HTTP_BODY_MAX) {
+        http__refuse(r, HTTP__TOO_BIG);
+        return 0;
+    }
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+        /* lws 4.1 does not decode chunked bodies: it would pass on the chunk framing as body
+         * and wait for 100 MB. */
+        http__refuse(r, HTTP__CHUNKED);
+        return 0;
+    }
+    if (announced == 0) {
+        http__dispatch(r); /* no body to wait for */
+        return 0;
+    }
+    r->body = malloc((size_t)announced + 1);
+    if (r->body == NULL) {
+        return -1;
+    }
+    r->body_cap = (size_t)announced + 1;
+    r->body[0] = '\0';
+    return http__continue(wsi);
+}
+
+static int http__on_body(struct http__req *r, const void *in, size_t len)
+{
+    if (r == NULL || r->dispatched) {
+        return 0; /* the rest of a body already answered 413: drop it */
+    }
+    if (uv_now(r->h->loop) >= r->deadline) {
+        return -1; /* a body dripping in past the deadline */
+    }
+    if (r->pub.body_len + len > HTTP_BODY_MAX) {
+        http__refuse(r, HTTP__TOO_BIG);
+        return 0;
+    }
+    if (r->pub.body_len + len + 1 > r->body_cap) {
+        size_t cap = r->body_cap ? r->body_cap : 1024;
+        while (cap < r->pub.body_len + len + 1) {
+            cap *= 2;
+        }
+        char *bigger = realloc(r->body, cap);
+        if (bigger == NULL) {
+            return -1;
+        }
+        r->body = bigger;
+        r->body_cap = cap;
+    }
+    memcpy(r->body + r->pub.body_len, in, len);
+    r->pub.body_len += len;
+    r->body[r->pub.body_len] = '\0';
+    return 0;
+}
+
+static int http__on_writeable(struct lws *wsi, struct http__conn *c)
+{
+    struct http__req *r = c->req;
+    if (r == NULL || r->out == NULL) {
+        return 0; /* nothing to say yet */
+    }
+    int close_after = r->close_after;
+    int n = lws_write(wsi, r->out + LWS_PRE, r->out_len, LWS_WRITE_HTTP_FINAL);
+    int ok = n >= 0 && (size_t)n == r->out_len;
+    http__conn_drop(c);
+    if (!ok || close_after) {
+        return -1;
+    }
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* Plain HTTP/1.1 only: a WebSocket or h2c upgrade gets 400 at once, written here as lws asks
+ * (returning > 0 tells lws the answer is out; it then waits for the next request). */
+static int http__refuse_upgrade(struct http *h, struct lws *wsi)
+{
+    const char *body = h->refusal[HTTP__UPGRADE];
+    unsigned char buf[LWS_PRE + HTTP__HEAD_ROOM + 128];
+    size_t n = http__layout(wsi, http__refusals[HTTP__UPGRADE].status, body, strlen(body), NULL, 1,
+                            buf, sizeof buf);
+    if (n == 0 || lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL) != (int)n) {
+        return -1;
+    }
+    return 1;
+}
+
+static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                          size_t len)
+{
+    struct http__conn *c = user;
+    struct http *h = lws_context_user(lws_get_context(wsi));
+    if (c == NULL &&
+        (reason == LWS_CALLBACK_HTTP || reason == LWS_CALLBACK_HTTP_BODY ||
+         reason == LWS_CALLBACK_HTTP_BODY_COMPLETION || reason == LWS_CALLBACK_HTTP_WRITEABLE)) {
+        return -1; /* lws always gives our protocol its per-session data; never trust it less */
+    }
+    switch (reason) {
+        case LWS_CALLBACK_HTTP:
+            return http__on_request(h, wsi, c, in);
+        case LWS_CALLBACK_HTTP_BODY:
+            return http__on_body(c->req, in, len);
+        case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+            if (c->req != NULL && !c->req->dispatched) {
+                http__dispatch(c->req);
+            }
+            return 0;
+        case LWS_CALLBACK_HTTP_WRITEABLE:
+            return http__on_writeable(wsi, c);
+        case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+            return http__refuse_upgrade(h, wsi);
+        case LWS_CALLBACK_CLOSED_HTTP:
+        case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* also at each transaction's end, c->req NULL then */
+            if (c != NULL) {
+                http__conn_drop(c);
+            }
+            return 0;
+        default:
+            return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+/* ---- public --------------------------------------------------------------------------------- */
+
+void http_reply(struct http_req *req, int status, const char *body, size_t len,
+                const char *extra_headers)
+{
+    struct http__req *r = (struct http__req *)req;
+    if (r->wsi != NULL) {
+        http__answer(r, status, body, len, extra_headers, 0);
+    }
+    http__req_release(r, HTTP__HANDLER);
+}
+
+int http_req_alive(const struct http_req *req)
+{
+    return ((const struct http__req *)req)->wsi != NULL;
+}
+
+static int http__refusals_build(struct http *h)
+{
+    for (int i = 0; i < HTTP__REFUSAL_N; i++) {
+        char msg[64];
+        snprintf(msg, sizeof msg, http__refusals[i].fmt, HTTP_BODY_MAX);
+        json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code",
+                              err_api_code(http__refusals[i].code), "message", msg);
+        if (j == NULL) {
+            return LR_ENOMEM;
+        }
+        h->refusal[i] = json_dumps(j, JSON_COMPACT);
+        json_decref(j);
+        if (h->refusal[i] == NULL) {
+            return LR_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static void http__free(struct http *h)
+{
+    for (int i = 0; i < HTTP__REFUSAL_N; i++) {
+        free(h->refusal[i]);
+    }
+    free(h);
+}
+
+static void http__stop_closed(uv_handle_t *handle)
+{
+    struct http *h = handle->data;
+    void (*done)(void *) = h->done;
+    void *done_data = h->done_data;
+    http__free(h);
+    if (done) {
+        done(done_data);
+    }
+}
+
+static void http__find_lws_handle(uv_handle_t *handle, void *arg)
+{
+    struct http *h = arg;
+    if (handle->data == (void *)h->ctx) {
+        h->lws_handles++;
+    }
+}
+
+/* With a foreign loop, lws 4.1 tears down in two calls: the first lws_context_destroy closes
+ * every connection and then lws' own uv handles (an idle and a timer whose data is the
+ * context); once their close callbacks have run, a second call frees the context and clears
+ * h->ctx (info.pcontext). Calling it earlier would free the context under handles still
+ * closing, so this polls the loop until none is left. */
+static void http__stop_poll(uv_timer_t *t)
+{
+    struct http *h = t->data;
+    if (h->ctx != NULL) {
+        h->lws_handles = 0;
+        uv_walk(h->loop, http__find_lws_handle, h);
+        if (h->lws_handles > 0) {
+            return;
+        }
+        lws_context_destroy(h->ctx);
+    }
+    if (h->ctx == NULL) {
+        uv_timer_stop(t);
+        uv_close((uv_handle_t *)t, http__stop_closed);
+    }
+}
+
+/* Destroy the lws context, then free @h (and call h->done) once the loop has closed lws'
+ * handles. */
+static void http__teardown(struct http *h)
+{
+    lws_context_destroy(h->ctx);
+    uv_timer_init(h->loop, &h->stop_timer);
+    h->stop_timer.data = h;
+    uv_timer_start(&h->stop_timer, http__stop_poll, 0, 1);
+}
+
+/* If listening fails, the context lws already put on the loop is torn down as by http_stop
+ * (without a callback): the loop must run a few turns to release it. */
+int http_start(uv_loop_t *loop, const char *addr, http_handler handler, void *data,
+               struct http **out, char *errmsg)
+{
+    struct lws_context_creation_info info;
+    const char *colon = strrchr(addr, ':');
+    char *end;
+    long port;
+    int rv;
+
+    if (colon == NULL || colon[1] == '\0') {
+        return errmsg_set(errmsg, LR_EINVAL, "http: address %s is not host:port", addr);
+    }
+    port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 0 || port > 65535) {
+        return errmsg_set(errmsg, LR_EINVAL, "http: bad port in %s", addr);
+    }
+    struct http *h = calloc(1, sizeof *h);
+    if (h == NULL) {
+        return errmsg_set(errmsg, LR_ENOMEM, "http: out of memory");
+    }
+    if ((size_t)(colon - addr) >= sizeof h->iface) {
+        rv = errmsg_set(errmsg, LR_EINVAL, "http: host too long in %s", addr);
+        goto err_after_alloc;
+    }
+    memcpy(h->iface, addr, (size_t)(colon - addr));
+    h->loop = loop;
+    h->handler = handler;
+    h->data = data;
+    rv = http__refusals_build(h);
+    if (rv != 0) {
+        errmsg_set(errmsg, rv, "http: out of memory");
+        goto err_after_alloc;
+    }
+    h->foreign_loops[0] = loop;
+    h->protocols[0] = (struct lws_protocols){
+        .name = "laurel-http",
+        .callback = http__callback,
+        .per_session_data_size = sizeof(struct http__conn),
+    };
+
+    /* The vhost is created apart: lws_create_context would return a context without one when
+     * the port is taken, where lws_create_vhost says NULL. */
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.foreign_loops = h->foreign_loops;
+    info.pcontext = &h->ctx;
+    info.user = h;
+    info.gid = -1;
+    info.uid = -1;
+    info.max_http_header_data = HTTP__HDR_MAX;
+    h->ctx = lws_create_context(&info);
+    if (h->ctx == NULL) {
+        rv = errmsg_set(errmsg, LR_EIO, "http: cannot start libwebsockets (libuv plugin?)");
+        goto err_after_alloc;
+    }
+    info.port = (int)port;
+    /* "" and 0.0.0.0 mean every interface. */
+    info.iface = h->iface[0] && strcmp(h->iface, "0.0.0.0") != 0 ? h->iface : NULL;
+    info.protocols = h->protocols;
+    info.timeout_secs = HTTP__TIMEOUT_S;
+    info.timeout_secs_ah_idle = HTTP__TIMEOUT_S;
+    info.keepalive_timeout = HTTP__KEEPALIVE_S;
+    info.options |= LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (lws_create_vhost(h->ctx, &info) == NULL) {
+        rv = errmsg_set(errmsg, LR_EIO, "http: cannot listen on %s", addr);
+        goto err_after_context;
+    }
+    *out = h;
+    return 0;
+
+err_after_context:
+    http__teardown(h); /* frees h once the loop has run */
+    assert(rv != 0);
+    return rv;
+err_after_alloc:
+    http__free(h);
+    assert(rv != 0);
+    return rv;
+}
+
+void http_stop(struct http *h, void (*done)(void *data), void *data)
+{
+    h->done = done;
+    h->done_data = data;
+    http__teardown(h);
+}

@@ -1,0 +1,37 @@
+/* router/router.h — a router: the public HTTP API of ../shared/API.md over the regions'
+ * replicas. Stateless apart from caches: any number may run side by side. */
+#ifndef LAUREL_ROUTER_H
+#define LAUREL_ROUTER_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "upstream.h"
+
+#define ROUTER_MAX_REGIONS 16
+
+struct router_region {
+    char id[65];
+    const char *rpc[UPSTREAM_MAX_REPLICAS]; /* borrowed until router_start returns */
+    unsigned n;
+};
+
+struct router_config {
+    const char *http;      /* host:port */
+    struct router_region regions[ROUTER_MAX_REGIONS];
+    unsigned nregions;
+    const char *admin_key; /* may do everything */
+    const char *api_key;   /* trusted game servers: players, unlocks, scores, events, joins */
+    unsigned timeout_ms;   /* per upstream call; default 5000 */
+};
+
+struct router; /* Opaque. */
+
+/** Start serving on @loop. @cfg is copied. @return 0 and *@out, or LR_E* with @errmsg. */
+int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router **out,
+                 char *errmsg);
+
+/** Stop; @done fires once everything has closed (run the loop). */
+void router_stop(struct router *r, void (*done)(void *data), void *data);
+
+#endif

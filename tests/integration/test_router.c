@@ -1,0 +1,263 @@
+/* tests/integration/test_router.c — a real `laurel router` process over two regions of three
+ * real replicas each, driven over HTTP: auth rules, players across regions, idempotent
+ * scores, exact global pages merged across regions, and bad input. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tests/lib/cluster.h"
+#include "tests/lib/httpc.h"
+#include "tests/lib/testlib.h"
+
+#define ADMIN "admin-key-123"
+#define API "api-key-456"
+
+struct fixture {
+    struct tcluster eu, na;
+    char http[32];
+    pid_t router;
+};
+
+static struct fixture *fx;
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void region_arg(char *out, size_t cap, const char *id, const struct tcluster *c)
+{
+    snprintf(out, cap, "%s=%s,%s,%s", id, c->r[0].rpc, c->r[1].rpc, c->r[2].rpc);
+}
+
+static int req(const char *method, const char *path, const char *auth, const char *body,
+               struct httpc_resp *r)
+{
+    for (int i = 0; i < 50; i++) {
+        if (httpc_do(fx->http, method, path, auth, body, r) == 0) {
+            return r->status;
+        }
+        sleep_ms(100);
+    }
+    fail_msg("%s %s: no answer", method, path);
+    return -1;
+}
+
+static int status_of(const char *method, const char *path, const char *auth, const char *body)
+{
+    struct httpc_resp r;
+    int s = req(method, path, auth, body, &r);
+    httpc_free(&r);
+    return s;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    char eu[256], na[256];
+    fx = calloc(1, sizeof *fx);
+    assert_int_equal(tcluster_start(&fx->eu, 3, "eu"), 0);
+    assert_int_equal(tcluster_start(&fx->na, 3, "na"), 0);
+    snprintf(fx->http, sizeof fx->http, "127.0.0.1:%d", client_free_port());
+    region_arg(eu, sizeof eu, "eu", &fx->eu);
+    region_arg(na, sizeof na, "na", &fx->na);
+    fx->router = fork();
+    if (fx->router == 0) {
+        execl(fx->eu.bin, fx->eu.bin, "router", "--http", fx->http, "--region", eu, "--region",
+              na, "--admin-key", ADMIN, "--api-key", API, (char *)NULL);
+        _exit(127);
+    }
+    for (int i = 0; i < 200 && status_of("GET", "/readyz", "", NULL) != 200; i++) {
+        sleep_ms(100);
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    kill(fx->router, SIGTERM);
+    waitpid(fx->router, NULL, 0);
+    tcluster_stop(&fx->eu);
+    tcluster_stop(&fx->na);
+    free(fx);
+    return 0;
+}
+
+/* Health and readiness answer once every region has a leader. */
+static void health_and_ready(void **state)
+{
+    (void)state;
+    assert_int_equal(status_of("GET", "/healthz", "", NULL), 200);
+    assert_int_equal(status_of("GET", "/readyz", "", NULL), 200);
+}
+
+/* Keys: none → 401, the api key on an admin endpoint → 403, admin → 201 then 200. */
+static void auth_rules(void **state)
+{
+    (void)state;
+    const char *game = "{\"name\":\"Space Game\"}";
+    assert_int_equal(status_of("PUT", "/v1/games/space", "", game), 401);
+    assert_int_equal(status_of("PUT", "/v1/games/space", "wrong", game), 401);
+    assert_int_equal(status_of("PUT", "/v1/games/space", API, game), 403);
+    assert_int_equal(status_of("PUT", "/v1/games/space", ADMIN, game), 201);
+    assert_int_equal(status_of("PUT", "/v1/games/space", ADMIN, game), 200);
+    struct httpc_resp r;
+    assert_int_equal(req("GET", "/v1/games/space", "", NULL, &r), 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "name")), "Space Game");
+    httpc_free(&r);
+}
+
+/* A player lives in the region it was created in; moving it is 409. */
+static void players_across_regions(void **state)
+{
+    (void)state;
+    struct httpc_resp r;
+    assert_int_equal(status_of("PUT", "/v1/players/ann", API, "{\"name\":\"Ann\",\"region\":\"eu\"}"),
+                     201);
+    assert_int_equal(status_of("PUT", "/v1/players/bob", API, "{\"name\":\"Bob\",\"region\":\"na\"}"),
+                     201);
+    assert_int_equal(status_of("PUT", "/v1/players/ann", API,
+                               "{\"name\":\"Ann B\",\"region\":\"eu\",\"guild\":\"red\"}"),
+                     200);
+    assert_int_equal(req("PUT", "/v1/players/bob", API, "{\"name\":\"Bob\",\"region\":\"eu\"}", &r),
+                     409);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r.json, "error"), "code")),
+                        "conflict");
+    httpc_free(&r);
+    assert_int_equal(req("GET", "/v1/players/bob", "", NULL, &r), 200);
+    assert_string_equal(json_string_value(json_object_get(r.json, "region")), "na");
+    httpc_free(&r);
+    assert_int_equal(status_of("GET", "/v1/players/nobody", "", NULL), 404);
+    assert_int_equal(status_of("PUT", "/v1/players/cat", API, "{\"name\":\"Cat\",\"region\":\"mars\"}"),
+                     400);
+}
+
+/* The same key and body replays; another body with that key is 409; keys are required. */
+static void idempotent_scores(void **state)
+{
+    (void)state;
+    struct httpc_resp r1, r2;
+    const char *b = "{\"player_id\":\"ann\",\"score\":10,\"idempotency_key\":\"k-ann-000001\"}";
+    assert_int_equal(status_of("PUT", "/v1/boards/arena", ADMIN,
+                               "{\"order\":\"desc\",\"operator\":\"incr\"}"), 201);
+    assert_int_equal(req("POST", "/v1/boards/arena/scores", API, b, &r1), 200);
+    assert_null(strstr(r1.headers, "Idempotent-Replayed"));
+    assert_int_equal(req("POST", "/v1/boards/arena/scores", API, b, &r2), 200);
+    assert_non_null(strstr(r2.headers, "Idempotent-Replayed: true"));
+    assert_string_equal(r1.body, r2.body);
+    assert_int_equal(json_integer_value(json_object_get(r2.json, "score")), 10);
+    httpc_free(&r1);
+    httpc_free(&r2);
+    assert_int_equal(status_of("POST", "/v1/boards/arena/scores", API,
+                               "{\"player_id\":\"ann\",\"score\":11,\"idempotency_key\":"
+                               "\"k-ann-000001\"}"),
+                     409);
+    assert_int_equal(status_of("POST", "/v1/boards/arena/scores", API,
+                               "{\"player_id\":\"ann\",\"score\":1}"), 400);
+    assert_int_equal(status_of("POST", "/v1/boards/arena/scores", API,
+                               "{\"player_id\":\"ann\",\"score\":9007199254740992,"
+                               "\"idempotency_key\":\"k-ann-000002\"}"), 400);
+    assert_int_equal(status_of("POST", "/v1/boards/arena/scores", API,
+                               "{\"player_id\":\"zed\",\"score\":1,\"idempotency_key\":"
+                               "\"k-zed-000001\"}"), 404);
+}
+
+/* Pages of the global board merge both regions exactly: walking them by cursor gives every
+ * player once, in API.md's order, with ranks 1..n; region scope ranks within the region. */
+static void global_pages_merge_regions(void **state)
+{
+    (void)state;
+    char path[256], body[256], cursor[160] = "";
+    int n = 0;
+    assert_int_equal(status_of("PUT", "/v1/boards/duel", ADMIN,
+                               "{\"order\":\"desc\",\"operator\":\"best\"}"), 201);
+    for (int i = 0; i < 12; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "g%02d", i);
+        snprintf(path, sizeof path, "/v1/players/%s", id);
+        snprintf(body, sizeof body, "{\"name\":\"%s\",\"region\":\"%s\"}", id,
+                 i % 2 ? "na" : "eu");
+        assert_int_equal(status_of("PUT", path, API, body), 201);
+        snprintf(body, sizeof body,
+                 "{\"player_id\":\"%s\",\"score\":%d,\"idempotency_key\":\"duel-%s-1\"}", id,
+                 (i * 7) % 5, id);
+        assert_int_equal(status_of("POST", "/v1/boards/duel/scores", API, body), 200);
+    }
+    int64_t last_score = INT64_MAX;
+    for (;;) {
+        struct httpc_resp r;
+        snprintf(path, sizeof path, "/v1/boards/duel/top?limit=5%s%s", cursor[0] ? "&cursor=" : "",
+                 cursor);
+        assert_int_equal(req("GET", path, "", NULL, &r), 200);
+        assert_int_equal(json_integer_value(json_object_get(r.json, "total")), 12);
+        json_t *ents = json_object_get(r.json, "entries"), *e;
+        size_t i;
+        json_array_foreach(ents, i, e)
+        {
+            n++;
+            assert_int_equal(json_integer_value(json_object_get(e, "rank")), n);
+            int64_t sc = json_integer_value(json_object_get(e, "score"));
+            assert_true(sc <= last_score);
+            last_score = sc;
+        }
+        json_t *next = json_object_get(r.json, "next_cursor");
+        if (!json_is_string(next)) {
+            httpc_free(&r);
+            break;
+        }
+        snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
+        httpc_free(&r);
+    }
+    assert_int_equal(n, 12);
+    struct httpc_resp r;
+    assert_int_equal(req("GET", "/v1/boards/duel/top?scope=region:na&limit=100", "", NULL, &r),
+                     200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "entries")), 6);
+    assert_string_equal(json_string_value(json_object_get(r.json, "scope")), "region:na");
+    httpc_free(&r);
+    assert_int_equal(status_of("GET", "/v1/boards/duel/top?scope=region:mars", "", NULL), 400);
+    assert_int_equal(status_of("GET", "/v1/boards/duel/top?limit=0", "", NULL), 400);
+    assert_int_equal(status_of("GET", "/v1/boards/duel/top?window=hourly", "", NULL), 400);
+}
+
+/* Bad input gets its error and the router keeps serving. */
+static void bad_input(void **state)
+{
+    (void)state;
+    struct httpc_resp r;
+    assert_int_equal(req("PUT", "/v1/players/ann", API, "{not json", &r), 400);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(r.json, "error"), "code")),
+                        "invalid_argument");
+    httpc_free(&r);
+    assert_int_equal(status_of("PUT", "/v1/players/ann", API, "[1,2]"), 400);
+    assert_int_equal(status_of("GET", "/v1/nothing/here", "", NULL), 404);
+    assert_int_equal(status_of("DELETE", "/v1/players/ann", API, NULL), 405);
+    assert_int_equal(status_of("GET", "/v1/players/bad%20id", "", NULL), 400);
+    char *big = malloc(70 * 1024 + 64);
+    memset(big, 'x', 70 * 1024);
+    memcpy(big, "{\"name\":\"", 9);
+    strcpy(big + 70 * 1024, "\"}");
+    assert_int_equal(status_of("PUT", "/v1/games/big", ADMIN, big), 413);
+    free(big);
+    assert_int_equal(status_of("GET", "/healthz", "", NULL), 200);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(health_and_ready),
+        cmocka_unit_test(auth_rules),
+        cmocka_unit_test(players_across_regions),
+        cmocka_unit_test(idempotent_scores),
+        cmocka_unit_test(global_pages_merge_regions),
+        cmocka_unit_test(bad_input),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
