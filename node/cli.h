@@ -5,5 +5,6 @@
 int cli_node(int argc, char **argv);
 int cli_ctl(int argc, char **argv);
 int cli_router(int argc, char **argv);
+int cli_dev(int argc, char **argv);
 
 #endif

@@ -12,17 +12,10 @@ struct main__cmd {
     int (*run)(int argc, char **argv);
 };
 
-static int main__todo(int argc, char **argv)
-{
-    (void)argc;
-    fprintf(stderr, "laurel %s: not available in this build yet\n", argv[0]);
-    return 2;
-}
-
 static const struct main__cmd main__cmds[] = {
     {"node", "run one replica of a region", cli_node},
     {"router", "serve the public HTTP API", cli_router},
-    {"dev", "run a whole cluster on this machine", main__todo},
+    {"dev", "run a whole cluster on this machine", cli_dev},
     {"ctl", "operator commands", cli_ctl},
     {"bench", "load generators: `laurel bench shard`", bench_main},
 };

@@ -1,0 +1,368 @@
+/* router/dev.c — `laurel dev`: a whole cluster on this machine (API.md, "Running it").
+ *
+ * One real `laurel node` process per replica, the router in this process's foreground loop.
+ * Ports are picked once and kept in <data>/cluster.json, because a replica's raft address is
+ * part of the raft configuration and must survive restarts; keys are generated once (unless
+ * given) and kept in <data>/keys.json. <data>/dev.json lists every process for tools and chaos
+ * tests. SIGINT/SIGTERM stop the router and every replica. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../node/cli.h"
+#include "../node/client.h"
+#include "../shard/err.h"
+#include "router.h"
+
+#define DEV__MAX_REPLICAS 5
+
+struct dev__replica {
+    char raft[32], rpc[32];
+    pid_t pid;
+};
+
+struct dev {
+    char data[3000];
+    char http[64];
+    char region[ROUTER_MAX_REGIONS][65];
+    unsigned nregions, replicas;
+    struct dev__replica r[ROUTER_MAX_REGIONS][DEV__MAX_REPLICAS];
+    char admin_key[65], api_key[65];
+    struct router *router;
+    uv_signal_t sigint, sigterm;
+};
+
+static void dev__usage(FILE *f)
+{
+    fprintf(f,
+            "usage: laurel dev [--http HOST:PORT] [--data DIR] [--regions a,b,c] [--replicas N]\n"
+            "                  [--admin-key K] [--api-key K]\n"
+            "\n"
+            "Starts a whole cluster here: one `laurel node` process per replica and a router in\n"
+            "the foreground. Defaults: --http 127.0.0.1:8080, --data ./laurel-data, --regions\n"
+            "local, --replicas 1. Keys not given are generated once, printed and kept in\n"
+            "DATA/keys.json. DATA/dev.json lists every process. Ctrl-C stops everything.\n");
+}
+
+static int dev__random_key(char *out, size_t n)
+{
+    unsigned char b[24];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || read(fd, b, sizeof b) != (ssize_t)sizeof b) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return -1;
+    }
+    close(fd);
+    for (size_t i = 0; i < sizeof b && 2 * i + 2 < n; i++) {
+        snprintf(out + 2 * i, 3, "%02x", b[i]);
+    }
+    return 0;
+}
+
+static int dev__write_json(const char *path, json_t *j, int mode)
+{
+    char tmp[3100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) {
+        return -1;
+    }
+    int rv = json_dumpfd(j, fd, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (rv == 0) {
+        rv = write(fd, "\n", 1) == 1 ? 0 : -1;
+    }
+    close(fd);
+    return rv == 0 ? rename(tmp, path) : -1;
+}
+
+/* Keys: flags win; else the stored ones; else new ones, stored. */
+static int dev__keys(struct dev *d, const char *admin, const char *api)
+{
+    char path[3100];
+    snprintf(path, sizeof path, "%s/keys.json", d->data);
+    json_t *j = json_load_file(path, 0, NULL);
+    const char *sa = NULL, *sp = NULL;
+    if (j) {
+        json_unpack(j, "{s?s,s?s}", "admin_key", &sa, "api_key", &sp);
+    }
+    snprintf(d->admin_key, sizeof d->admin_key, "%s", admin ? admin : sa ? sa : "");
+    snprintf(d->api_key, sizeof d->api_key, "%s", api ? api : sp ? sp : "");
+    json_decref(j);
+    if ((!d->admin_key[0] && dev__random_key(d->admin_key, sizeof d->admin_key) != 0) ||
+        (!d->api_key[0] && dev__random_key(d->api_key, sizeof d->api_key) != 0)) {
+        return -1;
+    }
+    j = json_pack("{s:s,s:s}", "admin_key", d->admin_key, "api_key", d->api_key);
+    int rv = dev__write_json(path, j, 0600);
+    json_decref(j);
+    return rv;
+}
+
+/* Ports: kept from an earlier run when the layout is the same, else picked anew. */
+static int dev__layout(struct dev *d)
+{
+    char path[3100];
+    snprintf(path, sizeof path, "%s/cluster.json", d->data);
+    json_t *j = json_load_file(path, 0, NULL);
+    int reuse = 0;
+    if (j) {
+        json_t *regs = json_object_get(j, "regions");
+        reuse = json_is_array(regs) && json_array_size(regs) == d->nregions;
+        for (unsigned g = 0; reuse && g < d->nregions; g++) {
+            json_t *rg = json_array_get(regs, g), *reps = json_object_get(rg, "replicas");
+            const char *id = json_string_value(json_object_get(rg, "id"));
+            reuse = id && strcmp(id, d->region[g]) == 0 && json_is_array(reps) &&
+                    json_array_size(reps) == d->replicas;
+            for (unsigned i = 0; reuse && i < d->replicas; i++) {
+                const char *raft = json_string_value(json_object_get(json_array_get(reps, i), "raft"));
+                const char *rpc = json_string_value(json_object_get(json_array_get(reps, i), "rpc"));
+                reuse = raft && rpc;
+                if (reuse) {
+                    snprintf(d->r[g][i].raft, sizeof d->r[g][i].raft, "%s", raft);
+                    snprintf(d->r[g][i].rpc, sizeof d->r[g][i].rpc, "%s", rpc);
+                }
+            }
+        }
+        json_decref(j);
+    }
+    if (reuse) {
+        return 0;
+    }
+    json_t *regs = json_array();
+    for (unsigned g = 0; g < d->nregions; g++) {
+        json_t *reps = json_array();
+        for (unsigned i = 0; i < d->replicas; i++) {
+            snprintf(d->r[g][i].raft, sizeof d->r[g][i].raft, "127.0.0.1:%d", client_free_port());
+            snprintf(d->r[g][i].rpc, sizeof d->r[g][i].rpc, "127.0.0.1:%d", client_free_port());
+            json_array_append_new(reps, json_pack("{s:i,s:s,s:s}", "id", i + 1, "raft",
+                                                  d->r[g][i].raft, "rpc", d->r[g][i].rpc));
+        }
+        json_array_append_new(regs, json_pack("{s:s,s:o}", "id", d->region[g], "replicas", reps));
+    }
+    j = json_pack("{s:o}", "regions", regs);
+    int rv = dev__write_json(path, j, 0644);
+    json_decref(j);
+    return rv;
+}
+
+static int dev__spawn(struct dev *d, unsigned g, unsigned i)
+{
+    char id[8], dir[3100], log[3100], peers[DEV__MAX_REPLICAS][96];
+    char *argv[16 + 2 * DEV__MAX_REPLICAS];
+    int a = 0;
+    snprintf(id, sizeof id, "%u", i + 1);
+    snprintf(dir, sizeof dir, "%s/%s-%u", d->data, d->region[g], i + 1);
+    snprintf(log, sizeof log, "%s/%s-%u.log", d->data, d->region[g], i + 1);
+    argv[a++] = "laurel";
+    argv[a++] = "node";
+    argv[a++] = "--id";
+    argv[a++] = id;
+    argv[a++] = "--region";
+    argv[a++] = d->region[g];
+    argv[a++] = "--data";
+    argv[a++] = dir;
+    for (unsigned k = 0; k < d->replicas; k++) {
+        snprintf(peers[k], sizeof peers[k], "%u=%s,%s", k + 1, d->r[g][k].raft, d->r[g][k].rpc);
+        argv[a++] = "--peer";
+        argv[a++] = peers[k];
+    }
+    argv[a] = NULL;
+    pid_t pid = fork();
+    if (pid < 0) {
+        return -1;
+    }
+    if (pid == 0) {
+        int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        if (fd >= 0) {
+            dup2(fd, 1);
+            dup2(fd, 2);
+        }
+        execv("/proc/self/exe", argv);
+        _exit(127);
+    }
+    d->r[g][i].pid = pid;
+    return 0;
+}
+
+static int dev__write_manifest(struct dev *d)
+{
+    char path[3100];
+    json_t *procs = json_array();
+    for (unsigned g = 0; g < d->nregions; g++) {
+        for (unsigned i = 0; i < d->replicas; i++) {
+            json_array_append_new(procs, json_pack("{s:s,s:s,s:i,s:i,s:s,s:s}", "role", "node",
+                                                   "region", d->region[g], "replica", i + 1,
+                                                   "pid", (int)d->r[g][i].pid, "raft",
+                                                   d->r[g][i].raft, "rpc", d->r[g][i].rpc));
+        }
+    }
+    json_array_append_new(procs, json_pack("{s:s,s:n,s:n,s:i,s:s}", "role", "router", "region",
+                                           "replica", "pid", (int)getpid(), "http", d->http));
+    json_t *j = json_pack("{s:o,s:s}", "processes", procs, "http", d->http);
+    snprintf(path, sizeof path, "%s/dev.json", d->data);
+    int rv = dev__write_json(path, j, 0644);
+    json_decref(j);
+    return rv;
+}
+
+static void dev__stop_nodes(struct dev *d)
+{
+    for (unsigned g = 0; g < d->nregions; g++) {
+        for (unsigned i = 0; i < d->replicas; i++) {
+            if (d->r[g][i].pid > 0) {
+                kill(d->r[g][i].pid, SIGTERM);
+            }
+        }
+    }
+    for (unsigned g = 0; g < d->nregions; g++) {
+        for (unsigned i = 0; i < d->replicas; i++) {
+            if (d->r[g][i].pid > 0) {
+                int status, waited = 0;
+                while (waitpid(d->r[g][i].pid, &status, WNOHANG) == 0 && waited++ < 100) {
+                    usleep(50000);
+                }
+                if (waited > 100) {
+                    kill(d->r[g][i].pid, SIGKILL);
+                    waitpid(d->r[g][i].pid, &status, 0);
+                }
+                d->r[g][i].pid = 0;
+            }
+        }
+    }
+}
+
+static void dev__router_stopped(void *data)
+{
+    struct dev *d = data;
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+}
+
+static void dev__signal(uv_signal_t *h, int signum)
+{
+    struct dev *d = h->data;
+    (void)signum;
+    if (d->router) {
+        fprintf(stderr, "laurel dev: stopping\n");
+        router_stop(d->router, dev__router_stopped, d);
+        d->router = NULL;
+    }
+}
+
+int cli_dev(int argc, char **argv)
+{
+    static const struct option opts[] = {{"http", required_argument, NULL, 'H'},
+                                         {"data", required_argument, NULL, 'd'},
+                                         {"regions", required_argument, NULL, 'r'},
+                                         {"replicas", required_argument, NULL, 'n'},
+                                         {"admin-key", required_argument, NULL, 'a'},
+                                         {"api-key", required_argument, NULL, 'k'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    static struct dev d; /* owned by this command for the process's life */
+    const char *regions = "local", *admin = NULL, *api = NULL;
+    int c;
+    memset(&d, 0, sizeof d);
+    snprintf(d.http, sizeof d.http, "127.0.0.1:8080");
+    snprintf(d.data, sizeof d.data, "./laurel-data");
+    d.replicas = 1;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'H': snprintf(d.http, sizeof d.http, "%s", optarg); break;
+        case 'd': snprintf(d.data, sizeof d.data, "%s", optarg); break;
+        case 'r': regions = optarg; break;
+        case 'n': d.replicas = (unsigned)atoi(optarg); break;
+        case 'a': admin = optarg; break;
+        case 'k': api = optarg; break;
+        case 'h': dev__usage(stdout); return 0;
+        default: dev__usage(stderr); return 2;
+        }
+    }
+    if (d.replicas < 1 || d.replicas > DEV__MAX_REPLICAS) {
+        fprintf(stderr, "laurel dev: --replicas must be 1 to %d\n", DEV__MAX_REPLICAS);
+        return 2;
+    }
+    char list[1024], *save = NULL;
+    snprintf(list, sizeof list, "%s", regions);
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (d.nregions == ROUTER_MAX_REGIONS || !valid_id(t, strlen(t), VALID_ID_MAX)) {
+            fprintf(stderr, "laurel dev: --regions: 1 to %d ids of [A-Za-z0-9_.-]\n",
+                    ROUTER_MAX_REGIONS);
+            return 2;
+        }
+        snprintf(d.region[d.nregions++], sizeof d.region[0], "%s", t);
+    }
+    if (d.nregions == 0) {
+        fprintf(stderr, "laurel dev: --regions is empty\n");
+        return 2;
+    }
+    if (mkdir(d.data, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "laurel dev: mkdir %s: %s\n", d.data, strerror(errno));
+        return 1;
+    }
+    if (dev__keys(&d, admin, api) != 0 || dev__layout(&d) != 0) {
+        fprintf(stderr, "laurel dev: cannot write keys or layout under %s\n", d.data);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    for (unsigned g = 0; g < d.nregions; g++) {
+        for (unsigned i = 0; i < d.replicas; i++) {
+            if (dev__spawn(&d, g, i) != 0) {
+                fprintf(stderr, "laurel dev: cannot start a replica\n");
+                dev__stop_nodes(&d);
+                return 1;
+            }
+        }
+    }
+    struct router_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.http = d.http;
+    cfg.admin_key = d.admin_key;
+    cfg.api_key = d.api_key;
+    for (unsigned g = 0; g < d.nregions; g++) {
+        snprintf(cfg.regions[g].id, sizeof cfg.regions[g].id, "%s", d.region[g]);
+        for (unsigned i = 0; i < d.replicas; i++) {
+            cfg.regions[g].rpc[i] = d.r[g][i].rpc;
+        }
+        cfg.regions[g].n = d.replicas;
+    }
+    cfg.nregions = d.nregions;
+    lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
+    uv_loop_t *loop = uv_default_loop();
+    char errmsg[LR_ERRMSG_SIZE];
+    if (router_start(loop, &cfg, &d.router, errmsg) != 0) {
+        fprintf(stderr, "laurel dev: %s\n", errmsg);
+        dev__stop_nodes(&d);
+        return 1;
+    }
+    if (dev__write_manifest(&d) != 0) {
+        fprintf(stderr, "laurel dev: cannot write %s/dev.json\n", d.data);
+    }
+    printf("laurel dev: %u region(s) x %u replica(s), data in %s\n", d.nregions, d.replicas,
+           d.data);
+    printf("  http       http://%s   (GET /readyz answers 200 once every region has a leader)\n",
+           d.http);
+    printf("  admin key  %s\n  api key    %s\n", d.admin_key, d.api_key);
+    printf("  processes  %s/dev.json; replica logs in %s/<region>-<n>.log\n", d.data, d.data);
+    fflush(stdout);
+    uv_signal_init(loop, &d.sigint);
+    uv_signal_init(loop, &d.sigterm);
+    d.sigint.data = d.sigterm.data = &d;
+    uv_signal_start(&d.sigint, dev__signal, SIGINT);
+    uv_signal_start(&d.sigterm, dev__signal, SIGTERM);
+    uv_run(loop, UV_RUN_DEFAULT);
+    dev__stop_nodes(&d);
+    return 0;
+}
