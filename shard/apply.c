@@ -7,6 +7,9 @@
  * aborts the whole group and the shard reloads its memory from the committed state
  * (shard_abort). Nothing partial survives either way.
  *
+ * This file holds the machinery (results, records, scores, stats, events, idempotency,
+ * dispatch); the handlers live in apply_catalog.c and apply_player.c.
+ *
  * Determinism: handlers read the command's stamped ts, never a clock; every record is
  * written in a fixed layout; iteration order comes from LMDB keys, never from a hash map. */
 #include <assert.h>
@@ -16,26 +19,13 @@
 
 #include "hash.h"
 #include "mp.h"
-#include "shard_int.h"
+#include "apply_int.h"
 
 #define APPLY__IDEM_TTL_MS (25LL * 3600 * 1000) /* API.md promises at least 24 h */
 #define APPLY__PURGE_PER_ENTRY 16
 
-struct apply {
-    struct shard *s;
-    const struct shard_sink *sink;
-    uint64_t index;
-    uint32_t i;
-    const struct cmd *c;
-    int status; /* 0 until the handler answered */
-    /* The command's player, once looked up (the idempotency check needs it first). Its
-     * strings point into LMDB and are valid only until the command's first write. */
-    int have_player;
-    struct rec_player player;
-};
-
 /* Look up player @id for the running command, once. */
-static int apply__player(struct apply *a, struct lr_str id, struct rec_player *p)
+int apply__player(struct apply *a, struct lr_str id, struct rec_player *p)
 {
     if (!a->have_player) {
         int rv = shard__player(a->s, id, &a->player);
@@ -48,24 +38,21 @@ static int apply__player(struct apply *a, struct lr_str id, struct rec_player *p
     return 0;
 }
 
-#define PK (&a->s->opk)
-#define PK_KEY(k) msgpack_pack_str_with_body(PK, k, sizeof(k) - 1)
-
 /* ---- results ------------------------------------------------------------------------- */
 
-static void apply__reset_out(struct apply *a) { msgpack_sbuffer_clear(&a->s->obuf); }
+void apply__reset_out(struct apply *a) { msgpack_sbuffer_clear(&a->s->obuf); }
 
 /* Answer the command with the body packed into obuf. */
-static void apply__answer(struct apply *a, int status)
+void apply__answer(struct apply *a, int status)
 {
     a->status = status;
 }
 
 /* Refuse the command: an error body, nothing written. */
-static int apply__fail(struct apply *a, int rv, const char *fmt, ...)
+int apply__fail(struct apply *a, int rv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int apply__fail(struct apply *a, int rv, const char *fmt, ...)
+int apply__fail(struct apply *a, int rv, const char *fmt, ...)
 {
     char msg[LR_ERRMSG_SIZE];
     va_list ap;
@@ -92,21 +79,19 @@ static int apply__is_fatal(int rv)
 
 /* ---- record writers --------------------------------------------------------------------- */
 
-#define RPK (&a->s->rpk)
-
-static void apply__rec_begin(struct apply *a, uint32_t nfields)
+void apply__rec_begin(struct apply *a, uint32_t nfields)
 {
     msgpack_sbuffer_clear(&a->s->rbuf);
     msgpack_pack_array(RPK, nfields + 1);
     msgpack_pack_int64(RPK, REC_VERSION);
 }
 
-static int apply__rec_put(struct apply *a, enum store_db db, const struct key *k)
+int apply__rec_put(struct apply *a, enum store_db db, const struct key *k)
 {
     return store_put(a->s->st, db, k->b, k->len, a->s->rbuf.data, a->s->rbuf.size);
 }
 
-static int apply__put_player(struct apply *a, const struct key *k, const struct rec_player *p)
+int apply__put_player(struct apply *a, const struct key *k, const struct rec_player *p)
 {
     apply__rec_begin(a, 5);
     msgpack_pack_int64(RPK, p->pid);
@@ -117,7 +102,7 @@ static int apply__put_player(struct apply *a, const struct key *k, const struct 
     return apply__rec_put(a, STORE_PLAYERS, k);
 }
 
-static int apply__put_game(struct apply *a, const struct key *k, const struct rec_game *g)
+int apply__put_game(struct apply *a, const struct key *k, const struct rec_game *g)
 {
     apply__rec_begin(a, 3);
     shard__pack_str(RPK, g->name);
@@ -126,7 +111,7 @@ static int apply__put_game(struct apply *a, const struct key *k, const struct re
     return apply__rec_put(a, STORE_GAMES, k);
 }
 
-static int apply__put_ach(struct apply *a, const struct key *k, const struct rec_ach *r)
+int apply__put_ach(struct apply *a, const struct key *k, const struct rec_ach *r)
 {
     apply__rec_begin(a, 6);
     shard__pack_str(RPK, r->name);
@@ -138,7 +123,7 @@ static int apply__put_ach(struct apply *a, const struct key *k, const struct rec
     return apply__rec_put(a, STORE_ACHS, k);
 }
 
-static int apply__put_score(struct apply *a, const struct key *k, const struct rec_score *r,
+int apply__put_score(struct apply *a, const struct key *k, const struct rec_score *r,
                             int had_old, uint64_t old_hash)
 {
     apply__rec_begin(a, 4);
@@ -150,7 +135,7 @@ static int apply__put_score(struct apply *a, const struct key *k, const struct r
                            a->s->rbuf.size, had_old, old_hash);
 }
 
-static int apply__put_progress(struct apply *a, const struct key *k, const struct rec_progress *p)
+int apply__put_progress(struct apply *a, const struct key *k, const struct rec_progress *p)
 {
     apply__rec_begin(a, 5);
     msgpack_pack_int64(RPK, p->progress);
@@ -161,7 +146,7 @@ static int apply__put_progress(struct apply *a, const struct key *k, const struc
     return apply__rec_put(a, STORE_PROGRESS, k);
 }
 
-static int apply__put_pgame(struct apply *a, const struct key *k, const struct rec_pgame *g)
+int apply__put_pgame(struct apply *a, const struct key *k, const struct rec_pgame *g)
 {
     apply__rec_begin(a, 2);
     msgpack_pack_int64(RPK, g->unlocked);
@@ -169,7 +154,7 @@ static int apply__put_pgame(struct apply *a, const struct key *k, const struct r
     return apply__rec_put(a, STORE_PGAMES, k);
 }
 
-static void apply__pack_prizes(msgpack_packer *pk, const struct cmd_prizes *p)
+void apply__pack_prizes(msgpack_packer *pk, const struct cmd_prizes *p)
 {
     msgpack_pack_array(pk, p->n);
     for (uint32_t i = 0; i < p->n; i++) {
@@ -181,7 +166,7 @@ static void apply__pack_prizes(msgpack_packer *pk, const struct cmd_prizes *p)
 }
 
 /* Board record: [ver, order, op, windows, reset_s, snapshot_top, rewards, game_id, tournament] */
-static int apply__put_board(struct apply *a, const struct board *bd, const struct cmd_prizes *rw)
+int apply__put_board(struct apply *a, const struct board *bd, const struct cmd_prizes *rw)
 {
     struct key k;
     struct lr_str id = {bd->id, (uint32_t)strlen(bd->id)};
@@ -202,27 +187,7 @@ static int apply__put_board(struct apply *a, const struct board *bd, const struc
 
 /* ---- scores ------------------------------------------------------------------------------ */
 
-struct apply__win {
-    enum timefmt_window w;
-    int64_t period;
-    struct key k;
-    int had_old, changed;
-    uint64_t old_hash; /* digest term of the old record (store_put_known) */
-    struct rec_score old, now;
-    /* LMDB values die at the next put of the transaction: the plan keeps its own copy. */
-    char meta[VALID_METADATA_MAX];
-};
-
-/* What a score change will do, computed before anything is written. */
-struct apply__plan {
-    struct board *bd;
-    uint32_t pid;
-    const char *guild;
-    uint32_t n;
-    struct apply__win win[TIMEFMT_NWINDOWS];
-};
-
-static void apply__score_key(struct key *k, uint32_t pid, const char *board, enum timefmt_window w,
+void apply__score_key(struct key *k, uint32_t pid, const char *board, enum timefmt_window w,
                              int64_t period)
 {
     struct lr_str b = {board, (uint32_t)strlen(board)};
@@ -248,7 +213,7 @@ static int apply__better(int order, int64_t s1, int64_t b1, int64_t s2, int64_t 
  * board's, or incr for unlock points). @return 0; LR_ERANGE if a result leaves the score
  * range (nothing planned); or a fatal code.
  */
-static int apply__score_plan(struct apply *a, struct board *bd, uint32_t pid, int op,
+int apply__score_plan(struct apply *a, struct board *bd, uint32_t pid, int op,
                              int64_t value, int64_t sub, struct lr_str meta, int64_t ts,
                              struct apply__plan *plan)
 {
@@ -339,7 +304,7 @@ static int apply__rank_move(struct rankidx *idx, const struct rankkey *old,
 }
 
 /* Write phase of a planned score change. */
-static int apply__score_write(struct apply *a, const struct apply__plan *plan)
+int apply__score_write(struct apply *a, const struct apply__plan *plan)
 {
     struct boards *bs = &a->s->boards;
     for (uint32_t i = 0; i < plan->n; i++) {
@@ -376,7 +341,7 @@ static int apply__score_write(struct apply *a, const struct apply__plan *plan)
 }
 
 /* Region rank (1-based) of the planned entry in window @i. */
-static uint64_t apply__plan_rank(struct apply *a, const struct apply__plan *plan, uint32_t i)
+uint64_t apply__plan_rank(struct apply *a, const struct apply__plan *plan, uint32_t i)
 {
     const struct apply__win *x = &plan->win[i];
     struct rankset *rs = boards__set(&a->s->boards, plan->bd, x->w, x->period, 0);
@@ -387,7 +352,7 @@ static uint64_t apply__plan_rank(struct apply *a, const struct apply__plan *plan
 
 /* ---- statistics rollups ------------------------------------------------------------------ */
 
-static int apply__stats_add(struct apply *a, uint32_t pid, int64_t ts, struct lr_str game,
+int apply__stats_add(struct apply *a, uint32_t pid, int64_t ts, struct lr_str game,
                             int64_t unlocks, int64_t points, int64_t submissions)
 {
     struct key k;
@@ -423,7 +388,7 @@ static int apply__stats_add(struct apply *a, uint32_t pid, int64_t ts, struct lr
 
 /* ---- events -------------------------------------------------------------------------------- */
 
-static void apply__emit(struct apply *a)
+void apply__emit(struct apply *a)
 {
     struct shard *s = a->s;
     if (msgpack_sbuffer_write(&s->ebuf, s->obuf.data, s->obuf.size) != 0) {
@@ -435,7 +400,7 @@ static void apply__emit(struct apply *a)
     }
 }
 
-static void apply__event_score(struct apply *a, const struct board *bd, struct lr_str player,
+void apply__event_score(struct apply *a, const struct board *bd, struct lr_str player,
                                const struct rec_score *r)
 {
     apply__reset_out(a);
@@ -457,760 +422,6 @@ static void apply__event_score(struct apply *a, const struct board *bd, struct l
     PK_KEY("index");
     msgpack_pack_uint64(PK, a->index);
     apply__emit(a);
-}
-
-/* ---- handlers ------------------------------------------------------------------------------ */
-
-static int apply__player_put(struct apply *a, const struct cmd_player_put *c)
-{
-    struct shard *s = a->s;
-    struct rec_player p;
-    struct key k;
-    int rv, created;
-    if (c->region.len != strlen(s->region) || memcmp(c->region.p, s->region, c->region.len)) {
-        return apply__fail(a, LR_EINVAL, "player %.*s belongs to region %.*s, not %s",
-                           (int)c->player_id.len, c->player_id.p, (int)c->region.len,
-                           c->region.p, s->region);
-    }
-    rv = shard__player(s, c->player_id, &p);
-    if (rv != 0 && rv != LR_ENOTFOUND) {
-        return rv;
-    }
-    created = rv == LR_ENOTFOUND;
-    if (created) {
-        if (s->next_pid >= RANKKEY_FOREIGN) {
-            return apply__fail(a, LR_ERANGE, "region %s is full", s->region);
-        }
-        p.pid = s->next_pid;
-        p.created_ms = a->c->ts;
-    }
-    /* Copy the old guild before the put: p's strings point into the LMDB page it replaces. */
-    char oldguild[VALID_ID_MAX + 1] = "";
-    if (!created) {
-        snprintf(oldguild, sizeof oldguild, "%.*s", (int)p.guild.len, p.guild.p);
-    }
-    p.name = c->name;
-    p.region = c->region;
-    p.guild = c->guild;
-    key__init(&k);
-    key__str(&k, c->player_id);
-    if ((rv = apply__put_player(a, &k, &p)) != 0) {
-        return rv;
-    }
-    if (created) {
-        if ((rv = names__add(&s->names, p.pid, c->player_id, c->guild)) != 0) {
-            return rv;
-        }
-        s->next_pid++;
-    } else if (strlen(oldguild) != c->guild.len || memcmp(oldguild, c->guild.p, c->guild.len)) {
-        /* Guild change: move every entry of the player between guild indexes. */
-        MDB_txn *txn;
-        MDB_cursor *cur;
-        MDB_val kv, vv;
-        struct key pre;
-        if ((rv = store_read(s->st, &txn)) != 0) {
-            return rv;
-        }
-        if (mdb_cursor_open(txn, store_dbi(s->st, STORE_SCORES), &cur) != 0) {
-            return LR_EIO;
-        }
-        key__init(&pre);
-        key__u32(&pre, p.pid);
-        kv.mv_data = pre.b;
-        kv.mv_size = pre.len;
-        int mrv = mdb_cursor_get(cur, &kv, &vv, MDB_SET_RANGE);
-        for (; mrv == 0; mrv = mdb_cursor_get(cur, &kv, &vv, MDB_NEXT)) {
-            const unsigned char *kb = kv.mv_data;
-            if (kv.mv_size < 4 + 1 + 1 + 8 || key__get_u32(kb) != p.pid) {
-                break;
-            }
-            size_t blen = kv.mv_size - 4 - 1 - 1 - 8;
-            struct board *bd = boards__get(&s->boards, (const char *)kb + 4, blen);
-            struct rec_score r;
-            if (bd == NULL || rec__score(&vv, &r) != 0) {
-                rv = LR_ECORRUPT;
-                break;
-            }
-            enum timefmt_window w = (enum timefmt_window)kb[4 + blen + 1];
-            int64_t period = (int64_t)(key__get_u64(kb + 4 + blen + 2) ^ (1ULL << 63));
-            struct rankset *rs = boards__set(&s->boards, bd, w, period, 0);
-            struct rankkey rk = board__key(bd, r.score, r.subscore, r.updated_ms, p.pid);
-            if (rs == NULL) {
-                rv = LR_ECORRUPT;
-                break;
-            }
-            if (oldguild[0]) {
-                struct rankidx *g = boards__guild(&s->boards, rs, oldguild, 0);
-                if (g == NULL || rankidx_delete(g, &rk) != 0) {
-                    rv = LR_ECORRUPT;
-                    break;
-                }
-            }
-            if (c->guild.len) {
-                char gname[VALID_ID_MAX + 1];
-                snprintf(gname, sizeof gname, "%.*s", (int)c->guild.len, c->guild.p);
-                struct rankidx *g = boards__guild(&s->boards, rs, gname, 1);
-                if (g == NULL || rankidx_insert(g, &rk) != 0) {
-                    rv = LR_ENOMEM;
-                    break;
-                }
-            }
-        }
-        mdb_cursor_close(cur);
-        if (rv != 0) {
-            return rv;
-        }
-        if (mrv != 0 && mrv != MDB_NOTFOUND) {
-            return err_from_mdb(mrv);
-        }
-        if ((rv = names__set_guild(&s->names, p.pid, c->guild)) != 0) {
-            return rv;
-        }
-    }
-    apply__reset_out(a);
-    msgpack_pack_map(PK, 5);
-    PK_KEY("player_id");
-    shard__pack_str(PK, c->player_id);
-    PK_KEY("name");
-    shard__pack_str(PK, c->name);
-    PK_KEY("region");
-    shard__pack_str(PK, c->region);
-    PK_KEY("guild");
-    c->guild.len ? shard__pack_str(PK, c->guild) : msgpack_pack_nil(PK);
-    PK_KEY("created_at");
-    shard__pack_time(PK, p.created_ms);
-    apply__answer(a, created ? 201 : 200);
-    return 0;
-}
-
-static int apply__game_put(struct apply *a, const struct cmd_game_put *c)
-{
-    struct shard *s = a->s;
-    struct rec_game g = {c->name, 0, 0};
-    struct key k;
-    MDB_val v;
-    key__init(&k);
-    key__str(&k, c->game_id);
-    int rv = store_get(s->st, STORE_GAMES, k.b, k.len, &v);
-    int created = rv == LR_ENOTFOUND;
-    if (rv == 0) {
-        if ((rv = rec__game(&v, &g)) != 0) {
-            return rv;
-        }
-        g.name = c->name;
-    } else if (!created) {
-        return rv;
-    }
-    if ((rv = apply__put_game(a, &k, &g)) != 0) {
-        return rv;
-    }
-    /* Every game owns the board points.<game_id> (desc, incr). */
-    char bid[VALID_ID_MAX + 1];
-    int blen = snprintf(bid, sizeof bid, "points.%.*s", (int)c->game_id.len, c->game_id.p);
-    if (boards__get(&s->boards, bid, (size_t)blen) == NULL) {
-        struct board *bd;
-        static const struct cmd_prizes none = {0};
-        if ((rv = boards__put(&s->boards, bid, (size_t)blen, &bd)) != 0) {
-            return rv;
-        }
-        bd->order = CMD_ORDER_DESC;
-        bd->op = CMD_OP_INCR;
-        bd->windows = 1u << TIMEFMT_ALLTIME;
-        snprintf(bd->game_id, sizeof bd->game_id, "%.*s", (int)c->game_id.len, c->game_id.p);
-        if ((rv = apply__put_board(a, bd, &none)) != 0) {
-            return rv;
-        }
-    }
-    apply__reset_out(a);
-    msgpack_pack_map(PK, 3);
-    PK_KEY("game_id");
-    shard__pack_str(PK, c->game_id);
-    PK_KEY("name");
-    shard__pack_str(PK, c->name);
-    PK_KEY("achievements_total");
-    msgpack_pack_int64(PK, g.achievements_total);
-    apply__answer(a, created ? 201 : 200);
-    return 0;
-}
-
-static int apply__ach_put(struct apply *a, const struct cmd_ach_put *c)
-{
-    struct shard *s = a->s;
-    struct rec_game g;
-    struct rec_ach r = {0};
-    struct key gk, k;
-    MDB_val v;
-    key__init(&gk);
-    key__str(&gk, c->game_id);
-    int rv = store_get(s->st, STORE_GAMES, gk.b, gk.len, &v);
-    if (rv == LR_ENOTFOUND) {
-        return apply__fail(a, LR_ENOTFOUND, "game %.*s not found", (int)c->game_id.len,
-                           c->game_id.p);
-    }
-    if (rv != 0 || (rv = rec__game(&v, &g)) != 0) {
-        return rv;
-    }
-    key__init(&k);
-    key__strz(&k, c->game_id);
-    key__str(&k, c->achievement_id);
-    rv = store_get(s->st, STORE_ACHS, k.b, k.len, &v);
-    int created = rv == LR_ENOTFOUND;
-    if (rv == 0 && (rv = rec__ach(&v, &r)) != 0) {
-        return rv;
-    }
-    if (rv != 0 && !created) {
-        return rv;
-    }
-    r.name = c->name;
-    r.description = c->description;
-    r.points = c->points;
-    r.hidden = c->hidden;
-    r.steps = c->steps;
-    if ((rv = apply__put_ach(a, &k, &r)) != 0) {
-        return rv;
-    }
-    if (created) {
-        char name[VALID_NAME_MAX * 4 + 1];
-        snprintf(name, sizeof name, "%.*s", (int)g.name.len, g.name.p);
-        g.name.p = name; /* the put below may move the page g.name points into */
-        g.achievements_total++;
-        if ((rv = apply__put_game(a, &gk, &g)) != 0) {
-            return rv;
-        }
-    }
-    apply__reset_out(a);
-    msgpack_pack_map(PK, 7);
-    PK_KEY("game_id");
-    shard__pack_str(PK, c->game_id);
-    PK_KEY("achievement_id");
-    shard__pack_str(PK, c->achievement_id);
-    PK_KEY("name");
-    shard__pack_str(PK, c->name);
-    PK_KEY("description");
-    shard__pack_str(PK, c->description);
-    PK_KEY("points");
-    msgpack_pack_int64(PK, c->points);
-    PK_KEY("hidden");
-    c->hidden ? msgpack_pack_true(PK) : msgpack_pack_false(PK);
-    PK_KEY("steps");
-    msgpack_pack_int64(PK, c->steps);
-    apply__answer(a, created ? 201 : 200);
-    return 0;
-}
-
-static int apply__board_put(struct apply *a, const struct cmd_board_put *c)
-{
-    struct shard *s = a->s;
-    struct board *bd = boards__get(&s->boards, c->board_id.p, c->board_id.len);
-    int created = bd == NULL, rv;
-    if (c->reset_period_s != 0 && c->reset_period_s < 60) {
-        return apply__fail(a, LR_EINVAL, "reset_period_s must be null or at least 60");
-    }
-    if (bd && bd->tournament) {
-        return apply__fail(a, LR_ECONFLICT, "board %s is a tournament's board", bd->id);
-    }
-    if (bd && (bd->order != c->order || bd->reset_s != c->reset_period_s)) {
-        return apply__fail(a, LR_ECONFLICT,
-                           "the order and reset_period_s of board %s cannot change", bd->id);
-    }
-    if ((rv = boards__put(&s->boards, c->board_id.p, c->board_id.len, &bd)) != 0) {
-        return rv;
-    }
-    bd->order = (int)c->order;
-    bd->op = (int)c->op;
-    bd->windows = (unsigned)c->windows | (c->reset_period_s ? 1u << TIMEFMT_CYCLE : 0);
-    bd->reset_s = c->reset_period_s;
-    bd->snapshot_top = c->snapshot_top;
-    snprintf(bd->game_id, sizeof bd->game_id, "%.*s", (int)c->game_id.len, c->game_id.p);
-    if ((rv = apply__put_board(a, bd, &c->rewards)) != 0) {
-        return rv;
-    }
-    apply__reset_out(a);
-    shard__pack_board(PK, bd, &c->rewards);
-    apply__answer(a, created ? 201 : 200);
-    return 0;
-}
-
-/* Tournament record: [ver, name, start, end, max_participants, max_attempts, prizes,
- * participants]; join record: [ver, attempts, joined_ms]. */
-struct apply__tourn {
-    struct lr_str name;
-    int64_t start_ms, end_ms, max_participants, max_attempts, participants;
-};
-
-static int apply__get_tourn(struct apply *a, struct lr_str id, struct apply__tourn *t)
-{
-    MDB_val v;
-    struct mp r;
-    int rv = store_get(a->s->st, STORE_TOURNS, id.p, id.len, &v);
-    if (rv != 0) {
-        return rv;
-    }
-    mp_init(&r, v.mv_data, v.mv_size);
-    uint32_t n = mp_array(&r);
-    int64_t ver = mp_i64(&r);
-    t->name = mp_str(&r);
-    t->start_ms = mp_i64(&r);
-    t->end_ms = mp_i64(&r);
-    t->max_participants = mp_i64(&r);
-    t->max_attempts = mp_i64(&r);
-    mp_skip(&r);
-    t->participants = mp_i64(&r);
-    return (n != 8 || ver != REC_VERSION || !mp_done(&r)) ? LR_ECORRUPT : 0;
-}
-
-static int apply__tournament_put(struct apply *a, const struct cmd_tournament_put *c)
-{
-    struct shard *s = a->s;
-    struct apply__tourn t;
-    struct board *bd = boards__get(&s->boards, c->tournament_id.p, c->tournament_id.len);
-    int rv;
-    if (c->end_ms <= c->start_ms) {
-        return apply__fail(a, LR_EINVAL, "end_at must be after start_at");
-    }
-    if (bd && !bd->tournament) {
-        return apply__fail(a, LR_ECONFLICT, "board %s exists and is not a tournament", bd->id);
-    }
-    if (bd && bd->order != c->order) {
-        return apply__fail(a, LR_ECONFLICT, "the order of tournament %s cannot change", bd->id);
-    }
-    rv = apply__get_tourn(a, c->tournament_id, &t);
-    int created = rv == LR_ENOTFOUND;
-    if (rv != 0 && !created) {
-        return rv;
-    }
-    int64_t participants = created ? 0 : t.participants;
-    struct key k;
-    key__init(&k);
-    key__str(&k, c->tournament_id);
-    apply__rec_begin(a, 7);
-    shard__pack_str(RPK, c->name);
-    msgpack_pack_int64(RPK, c->start_ms);
-    msgpack_pack_int64(RPK, c->end_ms);
-    msgpack_pack_int64(RPK, c->max_participants);
-    msgpack_pack_int64(RPK, c->max_attempts);
-    apply__pack_prizes(RPK, &c->prizes);
-    msgpack_pack_int64(RPK, participants);
-    if ((rv = apply__rec_put(a, STORE_TOURNS, &k)) != 0) {
-        return rv;
-    }
-    if ((rv = boards__put(&s->boards, c->tournament_id.p, c->tournament_id.len, &bd)) != 0) {
-        return rv;
-    }
-    static const struct cmd_prizes none = {0};
-    bd->order = (int)c->order;
-    bd->op = (int)c->op;
-    bd->windows = 1u << TIMEFMT_ALLTIME;
-    bd->tournament = 1;
-    if ((rv = apply__put_board(a, bd, &none)) != 0) {
-        return rv;
-    }
-    apply__reset_out(a);
-    msgpack_pack_map(PK, 5);
-    PK_KEY("tournament_id");
-    shard__pack_str(PK, c->tournament_id);
-    PK_KEY("name");
-    shard__pack_str(PK, c->name);
-    PK_KEY("start_at");
-    shard__pack_time(PK, c->start_ms);
-    PK_KEY("end_at");
-    shard__pack_time(PK, c->end_ms);
-    PK_KEY("participants");
-    msgpack_pack_int64(PK, participants);
-    apply__answer(a, created ? 201 : 200);
-    return 0;
-}
-
-static void apply__join_key(struct key *k, struct lr_str tid, uint32_t pid)
-{
-    key__init(k);
-    key__strz(k, tid);
-    key__u32(k, pid);
-}
-
-static int apply__tournament_join(struct apply *a, const struct cmd_tournament_join *c)
-{
-    struct shard *s = a->s;
-    struct apply__tourn t;
-    struct rec_player p;
-    struct key k, jk;
-    MDB_val v;
-    int rv = apply__get_tourn(a, c->tournament_id, &t);
-    if (rv == LR_ENOTFOUND) {
-        return apply__fail(a, rv, "tournament %.*s not found", (int)c->tournament_id.len,
-                           c->tournament_id.p);
-    }
-    if (rv != 0) {
-        return rv;
-    }
-    if ((rv = apply__player(a, c->player_id, &p)) != 0) {
-        return rv == LR_ENOTFOUND ? apply__fail(a, rv, "player not found") : rv;
-    }
-    apply__join_key(&jk, c->tournament_id, p.pid);
-    rv = store_get(s->st, STORE_TJOINS, jk.b, jk.len, &v);
-    if (rv != 0 && rv != LR_ENOTFOUND) {
-        return rv;
-    }
-    int joined = rv == 0;
-    if (!joined) {
-        if (a->c->ts >= t.end_ms) {
-            return apply__fail(a, LR_ECONFLICT, "tournament has ended");
-        }
-        if (t.max_participants > 0 && t.participants >= t.max_participants) {
-            return apply__fail(a, LR_ECONFLICT, "tournament is full");
-        }
-        apply__rec_begin(a, 2);
-        msgpack_pack_int64(RPK, 0);
-        msgpack_pack_int64(RPK, a->c->ts);
-        if ((rv = apply__rec_put(a, STORE_TJOINS, &jk)) != 0) {
-            return rv;
-        }
-        /* Rewrite the tournament record with one more participant, keeping its other fields
-         * byte for byte. */
-        MDB_val tv;
-        if ((rv = store_get(s->st, STORE_TOURNS, c->tournament_id.p, c->tournament_id.len,
-                            &tv)) != 0) {
-            return rv;
-        }
-        struct mp r;
-        mp_init(&r, tv.mv_data, tv.mv_size);
-        (void)mp_array(&r);
-        for (int f = 0; f < 7; f++) {
-            mp_skip(&r);
-        }
-        if (r.err) {
-            return LR_ECORRUPT;
-        }
-        size_t head = (size_t)((const char *)r.p - (const char *)tv.mv_data);
-        msgpack_sbuffer_clear(&s->rbuf);
-        msgpack_sbuffer_write(&s->rbuf, tv.mv_data, head);
-        msgpack_pack_int64(RPK, t.participants + 1);
-        key__init(&k);
-        key__str(&k, c->tournament_id);
-        if ((rv = apply__rec_put(a, STORE_TOURNS, &k)) != 0) {
-            return rv;
-        }
-    }
-    apply__reset_out(a);
-    msgpack_pack_map(PK, 3);
-    PK_KEY("tournament_id");
-    shard__pack_str(PK, c->tournament_id);
-    PK_KEY("player_id");
-    shard__pack_str(PK, c->player_id);
-    PK_KEY("joined");
-    msgpack_pack_true(PK);
-    apply__answer(a, 200);
-    return 0;
-}
-
-/* Tournament rules on a score (API.md): joined, inside [start, end), within max_attempts.
- * Counts the attempt when allowed. @return 0 (allowed), LR_EFORBIDDEN with a message, fatal. */
-static int apply__tournament_attempt(struct apply *a, struct lr_str tid, uint32_t pid,
-                                     const char **why)
-{
-    struct apply__tourn t;
-    struct key jk;
-    MDB_val v;
-    struct mp r;
-    int rv = apply__get_tourn(a, tid, &t);
-    if (rv != 0) {
-        return rv == LR_ENOTFOUND ? LR_ECORRUPT : rv;
-    }
-    apply__join_key(&jk, tid, pid);
-    rv = store_get(a->s->st, STORE_TJOINS, jk.b, jk.len, &v);
-    if (rv == LR_ENOTFOUND) {
-        *why = "player has not joined this tournament";
-        return LR_EFORBIDDEN;
-    }
-    if (rv != 0) {
-        return rv;
-    }
-    mp_init(&r, v.mv_data, v.mv_size);
-    uint32_t n = mp_array(&r);
-    (void)mp_i64(&r);
-    int64_t attempts = mp_i64(&r);
-    int64_t joined_ms = mp_i64(&r);
-    if (n != 3 || !mp_done(&r)) {
-        return LR_ECORRUPT;
-    }
-    if (a->c->ts < t.start_ms || a->c->ts >= t.end_ms) {
-        *why = "tournament is not active";
-        return LR_EFORBIDDEN;
-    }
-    if (t.max_attempts > 0 && attempts >= t.max_attempts) {
-        *why = "no attempts left";
-        return LR_EFORBIDDEN;
-    }
-    apply__rec_begin(a, 2);
-    msgpack_pack_int64(RPK, attempts + 1);
-    msgpack_pack_int64(RPK, joined_ms);
-    return apply__rec_put(a, STORE_TJOINS, &jk);
-}
-
-static int apply__score(struct apply *a, const struct cmd_score *c)
-{
-    struct shard *s = a->s;
-    struct rec_player p;
-    struct apply__plan plan;
-    struct board *bd = boards__get(&s->boards, c->board_id.p, c->board_id.len);
-    int rv;
-    if (bd == NULL) {
-        return apply__fail(a, LR_ENOTFOUND, "board %.*s not found", (int)c->board_id.len,
-                           c->board_id.p);
-    }
-    if ((rv = apply__player(a, c->player_id, &p)) != 0) {
-        return rv == LR_ENOTFOUND ? apply__fail(a, rv, "player %.*s not found",
-                                                (int)c->player_id.len, c->player_id.p)
-                                  : rv;
-    }
-    rv = apply__score_plan(a, bd, p.pid, bd->op, c->score, c->subscore, c->metadata, a->c->ts,
-                           &plan);
-    if (rv == LR_ERANGE) {
-        return apply__fail(a, rv, "the resulting score is outside [-(2^53-1), 2^53-1]");
-    }
-    if (rv != 0) {
-        return rv;
-    }
-    if (bd->tournament) {
-        const char *why = "";
-        rv = apply__tournament_attempt(a, c->board_id, p.pid, &why);
-        if (rv == LR_EFORBIDDEN) {
-            return apply__fail(a, rv, "%s", why);
-        }
-        if (rv != 0) {
-            return rv;
-        }
-    }
-    if ((rv = apply__score_write(a, &plan)) != 0) {
-        return rv;
-    }
-    struct lr_str game = {bd->game_id, (uint32_t)strlen(bd->game_id)};
-    if ((rv = apply__stats_add(a, p.pid, a->c->ts, (struct lr_str){"", 0}, 0, 0, 1)) != 0 ||
-        (game.len && (rv = apply__stats_add(a, p.pid, a->c->ts, game, 0, 0, 1)) != 0)) {
-        return rv;
-    }
-    const struct apply__win *x = &plan.win[0]; /* alltime when the board has it */
-    if (x->changed) {
-        apply__event_score(a, bd, c->player_id, &x->now);
-    }
-    apply__reset_out(a);
-    msgpack_pack_map(PK, 7);
-    PK_KEY("board_id");
-    shard__pack_str(PK, c->board_id);
-    PK_KEY("player_id");
-    shard__pack_str(PK, c->player_id);
-    PK_KEY("score");
-    msgpack_pack_int64(PK, x->now.score);
-    PK_KEY("subscore");
-    msgpack_pack_int64(PK, x->now.subscore);
-    PK_KEY("improved");
-    x->changed ? msgpack_pack_true(PK) : msgpack_pack_false(PK);
-    PK_KEY("region_rank");
-    msgpack_pack_uint64(PK, apply__plan_rank(a, &plan, 0));
-    PK_KEY("updated_at");
-    shard__pack_time(PK, x->now.updated_ms);
-    apply__answer(a, 200);
-    return 0;
-}
-
-static int apply__unlock(struct apply *a, const struct cmd_unlock *c)
-{
-    struct shard *s = a->s;
-    struct rec_player p;
-    struct rec_game g;
-    struct rec_ach ach;
-    struct rec_progress pr = {.progress = 0, .unlocked = 0, .unlocked_ms = -1, .updated_ms = -1, .hseq = -1};
-    struct rec_pgame pg = {.unlocked = 0, .last_unlock_ms = -1};
-    struct key gk, ak, prk, pgk;
-    MDB_val v;
-    int rv, had_progress, had_pgame;
-
-    /* Read phase. */
-    if ((rv = apply__player(a, c->player_id, &p)) != 0) {
-        return rv == LR_ENOTFOUND ? apply__fail(a, rv, "player %.*s not found",
-                                                (int)c->player_id.len, c->player_id.p)
-                                  : rv;
-    }
-    key__init(&gk);
-    key__str(&gk, c->game_id);
-    if ((rv = store_get(s->st, STORE_GAMES, gk.b, gk.len, &v)) != 0) {
-        return rv == LR_ENOTFOUND ? apply__fail(a, rv, "game %.*s not found",
-                                                (int)c->game_id.len, c->game_id.p)
-                                  : rv;
-    }
-    if ((rv = rec__game(&v, &g)) != 0) {
-        return rv;
-    }
-    key__init(&ak);
-    key__strz(&ak, c->game_id);
-    key__str(&ak, c->achievement_id);
-    if ((rv = store_get(s->st, STORE_ACHS, ak.b, ak.len, &v)) != 0) {
-        return rv == LR_ENOTFOUND ? apply__fail(a, rv, "achievement %.*s not found in game %.*s",
-                                                (int)c->achievement_id.len, c->achievement_id.p,
-                                                (int)c->game_id.len, c->game_id.p)
-                                  : rv;
-    }
-    if ((rv = rec__ach(&v, &ach)) != 0) {
-        return rv;
-    }
-    key__init(&prk);
-    key__u32(&prk, p.pid);
-    key__strz(&prk, c->game_id);
-    key__str(&prk, c->achievement_id);
-    rv = store_get(s->st, STORE_PROGRESS, prk.b, prk.len, &v);
-    had_progress = rv == 0;
-    if ((had_progress && (rv = rec__progress(&v, &pr)) != 0) ||
-        (!had_progress && rv != LR_ENOTFOUND)) {
-        return rv;
-    }
-    key__init(&pgk);
-    key__u32(&pgk, p.pid);
-    key__str(&pgk, c->game_id);
-    rv = store_get(s->st, STORE_PGAMES, pgk.b, pgk.len, &v);
-    had_pgame = rv == 0;
-    if ((had_pgame && (rv = rec__pgame(&v, &pg)) != 0) || (!had_pgame && rv != LR_ENOTFOUND)) {
-        return rv;
-    }
-    char bid[VALID_ID_MAX + 1];
-    int blen = snprintf(bid, sizeof bid, "points.%.*s", (int)c->game_id.len, c->game_id.p);
-    struct board *pb = boards__get(&s->boards, bid, (size_t)blen);
-    if (pb == NULL) {
-        return LR_ECORRUPT; /* game_put creates it */
-    }
-
-    int64_t add = c->steps == 0 ? ach.steps - pr.progress : c->steps;
-    int64_t progress = pr.unlocked ? pr.progress : pr.progress + add;
-    if (progress > ach.steps) {
-        progress = ach.steps;
-    }
-    int newly = !pr.unlocked && progress >= ach.steps;
-    int changed = !pr.unlocked && progress != pr.progress;
-    int64_t awarded = newly ? ach.points : 0;
-    struct apply__plan plan;
-    rv = apply__score_plan(a, pb, p.pid, CMD_OP_INCR, awarded, 0, (struct lr_str){"", 0},
-                           a->c->ts, &plan);
-    if (rv == LR_ERANGE) {
-        return apply__fail(a, rv, "the player's points would leave the score range");
-    }
-    if (rv != 0) {
-        return rv;
-    }
-    int64_t total_points = plan.win[0].had_old ? plan.win[0].old.score : 0;
-
-    /* Write phase. */
-    if (changed || !had_progress) {
-        if (had_progress) {
-            struct key hk;
-            key__init(&hk);
-            key__u32(&hk, p.pid);
-            key__u64(&hk, ~(uint64_t)pr.hseq);
-            if ((rv = store_del(s->st, STORE_HISTORY, hk.b, hk.len)) != 0) {
-                return rv == LR_ENOTFOUND ? LR_ECORRUPT : rv;
-            }
-        }
-        pr.progress = progress;
-        pr.updated_ms = a->c->ts;
-        pr.hseq = (int64_t)++s->hseq;
-        if (newly) {
-            pr.unlocked = 1;
-            pr.unlocked_ms = a->c->ts;
-        }
-        if ((rv = apply__put_progress(a, &prk, &pr)) != 0) {
-            return rv;
-        }
-        struct key hk;
-        key__init(&hk);
-        key__u32(&hk, p.pid);
-        key__u64(&hk, ~(uint64_t)pr.hseq);
-        apply__rec_begin(a, 2);
-        shard__pack_str(RPK, c->game_id);
-        shard__pack_str(RPK, c->achievement_id);
-        if ((rv = apply__rec_put(a, STORE_HISTORY, &hk)) != 0) {
-            return rv;
-        }
-    }
-    if (!had_pgame || newly) {
-        if (newly) {
-            pg.unlocked++;
-            pg.last_unlock_ms = a->c->ts;
-        }
-        if ((rv = apply__put_pgame(a, &pgk, &pg)) != 0) {
-            return rv;
-        }
-    }
-    if (!had_pgame) {
-        char name[VALID_NAME_MAX * 4 + 1];
-        snprintf(name, sizeof name, "%.*s", (int)g.name.len, g.name.p);
-        g.name.p = name;
-        g.players++;
-        if ((rv = apply__put_game(a, &gk, &g)) != 0) {
-            return rv;
-        }
-    }
-    if (newly) {
-        char name[VALID_NAME_MAX * 4 + 1], desc[VALID_DESC_MAX * 4 + 1];
-        snprintf(name, sizeof name, "%.*s", (int)ach.name.len, ach.name.p);
-        snprintf(desc, sizeof desc, "%.*s", (int)ach.description.len, ach.description.p);
-        ach.name.p = name;
-        ach.description.p = desc;
-        ach.unlocked_count++;
-        if ((rv = apply__put_ach(a, &ak, &ach)) != 0 ||
-            (rv = apply__score_write(a, &plan)) != 0 ||
-            (rv = apply__stats_add(a, p.pid, a->c->ts, (struct lr_str){"", 0}, 1, awarded, 0)) !=
-                0 ||
-            (rv = apply__stats_add(a, p.pid, a->c->ts, c->game_id, 1, awarded, 0)) != 0) {
-            return rv;
-        }
-        total_points = plan.win[0].now.score;
-
-        apply__reset_out(a);
-        msgpack_pack_map(PK, 8);
-        PK_KEY("type");
-        PK_KEY("achievement.unlocked");
-        PK_KEY("player_id");
-        shard__pack_str(PK, c->player_id);
-        PK_KEY("game_id");
-        shard__pack_str(PK, c->game_id);
-        PK_KEY("achievement_id");
-        shard__pack_str(PK, c->achievement_id);
-        PK_KEY("points");
-        msgpack_pack_int64(PK, awarded);
-        PK_KEY("at");
-        shard__pack_time(PK, a->c->ts);
-        PK_KEY("region");
-        shard__pack_cstr(PK, s->region);
-        PK_KEY("index");
-        msgpack_pack_uint64(PK, a->index);
-        apply__emit(a);
-        if (plan.win[0].changed) {
-            apply__event_score(a, pb, c->player_id, &plan.win[0].now);
-        }
-    }
-
-    apply__reset_out(a);
-    msgpack_pack_map(PK, 10);
-    PK_KEY("player_id");
-    shard__pack_str(PK, c->player_id);
-    PK_KEY("game_id");
-    shard__pack_str(PK, c->game_id);
-    PK_KEY("achievement_id");
-    shard__pack_str(PK, c->achievement_id);
-    PK_KEY("progress");
-    msgpack_pack_int64(PK, pr.progress);
-    PK_KEY("steps");
-    msgpack_pack_int64(PK, ach.steps);
-    PK_KEY("newly_unlocked");
-    newly ? msgpack_pack_true(PK) : msgpack_pack_false(PK);
-    PK_KEY("unlocked");
-    pr.unlocked ? msgpack_pack_true(PK) : msgpack_pack_false(PK);
-    PK_KEY("unlocked_at");
-    shard__pack_time(PK, pr.unlocked ? pr.unlocked_ms : -1);
-    PK_KEY("points_awarded");
-    msgpack_pack_int64(PK, awarded);
-    PK_KEY("total_points");
-    msgpack_pack_int64(PK, total_points);
-    apply__answer(a, 200);
-    return 0;
 }
 
 /* ---- dispatch ------------------------------------------------------------------------------ */

@@ -1,0 +1,374 @@
+/* shard/apply_catalog.c — handlers of the catalog commands: games, achievements, boards and
+ * tournaments (their records, the points board of each game, joins and attempts). Two phases
+ * as everywhere in apply (apply.c): validate, then write. */
+#include <assert.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "apply_int.h"
+#include "mp.h"
+
+int apply__game_put(struct apply *a, const struct cmd_game_put *c)
+{
+    struct shard *s = a->s;
+    struct rec_game g = {c->name, 0, 0};
+    struct key k;
+    MDB_val v;
+    key__init(&k);
+    key__str(&k, c->game_id);
+    int rv = store_get(s->st, STORE_GAMES, k.b, k.len, &v);
+    int created = rv == LR_ENOTFOUND;
+    if (rv == 0) {
+        if ((rv = rec__game(&v, &g)) != 0) {
+            return rv;
+        }
+        g.name = c->name;
+    } else if (!created) {
+        return rv;
+    }
+    if ((rv = apply__put_game(a, &k, &g)) != 0) {
+        return rv;
+    }
+    /* Every game owns the board points.<game_id> (desc, incr). */
+    char bid[VALID_ID_MAX + 1];
+    int blen = snprintf(bid, sizeof bid, "points.%.*s", (int)c->game_id.len, c->game_id.p);
+    if (boards__get(&s->boards, bid, (size_t)blen) == NULL) {
+        struct board *bd;
+        static const struct cmd_prizes none = {0};
+        if ((rv = boards__put(&s->boards, bid, (size_t)blen, &bd)) != 0) {
+            return rv;
+        }
+        bd->order = CMD_ORDER_DESC;
+        bd->op = CMD_OP_INCR;
+        bd->windows = 1u << TIMEFMT_ALLTIME;
+        snprintf(bd->game_id, sizeof bd->game_id, "%.*s", (int)c->game_id.len, c->game_id.p);
+        if ((rv = apply__put_board(a, bd, &none)) != 0) {
+            return rv;
+        }
+    }
+    apply__reset_out(a);
+    msgpack_pack_map(PK, 3);
+    PK_KEY("game_id");
+    shard__pack_str(PK, c->game_id);
+    PK_KEY("name");
+    shard__pack_str(PK, c->name);
+    PK_KEY("achievements_total");
+    msgpack_pack_int64(PK, g.achievements_total);
+    apply__answer(a, created ? 201 : 200);
+    return 0;
+}
+
+int apply__ach_put(struct apply *a, const struct cmd_ach_put *c)
+{
+    struct shard *s = a->s;
+    struct rec_game g;
+    struct rec_ach r = {0};
+    struct key gk, k;
+    MDB_val v;
+    key__init(&gk);
+    key__str(&gk, c->game_id);
+    int rv = store_get(s->st, STORE_GAMES, gk.b, gk.len, &v);
+    if (rv == LR_ENOTFOUND) {
+        return apply__fail(a, LR_ENOTFOUND, "game %.*s not found", (int)c->game_id.len,
+                           c->game_id.p);
+    }
+    if (rv != 0 || (rv = rec__game(&v, &g)) != 0) {
+        return rv;
+    }
+    key__init(&k);
+    key__strz(&k, c->game_id);
+    key__str(&k, c->achievement_id);
+    rv = store_get(s->st, STORE_ACHS, k.b, k.len, &v);
+    int created = rv == LR_ENOTFOUND;
+    if (rv == 0 && (rv = rec__ach(&v, &r)) != 0) {
+        return rv;
+    }
+    if (rv != 0 && !created) {
+        return rv;
+    }
+    r.name = c->name;
+    r.description = c->description;
+    r.points = c->points;
+    r.hidden = c->hidden;
+    r.steps = c->steps;
+    if ((rv = apply__put_ach(a, &k, &r)) != 0) {
+        return rv;
+    }
+    if (created) {
+        char name[VALID_NAME_MAX * 4 + 1];
+        snprintf(name, sizeof name, "%.*s", (int)g.name.len, g.name.p);
+        g.name.p = name; /* the put below may move the page g.name points into */
+        g.achievements_total++;
+        if ((rv = apply__put_game(a, &gk, &g)) != 0) {
+            return rv;
+        }
+    }
+    apply__reset_out(a);
+    msgpack_pack_map(PK, 7);
+    PK_KEY("game_id");
+    shard__pack_str(PK, c->game_id);
+    PK_KEY("achievement_id");
+    shard__pack_str(PK, c->achievement_id);
+    PK_KEY("name");
+    shard__pack_str(PK, c->name);
+    PK_KEY("description");
+    shard__pack_str(PK, c->description);
+    PK_KEY("points");
+    msgpack_pack_int64(PK, c->points);
+    PK_KEY("hidden");
+    c->hidden ? msgpack_pack_true(PK) : msgpack_pack_false(PK);
+    PK_KEY("steps");
+    msgpack_pack_int64(PK, c->steps);
+    apply__answer(a, created ? 201 : 200);
+    return 0;
+}
+
+int apply__board_put(struct apply *a, const struct cmd_board_put *c)
+{
+    struct shard *s = a->s;
+    struct board *bd = boards__get(&s->boards, c->board_id.p, c->board_id.len);
+    int created = bd == NULL, rv;
+    if (c->reset_period_s != 0 && c->reset_period_s < 60) {
+        return apply__fail(a, LR_EINVAL, "reset_period_s must be null or at least 60");
+    }
+    if (bd && bd->tournament) {
+        return apply__fail(a, LR_ECONFLICT, "board %s is a tournament's board", bd->id);
+    }
+    if (bd && (bd->order != c->order || bd->reset_s != c->reset_period_s)) {
+        return apply__fail(a, LR_ECONFLICT,
+                           "the order and reset_period_s of board %s cannot change", bd->id);
+    }
+    if ((rv = boards__put(&s->boards, c->board_id.p, c->board_id.len, &bd)) != 0) {
+        return rv;
+    }
+    bd->order = (int)c->order;
+    bd->op = (int)c->op;
+    bd->windows = (unsigned)c->windows | (c->reset_period_s ? 1u << TIMEFMT_CYCLE : 0);
+    bd->reset_s = c->reset_period_s;
+    bd->snapshot_top = c->snapshot_top;
+    snprintf(bd->game_id, sizeof bd->game_id, "%.*s", (int)c->game_id.len, c->game_id.p);
+    if ((rv = apply__put_board(a, bd, &c->rewards)) != 0) {
+        return rv;
+    }
+    apply__reset_out(a);
+    shard__pack_board(PK, bd, &c->rewards);
+    apply__answer(a, created ? 201 : 200);
+    return 0;
+}
+
+/* Tournament record: [ver, name, start, end, max_participants, max_attempts, prizes,
+ * participants]; join record: [ver, attempts, joined_ms]. */
+struct apply__tourn {
+    struct lr_str name;
+    int64_t start_ms, end_ms, max_participants, max_attempts, participants;
+};
+
+static int apply__get_tourn(struct apply *a, struct lr_str id, struct apply__tourn *t)
+{
+    MDB_val v;
+    struct mp r;
+    int rv = store_get(a->s->st, STORE_TOURNS, id.p, id.len, &v);
+    if (rv != 0) {
+        return rv;
+    }
+    mp_init(&r, v.mv_data, v.mv_size);
+    uint32_t n = mp_array(&r);
+    int64_t ver = mp_i64(&r);
+    t->name = mp_str(&r);
+    t->start_ms = mp_i64(&r);
+    t->end_ms = mp_i64(&r);
+    t->max_participants = mp_i64(&r);
+    t->max_attempts = mp_i64(&r);
+    mp_skip(&r);
+    t->participants = mp_i64(&r);
+    return (n != 8 || ver != REC_VERSION || !mp_done(&r)) ? LR_ECORRUPT : 0;
+}
+
+int apply__tournament_put(struct apply *a, const struct cmd_tournament_put *c)
+{
+    struct shard *s = a->s;
+    struct apply__tourn t;
+    struct board *bd = boards__get(&s->boards, c->tournament_id.p, c->tournament_id.len);
+    int rv;
+    if (c->end_ms <= c->start_ms) {
+        return apply__fail(a, LR_EINVAL, "end_at must be after start_at");
+    }
+    if (bd && !bd->tournament) {
+        return apply__fail(a, LR_ECONFLICT, "board %s exists and is not a tournament", bd->id);
+    }
+    if (bd && bd->order != c->order) {
+        return apply__fail(a, LR_ECONFLICT, "the order of tournament %s cannot change", bd->id);
+    }
+    rv = apply__get_tourn(a, c->tournament_id, &t);
+    int created = rv == LR_ENOTFOUND;
+    if (rv != 0 && !created) {
+        return rv;
+    }
+    int64_t participants = created ? 0 : t.participants;
+    struct key k;
+    key__init(&k);
+    key__str(&k, c->tournament_id);
+    apply__rec_begin(a, 7);
+    shard__pack_str(RPK, c->name);
+    msgpack_pack_int64(RPK, c->start_ms);
+    msgpack_pack_int64(RPK, c->end_ms);
+    msgpack_pack_int64(RPK, c->max_participants);
+    msgpack_pack_int64(RPK, c->max_attempts);
+    apply__pack_prizes(RPK, &c->prizes);
+    msgpack_pack_int64(RPK, participants);
+    if ((rv = apply__rec_put(a, STORE_TOURNS, &k)) != 0) {
+        return rv;
+    }
+    if ((rv = boards__put(&s->boards, c->tournament_id.p, c->tournament_id.len, &bd)) != 0) {
+        return rv;
+    }
+    static const struct cmd_prizes none = {0};
+    bd->order = (int)c->order;
+    bd->op = (int)c->op;
+    bd->windows = 1u << TIMEFMT_ALLTIME;
+    bd->tournament = 1;
+    if ((rv = apply__put_board(a, bd, &none)) != 0) {
+        return rv;
+    }
+    apply__reset_out(a);
+    msgpack_pack_map(PK, 5);
+    PK_KEY("tournament_id");
+    shard__pack_str(PK, c->tournament_id);
+    PK_KEY("name");
+    shard__pack_str(PK, c->name);
+    PK_KEY("start_at");
+    shard__pack_time(PK, c->start_ms);
+    PK_KEY("end_at");
+    shard__pack_time(PK, c->end_ms);
+    PK_KEY("participants");
+    msgpack_pack_int64(PK, participants);
+    apply__answer(a, created ? 201 : 200);
+    return 0;
+}
+
+static void apply__join_key(struct key *k, struct lr_str tid, uint32_t pid)
+{
+    key__init(k);
+    key__strz(k, tid);
+    key__u32(k, pid);
+}
+
+int apply__tournament_join(struct apply *a, const struct cmd_tournament_join *c)
+{
+    struct shard *s = a->s;
+    struct apply__tourn t;
+    struct rec_player p;
+    struct key k, jk;
+    MDB_val v;
+    int rv = apply__get_tourn(a, c->tournament_id, &t);
+    if (rv == LR_ENOTFOUND) {
+        return apply__fail(a, rv, "tournament %.*s not found", (int)c->tournament_id.len,
+                           c->tournament_id.p);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    if ((rv = apply__player(a, c->player_id, &p)) != 0) {
+        return rv == LR_ENOTFOUND ? apply__fail(a, rv, "player not found") : rv;
+    }
+    apply__join_key(&jk, c->tournament_id, p.pid);
+    rv = store_get(s->st, STORE_TJOINS, jk.b, jk.len, &v);
+    if (rv != 0 && rv != LR_ENOTFOUND) {
+        return rv;
+    }
+    int joined = rv == 0;
+    if (!joined) {
+        if (a->c->ts >= t.end_ms) {
+            return apply__fail(a, LR_ECONFLICT, "tournament has ended");
+        }
+        if (t.max_participants > 0 && t.participants >= t.max_participants) {
+            return apply__fail(a, LR_ECONFLICT, "tournament is full");
+        }
+        apply__rec_begin(a, 2);
+        msgpack_pack_int64(RPK, 0);
+        msgpack_pack_int64(RPK, a->c->ts);
+        if ((rv = apply__rec_put(a, STORE_TJOINS, &jk)) != 0) {
+            return rv;
+        }
+        /* Rewrite the tournament record with one more participant, keeping its other fields
+         * byte for byte. */
+        MDB_val tv;
+        if ((rv = store_get(s->st, STORE_TOURNS, c->tournament_id.p, c->tournament_id.len,
+                            &tv)) != 0) {
+            return rv;
+        }
+        struct mp r;
+        mp_init(&r, tv.mv_data, tv.mv_size);
+        (void)mp_array(&r);
+        for (int f = 0; f < 7; f++) {
+            mp_skip(&r);
+        }
+        if (r.err) {
+            return LR_ECORRUPT;
+        }
+        size_t head = (size_t)((const char *)r.p - (const char *)tv.mv_data);
+        msgpack_sbuffer_clear(&s->rbuf);
+        msgpack_sbuffer_write(&s->rbuf, tv.mv_data, head);
+        msgpack_pack_int64(RPK, t.participants + 1);
+        key__init(&k);
+        key__str(&k, c->tournament_id);
+        if ((rv = apply__rec_put(a, STORE_TOURNS, &k)) != 0) {
+            return rv;
+        }
+    }
+    apply__reset_out(a);
+    msgpack_pack_map(PK, 3);
+    PK_KEY("tournament_id");
+    shard__pack_str(PK, c->tournament_id);
+    PK_KEY("player_id");
+    shard__pack_str(PK, c->player_id);
+    PK_KEY("joined");
+    msgpack_pack_true(PK);
+    apply__answer(a, 200);
+    return 0;
+}
+
+/* Tournament rules on a score (API.md): joined, inside [start, end), within max_attempts.
+ * Counts the attempt when allowed. @return 0 (allowed), LR_EFORBIDDEN with a message, fatal. */
+int apply__tournament_attempt(struct apply *a, struct lr_str tid, uint32_t pid,
+                                     const char **why)
+{
+    struct apply__tourn t;
+    struct key jk;
+    MDB_val v;
+    struct mp r;
+    int rv = apply__get_tourn(a, tid, &t);
+    if (rv != 0) {
+        return rv == LR_ENOTFOUND ? LR_ECORRUPT : rv;
+    }
+    apply__join_key(&jk, tid, pid);
+    rv = store_get(a->s->st, STORE_TJOINS, jk.b, jk.len, &v);
+    if (rv == LR_ENOTFOUND) {
+        *why = "player has not joined this tournament";
+        return LR_EFORBIDDEN;
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    mp_init(&r, v.mv_data, v.mv_size);
+    uint32_t n = mp_array(&r);
+    (void)mp_i64(&r);
+    int64_t attempts = mp_i64(&r);
+    int64_t joined_ms = mp_i64(&r);
+    if (n != 3 || !mp_done(&r)) {
+        return LR_ECORRUPT;
+    }
+    if (a->c->ts < t.start_ms || a->c->ts >= t.end_ms) {
+        *why = "tournament is not active";
+        return LR_EFORBIDDEN;
+    }
+    if (t.max_attempts > 0 && attempts >= t.max_attempts) {
+        *why = "no attempts left";
+        return LR_EFORBIDDEN;
+    }
+    apply__rec_begin(a, 2);
+    msgpack_pack_int64(RPK, attempts + 1);
+    msgpack_pack_int64(RPK, joined_ms);
+    return apply__rec_put(a, STORE_TJOINS, &jk);
+}
+

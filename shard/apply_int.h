@@ -1,0 +1,90 @@
+/* shard/apply_int.h — internals shared by the apply files: the per-command context, result
+ * and record helpers, and the score machinery the handlers build on (apply.c), the catalog
+ * handlers (apply_catalog.c) and the player handlers (apply_player.c). */
+#ifndef LAUREL_APPLY_INT_H
+#define LAUREL_APPLY_INT_H
+
+#include "shard_int.h"
+
+struct apply {
+    struct shard *s;
+    const struct shard_sink *sink;
+    uint64_t index;
+    uint32_t i;
+    const struct cmd *c;
+    int status; /* 0 until the handler answered */
+    /* The command's player, once looked up (the idempotency check needs it first). Its
+     * strings point into LMDB and are valid only until the command's first write. */
+    int have_player;
+    struct rec_player player;
+};
+
+#define PK (&a->s->opk)
+#define PK_KEY(k) msgpack_pack_str_with_body(PK, k, sizeof(k) - 1)
+
+#define RPK (&a->s->rpk)
+
+struct apply__win {
+    enum timefmt_window w;
+    int64_t period;
+    struct key k;
+    int had_old, changed;
+    uint64_t old_hash; /* digest term of the old record (store_put_known) */
+    struct rec_score old, now;
+    /* LMDB values die at the next put of the transaction: the plan keeps its own copy. */
+    char meta[VALID_METADATA_MAX];
+};
+
+/* What a score change will do, computed before anything is written. */
+struct apply__plan {
+    struct board *bd;
+    uint32_t pid;
+    const char *guild;
+    uint32_t n;
+    struct apply__win win[TIMEFMT_NWINDOWS];
+};
+
+/* apply.c: results */
+int apply__player(struct apply *a, struct lr_str id, struct rec_player *p);
+void apply__reset_out(struct apply *a);
+void apply__answer(struct apply *a, int status);
+/* Refuse the command: an error body, nothing written. Returns 0 (the command was handled). */
+int apply__fail(struct apply *a, int rv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* apply.c: records */
+void apply__rec_begin(struct apply *a, uint32_t nfields);
+int apply__rec_put(struct apply *a, enum store_db db, const struct key *k);
+int apply__put_player(struct apply *a, const struct key *k, const struct rec_player *p);
+int apply__put_game(struct apply *a, const struct key *k, const struct rec_game *g);
+int apply__put_ach(struct apply *a, const struct key *k, const struct rec_ach *r);
+int apply__put_score(struct apply *a, const struct key *k, const struct rec_score *r,
+                     int had_old, uint64_t old_hash);
+int apply__put_progress(struct apply *a, const struct key *k, const struct rec_progress *p);
+int apply__put_pgame(struct apply *a, const struct key *k, const struct rec_pgame *g);
+void apply__pack_prizes(msgpack_packer *pk, const struct cmd_prizes *p);
+int apply__put_board(struct apply *a, const struct board *bd, const struct cmd_prizes *rw);
+
+/* apply.c: scores, stats, events */
+void apply__score_key(struct key *k, uint32_t pid, const char *board, enum timefmt_window w,
+                      int64_t period);
+int apply__score_plan(struct apply *a, struct board *bd, uint32_t pid, int op, int64_t value,
+                      int64_t sub, struct lr_str meta, int64_t ts, struct apply__plan *plan);
+int apply__score_write(struct apply *a, const struct apply__plan *plan);
+uint64_t apply__plan_rank(struct apply *a, const struct apply__plan *plan, uint32_t i);
+int apply__stats_add(struct apply *a, uint32_t pid, int64_t ts, struct lr_str game,
+                     int64_t unlocks, int64_t points, int64_t submissions);
+void apply__emit(struct apply *a);
+void apply__event_score(struct apply *a, const struct board *bd, struct lr_str player,
+                        const struct rec_score *r);
+
+/* apply_catalog.c: tournament rules on a score (0 allowed and counted, LR_EFORBIDDEN with
+ * *@why, or fatal). */
+int apply__tournament_attempt(struct apply *a, struct lr_str tid, uint32_t pid, const char **why);
+
+/* The handlers, one per command of CMD_LIST (dispatched by apply.c). */
+#define APPLY__DECL(code, NAME, name, flags)                                                   \
+    int apply__##name(struct apply *a, const struct cmd_##name *c);
+CMD_LIST(APPLY__DECL)
+#undef APPLY__DECL
+
+#endif
