@@ -1,0 +1,364 @@
+/* router/router_routes.c — routes for health, readiness, players, the catalog and scores.
+ * Each validates its input, builds a command or a query and calls regions through the helpers
+ * of router_int.h; replies go out through the same helpers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../node/mpjson.h"
+#include "../node/proto.h"
+#include "../shard/cursor.h"
+#include "../shard/err.h"
+#include "router_int.h"
+
+/* ---- handlers --------------------------------------------------------------------------------------- */
+
+void route_healthz(struct rreq *q)
+{
+    rreq__reply_json(q, 200, json_pack("{s:s}", "status", "ok"), NULL);
+}
+
+static void rreq__ready(struct rreq *q)
+{
+    for (unsigned i = 0; i < q->r->nregions; i++) {
+        msgpack_unpacked up;
+        const msgpack_object *o, *lid = NULL;
+        rreq__answer(q, i, &up, &o);
+        if (q->code[i] == 0 && o) {
+            lid = proto_map_get(o, "leader_id");
+        }
+        int ok = lid && lid->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+        msgpack_unpacked_destroy(&up);
+        if (!ok) {
+            rreq__error(q, LR_EUNAVAILABLE, "region %s has no reachable leader", q->r->region[i]);
+            return;
+        }
+    }
+    rreq__reply_json(q, 200, json_pack("{s:s}", "status", "ready"), NULL);
+}
+
+/* Ready when a replica of every region reports a leader. */
+void route_readyz(struct rreq *q)
+{
+    msgpack_sbuffer_clear(&q->args);
+    q->next = rreq__ready;
+    for (unsigned i = 0; i < q->r->nregions; i++) {
+        if (rreq__call(q, i, PROTO_OP_STATUS, 1) != 0) {
+            rreq__error(q, LR_ENOMEM, "out of memory");
+            return;
+        }
+    }
+}
+
+static void rreq__player_put_go(struct rreq *q)
+{
+    const char *region = json_string_value(json_object_get(q->body, "region"));
+    int target = router__region_index(q->r, region);
+    if (q->region >= 0 && q->region != target) {
+        rreq__error(q, LR_ECONFLICT, "player %s lives in region %s; region cannot change",
+                    q->player, q->r->region[q->region]);
+        return;
+    }
+    const char *name = json_string_value(json_object_get(q->body, "name"));
+    json_t *g = json_object_get(q->body, "guild");
+    struct cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMD_PLAYER_PUT;
+    c.u.player_put.player_id = router__s(q->player);
+    c.u.player_put.name = router__s(name);
+    c.u.player_put.region = router__s(region);
+    c.u.player_put.guild = router__s(json_is_string(g) ? json_string_value(g) : "");
+    rreq__args_cmd(q, &c);
+    q->region = target;
+    q->next = rreq__reply_result;
+    strmap_put(&q->r->player_region, q->player, strlen(q->player),
+               (void *)(uintptr_t)(target + 1));
+    if (rreq__call(q, (unsigned)target, PROTO_OP_SUBMIT, 1) != 0) {
+        rreq__error(q, LR_ENOMEM, "out of memory");
+    }
+}
+
+void route_player_put(struct rreq *q)
+{
+    const char *region = rreq__body_str(q, "region", 1);
+    if (region == NULL || rreq__body_str(q, "name", 1) == NULL) {
+        return;
+    }
+    json_t *g = json_object_get(q->body, "guild");
+    if (g && !json_is_null(g) && !json_is_string(g)) {
+        rreq__error(q, LR_EINVAL, "guild must be a string or null");
+        return;
+    }
+    if (router__region_index(q->r, region) < 0) {
+        rreq__error(q, LR_EINVAL, "unknown region %s", region);
+        return;
+    }
+    char id[VALID_ID_MAX + 1];
+    snprintf(id, sizeof id, "%.*s", (int)q->param[0].len, q->param[0].p);
+    rreq__locate(q, id, rreq__player_put_go);
+}
+
+void rreq__reply_query(struct rreq *q)
+{
+    unsigned reg = (unsigned)q->region;
+    msgpack_unpacked up;
+    const msgpack_object *o;
+    rreq__answer(q, reg, &up, &o);
+    if (q->code[reg] != 0) {
+        rreq__upstream_error(q, q->code[reg], o);
+    } else if (o == NULL) {
+        rreq__error(q, LR_EINTERNAL, "empty answer");
+    } else {
+        rreq__reply_mp(q, 200, o, NULL);
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
+/* Run @sq on q->region (linearizable) and reply with its answer. */
+void rreq__query_region(struct rreq *q, const struct shard_query *sq)
+{
+    rreq__args_query(q, sq, 0);
+    q->next = rreq__reply_query;
+    if (rreq__call(q, (unsigned)q->region, PROTO_OP_QUERY, 1) != 0) {
+        rreq__error(q, LR_ENOMEM, "out of memory");
+    }
+}
+
+static void rreq__player_get_go(struct rreq *q)
+{
+    if (q->region < 0) {
+        rreq__error(q, LR_ENOTFOUND, "player %s not found", q->player);
+        return;
+    }
+    struct shard_query sq;
+    memset(&sq, 0, sizeof sq);
+    sq.type = SHARD_Q_PLAYER_GET;
+    sq.player_id = router__s(q->player);
+    rreq__query_region(q, &sq);
+}
+
+void route_player_get(struct rreq *q)
+{
+    char id[VALID_ID_MAX + 1];
+    snprintf(id, sizeof id, "%.*s", (int)q->param[0].len, q->param[0].p);
+    rreq__locate(q, id, rreq__player_get_go);
+}
+
+/* Catalog writes go to every region; the answer is the first region's. A region that fails
+ * makes the request fail (the write is idempotent: retry). */
+static void rreq__catalog_done(struct rreq *q)
+{
+    for (unsigned i = 0; i < q->r->nregions; i++) {
+        if (q->code[i] != 0) {
+            q->region = (int)i;
+            break;
+        }
+    }
+    if (q->region < 0) {
+        q->region = 0;
+    }
+    rreq__reply_result(q);
+}
+
+void rreq__catalog(struct rreq *q, const struct cmd *c)
+{
+    rreq__args_cmd(q, c);
+    q->region = -1;
+    q->next = rreq__catalog_done;
+    for (unsigned i = 0; i < q->r->nregions; i++) {
+        if (rreq__call(q, i, PROTO_OP_SUBMIT, 1) != 0) {
+            rreq__error(q, LR_ENOMEM, "out of memory");
+            return;
+        }
+    }
+}
+
+void route_game_put(struct rreq *q)
+{
+    const char *name = rreq__body_str(q, "name", 1);
+    if (name == NULL) {
+        return;
+    }
+    struct cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMD_GAME_PUT;
+    c.u.game_put.game_id = q->param[0];
+    c.u.game_put.name = router__s(name);
+    rreq__catalog(q, &c);
+}
+
+static int router__pick(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; s && i < n; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* PUT /v1/boards/{id}: every field checked here, the shard checks them again on apply. */
+void route_board_put(struct rreq *q)
+{
+    static const char *const orders[] = {"desc", "asc"};
+    static const char *const ops[] = {"best", "set", "incr", "decr"};
+    static const char *const wins[] = {"alltime", "daily", "weekly", "monthly"};
+    struct cmd c;
+    json_t *v;
+    size_t i;
+    memset(&c, 0, sizeof c);
+    c.type = CMD_BOARD_PUT;
+    c.u.board_put.board_id = q->param[0];
+    int order = router__pick(json_string_value(json_object_get(q->body, "order")), orders, 2);
+    int op = router__pick(json_string_value(json_object_get(q->body, "operator")), ops, 4);
+    if (order < 0 || op < 0) {
+        rreq__error(q, LR_EINVAL, "order must be desc or asc; operator best, set, incr or decr");
+        return;
+    }
+    c.u.board_put.order = order;
+    c.u.board_put.op = op;
+    c.u.board_put.windows = 1u << TIMEFMT_ALLTIME;
+    if ((v = json_object_get(q->body, "windows")) != NULL) {
+        json_t *w;
+        c.u.board_put.windows = 0;
+        if (!json_is_array(v) || json_array_size(v) == 0) {
+            rreq__error(q, LR_EINVAL, "windows must be a non-empty list");
+            return;
+        }
+        json_array_foreach(v, i, w)
+        {
+            int k = router__pick(json_string_value(w), wins, 4);
+            if (k < 0) {
+                rreq__error(q, LR_EINVAL, "windows are alltime, daily, weekly or monthly");
+                return;
+            }
+            c.u.board_put.windows |= 1u << k;
+        }
+    }
+    v = json_object_get(q->body, "reset_period_s");
+    if (v && !json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 60)) {
+        rreq__error(q, LR_EINVAL, "reset_period_s must be null or an integer >= 60");
+        return;
+    }
+    c.u.board_put.reset_period_s = v && json_is_integer(v) ? json_integer_value(v) : 0;
+    v = json_object_get(q->body, "snapshot_top");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000)) {
+        rreq__error(q, LR_EINVAL, "snapshot_top must be an integer from 0 to 1000");
+        return;
+    }
+    c.u.board_put.snapshot_top = v ? json_integer_value(v) : 10;
+    v = json_object_get(q->body, "rewards");
+    if (v && !json_is_null(v)) {
+        json_t *band;
+        if (!json_is_array(v) || json_array_size(v) > CMD_PRIZES_MAX) {
+            rreq__error(q, LR_EINVAL, "rewards must be a list of at most %d bands",
+                        CMD_PRIZES_MAX);
+            return;
+        }
+        json_array_foreach(v, i, band)
+        {
+            json_int_t from, to;
+            const char *reward;
+            if (json_unpack(band, "{s:I,s:I,s:s}", "rank_from", &from, "rank_to", &to, "reward",
+                            &reward) != 0) {
+                rreq__error(q, LR_EINVAL, "rewards[%zu] needs rank_from, rank_to and reward", i);
+                return;
+            }
+            c.u.board_put.rewards.items[i].rank_from = from;
+            c.u.board_put.rewards.items[i].rank_to = to;
+            c.u.board_put.rewards.items[i].reward = router__s(reward);
+        }
+        c.u.board_put.rewards.n = (uint32_t)json_array_size(v);
+    }
+    v = json_object_get(q->body, "game_id");
+    c.u.board_put.game_id = router__s(v && json_is_string(v) ? json_string_value(v) : "");
+    strmap_put(&q->r->board_order, q->param[0].p, q->param[0].len,
+               (void *)(uintptr_t)(order == CMD_ORDER_DESC ? 2 : 1));
+    rreq__catalog(q, &c);
+}
+
+void route_board_get(struct rreq *q)
+{
+    struct shard_query sq;
+    memset(&sq, 0, sizeof sq);
+    sq.type = SHARD_Q_BOARD_GET;
+    sq.board_id = q->param[0];
+    q->region = 0;
+    rreq__query_region(q, &sq);
+}
+
+void route_game_get(struct rreq *q)
+{
+    struct shard_query sq;
+    memset(&sq, 0, sizeof sq);
+    sq.type = SHARD_Q_GAME_GET;
+    sq.game_id = q->param[0];
+    q->region = 0; /* the catalog is the same in every region */
+    rreq__query_region(q, &sq);
+}
+
+static void rreq__score_go(struct rreq *q)
+{
+    if (q->region < 0) {
+        rreq__error(q, LR_ENOTFOUND, "player %s not found", q->player);
+        return;
+    }
+    json_t *meta = json_object_get(q->body, "metadata");
+    char *mtext = meta && !json_is_null(meta) ? json_dumps(meta, JSON_COMPACT) : NULL;
+    struct cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMD_SCORE;
+    c.u.score.board_id = q->param[0];
+    c.u.score.player_id = router__s(q->player);
+    c.u.score.score = json_integer_value(json_object_get(q->body, "score"));
+    c.u.score.subscore = json_integer_value(json_object_get(q->body, "subscore"));
+    c.u.score.metadata = router__s(mtext);
+    c.u.score.idempotency_key = router__s(json_string_value(json_object_get(q->body,
+                                                                             "idempotency_key")));
+    rreq__args_cmd(q, &c);
+    free(mtext);
+    q->next = rreq__reply_result;
+    if (rreq__call(q, (unsigned)q->region, PROTO_OP_SUBMIT, 1) != 0) {
+        rreq__error(q, LR_ENOMEM, "out of memory");
+    }
+}
+
+static int rreq__int_field(struct rreq *q, const char *key, int required)
+{
+    json_t *v = json_object_get(q->body, key);
+    if (v == NULL || json_is_null(v)) {
+        if (required) {
+            rreq__error(q, LR_EINVAL, "%s is required", key);
+            return -1;
+        }
+        return 0;
+    }
+    if (!json_is_integer(v) || !valid_score(json_integer_value(v))) {
+        rreq__error(q, LR_EINVAL, "%s must be an integer in [-(2^53-1), 2^53-1]", key);
+        return -1;
+    }
+    return 0;
+}
+
+void route_score(struct rreq *q)
+{
+    const char *pid = rreq__body_str(q, "player_id", 1);
+    if (pid == NULL || rreq__int_field(q, "score", 1) != 0 ||
+        rreq__int_field(q, "subscore", 0) != 0 ||
+        rreq__body_str(q, "idempotency_key", 1) == NULL) {
+        return;
+    }
+    json_t *meta = json_object_get(q->body, "metadata");
+    if (meta && !json_is_null(meta)) {
+        char *m = json_is_object(meta) ? json_dumps(meta, JSON_COMPACT) : NULL;
+        size_t ml = m ? strlen(m) : 0;
+        free(m);
+        if (!json_is_object(meta) || ml > VALID_METADATA_MAX) {
+            rreq__error(q, LR_EINVAL, "metadata must be a JSON object of at most %d bytes",
+                        VALID_METADATA_MAX);
+            return;
+        }
+    }
+    rreq__locate(q, pid, rreq__score_go);
+}
+
