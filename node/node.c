@@ -1,7 +1,7 @@
 /* node/node.c — a replica: raft setup, the op table of the client RPC, write batching,
  * barrier reads and the committed-event stream (see node.h).
  *
- * Life of a write: conn.c cuts a frame → node__request → op_submit appends its commands, with
+ * Life of a write: conn.c cuts a frame → node__request → node__op_submit appends its commands, with
  * this leader's clock stamped in, to the loop turn's open batch → the check handle proposes
  * the batch as one raft entry → the FSM applies and commits it → node__applied answers each
  * waiting request with its slice of the results. A leader change before apply fails the
@@ -19,7 +19,6 @@
 #include "node_int.h"
 
 #define NODE__RETRY_MS 500
-#define NODE__PUMP_ENTRIES 64
 
 void node_config_defaults(struct node_config *cfg)
 {
@@ -40,7 +39,7 @@ static void node__fatal(struct node *n, const char *what)
     uv_stop(n->loop);
 }
 
-static const struct node_peer *node__peer(const struct node *n, uint64_t id)
+const struct node_peer *node__peer(const struct node *n, uint64_t id)
 {
     for (unsigned i = 0; i < n->cfg.npeers; i++) {
         if (n->cfg.peers[i].id == id) {
@@ -50,7 +49,7 @@ static const struct node_peer *node__peer(const struct node *n, uint64_t id)
     return NULL;
 }
 
-static int64_t node__now_ms(void)
+int64_t node__now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -59,7 +58,7 @@ static int64_t node__now_ms(void)
 
 /* ---- replies --------------------------------------------------------------------------------- */
 
-static msgpack_packer node__packer(struct node *n)
+msgpack_packer node__packer(struct node *n)
 {
     msgpack_packer pk;
     msgpack_sbuffer_clear(&n->scratch);
@@ -90,7 +89,7 @@ void node__reply_error(struct node_conn *c, uint64_t id, int code, const char *m
 }
 
 /* Not the leader: say who is, so the client can go there. */
-static void node__reply_not_leader(struct node_conn *c, uint64_t id)
+void node__reply_not_leader(struct node_conn *c, uint64_t id)
 {
     struct node *n = c->n;
     raft_id lid = 0;
@@ -170,7 +169,7 @@ static void node__append_cmd(struct node_batch *b, const msgpack_object *o, int6
     b->ncmds++;
 }
 
-static void op_submit(struct node_conn *c, const struct proto_msg *m)
+static void node__op_submit(struct node_conn *c, const struct proto_msg *m)
 {
     struct node *n = c->n;
     if (raft_state(&n->raft) != RAFT_LEADER) {
@@ -308,29 +307,6 @@ static void node__answer_batch(struct node *n, struct node_batch *b, const struc
     b->answered = 1;
 }
 
-static void node__send_events(struct node_sub *s, uint64_t index, uint32_t nev, const char *buf,
-                              size_t len)
-{
-    struct node *n = s->c->n;
-    msgpack_packer pk = node__packer(n);
-    proto_msg_begin(&pk, s->req_id, 0);
-    msgpack_pack_map(&pk, 2);
-    proto_pack_key(&pk, "index");
-    msgpack_pack_uint64(&pk, index);
-    proto_pack_key(&pk, "events");
-    msgpack_pack_array(&pk, nev);
-    msgpack_sbuffer_write(&n->scratch, buf, len);
-    conn__send(s->c, n->scratch.data, n->scratch.size);
-}
-
-static void node__drop_slow(struct node_sub *s)
-{
-    struct node_conn *c = s->c;
-    node__reply_error(c, s->req_id, LR_EUNAVAILABLE,
-                      "subscriber too slow: dropped; resubscribe from the last index seen");
-    conn__close(c, "slow subscriber");
-}
-
 static void node__applied(void *data, const struct fsm_applied *a)
 {
     struct node *n = data;
@@ -427,7 +403,7 @@ static void node__barrier_start(struct node *n)
     n->barrier_busy = 1;
 }
 
-static void op_query(struct node_conn *c, const struct proto_msg *m, const char *frame,
+static void node__op_query(struct node_conn *c, const struct proto_msg *m, const char *frame,
                      size_t len)
 {
     struct node *n = c->n;
@@ -469,291 +445,6 @@ static void op_query(struct node_conn *c, const struct proto_msg *m, const char 
     }
     r->next = n->reads_next;
     n->reads_next = r;
-}
-
-/* ---- status and membership ------------------------------------------------------------------------- */
-
-static const char *node__role(int state)
-{
-    switch (state) {
-    case RAFT_LEADER: return "leader";
-    case RAFT_FOLLOWER: return "follower";
-    case RAFT_CANDIDATE: return "candidate";
-    default: return "unavailable";
-    }
-}
-
-static void op_status(struct node_conn *c, const struct proto_msg *m)
-{
-    struct node *n = c->n;
-    raft_id lid = 0;
-    const char *laddr = NULL;
-    raft_leader(&n->raft, &lid, &laddr);
-    const struct node_peer *lp = lid ? node__peer(n, lid) : NULL;
-    const struct node_peer *me = node__peer(n, n->cfg.id);
-    msgpack_packer pk = node__packer(n);
-    proto_msg_begin(&pk, m->id, 0);
-    msgpack_pack_map(&pk, 12);
-    proto_pack_key(&pk, "id");
-    msgpack_pack_uint64(&pk, n->cfg.id);
-    proto_pack_key(&pk, "region");
-    proto_pack_key(&pk, n->cfg.region);
-    proto_pack_key(&pk, "role");
-    proto_pack_key(&pk, node__role(raft_state(&n->raft)));
-    proto_pack_key(&pk, "term");
-    msgpack_pack_uint64(&pk, n->raft.current_term);
-    proto_pack_key(&pk, "leader_id");
-    lid ? msgpack_pack_uint64(&pk, lid) : msgpack_pack_nil(&pk);
-    proto_pack_key(&pk, "leader_rpc");
-    lp ? proto_pack_key(&pk, lp->rpc) : msgpack_pack_nil(&pk);
-    proto_pack_key(&pk, "rpc");
-    me ? proto_pack_key(&pk, me->rpc) : msgpack_pack_nil(&pk);
-    proto_pack_key(&pk, "commit_index");
-    msgpack_pack_uint64(&pk, n->raft.commit_index);
-    proto_pack_key(&pk, "applied_index");
-    msgpack_pack_uint64(&pk, shard_applied_index(n->fsm.shard));
-    proto_pack_key(&pk, "last_index");
-    msgpack_pack_uint64(&pk, raft_last_index(&n->raft));
-    proto_pack_key(&pk, "digest");
-    msgpack_pack_uint64(&pk, shard_digest(n->fsm.shard));
-    proto_pack_key(&pk, "voters");
-    unsigned nv = 0;
-    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
-        nv += n->raft.configuration.servers[i].role == RAFT_VOTER;
-    }
-    msgpack_pack_array(&pk, nv);
-    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
-        if (n->raft.configuration.servers[i].role == RAFT_VOTER) {
-            msgpack_pack_uint64(&pk, n->raft.configuration.servers[i].id);
-        }
-    }
-    conn__send(c, n->scratch.data, n->scratch.size);
-}
-
-struct node_admin {
-    union {
-        struct raft_change change;
-        struct raft_transfer transfer;
-    } req;
-    struct node_conn *c;
-    uint64_t req_id;
-    uint64_t id;
-};
-
-static void node__admin_done(struct node_admin *ad, int status)
-{
-    if (!ad->c->closing) {
-        if (status == 0) {
-            node__reply(ad->c, ad->req_id, 0, NULL, 0);
-        } else {
-            node__reply_error(ad->c, ad->req_id, LR_EUNAVAILABLE, raft_strerror(status));
-        }
-    }
-    conn__unref(ad->c);
-    free(ad);
-}
-
-static void node__assigned(struct raft_change *req, int status)
-{
-    node__admin_done(req->data, status);
-}
-
-static void node__added(struct raft_change *req, int status)
-{
-    struct node_admin *ad = req->data;
-    struct node *n = ad->c->n;
-    if (status == 0) {
-        ad->req.change.data = ad;
-        status = raft_assign(&n->raft, &ad->req.change, ad->id, RAFT_VOTER, node__assigned);
-        if (status == 0) {
-            return;
-        }
-    }
-    node__admin_done(ad, status);
-}
-
-static void node__removed(struct raft_change *req, int status)
-{
-    node__admin_done(req->data, status);
-}
-
-static void node__transferred(struct raft_transfer *req)
-{
-    struct node_admin *ad = req->data;
-    struct node *n = ad->c->n;
-    node__admin_done(ad, raft_state(&n->raft) == RAFT_LEADER ? RAFT_NOTLEADER : 0);
-}
-
-static int node__admin_args(const struct proto_msg *m, uint64_t *id, const char **raft_addr,
-                            size_t *raft_len, const char **rpc, size_t *rpc_len)
-{
-    int64_t v;
-    const msgpack_object *o = proto_map_get(m->body, "id");
-    if (o == NULL || proto_obj_i64(o, &v) || v < 0) {
-        return LR_EINVAL;
-    }
-    *id = (uint64_t)v;
-    if (raft_addr) {
-        const msgpack_object *a = proto_map_get(m->body, "raft");
-        const msgpack_object *r = proto_map_get(m->body, "rpc");
-        if (a == NULL || r == NULL || a->type != MSGPACK_OBJECT_STR ||
-            r->type != MSGPACK_OBJECT_STR || a->via.str.size == 0 ||
-            a->via.str.size >= NODE_ADDR_MAX || r->via.str.size >= NODE_ADDR_MAX) {
-            return LR_EINVAL;
-        }
-        *raft_addr = a->via.str.ptr;
-        *raft_len = a->via.str.size;
-        *rpc = r->via.str.ptr;
-        *rpc_len = r->via.str.size;
-    }
-    return 0;
-}
-
-static void op_admin(struct node_conn *c, const struct proto_msg *m)
-{
-    struct node *n = c->n;
-    const char *ra = NULL, *rp = NULL;
-    size_t ral = 0, rpl = 0;
-    uint64_t id;
-    int rv;
-    if (raft_state(&n->raft) != RAFT_LEADER) {
-        node__reply_not_leader(c, m->id);
-        return;
-    }
-    int add = m->op_or_code == PROTO_OP_ADD;
-    if (node__admin_args(m, &id, add ? &ra : NULL, &ral, &rp, &rpl) != 0 ||
-        (id == 0 && m->op_or_code != PROTO_OP_TRANSFER)) {
-        node__reply_error(c, m->id, LR_EINVAL, "admin: args need id (and raft, rpc to add)");
-        return;
-    }
-    struct node_admin *ad = calloc(1, sizeof *ad);
-    if (ad == NULL) {
-        node__reply_error(c, m->id, LR_ENOMEM, "out of memory");
-        return;
-    }
-    ad->c = c;
-    ad->req_id = m->id;
-    ad->id = id;
-    ad->req.change.data = ad;
-    if (add) {
-        char addr[NODE_ADDR_MAX];
-        memcpy(addr, ra, ral);
-        addr[ral] = '\0';
-        if (node__peer(n, id) == NULL && n->cfg.npeers < NODE_MAX_PEERS) {
-            struct node_peer *p = &n->cfg.peers[n->cfg.npeers++];
-            p->id = id;
-            snprintf(p->raft, sizeof p->raft, "%s", addr);
-            snprintf(p->rpc, sizeof p->rpc, "%.*s", (int)rpl, rp);
-        }
-        rv = raft_add(&n->raft, &ad->req.change, id, addr, node__added);
-    } else if (m->op_or_code == PROTO_OP_REMOVE) {
-        rv = raft_remove(&n->raft, &ad->req.change, id, node__removed);
-    } else {
-        ad->req.transfer.data = ad;
-        rv = raft_transfer(&n->raft, &ad->req.transfer, id, node__transferred);
-    }
-    if (rv != 0) {
-        node__reply_error(c, m->id, rv == RAFT_NOTLEADER ? LR_ENOTLEADER : LR_EINVAL,
-                          raft_strerror(rv));
-        free(ad);
-        return;
-    }
-    c->refs++;
-}
-
-/* ---- subscriptions ------------------------------------------------------------------------------ */
-
-void node__unsubscribe(struct node_conn *c)
-{
-    struct node_sub *s = c->sub;
-    if (s == NULL) {
-        return;
-    }
-    struct node *n = c->n;
-    if (s->prev) {
-        s->prev->next_sub = s->next_sub;
-    } else {
-        n->subs = s->next_sub;
-    }
-    if (s->next_sub) {
-        s->next_sub->prev = s->prev;
-    }
-    c->sub = NULL;
-    free(s);
-    conn__unref(c);
-}
-
-static void op_subscribe(struct node_conn *c, const struct proto_msg *m)
-{
-    struct node *n = c->n;
-    int64_t from = 1;
-    const msgpack_object *o = proto_map_get(m->body, "from");
-    if (c->sub || (o && (proto_obj_i64(o, &from) || from < 1))) {
-        node__reply_error(c, m->id, LR_EINVAL,
-                          c->sub ? "subscribe: already subscribed on this connection"
-                                 : "subscribe: from must be an index >= 1");
-        return;
-    }
-    struct node_sub *s = calloc(1, sizeof *s);
-    if (s == NULL) {
-        node__reply_error(c, m->id, LR_ENOMEM, "out of memory");
-        return;
-    }
-    s->c = c;
-    s->req_id = m->id;
-    s->next = (uint64_t)from;
-    s->next_sub = n->subs;
-    if (n->subs) {
-        n->subs->prev = s;
-    }
-    n->subs = s;
-    c->sub = s;
-    c->refs++;
-}
-
-struct node__pump {
-    struct node_sub *s;
-    uint32_t sent;
-};
-
-static int node__pump_one(void *data, uint64_t index, uint32_t nev, const char *buf, size_t len)
-{
-    struct node__pump *p = data;
-    node__send_events(p->s, index, nev, buf, len);
-    p->s->next = index + 1;
-    p->sent++;
-    return conn__queued(p->s->c) > NODE_SUB_QUEUE_MAX / 2; /* let the socket drain */
-}
-
-/* Catch a subscriber up from the stored event log, a bounded slice per loop turn. */
-static void node__pump(struct node *n, struct node_sub *s)
-{
-    struct node__pump p = {s, 0};
-    uint64_t first;
-    uint64_t applied = shard_applied_index(n->fsm.shard);
-    if (conn__queued(s->c) > NODE_SUB_QUEUE_MAX / 2) {
-        return;
-    }
-    int rv = shard_events_read(n->fsm.shard, s->next, NODE__PUMP_ENTRIES, node__pump_one, &p,
-                               &first);
-    if (rv != 0) {
-        node__reply_error(s->c, s->req_id, rv, "subscribe: event log unreadable");
-        conn__close(s->c, "event log unreadable");
-        return;
-    }
-    if (p.sent == 0 && first > s->next && s->next <= applied && first != 0 &&
-        first > s->next + 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "subscribe: events before index %llu are gone; resync",
-                 (unsigned long long)first);
-        node__reply_error(s->c, s->req_id, LR_ENOTFOUND, msg);
-        conn__close(s->c, "subscription too old");
-        return;
-    }
-    if (p.sent < NODE__PUMP_ENTRIES && conn__queued(s->c) <= NODE_SUB_QUEUE_MAX / 2) {
-        s->live = 1; /* everything up to the applied index was read */
-        s->next = applied + 1;
-    }
 }
 
 /* ---- the loop turn -------------------------------------------------------------------------------- */
@@ -809,13 +500,13 @@ void node__request(struct node_conn *c, const char *frame, size_t len)
         return;
     }
     switch (m.op_or_code) {
-    case PROTO_OP_SUBMIT: op_submit(c, &m); break;
-    case PROTO_OP_QUERY: op_query(c, &m, frame, len); break;
-    case PROTO_OP_STATUS: op_status(c, &m); break;
-    case PROTO_OP_SUBSCRIBE: op_subscribe(c, &m); break;
+    case PROTO_OP_SUBMIT: node__op_submit(c, &m); break;
+    case PROTO_OP_QUERY: node__op_query(c, &m, frame, len); break;
+    case PROTO_OP_STATUS: node__op_status(c, &m); break;
+    case PROTO_OP_SUBSCRIBE: node__op_subscribe(c, &m); break;
     case PROTO_OP_ADD:
     case PROTO_OP_REMOVE:
-    case PROTO_OP_TRANSFER: op_admin(c, &m); break;
+    case PROTO_OP_TRANSFER: node__op_admin(c, &m); break;
     default: node__reply_error(c, m.id, LR_EINVAL, "unknown op"); break;
     }
     msgpack_unpacked_destroy(&up);

@@ -120,5 +120,25 @@ void node__reply(struct node_conn *c, uint64_t id, int code, const char *payload
 void node__reply_error(struct node_conn *c, uint64_t id, int code, const char *msg);
 /** Drop @c's subscription, if any. */
 void node__unsubscribe(struct node_conn *c);
+/** The node's scratch packer, cleared. */
+msgpack_packer node__packer(struct node *n);
+/** Answer "not the leader" with who is (or unavailable when nobody is). */
+void node__reply_not_leader(struct node_conn *c, uint64_t id);
+const struct node_peer *node__peer(const struct node *n, uint64_t id);
+int64_t node__now_ms(void);
+
+/* node_admin.c */
+void node__op_status(struct node_conn *c, const struct proto_msg *m);
+void node__op_admin(struct node_conn *c, const struct proto_msg *m);
+
+/* node_sub.c */
+void node__op_subscribe(struct node_conn *c, const struct proto_msg *m);
+/** Catch @s up from the event log (a bounded slice). */
+void node__pump(struct node *n, struct node_sub *s);
+/** Send one entry's events to @s. */
+void node__send_events(struct node_sub *s, uint64_t index, uint32_t nev, const char *buf,
+                       size_t len);
+/** Tell @s it is too slow and close its connection. */
+void node__drop_slow(struct node_sub *s);
 
 #endif

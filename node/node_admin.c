@@ -1,0 +1,198 @@
+/* node/node_admin.c — the status op and membership changes (add, remove, transfer), each an
+ * asynchronous raft request answered from its callback. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node_int.h"
+
+/* ---- status and membership ------------------------------------------------------------------------- */
+
+static const char *node__role(int state)
+{
+    switch (state) {
+    case RAFT_LEADER: return "leader";
+    case RAFT_FOLLOWER: return "follower";
+    case RAFT_CANDIDATE: return "candidate";
+    default: return "unavailable";
+    }
+}
+
+void node__op_status(struct node_conn *c, const struct proto_msg *m)
+{
+    struct node *n = c->n;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&n->raft, &lid, &laddr);
+    const struct node_peer *lp = lid ? node__peer(n, lid) : NULL;
+    const struct node_peer *me = node__peer(n, n->cfg.id);
+    msgpack_packer pk = node__packer(n);
+    proto_msg_begin(&pk, m->id, 0);
+    msgpack_pack_map(&pk, 12);
+    proto_pack_key(&pk, "id");
+    msgpack_pack_uint64(&pk, n->cfg.id);
+    proto_pack_key(&pk, "region");
+    proto_pack_key(&pk, n->cfg.region);
+    proto_pack_key(&pk, "role");
+    proto_pack_key(&pk, node__role(raft_state(&n->raft)));
+    proto_pack_key(&pk, "term");
+    msgpack_pack_uint64(&pk, n->raft.current_term);
+    proto_pack_key(&pk, "leader_id");
+    lid ? msgpack_pack_uint64(&pk, lid) : msgpack_pack_nil(&pk);
+    proto_pack_key(&pk, "leader_rpc");
+    lp ? proto_pack_key(&pk, lp->rpc) : msgpack_pack_nil(&pk);
+    proto_pack_key(&pk, "rpc");
+    me ? proto_pack_key(&pk, me->rpc) : msgpack_pack_nil(&pk);
+    proto_pack_key(&pk, "commit_index");
+    msgpack_pack_uint64(&pk, n->raft.commit_index);
+    proto_pack_key(&pk, "applied_index");
+    msgpack_pack_uint64(&pk, shard_applied_index(n->fsm.shard));
+    proto_pack_key(&pk, "last_index");
+    msgpack_pack_uint64(&pk, raft_last_index(&n->raft));
+    proto_pack_key(&pk, "digest");
+    msgpack_pack_uint64(&pk, shard_digest(n->fsm.shard));
+    proto_pack_key(&pk, "voters");
+    unsigned nv = 0;
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        nv += n->raft.configuration.servers[i].role == RAFT_VOTER;
+    }
+    msgpack_pack_array(&pk, nv);
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        if (n->raft.configuration.servers[i].role == RAFT_VOTER) {
+            msgpack_pack_uint64(&pk, n->raft.configuration.servers[i].id);
+        }
+    }
+    conn__send(c, n->scratch.data, n->scratch.size);
+}
+
+struct node_admin {
+    union {
+        struct raft_change change;
+        struct raft_transfer transfer;
+    } req;
+    struct node_conn *c;
+    uint64_t req_id;
+    uint64_t id;
+};
+
+static void node__admin_done(struct node_admin *ad, int status)
+{
+    if (!ad->c->closing) {
+        if (status == 0) {
+            node__reply(ad->c, ad->req_id, 0, NULL, 0);
+        } else {
+            node__reply_error(ad->c, ad->req_id, LR_EUNAVAILABLE, raft_strerror(status));
+        }
+    }
+    conn__unref(ad->c);
+    free(ad);
+}
+
+static void node__assigned(struct raft_change *req, int status)
+{
+    node__admin_done(req->data, status);
+}
+
+static void node__added(struct raft_change *req, int status)
+{
+    struct node_admin *ad = req->data;
+    struct node *n = ad->c->n;
+    if (status == 0) {
+        ad->req.change.data = ad;
+        status = raft_assign(&n->raft, &ad->req.change, ad->id, RAFT_VOTER, node__assigned);
+        if (status == 0) {
+            return;
+        }
+    }
+    node__admin_done(ad, status);
+}
+
+static void node__removed(struct raft_change *req, int status)
+{
+    node__admin_done(req->data, status);
+}
+
+static void node__transferred(struct raft_transfer *req)
+{
+    struct node_admin *ad = req->data;
+    struct node *n = ad->c->n;
+    node__admin_done(ad, raft_state(&n->raft) == RAFT_LEADER ? RAFT_NOTLEADER : 0);
+}
+
+static int node__admin_args(const struct proto_msg *m, uint64_t *id, const char **raft_addr,
+                            size_t *raft_len, const char **rpc, size_t *rpc_len)
+{
+    int64_t v;
+    const msgpack_object *o = proto_map_get(m->body, "id");
+    if (o == NULL || proto_obj_i64(o, &v) || v < 0) {
+        return LR_EINVAL;
+    }
+    *id = (uint64_t)v;
+    if (raft_addr) {
+        const msgpack_object *a = proto_map_get(m->body, "raft");
+        const msgpack_object *r = proto_map_get(m->body, "rpc");
+        if (a == NULL || r == NULL || a->type != MSGPACK_OBJECT_STR ||
+            r->type != MSGPACK_OBJECT_STR || a->via.str.size == 0 ||
+            a->via.str.size >= NODE_ADDR_MAX || r->via.str.size >= NODE_ADDR_MAX) {
+            return LR_EINVAL;
+        }
+        *raft_addr = a->via.str.ptr;
+        *raft_len = a->via.str.size;
+        *rpc = r->via.str.ptr;
+        *rpc_len = r->via.str.size;
+    }
+    return 0;
+}
+
+void node__op_admin(struct node_conn *c, const struct proto_msg *m)
+{
+    struct node *n = c->n;
+    const char *ra = NULL, *rp = NULL;
+    size_t ral = 0, rpl = 0;
+    uint64_t id;
+    int rv;
+    if (raft_state(&n->raft) != RAFT_LEADER) {
+        node__reply_not_leader(c, m->id);
+        return;
+    }
+    int add = m->op_or_code == PROTO_OP_ADD;
+    if (node__admin_args(m, &id, add ? &ra : NULL, &ral, &rp, &rpl) != 0 ||
+        (id == 0 && m->op_or_code != PROTO_OP_TRANSFER)) {
+        node__reply_error(c, m->id, LR_EINVAL, "admin: args need id (and raft, rpc to add)");
+        return;
+    }
+    struct node_admin *ad = calloc(1, sizeof *ad);
+    if (ad == NULL) {
+        node__reply_error(c, m->id, LR_ENOMEM, "out of memory");
+        return;
+    }
+    ad->c = c;
+    ad->req_id = m->id;
+    ad->id = id;
+    ad->req.change.data = ad;
+    if (add) {
+        char addr[NODE_ADDR_MAX];
+        memcpy(addr, ra, ral);
+        addr[ral] = '\0';
+        if (node__peer(n, id) == NULL && n->cfg.npeers < NODE_MAX_PEERS) {
+            struct node_peer *p = &n->cfg.peers[n->cfg.npeers++];
+            p->id = id;
+            snprintf(p->raft, sizeof p->raft, "%s", addr);
+            snprintf(p->rpc, sizeof p->rpc, "%.*s", (int)rpl, rp);
+        }
+        rv = raft_add(&n->raft, &ad->req.change, id, addr, node__added);
+    } else if (m->op_or_code == PROTO_OP_REMOVE) {
+        rv = raft_remove(&n->raft, &ad->req.change, id, node__removed);
+    } else {
+        ad->req.transfer.data = ad;
+        rv = raft_transfer(&n->raft, &ad->req.transfer, id, node__transferred);
+    }
+    if (rv != 0) {
+        node__reply_error(c, m->id, rv == RAFT_NOTLEADER ? LR_ENOTLEADER : LR_EINVAL,
+                          raft_strerror(rv));
+        free(ad);
+        return;
+    }
+    c->refs++;
+}
+

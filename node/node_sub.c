@@ -1,0 +1,129 @@
+/* node/node_sub.c — the committed-event stream: subscriptions catch up from the event log in
+ * LMDB a bounded slice per loop turn, then go live on the FSM's reports; a subscriber that
+ * falls behind is dropped, never waited for. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node_int.h"
+
+#define NODE__PUMP_ENTRIES 64 /* event-log entries sent per subscriber per loop turn */
+
+void node__send_events(struct node_sub *s, uint64_t index, uint32_t nev, const char *buf,
+                              size_t len)
+{
+    struct node *n = s->c->n;
+    msgpack_packer pk = node__packer(n);
+    proto_msg_begin(&pk, s->req_id, 0);
+    msgpack_pack_map(&pk, 2);
+    proto_pack_key(&pk, "index");
+    msgpack_pack_uint64(&pk, index);
+    proto_pack_key(&pk, "events");
+    msgpack_pack_array(&pk, nev);
+    msgpack_sbuffer_write(&n->scratch, buf, len);
+    conn__send(s->c, n->scratch.data, n->scratch.size);
+}
+
+void node__drop_slow(struct node_sub *s)
+{
+    struct node_conn *c = s->c;
+    node__reply_error(c, s->req_id, LR_EUNAVAILABLE,
+                      "subscriber too slow: dropped; resubscribe from the last index seen");
+    conn__close(c, "slow subscriber");
+}
+
+/* ---- subscriptions ------------------------------------------------------------------------------ */
+
+void node__unsubscribe(struct node_conn *c)
+{
+    struct node_sub *s = c->sub;
+    if (s == NULL) {
+        return;
+    }
+    struct node *n = c->n;
+    if (s->prev) {
+        s->prev->next_sub = s->next_sub;
+    } else {
+        n->subs = s->next_sub;
+    }
+    if (s->next_sub) {
+        s->next_sub->prev = s->prev;
+    }
+    c->sub = NULL;
+    free(s);
+    conn__unref(c);
+}
+
+void node__op_subscribe(struct node_conn *c, const struct proto_msg *m)
+{
+    struct node *n = c->n;
+    int64_t from = 1;
+    const msgpack_object *o = proto_map_get(m->body, "from");
+    if (c->sub || (o && (proto_obj_i64(o, &from) || from < 1))) {
+        node__reply_error(c, m->id, LR_EINVAL,
+                          c->sub ? "subscribe: already subscribed on this connection"
+                                 : "subscribe: from must be an index >= 1");
+        return;
+    }
+    struct node_sub *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+        node__reply_error(c, m->id, LR_ENOMEM, "out of memory");
+        return;
+    }
+    s->c = c;
+    s->req_id = m->id;
+    s->next = (uint64_t)from;
+    s->next_sub = n->subs;
+    if (n->subs) {
+        n->subs->prev = s;
+    }
+    n->subs = s;
+    c->sub = s;
+    c->refs++;
+}
+
+struct node__pump {
+    struct node_sub *s;
+    uint32_t sent;
+};
+
+static int node__pump_one(void *data, uint64_t index, uint32_t nev, const char *buf, size_t len)
+{
+    struct node__pump *p = data;
+    node__send_events(p->s, index, nev, buf, len);
+    p->s->next = index + 1;
+    p->sent++;
+    return conn__queued(p->s->c) > NODE_SUB_QUEUE_MAX / 2; /* let the socket drain */
+}
+
+/* Catch a subscriber up from the stored event log, a bounded slice per loop turn. */
+void node__pump(struct node *n, struct node_sub *s)
+{
+    struct node__pump p = {s, 0};
+    uint64_t first;
+    uint64_t applied = shard_applied_index(n->fsm.shard);
+    if (conn__queued(s->c) > NODE_SUB_QUEUE_MAX / 2) {
+        return;
+    }
+    int rv = shard_events_read(n->fsm.shard, s->next, NODE__PUMP_ENTRIES, node__pump_one, &p,
+                               &first);
+    if (rv != 0) {
+        node__reply_error(s->c, s->req_id, rv, "subscribe: event log unreadable");
+        conn__close(s->c, "event log unreadable");
+        return;
+    }
+    if (p.sent == 0 && first > s->next && s->next <= applied && first != 0 &&
+        first > s->next + 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "subscribe: events before index %llu are gone; resync",
+                 (unsigned long long)first);
+        node__reply_error(s->c, s->req_id, LR_ENOTFOUND, msg);
+        conn__close(s->c, "subscription too old");
+        return;
+    }
+    if (p.sent < NODE__PUMP_ENTRIES && conn__queued(s->c) <= NODE_SUB_QUEUE_MAX / 2) {
+        s->live = 1; /* everything up to the applied index was read */
+        s->next = applied + 1;
+    }
+}
+
