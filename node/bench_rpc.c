@@ -16,6 +16,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,8 @@ static int br__spawn(struct br *b, unsigned i)
     argv[a] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
+        /* The replica dies with whoever started it: no orphans when a run is killed. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         execv("/proc/self/exe", argv);
         _exit(127);
     }

@@ -11,6 +11,7 @@
 #include <jansson.h>
 #include <libwebsockets.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +184,8 @@ static int dev__spawn(struct dev *d, unsigned g, unsigned i)
         return -1;
     }
     if (pid == 0) {
+        /* The replica dies with whoever started it: no orphans when a run is killed. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
         if (fd >= 0) {
             dup2(fd, 1);

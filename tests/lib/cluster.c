@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,8 @@ int tcluster_spawn(struct tcluster *c, unsigned i)
         return -1;
     }
     if (pid == 0) {
+        /* The replica dies with whoever started it: no orphans when a run is killed. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(r->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 2);
