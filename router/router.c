@@ -325,6 +325,9 @@ static void rreq__located(struct rreq *q)
     X(HTTP_PUT, "/v1/boards/{}", route_board_put, AUTH_ADMIN)                                  \
     X(HTTP_GET, "/v1/boards/{}", route_board_get, AUTH_NONE)                                   \
     X(HTTP_POST, "/v1/boards/{}/scores", route_score, AUTH_API)                                \
+    X(HTTP_POST, "/v1/unlocks", route_unlock, AUTH_API)                                        \
+    X(HTTP_PUT, "/v1/games/{}/achievements/{}", route_ach_put, AUTH_ADMIN)                     \
+    X(HTTP_GET, "/v1/games/{}/achievements", route_ach_list, AUTH_NONE)                        \
     X(HTTP_GET, "/v1/boards/{}/top", route_top, AUTH_NONE)
 
 static const struct router__route router__routes[] = {
@@ -396,8 +399,9 @@ static void router__handle(void *data, struct http_req *h)
         return;
     }
     q->route = route;
+    q->admin = router__key_is(h->auth, r->admin_key);
     if (route->auth != AUTH_NONE) {
-        int admin = router__key_is(h->auth, r->admin_key);
+        int admin = q->admin;
         int api = router__key_is(h->auth, r->api_key);
         if (!admin && !api) {
             rreq__error(q, LR_EUNAUTHORIZED, "a valid Authorization: Bearer key is required");

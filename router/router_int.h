@@ -45,6 +45,7 @@ struct rreq {
     msgpack_sbuffer ans[ROUTER_MAX_REGIONS];
     int have[ROUTER_MAX_REGIONS];
     int region; /* the region a player-scoped request goes to, or -1 */
+    int admin;  /* the request carries the admin key */
     void (*next)(struct rreq *q); /* runs when every pending region call has answered */
     void (*then)(struct rreq *q); /* runs once the player's region is known */
     char player[VALID_ID_MAX + 1];
@@ -98,6 +99,9 @@ void route_game_get(struct rreq *q);
 void route_board_put(struct rreq *q);
 void route_board_get(struct rreq *q);
 void route_score(struct rreq *q);
+void route_unlock(struct rreq *q);
+void route_ach_put(struct rreq *q);
+void route_ach_list(struct rreq *q);
 void route_top(struct rreq *q);
 
 #endif

@@ -1,6 +1,7 @@
 /* router/router_routes.c — routes for health, readiness, players, the catalog and scores.
  * Each validates its input, builds a command or a query and calls regions through the helpers
  * of router_int.h; replies go out through the same helpers. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -362,3 +363,151 @@ void route_score(struct rreq *q)
     rreq__locate(q, pid, rreq__score_go);
 }
 
+
+/* ---- achievements ----------------------------------------------------------------------------- */
+
+static void rreq__unlock_go(struct rreq *q)
+{
+    if (q->region < 0) {
+        rreq__error(q, LR_ENOTFOUND, "player %s not found", q->player);
+        return;
+    }
+    json_t *steps = json_object_get(q->body, "steps");
+    struct cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMD_UNLOCK;
+    c.u.unlock.player_id = router__s(q->player);
+    c.u.unlock.game_id = router__s(json_string_value(json_object_get(q->body, "game_id")));
+    c.u.unlock.achievement_id =
+        router__s(json_string_value(json_object_get(q->body, "achievement_id")));
+    c.u.unlock.steps = steps ? json_integer_value(steps) : 0;
+    c.u.unlock.idempotency_key =
+        router__s(json_string_value(json_object_get(q->body, "idempotency_key")));
+    rreq__args_cmd(q, &c);
+    q->next = rreq__reply_result;
+    if (rreq__call(q, (unsigned)q->region, PROTO_OP_SUBMIT, 1) != 0) {
+        rreq__error(q, LR_ENOMEM, "out of memory");
+    }
+}
+
+/* POST /v1/unlocks: to the player's region; the shard checks ids, steps and the key again. */
+void route_unlock(struct rreq *q)
+{
+    const char *pid = rreq__body_str(q, "player_id", 1);
+    if (pid == NULL || rreq__body_str(q, "game_id", 1) == NULL ||
+        rreq__body_str(q, "achievement_id", 1) == NULL ||
+        rreq__body_str(q, "idempotency_key", 1) == NULL) {
+        return;
+    }
+    json_t *steps = json_object_get(q->body, "steps");
+    if (steps && (!json_is_integer(steps) || json_integer_value(steps) < 1 ||
+                  json_integer_value(steps) > 1000000000)) {
+        rreq__error(q, LR_EINVAL, "steps must be an integer from 1 to 1000000000");
+        return;
+    }
+    rreq__locate(q, pid, rreq__unlock_go);
+}
+
+/* PUT /v1/games/{game}/achievements/{ach}: to every region. */
+void route_ach_put(struct rreq *q)
+{
+    const char *name = rreq__body_str(q, "name", 1);
+    if (name == NULL) {
+        return;
+    }
+    json_t *desc = json_object_get(q->body, "description"), *points = json_object_get(q->body, "points");
+    json_t *hidden = json_object_get(q->body, "hidden"), *steps = json_object_get(q->body, "steps");
+    if ((desc && !json_is_null(desc) && !json_is_string(desc)) ||
+        (points && (!json_is_integer(points) || json_integer_value(points) < 0)) ||
+        (hidden && !json_is_boolean(hidden)) ||
+        (steps && (!json_is_integer(steps) || json_integer_value(steps) < 1))) {
+        rreq__error(q, LR_EINVAL, "description is a string, points an integer >= 0, hidden a "
+                                  "boolean and steps an integer >= 1");
+        return;
+    }
+    struct cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMD_ACH_PUT;
+    c.u.ach_put.game_id = q->param[0];
+    c.u.ach_put.achievement_id = q->param[1];
+    c.u.ach_put.name = router__s(name);
+    c.u.ach_put.description = router__s(json_is_string(desc) ? json_string_value(desc) : "");
+    c.u.ach_put.points = points ? json_integer_value(points) : 0;
+    c.u.ach_put.hidden = hidden ? json_is_true(hidden) : 0;
+    c.u.ach_put.steps = steps ? json_integer_value(steps) : 1;
+    rreq__catalog(q, &c);
+}
+
+/* Every region counts its own unlocks and players: the listing sums them and recomputes the
+ * percentages, so they are exact for the whole cluster. */
+static void rreq__ach_merge(struct rreq *q)
+{
+    msgpack_unpacked up[ROUTER_MAX_REGIONS];
+    const msgpack_object *o[ROUTER_MAX_REGIONS];
+    unsigned nr = q->r->nregions;
+    int64_t players = 0;
+    json_t *out = NULL;
+    for (unsigned i = 0; i < nr; i++) {
+        rreq__answer(q, i, &up[i], &o[i]);
+    }
+    for (unsigned i = 0; i < nr; i++) {
+        int64_t p = 0;
+        if (q->code[i] != 0 || o[i] == NULL) {
+            rreq__upstream_error(q, q->code[i] ? q->code[i] : LR_EINTERNAL, o[i]);
+            goto out;
+        }
+        proto_obj_i64(proto_map_get(o[i], "players"), &p);
+        players += p;
+    }
+    out = mpjson_from(o[0]);
+    json_t *list = json_object_get(out, "achievements"), *item;
+    size_t k;
+    json_array_foreach(list, k, item)
+    {
+        int64_t count = 0;
+        const char *id = json_string_value(json_object_get(item, "achievement_id"));
+        size_t idlen = id ? strlen(id) : 0;
+        for (unsigned i = 0; i < nr; i++) {
+            const msgpack_object *l = proto_map_get(o[i], "achievements");
+            for (uint32_t j = 0; l && l->type == MSGPACK_OBJECT_ARRAY && j < l->via.array.size;
+                 j++) {
+                const msgpack_object *aid = proto_map_get(&l->via.array.ptr[j], "achievement_id");
+                int64_t c = 0;
+                if (aid && aid->type == MSGPACK_OBJECT_STR && aid->via.str.size == idlen &&
+                    memcmp(aid->via.str.ptr, id, idlen) == 0) {
+                    proto_obj_i64(proto_map_get(&l->via.array.ptr[j], "unlocked_count"), &c);
+                    count += c;
+                    break;
+                }
+            }
+        }
+        json_object_set_new(item, "unlocked_count", json_integer(count));
+        json_object_set_new(item, "unlocked_pct",
+                            json_real(players ? round(10000.0 * (double)count / (double)players) /
+                                                    100.0
+                                              : 0.0));
+    }
+    json_object_set_new(out, "players", json_integer(players));
+    rreq__reply_json(q, 200, out, NULL);
+out:
+    for (unsigned i = 0; i < nr; i++) {
+        msgpack_unpacked_destroy(&up[i]);
+    }
+}
+
+void route_ach_list(struct rreq *q)
+{
+    struct shard_query sq;
+    memset(&sq, 0, sizeof sq);
+    sq.type = SHARD_Q_ACH_LIST;
+    sq.game_id = q->param[0];
+    sq.admin = q->admin;
+    rreq__args_query(q, &sq, 0);
+    q->next = rreq__ach_merge;
+    for (unsigned i = 0; i < q->r->nregions; i++) {
+        if (rreq__call(q, i, PROTO_OP_QUERY, 1) != 0) {
+            rreq__error(q, LR_ENOMEM, "out of memory");
+            return;
+        }
+    }
+}

@@ -226,6 +226,51 @@ static void global_pages_merge_regions(void **state)
     assert_int_equal(status_of("GET", "/v1/boards/duel/top?window=hourly", "", NULL), 400);
 }
 
+/* Unlocks go to the player's region; the listing sums unlocks over regions. */
+static void unlocks_and_achievement_counts(void **state)
+{
+    (void)state;
+    struct httpc_resp r1, r2;
+    assert_int_equal(status_of("PUT", "/v1/games/quest", ADMIN, "{\"name\":\"Quest\"}"), 201);
+    assert_int_equal(status_of("PUT", "/v1/games/quest/achievements/first", ADMIN,
+                               "{\"name\":\"First\",\"points\":10}"), 201);
+    assert_int_equal(status_of("PUT", "/v1/games/quest/achievements/secret", ADMIN,
+                               "{\"name\":\"Secret\",\"points\":5,\"hidden\":true}"), 201);
+    assert_int_equal(status_of("PUT", "/v1/games/quest/achievements/first", API,
+                               "{\"name\":\"First\"}"), 403);
+    const char *u = "{\"player_id\":\"ann\",\"game_id\":\"quest\",\"achievement_id\":\"first\","
+                    "\"idempotency_key\":\"unlock-ann-1\"}";
+    assert_int_equal(req("POST", "/v1/unlocks", API, u, &r1), 200);
+    assert_true(json_is_true(json_object_get(r1.json, "newly_unlocked")));
+    assert_int_equal(json_integer_value(json_object_get(r1.json, "total_points")), 10);
+    assert_int_equal(req("POST", "/v1/unlocks", API, u, &r2), 200);
+    assert_non_null(strstr(r2.headers, "Idempotent-Replayed: true"));
+    assert_string_equal(r1.body, r2.body);
+    httpc_free(&r1);
+    httpc_free(&r2);
+    assert_int_equal(status_of("POST", "/v1/unlocks", API,
+                               "{\"player_id\":\"bob\",\"game_id\":\"quest\",\"achievement_id\":"
+                               "\"first\",\"idempotency_key\":\"unlock-bob-1\"}"),
+                     200);
+    assert_int_equal(status_of("POST", "/v1/unlocks", API,
+                               "{\"player_id\":\"bob\",\"game_id\":\"quest\",\"achievement_id\":"
+                               "\"nope\",\"idempotency_key\":\"unlock-bob-2\"}"),
+                     404);
+    /* ann (eu) and bob (na) both unlocked "first": 2 of 2 players with progress. */
+    assert_int_equal(req("GET", "/v1/games/quest/achievements", "", NULL, &r1), 200);
+    json_t *l = json_object_get(r1.json, "achievements");
+    assert_int_equal(json_array_size(l), 2);
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(l, 0), "unlocked_count")),
+                     2);
+    assert_true(json_real_value(json_object_get(json_array_get(l, 0), "unlocked_pct")) == 100.0);
+    assert_null(json_object_get(json_array_get(l, 1), "name")); /* hidden from the public */
+    httpc_free(&r1);
+    assert_int_equal(req("GET", "/v1/games/quest/achievements", ADMIN, NULL, &r1), 200);
+    l = json_object_get(r1.json, "achievements");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(l, 1), "name")), "Secret");
+    httpc_free(&r1);
+}
+
 /* Bad input gets its error and the router keeps serving. */
 static void bad_input(void **state)
 {
@@ -257,6 +302,7 @@ int main(void)
         cmocka_unit_test(players_across_regions),
         cmocka_unit_test(idempotent_scores),
         cmocka_unit_test(global_pages_merge_regions),
+        cmocka_unit_test(unlocks_and_achievement_counts),
         cmocka_unit_test(bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
