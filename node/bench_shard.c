@@ -38,12 +38,6 @@ static double bench__now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static struct lr_str bench__s(const char *s)
-{
-    struct lr_str r = {s, (uint32_t)strlen(s)};
-    return r;
-}
-
 /* Encode one entry of @n commands made by @make(i) into @sb. */
 static int bench__entry(msgpack_sbuffer *sb, uint32_t n,
                         void (*make)(struct cmd *c, uint64_t i, void *ctx), uint64_t first,
@@ -76,10 +70,10 @@ static void bench__make_player(struct cmd *c, uint64_t i, void *ctx)
     memset(c, 0, sizeof *c);
     c->type = CMD_PLAYER_PUT;
     c->ts = b->ts;
-    c->u.player_put.player_id = bench__s(b->ids[i]);
-    c->u.player_put.name = bench__s(b->ids[i]);
-    c->u.player_put.region = bench__s("bench");
-    c->u.player_put.guild = bench__s(i % 10 == 0 ? "g1" : "");
+    c->u.player_put.player_id = lr_str_of(b->ids[i]);
+    c->u.player_put.name = lr_str_of(b->ids[i]);
+    c->u.player_put.region = lr_str_of("bench");
+    c->u.player_put.guild = lr_str_of(i % 10 == 0 ? "g1" : "");
 }
 
 static void bench__make_score(struct cmd *c, uint64_t i, void *ctx)
@@ -89,12 +83,12 @@ static void bench__make_score(struct cmd *c, uint64_t i, void *ctx)
     memset(c, 0, sizeof *c);
     c->type = CMD_SCORE;
     c->ts = b->ts++;
-    c->u.score.board_id = bench__s("arena");
-    c->u.score.player_id = bench__s(b->ids[bench__next(&b->rng) % BENCH__PLAYERS]);
+    c->u.score.board_id = lr_str_of("arena");
+    c->u.score.player_id = lr_str_of(b->ids[bench__next(&b->rng) % BENCH__PLAYERS]);
     c->u.score.score = (int64_t)(bench__next(&b->rng) % 1000000000);
     c->u.score.subscore = 0;
-    c->u.score.metadata = bench__s("");
-    c->u.score.idempotency_key = bench__s("");
+    c->u.score.metadata = lr_str_of("");
+    c->u.score.idempotency_key = lr_str_of("");
 }
 
 static void bench__make_board(struct cmd *c, uint64_t i, void *ctx)
@@ -104,11 +98,11 @@ static void bench__make_board(struct cmd *c, uint64_t i, void *ctx)
     memset(c, 0, sizeof *c);
     c->type = CMD_BOARD_PUT;
     c->ts = b->ts;
-    c->u.board_put.board_id = bench__s("arena");
+    c->u.board_put.board_id = lr_str_of("arena");
     c->u.board_put.order = CMD_ORDER_DESC;
     c->u.board_put.op = CMD_OP_SET;
     c->u.board_put.windows = 1;
-    c->u.board_put.game_id = bench__s("");
+    c->u.board_put.game_id = lr_str_of("");
 }
 
 static int bench__apply_one(struct shard *s, uint64_t *index, msgpack_sbuffer *sb)
@@ -214,10 +208,10 @@ static void bench__make_snap_player(struct cmd *c, uint64_t i, void *ctx)
     memset(c, 0, sizeof *c);
     c->type = CMD_PLAYER_PUT;
     c->ts = b->ts;
-    c->u.player_put.player_id = bench__s(id);
-    c->u.player_put.name = bench__s(id);
-    c->u.player_put.region = bench__s("bench");
-    c->u.player_put.guild = bench__s("");
+    c->u.player_put.player_id = lr_str_of(id);
+    c->u.player_put.name = lr_str_of(id);
+    c->u.player_put.region = lr_str_of("bench");
+    c->u.player_put.guild = lr_str_of("");
 }
 
 static void bench__make_snap_score(struct cmd *c, uint64_t i, void *ctx)
@@ -228,11 +222,11 @@ static void bench__make_snap_score(struct cmd *c, uint64_t i, void *ctx)
     memset(c, 0, sizeof *c);
     c->type = CMD_SCORE;
     c->ts = b->ts;
-    c->u.score.board_id = bench__s("arena");
-    c->u.score.player_id = bench__s(id);
+    c->u.score.board_id = lr_str_of("arena");
+    c->u.score.player_id = lr_str_of(id);
     c->u.score.score = (int64_t)(i * 2654435761u % 1000000007u);
-    c->u.score.metadata = bench__s("");
-    c->u.score.idempotency_key = bench__s("");
+    c->u.score.metadata = lr_str_of("");
+    c->u.score.idempotency_key = lr_str_of("");
 }
 
 int bench_snapshot(uint64_t n, const char *suffix)

@@ -205,12 +205,6 @@ const char *rreq__body_str(struct rreq *q, const char *key, int required)
     return json_string_value(v);
 }
 
-struct lr_str router__s(const char *s)
-{
-    struct lr_str r = {s ? s : "", s ? (uint32_t)strlen(s) : 0};
-    return r;
-}
-
 /* Pack one command as a submit's args. */
 void rreq__args_cmd(struct rreq *q, const struct cmd *c)
 {
@@ -281,7 +275,7 @@ void rreq__locate(struct rreq *q, const char *id, void (*then)(struct rreq *))
     struct shard_query sq;
     memset(&sq, 0, sizeof sq);
     sq.type = SHARD_Q_PLAYER_GET;
-    sq.player_id = router__s(q->player);
+    sq.player_id = lr_str_of(q->player);
     rreq__args_query(q, &sq, 0);
     q->next = rreq__located;
     q->region = -1;

@@ -228,9 +228,9 @@ static void rreq__top_go(struct rreq *q)
     sq.has_period = (int)json_integer_value(json_object_get(q->body, "has_period"));
     sq.period = json_integer_value(json_object_get(q->body, "period"));
     sq.limit = (uint32_t)json_integer_value(json_object_get(q->body, "limit"));
-    sq.cursor = router__s(json_string_value(json_object_get(q->body, "cursor")));
+    sq.cursor = lr_str_of(json_string_value(json_object_get(q->body, "cursor")));
     if (strncmp(scope, "guild:", 6) == 0) {
-        sq.guild = router__s(scope + 6);
+        sq.guild = lr_str_of(scope + 6);
     }
     rreq__args_query(q, &sq, 0);
     if (strncmp(scope, "region:", 7) == 0) {

@@ -82,7 +82,6 @@ void rreq__locate(struct rreq *q, const char *id, void (*then)(struct rreq *));
 int router__query(const struct rreq *q, const char *name, char *out, size_t cap);
 int router__region_index(const struct router *r, const char *id);
 const char *rreq__body_str(struct rreq *q, const char *key, int required);
-struct lr_str router__s(const char *s);
 
 /* router_routes.c */
 void rreq__reply_query(struct rreq *q);

@@ -65,10 +65,10 @@ static void rreq__player_put_go(struct rreq *q)
     struct cmd c;
     memset(&c, 0, sizeof c);
     c.type = CMD_PLAYER_PUT;
-    c.u.player_put.player_id = router__s(q->player);
-    c.u.player_put.name = router__s(name);
-    c.u.player_put.region = router__s(region);
-    c.u.player_put.guild = router__s(json_is_string(g) ? json_string_value(g) : "");
+    c.u.player_put.player_id = lr_str_of(q->player);
+    c.u.player_put.name = lr_str_of(name);
+    c.u.player_put.region = lr_str_of(region);
+    c.u.player_put.guild = lr_str_of(json_is_string(g) ? json_string_value(g) : "");
     rreq__args_cmd(q, &c);
     q->region = target;
     q->next = rreq__reply_result;
@@ -134,7 +134,7 @@ static void rreq__player_get_go(struct rreq *q)
     struct shard_query sq;
     memset(&sq, 0, sizeof sq);
     sq.type = SHARD_Q_PLAYER_GET;
-    sq.player_id = router__s(q->player);
+    sq.player_id = lr_str_of(q->player);
     rreq__query_region(q, &sq);
 }
 
@@ -184,7 +184,7 @@ void route_game_put(struct rreq *q)
     memset(&c, 0, sizeof c);
     c.type = CMD_GAME_PUT;
     c.u.game_put.game_id = q->param[0];
-    c.u.game_put.name = router__s(name);
+    c.u.game_put.name = lr_str_of(name);
     rreq__catalog(q, &c);
 }
 
@@ -267,12 +267,12 @@ void route_board_put(struct rreq *q)
             }
             c.u.board_put.rewards.items[i].rank_from = from;
             c.u.board_put.rewards.items[i].rank_to = to;
-            c.u.board_put.rewards.items[i].reward = router__s(reward);
+            c.u.board_put.rewards.items[i].reward = lr_str_of(reward);
         }
         c.u.board_put.rewards.n = (uint32_t)json_array_size(v);
     }
     v = json_object_get(q->body, "game_id");
-    c.u.board_put.game_id = router__s(v && json_is_string(v) ? json_string_value(v) : "");
+    c.u.board_put.game_id = lr_str_of(v && json_is_string(v) ? json_string_value(v) : "");
     strmap_put(&q->r->board_order, q->param[0].p, q->param[0].len,
                (void *)(uintptr_t)(order == CMD_ORDER_DESC ? 2 : 1));
     rreq__catalog(q, &c);
@@ -310,11 +310,11 @@ static void rreq__score_go(struct rreq *q)
     memset(&c, 0, sizeof c);
     c.type = CMD_SCORE;
     c.u.score.board_id = q->param[0];
-    c.u.score.player_id = router__s(q->player);
+    c.u.score.player_id = lr_str_of(q->player);
     c.u.score.score = json_integer_value(json_object_get(q->body, "score"));
     c.u.score.subscore = json_integer_value(json_object_get(q->body, "subscore"));
-    c.u.score.metadata = router__s(mtext);
-    c.u.score.idempotency_key = router__s(json_string_value(json_object_get(q->body,
+    c.u.score.metadata = lr_str_of(mtext);
+    c.u.score.idempotency_key = lr_str_of(json_string_value(json_object_get(q->body,
                                                                              "idempotency_key")));
     rreq__args_cmd(q, &c);
     free(mtext);
@@ -376,13 +376,13 @@ static void rreq__unlock_go(struct rreq *q)
     struct cmd c;
     memset(&c, 0, sizeof c);
     c.type = CMD_UNLOCK;
-    c.u.unlock.player_id = router__s(q->player);
-    c.u.unlock.game_id = router__s(json_string_value(json_object_get(q->body, "game_id")));
+    c.u.unlock.player_id = lr_str_of(q->player);
+    c.u.unlock.game_id = lr_str_of(json_string_value(json_object_get(q->body, "game_id")));
     c.u.unlock.achievement_id =
-        router__s(json_string_value(json_object_get(q->body, "achievement_id")));
+        lr_str_of(json_string_value(json_object_get(q->body, "achievement_id")));
     c.u.unlock.steps = steps ? json_integer_value(steps) : 0;
     c.u.unlock.idempotency_key =
-        router__s(json_string_value(json_object_get(q->body, "idempotency_key")));
+        lr_str_of(json_string_value(json_object_get(q->body, "idempotency_key")));
     rreq__args_cmd(q, &c);
     q->next = rreq__reply_result;
     if (rreq__call(q, (unsigned)q->region, PROTO_OP_SUBMIT, 1) != 0) {
@@ -430,8 +430,8 @@ void route_ach_put(struct rreq *q)
     c.type = CMD_ACH_PUT;
     c.u.ach_put.game_id = q->param[0];
     c.u.ach_put.achievement_id = q->param[1];
-    c.u.ach_put.name = router__s(name);
-    c.u.ach_put.description = router__s(json_is_string(desc) ? json_string_value(desc) : "");
+    c.u.ach_put.name = lr_str_of(name);
+    c.u.ach_put.description = lr_str_of(json_is_string(desc) ? json_string_value(desc) : "");
     c.u.ach_put.points = points ? json_integer_value(points) : 0;
     c.u.ach_put.hidden = hidden ? json_is_true(hidden) : 0;
     c.u.ach_put.steps = steps ? json_integer_value(steps) : 1;

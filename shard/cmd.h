@@ -23,6 +23,7 @@
 #include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "valid.h"
 
@@ -36,6 +37,13 @@ struct lr_str {
     const char *p;
     uint32_t len;
 };
+
+/** @s (NUL-terminated, borrowed; NULL reads as "") as an lr_str. */
+static inline struct lr_str lr_str_of(const char *s)
+{
+    struct lr_str r = {s ? s : "", s ? (uint32_t)strlen(s) : 0};
+    return r;
+}
 
 struct cmd_prize {
     int64_t rank_from;

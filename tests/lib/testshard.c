@@ -6,12 +6,6 @@
 
 #include "testlib.h"
 
-struct lr_str ts_s(const char *s)
-{
-    struct lr_str r = {s ? s : "", s ? (uint32_t)strlen(s) : 0};
-    return r;
-}
-
 struct cmd ts_player(int64_t ts, const char *id, const char *region, const char *guild)
 {
     struct cmd c;

@@ -8,7 +8,7 @@
 
 #include "shard/shard.h"
 
-struct lr_str ts_s(const char *s);
+#define ts_s lr_str_of /* tests spell it short */
 
 /* Command builders (strings are borrowed until the command is applied). */
 struct cmd ts_player(int64_t ts, const char *id, const char *region, const char *guild);
