@@ -70,8 +70,8 @@ static void rreq__top_merge(struct rreq *q)
     struct router__entry *all = NULL;
     size_t n = 0, cap = 0;
     uint64_t total = 0, offset = 0;
-    unsigned limit = (unsigned)json_integer_value(json_object_get(q->body, "limit"));
-    int desc = (int)json_integer_value(json_object_get(q->body, "desc"));
+    unsigned limit = q->top.limit;
+    int desc = q->top.desc;
     unsigned nr = q->r->nregions;
     for (unsigned i = 0; i < nr; i++) {
         rreq__answer(q, i, &up[i], &o[i]);
@@ -119,9 +119,9 @@ static void rreq__top_merge(struct rreq *q)
         next = json_string(cur);
     }
     json_t *period = mpjson_from(proto_map_get(o[0], "period"));
-    json_t *j = json_pack("{s:s#,s:O,s:O,s:o,s:o,s:o,s:I}", "board_id", q->param[0].p,
-                          (int)q->param[0].len, "scope", json_object_get(q->body, "scope"),
-                          "window", json_object_get(q->body, "window"), "period",
+    json_t *j = json_pack("{s:s#,s:s,s:s,s:o,s:o,s:o,s:I}", "board_id", q->param[0].p,
+                          (int)q->param[0].len, "scope", q->top.scope, "window", q->top.window,
+                          "period",
                           period ? period : json_null(), "entries", entries, "next_cursor", next,
                           "total", (json_int_t)total);
     rreq__reply_json(q, 200, j, NULL);
@@ -150,36 +150,38 @@ static void rreq__board_known(struct rreq *q)
     int desc = !(ord && ord->type == MSGPACK_OBJECT_STR && ord->via.str.size == 3);
     strmap_put(&q->r->board_order, q->param[0].p, q->param[0].len, (void *)(uintptr_t)(desc + 1));
     msgpack_unpacked_destroy(&up);
-    json_object_set_new(q->body, "desc", json_integer(desc));
+    q->top.desc = desc;
     rreq__top_go(q);
 }
 
 /* GET /v1/boards/{id}/top: parse, learn the board's order once, then ask the scope. */
 void route_top(struct rreq *q)
 {
-    char scope[80] = "global", window[16] = "alltime", period[40], limit[16], cursor[CURSOR_MAX];
-    enum timefmt_window w;
-    int64_t per = 0;
+    struct shard_query sq;
+    char *scope = q->top.scope, *window = q->top.window, period[40], limit[16];
     long lim = 100;
-    int hp;
-    if (router__query(q, "scope", scope, sizeof scope) < 0 ||
-        router__query(q, "window", window, sizeof window) < 0 ||
-        timefmt_window_parse(window, strlen(window), &w) != 0) {
+    snprintf(scope, sizeof q->top.scope, "global");
+    snprintf(window, sizeof q->top.window, "alltime");
+    if (router__query(q, "scope", scope, sizeof q->top.scope) < 0 ||
+        router__query(q, "window", window, sizeof q->top.window) < 0 ||
+        timefmt_window_parse(window, strlen(window), &q->top.w) != 0) {
         rreq__error(q, LR_EINVAL, "window must be alltime, daily, weekly, monthly or cycle");
         return;
     }
-    if ((hp = router__query(q, "period", period, sizeof period)) < 0 ||
-        (hp == 0 && timefmt_period_parse(w, period, strlen(period), &per) != 0)) {
+    int hp = router__query(q, "period", period, sizeof period);
+    if (hp < 0 || (hp == 0 && timefmt_period_parse(q->top.w, period, strlen(period),
+                                                    &q->top.period) != 0)) {
         rreq__error(q, LR_EINVAL, "period does not name a %s period", window);
         return;
     }
+    q->top.has_period = hp == 0;
     int hl = router__query(q, "limit", limit, sizeof limit);
     if (hl < 0 || (hl == 0 && ((lim = strtol(limit, NULL, 10)) < 1 || lim > 1000))) {
         rreq__error(q, LR_EINVAL, "limit must be 1 to 1000");
         return;
     }
-    int hc = router__query(q, "cursor", cursor, sizeof cursor);
-    if (hc < 0) {
+    q->top.limit = (uint32_t)lim;
+    if (router__query(q, "cursor", q->top.cursor, sizeof q->top.cursor) < 0) {
         rreq__error(q, LR_EINVAL, "cursor is not valid");
         return;
     }
@@ -196,17 +198,12 @@ void route_top(struct rreq *q)
         rreq__error(q, LR_EINVAL, "guild in scope must be an id");
         return;
     }
-    q->body = json_pack("{s:s,s:s,s:i,s:I,s:i,s:s}", "scope", scope, "window", window, "w",
-                        (int)w, "period", (json_int_t)per, "has_period", hp == 0, "cursor",
-                        hc == 0 ? cursor : "");
-    json_object_set_new(q->body, "limit", json_integer(lim));
     void *ord = strmap_get(&q->r->board_order, q->param[0].p, q->param[0].len);
     if (ord) {
-        json_object_set_new(q->body, "desc", json_integer((int)((uintptr_t)ord - 1)));
+        q->top.desc = (int)((uintptr_t)ord - 1);
         rreq__top_go(q);
         return;
     }
-    struct shard_query sq;
     memset(&sq, 0, sizeof sq);
     sq.type = SHARD_Q_BOARD_GET;
     sq.board_id = q->param[0];
@@ -219,16 +216,16 @@ void route_top(struct rreq *q)
 
 static void rreq__top_go(struct rreq *q)
 {
-    const char *scope = json_string_value(json_object_get(q->body, "scope"));
+    const char *scope = q->top.scope;
     struct shard_query sq;
     memset(&sq, 0, sizeof sq);
     sq.type = SHARD_Q_TOP;
     sq.board_id = q->param[0];
-    sq.window = (enum timefmt_window)json_integer_value(json_object_get(q->body, "w"));
-    sq.has_period = (int)json_integer_value(json_object_get(q->body, "has_period"));
-    sq.period = json_integer_value(json_object_get(q->body, "period"));
-    sq.limit = (uint32_t)json_integer_value(json_object_get(q->body, "limit"));
-    sq.cursor = lr_str_of(json_string_value(json_object_get(q->body, "cursor")));
+    sq.window = q->top.w;
+    sq.has_period = q->top.has_period;
+    sq.period = q->top.period;
+    sq.limit = q->top.limit;
+    sq.cursor = lr_str_of(q->top.cursor);
     if (strncmp(scope, "guild:", 6) == 0) {
         sq.guild = lr_str_of(scope + 6);
     }

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <msgpack.h>
 
+#include "../shard/cursor.h"
 #include "../shard/shard.h"
 #include "../shard/strmap.h"
 #include "http.h"
@@ -46,6 +47,14 @@ struct rreq {
     int have[ROUTER_MAX_REGIONS];
     int region; /* the region a player-scoped request goes to, or -1 */
     int admin;  /* the request carries the admin key */
+    /* A board page request, parsed once (router_boards.c). */
+    struct {
+        char scope[80], window[16], cursor[CURSOR_MAX];
+        enum timefmt_window w;
+        int64_t period;
+        int has_period, desc;
+        uint32_t limit;
+    } top;
     void (*next)(struct rreq *q); /* runs when every pending region call has answered */
     void (*then)(struct rreq *q); /* runs once the player's region is known */
     char player[VALID_ID_MAX + 1];
