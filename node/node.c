@@ -340,18 +340,18 @@ static void node__fsm_fatal(void *data, int rv, const char *msg)
 
 /* ---- reads ---------------------------------------------------------------------------------------- */
 
-static void node__answer_read(struct node *n, struct node_read *r)
+/* Run @q now and answer request @id on @c. */
+static void node__answer_query(struct node *n, struct node_conn *c, uint64_t id,
+                               const struct shard_query *q)
 {
     char errmsg[LR_ERRMSG_SIZE];
-    msgpack_sbuffer ans;
-    msgpack_sbuffer_init(&ans);
-    int rv = shard_query(n->fsm.shard, &r->q, &ans, errmsg);
+    msgpack_sbuffer_clear(&n->qans);
+    int rv = shard_query(n->fsm.shard, q, &n->qans, errmsg);
     if (rv == 0) {
-        node__reply(r->c, r->req_id, 0, ans.data, ans.size);
+        node__reply(c, id, 0, n->qans.data, n->qans.size);
     } else {
-        node__reply_error(r->c, r->req_id, rv, errmsg);
+        node__reply_error(c, id, rv, errmsg);
     }
-    msgpack_sbuffer_destroy(&ans);
 }
 
 static void node__read_free(struct node_read *r)
@@ -373,7 +373,7 @@ static void node__barrier_cb(struct raft_barrier *req, int status)
     for (; r; r = next) {
         next = r->next;
         if (status == 0 && !r->c->closing) {
-            node__answer_read(n, r);
+            node__answer_query(n, r->c, r->req_id, &r->q);
         } else if (!r->c->closing) {
             node__reply_not_leader(r->c, r->req_id);
         }
@@ -404,45 +404,52 @@ static void node__barrier_start(struct node *n)
 }
 
 static void node__op_query(struct node_conn *c, const struct proto_msg *m, const char *frame,
-                     size_t len)
+                           size_t len)
 {
     struct node *n = c->n;
     char errmsg[LR_ERRMSG_SIZE];
-    struct node_read *r = calloc(1, sizeof *r);
+    struct shard_query q;
     struct proto_msg copy;
     int stale;
+    if (proto_query_decode(m->body, &q, &stale, errmsg) != 0) {
+        node__reply_error(c, m->id, LR_EINVAL, errmsg);
+        return;
+    }
+    if (q.now_ms == 0) {
+        q.now_ms = node__now_ms();
+    }
+    /* Stale reads and refusals are answered now, from the frame's own bytes. */
+    if (stale) {
+        node__answer_query(n, c, m->id, &q);
+        return;
+    }
+    if (raft_state(&n->raft) != RAFT_LEADER) {
+        node__reply_not_leader(c, m->id);
+        return;
+    }
+    /* A linearizable read waits for the next barrier: it needs its own copy of the frame,
+     * since the query's strings point into it. */
+    struct node_read *r = calloc(1, sizeof *r);
     if (r == NULL || (r->frame = malloc(len)) == NULL) {
         free(r);
         node__reply_error(c, m->id, LR_ENOMEM, "out of memory");
         return;
     }
-    /* Re-decode from a private copy: the query's strings must outlive this frame. */
     memcpy(r->frame, frame, len);
     msgpack_unpacked_init(&r->up);
     if (proto_unpack(r->frame, len, &r->up) != 0 || proto_msg_decode(&r->up.data, &copy) != 0 ||
         proto_query_decode(copy.body, &r->q, &stale, errmsg) != 0) {
-        node__reply_error(c, m->id, LR_EINVAL, errmsg);
+        /* The same bytes decoded a moment ago: only memory can make this fail. */
+        node__reply_error(c, m->id, LR_ENOMEM, "out of memory");
         msgpack_unpacked_destroy(&r->up);
         free(r->frame);
         free(r);
         return;
     }
-    if (r->q.now_ms == 0) {
-        r->q.now_ms = node__now_ms();
-    }
+    r->q.now_ms = q.now_ms;
     r->c = c;
     r->req_id = m->id;
     c->refs++;
-    if (stale) {
-        node__answer_read(n, r);
-        node__read_free(r);
-        return;
-    }
-    if (raft_state(&n->raft) != RAFT_LEADER) {
-        node__reply_not_leader(c, m->id);
-        node__read_free(r);
-        return;
-    }
     r->next = n->reads_next;
     n->reads_next = r;
 }
@@ -582,6 +589,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     n->log = log;
     n->cfg = *cfg;
     msgpack_sbuffer_init(&n->scratch);
+    msgpack_sbuffer_init(&n->qans);
     if ((me = node__peer(n, cfg->id)) == NULL) {
         rv = errmsg_set(errmsg, LR_EINVAL, "node: id %llu is not among the peers",
                         (unsigned long long)cfg->id);
@@ -668,6 +676,7 @@ err_after_fsm:
     fsm_close(&n->fsm);
 err_after_alloc:
     msgpack_sbuffer_destroy(&n->scratch);
+    msgpack_sbuffer_destroy(&n->qans);
     free(n);
     *out = NULL;
     assert(rv != 0);
@@ -685,6 +694,7 @@ static void node__finish(struct node *n)
     xport_close(&n->xport);
     fsm_close(&n->fsm);
     msgpack_sbuffer_destroy(&n->scratch);
+    msgpack_sbuffer_destroy(&n->qans);
     void (*cb)(void *) = n->stop_cb;
     void *data = n->stop_data;
     free(n);

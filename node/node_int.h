@@ -92,6 +92,7 @@ struct node {
     struct raft_barrier barrier;
     int barrier_busy;
     msgpack_sbuffer scratch;      /* answers being built */
+    msgpack_sbuffer qans;         /* a query's answer, before it is framed into scratch */
     char rbuf[64 * 1024];         /* socket reads of this loop */
     int stopping;
     unsigned closing_handles;
