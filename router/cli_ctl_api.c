@@ -138,7 +138,7 @@ struct cli_ctl_api__args {
     const char *v[CLI_CTL_API__FIELDS]; /* each field's value, or NULL */
 };
 
-/* ---- usage ------------------------------------------------------------------------------------------ */
+/* ---- usage ----------------------------------------------------------------------------------- */
 
 static void cli_ctl_api__synopsis(FILE *f, const struct cli_ctl_api__cmd *c)
 {
@@ -199,7 +199,7 @@ static void cli_ctl_api__cmd_usage(FILE *f, const struct cli_ctl_api__cmd *c)
     cli_ctl_api_options(f);
 }
 
-/* ---- request building ------------------------------------------------------------------------------- */
+/* ---- request building ------------------------------------------------------------------------ */
 
 /* A growing string for the request target (not JSON: JSON goes through jansson). */
 struct cli_ctl_api__buf {
@@ -358,7 +358,7 @@ err_after_body:
     return 2;
 }
 
-/* ---- keys ------------------------------------------------------------------------------------------- */
+/* ---- keys ------------------------------------------------------------------------------------ */
 
 /* @flag, else $@env (when not empty), else member @member of DATA/keys.json (copied into @buf),
  * else NULL. */
@@ -376,14 +376,15 @@ static const char *cli_ctl_api__key(const char *flag, const char *env, const cha
     snprintf(path, sizeof path, "%s/keys.json", data);
     json_t *j = json_load_file(path, 0, NULL);
     const char *v = json_string_value(json_object_get(j, member));
-    if (v && v[0]) {
+    int found = v && v[0];
+    if (found) {
         snprintf(buf, cap, "%s", v);
     }
-    json_decref(j);
-    return v && v[0] ? buf : NULL;
+    json_decref(j); /* v dies with j */
+    return found ? buf : NULL;
 }
 
-/* ---- the answer ------------------------------------------------------------------------------------- */
+/* ---- the answer ------------------------------------------------------------------------------ */
 
 static int cli_ctl_api__print(const struct cli_ctl_api__cmd *c, const struct hclient_resp *r)
 {
@@ -424,7 +425,7 @@ static int cli_ctl_api__print(const struct cli_ctl_api__cmd *c, const struct hcl
     return ok ? 0 : 1;
 }
 
-/* ---- the entry point -------------------------------------------------------------------------------- */
+/* ---- the entry point ------------------------------------------------------------------------- */
 
 /* The row for argv[0] (and argv[1] for two-word commands), with *@next the first argv index
  * after its words; NULL if none. */

@@ -82,6 +82,9 @@ static void ctl(const struct fixture *f, struct run *r, ...)
     slurp(out, r->out, sizeof r->out);
     slurp(err, r->err, sizeof r->err);
     r->json = json_loads(r->out, 0, NULL);
+    if (r->code < 0) {
+        fprintf(stderr, "# laurel ctl died (status %#x): %s\n", (unsigned)status, r->err);
+    }
 }
 
 static void run_free(struct run *r)
