@@ -10,6 +10,7 @@
  * API's code and message on stderr) or when the router cannot be reached, 2 on usage errors.
  * Writes that take an idempotency key get a fresh random one when --key is not given; it is
  * printed on stderr, so an operator whose write timed out can retry it safely (API.md). */
+#include <assert.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -25,10 +26,10 @@
 #define CLI_CTL_API__FIELDS 8
 
 enum cli_ctl_api__where {
-    CLI_CTL_API__PATH,   /* fills the next "{}" of the row's path, %-encoded */
-    CLI_CTL_API__BODY,   /* a member of the JSON body */
-    CLI_CTL_API__QUERY,  /* a query parameter, %-encoded */
-    CLI_CTL_API__TARGET, /* the whole request target, as given ("/v1/cluster?x=1") */
+    CLI_CTL_API__PATH = 1, /* fills the next "{}" of the row's path, %-encoded (0: unused row) */
+    CLI_CTL_API__BODY,     /* a member of the JSON body */
+    CLI_CTL_API__QUERY,    /* a query parameter, %-encoded */
+    CLI_CTL_API__TARGET,   /* the whole request target, as given ("/v1/cluster?x=1") */
 };
 
 enum cli_ctl_api__type {
@@ -263,9 +264,10 @@ static int cli_ctl_api__target(const struct cli_ctl_api__cmd *c,
         rv = cli_ctl_api__put(b, p, n);
         p += n;
         if (rv == 0 && hole) {
-            while (c->f[i].where != CLI_CTL_API__PATH) {
+            while (i < CLI_CTL_API__FIELDS && c->f[i].where != CLI_CTL_API__PATH) {
                 i++;
             }
+            assert(i < CLI_CTL_API__FIELDS && c->f[i].meta); /* a "{}" per PATH field */
             rv = cli_ctl_api__put_enc(b, a->v[i++]);
             p += 2;
         }
