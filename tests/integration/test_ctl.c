@@ -260,7 +260,7 @@ static void score_then_top(void **state)
     run_free(&r);
 }
 
-/* rank: a player's exact global rank with neighbours (skipped while the router lacks it). */
+/* rank: a player's exact global rank across regions, with its neighbours. */
 static void rank_with_around(void **state)
 {
     struct fixture *f = *state;
@@ -270,10 +270,6 @@ static void rank_with_around(void **state)
     assert_int_equal(r.code, 0);
     run_free(&r);
     ctl(f, &r, "rank", "--board", "arena", "--player", "alice", "--around", "1", NULL);
-    if (r.code == 1 && strstr(r.err, "no such endpoint")) {
-        run_free(&r);
-        skip(); /* GET /v1/boards/{id}/players/{id} is not in this router yet */
-    }
     assert_int_equal(r.code, 0);
     assert_int_equal(json_integer_value(json_object_get(r.json, "rank")), 2);
     assert_int_equal(json_integer_value(json_object_get(r.json, "score")), 70);
@@ -306,8 +302,8 @@ static void unlock_unknown_achievement(void **state)
     run_free(&r);
 }
 
-/* Keys: none found is the API's 401 (exit 1, with a hint); an explicit --admin-key works, and
- * `get` sends the admin key. */
+/* Keys: none found is the API's 401 (exit 1, with a hint); an explicit --admin-key works;
+ * `get` sends the admin key (/v1/cluster) and prints a non-JSON body (/metrics) as it is. */
 static void keys_and_get(void **state)
 {
     struct fixture *f = *state;
@@ -331,6 +327,24 @@ static void keys_and_get(void **state)
     ctl(f, &r, "get", "/v1/games/quest", "--data", f->data, NULL);
     assert_int_equal(r.code, 0);
     assert_string_equal(jstr(r.json, "game_id"), "quest");
+    run_free(&r);
+
+    ctl(f, &r, "get", "/v1/cluster", "--data", f->data, NULL);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(json_array_size(json_object_get(r.json, "regions")), 2);
+    run_free(&r);
+
+    /* An unknown key on /v1/cluster: the API's 401. */
+    ctl(f, &r, "get", "/v1/cluster", "--data", "/nonexistent", "--api-key", "wrong", NULL);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "error unauthorized: "));
+    run_free(&r);
+
+    /* A body that is not JSON (Prometheus text) comes out as it is. */
+    ctl(f, &r, "get", "/metrics", NULL);
+    assert_int_equal(r.code, 0);
+    assert_null(r.json);
+    assert_true(strlen(r.out) > 0);
     run_free(&r);
 }
 
