@@ -46,6 +46,7 @@
 #include "../node/client.h"
 #include "../shard/err.h"
 #include "bench_http_int.h"
+#include "hclient.h"
 #include "httpload.h"
 #include "router.h"
 
@@ -596,11 +597,25 @@ static int bh__load_read(struct bench_http *b, struct bh__load *l, int top, int 
     return rv;
 }
 
+/* One request on a fresh connection (hclient.h): its status, or LR_E* with @errmsg. */
+static int bh__call(const struct bench_http *b, const char *method, const char *path,
+                    const char *key, const char *body, int *status, char *errmsg)
+{
+    struct hclient_req req = {method, path, key, body, body ? strlen(body) : 0};
+    struct hclient_resp resp;
+    int rv = hclient_do(b->addr, &req, 2000, &resp, errmsg);
+    if (rv == 0) {
+        *status = resp.status;
+        hclient_resp_free(&resp);
+    }
+    return rv;
+}
+
 static int bh__seed(struct bench_http *b)
 {
     struct httpload_result *res = malloc(sizeof *res);
     struct bh__load l;
-    char path[128], player[32];
+    char path[128], player[32], errmsg[LR_ERRMSG_SIZE];
     int rv, status = 0;
     if (res == NULL) {
         return LR_ENOMEM;
@@ -611,12 +626,11 @@ static int bh__seed(struct bench_http *b)
     char *js = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     snprintf(path, sizeof path, "/v1/boards/%s", b->board);
-    rv = js ? httpload_once(b->addr, "PUT", path, b->admin_key, js, 10000, &status, NULL)
-            : LR_ENOMEM;
+    rv = js ? bh__call(b, "PUT", path, b->admin_key, js, &status, errmsg) : LR_ENOMEM;
     free(js);
     if (rv != 0 || (status != 200 && status != 201)) {
         fprintf(stderr, "bench http: PUT %s: %s (status %d)\n", path,
-                rv ? err_message(rv) : "refused", status);
+                rv ? errmsg : "refused", status);
         rv = rv ? rv : LR_EINVAL;
         goto out;
     }
@@ -690,6 +704,7 @@ out:
 
 static int bh__wait_ready(struct bench_http *b, double timeout_s)
 {
+    char errmsg[LR_ERRMSG_SIZE];
     double end = bench_http__now() + timeout_s;
     while (bench_http__now() < end) {
         int status = 0;
@@ -698,8 +713,7 @@ static int bh__wait_ready(struct bench_http *b, double timeout_s)
             fprintf(stderr, "bench http: laurel dev exited early; see %s/dev.log\n", b->dir);
             return LR_EUNAVAILABLE;
         }
-        if (httpload_once(b->addr, "GET", "/readyz", NULL, NULL, 1000, &status, NULL) == 0 &&
-            status == 200) {
+        if (bh__call(b, "GET", "/readyz", NULL, NULL, &status, errmsg) == 0 && status == 200) {
             return 0;
         }
         bench_http__sleep_ms(100);

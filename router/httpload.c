@@ -13,6 +13,7 @@
  * when every connection is closed, and with it the timers; uv_run then returns. */
 #include "httpload.h"
 
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,8 +413,7 @@ static void httpload__on_drain(uv_timer_t *t)
     }
 }
 
-/* End of the measured window of a timed run, or the deadline of a counted one (which
- * abandons its requests in flight). */
+/* End of the measured window of a timed run. */
 static void httpload__on_end(uv_timer_t *t)
 {
     struct httpload__run *r = t->data;
@@ -422,11 +422,21 @@ static void httpload__on_end(uv_timer_t *t)
     for (unsigned i = 0; i < r->spec->conns; i++) {
         struct httpload__conn *c = &r->conns[i];
         c->redial = 0;
-        if (!c->in_flight || r->spec->seconds <= 0) {
+        if (!c->in_flight) {
             httpload__close(c);
         }
     }
     uv_timer_start(&r->drain, httpload__on_drain, HTTPLOAD__DRAIN_MS, 0);
+}
+
+static void httpload__free_conns(struct httpload__run *r)
+{
+    for (unsigned i = 0; r->conns && i < r->spec->conns; i++) {
+        free(r->conns[i].rbuf);
+        free(r->conns[i].wbuf);
+    }
+    free(r->conns);
+    r->conns = NULL;
 }
 
 static int httpload__addr(const char *addr, struct sockaddr_in *sa)
@@ -445,8 +455,7 @@ static int httpload__addr(const char *addr, struct sockaddr_in *sa)
     return 0;
 }
 
-static int httpload__run(const struct httpload_spec *spec, struct httpload_result *res,
-                         unsigned max_redials, unsigned deadline_ms)
+int httpload_run(const struct httpload_spec *spec, struct httpload_result *res)
 {
     struct httpload__run r;
     int rv;
@@ -462,7 +471,7 @@ static int httpload__run(const struct httpload_spec *spec, struct httpload_resul
     }
     r.spec = spec;
     r.res = res;
-    r.max_redials = max_redials;
+    r.max_redials = HTTPLOAD__RECONNECTS;
     r.conns = calloc(spec->conns, sizeof *r.conns);
     if (r.conns == NULL) {
         rv = LR_ENOMEM;
@@ -488,8 +497,6 @@ static int httpload__run(const struct httpload_spec *spec, struct httpload_resul
     r.t0 = uv_hrtime();
     if (spec->seconds > 0) {
         uv_timer_start(&r.end, httpload__on_end, (uint64_t)(spec->seconds * 1000.0), 0);
-    } else if (deadline_ms > 0) {
-        uv_timer_start(&r.end, httpload__on_end, deadline_ms, 0);
     }
     for (unsigned i = 0; i < spec->conns; i++) {
         httpload__dial(&r.conns[i]);
@@ -497,64 +504,17 @@ static int httpload__run(const struct httpload_spec *spec, struct httpload_resul
     httpload__end_if_idle(&r); /* every dial failed at once */
     uv_run(&r.loop, UV_RUN_DEFAULT);
     uv_loop_close(&r.loop);
-    rv = 0;
+    httpload__free_conns(&r);
+    return 0;
 
 err_after_conns:
-    for (unsigned i = 0; i < spec->conns; i++) {
-        free(r.conns[i].rbuf);
-        free(r.conns[i].wbuf);
-    }
-    free(r.conns);
+    httpload__free_conns(&r);
 err:
+    assert(rv != 0);
     return rv;
 }
 
-int httpload_run(const struct httpload_spec *spec, struct httpload_result *res)
-{
-    return httpload__run(spec, res, HTTPLOAD__RECONNECTS, 0);
-}
-
-/* ---- one request ---------------------------------------------------------------------------- */
-
-struct httpload__once {
-    char *req;
-    size_t len;
-    int status;
-    char *body;
-    int want_body;
-    int oom;
-};
-
-static size_t httpload__once_make(void *data, unsigned conn, uint64_t seq, char *buf, size_t cap)
-{
-    struct httpload__once *o = data;
-    (void)conn;
-    if (seq > 0 || o->len > cap) {
-        return 0;
-    }
-    memcpy(buf, o->req, o->len);
-    return o->len;
-}
-
-static void httpload__once_done(void *data, unsigned conn, uint64_t seq, int status,
-                                const char *body, size_t len)
-{
-    struct httpload__once *o = data;
-    (void)conn;
-    (void)seq;
-    o->status = status;
-    if (o->want_body) {
-        o->body = malloc(len + 1);
-        if (o->body == NULL) {
-            o->oom = 1;
-            return;
-        }
-        if (body) {
-            memcpy(o->body, body, len);
-        }
-        o->body[body ? len : 0] = '\0';
-    }
-}
+/* ---- request heads ------------------------------------------------------------------------- */
 
 size_t httpload_head(char *buf, size_t cap, const char *method, const char *path,
                      const char *addr, const char *key, int with_body, size_t body_len)
@@ -572,53 +532,4 @@ size_t httpload_head(char *buf, size_t cap, const char *method, const char *path
         return 0;
     }
     return (size_t)n + (size_t)m;
-}
-
-int httpload_once(const char *addr, const char *method, const char *path, const char *key,
-                  const char *body, unsigned timeout_ms, int *status, char **out_body)
-{
-    struct httpload__once o;
-    struct httpload_spec spec;
-    struct httpload_result *res;
-    size_t blen = body ? strlen(body) : 0;
-    int rv;
-    memset(&o, 0, sizeof o);
-    o.want_body = out_body != NULL;
-    o.req = malloc(HTTPLOAD_WBUF);
-    res = malloc(sizeof *res);
-    if (o.req == NULL || res == NULL) {
-        rv = LR_ENOMEM;
-        goto out;
-    }
-    o.len = httpload_head(o.req, HTTPLOAD_WBUF, method, path, addr, key, body != NULL, blen);
-    if (o.len == 0 || o.len + blen > HTTPLOAD_WBUF) {
-        rv = LR_EINVAL;
-        goto out;
-    }
-    memcpy(o.req + o.len, body ? body : "", blen);
-    o.len += blen;
-    memset(&spec, 0, sizeof spec);
-    spec.addr = addr;
-    spec.conns = 1;
-    spec.make = httpload__once_make;
-    spec.done = httpload__once_done;
-    spec.data = &o;
-    rv = httpload__run(&spec, res, 0, timeout_ms);
-    if (rv == 0 && o.oom) {
-        rv = LR_ENOMEM;
-    } else if (rv == 0 && o.status == 0) {
-        rv = LR_EUNAVAILABLE;
-    }
-    if (rv == 0) {
-        *status = o.status;
-        if (out_body) {
-            *out_body = o.body;
-            o.body = NULL;
-        }
-    }
-out:
-    free(o.body);
-    free(res);
-    free(o.req);
-    return rv;
 }

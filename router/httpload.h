@@ -5,7 +5,7 @@
  * by the caller's callback into a buffer the connection owns; answers are parsed minimally
  * (status line and Content-Length; no chunked bodies) and their latency goes into a
  * log-bucketed histogram, so nothing is allocated per request. Used by `laurel bench http`
- * for the measured workloads, the seeding and one-off requests. */
+ * for the measured workloads and the seeding (one-off requests go through hclient.h). */
 #ifndef LAUREL_HTTPLOAD_H
 #define LAUREL_HTTPLOAD_H
 
@@ -78,16 +78,6 @@ struct httpload_result {
  * not fail the call: they are in *@res.
  */
 int httpload_run(const struct httpload_spec *spec, struct httpload_result *res);
-
-/**
- * One request on a fresh connection: @method @path with @body (may be NULL) and, when @key is
- * not NULL, "Authorization: Bearer @key". All borrowed for the call.
- * @return 0 and *@status with the answer's body in *@body (malloc'd, NUL-terminated, owned by
- * the caller; may be NULL when not wanted), or LR_EUNAVAILABLE when no answer came within
- * @timeout_ms, LR_EINVAL or LR_ENOMEM.
- */
-int httpload_once(const char *addr, const char *method, const char *path, const char *key,
-                  const char *body, unsigned timeout_ms, int *status, char **out_body);
 
 /**
  * Write the head of a request, "@method @path HTTP/1.1" with Host, an Authorization header

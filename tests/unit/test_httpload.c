@@ -67,17 +67,28 @@ static void head_with_and_without_body(void **state)
     assert_int_equal(httpload_head(buf, 20, "GET", "/readyz", "h:1", NULL, 0, 0), 0);
 }
 
-/* Nobody listens: one request fails with LR_EUNAVAILABLE, a run counts transport errors. */
+static size_t make_get(void *data, unsigned conn, uint64_t seq, char *buf, size_t cap)
+{
+    (void)conn;
+    (void)seq;
+    return httpload_head(buf, cap, "GET", "/readyz", data, NULL, 0, 0);
+}
+
+/* Nobody listens: the run ends by itself with transport errors and nothing answered (each
+ * connection is dialled again a bounded number of times); a bad address is refused. */
 static void nobody_listening(void **state)
 {
+    static struct httpload_result res;
     char addr[32];
-    int status = 0;
     (void)state;
     snprintf(addr, sizeof addr, "127.0.0.1:%d", client_free_port());
-    assert_int_equal(httpload_once(addr, "GET", "/readyz", NULL, NULL, 2000, &status, NULL),
-                     LR_EUNAVAILABLE);
-    assert_int_equal(httpload_once("no-port", "GET", "/", NULL, NULL, 100, &status, NULL),
-                     LR_EINVAL);
+    struct httpload_spec spec = {addr, 2, 0, make_get, NULL, addr};
+    assert_int_equal(httpload_run(&spec, &res), 0);
+    assert_int_equal(res.answered, 0);
+    assert_true(res.transport_errors > 0);
+    assert_non_null(strstr(res.errmsg, "connect"));
+    spec.addr = "no-port";
+    assert_int_equal(httpload_run(&spec, &res), LR_EINVAL);
 }
 
 int main(void)
