@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -488,6 +489,12 @@ static int bh__report(struct bench_http *b, const char *name, const struct httpl
     return 1;
 }
 
+static double bh__cpu_s(const struct rusage *ru)
+{
+    return (double)ru->ru_utime.tv_sec + (double)ru->ru_utime.tv_usec / 1e6 +
+           (double)ru->ru_stime.tv_sec + (double)ru->ru_stime.tv_usec / 1e6;
+}
+
 /* Run @l on @conns connections for b->seconds and print its figures. */
 static int bh__measure(struct bench_http *b, struct bh__load *l, const char *name,
                        const char *unit)
@@ -497,8 +504,11 @@ static int bh__measure(struct bench_http *b, struct bh__load *l, const char *nam
     if (res == NULL) {
         return LR_ENOMEM;
     }
+    struct rusage ru0, ru1;
     fprintf(stderr, "bench http: %s: %u connections for %.0f s\n", name, b->conns, b->seconds);
+    getrusage(RUSAGE_SELF, &ru0);
     int rv = httpload_run(&spec, res);
+    getrusage(RUSAGE_SELF, &ru1);
     if (rv == 0) {
         double secs = res->seconds > 0 ? res->seconds : 1;
         double done = l->count_items ? (double)l->items_ok : (double)res->ok;
@@ -509,6 +519,9 @@ static int bh__measure(struct bench_http *b, struct bh__load *l, const char *nam
         snprintf(pn, sizeof pn, "%s_p99_ms", name);
         bench_http__fig(&b->figs, pn, httpload_hist_quantile_ms(&res->hist, 0.99), 2, "ms");
         bh__report(b, name, res, l);
+        /* The load generator shares the cores with the cluster: say how much it took. */
+        fprintf(stderr, "bench http: %s: the load generator used %.0f%% of one core\n", name,
+                100.0 * (bh__cpu_s(&ru1) - bh__cpu_s(&ru0)) / secs);
     }
     free(res);
     return rv;
