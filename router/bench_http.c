@@ -250,6 +250,7 @@ struct bench_http {
     char regions[ROUTER_MAX_REGIONS][65];
     unsigned nregions, replicas, conns, players;
     double seconds;
+    char only[256]; /* ",name,name," of the workloads to run; "" for all */
     /* the cluster we started, if any */
     char dir[64];
     pid_t dev;
@@ -821,7 +822,7 @@ static void bh__usage(FILE *f)
     fprintf(f,
             "usage: laurel bench http [--quick] [--no-peers] [--router HOST:PORT --api-key K\n"
             "                         --admin-key K] [--regions a,b,c] [--replicas N]\n"
-            "                         [--conns N] [--players N] [--seconds S]\n"
+            "                         [--conns N] [--players N] [--seconds S] [--only a,b]\n"
             "\n"
             "The public HTTP API of a real cluster under closed-loop load: score writes (single\n"
             "and through /v1/events), ranks, around-me and the global top 100, then the same\n"
@@ -831,6 +832,7 @@ static void bh__usage(FILE *f)
             "  --quick      %.0f s a workload, %u players, shorter peer runs (default %.0f s, %u)\n"
             "  --no-peers   skip Redis and PostgreSQL\n"
             "  --conns N    connections (and peer clients), default 50\n"
+            "  --only a,b   run only these workloads (figure names, e.g. http_rank_rps)\n"
             "Each figure prints as `figure <name> <value> <unit>`, errors as\n"
             "`errors <name>: ...`, skipped peers as `peer skipped: ...`.\n",
             3.0, 10000u, 15.0, 30000u);
@@ -848,6 +850,7 @@ static int bh__parse(struct bench_http *b, int argc, char **argv)
                                          {"conns", required_argument, NULL, 'c'},
                                          {"players", required_argument, NULL, 'p'},
                                          {"seconds", required_argument, NULL, 's'},
+                                         {"only", required_argument, NULL, 'o'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *regions = "na,eu,apac";
@@ -869,6 +872,7 @@ static int bh__parse(struct bench_http *b, int argc, char **argv)
         case 'c': b->conns = (unsigned)atoi(optarg); break;
         case 'p': players = atol(optarg); break;
         case 's': b->seconds = atof(optarg); break;
+        case 'o': snprintf(b->only, sizeof b->only, ",%s,", optarg); break;
         case 'h': bh__usage(stdout); return 0;
         default: bh__usage(stderr); return 2;
         }
@@ -932,7 +936,12 @@ static int bh__workloads(struct bench_http *b)
     };
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {
         struct bh__load l;
+        char key[80];
         int rv;
+        snprintf(key, sizeof key, ",%s,", w[i].name);
+        if (b->only[0] && strstr(b->only, key) == NULL) {
+            continue;
+        }
         memset(&l, 0, sizeof l);
         l.name = w[i].name;
         switch (w[i].kind) {
