@@ -4,6 +4,9 @@
 json_t *mpjson_from(const msgpack_object *o)
 {
     json_t *j = NULL;
+    if (o == NULL) {
+        return NULL;
+    }
     switch (o->type) {
     case MSGPACK_OBJECT_NIL: return json_null();
     case MSGPACK_OBJECT_BOOLEAN: return json_boolean(o->via.boolean);

@@ -9,6 +9,6 @@
 #include <msgpack.h>
 
 /** New JSON value for @o (caller owns it), or NULL on a type JSON cannot hold. */
-json_t *mpjson_from(const msgpack_object *o);
+json_t *mpjson_from(const msgpack_object *o); /* NULL @o: NULL */
 
 #endif

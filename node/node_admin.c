@@ -28,7 +28,7 @@ void node__op_status(struct node_conn *c, const struct proto_msg *m)
     const struct node_peer *me = node__peer(n, n->cfg.id);
     msgpack_packer pk = node__packer(n);
     proto_msg_begin(&pk, m->id, 0);
-    msgpack_pack_map(&pk, 12);
+    msgpack_pack_map(&pk, 15);
     proto_pack_key(&pk, "id");
     msgpack_pack_uint64(&pk, n->cfg.id);
     proto_pack_key(&pk, "region");
@@ -51,6 +51,15 @@ void node__op_status(struct node_conn *c, const struct proto_msg *m)
     msgpack_pack_uint64(&pk, raft_last_index(&n->raft));
     proto_pack_key(&pk, "digest");
     msgpack_pack_uint64(&pk, shard_digest(n->fsm.shard));
+    proto_pack_key(&pk, "applied_entries");
+    msgpack_pack_uint64(&pk, n->fsm.applied_entries);
+    proto_pack_key(&pk, "applied_commands");
+    msgpack_pack_uint64(&pk, n->fsm.applied_commands);
+    proto_pack_key(&pk, "batch_hist");
+    msgpack_pack_array(&pk, FSM_BATCH_BUCKETS);
+    for (unsigned i = 0; i < FSM_BATCH_BUCKETS; i++) {
+        msgpack_pack_uint64(&pk, n->fsm.batch_hist[i]);
+    }
     proto_pack_key(&pk, "voters");
     unsigned nv = 0;
     for (unsigned i = 0; i < n->raft.configuration.n; i++) {

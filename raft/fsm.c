@@ -116,6 +116,13 @@ static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, void *
     if (rv != 0) {
         return fsm__fatal(f, rv, "apply: map still full after growing");
     }
+    unsigned bucket = 0;
+    while (bucket + 1 < FSM_BATCH_BUCKETS && (1u << bucket) < f->nresults) {
+        bucket++;
+    }
+    f->batch_hist[bucket]++;
+    f->applied_entries++;
+    f->applied_commands += f->nresults;
     if (f->hooks.applied) {
         struct fsm_applied a = {index,       buf,        f->nresults, f->status,
                                 f->replayed, f->off,     f->len,      &f->results,

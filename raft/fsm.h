@@ -42,10 +42,16 @@ struct fsm_hooks {
     void (*fatal)(void *data, int rv, const char *msg);
 };
 
+#define FSM_BATCH_BUCKETS 13 /* 1, 2, 4, ... 4096 = CMD_ENTRY_MAX */
+
 struct fsm {
     struct raft_fsm raft_fsm; /* read-only: hand &raft_fsm to raft_init */
     struct raft *raft;        /* set by the owner before raft_start */
     struct shard *shard;      /* read-only */
+    /* Counters since start (read-only): entries applied, commands in them, and entries by
+     * commands per entry in power-of-two buckets (bucket k: at most 2^k commands). */
+    uint64_t applied_entries, applied_commands;
+    uint64_t batch_hist[FSM_BATCH_BUCKETS];
     /* private */
     struct shard_config cfg;
     char dir[4096];

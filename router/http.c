@@ -242,8 +242,9 @@ out:
 /* Lay out an answer in @buf (@cap bytes): LWS_PRE bytes for lws, then status line, headers and
  * body (left out for HEAD, as @with_body says). @return its length from LWS_PRE, or 0 if it
  * does not fit. */
-static size_t http__layout(struct lws *wsi, int status, const char *body, size_t len,
-                           const char *extra, int with_body, unsigned char *buf, size_t cap)
+static size_t http__layout(struct lws *wsi, int status, const char *ctype, const char *body,
+                           size_t len, const char *extra, int with_body, unsigned char *buf,
+                           size_t cap)
 {
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + cap;
     size_t extra_len = extra ? strlen(extra) : 0, send_len = with_body ? len : 0;
@@ -254,7 +255,8 @@ static size_t http__layout(struct lws *wsi, int status, const char *body, size_t
     unsigned code = (unsigned)status | LWSAHH_FLAG_NO_SERVER_NAME;
     if (lws_add_http_header_status(wsi, code, &p, end) != 0 ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-                                     (const unsigned char *)"application/json", 16, &p, end) != 0 ||
+                                     (const unsigned char *)ctype, (int)strlen(ctype), &p,
+                                     end) != 0 ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
                                      (const unsigned char *)clen, clen_n, &p, end) != 0 ||
         (size_t)(end - p) < extra_len + 2 + send_len) {
@@ -276,12 +278,12 @@ static size_t http__layout(struct lws *wsi, int status, const char *body, size_t
 
 /* Build the whole answer and ask for a writeable callback. On failure the connection is
  * killed (the client sees it close), which also frees the request. */
-static void http__answer(struct http__req *r, int status, const char *body, size_t len,
-                         const char *extra, int close_after)
+static void http__answer(struct http__req *r, int status, const char *ctype, const char *body,
+                         size_t len, const char *extra, int close_after)
 {
     size_t cap = LWS_PRE + HTTP__HEAD_ROOM + (extra ? strlen(extra) : 0) + len;
     unsigned char *buf = malloc(cap);
-    size_t n = buf ? http__layout(r->wsi, status, body, len, extra, !r->head, buf, cap) : 0;
+    size_t n = buf ? http__layout(r->wsi, status, ctype, body, len, extra, !r->head, buf, cap) : 0;
     if (n == 0) {
         free(buf);
         lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
@@ -302,7 +304,7 @@ static void http__refuse(struct http__req *r, int which)
     r->pub.body = "";
     r->pub.body_len = 0;
     r->dispatched = 1;
-    http__answer(r, http__refusals[which].status, body, strlen(body), NULL, 1);
+    http__answer(r, http__refusals[which].status, HTTP_JSON, body, strlen(body), NULL, 1);
 }
 
 /* Hand the complete request to the handler. */
@@ -436,7 +438,7 @@ static int http__refuse_upgrade(struct http *h, struct lws *wsi)
 {
     const char *body = h->refusal[HTTP__UPGRADE];
     unsigned char buf[LWS_PRE + HTTP__HEAD_ROOM + 128];
-    size_t n = http__layout(wsi, http__refusals[HTTP__UPGRADE].status, body, strlen(body), NULL, 1,
+    size_t n = http__layout(wsi, http__refusals[HTTP__UPGRADE].status, HTTP_JSON, body, strlen(body), NULL, 1,
                             buf, sizeof buf);
     if (n == 0 || lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL) != (int)n) {
         return -1;
@@ -484,9 +486,15 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 void http_reply(struct http_req *req, int status, const char *body, size_t len,
                 const char *extra_headers)
 {
+    http_reply_type(req, status, HTTP_JSON, body, len, extra_headers);
+}
+
+void http_reply_type(struct http_req *req, int status, const char *ctype, const char *body,
+                     size_t len, const char *extra_headers)
+{
     struct http__req *r = (struct http__req *)req;
     if (r->wsi != NULL) {
-        http__answer(r, status, body, len, extra_headers, 0);
+        http__answer(r, status, ctype, body, len, extra_headers, 0);
     }
     http__req_release(r, HTTP__HANDLER);
 }

@@ -49,6 +49,12 @@ int http_start(uv_loop_t *loop, const char *addr, http_handler handler, void *da
 void http_reply(struct http_req *req, int status, const char *body, size_t len,
                 const char *extra_headers);
 
+#define HTTP_JSON "application/json"
+
+/** The same with Content-Type @ctype (e.g. the Prometheus text format). */
+void http_reply_type(struct http_req *req, int status, const char *ctype, const char *body,
+                     size_t len, const char *extra_headers);
+
 /** 1 while the connection of @req is still open. */
 int http_req_alive(const struct http_req *req);
 

@@ -36,13 +36,35 @@ void rreq__free(struct rreq *q)
         }
     }
     msgpack_sbuffer_destroy(&q->args);
+    msgpack_sbuffer_destroy(&q->cmd);
     json_decref(q->body);
+    json_decref(q->acc);
+    free(q->ids);
+    rev_free(q->ev);
     free(q);
+}
+
+const uint64_t router__lat_bounds_us[ROUTER_LAT_BUCKETS] = {
+    250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000};
+
+void rreq__observe(struct rreq *q, int status)
+{
+    size_t i = q->route ? (size_t)(q->route - router__route_at(0)) : router__nroutes();
+    struct router__stat *st = &q->r->stat[i < ROUTER_STAT_ROUTES ? i : ROUTER_STAT_ROUTES - 1];
+    uint64_t us = (uv_hrtime() - q->t0) / 1000;
+    unsigned b = 0;
+    while (b < ROUTER_LAT_BUCKETS && us > router__lat_bounds_us[b]) {
+        b++;
+    }
+    st->lat[b]++;
+    st->lat_sum_us += us;
+    st->by_class[status >= 100 && status < 600 ? status / 100 : 5]++;
 }
 
 void rreq__reply_json(struct rreq *q, int status, json_t *j, const char *headers)
 {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+    rreq__observe(q, status);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     if (s == NULL) {
         http_reply(q->h, 500, "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}",
                    57, NULL);
@@ -140,6 +162,22 @@ int rreq__call(struct rreq *q, unsigned region, int op, int need_leader)
     return rv;
 }
 
+/* Call @op with q->args on every region; q->next runs once all have answered. A call that
+ * cannot start counts as that region answering LR_ENOMEM, so calls already in flight are
+ * never orphaned by an early reply. */
+void rreq__call_all(struct rreq *q, int op, int need_leader)
+{
+    q->pending++; /* held while launching: answers never arrive from inside upstream_call */
+    for (unsigned i = 0; i < q->r->nregions; i++) {
+        if (rreq__call(q, i, op, need_leader) != 0) {
+            q->code[i] = LR_ENOMEM;
+        }
+    }
+    if (--q->pending == 0) {
+        q->next(q);
+    }
+}
+
 /* The answer of @region as an object (valid while q lives). */
 int rreq__answer(struct rreq *q, unsigned region, msgpack_unpacked *up,
                         const msgpack_object **o)
@@ -215,9 +253,19 @@ void rreq__args_cmd(struct rreq *q, const struct cmd *c)
     cmd_encode(&pk, c);
 }
 
-void rreq__args_query(struct rreq *q, const struct shard_query *sq, int stale)
+/* Pack @sq as a query's args. One clock for every region a request asks: each names the
+ * same current period even when the request straddles a period's end. */
+void rreq__args_query(struct rreq *q, struct shard_query *sq, int stale)
 {
     msgpack_packer pk;
+    if (q->now_ms == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        q->now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
+    if (sq->now_ms == 0) {
+        sq->now_ms = q->now_ms;
+    }
     msgpack_sbuffer_clear(&q->args);
     msgpack_packer_init(&pk, &q->args, msgpack_sbuffer_write);
     proto_query_encode(&pk, sq, stale);
@@ -279,12 +327,7 @@ void rreq__locate(struct rreq *q, const char *id, void (*then)(struct rreq *))
     rreq__args_query(q, &sq, 0);
     q->next = rreq__located;
     q->region = -1;
-    for (unsigned i = 0; i < q->r->nregions; i++) {
-        if (rreq__call(q, i, PROTO_OP_QUERY, 1) != 0) {
-            rreq__error(q, LR_ENOMEM, "out of memory");
-            return;
-        }
-    }
+    rreq__call_all(q, PROTO_OP_QUERY, 1);
 }
 
 static void rreq__located(struct rreq *q)
@@ -310,27 +353,41 @@ static void rreq__located(struct rreq *q)
 /* ---- the route table and the pipeline ---------------------------------------------------------- */
 
 #define ROUTER_ROUTES(X)                                                                       \
-    X(HTTP_GET, "/healthz", route_healthz, AUTH_NONE)                                          \
-    X(HTTP_GET, "/readyz", route_readyz, AUTH_NONE)                                            \
-    X(HTTP_PUT, "/v1/players/{}", route_player_put, AUTH_API)                                  \
-    X(HTTP_GET, "/v1/players/{}", route_player_get, AUTH_NONE)                                 \
-    X(HTTP_PUT, "/v1/games/{}", route_game_put, AUTH_ADMIN)                                    \
-    X(HTTP_GET, "/v1/games/{}", route_game_get, AUTH_NONE)                                     \
-    X(HTTP_PUT, "/v1/boards/{}", route_board_put, AUTH_ADMIN)                                  \
-    X(HTTP_GET, "/v1/boards/{}", route_board_get, AUTH_NONE)                                   \
-    X(HTTP_POST, "/v1/boards/{}/scores", route_score, AUTH_API)                                \
-    X(HTTP_POST, "/v1/unlocks", route_unlock, AUTH_API)                                        \
-    X(HTTP_PUT, "/v1/games/{}/achievements/{}", route_ach_put, AUTH_ADMIN)                     \
-    X(HTTP_GET, "/v1/games/{}/achievements", route_ach_list, AUTH_NONE)                        \
-    X(HTTP_GET, "/v1/boards/{}/top", route_top, AUTH_NONE)
+    X(HTTP_GET, "/healthz", route_healthz, AUTH_NONE, BODY_NONE)                               \
+    X(HTTP_GET, "/readyz", route_readyz, AUTH_NONE, BODY_NONE)                                 \
+    X(HTTP_GET, "/metrics", route_metrics, AUTH_NONE, BODY_NONE)                               \
+    X(HTTP_GET, "/v1/cluster", route_cluster, AUTH_ADMIN, BODY_NONE)                           \
+    X(HTTP_PUT, "/v1/players/{}", route_player_put, AUTH_API, BODY_OBJECT)                     \
+    X(HTTP_GET, "/v1/players/{}", route_player_get, AUTH_NONE, BODY_NONE)                      \
+    X(HTTP_GET, "/v1/players/{}/achievements", route_history, AUTH_NONE, BODY_NONE)            \
+    X(HTTP_GET, "/v1/players/{}/dashboard", route_dashboard, AUTH_NONE, BODY_NONE)             \
+    X(HTTP_GET, "/v1/players/{}/stats", route_stats, AUTH_NONE, BODY_NONE)                     \
+    X(HTTP_GET, "/v1/players/{}/rewards", route_rewards, AUTH_NONE, BODY_NONE)                 \
+    X(HTTP_PUT, "/v1/games/{}", route_game_put, AUTH_ADMIN, BODY_OBJECT)                       \
+    X(HTTP_GET, "/v1/games/{}", route_game_get, AUTH_NONE, BODY_NONE)                          \
+    X(HTTP_PUT, "/v1/boards/{}", route_board_put, AUTH_ADMIN, BODY_OBJECT)                     \
+    X(HTTP_GET, "/v1/boards/{}", route_board_get, AUTH_NONE, BODY_NONE)                        \
+    X(HTTP_POST, "/v1/boards/{}/scores", route_score, AUTH_API, BODY_OBJECT)                   \
+    X(HTTP_POST, "/v1/unlocks", route_unlock, AUTH_API, BODY_OBJECT)                           \
+    X(HTTP_POST, "/v1/events", route_events, AUTH_API, BODY_ARRAY)                             \
+    X(HTTP_PUT, "/v1/games/{}/achievements/{}", route_ach_put, AUTH_ADMIN, BODY_OBJECT)        \
+    X(HTTP_GET, "/v1/games/{}/achievements", route_ach_list, AUTH_NONE, BODY_NONE)             \
+    X(HTTP_GET, "/v1/boards/{}/top", route_top, AUTH_NONE, BODY_NONE)                          \
+    X(HTTP_GET, "/v1/boards/{}/players/{}", route_rank, AUTH_NONE, BODY_NONE)                  \
+    X(HTTP_GET, "/v1/boards/{}/players", route_friends, AUTH_NONE, BODY_NONE)
 
 static const struct router__route router__routes[] = {
-#define ROUTER__ROW(m, pat, fn, auth) {m, pat, fn, auth},
+#define ROUTER__ROW(m, pat, fn, auth, body) {m, pat, fn, auth, body},
     ROUTER_ROUTES(ROUTER__ROW)
 #undef ROUTER__ROW
 };
 
 #define ROUTER__NROUTES (sizeof router__routes / sizeof router__routes[0])
+_Static_assert(ROUTER__NROUTES < ROUTER_STAT_ROUTES, "raise ROUTER_STAT_ROUTES");
+
+size_t router__nroutes(void) { return ROUTER__NROUTES; }
+
+const struct router__route *router__route_at(size_t i) { return &router__routes[i]; }
 
 /* Match @path against @pat ("{}" = one id-like segment). 1 on a match, with the params. */
 static int router__match(const char *pat, const char *path, struct lr_str *param)
@@ -373,6 +430,7 @@ static void router__handle(void *data, struct http_req *h)
     }
     q->r = r;
     q->h = h;
+    q->t0 = uv_hrtime();
     q->region = -1;
     msgpack_sbuffer_init(&q->args);
     snprintf(q->path, sizeof q->path, "%s", h->path);
@@ -412,12 +470,14 @@ static void router__handle(void *data, struct http_req *h)
             return;
         }
     }
-    if (h->method == HTTP_POST || h->method == HTTP_PUT) {
+    if (route->body != BODY_NONE) {
         json_error_t jerr;
+        const char *want = route->body == BODY_ARRAY ? "array" : "object";
         q->body = json_loadb(h->body, h->body_len, JSON_REJECT_DUPLICATES, &jerr);
-        if (q->body == NULL || !json_is_object(q->body)) {
-            rreq__error(q, LR_EINVAL, "body must be a JSON object: %s",
-                        q->body ? "not an object" : jerr.text);
+        if (q->body == NULL || (route->body == BODY_OBJECT && !json_is_object(q->body)) ||
+            (route->body == BODY_ARRAY && !json_is_array(q->body))) {
+            rreq__error(q, LR_EINVAL, "body must be a JSON %s: %s", want,
+                        q->body ? "it is not" : jerr.text);
             return;
         }
     }

@@ -16,6 +16,16 @@
 #define ROUTER__PARAMS 3
 
 enum router__auth { AUTH_NONE, AUTH_API, AUTH_ADMIN };
+enum router__body { BODY_NONE, BODY_OBJECT, BODY_ARRAY };
+
+/* Per-route request counts by status class and latency histogram, for /metrics. */
+#define ROUTER_LAT_BUCKETS 12 /* upper bounds in router_ops.c */
+#define ROUTER_STAT_ROUTES 48 /* routes of the table + 1 for requests that matched none */
+struct router__stat {
+    uint64_t by_class[6]; /* 1xx..5xx at [1..5] */
+    uint64_t lat[ROUTER_LAT_BUCKETS + 1]; /* the last one: above every bound */
+    uint64_t lat_sum_us;
+};
 
 struct router {
     uv_loop_t *loop;
@@ -30,6 +40,7 @@ struct router {
     void (*done)(void *data);
     void *done_data;
     unsigned closing;
+    struct router__stat stat[ROUTER_STAT_ROUTES];
 };
 
 /* One HTTP request in flight through the pipeline. */
@@ -47,14 +58,29 @@ struct rreq {
     int have[ROUTER_MAX_REGIONS];
     int region; /* the region a player-scoped request goes to, or -1 */
     int admin;  /* the request carries the admin key */
-    /* A board page request, parsed once (router_boards.c). */
+    int64_t now_ms; /* the clock of the request's first query, reused by later rounds */
+    uint64_t t0;    /* uv_hrtime at arrival */
+    /* Read parameters, parsed once: board reads (router_boards.c, router_rank.c) and player
+     * reads (history, stats). */
     struct {
         char scope[80], window[16], cursor[CURSOR_MAX];
         enum timefmt_window w;
         int64_t period;
         int has_period, desc;
-        uint32_t limit;
+        uint32_t limit, around, days;
+        enum shard_qtype qtype; /* a player read's query */
+        char game[VALID_ID_MAX + 1];
+        /* the key of the player whose rank is asked (router_rank.c) */
+        int64_t score, subscore, updated_ms;
     } top;
+    /* Friends view: the ids (owned, NUL-separated) and the entries found so far. */
+    char *ids;
+    uint32_t nids;
+    json_t *acc;
+    /* One command packed by a write route before the player's region is known. */
+    msgpack_sbuffer cmd;
+    /* POST /v1/events in flight (router_events.c; owned). */
+    struct rev *ev;
     void (*next)(struct rreq *q); /* runs when every pending region call has answered */
     void (*then)(struct rreq *q); /* runs once the player's region is known */
     char player[VALID_ID_MAX + 1];
@@ -68,7 +94,15 @@ struct router__route {
     const char *pattern;
     router__handler handler;
     enum router__auth auth;
+    enum router__body body;
 };
+
+/* router.c: the route table, for /metrics */
+size_t router__nroutes(void);
+const struct router__route *router__route_at(size_t i);
+/* Count @q's answer with @status in the metrics (every reply path calls it once). */
+void rreq__observe(struct rreq *q, int status);
+extern const uint64_t router__lat_bounds_us[ROUTER_LAT_BUCKETS];
 
 /* router.c: replies (each frees @q) */
 void rreq__free(struct rreq *q);
@@ -81,9 +115,10 @@ void rreq__reply_result(struct rreq *q);
 
 /* router.c: calls to regions; q->next runs when every pending call has answered */
 int rreq__call(struct rreq *q, unsigned region, int op, int need_leader);
+void rreq__call_all(struct rreq *q, int op, int need_leader);
 int rreq__answer(struct rreq *q, unsigned region, msgpack_unpacked *up, const msgpack_object **o);
 void rreq__args_cmd(struct rreq *q, const struct cmd *c);
-void rreq__args_query(struct rreq *q, const struct shard_query *sq, int stale);
+void rreq__args_query(struct rreq *q, struct shard_query *sq, int stale);
 /* Find where player @id lives, then run @then with q->region (-1: none). */
 void rreq__locate(struct rreq *q, const char *id, void (*then)(struct rreq *));
 
@@ -94,9 +129,39 @@ const char *rreq__body_str(struct rreq *q, const char *key, int required);
 
 /* router_routes.c */
 void rreq__reply_query(struct rreq *q);
-void rreq__query_region(struct rreq *q, const struct shard_query *sq);
+void rreq__query_region(struct rreq *q, struct shard_query *sq);
 void rreq__catalog(struct rreq *q, const struct cmd *c);
+/* Build a score or unlock command from a JSON item (single endpoint or events batch item):
+ * 0, or LR_EINVAL with a sentence in @err. *@mtext (owned by the caller, free it) holds the
+ * metadata text the command points into; strings point into @item. */
+int router__score_cmd(json_t *item, struct lr_str board, struct cmd *c, char **mtext,
+                      char *err, size_t errcap);
+int router__unlock_cmd(json_t *item, struct cmd *c, char *err, size_t errcap);
 
+/* router_boards.c: board read parameters and the board's order */
+int rreq__board_params(struct rreq *q, int paged);
+void rreq__with_board(struct rreq *q, void (*then)(struct rreq *));
+struct router__entry {
+    const msgpack_object *o;
+    struct rankkey key;
+    char id[VALID_ID_MAX + 1];
+};
+struct router__entries {
+    struct router__entry *v;
+    size_t n, cap;
+};
+/* Append the entries of array @list (region @region's answer) to @es: 0, or -1 with a reply
+ * sent. */
+int rreq__collect(struct rreq *q, const msgpack_object *list, unsigned region,
+                  struct router__entries *es);
+void router__entries_sort(struct router__entries *es);
+int router__entry_key(const msgpack_object *e, int desc, struct router__entry *out);
+/* Reply with an error if any region's answer failed; 0 when all are usable, with @up/@o
+ * (free them with rreq__answers_free, which takes the count because @q may be gone). */
+int rreq__answers(struct rreq *q, msgpack_unpacked *up, const msgpack_object **o);
+void rreq__answers_free(unsigned nregions, msgpack_unpacked *up);
+/* A JSON object of the scope fields every board answer carries. */
+json_t *rreq__board_head(struct rreq *q, const msgpack_object *any);
 /* The routes of ROUTER_ROUTES (router.c). */
 void route_healthz(struct rreq *q);
 void route_readyz(struct rreq *q);
@@ -111,5 +176,15 @@ void route_unlock(struct rreq *q);
 void route_ach_put(struct rreq *q);
 void route_ach_list(struct rreq *q);
 void route_top(struct rreq *q);
+void route_rank(struct rreq *q);
+void route_friends(struct rreq *q);
+void route_events(struct rreq *q);
+void rev_free(struct rev *ev); /* router_events.c; NULL is a no-op */
+void route_history(struct rreq *q);
+void route_dashboard(struct rreq *q);
+void route_stats(struct rreq *q);
+void route_rewards(struct rreq *q);
+void route_cluster(struct rreq *q);
+void route_metrics(struct rreq *q);
 
 #endif

@@ -2,6 +2,7 @@
  * Each validates its input, builds a command or a query and calls regions through the helpers
  * of router_int.h; replies go out through the same helpers. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,12 +44,7 @@ void route_readyz(struct rreq *q)
 {
     msgpack_sbuffer_clear(&q->args);
     q->next = rreq__ready;
-    for (unsigned i = 0; i < q->r->nregions; i++) {
-        if (rreq__call(q, i, PROTO_OP_STATUS, 1) != 0) {
-            rreq__error(q, LR_ENOMEM, "out of memory");
-            return;
-        }
-    }
+    rreq__call_all(q, PROTO_OP_STATUS, 1);
 }
 
 static void rreq__player_put_go(struct rreq *q)
@@ -116,7 +112,7 @@ void rreq__reply_query(struct rreq *q)
 }
 
 /* Run @sq on q->region (linearizable) and reply with its answer. */
-void rreq__query_region(struct rreq *q, const struct shard_query *sq)
+void rreq__query_region(struct rreq *q, struct shard_query *sq)
 {
     rreq__args_query(q, sq, 0);
     q->next = rreq__reply_query;
@@ -166,12 +162,7 @@ void rreq__catalog(struct rreq *q, const struct cmd *c)
     rreq__args_cmd(q, c);
     q->region = -1;
     q->next = rreq__catalog_done;
-    for (unsigned i = 0; i < q->r->nregions; i++) {
-        if (rreq__call(q, i, PROTO_OP_SUBMIT, 1) != 0) {
-            rreq__error(q, LR_ENOMEM, "out of memory");
-            return;
-        }
-    }
+    rreq__call_all(q, PROTO_OP_SUBMIT, 1);
 }
 
 void route_game_put(struct rreq *q)
@@ -298,114 +289,174 @@ void route_game_get(struct rreq *q)
     rreq__query_region(q, &sq);
 }
 
-static void rreq__score_go(struct rreq *q)
+/* ---- scores and unlocks: one builder for the single endpoints and for events items ---------- */
+
+static int router__errf(char *err, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int router__errf(char *err, size_t cap, const char *fmt, ...)
 {
-    if (q->region < 0) {
-        rreq__error(q, LR_ENOTFOUND, "player %s not found", q->player);
-        return;
-    }
-    json_t *meta = json_object_get(q->body, "metadata");
-    char *mtext = meta && !json_is_null(meta) ? json_dumps(meta, JSON_COMPACT) : NULL;
-    struct cmd c;
-    memset(&c, 0, sizeof c);
-    c.type = CMD_SCORE;
-    c.u.score.board_id = q->param[0];
-    c.u.score.player_id = lr_str_of(q->player);
-    c.u.score.score = json_integer_value(json_object_get(q->body, "score"));
-    c.u.score.subscore = json_integer_value(json_object_get(q->body, "subscore"));
-    c.u.score.metadata = lr_str_of(mtext);
-    c.u.score.idempotency_key = lr_str_of(json_string_value(json_object_get(q->body,
-                                                                             "idempotency_key")));
-    rreq__args_cmd(q, &c);
-    free(mtext);
-    q->next = rreq__reply_result;
-    if (rreq__call(q, (unsigned)q->region, PROTO_OP_SUBMIT, 1) != 0) {
-        rreq__error(q, LR_ENOMEM, "out of memory");
-    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, cap, fmt, ap);
+    va_end(ap);
+    return LR_EINVAL;
 }
 
-static int rreq__int_field(struct rreq *q, const char *key, int required)
+/* A string field that must be present; NULL with the sentence in @err otherwise. */
+static const char *router__str_field(json_t *item, const char *key, char *err, size_t cap)
 {
-    json_t *v = json_object_get(q->body, key);
+    json_t *v = json_object_get(item, key);
     if (v == NULL || json_is_null(v)) {
-        if (required) {
-            rreq__error(q, LR_EINVAL, "%s is required", key);
-            return -1;
-        }
-        return 0;
+        router__errf(err, cap, "%s is required", key);
+        return NULL;
     }
-    if (!json_is_integer(v) || !valid_score(json_integer_value(v))) {
-        rreq__error(q, LR_EINVAL, "%s must be an integer in [-(2^53-1), 2^53-1]", key);
-        return -1;
+    if (!json_is_string(v)) {
+        router__errf(err, cap, "%s must be a string", key);
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+/* The player id and idempotency key every write item carries, checked before the router
+ * asks anyone where the player lives. */
+static int router__write_ids(json_t *item, struct lr_str *pid, struct lr_str *key, char *err,
+                             size_t cap)
+{
+    const char *p = router__str_field(item, "player_id", err, cap);
+    const char *k = p ? router__str_field(item, "idempotency_key", err, cap) : NULL;
+    if (k == NULL) {
+        return LR_EINVAL;
+    }
+    *pid = lr_str_of(p);
+    *key = lr_str_of(k);
+    if (!valid_id(pid->p, pid->len, VALID_ID_MAX)) {
+        return router__errf(err, cap, "player_id must be 1 to 64 characters of [A-Za-z0-9_.-]");
+    }
+    if (!valid_idem(key->p, key->len)) {
+        return router__errf(err, cap, "idempotency_key must be 8 to 128 printable ASCII "
+                                      "characters");
     }
     return 0;
 }
 
-void route_score(struct rreq *q)
+static int router__score_field(json_t *item, const char *key, int required, int64_t *out,
+                               char *err, size_t cap)
 {
-    const char *pid = rreq__body_str(q, "player_id", 1);
-    if (pid == NULL || rreq__int_field(q, "score", 1) != 0 ||
-        rreq__int_field(q, "subscore", 0) != 0 ||
-        rreq__body_str(q, "idempotency_key", 1) == NULL) {
-        return;
+    json_t *v = json_object_get(item, key);
+    *out = 0;
+    if (v == NULL || json_is_null(v)) {
+        return required ? router__errf(err, cap, "%s is required", key) : 0;
     }
-    json_t *meta = json_object_get(q->body, "metadata");
-    if (meta && !json_is_null(meta)) {
-        char *m = json_is_object(meta) ? json_dumps(meta, JSON_COMPACT) : NULL;
-        size_t ml = m ? strlen(m) : 0;
-        free(m);
-        if (!json_is_object(meta) || ml > VALID_METADATA_MAX) {
-            rreq__error(q, LR_EINVAL, "metadata must be a JSON object of at most %d bytes",
-                        VALID_METADATA_MAX);
-            return;
-        }
+    if (!json_is_integer(v) || !valid_score(json_integer_value(v))) {
+        return router__errf(err, cap, "%s must be an integer in [-(2^53-1), 2^53-1]", key);
     }
-    rreq__locate(q, pid, rreq__score_go);
+    *out = json_integer_value(v);
+    return 0;
 }
 
+int router__score_cmd(json_t *item, struct lr_str board, struct cmd *c, char **mtext,
+                      char *err, size_t cap)
+{
+    memset(c, 0, sizeof *c);
+    *mtext = NULL;
+    c->type = CMD_SCORE;
+    c->u.score.board_id = board;
+    if (!valid_id(board.p, board.len, VALID_ID_MAX)) {
+        return router__errf(err, cap, "board_id must be 1 to 64 characters of [A-Za-z0-9_.-]");
+    }
+    if (router__write_ids(item, &c->u.score.player_id, &c->u.score.idempotency_key, err,
+                          cap) != 0 ||
+        router__score_field(item, "score", 1, &c->u.score.score, err, cap) != 0 ||
+        router__score_field(item, "subscore", 0, &c->u.score.subscore, err, cap) != 0) {
+        return LR_EINVAL;
+    }
+    json_t *meta = json_object_get(item, "metadata");
+    if (meta && !json_is_null(meta)) {
+        *mtext = json_is_object(meta) ? json_dumps(meta, JSON_COMPACT) : NULL;
+        if (*mtext == NULL || strlen(*mtext) > VALID_METADATA_MAX) {
+            return router__errf(err, cap, "metadata must be a JSON object of at most %d bytes",
+                                VALID_METADATA_MAX);
+        }
+        c->u.score.metadata = lr_str_of(*mtext);
+    }
+    return 0;
+}
 
-/* ---- achievements ----------------------------------------------------------------------------- */
+int router__unlock_cmd(json_t *item, struct cmd *c, char *err, size_t cap)
+{
+    memset(c, 0, sizeof *c);
+    c->type = CMD_UNLOCK;
+    const char *game = router__str_field(item, "game_id", err, cap);
+    const char *ach = game ? router__str_field(item, "achievement_id", err, cap) : NULL;
+    if (ach == NULL ||
+        router__write_ids(item, &c->u.unlock.player_id, &c->u.unlock.idempotency_key, err,
+                          cap) != 0) {
+        return LR_EINVAL;
+    }
+    c->u.unlock.game_id = lr_str_of(game);
+    c->u.unlock.achievement_id = lr_str_of(ach);
+    json_t *steps = json_object_get(item, "steps");
+    if (steps && !json_is_null(steps)) {
+        if (!json_is_integer(steps) || json_integer_value(steps) < 1 ||
+            json_integer_value(steps) > 1000000000) {
+            return router__errf(err, cap, "steps must be an integer from 1 to 1000000000");
+        }
+        c->u.unlock.steps = json_integer_value(steps);
+    }
+    return 0;
+}
 
-static void rreq__unlock_go(struct rreq *q)
+/* Submit the command packed in q->cmd to the player's region, once it is known. */
+static void rreq__write_go(struct rreq *q)
 {
     if (q->region < 0) {
         rreq__error(q, LR_ENOTFOUND, "player %s not found", q->player);
         return;
     }
-    json_t *steps = json_object_get(q->body, "steps");
-    struct cmd c;
-    memset(&c, 0, sizeof c);
-    c.type = CMD_UNLOCK;
-    c.u.unlock.player_id = lr_str_of(q->player);
-    c.u.unlock.game_id = lr_str_of(json_string_value(json_object_get(q->body, "game_id")));
-    c.u.unlock.achievement_id =
-        lr_str_of(json_string_value(json_object_get(q->body, "achievement_id")));
-    c.u.unlock.steps = steps ? json_integer_value(steps) : 0;
-    c.u.unlock.idempotency_key =
-        lr_str_of(json_string_value(json_object_get(q->body, "idempotency_key")));
-    rreq__args_cmd(q, &c);
+    msgpack_sbuffer_clear(&q->args);
+    msgpack_sbuffer_write(&q->args, q->cmd.data, q->cmd.size);
     q->next = rreq__reply_result;
     if (rreq__call(q, (unsigned)q->region, PROTO_OP_SUBMIT, 1) != 0) {
         rreq__error(q, LR_ENOMEM, "out of memory");
     }
+}
+
+/* Pack @c as a one-command submit into q->cmd and send it to @pid's region. */
+static void rreq__write(struct rreq *q, const struct cmd *c, struct lr_str pid)
+{
+    msgpack_packer pk;
+    char id[VALID_ID_MAX + 1];
+    msgpack_packer_init(&pk, &q->cmd, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    cmd_encode(&pk, c);
+    snprintf(id, sizeof id, "%.*s", (int)pid.len, pid.p);
+    rreq__locate(q, id, rreq__write_go);
+}
+
+void route_score(struct rreq *q)
+{
+    struct cmd c;
+    char *mtext, err[256];
+    if (router__score_cmd(q->body, q->param[0], &c, &mtext, err, sizeof err) != 0) {
+        free(mtext);
+        rreq__error(q, LR_EINVAL, "%s", err);
+        return;
+    }
+    rreq__write(q, &c, c.u.score.player_id);
+    free(mtext);
 }
 
 /* POST /v1/unlocks: to the player's region; the shard checks ids, steps and the key again. */
 void route_unlock(struct rreq *q)
 {
-    const char *pid = rreq__body_str(q, "player_id", 1);
-    if (pid == NULL || rreq__body_str(q, "game_id", 1) == NULL ||
-        rreq__body_str(q, "achievement_id", 1) == NULL ||
-        rreq__body_str(q, "idempotency_key", 1) == NULL) {
+    struct cmd c;
+    char err[256];
+    if (router__unlock_cmd(q->body, &c, err, sizeof err) != 0) {
+        rreq__error(q, LR_EINVAL, "%s", err);
         return;
     }
-    json_t *steps = json_object_get(q->body, "steps");
-    if (steps && (!json_is_integer(steps) || json_integer_value(steps) < 1 ||
-                  json_integer_value(steps) > 1000000000)) {
-        rreq__error(q, LR_EINVAL, "steps must be an integer from 1 to 1000000000");
-        return;
-    }
-    rreq__locate(q, pid, rreq__unlock_go);
+    rreq__write(q, &c, c.u.unlock.player_id);
 }
 
 /* PUT /v1/games/{game}/achievements/{ach}: to every region. */
@@ -504,10 +555,67 @@ void route_ach_list(struct rreq *q)
     sq.admin = q->admin;
     rreq__args_query(q, &sq, 0);
     q->next = rreq__ach_merge;
-    for (unsigned i = 0; i < q->r->nregions; i++) {
-        if (rreq__call(q, i, PROTO_OP_QUERY, 1) != 0) {
-            rreq__error(q, LR_ENOMEM, "out of memory");
+    rreq__call_all(q, PROTO_OP_QUERY, 1);
+}
+
+/* ---- player reads: one round trip to the player's region --------------------------------------- */
+
+static void rreq__player_read_go(struct rreq *q)
+{
+    struct shard_query sq;
+    if (q->region < 0) {
+        rreq__error(q, LR_ENOTFOUND, "player %s not found", q->player);
+        return;
+    }
+    memset(&sq, 0, sizeof sq);
+    sq.type = q->top.qtype;
+    sq.player_id = lr_str_of(q->player);
+    sq.game_id = lr_str_of(q->top.game);
+    sq.limit = q->top.limit;
+    sq.cursor = lr_str_of(q->top.cursor);
+    sq.days = q->top.days;
+    rreq__query_region(q, &sq);
+}
+
+/* Parse the optional game_id, limit (1..@max_limit, 0: not accepted), cursor and days
+ * (1..90 when @days) and run @type on the player's region. */
+static void rreq__player_read(struct rreq *q, enum shard_qtype type, uint32_t max_limit,
+                              int days)
+{
+    char num[16], id[VALID_ID_MAX + 1], *end;
+    if (router__query(q, "game_id", q->top.game, sizeof q->top.game) < 0 ||
+        (q->top.game[0] && !valid_id(q->top.game, strlen(q->top.game), VALID_GAME_ID_MAX))) {
+        rreq__error(q, LR_EINVAL, "game_id must be 1 to 56 characters of [A-Za-z0-9_.-]");
+        return;
+    }
+    if (max_limit) {
+        int hl = router__query(q, "limit", num, sizeof num);
+        long v = hl == 0 ? strtol(num, &end, 10) : 50;
+        if (hl < 0 || (hl == 0 && (*end || end == num || v < 1 || v > (long)max_limit))) {
+            rreq__error(q, LR_EINVAL, "limit must be 1 to %u", max_limit);
+            return;
+        }
+        q->top.limit = (uint32_t)v;
+        if (router__query(q, "cursor", q->top.cursor, sizeof q->top.cursor) < 0) {
+            rreq__error(q, LR_EINVAL, "cursor is not valid");
             return;
         }
     }
+    if (days) {
+        int hd = router__query(q, "days", num, sizeof num);
+        long v = hd == 0 ? strtol(num, &end, 10) : 30;
+        if (hd < 0 || (hd == 0 && (*end || end == num || v < 1 || v > 90))) {
+            rreq__error(q, LR_EINVAL, "days must be 1 to 90");
+            return;
+        }
+        q->top.days = (uint32_t)v;
+    }
+    q->top.qtype = type;
+    snprintf(id, sizeof id, "%.*s", (int)q->param[0].len, q->param[0].p);
+    rreq__locate(q, id, rreq__player_read_go);
 }
+
+void route_history(struct rreq *q) { rreq__player_read(q, SHARD_Q_HISTORY, 1000, 0); }
+void route_dashboard(struct rreq *q) { rreq__player_read(q, SHARD_Q_DASHBOARD, 0, 0); }
+void route_stats(struct rreq *q) { rreq__player_read(q, SHARD_Q_STATS, 0, 1); }
+void route_rewards(struct rreq *q) { rreq__player_read(q, SHARD_Q_REWARDS, 0, 0); }

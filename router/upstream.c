@@ -1,8 +1,9 @@
 /* router/upstream.c — calls to one region's replicas (see upstream.h).
  *
  * Every call lives in exactly one list: the region's queue (waiting to be sent, possibly until
- * a retry time) or one connection's in-flight list. A 10 ms tick sends what is due and fails
- * what is past its deadline. Each attempt gets a fresh request id, so a late answer to an
+ * a retry time) or one connection's in-flight list. New calls go out from a check handle in
+ * the same loop iteration that made them (so every call an iteration makes shares one write
+ * per replica); a 10 ms tick sends retries that are due and fails what is past its deadline. Each attempt gets a fresh request id, so a late answer to an
  * abandoned attempt finds nothing and is dropped. */
 #include "upstream.h"
 
@@ -23,6 +24,7 @@ struct upstream_req {
     upstream_cb cb;
     void *data;
     int op, need_leader;
+    int target; /* a named replica, or -1: the leader or any */
     char *args;
     size_t len;
     uint64_t id;
@@ -54,6 +56,8 @@ struct upstream {
     struct upstream_conn conn[UPSTREAM_MAX_REPLICAS];
     struct upstream_req *queue;
     uv_timer_t tick;
+    uv_check_t check;
+    int fresh; /* calls were queued in this iteration */
     uint64_t next_id;
     int closing;
     unsigned open_handles;
@@ -108,6 +112,7 @@ static void upstream__requeue(struct upstream_req *r, uint64_t not_before)
     upstream__detach(r);
     r->not_before = not_before;
     upstream__link(&r->u->queue, r);
+    r->u->fresh |= not_before <= uv_now(r->u->loop); /* e.g. a redirect: follow it now */
 }
 
 /* ---- connections ---------------------------------------------------------------------------- */
@@ -323,7 +328,9 @@ static void upstream__send(struct upstream_req *r)
 {
     struct upstream *u = r->u;
     unsigned target;
-    if (u->leader >= 0 && r->need_leader) {
+    if (r->target >= 0) {
+        target = (unsigned)r->target;
+    } else if (u->leader >= 0 && r->need_leader) {
         target = (unsigned)u->leader;
     } else {
         target = u->rr++ % u->n;
@@ -357,6 +364,23 @@ static void upstream__send(struct upstream_req *r)
     r->conn = c;
     upstream__link(&c->inflight, r);
     upstream__flush(c);
+}
+
+/* After this iteration's callbacks: send the calls they made. */
+static void upstream__check(uv_check_t *h)
+{
+    struct upstream *u = h->data;
+    if (!u->fresh) {
+        return;
+    }
+    u->fresh = 0;
+    uint64_t now = uv_now(u->loop);
+    for (struct upstream_req *r = u->queue, *next; r; r = next) {
+        next = r->next;
+        if (now >= r->not_before) {
+            upstream__send(r);
+        }
+    }
 }
 
 static void upstream__tick(uv_timer_t *t)
@@ -407,6 +431,9 @@ int upstream_new(uv_loop_t *loop, const char *region, const char *const *rpc, un
     uv_timer_init(loop, &u->tick);
     u->tick.data = u;
     uv_timer_start(&u->tick, upstream__tick, UPSTREAM__TICK_MS, UPSTREAM__TICK_MS);
+    uv_check_init(loop, &u->check);
+    u->check.data = u;
+    uv_check_start(&u->check, upstream__check);
     *out = u;
     return 0;
 }
@@ -414,6 +441,16 @@ int upstream_new(uv_loop_t *loop, const char *region, const char *const *rpc, un
 int upstream_call(struct upstream *u, int op, int need_leader, const char *args, size_t len,
                   unsigned timeout_ms, upstream_cb cb, void *data)
 {
+    return upstream_call_replica(u, -1, op, need_leader, args, len, timeout_ms, cb, data);
+}
+
+int upstream_call_replica(struct upstream *u, int replica, int op, int need_leader,
+                          const char *args, size_t len, unsigned timeout_ms, upstream_cb cb,
+                          void *data)
+{
+    if (replica >= (int)u->n) {
+        return LR_EINVAL;
+    }
     struct upstream_req *r = calloc(1, sizeof *r);
     if (r == NULL || u->closing) {
         free(r);
@@ -432,14 +469,23 @@ int upstream_call(struct upstream *u, int op, int need_leader, const char *args,
     r->data = data;
     r->op = op;
     r->need_leader = need_leader;
+    r->target = replica;
     uint64_t now = uv_now(u->loop);
     r->deadline = now + timeout_ms;
-    r->not_before = now; /* sent on the next tick: the callback never runs inside this call */
+    r->not_before = now; /* sent by the check handle: the callback never runs in this call */
     upstream__link(&u->queue, r);
+    u->fresh = 1;
     return 0;
 }
 
 int upstream_leader(const struct upstream *u) { return u->leader; }
+
+unsigned upstream_replicas(const struct upstream *u) { return u->n; }
+
+const char *upstream_address(const struct upstream *u, unsigned i)
+{
+    return i < u->n ? u->rpc[i] : NULL;
+}
 
 const char *upstream_region(const struct upstream *u) { return u->region; }
 
@@ -468,7 +514,7 @@ void upstream_close(struct upstream *u, void (*done)(void *data), void *data)
         }
     }
     u->closing = 1;
-    u->open_handles = 1;
+    u->open_handles = 2; /* the tick and the check */
     for (unsigned i = 0; i < u->n; i++) {
         struct upstream_conn *c = &u->conn[i];
         if (c->state == UC_CONNECTING || c->state == UC_READY) {
@@ -481,4 +527,6 @@ void upstream_close(struct upstream *u, void (*done)(void *data), void *data)
     }
     uv_timer_stop(&u->tick);
     uv_close((uv_handle_t *)&u->tick, upstream__tick_closed);
+    uv_check_stop(&u->check);
+    uv_close((uv_handle_t *)&u->check, upstream__tick_closed);
 }

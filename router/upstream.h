@@ -41,6 +41,19 @@ int upstream_new(uv_loop_t *loop, const char *region, const char *const *rpc, un
 int upstream_call(struct upstream *u, int op, int need_leader, const char *args, size_t len,
                   unsigned timeout_ms, upstream_cb cb, void *data);
 
+/**
+ * The same, to replica @replica (an index into the @rpc list of upstream_new) and no other,
+ * or to the leader or any replica when @replica is -1: how a router reads each replica's
+ * status. @return 0, LR_EINVAL (no such replica) or LR_ENOMEM.
+ */
+int upstream_call_replica(struct upstream *u, int replica, int op, int need_leader,
+                          const char *args, size_t len, unsigned timeout_ms, upstream_cb cb,
+                          void *data);
+
+/** Number of replicas, and the RPC address of replica @i (NULL past the end). */
+unsigned upstream_replicas(const struct upstream *u);
+const char *upstream_address(const struct upstream *u, unsigned i);
+
 /** Index of the replica believed to lead, or -1. */
 int upstream_leader(const struct upstream *u);
 

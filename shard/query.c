@@ -343,7 +343,8 @@ int query__count_before(struct query *x)
     if ((rv = query__scope(x, &sc)) != 0) {
         return rv;
     }
-    msgpack_pack_map(QPK, 2);
+    msgpack_pack_map(QPK, 6);
+    query__pack_scope_fields(x, &sc);
     QKEY("counts");
     msgpack_pack_array(QPK, q->nprobes);
     for (uint32_t i = 0; i < q->nprobes; i++) {
@@ -356,6 +357,41 @@ int query__count_before(struct query *x)
     QKEY("total");
     msgpack_pack_uint64(QPK, sc.idx ? rankidx_count(sc.idx) : 0);
     return 0;
+}
+
+/* The entries of this region next to a probe key: "count" ordered before it, up to @around
+ * just before it ("before") and up to @around + 1 from it on ("after"), each with its region
+ * rank. Every region answers for the same key, so a router merges the lists into the exact
+ * global window around a player who lives in one of them. */
+int query__near(struct query *x)
+{
+    const struct shard_query *q = x->q;
+    struct query__scope sc;
+    int rv;
+    if (q->nprobes != 1 || q->around > 50) {
+        return errmsg_set(x->errmsg, LR_EINVAL, "near needs one probe and around 0 to 50");
+    }
+    if ((rv = query__scope(x, &sc)) != 0) {
+        return rv;
+    }
+    struct rankkey k = board__key(sc.bd, q->probes[0].score, q->probes[0].subscore,
+                                  q->probes[0].updated_ms, RANKKEY_FOREIGN);
+    k.id = q->probes[0].player_id.p;
+    k.idlen = q->probes[0].player_id.len;
+    uint64_t count = sc.idx ? rankidx_count_before(sc.idx, &k) : 0;
+    uint64_t from = count > q->around ? count - q->around : 0;
+    msgpack_pack_map(QPK, 8);
+    query__pack_scope_fields(x, &sc);
+    QKEY("count");
+    msgpack_pack_uint64(QPK, count);
+    QKEY("total");
+    msgpack_pack_uint64(QPK, sc.idx ? rankidx_count(sc.idx) : 0);
+    QKEY("before");
+    if ((rv = query__pack_range(x, &sc, from, count - from)) != 0) {
+        return rv;
+    }
+    QKEY("after");
+    return query__pack_range(x, &sc, count, (uint64_t)q->around + 1);
 }
 
 int query__board_get(struct query *x)

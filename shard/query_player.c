@@ -32,6 +32,43 @@ int query__player_get(struct query *x)
     return 0;
 }
 
+/* Which of the ids live in this region: how a router finds the regions of a batch's players
+ * in one round. */
+int query__locate(struct query *x)
+{
+    const struct shard_query *q = x->q;
+    if (q->nids > SHARD_FRIENDS_MAX) {
+        return errmsg_set(x->errmsg, LR_EINVAL, "at most %d ids", SHARD_FRIENDS_MAX);
+    }
+    msgpack_pack_map(QPK, 1);
+    QKEY("found");
+    msgpack_pack_array(QPK, q->nids);
+    for (uint32_t i = 0; i < q->nids; i++) {
+        struct rec_player p;
+        int rv = shard__player(x->s, q->ids[i], &p);
+        if (rv != 0 && rv != LR_ENOTFOUND) {
+            return rv;
+        }
+        rv == 0 ? msgpack_pack_true(QPK) : msgpack_pack_false(QPK);
+    }
+    return 0;
+}
+
+/* A player's granted rewards. Cycles and tournaments (a later part) grant them; until then
+ * the list of an existing player is empty. */
+int query__rewards(struct query *x)
+{
+    struct rec_player p;
+    int rv = query__player(x, x->q->player_id, &p);
+    if (rv != 0) {
+        return rv;
+    }
+    msgpack_pack_map(QPK, 1);
+    QKEY("items");
+    msgpack_pack_array(QPK, 0);
+    return 0;
+}
+
 int query__game(struct query *x, struct lr_str id, struct rec_game *g)
 {
     MDB_val v;

@@ -127,7 +127,10 @@ size_t shard_memory(const struct shard *s);
     X(COUNT_BEFORE, count_before)                                                              \
     X(HISTORY, history)                                                                        \
     X(DASHBOARD, dashboard)                                                                    \
-    X(STATS, stats)
+    X(STATS, stats)                                                                            \
+    X(NEAR, near)                                                                              \
+    X(LOCATE, locate)                                                                          \
+    X(REWARDS, rewards)
 
 enum shard_qtype {
 #define SHARD__QENUM(NAME, name) SHARD_Q_##NAME,
@@ -152,7 +155,9 @@ struct shard_query {
     uint32_t limit;
     struct lr_str cursor;
     uint32_t around;
-    /* FRIENDS: ids; COUNT_BEFORE: probes (score, subscore, updated_ms, player id). */
+    /* FRIENDS, LOCATE: ids; COUNT_BEFORE: probes (score, subscore, updated_ms, player id);
+     * NEAR: one probe and @around (the entries of this region next to a key that may belong
+     * to another region's player: how a router builds a global around-me window). */
     struct lr_str ids[SHARD_FRIENDS_MAX];
     uint32_t nids;
     struct {

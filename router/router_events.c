@@ -1,0 +1,275 @@
+/* router/router_events.c — POST /v1/events: up to 100 score and unlock items in one request.
+ *
+ * Each item is checked and built exactly as its single endpoint would (router__score_cmd,
+ * router__unlock_cmd); an item that fails fails alone with its own status. The items of one
+ * region go in one submit, so they become one raft entry (one fsync for the lot) instead of
+ * one each: that is the point of the batch. Players the router has not seen are located for
+ * the whole batch in one round (the LOCATE query, to every region at once). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../node/mpjson.h"
+#include "../node/proto.h"
+#include "../shard/err.h"
+#include "router_int.h"
+
+#define REV_MAX 100
+
+struct rev_item {
+    int status;   /* 0 while pending */
+    int replayed;
+    json_t *body; /* the item's answer (owned) */
+    int region;   /* -1 while unknown */
+    size_t off, len; /* its packed command in rev.cmds */
+    uint32_t slot;   /* its position in its region's submit */
+    char player[VALID_ID_MAX + 1];
+};
+
+struct rev {
+    size_t n;
+    msgpack_sbuffer cmds;
+    uint32_t lookup[REV_MAX]; /* items whose player is located, one per distinct player */
+    uint32_t nlookup;
+    struct rev_item item[];
+};
+
+void rev_free(struct rev *ev)
+{
+    if (ev == NULL) {
+        return;
+    }
+    for (size_t i = 0; i < ev->n; i++) {
+        json_decref(ev->item[i].body);
+    }
+    msgpack_sbuffer_destroy(&ev->cmds);
+    free(ev);
+}
+
+/* Settle item @it with an error answer shaped as its endpoint's. */
+static void rev__fail(struct rev_item *it, int code, const char *msg)
+{
+    it->status = err_http_status(code);
+    it->body = json_pack("{s:{s:s,s:s}}", "error", "code", err_api_code(code), "message", msg);
+}
+
+static void rev__reply(struct rreq *q)
+{
+    json_t *results = json_array();
+    for (size_t i = 0; i < q->ev->n; i++) {
+        struct rev_item *it = &q->ev->item[i];
+        json_t *r = json_pack("{s:i,s:O}", "status", it->status, "body",
+                              it->body ? it->body : json_null());
+        if (it->replayed) {
+            json_object_set_new(r, "replayed", json_true());
+        }
+        json_array_append_new(results, r);
+    }
+    rreq__reply_json(q, 200, json_pack("{s:o}", "results", results), NULL);
+}
+
+/* Every region's results back onto their items. */
+static void rev__done(struct rreq *q)
+{
+    struct rev *ev = q->ev;
+    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
+        msgpack_unpacked up;
+        const msgpack_object *o, *res = NULL;
+        if (!q->have[reg] && q->code[reg] == 0) {
+            continue; /* no items for this region */
+        }
+        rreq__answer(q, reg, &up, &o);
+        if (q->code[reg] == 0 && o) {
+            res = proto_map_get(o, "results");
+        }
+        for (size_t i = 0; i < ev->n; i++) {
+            struct rev_item *it = &ev->item[i];
+            if (it->status != 0 || it->region != (int)reg) {
+                continue;
+            }
+            const msgpack_object *r = NULL;
+            if (res && res->type == MSGPACK_OBJECT_ARRAY && it->slot < res->via.array.size) {
+                r = &res->via.array.ptr[it->slot];
+            }
+            if (q->code[reg] != 0) {
+                rev__fail(it, q->code[reg], q->code[reg] == LR_EUNAVAILABLE
+                                                 ? "region unavailable; retry with the same key"
+                                                 : err_message(q->code[reg]));
+            } else if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3) {
+                rev__fail(it, LR_EINTERNAL, "malformed result from the region");
+            } else {
+                it->status = (int)r->via.array.ptr[0].via.i64;
+                it->replayed = r->via.array.ptr[1].type == MSGPACK_OBJECT_BOOLEAN &&
+                               r->via.array.ptr[1].via.boolean;
+                it->body = mpjson_from(&r->via.array.ptr[2]);
+            }
+        }
+        msgpack_unpacked_destroy(&up);
+    }
+    rev__reply(q);
+}
+
+/* Send each region its items as one submit. */
+static void rev__submit(struct rreq *q)
+{
+    struct rev *ev = q->ev;
+    q->next = rev__done;
+    q->pending++; /* held while launching */
+    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
+        uint32_t count = 0;
+        msgpack_packer pk;
+        for (size_t i = 0; i < ev->n; i++) {
+            count += ev->item[i].status == 0 && ev->item[i].region == (int)reg;
+        }
+        if (count == 0) {
+            continue;
+        }
+        msgpack_sbuffer_clear(&q->args);
+        msgpack_packer_init(&pk, &q->args, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, count);
+        count = 0;
+        for (size_t i = 0; i < ev->n; i++) {
+            struct rev_item *it = &ev->item[i];
+            if (it->status == 0 && it->region == (int)reg) {
+                it->slot = count++;
+                msgpack_sbuffer_write(&q->args, ev->cmds.data + it->off, it->len);
+            }
+        }
+        if (rreq__call(q, reg, PROTO_OP_SUBMIT, 1) != 0) {
+            q->code[reg] = LR_ENOMEM;
+        }
+    }
+    if (--q->pending == 0) {
+        q->next(q);
+    }
+}
+
+/* The LOCATE answers: each looked-up player's region, into the cache and onto the items. */
+static void rev__located(struct rreq *q)
+{
+    struct rev *ev = q->ev;
+    int unavailable = 0;
+    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
+        msgpack_unpacked up;
+        const msgpack_object *o, *found = NULL;
+        rreq__answer(q, reg, &up, &o);
+        if (q->code[reg] == 0 && o) {
+            found = proto_map_get(o, "found");
+        }
+        if (found == NULL || found->type != MSGPACK_OBJECT_ARRAY ||
+            found->via.array.size != ev->nlookup) {
+            unavailable = 1;
+            msgpack_unpacked_destroy(&up);
+            continue;
+        }
+        for (uint32_t k = 0; k < ev->nlookup; k++) {
+            const msgpack_object *f = &found->via.array.ptr[k];
+            const char *id = ev->item[ev->lookup[k]].player;
+            if (f->type == MSGPACK_OBJECT_BOOLEAN && f->via.boolean) {
+                strmap_put(&q->r->player_region, id, strlen(id),
+                           (void *)(uintptr_t)(reg + 1));
+            }
+        }
+        msgpack_unpacked_destroy(&up);
+    }
+    for (size_t i = 0; i < ev->n; i++) {
+        struct rev_item *it = &ev->item[i];
+        if (it->status != 0 || it->region >= 0) {
+            continue;
+        }
+        void *hit = strmap_get(&q->r->player_region, it->player, strlen(it->player));
+        if (hit) {
+            it->region = (int)((uintptr_t)hit - 1);
+        } else if (unavailable) {
+            rev__fail(it, LR_EUNAVAILABLE, "a region is unavailable; retry with the same key");
+        } else {
+            char msg[128];
+            snprintf(msg, sizeof msg, "player %s not found", it->player);
+            rev__fail(it, LR_ENOTFOUND, msg);
+        }
+    }
+    rev__submit(q);
+}
+
+/* Check and pack item @i; on a bad item settle it with its error. */
+static void rev__item(struct rreq *q, size_t i, json_t *item)
+{
+    struct rev *ev = q->ev;
+    struct rev_item *it = &ev->item[i];
+    struct cmd c;
+    char *mtext = NULL, err[256];
+    struct lr_str pid;
+    int rv;
+    it->region = -1;
+    const char *type = json_string_value(json_object_get(item, "type"));
+    if (!json_is_object(item) || type == NULL ||
+        (strcmp(type, "score") != 0 && strcmp(type, "unlock") != 0)) {
+        rev__fail(it, LR_EINVAL, "each item is an object with type score or unlock");
+        return;
+    }
+    if (type[0] == 's') {
+        const char *board = json_string_value(json_object_get(item, "board_id"));
+        rv = router__score_cmd(item, lr_str_of(board ? board : ""), &c, &mtext, err, sizeof err);
+        pid = c.u.score.player_id;
+    } else {
+        rv = router__unlock_cmd(item, &c, err, sizeof err);
+        pid = c.u.unlock.player_id;
+    }
+    if (rv != 0) {
+        free(mtext);
+        rev__fail(it, rv, err);
+        return;
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ev->cmds, msgpack_sbuffer_write);
+    it->off = ev->cmds.size;
+    cmd_encode(&pk, &c);
+    it->len = ev->cmds.size - it->off;
+    free(mtext);
+    snprintf(it->player, sizeof it->player, "%.*s", (int)pid.len, pid.p);
+    void *hit = strmap_get(&q->r->player_region, pid.p, pid.len);
+    if (hit) {
+        it->region = (int)((uintptr_t)hit - 1);
+        return;
+    }
+    for (uint32_t k = 0; k < ev->nlookup; k++) {
+        if (strcmp(ev->item[ev->lookup[k]].player, it->player) == 0) {
+            return; /* already being looked up */
+        }
+    }
+    ev->lookup[ev->nlookup++] = (uint32_t)i;
+}
+
+void route_events(struct rreq *q)
+{
+    size_t n = json_array_size(q->body), i;
+    json_t *item;
+    if (n == 0 || n > REV_MAX) {
+        rreq__error(q, LR_EINVAL, "a batch holds 1 to %d items", REV_MAX);
+        return;
+    }
+    q->ev = calloc(1, sizeof *q->ev + n * sizeof q->ev->item[0]);
+    if (q->ev == NULL) {
+        rreq__error(q, LR_ENOMEM, "out of memory");
+        return;
+    }
+    q->ev->n = n;
+    json_array_foreach(q->body, i, item)
+    {
+        rev__item(q, i, item);
+    }
+    if (q->ev->nlookup == 0) {
+        rev__submit(q);
+        return;
+    }
+    struct shard_query sq;
+    memset(&sq, 0, sizeof sq);
+    sq.type = SHARD_Q_LOCATE;
+    for (uint32_t k = 0; k < q->ev->nlookup; k++) {
+        sq.ids[k] = lr_str_of(q->ev->item[q->ev->lookup[k]].player);
+    }
+    sq.nids = q->ev->nlookup;
+    rreq__args_query(q, &sq, 0);
+    q->next = rev__located;
+    rreq__call_all(q, PROTO_OP_QUERY, 1);
+}

@@ -1,0 +1,302 @@
+/* router/router_ops.c — operations endpoints: /v1/cluster (every replica's raft state) and
+ * /metrics (Prometheus text: the router's requests and latencies per route, and each
+ * replica's raft indexes, apply counters and batch sizes).
+ *
+ * Both ask every replica of every region for its status directly (not through the leader):
+ * a replica that does not answer within ROPS_TIMEOUT_MS is reported unreachable, so the page
+ * stays fast while a node is down. */
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../node/mpjson.h"
+#include "../node/proto.h"
+#include "../shard/err.h"
+#include "router_int.h"
+
+#define ROPS_TIMEOUT_MS 500
+
+struct rops_call {
+    struct rreq *q;
+    unsigned region, replica;
+};
+
+/* q->acc: one array per region of the replicas' status maps as JSON (null: no answer). */
+static void rops__answered(void *data, int code, const msgpack_object *payload)
+{
+    struct rops_call *c = data;
+    struct rreq *q = c->q;
+    if (code == 0 && payload && payload->type == MSGPACK_OBJECT_MAP) {
+        json_array_set_new(json_array_get(q->acc, c->region), c->replica, mpjson_from(payload));
+    }
+    free(c);
+    if (--q->pending == 0) {
+        q->next(q);
+    }
+}
+
+static void rops__status_all(struct rreq *q, void (*next)(struct rreq *))
+{
+    q->acc = json_array();
+    q->next = next;
+    q->pending++; /* held while launching */
+    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
+        json_t *reps = json_array();
+        json_array_append_new(q->acc, reps);
+        for (unsigned i = 0; i < upstream_replicas(q->r->up[reg]); i++) {
+            struct rops_call *c = malloc(sizeof *c);
+            json_array_append_new(reps, json_null());
+            if (c == NULL) {
+                continue;
+            }
+            *c = (struct rops_call){q, reg, i};
+            q->pending++;
+            if (upstream_call_replica(q->r->up[reg], (int)i, PROTO_OP_STATUS, 0, NULL, 0,
+                                      ROPS_TIMEOUT_MS, rops__answered, c) != 0) {
+                q->pending--;
+                free(c);
+            }
+        }
+    }
+    if (--q->pending == 0) {
+        q->next(q);
+    }
+}
+
+static json_int_t rops__int(json_t *st, const char *key)
+{
+    return json_integer_value(json_object_get(st, key));
+}
+
+/* A replica is healthy when it answered and takes part in a group that has a leader. */
+static int rops__healthy(json_t *st)
+{
+    const char *role = json_string_value(json_object_get(st, "role"));
+    return st && role && (strcmp(role, "leader") == 0 || strcmp(role, "follower") == 0) &&
+           json_is_integer(json_object_get(st, "leader_id"));
+}
+
+static void rops__cluster_reply(struct rreq *q)
+{
+    json_t *regions = json_array();
+    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
+        json_t *reps = json_array(), *leader = json_null();
+        json_t *sts = json_array_get(q->acc, reg);
+        json_int_t leader_term = -1;
+        for (unsigned i = 0; i < json_array_size(sts); i++) {
+            json_t *st = json_array_get(sts, i);
+            const char *role = json_string_value(json_object_get(st, "role"));
+            json_t *id = json_object_get(st, "id");
+            json_t *rep = json_pack("{s:o,s:s,s:s}", "id",
+                                    id ? json_incref(id) : json_integer((json_int_t)i + 1),
+                                    "address", upstream_address(q->r->up[reg], i), "role",
+                                    role ? role : "unreachable");
+            json_object_set_new(rep, "term", st ? json_integer(rops__int(st, "term")) : json_null());
+            json_object_set_new(rep, "commit_index",
+                                st ? json_integer(rops__int(st, "commit_index")) : json_null());
+            json_object_set_new(rep, "applied_index",
+                                st ? json_integer(rops__int(st, "applied_index")) : json_null());
+            json_object_set_new(rep, "healthy", json_boolean(rops__healthy(st)));
+            if (role && strcmp(role, "leader") == 0 && rops__int(st, "term") > leader_term) {
+                leader_term = rops__int(st, "term");
+                json_decref(leader);
+                leader = json_integer(rops__int(st, "id"));
+            }
+            json_array_append_new(reps, rep);
+        }
+        json_array_append_new(regions, json_pack("{s:s,s:o,s:o}", "id", q->r->region[reg],
+                                                  "leader", leader, "replicas", reps));
+    }
+    rreq__reply_json(q, 200, json_pack("{s:o}", "regions", regions), NULL);
+}
+
+/* GET /v1/cluster (admin key) */
+void route_cluster(struct rreq *q) { rops__status_all(q, rops__cluster_reply); }
+
+/* ---- /metrics ------------------------------------------------------------------------------- */
+
+struct rops_text {
+    char *p;
+    size_t n, cap;
+    int oom;
+};
+
+static void rops__printf(struct rops_text *t, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void rops__printf(struct rops_text *t, const char *fmt, ...)
+{
+    for (int tries = 0; tries < 2 && !t->oom; tries++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->p ? t->p + t->n : NULL, t->p ? t->cap - t->n : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->oom = 1;
+            return;
+        }
+        if (t->p && t->n + (size_t)n < t->cap) {
+            t->n += (size_t)n;
+            return;
+        }
+        size_t cap = t->cap ? t->cap : 16384;
+        while (cap <= t->n + (size_t)n) {
+            cap *= 2;
+        }
+        char *np = realloc(t->p, cap);
+        if (np == NULL) {
+            t->oom = 1;
+            return;
+        }
+        t->p = np;
+        t->cap = cap;
+    }
+}
+
+static const char *rops__method(const struct router__route *rt)
+{
+    static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "OTHER"};
+    return rt ? names[rt->method] : "ANY";
+}
+
+static void rops__http_metrics(struct rops_text *t, const struct router *r)
+{
+    static const char *const classes[] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
+    size_t nr = router__nroutes();
+    rops__printf(t, "# HELP laurel_http_requests_total Requests answered by the router, by route "
+                    "and status class.\n# TYPE laurel_http_requests_total counter\n");
+    for (size_t i = 0; i <= nr; i++) {
+        const struct router__route *rt = i < nr ? router__route_at(i) : NULL;
+        for (unsigned c = 1; c < 6; c++) {
+            if (r->stat[i].by_class[c]) {
+                rops__printf(t, "laurel_http_requests_total{route=\"%s %s\",code=\"%s\"} %" PRIu64
+                                "\n",
+                             rops__method(rt),
+                             rt ? rt->pattern : "unmatched", classes[c], r->stat[i].by_class[c]);
+            }
+        }
+    }
+    rops__printf(t, "# HELP laurel_http_request_duration_seconds Time from a request's arrival "
+                    "to its answer.\n# TYPE laurel_http_request_duration_seconds histogram\n");
+    for (size_t i = 0; i <= nr; i++) {
+        const struct router__route *rt = i < nr ? router__route_at(i) : NULL;
+        const struct router__stat *st = &r->stat[i];
+        uint64_t cum = 0;
+        char label[160];
+        snprintf(label, sizeof label, "route=\"%s %s\"", rops__method(rt),
+                 rt ? rt->pattern : "unmatched");
+        for (unsigned b = 0; b <= ROUTER_LAT_BUCKETS; b++) {
+            cum += st->lat[b];
+        }
+        if (cum == 0) {
+            continue;
+        }
+        uint64_t total = cum;
+        cum = 0;
+        for (unsigned b = 0; b < ROUTER_LAT_BUCKETS; b++) {
+            cum += st->lat[b];
+            rops__printf(t, "laurel_http_request_duration_seconds_bucket{%s,le=\"%g\"} %" PRIu64
+                            "\n",
+                         label, (double)router__lat_bounds_us[b] / 1e6, cum);
+        }
+        rops__printf(t, "laurel_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n",
+                     label, total);
+        rops__printf(t, "laurel_http_request_duration_seconds_sum{%s} %.6f\n", label,
+                     (double)st->lat_sum_us / 1e6);
+        rops__printf(t, "laurel_http_request_duration_seconds_count{%s} %" PRIu64 "\n", label,
+                     total);
+    }
+}
+
+/* One gauge or counter family over every replica that answered. */
+static void rops__replica_family(struct rops_text *t, struct rreq *q, const char *name,
+                                 const char *type, const char *help, const char *key)
+{
+    rops__printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
+        json_t *sts = json_array_get(q->acc, reg);
+        for (unsigned i = 0; i < json_array_size(sts); i++) {
+            json_t *st = json_array_get(sts, i);
+            if (key == NULL) { /* up */
+                rops__printf(t, "%s{region=\"%s\",replica=\"%u\"} %d\n", name, q->r->region[reg],
+                             i + 1, st != NULL && !json_is_null(st));
+            } else if (st && !json_is_null(st)) {
+                rops__printf(t, "%s{region=\"%s\",replica=\"%u\"} %" JSON_INTEGER_FORMAT "\n",
+                             name, q->r->region[reg], i + 1, rops__int(st, key));
+            }
+        }
+    }
+}
+
+static void rops__metrics_reply(struct rreq *q)
+{
+    struct rops_text t = {NULL, 0, 0, 0};
+    rops__http_metrics(&t, q->r);
+    rops__replica_family(&t, q, "laurel_replica_up", "gauge",
+                         "1 when the replica answered its status within 500 ms.", NULL);
+    rops__printf(&t, "# HELP laurel_raft_role The replica's raft role (1 for the role it has).\n"
+                     "# TYPE laurel_raft_role gauge\n");
+    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
+        json_t *sts = json_array_get(q->acc, reg);
+        for (unsigned i = 0; i < json_array_size(sts); i++) {
+            const char *role = json_string_value(json_object_get(json_array_get(sts, i), "role"));
+            if (role) {
+                rops__printf(&t, "laurel_raft_role{region=\"%s\",replica=\"%u\",role=\"%s\"} 1\n",
+                             q->r->region[reg], i + 1, role);
+            }
+        }
+    }
+    rops__replica_family(&t, q, "laurel_raft_term", "gauge", "The replica's current term.",
+                         "term");
+    rops__replica_family(&t, q, "laurel_raft_commit_index", "gauge",
+                         "The highest log index the replica knows committed.", "commit_index");
+    rops__replica_family(&t, q, "laurel_raft_applied_index", "gauge",
+                         "The highest log index the replica has applied to LMDB.",
+                         "applied_index");
+    rops__replica_family(&t, q, "laurel_apply_entries_total", "counter",
+                         "Raft entries applied since the replica started.", "applied_entries");
+    rops__replica_family(&t, q, "laurel_apply_commands_total", "counter",
+                         "Commands applied since the replica started (rate: the apply rate).",
+                         "applied_commands");
+    rops__printf(&t, "# HELP laurel_apply_batch_commands Commands per applied raft entry.\n"
+                     "# TYPE laurel_apply_batch_commands histogram\n");
+    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
+        json_t *sts = json_array_get(q->acc, reg);
+        for (unsigned i = 0; i < json_array_size(sts); i++) {
+            json_t *st = json_array_get(sts, i);
+            json_t *hist = json_object_get(st, "batch_hist");
+            json_int_t cum = 0;
+            for (unsigned b = 0; b < json_array_size(hist); b++) {
+                cum += json_integer_value(json_array_get(hist, b));
+                rops__printf(&t, "laurel_apply_batch_commands_bucket{region=\"%s\",replica=\"%u\","
+                                 "le=\"%u\"} %" JSON_INTEGER_FORMAT "\n",
+                             q->r->region[reg], i + 1, 1u << b, cum);
+            }
+            if (hist) {
+                rops__printf(&t, "laurel_apply_batch_commands_bucket{region=\"%s\",replica=\"%u\","
+                                 "le=\"+Inf\"} %" JSON_INTEGER_FORMAT "\n"
+                                 "laurel_apply_batch_commands_sum{region=\"%s\",replica=\"%u\"} "
+                                 "%" JSON_INTEGER_FORMAT "\n"
+                                 "laurel_apply_batch_commands_count{region=\"%s\",replica=\"%u\"} "
+                                 "%" JSON_INTEGER_FORMAT "\n",
+                             q->r->region[reg], i + 1, cum, q->r->region[reg], i + 1,
+                             rops__int(st, "applied_commands"), q->r->region[reg], i + 1,
+                             rops__int(st, "applied_entries"));
+            }
+        }
+    }
+    if (t.oom) {
+        free(t.p);
+        rreq__error(q, LR_ENOMEM, "out of memory");
+        return;
+    }
+    rreq__observe(q, 200);
+    http_reply_type(q->h, 200, "text/plain; version=0.0.4", t.p, t.n, NULL);
+    free(t.p);
+    rreq__free(q);
+}
+
+/* GET /metrics */
+void route_metrics(struct rreq *q) { rops__status_all(q, rops__metrics_reply); }
