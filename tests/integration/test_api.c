@@ -1060,6 +1060,95 @@ static void rank_and_around(void **state)
     expect_err("GET", "/v1/boards/rk-none/players/rk-00", "", NULL, 404, "not_found");
 }
 
+struct tie {
+    char id[16];
+    char at[32];
+};
+
+static int tie_cmp(const void *x, const void *y)
+{
+    const struct tie *a = x, *b = y;
+    int c = strcmp(a->at, b->at); /* same format, so text order is time order */
+    return c ? c : strcmp(a->id, b->id);
+}
+
+/* Full ties on (score, subscore, updated_at) fall to player_id ascending in every merged view:
+ * one events batch stamps each region's items with one time, so each region holds a block of
+ * 30 exact ties (ids not in creation order); the global page, around-N and the friends view
+ * (90 entries merged: more than one allocation's worth) must all order them by id. */
+static void ties_break_by_player_id(void **state)
+{
+    (void)state;
+    enum { N = 90 };
+    static struct tie want[N];
+    static char list[N * 16], got[N * 16], path[N * 16 + 128];
+    struct httpc_resp r;
+    size_t len = 0;
+    put_board("tie-b", "desc", "best", NULL);
+    json_t *batch = json_array();
+    for (int i = 0; i < N; i++) {
+        char k[32];
+        snprintf(want[i].id, sizeof want[i].id, "tie-%02d", (i * 37) % N);
+        put_player(want[i].id, i % 3 == 0 ? "na" : i % 3 == 1 ? "eu" : "apac", NULL);
+        snprintf(k, sizeof k, "tie-key-%04d", i);
+        json_array_append_new(batch, json_pack("{s:s,s:s,s:s,s:i,s:s}", "type", "score",
+                                               "board_id", "tie-b", "player_id", want[i].id,
+                                               "score", 7, "idempotency_key", k));
+    }
+    tdev_reqj(&fx->dev, "POST", "/v1/events", API, batch, &r);
+    expect(&r, 200, "tie batch");
+    for (int i = 0; i < N; i++) {
+        json_t *b = json_object_get(json_array_get(json_object_get(r.json, "results"), (size_t)i),
+                                    "body");
+        assert_non_null(tdev_str(b, "updated_at"));
+        snprintf(want[i].at, sizeof want[i].at, "%s", tdev_str(b, "updated_at"));
+    }
+    httpc_free(&r);
+    len = (size_t)snprintf(path, sizeof path, "/v1/boards/tie-b/players?ids=");
+    for (int i = 0; i < N; i++) {
+        len += (size_t)snprintf(path + len, sizeof path - len, "%s%s", i ? "," : "", want[i].id);
+    }
+    qsort(want, N, sizeof want[0], tie_cmp);
+    for (int i = 0, n = 0; i < N; i++) {
+        n += snprintf(list + n, sizeof list - (size_t)n, "%s%s", i ? "," : "", want[i].id);
+    }
+
+    reqf(&r, "GET", "", NULL, "/v1/boards/tie-b/top");
+    expect(&r, 200, "top");
+    ids_of(json_object_get(r.json, "entries"), got, sizeof got);
+    assert_entries(json_object_get(r.json, "entries"), 1);
+    httpc_free(&r);
+    if (strcmp(got, list) != 0) {
+        fail_msg("global top: %s\n  expected: %s", got, list);
+    }
+    reqf(&r, "GET", "", NULL, "%s", path);
+    expect(&r, 200, "friends");
+    ids_of(json_object_get(r.json, "entries"), got, sizeof got);
+    assert_entries(json_object_get(r.json, "entries"), 1);
+    httpc_free(&r);
+    if (strcmp(got, list) != 0) {
+        fail_msg("friends: %s\n  expected: %s", got, list);
+    }
+    static const int at[] = {0, 44, 45, 70, 89};
+    for (size_t k = 0; k < sizeof at / sizeof at[0]; k++) {
+        int i = at[k], lo = i > 50 ? i - 50 : 0, hi = i + 51 < N ? i + 51 : N;
+        char slice[N * 16];
+        for (int j = lo, n = 0; j < hi; j++) {
+            n += snprintf(slice + n, sizeof slice - (size_t)n, "%s%s", j > lo ? "," : "",
+                          want[j].id);
+        }
+        reqf(&r, "GET", "", NULL, "/v1/boards/tie-b/players/%s?around=50", want[i].id);
+        expect(&r, 200, "around");
+        assert_int_equal(tdev_int(r.json, "rank"), i + 1);
+        ids_of(json_object_get(r.json, "around"), got, sizeof got);
+        assert_entries(json_object_get(r.json, "around"), lo + 1);
+        httpc_free(&r);
+        if (strcmp(got, slice) != 0) {
+            fail_msg("around=50 of %s: %s\n  expected: %s", want[i].id, got, slice);
+        }
+    }
+}
+
 /* Friends view: the named players with their exact ranks, in rank order, without those with
  * no score; at most 100 ids. */
 static void friends_view(void **state)
@@ -1404,6 +1493,7 @@ int main(void)
         cmocka_unit_test(board_cursor_paging),
         cmocka_unit_test(rank_and_around),
         cmocka_unit_test(friends_view),
+        cmocka_unit_test(ties_break_by_player_id),
         cmocka_unit_test(history_with_cursor),
         cmocka_unit_test(dashboard),
         cmocka_unit_test(stats),
