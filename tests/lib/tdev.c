@@ -119,10 +119,40 @@ void tdev_stop(struct tdev *d)
     }
 }
 
+/* Has the dev process died? Then say so once, with the end of its output (a sanitizer's
+ * report, a crash), and stop waiting for it. */
+static int tdev__dead(struct tdev *d)
+{
+    int status;
+    if (d->pid <= 0) {
+        return 1;
+    }
+    if (waitpid(d->pid, &status, WNOHANG) != d->pid) {
+        return 0;
+    }
+    d->pid = 0;
+    fprintf(stderr, "# tdev: laurel dev died (%s %d); the end of %s/dev.out:\n",
+            WIFSIGNALED(status) ? "signal" : "exit",
+            WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status), d->dir);
+    char path[600], buf[8192];
+    snprintf(path, sizeof path, "%s/dev.out", d->dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        fseek(f, size > (long)sizeof buf - 1 ? size - (long)sizeof buf + 1 : 0, SEEK_SET);
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        buf[n] = '\0';
+        fputs(buf, stderr);
+        fclose(f);
+    }
+    return 1;
+}
+
 int tdev_req(struct tdev *d, const char *method, const char *path, const char *auth,
              const char *body, struct httpc_resp *r)
 {
-    for (int i = 0; i < 50; i++) {
+    for (int i = 0; i < 50 && !tdev__dead(d); i++) {
         if (httpc_do(d->http, method, path, auth, body, r) == 0) {
             return r->status;
         }

@@ -47,7 +47,8 @@ void tdev_stop(struct tdev *d);
 /**
  * @method @path with @auth ("" for none) and @body (NULL for none); a refused connection is
  * retried for up to 5 s. @return the HTTP status with *@r filled (httpc_free it), or -1 (then
- * *@r is empty).
+ * *@r is empty; also at once when the dev process has died, whose output then goes to
+ * stderr).
  */
 int tdev_req(struct tdev *d, const char *method, const char *path, const char *auth,
              const char *body, struct httpc_resp *r);
