@@ -1,5 +1,8 @@
-/* node/cli_ctl.c — `laurel ctl`: operator commands. A table of subcommands, each with its
- * --help; replies print as JSON. */
+/* node/cli_ctl.c — `laurel ctl`: operator commands. One table of subcommands: the replica
+ * commands (status, add, remove, transfer) speak the node RPC here; the router commands
+ * (player, unlock, score, top, rank, get) speak HTTP and live next to the router code
+ * (router/cli_ctl_api.c), so node/ needs nothing of the router. Each has its --help; replies
+ * print as JSON. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,31 +22,60 @@ struct cli_ctl__args {
 
 struct cli_ctl__cmd {
     const char *name;
-    const char *usage;
-    int op;
+    const char *usage; /* NULL for router commands: cli_ctl_api_usage describes them */
+    /* Runs the command; argv[0] is its name. Returns the exit code. */
+    int (*run)(const struct cli_ctl__cmd *cmd, int argc, char **argv);
+    int op; /* replica commands: the RPC op */
     int needs_id, needs_addrs;
 };
 
+static int cli_ctl__rpc(const struct cli_ctl__cmd *cmd, int argc, char **argv);
+static int cli_ctl__http(const struct cli_ctl__cmd *cmd, int argc, char **argv);
+
 static const struct cli_ctl__cmd cli_ctl__cmds[] = {
-    {"status", "status --rpc HOST:PORT          role, term, leader, indexes, digest", PROTO_OP_STATUS,
-     0, 0},
+    {"status", "status --rpc HOST:PORT          role, term, leader, indexes, digest", cli_ctl__rpc,
+     PROTO_OP_STATUS, 0, 0},
     {"add", "add --rpc LEADER --id N --raft HOST:PORT --replica-rpc HOST:PORT\n"
             "                                     add a voter (start it with `laurel node --join`)",
-     PROTO_OP_ADD, 1, 1},
-    {"remove", "remove --rpc LEADER --id N          remove a replica", PROTO_OP_REMOVE, 1, 0},
-    {"transfer", "transfer --rpc LEADER [--id N]    hand leadership over (0 = any)",
+     cli_ctl__rpc, PROTO_OP_ADD, 1, 1},
+    {"remove", "remove --rpc LEADER --id N          remove a replica", cli_ctl__rpc,
+     PROTO_OP_REMOVE, 1, 0},
+    {"transfer", "transfer --rpc LEADER [--id N]    hand leadership over (0 = any)", cli_ctl__rpc,
      PROTO_OP_TRANSFER, 0, 0},
+    {"player", NULL, cli_ctl__http, 0, 0, 0},
+    {"unlock", NULL, cli_ctl__http, 0, 0, 0},
+    {"score", NULL, cli_ctl__http, 0, 0, 0},
+    {"top", NULL, cli_ctl__http, 0, 0, 0},
+    {"rank", NULL, cli_ctl__http, 0, 0, 0},
+    {"get", NULL, cli_ctl__http, 0, 0, 0},
 };
 
 #define CLI_CTL__N (sizeof cli_ctl__cmds / sizeof cli_ctl__cmds[0])
 
 static void cli_ctl__usage(FILE *f)
 {
-    fprintf(f, "usage: laurel ctl <command> [options]\n\ncommands:\n");
+    fprintf(f, "usage: laurel ctl <command> [options]\n\nreplica commands (node RPC):\n");
     for (size_t i = 0; i < CLI_CTL__N; i++) {
-        fprintf(f, "  %s\n", cli_ctl__cmds[i].usage);
+        if (cli_ctl__cmds[i].usage) {
+            fprintf(f, "  %s\n", cli_ctl__cmds[i].usage);
+        }
     }
-    fprintf(f, "\noptions: --timeout-ms MS (default 5000). Replies print as JSON.\n");
+    fprintf(f, "options: --timeout-ms MS (default 5000). Replies print as JSON.\n\n"
+               "router commands (HTTP):\n");
+    for (size_t i = 0; i < CLI_CTL__N; i++) {
+        if (cli_ctl__cmds[i].usage == NULL) {
+            cli_ctl_api_usage(f, cli_ctl__cmds[i].name);
+        }
+    }
+    fprintf(f, "\n");
+    cli_ctl_api_options(f);
+    fprintf(f, "\n`laurel ctl <command> --help` describes each command.\n");
+}
+
+static int cli_ctl__http(const struct cli_ctl__cmd *cmd, int argc, char **argv)
+{
+    (void)cmd;
+    return cli_ctl_api(argc, argv);
 }
 
 static int cli_ctl__print(const struct client_reply *r)
@@ -60,7 +92,8 @@ static int cli_ctl__print(const struct client_reply *r)
     return r->code == 0 ? 0 : 1;
 }
 
-int cli_ctl(int argc, char **argv)
+/* A replica command: its options, one RPC call, the reply as JSON. */
+static int cli_ctl__rpc(const struct cli_ctl__cmd *cmd, int argc, char **argv)
 {
     static const struct option opts[] = {{"rpc", required_argument, NULL, 'r'},
                                          {"id", required_argument, NULL, 'i'},
@@ -70,23 +103,8 @@ int cli_ctl(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct cli_ctl__args a = {.timeout_ms = 5000};
-    const struct cli_ctl__cmd *cmd = NULL;
     int c;
-    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-        cli_ctl__usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    for (size_t i = 0; i < CLI_CTL__N; i++) {
-        if (strcmp(argv[1], cli_ctl__cmds[i].name) == 0) {
-            cmd = &cli_ctl__cmds[i];
-        }
-    }
-    if (cmd == NULL) {
-        fprintf(stderr, "laurel ctl: unknown command '%s'\n", argv[1]);
-        cli_ctl__usage(stderr);
-        return 2;
-    }
-    optind = 2;
+    optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'r': a.rpc = optarg; break;
@@ -135,4 +153,20 @@ int cli_ctl(int argc, char **argv)
     rv = cli_ctl__print(&r);
     client_close(&cl);
     return rv;
+}
+
+int cli_ctl(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        cli_ctl__usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < CLI_CTL__N; i++) {
+        if (strcmp(argv[1], cli_ctl__cmds[i].name) == 0) {
+            return cli_ctl__cmds[i].run(&cli_ctl__cmds[i], argc - 1, argv + 1);
+        }
+    }
+    fprintf(stderr, "laurel ctl: unknown command '%s'\n", argv[1]);
+    cli_ctl__usage(stderr);
+    return 2;
 }

@@ -510,6 +510,7 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     if ((rv = http_start(loop, cfg->http, router__handle, r, &r->http, errmsg)) != 0) {
         goto err_after_upstreams;
     }
+    router__repair_start(r);
     *out = r;
     return 0;
 
@@ -532,6 +533,7 @@ static void router__part_closed(void *data)
     }
     strmap_free(&r->player_region);
     strmap_free(&r->board_order);
+    router__repair_free(r);
     void (*done)(void *) = r->done;
     void *dd = r->done_data;
     free(r);
@@ -540,11 +542,14 @@ static void router__part_closed(void *data)
     }
 }
 
+static void router__timer_closed(uv_handle_t *h) { router__part_closed(h->data); }
+
 void router_stop(struct router *r, void (*done)(void *data), void *data)
 {
     r->done = done;
     r->done_data = data;
-    r->closing = r->nregions + 1;
+    r->closing = r->nregions + 2;
+    router__repair_stop(r, router__timer_closed);
     http_stop(r->http, router__part_closed, r);
     for (unsigned i = 0; i < r->nregions; i++) {
         upstream_close(r->up[i], router__part_closed, r);

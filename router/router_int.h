@@ -41,7 +41,18 @@ struct router {
     void *done_data;
     unsigned closing;
     struct router__stat stat[ROUTER_STAT_ROUTES];
+    int64_t catalog_version; /* the last version stamped on a catalog put */
+    struct router_repair *repairs; /* catalog puts to re-send (router_repair.c) */
+    size_t nrepairs;
+    uv_timer_t repair_timer;
 };
+
+/* router_repair.c: catalog puts re-sent to regions that missed them. */
+void router__repair_add(struct router *r, unsigned region, const char *args, size_t len);
+size_t router__repair_pending(const struct router *r);
+void router__repair_start(struct router *r);
+void router__repair_stop(struct router *r, uv_close_cb closed);
+void router__repair_free(struct router *r);
 
 /* One HTTP request in flight through the pipeline. */
 struct rreq {

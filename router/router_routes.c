@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../node/mpjson.h"
 #include "../node/proto.h"
@@ -141,14 +142,20 @@ void route_player_get(struct rreq *q)
     rreq__locate(q, id, rreq__player_get_go);
 }
 
-/* Catalog writes go to every region; the answer is the first region's. A region that fails
- * makes the request fail (the write is idempotent: retry). */
+/* Catalog writes go to every region; the answer is the first region's. A region that could
+ * not be reached makes the request fail with its error (retrying is safe) and gets the write
+ * again from the repair queue once it is back (router_repair.c). */
 static void rreq__catalog_done(struct rreq *q)
 {
     for (unsigned i = 0; i < q->r->nregions; i++) {
-        if (q->code[i] != 0) {
+        if (q->code[i] == 0) {
+            continue;
+        }
+        if (q->region < 0) {
             q->region = (int)i;
-            break;
+        }
+        if (q->code[i] == LR_EUNAVAILABLE || q->code[i] == LR_ENOMEM) {
+            router__repair_add(q->r, i, q->args.data, q->args.size);
         }
     }
     if (q->region < 0) {
@@ -157,8 +164,26 @@ static void rreq__catalog_done(struct rreq *q)
     rreq__reply_result(q);
 }
 
+/* Send catalog put @c to every region, stamped with this router's next version: its clock,
+ * and always above the last one it stamped, so its own puts order as it made them. */
 void rreq__catalog(struct rreq *q, const struct cmd *c)
 {
+    struct cmd stamped = *c;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t v = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (v <= q->r->catalog_version) {
+        v = q->r->catalog_version + 1;
+    }
+    q->r->catalog_version = v;
+    switch (stamped.type) {
+    case CMD_GAME_PUT: stamped.u.game_put.version = v; break;
+    case CMD_ACH_PUT: stamped.u.ach_put.version = v; break;
+    case CMD_BOARD_PUT: stamped.u.board_put.version = v; break;
+    case CMD_TOURNAMENT_PUT: stamped.u.tournament_put.version = v; break;
+    default: break;
+    }
+    c = &stamped;
     rreq__args_cmd(q, c);
     q->region = -1;
     q->next = rreq__catalog_done;

@@ -104,22 +104,24 @@ int apply__put_player(struct apply *a, const struct key *k, const struct rec_pla
 
 int apply__put_game(struct apply *a, const struct key *k, const struct rec_game *g)
 {
-    apply__rec_begin(a, 3);
+    apply__rec_begin(a, 4);
     shard__pack_str(RPK, g->name);
     msgpack_pack_int64(RPK, g->achievements_total);
     msgpack_pack_int64(RPK, g->players);
+    msgpack_pack_int64(RPK, g->version);
     return apply__rec_put(a, STORE_GAMES, k);
 }
 
 int apply__put_ach(struct apply *a, const struct key *k, const struct rec_ach *r)
 {
-    apply__rec_begin(a, 6);
+    apply__rec_begin(a, 7);
     shard__pack_str(RPK, r->name);
     shard__pack_str(RPK, r->description);
     msgpack_pack_int64(RPK, r->points);
     r->hidden ? msgpack_pack_true(RPK) : msgpack_pack_false(RPK);
     msgpack_pack_int64(RPK, r->steps);
     msgpack_pack_int64(RPK, r->unlocked_count);
+    msgpack_pack_int64(RPK, r->version);
     return apply__rec_put(a, STORE_ACHS, k);
 }
 
@@ -173,7 +175,7 @@ int apply__put_board(struct apply *a, const struct board *bd, const struct cmd_p
     struct lr_str game = {bd->game_id, (uint32_t)strlen(bd->game_id)};
     key__init(&k);
     key__str(&k, id);
-    apply__rec_begin(a, 8);
+    apply__rec_begin(a, 9);
     msgpack_pack_int64(RPK, bd->order);
     msgpack_pack_int64(RPK, bd->op);
     msgpack_pack_int64(RPK, bd->windows);
@@ -182,6 +184,7 @@ int apply__put_board(struct apply *a, const struct board *bd, const struct cmd_p
     apply__pack_prizes(RPK, rw);
     shard__pack_str(RPK, game);
     bd->tournament ? msgpack_pack_true(RPK) : msgpack_pack_false(RPK);
+    msgpack_pack_int64(RPK, bd->version);
     return apply__rec_put(a, STORE_BOARDS, &k);
 }
 

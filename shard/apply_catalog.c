@@ -8,10 +8,17 @@
 #include "apply_int.h"
 #include "mp.h"
 
+/* A versioned put older than what is stored: refused, so a late re-send never undoes a newer
+ * put (cmd.h). */
+static int apply__superseded(int64_t incoming, int64_t stored)
+{
+    return incoming != 0 && incoming < stored;
+}
+
 int apply__game_put(struct apply *a, const struct cmd_game_put *c)
 {
     struct shard *s = a->s;
-    struct rec_game g = {c->name, 0, 0};
+    struct rec_game g = {c->name, 0, 0, 0};
     struct key k;
     MDB_val v;
     key__init(&k);
@@ -22,10 +29,15 @@ int apply__game_put(struct apply *a, const struct cmd_game_put *c)
         if ((rv = rec__game(&v, &g)) != 0) {
             return rv;
         }
+        if (apply__superseded(c->version, g.version)) {
+            return apply__fail(a, LR_ECONFLICT, "game %.*s has a newer version", (int)c->game_id.len,
+                               c->game_id.p);
+        }
         g.name = c->name;
     } else if (!created) {
         return rv;
     }
+    g.version = c->version;
     if ((rv = apply__put_game(a, &k, &g)) != 0) {
         return rv;
     }
@@ -86,6 +98,11 @@ int apply__ach_put(struct apply *a, const struct cmd_ach_put *c)
     if (rv != 0 && !created) {
         return rv;
     }
+    if (!created && apply__superseded(c->version, r.version)) {
+        return apply__fail(a, LR_ECONFLICT, "achievement %.*s has a newer version",
+                           (int)c->achievement_id.len, c->achievement_id.p);
+    }
+    r.version = c->version;
     r.name = c->name;
     r.description = c->description;
     r.points = c->points;
@@ -134,6 +151,9 @@ int apply__board_put(struct apply *a, const struct cmd_board_put *c)
     if (bd && bd->tournament) {
         return apply__fail(a, LR_ECONFLICT, "board %s is a tournament's board", bd->id);
     }
+    if (bd && apply__superseded(c->version, bd->version)) {
+        return apply__fail(a, LR_ECONFLICT, "board %s has a newer version", bd->id);
+    }
     if (bd && (bd->order != c->order || bd->reset_s != c->reset_period_s)) {
         return apply__fail(a, LR_ECONFLICT,
                            "the order and reset_period_s of board %s cannot change", bd->id);
@@ -146,6 +166,7 @@ int apply__board_put(struct apply *a, const struct cmd_board_put *c)
     bd->windows = (unsigned)c->windows | (c->reset_period_s ? 1u << TIMEFMT_CYCLE : 0);
     bd->reset_s = c->reset_period_s;
     bd->snapshot_top = c->snapshot_top;
+    bd->version = c->version;
     snprintf(bd->game_id, sizeof bd->game_id, "%.*s", (int)c->game_id.len, c->game_id.p);
     if ((rv = apply__put_board(a, bd, &c->rewards)) != 0) {
         return rv;
@@ -157,10 +178,10 @@ int apply__board_put(struct apply *a, const struct cmd_board_put *c)
 }
 
 /* Tournament record: [ver, name, start, end, max_participants, max_attempts, prizes,
- * participants]; join record: [ver, attempts, joined_ms]. */
+ * participants, version]; join record: [ver, attempts, joined_ms]. */
 struct apply__tourn {
     struct lr_str name;
-    int64_t start_ms, end_ms, max_participants, max_attempts, participants;
+    int64_t start_ms, end_ms, max_participants, max_attempts, participants, version;
 };
 
 static int apply__get_tourn(struct apply *a, struct lr_str id, struct apply__tourn *t)
@@ -181,7 +202,8 @@ static int apply__get_tourn(struct apply *a, struct lr_str id, struct apply__tou
     t->max_attempts = mp_i64(&r);
     mp_skip(&r);
     t->participants = mp_i64(&r);
-    return (n != 8 || ver != REC_VERSION || !mp_done(&r)) ? LR_ECORRUPT : 0;
+    t->version = mp_i64(&r);
+    return (n != 9 || ver != REC_VERSION || !mp_done(&r)) ? LR_ECORRUPT : 0;
 }
 
 int apply__tournament_put(struct apply *a, const struct cmd_tournament_put *c)
@@ -204,11 +226,15 @@ int apply__tournament_put(struct apply *a, const struct cmd_tournament_put *c)
     if (rv != 0 && !created) {
         return rv;
     }
+    if (!created && apply__superseded(c->version, t.version)) {
+        return apply__fail(a, LR_ECONFLICT, "tournament %.*s has a newer version",
+                           (int)c->tournament_id.len, c->tournament_id.p);
+    }
     int64_t participants = created ? 0 : t.participants;
     struct key k;
     key__init(&k);
     key__str(&k, c->tournament_id);
-    apply__rec_begin(a, 7);
+    apply__rec_begin(a, 8);
     shard__pack_str(RPK, c->name);
     msgpack_pack_int64(RPK, c->start_ms);
     msgpack_pack_int64(RPK, c->end_ms);
@@ -216,6 +242,7 @@ int apply__tournament_put(struct apply *a, const struct cmd_tournament_put *c)
     msgpack_pack_int64(RPK, c->max_attempts);
     apply__pack_prizes(RPK, &c->prizes);
     msgpack_pack_int64(RPK, participants);
+    msgpack_pack_int64(RPK, c->version);
     if ((rv = apply__rec_put(a, STORE_TOURNS, &k)) != 0) {
         return rv;
     }
@@ -291,7 +318,7 @@ int apply__tournament_join(struct apply *a, const struct cmd_tournament_join *c)
             return rv;
         }
         /* Rewrite the tournament record with one more participant, keeping its other fields
-         * byte for byte. */
+         * (the version too) as they are. */
         MDB_val tv;
         if ((rv = store_get(s->st, STORE_TOURNS, c->tournament_id.p, c->tournament_id.len,
                             &tv)) != 0) {
@@ -310,6 +337,7 @@ int apply__tournament_join(struct apply *a, const struct cmd_tournament_join *c)
         msgpack_sbuffer_clear(&s->rbuf);
         msgpack_sbuffer_write(&s->rbuf, tv.mv_data, head);
         msgpack_pack_int64(RPK, t.participants + 1);
+        msgpack_pack_int64(RPK, t.version);
         key__init(&k);
         key__str(&k, c->tournament_id);
         if ((rv = apply__rec_put(a, STORE_TOURNS, &k)) != 0) {

@@ -73,9 +73,14 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
 #define CMD_I64_MAX INT64_MAX
 #define CMD_I64_MIN INT64_MIN
 
+/* Catalog commands carry a version the router stamps (its clock in ms, strictly increasing
+ * per router): a region applies a catalog put only if its version is at least the stored
+ * one, so re-sending a put to a region that missed it (router/router_repair.c) can never
+ * undo a newer one, whatever the order of arrival. 0 = unversioned (always applies). */
 #define CMD_GAME_PUT(F)                                                                        \
     F(ID, game_id, VALID_GAME_ID_MAX, 0)                                                       \
-    F(TEXT, name, 1, VALID_NAME_MAX)
+    F(TEXT, name, 1, VALID_NAME_MAX)                                                           \
+    F(I64, version, 0, CMD_I64_MAX)
 
 #define CMD_ACH_PUT(F)                                                                         \
     F(ID, game_id, VALID_GAME_ID_MAX, 0)                                                       \
@@ -84,7 +89,8 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
     F(TEXT, description, 0, VALID_DESC_MAX)                                                    \
     F(I64, points, 0, VALID_SCORE_MAX)                                                         \
     F(BOOL, hidden, 0, 0)                                                                      \
-    F(I64, steps, 1, 1000000000)
+    F(I64, steps, 1, 1000000000)                                                               \
+    F(I64, version, 0, CMD_I64_MAX)
 
 #define CMD_BOARD_PUT(F)                                                                       \
     F(ID, board_id, VALID_ID_MAX, 0)                                                           \
@@ -94,7 +100,8 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
     F(I64, reset_period_s, 0, 315360000) /* 0 = no cycles, else >= 60 */                       \
     F(I64, snapshot_top, 0, 1000)                                                              \
     F(PRIZES, rewards, 0, 0)                                                                   \
-    F(OPTID, game_id, VALID_GAME_ID_MAX, 0)
+    F(OPTID, game_id, VALID_GAME_ID_MAX, 0)                                                    \
+    F(I64, version, 0, CMD_I64_MAX)
 
 #define CMD_TOURNAMENT_PUT(F)                                                                  \
     F(ID, tournament_id, VALID_ID_MAX, 0)                                                      \
@@ -105,7 +112,8 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
     F(I64, end_ms, 0, 253402300799999)                                                         \
     F(I64, max_participants, 0, 100000000) /* 0 = unlimited */                                \
     F(I64, max_attempts, 0, 100000000)     /* 0 = unlimited */                                \
-    F(PRIZES, prizes, 0, 0)
+    F(PRIZES, prizes, 0, 0)                                                                    \
+    F(I64, version, 0, CMD_I64_MAX)
 
 #define CMD_TOURNAMENT_JOIN(F)                                                                 \
     F(ID, tournament_id, VALID_ID_MAX, 0)                                                      \

@@ -91,19 +91,20 @@ int rec__player(const MDB_val *v, struct rec_player *p)
 int rec__game(const MDB_val *v, struct rec_game *g)
 {
     struct mp r;
-    if (rec__open(&r, v, 3)) {
+    if (rec__open(&r, v, 4)) {
         return LR_ECORRUPT;
     }
     g->name = mp_str(&r);
     g->achievements_total = mp_i64(&r);
     g->players = mp_i64(&r);
+    g->version = mp_i64(&r);
     return REC__CLOSE(&r);
 }
 
 int rec__ach(const MDB_val *v, struct rec_ach *a)
 {
     struct mp r;
-    if (rec__open(&r, v, 6)) {
+    if (rec__open(&r, v, 7)) {
         return LR_ECORRUPT;
     }
     a->name = mp_str(&r);
@@ -112,6 +113,7 @@ int rec__ach(const MDB_val *v, struct rec_ach *a)
     a->hidden = mp_bool(&r);
     a->steps = mp_i64(&r);
     a->unlocked_count = mp_i64(&r);
+    a->version = mp_i64(&r);
     if (a->steps < 1) {
         return LR_ECORRUPT;
     }

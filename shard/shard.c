@@ -137,7 +137,8 @@ static int shard__load_boards(struct shard *s, MDB_txn *txn)
         mp_skip(&r);
         struct lr_str game = mp_str(&r);
         int tournament = mp_bool(&r);
-        if (n != 9 || ver != REC_VERSION || !mp_done(&r) || order < 0 || order > 1 || op < 0 ||
+        int64_t version = mp_i64(&r);
+        if (n != 10 || ver != REC_VERSION || !mp_done(&r) || order < 0 || order > 1 || op < 0 ||
             op > 3 || windows < 1 || windows > 31 || reset < 0 || game.len > VALID_GAME_ID_MAX ||
             !valid_id(k.mv_data, k.mv_size, VALID_ID_MAX)) {
             rv = errmsg_set(s->errmsg, LR_ECORRUPT, "load: bad board record");
@@ -152,6 +153,7 @@ static int shard__load_boards(struct shard *s, MDB_txn *txn)
         bd->reset_s = reset;
         bd->snapshot_top = top;
         bd->tournament = tournament;
+        bd->version = version;
         memcpy(bd->game_id, game.p, game.len);
         bd->game_id[game.len] = '\0';
     }

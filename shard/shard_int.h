@@ -67,6 +67,7 @@ struct board {
     int64_t reset_s;
     int64_t snapshot_top;
     int tournament;
+    int64_t version; /* of the last put (cmd.h) */
     char game_id[VALID_GAME_ID_MAX + 1];
     struct strmap sets; /* (window, period) -> struct rankset * */
 };
@@ -107,11 +108,13 @@ struct rec_game {
     struct lr_str name;
     int64_t achievements_total;
     int64_t players; /* with at least one unlock or progress */
+    int64_t version; /* of the last put (cmd.h) */
 };
 struct rec_ach {
     struct lr_str name, description;
     int64_t points, steps, unlocked_count;
     int hidden;
+    int64_t version;
 };
 struct rec_score {
     int64_t score, subscore, updated_ms;

@@ -114,7 +114,7 @@ static struct cmd c_player(const char *id, const char *name, const char *guild)
 static struct cmd c_game(const char *id, const char *name)
 {
     struct cmd c = {.type = CMD_GAME_PUT};
-    c.u.game_put = (struct cmd_game_put){S(id), S(name)};
+    c.u.game_put = (struct cmd_game_put){S(id), S(name), 0};
     return c;
 }
 
@@ -123,7 +123,7 @@ static struct cmd c_ach(const char *game, const char *ach, int64_t points, int h
 {
     struct cmd c = {.type = CMD_ACH_PUT};
     c.u.ach_put = (struct cmd_ach_put){S(game), S(ach), S("First"), S("Do it"),
-                                       points, hidden, steps};
+                                       points, hidden, steps, 0};
     return c;
 }
 
@@ -453,7 +453,7 @@ static struct cmd random_command(struct fixture *f, int64_t *clock)
         break;
     case 1:
         c.type = CMD_GAME_PUT;
-        c.u.game_put = (struct cmd_game_put){S(PICK(f, games)), S(PICK(f, names))};
+        c.u.game_put = (struct cmd_game_put){S(PICK(f, games)), S(PICK(f, names)), 0};
         break;
     case 2:
         c = c_ach(PICK(f, games), PICK(f, achs), pick_i64(f, 0, 100),

@@ -69,7 +69,7 @@ static int setup(void **state)
     fx->router = fork();
     if (fx->router == 0) {
         execl(fx->eu.bin, fx->eu.bin, "router", "--http", fx->http, "--region", eu, "--region",
-              na, "--admin-key", ADMIN, "--api-key", API, (char *)NULL);
+              na, "--admin-key", ADMIN, "--api-key", API, "--timeout-ms", "1500", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 200 && status_of("GET", "/readyz", "", NULL) != 200; i++) {
@@ -293,6 +293,43 @@ static void bad_input(void **state)
     assert_int_equal(status_of("GET", "/healthz", "", NULL), 200);
 }
 
+/* A catalog write made while a region has lost its majority fails with 503 (the region may
+ * or may not have it), reaches the other region, and is re-sent by the router to the region
+ * once it is back, without anyone retrying it. Last: it kills replicas. */
+static void catalog_repaired_when_region_returns(void **state)
+{
+    (void)state;
+    struct httpc_resp r;
+    int lead = tcluster_leader(&fx->na, 5000);
+    assert_true(lead >= 0);
+    /* leave na one replica: no majority, no leader */
+    for (unsigned i = 0, killed = 0; i < 3 && killed < 2; i++) {
+        if ((int)i != lead) {
+            tcluster_kill(&fx->na, i, SIGKILL);
+            killed++;
+        }
+    }
+    tcluster_kill(&fx->na, (unsigned)lead, SIGKILL);
+    assert_int_equal(req("PUT", "/v1/games/late", ADMIN, "{\"name\":\"Late\"}", &r), 503);
+    assert_non_null(r.headers[0] ? strstr(r.headers, "Retry-After") : NULL);
+    httpc_free(&r);
+    /* eu has it, na does not: the listing, which asks both, is refused */
+    assert_int_equal(status_of("GET", "/v1/games/late", "", NULL), 200);
+    assert_true(status_of("GET", "/v1/games/late/achievements", "", NULL) != 200);
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(tcluster_spawn(&fx->na, i), 0);
+    }
+    int st = 0;
+    for (int i = 0; i < 150 && (st = status_of("GET", "/v1/games/late/achievements", "", NULL)) != 200;
+         i++) {
+        sleep_ms(100);
+    }
+    assert_int_equal(st, 200);
+    assert_int_equal(req("GET", "/metrics", "", NULL, &r), 200);
+    assert_non_null(strstr(r.body, "laurel_raft_applied_index{region=\"na\""));
+    httpc_free(&r);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -304,6 +341,7 @@ int main(void)
         cmocka_unit_test(global_pages_merge_regions),
         cmocka_unit_test(unlocks_and_achievement_counts),
         cmocka_unit_test(bad_input),
+        cmocka_unit_test(catalog_repaired_when_region_returns),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -506,6 +506,99 @@ static void map_full_aborts_then_grows(void **state)
     assert_true(scanned == shard_digest(f->s));
 }
 
+/* Versioned catalog puts: an older version is refused unwritten (a late re-send cannot undo
+ * a newer put), the same version applies again (re-sending is idempotent), and 0 always
+ * applies. Every kind: game, achievement, board, tournament. */
+static void catalog_versions_last_writer_wins(void **state)
+{
+    struct fixture *f = *state;
+    char buf[64];
+    struct cmd g = ts_game(T0, "g");
+    g.u.game_put.version = 100;
+    g.u.game_put.name = ts_s("New");
+    assert_int_equal(fx_do(f, g)->status, 201);
+    struct cmd old = g;
+    old.u.game_put.version = 99;
+    old.u.game_put.name = ts_s("Old");
+    fx_error(fx_do(f, old), 409, "conflict", "newer version");
+    struct shard_query q = {.type = SHARD_Q_GAME_GET, .game_id = ts_s("g")};
+    struct ts_answer a;
+    assert_int_equal(ts_query(f->s, &q, &a, f->errmsg), 0);
+    assert_string_equal(ts_str(&a.data, "name", buf, sizeof buf), "New");
+    ts_answer_free(&a);
+    assert_int_equal(fx_do(f, g)->status, 200); /* the same version again */
+
+    struct cmd ach = ts_ach(T0, "g", "first", 10, 1, 0);
+    ach.u.ach_put.version = 50;
+    assert_int_equal(fx_do(f, ach)->status, 201);
+    ach.u.ach_put.version = 49;
+    fx_error(fx_do(f, ach), 409, "conflict", "newer version");
+    ach.u.ach_put.version = 0;
+    assert_int_equal(fx_do(f, ach)->status, 200);
+
+    struct cmd b = ts_board(T0, "b", CMD_ORDER_DESC, CMD_OP_BEST, 1u << TIMEFMT_ALLTIME, 0);
+    b.u.board_put.version = 7;
+    assert_int_equal(fx_do(f, b)->status, 201);
+    b.u.board_put.version = 6;
+    b.u.board_put.op = CMD_OP_SET;
+    fx_error(fx_do(f, b), 409, "conflict", "newer version");
+    b.u.board_put.version = 8;
+    assert_int_equal(fx_do(f, b)->status, 200);
+    /* the version survives a restart (the board record is reloaded) */
+    shard_close(f->s);
+    fx_open(f);
+    b.u.board_put.version = 7;
+    fx_error(fx_do(f, b), 409, "conflict", "newer version");
+}
+
+/* NEAR: the count before a foreign key and the entries on each side of it; LOCATE: which ids
+ * live here. */
+static void near_and_locate(void **state)
+{
+    struct fixture *f = *state;
+    char buf[64];
+    assert_int_equal(fx_do(f, ts_board(T0, "b", CMD_ORDER_DESC, CMD_OP_BEST,
+                                       1u << TIMEFMT_ALLTIME, 0))->status, 201);
+    const char *ids[] = {"p1", "p2", "p3", "p4", "p5"};
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(fx_do(f, ts_player(T0, ids[i], "eu", ""))->status, 201);
+        assert_int_equal(fx_do(f, ts_score(T0, "b", ids[i], (i + 1) * 10, 0, "k1234567"))
+                             ->status, 200);
+    }
+    /* a foreign key scoring 35 at T0 sits after p5 (50) and p4 (40) */
+    struct shard_query q = {.type = SHARD_Q_NEAR, .board_id = ts_s("b"), .around = 1,
+                            .nprobes = 1, .now_ms = T0};
+    q.probes[0].score = 35;
+    q.probes[0].updated_ms = T0;
+    q.probes[0].player_id = ts_s("zz");
+    struct ts_answer a;
+    assert_int_equal(ts_query(f->s, &q, &a, f->errmsg), 0);
+    assert_int_equal(ts_i64(&a.data, "count"), 2);
+    assert_int_equal(ts_i64(&a.data, "total"), 5);
+    const msgpack_object *bf = ts_get(&a.data, "before");
+    const msgpack_object *af = ts_get(&a.data, "after");
+    assert_int_equal(bf->via.array.size, 1);
+    assert_int_equal(af->via.array.size, 2);
+    assert_string_equal(ts_str(&bf->via.array.ptr[0], "player_id", buf, sizeof buf), "p4");
+    assert_string_equal(ts_str(&af->via.array.ptr[0], "player_id", buf, sizeof buf), "p3");
+    assert_string_equal(ts_str(&af->via.array.ptr[1], "player_id", buf, sizeof buf), "p2");
+    ts_answer_free(&a);
+    q.nprobes = 2; /* exactly one probe */
+    assert_int_equal(ts_query(f->s, &q, &a, f->errmsg), LR_EINVAL);
+
+    struct shard_query l = {.type = SHARD_Q_LOCATE, .nids = 3};
+    l.ids[0] = ts_s("p2");
+    l.ids[1] = ts_s("nobody");
+    l.ids[2] = ts_s("p5");
+    assert_int_equal(ts_query(f->s, &l, &a, f->errmsg), 0);
+    const msgpack_object *found = ts_get(&a.data, "found");
+    assert_int_equal(found->via.array.size, 3);
+    assert_true(found->via.array.ptr[0].via.boolean);
+    assert_false(found->via.array.ptr[1].via.boolean);
+    assert_true(found->via.array.ptr[2].via.boolean);
+    ts_answer_free(&a);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -525,6 +618,8 @@ int main(void)
         T(malformed_entries_and_replays),
         T(restart_keeps_state_and_answers),
         T(map_full_aborts_then_grows),
+        T(catalog_versions_last_writer_wins),
+        T(near_and_locate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -939,7 +939,7 @@ static void api_conventions_spelled_out(void **state)
     msgpack_pack_array(&f->pk, 2);
     msgpack_pack_int64(&f->pk, CMD_ENTRY_VERSION);
     msgpack_pack_array(&f->pk, 1);
-    msgpack_pack_array(&f->pk, 2 + 8);
+    msgpack_pack_array(&f->pk, 2 + 9);
     msgpack_pack_int64(&f->pk, CMD_BOARD_PUT);
     msgpack_pack_int64(&f->pk, TS);
     pack_str(&f->pk, S("b1"));
@@ -954,6 +954,7 @@ static void api_conventions_spelled_out(void **state)
         pack_str(&f->pk, S("r"));
     }
     pack_str(&f->pk, S(""));
+    msgpack_pack_int64(&f->pk, 0); /* version */
     struct cmd out;
     assert_int_equal(decode_one(f, &out), LR_EINVAL);
     expect_msg_names(f->errmsg, "rewards");

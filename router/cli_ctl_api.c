@@ -1,0 +1,595 @@
+/* router/cli_ctl_api.c — the `laurel ctl` commands that talk HTTP to a router (API.md).
+ *
+ * Commands are data: each row of cli_ctl_api__cmds names its method, path, the key it sends
+ * and its fields, and each field says where it goes (a path segment, a JSON body member, a
+ * query parameter) and how it is checked. One function parses any row's options, builds the
+ * request (bodies with jansson, never by hand), sends it with hclient and prints the answer;
+ * usage lines are generated from the same rows, so syntax and --help cannot drift apart.
+ *
+ * Exit codes: 0 on a 2xx answer (its JSON pretty-printed on stdout), 1 on an HTTP error (the
+ * API's code and message on stderr) or when the router cannot be reached, 2 on usage errors.
+ * Writes that take an idempotency key get a fresh random one when --key is not given; it is
+ * printed on stderr, so an operator whose write timed out can retry it safely (API.md). */
+#include <assert.h>
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "../node/cli.h"
+#include "../shard/err.h"
+#include "hclient.h"
+
+#define CLI_CTL_API__FIELDS 8
+
+enum cli_ctl_api__where {
+    CLI_CTL_API__PATH = 1, /* fills the next "{}" of the row's path, %-encoded (0: unused row) */
+    CLI_CTL_API__BODY,     /* a member of the JSON body */
+    CLI_CTL_API__QUERY,    /* a query parameter, %-encoded */
+    CLI_CTL_API__TARGET,   /* the whole request target, as given ("/v1/cluster?x=1") */
+};
+
+enum cli_ctl_api__type {
+    CLI_CTL_API__STR,
+    CLI_CTL_API__INT,  /* a decimal int64, checked here */
+    CLI_CTL_API__JSON, /* any JSON text, parsed here and sent as a value */
+};
+
+/* Which key a command sends: the api key suits writes of game data, the admin key everything. */
+enum cli_ctl_api__auth {
+    CLI_CTL_API__NOKEY, /* public reads */
+    CLI_CTL_API__API,   /* the api key, else the admin key */
+    CLI_CTL_API__ADMIN, /* the admin key, else the api key, else none */
+};
+
+struct cli_ctl_api__field {
+    const char *opt;  /* long option without "--", or NULL for a positional argument */
+    const char *meta; /* its value's name in usage lines */
+    const char *name; /* JSON member or query parameter (unused for path and target) */
+    unsigned char where, type, required;
+    const char *help;
+};
+
+struct cli_ctl_api__cmd {
+    const char *word, *sub; /* "player" "put"; sub NULL for one-word commands */
+    const char *method;
+    const char *path; /* with one "{}" per PATH field, in field order; NULL for TARGET */
+    unsigned char auth;
+    unsigned char idempotent; /* the body carries "idempotency_key" (--key, else a fresh one) */
+    const char *summary;
+    struct cli_ctl_api__field f[CLI_CTL_API__FIELDS];
+};
+
+#define P_ CLI_CTL_API__PATH
+#define B_ CLI_CTL_API__BODY
+#define Q_ CLI_CTL_API__QUERY
+#define S_ CLI_CTL_API__STR
+#define I_ CLI_CTL_API__INT
+#define J_ CLI_CTL_API__JSON
+
+static const struct cli_ctl_api__cmd cli_ctl_api__cmds[] = {
+    {"player", "put", "PUT", "/v1/players/{}", CLI_CTL_API__API, 0,
+     "create or update a player (201 created, 200 updated; its region cannot change)",
+     {{NULL, "ID", NULL, P_, S_, 1, "player id"},
+      {"name", "N", "name", B_, S_, 1, "display name"},
+      {"region", "R", "region", B_, S_, 1, "the region the player lives in"},
+      {"guild", "G", "guild", B_, S_, 0, "guild id"}}},
+    {"player", "get", "GET", "/v1/players/{}", CLI_CTL_API__NOKEY, 0, "show a player",
+     {{NULL, "ID", NULL, P_, S_, 1, "player id"}}},
+    {"unlock", NULL, "POST", "/v1/unlocks", CLI_CTL_API__API, 1,
+     "unlock an achievement, or add --steps of progress to an incremental one",
+     {{"player", "P", "player_id", B_, S_, 1, "player id"},
+      {"game", "G", "game_id", B_, S_, 1, "game id"},
+      {"achievement", "A", "achievement_id", B_, S_, 1, "achievement id"},
+      {"steps", "N", "steps", B_, I_, 0, "steps of progress (default: all remaining)"}}},
+    {"score", NULL, "POST", "/v1/boards/{}/scores", CLI_CTL_API__API, 1,
+     "submit a score (the board's operator decides what is stored)",
+     {{"board", "B", NULL, P_, S_, 1, "board id"},
+      {"player", "P", "player_id", B_, S_, 1, "player id"},
+      {"score", "S", "score", B_, I_, 1, "integer score"},
+      {"subscore", "N", "subscore", B_, I_, 0, "integer tie-breaker (default 0)"},
+      {"metadata", "JSON", "metadata", B_, J_, 0, "a JSON object of at most 256 bytes"}}},
+    {"top", NULL, "GET", "/v1/boards/{}/top", CLI_CTL_API__NOKEY, 0, "a page of a board",
+     {{"board", "B", NULL, P_, S_, 1, "board id"},
+      {"scope", "S", "scope", Q_, S_, 0, "global (default), region:<id> or guild:<id>"},
+      {"window", "W", "window", Q_, S_, 0, "alltime (default), daily, weekly, monthly, cycle"},
+      {"period", "P", "period", Q_, S_, 0, "YYYY-MM-DD, YYYY-Www, YYYY-MM or a cycle number"},
+      {"limit", "N", "limit", Q_, I_, 0, "entries per page, 1-1000 (default 100)"},
+      {"cursor", "C", "cursor", Q_, S_, 0, "next_cursor of the previous page"}}},
+    {"rank", NULL, "GET", "/v1/boards/{}/players/{}", CLI_CTL_API__NOKEY, 0,
+     "a player's rank on a board, with neighbours",
+     {{"board", "B", NULL, P_, S_, 1, "board id"},
+      {"player", "P", NULL, P_, S_, 1, "player id"},
+      {"scope", "S", "scope", Q_, S_, 0, "global (default), region:<id> or guild:<id>"},
+      {"window", "W", "window", Q_, S_, 0, "alltime (default), daily, weekly, monthly, cycle"},
+      {"period", "P", "period", Q_, S_, 0, "the period (default: the current one)"},
+      {"around", "N", "around", Q_, I_, 0, "entries on each side, 0-50"}}},
+    {"get", NULL, "GET", NULL, CLI_CTL_API__ADMIN, 0,
+     "any GET, e.g. /v1/cluster (sent with the admin key when there is one)",
+     {{NULL, "PATH", NULL, CLI_CTL_API__TARGET, S_, 1, "path and query, e.g. /v1/cluster"}}},
+};
+
+#undef P_
+#undef B_
+#undef Q_
+#undef S_
+#undef I_
+#undef J_
+
+#define CLI_CTL_API__N (sizeof cli_ctl_api__cmds / sizeof cli_ctl_api__cmds[0])
+
+/* Options every command takes; their getopt values sit below the fields' (0..FIELDS-1). */
+enum {
+    CLI_CTL_API__O_ROUTER = CLI_CTL_API__FIELDS,
+    CLI_CTL_API__O_API_KEY,
+    CLI_CTL_API__O_ADMIN_KEY,
+    CLI_CTL_API__O_DATA,
+    CLI_CTL_API__O_TIMEOUT,
+    CLI_CTL_API__O_IDEM,
+    CLI_CTL_API__O_HELP,
+};
+
+/* What one invocation was given. Strings are borrowed from argv and the environment. */
+struct cli_ctl_api__args {
+    const char *router, *api_key, *admin_key, *data, *idem;
+    int timeout_ms;
+    const char *v[CLI_CTL_API__FIELDS]; /* each field's value, or NULL */
+};
+
+/* ---- usage ----------------------------------------------------------------------------------- */
+
+static void cli_ctl_api__synopsis(FILE *f, const struct cli_ctl_api__cmd *c)
+{
+    fprintf(f, "%s%s%s", c->word, c->sub ? " " : "", c->sub ? c->sub : "");
+    for (int i = 0; i < CLI_CTL_API__FIELDS && c->f[i].meta; i++) {
+        const struct cli_ctl_api__field *fd = &c->f[i];
+        if (fd->opt == NULL) {
+            fprintf(f, " %s", fd->meta);
+        } else {
+            fprintf(f, " %s--%s %s%s", fd->required ? "" : "[", fd->opt, fd->meta,
+                    fd->required ? "" : "]");
+        }
+    }
+    if (c->idempotent) {
+        fprintf(f, " [--key K]");
+    }
+}
+
+void cli_ctl_api_usage(FILE *f, const char *word)
+{
+    for (size_t i = 0; i < CLI_CTL_API__N; i++) {
+        if (word == NULL || strcmp(word, cli_ctl_api__cmds[i].word) == 0) {
+            fprintf(f, "  ");
+            cli_ctl_api__synopsis(f, &cli_ctl_api__cmds[i]);
+            fprintf(f, "\n      %s\n", cli_ctl_api__cmds[i].summary);
+        }
+    }
+}
+
+void cli_ctl_api_options(FILE *f)
+{
+    fprintf(f,
+            "options of the HTTP commands (player, unlock, score, top, rank, get):\n"
+            "  --router HOST:PORT   the router (default: $LAUREL_ROUTER, else 127.0.0.1:8080)\n"
+            "  --api-key K          default: $LAUREL_API_KEY, else DATA/keys.json\n"
+            "  --admin-key K        default: $LAUREL_ADMIN_KEY, else DATA/keys.json\n"
+            "  --data DIR           where `laurel dev` keeps keys.json (default ./laurel-data)\n"
+            "  --timeout-ms MS      deadline of the whole request (default 5000)\n"
+            "  --key K              idempotency key of unlock and score (default: a new random\n"
+            "                       one, printed on stderr: retry with it)\n"
+            "The answer prints as JSON on stdout. Exit 0 on 2xx, 1 on an HTTP error (its code\n"
+            "and message on stderr) or an unreachable router, 2 on usage errors.\n");
+}
+
+static void cli_ctl_api__cmd_usage(FILE *f, const struct cli_ctl_api__cmd *c)
+{
+    fprintf(f, "usage: laurel ctl ");
+    cli_ctl_api__synopsis(f, c);
+    fprintf(f, "\n\n%s: %s %s\n\n", c->summary, c->method, c->path ? c->path : "PATH");
+    for (int i = 0; i < CLI_CTL_API__FIELDS && c->f[i].meta; i++) {
+        const struct cli_ctl_api__field *fd = &c->f[i];
+        char lhs[64];
+        snprintf(lhs, sizeof lhs, "%s%s%s%s", fd->opt ? "--" : "", fd->opt ? fd->opt : "",
+                 fd->opt ? " " : "", fd->meta);
+        fprintf(f, "  %-20s %s\n", lhs, fd->help);
+    }
+    fprintf(f, "\n");
+    cli_ctl_api_options(f);
+}
+
+/* ---- request building ------------------------------------------------------------------------ */
+
+/* A growing string for the request target (not JSON: JSON goes through jansson). */
+struct cli_ctl_api__buf {
+    char *p;
+    size_t len, cap;
+};
+
+static int cli_ctl_api__put(struct cli_ctl_api__buf *b, const char *s, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = (b->len + n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (p == NULL) {
+            return LR_ENOMEM;
+        }
+        b->p = p;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    b->p[b->len] = '\0';
+    return 0;
+}
+
+/* Append @s %-encoded: everything but RFC 3986's unreserved characters. */
+static int cli_ctl_api__put_enc(struct cli_ctl_api__buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        char e[3] = {'%', hex[ch >> 4], hex[ch & 15]};
+        int plain = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                    (ch >= '0' && ch <= '9') || ch == '-' || ch == '.' || ch == '_' || ch == '~';
+        if (cli_ctl_api__put(b, plain ? (const char *)s : e, plain ? 1 : 3) != 0) {
+            return LR_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int cli_ctl_api__int(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return s[0] != '\0' && *end == '\0' && errno == 0 ? 0 : -1;
+}
+
+/* The request target: the path with its "{}" filled, then the query. 0 or LR_ENOMEM. */
+static int cli_ctl_api__target(const struct cli_ctl_api__cmd *c,
+                               const struct cli_ctl_api__args *a, struct cli_ctl_api__buf *b)
+{
+    const char *p = c->path;
+    int i = 0, nq = 0, rv = 0;
+    if (p == NULL) { /* a TARGET command: its one field is the target */
+        return cli_ctl_api__put(b, a->v[0], strlen(a->v[0]));
+    }
+    while (rv == 0 && *p) {
+        const char *hole = strstr(p, "{}");
+        size_t n = hole ? (size_t)(hole - p) : strlen(p);
+        rv = cli_ctl_api__put(b, p, n);
+        p += n;
+        if (rv == 0 && hole) {
+            while (i < CLI_CTL_API__FIELDS && c->f[i].where != CLI_CTL_API__PATH) {
+                i++;
+            }
+            assert(i < CLI_CTL_API__FIELDS && c->f[i].meta); /* a "{}" per PATH field */
+            rv = cli_ctl_api__put_enc(b, a->v[i++]);
+            p += 2;
+        }
+    }
+    for (i = 0; rv == 0 && i < CLI_CTL_API__FIELDS && c->f[i].meta; i++) {
+        if (c->f[i].where == CLI_CTL_API__QUERY && a->v[i]) {
+            rv = cli_ctl_api__put(b, nq++ ? "&" : "?", 1);
+            rv = rv ? rv : cli_ctl_api__put(b, c->f[i].name, strlen(c->f[i].name));
+            rv = rv ? rv : cli_ctl_api__put(b, "=", 1);
+            rv = rv ? rv : cli_ctl_api__put_enc(b, a->v[i]);
+        }
+    }
+    return rv;
+}
+
+/* A fresh idempotency key: 128 random bits in hex. */
+static int cli_ctl_api__idem_new(char *out, size_t cap)
+{
+    unsigned char r[16];
+    if (cap < 2 * sizeof r + 1 || getrandom(r, sizeof r, 0) != (ssize_t)sizeof r) {
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof r; i++) {
+        snprintf(out + 2 * i, 3, "%02x", r[i]);
+    }
+    return 0;
+}
+
+/* The JSON body in *@out (NULL for a command without body fields), checking each value's type.
+ * @return 0, or 2 after saying on stderr what is wrong. */
+static int cli_ctl_api__body(const struct cli_ctl_api__cmd *c, const struct cli_ctl_api__args *a,
+                             json_t **out)
+{
+    json_t *body = NULL;
+    *out = NULL;
+    for (int i = 0; i < CLI_CTL_API__FIELDS && c->f[i].meta; i++) {
+        const struct cli_ctl_api__field *fd = &c->f[i];
+        json_t *v = NULL;
+        long long n = 0;
+        json_error_t jerr;
+        if (fd->type == CLI_CTL_API__INT && a->v[i] && cli_ctl_api__int(a->v[i], &n) != 0) {
+            fprintf(stderr, "laurel ctl %s: --%s wants an integer, not '%s'\n", c->word,
+                    fd->opt, a->v[i]);
+            goto err_after_body;
+        }
+        if (fd->where != CLI_CTL_API__BODY || a->v[i] == NULL) {
+            continue;
+        }
+        switch (fd->type) {
+        case CLI_CTL_API__INT: v = json_integer((json_int_t)n); break;
+        case CLI_CTL_API__JSON:
+            v = json_loads(a->v[i], JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
+            if (v == NULL) {
+                fprintf(stderr, "laurel ctl %s: --%s is not JSON: %s\n", c->word, fd->opt,
+                        jerr.text);
+                goto err_after_body;
+            }
+            break;
+        default:
+            v = json_string(a->v[i]);
+            if (v == NULL) {
+                fprintf(stderr, "laurel ctl %s: --%s is not UTF-8\n", c->word, fd->opt);
+                goto err_after_body;
+            }
+        }
+        if (body == NULL) {
+            body = json_object();
+        }
+        json_object_set_new(body, fd->name, v);
+    }
+    if (c->idempotent) {
+        char fresh[40];
+        if (a->idem == NULL && cli_ctl_api__idem_new(fresh, sizeof fresh) != 0) {
+            fprintf(stderr, "laurel ctl %s: no random bytes for an idempotency key\n", c->word);
+            goto err_after_body;
+        }
+        if (body == NULL) {
+            body = json_object();
+        }
+        if (a->idem == NULL) {
+            fprintf(stderr, "idempotency key %s (retry safely with --key %s)\n", fresh, fresh);
+        }
+        json_object_set_new(body, "idempotency_key", json_string(a->idem ? a->idem : fresh));
+    }
+    *out = body;
+    return 0;
+
+err_after_body:
+    json_decref(body);
+    return 2;
+}
+
+/* ---- keys ------------------------------------------------------------------------------------ */
+
+/* @flag, else $@env (when not empty), else member @member of DATA/keys.json (copied into @buf),
+ * else NULL. */
+static const char *cli_ctl_api__key(const char *flag, const char *env, const char *data,
+                                    const char *member, char *buf, size_t cap)
+{
+    char path[4096];
+    const char *e = getenv(env);
+    if (flag) {
+        return flag;
+    }
+    if (e && e[0]) {
+        return e;
+    }
+    snprintf(path, sizeof path, "%s/keys.json", data);
+    json_t *j = json_load_file(path, 0, NULL);
+    const char *v = json_string_value(json_object_get(j, member));
+    int found = v && v[0];
+    if (found) {
+        snprintf(buf, cap, "%s", v);
+    }
+    json_decref(j); /* v dies with j */
+    return found ? buf : NULL;
+}
+
+/* ---- the answer ------------------------------------------------------------------------------ */
+
+static int cli_ctl_api__print(const struct cli_ctl_api__cmd *c, const struct hclient_resp *r)
+{
+    json_t *j = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
+    char hdr[64];
+    int ok = r->status >= 200 && r->status < 300;
+    if (hclient_header(r, "Idempotent-Replayed", hdr, sizeof hdr) && strcmp(hdr, "true") == 0) {
+        fprintf(stderr, "replayed: this key's first answer\n");
+    }
+    if (ok) {
+        char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY) : NULL;
+        if (s) {
+            printf("%s\n", s);
+        } else if (r->body_len) { /* not JSON, e.g. `get /metrics` */
+            fwrite(r->body, 1, r->body_len, stdout);
+        }
+        free(s);
+    } else {
+        json_t *e = json_object_get(j, "error");
+        const char *code = json_string_value(json_object_get(e, "code"));
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        if (code) {
+            fprintf(stderr, "error %s: %s", code, msg ? msg : "");
+        } else {
+            fprintf(stderr, "error http %d: %.200s", r->status, r->body);
+        }
+        if (hclient_header(r, "Retry-After", hdr, sizeof hdr)) {
+            fprintf(stderr, " (retry after %s s)", hdr);
+        }
+        fprintf(stderr, "\n");
+        if (r->status == 401 && c->auth != CLI_CTL_API__NOKEY) {
+            fprintf(stderr, "hint: pass --api-key/--admin-key, set LAUREL_API_KEY/"
+                            "LAUREL_ADMIN_KEY, or --data DIR of a `laurel dev` cluster\n");
+        }
+    }
+    json_decref(j);
+    fflush(stdout);
+    return ok ? 0 : 1;
+}
+
+/* ---- the entry point ------------------------------------------------------------------------- */
+
+/* The row for argv[0] (and argv[1] for two-word commands), with *@next the first argv index
+ * after its words; NULL if none. */
+static const struct cli_ctl_api__cmd *cli_ctl_api__find(int argc, char **argv, int *next)
+{
+    for (size_t i = 0; i < CLI_CTL_API__N; i++) {
+        const struct cli_ctl_api__cmd *c = &cli_ctl_api__cmds[i];
+        if (strcmp(argv[0], c->word) != 0) {
+            continue;
+        }
+        if (c->sub == NULL) {
+            *next = 1;
+            return c;
+        }
+        if (argc > 1 && strcmp(argv[1], c->sub) == 0) {
+            *next = 2;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char **argv, int first,
+                              struct cli_ctl_api__args *a)
+{
+    struct option opts[CLI_CTL_API__FIELDS + 8];
+    int n = 0, ch, npos = 0;
+    for (int i = 0; i < CLI_CTL_API__FIELDS && c->f[i].meta; i++) {
+        if (c->f[i].opt) {
+            opts[n++] = (struct option){c->f[i].opt, required_argument, NULL, i};
+        }
+    }
+    opts[n++] = (struct option){"router", required_argument, NULL, CLI_CTL_API__O_ROUTER};
+    opts[n++] = (struct option){"api-key", required_argument, NULL, CLI_CTL_API__O_API_KEY};
+    opts[n++] = (struct option){"admin-key", required_argument, NULL, CLI_CTL_API__O_ADMIN_KEY};
+    opts[n++] = (struct option){"data", required_argument, NULL, CLI_CTL_API__O_DATA};
+    opts[n++] = (struct option){"timeout-ms", required_argument, NULL, CLI_CTL_API__O_TIMEOUT};
+    opts[n++] = (struct option){"help", no_argument, NULL, CLI_CTL_API__O_HELP};
+    if (c->idempotent) {
+        opts[n++] = (struct option){"key", required_argument, NULL, CLI_CTL_API__O_IDEM};
+    }
+    opts[n] = (struct option){NULL, 0, NULL, 0};
+    optind = first;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
+        long long ms;
+        switch (ch) {
+        case CLI_CTL_API__O_ROUTER: a->router = optarg; break;
+        case CLI_CTL_API__O_API_KEY: a->api_key = optarg; break;
+        case CLI_CTL_API__O_ADMIN_KEY: a->admin_key = optarg; break;
+        case CLI_CTL_API__O_DATA: a->data = optarg; break;
+        case CLI_CTL_API__O_IDEM: a->idem = optarg; break;
+        case CLI_CTL_API__O_TIMEOUT:
+            if (cli_ctl_api__int(optarg, &ms) != 0 || ms < 1 || ms > 3600000) {
+                fprintf(stderr, "laurel ctl: --timeout-ms wants 1 to 3600000\n");
+                return 2;
+            }
+            a->timeout_ms = (int)ms;
+            break;
+        case CLI_CTL_API__O_HELP: cli_ctl_api__cmd_usage(stdout, c); return 0;
+        case ':':
+            fprintf(stderr, "laurel ctl %s: %s wants a value\n\n", c->word, argv[optind - 1]);
+            cli_ctl_api__cmd_usage(stderr, c);
+            return 2;
+        case '?':
+            fprintf(stderr, "laurel ctl %s: unknown option %s\n\n", c->word, argv[optind - 1]);
+            cli_ctl_api__cmd_usage(stderr, c);
+            return 2;
+        default: a->v[ch] = optarg; break;
+        }
+    }
+    for (int i = 0; i < CLI_CTL_API__FIELDS && c->f[i].meta; i++) {
+        if (c->f[i].opt == NULL && optind + npos < argc) {
+            a->v[i] = argv[optind + npos++];
+        }
+        if (c->f[i].required && a->v[i] == NULL) {
+            fprintf(stderr, "laurel ctl %s: %s%s is required\n\n", c->word,
+                    c->f[i].opt ? "--" : "", c->f[i].opt ? c->f[i].opt : c->f[i].meta);
+            cli_ctl_api__cmd_usage(stderr, c);
+            return 2;
+        }
+    }
+    if (optind + npos < argc) {
+        fprintf(stderr, "laurel ctl %s: unexpected argument '%s'\n\n", c->word,
+                argv[optind + npos]);
+        cli_ctl_api__cmd_usage(stderr, c);
+        return 2;
+    }
+    if (c->path == NULL && a->v[0][0] != '/') {
+        fprintf(stderr, "laurel ctl %s: PATH starts with '/'\n", c->word);
+        return 2;
+    }
+    return -1; /* go on */
+}
+
+int cli_ctl_api(int argc, char **argv)
+{
+    struct cli_ctl_api__args a;
+    struct cli_ctl_api__buf target = {NULL, 0, 0};
+    struct hclient_resp resp;
+    char errmsg[LR_ERRMSG_SIZE], kbuf[2][256];
+    const char *key = NULL;
+    char *body_s = NULL;
+    json_t *body = NULL;
+    int first, rv;
+    const struct cli_ctl_api__cmd *c = cli_ctl_api__find(argc, argv, &first);
+    if (c == NULL) { /* a group word without (a known) second word: "player", "player --help" */
+        int help = argc > 1 && strcmp(argv[1], "--help") == 0;
+        if (!help) {
+            fprintf(stderr, "laurel ctl %s: unknown or missing subcommand\n", argv[0]);
+        }
+        fprintf(help ? stdout : stderr, "usage: laurel ctl %s ...\n", argv[0]);
+        cli_ctl_api_usage(help ? stdout : stderr, argv[0]);
+        return help ? 0 : 2;
+    }
+    memset(&a, 0, sizeof a);
+    a.router = getenv("LAUREL_ROUTER") && getenv("LAUREL_ROUTER")[0] ? getenv("LAUREL_ROUTER")
+                                                                      : "127.0.0.1:8080";
+    a.data = "./laurel-data";
+    a.timeout_ms = 5000;
+    rv = cli_ctl_api__parse(c, argc, argv, first, &a);
+    if (rv >= 0) {
+        return rv;
+    }
+    if (cli_ctl_api__body(c, &a, &body) != 0) {
+        return 2;
+    }
+    if (c->auth == CLI_CTL_API__API) {
+        key = cli_ctl_api__key(a.api_key, "LAUREL_API_KEY", a.data, "api_key", kbuf[0], 256);
+    }
+    if (c->auth != CLI_CTL_API__NOKEY && key == NULL) {
+        key = cli_ctl_api__key(a.admin_key, "LAUREL_ADMIN_KEY", a.data, "admin_key", kbuf[1],
+                               256);
+    }
+    if (c->auth == CLI_CTL_API__ADMIN && key == NULL) {
+        key = cli_ctl_api__key(a.api_key, "LAUREL_API_KEY", a.data, "api_key", kbuf[0], 256);
+    }
+    if (body && (body_s = json_dumps(body, JSON_COMPACT)) == NULL) {
+        rv = errmsg_set(errmsg, LR_ENOMEM, "out of memory");
+        goto err_after_body;
+    }
+    if (cli_ctl_api__target(c, &a, &target) != 0) {
+        rv = errmsg_set(errmsg, LR_ENOMEM, "out of memory");
+        goto err_after_target;
+    }
+    struct hclient_req req = {c->method, target.p, key, body_s, body_s ? strlen(body_s) : 0};
+    rv = hclient_do(a.router, &req, a.timeout_ms, &resp, errmsg);
+    if (rv != 0) {
+        goto err_after_target;
+    }
+    rv = cli_ctl_api__print(c, &resp);
+    hclient_resp_free(&resp);
+    free(target.p);
+    free(body_s);
+    json_decref(body);
+    return rv;
+
+err_after_target:
+    free(target.p);
+    free(body_s);
+err_after_body:
+    json_decref(body);
+    fprintf(stderr, "laurel ctl %s: %s\n", c->word, errmsg);
+    return rv == LR_EINVAL ? 2 : 1;
+}
