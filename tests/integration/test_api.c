@@ -785,6 +785,9 @@ static void events_batch(void **state)
         if (want[i] == 200) {
             assert_true(json_equal(json_object_get(json_array_get(res, i), "body"),
                                    json_object_get(json_array_get(res2, i), "body")));
+            /* docs/api.md: an item answered from its stored key says "replayed": true. */
+            assert_true(json_is_true(json_object_get(json_array_get(res2, i), "replayed")));
+            assert_false(json_is_true(json_object_get(json_array_get(res, i), "replayed")));
         }
     }
     httpc_free(&r);
@@ -1334,7 +1337,8 @@ static void dashboard(void **state)
     expect_err("GET", "/v1/players/db-nobody/dashboard", "", NULL, 404, "not_found");
 }
 
-/* Stats: zero-filled days, oldest first, today's unlocks, points and submissions; replays are
+/* Stats (like the window checks above, this assumes the run does not cross midnight UTC):
+ * zero-filled days, oldest first, today's unlocks, points and submissions; replays are
  * not counted; days outside 1–90 is 400. */
 static void stats(void **state)
 {
