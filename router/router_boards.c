@@ -280,15 +280,20 @@ static void rreq__top_go(struct rreq *q)
         sq.guild = lr_str_of(scope + 6);
     }
     rreq__args_query(q, &sq, 0);
-    if (strncmp(scope, "region:", 7) == 0) {
-        q->region = router__region_index(q->r, scope + 7);
+    rreq__ask_scope(q, rreq__top_merge);
+}
+
+void rreq__ask_scope(struct rreq *q, void (*merge)(struct rreq *))
+{
+    if (strncmp(q->top.scope, "region:", 7) == 0) {
+        q->region = router__region_index(q->r, q->top.scope + 7);
         q->next = rreq__reply_query;
         if (rreq__call(q, (unsigned)q->region, PROTO_OP_QUERY, 1) != 0) {
             rreq__error(q, LR_ENOMEM, "out of memory");
         }
         return;
     }
-    q->next = rreq__top_merge;
+    q->next = merge;
     rreq__call_all(q, PROTO_OP_QUERY, 1);
 }
 

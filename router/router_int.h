@@ -152,6 +152,9 @@ int router__unlock_cmd(json_t *item, struct cmd *c, char *err, size_t errcap);
 /* router_boards.c: board read parameters and the board's order */
 int rreq__board_params(struct rreq *q, int paged);
 void rreq__with_board(struct rreq *q, void (*then)(struct rreq *));
+/* Send q->args to the scope: region scope is that region's answer, replied as it is; global
+ * and guild scopes ask every region and run @merge on their answers. */
+void rreq__ask_scope(struct rreq *q, void (*merge)(struct rreq *));
 struct router__entry {
     const msgpack_object *o;
     struct rankkey key;

@@ -290,16 +290,7 @@ static void rreq__friends_go(struct rreq *q)
     }
     sq.nids = q->nids;
     rreq__args_query(q, &sq, 0);
-    if (strncmp(q->top.scope, "region:", 7) == 0) {
-        q->region = router__region_index(q->r, q->top.scope + 7);
-        q->next = rreq__reply_query;
-        if (rreq__call(q, (unsigned)q->region, PROTO_OP_QUERY, 1) != 0) {
-            rreq__error(q, LR_ENOMEM, "out of memory");
-        }
-        return;
-    }
-    q->next = rreq__friends_probe;
-    rreq__call_all(q, PROTO_OP_QUERY, 1);
+    rreq__ask_scope(q, rreq__friends_probe);
 }
 
 /* GET /v1/boards/{board}/players?ids=a,b,c&scope=&window=&period= */
