@@ -26,7 +26,9 @@ static void cli_router__usage(FILE *f)
             "  --ws-max-conns N    WebSocket connections at most (default 200000)\n"
             "  --ws-max-per-ip N   WebSocket connections per client address (default 200000)\n"
             "  --ws-ping-ms MS     WebSocket ping period; silent peers close after two\n"
-            "                      (default 20000)\n");
+            "                      (default 20000)\n"
+            "  --ws-queue-msgs N   messages queued per WebSocket before a slow consumer is\n"
+            "                      closed (default 1000; the queue also holds 1 MiB at most)\n");
 }
 
 /* One descriptor per WebSocket: raise the limit (the hard one too when privileged) before lws
@@ -80,6 +82,7 @@ int cli_router(int argc, char **argv)
                                          {"ws-max-conns", required_argument, NULL, 'W'},
                                          {"ws-max-per-ip", required_argument, NULL, 'I'},
                                          {"ws-ping-ms", required_argument, NULL, 'P'},
+                                         {"ws-queue-msgs", required_argument, NULL, 'Q'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct router_config cfg;
@@ -123,6 +126,7 @@ int cli_router(int argc, char **argv)
         case 'W': cfg.ws_max_conns = (unsigned)atoi(optarg); break;
         case 'I': cfg.ws_max_per_ip = (unsigned)atoi(optarg); break;
         case 'P': cfg.ws_ping_ms = (unsigned)atoi(optarg); break;
+        case 'Q': cfg.ws_queue_msgs = (unsigned)atoi(optarg); break;
         case 'h': cli_router__usage(stdout); return 0;
         default: cli_router__usage(stderr); return 2;
         }

@@ -556,7 +556,8 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     }
     struct ws_config wc = {.max_conns = cfg->ws_max_conns,
                            .max_per_ip = cfg->ws_max_per_ip,
-                           .ping_ms = cfg->ws_ping_ms};
+                           .ping_ms = cfg->ws_ping_ms,
+                           .queue_msgs = cfg->ws_queue_msgs};
     if ((rv = ws_new(loop, r->gw, &wc, router__ws_get, r, &r->ws)) != 0) {
         errmsg_set(errmsg, rv, "router: websocket: %s", err_message(rv));
         goto err_after_gateway;
