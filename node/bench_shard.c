@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../shard/err.h"
+#include "../router/bench_http.h"
 #include "../shard/shard.h"
 #include "bench.h"
 
@@ -300,11 +301,13 @@ out:
 static void bench__usage(FILE *f)
 {
     fprintf(f,
-            "usage: laurel bench shard [--quick] | laurel bench rpc\n\n"
+            "usage: laurel bench shard [--quick] | laurel bench rpc | laurel bench http ...\n\n"
             "  shard   apply throughput (1, 64, 1024 commands per entry) and the rank index at\n"
             "          1 M and 10 M entries; --quick: rank index at 1 M only\n"
             "  rpc     one region of 3 real replicas on loopback: write throughput and latency\n"
             "          (single and batched), failover, snapshot of 1 M scores\n"
+            "  http    the public HTTP API of a real cluster against Redis and PostgreSQL\n"
+            "          (`laurel bench http --help`)\n"
             "Each figure prints as `figure <name> <value> <unit>`.\n");
 }
 
@@ -314,6 +317,9 @@ int bench_main(int argc, char **argv)
     if (argc < 2 || strcmp(argv[1], "--help") == 0) {
         bench__usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (strcmp(argv[1], "http") == 0) {
+        return bench_http_main(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "rpc") == 0) {
         return bench_rpc() != 0 || bench_snapshot(1000000, "1m") != 0 ? 1 : 0;

@@ -34,6 +34,8 @@ static void cli_node__usage(FILE *f)
             "  --snapshot-every N  entries between snapshots (default 8192)\n"
             "  --sync              fsync every LMDB commit (default: the raft log is the\n"
             "                      durable record; see docs/durability.md)\n"
+            "  --read-barrier      every read waits for a raft barrier (default: the leader\n"
+            "                      answers at once; see docs/durability.md, Reads)\n"
             "  --log-level L       error, warn, info (default), debug\n");
 }
 
@@ -138,6 +140,7 @@ int cli_node(int argc, char **argv)
         {"heartbeat-ms", required_argument, NULL, 'b'},
         {"snapshot-every", required_argument, NULL, 's'},
         {"sync", no_argument, NULL, 'y'},           {"log-level", required_argument, NULL, 'l'},
+        {"read-barrier", no_argument, NULL, 'R'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
     struct node_config cfg;
     enum log_level level = LOG_INFO;
@@ -163,6 +166,7 @@ int cli_node(int argc, char **argv)
         case 'b': cfg.heartbeat_ms = (unsigned)atoi(optarg); break;
         case 's': cfg.snapshot_threshold = (unsigned)atoi(optarg); break;
         case 'y': cfg.fast = 0; break;
+        case 'R': cfg.read_barrier = 1; break;
         case 'l':
             if (log_level_parse(optarg, &level) != 0) {
                 fprintf(stderr, "laurel node: --log-level: error, warn, info or debug\n");

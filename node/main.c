@@ -17,7 +17,7 @@ static const struct main__cmd main__cmds[] = {
     {"router", "serve the public HTTP API", cli_router},
     {"dev", "run a whole cluster on this machine", cli_dev},
     {"ctl", "operator commands", cli_ctl},
-    {"bench", "load generators: `laurel bench shard`", bench_main},
+    {"bench", "load generators: `laurel bench shard|rpc|http`", bench_main},
 };
 
 static void main__usage(FILE *f)

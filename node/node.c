@@ -370,6 +370,9 @@ static void node__barrier_cb(struct raft_barrier *req, int status)
     struct node_read *r = n->reads_now, *next;
     n->reads_now = NULL;
     n->barrier_busy = 0;
+    if (status == 0) {
+        n->read_term = n->raft.current_term; /* an entry of this term is applied here */
+    }
     for (; r; r = next) {
         next = r->next;
         if (status == 0 && !r->c->closing) {
@@ -427,8 +430,15 @@ static void node__op_query(struct node_conn *c, const struct proto_msg *m, const
         node__reply_not_leader(c, m->id);
         return;
     }
-    /* A linearizable read waits for the next barrier: it needs its own copy of the frame,
-     * since the query's strings point into it. */
+    /* Leader reads (docs/durability.md, "Reads"): once an entry of its term is applied here,
+     * the leader holds every committed write, and libraft steps a leader down when it has not
+     * heard from a majority for an election timeout; so it answers from its state at once. */
+    if (!n->cfg.read_barrier && n->read_term == n->raft.current_term) {
+        node__answer_query(n, c, m->id, &q);
+        return;
+    }
+    /* A barrier read waits for the next barrier: it needs its own copy of the frame, since the
+     * query's strings point into it. */
     struct node_read *r = calloc(1, sizeof *r);
     if (r == NULL || (r->frame = malloc(len)) == NULL) {
         free(r);

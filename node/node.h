@@ -34,6 +34,8 @@ struct node_config {
     unsigned snapshot_threshold; /* entries between snapshots; default 8192 */
     unsigned snapshot_trailing;  /* entries kept after a snapshot; default 4096 */
     int fast;                   /* LMDB fast mode (docs/durability.md); default 1 */
+    int read_barrier;           /* 1: every read waits for a raft barrier (docs/durability.md,
+                                   "Reads"); default 0: leader reads */
 };
 
 struct node; /* Opaque. */

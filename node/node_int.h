@@ -91,6 +91,7 @@ struct node {
     struct node_read *reads_now;  /* wait for the barrier in flight */
     struct raft_barrier barrier;
     int barrier_busy;
+    uint64_t read_term; /* the term of the last barrier that completed: leader reads need it */
     msgpack_sbuffer scratch;      /* answers being built */
     msgpack_sbuffer qans;         /* a query's answer, before it is framed into scratch */
     char rbuf[64 * 1024];         /* socket reads of this loop */

@@ -36,10 +36,13 @@ int router__entry_key(const msgpack_object *e, int desc, struct router__entry *o
     return 0;
 }
 
+/* Ids are compared through the entries' own buffers: key.id would be stale once the array
+ * grows or qsort moves an entry (router__entries_sort points it back afterwards). */
 static int router__cmp_entry(const void *x, const void *y)
 {
-    const struct rankkey *a = &((const struct router__entry *)x)->key;
-    const struct rankkey *b = &((const struct router__entry *)y)->key;
+    const struct router__entry *ex = x, *ey = y;
+    const struct rankkey *a = &ex->key;
+    const struct rankkey *b = &ey->key;
     if (a->a != b->a) {
         return a->a < b->a ? -1 : 1;
     }
@@ -50,7 +53,7 @@ static int router__cmp_entry(const void *x, const void *y)
         return a->t < b->t ? -1 : 1;
     }
     size_t n = a->idlen < b->idlen ? a->idlen : b->idlen;
-    int c = memcmp(a->id, b->id, n);
+    int c = memcmp(ex->id, ey->id, n);
     return c ? c : (a->idlen < b->idlen ? -1 : a->idlen > b->idlen);
 }
 
@@ -58,6 +61,9 @@ void router__entries_sort(struct router__entries *es)
 {
     if (es->n > 1) {
         qsort(es->v, es->n, sizeof *es->v, router__cmp_entry);
+    }
+    for (size_t i = 0; i < es->n; i++) {
+        es->v[i].key.id = es->v[i].id;
     }
 }
 

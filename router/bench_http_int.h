@@ -1,0 +1,73 @@
+/* router/bench_http_int.h — what bench_http.c (our workloads) and bench_peer.c (Redis and
+ * PostgreSQL) share: the table of figures and child-process helpers. */
+#ifndef LAUREL_BENCH_HTTP_INT_H
+#define LAUREL_BENCH_HTTP_INT_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define BENCH_HTTP__FIGS_MAX 64
+
+/* Figures printed so far, kept for the ratios printed at the end. */
+struct bench_http__figs {
+    struct {
+        char name[64];
+        double value;
+    } f[BENCH_HTTP__FIGS_MAX];
+    unsigned n;
+};
+
+/** Print `figure @name @value @unit` with @decimals decimals and remember it in @fs. */
+void bench_http__fig(struct bench_http__figs *fs, const char *name, double value, int decimals,
+                const char *unit);
+
+/** 1 and *@value when @name was recorded in @fs, else 0. */
+int bench_http__fig_get(const struct bench_http__figs *fs, const char *name, double *value);
+
+/** Full path of executable @name: @name itself when it holds a '/', else searched in PATH.
+ * @return 0 and @out, or -1 when not found or not executable. */
+int bench_http__which(const char *name, char *out, size_t cap);
+
+/**
+ * Start @argv (argv[0] a path, or a name found in PATH) as a child that dies with us
+ * (PR_SET_PDEATHSIG), stdout and stderr appended to @log (or /dev/null when NULL), stdin
+ * from /dev/null, or from a pipe whose write end is returned in *@in_fd when @in_fd is not
+ * NULL (owned by the caller, who closes it). All arguments borrowed for the call.
+ * @return the child's pid, or -1.
+ */
+pid_t bench_http__spawn(const char *const *argv, const char *log, int *in_fd);
+
+/** Wait for @pid for at most @timeout_ms (0: forever); SIGKILL it after that.
+ * @return its exit status (0..255), 128 + a signal that ended it, or -1. */
+int bench_http__wait(pid_t pid, unsigned timeout_ms);
+
+/** Run @argv to completion (as bench_http__spawn, output to @log). @return as bench_http__wait. */
+int bench_http__run(const char *const *argv, const char *log);
+
+/** Read up to @cap - 1 bytes of @path into @buf, NUL-terminated. @return bytes read or -1. */
+long bench_http__slurp(const char *path, char *buf, size_t cap);
+
+/** Remove @dir and everything under it (best effort). */
+void bench_http__rmrf(const char *dir);
+
+/** Milliseconds sleep. */
+void bench_http__sleep_ms(unsigned ms);
+
+/** Monotonic seconds. */
+double bench_http__now(void);
+
+struct bench_peer__opts {
+    int quick;
+    unsigned conns; /* clients, as for our workloads */
+};
+
+/** Redis: a private redis-server (AOF, fsync always), a 1 M member sorted set, then
+ * redis-benchmark: ZADD, ZADD -P 16, ZREVRANK, ZREVRANGE 0 99. Prints "peer skipped: ..."
+ * and returns 0 when Redis is not installed; -1 when it is but failed. */
+int bench_peer__redis(struct bench_http__figs *fs, const struct bench_peer__opts *o);
+
+/** PostgreSQL 15: a private cluster, a 1 M row table indexed by (score desc, player_id),
+ * then pgbench: upsert, top 100, rank. Returns as bench_peer__redis. */
+int bench_peer__pg(struct bench_http__figs *fs, const struct bench_peer__opts *o);
+
+#endif
