@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <libwebsockets.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +22,32 @@ static void cli_router__usage(FILE *f)
             "  --region ID=RPCS    a region and its replicas' RPC addresses, comma-separated\n"
             "  --admin-key K       key that may do everything\n"
             "  --api-key K         key of trusted game servers (players, unlocks, scores)\n"
-            "  --timeout-ms MS     deadline of one call to a region (default 5000)\n");
+            "  --timeout-ms MS     deadline of one call to a region (default 5000)\n"
+            "  --ws-max-conns N    WebSocket connections at most (default 200000)\n"
+            "  --ws-max-per-ip N   WebSocket connections per client address (default 200000)\n"
+            "  --ws-ping-ms MS     WebSocket ping period; silent peers close after two\n"
+            "                      (default 20000)\n"
+            "  --ws-queue-msgs N   messages queued per WebSocket before a slow consumer is\n"
+            "                      closed (default 1000; the queue also holds 1 MiB at most)\n");
+}
+
+/* One descriptor per WebSocket: raise the limit (the hard one too when privileged) before lws
+ * sizes its tables from it. Failing leaves the limit as it was: fewer connections fit. */
+static void cli_router__raise_nofile(unsigned conns)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return;
+    }
+    rlim_t want = (rlim_t)conns + 4096;
+    if (rl.rlim_max < want) {
+        struct rlimit up = {want, want};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
+            return;
+        }
+    }
+    rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
+    setrlimit(RLIMIT_NOFILE, &rl);
 }
 
 struct cli_router__run {
@@ -53,6 +79,10 @@ int cli_router(int argc, char **argv)
                                          {"admin-key", required_argument, NULL, 'a'},
                                          {"api-key", required_argument, NULL, 'k'},
                                          {"timeout-ms", required_argument, NULL, 't'},
+                                         {"ws-max-conns", required_argument, NULL, 'W'},
+                                         {"ws-max-per-ip", required_argument, NULL, 'I'},
+                                         {"ws-ping-ms", required_argument, NULL, 'P'},
+                                         {"ws-queue-msgs", required_argument, NULL, 'Q'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct router_config cfg;
@@ -93,6 +123,10 @@ int cli_router(int argc, char **argv)
         case 'a': cfg.admin_key = optarg; break;
         case 'k': cfg.api_key = optarg; break;
         case 't': cfg.timeout_ms = (unsigned)atoi(optarg); break;
+        case 'W': cfg.ws_max_conns = (unsigned)atoi(optarg); break;
+        case 'I': cfg.ws_max_per_ip = (unsigned)atoi(optarg); break;
+        case 'P': cfg.ws_ping_ms = (unsigned)atoi(optarg); break;
+        case 'Q': cfg.ws_queue_msgs = (unsigned)atoi(optarg); break;
         case 'h': cli_router__usage(stdout); return 0;
         default: cli_router__usage(stderr); return 2;
         }
@@ -103,6 +137,7 @@ int cli_router(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    cli_router__raise_nofile(cfg.ws_max_conns ? cfg.ws_max_conns : 200000);
     lws_set_log_level(LLL_ERR | LLL_WARN, NULL); /* lws's log level is process-wide */
     uv_loop_t *loop = uv_default_loop();
     struct cli_router__run run = {0};

@@ -23,7 +23,8 @@
  * itself, without the handler (http__refusals): a body over HTTP_BODY_MAX (413, then close,
  * since the rest of the body would otherwise be read as the next request), a chunked body
  * (411: lws 4.1 cannot decode one), a NUL inside the path or Authorization (400, so the
- * handler's strings are whole) and WebSocket or h2c upgrades (400). It answers
+ * handler's strings are whole) and upgrades (400) other than a WebSocket on GET /v1/ws when
+ * the server was started with one (ws.c). It answers
  * "Expect: 100-continue", which lws 4.1 does not.
  *
  * lws decodes what it parses: the path and query reach us %-decoded, the path with "//", "/./"
@@ -42,6 +43,7 @@
 #include <strings.h>
 
 #include "../shard/err.h"
+#include "ws.h"
 
 #define HTTP__HDR_MAX 8192   /* bytes of request header block lws keeps */
 #define HTTP__TIMEOUT_S 10   /* a request must arrive and be answered within this */
@@ -83,13 +85,15 @@ struct http__req {
 /* lws' per-session data: zeroed by lws, freed by lws after LWS_CALLBACK_CLOSED_HTTP. */
 struct http__conn {
     struct http__req *req;
+    void *ws; /* the WebSocket connection (ws.c) once upgraded */
 };
 
 struct http {
     uv_loop_t *loop;
     struct lws_context *ctx; /* set to NULL by lws once destroyed (info.pcontext) */
     void *foreign_loops[1];
-    struct lws_protocols protocols[2];
+    struct lws_protocols protocols[3];
+    struct ws *ws; /* serves GET /v1/ws upgrades; NULL: refuse them */
     http_handler handler;
     void *data;
     char *refusal[HTTP__REFUSAL_N]; /* the bodies of our own refusals, built once */
@@ -446,11 +450,30 @@ static int http__refuse_upgrade(struct http *h, struct lws *wsi)
     return 1;
 }
 
+/* Let a WebSocket upgrade of GET /v1/ws through when WebSockets are served. */
+static int http__confirm_upgrade(struct http *h, struct lws *wsi, const char *type)
+{
+    char path[16];
+    if (h->ws != NULL && type != NULL && strcmp(type, "websocket") == 0 &&
+        lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) > 0 &&
+        strcmp(path, "/v1/ws") == 0) {
+        return 0;
+    }
+    return http__refuse_upgrade(h, wsi);
+}
+
+/* One callback for both protocols (HTTP and WebSocket share the per-session struct), so the
+ * protocol lws binds an upgrade to does not matter: WebSocket reasons go to ws.c. */
 static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                           size_t len)
 {
     struct http__conn *c = user;
     struct http *h = lws_context_user(lws_get_context(wsi));
+    int ret;
+    if (h != NULL && h->ws != NULL &&
+        ws_callback(h->ws, wsi, (int)reason, c ? &c->ws : NULL, in, len, &ret)) {
+        return ret;
+    }
     if (c == NULL &&
         (reason == LWS_CALLBACK_HTTP || reason == LWS_CALLBACK_HTTP_BODY ||
          reason == LWS_CALLBACK_HTTP_BODY_COMPLETION || reason == LWS_CALLBACK_HTTP_WRITEABLE)) {
@@ -469,7 +492,7 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         case LWS_CALLBACK_HTTP_WRITEABLE:
             return http__on_writeable(wsi, c);
         case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-            return http__refuse_upgrade(h, wsi);
+            return http__confirm_upgrade(h, wsi, in);
         case LWS_CALLBACK_CLOSED_HTTP:
         case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* also at each transaction's end, c->req NULL then */
             if (c != NULL) {
@@ -587,6 +610,12 @@ static void http__teardown(struct http *h)
 int http_start(uv_loop_t *loop, const char *addr, http_handler handler, void *data,
                struct http **out, char *errmsg)
 {
+    return http_start_ws(loop, addr, handler, data, NULL, out, errmsg);
+}
+
+int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void *data,
+                  struct ws *ws, struct http **out, char *errmsg)
+{
     struct lws_context_creation_info info;
     const char *colon = strrchr(addr, ':');
     char *end;
@@ -612,6 +641,7 @@ int http_start(uv_loop_t *loop, const char *addr, http_handler handler, void *da
     h->loop = loop;
     h->handler = handler;
     h->data = data;
+    h->ws = ws;
     rv = http__refusals_build(h);
     if (rv != 0) {
         errmsg_set(errmsg, rv, "http: out of memory");
@@ -623,6 +653,10 @@ int http_start(uv_loop_t *loop, const char *addr, http_handler handler, void *da
         .callback = http__callback,
         .per_session_data_size = sizeof(struct http__conn),
     };
+    if (ws != NULL) {
+        h->protocols[1] = h->protocols[0];
+        h->protocols[1].name = "laurel-ws";
+    }
 
     /* The vhost is created apart: lws_create_context would return a context without one when
      * the port is taken, where lws_create_vhost says NULL. */

@@ -41,6 +41,15 @@ typedef void (*http_handler)(void *data, struct http_req *req);
 int http_start(uv_loop_t *loop, const char *addr, http_handler handler, void *data,
                struct http **out, char *errmsg);
 
+struct ws;
+
+/**
+ * The same, and WebSocket upgrades of GET /v1/ws served by @ws (borrowed until the server is
+ * gone) on the same context and loop; http_start refuses every upgrade.
+ */
+int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void *data,
+                  struct ws *ws, struct http **out, char *errmsg);
+
 /**
  * Answer @req: @status, a JSON @body of @len bytes (copied), and extra header lines
  * (e.g. "Retry-After: 1\r\n", or NULL). After this call @req is gone. If the client went away

@@ -65,9 +65,12 @@ void rreq__reply_json(struct rreq *q, int status, json_t *j, const char *headers
 {
     rreq__observe(q, status);
     char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-    if (s == NULL) {
-        http_reply(q->h, 500, "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}",
-                   57, NULL);
+    static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+    if (q->reply) {
+        q->reply(q->reply_data, s ? status : 500, s ? s : oom, s ? strlen(s) : sizeof oom - 1);
+        free(q->h); /* the get's request (router__ws_get) */
+    } else if (s == NULL) {
+        http_reply(q->h, 500, oom, sizeof oom - 1, NULL);
     } else {
         http_reply(q->h, status, s, strlen(s), headers);
     }
@@ -417,19 +420,17 @@ static int router__key_is(const char *auth, const char *key)
     return key[0] && strncmp(auth, "Bearer ", 7) == 0 && strcmp(auth + 7, key) == 0;
 }
 
-static void router__handle(void *data, struct http_req *h)
+/* The pipeline for @h; answers through @reply when given (a get over the WebSocket), else
+ * http_reply. @q is zeroed and owned by the pipeline from here. */
+static void router__dispatch(struct router *r, struct rreq *q, struct http_req *h,
+                             ws_reply_fn reply, void *reply_data)
 {
-    struct router *r = data;
-    struct rreq *q = calloc(1, sizeof *q);
     const struct router__route *route = NULL;
     int path_matched = 0;
-    if (q == NULL) {
-        http_reply(h, 500, "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}", 57,
-                   NULL);
-        return;
-    }
     q->r = r;
     q->h = h;
+    q->reply = reply;
+    q->reply_data = reply_data;
     q->t0 = uv_hrtime();
     q->region = -1;
     msgpack_sbuffer_init(&q->args);
@@ -484,6 +485,43 @@ static void router__handle(void *data, struct http_req *h)
     route->handler(q);
 }
 
+static void router__handle(void *data, struct http_req *h)
+{
+    struct rreq *q = calloc(1, sizeof *q);
+    if (q == NULL) {
+        http_reply(h, 500, "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}", 57,
+                   NULL);
+        return;
+    }
+    router__dispatch(data, q, h, NULL, NULL);
+}
+
+/* A read over the WebSocket: the same route table and pipeline as HTTP, with no key (reads
+ * need none) and the answer handed to @reply. Only GET routes that answer JSON are reachable:
+ * ws.c lets only /v1/ paths through, and the method is GET. */
+static int router__ws_get(void *data, const char *path, const char *query, ws_reply_fn reply,
+                          void *rdata)
+{
+    size_t lp = strlen(path) + 1, lq = strlen(query) + 1;
+    struct http_req *h = calloc(1, sizeof *h + lp + lq);
+    struct rreq *q = calloc(1, sizeof *q);
+    if (h == NULL || q == NULL) {
+        free(h);
+        free(q);
+        return LR_ENOMEM;
+    }
+    char *s = (char *)(h + 1);
+    memcpy(s, path, lp);
+    memcpy(s + lp, query, lq);
+    h->method = HTTP_GET;
+    h->path = s;
+    h->query = s + lp;
+    h->auth = "";
+    h->body = "";
+    router__dispatch(data, q, h, reply, rdata);
+    return 0;
+}
+
 int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router **out,
                  char *errmsg)
 {
@@ -507,13 +545,36 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
         }
         r->nregions++;
     }
-    if ((rv = http_start(loop, cfg->http, router__handle, r, &r->http, errmsg)) != 0) {
+    struct gateway_region gr[ROUTER_MAX_REGIONS];
+    for (unsigned i = 0; i < r->nregions; i++) {
+        gr[i].id = r->region[i];
+        gr[i].u = r->up[i];
+    }
+    if ((rv = gateway_new(loop, gr, r->nregions, r->timeout_ms, &r->gw)) != 0) {
+        errmsg_set(errmsg, rv, "router: gateway: %s", err_message(rv));
         goto err_after_upstreams;
+    }
+    struct ws_config wc = {.max_conns = cfg->ws_max_conns,
+                           .max_per_ip = cfg->ws_max_per_ip,
+                           .ping_ms = cfg->ws_ping_ms,
+                           .queue_msgs = cfg->ws_queue_msgs};
+    if ((rv = ws_new(loop, r->gw, &wc, router__ws_get, r, &r->ws)) != 0) {
+        errmsg_set(errmsg, rv, "router: websocket: %s", err_message(rv));
+        goto err_after_gateway;
+    }
+    if ((rv = http_start_ws(loop, cfg->http, router__handle, r, r->ws, &r->http, errmsg)) != 0) {
+        goto err_after_ws;
     }
     router__repair_start(r);
     *out = r;
     return 0;
 
+err_after_ws:
+    /* lws may still hold the context for a few loop turns (http_start): the ws and the
+     * gateway it points at must outlive it, so they close only once the loop has run. */
+    ws_close(r->ws, NULL, NULL);
+err_after_gateway:
+    gateway_close(r->gw, NULL, NULL);
 err_after_upstreams:
     for (unsigned i = 0; i < r->nregions; i++) {
         upstream_close(r->up[i], NULL, NULL);
@@ -544,13 +605,24 @@ static void router__part_closed(void *data)
 
 static void router__timer_closed(uv_handle_t *h) { router__part_closed(h->data); }
 
+/* Every WebSocket session has closed with the lws context: the endpoint closes once its gets
+ * have answered. */
+static void router__http_closed(void *data)
+{
+    struct router *r = data;
+    ws_close(r->ws, router__part_closed, r);
+    router__part_closed(r);
+}
+
 void router_stop(struct router *r, void (*done)(void *data), void *data)
 {
     r->done = done;
     r->done_data = data;
-    r->closing = r->nregions + 2;
+    r->closing = r->nregions + 4;
     router__repair_stop(r, router__timer_closed);
-    http_stop(r->http, router__part_closed, r);
+    /* The gateway first: it calls the upstreams, which close below. */
+    gateway_close(r->gw, router__part_closed, r);
+    http_stop(r->http, router__http_closed, r);
     for (unsigned i = 0; i < r->nregions; i++) {
         upstream_close(r->up[i], router__part_closed, r);
     }

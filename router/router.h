@@ -23,6 +23,8 @@ struct router_config {
     const char *admin_key; /* may do everything */
     const char *api_key;   /* trusted game servers: players, unlocks, scores, events, joins */
     unsigned timeout_ms;   /* per upstream call; default 5000 */
+    /* GET /v1/ws (ws.h; 0 = its default) */
+    unsigned ws_max_conns, ws_max_per_ip, ws_ping_ms, ws_queue_msgs;
 };
 
 struct router; /* Opaque. */

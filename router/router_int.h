@@ -10,8 +10,10 @@
 #include "../shard/cursor.h"
 #include "../shard/shard.h"
 #include "../shard/strmap.h"
+#include "gateway.h"
 #include "http.h"
 #include "router.h"
+#include "ws.h"
 
 #define ROUTER__PARAMS 3
 
@@ -30,6 +32,8 @@ struct router__stat {
 struct router {
     uv_loop_t *loop;
     struct http *http;
+    struct gateway *gw; /* the committed-event streams and the WebSocket topics */
+    struct ws *ws;
     struct upstream *up[ROUTER_MAX_REGIONS];
     char region[ROUTER_MAX_REGIONS][65];
     unsigned nregions;
@@ -58,6 +62,10 @@ void router__repair_free(struct router *r);
 struct rreq {
     struct router *r;
     struct http_req *h;
+    /* A get over the WebSocket (router.c, router__ws_get): the answer goes to @reply instead
+     * of http_reply, and frees @h (owned by the get). */
+    ws_reply_fn reply;
+    void *reply_data;
     const struct router__route *route;
     char path[512];
     struct lr_str param[ROUTER__PARAMS];

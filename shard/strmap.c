@@ -1,5 +1,6 @@
-/* shard/strmap.c — linear probing at load <= 1/2; no deletion is needed by its users (boards,
- * guilds and rank sets live until the shard closes or reloads). */
+/* shard/strmap.c — linear probing at load <= 1/2. Deletion shifts the probe run back over the
+ * hole (no tombstones), so lookups stay as short as if the key had never been there: the
+ * shard never deletes, the router's WebSocket gateway does (topics come and go). */
 #include "strmap.h"
 
 #include <stdlib.h>
@@ -82,6 +83,33 @@ int strmap_put(struct strmap *m, const void *key, size_t klen, void *val)
     }
     s->val = val;
     return 0;
+}
+
+void strmap_del(struct strmap *m, const void *key, size_t klen)
+{
+    if (m->cap == 0) {
+        return;
+    }
+    size_t mask = m->cap - 1;
+    struct strmap_slot *s = strmap__find(m, hash_bytes(key, klen, 7), key, klen);
+    if (s->key == NULL) {
+        return;
+    }
+    free(s->key);
+    size_t hole = (size_t)(s - m->slots);
+    for (size_t j = (hole + 1) & mask; m->slots[j].key != NULL; j = (j + 1) & mask) {
+        size_t home = m->slots[j].hash & mask;
+        /* The entry at j may fill the hole unless its home lies cyclically in (hole, j]:
+         * then a probe for it starts after the hole and never crosses it. */
+        int stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!stays) {
+            m->slots[hole] = m->slots[j];
+            hole = j;
+        }
+    }
+    m->slots[hole].key = NULL;
+    m->slots[hole].val = NULL;
+    m->count--;
 }
 
 struct strmap_slot *strmap_next(const struct strmap *m, size_t *pos)

@@ -28,6 +28,8 @@ void strmap_free(struct strmap *m);
 void *strmap_get(const struct strmap *m, const void *key, size_t klen);
 /** Insert or replace. @return 0 or LR_ENOMEM (map unchanged). */
 int strmap_put(struct strmap *m, const void *key, size_t klen, void *val);
+/** Remove @key (a missing key is a no-op). Invalidates walks in progress. */
+void strmap_del(struct strmap *m, const void *key, size_t klen);
 /** Walk: start with *@pos = 0; returns the next occupied slot or NULL. */
 struct strmap_slot *strmap_next(const struct strmap *m, size_t *pos);
 

@@ -1,0 +1,108 @@
+/* router/gateway.h — the WebSocket gateway's core, without the socket: it follows every
+ * region's committed-event stream (docs/rpc.md, `subscribe`), keeps the topic map and fans
+ * events out to clients, and keeps each watched board's top from the stream itself to send
+ * coalesced `leaderboard.changed` (docs/api.md, "WebSocket").
+ *
+ * The gateway never touches a socket of a client: a client is a send callback that receives
+ * refcounted messages (one JSON text, encoded once per event, shared by every client that gets
+ * it). The WebSocket glue (ws.c) queues them and writes them out.
+ *
+ * Not thread-safe: everything runs on the router's uv loop. */
+#ifndef LAUREL_GATEWAY_H
+#define LAUREL_GATEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "upstream.h"
+
+/* Bytes kept free before every message's text: a transport may write its frame header there
+ * (libwebsockets needs LWS_PRE; ws.c checks it fits). */
+#define GATEWAY_MSG_PRE 32
+
+/** One outgoing message: JSON text at data + GATEWAY_MSG_PRE, @len bytes. Read-only for
+ * holders; each holder owns one reference. */
+struct gateway_msg {
+    unsigned refs;
+    size_t len;
+    unsigned char data[];
+};
+
+static inline const unsigned char *gateway_msg_text(const struct gateway_msg *m)
+{
+    return m->data + GATEWAY_MSG_PRE;
+}
+/** Take one more reference. */
+void gateway_msg_ref(struct gateway_msg *m);
+/** Drop one reference; the last frees @m. */
+void gateway_msg_unref(struct gateway_msg *m);
+
+struct gateway;        /* Opaque. */
+struct gateway_client; /* Opaque. */
+
+/**
+ * Called for each message a client gets. @m is borrowed: take a reference to keep it. It may
+ * run from inside any gateway call, gateway_client_subscribe on the same client included (a
+ * board topic's current top); the callee must not free the client from inside it.
+ */
+typedef void (*gateway_send_fn)(void *data, struct gateway_msg *m);
+
+struct gateway_region {
+    const char *id;     /* borrowed until gateway_new returns */
+    struct upstream *u; /* borrowed until gateway_close's callback */
+};
+
+/**
+ * Start following @n regions on @loop: one subscription per region, to one replica at a time,
+ * moving to the next replica on any failure and resuming after the last index seen.
+ * @return 0 and *@out, or LR_ENOMEM.
+ */
+int gateway_new(uv_loop_t *loop, const struct gateway_region *regions, unsigned n,
+                unsigned timeout_ms, struct gateway **out);
+
+/** Stop following; @done fires once every handle has closed and every client has been freed
+ * (run the loop). After this call the gateway calls no upstream. */
+void gateway_close(struct gateway *g, void (*done)(void *data), void *data);
+
+/** A new client with no topics. @return NULL when out of memory. */
+struct gateway_client *gateway_client_new(struct gateway *g, gateway_send_fn send, void *data);
+
+/** Drop every topic and free @cl. */
+void gateway_client_free(struct gateway_client *cl);
+
+/**
+ * Subscribe @cl to @topic (`player:<id>`, `board:<board_id>`, `board:<board_id>:region:<r>`).
+ * Subscribing twice is a no-op. @return 0, LR_EINVAL (unknown topic: a sentence in @err),
+ * LR_ETOOBIG (too many topics on one client) or LR_ENOMEM.
+ */
+int gateway_client_subscribe(struct gateway_client *cl, const char *topic, char *err,
+                             size_t errcap);
+
+/** Unsubscribe; a topic the client does not hold is a no-op. */
+void gateway_client_unsubscribe(struct gateway_client *cl, const char *topic);
+
+/**
+ * Replay to @cl the events of region @region after index @after still in that region's
+ * event log, for the player topics in @topics (@n strings, copied), up to the index the live
+ * stream had reached when this was called: live events after it come through the
+ * subscriptions, so each event reaches the client once. @return 0, LR_EINVAL (unknown region,
+ * sentence in @err) or LR_ENOMEM.
+ */
+int gateway_client_resume(struct gateway_client *cl, const char *region, uint64_t after,
+                          const char *const *topics, size_t n, char *err, size_t errcap);
+
+/** Counters for /metrics and the bench. */
+struct gateway_stats {
+    uint64_t events;      /* events received from the streams */
+    uint64_t delivered;   /* messages handed to clients */
+    uint64_t reconnects;  /* stream (re)connections */
+    uint64_t seeds;       /* board top queries (seeds and re-seeds) */
+    unsigned clients, topics;
+};
+void gateway_stats_get(const struct gateway *g, struct gateway_stats *st);
+
+/** Index of the last event region @i's stream delivered (0 before the first). */
+uint64_t gateway_region_index(const struct gateway *g, unsigned i);
+
+#endif

@@ -1,0 +1,733 @@
+/* router/ws.c — the WebSocket connections of `GET /v1/ws` (see ws.h).
+ *
+ * Ownership. A connection (struct ws_conn) is allocated at LWS_CALLBACK_ESTABLISHED and has
+ * one reference for the lws session and one per get in flight; the session's reference goes
+ * at LWS_CALLBACK_CLOSED (wsi NULL from then on: late answers are dropped), and the last one
+ * frees it. The gateway client goes with the session. Messages in the queue are references to
+ * shared gateway messages: an event's text is encoded once for all its receivers.
+ *
+ * Backpressure. lws writes one message per writeable callback. A queue past its bound (bytes
+ * or messages) means the peer reads slower than events arrive: the queue is dropped and the
+ * connection closed with 1008 and a reason, which reaches the peer if it reads again within
+ * WS__KILL_S (it waits behind what the kernel holds, at most WS__SNDBUF); nothing else waits
+ * for it.
+ *
+ * Heartbeats. Every ping period each connection gets a ping; one silent for two periods (no
+ * frame, no pong) is closed with 1001. */
+#include "ws.h"
+
+#include <assert.h>
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "../shard/err.h"
+#include "../shard/strmap.h"
+
+_Static_assert(LWS_PRE <= GATEWAY_MSG_PRE, "gateway messages must leave room for lws' header");
+
+#define WS__TOPICS_MAX 100 /* topics in one subscribe */
+#define WS__SNDBUF (64 * 1024) /* kernel send buffer per WebSocket */
+#define WS__KILL_S 5 /* a connection being closed waits this long for its close frame */
+
+struct ws_conn {
+    struct ws *w;
+    struct lws *wsi; /* NULL once the session closed */
+    struct gateway_client *cl;
+    unsigned refs;
+    struct gateway_msg **q; /* ring of queued messages */
+    size_t qhead, qn, qcap, qbytes;
+    struct gateway_msg **held; /* sent while a subscribe is answered: after "subscribed" */
+    size_t nheld, capheld;
+    int holding;
+    char *rx; /* the client message being received */
+    size_t rxlen;
+    int rx_over, rx_binary;
+    int ping_due;
+    int kill; /* close code to send, or 0 */
+    const char *kill_reason;
+    uint64_t last_rx;
+    char ip[48];
+    struct ws_conn *prev, *next; /* w->conns */
+};
+
+struct ws {
+    uv_loop_t *loop;
+    struct gateway *g;
+    struct ws_config cfg;
+    ws_get_fn get;
+    void *get_data;
+    struct ws_conn *conns;
+    unsigned nconns;  /* open sessions */
+    unsigned nalloc;  /* connection structs alive (sessions + ones waiting for gets) */
+    struct strmap per_ip; /* peer address -> (uintptr_t)open sessions */
+    uv_timer_t ping;
+    int closing, timer_closed;
+    void (*done)(void *data);
+    void *done_data;
+};
+
+/* ---- messages ----------------------------------------------------------------------------- */
+
+/* A new message of @len bytes of text (one reference). */
+static struct gateway_msg *ws__msg(const char *text, size_t len)
+{
+    struct gateway_msg *m = malloc(sizeof *m + GATEWAY_MSG_PRE + len);
+    if (m == NULL) {
+        return NULL;
+    }
+    m->refs = 1;
+    m->len = len;
+    memcpy(m->data + GATEWAY_MSG_PRE, text, len);
+    return m;
+}
+
+static struct gateway_msg *ws__msg_json(json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    struct gateway_msg *m = s ? ws__msg(s, strlen(s)) : NULL;
+    free(s);
+    json_decref(j);
+    return m;
+}
+
+/* ---- the send queue ----------------------------------------------------------------------- */
+
+static void ws__queue_drop(struct ws_conn *c)
+{
+    while (c->qn > 0) {
+        gateway_msg_unref(c->q[c->qhead]);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qn--;
+    }
+    c->qbytes = 0;
+    for (size_t i = 0; i < c->nheld; i++) {
+        gateway_msg_unref(c->held[i]);
+    }
+    c->nheld = 0;
+}
+
+/* Close @c with @code and @reason: now if lws lets us write, else when the socket is killed. */
+static void ws__kill(struct ws_conn *c, int code, const char *reason)
+{
+    if (c->wsi == NULL || c->kill) {
+        return;
+    }
+    c->kill = code;
+    c->kill_reason = reason;
+    ws__queue_drop(c);
+    lws_callback_on_writable(c->wsi);
+    /* The close frame goes out behind what the kernel already holds: a peer that reads again
+     * within WS__KILL_S gets it; one that does not read never makes the socket writeable and
+     * is dropped then. */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, WS__KILL_S);
+}
+
+static int ws__queue_push(struct ws_conn *c, struct gateway_msg *m)
+{
+    if (c->qn == c->qcap) {
+        size_t cap = c->qcap ? c->qcap * 2 : 8;
+        struct gateway_msg **nq = malloc(cap * sizeof *nq);
+        if (nq == NULL) {
+            return LR_ENOMEM;
+        }
+        for (size_t i = 0; i < c->qn; i++) {
+            nq[i] = c->q[(c->qhead + i) % c->qcap];
+        }
+        free(c->q);
+        c->q = nq;
+        c->qcap = cap;
+        c->qhead = 0;
+    }
+    c->q[(c->qhead + c->qn) % c->qcap] = m;
+    c->qn++;
+    c->qbytes += m->len;
+    return 0;
+}
+
+/* Queue @m (borrowed: a reference is taken) for @c. */
+static void ws__send(struct ws_conn *c, struct gateway_msg *m)
+{
+    if (c->wsi == NULL || c->kill || m == NULL) {
+        return;
+    }
+    if (c->holding) {
+        if (c->nheld == c->capheld) {
+            size_t cap = c->capheld ? c->capheld * 2 : 4;
+            struct gateway_msg **nv = realloc(c->held, cap * sizeof *nv);
+            if (nv == NULL) {
+                ws__kill(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+                return;
+            }
+            c->held = nv;
+            c->capheld = cap;
+        }
+        gateway_msg_ref(m);
+        c->held[c->nheld++] = m;
+        return;
+    }
+    if (c->qn + 1 > c->w->cfg.queue_msgs || c->qbytes + m->len > c->w->cfg.queue_bytes) {
+        ws__kill(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                 "slow consumer: send queue full; reconnect and resume");
+        return;
+    }
+    if (ws__queue_push(c, m) != 0) {
+        ws__kill(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
+    }
+    gateway_msg_ref(m);
+    if (c->qn == 1) {
+        lws_callback_on_writable(c->wsi);
+    }
+}
+
+static void ws__on_gateway(void *data, struct gateway_msg *m) { ws__send(data, m); }
+
+static void ws__send_json(struct ws_conn *c, json_t *j)
+{
+    struct gateway_msg *m = ws__msg_json(j);
+    if (m == NULL) {
+        ws__kill(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
+    }
+    ws__send(c, m);
+    gateway_msg_unref(m);
+}
+
+static void ws__error(struct ws_conn *c, int code, const char *msg)
+{
+    ws__send_json(c, json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "code",
+                               err_api_code(code), "message", msg));
+}
+
+/* ---- connections -------------------------------------------------------------------------- */
+
+static void ws__maybe_done(struct ws *w)
+{
+    if (!w->closing || !w->timer_closed || w->nalloc > 0) {
+        return;
+    }
+    strmap_free(&w->per_ip);
+    void (*done)(void *) = w->done;
+    void *dd = w->done_data;
+    free(w);
+    if (done) {
+        done(dd);
+    }
+}
+
+static void ws__conn_unref(struct ws_conn *c)
+{
+    assert(c->refs > 0);
+    if (--c->refs > 0) {
+        return;
+    }
+    struct ws *w = c->w;
+    ws__queue_drop(c);
+    free(c->q);
+    free(c->held);
+    free(c->rx);
+    free(c);
+    w->nalloc--;
+    ws__maybe_done(w);
+}
+
+static int ws__established(struct ws *w, struct lws *wsi, void **pss)
+{
+    struct ws_conn *c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        return -1;
+    }
+    c->w = w;
+    c->wsi = wsi;
+    c->refs = 1;
+    c->last_rx = uv_now(w->loop);
+    /* Bound what the kernel holds for a peer too (autotuning would let it reach 4 MiB): with
+     * 100 000 sockets that is memory, and for a slow peer it is what the queue bound means. */
+    int fd = (int)lws_get_socket_fd(wsi), sndbuf = WS__SNDBUF;
+    if (fd >= 0) {
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf); /* best effort */
+    }
+    c->cl = gateway_client_new(w->g, ws__on_gateway, c);
+    if (c->cl == NULL) {
+        free(c);
+        return -1;
+    }
+    lws_get_peer_simple(wsi, c->ip, sizeof c->ip);
+    uintptr_t n = (uintptr_t)strmap_get(&w->per_ip, c->ip, strlen(c->ip));
+    if (strmap_put(&w->per_ip, c->ip, strlen(c->ip), (void *)(n + 1)) != 0) {
+        gateway_client_free(c->cl);
+        free(c);
+        return -1;
+    }
+    c->next = w->conns;
+    if (w->conns) {
+        w->conns->prev = c;
+    }
+    w->conns = c;
+    w->nconns++;
+    w->nalloc++;
+    *pss = c;
+    return 0;
+}
+
+static void ws__closed(struct ws *w, void **pss)
+{
+    struct ws_conn *c = *pss;
+    if (c == NULL) {
+        return;
+    }
+    *pss = NULL;
+    uintptr_t n = (uintptr_t)strmap_get(&w->per_ip, c->ip, strlen(c->ip));
+    if (n <= 1) {
+        strmap_del(&w->per_ip, c->ip, strlen(c->ip));
+    } else {
+        /* The key is there: a failure (growth refused) only leaves the count one too high. */
+        (void)strmap_put(&w->per_ip, c->ip, strlen(c->ip), (void *)(n - 1));
+    }
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        w->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    w->nconns--;
+    c->wsi = NULL;
+    gateway_client_free(c->cl);
+    c->cl = NULL;
+    ws__conn_unref(c);
+}
+
+/* Refuse a handshake past the limits (lws answers it with an error status). */
+static int ws__admit(struct ws *w, struct lws *wsi)
+{
+    char ip[48];
+    if (w->closing || w->nconns >= w->cfg.max_conns) {
+        return -1;
+    }
+    lws_get_peer_simple(wsi, ip, sizeof ip);
+    return (uintptr_t)strmap_get(&w->per_ip, ip, strlen(ip)) >= w->cfg.max_per_ip ? -1 : 0;
+}
+
+static int ws__writeable(struct ws_conn *c)
+{
+    if (c->kill) {
+        /* The close frame is written here: with lws_close_reason and return -1 lws 4.1.6 closed
+         * without sending it (measured with a peer that had stopped reading). lws' public
+         * enum leaves out the CLOSE opcode (4) to keep users on lws_close_reason. */
+        unsigned char buf[LWS_PRE + 125];
+        size_t rl = strlen(c->kill_reason);
+        rl = rl > 123 ? 123 : rl;
+        buf[LWS_PRE] = (unsigned char)(c->kill >> 8);
+        buf[LWS_PRE + 1] = (unsigned char)(c->kill & 0xff);
+        memcpy(buf + LWS_PRE + 2, c->kill_reason, rl);
+        lws_write(c->wsi, buf + LWS_PRE, rl + 2, (enum lws_write_protocol)4 /* CLOSE */);
+        return -1;
+    }
+    if (c->ping_due) {
+        unsigned char buf[LWS_PRE + 4];
+        c->ping_due = 0;
+        if (lws_write(c->wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0) {
+            return -1;
+        }
+        if (c->qn > 0) {
+            lws_callback_on_writable(c->wsi);
+        }
+        return 0;
+    }
+    if (c->qn == 0) {
+        return 0;
+    }
+    struct gateway_msg *m = c->q[c->qhead];
+    c->qhead = (c->qhead + 1) % c->qcap;
+    c->qn--;
+    c->qbytes -= m->len;
+    /* lws writes the frame header into the bytes before the text: the same bytes for every
+     * receiver of a shared message, and never the text itself (servers do not mask). */
+    int n = lws_write(c->wsi, m->data + GATEWAY_MSG_PRE, m->len, LWS_WRITE_TEXT);
+    size_t len = m->len;
+    gateway_msg_unref(m);
+    if (n < 0 || (size_t)n < len) {
+        return -1;
+    }
+    if (c->qn > 0) {
+        lws_callback_on_writable(c->wsi);
+    }
+    return 0;
+}
+
+/* ---- client messages ---------------------------------------------------------------------- */
+
+/* The strings of @topics (an array of 1..WS__TOPICS_MAX strings) into @out: the count, or -1
+ * with an error sent. */
+static int ws__topics(struct ws_conn *c, json_t *topics, const char **out)
+{
+    size_t n = json_is_array(topics) ? json_array_size(topics) : 0;
+    if (n == 0 || n > WS__TOPICS_MAX) {
+        ws__error(c, LR_EINVAL, "topics must be an array of 1 to 100 topic strings");
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[i] = json_string_value(json_array_get(topics, i));
+        if (out[i] == NULL) {
+            ws__error(c, LR_EINVAL, "topics must be strings");
+            return -1;
+        }
+    }
+    return (int)n;
+}
+
+static void ws__op_subscribe(struct ws_conn *c, json_t *msg, int subscribe)
+{
+    const char *names[WS__TOPICS_MAX];
+    char err[320];
+    int n = ws__topics(c, json_object_get(msg, "topics"), names);
+    json_t *resume = json_object_get(msg, "resume");
+    if (n < 0) {
+        return;
+    }
+    if (resume && (!subscribe || !json_is_object(resume))) {
+        ws__error(c, LR_EINVAL, "resume must be an object of region: last index seen");
+        return;
+    }
+    json_t *ok = json_array();
+    if (ok == NULL) {
+        ws__kill(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        return;
+    }
+    /* A board topic's current top comes from inside the subscribe: hold it until the
+     * "subscribed" answer is queued, so the client learns of the subscription first. */
+    c->holding = 1;
+    for (int i = 0; i < n; i++) {
+        if (!subscribe) {
+            gateway_client_unsubscribe(c->cl, names[i]);
+            json_array_append_new(ok, json_string(names[i]));
+            continue;
+        }
+        int rv = gateway_client_subscribe(c->cl, names[i], err, sizeof err);
+        if (rv != 0) {
+            c->holding = 0;
+            ws__error(c, rv, err);
+            c->holding = 1;
+        } else {
+            json_array_append_new(ok, json_string(names[i]));
+        }
+    }
+    c->holding = 0;
+    if (json_array_size(ok) > 0) { /* every topic refused: the errors said it all */
+        ws__send_json(c, json_pack("{s:s,s:o}", "type", subscribe ? "subscribed" : "unsubscribed",
+                                   "topics", ok));
+    } else {
+        json_decref(ok);
+    }
+    for (size_t i = 0; i < c->nheld; i++) {
+        ws__send(c, c->held[i]);
+        gateway_msg_unref(c->held[i]);
+    }
+    c->nheld = 0;
+    if (resume) {
+        const char *region;
+        json_t *v;
+        json_object_foreach(resume, region, v)
+        {
+            if (!json_is_integer(v) || json_integer_value(v) < 0) {
+                ws__error(c, LR_EINVAL, "resume: each region's last index is an integer >= 0");
+                continue;
+            }
+            if (gateway_client_resume(c->cl, region, (uint64_t)json_integer_value(v), names,
+                                      (size_t)n, err, sizeof err) != 0) {
+                ws__error(c, LR_EINVAL, err);
+            }
+        }
+    }
+}
+
+/* A get in flight: the connection (one reference) and the request's id, as JSON text. */
+struct ws_get {
+    struct ws_conn *c;
+    char *id;
+};
+
+static void ws__get_reply(void *data, int status, const char *body, size_t len)
+{
+    struct ws_get *gr = data;
+    struct ws_conn *c = gr->c;
+    if (c->wsi != NULL) {
+        /* The body is JSON the router just encoded: it is spliced in as is rather than parsed
+         * and encoded again. Every other piece comes from jansson. */
+        json_t *head = json_pack("{s:s,s:i}", "type", "response", "status", status);
+        char *h = head ? json_dumps(head, JSON_COMPACT) : NULL;
+        size_t hl = h ? strlen(h) : 0, il = strlen(gr->id);
+        static const char kid[] = ",\"id\":", kbody[] = ",\"body\":";
+        size_t total = hl - 1 + sizeof kid - 1 + il + sizeof kbody - 1 + len + 1;
+        struct gateway_msg *m = h ? malloc(sizeof *m + GATEWAY_MSG_PRE + total) : NULL;
+        if (m) {
+            char *p = (char *)m->data + GATEWAY_MSG_PRE;
+            memcpy(p, h, hl - 1); /* without its closing brace */
+            p += hl - 1;
+            memcpy(p, kid, sizeof kid - 1);
+            p += sizeof kid - 1;
+            memcpy(p, gr->id, il);
+            p += il;
+            memcpy(p, kbody, sizeof kbody - 1);
+            p += sizeof kbody - 1;
+            memcpy(p, body, len);
+            p += len;
+            *p = '}';
+            m->refs = 1;
+            m->len = total;
+            ws__send(c, m);
+            gateway_msg_unref(m);
+        } else {
+            ws__kill(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+        }
+        free(h);
+        json_decref(head);
+    }
+    free(gr->id);
+    free(gr);
+    ws__conn_unref(c);
+}
+
+static int ws__hex(int ch)
+{
+    if (ch >= '0' && ch <= '9') {
+        return ch - '0';
+    }
+    if (ch >= 'a' && ch <= 'f') {
+        return ch - 'a' + 10;
+    }
+    if (ch >= 'A' && ch <= 'F') {
+        return ch - 'A' + 10;
+    }
+    return -1;
+}
+
+/* %-decode @s in place as lws decodes an HTTP request ('+' is a space in the query); a NUL
+ * or a bad escape makes it malformed: -1. */
+static int ws__decode(char *s, int query)
+{
+    char *o = s;
+    for (char *p = s; *p; p++) {
+        if (*p == '%') {
+            int hi = ws__hex(p[1]), lo = hi < 0 ? -1 : ws__hex(p[2]);
+            if (lo < 0 || (hi == 0 && lo == 0)) {
+                return -1;
+            }
+            *o++ = (char)(hi * 16 + lo);
+            p += 2;
+        } else {
+            *o++ = query && *p == '+' ? ' ' : *p;
+        }
+    }
+    *o = '\0';
+    return 0;
+}
+
+static void ws__op_get(struct ws_conn *c, json_t *msg)
+{
+    json_t *id = json_object_get(msg, "id");
+    const char *path = json_string_value(json_object_get(msg, "path"));
+    char buf[2048];
+    if (path == NULL || strncmp(path, "/v1/", 4) != 0 || strlen(path) >= sizeof buf) {
+        ws__error(c, LR_EINVAL, "get: path must be a /v1/ read path of at most 2047 bytes");
+        return;
+    }
+    snprintf(buf, sizeof buf, "%s", path);
+    char *q = strchr(buf, '?');
+    if (q) {
+        *q++ = '\0';
+    }
+    /* Each query field is decoded alone and joined with '&' again, as lws does. */
+    if (ws__decode(buf, 0) != 0 || (q && ws__decode(q, 1) != 0)) {
+        ws__error(c, LR_EINVAL, "get: malformed %-escape in path");
+        return;
+    }
+    struct ws_get *gr = malloc(sizeof *gr);
+    if (gr == NULL || (gr->id = json_dumps(id ? id : json_null(), JSON_ENCODE_ANY |
+                                                                       JSON_COMPACT)) == NULL) {
+        free(gr);
+        ws__error(c, LR_ENOMEM, "out of memory");
+        return;
+    }
+    gr->c = c;
+    c->refs++;
+    if (c->w->get(c->w->get_data, buf, q ? q : "", ws__get_reply, gr) != 0) {
+        free(gr->id);
+        free(gr);
+        ws__conn_unref(c);
+        ws__error(c, LR_ENOMEM, "out of memory");
+    }
+}
+
+static void ws__message(struct ws_conn *c, const char *p, size_t len)
+{
+    json_error_t jerr;
+    json_t *msg = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
+    const char *op = json_string_value(json_object_get(msg, "op"));
+    if (msg == NULL || !json_is_object(msg)) {
+        char e[256];
+        snprintf(e, sizeof e, "a message must be a JSON object: %s", msg ? "it is not" : jerr.text);
+        ws__error(c, LR_EINVAL, e);
+    } else if (op == NULL) {
+        ws__error(c, LR_EINVAL, "op is required: subscribe, unsubscribe, ping or get");
+    } else if (strcmp(op, "subscribe") == 0 || strcmp(op, "unsubscribe") == 0) {
+        ws__op_subscribe(c, msg, op[0] == 's');
+    } else if (strcmp(op, "ping") == 0) {
+        ws__send_json(c, json_pack("{s:s}", "type", "pong"));
+    } else if (strcmp(op, "get") == 0) {
+        ws__op_get(c, msg);
+    } else {
+        ws__error(c, LR_EINVAL, "unknown op: use subscribe, unsubscribe, ping or get");
+    }
+    json_decref(msg);
+}
+
+static int ws__receive(struct ws_conn *c, const char *in, size_t len)
+{
+    struct lws *wsi = c->wsi;
+    c->last_rx = uv_now(c->w->loop);
+    if (c->rxlen == 0 && !c->rx_over && lws_is_first_fragment(wsi)) {
+        c->rx_binary = lws_frame_is_binary(wsi);
+    }
+    if (!c->rx_over && !c->rx_binary) {
+        if (c->rxlen + len > WS_MSG_MAX) {
+            c->rx_over = 1;
+            c->rxlen = 0;
+        } else {
+            char *nb = realloc(c->rx, c->rxlen + len + 1);
+            if (nb == NULL) {
+                return -1;
+            }
+            c->rx = nb;
+            memcpy(c->rx + c->rxlen, in, len);
+            c->rxlen += len;
+        }
+    }
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0) {
+        return 0;
+    }
+    if (c->rx_binary) {
+        ws__error(c, LR_EINVAL, "binary messages are not supported: send JSON text");
+    } else if (c->rx_over) {
+        ws__error(c, LR_ETOOBIG, "message exceeds 65536 bytes");
+    } else {
+        ws__message(c, c->rx, c->rxlen);
+    }
+    /* A message of a few KB is common: keep small buffers, drop big ones. */
+    if (c->rxlen > 4096) {
+        free(c->rx);
+        c->rx = NULL;
+    }
+    c->rxlen = 0;
+    c->rx_over = c->rx_binary = 0;
+    return 0;
+}
+
+/* ---- lws callbacks ---------------------------------------------------------------------------- */
+
+int ws_callback(struct ws *w, struct lws *wsi, int reason, void **pss, void *in, size_t len,
+                int *ret)
+{
+    struct ws_conn *c = pss ? *pss : NULL;
+    *ret = 0;
+    switch (reason) {
+        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+            *ret = ws__admit(w, wsi);
+            return 1;
+        case LWS_CALLBACK_ESTABLISHED:
+            *ret = pss ? ws__established(w, wsi, pss) : -1;
+            return 1;
+        case LWS_CALLBACK_RECEIVE:
+            *ret = c ? ws__receive(c, in, len) : -1;
+            return 1;
+        case LWS_CALLBACK_RECEIVE_PONG:
+            if (c) {
+                c->last_rx = uv_now(w->loop);
+            }
+            return 1;
+        case LWS_CALLBACK_SERVER_WRITEABLE:
+            *ret = c ? ws__writeable(c) : -1;
+            return 1;
+        case LWS_CALLBACK_CLOSED:
+            if (pss) {
+                ws__closed(w, pss);
+            }
+            return 1;
+        default:
+            return 0;
+    }
+}
+
+/* ---- heartbeats and lifetime --------------------------------------------------------------------- */
+
+static void ws__ping_tick(uv_timer_t *t)
+{
+    struct ws *w = t->data;
+    uint64_t now = uv_now(w->loop);
+    for (struct ws_conn *c = w->conns; c; c = c->next) {
+        if (now - c->last_rx > 2 * (uint64_t)w->cfg.ping_ms) {
+            ws__kill(c, LWS_CLOSE_STATUS_GOINGAWAY, "no frame or pong for two ping periods");
+        } else if (!c->kill) {
+            c->ping_due = 1;
+            lws_callback_on_writable(c->wsi);
+        }
+    }
+}
+
+unsigned ws_connections(const struct ws *w) { return w->nconns; }
+
+int ws_new(uv_loop_t *loop, struct gateway *g, const struct ws_config *cfg, ws_get_fn get,
+           void *get_data, struct ws **out)
+{
+    struct ws *w = calloc(1, sizeof *w);
+    if (w == NULL) {
+        return LR_ENOMEM;
+    }
+    w->loop = loop;
+    w->g = g;
+    w->cfg = *cfg;
+    if (w->cfg.max_conns == 0) {
+        w->cfg.max_conns = WS_DEFAULT_MAX_CONNS;
+    }
+    if (w->cfg.max_per_ip == 0) {
+        w->cfg.max_per_ip = WS_DEFAULT_MAX_PER_IP;
+    }
+    if (w->cfg.queue_bytes == 0) {
+        w->cfg.queue_bytes = 1u << 20;
+    }
+    if (w->cfg.queue_msgs == 0) {
+        w->cfg.queue_msgs = 1000;
+    }
+    if (w->cfg.ping_ms == 0) {
+        w->cfg.ping_ms = 20000;
+    }
+    w->get = get;
+    w->get_data = get_data;
+    strmap_init(&w->per_ip);
+    uv_timer_init(loop, &w->ping);
+    w->ping.data = w;
+    uv_timer_start(&w->ping, ws__ping_tick, w->cfg.ping_ms, w->cfg.ping_ms);
+    *out = w;
+    return 0;
+}
+
+static void ws__timer_closed(uv_handle_t *h)
+{
+    struct ws *w = h->data;
+    w->timer_closed = 1;
+    ws__maybe_done(w);
+}
+
+void ws_close(struct ws *w, void (*done)(void *data), void *data)
+{
+    w->closing = 1;
+    w->done = done;
+    w->done_data = data;
+    uv_close((uv_handle_t *)&w->ping, ws__timer_closed);
+}

@@ -1,0 +1,182 @@
+#!/usr/bin/python3
+"""WebSocket clients for tests/integration/test_ws.c (Debian's python3-websockets).
+
+Every scenario prints JSON lines on stdout, flushed: {"ready": true} once its subscriptions
+are answered (the C test then makes writes), then what the scenario reports. The C test
+reads them through a pipe and asserts.
+
+  listen URL SECONDS COUNT TOPIC...      every message after "subscribed", until COUNT events
+                                         (not subscribed/leaderboard of an empty top) or SECONDS
+  resume URL SECONDS COUNT REGION INDEX TOPIC...   the same, subscribing with a resume point
+  bad URL                                bad frames, then a ping: the answers
+  slow URL SECONDS COUNT TOPIC           a raw socket that never reads and a fast client; the
+                                         fast one's event count and whether the slow one got
+                                         a close
+  many URL SECONDS N TOPIC               N clients on TOPIC: how many got one event
+  get URL PATH                           a read over the socket: the response
+"""
+import asyncio
+import base64
+import json
+import os
+import socket
+import sys
+import time
+
+import websockets
+
+
+def out(obj):
+    try:
+        sys.stdout.write(json.dumps(obj) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # the test has read what it needed
+        os._exit(0)
+
+
+async def subscribe(ws, topics, resume=None):
+    msg = {"op": "subscribe", "topics": topics}
+    if resume:
+        msg["resume"] = resume
+    await ws.send(json.dumps(msg))
+    while True:
+        m = json.loads(await ws.recv())
+        if m.get("type") == "subscribed":
+            return
+
+
+async def listen(url, seconds, count, topics, resume=None):
+    async with websockets.connect(url, max_size=1 << 20) as ws:
+        await subscribe(ws, topics, resume)
+        out({"ready": True})
+        end = time.monotonic() + seconds
+        got = 0
+        while got < count:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                m = json.loads(await asyncio.wait_for(ws.recv(), left))
+            except asyncio.TimeoutError:
+                break
+            m["_t"] = time.time()
+            out(m)
+            got += 1
+        out({"done": got})
+
+
+async def bad(url):
+    async with websockets.connect(url) as ws:
+        out({"ready": True})
+        for frame in ["nonsense", b"\x00\x01binary", "x" * (70 * 1024), "[1,2]",
+                      json.dumps({"op": "fly"}), json.dumps({"op": "subscribe", "topics": []}),
+                      json.dumps({"op": "subscribe", "topics": ["nope:1"]}),
+                      json.dumps({"op": "ping"})]:
+            await ws.send(frame)
+            out(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+
+
+def raw_connect(url):
+    host, port = url.split("//")[1].split("/")[0].split(":")
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall(("GET /v1/ws HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n\r\n" % (host, key)).encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert b" 101 " in head.split(b"\r\n")[0], head
+    return s
+
+
+def raw_send(s, text):
+    data = text.encode()
+    mask = os.urandom(4)
+    hdr = bytes([0x81])
+    n = len(data)
+    hdr += bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126, n >> 8, n & 255])
+    s.sendall(hdr + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+
+async def slow(url, seconds, count, topic):
+    s = raw_connect(url)
+    raw_send(s, json.dumps({"op": "subscribe", "topics": [topic]}))
+    async with websockets.connect(url, max_size=1 << 20) as ws:
+        await subscribe(ws, [topic])
+        out({"ready": True})
+        end = time.monotonic() + seconds
+        got = 0
+        while got < count and time.monotonic() < end:
+            try:
+                await asyncio.wait_for(ws.recv(), max(0.01, end - time.monotonic()))
+                got += 1
+            except asyncio.TimeoutError:
+                break
+        # The slow one: read what the server managed to send, up to its close.
+        s.settimeout(5)
+        data = b""
+        how = "eof"
+        try:
+            while True:
+                b = s.recv(1 << 16)
+                if not b:
+                    break
+                data += b
+        except socket.timeout:
+            how = "timeout"
+        except ConnectionResetError:
+            how = "reset"
+        out({"fast": got, "slow_closed": b"slow consumer" in data[-256:], "slow_bytes": len(data), "tail": how + repr(data[-120:])})
+
+
+async def many(url, seconds, n, topic):
+    async def one():
+        ws = await websockets.connect(url)
+        await subscribe(ws, [topic])
+        return ws
+    clients = []
+    for i in range(0, n, 100):  # in waves: the listen backlog is finite
+        clients += await asyncio.gather(*[one() for _ in range(min(100, n - i))])
+    out({"ready": True, "clients": len(clients)})
+    end = time.monotonic() + seconds
+
+    async def recv(ws):
+        try:
+            await asyncio.wait_for(ws.recv(), max(0.01, end - time.monotonic()))
+            return 1
+        except asyncio.TimeoutError:
+            return 0
+    got = sum(await asyncio.gather(*[recv(ws) for ws in clients]))
+    out({"received": got})
+    await asyncio.gather(*[ws.close() for ws in clients])
+
+
+async def get(url, path):
+    async with websockets.connect(url) as ws:
+        out({"ready": True})
+        await ws.send(json.dumps({"op": "get", "id": "q1", "path": path}))
+        out(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+
+
+def main(argv):
+    sc, url = argv[1], argv[2]
+    if sc == "listen":
+        asyncio.run(listen(url, float(argv[3]), int(argv[4]), argv[5:]))
+    elif sc == "resume":
+        asyncio.run(listen(url, float(argv[3]), int(argv[4]), argv[7:], {argv[5]: int(argv[6])}))
+    elif sc == "bad":
+        asyncio.run(bad(url))
+    elif sc == "slow":
+        asyncio.run(slow(url, float(argv[3]), int(argv[4]), argv[5]))
+    elif sc == "many":
+        asyncio.run(many(url, float(argv[3]), int(argv[4]), argv[5]))
+    elif sc == "get":
+        asyncio.run(get(url, argv[3]))
+    else:
+        sys.exit("unknown scenario " + sc)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
