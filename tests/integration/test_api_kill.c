@@ -173,6 +173,19 @@ static void eu_scores(int scores[NWRITERS][PLAYERS_PER_WRITER])
     httpc_free(&r);
 }
 
+/* On a failure, the end of each eu replica's log: who was elected when, what was refused. */
+static void dump_eu_logs(void)
+{
+    for (int i = 1; i <= 3; i++) {
+        char cmd[700];
+        snprintf(cmd, sizeof cmd, "echo '# eu-%d.log:'; tail -n 25 '%s/eu-%d.log' 1>&2", i,
+                 fx->dev.dir, i);
+        if (system(cmd) != 0) {
+            fprintf(stderr, "# (no log for eu-%d)\n", i);
+        }
+    }
+}
+
 /* Kill eu's leader under a stream of idempotent writes: every acknowledged write counts once,
  * and eu elects a new leader that the router follows. */
 static void leader_killed_under_writes(void **state)
@@ -210,6 +223,7 @@ static void leader_killed_under_writes(void **state)
     for (int w = 0; w < NWRITERS; w++) {
         pthread_join(fx->w[w].th, NULL);
         if (fx->w[w].error[0]) {
+            dump_eu_logs();
             fail_msg("writer %d: %s", w, fx->w[w].error);
         }
         retries += fx->w[w].retries;
