@@ -291,7 +291,7 @@ static void gw__stream_closed(uv_handle_t *h)
     if (s->replay && (s->finished || g->closing)) {
         gw__replay_unlink(s);
         gw__replay_free(s);
-    } else {
+    } else if (!g->closing) { /* while closing, the upstreams may be gone already */
         s->replica = (s->replica + 1) % upstream_replicas(g->up[s->region]);
         s->retry_at = gw__now(g) + GW__RETRY_MS;
     }
