@@ -219,6 +219,38 @@ int router__query(const struct rreq *q, const char *name, char *out, size_t cap)
     return 1;
 }
 
+int router__query_int(const struct rreq *q, const char *name, long min, long max, long def,
+                      long *out)
+{
+    char num[24], *end;
+    int has = router__query(q, name, num, sizeof num);
+    *out = def;
+    if (has > 0) {
+        return 0;
+    }
+    long v = has == 0 ? strtol(num, &end, 10) : 0;
+    if (has < 0 || *end != '\0' || end == num || v < min || v > max) {
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int router__result(const msgpack_object *r, int *status, int *replayed,
+                   const msgpack_object **body)
+{
+    int64_t st;
+    if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3 ||
+        proto_obj_i64(&r->via.array.ptr[0], &st) != 0 || st < 100 || st > 599) {
+        return -1;
+    }
+    *status = (int)st;
+    *replayed = r->via.array.ptr[1].type == MSGPACK_OBJECT_BOOLEAN &&
+                r->via.array.ptr[1].via.boolean;
+    *body = &r->via.array.ptr[2];
+    return 0;
+}
+
 int router__region_index(const struct router *r, const char *id)
 {
     for (unsigned i = 0; i < r->nregions; i++) {
@@ -292,18 +324,15 @@ void rreq__reply_result(struct rreq *q)
         rreq__error(q, LR_EINTERNAL, "malformed answer from region %s", q->r->region[reg]);
         return;
     }
-    const msgpack_object *res = proto_map_get(o, "results");
+    const msgpack_object *res = proto_map_get(o, "results"), *body;
+    int status, replayed;
     if (res == NULL || res->type != MSGPACK_OBJECT_ARRAY || res->via.array.size != 1 ||
-        res->via.array.ptr[0].type != MSGPACK_OBJECT_ARRAY ||
-        res->via.array.ptr[0].via.array.size != 3) {
+        router__result(&res->via.array.ptr[0], &status, &replayed, &body) != 0) {
         msgpack_unpacked_destroy(&up);
         rreq__error(q, LR_EINTERNAL, "malformed result from region %s", q->r->region[reg]);
         return;
     }
-    const msgpack_object *r0 = res->via.array.ptr[0].via.array.ptr;
-    int status = (int)r0[0].via.i64;
-    int replayed = r0[1].type == MSGPACK_OBJECT_BOOLEAN && r0[1].via.boolean;
-    rreq__reply_mp(q, status, &r0[2], replayed ? "Idempotent-Replayed: true\r\n" : NULL);
+    rreq__reply_mp(q, status, body, replayed ? "Idempotent-Replayed: true\r\n" : NULL);
     msgpack_unpacked_destroy(&up);
 }
 

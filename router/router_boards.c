@@ -219,7 +219,7 @@ void rreq__with_board(struct rreq *q, void (*then)(struct rreq *))
  * reply sent. */
 int rreq__board_params(struct rreq *q, int paged)
 {
-    char *scope = q->top.scope, *window = q->top.window, period[40], limit[16];
+    char *scope = q->top.scope, *window = q->top.window, period[40];
     long lim = 100;
     snprintf(scope, sizeof q->top.scope, "global");
     snprintf(window, sizeof q->top.window, "alltime");
@@ -237,8 +237,7 @@ int rreq__board_params(struct rreq *q, int paged)
     }
     q->top.has_period = hp == 0;
     if (paged) {
-        int hl = router__query(q, "limit", limit, sizeof limit);
-        if (hl < 0 || (hl == 0 && ((lim = strtol(limit, NULL, 10)) < 1 || lim > 1000))) {
+        if (router__query_int(q, "limit", 1, 1000, 100, &lim) != 0) {
             rreq__error(q, LR_EINVAL, "limit must be 1 to 1000");
             return -1;
         }

@@ -87,7 +87,7 @@ static void rev__done(struct rreq *q)
             if (it->status != 0 || it->region != (int)reg) {
                 continue;
             }
-            const msgpack_object *r = NULL;
+            const msgpack_object *r = NULL, *body;
             if (res && res->type == MSGPACK_OBJECT_ARRAY && it->slot < res->via.array.size) {
                 r = &res->via.array.ptr[it->slot];
             }
@@ -95,13 +95,10 @@ static void rev__done(struct rreq *q)
                 rev__fail(it, q->code[reg], q->code[reg] == LR_EUNAVAILABLE
                                                  ? "region unavailable; retry with the same key"
                                                  : err_message(q->code[reg]));
-            } else if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3) {
+            } else if (router__result(r, &it->status, &it->replayed, &body) != 0) {
                 rev__fail(it, LR_EINTERNAL, "malformed result from the region");
             } else {
-                it->status = (int)r->via.array.ptr[0].via.i64;
-                it->replayed = r->via.array.ptr[1].type == MSGPACK_OBJECT_BOOLEAN &&
-                               r->via.array.ptr[1].via.boolean;
-                it->body = mpjson_from(&r->via.array.ptr[2]);
+                it->body = mpjson_from(body);
             }
         }
         msgpack_unpacked_destroy(&up);

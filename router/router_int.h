@@ -144,6 +144,13 @@ void rreq__locate(struct rreq *q, const char *id, void (*then)(struct rreq *));
 /* router.c: input */
 int router__query(const struct rreq *q, const char *name, char *out, size_t cap);
 int router__region_index(const struct router *r, const char *id);
+/* Integer query parameter @name in [@min, @max] into *@out (@def when absent): 0, or -1 when
+ * malformed or out of range. */
+int router__query_int(const struct rreq *q, const char *name, long min, long max, long def,
+                      long *out);
+/* One command's result of a submit answer, [status, replayed, body], checked: 0 or -1. */
+int router__result(const msgpack_object *r, int *status, int *replayed,
+                   const msgpack_object **body);
 const char *rreq__body_str(struct rreq *q, const char *key, int required);
 
 /* router_routes.c */

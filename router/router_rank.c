@@ -165,14 +165,11 @@ static void rreq__rank_board(struct rreq *q)
 /* GET /v1/boards/{board}/players/{player}?scope=&window=&period=&around=N */
 void route_rank(struct rreq *q)
 {
-    char around[16];
+    long n;
     if (rreq__board_params(q, 0) != 0) {
         return;
     }
-    int ha = router__query(q, "around", around, sizeof around);
-    char *end = around;
-    long n = ha == 0 ? strtol(around, &end, 10) : 0;
-    if (ha < 0 || (ha == 0 && (*end != '\0' || end == around || n < 0 || n > 50))) {
+    if (router__query_int(q, "around", 0, 50, 0, &n) != 0) {
         rreq__error(q, LR_EINVAL, "around must be 0 to 50");
         return;
     }

@@ -607,16 +607,15 @@ static void rreq__player_read_go(struct rreq *q)
 static void rreq__player_read(struct rreq *q, enum shard_qtype type, uint32_t max_limit,
                               int days)
 {
-    char num[16], id[VALID_ID_MAX + 1], *end;
+    char id[VALID_ID_MAX + 1];
     if (router__query(q, "game_id", q->top.game, sizeof q->top.game) < 0 ||
         (q->top.game[0] && !valid_id(q->top.game, strlen(q->top.game), VALID_GAME_ID_MAX))) {
         rreq__error(q, LR_EINVAL, "game_id must be 1 to 56 characters of [A-Za-z0-9_.-]");
         return;
     }
+    long v;
     if (max_limit) {
-        int hl = router__query(q, "limit", num, sizeof num);
-        long v = hl == 0 ? strtol(num, &end, 10) : 50;
-        if (hl < 0 || (hl == 0 && (*end || end == num || v < 1 || v > (long)max_limit))) {
+        if (router__query_int(q, "limit", 1, max_limit, 50, &v) != 0) {
             rreq__error(q, LR_EINVAL, "limit must be 1 to %u", max_limit);
             return;
         }
@@ -627,9 +626,7 @@ static void rreq__player_read(struct rreq *q, enum shard_qtype type, uint32_t ma
         }
     }
     if (days) {
-        int hd = router__query(q, "days", num, sizeof num);
-        long v = hd == 0 ? strtol(num, &end, 10) : 30;
-        if (hd < 0 || (hd == 0 && (*end || end == num || v < 1 || v > 90))) {
+        if (router__query_int(q, "days", 1, 90, 30, &v) != 0) {
             rreq__error(q, LR_EINVAL, "days must be 1 to 90");
             return;
         }
