@@ -15,6 +15,7 @@
 
 #include "../shard/err.h"
 #include "../router/bench_http.h"
+#include "../router/bench_ws.h"
 #include "../shard/shard.h"
 #include "bench.h"
 
@@ -301,13 +302,15 @@ out:
 static void bench__usage(FILE *f)
 {
     fprintf(f,
-            "usage: laurel bench shard [--quick] | laurel bench rpc | laurel bench http ...\n\n"
+            "usage: laurel bench shard [--quick] | rpc | http ... | ws ...\n\n"
             "  shard   apply throughput (1, 64, 1024 commands per entry) and the rank index at\n"
             "          1 M and 10 M entries; --quick: rank index at 1 M only\n"
             "  rpc     one region of 3 real replicas on loopback: write throughput and latency\n"
             "          (single and batched), failover, snapshot of 1 M scores\n"
             "  http    the public HTTP API of a real cluster against Redis and PostgreSQL\n"
             "          (`laurel bench http --help`)\n"
+            "  ws      the WebSocket gateway of a real cluster: connections, notification\n"
+            "          latency, fan-out, reads over the socket (`laurel bench ws --help`)\n"
             "Each figure prints as `figure <name> <value> <unit>`.\n");
 }
 
@@ -320,6 +323,9 @@ int bench_main(int argc, char **argv)
     }
     if (strcmp(argv[1], "http") == 0) {
         return bench_http_main(argc - 1, argv + 1);
+    }
+    if (strcmp(argv[1], "ws") == 0) {
+        return bench_ws_main(argc - 1, argv + 1);
     }
     if (strcmp(argv[1], "rpc") == 0) {
         return bench_rpc() != 0 || bench_snapshot(1000000, "1m") != 0 ? 1 : 0;

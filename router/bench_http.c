@@ -781,6 +781,66 @@ static void bh__cluster_stop(struct bench_http *b)
     }
 }
 
+/* Names no earlier run used, so that a running cluster can be benchmarked again. */
+static void bh__names(struct bench_http *b)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t r = bh__mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
+                         ((uint64_t)getpid() << 8));
+    snprintf(b->run, sizeof b->run, "%06llx", (unsigned long long)(r & 0xffffff));
+    snprintf(b->board, sizeof b->board, "bench-%s", b->run);
+    snprintf(b->pprefix, sizeof b->pprefix, "b%sp", b->run);
+}
+
+int bench_http__site_up(struct bench_http__site *s)
+{
+    struct bench_http *b = calloc(1, sizeof *b);
+    int rv;
+    if (b == NULL) {
+        return LR_ENOMEM;
+    }
+    b->quick = s->quick;
+    memcpy(b->regions, s->regions, sizeof b->regions);
+    b->nregions = s->nregions;
+    b->replicas = s->replicas;
+    b->players = s->players;
+    b->conns = 50;
+    snprintf(b->addr, sizeof b->addr, "%s", s->addr);
+    snprintf(b->admin_key, sizeof b->admin_key, "%s", s->admin_key);
+    snprintf(b->api_key, sizeof b->api_key, "%s", s->api_key);
+    bh__names(b);
+    rv = b->addr[0] ? bh__wait_ready(b, 10) : bh__cluster_start(b);
+    /* Whatever happened, the caller learns what to stop. */
+    snprintf(s->addr, sizeof s->addr, "%s", b->addr);
+    snprintf(s->admin_key, sizeof s->admin_key, "%s", b->admin_key);
+    snprintf(s->api_key, sizeof s->api_key, "%s", b->api_key);
+    snprintf(s->run, sizeof s->run, "%s", b->run);
+    snprintf(s->board, sizeof s->board, "%s", b->board);
+    snprintf(s->pprefix, sizeof s->pprefix, "%s", b->pprefix);
+    snprintf(s->dir, sizeof s->dir, "%s", b->dir);
+    s->dev = b->dev;
+    if (rv == 0) {
+        rv = bh__seed(b);
+    }
+    free(b);
+    return rv;
+}
+
+void bench_http__site_down(struct bench_http__site *s)
+{
+    struct bench_http *b = calloc(1, sizeof *b);
+    if (b == NULL || s->dev <= 0) {
+        free(b);
+        return;
+    }
+    b->dev = s->dev;
+    snprintf(b->dir, sizeof b->dir, "%s", s->dir);
+    bh__cluster_stop(b);
+    s->dev = 0;
+    free(b);
+}
+
 /* ---- ratios and targets ------------------------------------------------------------------ */
 
 static const struct {
@@ -912,18 +972,6 @@ static int bh__parse(struct bench_http *b, int argc, char **argv)
     return -1;
 }
 
-/* Names no earlier run used, so that a running cluster can be benchmarked again. */
-static void bh__names(struct bench_http *b)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t r = bh__mix((uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^
-                         ((uint64_t)getpid() << 8));
-    snprintf(b->run, sizeof b->run, "%06llx", (unsigned long long)(r & 0xffffff));
-    snprintf(b->board, sizeof b->board, "bench-%s", b->run);
-    snprintf(b->pprefix, sizeof b->pprefix, "b%sp", b->run);
-}
-
 static int bh__workloads(struct bench_http *b)
 {
     static const struct {
@@ -1000,7 +1048,7 @@ int bench_http_main(int argc, char **argv)
     /* The cluster stops before the peers start: each of them gets the machine alone. */
     bh__cluster_stop(b);
     if (rv == 0 && b->peers) {
-        struct bench_peer__opts po = {b->quick, b->conns};
+        struct bench_peer__opts po = {b->quick, b->conns, NULL};
         if (bench_peer__redis(&b->figs, &po) != 0) {
             printf("errors redis: the Redis peer failed (see above)\n");
         }

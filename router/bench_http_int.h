@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include "router.h"
+
 #define BENCH_HTTP__FIGS_MAX 64
 
 /* Figures printed so far, kept for the ratios printed at the end. */
@@ -56,9 +58,31 @@ void bench_http__sleep_ms(unsigned ms);
 /** Monotonic seconds. */
 double bench_http__now(void);
 
+/* A seeded cluster to load through the public API: what `laurel bench ws` borrows from
+ * `laurel bench http`. One board (desc, best) named board, players pprefix + 7 digits
+ * (0000000 .. players - 1) round-robin over the regions, each with a score below 10^9. */
+struct bench_http__site {
+    /* set by the caller */
+    int quick;
+    char regions[ROUTER_MAX_REGIONS][65];
+    unsigned nregions, replicas, players; /* players: a multiple of 100 */
+    char addr[64], admin_key[96], api_key[96]; /* addr "": start `laurel dev` */
+    /* set by bench_http__site_up */
+    char run[8], board[32], pprefix[16];
+    char dir[64]; /* the cluster's directory, "" when addr was given */
+    pid_t dev;    /* the `laurel dev` child (its router is in that process), 0 if none */
+};
+
+/** Start (unless @s->addr is set) and seed @s. @return 0, or an LR_E* code (printed). */
+int bench_http__site_up(struct bench_http__site *s);
+
+/** Stop the cluster bench_http__site_up started, if any, and remove its directory. */
+void bench_http__site_down(struct bench_http__site *s);
+
 struct bench_peer__opts {
     int quick;
-    unsigned conns; /* clients, as for our workloads */
+    unsigned conns;   /* clients, as for our workloads */
+    const char *only; /* ",name,name," of the peer figures to measure; NULL for all */
 };
 
 /** Redis: a private redis-server (AOF, fsync always), a 1 M member sorted set, then

@@ -220,6 +220,10 @@ int bench_peer__redis(struct bench_http__figs *fs, const struct bench_peer__opts
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         double rps, p50, p99;
         char name[64];
+        snprintf(name, sizeof name, ",%s,", runs[i].name);
+        if (o->only && strstr(o->only, name) == NULL) {
+            continue;
+        }
         long probe = runs[i].pipeline[0] == '1' && runs[i].pipeline[1] == '\0' ? 2000 : 20000;
         if (bench_peer__redis_bench(&r, runs[i].cmd, runs[i].pipeline, probe, &rps, &p50,
                                     &p99) != 0) {

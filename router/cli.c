@@ -10,6 +10,7 @@
 #include "../node/cli.h"
 #include "../shard/err.h"
 #include "router.h"
+#include "ws.h"
 
 static void cli_router__usage(FILE *f)
 {
@@ -31,23 +32,23 @@ static void cli_router__usage(FILE *f)
             "                      closed (default 1000; the queue also holds 1 MiB at most)\n");
 }
 
-/* One descriptor per WebSocket: raise the limit (the hard one too when privileged) before lws
- * sizes its tables from it. Failing leaves the limit as it was: fewer connections fit. */
-static void cli_router__raise_nofile(unsigned conns)
+unsigned long cli_raise_nofile(unsigned long want)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        return;
+        return 0;
     }
-    rlim_t want = (rlim_t)conns + 4096;
     if (rl.rlim_max < want) {
         struct rlimit up = {want, want};
         if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
-            return;
+            return want;
         }
     }
     rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-    setrlimit(RLIMIT_NOFILE, &rl);
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        return 0;
+    }
+    return rl.rlim_cur;
 }
 
 struct cli_router__run {
@@ -137,7 +138,8 @@ int cli_router(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-    cli_router__raise_nofile(cfg.ws_max_conns ? cfg.ws_max_conns : 200000);
+    /* One descriptor per WebSocket, before lws sizes its tables from the limit. */
+    cli_raise_nofile((cfg.ws_max_conns ? cfg.ws_max_conns : WS_DEFAULT_MAX_CONNS) + 4096UL);
     lws_set_log_level(LLL_ERR | LLL_WARN, NULL); /* lws's log level is process-wide */
     uv_loop_t *loop = uv_default_loop();
     struct cli_router__run run = {0};

@@ -23,6 +23,7 @@
 #include "../node/client.h"
 #include "../shard/err.h"
 #include "router.h"
+#include "ws.h"
 
 #define DEV__MAX_REPLICAS 5
 
@@ -320,6 +321,8 @@ int cli_dev(int argc, char **argv)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* The router runs in this process: room for its WebSockets, as `laurel router` makes. */
+    cli_raise_nofile(WS_DEFAULT_MAX_CONNS + 4096UL);
     for (unsigned g = 0; g < d.nregions; g++) {
         for (unsigned i = 0; i < d.replicas; i++) {
             if (dev__spawn(&d, g, i) != 0) {
