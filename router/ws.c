@@ -330,9 +330,13 @@ static int ws__writeable(struct ws_conn *c)
         return -1;
     }
     if (c->ping_due) {
+        /* Never an empty ping: its pong would be empty too, and lws 4.1.6 does not report
+         * an empty pong (LWS_CALLBACK_RECEIVE_PONG never fires), so every client that only
+         * answers pings would be closed as silent. */
         unsigned char buf[LWS_PRE + 4];
+        memcpy(buf + LWS_PRE, "ping", 4);
         c->ping_due = 0;
-        if (lws_write(c->wsi, buf + LWS_PRE, 0, LWS_WRITE_PING) < 0) {
+        if (lws_write(c->wsi, buf + LWS_PRE, 4, LWS_WRITE_PING) < 0) {
             return -1;
         }
         if (c->qn > 0) {
