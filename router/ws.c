@@ -32,6 +32,7 @@ _Static_assert(LWS_PRE <= GATEWAY_MSG_PRE, "gateway messages must leave room for
 #define WS__TOPICS_MAX 100 /* topics in one subscribe */
 #define WS__SNDBUF (64 * 1024) /* kernel send buffer per WebSocket */
 #define WS__KILL_S 5 /* a connection being closed waits this long for its close frame */
+#define WS__BATCH (32 * 1024) /* queued messages written in one go, at most */
 
 struct ws_conn {
     struct ws *w;
@@ -64,6 +65,7 @@ struct ws {
     unsigned nconns;  /* open sessions */
     unsigned nalloc;  /* connection structs alive (sessions + ones waiting for gets) */
     struct strmap per_ip; /* peer address -> (uintptr_t)open sessions */
+    unsigned char *batch; /* LWS_PRE + WS__BATCH bytes: frames of several queued messages */
     uv_timer_t ping;
     int closing, timer_closed;
     void (*done)(void *data);
@@ -211,6 +213,7 @@ static void ws__maybe_done(struct ws *w)
         return;
     }
     strmap_free(&w->per_ip);
+    free(w->batch);
     void (*done)(void *) = w->done;
     void *dd = w->done_data;
     free(w);
@@ -314,6 +317,63 @@ static int ws__admit(struct ws *w, struct lws *wsi)
     return (uintptr_t)strmap_get(&w->per_ip, ip, strlen(ip)) >= w->cfg.max_per_ip ? -1 : 0;
 }
 
+/* A server frame header (FIN, text, unmasked) for @len bytes into @h; its length. */
+static size_t ws__frame_head(unsigned char *h, size_t len)
+{
+    h[0] = 0x81;
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++) {
+        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    }
+    return 10;
+}
+
+/* Write the queued messages that fit WS__BATCH as whole frames in one write: a burst of
+ * events costs one syscall per connection instead of one per message. lws frames one
+ * message per lws_write; LWS_WRITE_RAW sends our frames as they are (lws keeps what the
+ * kernel does not take and flushes it before the next writeable callback).
+ * @return 0 (written), -1 (close), or 1 when the first message alone exceeds the batch
+ * (the caller writes it framed by lws). */
+static int ws__write_batch(struct ws_conn *c)
+{
+    unsigned char *out = c->w->batch + LWS_PRE;
+    size_t n = 0;
+    while (c->qn > 0) {
+        struct gateway_msg *m = c->q[c->qhead];
+        if (n + 10 + m->len > WS__BATCH) {
+            if (n == 0) {
+                return 1;
+            }
+            break;
+        }
+        n += ws__frame_head(out + n, m->len);
+        memcpy(out + n, gateway_msg_text(m), m->len);
+        n += m->len;
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qn--;
+        c->qbytes -= m->len;
+        gateway_msg_unref(m);
+    }
+    int w = lws_write(c->wsi, out, n, LWS_WRITE_RAW);
+    if (w < 0 || (size_t)w < n) {
+        return -1;
+    }
+    if (c->qn > 0) {
+        lws_callback_on_writable(c->wsi);
+    }
+    return 0;
+}
+
 static int ws__writeable(struct ws_conn *c)
 {
     if (c->kill) {
@@ -346,6 +406,12 @@ static int ws__writeable(struct ws_conn *c)
     }
     if (c->qn == 0) {
         return 0;
+    }
+    if (c->qn > 1) {
+        int rv = ws__write_batch(c);
+        if (rv <= 0) {
+            return rv;
+        }
     }
     struct gateway_msg *m = c->q[c->qhead];
     c->qhead = (c->qhead + 1) % c->qcap;
@@ -710,6 +776,11 @@ int ws_new(uv_loop_t *loop, struct gateway *g, const struct ws_config *cfg, ws_g
     }
     if (w->cfg.ping_ms == 0) {
         w->cfg.ping_ms = 20000;
+    }
+    w->batch = malloc(LWS_PRE + WS__BATCH);
+    if (w->batch == NULL) {
+        free(w);
+        return LR_ENOMEM;
     }
     w->get = get;
     w->get_data = get_data;
