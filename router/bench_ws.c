@@ -100,6 +100,7 @@ struct bench_ws {
     size_t qlen, qdigits;
     uint64_t *q_sent;
     uint64_t q_ok, q_bad, rng;
+    char q_first_bad[256];
     int q_on;
     struct httpload_hist q_hist;
     char bad[256];
@@ -534,8 +535,8 @@ static void bw__q_message(void *data, unsigned conn, const char *p, size_t n)
         if (bw__field(p, n, "\"status\":") == 200) {
             b->q_ok++;
         } else if (b->q_bad++ == 0) {
-            fprintf(stderr, "bench ws: query: first refused answer: %.*s\n",
-                    (int)(n > 200 ? 200 : n), p);
+            snprintf(b->q_first_bad, sizeof b->q_first_bad, "%.*s", (int)(n > 200 ? 200 : n),
+                     p);
         }
         bw__query_send(b, conn);
     }
@@ -592,7 +593,8 @@ static int bw__phase_query(struct bench_ws *b)
     bench_http__fig(&b->figs, "ws_query_p99_ms", httpload_hist_quantile_ms(&b->q_hist, 0.99), 2,
                     "ms");
     if (b->q_bad) {
-        printf("errors ws_query: %llu gets not answered 200\n", (unsigned long long)b->q_bad);
+        printf("errors ws_query: %llu gets not answered 200; the first: %s\n",
+               (unsigned long long)b->q_bad, b->q_first_bad);
         strcat(b->bad, " query");
     }
     return 0;

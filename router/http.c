@@ -49,6 +49,7 @@
 #define HTTP__TIMEOUT_S 10   /* a request must arrive and be answered within this */
 #define HTTP__KEEPALIVE_S 10 /* idle keep-alive connections close after this */
 #define HTTP__HEAD_ROOM 192  /* bytes for the status line and our three headers */
+#define HTTP__WS_RX 1024     /* WebSocket receive buffer (see the protocol below) */
 
 enum { HTTP__CONN = 1u << 0, HTTP__HANDLER = 1u << 1 };
 
@@ -652,6 +653,10 @@ int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void 
         .name = "laurel-http",
         .callback = http__callback,
         .per_session_data_size = sizeof(struct http__conn),
+        /* lws gives each WebSocket a receive buffer of this size for its whole life; client
+         * messages are small (subscribe, get) and larger ones arrive in pieces that ws.c
+         * joins, so a small buffer saves memory at 100 000 connections. */
+        .rx_buffer_size = HTTP__WS_RX,
     };
     if (ws != NULL) {
         h->protocols[1] = h->protocols[0];
