@@ -23,8 +23,9 @@
  * itself, without the handler (http__refusals): a body over HTTP_BODY_MAX (413, then close,
  * since the rest of the body would otherwise be read as the next request), a chunked body
  * (411: lws 4.1 cannot decode one), a NUL inside the path or Authorization (400, so the
- * handler's strings are whole) and upgrades (400) other than a WebSocket on GET /v1/ws when
- * the server was started with one (ws.c). It answers
+ * handler's strings are whole), upgrades (400) other than a WebSocket on GET /v1/ws when
+ * the server was started with one (ws.c), and WebSocket upgrades past ws.c's connection
+ * limits (429 per address, else 503, both with Retry-After). It answers
  * "Expect: 100-continue", which lws 4.1 does not.
  *
  * lws decodes what it parses: the path and query reach us %-decoded, the path with "//", "/./"
@@ -54,7 +55,15 @@
 enum { HTTP__CONN = 1u << 0, HTTP__HANDLER = 1u << 1 };
 
 /* Requests the server refuses itself, without the handler. */
-enum { HTTP__TOO_BIG, HTTP__MALFORMED, HTTP__CHUNKED, HTTP__UPGRADE, HTTP__REFUSAL_N };
+enum {
+    HTTP__TOO_BIG,
+    HTTP__MALFORMED,
+    HTTP__CHUNKED,
+    HTTP__UPGRADE,
+    HTTP__WS_FULL,    /* ws_admit: WS_REFUSE_MAX_CONNS or WS_REFUSE_STOPPING */
+    HTTP__WS_PER_IP,  /* ws_admit: WS_REFUSE_PER_IP */
+    HTTP__REFUSAL_N
+};
 
 static const struct {
     int status;
@@ -65,6 +74,9 @@ static const struct {
     [HTTP__MALFORMED] = {400, LR_EMALFORMED, "malformed request"},
     [HTTP__CHUNKED] = {411, LR_EINVAL, "send the body with a Content-Length"},
     [HTTP__UPGRADE] = {400, LR_EINVAL, "protocol upgrades are not supported"},
+    [HTTP__WS_FULL] = {503, LR_EUNAVAILABLE, "WebSocket connections are at their limit"},
+    [HTTP__WS_PER_IP] = {429, LR_ERATELIMIT,
+                         "WebSocket connections from this address are at their limit"},
 };
 
 struct http__req {
@@ -437,30 +449,49 @@ static int http__on_writeable(struct lws *wsi, struct http__conn *c)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
-/* Plain HTTP/1.1 only: a WebSocket or h2c upgrade gets 400 at once, written here as lws asks
+/* Refuse an upgrade with refusal @which (an error status), written here as lws asks
  * (returning > 0 tells lws the answer is out; it then waits for the next request). */
-static int http__refuse_upgrade(struct http *h, struct lws *wsi)
+static int http__refuse_upgrade(struct http *h, struct lws *wsi, int which)
 {
-    const char *body = h->refusal[HTTP__UPGRADE];
-    unsigned char buf[LWS_PRE + HTTP__HEAD_ROOM + 128];
-    size_t n = http__layout(wsi, http__refusals[HTTP__UPGRADE].status, HTTP_JSON, body, strlen(body), NULL, 1,
+    const char *body = h->refusal[which];
+    int status = http__refusals[which].status;
+    unsigned char buf[LWS_PRE + HTTP__HEAD_ROOM + 160];
+    size_t n = http__layout(wsi, status, HTTP_JSON, body, strlen(body),
+                            status == 503 || status == 429 ? "Retry-After: 1\r\n" : NULL, 1,
                             buf, sizeof buf);
-    if (n == 0 || lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL) != (int)n) {
+    if (n == 0) {
+        return -1;
+    }
+    /* lws 4.1 asks before it has noted the request's version, so its status line says
+     * HTTP/1.0; an upgrade is an HTTP/1.1 request (RFC 6455), and strict WebSocket clients
+     * (python-websockets) reject any other answer before they read the status. */
+    if (n > 9 && memcmp(buf + LWS_PRE, "HTTP/1.0 ", 9) == 0) {
+        buf[LWS_PRE + 7] = '1';
+    }
+    if (lws_write(wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_FINAL) != (int)n) {
         return -1;
     }
     return 1;
 }
 
-/* Let a WebSocket upgrade of GET /v1/ws through when WebSockets are served. */
+/* Let a WebSocket upgrade of GET /v1/ws through when WebSockets are served and ws.c admits
+ * it; other upgrades (plain HTTP/1.1 only: WebSocket elsewhere, h2c) get 400 at once. */
 static int http__confirm_upgrade(struct http *h, struct lws *wsi, const char *type)
 {
     char path[16];
     if (h->ws != NULL && type != NULL && strcmp(type, "websocket") == 0 &&
         lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) > 0 &&
         strcmp(path, "/v1/ws") == 0) {
-        return 0;
+        switch (ws_admit(h->ws, wsi)) {
+            case 0:
+                return 0;
+            case WS_REFUSE_PER_IP:
+                return http__refuse_upgrade(h, wsi, HTTP__WS_PER_IP);
+            default:
+                return http__refuse_upgrade(h, wsi, HTTP__WS_FULL);
+        }
     }
-    return http__refuse_upgrade(h, wsi);
+    return http__refuse_upgrade(h, wsi, HTTP__UPGRADE);
 }
 
 /* One callback for both protocols (HTTP and WebSocket share the per-session struct), so the
@@ -531,7 +562,7 @@ int http_req_alive(const struct http_req *req)
 static int http__refusals_build(struct http *h)
 {
     for (int i = 0; i < HTTP__REFUSAL_N; i++) {
-        char msg[64];
+        char msg[128];
         snprintf(msg, sizeof msg, http__refusals[i].fmt, HTTP_BODY_MAX);
         json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code",
                               err_api_code(http__refusals[i].code), "message", msg);

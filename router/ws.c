@@ -13,7 +13,11 @@
  * for it.
  *
  * Heartbeats. Every ping period each connection gets a ping; one silent for two periods (no
- * frame, no pong) is closed with 1001. */
+ * frame, no pong) is closed with 1001.
+ *
+ * Admission. The limits are checked when lws asks to confirm the upgrade (http.c), so a
+ * refused client gets an HTTP answer; the check at LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION
+ * repeats it, uncounted, in case an upgrade ever reaches lws' handshake without the first. */
 #include "ws.h"
 
 #include <assert.h>
@@ -67,6 +71,7 @@ struct ws {
     struct strmap per_ip; /* peer address -> (uintptr_t)open sessions */
     unsigned char *batch; /* LWS_PRE + WS__BATCH bytes: frames of several queued messages */
     uv_timer_t ping;
+    struct ws_stats st; /* st.open is nconns: filled in by ws_stats_get */
     int closing, timer_closed;
     void (*done)(void *data);
     void *done_data;
@@ -100,6 +105,9 @@ static struct gateway_msg *ws__msg_json(json_t *j)
 
 static void ws__queue_drop(struct ws_conn *c)
 {
+    c->w->st.dropped += c->qn + c->nheld;
+    c->w->st.queued -= c->qn;
+    c->w->st.queued_bytes -= c->qbytes;
     while (c->qn > 0) {
         gateway_msg_unref(c->q[c->qhead]);
         c->qhead = (c->qhead + 1) % c->qcap;
@@ -147,6 +155,8 @@ static int ws__queue_push(struct ws_conn *c, struct gateway_msg *m)
     c->q[(c->qhead + c->qn) % c->qcap] = m;
     c->qn++;
     c->qbytes += m->len;
+    c->w->st.queued++;
+    c->w->st.queued_bytes += m->len;
     return 0;
 }
 
@@ -172,6 +182,7 @@ static void ws__send(struct ws_conn *c, struct gateway_msg *m)
         return;
     }
     if (c->qn + 1 > c->w->cfg.queue_msgs || c->qbytes + m->len > c->w->cfg.queue_bytes) {
+        c->w->st.slow_consumers++;
         ws__kill(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
                  "slow consumer: send queue full; reconnect and resume");
         return;
@@ -273,6 +284,7 @@ static int ws__established(struct ws *w, struct lws *wsi, void **pss)
     w->conns = c;
     w->nconns++;
     w->nalloc++;
+    w->st.accepted++;
     *pss = c;
     return 0;
 }
@@ -306,15 +318,30 @@ static void ws__closed(struct ws *w, void **pss)
     ws__conn_unref(c);
 }
 
-/* Refuse a handshake past the limits (lws answers it with an error status). */
-static int ws__admit(struct ws *w, struct lws *wsi)
+/* 0 when a handshake on @wsi is within the limits, else its enum ws_refusal. */
+static int ws__admit(const struct ws *w, struct lws *wsi)
 {
     char ip[48];
-    if (w->closing || w->nconns >= w->cfg.max_conns) {
-        return -1;
+    if (w->closing) {
+        return WS_REFUSE_STOPPING;
+    }
+    if (w->nconns >= w->cfg.max_conns) {
+        return WS_REFUSE_MAX_CONNS;
     }
     lws_get_peer_simple(wsi, ip, sizeof ip);
-    return (uintptr_t)strmap_get(&w->per_ip, ip, strlen(ip)) >= w->cfg.max_per_ip ? -1 : 0;
+    if ((uintptr_t)strmap_get(&w->per_ip, ip, strlen(ip)) >= w->cfg.max_per_ip) {
+        return WS_REFUSE_PER_IP;
+    }
+    return 0;
+}
+
+int ws_admit(struct ws *w, struct lws *wsi)
+{
+    int why = ws__admit(w, wsi);
+    if (why != 0) {
+        w->st.refused[why]++;
+    }
+    return why;
 }
 
 /* A server frame header (FIN, text, unmasked) for @len bytes into @h; its length. */
@@ -347,7 +374,7 @@ static size_t ws__frame_head(unsigned char *h, size_t len)
 static int ws__write_batch(struct ws_conn *c)
 {
     unsigned char *out = c->w->batch + LWS_PRE;
-    size_t n = 0;
+    size_t n = 0, msgs = 0, bytes = 0;
     while (c->qn > 0) {
         struct gateway_msg *m = c->q[c->qhead];
         if (n + 10 + m->len > WS__BATCH) {
@@ -362,12 +389,18 @@ static int ws__write_batch(struct ws_conn *c)
         c->qhead = (c->qhead + 1) % c->qcap;
         c->qn--;
         c->qbytes -= m->len;
+        c->w->st.queued--;
+        c->w->st.queued_bytes -= m->len;
+        msgs++;
+        bytes += m->len;
         gateway_msg_unref(m);
     }
     int w = lws_write(c->wsi, out, n, LWS_WRITE_RAW);
     if (w < 0 || (size_t)w < n) {
         return -1;
     }
+    c->w->st.sent += msgs;
+    c->w->st.sent_bytes += bytes;
     if (c->qn > 0) {
         lws_callback_on_writable(c->wsi);
     }
@@ -422,9 +455,13 @@ static int ws__writeable(struct ws_conn *c)
     int n = lws_write(c->wsi, m->data + GATEWAY_MSG_PRE, m->len, LWS_WRITE_TEXT);
     size_t len = m->len;
     gateway_msg_unref(m);
+    c->w->st.queued--;
+    c->w->st.queued_bytes -= len;
     if (n < 0 || (size_t)n < len) {
         return -1;
     }
+    c->w->st.sent++;
+    c->w->st.sent_bytes += len;
     if (c->qn > 0) {
         lws_callback_on_writable(c->wsi);
     }
@@ -682,6 +719,7 @@ static int ws__receive(struct ws_conn *c, const char *in, size_t len)
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0) {
         return 0;
     }
+    c->w->st.received++;
     if (c->rx_binary) {
         ws__error(c, LR_EINVAL, "binary messages are not supported: send JSON text");
     } else if (c->rx_over) {
@@ -708,7 +746,7 @@ int ws_callback(struct ws *w, struct lws *wsi, int reason, void **pss, void *in,
     *ret = 0;
     switch (reason) {
         case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-            *ret = ws__admit(w, wsi);
+            *ret = ws__admit(w, wsi) != 0 ? -1 : 0;
             return 1;
         case LWS_CALLBACK_ESTABLISHED:
             *ret = pss ? ws__established(w, wsi, pss) : -1;
@@ -742,6 +780,9 @@ static void ws__ping_tick(uv_timer_t *t)
     uint64_t now = uv_now(w->loop);
     for (struct ws_conn *c = w->conns; c; c = c->next) {
         if (now - c->last_rx > 2 * (uint64_t)w->cfg.ping_ms) {
+            if (!c->kill) {
+                w->st.ping_timeouts++;
+            }
             ws__kill(c, LWS_CLOSE_STATUS_GOINGAWAY, "no frame or pong for two ping periods");
         } else if (!c->kill) {
             c->ping_due = 1;
@@ -751,6 +792,12 @@ static void ws__ping_tick(uv_timer_t *t)
 }
 
 unsigned ws_connections(const struct ws *w) { return w->nconns; }
+
+void ws_stats_get(const struct ws *w, struct ws_stats *st)
+{
+    *st = w->st;
+    st->open = w->nconns;
+}
 
 int ws_new(uv_loop_t *loop, struct gateway *g, const struct ws_config *cfg, ws_get_fn get,
            void *get_data, struct ws **out)

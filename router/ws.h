@@ -64,6 +64,42 @@ int ws_callback(struct ws *w, struct lws *wsi, int reason, void **pss, void *in,
 /** Open connections. */
 unsigned ws_connections(const struct ws *w);
 
+/** Why ws_admit refuses a handshake (0: it does not). */
+enum ws_refusal {
+    WS_REFUSE_MAX_CONNS = 1, /* --ws-max-conns open already */
+    WS_REFUSE_PER_IP,        /* --ws-max-per-ip open already from the peer's address */
+    WS_REFUSE_STOPPING,      /* the router is stopping */
+};
+
+/**
+ * Whether the WebSocket handshake on @wsi (borrowed for the call) may complete: 0, or a
+ * WS_REFUSE_* reason, counted in the stats. http.c asks once per upgrade request, before lws
+ * answers it, and writes the refusal itself (429 for the per-address limit, else 503), so a
+ * refused client gets an HTTP answer rather than a dropped connection.
+ */
+int ws_admit(struct ws *w, struct lws *wsi);
+
+/**
+ * Counters since ws_new (monotonic) and gauges of the moment, for /metrics. Connections the
+ * server closes itself are counted by reason; a peer's own close is not counted apart.
+ */
+struct ws_stats {
+    unsigned open;              /* gauge: sessions open */
+    uint64_t accepted;          /* handshakes completed */
+    uint64_t refused[WS_REFUSE_STOPPING + 1]; /* handshakes refused, by enum ws_refusal */
+    uint64_t slow_consumers;    /* closed with 1008: send queue full */
+    uint64_t ping_timeouts;     /* closed with 1001: silent for two ping periods */
+    uint64_t received;          /* whole client messages, text or binary (not pongs) */
+    uint64_t sent;              /* messages written to sockets (pings and closes not counted) */
+    uint64_t sent_bytes;        /* their payload bytes */
+    uint64_t dropped;           /* messages queued but never written: their connection closed */
+    uint64_t queued;            /* gauge: messages waiting in send queues */
+    uint64_t queued_bytes;      /* gauge: their payload bytes */
+};
+
+/** Copy @w's counters into *@st. */
+void ws_stats_get(const struct ws *w, struct ws_stats *st);
+
 /**
  * Stop; call after the lws context is gone (every connection closed). @done fires once the
  * last connection's pending gets have answered and the timer has closed.
