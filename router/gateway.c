@@ -101,6 +101,7 @@ struct gw_stream {
     enum gw__sstate state;
     int finished;    /* replay: done, free once closed */
     uint64_t retry_at, last_rx, started;
+    uint64_t connects; /* connections made (follower: for /metrics) */
     uv_tcp_t tcp;
     uv_connect_t creq;
     uv_write_t wreq;
@@ -543,6 +544,7 @@ static int gw__frame(struct gw_stream *s, const char *p, size_t n)
                 }
                 s->finished = 1;
             } else {
+                s->g->st.resyncs++;
                 gw__resync(s);
             }
         }
@@ -649,7 +651,10 @@ static void gw__connected(uv_connect_t *c, int status)
     }
     s->state = GS_OPEN;
     s->last_rx = gw__now(s->g);
-    s->g->st.reconnects++;
+    s->connects++;
+    if (!s->replay) {
+        s->g->st.reconnects++;
+    }
     msgpack_sbuffer_clear(&s->out);
     proto_frame_begin(&s->out, &mark);
     msgpack_packer_init(&pk, &s->out, msgpack_sbuffer_write);
@@ -1304,11 +1309,26 @@ int gateway_client_resume(struct gateway_client *cl, const char *region, uint64_
         g->replays->prev_replay = s;
     }
     g->replays = s;
+    g->st.replays++;
     gw__connect(s);
     return 0;
 }
 
-void gateway_stats_get(const struct gateway *g, struct gateway_stats *st) { *st = g->st; }
+void gateway_stats_get(const struct gateway *g, struct gateway_stats *st)
+{
+    *st = g->st;
+    st->boards = (unsigned)g->boards.count;
+}
+
+void gateway_stream_stats_get(const struct gateway *g, unsigned i,
+                              struct gateway_stream_stats *st)
+{
+    assert(i < g->nregions);
+    const struct gw_stream *s = &g->follow[i];
+    st->index = s->last;
+    st->connects = s->connects;
+    st->replica = s->state == GS_OPEN ? (int)s->replica : -1;
+}
 
 uint64_t gateway_region_index(const struct gateway *g, unsigned i)
 {

@@ -1,6 +1,7 @@
 /* router/router_ops.c — operations endpoints: /v1/cluster (every replica's raft state) and
- * /metrics (Prometheus text: the router's requests and latencies per route, and each
- * replica's raft indexes, apply counters and batch sizes).
+ * /metrics (Prometheus text: the router's requests and latencies per route, its WebSocket
+ * connections and event streams, and each replica's raft indexes, apply counters and batch
+ * sizes).
  *
  * Both ask every replica of every region for its status directly (not through the leader):
  * a replica that does not answer within ROPS_TIMEOUT_MS is reported unreachable, so the page
@@ -210,6 +211,98 @@ static void rops__http_metrics(struct rops_text *t, const struct router *r)
     }
 }
 
+/* One metric family of one unlabelled sample. */
+static void rops__one(struct rops_text *t, const char *name, const char *type, const char *help,
+                      uint64_t v)
+{
+    rops__printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name,
+                 v);
+}
+
+/* The WebSocket side (ws.h) and the gateway's streams (gateway.h), from the router's own
+ * counters: no replica is asked. Names in docs/api.md, "/metrics". */
+static void rops__ws_metrics(struct rops_text *t, const struct router *r)
+{
+    struct ws_stats ws;
+    struct gateway_stats gw;
+    if (r->ws == NULL || r->gw == NULL) {
+        return;
+    }
+    ws_stats_get(r->ws, &ws);
+    gateway_stats_get(r->gw, &gw);
+    rops__one(t, "laurel_ws_connections", "gauge", "WebSocket sessions open.", ws.open);
+    rops__one(t, "laurel_ws_connections_accepted_total", "counter",
+              "WebSocket handshakes completed.", ws.accepted);
+    rops__printf(t, "# HELP laurel_ws_connections_refused_total WebSocket handshakes refused, "
+                    "by the limit reached.\n"
+                    "# TYPE laurel_ws_connections_refused_total counter\n"
+                    "laurel_ws_connections_refused_total{reason=\"max_conns\"} %" PRIu64 "\n"
+                    "laurel_ws_connections_refused_total{reason=\"per_ip\"} %" PRIu64 "\n"
+                    "laurel_ws_connections_refused_total{reason=\"stopping\"} %" PRIu64 "\n",
+                 ws.refused[WS_REFUSE_MAX_CONNS], ws.refused[WS_REFUSE_PER_IP],
+                 ws.refused[WS_REFUSE_STOPPING]);
+    rops__printf(t, "# HELP laurel_ws_server_closes_total WebSocket sessions the server closed, "
+                    "by reason.\n"
+                    "# TYPE laurel_ws_server_closes_total counter\n"
+                    "laurel_ws_server_closes_total{reason=\"slow_consumer\"} %" PRIu64 "\n"
+                    "laurel_ws_server_closes_total{reason=\"ping_timeout\"} %" PRIu64 "\n",
+                 ws.slow_consumers, ws.ping_timeouts);
+    rops__one(t, "laurel_ws_received_messages_total", "counter",
+              "Whole messages received from WebSocket clients.", ws.received);
+    rops__one(t, "laurel_ws_sent_messages_total", "counter",
+              "Messages written to WebSocket clients.", ws.sent);
+    rops__one(t, "laurel_ws_sent_bytes_total", "counter",
+              "Payload bytes of the messages written to WebSocket clients.", ws.sent_bytes);
+    rops__one(t, "laurel_ws_dropped_messages_total", "counter",
+              "Queued messages never written: their session closed first.", ws.dropped);
+    rops__one(t, "laurel_ws_queued_messages", "gauge",
+              "Messages waiting in the WebSocket send queues.", ws.queued);
+    rops__one(t, "laurel_ws_queued_bytes", "gauge",
+              "Payload bytes waiting in the WebSocket send queues.", ws.queued_bytes);
+    rops__one(t, "laurel_ws_events_total", "counter",
+              "Events received from the regions' committed-event streams.", gw.events);
+    rops__one(t, "laurel_ws_delivered_total", "counter",
+              "Messages the gateway handed to WebSocket sessions (one per receiver).",
+              gw.delivered);
+    rops__one(t, "laurel_ws_topics", "gauge", "Topics with at least one subscriber.",
+              gw.topics);
+    rops__one(t, "laurel_ws_boards", "gauge", "Boards whose top the gateway keeps.", gw.boards);
+    rops__one(t, "laurel_ws_board_seeds_total", "counter",
+              "Top queries that seeded or re-seeded a kept board top.", gw.seeds);
+    rops__one(t, "laurel_ws_resumes_total", "counter",
+              "Replays started for subscribes with a resume point.", gw.replays);
+    rops__one(t, "laurel_ws_stream_resyncs_total", "counter",
+              "Region streams restarted from the present: the event log no longer held their "
+              "next index.",
+              gw.resyncs);
+    rops__printf(t, "# HELP laurel_ws_stream_connects_total Connections of a region's event "
+                    "stream to one of its replicas (the first one too).\n"
+                    "# TYPE laurel_ws_stream_connects_total counter\n");
+    for (unsigned reg = 0; reg < r->nregions; reg++) {
+        struct gateway_stream_stats ss;
+        gateway_stream_stats_get(r->gw, reg, &ss);
+        rops__printf(t, "laurel_ws_stream_connects_total{region=\"%s\"} %" PRIu64 "\n",
+                     r->region[reg], ss.connects);
+    }
+    rops__printf(t, "# HELP laurel_ws_stream_replica The replica a region's event stream "
+                    "follows (its position in the router's list, from 1; 0: none now).\n"
+                    "# TYPE laurel_ws_stream_replica gauge\n");
+    for (unsigned reg = 0; reg < r->nregions; reg++) {
+        struct gateway_stream_stats ss;
+        gateway_stream_stats_get(r->gw, reg, &ss);
+        rops__printf(t, "laurel_ws_stream_replica{region=\"%s\"} %d\n", r->region[reg],
+                     ss.replica + 1);
+    }
+    rops__printf(t, "# HELP laurel_ws_stream_index The last log index a region's event stream "
+                    "delivered.\n# TYPE laurel_ws_stream_index gauge\n");
+    for (unsigned reg = 0; reg < r->nregions; reg++) {
+        struct gateway_stream_stats ss;
+        gateway_stream_stats_get(r->gw, reg, &ss);
+        rops__printf(t, "laurel_ws_stream_index{region=\"%s\"} %" PRIu64 "\n", r->region[reg],
+                     ss.index);
+    }
+}
+
 /* One gauge or counter family over every replica that answered. */
 static void rops__replica_family(struct rops_text *t, struct rreq *q, const char *name,
                                  const char *type, const char *help, const char *key)
@@ -234,6 +327,7 @@ static void rops__metrics_reply(struct rreq *q)
 {
     struct rops_text t = {NULL, 0, 0, 0};
     rops__http_metrics(&t, q->r);
+    rops__ws_metrics(&t, q->r);
     rops__replica_family(&t, q, "laurel_replica_up", "gauge",
                          "1 when the replica answered its status within 500 ms.", NULL);
     rops__printf(&t, "# HELP laurel_raft_role The replica's raft role (1 for the role it has).\n"
