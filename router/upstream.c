@@ -399,6 +399,14 @@ static void upstream__tick(uv_timer_t *t)
         for (struct upstream_req *r = u->conn[i].inflight, *next; r; r = next) {
             next = r->next;
             if (now >= r->deadline) {
+                /* No answer in time. A leader that froze (stopped, cut off) keeps its
+                 * connection open, so nothing else would stop trusting it: every later call
+                 * would go to it and time out too, long after the others elected a new
+                 * leader. The next call asks around again; if the leader was only slow, a
+                 * follower's redirect brings the call back to it. */
+                if (r->need_leader && u->leader == (int)i) {
+                    u->leader = -1;
+                }
                 upstream__complete(r, LR_EUNAVAILABLE, NULL);
             }
         }

@@ -134,6 +134,50 @@ static void writes_follow_the_leader_across_a_kill(void **state)
     assert_int_equal(c.score, 200);
 }
 
+/* A leader that freezes (SIGSTOP: its connection stays open, nothing answers) costs the calls
+ * sent to it their deadline, and no more: the next calls find the new leader while it is
+ * still frozen. */
+static void writes_leave_a_frozen_leader(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(submit(f, ts_board(0, "arena", CMD_ORDER_DESC, CMD_OP_INCR, 1, 0)).status,
+                     201);
+    assert_int_equal(submit(f, ts_player(0, "ann", "eu", "")).status, 201);
+    assert_int_equal(submit(f, ts_score(0, "arena", "ann", 1, 0, "frozen-000000")).status, 200);
+    int l = tcluster_leader(&f->c, 20000);
+    assert_true(l >= 0);
+    assert_int_equal(upstream_leader(f->u), l);
+    tcluster_kill(&f->c, (unsigned)l, SIGSTOP);
+    /* Each attempt has 1 s; the same key makes a retry safe. Ten attempts are plenty for an
+     * election (300 ms here) and a redirect; before the fix every one went to the frozen
+     * leader. */
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    struct call c = {0};
+    int attempts = 0;
+    for (; attempts < 10; attempts++) {
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 1);
+        struct cmd cmd = ts_score(0, "arena", "ann", 1, 0, "frozen-000001");
+        cmd_encode(&pk, &cmd);
+        c = run(f, PROTO_OP_SUBMIT, 1, sb.data, sb.size, 1000);
+        msgpack_sbuffer_destroy(&sb);
+        if (c.code == 0) {
+            break;
+        }
+        assert_int_equal(c.code, LR_EUNAVAILABLE);
+    }
+    tcluster_kill(&f->c, (unsigned)l, SIGCONT);
+    if (c.code != 0) {
+        fail_msg("no write acknowledged in %d attempts with replica %d frozen", attempts, l + 1);
+    }
+    assert_int_equal(c.status, 200);
+    assert_int_equal(c.score, 2);
+    assert_true(upstream_leader(f->u) >= 0);
+    assert_true(upstream_leader(f->u) != l);
+}
+
 /* With every replica dead a call ends at its deadline with `unavailable`. */
 static void dead_region_times_out(void **state)
 {
@@ -154,6 +198,7 @@ int main(void)
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(writes_follow_the_leader_across_a_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(writes_leave_a_frozen_leader, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_region_times_out, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
