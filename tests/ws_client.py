@@ -14,6 +14,16 @@ reads them through a pipe and asserts.
                                          a close
   many URL SECONDS N TOPIC               N clients on TOPIC: how many got one event
   get URL PATH                           a read over the socket: the response
+  collect URL SECONDS STOP TOPIC...      every event until one for player STOP arrives (or
+                                         SECONDS), then 1 s more to catch repeats; then one
+                                         line per event and {"done": n, "stopped": bool}
+  limits URL                             against a router with --ws-max-per-ip 2 and
+                                         --ws-max-conns 3: which connections from 127.0.0.1,
+                                         .2 and .3 open or get which status
+  silent URL SECONDS                     a raw socket that completes the handshake and never
+                                         writes (so never answers a ping) next to a websockets
+                                         client that does: how and when the raw one is closed,
+                                         and whether the other still answers after SECONDS
 """
 import asyncio
 import base64
@@ -160,6 +170,126 @@ async def get(url, path):
         out(json.loads(await asyncio.wait_for(ws.recv(), 5)))
 
 
+async def collect(url, seconds, stop, topics):
+    async with websockets.connect(url, max_size=1 << 20) as ws:
+        await subscribe(ws, topics)
+        out({"ready": True})
+        events = []
+        end = time.monotonic() + seconds
+        stopped = False
+        closed = None
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                m = json.loads(await asyncio.wait_for(ws.recv(), left))
+            except asyncio.TimeoutError:
+                break
+            except websockets.exceptions.ConnectionClosed as e:
+                closed = str(e)
+                break
+            events.append(m)
+            if m.get("player_id") == stop and not stopped:
+                stopped = True
+                end = time.monotonic() + 1.0  # anything after it would be a repeat
+    for m in events:
+        out(m)
+    out({"done": len(events), "stopped": stopped, "closed": closed})
+
+
+async def limits(url):
+    """Per-address limit 2 and router limit 3: a, b from .1 open; c from .1 is refused (429);
+    d from .2 opens; e from .3 is refused (503, the router is full); once a closes, f from .1
+    opens. Every open one answers a ping."""
+    res = {"refused": {}}
+
+    async def conn(src):
+        try:
+            ws = await websockets.connect(url, local_addr=(src, 0))
+        except websockets.exceptions.InvalidStatusCode as e:
+            res["refused"][str(e.status_code)] = res["refused"].get(str(e.status_code), 0) + 1
+            res["retry_after"] = e.headers.get("Retry-After")
+            return e.status_code
+        await ws.send(json.dumps({"op": "ping"}))
+        m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert m.get("type") == "pong", m
+        return ws
+
+    a = await conn("127.0.0.1")
+    b = await conn("127.0.0.1")
+    res["a"], res["b"] = not isinstance(a, int), not isinstance(b, int)
+    if isinstance(a, int) or isinstance(b, int):
+        out(res)
+        return
+    c = await conn("127.0.0.1")
+    res["c"] = c if isinstance(c, int) else "open"
+    d = await conn("127.0.0.2")
+    res["d"] = d if isinstance(d, int) else "open"
+    e = await conn("127.0.0.3")
+    res["e"] = e if isinstance(e, int) else "open"
+    await a.close()
+    # The server counts the session out when lws reports it closed: retry a refusal briefly.
+    f = 429
+    for _ in range(50):
+        f = await conn("127.0.0.1")
+        if not isinstance(f, int):
+            break
+        await asyncio.sleep(0.1)
+    res["f"] = f if isinstance(f, int) else "open"
+    out(res)
+    for ws in (b, d, f):
+        if not isinstance(ws, int):
+            await ws.close()
+
+
+async def silent(url, seconds):
+    loop = asyncio.get_running_loop()
+    s = raw_connect(url)
+    t0 = time.monotonic()
+    async with websockets.connect(url, ping_interval=None) as ws:
+        await ws.send(json.dumps({"op": "ping"}))
+        json.loads(await asyncio.wait_for(ws.recv(), 10))
+        out({"ready": True})
+        # The raw socket reads what comes but never writes a byte: no pong, no frame.
+        s.setblocking(False)
+        data = b""
+        closed_at = None
+        deadline = t0 + 30
+        while time.monotonic() < deadline:
+            try:
+                b = await asyncio.wait_for(loop.sock_recv(s, 1 << 16), deadline - time.monotonic())
+            except (asyncio.TimeoutError, ConnectionResetError):
+                break
+            if not b:
+                closed_at = time.monotonic() - t0
+                break
+            data += b
+        pings, code, reason = 0, None, b""
+        i = 0
+        while i + 2 <= len(data):
+            op, n = data[i] & 0x0F, data[i + 1] & 0x7F
+            i += 2
+            if n == 126:
+                n, i = int.from_bytes(data[i:i + 2], "big"), i + 2
+            elif n == 127:
+                n, i = int.from_bytes(data[i:i + 8], "big"), i + 8
+            body, i = data[i:i + n], i + n
+            if op == 0x9:
+                pings += 1
+            elif op == 0x8 and len(body) >= 2:
+                code, reason = int.from_bytes(body[:2], "big"), body[2:]
+        # The well-behaved one has answered every ping meanwhile: it is still open.
+        left = seconds - (time.monotonic() - t0)
+        if left > 0:
+            await asyncio.sleep(left)
+        await ws.send(json.dumps({"op": "ping"}))
+        m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        out({"raw_closed_after_s": closed_at, "raw_close_code": code,
+             "raw_close_reason": reason.decode(errors="replace"), "raw_pings": pings,
+             "good_answer": m.get("type"), "good_open_s": time.monotonic() - t0})
+
+
 def main(argv):
     sc, url = argv[1], argv[2]
     if sc == "listen":
@@ -174,6 +304,12 @@ def main(argv):
         asyncio.run(many(url, float(argv[3]), int(argv[4]), argv[5]))
     elif sc == "get":
         asyncio.run(get(url, argv[3]))
+    elif sc == "collect":
+        asyncio.run(collect(url, float(argv[3]), argv[4], argv[5:]))
+    elif sc == "limits":
+        asyncio.run(limits(url))
+    elif sc == "silent":
+        asyncio.run(silent(url, float(argv[3])))
     else:
         sys.exit("unknown scenario " + sc)
 

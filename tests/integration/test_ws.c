@@ -1,11 +1,17 @@
-/* tests/integration/test_ws.c — GET /v1/ws on a real `laurel router` over two regions (one
- * real replica each), with real WebSocket clients (tests/ws_client.py, python3-websockets):
- * events of committed writes, board tops, a slow consumer among fast ones, a thousand
- * clients, bad frames, reads over the socket and a resume after a reconnect. */
+/* tests/integration/test_ws.c — GET /v1/ws on a real `laurel router` over two regions (eu:
+ * three real replicas, na: one), with real WebSocket clients (tests/ws_client.py,
+ * python3-websockets): events of committed writes, board tops, a slow consumer among fast
+ * ones, a thousand clients, bad frames, reads over the socket, a resume after a reconnect,
+ * the WebSocket counters of /metrics, the connection limits and the ping timeout (each on a
+ * router of its own), and the event stream moving to another replica when the one it
+ * follows dies or stops while writes go on. */
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -19,7 +25,7 @@
 
 struct fixture {
     struct tcluster eu, na;
-    char http[32], url[64];
+    char http[32], url[64]; /* the router every test but the limit ones uses */
     pid_t router;
     unsigned keys;
 };
@@ -37,6 +43,95 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Start a router over both regions, serving HTTP at @http (chosen here), with @extra options
+ * (NULL-terminated); wait until it is ready. */
+static pid_t router_start(char *http, size_t cap, const char *const *extra)
+{
+    char eu[128], na[64];
+    const char *argv[32];
+    int a = 0;
+    snprintf(http, cap, "127.0.0.1:%d", client_free_port());
+    snprintf(eu, sizeof eu, "eu=%s,%s,%s", fx->eu.r[0].rpc, fx->eu.r[1].rpc, fx->eu.r[2].rpc);
+    snprintf(na, sizeof na, "na=%s", fx->na.r[0].rpc);
+    argv[a++] = fx->eu.bin;
+    argv[a++] = "router";
+    argv[a++] = "--http";
+    argv[a++] = http;
+    argv[a++] = "--region";
+    argv[a++] = eu;
+    argv[a++] = "--region";
+    argv[a++] = na;
+    argv[a++] = "--admin-key";
+    argv[a++] = ADMIN;
+    argv[a++] = "--api-key";
+    argv[a++] = API;
+    for (int i = 0; extra && extra[i] && a < 31; i++) {
+        argv[a++] = extra[i];
+    }
+    argv[a] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no router behind */
+        execv(fx->eu.bin, (char *const *)argv);
+        _exit(127);
+    }
+    assert_true(pid > 0);
+    struct httpc_resp r;
+    int s = 0;
+    for (int i = 0; i < 300 && s != 200; i++) {
+        if (httpc_do(http, "GET", "/readyz", "", NULL, &r) == 0) {
+            s = r.status;
+            httpc_free(&r);
+        }
+        if (s != 200) {
+            sleep_ms(100);
+        }
+    }
+    assert_int_equal(s, 200);
+    return pid;
+}
+
+/* SIGTERM a router: it must stop cleanly. */
+static void router_stop(pid_t pid)
+{
+    int st = 0;
+    kill(pid, SIGTERM);
+    waitpid(pid, &st, 0);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+}
+
+/* The value of the sample @key (a name with its labels, as printed) in @http's /metrics;
+ * -1 when it is not there. */
+static long long metric(const char *http, const char *key)
+{
+    struct httpc_resp r;
+    long long v = -1;
+    if (httpc_do(http, "GET", "/metrics", "", NULL, &r) != 0) {
+        return -1;
+    }
+    size_t kl = strlen(key);
+    for (const char *p = r.status == 200 ? r.body : NULL; p && *p; p = strchr(p, '\n')) {
+        p += *p == '\n';
+        if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
+            v = strtoll(p + kl + 1, NULL, 10);
+            break;
+        }
+    }
+    httpc_free(&r);
+    return v;
+}
+
+/* Wait up to @ms for @key to reach at least @min; returns its last value. */
+static long long metric_at_least(const char *http, const char *key, long long min, int ms)
+{
+    long long v = metric(http, key);
+    for (int waited = 0; v < min && waited < ms; waited += 100) {
+        sleep_ms(100);
+        v = metric(http, key);
+    }
+    return v;
 }
 
 static int req(const char *method, const char *path, const char *auth, const char *body)
@@ -98,32 +193,12 @@ static long long num(json_t *j, const char *k) { return json_integer_value(json_
 static int setup(void **state)
 {
     (void)state;
-    char eu[128], na[128];
+    static const char *const opts[] = {"--ws-queue-msgs", "200", NULL};
     fx = calloc(1, sizeof *fx);
-    assert_int_equal(tcluster_start(&fx->eu, 1, "eu"), 0);
+    assert_int_equal(tcluster_start(&fx->eu, 3, "eu"), 0);
     assert_int_equal(tcluster_start(&fx->na, 1, "na"), 0);
-    snprintf(fx->http, sizeof fx->http, "127.0.0.1:%d", client_free_port());
+    fx->router = router_start(fx->http, sizeof fx->http, opts);
     snprintf(fx->url, sizeof fx->url, "ws://%s/v1/ws", fx->http);
-    snprintf(eu, sizeof eu, "eu=%s", fx->eu.r[0].rpc);
-    snprintf(na, sizeof na, "na=%s", fx->na.r[0].rpc);
-    fx->router = fork();
-    if (fx->router == 0) {
-        execl(fx->eu.bin, fx->eu.bin, "router", "--http", fx->http, "--region", eu, "--region",
-              na, "--admin-key", ADMIN, "--api-key", API, "--ws-queue-msgs", "200",
-              (char *)NULL);
-        _exit(127);
-    }
-    struct httpc_resp r;
-    for (int i = 0; i < 200; i++) {
-        if (httpc_do(fx->http, "GET", "/readyz", "", NULL, &r) == 0) {
-            int s = r.status;
-            httpc_free(&r);
-            if (s == 200) {
-                break;
-            }
-        }
-        sleep_ms(100);
-    }
     assert_int_equal(req("PUT", "/v1/games/g", ADMIN, "{\"name\":\"G\"}"), 201);
     assert_int_equal(req("PUT", "/v1/games/g/achievements/a1", ADMIN,
                          "{\"name\":\"A1\",\"description\":\"first\",\"points\":10}"),
@@ -134,8 +209,13 @@ static int setup(void **state)
     assert_int_equal(req("PUT", "/v1/boards/inc", ADMIN,
                          "{\"order\":\"desc\",\"operator\":\"incr\",\"windows\":[\"alltime\"]}"),
                      201);
+    assert_int_equal(req("PUT", "/v1/boards/fo", ADMIN,
+                         "{\"order\":\"desc\",\"operator\":\"set\",\"windows\":[\"alltime\"]}"),
+                     201);
     const char *players[][2] = {{"ann", "eu"}, {"bob", "na"}, {"carl", "eu"},
-                                {"dan", "na"}, {"erin", "eu"}};
+                                {"dan", "na"}, {"erin", "eu"}, {"fo0", "eu"},
+                                {"fo1", "eu"}, {"fo2", "eu"}, {"fo3", "eu"},
+                                {"fo-end", "eu"}};
     for (size_t i = 0; i < sizeof players / sizeof players[0]; i++) {
         char path[64], body[128];
         snprintf(path, sizeof path, "/v1/players/%s", players[i][0]);
@@ -374,8 +454,348 @@ static void resume_after_reconnect(void **state)
     pclose(f);
 }
 
+/* After the scenarios above, the router's WebSocket counters have moved: the slow consumer
+ * was counted and its queue dropped, the thousand clients accepted and served, events
+ * received and delivered, boards seeded, a resume replayed; once every client has gone, the
+ * gauges are back to zero. */
+static void metrics_counted(void **state)
+{
+    (void)state;
+    const char *h = fx->http;
+    assert_true(metric(h, "laurel_ws_server_closes_total{reason=\"slow_consumer\"}") >= 1);
+    assert_int_equal(metric(h, "laurel_ws_server_closes_total{reason=\"ping_timeout\"}"), 0);
+    assert_true(metric(h, "laurel_ws_dropped_messages_total") >= 1);
+    assert_true(metric(h, "laurel_ws_connections_accepted_total") >= 1000);
+    assert_int_equal(metric(h, "laurel_ws_connections_refused_total{reason=\"per_ip\"}"), 0);
+    assert_int_equal(metric(h, "laurel_ws_connections_refused_total{reason=\"max_conns\"}"), 0);
+    assert_true(metric(h, "laurel_ws_received_messages_total") >= 8); /* bad_frames alone */
+    assert_true(metric(h, "laurel_ws_sent_messages_total") >= 1000);
+    assert_true(metric(h, "laurel_ws_sent_bytes_total") >= 1000 * 50);
+    assert_true(metric(h, "laurel_ws_events_total") >= 1000);     /* carl's 1000 scores */
+    assert_true(metric(h, "laurel_ws_delivered_total") >= 2000);  /* to the fast and the 1000 */
+    assert_true(metric(h, "laurel_ws_board_seeds_total") >= 2);   /* board b in each region */
+    assert_true(metric(h, "laurel_ws_resumes_total") >= 1);
+    assert_int_equal(metric(h, "laurel_ws_stream_resyncs_total"), 0);
+    assert_true(metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}") >= 1);
+    assert_true(metric(h, "laurel_ws_stream_connects_total{region=\"na\"}") >= 1);
+    assert_true(metric(h, "laurel_ws_stream_index{region=\"eu\"}") > 0);
+    long long rep = metric(h, "laurel_ws_stream_replica{region=\"eu\"}");
+    assert_true(rep >= 1 && rep <= 3);
+    /* Every client has gone: nothing open, subscribed or queued (the gauges did not drift). */
+    static const char *const zero[] = {"laurel_ws_connections", "laurel_ws_topics",
+                                       "laurel_ws_boards", "laurel_ws_queued_messages",
+                                       "laurel_ws_queued_bytes"};
+    for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++) {
+        long long v = metric(h, zero[i]);
+        for (int w = 0; w < 100 && v != 0; w++) {
+            sleep_ms(100);
+            v = metric(h, zero[i]);
+        }
+        if (v != 0) {
+            fail_msg("%s is %lld with no client left", zero[i], v);
+        }
+    }
+}
+
+/* With --ws-max-per-ip 2 and --ws-max-conns 3: a third connection from 127.0.0.1 gets 429
+ * while one from 127.0.0.2 opens; a fourth in all gets 503; once one closes, 127.0.0.1 gets
+ * in again. /metrics counts each refusal by its limit, exactly as the client saw them. */
+static void connection_limits(void **state)
+{
+    (void)state;
+    static const char *const opts[] = {"--ws-max-per-ip", "2", "--ws-max-conns", "3", NULL};
+    char http[32], args[256];
+    pid_t r = router_start(http, sizeof http, opts);
+    snprintf(args, sizeof args, "limits ws://%s/v1/ws", http);
+    FILE *f = client(args);
+    json_t *m = line(f);
+    assert_non_null(m);
+    assert_true(json_is_true(json_object_get(m, "a")));
+    assert_true(json_is_true(json_object_get(m, "b")));
+    assert_int_equal(num(m, "c"), 429);  /* per address */
+    assert_string_equal(str(m, "d"), "open"); /* another address */
+    assert_int_equal(num(m, "e"), 503);  /* per router */
+    assert_string_equal(str(m, "f"), "open"); /* after a closed */
+    /* A refusal is an HTTP answer (the client parsed its status) with Retry-After. */
+    assert_string_equal(str(m, "retry_after"), "1");
+    json_t *refused = json_object_get(m, "refused");
+    long long r429 = num(refused, "429"), r503 = num(refused, "503");
+    json_decref(m);
+    pclose(f);
+    assert_int_equal(r503, 1);
+    assert_true(r429 >= 1);
+    assert_int_equal(metric(http, "laurel_ws_connections_refused_total{reason=\"per_ip\"}"), r429);
+    assert_int_equal(metric(http, "laurel_ws_connections_refused_total{reason=\"max_conns\"}"), 1);
+    assert_int_equal(metric(http, "laurel_ws_connections_accepted_total"), 4);
+    router_stop(r);
+}
+
+/* With --ws-ping-ms 200, a peer that completed its handshake and then never sends a byte
+ * (no pong) is closed with 1001 after two silent periods, while a client that answers the
+ * pings stays open for ten periods and more; /metrics counts one ping timeout. */
+static void silent_peer_closed(void **state)
+{
+    (void)state;
+    static const char *const opts[] = {"--ws-ping-ms", "200", NULL};
+    char http[32], args[256];
+    pid_t r = router_start(http, sizeof http, opts);
+    snprintf(args, sizeof args, "silent ws://%s/v1/ws 2", http);
+    FILE *f = client(args);
+    ready(f);
+    json_t *m = line(f);
+    assert_non_null(m);
+    json_t *after = json_object_get(m, "raw_closed_after_s");
+    if (!json_is_number(after)) {
+        fail_msg("the silent peer was not closed within 30 s");
+    }
+    /* Not at once: after about two silent periods (the client's clock starts a little after
+     * the server's); within 30 s is all the upper bound asks. */
+    assert_true(json_number_value(after) >= 0.3);
+    assert_int_equal(num(m, "raw_close_code"), 1001);
+    assert_true(num(m, "raw_pings") >= 1);
+    assert_string_equal(str(m, "good_answer"), "pong");
+    assert_true(json_number_value(json_object_get(m, "good_open_s")) >= 2.0);
+    json_decref(m);
+    pclose(f);
+    assert_int_equal(metric(http, "laurel_ws_server_closes_total{reason=\"ping_timeout\"}"), 1);
+    assert_int_equal(metric(http, "laurel_ws_connections_accepted_total"), 2);
+    router_stop(r);
+}
+
+/* ---- the stream follows another replica ------------------------------------------------------ */
+
+#define FO_PLAYERS 4
+
+struct fo_writer {
+    const char *http; /* the router written through */
+    pthread_t th;
+    int running;
+    atomic_int stop;
+    atomic_int acked;       /* acknowledged writes, all players */
+    int seq[FO_PLAYERS];    /* acknowledged writes of player fo<p>: its scores 1..seq[p] */
+    int retries;
+    char error[512];
+};
+
+/* Acknowledge @body on board fo, retrying it with the same idempotency key on 5xx and
+ * errors for up to 30 s. @return 0, or -1 with the reason in @w->error. */
+static int fo_write(struct fo_writer *w, const char *body)
+{
+    double start = now_s();
+    for (;;) {
+        struct httpc_resp r;
+        int s = httpc_do(w->http, "POST", "/v1/boards/fo/scores", API, body, &r) == 0 ? r.status
+                                                                                        : -1;
+        if (s == 200) {
+            httpc_free(&r);
+            return 0;
+        }
+        if ((s >= 0 && s != 502 && s != 503 && s != 504) || now_s() - start > 30) {
+            snprintf(w->error, sizeof w->error, "%s: status %d: %.300s", body, s,
+                     s >= 0 && r.body ? r.body : "(no answer)");
+            if (s >= 0) {
+                httpc_free(&r);
+            }
+            return -1;
+        }
+        if (s >= 0) {
+            httpc_free(&r);
+        }
+        w->retries++;
+        sleep_ms(20);
+    }
+}
+
+/* Round robin over the players: player p's k-th write sets its score to k. */
+static void *fo_writer_main(void *arg)
+{
+    struct fo_writer *w = arg;
+    for (unsigned n = 0; !atomic_load(&w->stop); n++) {
+        char body[160];
+        unsigned p = n % FO_PLAYERS;
+        int k = w->seq[p] + 1;
+        snprintf(body, sizeof body,
+                 "{\"player_id\":\"fo%u\",\"score\":%d,\"idempotency_key\":\"fo-%u-%06d\"}", p, k,
+                 p, k);
+        if (fo_write(w, body) != 0) {
+            break;
+        }
+        w->seq[p] = k;
+        atomic_fetch_add(&w->acked, 1);
+        sleep_ms(5);
+    }
+    return NULL;
+}
+
+/* Stop the writer (before a test fails too: it must not outlive the test). */
+static void fo_stop(struct fo_writer *w)
+{
+    if (w->running) {
+        atomic_store(&w->stop, 1);
+        pthread_join(w->th, NULL);
+        w->running = 0;
+    }
+}
+
+#define fo_fail(w, ...)                                                                            \
+    do {                                                                                           \
+        fo_stop(w);                                                                                \
+        fail_msg(__VA_ARGS__);                                                                     \
+    } while (0)
+
+static void fo_wait_acked(struct fo_writer *w, int n)
+{
+    for (int waited = 0; atomic_load(&w->acked) < n && w->error[0] == '\0'; waited += 50) {
+        if (waited > 60000) {
+            fo_fail(w, "writes stalled at %d acknowledged (waiting for %d)",
+                    atomic_load(&w->acked), n);
+        }
+        sleep_ms(50);
+    }
+    if (w->error[0]) {
+        fo_fail(w, "a write was never acknowledged: %s", w->error);
+    }
+}
+
+/* The gateway follows eu's committed-event stream from one replica. Three times, while writes
+ * go on, the replica it follows (per /metrics) dies (SIGKILL, twice) or freezes (SIGSTOP:
+ * no EOF, only silence) and comes back later: each time the stream moves to another replica.
+ * A subscriber of the players' topics must get every acknowledged write's event exactly once,
+ * per player in write order, and all of them in log order; nothing written is lost, nothing
+ * is repeated. On a router of its own whose send queues hold the backlog of a frozen replica
+ * (the silence lasts 5 s, and the new replica's catch-up comes in bursts): this is about the
+ * stream, not about slow consumers. */
+static void stream_follows_another_replica(void **state)
+{
+    (void)state;
+    static const char *const opts[] = {"--ws-queue-msgs", "20000", NULL};
+    char h[32], args[512];
+    pid_t router = router_start(h, sizeof h, opts);
+    struct fo_writer *w = calloc(1, sizeof *w);
+    assert_non_null(w);
+    w->http = h;
+    snprintf(args, sizeof args, "collect ws://%s/v1/ws 120 fo-end player:fo0 player:fo1 "
+             "player:fo2 player:fo3 player:fo-end", h);
+    FILE *f = client(args);
+    ready(f);
+    assert_int_equal(pthread_create(&w->th, NULL, fo_writer_main, w), 0);
+    w->running = 1;
+    for (int round = 0; round < 3; round++) {
+        int sig = round < 2 ? SIGKILL : SIGSTOP;
+        fo_wait_acked(w, atomic_load(&w->acked) + 30);
+        long long rep = metric_at_least(h, "laurel_ws_stream_replica{region=\"eu\"}", 1, 15000);
+        long long c0 = metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}");
+        if (rep < 1 || rep > 3) {
+            fo_fail(w, "round %d: the stream follows no replica (%lld)", round, rep);
+        }
+        unsigned victim = (unsigned)rep - 1;
+        print_message("# round %d: %s replica %u (the leader: %d) after %d writes\n", round,
+                      sig == SIGKILL ? "SIGKILL" : "SIGSTOP", victim + 1,
+                      tcluster_leader(&fx->eu, 50) + 1, atomic_load(&w->acked));
+        tcluster_kill(&fx->eu, victim, sig);
+        /* The stream moves on: connected anew, to another replica. */
+        long long now_rep = 0;
+        for (int waited = 0;; waited += 100) {
+            now_rep = metric(h, "laurel_ws_stream_replica{region=\"eu\"}");
+            if (now_rep >= 1 && now_rep != rep &&
+                metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}") > c0) {
+                break;
+            }
+            if (waited > 30000) {
+                fo_fail(w, "round %d: the stream did not leave replica %lld (now %lld)", round,
+                        rep, now_rep);
+            }
+            sleep_ms(100);
+        }
+        /* Writes go on while the victim is away, then it comes back. */
+        fo_wait_acked(w, atomic_load(&w->acked) + 30);
+        if (sig == SIGKILL) {
+            if (tcluster_spawn(&fx->eu, victim) != 0) {
+                fo_fail(w, "round %d: replica %u did not restart", round, victim + 1);
+            }
+        } else {
+            tcluster_kill(&fx->eu, victim, SIGCONT);
+        }
+        int up = -1;
+        for (int waited = 0; waited < 15000 && up != 0; waited += 100) {
+            up = tcluster_status(&fx->eu, victim, NULL, NULL, NULL, 0);
+            if (up != 0) {
+                sleep_ms(100);
+            }
+        }
+        if (up != 0) {
+            fo_fail(w, "round %d: replica %u does not answer after it came back", round,
+                    victim + 1);
+        }
+    }
+    fo_wait_acked(w, atomic_load(&w->acked) + 30);
+    fo_stop(w);
+    if (w->error[0]) {
+        fail_msg("a write was never acknowledged: %s", w->error);
+    }
+    /* The last write: once its event is in, every earlier one of the region must be too. */
+    assert_int_equal(fo_write(w, "{\"player_id\":\"fo-end\",\"score\":1,\"idempotency_key\":"
+                                 "\"fo-end-000001\"}"),
+                     0);
+    int got[FO_PLAYERS] = {0}, ends = 0, total = 0;
+    long long last = 0, pidx[FO_PLAYERS] = {0};
+    json_t *m;
+    while ((m = line(f)) != NULL && json_object_get(m, "done") == NULL) {
+        const char *pl = str(m, "player_id");
+        long long idx = num(m, "index"), sc = num(m, "score");
+        assert_string_equal(str(m, "type"), "score.updated");
+        assert_string_equal(str(m, "board_id"), "fo");
+        assert_string_equal(str(m, "region"), "eu");
+        if (idx < last) {
+            fail_msg("event %d: index %lld after %lld: not in log order", total, idx, last);
+        }
+        last = idx;
+        total++;
+        if (strcmp(pl, "fo-end") == 0) {
+            ends++;
+        } else {
+            unsigned p = (unsigned)(pl[2] - '0');
+            assert_true(p < FO_PLAYERS);
+            if (sc != got[p] + 1) {
+                fail_msg("%s: event of score %lld after score %d (index %lld): %s", pl, sc,
+                         got[p], idx, sc <= got[p] ? "repeated" : "events lost");
+            }
+            assert_true(idx > pidx[p]);
+            got[p]++;
+            pidx[p] = idx;
+        }
+        json_decref(m);
+    }
+    if (m == NULL) {
+        fail_msg("the subscriber's report ended after %d events", total);
+    }
+    if (!json_is_true(json_object_get(m, "stopped"))) {
+        fail_msg("the last write's event never came (%d events; closed: %s)", total,
+                 str(m, "closed") ? str(m, "closed") : "no");
+    }
+    json_decref(m);
+    pclose(f);
+    assert_int_equal(ends, 1);
+    for (unsigned p = 0; p < FO_PLAYERS; p++) {
+        if (got[p] != w->seq[p]) {
+            fail_msg("fo%u: %d events for %d acknowledged writes", p, got[p], w->seq[p]);
+        }
+    }
+    print_message("# %d events, %d acknowledged writes (%d retried), stream connects %lld\n",
+                  total, atomic_load(&w->acked) + 1, w->retries,
+                  metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}"));
+    assert_true(metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}") >= 4);
+    assert_int_equal(metric(h, "laurel_ws_stream_resyncs_total"), 0);
+    assert_int_equal(metric(h, "laurel_ws_server_closes_total{reason=\"slow_consumer\"}"), 0);
+    free(w);
+    router_stop(router);
+}
+
 int main(void)
 {
+    if (getenv("LAUREL_TEST_FILTER")) {
+        cmocka_set_test_filter(getenv("LAUREL_TEST_FILTER"));
+    }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(unlock_pushed),
         cmocka_unit_test(board_top_pushed),
@@ -384,6 +804,10 @@ int main(void)
         cmocka_unit_test(resume_after_reconnect),
         cmocka_unit_test(slow_consumer_dropped),
         cmocka_unit_test(thousand_clients),
+        cmocka_unit_test(metrics_counted),
+        cmocka_unit_test(connection_limits),
+        cmocka_unit_test(silent_peer_closed),
+        cmocka_unit_test(stream_follows_another_replica),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
