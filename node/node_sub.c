@@ -102,23 +102,33 @@ void node__pump(struct node *n, struct node_sub *s)
     struct node__pump p = {s, 0};
     uint64_t first;
     uint64_t applied = shard_applied_index(n->fsm.shard);
+    int rv;
     if (conn__queued(s->c) > NODE_SUB_QUEUE_MAX / 2) {
         return;
     }
-    int rv = shard_events_read(n->fsm.shard, s->next, NODE__PUMP_ENTRIES, node__pump_one, &p,
-                               &first);
+    /* Events older than the retention window may have been trimmed (shard.h): unless the log
+     * still holds an entry at or before the next index, some events after it may be gone, and
+     * reading on would skip them silently. The subscriber must resync instead. Entries without
+     * events are not stored, so this may also refuse a window that only lacked events: a
+     * resync is the safe side. */
+    if (s->next + SHARD_EVENTS_RETAIN < applied) {
+        rv = shard_events_read(n->fsm.shard, s->next, 0, node__pump_one, &p, &first);
+        if (rv == 0 && (first == 0 || first > s->next)) {
+            char msg[128];
+            snprintf(msg, sizeof msg,
+                     "subscribe: events after index %llu may be gone (the log keeps the last "
+                     "%d indexes); resync",
+                     (unsigned long long)s->next, SHARD_EVENTS_RETAIN);
+            node__reply_error(s->c, s->req_id, LR_ENOTFOUND, msg);
+            conn__close(s->c, "subscription too old");
+            return;
+        }
+    }
+    rv = shard_events_read(n->fsm.shard, s->next, NODE__PUMP_ENTRIES, node__pump_one, &p,
+                           &first);
     if (rv != 0) {
         node__reply_error(s->c, s->req_id, rv, "subscribe: event log unreadable");
         conn__close(s->c, "event log unreadable");
-        return;
-    }
-    if (p.sent == 0 && first > s->next && s->next <= applied && first != 0 &&
-        first > s->next + 0) {
-        char msg[128];
-        snprintf(msg, sizeof msg, "subscribe: events before index %llu are gone; resync",
-                 (unsigned long long)first);
-        node__reply_error(s->c, s->req_id, LR_ENOTFOUND, msg);
-        conn__close(s->c, "subscription too old");
         return;
     }
     if (p.sent < NODE__PUMP_ENTRIES && conn__queued(s->c) <= NODE_SUB_QUEUE_MAX / 2) {

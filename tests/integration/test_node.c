@@ -351,6 +351,94 @@ static void garbage_on_the_rpc_port(void **state)
     check_scores();
 }
 
+/* Subscribe from @from on replica @i of @c; @return the code of the first reply. */
+static int subscribe_code(struct tcluster *c, unsigned i, uint64_t from)
+{
+    struct client cl;
+    struct client_reply r;
+    uint64_t id;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    proto_pack_key(&pk, "from");
+    msgpack_pack_uint64(&pk, from);
+    assert_int_equal(client_connect(&cl, c->r[i].rpc, 1000), 0);
+    assert_int_equal(client_send(&cl, PROTO_OP_SUBSCRIBE, sb.data, sb.size, &id), 0);
+    msgpack_sbuffer_destroy(&sb);
+    assert_int_equal(client_recv(&cl, &r, 10000), 0);
+    int code = r.code;
+    client_close(&cl);
+    return code;
+}
+
+/* Send @cmd to @cl without waiting for its answer. */
+static void send_cmd(struct client *cl, struct cmd cmd)
+{
+    uint64_t id;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    assert_int_equal(cmd_encode(&pk, &cmd), 0);
+    assert_int_equal(client_send(cl, PROTO_OP_SUBMIT, sb.data, sb.size, &id), 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* A subscription from an index more than SHARD_EVENTS_RETAIN behind, whose events the log
+ * has trimmed, is refused with not_found (so the subscriber resyncs) rather than served from
+ * the oldest index still held as if nothing were missing; one inside the window is served.
+ * Its own replica, in /dev/shm when there is one: 20 000 raft entries cost 20 000 fsyncs. */
+static void trimmed_subscription_told_to_resync(void **state)
+{
+    (void)state;
+    uint64_t applied = 0, digest;
+    unsigned k = 0;
+    struct tcluster *c = calloc(1, sizeof *c);
+    char *tmpdir = getenv("TMPDIR") ? strdup(getenv("TMPDIR")) : NULL;
+    assert_non_null(c);
+    if (access("/dev/shm", W_OK) == 0) {
+        setenv("TMPDIR", "/dev/shm", 1);
+    }
+    assert_int_equal(tcluster_start(c, 1, "na"), 0);
+    if (tmpdir) {
+        setenv("TMPDIR", tmpdir, 1);
+    } else {
+        unsetenv("TMPDIR");
+    }
+    free(tmpdir);
+    assert_int_equal(tcluster_leader(c, T_MS), 0);
+    struct client cl;
+    assert_int_equal(client_connect(&cl, c->r[0].rpc, 1000), 0);
+    send_cmd(&cl, ts_board(0, "arena", CMD_ORDER_DESC, CMD_OP_INCR, 1, 0));
+    send_cmd(&cl, ts_player(0, "trimmer", "na", ""));
+    for (unsigned i = 0; i < 2; i++) {
+        struct client_reply r;
+        assert_int_equal(client_recv(&cl, &r, T_MS), 0);
+        assert_int_equal(r.code, 0);
+    }
+    /* One submit in flight: the replica proposes each loop turn's submits as one entry, and
+     * the window counts entries. Each entry is one score, with its events. */
+    while (applied <= SHARD_EVENTS_RETAIN + 500) {
+        struct client_reply r;
+        char key[32];
+        snprintf(key, sizeof key, "trim-%07u", k++);
+        send_cmd(&cl, ts_score(0, "arena", "trimmer", 1, 0, key));
+        assert_int_equal(client_recv(&cl, &r, T_MS), 0);
+        assert_int_equal(r.code, 0);
+        applied = k + 2; /* a lower bound: the catalog entries came first */
+    }
+    assert_int_equal(tcluster_status(c, 0, &applied, &digest, NULL, 0), 0);
+    client_close(&cl);
+    assert_int_equal(subscribe_code(c, 0, 1), LR_ENOTFOUND);
+    assert_int_equal(subscribe_code(c, 0, applied - SHARD_EVENTS_RETAIN - 10), LR_ENOTFOUND);
+    assert_int_equal(subscribe_code(c, 0, applied - 100), 0);
+    tcluster_stop(c);
+    free(c);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -361,6 +449,7 @@ int main(void)
         cmocka_unit_test(transfer_leadership),
         cmocka_unit_test(event_stream_exactly_once_in_order),
         cmocka_unit_test(garbage_on_the_rpc_port),
+        cmocka_unit_test(trimmed_subscription_told_to_resync),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
