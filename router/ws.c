@@ -6,9 +6,10 @@
  * frees it. The gateway client goes with the session. Messages in the queue are references to
  * shared gateway messages: an event's text is encoded once for all its receivers.
  *
- * Backpressure. lws writes one message per writeable callback. A queue past its bound (bytes
- * or messages) means the peer reads slower than events arrive: the queue is dropped and the
- * connection closed with 1008 and a reason, which reaches the peer if it reads again within
+ * Backpressure. Each writeable callback writes what is queued, as many whole frames as fit
+ * WS__BATCH. A queue past its bound (bytes or messages) while the socket takes no more
+ * writes, or past WS__BURST times the bound at all (ws__slow), means the peer reads slower
+ * than events arrive: the queue is dropped and the connection closed with 1008 and a reason, which reaches the peer if it reads again within
  * WS__KILL_S (it waits behind what the kernel holds, at most WS__SNDBUF); nothing else waits
  * for it.
  *
@@ -37,6 +38,8 @@ _Static_assert(LWS_PRE <= GATEWAY_MSG_PRE, "gateway messages must leave room for
 #define WS__SNDBUF (64 * 1024) /* kernel send buffer per WebSocket */
 #define WS__KILL_S 5 /* a connection being closed waits this long for its close frame */
 #define WS__BATCH (32 * 1024) /* queued messages written in one go, at most */
+#define WS__BURST 8           /* a queue may pass its bound this many times while its socket
+                                 takes writes (ws__slow) */
 
 struct ws_conn {
     struct ws *w;
@@ -52,6 +55,8 @@ struct ws_conn {
     size_t rxlen;
     int rx_over, rx_binary;
     int ping_due;
+    int choked;          /* the socket took no more writes when last asked ... */
+    uint64_t choked_at;  /* ... at this loop time (ws__slow) */
     int kill; /* close code to send, or 0 */
     const char *kill_reason;
     uint64_t last_rx;
@@ -160,6 +165,26 @@ static int ws__queue_push(struct ws_conn *c, struct gateway_msg *m)
     return 0;
 }
 
+/* @c's queue is at its bound with @len more bytes to queue: is the peer slow? A burst can
+ * fill the queue of a peer that reads as fast as it is written to (a stream that moved to
+ * another replica delivers its catch-up, hundreds of events, in one loop turn), so the bound
+ * closes a peer only when its socket no longer takes writes (asked once per loop turn: a
+ * poll), and any peer at WS__BURST times the bound. */
+static int ws__slow(struct ws_conn *c, size_t len)
+{
+    struct ws *w = c->w;
+    if (c->qn + 1 > WS__BURST * (size_t)w->cfg.queue_msgs ||
+        c->qbytes + len > WS__BURST * w->cfg.queue_bytes) {
+        return 1;
+    }
+    uint64_t now = uv_now(w->loop);
+    if (c->choked_at != now || c->choked_at == 0) {
+        c->choked_at = now;
+        c->choked = lws_send_pipe_choked(c->wsi) != 0;
+    }
+    return c->choked;
+}
+
 /* Queue @m (borrowed: a reference is taken) for @c. */
 static void ws__send(struct ws_conn *c, struct gateway_msg *m)
 {
@@ -181,7 +206,8 @@ static void ws__send(struct ws_conn *c, struct gateway_msg *m)
         c->held[c->nheld++] = m;
         return;
     }
-    if (c->qn + 1 > c->w->cfg.queue_msgs || c->qbytes + m->len > c->w->cfg.queue_bytes) {
+    if ((c->qn + 1 > c->w->cfg.queue_msgs || c->qbytes + m->len > c->w->cfg.queue_bytes) &&
+        ws__slow(c, m->len)) {
         c->w->st.slow_consumers++;
         ws__kill(c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
                  "slow consumer: send queue full; reconnect and resume");

@@ -311,6 +311,48 @@ static void board_top_pushed(void **state)
     assert_true(region_ok);
 }
 
+/* A burst larger than the queue bound (100 events of one raft entry, queued in one loop
+ * turn, against --ws-queue-msgs 20) does not close a client that keeps reading: the bound
+ * closes a peer whose socket is backed up, and a burst is not that. */
+static void burst_past_the_bound_is_delivered(void **state)
+{
+    (void)state;
+    enum { PER = 100 };
+    static const char *const opts[] = {"--ws-queue-msgs", "20", NULL};
+    char h[32], args[256];
+    pid_t router = router_start(h, sizeof h, opts);
+    snprintf(args, sizeof args, "listen ws://%s/v1/ws 15 %d player:carl", h, PER);
+    FILE *f = client(args);
+    ready(f);
+    json_t *items = json_array();
+    for (int i = 0; i < PER; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "burst-%03d", i);
+        json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:i,s:s}", "type", "score",
+                                               "board_id", "inc", "player_id", "carl",
+                                               "score", 1, "idempotency_key", key));
+    }
+    char *body = json_dumps(items, JSON_COMPACT);
+    assert_int_equal(req("POST", "/v1/events", API, body), 200);
+    free(body);
+    json_decref(items);
+    int got = 0;
+    json_t *m;
+    while ((m = line(f)) != NULL) {
+        if (json_object_get(m, "done")) {
+            got = (int)num(m, "done");
+            json_decref(m);
+            break;
+        }
+        assert_string_equal(str(m, "type"), "score.updated");
+        json_decref(m);
+    }
+    assert_int_equal(got, PER);
+    assert_int_equal(metric(h, "laurel_ws_server_closes_total{reason=\"slow_consumer\"}"), 0);
+    pclose(f);
+    router_stop(router);
+}
+
 /* A client that never reads is closed with a reason once its queue is full, while a fast
  * client on the same topic receives every event. */
 static void slow_consumer_dropped(void **state)
@@ -802,6 +844,7 @@ int main(void)
         cmocka_unit_test(bad_frames),
         cmocka_unit_test(get_over_socket),
         cmocka_unit_test(resume_after_reconnect),
+        cmocka_unit_test(burst_past_the_bound_is_delivered),
         cmocka_unit_test(slow_consumer_dropped),
         cmocka_unit_test(thousand_clients),
         cmocka_unit_test(metrics_counted),
