@@ -256,6 +256,22 @@ static void transfer_leadership(void **state)
     check_scores();
 }
 
+/* Open a subscription from @from on replica @i of @c, on @cl. */
+static void subscribe_open(struct tcluster *c, unsigned i, uint64_t from, struct client *cl)
+{
+    uint64_t id;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    proto_pack_key(&pk, "from");
+    msgpack_pack_uint64(&pk, from);
+    assert_int_equal(client_connect(cl, c->r[i].rpc, 1000), 0);
+    assert_int_equal(client_send(cl, PROTO_OP_SUBSCRIBE, sb.data, sb.size, &id), 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* The event stream from index 1 carries one score.updated per applied write, in order. */
 static void event_stream_exactly_once_in_order(void **state)
 {
@@ -268,17 +284,7 @@ static void event_stream_exactly_once_in_order(void **state)
     unsigned f = (unsigned)(tcluster_leader(&fx->c, T_MS) + 1) % 3; /* a follower */
     struct client cl;
     struct client_reply r;
-    uint64_t id;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    proto_pack_key(&pk, "from");
-    msgpack_pack_uint64(&pk, 1);
-    assert_int_equal(client_connect(&cl, fx->c.r[f].rpc, 1000), 0);
-    assert_int_equal(client_send(&cl, PROTO_OP_SUBSCRIBE, sb.data, sb.size, &id), 0);
-    msgpack_sbuffer_destroy(&sb);
+    subscribe_open(&fx->c, f, 1, &cl);
     while (last < applied) {
         assert_int_equal(client_recv(&cl, &r, 10000), 0);
         assert_int_equal(r.code, 0);
@@ -356,17 +362,7 @@ static int subscribe_code(struct tcluster *c, unsigned i, uint64_t from)
 {
     struct client cl;
     struct client_reply r;
-    uint64_t id;
-    msgpack_sbuffer sb;
-    msgpack_packer pk;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    proto_pack_key(&pk, "from");
-    msgpack_pack_uint64(&pk, from);
-    assert_int_equal(client_connect(&cl, c->r[i].rpc, 1000), 0);
-    assert_int_equal(client_send(&cl, PROTO_OP_SUBSCRIBE, sb.data, sb.size, &id), 0);
-    msgpack_sbuffer_destroy(&sb);
+    subscribe_open(c, i, from, &cl);
     assert_int_equal(client_recv(&cl, &r, 10000), 0);
     int code = r.code;
     client_close(&cl);

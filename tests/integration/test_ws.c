@@ -311,6 +311,23 @@ static void board_top_pushed(void **state)
     assert_true(region_ok);
 }
 
+/* POST /v1/events: @n scores of 1 for @player on board inc, keys @tag-000 ... */
+static void post_scores(const char *player, const char *tag, int n)
+{
+    json_t *items = json_array();
+    for (int i = 0; i < n; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "%s-%03d", tag, i);
+        json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:i,s:s}", "type", "score",
+                                               "board_id", "inc", "player_id", player,
+                                               "score", 1, "idempotency_key", key));
+    }
+    char *body = json_dumps(items, JSON_COMPACT);
+    assert_int_equal(req("POST", "/v1/events", API, body), 200);
+    free(body);
+    json_decref(items);
+}
+
 /* A burst larger than the queue bound (100 events of one raft entry, queued in one loop
  * turn, against --ws-queue-msgs 20) does not close a client that keeps reading: the bound
  * closes a peer whose socket is backed up, and a burst is not that. */
@@ -324,18 +341,7 @@ static void burst_past_the_bound_is_delivered(void **state)
     snprintf(args, sizeof args, "listen ws://%s/v1/ws 15 %d player:carl", h, PER);
     FILE *f = client(args);
     ready(f);
-    json_t *items = json_array();
-    for (int i = 0; i < PER; i++) {
-        char key[32];
-        snprintf(key, sizeof key, "burst-%03d", i);
-        json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:i,s:s}", "type", "score",
-                                               "board_id", "inc", "player_id", "carl",
-                                               "score", 1, "idempotency_key", key));
-    }
-    char *body = json_dumps(items, JSON_COMPACT);
-    assert_int_equal(req("POST", "/v1/events", API, body), 200);
-    free(body);
-    json_decref(items);
+    post_scores("carl", "burst", PER);
     int got = 0;
     json_t *m;
     while ((m = line(f)) != NULL) {
@@ -364,18 +370,9 @@ static void slow_consumer_dropped(void **state)
     FILE *f = client(args);
     ready(f);
     for (int b = 0; b < BATCHES; b++) {
-        json_t *items = json_array();
-        for (int i = 0; i < PER; i++) {
-            char key[32];
-            snprintf(key, sizeof key, "carl-%d-%d", b, i);
-            json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:i,s:s}", "type", "score",
-                                                   "board_id", "inc", "player_id", "carl",
-                                                   "score", 1, "idempotency_key", key));
-        }
-        char *body = json_dumps(items, JSON_COMPACT);
-        assert_int_equal(req("POST", "/v1/events", API, body), 200);
-        free(body);
-        json_decref(items);
+        char tag[32];
+        snprintf(tag, sizeof tag, "carl-%d", b);
+        post_scores("carl", tag, PER);
     }
     json_t *m = line(f);
     assert_non_null(m);
