@@ -12,6 +12,7 @@
 #include "router.h"
 
 #include <assert.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -165,20 +166,27 @@ int rreq__call(struct rreq *q, unsigned region, int op, int need_leader)
     return rv;
 }
 
-/* Call @op with q->args on every region; q->next runs once all have answered. A call that
- * cannot start counts as that region answering LR_ENOMEM, so calls already in flight are
- * never orphaned by an early reply. */
-void rreq__call_all(struct rreq *q, int op, int need_leader)
+/* Call @op with q->args on every region but @skip (its last answer stays); q->next runs once
+ * all have answered, at once when there is none to call. A call that cannot start counts as
+ * that region answering LR_ENOMEM, so calls already in flight are never orphaned by an early
+ * reply. */
+void rreq__call_others(struct rreq *q, int op, int need_leader, unsigned skip)
 {
     q->pending++; /* held while launching: answers never arrive from inside upstream_call */
     for (unsigned i = 0; i < q->r->nregions; i++) {
-        if (rreq__call(q, i, op, need_leader) != 0) {
+        if (i != skip && rreq__call(q, i, op, need_leader) != 0) {
             q->code[i] = LR_ENOMEM;
         }
     }
     if (--q->pending == 0) {
         q->next(q);
     }
+}
+
+/* Call @op with q->args on every region (rreq__call_others skipping none). */
+void rreq__call_all(struct rreq *q, int op, int need_leader)
+{
+    rreq__call_others(q, op, need_leader, UINT_MAX);
 }
 
 /* The answer of @region as an object (valid while q lives). */

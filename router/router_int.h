@@ -135,6 +135,7 @@ void rreq__reply_result(struct rreq *q);
 /* router.c: calls to regions; q->next runs when every pending call has answered */
 int rreq__call(struct rreq *q, unsigned region, int op, int need_leader);
 void rreq__call_all(struct rreq *q, int op, int need_leader);
+void rreq__call_others(struct rreq *q, int op, int need_leader, unsigned skip);
 int rreq__answer(struct rreq *q, unsigned region, msgpack_unpacked *up, const msgpack_object **o);
 void rreq__args_cmd(struct rreq *q, const struct cmd *c);
 void rreq__args_query(struct rreq *q, struct shard_query *sq, int stale);

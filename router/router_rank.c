@@ -2,10 +2,11 @@
  * exact in every scope.
  *
  * Region scope is one region's answer. Global and guild scopes take two rounds: first the
- * player's own region gives the player's key (score, subscore, updated_at, id); then every
- * region counts its entries ordered before that key and returns its neighbours of it. The
- * global rank is 1 + the sum of the counts, and the merged neighbour lists are the global
- * window, because every region orders by the same total order (docs/ordering.md). */
+ * player's own region gives the player's key (score, subscore, updated_at, id) with its own
+ * rank, total and window, as for region scope; then every other region counts its entries
+ * ordered before that key and returns its neighbours of it. The global rank is 1 + the sum of
+ * the counts (the own region's is its rank - 1), and the merged neighbour lists are the
+ * global window, because every region orders by the same total order (docs/ordering.md). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,12 +51,35 @@ static void rreq__rank_merge(struct rreq *q)
     }
     for (unsigned i = 0; i < nr; i++) {
         int64_t c = 0, t = 0;
-        proto_obj_i64(proto_map_get(o[i], "count"), &c);
+        const msgpack_object *b = proto_map_get(o[i], "before"), *a = proto_map_get(o[i], "after");
+        msgpack_object own_b, own_a;
         proto_obj_i64(proto_map_get(o[i], "total"), &t);
+        if (i == (unsigned)q->region) {
+            /* Round one's RANK: the window holds min(rank - 1, around) entries before the
+             * player, then the player and the entries after: NEAR's before and after. */
+            const msgpack_object *w = proto_map_get(o[i], "around");
+            if (proto_obj_i64(proto_map_get(o[i], "rank"), &c) != 0 || c < 1 || w == NULL ||
+                w->type != MSGPACK_OBJECT_ARRAY) {
+                rreq__error(q, LR_EINTERNAL, "malformed rank from region %s", q->r->region[i]);
+                goto out;
+            }
+            c--;
+            uint32_t nb = (uint64_t)c < n ? (uint32_t)c : n;
+            if (nb > w->via.array.size) {
+                nb = w->via.array.size;
+            }
+            own_b = own_a = *w;
+            own_b.via.array.size = nb;
+            own_a.via.array.ptr += nb;
+            own_a.via.array.size -= nb;
+            b = &own_b;
+            a = &own_a;
+        } else {
+            proto_obj_i64(proto_map_get(o[i], "count"), &c);
+        }
         count += (uint64_t)c;
         total += (uint64_t)t;
-        if (rreq__collect(q, proto_map_get(o[i], "before"), i, &before) != 0 ||
-            rreq__collect(q, proto_map_get(o[i], "after"), i, &after) != 0) {
+        if (rreq__collect(q, b, i, &before) != 0 || rreq__collect(q, a, i, &after) != 0) {
             goto out;
         }
     }
@@ -108,7 +132,7 @@ static void rreq__rank_probe(struct rreq *q)
         return;
     }
     int bad = router__entry_key(o, 0, &me) != 0;
-    msgpack_unpacked_destroy(&up);
+    msgpack_unpacked_destroy(&up); /* its bytes stay in q->ans[reg] for the merge */
     if (bad) {
         rreq__error(q, LR_EINTERNAL, "malformed rank from region %s", q->r->region[reg]);
         return;
@@ -125,7 +149,7 @@ static void rreq__rank_probe(struct rreq *q)
     sq.probes[0].player_id = lr_str_of(q->player);
     rreq__args_query(q, &sq, 0);
     q->next = rreq__rank_merge;
-    rreq__call_all(q, PROTO_OP_QUERY, 1);
+    rreq__call_others(q, PROTO_OP_QUERY, 1, reg);
 }
 
 static void rreq__rank_located(struct rreq *q)
@@ -143,9 +167,9 @@ static void rreq__rank_located(struct rreq *q)
     }
     rreq__board_query(q, &sq, SHARD_Q_RANK);
     sq.player_id = lr_str_of(q->player);
+    sq.around = q->top.around;
     if (region_scope) {
-        sq.around = q->top.around; /* the region alone answers */
-        rreq__query_region(q, &sq);
+        rreq__query_region(q, &sq); /* the region alone answers */
         return;
     }
     rreq__args_query(q, &sq, 0);
