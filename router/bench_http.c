@@ -767,17 +767,17 @@ static int bh__cluster_start(struct bench_http *b)
     return bh__wait_ready(b, 60);
 }
 
-static void bh__cluster_stop(struct bench_http *b)
+/* SIGTERM the `laurel dev` child *@dev (if any), wait, remove @dir; *@dev becomes 0. */
+static void bh__cluster_stop(pid_t *dev, const char *dir)
 {
-    if (b->dev > 0) {
-        kill(b->dev, SIGTERM);
-        int st = bench_http__wait(b->dev, 20000);
+    if (*dev > 0) {
+        kill(*dev, SIGTERM);
+        int st = bench_http__wait(*dev, 20000);
         if (st != 0) {
-            fprintf(stderr, "bench http: laurel dev exited with %d; see %s/dev.log\n", st,
-                    b->dir);
+            fprintf(stderr, "bench http: laurel dev exited with %d; see %s/dev.log\n", st, dir);
         }
-        b->dev = 0;
-        bench_http__rmrf(b->dir);
+        *dev = 0;
+        bench_http__rmrf(dir);
     }
 }
 
@@ -829,16 +829,24 @@ int bench_http__site_up(struct bench_http__site *s)
 
 void bench_http__site_down(struct bench_http__site *s)
 {
-    struct bench_http *b = calloc(1, sizeof *b);
-    if (b == NULL || s->dev <= 0) {
-        free(b);
-        return;
+    bh__cluster_stop(&s->dev, s->dir);
+}
+
+int bench_http__regions(const char *csv, char (*regions)[65], unsigned *n)
+{
+    char list[1024], *save = NULL;
+    *n = 0;
+    if (strlen(csv) >= sizeof list) {
+        return -1;
     }
-    b->dev = s->dev;
-    snprintf(b->dir, sizeof b->dir, "%s", s->dir);
-    bh__cluster_stop(b);
-    s->dev = 0;
-    free(b);
+    snprintf(list, sizeof list, "%s", csv);
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (*n == ROUTER_MAX_REGIONS || strlen(t) >= 65) {
+            return -1;
+        }
+        snprintf(regions[(*n)++], 65, "%s", t);
+    }
+    return *n > 0 ? 0 : -1;
 }
 
 /* ---- ratios and targets ------------------------------------------------------------------ */
@@ -941,15 +949,9 @@ static int bh__parse(struct bench_http *b, int argc, char **argv)
         fprintf(stderr, "laurel bench http: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    char list[1024], *save = NULL;
-    snprintf(list, sizeof list, "%s", regions);
-    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (b->nregions == ROUTER_MAX_REGIONS || strlen(t) >= sizeof b->regions[0]) {
-            fprintf(stderr, "laurel bench http: --regions: at most %d ids\n",
-                    ROUTER_MAX_REGIONS);
-            return 2;
-        }
-        snprintf(b->regions[b->nregions++], sizeof b->regions[0], "%s", t);
+    if (bench_http__regions(regions, b->regions, &b->nregions) != 0) {
+        fprintf(stderr, "laurel bench http: --regions: 1 to %d ids\n", ROUTER_MAX_REGIONS);
+        return 2;
     }
     if (b->nregions == 0 || b->replicas < 1 || b->conns < 1 ||
         b->conns > HTTPLOAD_MAX_CONNS || players < 0 || players > 9999900 || b->seconds < 0) {
@@ -1046,7 +1048,7 @@ int bench_http_main(int argc, char **argv)
         rv = bh__workloads(b);
     }
     /* The cluster stops before the peers start: each of them gets the machine alone. */
-    bh__cluster_stop(b);
+    bh__cluster_stop(&b->dev, b->dir);
     if (rv == 0 && b->peers) {
         struct bench_peer__opts po = {b->quick, b->conns, NULL};
         if (bench_peer__redis(&b->figs, &po) != 0) {

@@ -73,6 +73,10 @@ struct bench_http__site {
     pid_t dev;    /* the `laurel dev` child (its router is in that process), 0 if none */
 };
 
+/** Split @csv ("na,eu,apac") into @regions (ROUTER_MAX_REGIONS ids of at most 64 chars)
+ * and their count *@n. @return 0, or -1 when empty, too many or too long. */
+int bench_http__regions(const char *csv, char (*regions)[65], unsigned *n);
+
 /** Start (unless @s->addr is set) and seed @s. @return 0, or an LR_E* code (printed). */
 int bench_http__site_up(struct bench_http__site *s);
 

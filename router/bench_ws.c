@@ -703,14 +703,9 @@ static int bw__parse(struct bench_ws *b, int argc, char **argv)
         fprintf(stderr, "laurel bench ws: unexpected argument '%s'\n", argv[optind]);
         return 2;
     }
-    char list[1024], *save = NULL;
-    snprintf(list, sizeof list, "%s", regions);
-    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (b->site.nregions == ROUTER_MAX_REGIONS || strlen(t) >= sizeof b->site.regions[0]) {
-            fprintf(stderr, "laurel bench ws: --regions: at most %d ids\n", ROUTER_MAX_REGIONS);
-            return 2;
-        }
-        snprintf(b->site.regions[b->site.nregions++], sizeof b->site.regions[0], "%s", t);
+    if (bench_http__regions(regions, b->site.regions, &b->site.nregions) != 0) {
+        fprintf(stderr, "laurel bench ws: --regions: 1 to %d ids\n", ROUTER_MAX_REGIONS);
+        return 2;
     }
     b->subs = (unsigned)(subs >= 0 ? subs : b->quick ? 1000 : 10000);
     b->conns = (unsigned)(conns >= 0 ? conns : b->quick ? 2000 : 100000);
@@ -825,21 +820,12 @@ int bench_ws_main(int argc, char **argv)
            b->subs, b->conns, b->qconns, b->seconds);
     fflush(stdout);
     if (rv == 0) {
+        static int (*const phases[])(struct bench_ws *) = {
+            bw__phase_subscribe, bw__phase_notify, bw__phase_fan, bw__phase_query,
+            bw__phase_hold};
         rv = bw__loop_up(b);
-        if (rv == 0) {
-            rv = bw__phase_subscribe(b);
-        }
-        if (rv == 0) {
-            rv = bw__phase_notify(b);
-        }
-        if (rv == 0) {
-            rv = bw__phase_fan(b);
-        }
-        if (rv == 0) {
-            rv = bw__phase_query(b);
-        }
-        if (rv == 0) {
-            rv = bw__phase_hold(b);
+        for (size_t i = 0; rv == 0 && i < sizeof phases / sizeof phases[0]; i++) {
+            rv = phases[i](b);
         }
         if (b->closes) {
             printf("errors ws: %llu connections closed by the router (first: %s)\n",
