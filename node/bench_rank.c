@@ -52,8 +52,12 @@ struct bench_rank {
     const char *suffix;
     struct bench_rank__rng rng;
     char *ids;  /* n slots of BENCH_RANK__ID_STRIDE */
-    int64_t *a; /* current key of each player (b is always 0) */
-    int64_t *t;
+    /* Current key of each player (b is always 0), one record a player as the store keeps it:
+     * fetching a probe costs one random read, as a lookup of the player's score would. */
+    struct bench_rank__cur {
+        int64_t a;
+        int64_t t;
+    } *cur;
     struct rankidx_pool *pool; /* as a shard's: every node comes from it */
     struct rankidx *idx;
     uint64_t sink; /* results folded in so the compiler keeps the work */
@@ -90,7 +94,7 @@ static void bench_rank__figure(const struct bench_rank *b, const char *name, dou
 
 static struct rankkey bench_rank__key(const struct bench_rank *b, uint32_t pid)
 {
-    struct rankkey k = {.a = b->a[pid], .b = 0, .t = b->t[pid], .pid = pid, .idlen = 0,
+    struct rankkey k = {.a = b->cur[pid].a, .b = 0, .t = b->cur[pid].t, .pid = pid, .idlen = 0,
                         .id = NULL};
     return k;
 }
@@ -98,8 +102,8 @@ static struct rankkey bench_rank__key(const struct bench_rank *b, uint32_t pid)
 /* Draw a new score and stamp for @pid. */
 static void bench_rank__draw(struct bench_rank *b, uint32_t pid)
 {
-    b->a[pid] = -(int64_t)bench_rank__below(&b->rng, 1000000001);
-    b->t[pid] = BENCH_RANK__T0 + (int64_t)bench_rank__below(&b->rng, BENCH_RANK__TSPAN);
+    b->cur[pid].a = -(int64_t)bench_rank__below(&b->rng, 1000000001);
+    b->cur[pid].t = BENCH_RANK__T0 + (int64_t)bench_rank__below(&b->rng, BENCH_RANK__TSPAN);
 }
 
 static int bench_rank__build(struct bench_rank *b)
@@ -281,9 +285,8 @@ int bench_rank_run(uint64_t n, const char *suffix)
         return LR_EINVAL;
     }
     b.ids = malloc(n * BENCH_RANK__ID_STRIDE);
-    b.a = malloc(n * sizeof *b.a);
-    b.t = malloc(n * sizeof *b.t);
-    if (b.ids == NULL || b.a == NULL || b.t == NULL) {
+    b.cur = malloc(n * sizeof *b.cur);
+    if (b.ids == NULL || b.cur == NULL) {
         rv = LR_ENOMEM;
         goto err_after_arrays;
     }
@@ -321,7 +324,6 @@ err_after_pool:
     rankidx_pool_free(b.pool);
 err_after_arrays:
     free(b.ids);
-    free(b.a);
-    free(b.t);
+    free(b.cur);
     return rv;
 }

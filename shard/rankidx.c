@@ -21,7 +21,7 @@
  * - keys ascend strictly within a leaf and along the next/prev leaf chain;
  * - every node's header (hint[], and gsum[] in inner nodes) matches its slots, and a leaf's
  *   parent holds in lh[] a copy of each leaf child's hints, as byte-sized distances from the
- *   leaf's minimum (struct rankidx__lh), so a rank reads one line of the leaf, not two;
+ *   leaf's minimum (struct rankidx__lh), so a rank waits for the leaf once, not twice;
  * - inner slot i holds the exact minimum key of child i (so a separator never names a pid
  *   the index no longer holds: the name resolver's contract) and cnt[i], the number of keys
  *   under child i;
@@ -52,7 +52,12 @@
 #define RANKIDX__UNPOISON(p, n) ((void)(p), (void)(n))
 #endif
 
-#define RANKIDX__LEAF_CAP 128
+/* Why 256 and not 128: a rank at tens of millions of keys misses the cache at the leaf no
+ * matter what, and the level above it (one slot per leaf) is the last one that can stay in a
+ * core's L2. Twice the keys a leaf halves that level: at 10 M keys the lines a rank reads there
+ * come to ~1.9 MB instead of ~3.9 MB. The price is in writes: an insert or delete moves twice
+ * the bytes inside its leaf (rank_upsert_ops ~15% lower). */
+#define RANKIDX__LEAF_CAP 256
 #define RANKIDX__LEAF_MIN (RANKIDX__LEAF_CAP / 4)
 /* Merge two leaves only when the result keeps a quarter free, so a delete-insert cycle at a
  * boundary does not merge and split the same pair over and over. */
@@ -64,20 +69,23 @@
 #define RANKIDX__MAX_HEIGHT 16
 
 /* Nodes are cache-line aligned and a[], cnt[] and child[] start on lines of their own, so
- * that slots 8j..8j+7 of each fill one line ("group" j). A search of a cold node is built to
- * wait for memory twice (rankidx__group): first for the header, whose hint[j] copies a[8j+8]
+ * that the slots of a "group" fill one line of each in an inner node (8 slots) and one pair
+ * of lines of a[], b[] and t[] in a leaf (16 slots; 128 bytes is what the hardware fetches
+ * together anyway). A search of a cold node is built to wait for memory twice
+ * (rankidx__group): first for the header, whose hint[j] copies the first key of group j+1
  * (INT64_MAX past the last slot) and so names the one group that can hold the answer, then
  * for that group's lines of a[] and, in an inner node, of cnt[] and child[], which load
  * together. gsum[j] (inner nodes) is the sum of group j's counts, so the keys left of a child
  * come from the header and that one cnt[] line. b[], t[] and pid[] are read only on ties. */
 #define RANKIDX__LINE 64
-#define RANKIDX__GROUP 8 /* int64 slots a line */
-#define RANKIDX__LEAF_GROUPS (RANKIDX__LEAF_CAP / RANKIDX__GROUP)
+#define RANKIDX__GROUP 8 /* inner slots a group: int64 slots a line */
 #define RANKIDX__INNER_GROUPS (RANKIDX__INNER_CAP / RANKIDX__GROUP)
+#define RANKIDX__LEAF_GROUPS 16 /* the header's 15 hints fill it to 2 lines */
+#define RANKIDX__LGROUP (RANKIDX__LEAF_CAP / RANKIDX__LEAF_GROUPS) /* leaf slots a group */
 
 struct rankidx__leaf {
     _Alignas(RANKIDX__LINE) uint32_t n;
-    int64_t hint[RANKIDX__LEAF_GROUPS - 1]; /* hint[j] = a[8j+8]; the header fills 2 lines */
+    int64_t hint[RANKIDX__LEAF_GROUPS - 1]; /* hint[j] = a[16j+16]; the header: 2 lines */
     _Alignas(RANKIDX__LINE) int64_t a[RANKIDX__LEAF_CAP];
     int64_t b[RANKIDX__LEAF_CAP];
     int64_t t[RANKIDX__LEAF_CAP];
@@ -88,7 +96,7 @@ struct rankidx__leaf {
 
 /* A leaf's hints as seen from its parent, so that a rank, having routed to child i, knows
  * which line of the leaf holds the answer without reading the leaf's header: the leaf then
- * costs one wait for memory, not two. d[j] is (a[8j+8] - a[0]) >> shift, where shift is the
+ * costs one wait for memory, not two. d[j] is (a[16j+16] - a[0]) >> shift, where shift is the
  * least that brings the leaf's whole span (a[n-1] - a[0]) to at most RANKIDX__LH_PAST - 1, and
  * RANKIDX__LH_PAST past the last slot. A byte only bounds a hint: for a probe x, a[8j+8] < x
  * when d[j] < x >> shift and a[8j+8] > x when d[j] > x >> shift, so the answer lies in the
@@ -127,6 +135,13 @@ _Static_assert(offsetof(struct rankidx__inner, cnt) % RANKIDX__LINE == 0, "cnt[]
 _Static_assert(offsetof(struct rankidx__inner, child) % RANKIDX__LINE == 0, "child[] aligned");
 _Static_assert(sizeof(struct rankidx__lh) * RANKIDX__GROUP == 2 * RANKIDX__LINE,
                "a group's leaf hints fill one pair of lines");
+_Static_assert(RANKIDX__LGROUP * sizeof(int64_t) == 2 * RANKIDX__LINE &&
+                   RANKIDX__LGROUP * sizeof(uint32_t) == RANKIDX__LINE,
+               "a leaf group: a pair of lines of a[], b[], t[], one line of pid[]");
+_Static_assert(offsetof(struct rankidx__leaf, a) % (2 * RANKIDX__LINE) == 0 &&
+                   offsetof(struct rankidx__leaf, b) % (2 * RANKIDX__LINE) == 0 &&
+                   offsetof(struct rankidx__leaf, t) % (2 * RANKIDX__LINE) == 0,
+               "leaf groups start on a pair of lines");
 
 /* Nodes of many indexes carved from 2 MiB chunks that the kernel may back with one huge page
  * each (MADV_HUGEPAGE): at tens of millions of keys the index outgrows what 4 KiB TLB entries
@@ -331,6 +346,17 @@ static int rankidx__pool_grow(struct rankidx_pool *p, struct rankidx__class *cls
     return 0;
 }
 
+/* Distance between consecutive nodes of @size bytes in a chunk. An inner node is exactly
+ * 4 KiB, and nodes packed at a multiple of 4 KiB put the same line of every node (the header
+ * above all, which every search reads) in the same few cache sets of L1 and L2, which then
+ * evict each other while the rest of the cache sits idle. Two lines of padding (keeping the
+ * 128-byte alignment of lh[]) shift each node to other sets: a rank's walk down the inner
+ * levels took a third less time at 1 M keys with it. */
+static size_t rankidx__stride(size_t size)
+{
+    return size % 4096 == 0 ? size + 2 * RANKIDX__LINE : size;
+}
+
 /* A node of @size bytes (a multiple of the line) from @cls's free list or fresh space. The
  * tail of a chunk too short for @size is left unused. */
 static void *rankidx__pool_get(struct rankidx_pool *p, struct rankidx__class *cls, size_t size)
@@ -344,7 +370,8 @@ static void *rankidx__pool_get(struct rankidx_pool *p, struct rankidx__class *cl
             return NULL;
         }
         node = cls->bump;
-        cls->bump += size;
+        size_t step = rankidx__stride(size);
+        cls->bump = (size_t)(cls->end - cls->bump) > step ? cls->bump + step : cls->end;
         RANKIDX__UNPOISON(node, size);
     }
     p->live++;
@@ -367,7 +394,7 @@ static void rankidx__pool_put(struct rankidx_pool *p, struct rankidx__class *cls
 static void rankidx__leaf_fix(struct rankidx__leaf *leaf)
 {
     for (uint32_t j = 0; j + 1 < RANKIDX__LEAF_GROUPS; j++) {
-        uint32_t i = (j + 1) * RANKIDX__GROUP;
+        uint32_t i = (j + 1) * RANKIDX__LGROUP;
         leaf->hint[j] = i < leaf->n ? leaf->a[i] : INT64_MAX;
     }
 }
@@ -384,7 +411,7 @@ static struct rankidx__lh rankidx__lh_of(const struct rankidx__leaf *leaf)
         h.shift++;
     }
     for (uint32_t j = 0; j + 1 < RANKIDX__LEAF_GROUPS; j++) {
-        uint32_t s = (j + 1) * RANKIDX__GROUP;
+        uint32_t s = (j + 1) * RANKIDX__LGROUP;
         h.d[j] = RANKIDX__LH_PAST;
         if (s < leaf->n) {
             h.d[j] = (uint8_t)(((uint64_t)leaf->a[s] - (uint64_t)leaf->a[0]) >> h.shift);
@@ -621,28 +648,29 @@ static inline uint64_t rankidx__inner_before(const struct rankidx__inner *in, ui
 
 /* ---- search ---- */
 
-/* Group (line of a[]) of a node with @n slots where the values cross @x, from the header:
+/* Group (of @gs slots) of a node with @n slots where the values cross @x, from the header:
  * the number of hints < @x (@le 0) or <= @x (@le 1), capped at the last group in use (hints
  * past the end are INT64_MAX, which @le counts when @x is INT64_MAX too). The hints sit in
  * one or two lines, so this waits for memory once. */
 static inline uint32_t rankidx__group(const int64_t *hint, uint32_t nhint, uint32_t n, int64_t x,
-                                      int le)
+                                      int le, uint32_t gs)
 {
     uint32_t g = 0;
     for (uint32_t j = 0; j < nhint; j++) {
         g += (hint[j] < x || (le && hint[j] == x)) ? 1u : 0u;
     }
-    uint32_t last = n > 0 ? (n - 1) / RANKIDX__GROUP : 0;
+    uint32_t last = n > 0 ? (n - 1) / gs : 0;
     return g < last ? g : last;
 }
 
 /* Count of @a[i] < @x (@le 0) or <= @x (@le 1) among @a[0..@n), for ascending @a, knowing
- * that the values cross @x inside groups @g..@g1: only their lines of a[] are read. */
+ * that the values cross @x inside groups @g..@g1 (of @gs slots): only their lines of a[] are
+ * read. */
 static inline uint32_t rankidx__count_range(const int64_t *a, uint32_t n, uint32_t g, uint32_t g1,
-                                            int64_t x, int le)
+                                            int64_t x, int le, uint32_t gs)
 {
-    uint32_t c = g * RANKIDX__GROUP;
-    uint32_t end = (g1 + 1) * RANKIDX__GROUP < n ? (g1 + 1) * RANKIDX__GROUP : n;
+    uint32_t c = g * gs;
+    uint32_t end = (g1 + 1) * gs < n ? (g1 + 1) * gs : n;
     for (uint32_t i = c; i < end; i++) {
         c += (a[i] < x || (le && a[i] == x)) ? 1u : 0u;
     }
@@ -650,12 +678,13 @@ static inline uint32_t rankidx__count_range(const int64_t *a, uint32_t n, uint32
 }
 
 /* Count of @a[i] < @x (@le 0) or <= @x (@le 1) among @a[0..@n), for ascending @a, knowing
- * from the header that the values cross @x inside group @g: one line of a[] is read. */
+ * from the header that the values cross @x inside group @g (of @gs slots): only that group's
+ * lines of a[] are read. */
 static inline uint32_t rankidx__count_in(const int64_t *a, uint32_t n, uint32_t g, int64_t x,
-                                         int le)
+                                         int le, uint32_t gs)
 {
-    uint32_t c = g * RANKIDX__GROUP;
-    uint32_t end = c + RANKIDX__GROUP < n ? c + RANKIDX__GROUP : n;
+    uint32_t c = g * gs;
+    uint32_t end = c + gs < n ? c + gs : n;
     for (uint32_t i = c; i < end; i++) {
         c += (a[i] < x || (le && a[i] == x)) ? 1u : 0u;
     }
@@ -689,9 +718,12 @@ static inline uint32_t rankidx__search(const struct rankidx *idx, const struct r
 /* Start loading the lines of b[], t[] and pid[] that hold group @g of @leaf. */
 static inline void rankidx__leaf_prefetch_tail(const struct rankidx__leaf *leaf, uint32_t g)
 {
-    __builtin_prefetch(&leaf->b[g * RANKIDX__GROUP]);
-    __builtin_prefetch(&leaf->t[g * RANKIDX__GROUP]);
-    __builtin_prefetch(&leaf->pid[g * RANKIDX__GROUP]);
+    uint32_t s = g * RANKIDX__LGROUP;
+    __builtin_prefetch(&leaf->b[s]);
+    __builtin_prefetch(&leaf->b[s + RANKIDX__GROUP]);
+    __builtin_prefetch(&leaf->t[s]);
+    __builtin_prefetch(&leaf->t[s + RANKIDX__GROUP]);
+    __builtin_prefetch(&leaf->pid[s]);
 }
 
 /* As rankidx__leaf_prefetch_tail, but non-temporal: a rank reads a leaf's lines once, and at
@@ -699,9 +731,14 @@ static inline void rankidx__leaf_prefetch_tail(const struct rankidx__leaf *leaf,
  * should not push the leaf parents' lines (which every rank reads) out of the shared cache. */
 static inline void rankidx__leaf_prefetch_nta(const struct rankidx__leaf *leaf, uint32_t g)
 {
-    __builtin_prefetch(&leaf->b[g * RANKIDX__GROUP], 0, 0);
-    __builtin_prefetch(&leaf->t[g * RANKIDX__GROUP], 0, 0);
-    __builtin_prefetch(&leaf->pid[g * RANKIDX__GROUP], 0, 0);
+    uint32_t s = g * RANKIDX__LGROUP;
+    __builtin_prefetch(&leaf->a[s], 0, 0);
+    __builtin_prefetch(&leaf->a[s + RANKIDX__GROUP], 0, 0);
+    __builtin_prefetch(&leaf->b[s], 0, 0);
+    __builtin_prefetch(&leaf->b[s + RANKIDX__GROUP], 0, 0);
+    __builtin_prefetch(&leaf->t[s], 0, 0);
+    __builtin_prefetch(&leaf->t[s + RANKIDX__GROUP], 0, 0);
+    __builtin_prefetch(&leaf->pid[s], 0, 0);
 }
 
 /* Number of slots of @leaf ordered strictly before @k. */
@@ -710,16 +747,16 @@ static inline uint32_t rankidx__leaf_lower(const struct rankidx *idx,
                                            const struct rankkey *k)
 {
     uint32_t n = leaf->n;
-    uint32_t g = rankidx__group(leaf->hint, RANKIDX__LEAF_GROUPS - 1, n, k->a, 0);
+    uint32_t g = rankidx__group(leaf->hint, RANKIDX__LEAF_GROUPS - 1, n, k->a, 0, RANKIDX__LGROUP);
     /* A probe is most often a stored key (a player's own rank), which ties with itself on a,
      * so the rest of the key is read too: load its lines alongside a[]'s. */
     rankidx__leaf_prefetch_tail(leaf, g);
-    uint32_t lo = rankidx__count_in(leaf->a, n, g, k->a, 0);
+    uint32_t lo = rankidx__count_in(leaf->a, n, g, k->a, 0, RANKIDX__LGROUP);
     if (lo == n || leaf->a[lo] != k->a) {
         return lo; /* nothing ties on a */
     }
-    uint32_t hi = rankidx__count_in(
-        leaf->a, n, rankidx__group(leaf->hint, RANKIDX__LEAF_GROUPS - 1, n, k->a, 1), k->a, 1);
+    uint32_t ge = rankidx__group(leaf->hint, RANKIDX__LEAF_GROUPS - 1, n, k->a, 1, RANKIDX__LGROUP);
+    uint32_t hi = rankidx__count_in(leaf->a, n, ge, k->a, 1, RANKIDX__LGROUP);
     return rankidx__search(idx, k, leaf->a, leaf->b, leaf->t, leaf->pid, lo, hi, 0);
 }
 
@@ -729,7 +766,7 @@ static inline uint32_t rankidx__inner_route(const struct rankidx *idx,
                                             const struct rankkey *k, int want_lh)
 {
     uint32_t n = in->n;
-    uint32_t g = rankidx__group(in->hint, RANKIDX__INNER_GROUPS - 1, n, k->a, 0);
+    uint32_t g = rankidx__group(in->hint, RANKIDX__INNER_GROUPS - 1, n, k->a, 0, RANKIDX__GROUP);
     /* Unless a ties, the answer lies in group g (hint[g-1] < k), so its counts and children
      * can load alongside its keys. */
     __builtin_prefetch(&in->cnt[g * RANKIDX__GROUP]);
@@ -738,11 +775,12 @@ static inline uint32_t rankidx__inner_route(const struct rankidx *idx,
         __builtin_prefetch(&in->lh[g * RANKIDX__GROUP]);
         __builtin_prefetch(&in->lh[g * RANKIDX__GROUP + RANKIDX__GROUP / 2]);
     }
-    uint32_t lo = rankidx__count_in(in->a, n, g, k->a, 0);
+    uint32_t lo = rankidx__count_in(in->a, n, g, k->a, 0, RANKIDX__GROUP);
     uint32_t le = lo; /* slots whose minimum is <= k */
     if (lo < n && in->a[lo] == k->a) {
-        uint32_t hi = rankidx__count_in(
-            in->a, n, rankidx__group(in->hint, RANKIDX__INNER_GROUPS - 1, n, k->a, 1), k->a, 1);
+        uint32_t ge =
+            rankidx__group(in->hint, RANKIDX__INNER_GROUPS - 1, n, k->a, 1, RANKIDX__GROUP);
+        uint32_t hi = rankidx__count_in(in->a, n, ge, k->a, 1, RANKIDX__GROUP);
         le = rankidx__search(idx, k, in->a, in->b, in->t, in->pid, lo, hi, 1);
     }
     return le > 0 ? le - 1 : 0;
@@ -845,7 +883,7 @@ uint64_t rankidx_count_before(const struct rankidx *idx, const struct rankkey *k
     uint64_t xd = ((uint64_t)key->a - (uint64_t)a0) >> lh->shift;
     uint32_t xs = xd < RANKIDX__LH_PAST ? (uint32_t)xd : RANKIDX__LH_PAST;
     uint32_t n = (uint32_t)in->cnt[i];
-    uint32_t last = (n - 1) / RANKIDX__GROUP;
+    uint32_t last = (n - 1) / RANKIDX__LGROUP;
     uint32_t g = 0;  /* groups whose successor's first key is surely below key->a */
     uint32_t ge = 0; /* groups whose successor's first key may not be above key->a */
     for (uint32_t j = 0; j + 1 < RANKIDX__LEAF_GROUPS; j++) {
@@ -857,17 +895,15 @@ uint64_t rankidx_count_before(const struct rankidx *idx, const struct rankkey *k
     /* Both ends of the key's possible slots lie in groups g..ge. A stored key as probe (the
      * usual case) ties with itself on a, so its b[], t[] and pid[] lines are read too: load
      * them with a[]'s rather than after finding the tie. */
-    __builtin_prefetch(&leaf->a[g * RANKIDX__GROUP], 0, 0);
-    __builtin_prefetch(&leaf->a[ge * RANKIDX__GROUP], 0, 0);
-    rankidx__leaf_prefetch_nta(leaf, ge);
+    rankidx__leaf_prefetch_nta(leaf, g);
     if (g != ge) {
-        rankidx__leaf_prefetch_nta(leaf, g);
+        rankidx__leaf_prefetch_nta(leaf, ge);
     }
-    uint32_t lo = rankidx__count_range(leaf->a, n, g, ge, key->a, 0);
+    uint32_t lo = rankidx__count_range(leaf->a, n, g, ge, key->a, 0, RANKIDX__LGROUP);
     if (lo == n || leaf->a[lo] != key->a) {
         return before + lo;
     }
-    uint32_t hi = rankidx__count_range(leaf->a, n, g, ge, key->a, 1);
+    uint32_t hi = rankidx__count_range(leaf->a, n, g, ge, key->a, 1, RANKIDX__LGROUP);
     return before + rankidx__search(idx, key, leaf->a, leaf->b, leaf->t, leaf->pid, lo, hi, 0);
 }
 
@@ -1550,7 +1586,7 @@ static int rankidx__check_node(const struct rankidx *idx, const void *node, uint
             }
         }
         for (uint32_t j = 0; j + 1 < RANKIDX__LEAF_GROUPS; j++) {
-            uint32_t i = (j + 1) * RANKIDX__GROUP;
+            uint32_t i = (j + 1) * RANKIDX__LGROUP;
             if (leaf->hint[j] != (i < leaf->n ? leaf->a[i] : INT64_MAX)) {
                 return LR_ECORRUPT;
             }
