@@ -98,8 +98,8 @@ struct rankidx__leaf {
  * which line of the leaf holds the answer without reading the leaf's header: the leaf then
  * costs one wait for memory, not two. d[j] is (a[16j+16] - a[0]) >> shift, where shift is the
  * least that brings the leaf's whole span (a[n-1] - a[0]) to at most RANKIDX__LH_PAST - 1, and
- * RANKIDX__LH_PAST past the last slot. A byte only bounds a hint: for a probe x, a[8j+8] < x
- * when d[j] < x >> shift and a[8j+8] > x when d[j] > x >> shift, so the answer lies in the
+ * RANKIDX__LH_PAST past the last slot. A byte only bounds a hint: for a probe x, a[16j+16] < x
+ * when d[j] < x >> shift and a[16j+16] > x when d[j] > x >> shift, so the answer lies in the
  * groups between the hints below and the hints above (nearly always one group, two when a hint
  * falls in the probe's bucket), and all of a[]'s lines in that range are read at once.
  *
@@ -663,6 +663,16 @@ static inline uint32_t rankidx__group(const int64_t *hint, uint32_t nhint, uint3
     return g < last ? g : last;
 }
 
+static inline uint32_t rankidx__leaf_group(const struct rankidx__leaf *leaf, int64_t x, int le)
+{
+    return rankidx__group(leaf->hint, RANKIDX__LEAF_GROUPS - 1, leaf->n, x, le, RANKIDX__LGROUP);
+}
+
+static inline uint32_t rankidx__inner_group(const struct rankidx__inner *in, int64_t x, int le)
+{
+    return rankidx__group(in->hint, RANKIDX__INNER_GROUPS - 1, in->n, x, le, RANKIDX__GROUP);
+}
+
 /* Count of @a[i] < @x (@le 0) or <= @x (@le 1) among @a[0..@n), for ascending @a, knowing
  * that the values cross @x inside groups @g..@g1 (of @gs slots): only their lines of a[] are
  * read. */
@@ -747,7 +757,7 @@ static inline uint32_t rankidx__leaf_lower(const struct rankidx *idx,
                                            const struct rankkey *k)
 {
     uint32_t n = leaf->n;
-    uint32_t g = rankidx__group(leaf->hint, RANKIDX__LEAF_GROUPS - 1, n, k->a, 0, RANKIDX__LGROUP);
+    uint32_t g = rankidx__leaf_group(leaf, k->a, 0);
     /* A probe is most often a stored key (a player's own rank), which ties with itself on a,
      * so the rest of the key is read too: load its lines alongside a[]'s. */
     rankidx__leaf_prefetch_tail(leaf, g);
@@ -755,8 +765,8 @@ static inline uint32_t rankidx__leaf_lower(const struct rankidx *idx,
     if (lo == n || leaf->a[lo] != k->a) {
         return lo; /* nothing ties on a */
     }
-    uint32_t ge = rankidx__group(leaf->hint, RANKIDX__LEAF_GROUPS - 1, n, k->a, 1, RANKIDX__LGROUP);
-    uint32_t hi = rankidx__count_in(leaf->a, n, ge, k->a, 1, RANKIDX__LGROUP);
+    uint32_t hi = rankidx__count_in(leaf->a, n, rankidx__leaf_group(leaf, k->a, 1), k->a, 1,
+                                    RANKIDX__LGROUP);
     return rankidx__search(idx, k, leaf->a, leaf->b, leaf->t, leaf->pid, lo, hi, 0);
 }
 
@@ -766,7 +776,7 @@ static inline uint32_t rankidx__inner_route(const struct rankidx *idx,
                                             const struct rankkey *k, int want_lh)
 {
     uint32_t n = in->n;
-    uint32_t g = rankidx__group(in->hint, RANKIDX__INNER_GROUPS - 1, n, k->a, 0, RANKIDX__GROUP);
+    uint32_t g = rankidx__inner_group(in, k->a, 0);
     /* Unless a ties, the answer lies in group g (hint[g-1] < k), so its counts and children
      * can load alongside its keys. */
     __builtin_prefetch(&in->cnt[g * RANKIDX__GROUP]);
@@ -778,9 +788,8 @@ static inline uint32_t rankidx__inner_route(const struct rankidx *idx,
     uint32_t lo = rankidx__count_in(in->a, n, g, k->a, 0, RANKIDX__GROUP);
     uint32_t le = lo; /* slots whose minimum is <= k */
     if (lo < n && in->a[lo] == k->a) {
-        uint32_t ge =
-            rankidx__group(in->hint, RANKIDX__INNER_GROUPS - 1, n, k->a, 1, RANKIDX__GROUP);
-        uint32_t hi = rankidx__count_in(in->a, n, ge, k->a, 1, RANKIDX__GROUP);
+        uint32_t hi =
+            rankidx__count_in(in->a, n, rankidx__inner_group(in, k->a, 1), k->a, 1, RANKIDX__GROUP);
         le = rankidx__search(idx, k, in->a, in->b, in->t, in->pid, lo, hi, 1);
     }
     return le > 0 ? le - 1 : 0;
