@@ -1,5 +1,7 @@
 /* router/cli.c — `laurel router`: flags → struct router_config → one uv loop. */
+#include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <libwebsockets.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -29,7 +31,35 @@ static void cli_router__usage(FILE *f)
             "  --ws-ping-ms MS     WebSocket ping period; silent peers close after two\n"
             "                      (default 20000)\n"
             "  --ws-queue-msgs N   messages queued per WebSocket before a slow consumer is\n"
-            "                      closed (default 1000; the queue also holds 1 MiB at most)\n");
+            "                      closed (default 1000; the queue also holds 1 MiB at most)\n"
+            "  --player-cache N    players whose region is remembered (default 1000000);\n"
+            "                      past that, one at random is forgotten and looked up again\n");
+}
+
+/* The long name of the option whose getopt value is @c. */
+static const char *cli_router__flag(const struct option *opts, int c)
+{
+    for (; opts->name != NULL; opts++) {
+        if (opts->val == c) {
+            return opts->name;
+        }
+    }
+    return "?";
+}
+
+/* A numeric flag: digits only, 1 to UINT_MAX. 0 is refused too, since 0 means "default". */
+static int cli_router__number(const char *flag, const char *s, unsigned *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || v == 0 || v > UINT_MAX) {
+        fprintf(stderr, "laurel router: --%s %s: expected a whole number from 1 to %u\n", flag, s,
+                UINT_MAX);
+        return -1;
+    }
+    *out = (unsigned)v;
+    return 0;
 }
 
 unsigned long cli_raise_nofile(unsigned long want)
@@ -84,6 +114,7 @@ int cli_router(int argc, char **argv)
                                          {"ws-max-per-ip", required_argument, NULL, 'I'},
                                          {"ws-ping-ms", required_argument, NULL, 'P'},
                                          {"ws-queue-msgs", required_argument, NULL, 'Q'},
+                                         {"player-cache", required_argument, NULL, 'C'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct router_config cfg;
@@ -123,11 +154,23 @@ int cli_router(int argc, char **argv)
         }
         case 'a': cfg.admin_key = optarg; break;
         case 'k': cfg.api_key = optarg; break;
-        case 't': cfg.timeout_ms = (unsigned)atoi(optarg); break;
-        case 'W': cfg.ws_max_conns = (unsigned)atoi(optarg); break;
-        case 'I': cfg.ws_max_per_ip = (unsigned)atoi(optarg); break;
-        case 'P': cfg.ws_ping_ms = (unsigned)atoi(optarg); break;
-        case 'Q': cfg.ws_queue_msgs = (unsigned)atoi(optarg); break;
+        case 't':
+        case 'W':
+        case 'I':
+        case 'P':
+        case 'Q':
+        case 'C': {
+            unsigned *field = c == 't'   ? &cfg.timeout_ms
+                              : c == 'W' ? &cfg.ws_max_conns
+                              : c == 'I' ? &cfg.ws_max_per_ip
+                              : c == 'P' ? &cfg.ws_ping_ms
+                              : c == 'Q' ? &cfg.ws_queue_msgs
+                                         : &cfg.player_cache;
+            if (cli_router__number(cli_router__flag(opts, c), optarg, field) != 0) {
+                return 2;
+            }
+            break;
+        }
         case 'h': cli_router__usage(stdout); return 0;
         default: cli_router__usage(stderr); return 2;
         }

@@ -348,6 +348,16 @@ void rreq__reply_result(struct rreq *q)
 
 static void rreq__located(struct rreq *q);
 
+void router__remember_region(struct router *r, const char *id, size_t len, int region)
+{
+    struct strmap *m = &r->player_region;
+    if (m->count >= r->player_cache_max && strmap_get(m, id, len) == NULL) {
+        strmap_evict_one(m, ++r->player_cache_evictions * 0x9e3779b97f4a7c15ULL);
+    }
+    /* A cache: on LR_ENOMEM the player is simply looked up again next time. */
+    (void)strmap_put(m, id, len, (void *)(uintptr_t)(region + 1));
+}
+
 /* Find where player @id lives (cache, else ask every region's leader) and run @then with
  * q->region set (-1: no such player). */
 void rreq__locate(struct rreq *q, const char *id, void (*then)(struct rreq *))
@@ -381,8 +391,7 @@ static void rreq__located(struct rreq *q)
         }
     }
     if (q->region >= 0) {
-        strmap_put(&q->r->player_region, q->player, strlen(q->player),
-                   (void *)(uintptr_t)(q->region + 1));
+        router__remember_region(q->r, q->player, strlen(q->player), q->region);
     } else if (unavailable) {
         rreq__error(q, LR_EUNAVAILABLE, "a region is unavailable; retry");
         return;
@@ -572,6 +581,7 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     snprintf(r->admin_key, sizeof r->admin_key, "%s", cfg->admin_key ? cfg->admin_key : "");
     snprintf(r->api_key, sizeof r->api_key, "%s", cfg->api_key ? cfg->api_key : "");
     strmap_init(&r->player_region);
+    r->player_cache_max = cfg->player_cache ? cfg->player_cache : ROUTER_DEFAULT_PLAYER_CACHE;
     strmap_init(&r->board_order);
     for (unsigned i = 0; i < cfg->nregions; i++) {
         snprintf(r->region[i], sizeof r->region[i], "%s", cfg->regions[i].id);

@@ -9,6 +9,8 @@
 #include "upstream.h"
 
 #define ROUTER_MAX_REGIONS 16
+/* About 100 MB of router memory at typical id lengths. */
+#define ROUTER_DEFAULT_PLAYER_CACHE 1000000
 
 struct router_region {
     char id[65];
@@ -23,6 +25,8 @@ struct router_config {
     const char *admin_key; /* may do everything */
     const char *api_key;   /* trusted game servers: players, unlocks, scores, events, joins */
     unsigned timeout_ms;   /* per upstream call; default 5000 */
+    /* Players whose region the router remembers; 0 = ROUTER_DEFAULT_PLAYER_CACHE. */
+    unsigned player_cache;
     /* GET /v1/ws (ws.h; 0 = its default) */
     unsigned ws_max_conns, ws_max_per_ip, ws_ping_ms, ws_queue_msgs;
 };

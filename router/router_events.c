@@ -141,6 +141,20 @@ static void rev__submit(struct rreq *q)
     }
 }
 
+/* Region of @player found by this batch's LOCATE, or -1. Items waiting on a lookup share the
+ * player of one looked-up item; the answer is read from there, not from the cache, which may
+ * already have let it go. */
+static int rev__found_region(const struct rev *ev, const char *player)
+{
+    for (uint32_t k = 0; k < ev->nlookup; k++) {
+        const struct rev_item *li = &ev->item[ev->lookup[k]];
+        if (li->region >= 0 && strcmp(li->player, player) == 0) {
+            return li->region;
+        }
+    }
+    return -1;
+}
+
 /* The LOCATE answers: each looked-up player's region, into the cache and onto the items. */
 static void rev__located(struct rreq *q)
 {
@@ -161,10 +175,10 @@ static void rev__located(struct rreq *q)
         }
         for (uint32_t k = 0; k < ev->nlookup; k++) {
             const msgpack_object *f = &found->via.array.ptr[k];
-            const char *id = ev->item[ev->lookup[k]].player;
+            struct rev_item *li = &ev->item[ev->lookup[k]];
             if (f->type == MSGPACK_OBJECT_BOOLEAN && f->via.boolean) {
-                strmap_put(&q->r->player_region, id, strlen(id),
-                           (void *)(uintptr_t)(reg + 1));
+                li->region = (int)reg;
+                router__remember_region(q->r, li->player, strlen(li->player), (int)reg);
             }
         }
         msgpack_unpacked_destroy(&up);
@@ -174,9 +188,9 @@ static void rev__located(struct rreq *q)
         if (it->status != 0 || it->region >= 0) {
             continue;
         }
-        void *hit = strmap_get(&q->r->player_region, it->player, strlen(it->player));
-        if (hit) {
-            it->region = (int)((uintptr_t)hit - 1);
+        int reg = rev__found_region(ev, it->player);
+        if (reg >= 0) {
+            it->region = reg;
         } else if (unavailable) {
             rev__fail(it, LR_EUNAVAILABLE, "a region is unavailable; retry with the same key");
         } else {

@@ -39,7 +39,9 @@ struct router {
     unsigned nregions;
     char admin_key[256], api_key[256];
     unsigned timeout_ms;
-    struct strmap player_region; /* player id -> (uintptr_t)region index + 1 */
+    struct strmap player_region; /* player id -> (uintptr_t)region index + 1 (a cache) */
+    size_t player_cache_max;     /* entries player_region may hold */
+    uint64_t player_cache_evictions;
     struct strmap board_order;   /* board id -> (uintptr_t)order + 1 */
     void (*done)(void *data);
     void *done_data;
@@ -139,6 +141,10 @@ void rreq__call_others(struct rreq *q, int op, int need_leader, unsigned skip);
 int rreq__answer(struct rreq *q, unsigned region, msgpack_unpacked *up, const msgpack_object **o);
 void rreq__args_cmd(struct rreq *q, const struct cmd *c);
 void rreq__args_query(struct rreq *q, struct shard_query *sq, int stale);
+/* Remember that player @id (@len bytes) lives in @region. Bounded: when the cache is full, an
+ * entry chosen at random gives way (a player is looked up again on its next request). */
+void router__remember_region(struct router *r, const char *id, size_t len, int region);
+
 /* Find where player @id lives, then run @then with q->region (-1: none). */
 void rreq__locate(struct rreq *q, const char *id, void (*then)(struct rreq *));
 

@@ -328,6 +328,11 @@ static void rops__metrics_reply(struct rreq *q)
     struct rops_text t = {NULL, 0, 0, 0};
     rops__http_metrics(&t, q->r);
     rops__ws_metrics(&t, q->r);
+    rops__one(&t, "laurel_router_player_cache_entries", "gauge",
+              "Players whose region this router remembers.", q->r->player_region.count);
+    rops__one(&t, "laurel_router_player_cache_evictions_total", "counter",
+              "Players forgotten to keep that cache within --player-cache.",
+              q->r->player_cache_evictions);
     rops__replica_family(&t, q, "laurel_replica_up", "gauge",
                          "1 when the replica answered its status within 500 ms.", NULL);
     rops__printf(&t, "# HELP laurel_raft_role The replica's raft role (1 for the role it has).\n"

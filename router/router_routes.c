@@ -69,8 +69,7 @@ static void rreq__player_put_go(struct rreq *q)
     rreq__args_cmd(q, &c);
     q->region = target;
     q->next = rreq__reply_result;
-    strmap_put(&q->r->player_region, q->player, strlen(q->player),
-               (void *)(uintptr_t)(target + 1));
+    router__remember_region(q->r, q->player, strlen(q->player), target);
     if (rreq__call(q, (unsigned)target, PROTO_OP_SUBMIT, 1) != 0) {
         rreq__error(q, LR_ENOMEM, "out of memory");
     }

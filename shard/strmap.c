@@ -112,6 +112,20 @@ void strmap_del(struct strmap *m, const void *key, size_t klen)
     m->count--;
 }
 
+void strmap_evict_one(struct strmap *m, uint64_t seed)
+{
+    if (m->count == 0) {
+        return;
+    }
+    size_t mask = m->cap - 1;
+    size_t i = (size_t)seed & mask;
+    while (m->slots[i].key == NULL) {
+        i = (i + 1) & mask;
+    }
+    /* strmap_del frees the key only after its probe has compared it. */
+    strmap_del(m, m->slots[i].key, m->slots[i].klen);
+}
+
 struct strmap_slot *strmap_next(const struct strmap *m, size_t *pos)
 {
     for (; *pos < m->cap; (*pos)++) {

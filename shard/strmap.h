@@ -30,6 +30,11 @@ void *strmap_get(const struct strmap *m, const void *key, size_t klen);
 int strmap_put(struct strmap *m, const void *key, size_t klen, void *val);
 /** Remove @key (a missing key is a no-op). Invalidates walks in progress. */
 void strmap_del(struct strmap *m, const void *key, size_t klen);
+/**
+ * Remove one entry, the first at or after slot @seed mod capacity, for a cache that replaces
+ * at random: pass a hash or a counter. A no-op on an empty map. Invalidates walks.
+ */
+void strmap_evict_one(struct strmap *m, uint64_t seed);
 /** Walk: start with *@pos = 0; returns the next occupied slot or NULL. */
 struct strmap_slot *strmap_next(const struct strmap *m, size_t *pos);
 

@@ -1,6 +1,7 @@
 /* tests/integration/test_router.c — a real `laurel router` process over two regions of three
  * real replicas each, driven over HTTP: auth rules, players across regions, idempotent
- * scores, exact global pages merged across regions, and bad input. */
+ * scores, exact global pages merged across regions, and bad input. The router remembers at
+ * most ROUTER_PLAYER_CACHE players' regions, so every test also runs the look-up path. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +16,7 @@
 
 #define ADMIN "admin-key-123"
 #define API "api-key-456"
+#define ROUTER_PLAYER_CACHE "2"
 
 struct fixture {
     struct tcluster eu, na;
@@ -69,7 +71,8 @@ static int setup(void **state)
     fx->router = fork();
     if (fx->router == 0) {
         execl(fx->eu.bin, fx->eu.bin, "router", "--http", fx->http, "--region", eu, "--region",
-              na, "--admin-key", ADMIN, "--api-key", API, "--timeout-ms", "1500", (char *)NULL);
+              na, "--admin-key", ADMIN, "--api-key", API, "--timeout-ms", "1500", "--player-cache", ROUTER_PLAYER_CACHE,
+              (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 200 && status_of("GET", "/readyz", "", NULL) != 200; i++) {
@@ -271,6 +274,115 @@ static void unlocks_and_achievement_counts(void **state)
     httpc_free(&r1);
 }
 
+/* Exit status of `laurel router` started with one more @flag @val, or 0 if it was still
+ * running after 5 s (it took the flag and started serving). */
+static int run_router_flag(const char *flag, const char *val)
+{
+    char eu[256], http[32];
+    region_arg(eu, sizeof eu, "eu", &fx->eu);
+    snprintf(http, sizeof http, "127.0.0.1:%d", client_free_port());
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(fx->eu.bin, fx->eu.bin, "router", "--http", http, "--region", eu, "--admin-key",
+              ADMIN, "--api-key", API, flag, val, (char *)NULL);
+        _exit(127);
+    }
+    int st = 0;
+    for (int i = 0; i < 50; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        }
+        sleep_ms(100);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return 0;
+}
+
+/* Value of the unlabelled sample @name in a Prometheus text @body, or -1. */
+static long long metric_value(const char *body, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = body; (p = strstr(p, name)) != NULL; p += n) {
+        if ((p == body || p[-1] == '\n') && p[n] == ' ') {
+            return strtoll(p + n + 1, NULL, 10);
+        }
+    }
+    return -1;
+}
+
+/* Six players in two regions through a router that remembers two: every single write and every
+ * item of a batch still reaches its player's region (forgotten ones are looked up again), and
+ * the cache stays within its bound. */
+static void player_cache_bounded(void **state)
+{
+    (void)state;
+    static const char *const who[] = {"pc-1", "pc-2", "pc-3", "pc-4", "pc-5", "pc-6"};
+    char path[64], body[256];
+    struct httpc_resp r;
+    assert_int_equal(status_of("PUT", "/v1/boards/pc-board", ADMIN,
+                               "{\"order\":\"desc\",\"operator\":\"best\"}"), 201);
+    for (int i = 0; i < 6; i++) {
+        snprintf(path, sizeof path, "/v1/players/%s", who[i]);
+        snprintf(body, sizeof body, "{\"name\":\"%s\",\"region\":\"%s\"}", who[i],
+                 i % 2 ? "na" : "eu");
+        assert_int_equal(status_of("PUT", path, API, body), 201);
+    }
+    for (int i = 0; i < 6; i++) {
+        snprintf(body, sizeof body,
+                 "{\"player_id\":\"%s\",\"score\":%d,\"idempotency_key\":\"pc-key-%d\"}",
+                 who[i], 10 + i, i);
+        assert_int_equal(status_of("POST", "/v1/boards/pc-board/scores", API, body), 200);
+    }
+    /* One batch for all six, pc-1 twice: every item lands on its player. */
+    const char *batch =
+        "[{\"type\":\"score\",\"board_id\":\"pc-board\",\"player_id\":\"pc-1\",\"score\":100,"
+        "\"idempotency_key\":\"pc-event-1\"},"
+        "{\"type\":\"score\",\"board_id\":\"pc-board\",\"player_id\":\"pc-2\",\"score\":101,"
+        "\"idempotency_key\":\"pc-event-2\"},"
+        "{\"type\":\"score\",\"board_id\":\"pc-board\",\"player_id\":\"pc-3\",\"score\":102,"
+        "\"idempotency_key\":\"pc-event-3\"},"
+        "{\"type\":\"score\",\"board_id\":\"pc-board\",\"player_id\":\"pc-4\",\"score\":103,"
+        "\"idempotency_key\":\"pc-event-4\"},"
+        "{\"type\":\"score\",\"board_id\":\"pc-board\",\"player_id\":\"pc-5\",\"score\":104,"
+        "\"idempotency_key\":\"pc-event-5\"},"
+        "{\"type\":\"score\",\"board_id\":\"pc-board\",\"player_id\":\"pc-6\",\"score\":105,"
+        "\"idempotency_key\":\"pc-event-6\"},"
+        "{\"type\":\"score\",\"board_id\":\"pc-board\",\"player_id\":\"pc-1\",\"score\":106,"
+        "\"idempotency_key\":\"pc-event-7\"}]";
+    assert_int_equal(req("POST", "/v1/events", API, batch, &r), 200);
+    json_t *res = json_object_get(r.json, "results");
+    assert_int_equal(json_array_size(res), 7);
+    for (size_t i = 0; i < 7; i++) {
+        json_t *it = json_array_get(res, i);
+        if (json_integer_value(json_object_get(it, "status")) != 200) {
+            fail_msg("item %zu: %s", i, r.body);
+        }
+    }
+    httpc_free(&r);
+    /* The global board holds all six at their batch scores, best first. */
+    assert_int_equal(req("GET", "/v1/boards/pc-board/top?limit=10", "", NULL, &r), 200);
+    json_t *e = json_object_get(r.json, "entries");
+    assert_int_equal(json_array_size(e), 6);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(e, 0), "player_id")),
+                        "pc-1");
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(e, 0), "score")), 106);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(e, 5), "player_id")),
+                        "pc-2");
+    httpc_free(&r);
+    assert_int_equal(req("GET", "/metrics", "", NULL, &r), 200);
+    long long entries = metric_value(r.body, "laurel_router_player_cache_entries");
+    long long evicted = metric_value(r.body, "laurel_router_player_cache_evictions_total");
+    if (entries < 1 || entries > atoi(ROUTER_PLAYER_CACHE) || evicted < 4) {
+        fail_msg("player cache: %lld entries, %lld evictions", entries, evicted);
+    }
+    httpc_free(&r);
+    /* A bad bound is refused at start-up with a message, not taken as the default. */
+    assert_int_not_equal(run_router_flag("--player-cache", "lots"), 0);
+    assert_int_not_equal(run_router_flag("--player-cache", "0"), 0);
+    assert_int_not_equal(run_router_flag("--ws-ping-ms", "12x"), 0);
+}
+
 /* Bad input gets its error and the router keeps serving. */
 static void bad_input(void **state)
 {
@@ -341,6 +453,7 @@ int main(void)
         cmocka_unit_test(global_pages_merge_regions),
         cmocka_unit_test(unlocks_and_achievement_counts),
         cmocka_unit_test(bad_input),
+        cmocka_unit_test(player_cache_bounded),
         cmocka_unit_test(catalog_repaired_when_region_returns),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
