@@ -36,6 +36,20 @@ static void cli_router__usage(FILE *f)
             "                      past that, one at random is forgotten and looked up again\n");
 }
 
+/* The field a numeric flag (getopt value @c) sets, or NULL for any other value. */
+static unsigned *cli_router__field(struct router_config *cfg, int c)
+{
+    switch (c) {
+    case 't': return &cfg->timeout_ms;
+    case 'W': return &cfg->ws_max_conns;
+    case 'I': return &cfg->ws_max_per_ip;
+    case 'P': return &cfg->ws_ping_ms;
+    case 'Q': return &cfg->ws_queue_msgs;
+    case 'C': return &cfg->player_cache;
+    default: return NULL;
+    }
+}
+
 /* The long name of the option whose getopt value is @c. */
 static const char *cli_router__flag(const struct option *opts, int c)
 {
@@ -154,25 +168,18 @@ int cli_router(int argc, char **argv)
         }
         case 'a': cfg.admin_key = optarg; break;
         case 'k': cfg.api_key = optarg; break;
-        case 't':
-        case 'W':
-        case 'I':
-        case 'P':
-        case 'Q':
-        case 'C': {
-            unsigned *field = c == 't'   ? &cfg.timeout_ms
-                              : c == 'W' ? &cfg.ws_max_conns
-                              : c == 'I' ? &cfg.ws_max_per_ip
-                              : c == 'P' ? &cfg.ws_ping_ms
-                              : c == 'Q' ? &cfg.ws_queue_msgs
-                                         : &cfg.player_cache;
+        case 'h': cli_router__usage(stdout); return 0;
+        default: {
+            unsigned *field = cli_router__field(&cfg, c);
+            if (field == NULL) {
+                cli_router__usage(stderr);
+                return 2;
+            }
             if (cli_router__number(cli_router__flag(opts, c), optarg, field) != 0) {
                 return 2;
             }
             break;
         }
-        case 'h': cli_router__usage(stdout); return 0;
-        default: cli_router__usage(stderr); return 2;
         }
     }
     if (cfg.nregions == 0 || cfg.admin_key == NULL || cfg.api_key == NULL) {

@@ -1,6 +1,6 @@
 /* shard/strmap.c — linear probing at load <= 1/2. Deletion shifts the probe run back over the
  * hole (no tombstones), so lookups stay as short as if the key had never been there: the
- * shard never deletes, the router's WebSocket gateway does (topics come and go). */
+ * shard never deletes, the router does (gateway topics come and go; its player cache evicts). */
 #include "strmap.h"
 
 #include <stdlib.h>
@@ -85,16 +85,10 @@ int strmap_put(struct strmap *m, const void *key, size_t klen, void *val)
     return 0;
 }
 
-void strmap_del(struct strmap *m, const void *key, size_t klen)
+/* Empty occupied slot @s and close the gap in its probe run. */
+static void strmap__del_slot(struct strmap *m, struct strmap_slot *s)
 {
-    if (m->cap == 0) {
-        return;
-    }
     size_t mask = m->cap - 1;
-    struct strmap_slot *s = strmap__find(m, hash_bytes(key, klen, 7), key, klen);
-    if (s->key == NULL) {
-        return;
-    }
     free(s->key);
     size_t hole = (size_t)(s - m->slots);
     for (size_t j = (hole + 1) & mask; m->slots[j].key != NULL; j = (j + 1) & mask) {
@@ -112,6 +106,17 @@ void strmap_del(struct strmap *m, const void *key, size_t klen)
     m->count--;
 }
 
+void strmap_del(struct strmap *m, const void *key, size_t klen)
+{
+    if (m->cap == 0) {
+        return;
+    }
+    struct strmap_slot *s = strmap__find(m, hash_bytes(key, klen, 7), key, klen);
+    if (s->key != NULL) {
+        strmap__del_slot(m, s);
+    }
+}
+
 void strmap_evict_one(struct strmap *m, uint64_t seed)
 {
     if (m->count == 0) {
@@ -122,8 +127,7 @@ void strmap_evict_one(struct strmap *m, uint64_t seed)
     while (m->slots[i].key == NULL) {
         i = (i + 1) & mask;
     }
-    /* strmap_del frees the key only after its probe has compared it. */
-    strmap_del(m, m->slots[i].key, m->slots[i].klen);
+    strmap__del_slot(m, &m->slots[i]);
 }
 
 struct strmap_slot *strmap_next(const struct strmap *m, size_t *pos)

@@ -71,8 +71,8 @@ static int setup(void **state)
     fx->router = fork();
     if (fx->router == 0) {
         execl(fx->eu.bin, fx->eu.bin, "router", "--http", fx->http, "--region", eu, "--region",
-              na, "--admin-key", ADMIN, "--api-key", API, "--timeout-ms", "1500", "--player-cache", ROUTER_PLAYER_CACHE,
-              (char *)NULL);
+              na, "--admin-key", ADMIN, "--api-key", API, "--timeout-ms", "1500",
+              "--player-cache", ROUTER_PLAYER_CACHE, (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 200 && status_of("GET", "/readyz", "", NULL) != 200; i++) {
@@ -299,18 +299,6 @@ static int run_router_flag(const char *flag, const char *val)
     return 0;
 }
 
-/* Value of the unlabelled sample @name in a Prometheus text @body, or -1. */
-static long long metric_value(const char *body, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = body; (p = strstr(p, name)) != NULL; p += n) {
-        if ((p == body || p[-1] == '\n') && p[n] == ' ') {
-            return strtoll(p + n + 1, NULL, 10);
-        }
-    }
-    return -1;
-}
-
 /* Six players in two regions through a router that remembers two: every single write and every
  * item of a batch still reaches its player's region (forgotten ones are looked up again), and
  * the cache stays within its bound. */
@@ -370,13 +358,11 @@ static void player_cache_bounded(void **state)
     assert_string_equal(json_string_value(json_object_get(json_array_get(e, 5), "player_id")),
                         "pc-2");
     httpc_free(&r);
-    assert_int_equal(req("GET", "/metrics", "", NULL, &r), 200);
-    long long entries = metric_value(r.body, "laurel_router_player_cache_entries");
-    long long evicted = metric_value(r.body, "laurel_router_player_cache_evictions_total");
+    long long entries = httpc_metric(fx->http, "laurel_router_player_cache_entries");
+    long long evicted = httpc_metric(fx->http, "laurel_router_player_cache_evictions_total");
     if (entries < 1 || entries > atoi(ROUTER_PLAYER_CACHE) || evicted < 4) {
         fail_msg("player cache: %lld entries, %lld evictions", entries, evicted);
     }
-    httpc_free(&r);
     /* A bad bound is refused at start-up with a message, not taken as the default. */
     assert_int_not_equal(run_router_flag("--player-cache", "lots"), 0);
     assert_int_not_equal(run_router_flag("--player-cache", "0"), 0);

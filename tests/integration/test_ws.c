@@ -102,34 +102,13 @@ static void router_stop(pid_t pid)
     assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 }
 
-/* The value of the sample @key (a name with its labels, as printed) in @http's /metrics;
- * -1 when it is not there. */
-static long long metric(const char *http, const char *key)
-{
-    struct httpc_resp r;
-    long long v = -1;
-    if (httpc_do(http, "GET", "/metrics", "", NULL, &r) != 0) {
-        return -1;
-    }
-    size_t kl = strlen(key);
-    for (const char *p = r.status == 200 ? r.body : NULL; p && *p; p = strchr(p, '\n')) {
-        p += *p == '\n';
-        if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
-            v = strtoll(p + kl + 1, NULL, 10);
-            break;
-        }
-    }
-    httpc_free(&r);
-    return v;
-}
-
 /* Wait up to @ms for @key to reach at least @min; returns its last value. */
 static long long metric_at_least(const char *http, const char *key, long long min, int ms)
 {
-    long long v = metric(http, key);
+    long long v = httpc_metric(http, key);
     for (int waited = 0; v < min && waited < ms; waited += 100) {
         sleep_ms(100);
-        v = metric(http, key);
+        v = httpc_metric(http, key);
     }
     return v;
 }
@@ -354,7 +333,7 @@ static void burst_past_the_bound_is_delivered(void **state)
         json_decref(m);
     }
     assert_int_equal(got, PER);
-    assert_int_equal(metric(h, "laurel_ws_server_closes_total{reason=\"slow_consumer\"}"), 0);
+    assert_int_equal(httpc_metric(h, "laurel_ws_server_closes_total{reason=\"slow_consumer\"}"), 0);
     pclose(f);
     router_stop(router);
 }
@@ -501,34 +480,34 @@ static void metrics_counted(void **state)
 {
     (void)state;
     const char *h = fx->http;
-    assert_true(metric(h, "laurel_ws_server_closes_total{reason=\"slow_consumer\"}") >= 1);
-    assert_int_equal(metric(h, "laurel_ws_server_closes_total{reason=\"ping_timeout\"}"), 0);
-    assert_true(metric(h, "laurel_ws_dropped_messages_total") >= 1);
-    assert_true(metric(h, "laurel_ws_connections_accepted_total") >= 1000);
-    assert_int_equal(metric(h, "laurel_ws_connections_refused_total{reason=\"per_ip\"}"), 0);
-    assert_int_equal(metric(h, "laurel_ws_connections_refused_total{reason=\"max_conns\"}"), 0);
-    assert_true(metric(h, "laurel_ws_received_messages_total") >= 8); /* bad_frames alone */
-    assert_true(metric(h, "laurel_ws_sent_messages_total") >= 1000);
-    assert_true(metric(h, "laurel_ws_sent_bytes_total") >= 1000 * 50);
-    assert_true(metric(h, "laurel_ws_events_total") >= 1000);     /* carl's 1000 scores */
-    assert_true(metric(h, "laurel_ws_delivered_total") >= 2000);  /* to the fast and the 1000 */
-    assert_true(metric(h, "laurel_ws_board_seeds_total") >= 2);   /* board b in each region */
-    assert_true(metric(h, "laurel_ws_resumes_total") >= 1);
-    assert_int_equal(metric(h, "laurel_ws_stream_resyncs_total"), 0);
-    assert_true(metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}") >= 1);
-    assert_true(metric(h, "laurel_ws_stream_connects_total{region=\"na\"}") >= 1);
-    assert_true(metric(h, "laurel_ws_stream_index{region=\"eu\"}") > 0);
-    long long rep = metric(h, "laurel_ws_stream_replica{region=\"eu\"}");
+    assert_true(httpc_metric(h, "laurel_ws_server_closes_total{reason=\"slow_consumer\"}") >= 1);
+    assert_int_equal(httpc_metric(h, "laurel_ws_server_closes_total{reason=\"ping_timeout\"}"), 0);
+    assert_true(httpc_metric(h, "laurel_ws_dropped_messages_total") >= 1);
+    assert_true(httpc_metric(h, "laurel_ws_connections_accepted_total") >= 1000);
+    assert_int_equal(httpc_metric(h, "laurel_ws_connections_refused_total{reason=\"per_ip\"}"), 0);
+    assert_int_equal(httpc_metric(h, "laurel_ws_connections_refused_total{reason=\"max_conns\"}"), 0);
+    assert_true(httpc_metric(h, "laurel_ws_received_messages_total") >= 8); /* bad_frames alone */
+    assert_true(httpc_metric(h, "laurel_ws_sent_messages_total") >= 1000);
+    assert_true(httpc_metric(h, "laurel_ws_sent_bytes_total") >= 1000 * 50);
+    assert_true(httpc_metric(h, "laurel_ws_events_total") >= 1000);     /* carl's 1000 scores */
+    assert_true(httpc_metric(h, "laurel_ws_delivered_total") >= 2000);  /* to the fast and the 1000 */
+    assert_true(httpc_metric(h, "laurel_ws_board_seeds_total") >= 2);   /* board b in each region */
+    assert_true(httpc_metric(h, "laurel_ws_resumes_total") >= 1);
+    assert_int_equal(httpc_metric(h, "laurel_ws_stream_resyncs_total"), 0);
+    assert_true(httpc_metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}") >= 1);
+    assert_true(httpc_metric(h, "laurel_ws_stream_connects_total{region=\"na\"}") >= 1);
+    assert_true(httpc_metric(h, "laurel_ws_stream_index{region=\"eu\"}") > 0);
+    long long rep = httpc_metric(h, "laurel_ws_stream_replica{region=\"eu\"}");
     assert_true(rep >= 1 && rep <= 3);
     /* Every client has gone: nothing open, subscribed or queued (the gauges did not drift). */
     static const char *const zero[] = {"laurel_ws_connections", "laurel_ws_topics",
                                        "laurel_ws_boards", "laurel_ws_queued_messages",
                                        "laurel_ws_queued_bytes"};
     for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++) {
-        long long v = metric(h, zero[i]);
+        long long v = httpc_metric(h, zero[i]);
         for (int w = 0; w < 100 && v != 0; w++) {
             sleep_ms(100);
-            v = metric(h, zero[i]);
+            v = httpc_metric(h, zero[i]);
         }
         if (v != 0) {
             fail_msg("%s is %lld with no client left", zero[i], v);
@@ -563,9 +542,9 @@ static void connection_limits(void **state)
     pclose(f);
     assert_int_equal(r503, 1);
     assert_true(r429 >= 1);
-    assert_int_equal(metric(http, "laurel_ws_connections_refused_total{reason=\"per_ip\"}"), r429);
-    assert_int_equal(metric(http, "laurel_ws_connections_refused_total{reason=\"max_conns\"}"), 1);
-    assert_int_equal(metric(http, "laurel_ws_connections_accepted_total"), 4);
+    assert_int_equal(httpc_metric(http, "laurel_ws_connections_refused_total{reason=\"per_ip\"}"), r429);
+    assert_int_equal(httpc_metric(http, "laurel_ws_connections_refused_total{reason=\"max_conns\"}"), 1);
+    assert_int_equal(httpc_metric(http, "laurel_ws_connections_accepted_total"), 4);
     router_stop(r);
 }
 
@@ -596,8 +575,8 @@ static void silent_peer_closed(void **state)
     assert_true(json_number_value(json_object_get(m, "good_open_s")) >= 2.0);
     json_decref(m);
     pclose(f);
-    assert_int_equal(metric(http, "laurel_ws_server_closes_total{reason=\"ping_timeout\"}"), 1);
-    assert_int_equal(metric(http, "laurel_ws_connections_accepted_total"), 2);
+    assert_int_equal(httpc_metric(http, "laurel_ws_server_closes_total{reason=\"ping_timeout\"}"), 1);
+    assert_int_equal(httpc_metric(http, "laurel_ws_connections_accepted_total"), 2);
     router_stop(r);
 }
 
@@ -723,7 +702,7 @@ static void stream_follows_another_replica(void **state)
         int sig = round < 2 ? SIGKILL : SIGSTOP;
         fo_wait_acked(w, atomic_load(&w->acked) + 30);
         long long rep = metric_at_least(h, "laurel_ws_stream_replica{region=\"eu\"}", 1, 15000);
-        long long c0 = metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}");
+        long long c0 = httpc_metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}");
         if (rep < 1 || rep > 3) {
             fo_fail(w, "round %d: the stream follows no replica (%lld)", round, rep);
         }
@@ -735,9 +714,9 @@ static void stream_follows_another_replica(void **state)
         /* The stream moves on: connected anew, to another replica. */
         long long now_rep = 0;
         for (int waited = 0;; waited += 100) {
-            now_rep = metric(h, "laurel_ws_stream_replica{region=\"eu\"}");
+            now_rep = httpc_metric(h, "laurel_ws_stream_replica{region=\"eu\"}");
             if (now_rep >= 1 && now_rep != rep &&
-                metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}") > c0) {
+                httpc_metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}") > c0) {
                 break;
             }
             if (waited > 30000) {
@@ -822,10 +801,10 @@ static void stream_follows_another_replica(void **state)
     }
     print_message("# %d events, %d acknowledged writes (%d retried), stream connects %lld\n",
                   total, atomic_load(&w->acked) + 1, w->retries,
-                  metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}"));
-    assert_true(metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}") >= 4);
-    assert_int_equal(metric(h, "laurel_ws_stream_resyncs_total"), 0);
-    assert_int_equal(metric(h, "laurel_ws_server_closes_total{reason=\"slow_consumer\"}"), 0);
+                  httpc_metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}"));
+    assert_true(httpc_metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}") >= 4);
+    assert_int_equal(httpc_metric(h, "laurel_ws_stream_resyncs_total"), 0);
+    assert_int_equal(httpc_metric(h, "laurel_ws_server_closes_total{reason=\"slow_consumer\"}"), 0);
     free(w);
     router_stop(router);
 }

@@ -144,3 +144,22 @@ void httpc_free(struct httpc_resp *r)
     json_decref(r->json);
     memset(r, 0, sizeof *r);
 }
+
+long long httpc_metric(const char *addr, const char *key)
+{
+    struct httpc_resp r;
+    long long v = -1;
+    if (httpc_do(addr, "GET", "/metrics", "", NULL, &r) != 0) {
+        return -1;
+    }
+    size_t kl = strlen(key);
+    for (const char *p = r.status == 200 ? r.body : NULL; p && *p; p = strchr(p, '\n')) {
+        p += *p == '\n';
+        if (strncmp(p, key, kl) == 0 && p[kl] == ' ') {
+            v = strtoll(p + kl + 1, NULL, 10);
+            break;
+        }
+    }
+    httpc_free(&r);
+    return v;
+}

@@ -26,4 +26,8 @@ long httpc_raw(const char *addr, const void *p, size_t n, char *out, size_t cap,
 
 void httpc_free(struct httpc_resp *r);
 
+/** The value of the sample @key (a name with its labels, as printed) in @addr's /metrics, or
+ * -1 when it is not there or the request fails. */
+long long httpc_metric(const char *addr, const char *key);
+
 #endif
