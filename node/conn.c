@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/addr.h"
 #include "node_int.h"
 
 static void conn__flush(struct node_conn *c);
@@ -188,17 +189,11 @@ static void conn__accept(uv_stream_t *server, int status)
 
 int conn__listen(struct node *n, const char *addr, char *errmsg)
 {
-    char host[NODE_ADDR_MAX];
-    struct sockaddr_in sa;
-    const char *colon = strrchr(addr, ':');
-    int rv;
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
-        return errmsg_set(errmsg, LR_EINVAL, "rpc: address %s is not host:port", addr);
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    if (uv_ip4_addr(host, atoi(colon + 1), &sa) != 0) {
-        return errmsg_set(errmsg, LR_EINVAL, "rpc: address %s is not IPv4 host:port", addr);
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int rv = addr_resolve(addr, 1, &sa, &salen);
+    if (rv != 0) {
+        return errmsg_set(errmsg, rv, "rpc: address %s is not host:port", addr);
     }
     uv_tcp_init(n->loop, &n->listener);
     n->listener.data = n;

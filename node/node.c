@@ -576,6 +576,13 @@ static int node__append(struct raft_io *io, struct raft_io_append *req,
 
 /* ---- start and stop ------------------------------------------------------------------------------ */
 
+/* libraft's trace, at LOG_DEBUG, with the replica's identity like every other line. */
+static void node__trace(struct raft_tracer *t, const char *file, int line, const char *message)
+{
+    struct logger *lg = t->impl;
+    LOG(lg, LOG_DEBUG, "raft: %s:%d %s", file, line, message);
+}
+
 static int node__mkdir(const char *path, char *errmsg)
 {
     if (mkdir(path, 0755) != 0 && errno != EEXIST) {
@@ -625,7 +632,10 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     }
     raft_uv_set_segment_size(&n->io, 64u << 20);
     raft_uv_set_auto_recovery(&n->io, false);
-    raft_uv_set_tracer(&n->io, &log->tracer);
+    n->tracer.impl = log;
+    n->tracer.enabled = log->level >= LOG_DEBUG;
+    n->tracer.emit = node__trace;
+    raft_uv_set_tracer(&n->io, &n->tracer);
     n->io_append = n->io.append;
     n->io.append = node__append;
     if ((rv = raft_init(&n->raft, &n->io, &n->fsm.raft_fsm, cfg->id, me->raft)) != 0) {

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "log.h"
+#include "../lib/log.h"
 
 #define NODE_MAX_PEERS 9
 #define NODE_ADDR_MAX 64

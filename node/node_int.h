@@ -10,7 +10,7 @@
 
 #include "../raft/fsm.h"
 #include "node.h"
-#include "proto.h"
+#include "../proto/proto.h"
 
 /* A subscriber whose unsent bytes pass this is too slow: it is dropped, never waited for. */
 #define NODE_SUB_QUEUE_MAX (16u << 20)
@@ -76,6 +76,7 @@ struct node {
     struct raft raft;
     struct raft_io io;
     struct raft_uv_transport xport;
+    struct raft_tracer tracer; /* routes libraft's trace into the logger at LOG_DEBUG */
     struct fsm fsm;
     int (*io_append)(struct raft_io *io, struct raft_io_append *req,
                      const struct raft_entry entries[], unsigned n, raft_io_append_cb cb);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../shard/err.h"
+#include "../lib/err.h"
 
 struct xport {
     struct raft_uv_transport inner;

@@ -33,10 +33,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "../node/mpjson.h"
-#include "../node/proto.h"
-#include "../shard/err.h"
-#include "../shard/strmap.h"
+#include "../proto/mpjson.h"
+#include "../proto/proto.h"
+#include "../lib/addr.h"
+#include "../lib/err.h"
+#include "../lib/strmap.h"
 #include "../shard/timefmt.h"
 #include "../shard/valid.h"
 #include "router_int.h"
@@ -353,18 +354,9 @@ static void gw__publish(struct gateway *g, struct gw_topic *t, struct gateway_ms
 
 static int gw__key_cmp(const struct gw_entry *x, const struct gw_entry *y)
 {
-    if (x->a != y->a) {
-        return x->a < y->a ? -1 : 1;
-    }
-    if (x->b != y->b) {
-        return x->b < y->b ? -1 : 1;
-    }
-    if (x->t != y->t) {
-        return x->t < y->t ? -1 : 1;
-    }
-    size_t n = x->idlen < y->idlen ? x->idlen : y->idlen;
-    int c = memcmp(x->id, y->id, n);
-    return c ? c : (x->idlen < y->idlen ? -1 : x->idlen > y->idlen);
+    struct rankkey kx = {x->a, x->b, x->t, RANKKEY_FOREIGN, x->idlen, NULL};
+    struct rankkey ky = {y->a, y->b, y->t, RANKKEY_FOREIGN, y->idlen, NULL};
+    return rankkey_cmp(&kx, x->id, &ky, y->id);
 }
 
 /* An entry from a top page's entry or a score.updated event (same field names). */
@@ -377,8 +369,8 @@ static int gw__entry_of(const msgpack_object *o, int desc, unsigned region, stru
     e->a = re.key.a;
     e->b = re.key.b;
     e->t = re.key.t;
-    e->score = desc ? -re.key.a : re.key.a;
-    e->subscore = desc ? -re.key.b : re.key.b;
+    e->score = rankkey_score(&re.key, desc);
+    e->subscore = rankkey_subscore(&re.key, desc);
     e->idlen = (uint8_t)re.key.idlen;
     e->region = (uint8_t)region;
     memcpy(e->id, re.id, re.key.idlen + 1);
@@ -675,16 +667,9 @@ static void gw__connect(struct gw_stream *s)
 {
     struct gateway *g = s->g;
     const char *addr = upstream_address(g->up[s->region], s->replica);
-    char host[64];
-    struct sockaddr_in sa;
-    const char *colon = addr ? strrchr(addr, ':') : NULL;
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
-        s->retry_at = gw__now(g) + GW__RETRY_MS;
-        return;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    if (uv_ip4_addr(host, atoi(colon + 1), &sa) != 0 || uv_tcp_init(g->loop, &s->tcp) != 0) {
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    if (addr_resolve(addr, 0, &sa, &salen) != 0 || uv_tcp_init(g->loop, &s->tcp) != 0) {
         s->retry_at = gw__now(g) + GW__RETRY_MS;
         return;
     }

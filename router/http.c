@@ -43,7 +43,8 @@
 #include <string.h>
 #include <strings.h>
 
-#include "../shard/err.h"
+#include "../lib/addr.h"
+#include "../lib/err.h"
 #include "ws.h"
 
 #define HTTP__HDR_MAX 8192   /* bytes of request header block lws keeps */
@@ -649,27 +650,23 @@ int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void 
                   struct ws *ws, struct http **out, char *errmsg)
 {
     struct lws_context_creation_info info;
-    const char *colon = strrchr(addr, ':');
-    char *end;
-    long port;
+    char host[ADDR_HOST_MAX];
+    uint16_t port;
     int rv;
 
-    if (colon == NULL || colon[1] == '\0') {
-        return errmsg_set(errmsg, LR_EINVAL, "http: address %s is not host:port", addr);
-    }
-    port = strtol(colon + 1, &end, 10);
-    if (*end != '\0' || port < 0 || port > 65535) {
-        return errmsg_set(errmsg, LR_EINVAL, "http: bad port in %s", addr);
+    if (addr_split(addr, host, sizeof host, &port) != 0) {
+        return errmsg_set(errmsg, LR_EINVAL,
+                          "http: address %s is not host:port (IPv6: [::1]:8080)", addr);
     }
     struct http *h = calloc(1, sizeof *h);
     if (h == NULL) {
         return errmsg_set(errmsg, LR_ENOMEM, "http: out of memory");
     }
-    if ((size_t)(colon - addr) >= sizeof h->iface) {
+    if (strlen(host) >= sizeof h->iface) {
         rv = errmsg_set(errmsg, LR_EINVAL, "http: host too long in %s", addr);
         goto err_after_alloc;
     }
-    memcpy(h->iface, addr, (size_t)(colon - addr));
+    memcpy(h->iface, host, strlen(host));
     h->loop = loop;
     h->handler = handler;
     h->data = data;

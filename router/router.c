@@ -20,11 +20,11 @@
 #include <string.h>
 #include <time.h>
 
-#include "../node/mpjson.h"
-#include "../node/proto.h"
+#include "../proto/mpjson.h"
+#include "../proto/proto.h"
 #include "../shard/cursor.h"
-#include "../shard/err.h"
-#include "../shard/strmap.h"
+#include "../lib/err.h"
+#include "../lib/strmap.h"
 #include "router_int.h"
 
 /* ---- replies ------------------------------------------------------------------------------------ */

@@ -9,7 +9,7 @@
 
 #include "../shard/cursor.h"
 #include "../shard/shard.h"
-#include "../shard/strmap.h"
+#include "../lib/strmap.h"
 #include "gateway.h"
 #include "http.h"
 #include "router.h"

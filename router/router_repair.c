@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../node/proto.h"
-#include "../shard/err.h"
+#include "../proto/proto.h"
+#include "../lib/err.h"
 #include "router_int.h"
 
 #define ROUTER_REPAIR_MS 1000

@@ -8,10 +8,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "../node/mpjson.h"
-#include "../node/proto.h"
+#include "../proto/mpjson.h"
+#include "../proto/proto.h"
 #include "../shard/cursor.h"
-#include "../shard/err.h"
+#include "../lib/err.h"
 #include "router_int.h"
 
 /* ---- handlers --------------------------------------------------------------------------------------- */

@@ -10,8 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../node/proto.h"
-#include "../shard/err.h"
+#include "../proto/proto.h"
+#include "../lib/addr.h"
+#include "../lib/err.h"
 
 #define UPSTREAM__TICK_MS 10
 #define UPSTREAM__RETRY_MS 50
@@ -297,16 +298,11 @@ static void upstream__connected(uv_connect_t *req, int status)
 static int upstream__connect(struct upstream_conn *c)
 {
     struct upstream *u = c->u;
-    struct sockaddr_in sa;
-    char host[64];
-    const char *addr = u->rpc[c->idx], *colon = strrchr(addr, ':');
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
-        return LR_EINVAL;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    if (uv_ip4_addr(host, atoi(colon + 1), &sa) != 0) {
-        return LR_EINVAL;
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int rv = addr_resolve(u->rpc[c->idx], 0, &sa, &salen);
+    if (rv != 0) {
+        return rv;
     }
     proto_reader_init(&c->rd);
     msgpack_sbuffer_init(&c->out);

@@ -29,8 +29,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "../shard/err.h"
-#include "../shard/strmap.h"
+#include "../lib/err.h"
+#include "../lib/strmap.h"
 
 _Static_assert(LWS_PRE <= GATEWAY_MSG_PRE, "gateway messages must leave room for lws' header");
 

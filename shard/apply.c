@@ -17,7 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "hash.h"
+#include "../lib/hash.h"
 #include "mp.h"
 #include "apply_int.h"
 

@@ -135,9 +135,7 @@ struct rankkey board__key(const struct board *bd, int64_t score, int64_t sub, in
                           uint32_t pid)
 {
     struct rankkey k = {0};
-    k.a = bd->order == CMD_ORDER_DESC ? -score : score;
-    k.b = bd->order == CMD_ORDER_DESC ? -sub : sub;
-    k.t = t;
+    rankkey_fold(&k, bd->order == CMD_ORDER_DESC, score, sub, t);
     k.pid = pid;
     return k;
 }

@@ -7,8 +7,8 @@
 
 #include <string.h>
 
-#include "err.h"
-#include "hash.h"
+#include "../lib/err.h"
+#include "../lib/hash.h"
 #include "mp.h"
 
 /* ---- names and flags ------------------------------------------------------------------ */

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "err.h"
+#include "../lib/err.h"
 #include "valid.h"
 
 #define CURSOR__VERSION 1

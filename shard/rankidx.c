@@ -39,7 +39,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "err.h"
+#include "../lib/err.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
@@ -206,18 +206,6 @@ static const char *rankidx__id(const struct rankidx *idx, const struct rankkey *
     return idx->names.id(idx->names.ctx, key->pid, len);
 }
 
-static int rankidx__cmp_ids(const char *x, size_t xlen, const char *y, size_t ylen)
-{
-    size_t common = xlen < ylen ? xlen : ylen;
-    if (common > 0) {
-        int c = memcmp(x, y, common);
-        if (c != 0) {
-            return c < 0 ? -1 : 1;
-        }
-    }
-    return xlen < ylen ? -1 : (xlen > ylen ? 1 : 0);
-}
-
 /* Keys already tie on a, b and t and their pids differ: the id strings decide. Kept out of
  * line because the fast path almost never gets here. */
 static __attribute__((noinline)) int rankidx__cmp_tie(const struct rankidx *idx,
@@ -228,7 +216,7 @@ static __attribute__((noinline)) int rankidx__cmp_tie(const struct rankidx *idx,
     size_t ylen;
     const char *xid = rankidx__id(idx, x, &xlen);
     const char *yid = rankidx__id(idx, y, &ylen);
-    int c = rankidx__cmp_ids(xid, xlen, yid, ylen);
+    int c = rankkey_cmp_id(xid, xlen, yid, ylen);
     if (c != 0 || x->pid == RANKKEY_FOREIGN || y->pid == RANKKEY_FOREIGN) {
         return c;
     }
@@ -237,26 +225,11 @@ static __attribute__((noinline)) int rankidx__cmp_tie(const struct rankidx *idx,
     return x->pid < y->pid ? -1 : 1;
 }
 
-static inline int rankidx__cmp3(int64_t xa, int64_t xb, int64_t xt, int64_t ya, int64_t yb,
-                                int64_t yt)
-{
-    if (xa != ya) {
-        return xa < ya ? -1 : 1;
-    }
-    if (xb != yb) {
-        return xb < yb ? -1 : 1;
-    }
-    if (xt != yt) {
-        return xt < yt ? -1 : 1;
-    }
-    return 0;
-}
-
 /* Compare probe @k with the stored key (@a, @b, @t, @pid). */
 static inline int rankidx__cmp_slot(const struct rankidx *idx, const struct rankkey *k, int64_t a,
                                     int64_t b, int64_t t, uint32_t pid)
 {
-    int c = rankidx__cmp3(k->a, k->b, k->t, a, b, t);
+    int c = rankkey_cmp3(k->a, k->b, k->t, a, b, t);
     if (c != 0) {
         return c;
     }
@@ -269,7 +242,7 @@ static inline int rankidx__cmp_slot(const struct rankidx *idx, const struct rank
 
 int rankidx_compare(const struct rankidx *idx, const struct rankkey *x, const struct rankkey *y)
 {
-    int c = rankidx__cmp3(x->a, x->b, x->t, y->a, y->b, y->t);
+    int c = rankkey_cmp3(x->a, x->b, x->t, y->a, y->b, y->t);
     if (c != 0) {
         return c;
     }

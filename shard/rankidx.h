@@ -5,8 +5,7 @@
  * inner nodes hold the subtree count of each child, so the number of keys ordered before any
  * probe is a sum taken on the way down. The index is keyed by the sort key itself; the store
  * (LMDB) is the map from a player to its current key, exactly as Redis pairs a dict with its
- * skiplist. Keys always sort ascending: the shard folds a board's order into the key
- * (docs/ordering.md), so one comparator serves asc and desc boards.
+ * skiplist. Keys and their order are rankkey.h's: the one comparator of a board's order.
  *
  * Not thread-safe; owned by one shard. Every operation is deterministic. */
 #ifndef LAUREL_RANKIDX_H
@@ -15,26 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Region-local player numbers are below this; a probe built from another region's key uses
- * RANKKEY_FOREIGN and names its player by id string instead. */
-#define RANKKEY_FOREIGN UINT32_MAX
-
-/**
- * One key of the total order of docs/ordering.md: @a, then @b, then @t ascending, then the
- * player id string ascending (bytewise, a shorter prefix first).
- *
- * Stored keys have @pid < RANKKEY_FOREIGN and @id == NULL; their id string comes from the
- * index's name resolver. A probe (count_before, seek) may instead carry @pid ==
- * RANKKEY_FOREIGN with @id/@idlen naming a player the region does not know.
- */
-struct rankkey {
-    int64_t a;      /* board-order-adjusted score */
-    int64_t b;      /* board-order-adjusted subscore */
-    int64_t t;      /* updated time, ms since the epoch: earlier first */
-    uint32_t pid;   /* region-local player number, or RANKKEY_FOREIGN */
-    uint32_t idlen; /* length of @id when @pid == RANKKEY_FOREIGN */
-    const char *id; /* borrowed for the duration of the call; NULL for stored keys */
-};
+#include "rankkey.h"
 
 /** Resolves a region-local player number to its id string (for ties on a, b and t). */
 struct rankidx_names {

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "cmd.h"
-#include "err.h"
+#include "../lib/err.h"
 #include "rankidx.h"
 #include "timefmt.h"
 

@@ -10,7 +10,7 @@
 #include "rankidx.h"
 #include "shard.h"
 #include "store.h"
-#include "strmap.h"
+#include "../lib/strmap.h"
 #include "timefmt.h"
 
 /* ---- names.c: region-local player numbers ------------------------------------------- */

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "hash.h"
+#include "../lib/hash.h"
 
 #define STORE__DIGEST_KEY "digest"
 

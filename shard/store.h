@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "../lib/err.h"
 
 #define STORE_DBS(X)                                                                           \
     X(META, "meta")                                                                            \

@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "err.h"
+#include "../lib/err.h"
 
 #define TIMEFMT__MS_PER_DAY 86400000LL
 

@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "node/client.h"
+#include "proto/client.h"
 #include "tests/lib/httpc.h"
 #include "tests/lib/testlib.h"
 

@@ -18,7 +18,7 @@
 
 #include "shard/cmd.h"
 #include "shard/cursor.h"
-#include "shard/err.h"
+#include "lib/err.h"
 #include "shard/mp.h"
 #include "shard/shard.h"
 #include "shard/timefmt.h"

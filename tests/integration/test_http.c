@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "node/client.h"
+#include "proto/client.h"
 #include "router/http.h"
 #include "tests/lib/testlib.h"
 

@@ -1,5 +1,5 @@
 /* tests/lib/cluster.c — see cluster.h. */
-#include "cluster.h"
+#include "tests/lib/cluster.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -14,7 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "testlib.h"
+#include "tests/lib/testlib.h"
 
 static void tcluster__sleep_ms(int ms)
 {

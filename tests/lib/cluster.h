@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "node/client.h"
+#include "proto/client.h"
 
 #define TCLUSTER_MAX 5
 

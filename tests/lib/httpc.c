@@ -1,5 +1,6 @@
 /* tests/lib/httpc.c — see httpc.h. Reads a Content-Length body; no chunked encoding. */
-#include "httpc.h"
+#include "lib/addr.h"
+#include "tests/lib/httpc.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,19 +14,13 @@
 
 static int httpc__connect(const char *addr)
 {
-    char host[64];
-    struct sockaddr_in sa = {0};
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    if (addr_resolve(addr, 0, &sa, &salen) != 0) {
         return -1;
     }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)atoi(colon + 1));
-    inet_pton(AF_INET, host, &sa.sin_addr);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    int fd = socket(sa.ss_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, salen) != 0) {
         if (fd >= 0) {
             close(fd);
         }

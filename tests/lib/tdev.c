@@ -1,6 +1,6 @@
 /* tests/lib/tdev.c — see tdev.h. The dev process is our child; its replicas are its children
  * (they die with it: PR_SET_PDEATHSIG), so a crashed test leaves nothing behind. */
-#include "tdev.h"
+#include "tests/lib/tdev.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -12,9 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "node/client.h"
-#include "node/proto.h"
-#include "testlib.h"
+#include "proto/client.h"
+#include "proto/proto.h"
+#include "tests/lib/testlib.h"
 
 void tdev_sleep_ms(int ms)
 {

@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "httpc.h"
+#include "tests/lib/httpc.h"
 
 #define TDEV_ADMIN "tdev-admin-key-0001"
 #define TDEV_API "tdev-api-key-0002"

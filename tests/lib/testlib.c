@@ -1,5 +1,5 @@
 /* tests/lib/testlib.c — shared test helpers. */
-#include "testlib.h"
+#include "tests/lib/testlib.h"
 
 #include <ftw.h>
 #include <stdio.h>

@@ -1,10 +1,10 @@
 /* tests/lib/testshard.c — see testshard.h. */
-#include "testshard.h"
+#include "tests/lib/testshard.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "testlib.h"
+#include "tests/lib/testlib.h"
 
 struct cmd ts_player(int64_t ts, const char *id, const char *region, const char *guild)
 {

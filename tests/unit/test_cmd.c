@@ -13,7 +13,7 @@
 
 #include "shard/cmd.h"
 #include "shard/cursor.h"
-#include "shard/err.h"
+#include "lib/err.h"
 #include "shard/mp.h"
 #include "shard/valid.h"
 #include "tests/lib/testlib.h"

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "shard/err.h"
+#include "lib/err.h"
 #include "tests/lib/testlib.h"
 
 /* One row of LR_ERRORS as the test sees it, generated from the same list. */

@@ -4,9 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "node/client.h"
-#include "router/httpload.h"
-#include "shard/err.h"
+#include "proto/client.h"
+#include "bench/httpload.h"
+#include "lib/err.h"
 #include "tests/lib/testlib.h"
 
 static struct httpload_hist hist;

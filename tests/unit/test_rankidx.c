@@ -11,7 +11,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "shard/err.h"
+#include "lib/err.h"
 #include "shard/rankidx.h"
 #include "tests/lib/testlib.h"
 

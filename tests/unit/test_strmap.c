@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "shard/strmap.h"
+#include "lib/strmap.h"
 
 #define KEYS 512
 

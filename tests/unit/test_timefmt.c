@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "shard/err.h"
+#include "lib/err.h"
 #include "shard/timefmt.h"
 #include "tests/lib/testlib.h"
 

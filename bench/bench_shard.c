@@ -13,9 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../shard/err.h"
-#include "../router/bench_http.h"
-#include "../router/bench_ws.h"
+#include "../lib/err.h"
+#include "bench_http.h"
+#include "bench_ws.h"
 #include "../shard/shard.h"
 #include "bench.h"
 

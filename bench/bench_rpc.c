@@ -28,7 +28,7 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "client.h"
+#include "../proto/client.h"
 
 #define BR__N 3
 #define BR__PLAYERS 10000

@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../node/mpjson.h"
-#include "../node/proto.h"
-#include "../shard/err.h"
+#include "../proto/mpjson.h"
+#include "../proto/proto.h"
+#include "../lib/err.h"
 #include "router_int.h"
 
 /* The board query every round of a rank or friends request starts from. */
@@ -269,8 +269,8 @@ static void rreq__friends_probe(struct rreq *q)
         json_t *j = mpjson_from(e->o);
         json_object_set_new(j, "rank", json_integer(1));
         json_array_append_new(q->acc, j);
-        sq.probes[k].score = q->top.desc ? -e->key.a : e->key.a;
-        sq.probes[k].subscore = q->top.desc ? -e->key.b : e->key.b;
+        sq.probes[k].score = rankkey_score(&e->key, q->top.desc);
+        sq.probes[k].subscore = rankkey_subscore(&e->key, q->top.desc);
         sq.probes[k].updated_ms = e->key.t;
         /* the id must outlive this function: point into the JSON entry */
         sq.probes[k].player_id = lr_str_of(json_string_value(json_object_get(j, "player_id")));

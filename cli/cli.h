@@ -1,4 +1,4 @@
-/* node/cli.h — the subcommands of the laurel binary (each owns its flags and --help). */
+/* cli/cli.h — the subcommands of the laurel binary (each owns its flags and --help). */
 #ifndef LAUREL_CLI_H
 #define LAUREL_CLI_H
 
@@ -9,15 +9,7 @@ int cli_ctl(int argc, char **argv);
 int cli_router(int argc, char **argv);
 int cli_dev(int argc, char **argv);
 
-/**
- * Raise this process's limit of open descriptors to @want: the hard limit too when the
- * process may (CAP_SYS_RESOURCE), else the soft one up to the hard one. Call before a
- * library sizes its tables from the limit (libwebsockets does at context creation).
- * @return the soft limit now in force (0 if unknown): less than @want means fewer fit.
- */
-unsigned long cli_raise_nofile(unsigned long want);
-
-/* `laurel ctl`'s commands that talk HTTP to a router (router/cli_ctl_api.c). */
+/* `laurel ctl`'s commands that talk HTTP to a router (cli/cli_ctl_api.c). */
 
 /**
  * Run the HTTP command named by argv[0] (and argv[1] for two-word commands such as

@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../node/mpjson.h"
-#include "../node/proto.h"
-#include "../shard/err.h"
+#include "../proto/mpjson.h"
+#include "../proto/proto.h"
+#include "../lib/err.h"
 #include "router_int.h"
 
 #define REV_MAX 100

@@ -19,7 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../shard/err.h"
+#include "addr.h"
+#include "err.h"
 
 static int64_t hclient__now_ms(void)
 {
@@ -53,38 +54,17 @@ static int hclient__wait(int fd, short events, int64_t deadline)
     }
 }
 
-/* Split "host:port" or "[v6]:port" into @host and @port. */
-static int hclient__split(const char *addr, char *host, size_t hcap, char *port, size_t pcap)
-{
-    const char *colon = strrchr(addr, ':');
-    const char *h = addr;
-    size_t hl;
-    if (colon == NULL || colon[1] == '\0' || strspn(colon + 1, "0123456789") != strlen(colon + 1)) {
-        return LR_EINVAL;
-    }
-    hl = (size_t)(colon - addr);
-    if (hl >= 2 && addr[0] == '[' && addr[hl - 1] == ']') {
-        h = addr + 1;
-        hl -= 2;
-    }
-    if (hl == 0 || hl >= hcap || strlen(colon + 1) >= pcap) {
-        return LR_EINVAL;
-    }
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    snprintf(port, pcap, "%s", colon + 1);
-    return 0;
-}
-
 /* A connected socket to @addr in *@fd, trying each resolved address until the deadline. */
 static int hclient__connect(const char *addr, int64_t deadline, int *fd, char *errmsg)
 {
-    char host[256], port[8];
+    char host[ADDR_HOST_MAX], port[8];
+    uint16_t portnum;
     struct addrinfo hints, *ai = NULL;
     int rv, err = 0;
-    if (hclient__split(addr, host, sizeof host, port, sizeof port) != 0) {
+    if (addr_split(addr, host, sizeof host, &portnum) != 0 || host[0] == '\0') {
         return errmsg_set(errmsg, LR_EINVAL, "%s is not host:port", addr);
     }
+    snprintf(port, sizeof port, "%u", (unsigned)portnum);
     memset(&hints, 0, sizeof hints);
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;

@@ -7,9 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../shard/err.h"
+#include "../lib/addr.h"
+#include "../lib/err.h"
 #include "cli.h"
-#include "node.h"
+#include "../node/node.h"
 
 static void cli_node__usage(FILE *f)
 {
@@ -41,7 +42,7 @@ static void cli_node__usage(FILE *f)
 
 static int cli_node__addr_ok(const char *s)
 {
-    return s[0] && strlen(s) < NODE_ADDR_MAX && strchr(s, ':') != NULL;
+    return strlen(s) < NODE_ADDR_MAX && addr_valid(s);
 }
 
 static int cli_node__peer(struct node_config *cfg, const char *arg)

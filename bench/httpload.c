@@ -20,7 +20,8 @@
 #include <strings.h>
 #include <uv.h>
 
-#include "../shard/err.h"
+#include "../lib/addr.h"
+#include "../lib/err.h"
 
 #define HTTPLOAD__DRAIN_MS 10000
 #define HTTPLOAD__RECONNECTS 100
@@ -57,7 +58,7 @@ struct httpload__run {
     uv_timer_t end, drain;
     const struct httpload_spec *spec;
     struct httpload_result *res;
-    struct sockaddr_in sa;
+    struct sockaddr_storage sa;
     struct httpload__conn *conns;
     uint64_t next_seq, t0;
     int finished;  /* the measured window is over: send nothing more, count nothing more */
@@ -439,22 +440,6 @@ static void httpload__free_conns(struct httpload__run *r)
     r->conns = NULL;
 }
 
-static int httpload__addr(const char *addr, struct sockaddr_in *sa)
-{
-    char host[64];
-    const char *colon = addr ? strrchr(addr, ':') : NULL;
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
-        return LR_EINVAL;
-    }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    int port = atoi(colon + 1);
-    if (port <= 0 || port > 65535 || uv_ip4_addr(host, port, sa) != 0) {
-        return LR_EINVAL;
-    }
-    return 0;
-}
-
 int httpload_run(const struct httpload_spec *spec, struct httpload_result *res)
 {
     struct httpload__run r;
@@ -465,9 +450,13 @@ int httpload_run(const struct httpload_spec *spec, struct httpload_result *res)
         spec->seconds < 0) {
         return LR_EINVAL;
     }
-    rv = httpload__addr(spec->addr, &r.sa);
+    socklen_t salen;
+    rv = addr_resolve(spec->addr, 0, &r.sa, &salen);
     if (rv != 0) {
-        return rv;
+        return LR_EINVAL;
+    }
+    if (((struct sockaddr_in *)&r.sa)->sin_port == 0) { /* same field for IPv6 */
+        return LR_EINVAL;
     }
     r.spec = spec;
     r.res = res;

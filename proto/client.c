@@ -1,6 +1,8 @@
 /* node/client.c — blocking RPC client (see client.h). */
 #include "client.h"
 
+#include "../lib/addr.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,32 +25,24 @@ static int64_t client__now_ms(void)
 
 int client_connect(struct client *c, const char *addr, int timeout_ms)
 {
-    struct sockaddr_in sa;
-    char host[64];
+    struct sockaddr_storage sa;
+    socklen_t salen;
     memset(c, 0, sizeof *c);
     c->fd = -1;
     proto_reader_init(&c->rd);
     msgpack_unpacked_init(&c->up);
     snprintf(c->addr, sizeof c->addr, "%s", addr);
-    const char *colon = strrchr(addr, ':');
-    if (colon == NULL || (size_t)(colon - addr) >= sizeof host) {
-        return errmsg_set(c->errmsg, LR_EINVAL, "client: %s is not host:port", addr);
+    int rv = addr_resolve(addr, 0, &sa, &salen);
+    if (rv != 0) {
+        return errmsg_set(c->errmsg, rv, "client: %s is not a reachable host:port", addr);
     }
-    memcpy(host, addr, (size_t)(colon - addr));
-    host[colon - addr] = '\0';
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_port = htons((uint16_t)atoi(colon + 1));
-    if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-        return errmsg_set(c->errmsg, LR_EINVAL, "client: %s is not IPv4", addr);
-    }
-    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    c->fd = socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (c->fd < 0) {
         return errmsg_set(c->errmsg, LR_EIO, "client: socket: %s", strerror(errno));
     }
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    if (connect(c->fd, (struct sockaddr *)&sa, sizeof sa) != 0 && errno != EINPROGRESS) {
+    if (connect(c->fd, (struct sockaddr *)&sa, salen) != 0 && errno != EINPROGRESS) {
         goto err;
     }
     struct pollfd p = {c->fd, POLLOUT, 0};

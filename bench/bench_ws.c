@@ -40,8 +40,9 @@
 #include <time.h>
 #include <uv.h>
 
-#include "../node/cli.h"
-#include "../shard/err.h"
+#include "../cli/cli.h"
+#include "../lib/err.h"
+#include "../lib/sys.h"
 #include "bench_http_int.h"
 #include "httpload.h"
 #include "wsload.h"
@@ -729,7 +730,7 @@ static int bw__parse(struct bench_ws *b, int argc, char **argv)
 static void bw__fit_conns(struct bench_ws *b)
 {
     unsigned long spare = 1024 + b->qconns;
-    unsigned long have = cli_raise_nofile((unsigned long)b->conns + spare);
+    unsigned long have = sys_raise_nofile((unsigned long)b->conns + spare);
     if (have < (unsigned long)b->conns + spare) {
         unsigned fit = have > spare + b->subs ? (unsigned)(have - spare) : b->subs;
         printf("bench ws: --conns %u does not fit this process's descriptor limit (%lu; a "

@@ -27,7 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../node/client.h"
+#include "../proto/client.h"
 #include "bench_http_int.h"
 
 #define BENCH_PEER__MEMBERS 1000000

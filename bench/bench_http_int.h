@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-#include "router.h"
+#include "../router/router.h"
 
 #define BENCH_HTTP__FIGS_MAX 64
 

@@ -19,11 +19,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../node/cli.h"
-#include "../node/client.h"
-#include "../shard/err.h"
-#include "router.h"
-#include "ws.h"
+#include "cli.h"
+#include "../proto/client.h"
+#include "../lib/err.h"
+#include "../lib/sys.h"
+#include "../router/router.h"
+#include "../router/ws.h"
 
 #define DEV__MAX_REPLICAS 5
 
@@ -322,7 +323,7 @@ int cli_dev(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     /* The router runs in this process: room for its WebSockets, as `laurel router` makes. */
-    cli_raise_nofile(WS_DEFAULT_MAX_CONNS + 4096UL);
+    sys_raise_nofile(WS_DEFAULT_MAX_CONNS + 4096UL);
     for (unsigned g = 0; g < d.nregions; g++) {
         for (unsigned i = 0; i < d.replicas; i++) {
             if (dev__spawn(&d, g, i) != 0) {

@@ -9,10 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../node/cli.h"
-#include "../shard/err.h"
-#include "router.h"
-#include "ws.h"
+#include "cli.h"
+#include "../lib/err.h"
+#include "../lib/sys.h"
+#include "../router/router.h"
+#include "../router/ws.h"
 
 static void cli_router__usage(FILE *f)
 {
@@ -74,25 +75,6 @@ static int cli_router__number(const char *flag, const char *s, unsigned *out)
     }
     *out = (unsigned)v;
     return 0;
-}
-
-unsigned long cli_raise_nofile(unsigned long want)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        return 0;
-    }
-    if (rl.rlim_max < want) {
-        struct rlimit up = {want, want};
-        if (setrlimit(RLIMIT_NOFILE, &up) == 0) {
-            return want;
-        }
-    }
-    rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 && getrlimit(RLIMIT_NOFILE, &rl) != 0) {
-        return 0;
-    }
-    return rl.rlim_cur;
 }
 
 struct cli_router__run {
@@ -189,7 +171,7 @@ int cli_router(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     /* One descriptor per WebSocket, before lws sizes its tables from the limit. */
-    cli_raise_nofile((cfg.ws_max_conns ? cfg.ws_max_conns : WS_DEFAULT_MAX_CONNS) + 4096UL);
+    sys_raise_nofile((cfg.ws_max_conns ? cfg.ws_max_conns : WS_DEFAULT_MAX_CONNS) + 4096UL);
     lws_set_log_level(LLL_ERR | LLL_WARN, NULL); /* lws's log level is process-wide */
     uv_loop_t *loop = uv_default_loop();
     struct cli_router__run run = {0};

@@ -1,10 +1,10 @@
-/* node/log.h — the node's logger. One per process; passed explicitly, never global.
- * Every line carries node=, region= and term=, so lines of three replicas interleaved in one
- * terminal or file still say who wrote them. LOG checks the level before formatting. */
+/* lib/log.h — the logger of every laurel process (replica, router, dev). One per process;
+ * passed explicitly, never global. Every line carries node=, region= and term=, so lines of three replicas interleaved in one
+ * terminal or file still say who wrote them (a router logs with node=0 and its own region
+ * label). LOG checks the level before formatting. */
 #ifndef LAUREL_LOG_H
 #define LAUREL_LOG_H
 
-#include <raft.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -16,7 +16,6 @@ struct logger {
     uint64_t node_id;
     char region[65];
     uint64_t term;    /* updated by the node as raft's term moves */
-    struct raft_tracer tracer; /* routes libraft's trace into this logger at LOG_DEBUG */
 };
 
 /** Initialise @lg writing to @out. */

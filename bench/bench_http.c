@@ -44,12 +44,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../node/client.h"
-#include "../shard/err.h"
+#include "../proto/client.h"
+#include "../lib/err.h"
 #include "bench_http_int.h"
-#include "hclient.h"
+#include "../lib/hclient.h"
 #include "httpload.h"
-#include "router.h"
+#include "../router/router.h"
 
 #define BH__PLAYER_DIGITS 7
 #define BH__KEY_DIGITS 16

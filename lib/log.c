@@ -1,4 +1,4 @@
-/* node/log.c — line-oriented logging with the replica's identity on every line. */
+/* lib/log.c — line-oriented logging with the replica's identity on every line. */
 #include "log.h"
 
 #include <stdarg.h>
@@ -8,12 +8,6 @@
 
 static const char *const log__names[] = {"error", "warn", "info", "debug"};
 
-static void log__trace(struct raft_tracer *t, const char *file, int line, const char *message)
-{
-    struct logger *lg = t->impl;
-    LOG(lg, LOG_DEBUG, "raft: %s:%d %s", file, line, message);
-}
-
 void log_init(struct logger *lg, FILE *out, enum log_level level, uint64_t node_id,
               const char *region)
 {
@@ -22,9 +16,6 @@ void log_init(struct logger *lg, FILE *out, enum log_level level, uint64_t node_
     lg->level = level;
     lg->node_id = node_id;
     snprintf(lg->region, sizeof lg->region, "%s", region ? region : "-");
-    lg->tracer.impl = lg;
-    lg->tracer.enabled = level >= LOG_DEBUG;
-    lg->tracer.emit = log__trace;
 }
 
 void log_emit(struct logger *lg, enum log_level level, const char *fmt, ...)

@@ -20,7 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../shard/err.h"
+#include "../lib/addr.h"
+#include "../lib/err.h"
 
 #define WSLOAD__RBUF (256 * 1024)
 #define WSLOAD__HEAD_MAX 8192
@@ -50,7 +51,7 @@ struct wsload {
     struct wsload_spec spec;
     char addr[64], *request;
     size_t request_len;
-    struct sockaddr_in dest;
+    struct sockaddr_storage dest;
     struct wsload__conn *conns;
     unsigned target, handles; /* connections wanted; tcp handles not yet closed */
     int pumping, freeing;
@@ -498,21 +499,18 @@ static void wsload__pump(struct wsload *l)
 
 int wsload_new(uv_loop_t *loop, const struct wsload_spec *spec, struct wsload **out)
 {
-    char host[64];
-    const char *colon = spec->addr ? strrchr(spec->addr, ':') : NULL;
     int rv;
-    if (colon == NULL || (size_t)(colon - spec->addr) >= sizeof host || spec->cap == 0 ||
+    if (!addr_valid(spec->addr) || spec->cap == 0 ||
         spec->target == NULL || strlen(spec->addr) >= 64 || strlen(spec->target) > 1024 ||
         spec->first_source + (spec->per_source ? (spec->cap - 1) / spec->per_source : 0) > 254) {
         return LR_EINVAL;
     }
-    memcpy(host, spec->addr, (size_t)(colon - spec->addr));
-    host[colon - spec->addr] = '\0';
     struct wsload *l = calloc(1, sizeof *l);
     if (l == NULL) {
         return LR_ENOMEM;
     }
-    if (uv_ip4_addr(host, atoi(colon + 1), &l->dest) != 0) {
+    socklen_t dlen;
+    if (addr_resolve(spec->addr, 0, &l->dest, &dlen) != 0) {
         rv = LR_EINVAL;
         goto err_after_alloc;
     }

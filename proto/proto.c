@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../shard/err.h"
+#include "../lib/err.h"
 #include "../shard/mp.h"
 
 const char *proto_op_name(int op)

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "cli.h"
-#include "client.h"
-#include "mpjson.h"
+#include "../proto/client.h"
+#include "../proto/mpjson.h"
 
 struct cli_ctl__args {
     const char *rpc;

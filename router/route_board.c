@@ -4,10 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../node/mpjson.h"
-#include "../node/proto.h"
+#include "../proto/mpjson.h"
+#include "../proto/proto.h"
 #include "../shard/cursor.h"
-#include "../shard/err.h"
+#include "../lib/err.h"
 #include "router_int.h"
 
 /* ---- entries from regions, in the total order ------------------------------------------- */
@@ -27,9 +27,7 @@ int router__entry_key(const msgpack_object *e, int desc, struct router__entry *o
     out->o = e;
     memcpy(out->id, pid->via.str.ptr, pid->via.str.size);
     out->id[pid->via.str.size] = '\0';
-    out->key.a = desc ? -score : score;
-    out->key.b = desc ? -sub : sub;
-    out->key.t = t;
+    rankkey_fold(&out->key, desc, score, sub, t);
     out->key.pid = RANKKEY_FOREIGN;
     out->key.id = out->id;
     out->key.idlen = pid->via.str.size;
@@ -41,20 +39,7 @@ int router__entry_key(const msgpack_object *e, int desc, struct router__entry *o
 static int router__cmp_entry(const void *x, const void *y)
 {
     const struct router__entry *ex = x, *ey = y;
-    const struct rankkey *a = &ex->key;
-    const struct rankkey *b = &ey->key;
-    if (a->a != b->a) {
-        return a->a < b->a ? -1 : 1;
-    }
-    if (a->b != b->b) {
-        return a->b < b->b ? -1 : 1;
-    }
-    if (a->t != b->t) {
-        return a->t < b->t ? -1 : 1;
-    }
-    size_t n = a->idlen < b->idlen ? a->idlen : b->idlen;
-    int c = memcmp(ex->id, ey->id, n);
-    return c ? c : (a->idlen < b->idlen ? -1 : a->idlen > b->idlen);
+    return rankkey_cmp(&ex->key, ex->id, &ey->key, ey->id);
 }
 
 void router__entries_sort(struct router__entries *es)

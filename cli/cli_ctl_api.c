@@ -19,9 +19,9 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "../node/cli.h"
-#include "../shard/err.h"
-#include "hclient.h"
+#include "cli.h"
+#include "../lib/err.h"
+#include "../lib/hclient.h"
 
 #define CLI_CTL_API__FIELDS 8
 

@@ -13,8 +13,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "shard/err.h"
-#include "shard/rankidx.h"
+#include "../lib/err.h"
+#include "../shard/rankidx.h"
 
 /* Fixed-width slot per id: "p" + up to 10 digits + NUL. */
 #define BENCH_RANK__ID_STRIDE 12

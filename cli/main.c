@@ -3,7 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bench.h"
+#include "../bench/bench.h"
 #include "cli.h"
 
 struct main__cmd {
