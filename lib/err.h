@@ -1,4 +1,4 @@
-/* shard/err.h — laurel's one error space.
+/* lib/err.h — laurel's one error space.
  *
  * Every function in laurel returns int: 0, or one of the LR_E* codes below. Dependencies
  * disagree on conventions (libuv negative errno, libraft positive RAFT_*, LMDB MDB_* plus
@@ -53,8 +53,14 @@ int err_http_status(int rv);
 /** Symbolic name ("LR_ENOTFOUND") for logs and tests. */
 const char *err_name(int rv);
 
-/** Convert an LMDB return code (MDB_* or errno) to an LR_E* code. */
+/** Convert an LMDB return code (MDB_* or errno) to an LR_E* code (unlisted: LR_EIO). */
 int err_from_mdb(int mdb_rv);
+
+/** Convert a libuv return code (0 or negative UV_E*) to an LR_E* code (unlisted: LR_EIO). */
+int err_from_uv(int uv_rv);
+
+/** Convert a libraft return code (0 or RAFT_*) to an LR_E* code (unlisted: LR_EINTERNAL). */
+int err_from_raft(int raft_rv);
 
 /* Size of the errmsg buffers carried by long-lived objects. */
 #define LR_ERRMSG_SIZE 256

@@ -4,8 +4,10 @@
  * LR_ERRORS without a message, name, API code or HTTP status fails here. */
 #include <errno.h>
 #include <lmdb.h>
+#include <raft.h>
 #include <stdio.h>
 #include <string.h>
+#include <uv.h>
 
 #include "lib/err.h"
 #include "tests/lib/testlib.h"
@@ -124,6 +126,34 @@ static void mdb_codes_convert(void **state)
     assert_int_equal(err_from_mdb(MDB_TXN_FULL), LR_EIO);
 }
 
+/* libuv's negative codes convert at the same boundary; an unlisted one is an I/O error. */
+static void uv_codes_convert(void **state)
+{
+    (void)state;
+    assert_int_equal(err_from_uv(0), LR_OK);
+    assert_int_equal(err_from_uv(UV_ENOMEM), LR_ENOMEM);
+    assert_int_equal(err_from_uv(UV_EINVAL), LR_EINVAL);
+    assert_int_equal(err_from_uv(UV_EADDRINUSE), LR_EUNAVAILABLE);
+    assert_int_equal(err_from_uv(UV_ECONNREFUSED), LR_EUNAVAILABLE);
+    assert_int_equal(err_from_uv(UV_ENOSPC), LR_ENOSPC);
+    assert_int_equal(err_from_uv(UV_EIO), LR_EIO);
+    assert_int_equal(err_from_uv(UV_EPIPE), LR_EIO);
+}
+
+/* libraft's positive codes convert too; an unlisted one is internal, never success. */
+static void raft_codes_convert(void **state)
+{
+    (void)state;
+    assert_int_equal(err_from_raft(0), LR_OK);
+    assert_int_equal(err_from_raft(RAFT_NOMEM), LR_ENOMEM);
+    assert_int_equal(err_from_raft(RAFT_NOTLEADER), LR_ENOTLEADER);
+    assert_int_equal(err_from_raft(RAFT_LEADERSHIPLOST), LR_ENOTLEADER);
+    assert_int_equal(err_from_raft(RAFT_IOERR), LR_EIO);
+    assert_int_equal(err_from_raft(RAFT_NOSPACE), LR_ENOSPC);
+    assert_int_equal(err_from_raft(RAFT_CORRUPT), LR_ECORRUPT);
+    assert_int_equal(err_from_raft(12345), LR_EINTERNAL);
+}
+
 /* errmsg_set formats into the buffer and returns the code it was given. */
 static void errmsg_set_formats_and_returns_rv(void **state)
 {
@@ -162,6 +192,8 @@ int main(void)
         cmocka_unit_test(known_codes_map_to_api),
         cmocka_unit_test(unknown_codes_are_unknown),
         cmocka_unit_test(mdb_codes_convert),
+        cmocka_unit_test(uv_codes_convert),
+        cmocka_unit_test(raft_codes_convert),
         cmocka_unit_test(errmsg_set_formats_and_returns_rv),
         cmocka_unit_test(errmsg_set_truncates),
     };
