@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(
-    build-essential cmake pkg-config
+    build-essential cmake pkg-config clang-format
     libraft-dev libuv1-dev liblmdb-dev lmdb-utils libmsgpack-dev
     libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libcmocka-dev
     python3 python3-websockets

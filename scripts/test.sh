@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh --no-build
 jobs=$(nproc)
 
+# Every C file must match .clang-format before anything is built.
+bash scripts/format.sh --check
+
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure --timeout 300
