@@ -28,7 +28,7 @@
 
 #define DEV__MAX_REPLICAS 5
 
-struct dev__replica {
+struct cli_dev__replica {
     char raft[32], rpc[32];
     pid_t pid;
 };
@@ -38,13 +38,13 @@ struct dev {
     char http[64];
     char region[ROUTER_MAX_REGIONS][65];
     unsigned nregions, replicas;
-    struct dev__replica r[ROUTER_MAX_REGIONS][DEV__MAX_REPLICAS];
+    struct cli_dev__replica r[ROUTER_MAX_REGIONS][DEV__MAX_REPLICAS];
     char admin_key[65], api_key[65];
     struct router *router;
     uv_signal_t sigint, sigterm;
 };
 
-static void dev__usage(FILE *f)
+static void cli_dev__usage(FILE *f)
 {
     fprintf(f,
             "usage: laurel dev [--http HOST:PORT] [--data DIR] [--regions a,b,c] [--replicas N]\n"
@@ -56,7 +56,7 @@ static void dev__usage(FILE *f)
             "DATA/keys.json. DATA/dev.json lists every process. Ctrl-C stops everything.\n");
 }
 
-static int dev__random_key(char *out, size_t n)
+static int cli_dev__random_key(char *out, size_t n)
 {
     unsigned char b[24];
     int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
@@ -73,7 +73,7 @@ static int dev__random_key(char *out, size_t n)
     return 0;
 }
 
-static int dev__write_json(const char *path, json_t *j, int mode)
+static int cli_dev__write_json(const char *path, json_t *j, int mode)
 {
     char tmp[3100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
@@ -90,7 +90,7 @@ static int dev__write_json(const char *path, json_t *j, int mode)
 }
 
 /* Keys: flags win; else the stored ones; else new ones, stored. */
-static int dev__keys(struct dev *d, const char *admin, const char *api)
+static int cli_dev__keys(struct dev *d, const char *admin, const char *api)
 {
     char path[3100];
     snprintf(path, sizeof path, "%s/keys.json", d->data);
@@ -102,18 +102,18 @@ static int dev__keys(struct dev *d, const char *admin, const char *api)
     snprintf(d->admin_key, sizeof d->admin_key, "%s", admin ? admin : sa ? sa : "");
     snprintf(d->api_key, sizeof d->api_key, "%s", api ? api : sp ? sp : "");
     json_decref(j);
-    if ((!d->admin_key[0] && dev__random_key(d->admin_key, sizeof d->admin_key) != 0) ||
-        (!d->api_key[0] && dev__random_key(d->api_key, sizeof d->api_key) != 0)) {
+    if ((!d->admin_key[0] && cli_dev__random_key(d->admin_key, sizeof d->admin_key) != 0) ||
+        (!d->api_key[0] && cli_dev__random_key(d->api_key, sizeof d->api_key) != 0)) {
         return -1;
     }
     j = json_pack("{s:s,s:s}", "admin_key", d->admin_key, "api_key", d->api_key);
-    int rv = dev__write_json(path, j, 0600);
+    int rv = cli_dev__write_json(path, j, 0600);
     json_decref(j);
     return rv;
 }
 
 /* Ports: kept from an earlier run when the layout is the same, else picked anew. */
-static int dev__layout(struct dev *d)
+static int cli_dev__layout(struct dev *d)
 {
     char path[3100];
     snprintf(path, sizeof path, "%s/cluster.json", d->data);
@@ -154,12 +154,12 @@ static int dev__layout(struct dev *d)
         json_array_append_new(regs, json_pack("{s:s,s:o}", "id", d->region[g], "replicas", reps));
     }
     j = json_pack("{s:o}", "regions", regs);
-    int rv = dev__write_json(path, j, 0644);
+    int rv = cli_dev__write_json(path, j, 0644);
     json_decref(j);
     return rv;
 }
 
-static int dev__spawn(struct dev *d, unsigned g, unsigned i)
+static int cli_dev__spawn(struct dev *d, unsigned g, unsigned i)
 {
     char id[8], dir[3100], log[3100], peers[DEV__MAX_REPLICAS][96];
     char *argv[16 + 2 * DEV__MAX_REPLICAS];
@@ -200,7 +200,7 @@ static int dev__spawn(struct dev *d, unsigned g, unsigned i)
     return 0;
 }
 
-static int dev__write_manifest(struct dev *d)
+static int cli_dev__write_manifest(struct dev *d)
 {
     char path[3100];
     json_t *procs = json_array();
@@ -216,12 +216,12 @@ static int dev__write_manifest(struct dev *d)
                                            "replica", "pid", (int)getpid(), "http", d->http));
     json_t *j = json_pack("{s:o,s:s}", "processes", procs, "http", d->http);
     snprintf(path, sizeof path, "%s/dev.json", d->data);
-    int rv = dev__write_json(path, j, 0644);
+    int rv = cli_dev__write_json(path, j, 0644);
     json_decref(j);
     return rv;
 }
 
-static void dev__stop_nodes(struct dev *d)
+static void cli_dev__stop_nodes(struct dev *d)
 {
     for (unsigned g = 0; g < d->nregions; g++) {
         for (unsigned i = 0; i < d->replicas; i++) {
@@ -247,20 +247,20 @@ static void dev__stop_nodes(struct dev *d)
     }
 }
 
-static void dev__router_stopped(void *data)
+static void cli_dev__router_stopped(void *data)
 {
     struct dev *d = data;
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
 
-static void dev__signal(uv_signal_t *h, int signum)
+static void cli_dev__signal(uv_signal_t *h, int signum)
 {
     struct dev *d = h->data;
     (void)signum;
     if (d->router) {
         fprintf(stderr, "laurel dev: stopping\n");
-        router_stop(d->router, dev__router_stopped, d);
+        router_stop(d->router, cli_dev__router_stopped, d);
         d->router = NULL;
     }
 }
@@ -291,8 +291,8 @@ int cli_dev(int argc, char **argv)
         case 'n': d.replicas = (unsigned)atoi(optarg); break;
         case 'a': admin = optarg; break;
         case 'k': api = optarg; break;
-        case 'h': dev__usage(stdout); return 0;
-        default: dev__usage(stderr); return 2;
+        case 'h': cli_dev__usage(stdout); return 0;
+        default: cli_dev__usage(stderr); return 2;
         }
     }
     if (d.replicas < 1 || d.replicas > DEV__MAX_REPLICAS) {
@@ -317,7 +317,7 @@ int cli_dev(int argc, char **argv)
         fprintf(stderr, "laurel dev: mkdir %s: %s\n", d.data, strerror(errno));
         return 1;
     }
-    if (dev__keys(&d, admin, api) != 0 || dev__layout(&d) != 0) {
+    if (cli_dev__keys(&d, admin, api) != 0 || cli_dev__layout(&d) != 0) {
         fprintf(stderr, "laurel dev: cannot write keys or layout under %s\n", d.data);
         return 1;
     }
@@ -326,9 +326,9 @@ int cli_dev(int argc, char **argv)
     sys_raise_nofile(WS_DEFAULT_MAX_CONNS + 4096UL);
     for (unsigned g = 0; g < d.nregions; g++) {
         for (unsigned i = 0; i < d.replicas; i++) {
-            if (dev__spawn(&d, g, i) != 0) {
+            if (cli_dev__spawn(&d, g, i) != 0) {
                 fprintf(stderr, "laurel dev: cannot start a replica\n");
-                dev__stop_nodes(&d);
+                cli_dev__stop_nodes(&d);
                 return 1;
             }
         }
@@ -351,10 +351,10 @@ int cli_dev(int argc, char **argv)
     char errmsg[LR_ERRMSG_SIZE];
     if (router_start(loop, &cfg, &d.router, errmsg) != 0) {
         fprintf(stderr, "laurel dev: %s\n", errmsg);
-        dev__stop_nodes(&d);
+        cli_dev__stop_nodes(&d);
         return 1;
     }
-    if (dev__write_manifest(&d) != 0) {
+    if (cli_dev__write_manifest(&d) != 0) {
         fprintf(stderr, "laurel dev: cannot write %s/dev.json\n", d.data);
     }
     printf("laurel dev: %u region(s) x %u replica(s), data in %s\n", d.nregions, d.replicas,
@@ -367,9 +367,9 @@ int cli_dev(int argc, char **argv)
     uv_signal_init(loop, &d.sigint);
     uv_signal_init(loop, &d.sigterm);
     d.sigint.data = d.sigterm.data = &d;
-    uv_signal_start(&d.sigint, dev__signal, SIGINT);
-    uv_signal_start(&d.sigterm, dev__signal, SIGTERM);
+    uv_signal_start(&d.sigint, cli_dev__signal, SIGINT);
+    uv_signal_start(&d.sigterm, cli_dev__signal, SIGTERM);
     uv_run(loop, UV_RUN_DEFAULT);
-    dev__stop_nodes(&d);
+    cli_dev__stop_nodes(&d);
     return 0;
 }

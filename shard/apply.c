@@ -64,9 +64,9 @@ int apply__fail(struct apply *a, int rv, const char *fmt, ...)
     PK_KEY("error");
     msgpack_pack_map(PK, 2);
     PK_KEY("code");
-    shard__pack_cstr(PK, err_api_code(rv));
+    rec__pack_cstr(PK, err_api_code(rv));
     PK_KEY("message");
-    shard__pack_cstr(PK, msg);
+    rec__pack_cstr(PK, msg);
     apply__answer(a, err_http_status(rv));
     return 0;
 }
@@ -96,16 +96,16 @@ int apply__put_player(struct apply *a, const struct key *k, const struct rec_pla
     apply__rec_begin(a, 5);
     msgpack_pack_int64(RPK, p->pid);
     msgpack_pack_int64(RPK, p->created_ms);
-    shard__pack_str(RPK, p->name);
-    shard__pack_str(RPK, p->region);
-    shard__pack_str(RPK, p->guild);
+    rec__pack_str(RPK, p->name);
+    rec__pack_str(RPK, p->region);
+    rec__pack_str(RPK, p->guild);
     return apply__rec_put(a, STORE_PLAYERS, k);
 }
 
 int apply__put_game(struct apply *a, const struct key *k, const struct rec_game *g)
 {
     apply__rec_begin(a, 4);
-    shard__pack_str(RPK, g->name);
+    rec__pack_str(RPK, g->name);
     msgpack_pack_int64(RPK, g->achievements_total);
     msgpack_pack_int64(RPK, g->players);
     msgpack_pack_int64(RPK, g->version);
@@ -115,8 +115,8 @@ int apply__put_game(struct apply *a, const struct key *k, const struct rec_game 
 int apply__put_ach(struct apply *a, const struct key *k, const struct rec_ach *r)
 {
     apply__rec_begin(a, 7);
-    shard__pack_str(RPK, r->name);
-    shard__pack_str(RPK, r->description);
+    rec__pack_str(RPK, r->name);
+    rec__pack_str(RPK, r->description);
     msgpack_pack_int64(RPK, r->points);
     r->hidden ? msgpack_pack_true(RPK) : msgpack_pack_false(RPK);
     msgpack_pack_int64(RPK, r->steps);
@@ -132,7 +132,7 @@ int apply__put_score(struct apply *a, const struct key *k, const struct rec_scor
     msgpack_pack_int64(RPK, r->score);
     msgpack_pack_int64(RPK, r->subscore);
     msgpack_pack_int64(RPK, r->updated_ms);
-    shard__pack_str(RPK, r->metadata);
+    rec__pack_str(RPK, r->metadata);
     return store_put_known(a->s->st, STORE_SCORES, k->b, k->len, a->s->rbuf.data,
                            a->s->rbuf.size, had_old, old_hash);
 }
@@ -163,7 +163,7 @@ void apply__pack_prizes(msgpack_packer *pk, const struct cmd_prizes *p)
         msgpack_pack_array(pk, 3);
         msgpack_pack_int64(pk, p->items[i].rank_from);
         msgpack_pack_int64(pk, p->items[i].rank_to);
-        shard__pack_str(pk, p->items[i].reward);
+        rec__pack_str(pk, p->items[i].reward);
     }
 }
 
@@ -182,7 +182,7 @@ int apply__put_board(struct apply *a, const struct board *bd, const struct cmd_p
     msgpack_pack_int64(RPK, bd->reset_s);
     msgpack_pack_int64(RPK, bd->snapshot_top);
     apply__pack_prizes(RPK, rw);
-    shard__pack_str(RPK, game);
+    rec__pack_str(RPK, game);
     bd->tournament ? msgpack_pack_true(RPK) : msgpack_pack_false(RPK);
     msgpack_pack_int64(RPK, bd->version);
     return apply__rec_put(a, STORE_BOARDS, &k);
@@ -323,9 +323,9 @@ int apply__score_write(struct apply *a, const struct apply__plan *plan)
         if (rs == NULL) {
             return LR_ENOMEM;
         }
-        struct rankkey old = board__key(plan->bd, x->old.score, x->old.subscore,
+        struct rankkey old = boards__key(plan->bd, x->old.score, x->old.subscore,
                                         x->old.updated_ms, plan->pid);
-        struct rankkey now = board__key(plan->bd, x->now.score, x->now.subscore,
+        struct rankkey now = boards__key(plan->bd, x->now.score, x->now.subscore,
                                         x->now.updated_ms, plan->pid);
         if ((rv = apply__rank_move(rs->all, x->had_old ? &old : NULL, &now)) != 0) {
             return rv;
@@ -348,7 +348,7 @@ uint64_t apply__plan_rank(struct apply *a, const struct apply__plan *plan, uint3
 {
     const struct apply__win *x = &plan->win[i];
     struct rankset *rs = boards__set(&a->s->boards, plan->bd, x->w, x->period, 0);
-    struct rankkey k = board__key(plan->bd, x->now.score, x->now.subscore, x->now.updated_ms,
+    struct rankkey k = boards__key(plan->bd, x->now.score, x->now.subscore, x->now.updated_ms,
                                   plan->pid);
     return rs ? rankidx_count_before(rs->all, &k) + 1 : 0;
 }
@@ -411,17 +411,17 @@ void apply__event_score(struct apply *a, const struct board *bd, struct lr_str p
     PK_KEY("type");
     PK_KEY("score.updated");
     PK_KEY("board_id");
-    shard__pack_cstr(PK, bd->id);
+    rec__pack_cstr(PK, bd->id);
     PK_KEY("player_id");
-    shard__pack_str(PK, player);
+    rec__pack_str(PK, player);
     PK_KEY("score");
     msgpack_pack_int64(PK, r->score);
     PK_KEY("subscore");
     msgpack_pack_int64(PK, r->subscore);
     PK_KEY("updated_at");
-    shard__pack_time(PK, r->updated_ms);
+    rec__pack_time(PK, r->updated_ms);
     PK_KEY("region");
-    shard__pack_cstr(PK, a->s->region);
+    rec__pack_cstr(PK, a->s->region);
     PK_KEY("index");
     msgpack_pack_uint64(PK, a->index);
     apply__emit(a);

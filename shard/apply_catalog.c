@@ -61,9 +61,9 @@ int apply__game_put(struct apply *a, const struct cmd_game_put *c)
     apply__reset_out(a);
     msgpack_pack_map(PK, 3);
     PK_KEY("game_id");
-    shard__pack_str(PK, c->game_id);
+    rec__pack_str(PK, c->game_id);
     PK_KEY("name");
-    shard__pack_str(PK, c->name);
+    rec__pack_str(PK, c->name);
     PK_KEY("achievements_total");
     msgpack_pack_int64(PK, g.achievements_total);
     apply__answer(a, created ? 201 : 200);
@@ -123,13 +123,13 @@ int apply__ach_put(struct apply *a, const struct cmd_ach_put *c)
     apply__reset_out(a);
     msgpack_pack_map(PK, 7);
     PK_KEY("game_id");
-    shard__pack_str(PK, c->game_id);
+    rec__pack_str(PK, c->game_id);
     PK_KEY("achievement_id");
-    shard__pack_str(PK, c->achievement_id);
+    rec__pack_str(PK, c->achievement_id);
     PK_KEY("name");
-    shard__pack_str(PK, c->name);
+    rec__pack_str(PK, c->name);
     PK_KEY("description");
-    shard__pack_str(PK, c->description);
+    rec__pack_str(PK, c->description);
     PK_KEY("points");
     msgpack_pack_int64(PK, c->points);
     PK_KEY("hidden");
@@ -172,7 +172,7 @@ int apply__board_put(struct apply *a, const struct cmd_board_put *c)
         return rv;
     }
     apply__reset_out(a);
-    shard__pack_board(PK, bd, &c->rewards);
+    rec__pack_board(PK, bd, &c->rewards);
     apply__answer(a, created ? 201 : 200);
     return 0;
 }
@@ -235,7 +235,7 @@ int apply__tournament_put(struct apply *a, const struct cmd_tournament_put *c)
     key__init(&k);
     key__str(&k, c->tournament_id);
     apply__rec_begin(a, 8);
-    shard__pack_str(RPK, c->name);
+    rec__pack_str(RPK, c->name);
     msgpack_pack_int64(RPK, c->start_ms);
     msgpack_pack_int64(RPK, c->end_ms);
     msgpack_pack_int64(RPK, c->max_participants);
@@ -260,13 +260,13 @@ int apply__tournament_put(struct apply *a, const struct cmd_tournament_put *c)
     apply__reset_out(a);
     msgpack_pack_map(PK, 5);
     PK_KEY("tournament_id");
-    shard__pack_str(PK, c->tournament_id);
+    rec__pack_str(PK, c->tournament_id);
     PK_KEY("name");
-    shard__pack_str(PK, c->name);
+    rec__pack_str(PK, c->name);
     PK_KEY("start_at");
-    shard__pack_time(PK, c->start_ms);
+    rec__pack_time(PK, c->start_ms);
     PK_KEY("end_at");
-    shard__pack_time(PK, c->end_ms);
+    rec__pack_time(PK, c->end_ms);
     PK_KEY("participants");
     msgpack_pack_int64(PK, participants);
     apply__answer(a, created ? 201 : 200);
@@ -347,9 +347,9 @@ int apply__tournament_join(struct apply *a, const struct cmd_tournament_join *c)
     apply__reset_out(a);
     msgpack_pack_map(PK, 3);
     PK_KEY("tournament_id");
-    shard__pack_str(PK, c->tournament_id);
+    rec__pack_str(PK, c->tournament_id);
     PK_KEY("player_id");
-    shard__pack_str(PK, c->player_id);
+    rec__pack_str(PK, c->player_id);
     PK_KEY("joined");
     msgpack_pack_true(PK);
     apply__answer(a, 200);

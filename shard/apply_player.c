@@ -80,7 +80,7 @@ int apply__player_put(struct apply *a, const struct cmd_player_put *c)
             enum timefmt_window w = (enum timefmt_window)kb[4 + blen + 1];
             int64_t period = (int64_t)(key__get_u64(kb + 4 + blen + 2) ^ (1ULL << 63));
             struct rankset *rs = boards__set(&s->boards, bd, w, period, 0);
-            struct rankkey rk = board__key(bd, r.score, r.subscore, r.updated_ms, p.pid);
+            struct rankkey rk = boards__key(bd, r.score, r.subscore, r.updated_ms, p.pid);
             if (rs == NULL) {
                 rv = LR_ECORRUPT;
                 break;
@@ -116,15 +116,15 @@ int apply__player_put(struct apply *a, const struct cmd_player_put *c)
     apply__reset_out(a);
     msgpack_pack_map(PK, 5);
     PK_KEY("player_id");
-    shard__pack_str(PK, c->player_id);
+    rec__pack_str(PK, c->player_id);
     PK_KEY("name");
-    shard__pack_str(PK, c->name);
+    rec__pack_str(PK, c->name);
     PK_KEY("region");
-    shard__pack_str(PK, c->region);
+    rec__pack_str(PK, c->region);
     PK_KEY("guild");
-    c->guild.len ? shard__pack_str(PK, c->guild) : msgpack_pack_nil(PK);
+    c->guild.len ? rec__pack_str(PK, c->guild) : msgpack_pack_nil(PK);
     PK_KEY("created_at");
-    shard__pack_time(PK, p.created_ms);
+    rec__pack_time(PK, p.created_ms);
     apply__answer(a, created ? 201 : 200);
     return 0;
 }
@@ -178,9 +178,9 @@ int apply__score(struct apply *a, const struct cmd_score *c)
     apply__reset_out(a);
     msgpack_pack_map(PK, 7);
     PK_KEY("board_id");
-    shard__pack_str(PK, c->board_id);
+    rec__pack_str(PK, c->board_id);
     PK_KEY("player_id");
-    shard__pack_str(PK, c->player_id);
+    rec__pack_str(PK, c->player_id);
     PK_KEY("score");
     msgpack_pack_int64(PK, x->now.score);
     PK_KEY("subscore");
@@ -190,7 +190,7 @@ int apply__score(struct apply *a, const struct cmd_score *c)
     PK_KEY("region_rank");
     msgpack_pack_uint64(PK, apply__plan_rank(a, &plan, 0));
     PK_KEY("updated_at");
-    shard__pack_time(PK, x->now.updated_ms);
+    rec__pack_time(PK, x->now.updated_ms);
     apply__answer(a, 200);
     return 0;
 }
@@ -305,8 +305,8 @@ int apply__unlock(struct apply *a, const struct cmd_unlock *c)
         key__u32(&hk, p.pid);
         key__u64(&hk, ~(uint64_t)pr.hseq);
         apply__rec_begin(a, 2);
-        shard__pack_str(RPK, c->game_id);
-        shard__pack_str(RPK, c->achievement_id);
+        rec__pack_str(RPK, c->game_id);
+        rec__pack_str(RPK, c->achievement_id);
         if ((rv = apply__rec_put(a, STORE_HISTORY, &hk)) != 0) {
             return rv;
         }
@@ -350,17 +350,17 @@ int apply__unlock(struct apply *a, const struct cmd_unlock *c)
         PK_KEY("type");
         PK_KEY("achievement.unlocked");
         PK_KEY("player_id");
-        shard__pack_str(PK, c->player_id);
+        rec__pack_str(PK, c->player_id);
         PK_KEY("game_id");
-        shard__pack_str(PK, c->game_id);
+        rec__pack_str(PK, c->game_id);
         PK_KEY("achievement_id");
-        shard__pack_str(PK, c->achievement_id);
+        rec__pack_str(PK, c->achievement_id);
         PK_KEY("points");
         msgpack_pack_int64(PK, awarded);
         PK_KEY("at");
-        shard__pack_time(PK, a->c->ts);
+        rec__pack_time(PK, a->c->ts);
         PK_KEY("region");
-        shard__pack_cstr(PK, s->region);
+        rec__pack_cstr(PK, s->region);
         PK_KEY("index");
         msgpack_pack_uint64(PK, a->index);
         apply__emit(a);
@@ -372,11 +372,11 @@ int apply__unlock(struct apply *a, const struct cmd_unlock *c)
     apply__reset_out(a);
     msgpack_pack_map(PK, 10);
     PK_KEY("player_id");
-    shard__pack_str(PK, c->player_id);
+    rec__pack_str(PK, c->player_id);
     PK_KEY("game_id");
-    shard__pack_str(PK, c->game_id);
+    rec__pack_str(PK, c->game_id);
     PK_KEY("achievement_id");
-    shard__pack_str(PK, c->achievement_id);
+    rec__pack_str(PK, c->achievement_id);
     PK_KEY("progress");
     msgpack_pack_int64(PK, pr.progress);
     PK_KEY("steps");
@@ -386,7 +386,7 @@ int apply__unlock(struct apply *a, const struct cmd_unlock *c)
     PK_KEY("unlocked");
     pr.unlocked ? msgpack_pack_true(PK) : msgpack_pack_false(PK);
     PK_KEY("unlocked_at");
-    shard__pack_time(PK, pr.unlocked ? pr.unlocked_ms : -1);
+    rec__pack_time(PK, pr.unlocked ? pr.unlocked_ms : -1);
     PK_KEY("points_awarded");
     msgpack_pack_int64(PK, awarded);
     PK_KEY("total_points");

@@ -131,7 +131,7 @@ size_t boards__memory(const struct boards *b)
     return total;
 }
 
-struct rankkey board__key(const struct board *bd, int64_t score, int64_t sub, int64_t t,
+struct rankkey boards__key(const struct board *bd, int64_t score, int64_t sub, int64_t t,
                           uint32_t pid)
 {
     struct rankkey k = {0};

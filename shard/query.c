@@ -68,14 +68,14 @@ static void query__pack_scope_fields(struct query *x, const struct query__scope 
     int n = q->guild.len ? snprintf(buf, sizeof buf, "guild:%.*s", (int)q->guild.len, q->guild.p)
                          : snprintf(buf, sizeof buf, "region:%s", x->s->region);
     QKEY("board_id");
-    shard__pack_cstr(QPK, sc->bd->id);
+    rec__pack_cstr(QPK, sc->bd->id);
     QKEY("scope");
     msgpack_pack_str_with_body(QPK, buf, (size_t)n);
     QKEY("window");
-    shard__pack_cstr(QPK, timefmt_window_name(q->window));
+    rec__pack_cstr(QPK, timefmt_window_name(q->window));
     QKEY("period");
     if (timefmt_period_format(q->window, sc->period, period) == 0) {
-        shard__pack_cstr(QPK, period);
+        rec__pack_cstr(QPK, period);
     } else {
         msgpack_pack_nil(QPK);
     }
@@ -120,9 +120,9 @@ static int query__pack_entry(struct query *x, const struct query__scope *sc,
     QKEY("player_id");
     msgpack_pack_str_with_body(QPK, id, idlen);
     QKEY("name");
-    shard__pack_str(QPK, p.name);
+    rec__pack_str(QPK, p.name);
     QKEY("region");
-    shard__pack_str(QPK, p.region);
+    rec__pack_str(QPK, p.region);
     QKEY("score");
     msgpack_pack_int64(QPK, r.score);
     QKEY("subscore");
@@ -134,7 +134,7 @@ static int query__pack_entry(struct query *x, const struct query__scope *sc,
         msgpack_pack_nil(QPK);
     }
     QKEY("updated_at");
-    shard__pack_time(QPK, r.updated_ms);
+    rec__pack_time(QPK, r.updated_ms);
     return 0;
 }
 
@@ -210,7 +210,7 @@ int query__top(struct query *x)
         }
         const char *id = names__id(&x->s->names, last.pid, &idlen);
         cursor_encode_key(&last, id, idlen, cur);
-        shard__pack_cstr(QPK, cur);
+        rec__pack_cstr(QPK, cur);
     } else {
         msgpack_pack_nil(QPK);
     }
@@ -235,7 +235,7 @@ int query__rank(struct query *x)
         return rv;
     }
     rv = query__score(x, &sc, p.pid, &r);
-    struct rankkey rk = board__key(sc.bd, r.score, r.subscore, r.updated_ms, p.pid);
+    struct rankkey rk = boards__key(sc.bd, r.score, r.subscore, r.updated_ms, p.pid);
     if (rv == LR_ENOTFOUND || (rv == 0 && (sc.idx == NULL || !rankidx_contains(sc.idx, &rk)))) {
         return errmsg_set(x->errmsg, LR_ENOTFOUND, "player %.*s has no score in this scope",
                           (int)q->player_id.len, q->player_id.p);
@@ -248,7 +248,7 @@ int query__rank(struct query *x)
     msgpack_pack_map(QPK, 12);
     query__pack_scope_fields(x, &sc);
     QKEY("player_id");
-    shard__pack_str(QPK, q->player_id);
+    rec__pack_str(QPK, q->player_id);
     QKEY("rank");
     msgpack_pack_uint64(QPK, rank0 + 1);
     QKEY("score");
@@ -256,7 +256,7 @@ int query__rank(struct query *x)
     QKEY("subscore");
     msgpack_pack_int64(QPK, r.subscore);
     QKEY("updated_at");
-    shard__pack_time(QPK, r.updated_ms);
+    rec__pack_time(QPK, r.updated_ms);
     QKEY("total");
     msgpack_pack_uint64(QPK, total);
     QKEY("percentile");
@@ -303,7 +303,7 @@ int query__friends(struct query *x)
         if (rv != 0) {
             return rv;
         }
-        struct rankkey rk = board__key(sc.bd, r.score, r.subscore, r.updated_ms, p.pid);
+        struct rankkey rk = boards__key(sc.bd, r.score, r.subscore, r.updated_ms, p.pid);
         if (!rankidx_contains(sc.idx, &rk)) {
             continue; /* not in this guild */
         }
@@ -348,7 +348,7 @@ int query__count_before(struct query *x)
     QKEY("counts");
     msgpack_pack_array(QPK, q->nprobes);
     for (uint32_t i = 0; i < q->nprobes; i++) {
-        struct rankkey k = board__key(sc.bd, q->probes[i].score, q->probes[i].subscore,
+        struct rankkey k = boards__key(sc.bd, q->probes[i].score, q->probes[i].subscore,
                                       q->probes[i].updated_ms, RANKKEY_FOREIGN);
         k.id = q->probes[i].player_id.p;
         k.idlen = q->probes[i].player_id.len;
@@ -374,7 +374,7 @@ int query__near(struct query *x)
     if ((rv = query__scope(x, &sc)) != 0) {
         return rv;
     }
-    struct rankkey k = board__key(sc.bd, q->probes[0].score, q->probes[0].subscore,
+    struct rankkey k = boards__key(sc.bd, q->probes[0].score, q->probes[0].subscore,
                                   q->probes[0].updated_ms, RANKKEY_FOREIGN);
     k.id = q->probes[0].player_id.p;
     k.idlen = q->probes[0].player_id.len;
@@ -417,7 +417,7 @@ int query__board_get(struct query *x)
     if (rec__prizes(&r, &rw) != 0) {
         return LR_ECORRUPT;
     }
-    shard__pack_board(QPK, bd, &rw);
+    rec__pack_board(QPK, bd, &rw);
     return 0;
 }
 

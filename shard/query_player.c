@@ -20,15 +20,15 @@ int query__player_get(struct query *x)
     }
     msgpack_pack_map(QPK, 5);
     QKEY("player_id");
-    shard__pack_str(QPK, x->q->player_id);
+    rec__pack_str(QPK, x->q->player_id);
     QKEY("name");
-    shard__pack_str(QPK, p.name);
+    rec__pack_str(QPK, p.name);
     QKEY("region");
-    shard__pack_str(QPK, p.region);
+    rec__pack_str(QPK, p.region);
     QKEY("guild");
-    p.guild.len ? shard__pack_str(QPK, p.guild) : msgpack_pack_nil(QPK);
+    p.guild.len ? rec__pack_str(QPK, p.guild) : msgpack_pack_nil(QPK);
     QKEY("created_at");
-    shard__pack_time(QPK, p.created_ms);
+    rec__pack_time(QPK, p.created_ms);
     return 0;
 }
 
@@ -88,9 +88,9 @@ int query__game_get(struct query *x)
     }
     msgpack_pack_map(QPK, 4);
     QKEY("game_id");
-    shard__pack_str(QPK, x->q->game_id);
+    rec__pack_str(QPK, x->q->game_id);
     QKEY("name");
-    shard__pack_str(QPK, g.name);
+    rec__pack_str(QPK, g.name);
     QKEY("achievements_total");
     msgpack_pack_int64(QPK, g.achievements_total);
     QKEY("players");
@@ -153,14 +153,14 @@ static int query__ach_item(struct query *x, const MDB_val *k, const MDB_val *v, 
     int show = !a.hidden || x->q->admin;
     msgpack_pack_map(QPK, show ? 9u : 7u);
     QKEY("game_id");
-    shard__pack_str(QPK, x->q->game_id);
+    rec__pack_str(QPK, x->q->game_id);
     QKEY("achievement_id");
     msgpack_pack_str_with_body(QPK, (const char *)k->mv_data + c->prefix, k->mv_size - c->prefix);
     if (show) {
         QKEY("name");
-        shard__pack_str(QPK, a.name);
+        rec__pack_str(QPK, a.name);
         QKEY("description");
-        shard__pack_str(QPK, a.description);
+        rec__pack_str(QPK, a.description);
     }
     QKEY("points");
     msgpack_pack_int64(QPK, a.points);
@@ -194,7 +194,7 @@ int query__ach_list(struct query *x)
     }
     msgpack_pack_map(QPK, 3);
     QKEY("game_id");
-    shard__pack_str(QPK, x->q->game_id);
+    rec__pack_str(QPK, x->q->game_id);
     QKEY("players");
     msgpack_pack_int64(QPK, c.g.players);
     QKEY("achievements");
@@ -260,9 +260,9 @@ static int query__hist_item(struct query *x, const MDB_val *k, const MDB_val *v,
     if (h->pack) {
         msgpack_pack_map(QPK, 6);
         QKEY("game_id");
-        shard__pack_str(QPK, game);
+        rec__pack_str(QPK, game);
         QKEY("achievement_id");
-        shard__pack_str(QPK, ach);
+        rec__pack_str(QPK, ach);
         QKEY("progress");
         msgpack_pack_int64(QPK, pr.progress);
         QKEY("steps");
@@ -270,7 +270,7 @@ static int query__hist_item(struct query *x, const MDB_val *k, const MDB_val *v,
         QKEY("unlocked");
         pr.unlocked ? msgpack_pack_true(QPK) : msgpack_pack_false(QPK);
         QKEY("unlocked_at");
-        shard__pack_time(QPK, pr.unlocked ? pr.unlocked_ms : -1);
+        rec__pack_time(QPK, pr.unlocked ? pr.unlocked_ms : -1);
     }
     return 0;
 }
@@ -343,7 +343,7 @@ int query__history(struct query *x)
     if (page.more) {
         char cur[CURSOR_MAX];
         cursor_encode_seq(page.last_seq, cur);
-        shard__pack_cstr(QPK, cur);
+        rec__pack_cstr(QPK, cur);
     } else {
         msgpack_pack_nil(QPK);
     }
@@ -385,7 +385,7 @@ int query__stats(struct query *x)
     int64_t today = timefmt_period_of(TIMEFMT_DAILY, q->now_ms, 0);
     msgpack_pack_map(QPK, 2);
     QKEY("player_id");
-    shard__pack_str(QPK, q->player_id);
+    rec__pack_str(QPK, q->player_id);
     QKEY("days");
     msgpack_pack_array(QPK, days);
     for (int64_t d = today - days + 1; d <= today; d++) {
@@ -397,7 +397,7 @@ int query__stats(struct query *x)
         timefmt_period_format(TIMEFMT_DAILY, d, buf);
         msgpack_pack_map(QPK, 4);
         QKEY("day");
-        shard__pack_cstr(QPK, buf);
+        rec__pack_cstr(QPK, buf);
         QKEY("unlocks");
         msgpack_pack_int64(QPK, r.unlocks);
         QKEY("points");
@@ -454,7 +454,7 @@ static int query__dash_game(struct query *x, const MDB_val *k, const MDB_val *v,
     if (c->pack) {
         msgpack_pack_map(QPK, 6);
         QKEY("game_id");
-        shard__pack_str(QPK, game);
+        rec__pack_str(QPK, game);
         QKEY("achievements_unlocked");
         msgpack_pack_int64(QPK, pg.unlocked);
         QKEY("achievements_total");
@@ -464,7 +464,7 @@ static int query__dash_game(struct query *x, const MDB_val *k, const MDB_val *v,
         QKEY("points");
         msgpack_pack_int64(QPK, points);
         QKEY("last_unlock_at");
-        shard__pack_time(QPK, pg.last_unlock_ms);
+        rec__pack_time(QPK, pg.last_unlock_ms);
     }
     return 0;
 }
@@ -499,10 +499,10 @@ static int query__dash_board(struct query *x, const MDB_val *k, const MDB_val *v
         if (rs == NULL) {
             return LR_ECORRUPT;
         }
-        struct rankkey rk = board__key(bd, r.score, r.subscore, r.updated_ms, c->pid);
+        struct rankkey rk = boards__key(bd, r.score, r.subscore, r.updated_ms, c->pid);
         msgpack_pack_map(QPK, 3);
         QKEY("board_id");
-        shard__pack_cstr(QPK, bd->id);
+        rec__pack_cstr(QPK, bd->id);
         QKEY("score");
         msgpack_pack_int64(QPK, r.score);
         QKEY("region_rank");
@@ -549,7 +549,7 @@ int query__dashboard(struct query *x)
     }
     msgpack_pack_map(QPK, 8);
     QKEY("player_id");
-    shard__pack_str(QPK, q->player_id);
+    rec__pack_str(QPK, q->player_id);
     QKEY("total_points");
     msgpack_pack_int64(QPK, games.points);
     QKEY("total_achievements");

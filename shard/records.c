@@ -1,62 +1,12 @@
-/* shard/records.c — keys and stored records of the shard (docs/data-layout.md).
+/* shard/records.c — stored records of the shard (docs/data-layout.md).
  *
  * A record is a msgpack array whose first element is REC_VERSION. Readers check the version,
  * the field count and every type, and answer LR_ECORRUPT for anything else: a damaged file
  * stops the replica with a message instead of feeding garbage into ranks. */
-#include <assert.h>
 #include <string.h>
 
 #include "mp.h"
 #include "shard_int.h"
-
-/* ---- keys ------------------------------------------------------------------------------ */
-
-void key__init(struct key *k) { k->len = 0; }
-
-static void key__bytes(struct key *k, const void *p, size_t n)
-{
-    /* Callers build keys from validated ids (<= 64 bytes each, at most three parts), so a key
-     * cannot outgrow KEY_MAX; overflowing would be a bug in the shard, not bad input. */
-    assert(k->len + n <= KEY_MAX);
-    if (n == 0) {
-        return; /* an empty part may come with a NULL pointer */
-    }
-    memcpy(k->b + k->len, p, n);
-    k->len += n;
-}
-
-void key__u32(struct key *k, uint32_t v)
-{
-    unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
-                          (unsigned char)(v >> 8), (unsigned char)v};
-    key__bytes(k, b, 4);
-}
-
-void key__u64(struct key *k, uint64_t v)
-{
-    key__u32(k, (uint32_t)(v >> 32));
-    key__u32(k, (uint32_t)v);
-}
-
-void key__i64(struct key *k, int64_t v) { key__u64(k, (uint64_t)v ^ (1ULL << 63)); }
-
-void key__str(struct key *k, struct lr_str s) { key__bytes(k, s.p, s.len); }
-
-void key__strz(struct key *k, struct lr_str s)
-{
-    key__bytes(k, s.p, s.len);
-    key__bytes(k, "", 1);
-}
-
-uint32_t key__get_u32(const unsigned char *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-uint64_t key__get_u64(const unsigned char *p)
-{
-    return (uint64_t)key__get_u32(p) << 32 | key__get_u32(p + 4);
-}
 
 /* ---- record readers -------------------------------------------------------------------- */
 
@@ -175,7 +125,7 @@ int rec__stats(const MDB_val *v, struct rec_stats *s)
 
 /* ---- packing helpers ------------------------------------------------------------------- */
 
-int shard__pack_time(msgpack_packer *pk, int64_t ms)
+int rec__pack_time(msgpack_packer *pk, int64_t ms)
 {
     char buf[TIMEFMT_RFC3339_LEN + 1];
     if (ms < 0 || timefmt_rfc3339(ms, buf) != 0) {
@@ -184,29 +134,29 @@ int shard__pack_time(msgpack_packer *pk, int64_t ms)
     return msgpack_pack_str_with_body(pk, buf, TIMEFMT_RFC3339_LEN);
 }
 
-int shard__pack_cstr(msgpack_packer *pk, const char *s)
+int rec__pack_cstr(msgpack_packer *pk, const char *s)
 {
     return msgpack_pack_str_with_body(pk, s, strlen(s));
 }
 
-int shard__pack_str(msgpack_packer *pk, struct lr_str s)
+int rec__pack_str(msgpack_packer *pk, struct lr_str s)
 {
     return msgpack_pack_str_with_body(pk, s.p, s.len);
 }
 
 #define PKB(k) msgpack_pack_str_with_body(pk, k, sizeof(k) - 1)
 
-void shard__pack_board(msgpack_packer *pk, const struct board *bd, const struct cmd_prizes *rw)
+void rec__pack_board(msgpack_packer *pk, const struct board *bd, const struct cmd_prizes *rw)
 {
     static const char *const ops[] = {"best", "set", "incr", "decr"};
     uint32_t nw = 0;
     msgpack_pack_map(pk, 8);
     PKB("board_id");
-    shard__pack_cstr(pk, bd->id);
+    rec__pack_cstr(pk, bd->id);
     PKB("order");
-    shard__pack_cstr(pk, bd->order == CMD_ORDER_ASC ? "asc" : "desc");
+    rec__pack_cstr(pk, bd->order == CMD_ORDER_ASC ? "asc" : "desc");
     PKB("operator");
-    shard__pack_cstr(pk, ops[bd->op & 3]);
+    rec__pack_cstr(pk, ops[bd->op & 3]);
     PKB("windows");
     for (int w = 0; w < TIMEFMT_CYCLE; w++) {
         nw += (bd->windows >> w) & 1;
@@ -214,7 +164,7 @@ void shard__pack_board(msgpack_packer *pk, const struct board *bd, const struct 
     msgpack_pack_array(pk, nw);
     for (int w = 0; w < TIMEFMT_CYCLE; w++) {
         if (bd->windows & (1u << w)) {
-            shard__pack_cstr(pk, timefmt_window_name((enum timefmt_window)w));
+            rec__pack_cstr(pk, timefmt_window_name((enum timefmt_window)w));
         }
     }
     PKB("reset_period_s");
@@ -230,10 +180,10 @@ void shard__pack_board(msgpack_packer *pk, const struct board *bd, const struct 
         PKB("rank_to");
         msgpack_pack_int64(pk, rw->items[i].rank_to);
         PKB("reward");
-        shard__pack_str(pk, rw->items[i].reward);
+        rec__pack_str(pk, rw->items[i].reward);
     }
     PKB("game_id");
-    bd->game_id[0] ? shard__pack_cstr(pk, bd->game_id) : msgpack_pack_nil(pk);
+    bd->game_id[0] ? rec__pack_cstr(pk, bd->game_id) : msgpack_pack_nil(pk);
 }
 
 int rec__prizes(struct mp *r, struct cmd_prizes *p)

@@ -199,7 +199,7 @@ static int shard__load_scores(struct shard *s, MDB_txn *txn)
             rv = LR_ENOMEM;
             break;
         }
-        struct rankkey rk = board__key(bd, r.score, r.subscore, r.updated_ms, pid);
+        struct rankkey rk = boards__key(bd, r.score, r.subscore, r.updated_ms, pid);
         if (rs->npending == rs->cappending) {
             size_t ncap = rs->cappending ? rs->cappending * 2 : 64;
             struct rankkey *np = realloc(rs->pending, ncap * sizeof *np);

@@ -92,7 +92,7 @@ struct rankidx *boards__guild(struct boards *b, struct rankset *rs, const char *
 size_t boards__memory(const struct boards *b);
 
 /** Rank key of a stored score on @bd. */
-struct rankkey board__key(const struct board *bd, int64_t score, int64_t sub, int64_t t,
+struct rankkey boards__key(const struct board *bd, int64_t score, int64_t sub, int64_t t,
                           uint32_t pid);
 
 /* ---- records (apply.c writes them, query.c reads them) --------------------------------- */
@@ -184,12 +184,12 @@ int shard__load(struct shard *s);
 int shard__player(struct shard *s, struct lr_str id, struct rec_player *r);
 
 /** Pack an RFC 3339 string of @ms (nil for ms < 0). */
-int shard__pack_time(msgpack_packer *pk, int64_t ms);
+int rec__pack_time(msgpack_packer *pk, int64_t ms);
 /** Pack a key string / C string. */
-int shard__pack_cstr(msgpack_packer *pk, const char *s);
-int shard__pack_str(msgpack_packer *pk, struct lr_str s);
+int rec__pack_cstr(msgpack_packer *pk, const char *s);
+int rec__pack_str(msgpack_packer *pk, struct lr_str s);
 /** Pack a board's config as API.md's board object. */
-void shard__pack_board(msgpack_packer *pk, const struct board *bd, const struct cmd_prizes *rw);
+void rec__pack_board(msgpack_packer *pk, const struct board *bd, const struct cmd_prizes *rw);
 struct mp;
 /** Read a stored [[rank_from, rank_to, reward], ...] list. */
 int rec__prizes(struct mp *r, struct cmd_prizes *p);
