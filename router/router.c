@@ -571,12 +571,16 @@ static int router__ws_get(void *data, const char *path, const char *query, ws_re
 int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router **out,
                  char *errmsg)
 {
-    struct router *r = calloc(1, sizeof *r);
+    struct router *r;
     int rv;
-    if (r == NULL) {
+    if (cfg->log == NULL) {
+        return errmsg_set(errmsg, LR_EINVAL, "router: a logger is required");
+    }
+    if ((r = calloc(1, sizeof *r)) == NULL) {
         return errmsg_set(errmsg, LR_ENOMEM, "router: out of memory");
     }
     r->loop = loop;
+    r->log = cfg->log;
     r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 5000;
     snprintf(r->admin_key, sizeof r->admin_key, "%s", cfg->admin_key ? cfg->admin_key : "");
     snprintf(r->api_key, sizeof r->api_key, "%s", cfg->api_key ? cfg->api_key : "");

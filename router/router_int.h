@@ -9,6 +9,7 @@
 
 #include "../shard/cursor.h"
 #include "../shard/shard.h"
+#include "../lib/log.h"
 #include "../lib/strmap.h"
 #include "gateway.h"
 #include "http.h"
@@ -31,6 +32,7 @@ struct router__stat {
 
 struct router {
     uv_loop_t *loop;
+    struct logger *log; /* borrowed from router_config */
     struct http *http;
     struct gateway *gw; /* the committed-event streams and the WebSocket topics */
     struct ws *ws;

@@ -6,7 +6,6 @@
  * catalog puts carry the router's version stamp and a region refuses one older than what it
  * stores (shard/cmd.h). The queue lives in this router's memory; a router that stops loses
  * what it had not yet delivered (docs/architecture.md says what repairs the rest). */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,8 +49,7 @@ static void router__repair_answered(void *data, int code, const msgpack_object *
      * shares (a newer version, a conflict) that re-sending cannot change. */
     if (code == 0) {
         e->done = 1;
-        fprintf(stderr, "laurel router: catalog write re-sent to region %s\n",
-                e->r->region[e->region]);
+        LOG(e->r->log, LOG_INFO, "catalog write re-sent to region %s", e->r->region[e->region]);
     }
 }
 
@@ -72,16 +70,16 @@ static void router__repair_tick(uv_timer_t *t)
 
 void router__repair_add(struct router *r, unsigned region, const char *args, size_t len)
 {
-    struct router_repair *e = malloc(sizeof *e + len);
-    if (e == NULL) {
-        fprintf(stderr, "laurel router: out of memory: catalog write for region %s not queued\n",
-                r->region[region]);
+    struct router_repair *e;
+    if (r->nrepairs >= ROUTER_REPAIR_MAX) {
+        LOG(r->log, LOG_ERROR,
+            "%d catalog writes wait for re-sending: dropping the new one for region %s",
+            ROUTER_REPAIR_MAX, r->region[region]);
         return;
     }
-    if (r->nrepairs >= ROUTER_REPAIR_MAX) {
-        fprintf(stderr, "laurel router: %d catalog writes wait for re-sending: dropping the new "
-                        "one for region %s\n", ROUTER_REPAIR_MAX, r->region[region]);
-        free(e);
+    if ((e = malloc(sizeof *e + len)) == NULL) {
+        LOG(r->log, LOG_ERROR, "out of memory: catalog write for region %s not queued",
+            r->region[region]);
         return;
     }
     *e = (struct router_repair){r->repairs, r, region, 0, 0, len};
