@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "../proto/client.h"
 #include "../lib/err.h"
+#include "../lib/log.h"
 #include "../lib/sys.h"
 #include "../router/router.h"
 #include "../router/ws.h"
@@ -333,8 +334,13 @@ int cli_dev(int argc, char **argv)
             }
         }
     }
+    /* The router's logger (node 0, region "router"); it outlives the router, which stops
+     * inside uv_run below. */
+    struct logger log;
+    log_init(&log, stderr, LOG_INFO, 0, "router");
     struct router_config cfg;
     memset(&cfg, 0, sizeof cfg);
+    cfg.log = &log;
     cfg.http = d.http;
     cfg.admin_key = d.admin_key;
     cfg.api_key = d.api_key;

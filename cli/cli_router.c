@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "../lib/err.h"
+#include "../lib/log.h"
 #include "../lib/sys.h"
 #include "../router/router.h"
 #include "../router/ws.h"
@@ -115,8 +116,13 @@ int cli_router(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     struct router_config cfg;
     static char specs[ROUTER_MAX_REGIONS][1024];
+    /* The router's logger (node 0, region "router"); it outlives the router, which stops
+     * inside uv_run below. */
+    struct logger log;
     int c;
+    log_init(&log, stderr, LOG_INFO, 0, "router");
     memset(&cfg, 0, sizeof cfg);
+    cfg.log = &log;
     cfg.http = "127.0.0.1:8080";
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {

@@ -1,5 +1,16 @@
-/* router/router_boards.c — board pages: one region's answer for region scope, or an exact
- * merge of every region's page for global and guild scopes (docs/ordering.md). */
+/* router/route_board.c — boards: PUT and GET /v1/boards/{id}, the top page, and the helpers
+ * of every board read (top here, rank and friends in route_rank.c).
+ *
+ * A board is catalog: a put goes to every region (route_catalog__put) and a get reads region
+ * 0. A board read first learns the board's order (desc or asc: which way the total order of
+ * docs/ordering.md runs), cached by the router after the first time, then asks its scope:
+ * region scope is that one region's answer as it is; global and guild scopes ask every region
+ * and merge exactly, because every region orders the same way.
+ *
+ * A board read's parameters (struct route_board_read, router_int.h) are parsed once into
+ * route_data, which every board read starts with: the helpers here see only @q and find them
+ * there. */
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,121 +21,246 @@
 #include "../lib/err.h"
 #include "router_int.h"
 
-/* ---- entries from regions, in the total order ------------------------------------------- */
+/* ---- PUT and GET /v1/boards/{id} ----------------------------------------------------------- */
 
-int router__entry_key(const msgpack_object *e, int desc, struct router__entry *out)
+/* Index of @s in @names (@n of them), or -1 (also for NULL). */
+static int route_board__pick(const char *s, const char *const *names, int n)
 {
-    int64_t score, sub, t;
-    const msgpack_object *pid = proto_map_get(e, "player_id");
-    const msgpack_object *ua = proto_map_get(e, "updated_at");
-    if (pid == NULL || pid->type != MSGPACK_OBJECT_STR || pid->via.str.size == 0 ||
-        pid->via.str.size > VALID_ID_MAX || ua == NULL || ua->type != MSGPACK_OBJECT_STR ||
-        proto_obj_i64(proto_map_get(e, "score"), &score) ||
-        proto_obj_i64(proto_map_get(e, "subscore"), &sub) ||
-        timefmt_parse_rfc3339(ua->via.str.ptr, ua->via.str.size, &t)) {
-        return -1;
+    for (int i = 0; s && i < n; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            return i;
+        }
     }
-    out->o = e;
-    memcpy(out->id, pid->via.str.ptr, pid->via.str.size);
-    out->id[pid->via.str.size] = '\0';
-    rankkey_fold(&out->key, desc, score, sub, t);
-    out->key.pid = RANKKEY_FOREIGN;
-    out->key.id = out->id;
-    out->key.idlen = pid->via.str.size;
+    return -1;
+}
+
+/* PUT /v1/boards/{id}: every field checked here, the shard checks them again on apply. */
+int route_board_put(struct rreq *q)
+{
+    static const char *const orders[] = {"desc", "asc"};
+    static const char *const ops[] = {"best", "set", "incr", "decr"};
+    static const char *const wins[] = {"alltime", "daily", "weekly", "monthly"};
+    struct cmd c;
+    json_t *v;
+    size_t i;
+    memset(&c, 0, sizeof c);
+    c.type = CMD_BOARD_PUT;
+    c.u.board_put.board_id = q->param[0];
+    int order = route_board__pick(json_string_value(json_object_get(q->body, "order")), orders, 2);
+    int op = route_board__pick(json_string_value(json_object_get(q->body, "operator")), ops, 4);
+    if (order < 0 || op < 0) {
+        return rreq__errf(q, LR_EINVAL,
+                          "order must be desc or asc; operator best, set, incr or decr");
+    }
+    c.u.board_put.order = order;
+    c.u.board_put.op = op;
+    c.u.board_put.windows = 1u << TIMEFMT_ALLTIME;
+    if ((v = json_object_get(q->body, "windows")) != NULL) {
+        json_t *w;
+        c.u.board_put.windows = 0;
+        if (!json_is_array(v) || json_array_size(v) == 0) {
+            return rreq__errf(q, LR_EINVAL, "windows must be a non-empty list");
+        }
+        json_array_foreach(v, i, w)
+        {
+            int k = route_board__pick(json_string_value(w), wins, 4);
+            if (k < 0) {
+                return rreq__errf(q, LR_EINVAL, "windows are alltime, daily, weekly or monthly");
+            }
+            c.u.board_put.windows |= 1u << k;
+        }
+    }
+    v = json_object_get(q->body, "reset_period_s");
+    if (v && !json_is_null(v) && (!json_is_integer(v) || json_integer_value(v) < 60)) {
+        return rreq__errf(q, LR_EINVAL, "reset_period_s must be null or an integer >= 60");
+    }
+    c.u.board_put.reset_period_s = v && json_is_integer(v) ? json_integer_value(v) : 0;
+    v = json_object_get(q->body, "snapshot_top");
+    if (v && (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000)) {
+        return rreq__errf(q, LR_EINVAL, "snapshot_top must be an integer from 0 to 1000");
+    }
+    c.u.board_put.snapshot_top = v ? json_integer_value(v) : 10;
+    v = json_object_get(q->body, "rewards");
+    if (v && !json_is_null(v)) {
+        json_t *band;
+        if (!json_is_array(v) || json_array_size(v) > CMD_PRIZES_MAX) {
+            return rreq__errf(q, LR_EINVAL, "rewards must be a list of at most %d bands",
+                              CMD_PRIZES_MAX);
+        }
+        json_array_foreach(v, i, band)
+        {
+            json_int_t from, to;
+            const char *reward;
+            if (json_unpack(band, "{s:I,s:I,s:s}", "rank_from", &from, "rank_to", &to, "reward",
+                            &reward) != 0) {
+                return rreq__errf(q, LR_EINVAL,
+                                  "rewards[%zu] needs rank_from, rank_to and reward", i);
+            }
+            c.u.board_put.rewards.items[i].rank_from = from;
+            c.u.board_put.rewards.items[i].rank_to = to;
+            c.u.board_put.rewards.items[i].reward = lr_str_of(reward);
+        }
+        c.u.board_put.rewards.n = (uint32_t)json_array_size(v);
+    }
+    v = json_object_get(q->body, "game_id");
+    c.u.board_put.game_id = lr_str_of(v && json_is_string(v) ? json_string_value(v) : "");
+    strmap_put(&q->r->board_order, q->param[0].p, q->param[0].len,
+               (void *)(uintptr_t)(order == CMD_ORDER_DESC ? 2 : 1));
+    return route_catalog__put(q, &c);
+}
+
+int route_board_get(struct rreq *q)
+{
+    struct shard_query sq;
+    memset(&sq, 0, sizeof sq);
+    sq.type = SHARD_Q_BOARD_GET;
+    sq.board_id = q->param[0];
+    q->region = 0;
+    return rreq__query_region(q, &sq);
+}
+
+/* ---- the helpers of every board read ----------------------------------------------------- */
+
+/* The parameters every board read keeps at the start of its route_data. */
+static struct route_board_read *route_board__read(struct rreq *q) { return q->route_data; }
+
+int route_board__params(struct rreq *q, struct route_board_read *b, int paged)
+{
+    char *scope = b->scope, *window = b->window, period[40];
+    long lim = 100;
+    snprintf(scope, sizeof b->scope, "global");
+    snprintf(window, sizeof b->window, "alltime");
+    if (rreq__query(q, "scope", scope, sizeof b->scope) < 0 ||
+        rreq__query(q, "window", window, sizeof b->window) < 0 ||
+        timefmt_window_parse(window, strlen(window), &b->w) != 0) {
+        return rreq__errf(q, LR_EINVAL, "window must be alltime, daily, weekly, monthly or cycle");
+    }
+    int hp = rreq__query(q, "period", period, sizeof period);
+    if (hp < 0 ||
+        (hp == 0 && timefmt_period_parse(b->w, period, strlen(period), &b->period) != 0)) {
+        return rreq__errf(q, LR_EINVAL, "period does not name a %s period", window);
+    }
+    b->has_period = hp == 0;
+    if (paged) {
+        if (rreq__query_int(q, "limit", 1, 1000, 100, &lim) != 0) {
+            return rreq__errf(q, LR_EINVAL, "limit must be 1 to 1000");
+        }
+        b->limit = (uint32_t)lim;
+        if (rreq__query(q, "cursor", b->cursor, sizeof b->cursor) < 0) {
+            return rreq__errf(q, LR_EINVAL, "cursor is not valid");
+        }
+    }
+    if (strcmp(scope, "global") != 0 && strncmp(scope, "region:", 7) != 0 &&
+        strncmp(scope, "guild:", 6) != 0) {
+        return rreq__errf(q, LR_EINVAL, "scope must be global, region:<id> or guild:<id>");
+    }
+    if (strncmp(scope, "region:", 7) == 0 && router__region_index(q->r, scope + 7) < 0) {
+        return rreq__errf(q, LR_EINVAL, "unknown region in scope %s", scope);
+    }
+    if (strncmp(scope, "guild:", 6) == 0 &&
+        !valid_id(scope + 6, strlen(scope + 6), VALID_ID_MAX)) {
+        return rreq__errf(q, LR_EINVAL, "guild in scope must be an id");
+    }
     return 0;
 }
 
-/* Ids are compared through the entries' own buffers: key.id would be stale once the array
- * grows or qsort moves an entry (router__entries_sort points it back afterwards). */
-static int router__cmp_entry(const void *x, const void *y)
+/* Region 0's board answer: the board's order, into the cache and the read. */
+static int route_board__order_known(struct rreq *q)
 {
-    const struct router__entry *ex = x, *ey = y;
-    return rankkey_cmp(&ex->key, ex->id, &ey->key, ey->id);
+    msgpack_unpacked up;
+    const msgpack_object *o;
+    int rv = rreq__answer_ok(q, 0, &up, &o);
+    if (rv != 0) {
+        return rv;
+    }
+    const msgpack_object *ord = proto_map_get(o, "order");
+    int desc = !(ord && ord->type == MSGPACK_OBJECT_STR && ord->via.str.size == 3);
+    strmap_put(&q->r->board_order, q->param[0].p, q->param[0].len, (void *)(uintptr_t)(desc + 1));
+    msgpack_unpacked_destroy(&up);
+    route_board__read(q)->desc = desc;
+    return q->then(q);
 }
 
-void router__entries_sort(struct router__entries *es)
+int route_board__with_order(struct rreq *q, rreq__step then)
 {
-    if (es->n > 1) {
-        qsort(es->v, es->n, sizeof *es->v, router__cmp_entry);
+    struct shard_query sq;
+    void *ord = strmap_get(&q->r->board_order, q->param[0].p, q->param[0].len);
+    if (ord) {
+        route_board__read(q)->desc = (int)((uintptr_t)ord - 1);
+        return then(q);
     }
-    for (size_t i = 0; i < es->n; i++) {
-        es->v[i].key.id = es->v[i].id;
-    }
+    memset(&sq, 0, sizeof sq);
+    sq.type = SHARD_Q_BOARD_GET;
+    sq.board_id = q->param[0];
+    rreq__args_query(q, &sq, 0);
+    q->then = then;
+    q->next = route_board__order_known;
+    return rreq__call(q, 0, PROTO_OP_QUERY, 1);
 }
 
-int rreq__collect(struct rreq *q, const msgpack_object *list, unsigned region,
-                  struct router__entries *es)
+int route_board__ask_scope(struct rreq *q, rreq__step merge)
 {
+    const char *scope = route_board__read(q)->scope;
+    if (strncmp(scope, "region:", 7) == 0) {
+        q->region = router__region_index(q->r, scope + 7);
+        q->next = rreq__reply_query;
+        return rreq__call(q, (unsigned)q->region, PROTO_OP_QUERY, 1);
+    }
+    q->next = merge;
+    return rreq__call_all(q, PROTO_OP_QUERY, 1);
+}
+
+json_t *route_board__head(struct rreq *q, const msgpack_object *any)
+{
+    const struct route_board_read *b = route_board__read(q);
+    json_t *period = mpjson_from(proto_map_get(any, "period"));
+    return json_pack("{s:s#,s:s,s:s,s:o}", "board_id", q->param[0].p, (int)q->param[0].len,
+                     "scope", b->scope, "window", b->window, "period",
+                     period ? period : json_null());
+}
+
+int route_board__collect(struct rreq *q, const msgpack_object *list, unsigned region,
+                         struct router__entries *es)
+{
+    int desc = route_board__read(q)->desc;
     if (list == NULL || list->type != MSGPACK_OBJECT_ARRAY) {
-        rreq__error(q, LR_EINTERNAL, "malformed page from region %s", q->r->region[region]);
-        return -1;
+        return rreq__errf(q, LR_EINTERNAL, "malformed page from region %s", q->r->region[region]);
     }
     for (uint32_t k = 0; k < list->via.array.size; k++) {
         if (es->n == es->cap) {
             size_t cap = es->cap ? es->cap * 2 : 64;
             struct router__entry *nv = realloc(es->v, cap * sizeof *nv);
             if (nv == NULL) {
-                rreq__error(q, LR_ENOMEM, "out of memory");
-                return -1;
+                return rreq__errf(q, LR_ENOMEM, "out of memory");
             }
             es->v = nv;
             es->cap = cap;
         }
-        if (router__entry_key(&list->via.array.ptr[k], q->top.desc, &es->v[es->n]) != 0) {
-            rreq__error(q, LR_EINTERNAL, "malformed entry from region %s", q->r->region[region]);
-            return -1;
+        if (router__entry_key(&list->via.array.ptr[k], desc, &es->v[es->n]) != 0) {
+            return rreq__errf(q, LR_EINTERNAL, "malformed entry from region %s",
+                              q->r->region[region]);
         }
         es->n++;
     }
     return 0;
 }
 
-int rreq__answers(struct rreq *q, msgpack_unpacked *up, const msgpack_object **o)
-{
-    unsigned nr = q->r->nregions;
-    for (unsigned i = 0; i < nr; i++) {
-        rreq__answer(q, i, &up[i], &o[i]);
-    }
-    for (unsigned i = 0; i < nr; i++) {
-        if (q->code[i] != 0 || o[i] == NULL) {
-            rreq__upstream_error(q, q->code[i] ? q->code[i] : LR_EINTERNAL, o[i]);
-            rreq__answers_free(nr, up);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-void rreq__answers_free(unsigned nregions, msgpack_unpacked *up)
-{
-    for (unsigned i = 0; i < nregions; i++) {
-        msgpack_unpacked_destroy(&up[i]);
-    }
-}
-
-json_t *rreq__board_head(struct rreq *q, const msgpack_object *any)
-{
-    json_t *period = mpjson_from(proto_map_get(any, "period"));
-    return json_pack("{s:s#,s:s,s:s,s:o}", "board_id", q->param[0].p, (int)q->param[0].len,
-                     "scope", q->top.scope, "window", q->top.window, "period",
-                     period ? period : json_null());
-}
-
-/* ---- board pages: one region's answer, or an exact merge of all ----------------------------- */
+/* ---- GET /v1/boards/{id}/top --------------------------------------------------------------- */
 
 /* Merge the regions' pages into the global page: ranks are 1 + the entries of every region
  * before the page + the position in the merge; exact because every region orders the same
  * way (docs/ordering.md). */
-static void rreq__top_merge(struct rreq *q)
+static int route_board__top_merge(struct rreq *q)
 {
     msgpack_unpacked up[ROUTER_MAX_REGIONS];
     const msgpack_object *o[ROUTER_MAX_REGIONS];
     struct router__entries all = {NULL, 0, 0};
     uint64_t total = 0, offset = 0;
-    unsigned limit = q->top.limit;
+    unsigned limit = route_board__read(q)->limit;
     unsigned nr = q->r->nregions;
-    if (rreq__answers(q, up, o) != 0) {
-        return;
+    int rv = rreq__answers(q, up, o);
+    if (rv != 0) {
+        return rv;
     }
     for (unsigned i = 0; i < nr; i++) {
         int64_t t = 0, off = 0;
@@ -132,8 +268,8 @@ static void rreq__top_merge(struct rreq *q)
         proto_obj_i64(proto_map_get(o[i], "offset"), &off);
         total += (uint64_t)t;
         offset += (uint64_t)off;
-        if (rreq__collect(q, proto_map_get(o[i], "entries"), i, &all) != 0) {
-            goto out;
+        if ((rv = route_board__collect(q, proto_map_get(o[i], "entries"), i, &all)) != 0) {
+            goto err_after_answers;
         }
     }
     router__entries_sort(&all);
@@ -151,140 +287,51 @@ static void rreq__top_merge(struct rreq *q)
                           cur);
         next = json_string(cur);
     }
-    json_t *j = rreq__board_head(q, o[0]);
+    json_t *j = route_board__head(q, o[0]);
     json_object_set_new(j, "entries", entries);
     json_object_set_new(j, "next_cursor", next);
     json_object_set_new(j, "total", json_integer((json_int_t)total));
     rreq__reply_json(q, 200, j, NULL);
-out:
     rreq__answers_free(nr, up);
     free(all.v);
-}
-
-static void rreq__board_known(struct rreq *q)
-{
-    msgpack_unpacked up;
-    const msgpack_object *o;
-    rreq__answer(q, 0, &up, &o);
-    if (q->code[0] != 0 || o == NULL) {
-        rreq__upstream_error(q, q->code[0] ? q->code[0] : LR_EINTERNAL, o);
-        msgpack_unpacked_destroy(&up);
-        return;
-    }
-    const msgpack_object *ord = proto_map_get(o, "order");
-    int desc = !(ord && ord->type == MSGPACK_OBJECT_STR && ord->via.str.size == 3);
-    strmap_put(&q->r->board_order, q->param[0].p, q->param[0].len, (void *)(uintptr_t)(desc + 1));
-    msgpack_unpacked_destroy(&up);
-    q->top.desc = desc;
-    q->then(q);
-}
-
-/* Learn the board's order (cached after the first time), then run @then. */
-void rreq__with_board(struct rreq *q, void (*then)(struct rreq *))
-{
-    struct shard_query sq;
-    void *ord = strmap_get(&q->r->board_order, q->param[0].p, q->param[0].len);
-    if (ord) {
-        q->top.desc = (int)((uintptr_t)ord - 1);
-        then(q);
-        return;
-    }
-    memset(&sq, 0, sizeof sq);
-    sq.type = SHARD_Q_BOARD_GET;
-    sq.board_id = q->param[0];
-    rreq__args_query(q, &sq, 0);
-    q->then = then;
-    q->next = rreq__board_known;
-    if (rreq__call(q, 0, PROTO_OP_QUERY, 1) != 0) {
-        rreq__error(q, LR_ENOMEM, "out of memory");
-    }
-}
-
-/* Parse scope, window, period (and limit, cursor when @paged) into q->top: 0, or -1 with a
- * reply sent. */
-int rreq__board_params(struct rreq *q, int paged)
-{
-    char *scope = q->top.scope, *window = q->top.window, period[40];
-    long lim = 100;
-    snprintf(scope, sizeof q->top.scope, "global");
-    snprintf(window, sizeof q->top.window, "alltime");
-    if (router__query(q, "scope", scope, sizeof q->top.scope) < 0 ||
-        router__query(q, "window", window, sizeof q->top.window) < 0 ||
-        timefmt_window_parse(window, strlen(window), &q->top.w) != 0) {
-        rreq__error(q, LR_EINVAL, "window must be alltime, daily, weekly, monthly or cycle");
-        return -1;
-    }
-    int hp = router__query(q, "period", period, sizeof period);
-    if (hp < 0 || (hp == 0 && timefmt_period_parse(q->top.w, period, strlen(period),
-                                                    &q->top.period) != 0)) {
-        rreq__error(q, LR_EINVAL, "period does not name a %s period", window);
-        return -1;
-    }
-    q->top.has_period = hp == 0;
-    if (paged) {
-        if (router__query_int(q, "limit", 1, 1000, 100, &lim) != 0) {
-            rreq__error(q, LR_EINVAL, "limit must be 1 to 1000");
-            return -1;
-        }
-        q->top.limit = (uint32_t)lim;
-        if (router__query(q, "cursor", q->top.cursor, sizeof q->top.cursor) < 0) {
-            rreq__error(q, LR_EINVAL, "cursor is not valid");
-            return -1;
-        }
-    }
-    if (strcmp(scope, "global") != 0 && strncmp(scope, "region:", 7) != 0 &&
-        strncmp(scope, "guild:", 6) != 0) {
-        rreq__error(q, LR_EINVAL, "scope must be global, region:<id> or guild:<id>");
-        return -1;
-    }
-    if (strncmp(scope, "region:", 7) == 0 && router__region_index(q->r, scope + 7) < 0) {
-        rreq__error(q, LR_EINVAL, "unknown region in scope %s", scope);
-        return -1;
-    }
-    if (strncmp(scope, "guild:", 6) == 0 && !valid_id(scope + 6, strlen(scope + 6), VALID_ID_MAX)) {
-        rreq__error(q, LR_EINVAL, "guild in scope must be an id");
-        return -1;
-    }
     return 0;
+
+err_after_answers:
+    rreq__answers_free(nr, up);
+    free(all.v);
+    assert(rv != 0);
+    return rv;
 }
 
-static void rreq__top_go(struct rreq *q)
+static int route_board__top_go(struct rreq *q)
 {
-    const char *scope = q->top.scope;
+    const struct route_board_read *b = route_board__read(q);
     struct shard_query sq;
     memset(&sq, 0, sizeof sq);
     sq.type = SHARD_Q_TOP;
     sq.board_id = q->param[0];
-    sq.window = q->top.w;
-    sq.has_period = q->top.has_period;
-    sq.period = q->top.period;
-    sq.limit = q->top.limit;
-    sq.cursor = lr_str_of(q->top.cursor);
-    if (strncmp(scope, "guild:", 6) == 0) {
-        sq.guild = lr_str_of(scope + 6);
+    sq.window = b->w;
+    sq.has_period = b->has_period;
+    sq.period = b->period;
+    sq.limit = b->limit;
+    sq.cursor = lr_str_of(b->cursor);
+    if (strncmp(b->scope, "guild:", 6) == 0) {
+        sq.guild = lr_str_of(b->scope + 6);
     }
     rreq__args_query(q, &sq, 0);
-    rreq__ask_scope(q, rreq__top_merge);
-}
-
-void rreq__ask_scope(struct rreq *q, void (*merge)(struct rreq *))
-{
-    if (strncmp(q->top.scope, "region:", 7) == 0) {
-        q->region = router__region_index(q->r, q->top.scope + 7);
-        q->next = rreq__reply_query;
-        if (rreq__call(q, (unsigned)q->region, PROTO_OP_QUERY, 1) != 0) {
-            rreq__error(q, LR_ENOMEM, "out of memory");
-        }
-        return;
-    }
-    q->next = merge;
-    rreq__call_all(q, PROTO_OP_QUERY, 1);
+    return route_board__ask_scope(q, route_board__top_merge);
 }
 
 /* GET /v1/boards/{id}/top: parse, learn the board's order once, then ask the scope. */
-void route_top(struct rreq *q)
+int route_board_top(struct rreq *q)
 {
-    if (rreq__board_params(q, 1) == 0) {
-        rreq__with_board(q, rreq__top_go);
+    struct route_board_read *b = rreq__data(q, sizeof *b, free);
+    int rv;
+    if (b == NULL) {
+        return LR_ENOMEM;
     }
+    if ((rv = route_board__params(q, b, 1)) != 0) {
+        return rv;
+    }
+    return route_board__with_order(q, route_board__top_go);
 }

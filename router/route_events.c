@@ -1,10 +1,12 @@
-/* router/router_events.c — POST /v1/events: up to 100 score and unlock items in one request.
+/* router/route_events.c — POST /v1/events: up to 100 score and unlock items in one request.
  *
- * Each item is checked and built exactly as its single endpoint would (router__score_cmd,
- * router__unlock_cmd); an item that fails fails alone with its own status. The items of one
- * region go in one submit, so they become one raft entry (one fsync for the lot) instead of
- * one each: that is the point of the batch. Players the router has not seen are located for
- * the whole batch in one round (the LOCATE query, to every region at once). */
+ * Each item is checked and built exactly as its single endpoint would (route_score__score_cmd,
+ * route_score__unlock_cmd, route_score.c); an item that fails fails alone with its own status,
+ * so the request itself answers 200 with one result per item. The items of one region go in
+ * one submit, so they become one raft entry (one fsync for the lot) instead of one each: that
+ * is the point of the batch. Players the router has not seen are located for the whole batch
+ * in one round (the LOCATE query, to every region at once). The batch (struct
+ * route_events_batch) is the request's route_data. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,31 +16,29 @@
 #include "../lib/err.h"
 #include "router_int.h"
 
-#define REV_MAX 100
+#define ROUTE_EVENTS_MAX 100
 
-struct rev_item {
+struct route_events_item {
     int status;   /* 0 while pending */
     int replayed;
     json_t *body; /* the item's answer (owned) */
     int region;   /* -1 while unknown */
-    size_t off, len; /* its packed command in rev.cmds */
+    size_t off, len; /* its packed command in the batch's cmds */
     uint32_t slot;   /* its position in its region's submit */
     char player[VALID_ID_MAX + 1];
 };
 
-struct rev {
+struct route_events_batch {
     size_t n;
     msgpack_sbuffer cmds;
-    uint32_t lookup[REV_MAX]; /* items whose player is located, one per distinct player */
+    uint32_t lookup[ROUTE_EVENTS_MAX]; /* items whose player is located, one per player */
     uint32_t nlookup;
-    struct rev_item item[];
+    struct route_events_item item[];
 };
 
-void rev_free(struct rev *ev)
+static void route_events__free(void *data)
 {
-    if (ev == NULL) {
-        return;
-    }
+    struct route_events_batch *ev = data;
     for (size_t i = 0; i < ev->n; i++) {
         json_decref(ev->item[i].body);
     }
@@ -47,17 +47,18 @@ void rev_free(struct rev *ev)
 }
 
 /* Settle item @it with an error answer shaped as its endpoint's. */
-static void rev__fail(struct rev_item *it, int code, const char *msg)
+static void route_events__fail(struct route_events_item *it, int code, const char *msg)
 {
     it->status = err_http_status(code);
     it->body = json_pack("{s:{s:s,s:s}}", "error", "code", err_api_code(code), "message", msg);
 }
 
-static void rev__reply(struct rreq *q)
+/* The answer: one result per item, in the order of the batch. */
+static json_t *route_events__results(const struct route_events_batch *ev)
 {
     json_t *results = json_array();
-    for (size_t i = 0; i < q->ev->n; i++) {
-        struct rev_item *it = &q->ev->item[i];
+    for (size_t i = 0; i < ev->n; i++) {
+        const struct route_events_item *it = &ev->item[i];
         json_t *r = json_pack("{s:i,s:O}", "status", it->status, "body",
                               it->body ? it->body : json_null());
         if (it->replayed) {
@@ -65,13 +66,13 @@ static void rev__reply(struct rreq *q)
         }
         json_array_append_new(results, r);
     }
-    rreq__reply_json(q, 200, json_pack("{s:o}", "results", results), NULL);
+    return json_pack("{s:o}", "results", results);
 }
 
 /* Every region's results back onto their items. */
-static void rev__done(struct rreq *q)
+static int route_events__done(struct rreq *q)
 {
-    struct rev *ev = q->ev;
+    struct route_events_batch *ev = q->route_data;
     for (unsigned reg = 0; reg < q->r->nregions; reg++) {
         msgpack_unpacked up;
         const msgpack_object *o, *res = NULL;
@@ -83,7 +84,7 @@ static void rev__done(struct rreq *q)
             res = proto_map_get(o, "results");
         }
         for (size_t i = 0; i < ev->n; i++) {
-            struct rev_item *it = &ev->item[i];
+            struct route_events_item *it = &ev->item[i];
             if (it->status != 0 || it->region != (int)reg) {
                 continue;
             }
@@ -92,25 +93,27 @@ static void rev__done(struct rreq *q)
                 r = &res->via.array.ptr[it->slot];
             }
             if (q->code[reg] != 0) {
-                rev__fail(it, q->code[reg], q->code[reg] == LR_EUNAVAILABLE
-                                                 ? "region unavailable; retry with the same key"
-                                                 : err_message(q->code[reg]));
-            } else if (router__result(r, &it->status, &it->replayed, &body) != 0) {
-                rev__fail(it, LR_EINTERNAL, "malformed result from the region");
+                route_events__fail(it, q->code[reg],
+                                   q->code[reg] == LR_EUNAVAILABLE
+                                       ? "region unavailable; retry with the same key"
+                                       : err_message(q->code[reg]));
+            } else if (rreq__result(r, &it->status, &it->replayed, &body) != 0) {
+                route_events__fail(it, LR_EINTERNAL, "malformed result from the region");
             } else {
                 it->body = mpjson_from(body);
             }
         }
         msgpack_unpacked_destroy(&up);
     }
-    rev__reply(q);
+    rreq__reply_json(q, 200, route_events__results(ev), NULL);
+    return 0;
 }
 
 /* Send each region its items as one submit. */
-static void rev__submit(struct rreq *q)
+static int route_events__submit(struct rreq *q)
 {
-    struct rev *ev = q->ev;
-    q->next = rev__done;
+    struct route_events_batch *ev = q->route_data;
+    q->next = route_events__done;
     q->pending++; /* held while launching */
     for (unsigned reg = 0; reg < q->r->nregions; reg++) {
         uint32_t count = 0;
@@ -126,7 +129,7 @@ static void rev__submit(struct rreq *q)
         msgpack_pack_array(&pk, count);
         count = 0;
         for (size_t i = 0; i < ev->n; i++) {
-            struct rev_item *it = &ev->item[i];
+            struct route_events_item *it = &ev->item[i];
             if (it->status == 0 && it->region == (int)reg) {
                 it->slot = count++;
                 msgpack_sbuffer_write(&q->args, ev->cmds.data + it->off, it->len);
@@ -137,17 +140,18 @@ static void rev__submit(struct rreq *q)
         }
     }
     if (--q->pending == 0) {
-        q->next(q);
+        return q->next(q);
     }
+    return 0;
 }
 
 /* Region of @player found by this batch's LOCATE, or -1. Items waiting on a lookup share the
  * player of one looked-up item; the answer is read from there, not from the cache, which may
  * already have let it go. */
-static int rev__found_region(const struct rev *ev, const char *player)
+static int route_events__found_region(const struct route_events_batch *ev, const char *player)
 {
     for (uint32_t k = 0; k < ev->nlookup; k++) {
-        const struct rev_item *li = &ev->item[ev->lookup[k]];
+        const struct route_events_item *li = &ev->item[ev->lookup[k]];
         if (li->region >= 0 && strcmp(li->player, player) == 0) {
             return li->region;
         }
@@ -156,9 +160,9 @@ static int rev__found_region(const struct rev *ev, const char *player)
 }
 
 /* The LOCATE answers: each looked-up player's region, into the cache and onto the items. */
-static void rev__located(struct rreq *q)
+static int route_events__located(struct rreq *q)
 {
-    struct rev *ev = q->ev;
+    struct route_events_batch *ev = q->route_data;
     int unavailable = 0;
     for (unsigned reg = 0; reg < q->r->nregions; reg++) {
         msgpack_unpacked up;
@@ -175,7 +179,7 @@ static void rev__located(struct rreq *q)
         }
         for (uint32_t k = 0; k < ev->nlookup; k++) {
             const msgpack_object *f = &found->via.array.ptr[k];
-            struct rev_item *li = &ev->item[ev->lookup[k]];
+            struct route_events_item *li = &ev->item[ev->lookup[k]];
             if (f->type == MSGPACK_OBJECT_BOOLEAN && f->via.boolean) {
                 li->region = (int)reg;
                 router__remember_region(q->r, li->player, strlen(li->player), (int)reg);
@@ -184,29 +188,30 @@ static void rev__located(struct rreq *q)
         msgpack_unpacked_destroy(&up);
     }
     for (size_t i = 0; i < ev->n; i++) {
-        struct rev_item *it = &ev->item[i];
+        struct route_events_item *it = &ev->item[i];
         if (it->status != 0 || it->region >= 0) {
             continue;
         }
-        int reg = rev__found_region(ev, it->player);
+        int reg = route_events__found_region(ev, it->player);
         if (reg >= 0) {
             it->region = reg;
         } else if (unavailable) {
-            rev__fail(it, LR_EUNAVAILABLE, "a region is unavailable; retry with the same key");
+            route_events__fail(it, LR_EUNAVAILABLE,
+                               "a region is unavailable; retry with the same key");
         } else {
             char msg[128];
             snprintf(msg, sizeof msg, "player %s not found", it->player);
-            rev__fail(it, LR_ENOTFOUND, msg);
+            route_events__fail(it, LR_ENOTFOUND, msg);
         }
     }
-    rev__submit(q);
+    return route_events__submit(q);
 }
 
 /* Check and pack item @i; on a bad item settle it with its error. */
-static void rev__item(struct rreq *q, size_t i, json_t *item)
+static void route_events__item(struct rreq *q, size_t i, json_t *item)
 {
-    struct rev *ev = q->ev;
-    struct rev_item *it = &ev->item[i];
+    struct route_events_batch *ev = q->route_data;
+    struct route_events_item *it = &ev->item[i];
     struct cmd c;
     char *mtext = NULL, err[256];
     struct lr_str pid;
@@ -215,20 +220,21 @@ static void rev__item(struct rreq *q, size_t i, json_t *item)
     const char *type = json_string_value(json_object_get(item, "type"));
     if (!json_is_object(item) || type == NULL ||
         (strcmp(type, "score") != 0 && strcmp(type, "unlock") != 0)) {
-        rev__fail(it, LR_EINVAL, "each item is an object with type score or unlock");
+        route_events__fail(it, LR_EINVAL, "each item is an object with type score or unlock");
         return;
     }
     if (type[0] == 's') {
         const char *board = json_string_value(json_object_get(item, "board_id"));
-        rv = router__score_cmd(item, lr_str_of(board ? board : ""), &c, &mtext, err, sizeof err);
+        rv = route_score__score_cmd(item, lr_str_of(board ? board : ""), &c, &mtext, err,
+                                    sizeof err);
         pid = c.u.score.player_id;
     } else {
-        rv = router__unlock_cmd(item, &c, err, sizeof err);
+        rv = route_score__unlock_cmd(item, &c, err, sizeof err);
         pid = c.u.unlock.player_id;
     }
     if (rv != 0) {
         free(mtext);
-        rev__fail(it, rv, err);
+        route_events__fail(it, rv, err);
         return;
     }
     msgpack_packer pk;
@@ -238,9 +244,7 @@ static void rev__item(struct rreq *q, size_t i, json_t *item)
     it->len = ev->cmds.size - it->off;
     free(mtext);
     snprintf(it->player, sizeof it->player, "%.*s", (int)pid.len, pid.p);
-    void *hit = strmap_get(&q->r->player_region, pid.p, pid.len);
-    if (hit) {
-        it->region = (int)((uintptr_t)hit - 1);
+    if ((it->region = router__cached_region(q->r, pid.p, pid.len)) >= 0) {
         return;
     }
     for (uint32_t k = 0; k < ev->nlookup; k++) {
@@ -251,36 +255,33 @@ static void rev__item(struct rreq *q, size_t i, json_t *item)
     ev->lookup[ev->nlookup++] = (uint32_t)i;
 }
 
-void route_events(struct rreq *q)
+int route_events_post(struct rreq *q)
 {
     size_t n = json_array_size(q->body), i;
+    struct route_events_batch *ev;
     json_t *item;
-    if (n == 0 || n > REV_MAX) {
-        rreq__error(q, LR_EINVAL, "a batch holds 1 to %d items", REV_MAX);
-        return;
+    if (n == 0 || n > ROUTE_EVENTS_MAX) {
+        return rreq__errf(q, LR_EINVAL, "a batch holds 1 to %d items", ROUTE_EVENTS_MAX);
     }
-    q->ev = calloc(1, sizeof *q->ev + n * sizeof q->ev->item[0]);
-    if (q->ev == NULL) {
-        rreq__error(q, LR_ENOMEM, "out of memory");
-        return;
+    if ((ev = rreq__data(q, sizeof *ev + n * sizeof ev->item[0], route_events__free)) == NULL) {
+        return LR_ENOMEM;
     }
-    q->ev->n = n;
+    ev->n = n;
     json_array_foreach(q->body, i, item)
     {
-        rev__item(q, i, item);
+        route_events__item(q, i, item);
     }
-    if (q->ev->nlookup == 0) {
-        rev__submit(q);
-        return;
+    if (ev->nlookup == 0) {
+        return route_events__submit(q);
     }
     struct shard_query sq;
     memset(&sq, 0, sizeof sq);
     sq.type = SHARD_Q_LOCATE;
-    for (uint32_t k = 0; k < q->ev->nlookup; k++) {
-        sq.ids[k] = lr_str_of(q->ev->item[q->ev->lookup[k]].player);
+    for (uint32_t k = 0; k < ev->nlookup; k++) {
+        sq.ids[k] = lr_str_of(ev->item[ev->lookup[k]].player);
     }
-    sq.nids = q->ev->nlookup;
+    sq.nids = ev->nlookup;
     rreq__args_query(q, &sq, 0);
-    q->next = rev__located;
-    rreq__call_all(q, PROTO_OP_QUERY, 1);
+    q->next = route_events__located;
+    return rreq__call_all(q, PROTO_OP_QUERY, 1);
 }

@@ -1,11 +1,12 @@
-/* router/router_ops.c — operations endpoints: /v1/cluster (every replica's raft state) and
- * /metrics (Prometheus text: the router's requests and latencies per route, its WebSocket
- * connections and event streams, and each replica's raft indexes, apply counters and batch
- * sizes).
+/* router/route_ops.c — operations endpoints: /healthz, /readyz (a leader in every region),
+ * /v1/cluster (every replica's raft state) and /metrics (Prometheus text: the router's
+ * requests and latencies per route, its WebSocket connections and event streams, its player
+ * cache, and each replica's raft indexes, apply counters and batch sizes).
  *
- * Both ask every replica of every region for its status directly (not through the leader):
- * a replica that does not answer within ROPS_TIMEOUT_MS is reported unreachable, so the page
- * stays fast while a node is down. */
+ * /v1/cluster and /metrics ask every replica of every region for its status directly (not
+ * through the leader): a replica that does not answer within ROUTE_OPS_TIMEOUT_MS is reported
+ * unreachable, so the page stays fast while a node is down. Their route_data is the statuses
+ * gathered so far: a JSON array per region of the replicas' status maps (null: no answer). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -17,117 +18,168 @@
 #include "../lib/err.h"
 #include "router_int.h"
 
-#define ROPS_TIMEOUT_MS 500
+#define ROUTE_OPS_TIMEOUT_MS 500
 
-struct rops_call {
+/* ---- /healthz and /readyz ---------------------------------------------------------------- */
+
+int route_ops_healthz(struct rreq *q)
+{
+    rreq__reply_json(q, 200, json_pack("{s:s}", "status", "ok"), NULL);
+    return 0;
+}
+
+static int route_ops__ready(struct rreq *q)
+{
+    for (unsigned i = 0; i < q->r->nregions; i++) {
+        msgpack_unpacked up;
+        const msgpack_object *o, *lid = NULL;
+        rreq__answer(q, i, &up, &o);
+        if (q->code[i] == 0 && o) {
+            lid = proto_map_get(o, "leader_id");
+        }
+        int ok = lid && lid->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
+        msgpack_unpacked_destroy(&up);
+        if (!ok) {
+            return rreq__errf(q, LR_EUNAVAILABLE, "region %s has no reachable leader",
+                              q->r->region[i]);
+        }
+    }
+    rreq__reply_json(q, 200, json_pack("{s:s}", "status", "ready"), NULL);
+    return 0;
+}
+
+/* Ready when a replica of every region reports a leader. */
+int route_ops_readyz(struct rreq *q)
+{
+    msgpack_sbuffer_clear(&q->args);
+    q->next = route_ops__ready;
+    return rreq__call_all(q, PROTO_OP_STATUS, 1);
+}
+
+/* ---- every replica's status ---------------------------------------------------------------- */
+
+struct route_ops_call {
     struct rreq *q;
     unsigned region, replica;
 };
 
-/* q->acc: one array per region of the replicas' status maps as JSON (null: no answer). */
-static void rops__answered(void *data, int code, const msgpack_object *payload)
+static void route_ops__decref(void *statuses) { json_decref(statuses); }
+
+static void route_ops__answered(void *data, int code, const msgpack_object *payload)
 {
-    struct rops_call *c = data;
+    struct route_ops_call *c = data;
     struct rreq *q = c->q;
     if (code == 0 && payload && payload->type == MSGPACK_OBJECT_MAP) {
-        json_array_set_new(json_array_get(q->acc, c->region), c->replica, mpjson_from(payload));
+        json_array_set_new(json_array_get(q->route_data, c->region), c->replica,
+                           mpjson_from(payload));
     }
     free(c);
     if (--q->pending == 0) {
-        q->next(q);
+        rreq__resume(q, q->next);
     }
 }
 
-static void rops__status_all(struct rreq *q, void (*next)(struct rreq *))
+/* Ask every replica for its status into route_data, then run @next. A replica whose call
+ * cannot start stays null (unreachable), as one that does not answer. */
+static int route_ops__status_all(struct rreq *q, rreq__step next)
 {
-    q->acc = json_array();
+    json_t *statuses = json_array();
+    if (statuses == NULL) {
+        return rreq__errf(q, LR_ENOMEM, "out of memory");
+    }
+    q->route_data = statuses;
+    q->route_free = route_ops__decref;
     q->next = next;
     q->pending++; /* held while launching */
     for (unsigned reg = 0; reg < q->r->nregions; reg++) {
         json_t *reps = json_array();
-        json_array_append_new(q->acc, reps);
+        json_array_append_new(statuses, reps);
         for (unsigned i = 0; i < upstream_replicas(q->r->up[reg]); i++) {
-            struct rops_call *c = malloc(sizeof *c);
+            struct route_ops_call *c = malloc(sizeof *c);
             json_array_append_new(reps, json_null());
             if (c == NULL) {
                 continue;
             }
-            *c = (struct rops_call){q, reg, i};
+            *c = (struct route_ops_call){q, reg, i};
             q->pending++;
             if (upstream_call_replica(q->r->up[reg], (int)i, PROTO_OP_STATUS, 0, NULL, 0,
-                                      ROPS_TIMEOUT_MS, rops__answered, c) != 0) {
+                                      ROUTE_OPS_TIMEOUT_MS, route_ops__answered, c) != 0) {
                 q->pending--;
                 free(c);
             }
         }
     }
     if (--q->pending == 0) {
-        q->next(q);
+        return q->next(q);
     }
+    return 0;
 }
 
-static json_int_t rops__int(json_t *st, const char *key)
+static json_int_t route_ops__int(json_t *st, const char *key)
 {
     return json_integer_value(json_object_get(st, key));
 }
 
 /* A replica is healthy when it answered and takes part in a group that has a leader. */
-static int rops__healthy(json_t *st)
+static int route_ops__healthy(json_t *st)
 {
     const char *role = json_string_value(json_object_get(st, "role"));
     return st && role && (strcmp(role, "leader") == 0 || strcmp(role, "follower") == 0) &&
            json_is_integer(json_object_get(st, "leader_id"));
 }
 
-static void rops__cluster_reply(struct rreq *q)
+static int route_ops__cluster_reply(struct rreq *q)
 {
     json_t *regions = json_array();
     for (unsigned reg = 0; reg < q->r->nregions; reg++) {
         json_t *reps = json_array(), *leader = json_null();
-        json_t *sts = json_array_get(q->acc, reg);
+        json_t *sts = json_array_get(q->route_data, reg);
         json_int_t leader_term = -1;
         for (unsigned i = 0; i < json_array_size(sts); i++) {
             json_t *st = json_array_get(sts, i);
             const char *role = json_string_value(json_object_get(st, "role"));
             json_t *id = json_object_get(st, "id");
-            json_t *rep = json_pack("{s:o,s:s,s:s}", "id",
-                                    id ? json_incref(id) : json_integer((json_int_t)i + 1),
-                                    "address", upstream_address(q->r->up[reg], i), "role",
-                                    role ? role : "unreachable");
-            json_object_set_new(rep, "term", st ? json_integer(rops__int(st, "term")) : json_null());
-            json_object_set_new(rep, "commit_index",
-                                st ? json_integer(rops__int(st, "commit_index")) : json_null());
-            json_object_set_new(rep, "applied_index",
-                                st ? json_integer(rops__int(st, "applied_index")) : json_null());
-            json_object_set_new(rep, "healthy", json_boolean(rops__healthy(st)));
-            if (role && strcmp(role, "leader") == 0 && rops__int(st, "term") > leader_term) {
-                leader_term = rops__int(st, "term");
+            json_t *rep = json_pack(
+                "{s:o,s:s,s:s}", "id", id ? json_incref(id) : json_integer((json_int_t)i + 1),
+                "address", upstream_address(q->r->up[reg], i), "role", role ? role : "unreachable");
+            json_object_set_new(rep, "term",
+                                st ? json_integer(route_ops__int(st, "term")) : json_null());
+            json_object_set_new(
+                rep, "commit_index",
+                st ? json_integer(route_ops__int(st, "commit_index")) : json_null());
+            json_object_set_new(
+                rep, "applied_index",
+                st ? json_integer(route_ops__int(st, "applied_index")) : json_null());
+            json_object_set_new(rep, "healthy", json_boolean(route_ops__healthy(st)));
+            if (role && strcmp(role, "leader") == 0 && route_ops__int(st, "term") > leader_term) {
+                leader_term = route_ops__int(st, "term");
                 json_decref(leader);
-                leader = json_integer(rops__int(st, "id"));
+                leader = json_integer(route_ops__int(st, "id"));
             }
             json_array_append_new(reps, rep);
         }
-        json_array_append_new(regions, json_pack("{s:s,s:o,s:o}", "id", q->r->region[reg],
-                                                  "leader", leader, "replicas", reps));
+        json_array_append_new(regions, json_pack("{s:s,s:o,s:o}", "id", q->r->region[reg], "leader",
+                                                 leader, "replicas", reps));
     }
     rreq__reply_json(q, 200, json_pack("{s:o}", "regions", regions), NULL);
+    return 0;
 }
 
 /* GET /v1/cluster (admin key) */
-void route_cluster(struct rreq *q) { rops__status_all(q, rops__cluster_reply); }
+int route_ops_cluster(struct rreq *q) { return route_ops__status_all(q, route_ops__cluster_reply); }
 
 /* ---- /metrics ------------------------------------------------------------------------------- */
 
-struct rops_text {
+struct route_ops_text {
     char *p;
     size_t n, cap;
     int oom;
 };
 
-static void rops__printf(struct rops_text *t, const char *fmt, ...)
+static void route_ops__printf(struct route_ops_text *t, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static void rops__printf(struct rops_text *t, const char *fmt, ...)
+static void route_ops__printf(struct route_ops_text *t, const char *fmt, ...)
 {
     for (int tries = 0; tries < 2 && !t->oom; tries++) {
         va_list ap;
@@ -156,37 +208,39 @@ static void rops__printf(struct rops_text *t, const char *fmt, ...)
     }
 }
 
-static const char *rops__method(const struct router__route *rt)
+static const char *route_ops__method(const struct router__route *rt)
 {
     static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "OTHER"};
     return rt ? names[rt->method] : "ANY";
 }
 
-static void rops__http_metrics(struct rops_text *t, const struct router *r)
+static void route_ops__http_metrics(struct route_ops_text *t, const struct router *r)
 {
     static const char *const classes[] = {"", "1xx", "2xx", "3xx", "4xx", "5xx"};
     size_t nr = router__nroutes();
-    rops__printf(t, "# HELP laurel_http_requests_total Requests answered by the router, by route "
-                    "and status class.\n# TYPE laurel_http_requests_total counter\n");
+    route_ops__printf(t,
+                      "# HELP laurel_http_requests_total Requests answered by the router, by route "
+                      "and status class.\n# TYPE laurel_http_requests_total counter\n");
     for (size_t i = 0; i <= nr; i++) {
         const struct router__route *rt = i < nr ? router__route_at(i) : NULL;
         for (unsigned c = 1; c < 6; c++) {
             if (r->stat[i].by_class[c]) {
-                rops__printf(t, "laurel_http_requests_total{route=\"%s %s\",code=\"%s\"} %" PRIu64
-                                "\n",
-                             rops__method(rt),
-                             rt ? rt->pattern : "unmatched", classes[c], r->stat[i].by_class[c]);
+                route_ops__printf(
+                    t, "laurel_http_requests_total{route=\"%s %s\",code=\"%s\"} %" PRIu64 "\n",
+                    route_ops__method(rt), rt ? rt->pattern : "unmatched", classes[c],
+                    r->stat[i].by_class[c]);
             }
         }
     }
-    rops__printf(t, "# HELP laurel_http_request_duration_seconds Time from a request's arrival "
-                    "to its answer.\n# TYPE laurel_http_request_duration_seconds histogram\n");
+    route_ops__printf(t,
+                      "# HELP laurel_http_request_duration_seconds Time from a request's arrival "
+                      "to its answer.\n# TYPE laurel_http_request_duration_seconds histogram\n");
     for (size_t i = 0; i <= nr; i++) {
         const struct router__route *rt = i < nr ? router__route_at(i) : NULL;
         const struct router__stat *st = &r->stat[i];
         uint64_t cum = 0;
         char label[160];
-        snprintf(label, sizeof label, "route=\"%s %s\"", rops__method(rt),
+        snprintf(label, sizeof label, "route=\"%s %s\"", route_ops__method(rt),
                  rt ? rt->pattern : "unmatched");
         for (unsigned b = 0; b <= ROUTER_LAT_BUCKETS; b++) {
             cum += st->lat[b];
@@ -198,30 +252,31 @@ static void rops__http_metrics(struct rops_text *t, const struct router *r)
         cum = 0;
         for (unsigned b = 0; b < ROUTER_LAT_BUCKETS; b++) {
             cum += st->lat[b];
-            rops__printf(t, "laurel_http_request_duration_seconds_bucket{%s,le=\"%g\"} %" PRIu64
-                            "\n",
-                         label, (double)router__lat_bounds_us[b] / 1e6, cum);
+            route_ops__printf(
+                t, "laurel_http_request_duration_seconds_bucket{%s,le=\"%g\"} %" PRIu64 "\n", label,
+                (double)router__lat_bounds_us[b] / 1e6, cum);
         }
-        rops__printf(t, "laurel_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n",
-                     label, total);
-        rops__printf(t, "laurel_http_request_duration_seconds_sum{%s} %.6f\n", label,
-                     (double)st->lat_sum_us / 1e6);
-        rops__printf(t, "laurel_http_request_duration_seconds_count{%s} %" PRIu64 "\n", label,
-                     total);
+        route_ops__printf(
+            t, "laurel_http_request_duration_seconds_bucket{%s,le=\"+Inf\"} %" PRIu64 "\n", label,
+            total);
+        route_ops__printf(t, "laurel_http_request_duration_seconds_sum{%s} %.6f\n", label,
+                          (double)st->lat_sum_us / 1e6);
+        route_ops__printf(t, "laurel_http_request_duration_seconds_count{%s} %" PRIu64 "\n", label,
+                          total);
     }
 }
 
 /* One metric family of one unlabelled sample. */
-static void rops__one(struct rops_text *t, const char *name, const char *type, const char *help,
-                      uint64_t v)
+static void route_ops__one(struct route_ops_text *t, const char *name, const char *type,
+                           const char *help, uint64_t v)
 {
-    rops__printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type, name,
-                 v);
+    route_ops__printf(t, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name, type,
+                      name, v);
 }
 
 /* The WebSocket side (ws.h) and the gateway's streams (gateway.h), from the router's own
  * counters: no replica is asked. Names in docs/api.md, "/metrics". */
-static void rops__ws_metrics(struct rops_text *t, const struct router *r)
+static void route_ops__ws_metrics(struct route_ops_text *t, const struct router *r)
 {
     struct ws_stats ws;
     struct gateway_stats gw;
@@ -230,172 +285,186 @@ static void rops__ws_metrics(struct rops_text *t, const struct router *r)
     }
     ws_stats_get(r->ws, &ws);
     gateway_stats_get(r->gw, &gw);
-    rops__one(t, "laurel_ws_connections", "gauge", "WebSocket sessions open.", ws.open);
-    rops__one(t, "laurel_ws_connections_accepted_total", "counter",
-              "WebSocket handshakes completed.", ws.accepted);
-    rops__printf(t, "# HELP laurel_ws_connections_refused_total WebSocket handshakes refused, "
-                    "by the limit reached.\n"
-                    "# TYPE laurel_ws_connections_refused_total counter\n"
-                    "laurel_ws_connections_refused_total{reason=\"max_conns\"} %" PRIu64 "\n"
-                    "laurel_ws_connections_refused_total{reason=\"per_ip\"} %" PRIu64 "\n"
-                    "laurel_ws_connections_refused_total{reason=\"stopping\"} %" PRIu64 "\n",
-                 ws.refused[WS_REFUSE_MAX_CONNS], ws.refused[WS_REFUSE_PER_IP],
-                 ws.refused[WS_REFUSE_STOPPING]);
-    rops__printf(t, "# HELP laurel_ws_server_closes_total WebSocket sessions the server closed, "
-                    "by reason.\n"
-                    "# TYPE laurel_ws_server_closes_total counter\n"
-                    "laurel_ws_server_closes_total{reason=\"slow_consumer\"} %" PRIu64 "\n"
-                    "laurel_ws_server_closes_total{reason=\"ping_timeout\"} %" PRIu64 "\n",
-                 ws.slow_consumers, ws.ping_timeouts);
-    rops__one(t, "laurel_ws_received_messages_total", "counter",
-              "Whole messages received from WebSocket clients.", ws.received);
-    rops__one(t, "laurel_ws_sent_messages_total", "counter",
-              "Messages written to WebSocket clients.", ws.sent);
-    rops__one(t, "laurel_ws_sent_bytes_total", "counter",
-              "Payload bytes of the messages written to WebSocket clients.", ws.sent_bytes);
-    rops__one(t, "laurel_ws_dropped_messages_total", "counter",
-              "Queued messages never written: their session closed first.", ws.dropped);
-    rops__one(t, "laurel_ws_queued_messages", "gauge",
-              "Messages waiting in the WebSocket send queues.", ws.queued);
-    rops__one(t, "laurel_ws_queued_bytes", "gauge",
-              "Payload bytes waiting in the WebSocket send queues.", ws.queued_bytes);
-    rops__one(t, "laurel_ws_events_total", "counter",
-              "Events received from the regions' committed-event streams.", gw.events);
-    rops__one(t, "laurel_ws_delivered_total", "counter",
-              "Messages the gateway handed to WebSocket sessions (one per receiver).",
-              gw.delivered);
-    rops__one(t, "laurel_ws_topics", "gauge", "Topics with at least one subscriber.",
-              gw.topics);
-    rops__one(t, "laurel_ws_boards", "gauge", "Boards whose top the gateway keeps.", gw.boards);
-    rops__one(t, "laurel_ws_board_seeds_total", "counter",
-              "Top queries that seeded or re-seeded a kept board top.", gw.seeds);
-    rops__one(t, "laurel_ws_resumes_total", "counter",
-              "Replays started for subscribes with a resume point.", gw.replays);
-    rops__one(t, "laurel_ws_stream_resyncs_total", "counter",
-              "Region streams restarted from the present: the event log no longer held their "
-              "next index.",
-              gw.resyncs);
-    rops__printf(t, "# HELP laurel_ws_stream_connects_total Connections of a region's event "
-                    "stream to one of its replicas (the first one too).\n"
-                    "# TYPE laurel_ws_stream_connects_total counter\n");
+    route_ops__one(t, "laurel_ws_connections", "gauge", "WebSocket sessions open.", ws.open);
+    route_ops__one(t, "laurel_ws_connections_accepted_total", "counter",
+                   "WebSocket handshakes completed.", ws.accepted);
+    route_ops__printf(t,
+                      "# HELP laurel_ws_connections_refused_total WebSocket handshakes refused, "
+                      "by the limit reached.\n"
+                      "# TYPE laurel_ws_connections_refused_total counter\n"
+                      "laurel_ws_connections_refused_total{reason=\"max_conns\"} %" PRIu64
+                      "\n"
+                      "laurel_ws_connections_refused_total{reason=\"per_ip\"} %" PRIu64
+                      "\n"
+                      "laurel_ws_connections_refused_total{reason=\"stopping\"} %" PRIu64 "\n",
+                      ws.refused[WS_REFUSE_MAX_CONNS], ws.refused[WS_REFUSE_PER_IP],
+                      ws.refused[WS_REFUSE_STOPPING]);
+    route_ops__printf(t,
+                      "# HELP laurel_ws_server_closes_total WebSocket sessions the server closed, "
+                      "by reason.\n"
+                      "# TYPE laurel_ws_server_closes_total counter\n"
+                      "laurel_ws_server_closes_total{reason=\"slow_consumer\"} %" PRIu64
+                      "\n"
+                      "laurel_ws_server_closes_total{reason=\"ping_timeout\"} %" PRIu64 "\n",
+                      ws.slow_consumers, ws.ping_timeouts);
+    route_ops__one(t, "laurel_ws_received_messages_total", "counter",
+                   "Whole messages received from WebSocket clients.", ws.received);
+    route_ops__one(t, "laurel_ws_sent_messages_total", "counter",
+                   "Messages written to WebSocket clients.", ws.sent);
+    route_ops__one(t, "laurel_ws_sent_bytes_total", "counter",
+                   "Payload bytes of the messages written to WebSocket clients.", ws.sent_bytes);
+    route_ops__one(t, "laurel_ws_dropped_messages_total", "counter",
+                   "Queued messages never written: their session closed first.", ws.dropped);
+    route_ops__one(t, "laurel_ws_queued_messages", "gauge",
+                   "Messages waiting in the WebSocket send queues.", ws.queued);
+    route_ops__one(t, "laurel_ws_queued_bytes", "gauge",
+                   "Payload bytes waiting in the WebSocket send queues.", ws.queued_bytes);
+    route_ops__one(t, "laurel_ws_events_total", "counter",
+                   "Events received from the regions' committed-event streams.", gw.events);
+    route_ops__one(t, "laurel_ws_delivered_total", "counter",
+                   "Messages the gateway handed to WebSocket sessions (one per receiver).",
+                   gw.delivered);
+    route_ops__one(t, "laurel_ws_topics", "gauge", "Topics with at least one subscriber.",
+                   gw.topics);
+    route_ops__one(t, "laurel_ws_boards", "gauge", "Boards whose top the gateway keeps.",
+                   gw.boards);
+    route_ops__one(t, "laurel_ws_board_seeds_total", "counter",
+                   "Top queries that seeded or re-seeded a kept board top.", gw.seeds);
+    route_ops__one(t, "laurel_ws_resumes_total", "counter",
+                   "Replays started for subscribes with a resume point.", gw.replays);
+    route_ops__one(t, "laurel_ws_stream_resyncs_total", "counter",
+                   "Region streams restarted from the present: the event log no longer held their "
+                   "next index.",
+                   gw.resyncs);
+    route_ops__printf(t,
+                      "# HELP laurel_ws_stream_connects_total Connections of a region's event "
+                      "stream to one of its replicas (the first one too).\n"
+                      "# TYPE laurel_ws_stream_connects_total counter\n");
     for (unsigned reg = 0; reg < r->nregions; reg++) {
         struct gateway_stream_stats ss;
         gateway_stream_stats_get(r->gw, reg, &ss);
-        rops__printf(t, "laurel_ws_stream_connects_total{region=\"%s\"} %" PRIu64 "\n",
-                     r->region[reg], ss.connects);
+        route_ops__printf(t, "laurel_ws_stream_connects_total{region=\"%s\"} %" PRIu64 "\n",
+                          r->region[reg], ss.connects);
     }
-    rops__printf(t, "# HELP laurel_ws_stream_replica The replica a region's event stream "
-                    "follows (its position in the router's list, from 1; 0: none now).\n"
-                    "# TYPE laurel_ws_stream_replica gauge\n");
+    route_ops__printf(t,
+                      "# HELP laurel_ws_stream_replica The replica a region's event stream "
+                      "follows (its position in the router's list, from 1; 0: none now).\n"
+                      "# TYPE laurel_ws_stream_replica gauge\n");
     for (unsigned reg = 0; reg < r->nregions; reg++) {
         struct gateway_stream_stats ss;
         gateway_stream_stats_get(r->gw, reg, &ss);
-        rops__printf(t, "laurel_ws_stream_replica{region=\"%s\"} %d\n", r->region[reg],
-                     ss.replica + 1);
+        route_ops__printf(t, "laurel_ws_stream_replica{region=\"%s\"} %d\n", r->region[reg],
+                          ss.replica + 1);
     }
-    rops__printf(t, "# HELP laurel_ws_stream_index The last log index a region's event stream "
-                    "delivered.\n# TYPE laurel_ws_stream_index gauge\n");
+    route_ops__printf(t,
+                      "# HELP laurel_ws_stream_index The last log index a region's event stream "
+                      "delivered.\n# TYPE laurel_ws_stream_index gauge\n");
     for (unsigned reg = 0; reg < r->nregions; reg++) {
         struct gateway_stream_stats ss;
         gateway_stream_stats_get(r->gw, reg, &ss);
-        rops__printf(t, "laurel_ws_stream_index{region=\"%s\"} %" PRIu64 "\n", r->region[reg],
-                     ss.index);
+        route_ops__printf(t, "laurel_ws_stream_index{region=\"%s\"} %" PRIu64 "\n", r->region[reg],
+                          ss.index);
     }
 }
 
 /* One gauge or counter family over every replica that answered. */
-static void rops__replica_family(struct rops_text *t, struct rreq *q, const char *name,
-                                 const char *type, const char *help, const char *key)
+static void route_ops__replica_family(struct route_ops_text *t, struct rreq *q, const char *name,
+                                      const char *type, const char *help, const char *key)
 {
-    rops__printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    route_ops__printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
     for (unsigned reg = 0; reg < q->r->nregions; reg++) {
-        json_t *sts = json_array_get(q->acc, reg);
+        json_t *sts = json_array_get(q->route_data, reg);
         for (unsigned i = 0; i < json_array_size(sts); i++) {
             json_t *st = json_array_get(sts, i);
             if (key == NULL) { /* up */
-                rops__printf(t, "%s{region=\"%s\",replica=\"%u\"} %d\n", name, q->r->region[reg],
-                             i + 1, st != NULL && !json_is_null(st));
+                route_ops__printf(t, "%s{region=\"%s\",replica=\"%u\"} %d\n", name,
+                                  q->r->region[reg], i + 1, st != NULL && !json_is_null(st));
             } else if (st && !json_is_null(st)) {
-                rops__printf(t, "%s{region=\"%s\",replica=\"%u\"} %" JSON_INTEGER_FORMAT "\n",
-                             name, q->r->region[reg], i + 1, rops__int(st, key));
+                route_ops__printf(t, "%s{region=\"%s\",replica=\"%u\"} %" JSON_INTEGER_FORMAT "\n",
+                                  name, q->r->region[reg], i + 1, route_ops__int(st, key));
             }
         }
     }
 }
 
-static void rops__metrics_reply(struct rreq *q)
+static int route_ops__metrics_reply(struct rreq *q)
 {
-    struct rops_text t = {NULL, 0, 0, 0};
-    rops__http_metrics(&t, q->r);
-    rops__ws_metrics(&t, q->r);
-    rops__one(&t, "laurel_router_player_cache_entries", "gauge",
-              "Players whose region this router remembers.", q->r->player_region.count);
-    rops__one(&t, "laurel_router_player_cache_evictions_total", "counter",
-              "Players forgotten to keep that cache within --player-cache.",
-              q->r->player_cache_evictions);
-    rops__replica_family(&t, q, "laurel_replica_up", "gauge",
-                         "1 when the replica answered its status within 500 ms.", NULL);
-    rops__printf(&t, "# HELP laurel_raft_role The replica's raft role (1 for the role it has).\n"
-                     "# TYPE laurel_raft_role gauge\n");
+    struct route_ops_text t = {NULL, 0, 0, 0};
+    route_ops__http_metrics(&t, q->r);
+    route_ops__ws_metrics(&t, q->r);
+    route_ops__one(&t, "laurel_router_player_cache_entries", "gauge",
+                   "Players whose region this router remembers.", q->r->player_region.count);
+    route_ops__one(&t, "laurel_router_player_cache_evictions_total", "counter",
+                   "Players forgotten to keep that cache within --player-cache.",
+                   q->r->player_cache_evictions);
+    route_ops__replica_family(&t, q, "laurel_replica_up", "gauge",
+                              "1 when the replica answered its status within 500 ms.", NULL);
+    route_ops__printf(&t,
+                      "# HELP laurel_raft_role The replica's raft role (1 for the role it has).\n"
+                      "# TYPE laurel_raft_role gauge\n");
     for (unsigned reg = 0; reg < q->r->nregions; reg++) {
-        json_t *sts = json_array_get(q->acc, reg);
+        json_t *sts = json_array_get(q->route_data, reg);
         for (unsigned i = 0; i < json_array_size(sts); i++) {
             const char *role = json_string_value(json_object_get(json_array_get(sts, i), "role"));
             if (role) {
-                rops__printf(&t, "laurel_raft_role{region=\"%s\",replica=\"%u\",role=\"%s\"} 1\n",
-                             q->r->region[reg], i + 1, role);
+                route_ops__printf(&t,
+                                  "laurel_raft_role{region=\"%s\",replica=\"%u\",role=\"%s\"} 1\n",
+                                  q->r->region[reg], i + 1, role);
             }
         }
     }
-    rops__replica_family(&t, q, "laurel_raft_term", "gauge", "The replica's current term.",
-                         "term");
-    rops__replica_family(&t, q, "laurel_raft_commit_index", "gauge",
-                         "The highest log index the replica knows committed.", "commit_index");
-    rops__replica_family(&t, q, "laurel_raft_applied_index", "gauge",
-                         "The highest log index the replica has applied to LMDB.",
-                         "applied_index");
-    rops__replica_family(&t, q, "laurel_apply_entries_total", "counter",
-                         "Raft entries applied since the replica started.", "applied_entries");
-    rops__replica_family(&t, q, "laurel_apply_commands_total", "counter",
-                         "Commands applied since the replica started (rate: the apply rate).",
-                         "applied_commands");
-    rops__printf(&t, "# HELP laurel_apply_batch_commands Commands per applied raft entry.\n"
-                     "# TYPE laurel_apply_batch_commands histogram\n");
+    route_ops__replica_family(&t, q, "laurel_raft_term", "gauge", "The replica's current term.",
+                              "term");
+    route_ops__replica_family(&t, q, "laurel_raft_commit_index", "gauge",
+                              "The highest log index the replica knows committed.", "commit_index");
+    route_ops__replica_family(&t, q, "laurel_raft_applied_index", "gauge",
+                              "The highest log index the replica has applied to LMDB.",
+                              "applied_index");
+    route_ops__replica_family(&t, q, "laurel_apply_entries_total", "counter",
+                              "Raft entries applied since the replica started.", "applied_entries");
+    route_ops__replica_family(&t, q, "laurel_apply_commands_total", "counter",
+                              "Commands applied since the replica started (rate: the apply rate).",
+                              "applied_commands");
+    route_ops__printf(&t,
+                      "# HELP laurel_apply_batch_commands Commands per applied raft entry.\n"
+                      "# TYPE laurel_apply_batch_commands histogram\n");
     for (unsigned reg = 0; reg < q->r->nregions; reg++) {
-        json_t *sts = json_array_get(q->acc, reg);
+        json_t *sts = json_array_get(q->route_data, reg);
         for (unsigned i = 0; i < json_array_size(sts); i++) {
             json_t *st = json_array_get(sts, i);
             json_t *hist = json_object_get(st, "batch_hist");
             json_int_t cum = 0;
             for (unsigned b = 0; b < json_array_size(hist); b++) {
                 cum += json_integer_value(json_array_get(hist, b));
-                rops__printf(&t, "laurel_apply_batch_commands_bucket{region=\"%s\",replica=\"%u\","
-                                 "le=\"%u\"} %" JSON_INTEGER_FORMAT "\n",
-                             q->r->region[reg], i + 1, 1u << b, cum);
+                route_ops__printf(&t,
+                                  "laurel_apply_batch_commands_bucket{region=\"%s\",replica=\"%u\","
+                                  "le=\"%u\"} %" JSON_INTEGER_FORMAT "\n",
+                                  q->r->region[reg], i + 1, 1u << b, cum);
             }
             if (hist) {
-                rops__printf(&t, "laurel_apply_batch_commands_bucket{region=\"%s\",replica=\"%u\","
-                                 "le=\"+Inf\"} %" JSON_INTEGER_FORMAT "\n"
-                                 "laurel_apply_batch_commands_sum{region=\"%s\",replica=\"%u\"} "
-                                 "%" JSON_INTEGER_FORMAT "\n"
-                                 "laurel_apply_batch_commands_count{region=\"%s\",replica=\"%u\"} "
-                                 "%" JSON_INTEGER_FORMAT "\n",
-                             q->r->region[reg], i + 1, cum, q->r->region[reg], i + 1,
-                             rops__int(st, "applied_commands"), q->r->region[reg], i + 1,
-                             rops__int(st, "applied_entries"));
+                route_ops__printf(&t,
+                                  "laurel_apply_batch_commands_bucket{region=\"%s\",replica=\"%u\","
+                                  "le=\"+Inf\"} %" JSON_INTEGER_FORMAT
+                                  "\n"
+                                  "laurel_apply_batch_commands_sum{region=\"%s\",replica=\"%u\"} "
+                                  "%" JSON_INTEGER_FORMAT
+                                  "\n"
+                                  "laurel_apply_batch_commands_count{region=\"%s\",replica=\"%u\"} "
+                                  "%" JSON_INTEGER_FORMAT "\n",
+                                  q->r->region[reg], i + 1, cum, q->r->region[reg], i + 1,
+                                  route_ops__int(st, "applied_commands"), q->r->region[reg], i + 1,
+                                  route_ops__int(st, "applied_entries"));
             }
         }
     }
     if (t.oom) {
         free(t.p);
-        rreq__error(q, LR_ENOMEM, "out of memory");
-        return;
+        return rreq__errf(q, LR_ENOMEM, "out of memory");
     }
-    rreq__observe(q, 200);
-    http_reply_type(q->h, 200, "text/plain; version=0.0.4", t.p, t.n, NULL);
+    rreq__reply_text(q, 200, "text/plain; version=0.0.4", t.p, t.n);
     free(t.p);
-    rreq__free(q);
+    return 0;
 }
 
 /* GET /metrics */
-void route_metrics(struct rreq *q) { rops__status_all(q, rops__metrics_reply); }
+int route_ops_metrics(struct rreq *q) { return route_ops__status_all(q, route_ops__metrics_reply); }

@@ -1,429 +1,53 @@
-/* router/router.c — the pipeline of the public API over the regions (see router.h); the
- * routes live in router_routes.c and router_boards.c.
+/* router/router.c — the public API over the regions (router.h): the route table, the
+ * pipeline, the /metrics counters, the router's caches and its lifecycle.
  *
  * One table of routes (ROUTER_ROUTES) and one pipeline: match the method and path pattern →
- * check the key the route needs → the route's handler validates its input and calls regions
- * through their upstreams → one reply. Answers from replicas are msgpack maps keyed by
- * API.md's field names and become JSON through mpjson, so handlers do not serialize fields by
- * hand. Every error goes out as {"error":{"code","message"}} with its status.
+ * check the key the route needs → check the path ids → parse the body the route takes → the
+ * route's handler (route_*.c) validates the rest and calls regions through the request in
+ * flight (rreq.c) → one reply. Whatever fails along the way, in the pipeline or in any step of
+ * a route, comes back here or to rreq__resume as an LR_E* code with a sentence, and goes out
+ * as {"error":{"code","message"}} with its status (router_int.h states the contract).
  *
- * Player → region: a write names only the player, so the router keeps a cache of where each
- * player lives, filled by PUT /v1/players and by asking the regions (in parallel) on a miss. */
+ * Player → region: a write names only the player, so the router keeps a bounded cache of
+ * where each player lives, filled by PUT /v1/players and by asking the regions (in parallel)
+ * on a miss (rreq__locate). */
 #include "router.h"
 
 #include <assert.h>
-#include <limits.h>
-#include <stdarg.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-#include "../proto/mpjson.h"
 #include "../proto/proto.h"
-#include "../shard/cursor.h"
 #include "../lib/err.h"
 #include "../lib/strmap.h"
 #include "router_int.h"
 
-/* ---- replies ------------------------------------------------------------------------------------ */
-
-void rreq__free(struct rreq *q)
-{
-    for (unsigned i = 0; i < ROUTER_MAX_REGIONS; i++) {
-        if (q->have[i]) {
-            msgpack_sbuffer_destroy(&q->ans[i]);
-        }
-    }
-    msgpack_sbuffer_destroy(&q->args);
-    msgpack_sbuffer_destroy(&q->cmd);
-    json_decref(q->body);
-    json_decref(q->acc);
-    free(q->ids);
-    rev_free(q->ev);
-    free(q);
-}
-
-const uint64_t router__lat_bounds_us[ROUTER_LAT_BUCKETS] = {
-    250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000};
-
-void rreq__observe(struct rreq *q, int status)
-{
-    size_t i = q->route ? (size_t)(q->route - router__route_at(0)) : router__nroutes();
-    struct router__stat *st = &q->r->stat[i < ROUTER_STAT_ROUTES ? i : ROUTER_STAT_ROUTES - 1];
-    uint64_t us = (uv_hrtime() - q->t0) / 1000;
-    unsigned b = 0;
-    while (b < ROUTER_LAT_BUCKETS && us > router__lat_bounds_us[b]) {
-        b++;
-    }
-    st->lat[b]++;
-    st->lat_sum_us += us;
-    st->by_class[status >= 100 && status < 600 ? status / 100 : 5]++;
-}
-
-void rreq__reply_json(struct rreq *q, int status, json_t *j, const char *headers)
-{
-    rreq__observe(q, status);
-    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
-    static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
-    if (q->reply) {
-        q->reply(q->reply_data, s ? status : 500, s ? s : oom, s ? strlen(s) : sizeof oom - 1);
-        free(q->h); /* the get's request (router__ws_get) */
-    } else if (s == NULL) {
-        http_reply(q->h, 500, oom, sizeof oom - 1, NULL);
-    } else {
-        http_reply(q->h, status, s, strlen(s), headers);
-    }
-    free(s);
-    json_decref(j);
-    rreq__free(q);
-}
-
-void rreq__error(struct rreq *q, int rv, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-void rreq__error(struct rreq *q, int rv, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    int status = err_http_status(rv);
-    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", err_api_code(rv), "message", msg);
-    rreq__reply_json(q, status, j, status == 503 || status == 429 ? "Retry-After: 1\r\n" : NULL);
-}
-
-/* Reply with a replica's msgpack answer as JSON. */
-void rreq__reply_mp(struct rreq *q, int status, const msgpack_object *o,
-                           const char *headers)
-{
-    json_t *j = mpjson_from(o);
-    if (j == NULL) {
-        rreq__error(q, LR_EINTERNAL, "answer could not be converted to JSON");
-        return;
-    }
-    rreq__reply_json(q, status, j, headers);
-}
-
-/* An upstream error (code != 0) with its payload sentence. */
-void rreq__upstream_error(struct rreq *q, int code, const msgpack_object *payload)
-{
-    if (payload && payload->type == MSGPACK_OBJECT_STR) {
-        rreq__error(q, code, "%.*s", (int)payload->via.str.size, payload->via.str.ptr);
-    } else {
-        rreq__error(q, code, code == LR_EUNAVAILABLE ? "region unavailable; retry" : "%s",
-                    err_message(code));
-    }
-}
-
-/* ---- calls to regions ------------------------------------------------------------------------------ */
-
-struct rcall {
-    struct rreq *q;
-    unsigned region;
-};
-
-static void rreq__answered(void *data, int code, const msgpack_object *payload)
-{
-    struct rcall *c = data;
-    struct rreq *q = c->q;
-    q->code[c->region] = code;
-    msgpack_sbuffer_init(&q->ans[c->region]);
-    q->have[c->region] = 1;
-    if (payload) {
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &q->ans[c->region], msgpack_sbuffer_write);
-        msgpack_pack_object(&pk, *payload);
-    }
-    free(c);
-    if (--q->pending == 0) {
-        q->next(q);
-    }
-}
-
-/* Call @op with q->args on @region; q->next runs when every pending call has answered. */
-int rreq__call(struct rreq *q, unsigned region, int op, int need_leader)
-{
-    struct rcall *c = malloc(sizeof *c);
-    if (c == NULL) {
-        return LR_ENOMEM;
-    }
-    c->q = q;
-    c->region = region;
-    if (q->have[region]) {
-        msgpack_sbuffer_destroy(&q->ans[region]);
-        q->have[region] = 0;
-    }
-    q->pending++;
-    int rv = upstream_call(q->r->up[region], op, need_leader, q->args.size ? q->args.data : NULL,
-                           q->args.size, q->r->timeout_ms, rreq__answered, c);
-    if (rv != 0) {
-        q->pending--;
-        free(c);
-    }
-    return rv;
-}
-
-/* Call @op with q->args on every region but @skip (its last answer stays); q->next runs once
- * all have answered, at once when there is none to call. A call that cannot start counts as
- * that region answering LR_ENOMEM, so calls already in flight are never orphaned by an early
- * reply. */
-void rreq__call_others(struct rreq *q, int op, int need_leader, unsigned skip)
-{
-    q->pending++; /* held while launching: answers never arrive from inside upstream_call */
-    for (unsigned i = 0; i < q->r->nregions; i++) {
-        if (i != skip && rreq__call(q, i, op, need_leader) != 0) {
-            q->code[i] = LR_ENOMEM;
-        }
-    }
-    if (--q->pending == 0) {
-        q->next(q);
-    }
-}
-
-/* Call @op with q->args on every region (rreq__call_others skipping none). */
-void rreq__call_all(struct rreq *q, int op, int need_leader)
-{
-    rreq__call_others(q, op, need_leader, UINT_MAX);
-}
-
-/* The answer of @region as an object (valid while q lives). */
-int rreq__answer(struct rreq *q, unsigned region, msgpack_unpacked *up,
-                        const msgpack_object **o)
-{
-    msgpack_unpacked_init(up);
-    if (!q->have[region] || q->ans[region].size == 0 ||
-        proto_unpack(q->ans[region].data, q->ans[region].size, up) != 0) {
-        *o = NULL;
-        return -1;
-    }
-    *o = &up->data;
-    return 0;
-}
-
-/* ---- input ------------------------------------------------------------------------------------------ */
-
-/* Value of query parameter @name into @out; 0 if present, 1 if absent, -1 if malformed. */
-int router__query(const struct rreq *q, const char *name, char *out, size_t cap)
-{
-    const char *p = q->h->query;
-    size_t nl = strlen(name);
-    while (p && *p) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        if (len > nl && p[nl] == '=' && memcmp(p, name, nl) == 0) {
-            /* lws has already %-decoded it (http.h) */
-            if (len - nl - 1 >= cap) {
-                return -1;
-            }
-            memcpy(out, p + nl + 1, len - nl - 1);
-            out[len - nl - 1] = '\0';
-            return 0;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return 1;
-}
-
-int router__query_int(const struct rreq *q, const char *name, long min, long max, long def,
-                      long *out)
-{
-    char num[24], *end;
-    int has = router__query(q, name, num, sizeof num);
-    *out = def;
-    if (has > 0) {
-        return 0;
-    }
-    long v = has == 0 ? strtol(num, &end, 10) : 0;
-    if (has < 0 || *end != '\0' || end == num || v < min || v > max) {
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-int router__result(const msgpack_object *r, int *status, int *replayed,
-                   const msgpack_object **body)
-{
-    int64_t st;
-    if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3 ||
-        proto_obj_i64(&r->via.array.ptr[0], &st) != 0 || st < 100 || st > 599) {
-        return -1;
-    }
-    *status = (int)st;
-    *replayed = r->via.array.ptr[1].type == MSGPACK_OBJECT_BOOLEAN &&
-                r->via.array.ptr[1].via.boolean;
-    *body = &r->via.array.ptr[2];
-    return 0;
-}
-
-int router__region_index(const struct router *r, const char *id)
-{
-    for (unsigned i = 0; i < r->nregions; i++) {
-        if (strcmp(r->region[i], id) == 0) {
-            return (int)i;
-        }
-    }
-    return -1;
-}
-
-/* Body field helpers: a string of the given rule, or NULL with a reply sent. */
-const char *rreq__body_str(struct rreq *q, const char *key, int required)
-{
-    json_t *v = q->body ? json_object_get(q->body, key) : NULL;
-    if (v == NULL || json_is_null(v)) {
-        if (required) {
-            rreq__error(q, LR_EINVAL, "%s is required", key);
-        }
-        return NULL;
-    }
-    if (!json_is_string(v)) {
-        rreq__error(q, LR_EINVAL, "%s must be a string", key);
-        return NULL;
-    }
-    return json_string_value(v);
-}
-
-/* Pack one command as a submit's args. */
-void rreq__args_cmd(struct rreq *q, const struct cmd *c)
-{
-    msgpack_packer pk;
-    msgpack_sbuffer_clear(&q->args);
-    msgpack_packer_init(&pk, &q->args, msgpack_sbuffer_write);
-    msgpack_pack_array(&pk, 1);
-    cmd_encode(&pk, c);
-}
-
-/* Pack @sq as a query's args. One clock for every region a request asks: each names the
- * same current period even when the request straddles a period's end. */
-void rreq__args_query(struct rreq *q, struct shard_query *sq, int stale)
-{
-    msgpack_packer pk;
-    if (q->now_ms == 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        q->now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    }
-    if (sq->now_ms == 0) {
-        sq->now_ms = q->now_ms;
-    }
-    msgpack_sbuffer_clear(&q->args);
-    msgpack_packer_init(&pk, &q->args, msgpack_sbuffer_write);
-    proto_query_encode(&pk, sq, stale);
-}
-
-/* ---- writes: answer with the single command's result ---------------------------------------------------- */
-
-void rreq__reply_result(struct rreq *q)
-{
-    unsigned reg = (unsigned)q->region;
-    msgpack_unpacked up;
-    const msgpack_object *o;
-    if (q->code[reg] != 0) {
-        rreq__answer(q, reg, &up, &o);
-        rreq__upstream_error(q, q->code[reg], o);
-        msgpack_unpacked_destroy(&up);
-        return;
-    }
-    if (rreq__answer(q, reg, &up, &o) != 0) {
-        msgpack_unpacked_destroy(&up);
-        rreq__error(q, LR_EINTERNAL, "malformed answer from region %s", q->r->region[reg]);
-        return;
-    }
-    const msgpack_object *res = proto_map_get(o, "results"), *body;
-    int status, replayed;
-    if (res == NULL || res->type != MSGPACK_OBJECT_ARRAY || res->via.array.size != 1 ||
-        router__result(&res->via.array.ptr[0], &status, &replayed, &body) != 0) {
-        msgpack_unpacked_destroy(&up);
-        rreq__error(q, LR_EINTERNAL, "malformed result from region %s", q->r->region[reg]);
-        return;
-    }
-    rreq__reply_mp(q, status, body, replayed ? "Idempotent-Replayed: true\r\n" : NULL);
-    msgpack_unpacked_destroy(&up);
-}
-
-/* ---- finding a player's region -------------------------------------------------------------------- */
-
-static void rreq__located(struct rreq *q);
-
-void router__remember_region(struct router *r, const char *id, size_t len, int region)
-{
-    struct strmap *m = &r->player_region;
-    if (m->count >= r->player_cache_max && strmap_get(m, id, len) == NULL) {
-        strmap_evict_one(m, ++r->player_cache_evictions * 0x9e3779b97f4a7c15ULL);
-    }
-    /* A cache: on LR_ENOMEM the player is simply looked up again next time. */
-    (void)strmap_put(m, id, len, (void *)(uintptr_t)(region + 1));
-}
-
-/* Find where player @id lives (cache, else ask every region's leader) and run @then with
- * q->region set (-1: no such player). */
-void rreq__locate(struct rreq *q, const char *id, void (*then)(struct rreq *))
-{
-    void *hit = strmap_get(&q->r->player_region, id, strlen(id));
-    snprintf(q->player, sizeof q->player, "%s", id);
-    q->then = then;
-    if (hit) {
-        q->region = (int)((uintptr_t)hit - 1);
-        then(q);
-        return;
-    }
-    struct shard_query sq;
-    memset(&sq, 0, sizeof sq);
-    sq.type = SHARD_Q_PLAYER_GET;
-    sq.player_id = lr_str_of(q->player);
-    rreq__args_query(q, &sq, 0);
-    q->next = rreq__located;
-    q->region = -1;
-    rreq__call_all(q, PROTO_OP_QUERY, 1);
-}
-
-static void rreq__located(struct rreq *q)
-{
-    int unavailable = 0;
-    for (unsigned i = 0; i < q->r->nregions; i++) {
-        if (q->code[i] == 0) {
-            q->region = (int)i;
-        } else if (q->code[i] != LR_ENOTFOUND) {
-            unavailable = 1;
-        }
-    }
-    if (q->region >= 0) {
-        router__remember_region(q->r, q->player, strlen(q->player), q->region);
-    } else if (unavailable) {
-        rreq__error(q, LR_EUNAVAILABLE, "a region is unavailable; retry");
-        return;
-    }
-    q->then(q);
-}
-
-/* ---- the route table and the pipeline ---------------------------------------------------------- */
+/* ---- the route table ----------------------------------------------------------------------- */
 
 #define ROUTER_ROUTES(X)                                                                       \
-    X(HTTP_GET, "/healthz", route_healthz, AUTH_NONE, BODY_NONE)                               \
-    X(HTTP_GET, "/readyz", route_readyz, AUTH_NONE, BODY_NONE)                                 \
-    X(HTTP_GET, "/metrics", route_metrics, AUTH_NONE, BODY_NONE)                               \
-    X(HTTP_GET, "/v1/cluster", route_cluster, AUTH_ADMIN, BODY_NONE)                           \
+    X(HTTP_GET, "/healthz", route_ops_healthz, AUTH_NONE, BODY_NONE)                           \
+    X(HTTP_GET, "/readyz", route_ops_readyz, AUTH_NONE, BODY_NONE)                             \
+    X(HTTP_GET, "/metrics", route_ops_metrics, AUTH_NONE, BODY_NONE)                           \
+    X(HTTP_GET, "/v1/cluster", route_ops_cluster, AUTH_ADMIN, BODY_NONE)                       \
     X(HTTP_PUT, "/v1/players/{}", route_player_put, AUTH_API, BODY_OBJECT)                     \
     X(HTTP_GET, "/v1/players/{}", route_player_get, AUTH_NONE, BODY_NONE)                      \
-    X(HTTP_GET, "/v1/players/{}/achievements", route_history, AUTH_NONE, BODY_NONE)            \
-    X(HTTP_GET, "/v1/players/{}/dashboard", route_dashboard, AUTH_NONE, BODY_NONE)             \
-    X(HTTP_GET, "/v1/players/{}/stats", route_stats, AUTH_NONE, BODY_NONE)                     \
-    X(HTTP_GET, "/v1/players/{}/rewards", route_rewards, AUTH_NONE, BODY_NONE)                 \
+    X(HTTP_GET, "/v1/players/{}/achievements", route_player_history, AUTH_NONE, BODY_NONE)     \
+    X(HTTP_GET, "/v1/players/{}/dashboard", route_player_dashboard, AUTH_NONE, BODY_NONE)      \
+    X(HTTP_GET, "/v1/players/{}/stats", route_player_stats, AUTH_NONE, BODY_NONE)              \
+    X(HTTP_GET, "/v1/players/{}/rewards", route_player_rewards, AUTH_NONE, BODY_NONE)          \
     X(HTTP_PUT, "/v1/games/{}", route_game_put, AUTH_ADMIN, BODY_OBJECT)                       \
     X(HTTP_GET, "/v1/games/{}", route_game_get, AUTH_NONE, BODY_NONE)                          \
     X(HTTP_PUT, "/v1/boards/{}", route_board_put, AUTH_ADMIN, BODY_OBJECT)                     \
     X(HTTP_GET, "/v1/boards/{}", route_board_get, AUTH_NONE, BODY_NONE)                        \
-    X(HTTP_POST, "/v1/boards/{}/scores", route_score, AUTH_API, BODY_OBJECT)                   \
-    X(HTTP_POST, "/v1/unlocks", route_unlock, AUTH_API, BODY_OBJECT)                           \
-    X(HTTP_POST, "/v1/events", route_events, AUTH_API, BODY_ARRAY)                             \
-    X(HTTP_PUT, "/v1/games/{}/achievements/{}", route_ach_put, AUTH_ADMIN, BODY_OBJECT)        \
-    X(HTTP_GET, "/v1/games/{}/achievements", route_ach_list, AUTH_NONE, BODY_NONE)             \
-    X(HTTP_GET, "/v1/boards/{}/top", route_top, AUTH_NONE, BODY_NONE)                          \
-    X(HTTP_GET, "/v1/boards/{}/players/{}", route_rank, AUTH_NONE, BODY_NONE)                  \
-    X(HTTP_GET, "/v1/boards/{}/players", route_friends, AUTH_NONE, BODY_NONE)
+    X(HTTP_POST, "/v1/boards/{}/scores", route_score_submit, AUTH_API, BODY_OBJECT)            \
+    X(HTTP_POST, "/v1/unlocks", route_score_unlock, AUTH_API, BODY_OBJECT)                     \
+    X(HTTP_POST, "/v1/events", route_events_post, AUTH_API, BODY_ARRAY)                        \
+    X(HTTP_PUT, "/v1/games/{}/achievements/{}", route_game_ach_put, AUTH_ADMIN, BODY_OBJECT)   \
+    X(HTTP_GET, "/v1/games/{}/achievements", route_game_ach_list, AUTH_NONE, BODY_NONE)        \
+    X(HTTP_GET, "/v1/boards/{}/top", route_board_top, AUTH_NONE, BODY_NONE)                    \
+    X(HTTP_GET, "/v1/boards/{}/players/{}", route_rank_player, AUTH_NONE, BODY_NONE)           \
+    X(HTTP_GET, "/v1/boards/{}/players", route_rank_friends, AUTH_NONE, BODY_NONE)
 
 static const struct router__route router__routes[] = {
 #define ROUTER__ROW(m, pat, fn, auth, body) {m, pat, fn, auth, body},
@@ -437,6 +61,98 @@ _Static_assert(ROUTER__NROUTES < ROUTER_STAT_ROUTES, "raise ROUTER_STAT_ROUTES")
 size_t router__nroutes(void) { return ROUTER__NROUTES; }
 
 const struct router__route *router__route_at(size_t i) { return &router__routes[i]; }
+
+/* ---- /metrics counters ------------------------------------------------------------------- */
+
+const uint64_t router__lat_bounds_us[ROUTER_LAT_BUCKETS] = {
+    250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000};
+
+void router__observe(struct router *r, const struct router__route *route, uint64_t t0,
+                     int status)
+{
+    size_t i = route ? (size_t)(route - router__routes) : ROUTER__NROUTES;
+    struct router__stat *st = &r->stat[i < ROUTER_STAT_ROUTES ? i : ROUTER_STAT_ROUTES - 1];
+    uint64_t us = (uv_hrtime() - t0) / 1000;
+    unsigned b = 0;
+    while (b < ROUTER_LAT_BUCKETS && us > router__lat_bounds_us[b]) {
+        b++;
+    }
+    st->lat[b]++;
+    st->lat_sum_us += us;
+    st->by_class[status >= 100 && status < 600 ? status / 100 : 5]++;
+}
+
+/* ---- the router's caches ----------------------------------------------------------------- */
+
+int router__region_index(const struct router *r, const char *id)
+{
+    for (unsigned i = 0; i < r->nregions; i++) {
+        if (strcmp(r->region[i], id) == 0) {
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+void router__remember_region(struct router *r, const char *id, size_t len, int region)
+{
+    struct strmap *m = &r->player_region;
+    if (m->count >= r->player_cache_max && strmap_get(m, id, len) == NULL) {
+        strmap_evict_one(m, ++r->player_cache_evictions * 0x9e3779b97f4a7c15ULL);
+    }
+    /* A cache: on LR_ENOMEM the player is simply looked up again next time. */
+    (void)strmap_put(m, id, len, (void *)(uintptr_t)(region + 1));
+}
+
+int router__cached_region(const struct router *r, const char *id, size_t len)
+{
+    void *hit = strmap_get(&r->player_region, id, len);
+    return hit ? (int)((uintptr_t)hit - 1) : -1;
+}
+
+/* ---- entries of board answers, in the total order ------------------------------------------ */
+
+int router__entry_key(const msgpack_object *e, int desc, struct router__entry *out)
+{
+    int64_t score, sub, t;
+    const msgpack_object *pid = proto_map_get(e, "player_id");
+    const msgpack_object *ua = proto_map_get(e, "updated_at");
+    if (pid == NULL || pid->type != MSGPACK_OBJECT_STR || pid->via.str.size == 0 ||
+        pid->via.str.size > VALID_ID_MAX || ua == NULL || ua->type != MSGPACK_OBJECT_STR ||
+        proto_obj_i64(proto_map_get(e, "score"), &score) ||
+        proto_obj_i64(proto_map_get(e, "subscore"), &sub) ||
+        timefmt_parse_rfc3339(ua->via.str.ptr, ua->via.str.size, &t)) {
+        return -1;
+    }
+    out->o = e;
+    memcpy(out->id, pid->via.str.ptr, pid->via.str.size);
+    out->id[pid->via.str.size] = '\0';
+    rankkey_fold(&out->key, desc, score, sub, t);
+    out->key.pid = RANKKEY_FOREIGN;
+    out->key.id = out->id;
+    out->key.idlen = pid->via.str.size;
+    return 0;
+}
+
+/* Ids are compared through the entries' own buffers: key.id would be stale once the array
+ * grows or qsort moves an entry (router__entries_sort points it back afterwards). */
+static int router__entry_cmp(const void *x, const void *y)
+{
+    const struct router__entry *ex = x, *ey = y;
+    return rankkey_cmp(&ex->key, ex->id, &ey->key, ey->id);
+}
+
+void router__entries_sort(struct router__entries *es)
+{
+    if (es->n > 1) {
+        qsort(es->v, es->n, sizeof *es->v, router__entry_cmp);
+    }
+    for (size_t i = 0; i < es->n; i++) {
+        es->v[i].key.id = es->v[i].id;
+    }
+}
+
+/* ---- the pipeline ------------------------------------------------------------------------ */
 
 /* Match @path against @pat ("{}" = one id-like segment). 1 on a match, with the params. */
 static int router__match(const char *pat, const char *path, struct lr_str *param)
@@ -466,13 +182,61 @@ static int router__key_is(const char *auth, const char *key)
     return key[0] && strncmp(auth, "Bearer ", 7) == 0 && strcmp(auth + 7, key) == 0;
 }
 
+/* Match, auth, path ids and body, then the route's handler: 0, or the error to answer. */
+static int router__pipeline(struct router *r, struct rreq *q)
+{
+    const struct router__route *route = NULL;
+    int path_matched = 0;
+    for (size_t i = 0; i < ROUTER__NROUTES; i++) {
+        struct lr_str param[ROUTER__PARAMS] = {{NULL, 0}};
+        if (router__match(router__routes[i].pattern, q->path, param)) {
+            path_matched = 1;
+            if (router__routes[i].method == q->h->method) {
+                route = &router__routes[i];
+                memcpy(q->param, param, sizeof param);
+                break;
+            }
+        }
+    }
+    if (route == NULL) {
+        return rreq__errf(q, path_matched ? LR_EMETHOD : LR_ENOTFOUND, "%s",
+                          path_matched ? "method not allowed" : "no such endpoint");
+    }
+    q->route = route;
+    q->admin = router__key_is(q->h->auth, r->admin_key);
+    if (route->auth != AUTH_NONE) {
+        int api = router__key_is(q->h->auth, r->api_key);
+        if (!q->admin && !api) {
+            return rreq__errf(q, LR_EUNAUTHORIZED,
+                              "a valid Authorization: Bearer key is required");
+        }
+        if (route->auth == AUTH_ADMIN && !q->admin) {
+            return rreq__errf(q, LR_EFORBIDDEN, "this endpoint needs the admin key");
+        }
+    }
+    for (unsigned i = 0; i < ROUTER__PARAMS; i++) {
+        if (q->param[i].len && !valid_id(q->param[i].p, q->param[i].len, VALID_ID_MAX)) {
+            return rreq__errf(q, LR_EINVAL, "path ids are 1 to 64 characters of [A-Za-z0-9_.-]");
+        }
+    }
+    if (route->body != BODY_NONE) {
+        json_error_t jerr;
+        const char *want = route->body == BODY_ARRAY ? "array" : "object";
+        q->body = json_loadb(q->h->body, q->h->body_len, JSON_REJECT_DUPLICATES, &jerr);
+        if (q->body == NULL || (route->body == BODY_OBJECT && !json_is_object(q->body)) ||
+            (route->body == BODY_ARRAY && !json_is_array(q->body))) {
+            return rreq__errf(q, LR_EINVAL, "body must be a JSON %s: %s", want,
+                              q->body ? "it is not" : jerr.text);
+        }
+    }
+    return route->handler(q);
+}
+
 /* The pipeline for @h; answers through @reply when given (a get over the WebSocket), else
  * http_reply. @q is zeroed and owned by the pipeline from here. */
 static void router__dispatch(struct router *r, struct rreq *q, struct http_req *h,
                              ws_reply_fn reply, void *reply_data)
 {
-    const struct router__route *route = NULL;
-    int path_matched = 0;
     q->r = r;
     q->h = h;
     q->reply = reply;
@@ -481,54 +245,10 @@ static void router__dispatch(struct router *r, struct rreq *q, struct http_req *
     q->region = -1;
     msgpack_sbuffer_init(&q->args);
     snprintf(q->path, sizeof q->path, "%s", h->path);
-    for (size_t i = 0; i < ROUTER__NROUTES; i++) {
-        struct lr_str param[ROUTER__PARAMS] = {{NULL, 0}};
-        if (router__match(router__routes[i].pattern, q->path, param)) {
-            path_matched = 1;
-            if (router__routes[i].method == h->method) {
-                route = &router__routes[i];
-                memcpy(q->param, param, sizeof param);
-                break;
-            }
-        }
+    int rv = router__pipeline(r, q);
+    if (rv != 0) {
+        rreq__reply_error(q, rv);
     }
-    if (route == NULL) {
-        rreq__error(q, path_matched ? LR_EMETHOD : LR_ENOTFOUND,
-                    path_matched ? "method not allowed" : "no such endpoint");
-        return;
-    }
-    q->route = route;
-    q->admin = router__key_is(h->auth, r->admin_key);
-    if (route->auth != AUTH_NONE) {
-        int admin = q->admin;
-        int api = router__key_is(h->auth, r->api_key);
-        if (!admin && !api) {
-            rreq__error(q, LR_EUNAUTHORIZED, "a valid Authorization: Bearer key is required");
-            return;
-        }
-        if (route->auth == AUTH_ADMIN && !admin) {
-            rreq__error(q, LR_EFORBIDDEN, "this endpoint needs the admin key");
-            return;
-        }
-    }
-    for (unsigned i = 0; i < ROUTER__PARAMS; i++) {
-        if (q->param[i].len && !valid_id(q->param[i].p, q->param[i].len, VALID_ID_MAX)) {
-            rreq__error(q, LR_EINVAL, "path ids are 1 to 64 characters of [A-Za-z0-9_.-]");
-            return;
-        }
-    }
-    if (route->body != BODY_NONE) {
-        json_error_t jerr;
-        const char *want = route->body == BODY_ARRAY ? "array" : "object";
-        q->body = json_loadb(h->body, h->body_len, JSON_REJECT_DUPLICATES, &jerr);
-        if (q->body == NULL || (route->body == BODY_OBJECT && !json_is_object(q->body)) ||
-            (route->body == BODY_ARRAY && !json_is_array(q->body))) {
-            rreq__error(q, LR_EINVAL, "body must be a JSON %s: %s", want,
-                        q->body ? "it is not" : jerr.text);
-            return;
-        }
-    }
-    route->handler(q);
 }
 
 static void router__handle(void *data, struct http_req *h)
@@ -568,15 +288,21 @@ static int router__ws_get(void *data, const char *path, const char *query, ws_re
     return 0;
 }
 
+/* ---- lifecycle --------------------------------------------------------------------------- */
+
 int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router **out,
                  char *errmsg)
 {
-    struct router *r = calloc(1, sizeof *r);
+    struct router *r;
     int rv;
-    if (r == NULL) {
+    if (cfg->log == NULL) {
+        return errmsg_set(errmsg, LR_EINVAL, "router: a logger is required");
+    }
+    if ((r = calloc(1, sizeof *r)) == NULL) {
         return errmsg_set(errmsg, LR_ENOMEM, "router: out of memory");
     }
     r->loop = loop;
+    r->log = cfg->log;
     r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 5000;
     snprintf(r->admin_key, sizeof r->admin_key, "%s", cfg->admin_key ? cfg->admin_key : "");
     snprintf(r->api_key, sizeof r->api_key, "%s", cfg->api_key ? cfg->api_key : "");
@@ -612,7 +338,7 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     if ((rv = http_start_ws(loop, cfg->http, router__handle, r, r->ws, &r->http, errmsg)) != 0) {
         goto err_after_ws;
     }
-    router__repair_start(r);
+    route_catalog__repair_start(r);
     *out = r;
     return 0;
 
@@ -641,7 +367,7 @@ static void router__part_closed(void *data)
     }
     strmap_free(&r->player_region);
     strmap_free(&r->board_order);
-    router__repair_free(r);
+    route_catalog__repair_free(r);
     void (*done)(void *) = r->done;
     void *dd = r->done_data;
     free(r);
@@ -666,7 +392,7 @@ void router_stop(struct router *r, void (*done)(void *data), void *data)
     r->done = done;
     r->done_data = data;
     r->closing = r->nregions + 4;
-    router__repair_stop(r, router__timer_closed);
+    route_catalog__repair_stop(r, router__timer_closed);
     /* The gateway first: it calls the upstreams, which close below. */
     gateway_close(r->gw, router__part_closed, r);
     http_stop(r->http, router__http_closed, r);

@@ -12,6 +12,8 @@
 /* About 100 MB of router memory at typical id lengths. */
 #define ROUTER_DEFAULT_PLAYER_CACHE 1000000
 
+struct logger;
+
 struct router_region {
     char id[65];
     const char *rpc[UPSTREAM_MAX_REPLICAS]; /* borrowed until router_start returns */
@@ -20,6 +22,9 @@ struct router_region {
 
 struct router_config {
     const char *http;      /* host:port */
+    /* Where the router logs (lib/log.h; a router logs as node 0 with its own region label).
+     * Required; borrowed until router_stop's @done fires, or router_start fails. */
+    struct logger *log;
     struct router_region regions[ROUTER_MAX_REGIONS];
     unsigned nregions;
     const char *admin_key; /* may do everything */
@@ -33,7 +38,11 @@ struct router_config {
 
 struct router; /* Opaque. */
 
-/** Start serving on @loop. @cfg is copied. @return 0 and *@out, or LR_E* with @errmsg. */
+/**
+ * Start serving on @loop. @cfg is copied (its logger and region addresses are borrowed as it
+ * says). @return 0 and *@out, or LR_E* with @errmsg: LR_EINVAL without a logger, or the error
+ * of an upstream, the gateway, the WebSocket endpoint or the listener.
+ */
 int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router **out,
                  char *errmsg);
 

@@ -1,6 +1,17 @@
-/* router/router_int.h — internals of the router module: the request in flight through the
- * pipeline (router.c), the helpers every route uses, and the routes (router_routes.c for
- * health, players, catalog and scores; router_boards.c for board pages). */
+/* router/router_int.h — internals of the router module.
+ *
+ *   router.c       the route table, the pipeline (match → auth → ids → body → handler), the
+ *                  /metrics counters, the router's caches and its lifecycle
+ *   rreq.c         one request in flight: calls to regions, their answers, args packing,
+ *                  locating a player, replies
+ *   route_*.c      the handlers, one file per family, each named after the handlers it holds
+ *
+ * The contract every route follows (the pipeline's one error path): a handler and every step
+ * that runs after it (q->next once a request's calls have answered, q->then once a lookup is
+ * done) returns 0 when it has answered @q or has calls in flight that will run the next step,
+ * and otherwise an LR_E* code with a sentence in q->errmsg and nothing in flight: then the
+ * pipeline answers with that error and frees @q. Nothing but a reply function (rreq__reply_*)
+ * answers or frees a request; getters and helpers report an error by returning it. */
 #ifndef LAUREL_ROUTER_INT_H
 #define LAUREL_ROUTER_INT_H
 
@@ -9,6 +20,7 @@
 
 #include "../shard/cursor.h"
 #include "../shard/shard.h"
+#include "../lib/log.h"
 #include "../lib/strmap.h"
 #include "gateway.h"
 #include "http.h"
@@ -21,7 +33,7 @@ enum router__auth { AUTH_NONE, AUTH_API, AUTH_ADMIN };
 enum router__body { BODY_NONE, BODY_OBJECT, BODY_ARRAY };
 
 /* Per-route request counts by status class and latency histogram, for /metrics. */
-#define ROUTER_LAT_BUCKETS 12 /* upper bounds in router_ops.c */
+#define ROUTER_LAT_BUCKETS 12 /* upper bounds: router__lat_bounds_us */
 #define ROUTER_STAT_ROUTES 48 /* routes of the table + 1 for requests that matched none */
 struct router__stat {
     uint64_t by_class[6]; /* 1xx..5xx at [1..5] */
@@ -31,6 +43,7 @@ struct router__stat {
 
 struct router {
     uv_loop_t *loop;
+    struct logger *log; /* borrowed from router_config */
     struct http *http;
     struct gateway *gw; /* the committed-event streams and the WebSocket topics */
     struct ws *ws;
@@ -42,185 +55,251 @@ struct router {
     struct strmap player_region; /* player id -> (uintptr_t)region index + 1 (a cache) */
     size_t player_cache_max;     /* entries player_region may hold */
     uint64_t player_cache_evictions;
-    struct strmap board_order;   /* board id -> (uintptr_t)order + 1 */
+    struct strmap board_order;   /* board id -> (uintptr_t)desc + 1 (a cache) */
     void (*done)(void *data);
     void *done_data;
     unsigned closing;
     struct router__stat stat[ROUTER_STAT_ROUTES];
-    int64_t catalog_version; /* the last version stamped on a catalog put */
-    struct router_repair *repairs; /* catalog puts to re-send (router_repair.c) */
+    int64_t catalog_version; /* the last version stamped on a catalog put (route_catalog.c) */
+    struct route_catalog_repair *repairs; /* catalog puts to re-send (route_catalog.c) */
     size_t nrepairs;
     uv_timer_t repair_timer;
 };
 
-/* router_repair.c: catalog puts re-sent to regions that missed them. */
-void router__repair_add(struct router *r, unsigned region, const char *args, size_t len);
-size_t router__repair_pending(const struct router *r);
-void router__repair_start(struct router *r);
-void router__repair_stop(struct router *r, uv_close_cb closed);
-void router__repair_free(struct router *r);
+struct rreq;
 
-/* One HTTP request in flight through the pipeline. */
+/* A step of a request: a handler, q->next or q->then (the contract at the top). */
+typedef int (*rreq__step)(struct rreq *q);
+
+/* As long as the longest sentence a region sends with an error. */
+#define RREQ_ERRMSG_SIZE 512
+
+/* One request in flight through the pipeline. */
 struct rreq {
+    /* Set by the pipeline (router.c), read-only for routes. */
     struct router *r;
     struct http_req *h;
-    /* A get over the WebSocket (router.c, router__ws_get): the answer goes to @reply instead
-     * of http_reply, and frees @h (owned by the get). */
+    /* A get over the WebSocket (router__ws_get): the answer goes to @reply instead of
+     * http_reply, and the reply frees @h (owned by the get). */
     ws_reply_fn reply;
     void *reply_data;
     const struct router__route *route;
     char path[512];
-    struct lr_str param[ROUTER__PARAMS];
-    json_t *body;
-    /* fan-out to regions */
+    struct lr_str param[ROUTER__PARAMS]; /* the route pattern's ids, in order */
+    json_t *body;   /* the parsed body of routes that take one (owned) */
+    int admin;      /* the request carries the admin key */
+    uint64_t t0;    /* uv_hrtime at arrival */
+    /* Calls to regions (rreq.c). */
     unsigned pending;
     int code[ROUTER_MAX_REGIONS];
     msgpack_sbuffer ans[ROUTER_MAX_REGIONS];
     int have[ROUTER_MAX_REGIONS];
-    int region; /* the region a player-scoped request goes to, or -1 */
-    int admin;  /* the request carries the admin key */
+    msgpack_sbuffer args; /* what the next call sends */
     int64_t now_ms; /* the clock of the request's first query, reused by later rounds */
-    uint64_t t0;    /* uv_hrtime at arrival */
-    /* Read parameters, parsed once: board reads (router_boards.c, router_rank.c) and player
-     * reads (history, stats). */
-    struct {
-        char scope[80], window[16], cursor[CURSOR_MAX];
-        enum timefmt_window w;
-        int64_t period;
-        int has_period, desc;
-        uint32_t limit, around, days;
-        enum shard_qtype qtype; /* a player read's query */
-        char game[VALID_ID_MAX + 1];
-        /* the key of the player whose rank is asked (router_rank.c) */
-        int64_t score, subscore, updated_ms;
-    } top;
-    /* Friends view: the ids (owned, NUL-separated) and the entries found so far. */
-    char *ids;
-    uint32_t nids;
-    json_t *acc;
-    /* One command packed by a write route before the player's region is known. */
-    msgpack_sbuffer cmd;
-    /* POST /v1/events in flight (router_events.c; owned). */
-    struct rev *ev;
-    void (*next)(struct rreq *q); /* runs when every pending region call has answered */
-    void (*then)(struct rreq *q); /* runs once the player's region is known */
+    rreq__step next; /* runs when every pending region call has answered */
+    rreq__step then; /* runs once a lookup (player's region, board's order) is done */
+    /* The player a request is about and the region it lives in (-1: none, or not known). */
+    int region;
     char player[VALID_ID_MAX + 1];
-    msgpack_sbuffer args;
+    /* The route's own state: one struct per family, defined in its route_*.c (owned; freed
+     * with @route_free when the request ends). */
+    void *route_data;
+    void (*route_free)(void *route_data);
+    char errmsg[RREQ_ERRMSG_SIZE]; /* the sentence of the error a step returns */
 };
-
-typedef void (*router__handler)(struct rreq *q);
 
 struct router__route {
     enum http_method method;
     const char *pattern;
-    router__handler handler;
+    rreq__step handler;
     enum router__auth auth;
     enum router__body body;
 };
 
-/* router.c: the route table, for /metrics */
+/* ---- router.c ----------------------------------------------------------------------------- */
+
+/* The route table, for /metrics. */
 size_t router__nroutes(void);
 const struct router__route *router__route_at(size_t i);
-/* Count @q's answer with @status in the metrics (every reply path calls it once). */
-void rreq__observe(struct rreq *q, int status);
 extern const uint64_t router__lat_bounds_us[ROUTER_LAT_BUCKETS];
+/* Count an answer with @status to a request of @route (NULL: none matched) that arrived at
+ * @t0 (uv_hrtime). Every reply calls it once. */
+void router__observe(struct router *r, const struct router__route *route, uint64_t t0,
+                     int status);
 
-/* router.c: replies (each frees @q) */
-void rreq__free(struct rreq *q);
-void rreq__reply_json(struct rreq *q, int status, json_t *j, const char *headers);
-void rreq__error(struct rreq *q, int rv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-void rreq__reply_mp(struct rreq *q, int status, const msgpack_object *o, const char *headers);
-void rreq__upstream_error(struct rreq *q, int code, const msgpack_object *payload);
-/* Answer with the single command's result of q->region's submit. */
-void rreq__reply_result(struct rreq *q);
-
-/* router.c: calls to regions; q->next runs when every pending call has answered */
-int rreq__call(struct rreq *q, unsigned region, int op, int need_leader);
-void rreq__call_all(struct rreq *q, int op, int need_leader);
-void rreq__call_others(struct rreq *q, int op, int need_leader, unsigned skip);
-int rreq__answer(struct rreq *q, unsigned region, msgpack_unpacked *up, const msgpack_object **o);
-void rreq__args_cmd(struct rreq *q, const struct cmd *c);
-void rreq__args_query(struct rreq *q, struct shard_query *sq, int stale);
+/* Index of region @id, or -1. */
+int router__region_index(const struct router *r, const char *id);
 /* Remember that player @id (@len bytes) lives in @region. Bounded: when the cache is full, an
  * entry chosen at random gives way (a player is looked up again on its next request). */
 void router__remember_region(struct router *r, const char *id, size_t len, int region);
+/* The region player @id (@len bytes) is remembered in, or -1. */
+int router__cached_region(const struct router *r, const char *id, size_t len);
 
-/* Find where player @id lives, then run @then with q->region (-1: none). */
-void rreq__locate(struct rreq *q, const char *id, void (*then)(struct rreq *));
-
-/* router.c: input */
-int router__query(const struct rreq *q, const char *name, char *out, size_t cap);
-int router__region_index(const struct router *r, const char *id);
-/* Integer query parameter @name in [@min, @max] into *@out (@def when absent): 0, or -1 when
- * malformed or out of range. */
-int router__query_int(const struct rreq *q, const char *name, long min, long max, long def,
-                      long *out);
-/* One command's result of a submit answer, [status, replayed, body], checked: 0 or -1. */
-int router__result(const msgpack_object *r, int *status, int *replayed,
-                   const msgpack_object **body);
-const char *rreq__body_str(struct rreq *q, const char *key, int required);
-
-/* router_routes.c */
-void rreq__reply_query(struct rreq *q);
-void rreq__query_region(struct rreq *q, struct shard_query *sq);
-void rreq__catalog(struct rreq *q, const struct cmd *c);
-/* Build a score or unlock command from a JSON item (single endpoint or events batch item):
- * 0, or LR_EINVAL with a sentence in @err. *@mtext (owned by the caller, free it) holds the
- * metadata text the command points into; strings point into @item. */
-int router__score_cmd(json_t *item, struct lr_str board, struct cmd *c, char **mtext,
-                      char *err, size_t errcap);
-int router__unlock_cmd(json_t *item, struct cmd *c, char *err, size_t errcap);
-
-/* router_boards.c: board read parameters and the board's order */
-int rreq__board_params(struct rreq *q, int paged);
-void rreq__with_board(struct rreq *q, void (*then)(struct rreq *));
-/* Send q->args to the scope: region scope is that region's answer, replied as it is; global
- * and guild scopes ask every region and run @merge on their answers. */
-void rreq__ask_scope(struct rreq *q, void (*merge)(struct rreq *));
+/* Entries of board answers (a region's page, a stream event) in the total order of
+ * docs/ordering.md: the board routes' merges and the gateway's kept tops. */
 struct router__entry {
-    const msgpack_object *o;
+    const msgpack_object *o; /* borrowed: the answer it was read from */
     struct rankkey key;
     char id[VALID_ID_MAX + 1];
 };
 struct router__entries {
-    struct router__entry *v;
+    struct router__entry *v; /* owned: free(v) */
     size_t n, cap;
 };
-/* Append the entries of array @list (region @region's answer) to @es: 0, or -1 with a reply
- * sent. */
-int rreq__collect(struct rreq *q, const msgpack_object *list, unsigned region,
-                  struct router__entries *es);
-void router__entries_sort(struct router__entries *es);
+/* Read entry @e of a board ordered @desc into @out: 0, or -1 when it is malformed. */
 int router__entry_key(const msgpack_object *e, int desc, struct router__entry *out);
-/* Reply with an error if any region's answer failed; 0 when all are usable, with @up/@o
- * (free them with rreq__answers_free, which takes the count because @q may be gone). */
+void router__entries_sort(struct router__entries *es);
+
+/* ---- rreq.c ------------------------------------------------------------------------------- */
+
+/* Free @q and everything it owns (its route_data through route_free). */
+void rreq__free(struct rreq *q);
+
+/* Errors: fill q->errmsg and return @rv, so a step can `return rreq__errf(q, ...)`. */
+int rreq__errf(struct rreq *q, int rv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* A region's error @code with its @payload sentence (may be NULL): returns @code. */
+int rreq__upstream_err(struct rreq *q, int code, const msgpack_object *payload);
+
+/* Replies: each answers @q and frees it; @q is gone when they return. */
+void rreq__reply_json(struct rreq *q, int status, json_t *j, const char *headers); /* j: owned */
+void rreq__reply_mp(struct rreq *q, int status, const msgpack_object *o, const char *headers);
+void rreq__reply_text(struct rreq *q, int status, const char *ctype, const char *body,
+                      size_t len);
+/* Answer with error @rv and q->errmsg (err_message(@rv) when empty). */
+void rreq__reply_error(struct rreq *q, int rv);
+/* Run step @step; when it fails, answer with its error. */
+void rreq__resume(struct rreq *q, rreq__step step);
+/* Steps that answer with q->region's answer: a submit's single command's result, or a query's
+ * answer as it is. */
+int rreq__reply_result(struct rreq *q);
+int rreq__reply_query(struct rreq *q);
+
+/* Calls to regions with q->args. Each returns what the step it runs returns when that step
+ * runs inside the call (no call left to wait for), else 0 with calls in flight. */
+/* Call @op on @region: 0, or LR_ENOMEM with q->errmsg (the call never answers). */
+int rreq__call(struct rreq *q, unsigned region, int op, int need_leader);
+/* Call @op on every region but @skip (its last answer stays), then run q->next. A call that
+ * cannot start counts as that region answering LR_ENOMEM, so calls already in flight are
+ * never orphaned by an early reply. */
+int rreq__call_others(struct rreq *q, int op, int need_leader, unsigned skip);
+int rreq__call_all(struct rreq *q, int op, int need_leader);
+/* Run @sq on q->region (linearizable) and answer with its answer. */
+int rreq__query_region(struct rreq *q, struct shard_query *sq);
+/* Find where player @id lives (the cache, else every region's leader), then run @then with
+ * q->player and q->region set (-1: no such player). LR_EUNAVAILABLE when a region could not
+ * tell. */
+int rreq__locate(struct rreq *q, const char *id, rreq__step then);
+
+/* Answers. */
+/* The answer of @region into @up/@o (*@o NULL: none): 0, or LR_EINTERNAL. Destroy @up. */
+int rreq__answer(struct rreq *q, unsigned region, msgpack_unpacked *up, const msgpack_object **o);
+/* The answer of @region when its call succeeded, as rreq__answer; else its error (the region's
+ * code, or LR_EINTERNAL without an answer) with its sentence, and @up already destroyed. */
+int rreq__answer_ok(struct rreq *q, unsigned region, msgpack_unpacked *up,
+                    const msgpack_object **o);
+/* Every region's answer, as rreq__answer_ok: on an error none is left to destroy. Destroy them
+ * with rreq__answers_free, which takes the count because @q may be gone by then. */
 int rreq__answers(struct rreq *q, msgpack_unpacked *up, const msgpack_object **o);
 void rreq__answers_free(unsigned nregions, msgpack_unpacked *up);
-/* A JSON object of the scope fields every board answer carries. */
-json_t *rreq__board_head(struct rreq *q, const msgpack_object *any);
-/* The routes of ROUTER_ROUTES (router.c). */
-void route_healthz(struct rreq *q);
-void route_readyz(struct rreq *q);
-void route_player_put(struct rreq *q);
-void route_player_get(struct rreq *q);
-void route_game_put(struct rreq *q);
-void route_game_get(struct rreq *q);
-void route_board_put(struct rreq *q);
-void route_board_get(struct rreq *q);
-void route_score(struct rreq *q);
-void route_unlock(struct rreq *q);
-void route_ach_put(struct rreq *q);
-void route_ach_list(struct rreq *q);
-void route_top(struct rreq *q);
-void route_rank(struct rreq *q);
-void route_friends(struct rreq *q);
-void route_events(struct rreq *q);
-void rev_free(struct rev *ev); /* router_events.c; NULL is a no-op */
-void route_history(struct rreq *q);
-void route_dashboard(struct rreq *q);
-void route_stats(struct rreq *q);
-void route_rewards(struct rreq *q);
-void route_cluster(struct rreq *q);
-void route_metrics(struct rreq *q);
+/* One command's result of a submit answer, [status, replayed, body], checked: 0 or
+ * LR_EINTERNAL. */
+int rreq__result(const msgpack_object *r, int *status, int *replayed,
+                 const msgpack_object **body);
+
+/* Args of the next call. */
+void rreq__args_cmd(struct rreq *q, const struct cmd *c);
+void rreq__args_query(struct rreq *q, struct shard_query *sq, int stale);
+
+/* Input. */
+/* Query parameter @name into @out: 0 if present, 1 if absent, -1 if longer than @cap - 1. */
+int rreq__query(const struct rreq *q, const char *name, char *out, size_t cap);
+/* Integer query parameter @name in [@min, @max] into *@out (@def when absent): 0, or LR_EINVAL
+ * when malformed or out of range (the caller words the sentence). */
+int rreq__query_int(const struct rreq *q, const char *name, long min, long max, long def,
+                    long *out);
+/* Body string @key into *@out (NULL when absent and not @required): 0, or LR_EINVAL. */
+int rreq__body_str(struct rreq *q, const char *key, int required, const char **out);
+/* A zeroed route_data of @size freed by @route_free: NULL, with LR_ENOMEM in q->errmsg, when
+ * out of memory. */
+void *rreq__data(struct rreq *q, size_t size, void (*route_free)(void *));
+
+/* ---- the routes of ROUTER_ROUTES (router.c) ----------------------------------------------- */
+
+/* route_ops.c */
+int route_ops_healthz(struct rreq *q);
+int route_ops_readyz(struct rreq *q);
+int route_ops_cluster(struct rreq *q);
+int route_ops_metrics(struct rreq *q);
+
+/* route_player.c */
+int route_player_put(struct rreq *q);
+int route_player_get(struct rreq *q);
+int route_player_history(struct rreq *q);
+int route_player_dashboard(struct rreq *q);
+int route_player_stats(struct rreq *q);
+int route_player_rewards(struct rreq *q);
+
+/* route_game.c */
+int route_game_put(struct rreq *q);
+int route_game_get(struct rreq *q);
+int route_game_ach_put(struct rreq *q);
+int route_game_ach_list(struct rreq *q);
+
+/* route_board.c */
+int route_board_put(struct rreq *q);
+int route_board_get(struct rreq *q);
+int route_board_top(struct rreq *q);
+
+/* route_rank.c */
+int route_rank_player(struct rreq *q);
+int route_rank_friends(struct rreq *q);
+
+/* route_score.c */
+int route_score_submit(struct rreq *q);
+int route_score_unlock(struct rreq *q);
+
+/* route_events.c */
+int route_events_post(struct rreq *q);
+
+/* ---- shared between route files ----------------------------------------------------------- */
+
+/* route_catalog.c: a catalog put to every region, stamped with this router's next version,
+ * answered with the first region's result; regions that missed it get it again from the
+ * repair queue, which router_start and router_stop run. */
+int route_catalog__put(struct rreq *q, const struct cmd *c);
+void route_catalog__repair_start(struct router *r);
+void route_catalog__repair_stop(struct router *r, uv_close_cb closed);
+void route_catalog__repair_free(struct router *r);
+
+/* route_score.c: a score or unlock command from a JSON item (single endpoint or events batch
+ * item): 0, or LR_EINVAL with a sentence in @err. *@mtext (owned by the caller, free it) holds
+ * the metadata text the command points into; strings point into @item. */
+int route_score__score_cmd(json_t *item, struct lr_str board, struct cmd *c, char **mtext,
+                           char *err, size_t errcap);
+int route_score__unlock_cmd(json_t *item, struct cmd *c, char *err, size_t errcap);
+
+/* route_board.c: what a board read (top, rank, friends) asks, parsed once. A route that reads
+ * a board puts one at the start of its route_data: the helpers below find it there. */
+struct route_board_read {
+    char scope[80], window[16], cursor[CURSOR_MAX];
+    enum timefmt_window w;
+    int64_t period;
+    int has_period;
+    int desc; /* the board's order, once route_board__with_order has run */
+    uint32_t limit;
+};
+/* Parse scope, window, period (and limit, cursor when @paged) into @b: 0, or LR_EINVAL. */
+int route_board__params(struct rreq *q, struct route_board_read *b, int paged);
+/* Learn the order of board q->param[0] (cached after the first time), then run @then. */
+int route_board__with_order(struct rreq *q, rreq__step then);
+/* Send q->args to the scope: region scope answers with that region's answer as it is; global
+ * and guild scopes ask every region and run @merge on their answers. */
+int route_board__ask_scope(struct rreq *q, rreq__step merge);
+/* A JSON object of the scope fields every board answer carries (NULL when out of memory). */
+json_t *route_board__head(struct rreq *q, const msgpack_object *any);
+/* Append the entries of array @list (region @region's answer) to @es: 0, or LR_EINTERNAL /
+ * LR_ENOMEM with q->errmsg. */
+int route_board__collect(struct rreq *q, const msgpack_object *list, unsigned region,
+                         struct router__entries *es);
 
 #endif

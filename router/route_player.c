@@ -1,0 +1,160 @@
+/* router/route_player.c — a player's own endpoints: PUT and GET /v1/players/{id}, and the
+ * player reads (achievements history, dashboard, stats, rewards).
+ *
+ * Everything about a player lives in the player's region, so each of these is one round
+ * trip to that region once the router knows which it is (rreq__locate: its cache, else every
+ * region asked at once). A player's region never changes: a put naming another region is a
+ * conflict. Player reads validate their whole query before the lookup, so a bad request is
+ * refused as such even for a player that does not exist; what they parsed waits in
+ * route_data (struct route_player_read) for the lookup's answer. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../proto/proto.h"
+#include "../lib/err.h"
+#include "router_int.h"
+
+/* ---- PUT and GET /v1/players/{id} -------------------------------------------------------- */
+
+static int route_player__put_go(struct rreq *q)
+{
+    const char *region = json_string_value(json_object_get(q->body, "region"));
+    int target = router__region_index(q->r, region);
+    if (q->region >= 0 && q->region != target) {
+        return rreq__errf(q, LR_ECONFLICT, "player %s lives in region %s; region cannot change",
+                          q->player, q->r->region[q->region]);
+    }
+    const char *name = json_string_value(json_object_get(q->body, "name"));
+    json_t *g = json_object_get(q->body, "guild");
+    struct cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMD_PLAYER_PUT;
+    c.u.player_put.player_id = lr_str_of(q->player);
+    c.u.player_put.name = lr_str_of(name);
+    c.u.player_put.region = lr_str_of(region);
+    c.u.player_put.guild = lr_str_of(json_is_string(g) ? json_string_value(g) : "");
+    rreq__args_cmd(q, &c);
+    q->region = target;
+    q->next = rreq__reply_result;
+    router__remember_region(q->r, q->player, strlen(q->player), target);
+    return rreq__call(q, (unsigned)target, PROTO_OP_SUBMIT, 1);
+}
+
+int route_player_put(struct rreq *q)
+{
+    const char *region, *name;
+    int rv;
+    if ((rv = rreq__body_str(q, "region", 1, &region)) != 0 ||
+        (rv = rreq__body_str(q, "name", 1, &name)) != 0) {
+        return rv;
+    }
+    json_t *g = json_object_get(q->body, "guild");
+    if (g && !json_is_null(g) && !json_is_string(g)) {
+        return rreq__errf(q, LR_EINVAL, "guild must be a string or null");
+    }
+    if (router__region_index(q->r, region) < 0) {
+        return rreq__errf(q, LR_EINVAL, "unknown region %s", region);
+    }
+    char id[VALID_ID_MAX + 1];
+    snprintf(id, sizeof id, "%.*s", (int)q->param[0].len, q->param[0].p);
+    return rreq__locate(q, id, route_player__put_go);
+}
+
+static int route_player__get_go(struct rreq *q)
+{
+    if (q->region < 0) {
+        return rreq__errf(q, LR_ENOTFOUND, "player %s not found", q->player);
+    }
+    struct shard_query sq;
+    memset(&sq, 0, sizeof sq);
+    sq.type = SHARD_Q_PLAYER_GET;
+    sq.player_id = lr_str_of(q->player);
+    return rreq__query_region(q, &sq);
+}
+
+int route_player_get(struct rreq *q)
+{
+    char id[VALID_ID_MAX + 1];
+    snprintf(id, sizeof id, "%.*s", (int)q->param[0].len, q->param[0].p);
+    return rreq__locate(q, id, route_player__get_go);
+}
+
+/* ---- player reads: one round trip to the player's region --------------------------------- */
+
+/* A player read's query, parsed before the player is located. */
+struct route_player_read {
+    enum shard_qtype qtype;
+    uint32_t limit, days;
+    char game[VALID_ID_MAX + 1];
+    char cursor[CURSOR_MAX];
+};
+
+static int route_player__read_go(struct rreq *q)
+{
+    const struct route_player_read *rd = q->route_data;
+    struct shard_query sq;
+    if (q->region < 0) {
+        return rreq__errf(q, LR_ENOTFOUND, "player %s not found", q->player);
+    }
+    memset(&sq, 0, sizeof sq);
+    sq.type = rd->qtype;
+    sq.player_id = lr_str_of(q->player);
+    sq.game_id = lr_str_of(rd->game);
+    sq.limit = rd->limit;
+    sq.cursor = lr_str_of(rd->cursor);
+    sq.days = rd->days;
+    return rreq__query_region(q, &sq);
+}
+
+/* Parse the optional game_id, limit (1..@max_limit, 0: not accepted), cursor and days
+ * (1..90 when @days) and run @type on the player's region. */
+static int route_player__read(struct rreq *q, enum shard_qtype type, uint32_t max_limit,
+                              int days)
+{
+    struct route_player_read *rd = rreq__data(q, sizeof *rd, free);
+    char id[VALID_ID_MAX + 1];
+    long v;
+    if (rd == NULL) {
+        return LR_ENOMEM;
+    }
+    if (rreq__query(q, "game_id", rd->game, sizeof rd->game) < 0 ||
+        (rd->game[0] && !valid_id(rd->game, strlen(rd->game), VALID_GAME_ID_MAX))) {
+        return rreq__errf(q, LR_EINVAL, "game_id must be 1 to 56 characters of [A-Za-z0-9_.-]");
+    }
+    if (max_limit) {
+        if (rreq__query_int(q, "limit", 1, max_limit, 50, &v) != 0) {
+            return rreq__errf(q, LR_EINVAL, "limit must be 1 to %u", max_limit);
+        }
+        rd->limit = (uint32_t)v;
+        if (rreq__query(q, "cursor", rd->cursor, sizeof rd->cursor) < 0) {
+            return rreq__errf(q, LR_EINVAL, "cursor is not valid");
+        }
+    }
+    if (days) {
+        if (rreq__query_int(q, "days", 1, 90, 30, &v) != 0) {
+            return rreq__errf(q, LR_EINVAL, "days must be 1 to 90");
+        }
+        rd->days = (uint32_t)v;
+    }
+    rd->qtype = type;
+    snprintf(id, sizeof id, "%.*s", (int)q->param[0].len, q->param[0].p);
+    return rreq__locate(q, id, route_player__read_go);
+}
+
+int route_player_history(struct rreq *q)
+{
+    return route_player__read(q, SHARD_Q_HISTORY, 1000, 0);
+}
+
+int route_player_dashboard(struct rreq *q)
+{
+    return route_player__read(q, SHARD_Q_DASHBOARD, 0, 0);
+}
+
+int route_player_stats(struct rreq *q) { return route_player__read(q, SHARD_Q_STATS, 0, 1); }
+
+int route_player_rewards(struct rreq *q)
+{
+    return route_player__read(q, SHARD_Q_REWARDS, 0, 0);
+}

@@ -1,0 +1,450 @@
+/* router/rreq.c — one request in flight: its calls to regions, their answers, the args it
+ * packs, locating its player, and its one reply.
+ *
+ * A request is a chain of steps (router_int.h): the route's handler, then q->next each time
+ * the calls it launched have all answered, or q->then once a lookup is done. A step either
+ * ends the request with a reply, or launches calls and returns 0, or returns an error with
+ * nothing in flight. When the step ran inside the function that launched it (a cache hit, no
+ * call left to make), its result goes back up the stack to the pipeline; when it runs from an
+ * answer on the loop, rreq__resume is the pipeline and answers its error. So exactly one
+ * place answers a failed request, and nothing but the reply functions frees one.
+ *
+ * Answers are kept as msgpack bytes per region (q->ans) until the request ends, because a
+ * later round may need an earlier one's (rank's second round reads the first's window).
+ * Replicas answer msgpack maps keyed by API.md's field names; they become JSON through
+ * mpjson, so no route serializes fields by hand. */
+#include <assert.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../proto/mpjson.h"
+#include "../proto/proto.h"
+#include "../lib/err.h"
+#include "router_int.h"
+
+void rreq__free(struct rreq *q)
+{
+    for (unsigned i = 0; i < ROUTER_MAX_REGIONS; i++) {
+        if (q->have[i]) {
+            msgpack_sbuffer_destroy(&q->ans[i]);
+        }
+    }
+    msgpack_sbuffer_destroy(&q->args);
+    json_decref(q->body);
+    if (q->route_free) {
+        q->route_free(q->route_data);
+    }
+    free(q);
+}
+
+void *rreq__data(struct rreq *q, size_t size, void (*route_free)(void *))
+{
+    void *d = calloc(1, size);
+    if (d == NULL) {
+        rreq__errf(q, LR_ENOMEM, "out of memory");
+        return NULL;
+    }
+    q->route_data = d;
+    q->route_free = route_free;
+    return d;
+}
+
+/* ---- errors ------------------------------------------------------------------------------ */
+
+int rreq__errf(struct rreq *q, int rv, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(q->errmsg, sizeof q->errmsg, fmt, ap);
+    va_end(ap);
+    return rv;
+}
+
+int rreq__upstream_err(struct rreq *q, int code, const msgpack_object *payload)
+{
+    if (payload && payload->type == MSGPACK_OBJECT_STR) {
+        return rreq__errf(q, code, "%.*s", (int)payload->via.str.size, payload->via.str.ptr);
+    }
+    return rreq__errf(q, code, "%s",
+                      code == LR_EUNAVAILABLE ? "region unavailable; retry" : err_message(code));
+}
+
+/* ---- replies ----------------------------------------------------------------------------- */
+
+/* The last act of every reply (counted already): send it, free @q. */
+static void rreq__send(struct rreq *q, int status, const char *ctype, const char *body,
+                       size_t len, const char *headers)
+{
+    if (q->reply) {
+        q->reply(q->reply_data, status, body, len);
+        free(q->h); /* the get's request (router__ws_get) */
+    } else {
+        http_reply_type(q->h, status, ctype, body, len, headers);
+    }
+    rreq__free(q);
+}
+
+void rreq__reply_json(struct rreq *q, int status, json_t *j, const char *headers)
+{
+    static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+    router__observe(q->r, q->route, q->t0, status);
+    char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
+    json_decref(j);
+    if (s == NULL) {
+        rreq__send(q, 500, HTTP_JSON, oom, sizeof oom - 1, NULL);
+        return;
+    }
+    rreq__send(q, status, HTTP_JSON, s, strlen(s), headers);
+    free(s);
+}
+
+/* Over the WebSocket the body goes as it is (ws.c only lets /v1/ reads through, which all
+ * answer JSON). */
+void rreq__reply_text(struct rreq *q, int status, const char *ctype, const char *body,
+                      size_t len)
+{
+    router__observe(q->r, q->route, q->t0, status);
+    rreq__send(q, status, ctype, body, len, NULL);
+}
+
+void rreq__reply_error(struct rreq *q, int rv)
+{
+    int status = err_http_status(rv);
+    json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", err_api_code(rv), "message",
+                          q->errmsg[0] ? q->errmsg : err_message(rv));
+    rreq__reply_json(q, status, j, status == 503 || status == 429 ? "Retry-After: 1\r\n" : NULL);
+}
+
+/* Reply with a replica's msgpack answer as JSON. */
+void rreq__reply_mp(struct rreq *q, int status, const msgpack_object *o, const char *headers)
+{
+    json_t *j = mpjson_from(o);
+    if (j == NULL) {
+        rreq__reply_error(q, rreq__errf(q, LR_EINTERNAL, "answer could not be converted to JSON"));
+        return;
+    }
+    rreq__reply_json(q, status, j, headers);
+}
+
+void rreq__resume(struct rreq *q, rreq__step step)
+{
+    int rv = step(q);
+    if (rv != 0) {
+        rreq__reply_error(q, rv);
+    }
+}
+
+int rreq__reply_result(struct rreq *q)
+{
+    unsigned reg = (unsigned)q->region;
+    msgpack_unpacked up;
+    const msgpack_object *o, *res, *body;
+    int status, replayed, rv;
+    if (q->code[reg] != 0) {
+        rreq__answer(q, reg, &up, &o);
+        rv = rreq__upstream_err(q, q->code[reg], o);
+        goto err_after_answer;
+    }
+    if (rreq__answer(q, reg, &up, &o) != 0) {
+        rv = rreq__errf(q, LR_EINTERNAL, "malformed answer from region %s", q->r->region[reg]);
+        goto err_after_answer;
+    }
+    res = proto_map_get(o, "results");
+    if (res == NULL || res->type != MSGPACK_OBJECT_ARRAY || res->via.array.size != 1 ||
+        rreq__result(&res->via.array.ptr[0], &status, &replayed, &body) != 0) {
+        rv = rreq__errf(q, LR_EINTERNAL, "malformed result from region %s", q->r->region[reg]);
+        goto err_after_answer;
+    }
+    rreq__reply_mp(q, status, body, replayed ? "Idempotent-Replayed: true\r\n" : NULL);
+    msgpack_unpacked_destroy(&up);
+    return 0;
+
+err_after_answer:
+    msgpack_unpacked_destroy(&up);
+    assert(rv != 0);
+    return rv;
+}
+
+int rreq__reply_query(struct rreq *q)
+{
+    unsigned reg = (unsigned)q->region;
+    msgpack_unpacked up;
+    const msgpack_object *o;
+    int rv = 0;
+    rreq__answer(q, reg, &up, &o);
+    if (q->code[reg] != 0) {
+        rv = rreq__upstream_err(q, q->code[reg], o);
+    } else if (o == NULL) {
+        rv = rreq__errf(q, LR_EINTERNAL, "empty answer");
+    } else {
+        rreq__reply_mp(q, 200, o, NULL);
+    }
+    msgpack_unpacked_destroy(&up);
+    return rv;
+}
+
+/* ---- calls to regions -------------------------------------------------------------------- */
+
+struct rreq__call {
+    struct rreq *q;
+    unsigned region;
+};
+
+static void rreq__answered(void *data, int code, const msgpack_object *payload)
+{
+    struct rreq__call *c = data;
+    struct rreq *q = c->q;
+    q->code[c->region] = code;
+    msgpack_sbuffer_init(&q->ans[c->region]);
+    q->have[c->region] = 1;
+    if (payload) {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &q->ans[c->region], msgpack_sbuffer_write);
+        msgpack_pack_object(&pk, *payload);
+    }
+    free(c);
+    if (--q->pending == 0) {
+        rreq__resume(q, q->next);
+    }
+}
+
+int rreq__call(struct rreq *q, unsigned region, int op, int need_leader)
+{
+    struct rreq__call *c = malloc(sizeof *c);
+    if (c == NULL) {
+        return rreq__errf(q, LR_ENOMEM, "out of memory");
+    }
+    c->q = q;
+    c->region = region;
+    if (q->have[region]) {
+        msgpack_sbuffer_destroy(&q->ans[region]);
+        q->have[region] = 0;
+    }
+    q->pending++;
+    int rv = upstream_call(q->r->up[region], op, need_leader, q->args.size ? q->args.data : NULL,
+                           q->args.size, q->r->timeout_ms, rreq__answered, c);
+    if (rv != 0) {
+        q->pending--;
+        free(c);
+        /* upstream_call fails only for memory; the sentence is the one every route gave. */
+        return rreq__errf(q, rv, "out of memory");
+    }
+    return 0;
+}
+
+int rreq__call_others(struct rreq *q, int op, int need_leader, unsigned skip)
+{
+    q->pending++; /* held while launching: answers never arrive from inside upstream_call */
+    for (unsigned i = 0; i < q->r->nregions; i++) {
+        if (i != skip && rreq__call(q, i, op, need_leader) != 0) {
+            q->code[i] = LR_ENOMEM;
+        }
+    }
+    if (--q->pending == 0) {
+        return q->next(q);
+    }
+    return 0;
+}
+
+int rreq__call_all(struct rreq *q, int op, int need_leader)
+{
+    return rreq__call_others(q, op, need_leader, UINT_MAX);
+}
+
+int rreq__query_region(struct rreq *q, struct shard_query *sq)
+{
+    rreq__args_query(q, sq, 0);
+    q->next = rreq__reply_query;
+    return rreq__call(q, (unsigned)q->region, PROTO_OP_QUERY, 1);
+}
+
+/* ---- answers ----------------------------------------------------------------------------- */
+
+int rreq__answer(struct rreq *q, unsigned region, msgpack_unpacked *up, const msgpack_object **o)
+{
+    msgpack_unpacked_init(up);
+    if (!q->have[region] || q->ans[region].size == 0 ||
+        proto_unpack(q->ans[region].data, q->ans[region].size, up) != 0) {
+        *o = NULL;
+        return LR_EINTERNAL;
+    }
+    *o = &up->data;
+    return 0;
+}
+
+int rreq__answer_ok(struct rreq *q, unsigned region, msgpack_unpacked *up,
+                    const msgpack_object **o)
+{
+    rreq__answer(q, region, up, o);
+    if (q->code[region] != 0 || *o == NULL) {
+        /* The sentence is copied out of the answer before the answer goes. */
+        int rv = rreq__upstream_err(q, q->code[region] ? q->code[region] : LR_EINTERNAL, *o);
+        msgpack_unpacked_destroy(up);
+        *o = NULL;
+        return rv;
+    }
+    return 0;
+}
+
+int rreq__answers(struct rreq *q, msgpack_unpacked *up, const msgpack_object **o)
+{
+    unsigned nr = q->r->nregions;
+    for (unsigned i = 0; i < nr; i++) {
+        rreq__answer(q, i, &up[i], &o[i]);
+    }
+    for (unsigned i = 0; i < nr; i++) {
+        if (q->code[i] != 0 || o[i] == NULL) {
+            int rv = rreq__upstream_err(q, q->code[i] ? q->code[i] : LR_EINTERNAL, o[i]);
+            rreq__answers_free(nr, up);
+            return rv;
+        }
+    }
+    return 0;
+}
+
+void rreq__answers_free(unsigned nregions, msgpack_unpacked *up)
+{
+    for (unsigned i = 0; i < nregions; i++) {
+        msgpack_unpacked_destroy(&up[i]);
+    }
+}
+
+int rreq__result(const msgpack_object *r, int *status, int *replayed,
+                 const msgpack_object **body)
+{
+    int64_t st;
+    if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3 ||
+        proto_obj_i64(&r->via.array.ptr[0], &st) != 0 || st < 100 || st > 599) {
+        return LR_EINTERNAL;
+    }
+    *status = (int)st;
+    *replayed = r->via.array.ptr[1].type == MSGPACK_OBJECT_BOOLEAN &&
+                r->via.array.ptr[1].via.boolean;
+    *body = &r->via.array.ptr[2];
+    return 0;
+}
+
+/* ---- args -------------------------------------------------------------------------------- */
+
+/* Pack one command as a submit's args. */
+void rreq__args_cmd(struct rreq *q, const struct cmd *c)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(&q->args);
+    msgpack_packer_init(&pk, &q->args, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    cmd_encode(&pk, c);
+}
+
+/* Pack @sq as a query's args. One clock for every region a request asks: each names the
+ * same current period even when the request straddles a period's end. */
+void rreq__args_query(struct rreq *q, struct shard_query *sq, int stale)
+{
+    msgpack_packer pk;
+    if (q->now_ms == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        q->now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    }
+    if (sq->now_ms == 0) {
+        sq->now_ms = q->now_ms;
+    }
+    msgpack_sbuffer_clear(&q->args);
+    msgpack_packer_init(&pk, &q->args, msgpack_sbuffer_write);
+    proto_query_encode(&pk, sq, stale);
+}
+
+/* ---- input ------------------------------------------------------------------------------- */
+
+int rreq__query(const struct rreq *q, const char *name, char *out, size_t cap)
+{
+    const char *p = q->h->query;
+    size_t nl = strlen(name);
+    while (p && *p) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > nl && p[nl] == '=' && memcmp(p, name, nl) == 0) {
+            /* lws has already %-decoded it (http.h) */
+            if (len - nl - 1 >= cap) {
+                return -1;
+            }
+            memcpy(out, p + nl + 1, len - nl - 1);
+            out[len - nl - 1] = '\0';
+            return 0;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return 1;
+}
+
+int rreq__query_int(const struct rreq *q, const char *name, long min, long max, long def,
+                    long *out)
+{
+    char num[24], *end;
+    int has = rreq__query(q, name, num, sizeof num);
+    *out = def;
+    if (has > 0) {
+        return 0;
+    }
+    long v = has == 0 ? strtol(num, &end, 10) : 0;
+    if (has < 0 || *end != '\0' || end == num || v < min || v > max) {
+        return LR_EINVAL;
+    }
+    *out = v;
+    return 0;
+}
+
+int rreq__body_str(struct rreq *q, const char *key, int required, const char **out)
+{
+    json_t *v = q->body ? json_object_get(q->body, key) : NULL;
+    *out = NULL;
+    if (v == NULL || json_is_null(v)) {
+        return required ? rreq__errf(q, LR_EINVAL, "%s is required", key) : 0;
+    }
+    if (!json_is_string(v)) {
+        return rreq__errf(q, LR_EINVAL, "%s must be a string", key);
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+/* ---- finding a player's region ----------------------------------------------------------- */
+
+static int rreq__located(struct rreq *q)
+{
+    int unavailable = 0;
+    for (unsigned i = 0; i < q->r->nregions; i++) {
+        if (q->code[i] == 0) {
+            q->region = (int)i;
+        } else if (q->code[i] != LR_ENOTFOUND) {
+            unavailable = 1;
+        }
+    }
+    if (q->region >= 0) {
+        router__remember_region(q->r, q->player, strlen(q->player), q->region);
+    } else if (unavailable) {
+        return rreq__errf(q, LR_EUNAVAILABLE, "a region is unavailable; retry");
+    }
+    return q->then(q);
+}
+
+int rreq__locate(struct rreq *q, const char *id, rreq__step then)
+{
+    snprintf(q->player, sizeof q->player, "%s", id);
+    q->then = then;
+    q->region = router__cached_region(q->r, q->player, strlen(q->player));
+    if (q->region >= 0) {
+        return then(q);
+    }
+    struct shard_query sq;
+    memset(&sq, 0, sizeof sq);
+    sq.type = SHARD_Q_PLAYER_GET;
+    sq.player_id = lr_str_of(q->player);
+    rreq__args_query(q, &sq, 0);
+    q->next = rreq__located;
+    return rreq__call_all(q, PROTO_OP_QUERY, 1);
+}
