@@ -31,6 +31,9 @@ void proto_reader_free(struct proto_reader *r)
 
 int proto_reader_feed(struct proto_reader *r, const char *p, size_t n)
 {
+    if (n == 0) { /* libuv's EAGAIN: a fresh reader has no buffer, and memcpy to NULL is UB */
+        return 0;
+    }
     if (r->off > 0 && r->off == r->len) {
         r->off = r->len = 0;
     }
