@@ -169,13 +169,10 @@ static void node__append_cmd(struct node_batch *b, const msgpack_object *o, int6
     b->ncmds++;
 }
 
-static void node__op_submit(struct node_conn *c, const struct proto_msg *m)
+static void node__op_submit(struct node_conn *c, struct node_req *r)
 {
     struct node *n = c->n;
-    if (raft_state(&n->raft) != RAFT_LEADER) {
-        node__reply_not_leader(c, m->id);
-        return;
-    }
+    const struct proto_msg *m = &r->m;
     const msgpack_object *cmds = m->body;
     if (cmds->type != MSGPACK_OBJECT_ARRAY || cmds->via.array.size == 0 ||
         cmds->via.array.size > CMD_ENTRY_MAX / 4) {
@@ -406,48 +403,42 @@ static void node__barrier_start(struct node *n)
     n->barrier_busy = 1;
 }
 
-static void node__op_query(struct node_conn *c, const struct proto_msg *m, const char *frame,
-                           size_t len)
+/* The dispatch has decoded the query (PROTO_F_STALE) and, unless it is stale, checked that
+ * this replica leads. */
+static void node__op_query(struct node_conn *c, struct node_req *req)
 {
     struct node *n = c->n;
+    const struct proto_msg *m = &req->m;
     char errmsg[LR_ERRMSG_SIZE];
-    struct shard_query q;
     struct proto_msg copy;
     int stale;
-    if (proto_query_decode(m->body, &q, &stale, errmsg) != 0) {
-        node__reply_error(c, m->id, LR_EINVAL, errmsg);
-        return;
+    if (req->q.now_ms == 0) {
+        req->q.now_ms = node__now_ms();
     }
-    if (q.now_ms == 0) {
-        q.now_ms = node__now_ms();
-    }
-    /* Stale reads and refusals are answered now, from the frame's own bytes. */
-    if (stale) {
-        node__answer_query(n, c, m->id, &q);
-        return;
-    }
-    if (raft_state(&n->raft) != RAFT_LEADER) {
-        node__reply_not_leader(c, m->id);
+    /* Stale reads are answered now, from the frame's own bytes. */
+    if (req->stale) {
+        node__answer_query(n, c, m->id, &req->q);
         return;
     }
     /* Leader reads (docs/durability.md, "Reads"): once an entry of its term is applied here,
      * the leader holds every committed write, and libraft steps a leader down when it has not
      * heard from a majority for an election timeout; so it answers from its state at once. */
     if (!n->cfg.read_barrier && n->read_term == n->raft.current_term) {
-        node__answer_query(n, c, m->id, &q);
+        node__answer_query(n, c, m->id, &req->q);
         return;
     }
     /* A barrier read waits for the next barrier: it needs its own copy of the frame, since the
      * query's strings point into it. */
     struct node_read *r = calloc(1, sizeof *r);
-    if (r == NULL || (r->frame = malloc(len)) == NULL) {
+    if (r == NULL || (r->frame = malloc(req->len)) == NULL) {
         free(r);
         node__reply_error(c, m->id, LR_ENOMEM, "out of memory");
         return;
     }
-    memcpy(r->frame, frame, len);
+    memcpy(r->frame, req->frame, req->len);
     msgpack_unpacked_init(&r->up);
-    if (proto_unpack(r->frame, len, &r->up) != 0 || proto_msg_decode(&r->up.data, &copy) != 0 ||
+    if (proto_unpack(r->frame, req->len, &r->up) != 0 ||
+        proto_msg_decode(&r->up.data, &copy) != 0 ||
         proto_query_decode(copy.body, &r->q, &stale, errmsg) != 0) {
         /* The same bytes decoded a moment ago: only memory can make this fail. */
         node__reply_error(c, m->id, LR_ENOMEM, "out of memory");
@@ -456,7 +447,7 @@ static void node__op_query(struct node_conn *c, const struct proto_msg *m, const
         free(r);
         return;
     }
-    r->q.now_ms = q.now_ms;
+    r->q.now_ms = req->q.now_ms;
     r->c = c;
     r->req_id = m->id;
     c->refs++;
@@ -500,32 +491,58 @@ static void node__tick(uv_timer_t *t)
     }
 }
 
+/* ---- the op table ------------------------------------------------------------------------------ */
+
+/* Generated from PROTO_OPS and indexed by op code: each op's flags and its node__op_<name>, so
+ * an op added to proto.h without its handler here does not build. */
+static const struct node__op {
+    unsigned flags;
+    void (*serve)(struct node_conn *c, struct node_req *r);
+} node__ops[PROTO_OP__END] = {
+#define NODE__OP(code, NAME, name, fl) [code] = {fl, node__op_##name},
+    PROTO_OPS(NODE__OP)
+#undef NODE__OP
+};
+
 void node__request(struct node_conn *c, const char *frame, size_t len)
 {
+    struct node *n = c->n;
+    const struct node__op *op;
+    char errmsg[LR_ERRMSG_SIZE];
     msgpack_unpacked up;
-    struct proto_msg m;
+    struct node_req r; /* not zeroed: its query is large, and only PROTO_F_STALE ops read it */
+    r.frame = frame;
+    r.len = len;
+    r.stale = 0;
     msgpack_unpacked_init(&up);
     int rv = proto_unpack(frame, len, &up);
     if (rv == 0) {
-        rv = proto_msg_decode(&up.data, &m);
+        rv = proto_msg_decode(&up.data, &r.m);
     }
     if (rv != 0) {
         node__reply_error(c, 0, rv, rv == LR_EVERSION ? "unsupported protocol version"
                                                       : "malformed request");
         conn__close(c, "malformed request");
-        msgpack_unpacked_destroy(&up);
-        return;
+        goto out;
     }
-    switch (m.op_or_code) {
-    case PROTO_OP_SUBMIT: node__op_submit(c, &m); break;
-    case PROTO_OP_QUERY: node__op_query(c, &m, frame, len); break;
-    case PROTO_OP_STATUS: node__op_status(c, &m); break;
-    case PROTO_OP_SUBSCRIBE: node__op_subscribe(c, &m); break;
-    case PROTO_OP_ADD:
-    case PROTO_OP_REMOVE:
-    case PROTO_OP_TRANSFER: node__op_admin(c, &m); break;
-    default: node__reply_error(c, m.id, LR_EINVAL, "unknown op"); break;
+    op = r.m.op_or_code > 0 && r.m.op_or_code < PROTO_OP__END ? &node__ops[r.m.op_or_code] : NULL;
+    if (op == NULL || op->serve == NULL) {
+        node__reply_error(c, r.m.id, LR_EINVAL, "unknown op");
+        goto out;
     }
+    /* A query's args say whether any replica may answer it, so they are judged first. */
+    if ((op->flags & PROTO_F_STALE) &&
+        proto_query_decode(r.m.body, &r.q, &r.stale, errmsg) != 0) {
+        node__reply_error(c, r.m.id, LR_EINVAL, errmsg);
+        goto out;
+    }
+    /* The one leader check of the RPC (proto.h, PROTO_F_LEADER). */
+    if ((op->flags & PROTO_F_LEADER) && !r.stale && raft_state(&n->raft) != RAFT_LEADER) {
+        node__reply_not_leader(c, r.m.id);
+        goto out;
+    }
+    op->serve(c, &r);
+out:
     msgpack_unpacked_destroy(&up);
 }
 

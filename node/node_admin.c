@@ -1,5 +1,6 @@
 /* node/node_admin.c — the status op and membership changes (add, remove, transfer), each an
- * asynchronous raft request answered from its callback. */
+ * asynchronous raft request answered from its callback. The dispatch (node.c) has already
+ * refused membership changes on a replica that does not lead: PROTO_F_LEADER in proto.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,9 +19,10 @@ static const char *node__role(int state)
     }
 }
 
-void node__op_status(struct node_conn *c, const struct proto_msg *m)
+void node__op_status(struct node_conn *c, struct node_req *r)
 {
     struct node *n = c->n;
+    const struct proto_msg *m = &r->m;
     raft_id lid = 0;
     const char *laddr = NULL;
     raft_leader(&n->raft, &lid, &laddr);
@@ -153,55 +155,109 @@ static int node__admin_args(const struct proto_msg *m, uint64_t *id, const char 
     return 0;
 }
 
-void node__op_admin(struct node_conn *c, const struct proto_msg *m)
+/* A membership change for @c's request @req_id about to be handed to raft, or NULL. */
+static struct node_admin *node__admin_new(struct node_conn *c, uint64_t req_id, uint64_t id)
+{
+    struct node_admin *ad = calloc(1, sizeof *ad);
+    if (ad != NULL) {
+        ad->c = c;
+        ad->req_id = req_id;
+        ad->id = id;
+    }
+    return ad;
+}
+
+/* Answer request @req_id when raft refused to start its change with @rv. */
+static void node__admin_refused(struct node_conn *c, uint64_t req_id, int rv)
+{
+    node__reply_error(c, req_id, rv == RAFT_NOTLEADER ? LR_ENOTLEADER : LR_EINVAL,
+                      raft_strerror(rv));
+}
+
+#define NODE__ADMIN_USAGE "admin: args need id (and raft, rpc to add)"
+
+/* The dispatch has checked that this replica leads (PROTO_F_LEADER), here and in the next two
+ * ops. Each op owns its node_admin until raft accepts it; from then on the callback answers
+ * and frees it, and the connection is held until then. The new peer's addresses are recorded
+ * before raft runs the change, so that this replica can name its RPC address (status, "not the
+ * leader") once it is in the configuration. */
+void node__op_add(struct node_conn *c, struct node_req *r)
 {
     struct node *n = c->n;
     const char *ra = NULL, *rp = NULL;
     size_t ral = 0, rpl = 0;
     uint64_t id;
-    int rv;
-    if (raft_state(&n->raft) != RAFT_LEADER) {
-        node__reply_not_leader(c, m->id);
+    char addr[NODE_ADDR_MAX];
+    if (node__admin_args(&r->m, &id, &ra, &ral, &rp, &rpl) != 0 || id == 0) {
+        node__reply_error(c, r->m.id, LR_EINVAL, NODE__ADMIN_USAGE);
         return;
     }
-    int add = m->op_or_code == PROTO_OP_ADD;
-    if (node__admin_args(m, &id, add ? &ra : NULL, &ral, &rp, &rpl) != 0 ||
-        (id == 0 && m->op_or_code != PROTO_OP_TRANSFER)) {
-        node__reply_error(c, m->id, LR_EINVAL, "admin: args need id (and raft, rpc to add)");
-        return;
-    }
-    struct node_admin *ad = calloc(1, sizeof *ad);
+    struct node_admin *ad = node__admin_new(c, r->m.id, id);
     if (ad == NULL) {
-        node__reply_error(c, m->id, LR_ENOMEM, "out of memory");
+        node__reply_error(c, r->m.id, LR_ENOMEM, "out of memory");
         return;
     }
-    ad->c = c;
-    ad->req_id = m->id;
-    ad->id = id;
-    ad->req.change.data = ad;
-    if (add) {
-        char addr[NODE_ADDR_MAX];
-        memcpy(addr, ra, ral);
-        addr[ral] = '\0';
-        if (node__peer(n, id) == NULL && n->cfg.npeers < NODE_MAX_PEERS) {
-            struct node_peer *p = &n->cfg.peers[n->cfg.npeers++];
-            p->id = id;
-            snprintf(p->raft, sizeof p->raft, "%s", addr);
-            snprintf(p->rpc, sizeof p->rpc, "%.*s", (int)rpl, rp);
-        }
-        rv = raft_add(&n->raft, &ad->req.change, id, addr, node__added);
-    } else if (m->op_or_code == PROTO_OP_REMOVE) {
-        rv = raft_remove(&n->raft, &ad->req.change, id, node__removed);
-    } else {
-        ad->req.transfer.data = ad;
-        rv = raft_transfer(&n->raft, &ad->req.transfer, id, node__transferred);
+    memcpy(addr, ra, ral);
+    addr[ral] = '\0';
+    if (node__peer(n, id) == NULL && n->cfg.npeers < NODE_MAX_PEERS) {
+        struct node_peer *p = &n->cfg.peers[n->cfg.npeers++];
+        p->id = id;
+        snprintf(p->raft, sizeof p->raft, "%s", addr);
+        snprintf(p->rpc, sizeof p->rpc, "%.*s", (int)rpl, rp);
     }
+    ad->req.change.data = ad;
+    int rv = raft_add(&n->raft, &ad->req.change, id, addr, node__added);
     if (rv != 0) {
-        node__reply_error(c, m->id, rv == RAFT_NOTLEADER ? LR_ENOTLEADER : LR_EINVAL,
-                          raft_strerror(rv));
+        node__admin_refused(c, r->m.id, rv);
         free(ad);
         return;
     }
     c->refs++;
 }
 
+void node__op_remove(struct node_conn *c, struct node_req *r)
+{
+    struct node *n = c->n;
+    uint64_t id;
+    if (node__admin_args(&r->m, &id, NULL, NULL, NULL, NULL) != 0 || id == 0) {
+        node__reply_error(c, r->m.id, LR_EINVAL, NODE__ADMIN_USAGE);
+        return;
+    }
+    struct node_admin *ad = node__admin_new(c, r->m.id, id);
+    if (ad == NULL) {
+        node__reply_error(c, r->m.id, LR_ENOMEM, "out of memory");
+        return;
+    }
+    ad->req.change.data = ad;
+    int rv = raft_remove(&n->raft, &ad->req.change, id, node__removed);
+    if (rv != 0) {
+        node__admin_refused(c, r->m.id, rv);
+        free(ad);
+        return;
+    }
+    c->refs++;
+}
+
+/* Id 0 lets raft pick a voting follower (raft.h, raft_transfer). */
+void node__op_transfer(struct node_conn *c, struct node_req *r)
+{
+    struct node *n = c->n;
+    uint64_t id;
+    if (node__admin_args(&r->m, &id, NULL, NULL, NULL, NULL) != 0) {
+        node__reply_error(c, r->m.id, LR_EINVAL, NODE__ADMIN_USAGE);
+        return;
+    }
+    struct node_admin *ad = node__admin_new(c, r->m.id, id);
+    if (ad == NULL) {
+        node__reply_error(c, r->m.id, LR_ENOMEM, "out of memory");
+        return;
+    }
+    ad->req.transfer.data = ad;
+    int rv = raft_transfer(&n->raft, &ad->req.transfer, id, node__transferred);
+    if (rv != 0) {
+        node__admin_refused(c, r->m.id, rv);
+        free(ad);
+        return;
+    }
+    c->refs++;
+}

@@ -40,6 +40,16 @@ struct node_sub {
     struct node_sub *prev, *next_sub;
 };
 
+/* A request on its way from the dispatch (node__request) to its op, which borrows it for the
+ * call: an op that answers later copies what it keeps. */
+struct node_req {
+    struct proto_msg m; /* m.body lives in the unpacking of @frame */
+    const char *frame;  /* the request's bytes: decoded strings point into them */
+    size_t len;
+    struct shard_query q; /* ops flagged PROTO_F_STALE: the args, decoded by the dispatch */
+    int stale;            /* ... and whether they asked for a stale read; 0 for other ops */
+};
+
 /* Requests waiting for one raft entry. */
 struct node_waiter {
     struct node_conn *c;
@@ -115,7 +125,9 @@ void conn__close(struct node_conn *c, const char *why);
 void conn__unref(struct node_conn *c);
 void conn__close_all(struct node *n);
 
-/* node.c: request handling, called by conn.c for each decoded request */
+/* node.c: request handling, called by conn.c for each frame. The dispatch answers what no op
+ * sees (a malformed envelope, an unknown op, bad query args, "not the leader" for ops flagged
+ * PROTO_F_LEADER); each op, node__op_<name> for every name in PROTO_OPS, answers the rest. */
 void node__request(struct node_conn *c, const char *frame, size_t len);
 /** Answer request @id on @c with @code and @payload (msgpack bytes, or NULL for nil). */
 void node__reply(struct node_conn *c, uint64_t id, int code, const char *payload, size_t len);
@@ -131,11 +143,13 @@ const struct node_peer *node__peer(const struct node *n, uint64_t id);
 int64_t node__now_ms(void);
 
 /* node_admin.c */
-void node__op_status(struct node_conn *c, const struct proto_msg *m);
-void node__op_admin(struct node_conn *c, const struct proto_msg *m);
+void node__op_status(struct node_conn *c, struct node_req *r);
+void node__op_add(struct node_conn *c, struct node_req *r);
+void node__op_remove(struct node_conn *c, struct node_req *r);
+void node__op_transfer(struct node_conn *c, struct node_req *r);
 
 /* node_sub.c */
-void node__op_subscribe(struct node_conn *c, const struct proto_msg *m);
+void node__op_subscribe(struct node_conn *c, struct node_req *r);
 /** Catch @s up from the event log (a bounded slice). */
 void node__pump(struct node *n, struct node_sub *s);
 /** Send one entry's events to @s. */

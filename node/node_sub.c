@@ -54,9 +54,10 @@ void node__unsubscribe(struct node_conn *c)
     conn__unref(c);
 }
 
-void node__op_subscribe(struct node_conn *c, const struct proto_msg *m)
+void node__op_subscribe(struct node_conn *c, struct node_req *r)
 {
     struct node *n = c->n;
+    const struct proto_msg *m = &r->m;
     int64_t from = 1;
     const msgpack_object *o = proto_map_get(m->body, "from");
     if (c->sub || (o && (proto_obj_i64(o, &from) || from < 1))) {

@@ -1,4 +1,4 @@
-/* node/client.c — blocking RPC client (see client.h). */
+/* proto/client.c — blocking RPC client (see client.h). */
 #include "client.h"
 
 #include "../lib/addr.h"

@@ -1,4 +1,4 @@
-/* node/client.h — a blocking client of the replica RPC, for `laurel ctl`, tests and benches.
+/* proto/client.h — a blocking client of the replica RPC, for `laurel ctl`, tests and benches.
  * One connection, requests may be pipelined (client_send ... client_recv). Not for the
  * router's hot path, which talks to replicas from its own loop. */
 #ifndef LAUREL_CLIENT_H

@@ -1,4 +1,4 @@
-/* node/mpjson.c — see mpjson.h. Depth is bounded by the msgpack unpacker's own limits. */
+/* proto/mpjson.c — see mpjson.h. Depth is bounded by the msgpack unpacker's own limits. */
 #include "mpjson.h"
 
 json_t *mpjson_from(const msgpack_object *o)

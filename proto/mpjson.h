@@ -1,4 +1,4 @@
-/* node/mpjson.h — msgpack answers to JSON, generically.
+/* proto/mpjson.h — msgpack answers to JSON, generically.
  * The shard answers with msgpack maps keyed by API.md's field names (docs/architecture.md), so
  * one converter serves every endpoint: strings, integers, floats, booleans, nil, arrays and
  * maps map one to one; BIN holds compact JSON text (metadata) and is embedded as JSON. */

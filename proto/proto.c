@@ -1,4 +1,4 @@
-/* node/proto.c — framing and codecs of the replica RPC (see proto.h). Every decoder here
+/* proto/proto.c — framing and codecs of the replica RPC (see proto.h). Every decoder here
  * faces the network: it checks types, counts and bounds and returns an error, never asserts. */
 #include "proto.h"
 
@@ -11,13 +11,26 @@
 const char *proto_op_name(int op)
 {
     switch (op) {
-#define PROTO__NAME(code, NAME, name)                                                          \
+#define PROTO__NAME(code, NAME, name, flags)                                                   \
     case code:                                                                                 \
         return #name;
         PROTO_OPS(PROTO__NAME)
 #undef PROTO__NAME
     default:
         return NULL;
+    }
+}
+
+unsigned proto_op_flags(int op)
+{
+    switch (op) {
+#define PROTO__FLAGS(code, NAME, name, flags)                                                  \
+    case code:                                                                                 \
+        return (unsigned)(flags);
+        PROTO_OPS(PROTO__FLAGS)
+#undef PROTO__FLAGS
+    default:
+        return 0;
     }
 }
 
@@ -31,6 +44,9 @@ void proto_reader_free(struct proto_reader *r)
 
 int proto_reader_feed(struct proto_reader *r, const char *p, size_t n)
 {
+    if (n == 0) { /* libuv's EAGAIN: a fresh reader has no buffer, and memcpy to NULL is UB */
+        return 0;
+    }
     if (r->off > 0 && r->off == r->len) {
         r->off = r->len = 0;
     }

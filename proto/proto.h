@@ -1,21 +1,21 @@
-/* node/proto.h — the client RPC of a replica: length-framed, versioned msgpack over TCP.
+/* proto/proto.h — the client RPC of a replica: length-framed, versioned msgpack over TCP.
  *
  * Frame:    u32 big-endian payload length (1..PROTO_FRAME_MAX), then the payload.
  * Request:  [PROTO_VERSION, id, op, args]
  * Response: [PROTO_VERSION, id, code, payload]   code: 0 or an LR_E* code
  * A subscription answers its request with a stream of responses carrying the same id.
  *
- * Ops and their args / payloads (docs/rpc.md has the full table):
+ * Ops and their args / payloads (docs/rpc.md has the full table; PROTO_OPS their flags):
  *   submit     [command, ...]            {"index", "results": [[status, replayed, body], ...]}
  *   query      {query fields}            the shard's answer (a map), or an error sentence
  *   status     nil                       {"id", "region", "role", "term", "leader_id", ...}
  *   subscribe  {"from": index}           stream of {"index", "events": [...]} and
  *                                        {"applied": index} heartbeats
- *   add        {"id", "raft", "rpc"}     nil        (leader only)
- *   remove     {"id"}                    nil        (leader only)
- *   transfer   {"id"}                    nil        (leader only; 0 = pick one)
- * Errors: LR_ENOTLEADER with {"leader_id", "leader_rpc"} (null when unknown), LR_EUNAVAILABLE
- * with {"retry_ms"}, anything else with a sentence. */
+ *   add        {"id", "raft", "rpc"}     nil
+ *   remove     {"id"}                    nil
+ *   transfer   {"id"}                    nil        (0 = pick one)
+ * Errors: LR_ENOTLEADER with {"leader_id", "leader_rpc", "retry_ms"} (LR_EUNAVAILABLE with the
+ * same map, ids null, while no leader is known), anything else with a sentence. */
 #ifndef LAUREL_PROTO_H
 #define LAUREL_PROTO_H
 
@@ -28,24 +28,53 @@
 #define PROTO_VERSION 1
 #define PROTO_FRAME_MAX (8u << 20)
 
-#define PROTO_OPS(X)                                                                           \
-    X(1, SUBMIT, submit)                                                                       \
-    X(2, QUERY, query)                                                                         \
-    X(3, STATUS, status)                                                                       \
-    X(4, SUBSCRIBE, subscribe)                                                                 \
-    X(5, ADD, add)                                                                             \
-    X(6, REMOVE, remove)                                                                       \
-    X(7, TRANSFER, transfer)
-
-enum proto_op {
-#define PROTO__ENUM(code, NAME, name) PROTO_OP_##NAME = code,
-    PROTO_OPS(PROTO__ENUM)
-#undef PROTO__ENUM
-    PROTO_OP__END
+/* What a replica requires of an op before it serves it: its flags in PROTO_OPS. The node's
+ * dispatch is generated from that list and reads the flags from it (node/node.c), so an op's
+ * rules are declared here once, next to its code and name. */
+enum proto_flag {
+    /* Only the leader serves it. Any other replica answers LR_ENOTLEADER with {"leader_id",
+     * "leader_rpc", "retry_ms"}, or LR_EUNAVAILABLE with that map (ids null) while it knows of
+     * no leader. It answers so before judging the args (PROTO_F_STALE aside), so a client is
+     * sent to the leader rather than corrected by a replica that would not serve it anyway.
+     * Writes and membership changes are raft requests only a leader can start; a
+     * linearizable read needs the leader's applied state (docs/durability.md, "Reads"). */
+    PROTO_F_LEADER = 1u << 0,
+    /* The args are a query (proto_query_decode), and "stale": true in them lifts
+     * PROTO_F_LEADER for that request: any replica answers from its applied state. The args
+     * are therefore decoded, and bad ones refused with LR_EINVAL, before the replica looks at
+     * its role (docs/durability.md, "Reads"). */
+    PROTO_F_STALE = 1u << 1,
+    /* An operator's op: it changes the membership, or streams every committed event of the
+     * region. Declared only, for now: a replica serves it like any other op, and a cluster
+     * key will be required for it later. */
+    PROTO_F_ADMIN = 1u << 2,
+    /* Answered by a stream of responses with the request's id until the connection closes
+     * (or the replica refuses it with one error), not by one response. */
+    PROTO_F_STREAM = 1u << 3,
 };
 
-/** Name of @op ("submit", ...) or NULL. */
+/* X(code, NAME, name, flags): the wire code, the enum name, the wire name and the flags. */
+#define PROTO_OPS(X)                                                                           \
+    X(1, SUBMIT, submit, PROTO_F_LEADER)                                                       \
+    X(2, QUERY, query, PROTO_F_LEADER | PROTO_F_STALE)                                         \
+    X(3, STATUS, status, 0)                                                                    \
+    X(4, SUBSCRIBE, subscribe, PROTO_F_ADMIN | PROTO_F_STREAM)                                 \
+    X(5, ADD, add, PROTO_F_LEADER | PROTO_F_ADMIN)                                             \
+    X(6, REMOVE, remove, PROTO_F_LEADER | PROTO_F_ADMIN)                                       \
+    X(7, TRANSFER, transfer, PROTO_F_LEADER | PROTO_F_ADMIN)
+
+enum proto_op {
+#define PROTO__ENUM(code, NAME, name, flags) PROTO_OP_##NAME = code,
+    PROTO_OPS(PROTO__ENUM)
+#undef PROTO__ENUM
+    PROTO_OP__END /* one past the highest code: the codes above are listed in order */
+};
+
+/** Name of @op ("submit", ...), or NULL when @op is not one of PROTO_OPS. */
 const char *proto_op_name(int op);
+
+/** Flags of @op (PROTO_F_*), or 0 when @op is not one of PROTO_OPS (see proto_op_name). */
+unsigned proto_op_flags(int op);
 
 /* ---- framing ---------------------------------------------------------------------------- */
 
