@@ -339,7 +339,7 @@ static void evstream__tick(uv_timer_t *t)
     }
 }
 
-/* ---- public ----------------------------------------------------------------------------------- */
+/* ---- public ---------------------------------------------------------------------------------- */
 
 int evstream_new(uv_loop_t *loop, struct upstream *u, const struct evstream_config *cfg,
                  evstream_cb cb, void *data, struct evstream **out)
