@@ -75,8 +75,9 @@ struct gateway_board {
     struct gateway_board__rlist r[];        /* [nregions] */
 };
 
-/* A seed in flight: names its board by id and generation, which may be gone at the answer. */
-struct gateway_board__seed {
+/* A seed or order query in flight: names its board by id and generation, which may be gone
+ * by the answer. */
+struct gateway_board__query {
     struct gateway *g;
     char id[VALID_ID_MAX + 1];
     unsigned gen;
@@ -219,7 +220,7 @@ void gateway_board__resync(struct gateway *g, unsigned region)
 
 /* ---- seeds -------------------------------------------------------------------------------- */
 
-static struct gateway_board *gateway_board__of_seed(struct gateway_board__seed *sd)
+static struct gateway_board *gateway_board__of_query(struct gateway_board__query *sd)
 {
     struct gateway_board *b = strmap_get(&sd->g->boards, sd->id, strlen(sd->id));
     return b && b->gen == sd->gen ? b : NULL;
@@ -227,9 +228,9 @@ static struct gateway_board *gateway_board__of_seed(struct gateway_board__seed *
 
 static void gateway_board__seeded(void *data, int code, const msgpack_object *payload)
 {
-    struct gateway_board__seed *sd = data;
+    struct gateway_board__query *sd = data;
     struct gateway *g = sd->g;
-    struct gateway_board *b = g->closing ? NULL : gateway_board__of_seed(sd);
+    struct gateway_board *b = g->closing ? NULL : gateway_board__of_query(sd);
     g->pending--;
     if (b == NULL) {
         free(sd);
@@ -280,7 +281,7 @@ static void gateway_board__seeded(void *data, int code, const msgpack_object *pa
 /* Send query @sq for @b to region @region (@sd->region names what it seeds): 0, or -1 when the
  * call could not be made (then @sd is freed). */
 static int gateway_board__ask(struct gateway_board *b, unsigned region,
-                              const struct shard_query *sq, struct gateway_board__seed *sd)
+                              const struct shard_query *sq, struct gateway_board__query *sd)
 {
     struct gateway *g = b->g;
     msgpack_sbuffer sb;
@@ -313,7 +314,7 @@ static void gateway_board__seed_region(struct gateway_board *b, unsigned region)
     if (!b->order_known || l->state == GL_SEEDING || g->closing) {
         return; /* closing: the upstreams may be gone */
     }
-    struct gateway_board__seed *sd = malloc(sizeof *sd);
+    struct gateway_board__query *sd = malloc(sizeof *sd);
     if (sd == NULL) {
         l->state = GL_NONE;
         return;
@@ -343,7 +344,7 @@ static void gateway_board__seed(struct gateway_board *b)
     }
     if (!b->order_known) {
         struct shard_query sq;
-        struct gateway_board__seed *sd;
+        struct gateway_board__query *sd;
         if (b->order_asking || (sd = malloc(sizeof *sd)) == NULL) {
             return;
         }
@@ -369,7 +370,7 @@ static void gateway_board__seed(struct gateway_board *b)
 
 /* The first GATEWAY_BOARD__TOP of the merge of the regions' lists (only @only's when
  * @only >= 0). */
-static void gateway_board__top(const struct gateway_board *b, int only,
+static void gateway_board__merge(const struct gateway_board *b, int only,
                                struct gateway_board__top *out)
 {
     unsigned at[ROUTER_MAX_REGIONS] = {0};
@@ -461,7 +462,7 @@ static void gateway_board__flush(struct gateway_board *b)
         }
     }
     /* The first flush sends even an empty top: the subscribers so far got none. */
-    gateway_board__top(b, -1, &top);
+    gateway_board__merge(b, -1, &top);
     if (!b->flushed || !gateway_board__top_same(&top, &b->sent_global)) {
         b->sent_global = top;
         gateway_board__send_top(b, -1, &top, NULL);
@@ -469,7 +470,7 @@ static void gateway_board__flush(struct gateway_board *b)
     for (unsigned i = 0; i < g->nregions; i++) {
         if (!b->flushed || b->dirty_region[i]) {
             b->dirty_region[i] = 0;
-            gateway_board__top(b, (int)i, &top);
+            gateway_board__merge(b, (int)i, &top);
             if (!b->flushed || !gateway_board__top_same(&top, &b->sent_region[i])) {
                 b->sent_region[i] = top;
                 gateway_board__send_top(b, (int)i, &top, NULL);
