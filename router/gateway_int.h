@@ -14,7 +14,8 @@
 #include "gateway.h"
 #include "router.h"
 
-struct gateway_board; /* gateway_board.c */
+struct gateway_board;   /* gateway_board.c */
+struct gateway__replay; /* gateway.c: a client's resume in flight */
 
 /* One topic with at least one client. A board topic holds one reference on its board. */
 struct gateway__topic {
