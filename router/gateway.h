@@ -1,7 +1,7 @@
 /* router/gateway.h — the WebSocket gateway's core, without the socket: it follows every
- * region's committed-event stream (docs/rpc.md, `subscribe`), keeps the topic map and fans
- * events out to clients, and keeps each watched board's top from the stream itself to send
- * coalesced `leaderboard.changed` (docs/api.md, "WebSocket").
+ * region's committed-event stream (evstream.h; docs/rpc.md, `subscribe`), keeps the topic map
+ * and fans events out to clients, and keeps each watched board's top from the stream itself to
+ * send coalesced `leaderboard.changed` (docs/api.md, "WebSocket").
  *
  * The gateway never touches a socket of a client: a client is a send callback that receives
  * refcounted messages (one JSON text, encoded once per event, shared by every client that gets
@@ -11,6 +11,7 @@
 #ifndef LAUREL_GATEWAY_H
 #define LAUREL_GATEWAY_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -37,6 +38,9 @@ static inline const unsigned char *gateway_msg_text(const struct gateway_msg *m)
 void gateway_msg_ref(struct gateway_msg *m);
 /** Drop one reference; the last frees @m. */
 void gateway_msg_unref(struct gateway_msg *m);
+/** A new message of @j's compact encoding (@j borrowed; NULL gives NULL), with one reference:
+ * the caller's. @return NULL when out of memory. */
+struct gateway_msg *gateway_msg_json(const json_t *j);
 
 struct gateway;        /* Opaque. */
 struct gateway_client; /* Opaque. */
@@ -50,13 +54,15 @@ typedef void (*gateway_send_fn)(void *data, struct gateway_msg *m);
 
 struct gateway_region {
     const char *id;     /* borrowed until gateway_new returns */
-    struct upstream *u; /* borrowed until gateway_close's callback */
+    struct upstream *u; /* borrowed: called until gateway_close, which must come first;
+                           calls then in flight are waited for (upstream_close fails them) */
 };
 
 /**
  * Start following @n regions on @loop: one subscription per region, to one replica at a time,
  * moving to the next replica on any failure and resuming after the last index seen.
- * @return 0 and *@out, or LR_ENOMEM.
+ * @return 0 and *@out; LR_EINVAL (@n is 0 or above ROUTER_MAX_REGIONS); LR_ENOMEM (the streams
+ * already started then close, and free what they hold, once the loop runs).
  */
 int gateway_new(uv_loop_t *loop, const struct gateway_region *regions, unsigned n,
                 unsigned timeout_ms, struct gateway **out);

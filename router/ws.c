@@ -18,7 +18,10 @@
  *
  * Admission. The limits are checked when lws asks to confirm the upgrade (http.c), so a
  * refused client gets an HTTP answer; the check at LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION
- * repeats it, uncounted, in case an upgrade ever reaches lws' handshake without the first. */
+ * repeats it, uncounted, in case an upgrade ever reaches lws' handshake without the first.
+ *
+ * What a client says (its messages and their ops) is ws_ops.c's: this file only assembles
+ * whole messages and hands them over. */
 #include "ws.h"
 
 #include <assert.h>
@@ -30,81 +33,15 @@
 #include <sys/socket.h>
 
 #include "../lib/err.h"
-#include "../lib/strmap.h"
+#include "ws_int.h"
 
 _Static_assert(LWS_PRE <= GATEWAY_MSG_PRE, "gateway messages must leave room for lws' header");
 
-#define WS__TOPICS_MAX 100 /* topics in one subscribe */
 #define WS__SNDBUF (64 * 1024) /* kernel send buffer per WebSocket */
 #define WS__KILL_S 5 /* a connection being closed waits this long for its close frame */
 #define WS__BATCH (32 * 1024) /* queued messages written in one go, at most */
 #define WS__BURST 8           /* a queue may pass its bound this many times while its socket
                                  takes writes (ws__slow) */
-
-struct ws_conn {
-    struct ws *w;
-    struct lws *wsi; /* NULL once the session closed */
-    struct gateway_client *cl;
-    unsigned refs;
-    struct gateway_msg **q; /* ring of queued messages */
-    size_t qhead, qn, qcap, qbytes;
-    struct gateway_msg **held; /* sent while a subscribe is answered: after "subscribed" */
-    size_t nheld, capheld;
-    int holding;
-    char *rx; /* the client message being received */
-    size_t rxlen;
-    int rx_over, rx_binary;
-    int ping_due;
-    int choked;          /* the socket took no more writes when last asked ... */
-    uint64_t choked_at;  /* ... at this loop time (ws__slow) */
-    int kill; /* close code to send, or 0 */
-    const char *kill_reason;
-    uint64_t last_rx;
-    char ip[48];
-    struct ws_conn *prev, *next; /* w->conns */
-};
-
-struct ws {
-    uv_loop_t *loop;
-    struct gateway *g;
-    struct ws_config cfg;
-    ws_get_fn get;
-    void *get_data;
-    struct ws_conn *conns;
-    unsigned nconns;  /* open sessions */
-    unsigned nalloc;  /* connection structs alive (sessions + ones waiting for gets) */
-    struct strmap per_ip; /* peer address -> (uintptr_t)open sessions */
-    unsigned char *batch; /* LWS_PRE + WS__BATCH bytes: frames of several queued messages */
-    uv_timer_t ping;
-    struct ws_stats st; /* st.open is nconns: filled in by ws_stats_get */
-    int closing, timer_closed;
-    void (*done)(void *data);
-    void *done_data;
-};
-
-/* ---- messages ----------------------------------------------------------------------------- */
-
-/* A new message of @len bytes of text (one reference). */
-static struct gateway_msg *ws__msg(const char *text, size_t len)
-{
-    struct gateway_msg *m = malloc(sizeof *m + GATEWAY_MSG_PRE + len);
-    if (m == NULL) {
-        return NULL;
-    }
-    m->refs = 1;
-    m->len = len;
-    memcpy(m->data + GATEWAY_MSG_PRE, text, len);
-    return m;
-}
-
-static struct gateway_msg *ws__msg_json(json_t *j)
-{
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-    struct gateway_msg *m = s ? ws__msg(s, strlen(s)) : NULL;
-    free(s);
-    json_decref(j);
-    return m;
-}
 
 /* ---- the send queue ----------------------------------------------------------------------- */
 
@@ -126,7 +63,7 @@ static void ws__queue_drop(struct ws_conn *c)
 }
 
 /* Close @c with @code and @reason: now if lws lets us write, else when the socket is killed. */
-static void ws__kill(struct ws_conn *c, int code, const char *reason)
+void ws__kill(struct ws_conn *c, int code, const char *reason)
 {
     if (c->wsi == NULL || c->kill) {
         return;
@@ -186,7 +123,7 @@ static int ws__slow(struct ws_conn *c, size_t len)
 }
 
 /* Queue @m (borrowed: a reference is taken) for @c. */
-static void ws__send(struct ws_conn *c, struct gateway_msg *m)
+void ws__send(struct ws_conn *c, struct gateway_msg *m)
 {
     if (c->wsi == NULL || c->kill || m == NULL) {
         return;
@@ -225,9 +162,10 @@ static void ws__send(struct ws_conn *c, struct gateway_msg *m)
 
 static void ws__on_gateway(void *data, struct gateway_msg *m) { ws__send(data, m); }
 
-static void ws__send_json(struct ws_conn *c, json_t *j)
+void ws__send_json(struct ws_conn *c, json_t *j)
 {
-    struct gateway_msg *m = ws__msg_json(j);
+    struct gateway_msg *m = gateway_msg_json(j);
+    json_decref(j);
     if (m == NULL) {
         ws__kill(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
         return;
@@ -236,7 +174,19 @@ static void ws__send_json(struct ws_conn *c, json_t *j)
     gateway_msg_unref(m);
 }
 
-static void ws__error(struct ws_conn *c, int code, const char *msg)
+void ws__send_held(struct ws_conn *c)
+{
+    /* Emptied first: a send that finds the queue full closes @c, and closing drops the held
+     * messages too, which would then lose their reference twice. */
+    size_t n = c->nheld;
+    c->nheld = 0;
+    for (size_t i = 0; i < n; i++) {
+        ws__send(c, c->held[i]);
+        gateway_msg_unref(c->held[i]);
+    }
+}
+
+void ws__error(struct ws_conn *c, int code, const char *msg)
 {
     ws__send_json(c, json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "code",
                                err_api_code(code), "message", msg));
@@ -259,7 +209,7 @@ static void ws__maybe_done(struct ws *w)
     }
 }
 
-static void ws__conn_unref(struct ws_conn *c)
+void ws__conn_unref(struct ws_conn *c)
 {
     assert(c->refs > 0);
     if (--c->refs > 0) {
@@ -494,232 +444,6 @@ static int ws__writeable(struct ws_conn *c)
     return 0;
 }
 
-/* ---- client messages ---------------------------------------------------------------------- */
-
-/* The strings of @topics (an array of 1..WS__TOPICS_MAX strings) into @out: the count, or -1
- * with an error sent. */
-static int ws__topics(struct ws_conn *c, json_t *topics, const char **out)
-{
-    size_t n = json_is_array(topics) ? json_array_size(topics) : 0;
-    if (n == 0 || n > WS__TOPICS_MAX) {
-        ws__error(c, LR_EINVAL, "topics must be an array of 1 to 100 topic strings");
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        out[i] = json_string_value(json_array_get(topics, i));
-        if (out[i] == NULL) {
-            ws__error(c, LR_EINVAL, "topics must be strings");
-            return -1;
-        }
-    }
-    return (int)n;
-}
-
-static void ws__op_subscribe(struct ws_conn *c, json_t *msg, int subscribe)
-{
-    const char *names[WS__TOPICS_MAX];
-    char err[320];
-    int n = ws__topics(c, json_object_get(msg, "topics"), names);
-    json_t *resume = json_object_get(msg, "resume");
-    if (n < 0) {
-        return;
-    }
-    if (resume && (!subscribe || !json_is_object(resume))) {
-        ws__error(c, LR_EINVAL, "resume must be an object of region: last index seen");
-        return;
-    }
-    json_t *ok = json_array();
-    if (ok == NULL) {
-        ws__kill(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
-        return;
-    }
-    /* A board topic's current top comes from inside the subscribe: hold it until the
-     * "subscribed" answer is queued, so the client learns of the subscription first. */
-    c->holding = 1;
-    for (int i = 0; i < n; i++) {
-        if (!subscribe) {
-            gateway_client_unsubscribe(c->cl, names[i]);
-            json_array_append_new(ok, json_string(names[i]));
-            continue;
-        }
-        int rv = gateway_client_subscribe(c->cl, names[i], err, sizeof err);
-        if (rv != 0) {
-            c->holding = 0;
-            ws__error(c, rv, err);
-            c->holding = 1;
-        } else {
-            json_array_append_new(ok, json_string(names[i]));
-        }
-    }
-    c->holding = 0;
-    if (json_array_size(ok) > 0) { /* every topic refused: the errors said it all */
-        ws__send_json(c, json_pack("{s:s,s:o}", "type", subscribe ? "subscribed" : "unsubscribed",
-                                   "topics", ok));
-    } else {
-        json_decref(ok);
-    }
-    for (size_t i = 0; i < c->nheld; i++) {
-        ws__send(c, c->held[i]);
-        gateway_msg_unref(c->held[i]);
-    }
-    c->nheld = 0;
-    if (resume) {
-        const char *region;
-        json_t *v;
-        json_object_foreach(resume, region, v)
-        {
-            if (!json_is_integer(v) || json_integer_value(v) < 0) {
-                ws__error(c, LR_EINVAL, "resume: each region's last index is an integer >= 0");
-                continue;
-            }
-            if (gateway_client_resume(c->cl, region, (uint64_t)json_integer_value(v), names,
-                                      (size_t)n, err, sizeof err) != 0) {
-                ws__error(c, LR_EINVAL, err);
-            }
-        }
-    }
-}
-
-/* A get in flight: the connection (one reference) and the request's id, as JSON text. */
-struct ws_get {
-    struct ws_conn *c;
-    char *id;
-};
-
-static void ws__get_reply(void *data, int status, const char *body, size_t len)
-{
-    struct ws_get *gr = data;
-    struct ws_conn *c = gr->c;
-    if (c->wsi != NULL) {
-        /* The body is JSON the router just encoded: it is spliced in as is rather than parsed
-         * and encoded again. Every other piece comes from jansson. */
-        json_t *head = json_pack("{s:s,s:i}", "type", "response", "status", status);
-        char *h = head ? json_dumps(head, JSON_COMPACT) : NULL;
-        size_t hl = h ? strlen(h) : 0, il = strlen(gr->id);
-        static const char kid[] = ",\"id\":", kbody[] = ",\"body\":";
-        size_t total = hl - 1 + sizeof kid - 1 + il + sizeof kbody - 1 + len + 1;
-        struct gateway_msg *m = h ? malloc(sizeof *m + GATEWAY_MSG_PRE + total) : NULL;
-        if (m) {
-            char *p = (char *)m->data + GATEWAY_MSG_PRE;
-            memcpy(p, h, hl - 1); /* without its closing brace */
-            p += hl - 1;
-            memcpy(p, kid, sizeof kid - 1);
-            p += sizeof kid - 1;
-            memcpy(p, gr->id, il);
-            p += il;
-            memcpy(p, kbody, sizeof kbody - 1);
-            p += sizeof kbody - 1;
-            memcpy(p, body, len);
-            p += len;
-            *p = '}';
-            m->refs = 1;
-            m->len = total;
-            ws__send(c, m);
-            gateway_msg_unref(m);
-        } else {
-            ws__kill(c, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
-        }
-        free(h);
-        json_decref(head);
-    }
-    free(gr->id);
-    free(gr);
-    ws__conn_unref(c);
-}
-
-static int ws__hex(int ch)
-{
-    if (ch >= '0' && ch <= '9') {
-        return ch - '0';
-    }
-    if (ch >= 'a' && ch <= 'f') {
-        return ch - 'a' + 10;
-    }
-    if (ch >= 'A' && ch <= 'F') {
-        return ch - 'A' + 10;
-    }
-    return -1;
-}
-
-/* %-decode @s in place as lws decodes an HTTP request ('+' is a space in the query); a NUL
- * or a bad escape makes it malformed: -1. */
-static int ws__decode(char *s, int query)
-{
-    char *o = s;
-    for (char *p = s; *p; p++) {
-        if (*p == '%') {
-            int hi = ws__hex(p[1]), lo = hi < 0 ? -1 : ws__hex(p[2]);
-            if (lo < 0 || (hi == 0 && lo == 0)) {
-                return -1;
-            }
-            *o++ = (char)(hi * 16 + lo);
-            p += 2;
-        } else {
-            *o++ = query && *p == '+' ? ' ' : *p;
-        }
-    }
-    *o = '\0';
-    return 0;
-}
-
-static void ws__op_get(struct ws_conn *c, json_t *msg)
-{
-    json_t *id = json_object_get(msg, "id");
-    const char *path = json_string_value(json_object_get(msg, "path"));
-    char buf[2048];
-    if (path == NULL || strncmp(path, "/v1/", 4) != 0 || strlen(path) >= sizeof buf) {
-        ws__error(c, LR_EINVAL, "get: path must be a /v1/ read path of at most 2047 bytes");
-        return;
-    }
-    snprintf(buf, sizeof buf, "%s", path);
-    char *q = strchr(buf, '?');
-    if (q) {
-        *q++ = '\0';
-    }
-    /* Each query field is decoded alone and joined with '&' again, as lws does. */
-    if (ws__decode(buf, 0) != 0 || (q && ws__decode(q, 1) != 0)) {
-        ws__error(c, LR_EINVAL, "get: malformed %-escape in path");
-        return;
-    }
-    struct ws_get *gr = malloc(sizeof *gr);
-    if (gr == NULL || (gr->id = json_dumps(id ? id : json_null(), JSON_ENCODE_ANY |
-                                                                       JSON_COMPACT)) == NULL) {
-        free(gr);
-        ws__error(c, LR_ENOMEM, "out of memory");
-        return;
-    }
-    gr->c = c;
-    c->refs++;
-    if (c->w->get(c->w->get_data, buf, q ? q : "", ws__get_reply, gr) != 0) {
-        free(gr->id);
-        free(gr);
-        ws__conn_unref(c);
-        ws__error(c, LR_ENOMEM, "out of memory");
-    }
-}
-
-static void ws__message(struct ws_conn *c, const char *p, size_t len)
-{
-    json_error_t jerr;
-    json_t *msg = json_loadb(p, len, JSON_REJECT_DUPLICATES, &jerr);
-    const char *op = json_string_value(json_object_get(msg, "op"));
-    if (msg == NULL || !json_is_object(msg)) {
-        char e[256];
-        snprintf(e, sizeof e, "a message must be a JSON object: %s", msg ? "it is not" : jerr.text);
-        ws__error(c, LR_EINVAL, e);
-    } else if (op == NULL) {
-        ws__error(c, LR_EINVAL, "op is required: subscribe, unsubscribe, ping or get");
-    } else if (strcmp(op, "subscribe") == 0 || strcmp(op, "unsubscribe") == 0) {
-        ws__op_subscribe(c, msg, op[0] == 's');
-    } else if (strcmp(op, "ping") == 0) {
-        ws__send_json(c, json_pack("{s:s}", "type", "pong"));
-    } else if (strcmp(op, "get") == 0) {
-        ws__op_get(c, msg);
-    } else {
-        ws__error(c, LR_EINVAL, "unknown op: use subscribe, unsubscribe, ping or get");
-    }
-    json_decref(msg);
-}
 
 static int ws__receive(struct ws_conn *c, const char *in, size_t len)
 {
@@ -751,7 +475,7 @@ static int ws__receive(struct ws_conn *c, const char *in, size_t len)
     } else if (c->rx_over) {
         ws__error(c, LR_ETOOBIG, "message exceeds 65536 bytes");
     } else {
-        ws__message(c, c->rx, c->rxlen);
+        ws_ops__message(c, c->rx, c->rxlen);
     }
     /* A message of a few KB is common: keep small buffers, drop big ones. */
     if (c->rxlen > 4096) {
