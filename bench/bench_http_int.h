@@ -1,9 +1,12 @@
-/* router/bench_http_int.h — what bench_http.c (our workloads) and bench_peer.c (Redis and
- * PostgreSQL) share: the table of figures and child-process helpers. */
+/* bench/bench_http_int.h — what the files of `laurel bench http` share: bench_http.c (the
+ * command, its cluster, the figures and child-process helpers), bench_http_workloads.c (the
+ * seed and the workloads), bench_peer.c (Redis and PostgreSQL) and bench_ws.c, which borrows
+ * the seeded cluster. */
 #ifndef LAUREL_BENCH_HTTP_INT_H
 #define LAUREL_BENCH_HTTP_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "../router/router.h"
@@ -57,6 +60,47 @@ void bench_http__sleep_ms(unsigned ms);
 
 /** Monotonic seconds. */
 double bench_http__now(void);
+
+/* ---- `laurel bench http` itself (bench_http.c and bench_http_workloads.c) ---------------- */
+
+/* Score items a POST /v1/events carries, and the multiple the player count is rounded up to
+ * so that every seeded item names an existing player. */
+#define BENCH_HTTP__BATCH 100
+
+/* One run of `laurel bench http`: its options, its cluster and what it printed. */
+struct bench_http {
+    /* options */
+    int quick, peers;
+    char addr[64], admin_key[96], api_key[96];
+    char regions[ROUTER_MAX_REGIONS][65];
+    unsigned nregions, replicas, conns, players;
+    double seconds;
+    char only[256]; /* ",name,name," of the workloads to run; "" for all */
+    /* the cluster we started, if any */
+    char dir[64];
+    pid_t dev;
+    /* names of this run: a board, players and keys that no earlier run used */
+    char run[8], board[32], pprefix[16];
+    struct bench_http__figs figs;
+    char bad[512]; /* workloads with errors */
+};
+
+/** A 64-bit mix of @z (splitmix64's finalizer): players, scores and names drawn from it. */
+uint64_t bench_http__mix(uint64_t z);
+
+/** One request to @b->addr on a fresh connection (hclient.h): 0 and its *@status, or an LR_E*
+ * code with @errmsg (LR_ERRMSG_SIZE). @key and @body may be NULL; all borrowed for the call. */
+int bench_http__call(const struct bench_http *b, const char *method, const char *path,
+                     const char *key, const char *body, int *status, char *errmsg);
+
+/** Create @b's board and players and give every player a score, through the public API of the
+ * router at @b->addr with @b->conns connections. @return 0, or an LR_E* code (printed). */
+int bench_http__seed(struct bench_http *b);
+
+/** Run and print each workload of @b (those named by @b->only, or all) on the seeded cluster;
+ * answers other than 2xx are printed and named in @b->bad, not fatal.
+ * @return 0, or the LR_E* code of a workload that could not run (printed). */
+int bench_http__workloads(struct bench_http *b);
 
 /* A seeded cluster to load through the public API: what `laurel bench ws` borrows from
  * `laurel bench http`. One board (desc, best) named board, players pprefix + 7 digits

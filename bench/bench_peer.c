@@ -1,4 +1,4 @@
-/* router/bench_peer.c — the peers of `laurel bench http`: the same leaderboard operations on
+/* bench/bench_peer.c — the peers of `laurel bench http`: the same leaderboard operations on
  * Redis and on PostgreSQL, each a private server in a temporary directory on a free port,
  * loaded with 1 M members, driven by its own load tool with as many clients as our
  * workloads have connections, and stopped afterwards.

@@ -1,4 +1,4 @@
-/* node/bench_rank.c — how fast and how big the rank index is at a given board size.
+/* bench/bench_rank.c — how fast and how big the rank index is at a given board size.
  *
  * The board looks like a descending leaderboard after the shard has folded its order into the
  * key: a = -score with the score uniform in [0, 1e9], b = 0, t = a random millisecond stamp,
@@ -6,7 +6,7 @@
  * production, so an upsert is a delete of the old key and an insert of the new one. Players
  * are chosen uniformly at random, so nearly every operation misses the cache at the larger
  * sizes: these figures are the index's cold-path cost, not a best case. */
-#include "bench.h"
+#include "bench_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* node/bench_rpc.c — `laurel bench rpc`: one region of three real replicas on loopback.
+/* bench/bench_rpc.c — `laurel bench rpc`: one region of three real replicas on loopback.
  *
  * The bench starts the replicas itself (this binary, `node` subcommand, fresh data under
  * /tmp), drives them from one process with non-blocking connections multiplexed by poll, and
@@ -27,38 +27,38 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bench.h"
+#include "bench_int.h"
 #include "../proto/client.h"
 
-#define BR__N 3
-#define BR__PLAYERS 10000
+#define BENCH_RPC__N 3
+#define BENCH_RPC__PLAYERS 10000
 
-struct br__replica {
+struct bench_rpc__replica {
     char raft[32], rpc[32], data[256];
     pid_t pid;
 };
 
-struct br {
+struct bench_rpc {
     char dir[64];
-    struct br__replica r[BR__N];
+    struct bench_rpc__replica r[BENCH_RPC__N];
 };
 
-static double br__now(void)
+static double bench_rpc__now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void br__sleep_ms(int ms)
+static void bench_rpc__sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
-static int br__spawn(struct br *b, unsigned i)
+static int bench_rpc__spawn(struct bench_rpc *b, unsigned i)
 {
-    char id[8], peers[BR__N][128];
+    char id[8], peers[BENCH_RPC__N][128];
     char *argv[32];
     int a = 0;
     snprintf(id, sizeof id, "%u", i + 1);
@@ -78,7 +78,7 @@ static int br__spawn(struct br *b, unsigned i)
     argv[a++] = "65536";
     argv[a++] = "--log-level";
     argv[a++] = "warn";
-    for (unsigned k = 0; k < BR__N; k++) {
+    for (unsigned k = 0; k < BENCH_RPC__N; k++) {
         snprintf(peers[k], sizeof peers[k], "%u=%s,%s", k + 1, b->r[k].raft, b->r[k].rpc);
         argv[a++] = "--peer";
         argv[a++] = peers[k];
@@ -95,10 +95,10 @@ static int br__spawn(struct br *b, unsigned i)
     return pid > 0 ? 0 : -1;
 }
 
-static int br__leader(struct br *b, int timeout_ms)
+static int bench_rpc__leader(struct bench_rpc *b, int timeout_ms)
 {
     for (int w = 0; w < timeout_ms; w += 10) {
-        for (unsigned i = 0; i < BR__N; i++) {
+        for (unsigned i = 0; i < BENCH_RPC__N; i++) {
             struct client c;
             struct client_reply r;
             if (b->r[i].pid <= 0 || client_connect(&c, b->r[i].rpc, 200) != 0) {
@@ -107,22 +107,23 @@ static int br__leader(struct br *b, int timeout_ms)
             }
             if (client_call(&c, PROTO_OP_STATUS, NULL, 0, &r, 500) == 0 && r.code == 0) {
                 const msgpack_object *role = proto_map_get(r.body, "role");
-                if (role && role->via.str.size == 6 && memcmp(role->via.str.ptr, "leader", 6) == 0) {
+                if (role && role->via.str.size == 6 &&
+                    memcmp(role->via.str.ptr, "leader", 6) == 0) {
                     client_close(&c);
                     return (int)i;
                 }
             }
             client_close(&c);
         }
-        br__sleep_ms(10);
+        bench_rpc__sleep_ms(10);
     }
     return -1;
 }
 
-static void br__stop(struct br *b)
+static void bench_rpc__stop(struct bench_rpc *b)
 {
     char cmd[128];
-    for (unsigned i = 0; i < BR__N; i++) {
+    for (unsigned i = 0; i < BENCH_RPC__N; i++) {
         if (b->r[i].pid > 0) {
             kill(b->r[i].pid, SIGKILL);
             waitpid(b->r[i].pid, NULL, 0);
@@ -137,7 +138,7 @@ static void br__stop(struct br *b)
 /* ---- request encoding ------------------------------------------------------------------ */
 
 /* A submit frame of @n score commands with fresh idempotency keys. */
-static void br__frame(msgpack_sbuffer *sb, uint64_t id, unsigned n, uint64_t *seq)
+static void bench_rpc__frame(msgpack_sbuffer *sb, uint64_t id, unsigned n, uint64_t *seq)
 {
     msgpack_packer pk;
     size_t mark;
@@ -151,7 +152,7 @@ static void br__frame(msgpack_sbuffer *sb, uint64_t id, unsigned n, uint64_t *se
         struct cmd c;
         uint64_t s = ++*seq;
         memset(&c, 0, sizeof c);
-        snprintf(player, sizeof player, "p%05u", (unsigned)(s * 7919 % BR__PLAYERS));
+        snprintf(player, sizeof player, "p%05u", (unsigned)(s * 7919 % BENCH_RPC__PLAYERS));
         snprintf(key, sizeof key, "bench-%012llu", (unsigned long long)s);
         c.type = CMD_SCORE;
         c.u.score.board_id = (struct lr_str){"arena", 5};
@@ -166,22 +167,22 @@ static void br__frame(msgpack_sbuffer *sb, uint64_t id, unsigned n, uint64_t *se
 
 /* ---- closed-loop load over many connections ---------------------------------------------- */
 
-struct br__conn {
+struct bench_rpc__conn {
     struct client c;
     double sent_at;
     int busy;
 };
 
-static int br__cmp_double(const void *x, const void *y)
+static int bench_rpc__cmp_double(const void *x, const void *y)
 {
     double a = *(const double *)x, b = *(const double *)y;
     return a < b ? -1 : a > b;
 }
 
-static int br__load(struct br *b, int leader, unsigned conns, unsigned per_req, double seconds,
-                    const char *name)
+static int bench_rpc__load(struct bench_rpc *b, int leader, unsigned conns, unsigned per_req,
+                           double seconds, const char *name)
 {
-    struct br__conn *cs = calloc(conns, sizeof *cs);
+    struct bench_rpc__conn *cs = calloc(conns, sizeof *cs);
     struct pollfd *pf = calloc(conns, sizeof *pf);
     size_t cap = 1 << 20, nlat = 0;
     double *lat = malloc(cap * sizeof *lat);
@@ -196,16 +197,16 @@ static int br__load(struct br *b, int leader, unsigned conns, unsigned per_req, 
             goto out;
         }
     }
-    double t0 = br__now(), end = t0 + seconds;
-    while (br__now() < end) {
+    double t0 = bench_rpc__now(), end = t0 + seconds;
+    while (bench_rpc__now() < end) {
         for (unsigned i = 0; i < conns; i++) {
             if (!cs[i].busy) {
-                br__frame(&sb, ++cs[i].c.next_id, per_req, &seq);
+                bench_rpc__frame(&sb, ++cs[i].c.next_id, per_req, &seq);
                 if (client_send_raw(&cs[i].c, sb.data, sb.size) != 0) {
                     rv = -1;
                     goto out;
                 }
-                cs[i].sent_at = br__now();
+                cs[i].sent_at = bench_rpc__now();
                 cs[i].busy = 1;
             }
             pf[i].fd = cs[i].c.fd;
@@ -226,14 +227,14 @@ static int br__load(struct br *b, int leader, unsigned conns, unsigned per_req, 
                 goto out;
             }
             if (nlat < cap) {
-                lat[nlat++] = (br__now() - cs[i].sent_at) * 1000.0;
+                lat[nlat++] = (bench_rpc__now() - cs[i].sent_at) * 1000.0;
             }
             done += per_req;
             cs[i].busy = 0;
         }
     }
-    double dt = br__now() - t0;
-    qsort(lat, nlat, sizeof *lat, br__cmp_double);
+    double dt = bench_rpc__now() - t0;
+    qsort(lat, nlat, sizeof *lat, bench_rpc__cmp_double);
     printf("figure %s %.0f commands/s\n", name, (double)done / dt);
     printf("figure %s_p50_ms %.2f ms\n", name, nlat ? lat[nlat / 2] : 0.0);
     printf("figure %s_p99_ms %.2f ms\n", name, nlat ? lat[nlat * 99 / 100] : 0.0);
@@ -250,7 +251,7 @@ out:
 }
 
 /* Submit @n catalog/player commands (one request) to the leader. */
-static int br__setup(struct br *b, int leader)
+static int bench_rpc__setup(struct bench_rpc *b, int leader)
 {
     msgpack_sbuffer sb;
     msgpack_packer pk;
@@ -260,7 +261,7 @@ static int br__setup(struct br *b, int leader)
     int rv = client_connect(&c, b->r[leader].rpc, 1000);
     msgpack_sbuffer_init(&sb);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    for (unsigned base = 0; rv == 0 && base < BR__PLAYERS; base += 256) {
+    for (unsigned base = 0; rv == 0 && base < BENCH_RPC__PLAYERS; base += 256) {
         msgpack_sbuffer_clear(&sb);
         msgpack_pack_array(&pk, base == 0 ? 257 : 256);
         if (base == 0) {
@@ -295,65 +296,66 @@ static int br__setup(struct br *b, int leader)
 }
 
 /* Kill -9 the leader and time the first acknowledged write on its successor. */
-static int br__failover(struct br *b, int leader)
+static int bench_rpc__failover(struct bench_rpc *b, int leader)
 {
     msgpack_sbuffer sb;
     uint64_t seq = 9ULL << 40;
     msgpack_sbuffer_init(&sb);
-    double t0 = br__now();
+    double t0 = bench_rpc__now();
     kill(b->r[leader].pid, SIGKILL);
     waitpid(b->r[leader].pid, NULL, 0);
     b->r[leader].pid = 0;
     for (;;) {
-        if (br__now() - t0 > 30) {
+        if (bench_rpc__now() - t0 > 30) {
             msgpack_sbuffer_destroy(&sb);
             return -1;
         }
-        for (unsigned i = 0; i < BR__N; i++) {
+        for (unsigned i = 0; i < BENCH_RPC__N; i++) {
             struct client c;
             struct client_reply r;
             if (b->r[i].pid <= 0 || client_connect(&c, b->r[i].rpc, 100) != 0) {
                 client_close(&c);
                 continue;
             }
-            br__frame(&sb, 1, 1, &seq);
+            bench_rpc__frame(&sb, 1, 1, &seq);
             if (client_send_raw(&c, sb.data, sb.size) == 0 && client_recv(&c, &r, 500) == 0 &&
                 r.code == 0) {
-                printf("figure failover_ms %.0f ms\n", (br__now() - t0) * 1000.0);
+                printf("figure failover_ms %.0f ms\n", (bench_rpc__now() - t0) * 1000.0);
                 client_close(&c);
                 msgpack_sbuffer_destroy(&sb);
                 return 0;
             }
             client_close(&c);
         }
-        br__sleep_ms(5);
+        bench_rpc__sleep_ms(5);
     }
 }
 
-int bench_rpc(void)
+int bench_rpc_run(void)
 {
-    struct br b;
+    struct bench_rpc b;
     memset(&b, 0, sizeof b);
     snprintf(b.dir, sizeof b.dir, "/tmp/laurel-bench-rpc-XXXXXX");
     if (mkdtemp(b.dir) == NULL) {
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
-    for (unsigned i = 0; i < BR__N; i++) {
+    for (unsigned i = 0; i < BENCH_RPC__N; i++) {
         snprintf(b.r[i].raft, sizeof b.r[i].raft, "127.0.0.1:%d", client_free_port());
         snprintf(b.r[i].rpc, sizeof b.r[i].rpc, "127.0.0.1:%d", client_free_port());
         snprintf(b.r[i].data, sizeof b.r[i].data, "%s/r%u", b.dir, i + 1);
     }
     int rv = 0, leader;
-    for (unsigned i = 0; i < BR__N && rv == 0; i++) {
-        rv = br__spawn(&b, i);
+    for (unsigned i = 0; i < BENCH_RPC__N && rv == 0; i++) {
+        rv = bench_rpc__spawn(&b, i);
     }
-    if (rv != 0 || (leader = br__leader(&b, 20000)) < 0 || br__setup(&b, leader) != 0 ||
-        br__load(&b, leader, 50, 1, 5.0, "rpc_write_cps_single") != 0 ||
-        br__load(&b, leader, 16, 100, 5.0, "rpc_write_cps_batched") != 0 ||
-        br__failover(&b, leader) != 0) {
+    if (rv != 0 || (leader = bench_rpc__leader(&b, 20000)) < 0 ||
+        bench_rpc__setup(&b, leader) != 0 ||
+        bench_rpc__load(&b, leader, 50, 1, 5.0, "rpc_write_cps_single") != 0 ||
+        bench_rpc__load(&b, leader, 16, 100, 5.0, "rpc_write_cps_batched") != 0 ||
+        bench_rpc__failover(&b, leader) != 0) {
         rv = 1;
     }
-    br__stop(&b);
+    bench_rpc__stop(&b);
     return rv;
 }

@@ -1,10 +1,12 @@
-/* node/bench_shard.c — `laurel bench shard`: apply throughput and the rank index.
+/* bench/bench_shard.c — the shard benches: apply throughput and the snapshot copy.
  *
  * Apply runs the real shard on a real LMDB environment in a temporary directory, in the mode
  * a replica runs it (fast: the raft log is the durable record, docs/durability.md), and
  * commits once per entry, so the figure for 1 command per entry is the cost of a commit and
  * the figure for 1024 is the cost of apply itself. Entries are encoded before the clock
- * starts. Nothing here asserts a time: it prints figures. */
+ * starts. The snapshot bench fills a shard with one board of @n scored players, then times
+ * shard_copy (what a raft snapshot is) into a memory file. `laurel bench shard` and `laurel
+ * bench rpc` (bench.c) run them. Nothing here asserts a time: it prints figures. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,18 +16,16 @@
 #include <unistd.h>
 
 #include "../lib/err.h"
-#include "bench_http.h"
-#include "bench_ws.h"
 #include "../shard/shard.h"
-#include "bench.h"
+#include "bench_int.h"
 
-#define BENCH__PLAYERS 100000
+#define BENCH_SHARD__PLAYERS 100000
 
-struct bench__rng {
+struct bench_shard__rng {
     uint64_t s;
 };
 
-static uint64_t bench__next(struct bench__rng *r)
+static uint64_t bench_shard__next(struct bench_shard__rng *r)
 {
     uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
@@ -33,7 +33,7 @@ static uint64_t bench__next(struct bench__rng *r)
     return z ^ (z >> 31);
 }
 
-static double bench__now(void)
+static double bench_shard__now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -41,9 +41,9 @@ static double bench__now(void)
 }
 
 /* Encode one entry of @n commands made by @make(i) into @sb. */
-static int bench__entry(msgpack_sbuffer *sb, uint32_t n,
-                        void (*make)(struct cmd *c, uint64_t i, void *ctx), uint64_t first,
-                        void *ctx)
+static int bench_shard__entry(msgpack_sbuffer *sb, uint32_t n,
+                              void (*make)(struct cmd *c, uint64_t i, void *ctx), uint64_t first,
+                              void *ctx)
 {
     msgpack_packer pk;
     struct cmd c;
@@ -60,15 +60,15 @@ static int bench__entry(msgpack_sbuffer *sb, uint32_t n,
     return 0;
 }
 
-struct bench__ctx {
-    char ids[BENCH__PLAYERS][16];
-    struct bench__rng rng;
+struct bench_shard__ctx {
+    char ids[BENCH_SHARD__PLAYERS][16];
+    struct bench_shard__rng rng;
     int64_t ts;
 };
 
-static void bench__make_player(struct cmd *c, uint64_t i, void *ctx)
+static void bench_shard__make_player(struct cmd *c, uint64_t i, void *ctx)
 {
-    struct bench__ctx *b = ctx;
+    struct bench_shard__ctx *b = ctx;
     memset(c, 0, sizeof *c);
     c->type = CMD_PLAYER_PUT;
     c->ts = b->ts;
@@ -78,24 +78,24 @@ static void bench__make_player(struct cmd *c, uint64_t i, void *ctx)
     c->u.player_put.guild = lr_str_of(i % 10 == 0 ? "g1" : "");
 }
 
-static void bench__make_score(struct cmd *c, uint64_t i, void *ctx)
+static void bench_shard__make_score(struct cmd *c, uint64_t i, void *ctx)
 {
-    struct bench__ctx *b = ctx;
+    struct bench_shard__ctx *b = ctx;
     (void)i;
     memset(c, 0, sizeof *c);
     c->type = CMD_SCORE;
     c->ts = b->ts++;
     c->u.score.board_id = lr_str_of("arena");
-    c->u.score.player_id = lr_str_of(b->ids[bench__next(&b->rng) % BENCH__PLAYERS]);
-    c->u.score.score = (int64_t)(bench__next(&b->rng) % 1000000000);
+    c->u.score.player_id = lr_str_of(b->ids[bench_shard__next(&b->rng) % BENCH_SHARD__PLAYERS]);
+    c->u.score.score = (int64_t)(bench_shard__next(&b->rng) % 1000000000);
     c->u.score.subscore = 0;
     c->u.score.metadata = lr_str_of("");
     c->u.score.idempotency_key = lr_str_of("");
 }
 
-static void bench__make_board(struct cmd *c, uint64_t i, void *ctx)
+static void bench_shard__make_board(struct cmd *c, uint64_t i, void *ctx)
 {
-    struct bench__ctx *b = ctx;
+    struct bench_shard__ctx *b = ctx;
     (void)i;
     memset(c, 0, sizeof *c);
     c->type = CMD_BOARD_PUT;
@@ -107,7 +107,7 @@ static void bench__make_board(struct cmd *c, uint64_t i, void *ctx)
     c->u.board_put.game_id = lr_str_of("");
 }
 
-static int bench__apply_one(struct shard *s, uint64_t *index, msgpack_sbuffer *sb)
+static int bench_shard__apply_one(struct shard *s, uint64_t *index, msgpack_sbuffer *sb)
 {
     int rv = shard_apply(s, ++*index, sb->data, sb->size, NULL);
     if (rv == 0) {
@@ -123,7 +123,7 @@ int bench_shard_apply(void)
 {
     char dir[] = "/tmp/laurel-bench-XXXXXX", errmsg[LR_ERRMSG_SIZE];
     struct shard *s = NULL;
-    struct bench__ctx *b = calloc(1, sizeof *b);
+    struct bench_shard__ctx *b = calloc(1, sizeof *b);
     msgpack_sbuffer sb;
     uint64_t index = 0;
     int rv;
@@ -141,17 +141,17 @@ int bench_shard_apply(void)
     msgpack_sbuffer_init(&sb);
     b->ts = 1795000000000LL;
     b->rng.s = 42;
-    for (int i = 0; i < BENCH__PLAYERS; i++) {
+    for (int i = 0; i < BENCH_SHARD__PLAYERS; i++) {
         snprintf(b->ids[i], sizeof b->ids[i], "player%06d", i);
     }
-    if ((rv = bench__entry(&sb, 1, bench__make_board, 0, b)) != 0 ||
-        (rv = bench__apply_one(s, &index, &sb)) != 0) {
+    if ((rv = bench_shard__entry(&sb, 1, bench_shard__make_board, 0, b)) != 0 ||
+        (rv = bench_shard__apply_one(s, &index, &sb)) != 0) {
         goto out_sb;
     }
-    for (uint64_t i = 0; i < BENCH__PLAYERS; i += 1000) {
+    for (uint64_t i = 0; i < BENCH_SHARD__PLAYERS; i += 1000) {
         msgpack_sbuffer_clear(&sb);
-        if ((rv = bench__entry(&sb, 1000, bench__make_player, i, b)) != 0 ||
-            (rv = bench__apply_one(s, &index, &sb)) != 0) {
+        if ((rv = bench_shard__entry(&sb, 1000, bench_shard__make_player, i, b)) != 0 ||
+            (rv = bench_shard__apply_one(s, &index, &sb)) != 0) {
             goto out_sb;
         }
     }
@@ -163,13 +163,13 @@ int bench_shard_apply(void)
         }
         for (uint32_t e = 0; e < entries[k] && rv == 0; e++) {
             msgpack_sbuffer_init(&bufs[e]);
-            rv = bench__entry(&bufs[e], batch[k], bench__make_score, 0, b);
+            rv = bench_shard__entry(&bufs[e], batch[k], bench_shard__make_score, 0, b);
         }
-        double t0 = bench__now();
+        double t0 = bench_shard__now();
         for (uint32_t e = 0; e < entries[k] && rv == 0; e++) {
-            rv = bench__apply_one(s, &index, &bufs[e]);
+            rv = bench_shard__apply_one(s, &index, &bufs[e]);
         }
-        double dt = bench__now() - t0;
+        double dt = bench_shard__now() - t0;
         for (uint32_t e = 0; e < entries[k]; e++) {
             msgpack_sbuffer_destroy(&bufs[e]);
         }
@@ -194,17 +194,17 @@ out:
     return rv;
 }
 
-/* Player ids for bench_snapshot, made on the fly (the ctx's fixed array holds 100 K). */
-struct bench__snap {
+/* Player ids for bench_shard_snapshot, made on the fly (the ctx's fixed array holds 100 K). */
+struct bench_shard__snap {
     char id[2][16];
     uint64_t n;
     int64_t ts;
     int which;
 };
 
-static void bench__make_snap_player(struct cmd *c, uint64_t i, void *ctx)
+static void bench_shard__make_snap_player(struct cmd *c, uint64_t i, void *ctx)
 {
-    struct bench__snap *b = ctx;
+    struct bench_shard__snap *b = ctx;
     char *id = b->id[0];
     snprintf(id, 16, "s%08llu", (unsigned long long)i);
     memset(c, 0, sizeof *c);
@@ -216,9 +216,9 @@ static void bench__make_snap_player(struct cmd *c, uint64_t i, void *ctx)
     c->u.player_put.guild = lr_str_of("");
 }
 
-static void bench__make_snap_score(struct cmd *c, uint64_t i, void *ctx)
+static void bench_shard__make_snap_score(struct cmd *c, uint64_t i, void *ctx)
 {
-    struct bench__snap *b = ctx;
+    struct bench_shard__snap *b = ctx;
     char *id = b->id[1];
     snprintf(id, 16, "s%08llu", (unsigned long long)i);
     memset(c, 0, sizeof *c);
@@ -231,12 +231,12 @@ static void bench__make_snap_score(struct cmd *c, uint64_t i, void *ctx)
     c->u.score.idempotency_key = lr_str_of("");
 }
 
-int bench_snapshot(uint64_t n, const char *suffix)
+int bench_shard_snapshot(uint64_t n, const char *suffix)
 {
     char dir[] = "/tmp/laurel-bench-XXXXXX", errmsg[LR_ERRMSG_SIZE], name[64];
     struct shard *s = NULL;
-    struct bench__snap b = {.n = n, .ts = 1795000000000LL};
-    struct bench__ctx *bc = calloc(1, sizeof *bc);
+    struct bench_shard__snap b = {.n = n, .ts = 1795000000000LL};
+    struct bench_shard__ctx *bc = calloc(1, sizeof *bc);
     msgpack_sbuffer sb;
     uint64_t index = 0;
     int rv;
@@ -251,22 +251,22 @@ int bench_snapshot(uint64_t n, const char *suffix)
         goto out;
     }
     bc->ts = b.ts;
-    if ((rv = bench__entry(&sb, 1, bench__make_board, 0, bc)) != 0 ||
-        (rv = bench__apply_one(s, &index, &sb)) != 0) {
+    if ((rv = bench_shard__entry(&sb, 1, bench_shard__make_board, 0, bc)) != 0 ||
+        (rv = bench_shard__apply_one(s, &index, &sb)) != 0) {
         goto out;
     }
     for (uint64_t i = 0; i < n && rv == 0; i += 1000) {
         msgpack_sbuffer_clear(&sb);
-        rv = bench__entry(&sb, 1000, bench__make_snap_player, i, &b);
+        rv = bench_shard__entry(&sb, 1000, bench_shard__make_snap_player, i, &b);
         if (rv == 0) {
-            rv = bench__apply_one(s, &index, &sb);
+            rv = bench_shard__apply_one(s, &index, &sb);
         }
         msgpack_sbuffer_clear(&sb);
         if (rv == 0) {
-            rv = bench__entry(&sb, 1000, bench__make_snap_score, i, &b);
+            rv = bench_shard__entry(&sb, 1000, bench_shard__make_snap_score, i, &b);
         }
         if (rv == 0) {
-            rv = bench__apply_one(s, &index, &sb);
+            rv = bench_shard__apply_one(s, &index, &sb);
         }
     }
     if (rv != 0) {
@@ -274,9 +274,9 @@ int bench_snapshot(uint64_t n, const char *suffix)
     }
     int fd = memfd_create("laurel-bench-snapshot", MFD_CLOEXEC);
     struct stat st;
-    double t0 = bench__now();
+    double t0 = bench_shard__now();
     rv = fd < 0 ? LR_EIO : shard_copy(s, fd);
-    double dt = bench__now() - t0;
+    double dt = bench_shard__now() - t0;
     if (rv == 0 && fstat(fd, &st) == 0) {
         snprintf(name, sizeof name, "snapshot_ms_%s", suffix);
         printf("figure %s %.0f ms\n", name, dt * 1000.0);
@@ -297,58 +297,4 @@ out:
     }
     free(bc);
     return rv;
-}
-
-static void bench__usage(FILE *f)
-{
-    fprintf(f,
-            "usage: laurel bench shard [--quick] | rpc | http ... | ws ...\n\n"
-            "  shard   apply throughput (1, 64, 1024 commands per entry) and the rank index at\n"
-            "          1 M and 10 M entries; --quick: rank index at 1 M only\n"
-            "  rpc     one region of 3 real replicas on loopback: write throughput and latency\n"
-            "          (single and batched), failover, snapshot of 1 M scores\n"
-            "  http    the public HTTP API of a real cluster against Redis and PostgreSQL\n"
-            "          (`laurel bench http --help`)\n"
-            "  ws      the WebSocket gateway of a real cluster: connections, notification\n"
-            "          latency, fan-out, reads over the socket (`laurel bench ws --help`)\n"
-            "Each figure prints as `figure <name> <value> <unit>`.\n");
-}
-
-int bench_main(int argc, char **argv)
-{
-    int quick = 0;
-    if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-        bench__usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 2 : 0;
-    }
-    if (strcmp(argv[1], "http") == 0) {
-        return bench_http_main(argc - 1, argv + 1);
-    }
-    if (strcmp(argv[1], "ws") == 0) {
-        return bench_ws_main(argc - 1, argv + 1);
-    }
-    if (strcmp(argv[1], "rpc") == 0) {
-        return bench_rpc() != 0 || bench_snapshot(1000000, "1m") != 0 ? 1 : 0;
-    }
-    if (strcmp(argv[1], "shard") != 0) {
-        fprintf(stderr, "laurel bench: unknown benchmark '%s'\n", argv[1]);
-        bench__usage(stderr);
-        return 2;
-    }
-    for (int i = 2; i < argc; i++) {
-        if (strcmp(argv[i], "--help") == 0) {
-            bench__usage(stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--quick") == 0) {
-            quick = 1;
-        } else {
-            fprintf(stderr, "laurel bench shard: unknown option '%s'\n", argv[i]);
-            return 2;
-        }
-    }
-    if (bench_shard_apply() != 0 || bench_rank_run(1000000, "1m") != 0 ||
-        (!quick && bench_rank_run(10000000, "10m") != 0)) {
-        return 1;
-    }
-    return 0;
 }

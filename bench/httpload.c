@@ -1,4 +1,4 @@
-/* router/httpload.c — see httpload.h.
+/* bench/httpload.c — see httpload.h.
  *
  * One private uv loop per run. Each connection owns a request buffer and an answer buffer,
  * allocated once per run; the answer is parsed in place: the head is looked for up to its

@@ -1,4 +1,4 @@
-/* router/httpload.h — a closed-loop HTTP/1.1 load generator on its own libuv loop.
+/* bench/httpload.h — a closed-loop HTTP/1.1 load generator on its own libuv loop.
  *
  * N keep-alive TCP connections, each with at most one request outstanding: a connection sends
  * its next request as soon as the answer to the previous one is complete. Requests are made

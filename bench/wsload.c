@@ -1,4 +1,4 @@
-/* router/wsload.c — see wsload.h.
+/* bench/wsload.c — see wsload.h.
  *
  * A connection goes CONNECTING (tcp connect) -> HANDSHAKE (request written, waiting for the
  * 101 head) -> OPEN -> CLOSING (uv_close called) -> DONE (handle closed). Only CONNECTING and

@@ -1,4 +1,4 @@
-/* router/wsload.h — many WebSocket client connections on one libuv loop, for
+/* bench/wsload.h — many WebSocket client connections on one libuv loop, for
  * `laurel bench ws`.
  *
  * A pool of at most `cap` connections to one server, numbered 0, 1, 2, ... in the order they

@@ -4,7 +4,10 @@
  * ones, a thousand clients, bad frames, reads over the socket, a resume after a reconnect,
  * the WebSocket counters of /metrics, the connection limits and the ping timeout (each on a
  * router of its own), and the event stream moving to another replica when the one it
- * follows dies or stops while writes go on. */
+ * follows dies or stops while writes go on.
+ *
+ * One binary, two files (test_ws_int.h): this one holds the fixture, the helpers, the
+ * scenarios and main; test_ws_writer.c the writer thread the failover scenario runs. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -19,9 +22,7 @@
 #include "tests/lib/cluster.h"
 #include "tests/lib/httpc.h"
 #include "tests/lib/testlib.h"
-
-#define ADMIN "admin-key-123"
-#define API "api-key-456"
+#include "test_ws_int.h"
 
 struct fixture {
     struct tcluster eu, na;
@@ -32,13 +33,13 @@ struct fixture {
 
 static struct fixture *fx;
 
-static void sleep_ms(int ms)
+void sleep_ms(int ms)
 {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);
 }
 
-static double now_s(void)
+double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -581,99 +582,6 @@ static void silent_peer_closed(void **state)
 }
 
 /* ---- the stream follows another replica ------------------------------------------------------ */
-
-#define FO_PLAYERS 4
-
-struct fo_writer {
-    const char *http; /* the router written through */
-    pthread_t th;
-    int running;
-    atomic_int stop;
-    atomic_int acked;       /* acknowledged writes, all players */
-    int seq[FO_PLAYERS];    /* acknowledged writes of player fo<p>: its scores 1..seq[p] */
-    int retries;
-    char error[512];
-};
-
-/* Acknowledge @body on board fo, retrying it with the same idempotency key on 5xx and
- * errors for up to 30 s. @return 0, or -1 with the reason in @w->error. */
-static int fo_write(struct fo_writer *w, const char *body)
-{
-    double start = now_s();
-    for (;;) {
-        struct httpc_resp r;
-        int s = httpc_do(w->http, "POST", "/v1/boards/fo/scores", API, body, &r) == 0 ? r.status
-                                                                                        : -1;
-        if (s == 200) {
-            httpc_free(&r);
-            return 0;
-        }
-        if ((s >= 0 && s != 502 && s != 503 && s != 504) || now_s() - start > 30) {
-            snprintf(w->error, sizeof w->error, "%s: status %d: %.300s", body, s,
-                     s >= 0 && r.body ? r.body : "(no answer)");
-            if (s >= 0) {
-                httpc_free(&r);
-            }
-            return -1;
-        }
-        if (s >= 0) {
-            httpc_free(&r);
-        }
-        w->retries++;
-        sleep_ms(20);
-    }
-}
-
-/* Round robin over the players: player p's k-th write sets its score to k. */
-static void *fo_writer_main(void *arg)
-{
-    struct fo_writer *w = arg;
-    for (unsigned n = 0; !atomic_load(&w->stop); n++) {
-        char body[160];
-        unsigned p = n % FO_PLAYERS;
-        int k = w->seq[p] + 1;
-        snprintf(body, sizeof body,
-                 "{\"player_id\":\"fo%u\",\"score\":%d,\"idempotency_key\":\"fo-%u-%06d\"}", p, k,
-                 p, k);
-        if (fo_write(w, body) != 0) {
-            break;
-        }
-        w->seq[p] = k;
-        atomic_fetch_add(&w->acked, 1);
-        sleep_ms(5);
-    }
-    return NULL;
-}
-
-/* Stop the writer (before a test fails too: it must not outlive the test). */
-static void fo_stop(struct fo_writer *w)
-{
-    if (w->running) {
-        atomic_store(&w->stop, 1);
-        pthread_join(w->th, NULL);
-        w->running = 0;
-    }
-}
-
-#define fo_fail(w, ...)                                                                            \
-    do {                                                                                           \
-        fo_stop(w);                                                                                \
-        fail_msg(__VA_ARGS__);                                                                     \
-    } while (0)
-
-static void fo_wait_acked(struct fo_writer *w, int n)
-{
-    for (int waited = 0; atomic_load(&w->acked) < n && w->error[0] == '\0'; waited += 50) {
-        if (waited > 60000) {
-            fo_fail(w, "writes stalled at %d acknowledged (waiting for %d)",
-                    atomic_load(&w->acked), n);
-        }
-        sleep_ms(50);
-    }
-    if (w->error[0]) {
-        fo_fail(w, "a write was never acknowledged: %s", w->error);
-    }
-}
 
 /* The gateway follows eu's committed-event stream from one replica. Three times, while writes
  * go on, the replica it follows (per /metrics) dies (SIGKILL, twice) or freezes (SIGSTOP:
