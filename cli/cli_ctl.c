@@ -1,8 +1,7 @@
-/* node/cli_ctl.c — `laurel ctl`: operator commands. One table of subcommands: the replica
+/* cli/cli_ctl.c — `laurel ctl`: operator commands. One table of subcommands: the replica
  * commands (status, add, remove, transfer) speak the node RPC here; the router commands
- * (player, unlock, score, top, rank, get) speak HTTP and live next to the router code
- * (router/cli_ctl_api.c), so node/ needs nothing of the router. Each has its --help; replies
- * print as JSON. */
+ * (player, unlock, score, top, rank, get) speak HTTP (cli/cli_ctl_api.c). Each has its
+ * --help; replies print as JSON. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>

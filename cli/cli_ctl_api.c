@@ -1,4 +1,4 @@
-/* router/cli_ctl_api.c — the `laurel ctl` commands that talk HTTP to a router (API.md).
+/* cli/cli_ctl_api.c — the `laurel ctl` commands that talk HTTP to a router (API.md).
  *
  * Commands are data: each row of cli_ctl_api__cmds names its method, path, the key it sends
  * and its fields, and each field says where it goes (a path segment, a JSON body member, a

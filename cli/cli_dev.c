@@ -1,4 +1,4 @@
-/* router/dev.c — `laurel dev`: a whole cluster on this machine (API.md, "Running it").
+/* cli/cli_dev.c — `laurel dev`: a whole cluster on this machine (API.md, "Running it").
  *
  * One real `laurel node` process per replica, the router in this process's foreground loop.
  * Ports are picked once and kept in <data>/cluster.json, because a replica's raft address is

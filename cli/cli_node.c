@@ -1,4 +1,4 @@
-/* node/cli_node.c — `laurel node`: flags or a cluster file → struct node_config → one loop. */
+/* cli/cli_node.c — `laurel node`: flags or a cluster file → struct node_config → one loop. */
 #include <getopt.h>
 #include <jansson.h>
 #include <signal.h>

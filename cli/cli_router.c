@@ -1,4 +1,4 @@
-/* router/cli.c — `laurel router`: flags → struct router_config → one uv loop. */
+/* cli/cli_router.c — `laurel router`: flags → struct router_config → one uv loop. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>

@@ -1,4 +1,4 @@
-/* node/main.c — `laurel <subcommand>`: one binary, a table of subcommands.
+/* cli/main.c — `laurel <subcommand>`: one binary, a table of subcommands.
  * Each subcommand owns its flags and its --help; main only dispatches. */
 #include <stdio.h>
 #include <string.h>
@@ -17,7 +17,7 @@ static const struct main__cmd main__cmds[] = {
     {"router", "serve the public HTTP API", cli_router},
     {"dev", "run a whole cluster on this machine", cli_dev},
     {"ctl", "operator commands", cli_ctl},
-    {"bench", "load generators: `laurel bench shard|rpc|http`", bench_main},
+    {"bench", "load generators: `laurel bench shard|rpc|http|ws`", bench_main},
 };
 
 static void main__usage(FILE *f)

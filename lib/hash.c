@@ -1,4 +1,4 @@
-/* shard/hash.c — 64-bit multiply-xorshift hash over 8-byte little-endian lanes.
+/* lib/hash.c — 64-bit multiply-xorshift hash over 8-byte little-endian lanes.
  * Fast enough for every hot path (hash maps, per-write digest updates) and fixed across
  * hosts, which is what the digest needs. */
 #include "hash.h"

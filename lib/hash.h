@@ -1,4 +1,4 @@
-/* shard/hash.h — a fixed 64-bit hash for digests, idempotency bodies and hash maps.
+/* lib/hash.h — a fixed 64-bit hash for digests, idempotency bodies and hash maps.
  *
  * The state digest compares replicas, so the function must give the same value on every
  * machine that runs laurel: bytes are read little-endian explicitly, never through a

@@ -1,4 +1,4 @@
-/* router/hclient.c — blocking HTTP/1.1 client (see hclient.h).
+/* lib/hclient.c — blocking HTTP/1.1 client (see hclient.h).
  *
  * One request per connection, sent with "Connection: close", so the answer ends where its
  * Content-Length says or, without one, where the server closes. Every wait (connect, send,

@@ -1,4 +1,4 @@
-/* router/hclient.h — a blocking HTTP/1.1 client for `laurel ctl`: one request on a fresh
+/* lib/hclient.h — a blocking HTTP/1.1 client for `laurel ctl`: one request on a fresh
  * connection, the whole answer read within one deadline.
  *
  * The body of the answer is read by its Content-Length (the router always sends one, see

@@ -1,4 +1,4 @@
-/* shard/strmap.c — linear probing at load <= 1/2. Deletion shifts the probe run back over the
+/* lib/strmap.c — linear probing at load <= 1/2. Deletion shifts the probe run back over the
  * hole (no tombstones), so lookups stay as short as if the key had never been there: the
  * shard never deletes, the router does (gateway topics come and go; its player cache evicts). */
 #include "strmap.h"

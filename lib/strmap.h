@@ -1,4 +1,4 @@
-/* shard/strmap.h — open-addressing hash map from byte-string keys to pointers.
+/* lib/strmap.h — open-addressing hash map from byte-string keys to pointers.
  * Keys are copied into the map; values are borrowed (the owner frees them, e.g. while walking
  * with strmap_next before strmap_free). Iteration order is unspecified: callers that need a
  * deterministic order (digests, listings) sort or read LMDB instead. */

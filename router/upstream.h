@@ -1,7 +1,7 @@
 /* router/upstream.h — the router's link to one region: asynchronous calls to its replicas on
  * the router's uv loop.
  *
- * A call names an op of the replica RPC (node/proto.h) and whether it needs the leader. The
+ * A call names an op of the replica RPC (proto/proto.h) and whether it needs the leader. The
  * upstream keeps one pipelined connection per replica, remembers which replica leads, follows
  * `not leader` redirects, waits out `unavailable` answers (no leader yet) and dead connections
  * by trying again, until the call's deadline. So a caller sees one of: the replica's answer,

@@ -75,7 +75,7 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
 
 /* Catalog commands carry a version the router stamps (its clock in ms, strictly increasing
  * per router): a region applies a catalog put only if its version is at least the stored
- * one, so re-sending a put to a region that missed it (router/router_repair.c) can never
+ * one, so re-sending a put to a region that missed it (router/route_catalog.c) can never
  * undo a newer one, whatever the order of arrival. 0 = unversioned (always applies). */
 #define CMD_GAME_PUT(F)                                                                        \
     F(ID, game_id, VALID_GAME_ID_MAX, 0)                                                       \

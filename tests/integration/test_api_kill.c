@@ -5,7 +5,7 @@
  * own idempotency key, retrying a write with the SAME key on 503, a timeout or a connection
  * error until it is acknowledged (API.md: "retrying it with the same idempotency_key is always
  * safe"). Meanwhile the test kills eu's leader with SIGKILL. `laurel dev` does not restart
- * replicas (router/dev.c), so eu goes on with two of three: a majority. Afterwards each
+ * replicas (cli/cli_dev.c), so eu goes on with two of three: a majority. Afterwards each
  * player's score must equal its number of distinct keys (nothing lost, nothing applied twice),
  * re-sent keys replay without moving a score, and the region has a new leader. */
 #include <pthread.h>
