@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/addr.h"
 #include "node_int.h"
 
 /* ---- status and membership ------------------------------------------------------------------------- */
@@ -140,9 +141,20 @@ static int node__admin_args(const struct proto_msg *m, uint64_t *id, const char 
     if (raft_addr) {
         const msgpack_object *a = proto_map_get(m->body, "raft");
         const msgpack_object *r = proto_map_get(m->body, "rpc");
+        char check[NODE_ADDR_MAX];
         if (a == NULL || r == NULL || a->type != MSGPACK_OBJECT_STR ||
-            r->type != MSGPACK_OBJECT_STR || a->via.str.size == 0 ||
-            a->via.str.size >= NODE_ADDR_MAX || r->via.str.size >= NODE_ADDR_MAX) {
+            r->type != MSGPACK_OBJECT_STR || a->via.str.size >= NODE_ADDR_MAX ||
+            r->via.str.size >= NODE_ADDR_MAX) {
+            return LR_EINVAL;
+        }
+        /* The raft address enters the replicated configuration and every replica dials it:
+         * both must be host:port as `laurel node --peer` takes them ([::1]:7004 included). */
+        snprintf(check, sizeof check, "%.*s", (int)a->via.str.size, a->via.str.ptr);
+        if (!addr_valid(check)) {
+            return LR_EINVAL;
+        }
+        snprintf(check, sizeof check, "%.*s", (int)r->via.str.size, r->via.str.ptr);
+        if (!addr_valid(check)) {
             return LR_EINVAL;
         }
         *raft_addr = a->via.str.ptr;
@@ -167,7 +179,7 @@ void node__op_admin(struct node_conn *c, const struct proto_msg *m)
     int add = m->op_or_code == PROTO_OP_ADD;
     if (node__admin_args(m, &id, add ? &ra : NULL, &ral, &rp, &rpl) != 0 ||
         (id == 0 && m->op_or_code != PROTO_OP_TRANSFER)) {
-        node__reply_error(c, m->id, LR_EINVAL, "admin: args need id (and raft, rpc to add)");
+        node__reply_error(c, m->id, LR_EINVAL, "admin: args need id (and raft, rpc as host:port to add)");
         return;
     }
     struct node_admin *ad = calloc(1, sizeof *ad);
