@@ -638,7 +638,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     if ((rv = fsm_init(&n->fsm, path, cfg->region, cfg->fast, &hooks, errmsg)) != 0) {
         goto err_after_alloc;
     }
-    if ((rv = xport_init(&n->xport, loop)) != 0) {
+    if ((rv = xport_init(&n->xport, loop, log)) != 0) {
         errmsg_set(errmsg, rv, "node: transport init failed");
         goto err_after_fsm;
     }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/addr.h"
 #include "node_int.h"
 
 /* ---- status and membership ------------------------------------------------------------------------- */
@@ -142,9 +143,20 @@ static int node__admin_args(const struct proto_msg *m, uint64_t *id, const char 
     if (raft_addr) {
         const msgpack_object *a = proto_map_get(m->body, "raft");
         const msgpack_object *r = proto_map_get(m->body, "rpc");
+        char check[NODE_ADDR_MAX];
         if (a == NULL || r == NULL || a->type != MSGPACK_OBJECT_STR ||
-            r->type != MSGPACK_OBJECT_STR || a->via.str.size == 0 ||
-            a->via.str.size >= NODE_ADDR_MAX || r->via.str.size >= NODE_ADDR_MAX) {
+            r->type != MSGPACK_OBJECT_STR || a->via.str.size >= NODE_ADDR_MAX ||
+            r->via.str.size >= NODE_ADDR_MAX) {
+            return LR_EINVAL;
+        }
+        /* The raft address enters the replicated configuration and every replica dials it:
+         * both must be host:port as `laurel node --peer` takes them ([::1]:7004 included). */
+        snprintf(check, sizeof check, "%.*s", (int)a->via.str.size, a->via.str.ptr);
+        if (!addr_valid(check)) {
+            return LR_EINVAL;
+        }
+        snprintf(check, sizeof check, "%.*s", (int)r->via.str.size, r->via.str.ptr);
+        if (!addr_valid(check)) {
             return LR_EINVAL;
         }
         *raft_addr = a->via.str.ptr;
@@ -174,7 +186,7 @@ static void node__admin_refused(struct node_conn *c, uint64_t req_id, int rv)
                       raft_strerror(rv));
 }
 
-#define NODE__ADMIN_USAGE "admin: args need id (and raft, rpc to add)"
+#define NODE__ADMIN_USAGE "admin: args need id (and raft, rpc as host:port to add)"
 
 /* The dispatch has checked that this replica leads (PROTO_F_LEADER), here and in the next two
  * ops. Each op owns its node_admin until raft accepts it; from then on the callback answers

@@ -35,6 +35,7 @@
  * answer is written. */
 #include "http.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <jansson.h>
 #include <libwebsockets.h>
@@ -115,7 +116,8 @@ struct http {
     unsigned lws_handles; /* scratch for http__stop_poll */
     void (*done)(void *data);
     void *done_data;
-    char iface[64];
+    char iface[64]; /* the address to listen on, numeric; "" for every interface */
+    int v6;          /* iface is IPv6 (or every IPv6 and IPv4 interface) */
 };
 
 /* ---- requests ------------------------------------------------------------------------------- */
@@ -646,27 +648,46 @@ int http_start(uv_loop_t *loop, const char *addr, http_handler handler, void *da
     return http_start_ws(loop, addr, handler, data, NULL, out, errmsg);
 }
 
+/* lws takes the address to listen on as text (an interface name or a numeric address), so
+ * @sa goes back to numeric text: a host name given to --http listens where it resolves. */
+static void http__iface(struct http *h, const struct sockaddr_storage *sa, uint16_t *port)
+{
+    if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+        h->v6 = 1;
+        *port = ntohs(in6->sin6_port);
+        if (!IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr)) {
+            inet_ntop(AF_INET6, &in6->sin6_addr, h->iface, sizeof h->iface);
+        }
+    } else {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)sa;
+        *port = ntohs(in4->sin_port);
+        if (in4->sin_addr.s_addr != htonl(INADDR_ANY)) {
+            inet_ntop(AF_INET, &in4->sin_addr, h->iface, sizeof h->iface);
+        }
+    }
+}
+
 int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void *data,
                   struct ws *ws, struct http **out, char *errmsg)
 {
     struct lws_context_creation_info info;
-    char host[ADDR_HOST_MAX];
+    struct sockaddr_storage sa;
+    socklen_t salen;
     uint16_t port;
     int rv;
 
-    if (addr_split(addr, host, sizeof host, &port) != 0) {
-        return errmsg_set(errmsg, LR_EINVAL,
-                          "http: address %s is not host:port (IPv6: [::1]:8080)", addr);
+    if ((rv = addr_resolve(addr, 1, &sa, &salen)) != 0) {
+        return errmsg_set(errmsg, rv,
+                          rv == LR_EINVAL ? "http: address %s is not host:port (IPv6: [::1]:8080)"
+                                          : "http: %s does not resolve",
+                          addr);
     }
     struct http *h = calloc(1, sizeof *h);
     if (h == NULL) {
         return errmsg_set(errmsg, LR_ENOMEM, "http: out of memory");
     }
-    if (strlen(host) >= sizeof h->iface) {
-        rv = errmsg_set(errmsg, LR_EINVAL, "http: host too long in %s", addr);
-        goto err_after_alloc;
-    }
-    memcpy(h->iface, host, strlen(host));
+    http__iface(h, &sa, &port);
     h->loop = loop;
     h->handler = handler;
     h->data = data;
@@ -694,8 +715,13 @@ int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void 
     /* The vhost is created apart: lws_create_context would return a context without one when
      * the port is taken, where lws_create_vhost says NULL. */
     memset(&info, 0, sizeof info);
-    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-                   LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
+    /* lws reads this option from the context, not the vhost. An IPv6 address needs it off:
+     * with it on, lws does not find "::1" among the IPv4 addresses and silently listens on
+     * every interface instead. IPv4 keeps it on, so 127.0.0.1 stays an IPv4-only listener. */
+    if (!h->v6) {
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    }
     info.foreign_loops = h->foreign_loops;
     info.pcontext = &h->ctx;
     info.user = h;
@@ -708,8 +734,7 @@ int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void 
         goto err_after_alloc;
     }
     info.port = (int)port;
-    /* "" and 0.0.0.0 mean every interface. */
-    info.iface = h->iface[0] && strcmp(h->iface, "0.0.0.0") != 0 ? h->iface : NULL;
+    info.iface = h->iface[0] ? h->iface : NULL; /* NULL: every interface */
     info.protocols = h->protocols;
     info.timeout_secs = HTTP__TIMEOUT_S;
     info.timeout_secs_ah_idle = HTTP__TIMEOUT_S;

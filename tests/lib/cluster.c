@@ -28,8 +28,8 @@ unsigned tcluster_add_replica(struct tcluster *c)
     struct tcluster_replica *r = &c->r[i];
     memset(r, 0, sizeof *r);
     r->id = i + 1;
-    snprintf(r->raft, sizeof r->raft, "127.0.0.1:%d", client_free_port());
-    snprintf(r->rpc, sizeof r->rpc, "127.0.0.1:%d", client_free_port());
+    snprintf(r->raft, sizeof r->raft, "%s:%d", c->host, client_free_port());
+    snprintf(r->rpc, sizeof r->rpc, "%s:%d", c->host, client_free_port());
     char dir[sizeof c->dir];
     memcpy(dir, c->dir, sizeof dir);
     snprintf(r->data, sizeof r->data, "%s/r%llu", dir, (unsigned long long)r->id);
@@ -97,11 +97,18 @@ int tcluster_spawn(struct tcluster *c, unsigned i)
 
 int tcluster_start(struct tcluster *c, unsigned nvoters, const char *region)
 {
+    return tcluster_start_on(c, nvoters, region, "127.0.0.1");
+}
+
+int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region,
+                      const char *host)
+{
     char *dir = testlib_tmpdir();
     memset(c, 0, sizeof *c);
     if (dir == NULL) {
         return -1;
     }
+    snprintf(c->host, sizeof c->host, "%s", host);
     snprintf(c->dir, sizeof c->dir, "%s", dir);
     free(dir);
     snprintf(c->region, sizeof c->region, "%s", region);

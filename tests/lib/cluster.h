@@ -27,11 +27,16 @@ struct tcluster {
     unsigned n;      /* replicas configured (voters at start: nvoters) */
     unsigned nvoters;
     unsigned election_ms;
+    char host[24]; /* every replica's raft and rpc address is host:port */
     struct tcluster_replica r[TCLUSTER_MAX];
 };
 
 /** Configure @nvoters replicas (and room for more) and start them. @return 0 or -1. */
 int tcluster_start(struct tcluster *c, unsigned nvoters, const char *region);
+
+/** tcluster_start with every address on @host ("127.0.0.1", "[::1]"). @return 0 or -1. */
+int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region,
+                      const char *host);
 
 /** (Re)start replica @i (with --join if it was not an initial voter). */
 int tcluster_spawn(struct tcluster *c, unsigned i);
