@@ -236,9 +236,9 @@ static int bench_http__cluster_start(struct bench_http *b)
     snprintf(b->addr, sizeof b->addr, "127.0.0.1:%d", client_free_port());
     snprintf(b->admin_key, sizeof b->admin_key, "bench-admin-%s", b->run);
     snprintf(b->api_key, sizeof b->api_key, "bench-api-%s", b->run);
-    const char *argv[] = {"/proc/self/exe", "dev", "--regions", regions, "--replicas",
-                          replicas, "--data", data, "--http", b->addr, "--admin-key",
-                          b->admin_key, "--api-key", b->api_key, NULL};
+    const char *argv[] = {"/proc/self/exe", "dev",        "--regions", regions,    "--replicas",
+                          replicas,         "--data",     data,        "--http",   b->addr,
+                          "--admin-key",    b->admin_key, "--api-key", b->api_key, NULL};
     b->dev = bench_http__spawn(argv, log, NULL);
     if (b->dev < 0) {
         b->dev = 0;
@@ -436,10 +436,11 @@ static int bench_http__parse(struct bench_http *b, int argc, char **argv)
         fprintf(stderr, "laurel bench http: --regions: 1 to %d ids\n", ROUTER_MAX_REGIONS);
         return 2;
     }
-    if (b->nregions == 0 || b->replicas < 1 || b->conns < 1 ||
-        b->conns > HTTPLOAD_MAX_CONNS || players < 0 || players > 9999900 || b->seconds < 0) {
-        fprintf(stderr, "laurel bench http: bad --regions, --replicas, --conns, --players or "
-                        "--seconds\n");
+    if (b->nregions == 0 || b->replicas < 1 || b->conns < 1 || b->conns > HTTPLOAD_MAX_CONNS ||
+        players < 0 || players > 9999900 || b->seconds < 0) {
+        fprintf(stderr,
+                "laurel bench http: bad --regions, --replicas, --conns, --players or "
+                "--seconds\n");
         return 2;
     }
     if (b->addr[0] && (!b->api_key[0] || !b->admin_key[0])) {

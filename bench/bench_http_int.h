@@ -24,7 +24,7 @@ struct bench_http__figs {
 
 /** Print `figure @name @value @unit` with @decimals decimals and remember it in @fs. */
 void bench_http__fig(struct bench_http__figs *fs, const char *name, double value, int decimals,
-                const char *unit);
+                     const char *unit);
 
 /** 1 and *@value when @name was recorded in @fs, else 0. */
 int bench_http__fig_get(const struct bench_http__figs *fs, const char *name, double *value);
@@ -109,7 +109,7 @@ struct bench_http__site {
     /* set by the caller */
     int quick;
     char regions[ROUTER_MAX_REGIONS][65];
-    unsigned nregions, replicas, players; /* players: a multiple of 100 */
+    unsigned nregions, replicas, players;      /* players: a multiple of 100 */
     char addr[64], admin_key[96], api_key[96]; /* addr "": start `laurel dev` */
     /* set by bench_http__site_up */
     char run[8], board[32], pprefix[16];

@@ -61,7 +61,6 @@ struct bench_http__load {
     uint64_t item_status[600];
 };
 
-
 uint64_t bench_http__mix(uint64_t z)
 {
     z += 0x9e3779b97f4a7c15ULL;
@@ -195,12 +194,9 @@ static size_t bench_http__make(void *data, unsigned conn, uint64_t seq, char *bu
         case BENCH_HTTP__P_PLAYER:
             bench_http__digits(
                 at, BENCH_HTTP__PLAYER_DIGITS,
-                l->seq_players ? idx : bench_http__mix(idx ^ (l->salt << 48)) % l->b->players,
-                '0');
+                l->seq_players ? idx : bench_http__mix(idx ^ (l->salt << 48)) % l->b->players, '0');
             break;
-        case BENCH_HTTP__P_KEY:
-            bench_http__digits(at, BENCH_HTTP__KEY_DIGITS, idx, '0');
-            break;
+        case BENCH_HTTP__P_KEY: bench_http__digits(at, BENCH_HTTP__KEY_DIGITS, idx, '0'); break;
         default:
             bench_http__digits(at, BENCH_HTTP__SCORE_WIDTH,
                                bench_http__mix(idx + (l->salt << 40)) % BENCH_HTTP__SCORE_MAX, ' ');
@@ -306,8 +302,8 @@ static double bench_http__cpu_s(const struct rusage *ru)
 static int bench_http__measure(struct bench_http *b, struct bench_http__load *l, const char *name,
                                const char *unit)
 {
-    struct httpload_spec spec = {b->addr, b->conns, b->seconds, bench_http__make,
-                                 bench_http__done, l};
+    struct httpload_spec spec = {b->addr,          b->conns,         b->seconds,
+                                 bench_http__make, bench_http__done, l};
     struct httpload_result *res = malloc(sizeof *res);
     if (res == NULL) {
         return LR_ENOMEM;
@@ -444,16 +440,16 @@ int bench_http__seed(struct bench_http *b)
         return LR_ENOMEM;
     }
     /* The board. */
-    json_t *j = json_pack("{s:s,s:s,s:[s]}", "order", "desc", "operator", "best", "windows",
-                          "alltime");
+    json_t *j =
+        json_pack("{s:s,s:s,s:[s]}", "order", "desc", "operator", "best", "windows", "alltime");
     char *js = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
     snprintf(path, sizeof path, "/v1/boards/%s", b->board);
     rv = js ? bench_http__call(b, "PUT", path, b->admin_key, js, &status, errmsg) : LR_ENOMEM;
     free(js);
     if (rv != 0 || (status != 200 && status != 201)) {
-        fprintf(stderr, "bench http: PUT %s: %s (status %d)\n", path,
-                rv ? errmsg : "refused", status);
+        fprintf(stderr, "bench http: PUT %s: %s (status %d)\n", path, rv ? errmsg : "refused",
+                status);
         rv = rv ? rv : LR_EINVAL;
         goto out;
     }
@@ -531,8 +527,8 @@ int bench_http__workloads(struct bench_http *b)
         const char *name, *unit;
         int kind; /* 0 score, 1 events, 2 rank, 3 around, 4 top */
     } w[] = {
-        {"http_score_rps", "requests/s", 0},  {"http_events_cps", "commands/s", 1},
-        {"http_rank_rps", "requests/s", 2},   {"http_around_rps", "requests/s", 3},
+        {"http_score_rps", "requests/s", 0},         {"http_events_cps", "commands/s", 1},
+        {"http_rank_rps", "requests/s", 2},          {"http_around_rps", "requests/s", 3},
         {"http_top100_global_rps", "requests/s", 4},
     };
     for (size_t i = 0; i < sizeof w / sizeof w[0]; i++) {

@@ -179,12 +179,18 @@ int bench_peer__redis(struct bench_http__figs *fs, const struct bench_peer__opts
         const char *name, *unit, *pipeline;
         const char *cmd[8];
     } runs[] = {
-        {"redis_zadd_aof_always_rps", "requests/s", "1",
+        {"redis_zadd_aof_always_rps",
+         "requests/s",
+         "1",
          {"ZADD", "lb", "__rand_int__", "m:__rand_int__", NULL}},
-        {"redis_zadd_p16_aof_always_rps", "commands/s", "16",
+        {"redis_zadd_p16_aof_always_rps",
+         "commands/s",
+         "16",
          {"ZADD", "lb", "__rand_int__", "m:__rand_int__", NULL}},
         {"redis_zrevrank_rps", "requests/s", "1", {"ZREVRANK", "lb", "m:__rand_int__", NULL}},
-        {"redis_zrevrange100_rps", "requests/s", "1",
+        {"redis_zrevrange100_rps",
+         "requests/s",
+         "1",
          {"ZREVRANGE", "lb", "0", "99", "WITHSCORES", NULL}},
     };
     struct bench_peer__redis r;
@@ -194,8 +200,9 @@ int bench_peer__redis(struct bench_http__figs *fs, const struct bench_peer__opts
     if (bench_http__which("redis-server", r.server, sizeof r.server) != 0 ||
         bench_http__which("redis-cli", r.cli, sizeof r.cli) != 0 ||
         bench_http__which("redis-benchmark", r.bench, sizeof r.bench) != 0) {
-        printf("peer skipped: redis: redis-server, redis-cli or redis-benchmark not in PATH "
-               "(apt-get install redis-server redis-tools)\n");
+        printf(
+            "peer skipped: redis: redis-server, redis-cli or redis-benchmark not in PATH "
+            "(apt-get install redis-server redis-tools)\n");
         return 0;
     }
     snprintf(r.dir, sizeof r.dir, "/tmp/laurel-bench-redis-XXXXXX");
@@ -205,9 +212,10 @@ int bench_peer__redis(struct bench_http__figs *fs, const struct bench_peer__opts
     snprintf(r.port, sizeof r.port, "%d", client_free_port());
     snprintf(r.conns, sizeof r.conns, "%u", o->conns);
     snprintf(log, sizeof log, "%s/redis.log", r.dir);
-    const char *argv[] = {r.server, "--port", r.port, "--bind", "127.0.0.1", "--dir", r.dir,
-                          "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-                          "--daemonize", "no", "--protected-mode", "no", NULL};
+    const char *argv[] = {
+        r.server, "--port",       r.port, "--bind",           "127.0.0.1", "--dir",
+        r.dir,    "--appendonly", "yes",  "--appendfsync",    "always",    "--save",
+        "",       "--daemonize",  "no",   "--protected-mode", "no",        NULL};
     fprintf(stderr, "bench http: redis: %s on port %s (AOF, fsync always), loading %d members\n",
             r.server, r.port, BENCH_PEER__MEMBERS);
     r.pid = bench_http__spawn(argv, log, NULL);
@@ -225,8 +233,8 @@ int bench_peer__redis(struct bench_http__figs *fs, const struct bench_peer__opts
             continue;
         }
         long probe = runs[i].pipeline[0] == '1' && runs[i].pipeline[1] == '\0' ? 2000 : 20000;
-        if (bench_peer__redis_bench(&r, runs[i].cmd, runs[i].pipeline, probe, &rps, &p50,
-                                    &p99) != 0) {
+        if (bench_peer__redis_bench(&r, runs[i].cmd, runs[i].pipeline, probe, &rps, &p50, &p99) !=
+            0) {
             fprintf(stderr, "bench http: redis: %s failed (see %s/bench.out)\n", runs[i].name,
                     r.dir);
             rv = -1;
@@ -236,8 +244,7 @@ int bench_peer__redis(struct bench_http__figs *fs, const struct bench_peer__opts
         n = n < 10000 ? 10000 : n > 50000000 ? 50000000 : n;
         fprintf(stderr, "bench http: redis: %s: %ld requests, %u clients, pipeline %s\n",
                 runs[i].name, n, o->conns, runs[i].pipeline);
-        if (bench_peer__redis_bench(&r, runs[i].cmd, runs[i].pipeline, n, &rps, &p50, &p99) !=
-            0) {
+        if (bench_peer__redis_bench(&r, runs[i].cmd, runs[i].pipeline, n, &rps, &p50, &p99) != 0) {
             fprintf(stderr, "bench http: redis: %s failed (see %s/bench.out)\n", runs[i].name,
                     r.dir);
             rv = -1;
@@ -291,8 +298,9 @@ static int bench_peer__psql(struct bench_peer__pg *p, const char *sqlfile)
 {
     char log[128];
     snprintf(log, sizeof log, "%s/psql.log", p->dir);
-    const char *argv[] = {p->psql, "-X", "-q", "-h", p->dir, "-p", p->port, "-U", "postgres",
-                          "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-f", sqlfile, NULL};
+    const char *argv[] = {p->psql,           "-X", "-q",       "-h", p->dir,     "-p",
+                          p->port,           "-U", "postgres", "-d", "postgres", "-v",
+                          "ON_ERROR_STOP=1", "-f", sqlfile,    NULL};
     return bench_http__run(argv, log);
 }
 
@@ -303,9 +311,9 @@ static int bench_peer__pgbench(struct bench_peer__pg *p, const char *script, dou
     char out[128], buf[8192], t[16];
     snprintf(out, sizeof out, "%s/pgbench.out", p->dir);
     snprintf(t, sizeof t, "%.0f", secs);
-    const char *argv[] = {p->pgbench, "-h", p->dir, "-p", p->port, "-U", "postgres", "-n", "-c",
-                          p->conns, "-j", "2", "-T", t, "-M", "prepared", "-f", script,
-                          "postgres", NULL};
+    const char *argv[] = {p->pgbench, "-h",       p->dir,   "-p",   p->port,    "-U", "postgres",
+                          "-n",       "-c",       p->conns, "-j",   "2",        "-T", t,
+                          "-M",       "prepared", "-f",     script, "postgres", NULL};
     remove(out);
     if (bench_http__run(argv, out) != 0 || bench_http__slurp(out, buf, sizeof buf) <= 0) {
         return -1;
@@ -357,8 +365,10 @@ int bench_peer__pg(struct bench_http__figs *fs, const struct bench_peer__opts *o
          bench_http__which("pgbench", p.pgbench, sizeof p.pgbench) != 0) ||
         (bench_http__which(BENCH_PEER__PG_BIN "/psql", p.psql, sizeof p.psql) != 0 &&
          bench_http__which("psql", p.psql, sizeof p.psql) != 0)) {
-        printf("peer skipped: pg: PostgreSQL 15 server or pgbench/psql not found under "
-               "%s\n", BENCH_PEER__PG_BIN);
+        printf(
+            "peer skipped: pg: PostgreSQL 15 server or pgbench/psql not found under "
+            "%s\n",
+            BENCH_PEER__PG_BIN);
         return 0;
     }
     if (p.as_postgres && ((pw = getpwnam("postgres")) == NULL ||
@@ -374,11 +384,13 @@ int bench_peer__pg(struct bench_http__figs *fs, const struct bench_peer__opts *o
     snprintf(p.port, sizeof p.port, "%d", client_free_port());
     snprintf(p.conns, sizeof p.conns, "%u", o->conns);
     snprintf(log, sizeof log, "%s/server.log", p.dir);
-    fprintf(stderr, "bench http: pg: %s on port %s (fsync on, synchronous_commit on), loading "
-                    "1000000 rows\n", p.pg_ctl, p.port);
+    fprintf(stderr,
+            "bench http: pg: %s on port %s (fsync on, synchronous_commit on), loading "
+            "1000000 rows\n",
+            p.pg_ctl, p.port);
     {
-        const char *init[] = {p.initdb, "-D", p.data, "-U", "postgres", "-A", "trust", "-E",
-                              "UTF8", "--locale=C", "--no-sync", NULL};
+        const char *init[] = {p.initdb, "-D", p.data, "-U",         "postgres",  "-A",
+                              "trust",  "-E", "UTF8", "--locale=C", "--no-sync", NULL};
         char ilog[128];
         snprintf(ilog, sizeof ilog, "%s/initdb.log", p.dir);
         if (bench_peer__pg_run(&p, init, ilog) != 0) {
@@ -391,8 +403,8 @@ int bench_peer__pg(struct bench_http__figs *fs, const struct bench_peer__opts *o
              "-p %s -k %s -c listen_addresses='' -c max_connections=%u -c shared_buffers=512MB",
              p.port, p.dir, o->conns + 20);
     {
-        const char *start[] = {p.pg_ctl, "-D", p.data, "-l", log, "-w", "-t", "60", "-o", opts,
-                               "start", NULL};
+        const char *start[] = {p.pg_ctl, "-D", p.data, "-l", log,     "-w",
+                               "-t",     "60", "-o",   opts, "start", NULL};
         char clog[128];
         snprintf(clog, sizeof clog, "%s/pg_ctl.log", p.dir);
         if (bench_peer__pg_run(&p, start, clog) != 0) {
@@ -413,8 +425,7 @@ int bench_peer__pg(struct bench_http__figs *fs, const struct bench_peer__opts *o
         double tps, avg;
         char name[64];
         snprintf(path, sizeof path, "%s/%s", p.dir, runs[i].file);
-        fprintf(stderr, "bench http: pg: %s: %s clients for %.0f s\n", runs[i].name, p.conns,
-                secs);
+        fprintf(stderr, "bench http: pg: %s: %s clients for %.0f s\n", runs[i].name, p.conns, secs);
         if (bench_peer__write_file(path, runs[i].sql) != 0 ||
             bench_peer__pgbench(&p, path, secs, &tps, &avg) != 0) {
             fprintf(stderr, "bench http: pg: %s failed (see %s/pgbench.out)\n", runs[i].name,

@@ -51,13 +51,13 @@ struct bench_rank {
     uint64_t n;
     const char *suffix;
     struct bench_rank__rng rng;
-    char *ids;  /* n slots of BENCH_RANK__ID_STRIDE */
+    char *ids; /* n slots of BENCH_RANK__ID_STRIDE */
     /* Current key of each player (b is always 0), one record a player as the store keeps it:
      * fetching a probe costs one random read, as a lookup of the player's score would. */
     struct bench_rank__cur {
         int64_t a;
         int64_t t;
-    } *cur;
+    } * cur;
     struct rankidx_pool *pool; /* as a shard's: every node comes from it */
     struct rankidx *idx;
     uint64_t sink; /* results folded in so the compiler keeps the work */
@@ -94,8 +94,8 @@ static void bench_rank__figure(const struct bench_rank *b, const char *name, dou
 
 static struct rankkey bench_rank__key(const struct bench_rank *b, uint32_t pid)
 {
-    struct rankkey k = {.a = b->cur[pid].a, .b = 0, .t = b->cur[pid].t, .pid = pid, .idlen = 0,
-                        .id = NULL};
+    struct rankkey k = {
+        .a = b->cur[pid].a, .b = 0, .t = b->cur[pid].t, .pid = pid, .idlen = 0, .id = NULL};
     return k;
 }
 
@@ -121,8 +121,8 @@ static int bench_rank__build(struct bench_rank *b)
     }
     double dt = bench_rank__now() - t0;
     bench_rank__figure(b, "rank_insert_ops", (double)b->n / dt, "ops/s");
-    bench_rank__figure(b, "rank_bytes_per_entry",
-                       (double)rankidx_memory(b->idx) / (double)b->n, "bytes");
+    bench_rank__figure(b, "rank_bytes_per_entry", (double)rankidx_memory(b->idx) / (double)b->n,
+                       "bytes");
     return 0;
 }
 
@@ -291,8 +291,7 @@ int bench_rank_run(uint64_t n, const char *suffix)
         goto err_after_arrays;
     }
     for (uint64_t p = 0; p < n; p++) {
-        snprintf(b.ids + p * BENCH_RANK__ID_STRIDE, BENCH_RANK__ID_STRIDE, "p%08u",
-                 (unsigned)p);
+        snprintf(b.ids + p * BENCH_RANK__ID_STRIDE, BENCH_RANK__ID_STRIDE, "p%08u", (unsigned)p);
     }
     rv = rankidx_pool_new(&b.pool);
     if (rv != 0) {

@@ -124,8 +124,9 @@ static int bench_ws__parse(struct bench_ws *b, int argc, char **argv)
         b->conns < b->subs || b->conns > 254u * BENCH_WS__PER_SOURCE || b->qconns < 1 ||
         b->qconns > 10000 || players < 100 || players > 9999900 ||
         (unsigned long)players <= b->subs / BENCH_WS__SUBS_PER_PLAYER) {
-        fprintf(stderr, "laurel bench ws: bad --regions, --replicas, --conns (>= subscribers), "
-                        "--subscribers (>= 10), --query-conns or --players (> subscribers/10)\n");
+        fprintf(stderr,
+                "laurel bench ws: bad --regions, --replicas, --conns (>= subscribers), "
+                "--subscribers (>= 10), --query-conns or --players (> subscribers/10)\n");
         return 2;
     }
     b->site.players =
@@ -142,9 +143,10 @@ static void bench_ws__fit_conns(struct bench_ws *b)
     unsigned long have = sys_raise_nofile((unsigned long)b->conns + spare);
     if (have < (unsigned long)b->conns + spare) {
         unsigned fit = have > spare + b->subs ? (unsigned)(have - spare) : b->subs;
-        printf("bench ws: --conns %u does not fit this process's descriptor limit (%lu; a "
-               "higher hard limit needs CAP_SYS_RESOURCE): holding %u\n",
-               b->conns, have, fit);
+        printf(
+            "bench ws: --conns %u does not fit this process's descriptor limit (%lu; a "
+            "higher hard limit needs CAP_SYS_RESOURCE): holding %u\n",
+            b->conns, have, fit);
         b->conns = fit;
     }
 }
@@ -170,10 +172,11 @@ int bench_ws_main(int argc, char **argv)
     }
     bench_ws__fit_conns(b);
     rv = bench_http__site_up(&b->site);
-    printf("bench ws: laurel dev, %u region(s) x %u replica(s), at %s, %u players, board %s; "
-           "%u subscribers, %u connections held, %u query connections, %.0f s phases\n",
-           b->site.nregions, b->site.replicas, b->site.addr, b->site.players, b->site.board,
-           b->subs, b->conns, b->qconns, b->seconds);
+    printf(
+        "bench ws: laurel dev, %u region(s) x %u replica(s), at %s, %u players, board %s; "
+        "%u subscribers, %u connections held, %u query connections, %.0f s phases\n",
+        b->site.nregions, b->site.replicas, b->site.addr, b->site.players, b->site.board, b->subs,
+        b->conns, b->qconns, b->seconds);
     fflush(stdout);
     if (rv == 0) {
         rv = bench_ws__run(b);

@@ -30,7 +30,6 @@
 
 enum { BENCH_WS__SUBSCRIBE, BENCH_WS__NOTIFY, BENCH_WS__FAN, BENCH_WS__QUERY, BENCH_WS__HOLD };
 
-
 /* ---- small things -------------------------------------------------------------------------- */
 
 static void bench_ws__digits(char *dst, uint64_t v)
@@ -100,7 +99,10 @@ static int bench_ws__send_json(struct wsload *l, unsigned conn, json_t *j)
 
 /* ---- the loop -------------------------------------------------------------------------- */
 
-static void bench_ws__tick(uv_timer_t *t) { (void)t; }
+static void bench_ws__tick(uv_timer_t *t)
+{
+    (void)t;
+}
 
 static void bench_ws__woken(uv_async_t *a)
 {
@@ -138,8 +140,8 @@ static void bench_ws__sub_opened(void *data, unsigned conn)
     char topic[64], player[32];
     bench_ws__player(b, conn % b->notify_players, player, sizeof player);
     snprintf(topic, sizeof topic, "player:%s", player);
-    if (bench_ws__send_json(b->pool, conn, json_pack("{s:s,s:[s]}", "op", "subscribe", "topics",
-                                                     topic)) != 0) {
+    if (bench_ws__send_json(b->pool, conn,
+                            json_pack("{s:s,s:[s]}", "op", "subscribe", "topics", topic)) != 0) {
         wsload_close(b->pool, conn);
     }
 }
@@ -204,8 +206,8 @@ static void bench_ws__writer(void *arg)
 static size_t bench_ws__request(struct bench_ws *b, json_t *j, char *buf, size_t cap)
 {
     size_t n = j ? json_dumpb(j, NULL, 0, JSON_COMPACT) : 0;
-    size_t h = n ? httpload_head(buf, cap, "POST", b->path, b->site.addr, b->site.api_key, 1, n)
-                 : 0;
+    size_t h =
+        n ? httpload_head(buf, cap, "POST", b->path, b->site.addr, b->site.api_key, 1, n) : 0;
     if (h == 0 || h + n > cap || json_dumpb(j, buf + h, cap - h, JSON_COMPACT) != n) {
         json_decref(j);
         return 0;
@@ -224,11 +226,11 @@ static size_t bench_ws__make_notify(void *data, unsigned conn, uint64_t seq, cha
     }
     bench_ws__player(b, seq % b->notify_players, player, sizeof player);
     snprintf(key, sizeof key, "kw%sN%llu", b->site.run, (unsigned long long)seq);
-    return bench_ws__request(b,
-                             json_pack("{s:s,s:I,s:s}", "player_id", player, "score",
-                                 (json_int_t)(BENCH_WS__NOTIFY_BASE + (long long)seq),
-                                 "idempotency_key", key),
-                       buf, cap);
+    return bench_ws__request(
+        b,
+        json_pack("{s:s,s:I,s:s}", "player_id", player, "score",
+                  (json_int_t)(BENCH_WS__NOTIFY_BASE + (long long)seq), "idempotency_key", key),
+        buf, cap);
 }
 
 static void bench_ws__done_notify(void *data, unsigned conn, uint64_t seq, int status,
@@ -255,10 +257,10 @@ static size_t bench_ws__make_fan(void *data, unsigned conn, uint64_t seq, char *
     for (unsigned i = 0; a && i < BENCH_WS__BATCH; i++) {
         long long k = (long long)seq * BENCH_WS__BATCH + i;
         snprintf(key, sizeof key, "kw%sF%lld", b->site.run, k);
-        if (json_array_append_new(a, json_pack("{s:s,s:s,s:s,s:I,s:s}", "type", "score",
-                                               "board_id", b->site.board, "player_id", b->hot,
-                                               "score", (json_int_t)(BENCH_WS__FAN_BASE + k),
-                                               "idempotency_key", key)) != 0) {
+        if (json_array_append_new(
+                a, json_pack("{s:s,s:s,s:s,s:I,s:s}", "type", "score", "board_id", b->site.board,
+                             "player_id", b->hot, "score", (json_int_t)(BENCH_WS__FAN_BASE + k),
+                             "idempotency_key", key)) != 0) {
             json_decref(a);
             a = NULL;
         }
@@ -275,7 +277,10 @@ static int bench_ws__writer_start(struct bench_ws *b, unsigned conns, double sec
     return uv_thread_create(&b->thread, bench_ws__writer, b) == 0 ? 0 : LR_ENOMEM;
 }
 
-static int bench_ws__writer_ended(struct bench_ws *b) { return b->writer_done; }
+static int bench_ws__writer_ended(struct bench_ws *b)
+{
+    return b->writer_done;
+}
 
 /* ---- phases -------------------------------------------------------------------------------- */
 
@@ -354,8 +359,9 @@ static int bench_ws__phase_notify(struct bench_ws *b)
             got++;
         }
     }
-    fprintf(stderr, "bench ws: notify: %llu writes acknowledged (%.0f/s), %llu receipts of %llu "
-                    "owed, %llu writes refused or lost\n",
+    fprintf(stderr,
+            "bench ws: notify: %llu writes acknowledged (%.0f/s), %llu receipts of %llu "
+            "owed, %llu writes refused or lost\n",
             (unsigned long long)acked, (double)acked / b->wres->seconds, (unsigned long long)got,
             (unsigned long long)expected, (unsigned long long)b->ack_bad);
     bench_http__fig(&b->figs, "ws_notify_p50_ms", httpload_hist_quantile_ms(h, 0.50), 2, "ms");
@@ -363,10 +369,10 @@ static int bench_ws__phase_notify(struct bench_ws *b)
     bench_http__fig(&b->figs, "ws_notify_writes_per_s", (double)acked / b->wres->seconds, 0,
                     "writes/s");
     if (got < expected || b->ack_bad > 0) {
-        printf("errors ws_notify: %llu of %llu notifications received, %llu writes not "
-               "acknowledged\n",
-               (unsigned long long)got, (unsigned long long)expected,
-               (unsigned long long)b->ack_bad);
+        printf(
+            "errors ws_notify: %llu of %llu notifications received, %llu writes not "
+            "acknowledged\n",
+            (unsigned long long)got, (unsigned long long)expected, (unsigned long long)b->ack_bad);
         strcat(b->bad, " notify");
     }
     free(h);
@@ -418,13 +424,14 @@ static int bench_ws__phase_fan(struct bench_ws *b)
     fprintf(stderr, "bench ws: fanout: %llu of %llu messages in %.2f s (%llu items refused)\n",
             (unsigned long long)b->fan_recv, (unsigned long long)owed, secs,
             (unsigned long long)(b->wres->answered - b->wres->ok));
-    bench_http__fig(&b->figs, "ws_fanout_msgs_per_s", secs > 0 ? (double)b->fan_recv / secs : 0,
-                    0, "messages/s");
+    bench_http__fig(&b->figs, "ws_fanout_msgs_per_s", secs > 0 ? (double)b->fan_recv / secs : 0, 0,
+                    "messages/s");
     if (b->fan_recv < owed || b->wres->ok < BENCH_WS__FAN_BATCHES) {
-        printf("errors ws_fanout: %llu of %llu messages received, %llu of %d batches "
-               "acknowledged\n",
-               (unsigned long long)b->fan_recv, (unsigned long long)owed,
-               (unsigned long long)b->wres->ok, BENCH_WS__FAN_BATCHES);
+        printf(
+            "errors ws_fanout: %llu of %llu messages received, %llu of %d batches "
+            "acknowledged\n",
+            (unsigned long long)b->fan_recv, (unsigned long long)owed,
+            (unsigned long long)b->wres->ok, BENCH_WS__FAN_BATCHES);
         strcat(b->bad, " fanout");
     }
     return b->writer_rv;
@@ -464,8 +471,7 @@ static void bench_ws__q_message(void *data, unsigned conn, const char *p, size_t
         if (bench_ws__field(p, n, "\"status\":") == 200) {
             b->q_ok++;
         } else if (b->q_bad++ == 0) {
-            snprintf(b->q_first_bad, sizeof b->q_first_bad, "%.*s", (int)(n > 200 ? 200 : n),
-                     p);
+            snprintf(b->q_first_bad, sizeof b->q_first_bad, "%.*s", (int)(n > 200 ? 200 : n), p);
         }
         bench_ws__query_send(b, conn);
     }
@@ -489,8 +495,7 @@ static int bench_ws__phase_query(struct bench_ws *b)
     char path[160];
     struct wsload_stats st;
     b->phase = BENCH_WS__QUERY;
-    snprintf(path, sizeof path, "/v1/boards/%s/players/%s0000000", b->site.board,
-             b->site.pprefix);
+    snprintf(path, sizeof path, "/v1/boards/%s/players/%s0000000", b->site.board, b->site.pprefix);
     json_t *j = json_pack("{s:s,s:i,s:s}", "op", "get", "id", 1, "path", path);
     b->qtext = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
@@ -553,8 +558,9 @@ static int bench_ws__phase_hold(struct bench_ws *b)
     bench_ws__run_until(b, bench_ws__never, BENCH_WS__HOLD_S, "hold");
     wsload_stats_get(b->pool, &st);
     double rss1 = bench_ws__rss_bytes(b->site.dev);
-    fprintf(stderr, "bench ws: hold: %u open after %.1f s of ramp and %.0f s held (%llu failed, "
-                    "%llu closed%s%s)\n",
+    fprintf(stderr,
+            "bench ws: hold: %u open after %.1f s of ramp and %.0f s held (%llu failed, "
+            "%llu closed%s%s)\n",
             st.open, ramp_s, BENCH_WS__HOLD_S, (unsigned long long)st.failed,
             (unsigned long long)st.closed, st.first_error[0] ? ": " : "", st.first_error);
     bench_http__fig(&b->figs, "ws_connections_max", st.open, 0, "connections");
@@ -628,9 +634,9 @@ static void bench_ws__loop_down(struct bench_ws *b)
 
 int bench_ws__run(struct bench_ws *b)
 {
-    static int (*const phases[])(struct bench_ws *) = {
-        bench_ws__phase_subscribe, bench_ws__phase_notify, bench_ws__phase_fan,
-        bench_ws__phase_query, bench_ws__phase_hold};
+    static int (*const phases[])(struct bench_ws *) = {bench_ws__phase_subscribe,
+                                                       bench_ws__phase_notify, bench_ws__phase_fan,
+                                                       bench_ws__phase_query, bench_ws__phase_hold};
     int rv = bench_ws__loop_up(b);
     for (size_t i = 0; rv == 0 && i < sizeof phases / sizeof phases[0]; i++) {
         rv = phases[i](b);

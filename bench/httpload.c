@@ -101,9 +101,9 @@ double httpload_hist_quantile_ms(const struct httpload_hist *h, double q)
         for (unsigned s = 0; s < HTTPLOAD_HIST_SUB; s++) {
             cum += h->bucket[pi][s];
             if (cum >= want) {
-                double upper = pi == 0 ? (double)(s + 1)
-                                       : (double)((uint64_t)(HTTPLOAD_HIST_SUB + s + 1)
-                                                  << (pi - 1));
+                double upper = pi == 0
+                                   ? (double)(s + 1)
+                                   : (double)((uint64_t)(HTTPLOAD_HIST_SUB + s + 1) << (pi - 1));
                 return upper / 1e6;
             }
         }
@@ -395,8 +395,8 @@ static void httpload__dial(struct httpload__conn *c)
     c->open = 1;
     r->open++;
     c->connect.data = c;
-    int rv = uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&r->sa,
-                            httpload__connected);
+    int rv =
+        uv_tcp_connect(&c->connect, &c->tcp, (const struct sockaddr *)&r->sa, httpload__connected);
     if (rv != 0) {
         httpload__error(c, "connect", rv);
         httpload__close(c);
@@ -505,8 +505,8 @@ err:
 
 /* ---- request heads ------------------------------------------------------------------------- */
 
-size_t httpload_head(char *buf, size_t cap, const char *method, const char *path,
-                     const char *addr, const char *key, int with_body, size_t body_len)
+size_t httpload_head(char *buf, size_t cap, const char *method, const char *path, const char *addr,
+                     const char *key, int with_body, size_t body_len)
 {
     int n = snprintf(buf, cap, "%s %s HTTP/1.1\r\nHost: %s\r\n%s%s%s", method, path, addr,
                      key ? "Authorization: Bearer " : "", key ? key : "", key ? "\r\n" : "");

@@ -33,8 +33,7 @@ double httpload_hist_quantile_ms(const struct httpload_hist *h, double q);
  * into @buf, at most @cap bytes: the whole request, head and body.
  * @return its length, or 0 when there is nothing more to send (the connection then closes).
  */
-typedef size_t (*httpload_make_cb)(void *data, unsigned conn, uint64_t seq, char *buf,
-                                   size_t cap);
+typedef size_t (*httpload_make_cb)(void *data, unsigned conn, uint64_t seq, char *buf, size_t cap);
 
 /**
  * An answer arrived: @status, and its body (@len bytes, not NUL-terminated) when the whole
@@ -85,7 +84,7 @@ int httpload_run(const struct httpload_spec *spec, struct httpload_result *res);
  * JSON and Content-Length; borrowed for the call.
  * @return its length, or 0 if it does not fit @cap.
  */
-size_t httpload_head(char *buf, size_t cap, const char *method, const char *path,
-                     const char *addr, const char *key, int with_body, size_t body_len);
+size_t httpload_head(char *buf, size_t cap, const char *method, const char *path, const char *addr,
+                     const char *key, int with_body, size_t body_len);
 
 #endif

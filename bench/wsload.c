@@ -27,8 +27,14 @@
 #define WSLOAD__HEAD_MAX 8192
 #define WSLOAD__FRAME_STACK 4096
 
-enum { WSLOAD__IDLE, WSLOAD__CONNECTING, WSLOAD__HANDSHAKE, WSLOAD__OPEN, WSLOAD__CLOSING,
-       WSLOAD__DONE };
+enum {
+    WSLOAD__IDLE,
+    WSLOAD__CONNECTING,
+    WSLOAD__HANDSHAKE,
+    WSLOAD__OPEN,
+    WSLOAD__CLOSING,
+    WSLOAD__DONE
+};
 
 struct wsload__conn {
     uv_tcp_t tcp;
@@ -113,8 +119,7 @@ static void wsload__end_as(struct wsload__conn *c, int code, const char *why, in
         l->st.opening--;
         l->st.failed++;
         if (l->st.first_error[0] == '\0') {
-            snprintf(l->st.first_error, sizeof l->st.first_error, "connection %u: %s", c->id,
-                     why);
+            snprintf(l->st.first_error, sizeof l->st.first_error, "connection %u: %s", c->id, why);
         }
     }
     c->state = WSLOAD__CLOSING;
@@ -247,8 +252,7 @@ static void wsload__deliver(struct wsload__conn *c, const char *p, size_t n)
 }
 
 /* One whole frame: @op, @fin, @p (@n bytes, unmasked). */
-static void wsload__on_frame(struct wsload__conn *c, unsigned op, int fin, const char *p,
-                             size_t n)
+static void wsload__on_frame(struct wsload__conn *c, unsigned op, int fin, const char *p, size_t n)
 {
     switch (op) {
     case 0x0: /* continuation */
@@ -283,8 +287,7 @@ static void wsload__on_frame(struct wsload__conn *c, unsigned op, int fin, const
             wsload__end(c, 0, "out of memory");
         }
         return;
-    default: /* pong and reserved opcodes */
-        return;
+    default: /* pong and reserved opcodes */ return;
     }
 }
 
@@ -500,8 +503,8 @@ static void wsload__pump(struct wsload *l)
 int wsload_new(uv_loop_t *loop, const struct wsload_spec *spec, struct wsload **out)
 {
     int rv;
-    if (!addr_valid(spec->addr) || spec->cap == 0 ||
-        spec->target == NULL || strlen(spec->addr) >= 64 || strlen(spec->target) > 1024 ||
+    if (!addr_valid(spec->addr) || spec->cap == 0 || spec->target == NULL ||
+        strlen(spec->addr) >= 64 || strlen(spec->target) > 1024 ||
         spec->first_source + (spec->per_source ? (spec->cap - 1) / spec->per_source : 0) > 254) {
         return LR_EINVAL;
     }
@@ -571,7 +574,10 @@ void wsload_close(struct wsload *l, unsigned conn)
     }
 }
 
-void wsload_stats_get(const struct wsload *l, struct wsload_stats *st) { *st = l->st; }
+void wsload_stats_get(const struct wsload *l, struct wsload_stats *st)
+{
+    *st = l->st;
+}
 
 void wsload_free(struct wsload *l, void (*done)(void *data), void *data)
 {

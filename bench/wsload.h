@@ -67,14 +67,14 @@ int wsload_send(struct wsload *l, unsigned conn, const char *text, size_t len);
 void wsload_close(struct wsload *l, unsigned conn);
 
 struct wsload_stats {
-    unsigned started;   /* connections started */
-    unsigned opening;   /* connecting or handshaking now */
-    unsigned open;      /* open now */
-    uint64_t opened;    /* handshakes answered 101 */
-    uint64_t failed;    /* closed before their handshake completed */
-    uint64_t closed;    /* closed after it */
-    uint64_t messages;  /* text messages received */
-    uint64_t bytes;     /* bytes received */
+    unsigned started;      /* connections started */
+    unsigned opening;      /* connecting or handshaking now */
+    unsigned open;         /* open now */
+    uint64_t opened;       /* handshakes answered 101 */
+    uint64_t failed;       /* closed before their handshake completed */
+    uint64_t closed;       /* closed after it */
+    uint64_t messages;     /* text messages received */
+    uint64_t bytes;        /* bytes received */
     char first_error[160]; /* what closed the first connection that failed, "" if none */
 };
 void wsload_stats_get(const struct wsload *l, struct wsload_stats *st);

@@ -34,8 +34,9 @@ static int cli_ctl__http(const struct cli_ctl__cmd *cmd, int argc, char **argv);
 static const struct cli_ctl__cmd cli_ctl__cmds[] = {
     {"status", "status --rpc HOST:PORT          role, term, leader, indexes, digest", cli_ctl__rpc,
      PROTO_OP_STATUS, 0, 0},
-    {"add", "add --rpc LEADER --id N --raft HOST:PORT --replica-rpc HOST:PORT\n"
-            "                                     add a voter (start it with `laurel node --join`)",
+    {"add",
+     "add --rpc LEADER --id N --raft HOST:PORT --replica-rpc HOST:PORT\n"
+     "                                     add a voter (start it with `laurel node --join`)",
      cli_ctl__rpc, PROTO_OP_ADD, 1, 1},
     {"remove", "remove --rpc LEADER --id N          remove a replica", cli_ctl__rpc,
      PROTO_OP_REMOVE, 1, 0},
@@ -59,8 +60,9 @@ static void cli_ctl__usage(FILE *f)
             fprintf(f, "  %s\n", cli_ctl__cmds[i].usage);
         }
     }
-    fprintf(f, "options: --timeout-ms MS (default 5000). Replies print as JSON.\n\n"
-               "router commands (HTTP):\n");
+    fprintf(f,
+            "options: --timeout-ms MS (default 5000). Replies print as JSON.\n\n"
+            "router commands (HTTP):\n");
     for (size_t i = 0; i < CLI_CTL__N; i++) {
         if (cli_ctl__cmds[i].usage == NULL) {
             cli_ctl_api_usage(f, cli_ctl__cmds[i].name);

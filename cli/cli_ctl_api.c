@@ -71,35 +71,67 @@ struct cli_ctl_api__cmd {
 #define J_ CLI_CTL_API__JSON
 
 static const struct cli_ctl_api__cmd cli_ctl_api__cmds[] = {
-    {"player", "put", "PUT", "/v1/players/{}", CLI_CTL_API__API, 0,
+    {"player",
+     "put",
+     "PUT",
+     "/v1/players/{}",
+     CLI_CTL_API__API,
+     0,
      "create or update a player (201 created, 200 updated; its region cannot change)",
      {{NULL, "ID", NULL, P_, S_, 1, "player id"},
       {"name", "N", "name", B_, S_, 1, "display name"},
       {"region", "R", "region", B_, S_, 1, "the region the player lives in"},
       {"guild", "G", "guild", B_, S_, 0, "guild id"}}},
-    {"player", "get", "GET", "/v1/players/{}", CLI_CTL_API__NOKEY, 0, "show a player",
+    {"player",
+     "get",
+     "GET",
+     "/v1/players/{}",
+     CLI_CTL_API__NOKEY,
+     0,
+     "show a player",
      {{NULL, "ID", NULL, P_, S_, 1, "player id"}}},
-    {"unlock", NULL, "POST", "/v1/unlocks", CLI_CTL_API__API, 1,
+    {"unlock",
+     NULL,
+     "POST",
+     "/v1/unlocks",
+     CLI_CTL_API__API,
+     1,
      "unlock an achievement, or add --steps of progress to an incremental one",
      {{"player", "P", "player_id", B_, S_, 1, "player id"},
       {"game", "G", "game_id", B_, S_, 1, "game id"},
       {"achievement", "A", "achievement_id", B_, S_, 1, "achievement id"},
       {"steps", "N", "steps", B_, I_, 0, "steps of progress (default: all remaining)"}}},
-    {"score", NULL, "POST", "/v1/boards/{}/scores", CLI_CTL_API__API, 1,
+    {"score",
+     NULL,
+     "POST",
+     "/v1/boards/{}/scores",
+     CLI_CTL_API__API,
+     1,
      "submit a score (the board's operator decides what is stored)",
      {{"board", "B", NULL, P_, S_, 1, "board id"},
       {"player", "P", "player_id", B_, S_, 1, "player id"},
       {"score", "S", "score", B_, I_, 1, "integer score"},
       {"subscore", "N", "subscore", B_, I_, 0, "integer tie-breaker (default 0)"},
       {"metadata", "JSON", "metadata", B_, J_, 0, "a JSON object of at most 256 bytes"}}},
-    {"top", NULL, "GET", "/v1/boards/{}/top", CLI_CTL_API__NOKEY, 0, "a page of a board",
+    {"top",
+     NULL,
+     "GET",
+     "/v1/boards/{}/top",
+     CLI_CTL_API__NOKEY,
+     0,
+     "a page of a board",
      {{"board", "B", NULL, P_, S_, 1, "board id"},
       {"scope", "S", "scope", Q_, S_, 0, "global (default), region:<id> or guild:<id>"},
       {"window", "W", "window", Q_, S_, 0, "alltime (default), daily, weekly, monthly, cycle"},
       {"period", "P", "period", Q_, S_, 0, "YYYY-MM-DD, YYYY-Www, YYYY-MM or a cycle number"},
       {"limit", "N", "limit", Q_, I_, 0, "entries per page, 1-1000 (default 100)"},
       {"cursor", "C", "cursor", Q_, S_, 0, "next_cursor of the previous page"}}},
-    {"rank", NULL, "GET", "/v1/boards/{}/players/{}", CLI_CTL_API__NOKEY, 0,
+    {"rank",
+     NULL,
+     "GET",
+     "/v1/boards/{}/players/{}",
+     CLI_CTL_API__NOKEY,
+     0,
      "a player's rank on a board, with neighbours",
      {{"board", "B", NULL, P_, S_, 1, "board id"},
       {"player", "P", NULL, P_, S_, 1, "player id"},
@@ -107,7 +139,12 @@ static const struct cli_ctl_api__cmd cli_ctl_api__cmds[] = {
       {"window", "W", "window", Q_, S_, 0, "alltime (default), daily, weekly, monthly, cycle"},
       {"period", "P", "period", Q_, S_, 0, "the period (default: the current one)"},
       {"around", "N", "around", Q_, I_, 0, "entries on each side, 0-50"}}},
-    {"get", NULL, "GET", NULL, CLI_CTL_API__ADMIN, 0,
+    {"get",
+     NULL,
+     "GET",
+     NULL,
+     CLI_CTL_API__ADMIN,
+     0,
      "any GET, e.g. /v1/cluster (sent with the admin key when there is one)",
      {{NULL, "PATH", NULL, CLI_CTL_API__TARGET, S_, 1, "path and query, e.g. /v1/cluster"}}},
 };
@@ -250,8 +287,8 @@ static int cli_ctl_api__int(const char *s, long long *out)
 }
 
 /* The request target: the path with its "{}" filled, then the query. 0 or LR_ENOMEM. */
-static int cli_ctl_api__target(const struct cli_ctl_api__cmd *c,
-                               const struct cli_ctl_api__args *a, struct cli_ctl_api__buf *b)
+static int cli_ctl_api__target(const struct cli_ctl_api__cmd *c, const struct cli_ctl_api__args *a,
+                               struct cli_ctl_api__buf *b)
 {
     const char *p = c->path;
     int i = 0, nq = 0, rv = 0;
@@ -309,8 +346,8 @@ static int cli_ctl_api__body(const struct cli_ctl_api__cmd *c, const struct cli_
         long long n = 0;
         json_error_t jerr;
         if (fd->type == CLI_CTL_API__INT && a->v[i] && cli_ctl_api__int(a->v[i], &n) != 0) {
-            fprintf(stderr, "laurel ctl %s: --%s wants an integer, not '%s'\n", c->word,
-                    fd->opt, a->v[i]);
+            fprintf(stderr, "laurel ctl %s: --%s wants an integer, not '%s'\n", c->word, fd->opt,
+                    a->v[i]);
             goto err_after_body;
         }
         if (fd->where != CLI_CTL_API__BODY || a->v[i] == NULL) {
@@ -418,8 +455,9 @@ static int cli_ctl_api__print(const struct cli_ctl_api__cmd *c, const struct hcl
         }
         fprintf(stderr, "\n");
         if (r->status == 401 && c->auth != CLI_CTL_API__NOKEY) {
-            fprintf(stderr, "hint: pass --api-key/--admin-key, set LAUREL_API_KEY/"
-                            "LAUREL_ADMIN_KEY, or --data DIR of a `laurel dev` cluster\n");
+            fprintf(stderr,
+                    "hint: pass --api-key/--admin-key, set LAUREL_API_KEY/"
+                    "LAUREL_ADMIN_KEY, or --data DIR of a `laurel dev` cluster\n");
         }
     }
     json_decref(j);
@@ -504,8 +542,8 @@ static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char *
             a->v[i] = argv[optind + npos++];
         }
         if (c->f[i].required && a->v[i] == NULL) {
-            fprintf(stderr, "laurel ctl %s: %s%s is required\n\n", c->word,
-                    c->f[i].opt ? "--" : "", c->f[i].opt ? c->f[i].opt : c->f[i].meta);
+            fprintf(stderr, "laurel ctl %s: %s%s is required\n\n", c->word, c->f[i].opt ? "--" : "",
+                    c->f[i].opt ? c->f[i].opt : c->f[i].meta);
             cli_ctl_api__cmd_usage(stderr, c);
             return 2;
         }
@@ -545,7 +583,7 @@ int cli_ctl_api(int argc, char **argv)
     }
     memset(&a, 0, sizeof a);
     a.router = getenv("LAUREL_ROUTER") && getenv("LAUREL_ROUTER")[0] ? getenv("LAUREL_ROUTER")
-                                                                      : "127.0.0.1:8080";
+                                                                     : "127.0.0.1:8080";
     a.data = "./laurel-data";
     a.timeout_ms = 5000;
     rv = cli_ctl_api__parse(c, argc, argv, first, &a);
@@ -559,8 +597,7 @@ int cli_ctl_api(int argc, char **argv)
         key = cli_ctl_api__key(a.api_key, "LAUREL_API_KEY", a.data, "api_key", kbuf[0], 256);
     }
     if (c->auth != CLI_CTL_API__NOKEY && key == NULL) {
-        key = cli_ctl_api__key(a.admin_key, "LAUREL_ADMIN_KEY", a.data, "admin_key", kbuf[1],
-                               256);
+        key = cli_ctl_api__key(a.admin_key, "LAUREL_ADMIN_KEY", a.data, "admin_key", kbuf[1], 256);
     }
     if (c->auth == CLI_CTL_API__ADMIN && key == NULL) {
         key = cli_ctl_api__key(a.api_key, "LAUREL_API_KEY", a.data, "api_key", kbuf[0], 256);

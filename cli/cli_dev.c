@@ -129,8 +129,10 @@ static int cli_dev__layout(struct dev *d)
             reuse = id && strcmp(id, d->region[g]) == 0 && json_is_array(reps) &&
                     json_array_size(reps) == d->replicas;
             for (unsigned i = 0; reuse && i < d->replicas; i++) {
-                const char *raft = json_string_value(json_object_get(json_array_get(reps, i), "raft"));
-                const char *rpc = json_string_value(json_object_get(json_array_get(reps, i), "rpc"));
+                const char *raft =
+                    json_string_value(json_object_get(json_array_get(reps, i), "raft"));
+                const char *rpc =
+                    json_string_value(json_object_get(json_array_get(reps, i), "rpc"));
                 reuse = raft && rpc;
                 if (reuse) {
                     snprintf(d->r[g][i].raft, sizeof d->r[g][i].raft, "%s", raft);
@@ -207,10 +209,10 @@ static int cli_dev__write_manifest(struct dev *d)
     json_t *procs = json_array();
     for (unsigned g = 0; g < d->nregions; g++) {
         for (unsigned i = 0; i < d->replicas; i++) {
-            json_array_append_new(procs, json_pack("{s:s,s:s,s:i,s:i,s:s,s:s}", "role", "node",
-                                                   "region", d->region[g], "replica", i + 1,
-                                                   "pid", (int)d->r[g][i].pid, "raft",
-                                                   d->r[g][i].raft, "rpc", d->r[g][i].rpc));
+            json_array_append_new(
+                procs, json_pack("{s:s,s:s,s:i,s:i,s:s,s:s}", "role", "node", "region",
+                                 d->region[g], "replica", i + 1, "pid", (int)d->r[g][i].pid, "raft",
+                                 d->r[g][i].raft, "rpc", d->r[g][i].rpc));
         }
     }
     json_array_append_new(procs, json_pack("{s:s,s:n,s:n,s:i,s:s}", "role", "router", "region",

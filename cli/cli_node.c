@@ -133,16 +133,20 @@ static void cli_node__signal(uv_signal_t *h, int signum)
 
 int cli_node(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"id", required_argument, NULL, 'i'},       {"region", required_argument, NULL, 'r'},
-        {"data", required_argument, NULL, 'd'},     {"peer", required_argument, NULL, 'p'},
-        {"cluster", required_argument, NULL, 'c'},  {"join", no_argument, NULL, 'j'},
-        {"election-ms", required_argument, NULL, 'e'},
-        {"heartbeat-ms", required_argument, NULL, 'b'},
-        {"snapshot-every", required_argument, NULL, 's'},
-        {"sync", no_argument, NULL, 'y'},           {"log-level", required_argument, NULL, 'l'},
-        {"read-barrier", no_argument, NULL, 'R'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"id", required_argument, NULL, 'i'},
+                                         {"region", required_argument, NULL, 'r'},
+                                         {"data", required_argument, NULL, 'd'},
+                                         {"peer", required_argument, NULL, 'p'},
+                                         {"cluster", required_argument, NULL, 'c'},
+                                         {"join", no_argument, NULL, 'j'},
+                                         {"election-ms", required_argument, NULL, 'e'},
+                                         {"heartbeat-ms", required_argument, NULL, 'b'},
+                                         {"snapshot-every", required_argument, NULL, 's'},
+                                         {"sync", no_argument, NULL, 'y'},
+                                         {"log-level", required_argument, NULL, 'l'},
+                                         {"read-barrier", no_argument, NULL, 'R'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
     struct node_config cfg;
     enum log_level level = LOG_INFO;
     const char *cluster = NULL;
@@ -156,7 +160,8 @@ int cli_node(int argc, char **argv)
         case 'd': snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", optarg); break;
         case 'p':
             if (cli_node__peer(&cfg, optarg) != 0) {
-                fprintf(stderr, "laurel node: --peer %s: expected ID=RAFT_HOST:PORT,RPC_HOST:PORT\n",
+                fprintf(stderr,
+                        "laurel node: --peer %s: expected ID=RAFT_HOST:PORT,RPC_HOST:PORT\n",
                         optarg);
                 return 2;
             }
@@ -183,8 +188,9 @@ int cli_node(int argc, char **argv)
     }
     if (cfg.id == 0 || cfg.region[0] == '\0' || cfg.data_dir[0] == '\0' || cfg.npeers == 0 ||
         cfg.election_ms < 50 || cfg.heartbeat_ms == 0 || cfg.heartbeat_ms >= cfg.election_ms) {
-        fprintf(stderr, "laurel node: --id, --region, --data and peers are required "
-                        "(heartbeat < election)\n\n");
+        fprintf(stderr,
+                "laurel node: --id, --region, --data and peers are required "
+                "(heartbeat < election)\n\n");
         cli_node__usage(stderr);
         return 2;
     }

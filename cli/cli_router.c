@@ -186,8 +186,7 @@ int cli_router(int argc, char **argv)
         fprintf(stderr, "laurel router: %s\n", errmsg);
         return 1;
     }
-    fprintf(stderr, "laurel router: serving http://%s with %u region(s)\n", cfg.http,
-            cfg.nregions);
+    fprintf(stderr, "laurel router: serving http://%s with %u region(s)\n", cfg.http, cfg.nregions);
     uv_signal_init(loop, &run.sigint);
     uv_signal_init(loop, &run.sigterm);
     run.sigint.data = run.sigterm.data = &run;

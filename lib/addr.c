@@ -94,8 +94,7 @@ int addr_resolve(const char *s, int passive, struct sockaddr_storage *out, sockl
     if (getaddrinfo(host, NULL, &hints, &ai) != 0 || ai == NULL) {
         return LR_EUNAVAILABLE;
     }
-    if (ai->ai_addrlen > sizeof *out ||
-        (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)) {
+    if (ai->ai_addrlen > sizeof *out || (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)) {
         freeaddrinfo(ai);
         return LR_EUNAVAILABLE;
     }

@@ -33,10 +33,22 @@ static const struct err__row *err__row(int rv)
     return &err__table[rv];
 }
 
-const char *err_message(int rv) { return err__row(rv)->msg; }
-const char *err_api_code(int rv) { return err__row(rv)->api; }
-int err_http_status(int rv) { return err__row(rv)->http; }
-const char *err_name(int rv) { return err__row(rv)->name; }
+const char *err_message(int rv)
+{
+    return err__row(rv)->msg;
+}
+const char *err_api_code(int rv)
+{
+    return err__row(rv)->api;
+}
+int err_http_status(int rv)
+{
+    return err__row(rv)->http;
+}
+const char *err_name(int rv)
+{
+    return err__row(rv)->name;
+}
 
 struct err__map {
     int from;
@@ -57,10 +69,12 @@ static int err__convert(const struct err__map *m, size_t n, int rv, int dflt)
 
 /* LMDB returns MDB_* codes or an errno. */
 static const struct err__map err__mdb[] = {
-    {MDB_SUCCESS, LR_OK},         {MDB_NOTFOUND, LR_ENOTFOUND},   {MDB_KEYEXIST, LR_EEXIST},
-    {MDB_MAP_FULL, LR_EMAPFULL},  {MDB_CORRUPTED, LR_ECORRUPT},   {MDB_PAGE_NOTFOUND, LR_ECORRUPT},
-    {MDB_INVALID, LR_ECORRUPT},   {MDB_VERSION_MISMATCH, LR_ECORRUPT}, {ENOMEM, LR_ENOMEM},
-    {ENOSPC, LR_ENOSPC},          {EINVAL, LR_EINVAL},
+    {MDB_SUCCESS, LR_OK},         {MDB_NOTFOUND, LR_ENOTFOUND},
+    {MDB_KEYEXIST, LR_EEXIST},    {MDB_MAP_FULL, LR_EMAPFULL},
+    {MDB_CORRUPTED, LR_ECORRUPT}, {MDB_PAGE_NOTFOUND, LR_ECORRUPT},
+    {MDB_INVALID, LR_ECORRUPT},   {MDB_VERSION_MISMATCH, LR_ECORRUPT},
+    {ENOMEM, LR_ENOMEM},          {ENOSPC, LR_ENOSPC},
+    {EINVAL, LR_EINVAL},
 };
 
 /* libuv returns 0 or a negative UV_E* code. */
@@ -111,9 +125,18 @@ static const struct err__map err__raft[] = {
     {RAFT_TOOMANY, LR_EUNAVAILABLE},
 };
 
-int err_from_mdb(int mdb_rv) { return ERR__CONVERT(err__mdb, mdb_rv, LR_EIO); }
-int err_from_uv(int uv_rv) { return ERR__CONVERT(err__uv, uv_rv, LR_EIO); }
-int err_from_raft(int raft_rv) { return ERR__CONVERT(err__raft, raft_rv, LR_EINTERNAL); }
+int err_from_mdb(int mdb_rv)
+{
+    return ERR__CONVERT(err__mdb, mdb_rv, LR_EIO);
+}
+int err_from_uv(int uv_rv)
+{
+    return ERR__CONVERT(err__uv, uv_rv, LR_EIO);
+}
+int err_from_raft(int raft_rv)
+{
+    return ERR__CONVERT(err__raft, raft_rv, LR_EINTERNAL);
+}
 
 int errmsg_set(char *errmsg, int rv, const char *fmt, ...)
 {

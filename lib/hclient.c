@@ -291,14 +291,14 @@ int hclient_do(const char *addr, const struct hclient_req *req, int timeout_ms,
         !hclient__clean(addr)) {
         return errmsg_set(errmsg, LR_EINVAL, "line breaks in the request line or a header");
     }
-    n = asprintf(&head,
-                 "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: laurel-ctl\r\n"
-                 "Accept: application/json\r\n%s%s%s%s%zu\r\nConnection: close\r\n\r\n",
-                 req->method, req->target, addr, auth ? "Authorization: Bearer " : "",
-                 auth ? auth : "", auth ? "\r\n" : "",
-                 req->body ? "Content-Type: application/json\r\nContent-Length: "
-                           : "Content-Length: ",
-                 req->body ? req->body_len : (size_t)0);
+    n = asprintf(
+        &head,
+        "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: laurel-ctl\r\n"
+        "Accept: application/json\r\n%s%s%s%s%zu\r\nConnection: close\r\n\r\n",
+        req->method, req->target, addr, auth ? "Authorization: Bearer " : "", auth ? auth : "",
+        auth ? "\r\n" : "",
+        req->body ? "Content-Type: application/json\r\nContent-Length: " : "Content-Length: ",
+        req->body ? req->body_len : (size_t)0);
     if (n < 0) {
         return errmsg_set(errmsg, LR_ENOMEM, "out of memory");
     }

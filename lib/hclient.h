@@ -23,9 +23,9 @@ struct hclient_req {
 
 /** One answer. Filled by hclient_do; the strings belong to it until hclient_resp_free. */
 struct hclient_resp {
-    int status;       /* e.g. 200 */
-    char *head;       /* status line and header lines, NUL-terminated, CRLFs kept; owned */
-    char *body;       /* NUL-terminated (the body itself may hold NULs: see body_len); owned */
+    int status; /* e.g. 200 */
+    char *head; /* status line and header lines, NUL-terminated, CRLFs kept; owned */
+    char *body; /* NUL-terminated (the body itself may hold NULs: see body_len); owned */
     size_t body_len;
 };
 

@@ -1,7 +1,7 @@
 /* lib/log.h — the logger of every laurel process (replica, router, dev). One per process;
- * passed explicitly, never global. Every line carries node=, region= and term=, so lines of three replicas interleaved in one
- * terminal or file still say who wrote them (a router logs with node=0 and its own region
- * label). LOG checks the level before formatting. */
+ * passed explicitly, never global. Every line carries node=, region= and term=, so lines of three
+ * replicas interleaved in one terminal or file still say who wrote them (a router logs with node=0
+ * and its own region label). LOG checks the level before formatting. */
 #ifndef LAUREL_LOG_H
 #define LAUREL_LOG_H
 
@@ -12,10 +12,10 @@ enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 
 struct logger {
     enum log_level level;
-    FILE *out;        /* borrowed */
+    FILE *out; /* borrowed */
     uint64_t node_id;
     char region[65];
-    uint64_t term;    /* updated by the node as raft's term moves */
+    uint64_t term; /* updated by the node as raft's term moves */
 };
 
 /** Initialise @lg writing to @out. */
@@ -28,11 +28,11 @@ void log_emit(struct logger *lg, enum log_level level, const char *fmt, ...)
 /** Parse "error", "warn", "info", "debug". @return 0 or -1. */
 int log_level_parse(const char *s, enum log_level *out);
 
-#define LOG(lg, lvl, ...)                                                                      \
-    do {                                                                                       \
-        if ((lvl) <= (lg)->level) {                                                            \
-            log_emit((lg), (lvl), __VA_ARGS__);                                                \
-        }                                                                                      \
+#define LOG(lg, lvl, ...)                                                                          \
+    do {                                                                                           \
+        if ((lvl) <= (lg)->level) {                                                                \
+            log_emit((lg), (lvl), __VA_ARGS__);                                                    \
+        }                                                                                          \
     } while (0)
 
 #endif

@@ -9,7 +9,10 @@
 #include "err.h"
 #include "hash.h"
 
-void strmap_init(struct strmap *m) { memset(m, 0, sizeof *m); }
+void strmap_init(struct strmap *m)
+{
+    memset(m, 0, sizeof *m);
+}
 
 void strmap_free(struct strmap *m)
 {
@@ -26,8 +29,7 @@ static struct strmap_slot *strmap__find(const struct strmap *m, uint64_t h, cons
     size_t mask = m->cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         struct strmap_slot *s = &m->slots[i];
-        if (s->key == NULL ||
-            (s->hash == h && s->klen == klen && memcmp(s->key, key, klen) == 0)) {
+        if (s->key == NULL || (s->hash == h && s->klen == klen && memcmp(s->key, key, klen) == 0)) {
             return s;
         }
     }
@@ -54,8 +56,7 @@ static int strmap__grow(struct strmap *m)
     m->cap = ncap;
     for (size_t i = 0; i < old.cap; i++) {
         if (old.slots[i].key) {
-            *strmap__find(m, old.slots[i].hash, old.slots[i].key, old.slots[i].klen) =
-                old.slots[i];
+            *strmap__find(m, old.slots[i].hash, old.slots[i].key, old.slots[i].klen) = old.slots[i];
         }
     }
     free(old.slots);

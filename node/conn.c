@@ -12,7 +12,10 @@
 
 static void conn__flush(struct node_conn *c);
 
-size_t conn__queued(const struct node_conn *c) { return c->out.size + c->wbuf.size; }
+size_t conn__queued(const struct node_conn *c)
+{
+    return c->out.size + c->wbuf.size;
+}
 
 static void conn__free(uv_handle_t *h)
 {

@@ -30,7 +30,10 @@ void node_config_defaults(struct node_config *cfg)
     cfg->fast = 1;
 }
 
-int node_exit_status(const struct node *n) { return n->exit_status; }
+int node_exit_status(const struct node *n)
+{
+    return n->exit_status;
+}
 
 static void node__fatal(struct node *n, const char *what)
 {
@@ -108,7 +111,8 @@ void node__reply_not_leader(struct node_conn *c, uint64_t id)
     conn__send(c, n->scratch.data, n->scratch.size);
 }
 
-/* ---- writes ------------------------------------------------------------------------------------- */
+/* ---- writes -------------------------------------------------------------------------------------
+ */
 
 static void node__batch_free(struct node_batch *b)
 {
@@ -276,7 +280,8 @@ static void node__flush_batch(struct node *n)
     n->inflight_tail = b;
 }
 
-/* ---- the FSM's report: answer writers, feed subscribers ---------------------------------------- */
+/* ---- the FSM's report: answer writers, feed subscribers ----------------------------------------
+ */
 
 static void node__answer_batch(struct node *n, struct node_batch *b, const struct fsm_applied *a)
 {
@@ -335,7 +340,8 @@ static void node__fsm_fatal(void *data, int rv, const char *msg)
     node__fatal(n, what);
 }
 
-/* ---- reads ---------------------------------------------------------------------------------------- */
+/* ---- reads
+ * ---------------------------------------------------------------------------------------- */
 
 /* Run @q now and answer request @id on @c. */
 static void node__answer_query(struct node *n, struct node_conn *c, uint64_t id,
@@ -455,7 +461,8 @@ static void node__op_query(struct node_conn *c, struct node_req *req)
     n->reads_next = r;
 }
 
-/* ---- the loop turn -------------------------------------------------------------------------------- */
+/* ---- the loop turn
+ * -------------------------------------------------------------------------------- */
 
 static void node__check(uv_check_t *h)
 {
@@ -491,7 +498,8 @@ static void node__tick(uv_timer_t *t)
     }
 }
 
-/* ---- the op table ------------------------------------------------------------------------------ */
+/* ---- the op table ------------------------------------------------------------------------------
+ */
 
 /* Generated from PROTO_OPS and indexed by op code: each op's flags and its node__op_<name>, so
  * an op added to proto.h without its handler here does not build. */
@@ -520,8 +528,8 @@ void node__request(struct node_conn *c, const char *frame, size_t len)
         rv = proto_msg_decode(&up.data, &r.m);
     }
     if (rv != 0) {
-        node__reply_error(c, 0, rv, rv == LR_EVERSION ? "unsupported protocol version"
-                                                      : "malformed request");
+        node__reply_error(c, 0, rv,
+                          rv == LR_EVERSION ? "unsupported protocol version" : "malformed request");
         conn__close(c, "malformed request");
         goto out;
     }
@@ -531,8 +539,7 @@ void node__request(struct node_conn *c, const char *frame, size_t len)
         goto out;
     }
     /* A query's args say whether any replica may answer it, so they are judged first. */
-    if ((op->flags & PROTO_F_STALE) &&
-        proto_query_decode(r.m.body, &r.q, &r.stale, errmsg) != 0) {
+    if ((op->flags & PROTO_F_STALE) && proto_query_decode(r.m.body, &r.q, &r.stale, errmsg) != 0) {
         node__reply_error(c, r.m.id, LR_EINVAL, errmsg);
         goto out;
     }
@@ -570,8 +577,7 @@ static void node__append_done(struct raft_io_append *req, int status)
 }
 
 static int node__append(struct raft_io *io, struct raft_io_append *req,
-                        const struct raft_entry entries[], unsigned nentries,
-                        raft_io_append_cb cb)
+                        const struct raft_entry entries[], unsigned nentries, raft_io_append_cb cb)
 {
     struct node *n = (struct node *)((char *)io - offsetof(struct node, io));
     struct node__append *w = malloc(sizeof *w);
@@ -591,7 +597,8 @@ static int node__append(struct raft_io *io, struct raft_io_append *req,
     return rv;
 }
 
-/* ---- start and stop ------------------------------------------------------------------------------ */
+/* ---- start and stop
+ * ------------------------------------------------------------------------------ */
 
 /* libraft's trace, at LOG_DEBUG, with the replica's identity like every other line. */
 static void node__trace(struct raft_tracer *t, const char *file, int line, const char *message)
@@ -695,8 +702,8 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     uv_timer_init(loop, &n->tick);
     n->tick.data = n;
     uv_timer_start(&n->tick, node__tick, 1000, 1000);
-    LOG(log, LOG_INFO, "replica started: raft %s, rpc %s, data %s, applied %llu", me->raft,
-        me->rpc, cfg->data_dir, (unsigned long long)shard_applied_index(n->fsm.shard));
+    LOG(log, LOG_INFO, "replica started: raft %s, rpc %s, data %s, applied %llu", me->raft, me->rpc,
+        cfg->data_dir, (unsigned long long)shard_applied_index(n->fsm.shard));
     *out = n;
     return 0;
 
@@ -740,7 +747,10 @@ static void node__finish(struct node *n)
     }
 }
 
-static void node__handle_closed(uv_handle_t *h) { node__finish(h->data); }
+static void node__handle_closed(uv_handle_t *h)
+{
+    node__finish(h->data);
+}
 
 static void node__raft_closed(struct raft *r)
 {

@@ -28,14 +28,14 @@ struct node_config {
     char data_dir[4000];
     struct node_peer peers[NODE_MAX_PEERS]; /* the initial voters, this node among them */
     unsigned npeers;
-    int join;                   /* 1: started empty, waits to be added (no bootstrap) */
-    unsigned election_ms;       /* default 1000 */
-    unsigned heartbeat_ms;      /* default 100 */
+    int join;                    /* 1: started empty, waits to be added (no bootstrap) */
+    unsigned election_ms;        /* default 1000 */
+    unsigned heartbeat_ms;       /* default 100 */
     unsigned snapshot_threshold; /* entries between snapshots; default 8192 */
     unsigned snapshot_trailing;  /* entries kept after a snapshot; default 4096 */
-    int fast;                   /* LMDB fast mode (docs/durability.md); default 1 */
-    int read_barrier;           /* 1: every read waits for a raft barrier (docs/durability.md,
-                                   "Reads"); default 0: leader reads */
+    int fast;                    /* LMDB fast mode (docs/durability.md); default 1 */
+    int read_barrier;            /* 1: every read waits for a raft barrier (docs/durability.md,
+                                    "Reads"); default 0: leader reads */
 };
 
 struct node; /* Opaque. */

@@ -8,7 +8,8 @@
 #include "../lib/addr.h"
 #include "node_int.h"
 
-/* ---- status and membership ------------------------------------------------------------------------- */
+/* ---- status and membership
+ * ------------------------------------------------------------------------- */
 
 static const char *node__role(int state)
 {

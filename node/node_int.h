@@ -26,7 +26,7 @@ struct node_conn {
     uv_write_t wreq;
     int writing;
     int closing;
-    unsigned refs;        /* waiters, reads and the subscription holding this conn */
+    unsigned refs; /* waiters, reads and the subscription holding this conn */
     int reading;
     struct node_sub *sub;
     struct node_conn *prev, *next;
@@ -73,7 +73,7 @@ struct node_batch {
 struct node_read {
     struct node_conn *c;
     uint64_t req_id;
-    char *frame;      /* the request's bytes: the query borrows its strings */
+    char *frame; /* the request's bytes: the query borrows its strings */
     msgpack_unpacked up;
     struct shard_query q;
     struct node_read *next;
@@ -95,17 +95,17 @@ struct node {
     uv_timer_t tick;
     struct node_conn *conns;
     struct node_sub *subs;
-    struct node_batch *open;      /* filling during this loop turn */
-    struct node_batch *inflight;  /* proposed, in index order */
+    struct node_batch *open;     /* filling during this loop turn */
+    struct node_batch *inflight; /* proposed, in index order */
     struct node_batch *inflight_tail;
     struct node_read *reads_next; /* wait for the next barrier */
     struct node_read *reads_now;  /* wait for the barrier in flight */
     struct raft_barrier barrier;
     int barrier_busy;
-    uint64_t read_term; /* the term of the last barrier that completed: leader reads need it */
-    msgpack_sbuffer scratch;      /* answers being built */
-    msgpack_sbuffer qans;         /* a query's answer, before it is framed into scratch */
-    char rbuf[64 * 1024];         /* socket reads of this loop */
+    uint64_t read_term;      /* the term of the last barrier that completed: leader reads need it */
+    msgpack_sbuffer scratch; /* answers being built */
+    msgpack_sbuffer qans;    /* a query's answer, before it is framed into scratch */
+    char rbuf[64 * 1024];    /* socket reads of this loop */
     int stopping;
     unsigned closing_handles;
     void (*stop_cb)(void *data);

@@ -10,7 +10,7 @@
 #define NODE__PUMP_ENTRIES 64 /* event-log entries sent per subscriber per loop turn */
 
 void node__send_events(struct node_sub *s, uint64_t index, uint32_t nev, const char *buf,
-                              size_t len)
+                       size_t len)
 {
     struct node *n = s->c->n;
     msgpack_packer pk = node__packer(n);
@@ -32,7 +32,8 @@ void node__drop_slow(struct node_sub *s)
     conn__close(c, "slow subscriber");
 }
 
-/* ---- subscriptions ------------------------------------------------------------------------------ */
+/* ---- subscriptions ------------------------------------------------------------------------------
+ */
 
 void node__unsubscribe(struct node_conn *c)
 {
@@ -125,8 +126,7 @@ void node__pump(struct node *n, struct node_sub *s)
             return;
         }
     }
-    rv = shard_events_read(n->fsm.shard, s->next, NODE__PUMP_ENTRIES, node__pump_one, &p,
-                           &first);
+    rv = shard_events_read(n->fsm.shard, s->next, NODE__PUMP_ENTRIES, node__pump_one, &p, &first);
     if (rv != 0) {
         node__reply_error(s->c, s->req_id, rv, "subscribe: event log unreadable");
         conn__close(s->c, "event log unreadable");
@@ -137,4 +137,3 @@ void node__pump(struct node *n, struct node_sub *s)
         s->next = applied + 1;
     }
 }
-

@@ -24,7 +24,8 @@ struct client_reply {
     const msgpack_object *body; /* valid until the next recv on this client */
 };
 
-/** Connect to @addr (host:port, [v6]:port or name:port; lib/addr.h) within @timeout_ms. @return 0 or LR_E* with errmsg. */
+/** Connect to @addr (host:port, [v6]:port or name:port; lib/addr.h) within @timeout_ms. @return 0
+ * or LR_E* with errmsg. */
 int client_connect(struct client *c, const char *addr, int timeout_ms);
 
 /** Close (idempotent). */

@@ -11,30 +11,29 @@
 const char *proto_op_name(int op)
 {
     switch (op) {
-#define PROTO__NAME(code, NAME, name, flags)                                                   \
-    case code:                                                                                 \
-        return #name;
+#define PROTO__NAME(code, NAME, name, flags)                                                       \
+    case code: return #name;
         PROTO_OPS(PROTO__NAME)
 #undef PROTO__NAME
-    default:
-        return NULL;
+    default: return NULL;
     }
 }
 
 unsigned proto_op_flags(int op)
 {
     switch (op) {
-#define PROTO__FLAGS(code, NAME, name, flags)                                                  \
-    case code:                                                                                 \
-        return (unsigned)(flags);
+#define PROTO__FLAGS(code, NAME, name, flags)                                                      \
+    case code: return (unsigned)(flags);
         PROTO_OPS(PROTO__FLAGS)
 #undef PROTO__FLAGS
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
-void proto_reader_init(struct proto_reader *r) { memset(r, 0, sizeof *r); }
+void proto_reader_init(struct proto_reader *r)
+{
+    memset(r, 0, sizeof *r);
+}
 
 void proto_reader_free(struct proto_reader *r)
 {
@@ -375,8 +374,8 @@ int proto_query_decode(const msgpack_object *o, struct shard_query *q, int *stal
         /* Unknown keys are ignored: newer routers may send fields older nodes do not know. */
 #undef KEY
         if (rv) {
-            return errmsg_set(errmsg, LR_EINVAL, "query: bad value for %.*s",
-                              (int)k->via.str.size, k->via.str.ptr);
+            return errmsg_set(errmsg, LR_EINVAL, "query: bad value for %.*s", (int)k->via.str.size,
+                              k->via.str.ptr);
         }
     }
     return 0;

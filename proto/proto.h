@@ -54,20 +54,20 @@ enum proto_flag {
 };
 
 /* X(code, NAME, name, flags): the wire code, the enum name, the wire name and the flags. */
-#define PROTO_OPS(X)                                                                           \
-    X(1, SUBMIT, submit, PROTO_F_LEADER)                                                       \
-    X(2, QUERY, query, PROTO_F_LEADER | PROTO_F_STALE)                                         \
-    X(3, STATUS, status, 0)                                                                    \
-    X(4, SUBSCRIBE, subscribe, PROTO_F_ADMIN | PROTO_F_STREAM)                                 \
-    X(5, ADD, add, PROTO_F_LEADER | PROTO_F_ADMIN)                                             \
-    X(6, REMOVE, remove, PROTO_F_LEADER | PROTO_F_ADMIN)                                       \
+#define PROTO_OPS(X)                                                                               \
+    X(1, SUBMIT, submit, PROTO_F_LEADER)                                                           \
+    X(2, QUERY, query, PROTO_F_LEADER | PROTO_F_STALE)                                             \
+    X(3, STATUS, status, 0)                                                                        \
+    X(4, SUBSCRIBE, subscribe, PROTO_F_ADMIN | PROTO_F_STREAM)                                     \
+    X(5, ADD, add, PROTO_F_LEADER | PROTO_F_ADMIN)                                                 \
+    X(6, REMOVE, remove, PROTO_F_LEADER | PROTO_F_ADMIN)                                           \
     X(7, TRANSFER, transfer, PROTO_F_LEADER | PROTO_F_ADMIN)
 
 enum proto_op {
 #define PROTO__ENUM(code, NAME, name, flags) PROTO_OP_##NAME = code,
     PROTO_OPS(PROTO__ENUM)
 #undef PROTO__ENUM
-    PROTO_OP__END /* one past the highest code: the codes above are listed in order */
+        PROTO_OP__END /* one past the highest code: the codes above are listed in order */
 };
 
 /** Name of @op ("submit", ...), or NULL when @op is not one of PROTO_OPS. */

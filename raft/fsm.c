@@ -124,15 +124,15 @@ static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, void *
     f->applied_entries++;
     f->applied_commands += f->nresults;
     if (f->hooks.applied) {
-        struct fsm_applied a = {index,       buf,        f->nresults, f->status,
-                                f->replayed, f->off,     f->len,      &f->results,
-                                f->nevents,  &f->events};
+        struct fsm_applied a = {index,  buf,    f->nresults, f->status,  f->replayed,
+                                f->off, f->len, &f->results, f->nevents, &f->events};
         f->hooks.applied(f->hooks.data, &a);
     }
     return 0;
 }
 
-/* ---- snapshot and restore ----------------------------------------------------------------------- */
+/* ---- snapshot and restore -----------------------------------------------------------------------
+ */
 
 /* The snapshot is one buffer: the bytes of a compact copy of the environment. libraft keeps
  * it in memory while it writes and sends it, so its size is bounded by the data, not by the

@@ -25,9 +25,9 @@ struct fsm_applied {
     uint64_t index;
     const struct raft_buffer *entry; /* the entry as applied (raft's buffer) */
     uint32_t nresults;
-    const int *status;      /* per command */
-    const int *replayed;    /* per command */
-    const size_t *off;      /* per command: body at results->data + off[i] */
+    const int *status;   /* per command */
+    const int *replayed; /* per command */
+    const size_t *off;   /* per command: body at results->data + off[i] */
     const size_t *len;
     const msgpack_sbuffer *results;
     uint32_t nevents;

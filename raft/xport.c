@@ -44,16 +44,16 @@ struct xport__dial {
     struct xport *x;
     struct raft_uv_connect *req; /* raft's; completed exactly once */
     enum xport__stage stage;
-    int status;                  /* RAFT_* given to raft once the TCP handle is closed */
+    int status; /* RAFT_* given to raft once the TCP handle is closed */
     uv_work_t work;
-    int resolve_rv;              /* written on the thread pool, read after it */
+    int resolve_rv; /* written on the thread pool, read after it */
     struct sockaddr_storage sa;
     socklen_t salen;
-    uv_tcp_t *tcp;               /* raft_malloc'd: raft frees it once it is handed over */
+    uv_tcp_t *tcp; /* raft_malloc'd: raft frees it once it is handed over */
     uv_connect_t connect;
     uv_write_t write;
     struct xport__dial *prev, *next;
-    char address[];              /* the peer's, copied */
+    char address[]; /* the peer's, copied */
 };
 
 /* One accepted connection, until its handshake is read or it is closed. */
@@ -70,7 +70,7 @@ struct xport__incoming {
 struct xport {
     struct raft_uv_transport *t; /* the interface implemented (t->data is raft's) */
     uv_loop_t *loop;
-    struct logger *log;          /* borrowed */
+    struct logger *log; /* borrowed */
     unsigned timeout_ms;
     raft_id id;
     char address[HANDSHAKE_ADDRESS_MAX];
@@ -79,16 +79,16 @@ struct xport {
     struct sockaddr_storage bind_sa;
     socklen_t bind_len;
     uv_tcp_t listener;
-    uv_timer_t timer;            /* closes the oldest incoming at its deadline */
+    uv_timer_t timer; /* closes the oldest incoming at its deadline */
     raft_uv_accept_cb accept_cb;
     raft_uv_transport_close_cb close_cb;
     struct xport__incoming *in_head, *in_tail; /* oldest first */
     unsigned n_in;
     struct xport__dial *dials;
-    unsigned closing_handles;    /* uv_close called, close callback not yet run */
-    int inited;                  /* init ran: listener and timer are in the loop */
-    int closing;                 /* close ran */
-    int closed;                  /* ... and its callback fired */
+    unsigned closing_handles; /* uv_close called, close callback not yet run */
+    int inited;               /* init ran: listener and timer are in the loop */
+    int closing;              /* close ran */
+    int closed;               /* ... and its callback fired */
 };
 
 /* ---- closing --------------------------------------------------------------------------------- */
@@ -351,8 +351,7 @@ static void xport__dial_abort(struct xport__dial *d, int status)
 
 static void xport__dial_fail(struct xport__dial *d, const char *what, int uv_rv)
 {
-    LOG(d->x->log, LOG_DEBUG, "xport: connect to %s: %s: %s", d->address, what,
-        uv_strerror(uv_rv));
+    LOG(d->x->log, LOG_DEBUG, "xport: connect to %s: %s: %s", d->address, what, uv_strerror(uv_rv));
     xport__dial_abort(d, RAFT_NOCONNECTION);
 }
 
@@ -413,8 +412,7 @@ static void xport__resolved(uv_work_t *w, int status)
         return;
     }
     if (d->resolve_rv != 0) {
-        LOG(x->log, LOG_DEBUG, "xport: connect to %s: %s", d->address,
-            err_message(d->resolve_rv));
+        LOG(x->log, LOG_DEBUG, "xport: connect to %s: %s", d->address, err_message(d->resolve_rv));
         xport__dial_done(d, RAFT_NOCONNECTION, NULL);
         return;
     }
@@ -426,8 +424,7 @@ static void xport__resolved(uv_work_t *w, int status)
     d->tcp->data = d;
     d->stage = XPORT__CONNECTING;
     d->connect.data = d;
-    int rv = uv_tcp_connect(&d->connect, d->tcp, (const struct sockaddr *)&d->sa,
-                            xport__connected);
+    int rv = uv_tcp_connect(&d->connect, d->tcp, (const struct sockaddr *)&d->sa, xport__connected);
     if (rv != 0) {
         xport__dial_fail(d, "tcp", rv);
     }
@@ -468,15 +465,14 @@ static int xport__listen(struct raft_uv_transport *t, raft_uv_accept_cb cb)
     x->accept_cb = cb;
     if ((rv = uv_tcp_bind(&x->listener, (const struct sockaddr *)&x->bind_sa, 0)) != 0 ||
         (rv = uv_listen((uv_stream_t *)&x->listener, XPORT__BACKLOG, xport__accepted)) != 0) {
-        snprintf(t->errmsg, sizeof t->errmsg, "listen on %.160s: %s", x->address,
-                 uv_strerror(rv));
+        snprintf(t->errmsg, sizeof t->errmsg, "listen on %.160s: %s", x->address, uv_strerror(rv));
         return RAFT_IOERR;
     }
     return 0;
 }
 
-static int xport__connect(struct raft_uv_transport *t, struct raft_uv_connect *req,
-                          raft_id id, const char *address, raft_uv_connect_cb cb)
+static int xport__connect(struct raft_uv_transport *t, struct raft_uv_connect *req, raft_id id,
+                          const char *address, raft_uv_connect_cb cb)
 {
     struct xport *x = t->impl;
     size_t n = strlen(address);

@@ -61,7 +61,10 @@ struct evstream {
     char rbuf[64 * 1024];
 };
 
-static uint64_t evstream__now(const struct evstream *s) { return uv_now(s->loop); }
+static uint64_t evstream__now(const struct evstream *s)
+{
+    return uv_now(s->loop);
+}
 
 /* Free @s once evstream_close was called and nothing of it is left on the loop. */
 static void evstream__maybe_done(struct evstream *s)
@@ -283,8 +286,7 @@ static void evstream__connect(struct evstream *s)
     s->state = ES_CONNECTING;
     s->last_rx = evstream__now(s);
     uv_tcp_nodelay(&s->tcp, 1);
-    if (uv_tcp_connect(&s->creq, &s->tcp, (const struct sockaddr *)&sa, evstream__connected) !=
-        0) {
+    if (uv_tcp_connect(&s->creq, &s->tcp, (const struct sockaddr *)&sa, evstream__connected) != 0) {
         evstream__drop(s);
     }
 }

@@ -30,7 +30,10 @@
 
 /* ---- messages ------------------------------------------------------------------------------ */
 
-void gateway_msg_ref(struct gateway_msg *m) { m->refs++; }
+void gateway_msg_ref(struct gateway_msg *m)
+{
+    m->refs++;
+}
 
 void gateway_msg_unref(struct gateway_msg *m)
 {
@@ -86,7 +89,10 @@ struct gateway__replay {
     struct gateway__replay *prev, *next; /* g->replays */
 };
 
-static uint64_t gateway__now(const struct gateway *g) { return uv_now(g->loop); }
+static uint64_t gateway__now(const struct gateway *g)
+{
+    return uv_now(g->loop);
+}
 
 static int gateway__region_index(const struct gateway *g, const char *id)
 {
@@ -153,7 +159,7 @@ static int gateway__player_topic(const msgpack_object *ev, char *out, size_t cap
 /* One event of a follower: to the player's topic, and into the board tops. */
 static void gateway__dispatch(struct gateway *g, unsigned region, const msgpack_object *ev)
 {
-    char name[sizeof ((struct gateway__topic *)0)->name];
+    char name[sizeof((struct gateway__topic *)0)->name];
     const msgpack_object *type = proto_map_get(ev, "type");
     g->st.events++;
     if (gateway__player_topic(ev, name, sizeof name) == 0) {
@@ -201,8 +207,8 @@ static void gateway__follower_closed(void *data)
 
 static void gateway__send_error(struct gateway_client *cl, int code, const char *msg)
 {
-    json_t *j = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "code",
-                          err_api_code(code), "message", msg);
+    json_t *j = json_pack("{s:s,s:{s:s,s:s}}", "type", "error", "error", "code", err_api_code(code),
+                          "message", msg);
     struct gateway_msg *m = gateway_msg_json(j);
     json_decref(j);
     if (m) {
@@ -247,7 +253,7 @@ static void gateway__replay_close(struct gateway__replay *rp)
 /* One event of a replay: to its client, when its player topic is one the replay covers. */
 static void gateway__replay_event(struct gateway__replay *rp, const msgpack_object *ev)
 {
-    char name[sizeof ((struct gateway__topic *)0)->name];
+    char name[sizeof((struct gateway__topic *)0)->name];
     if (rp->cl == NULL || gateway__player_topic(ev, name, sizeof name) != 0) {
         return;
     }
@@ -325,13 +331,14 @@ static struct gateway__topic *gateway__topic_new(struct gateway *g, const char *
             }
         }
     } else {
-        snprintf(err, errcap, "unknown topic %.200s: use player:<id>, board:<id> or "
-                              "board:<id>:region:<r>", name);
+        snprintf(err, errcap,
+                 "unknown topic %.200s: use player:<id>, board:<id> or "
+                 "board:<id>:region:<r>",
+                 name);
         return NULL;
     }
-    if (len >= sizeof ((struct gateway__topic *)0)->name || !valid_id(id, idlen, VALID_ID_MAX)) {
-        snprintf(err, errcap, "topic %.200s: ids are 1 to 64 characters of [A-Za-z0-9_.-]",
-                 name);
+    if (len >= sizeof((struct gateway__topic *)0)->name || !valid_id(id, idlen, VALID_ID_MAX)) {
+        snprintf(err, errcap, "topic %.200s: ids are 1 to 64 characters of [A-Za-z0-9_.-]", name);
         return NULL;
     }
     *rv = LR_ENOMEM;
@@ -431,8 +438,7 @@ void gateway_client_free(struct gateway_client *cl)
     gateway__maybe_done(g);
 }
 
-int gateway_client_subscribe(struct gateway_client *cl, const char *topic, char *err,
-                             size_t errcap)
+int gateway_client_subscribe(struct gateway_client *cl, const char *topic, char *err, size_t errcap)
 {
     struct gateway *g = cl->g;
     int rv;
@@ -531,8 +537,8 @@ int gateway_client_resume(struct gateway_client *cl, const char *region, uint64_
         }
     }
     /* From the replica the follower is on: it holds at least up to the stop. */
-    struct evstream_config cfg = {.from = after + 1, .stop = fs.index, .replica = fs.replica,
-                                  .timeout_ms = g->timeout_ms};
+    struct evstream_config cfg = {
+        .from = after + 1, .stop = fs.index, .replica = fs.replica, .timeout_ms = g->timeout_ms};
     if ((rv = evstream_new(g->loop, g->up[r], &cfg, gateway__on_replay, rp, &rp->es)) != 0) {
         goto err_after_replay_alloc;
     }
@@ -568,8 +574,7 @@ void gateway_stats_get(const struct gateway *g, struct gateway_stats *st)
     }
 }
 
-void gateway_stream_stats_get(const struct gateway *g, unsigned i,
-                              struct gateway_stream_stats *st)
+void gateway_stream_stats_get(const struct gateway *g, unsigned i, struct gateway_stream_stats *st)
 {
     assert(i < g->nregions);
     const struct gateway__follower *f = &g->follow[i];
@@ -629,8 +634,7 @@ int gateway_new(uv_loop_t *loop, const struct gateway_region *regions, unsigned 
     strmap_init(&g->boards);
     for (unsigned i = 0; i < n; i++) {
         struct gateway__follower *f = &g->follow[i];
-        struct evstream_config cfg = {.from = 0, .stop = 0, .replica = 0,
-                                      .timeout_ms = timeout_ms};
+        struct evstream_config cfg = {.from = 0, .stop = 0, .replica = 0, .timeout_ms = timeout_ms};
         snprintf(g->region[i], sizeof g->region[i], "%s", regions[i].id);
         g->up[i] = regions[i].u;
         f->g = g;

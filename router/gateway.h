@@ -100,28 +100,27 @@ int gateway_client_resume(struct gateway_client *cl, const char *region, uint64_
 
 /** Counters for /metrics and the bench: monotonic since gateway_new, but the gauges. */
 struct gateway_stats {
-    uint64_t events;      /* events received from the region streams */
-    uint64_t delivered;   /* messages handed to clients (one per receiver) */
-    uint64_t reconnects;  /* region streams' connections to a replica, the first ones too */
-    uint64_t replays;     /* resume streams started (gateway_client_resume) */
-    uint64_t resyncs;     /* region streams that asked for an index the log no longer held */
-    uint64_t seeds;       /* board top queries (seeds and re-seeds) */
+    uint64_t events;          /* events received from the region streams */
+    uint64_t delivered;       /* messages handed to clients (one per receiver) */
+    uint64_t reconnects;      /* region streams' connections to a replica, the first ones too */
+    uint64_t replays;         /* resume streams started (gateway_client_resume) */
+    uint64_t resyncs;         /* region streams that asked for an index the log no longer held */
+    uint64_t seeds;           /* board top queries (seeds and re-seeds) */
     unsigned clients, topics; /* gauges */
-    unsigned boards;      /* gauge: boards whose top is kept */
+    unsigned boards;          /* gauge: boards whose top is kept */
 };
 /** Copy @g's counters into *@st. */
 void gateway_stats_get(const struct gateway *g, struct gateway_stats *st);
 
 /** One region's stream, for /metrics. */
 struct gateway_stream_stats {
-    uint64_t index;      /* the last index it delivered (0 before the first) */
-    uint64_t connects;   /* its connections to a replica */
-    int replica;         /* the replica it is subscribed on (its position in the region's
-                            upstream, from 0), or -1 while it is not */
+    uint64_t index;    /* the last index it delivered (0 before the first) */
+    uint64_t connects; /* its connections to a replica */
+    int replica;       /* the replica it is subscribed on (its position in the region's
+                          upstream, from 0), or -1 while it is not */
 };
 /** Region @i's stream (@i < the regions given to gateway_new) into *@st. */
-void gateway_stream_stats_get(const struct gateway *g, unsigned i,
-                              struct gateway_stream_stats *st);
+void gateway_stream_stats_get(const struct gateway *g, unsigned i, struct gateway_stream_stats *st);
 
 /** Index of the last event region @i's stream delivered (0 before the first). */
 uint64_t gateway_region_index(const struct gateway *g, unsigned i);

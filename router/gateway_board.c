@@ -87,7 +87,10 @@ struct gateway_board__query {
 static void gateway_board__seed(struct gateway_board *b);
 static void gateway_board__seed_region(struct gateway_board *b, unsigned region);
 
-static uint64_t gateway_board__now(const struct gateway *g) { return uv_now(g->loop); }
+static uint64_t gateway_board__now(const struct gateway *g)
+{
+    return uv_now(g->loop);
+}
 
 static void gateway_board__free(struct gateway_board *b)
 {
@@ -371,7 +374,7 @@ static void gateway_board__seed(struct gateway_board *b)
 /* The first GATEWAY_BOARD__TOP of the merge of the regions' lists (only @only's when
  * @only >= 0). */
 static void gateway_board__merge(const struct gateway_board *b, int only,
-                               struct gateway_board__top *out)
+                                 struct gateway_board__top *out)
 {
     unsigned at[ROUTER_MAX_REGIONS] = {0};
     out->n = 0;
@@ -413,7 +416,7 @@ static void gateway_board__send_top(struct gateway_board *b, int scope,
                                     struct gateway_client *only)
 {
     struct gateway *g = b->g;
-    char name[sizeof ((struct gateway__topic *)0)->name], sc[80];
+    char name[sizeof((struct gateway__topic *)0)->name], sc[80];
     if (scope < 0) {
         snprintf(name, sizeof name, "board:%s", b->id);
         snprintf(sc, sizeof sc, "global");
@@ -430,11 +433,11 @@ static void gateway_board__send_top(struct gateway_board *b, int scope,
         char at[40];
         const struct gateway_board__entry *e = &top->v[i];
         timefmt_rfc3339(e->t, at);
-        json_array_append_new(arr, json_pack("{s:I,s:s#,s:I,s:I,s:s,s:s}", "rank",
-                                             (json_int_t)(i + 1), "player_id", e->id,
-                                             (int)e->idlen, "score", (json_int_t)e->score,
-                                             "subscore", (json_int_t)e->subscore,
-                                             "updated_at", at, "region", g->region[e->region]));
+        json_array_append_new(
+            arr,
+            json_pack("{s:I,s:s#,s:I,s:I,s:s,s:s}", "rank", (json_int_t)(i + 1), "player_id", e->id,
+                      (int)e->idlen, "score", (json_int_t)e->score, "subscore",
+                      (json_int_t)e->subscore, "updated_at", at, "region", g->region[e->region]));
     }
     json_t *j = arr ? json_pack("{s:s,s:s,s:s,s:o}", "type", "leaderboard.changed", "board_id",
                                 b->id, "scope", sc, "top", arr)
@@ -485,8 +488,7 @@ void gateway_board__greet(struct gateway_board *b, int scope, struct gateway_cli
 {
     if (b->flushed) {
         /* The others hold the top already sent: the newcomer gets the same, alone. */
-        gateway_board__send_top(b, scope, scope < 0 ? &b->sent_global : &b->sent_region[scope],
-                                cl);
+        gateway_board__send_top(b, scope, scope < 0 ? &b->sent_global : &b->sent_region[scope], cl);
     }
 }
 

@@ -42,8 +42,8 @@ struct gateway {
     unsigned timeout_ms;
     struct gateway__follower follow[ROUTER_MAX_REGIONS];
     struct gateway__replay *replays; /* resumes in flight (gateway.c) */
-    struct strmap topics; /* name -> struct gateway__topic */
-    struct strmap boards; /* board id -> struct gateway_board */
+    struct strmap topics;            /* name -> struct gateway__topic */
+    struct strmap boards;            /* board id -> struct gateway_board */
     uv_timer_t tick;
     unsigned handles;   /* the tick and the followers, until their close callbacks */
     unsigned pending;   /* upstream calls in flight (board seeds) */

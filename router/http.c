@@ -62,8 +62,8 @@ enum {
     HTTP__MALFORMED,
     HTTP__CHUNKED,
     HTTP__UPGRADE,
-    HTTP__WS_FULL,    /* ws_admit: WS_REFUSE_MAX_CONNS or WS_REFUSE_STOPPING */
-    HTTP__WS_PER_IP,  /* ws_admit: WS_REFUSE_PER_IP */
+    HTTP__WS_FULL,   /* ws_admit: WS_REFUSE_MAX_CONNS or WS_REFUSE_STOPPING */
+    HTTP__WS_PER_IP, /* ws_admit: WS_REFUSE_PER_IP */
     HTTP__REFUSAL_N
 };
 
@@ -117,7 +117,7 @@ struct http {
     void (*done)(void *data);
     void *done_data;
     char iface[64]; /* the address to listen on, numeric; "" for every interface */
-    int v6;          /* iface is IPv6 (or every IPv6 and IPv4 interface) */
+    int v6;         /* iface is IPv6 (or every IPv6 and IPv4 interface) */
 };
 
 /* ---- requests ------------------------------------------------------------------------------- */
@@ -274,9 +274,8 @@ static size_t http__layout(struct lws *wsi, int status, const char *ctype, const
     int clen_n = snprintf(clen, sizeof clen, "%zu", len);
     unsigned code = (unsigned)status | LWSAHH_FLAG_NO_SERVER_NAME;
     if (lws_add_http_header_status(wsi, code, &p, end) != 0 ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-                                     (const unsigned char *)ctype, (int)strlen(ctype), &p,
-                                     end) != 0 ||
+        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)ctype,
+                                     (int)strlen(ctype), &p, end) != 0 ||
         lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
                                      (const unsigned char *)clen, clen_n, &p, end) != 0 ||
         (size_t)(end - p) < extra_len + 2 + send_len) {
@@ -460,8 +459,8 @@ static int http__refuse_upgrade(struct http *h, struct lws *wsi, int which)
     int status = http__refusals[which].status;
     unsigned char buf[LWS_PRE + HTTP__HEAD_ROOM + 160];
     size_t n = http__layout(wsi, status, HTTP_JSON, body, strlen(body),
-                            status == 503 || status == 429 ? "Retry-After: 1\r\n" : NULL, 1,
-                            buf, sizeof buf);
+                            status == 503 || status == 429 ? "Retry-After: 1\r\n" : NULL, 1, buf,
+                            sizeof buf);
     if (n == 0) {
         return -1;
     }
@@ -486,12 +485,9 @@ static int http__confirm_upgrade(struct http *h, struct lws *wsi, const char *ty
         lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) > 0 &&
         strcmp(path, "/v1/ws") == 0) {
         switch (ws_admit(h->ws, wsi)) {
-            case 0:
-                return 0;
-            case WS_REFUSE_PER_IP:
-                return http__refuse_upgrade(h, wsi, HTTP__WS_PER_IP);
-            default:
-                return http__refuse_upgrade(h, wsi, HTTP__WS_FULL);
+        case 0: return 0;
+        case WS_REFUSE_PER_IP: return http__refuse_upgrade(h, wsi, HTTP__WS_PER_IP);
+        default: return http__refuse_upgrade(h, wsi, HTTP__WS_FULL);
         }
     }
     return http__refuse_upgrade(h, wsi, HTTP__UPGRADE);
@@ -515,27 +511,22 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         return -1; /* lws always gives our protocol its per-session data; never trust it less */
     }
     switch (reason) {
-        case LWS_CALLBACK_HTTP:
-            return http__on_request(h, wsi, c, in);
-        case LWS_CALLBACK_HTTP_BODY:
-            return http__on_body(c->req, in, len);
-        case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-            if (c->req != NULL && !c->req->dispatched) {
-                http__dispatch(c->req);
-            }
-            return 0;
-        case LWS_CALLBACK_HTTP_WRITEABLE:
-            return http__on_writeable(wsi, c);
-        case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-            return http__confirm_upgrade(h, wsi, in);
-        case LWS_CALLBACK_CLOSED_HTTP:
-        case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* also at each transaction's end, c->req NULL then */
-            if (c != NULL) {
-                http__conn_drop(c);
-            }
-            return 0;
-        default:
-            return lws_callback_http_dummy(wsi, reason, user, in, len);
+    case LWS_CALLBACK_HTTP: return http__on_request(h, wsi, c, in);
+    case LWS_CALLBACK_HTTP_BODY: return http__on_body(c->req, in, len);
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (c->req != NULL && !c->req->dispatched) {
+            http__dispatch(c->req);
+        }
+        return 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE: return http__on_writeable(wsi, c);
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: return http__confirm_upgrade(h, wsi, in);
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* also at each transaction's end, c->req NULL then */
+        if (c != NULL) {
+            http__conn_drop(c);
+        }
+        return 0;
+    default: return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
 }
 

@@ -20,13 +20,13 @@ enum http_method { HTTP_GET, HTTP_POST, HTTP_PUT, HTTP_DELETE, HTTP_OTHER };
  * connection closes, which the handler learns from http_req_alive). */
 struct http_req {
     enum http_method method;
-    const char *path;   /* NUL-terminated, without the query string, %-decoded by lws */
-    const char *query;  /* NUL-terminated, after '?', "" when none: lws %-decodes each
-                           name=value and they are joined with '&' again */
-    const char *auth;   /* the Authorization header value, "" when none */
-    const char *body;   /* NUL-terminated copy of the body ("" when none) */
+    const char *path;  /* NUL-terminated, without the query string, %-decoded by lws */
+    const char *query; /* NUL-terminated, after '?', "" when none: lws %-decodes each
+                          name=value and they are joined with '&' again */
+    const char *auth;  /* the Authorization header value, "" when none */
+    const char *body;  /* NUL-terminated copy of the body ("" when none) */
     size_t body_len;
-    void *data;         /* for the handler's use */
+    void *data; /* for the handler's use */
 };
 
 struct http; /* Opaque. */

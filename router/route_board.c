@@ -93,8 +93,8 @@ int route_board_put(struct rreq *q)
             const char *reward;
             if (json_unpack(band, "{s:I,s:I,s:s}", "rank_from", &from, "rank_to", &to, "reward",
                             &reward) != 0) {
-                return rreq__errf(q, LR_EINVAL,
-                                  "rewards[%zu] needs rank_from, rank_to and reward", i);
+                return rreq__errf(q, LR_EINVAL, "rewards[%zu] needs rank_from, rank_to and reward",
+                                  i);
             }
             c.u.board_put.rewards.items[i].rank_from = from;
             c.u.board_put.rewards.items[i].rank_to = to;
@@ -122,7 +122,10 @@ int route_board_get(struct rreq *q)
 /* ---- the helpers of every board read ----------------------------------------------------- */
 
 /* The parameters every board read keeps at the start of its route_data. */
-static struct route_board_read *route_board__read(struct rreq *q) { return q->route_data; }
+static struct route_board_read *route_board__read(struct rreq *q)
+{
+    return q->route_data;
+}
 
 int route_board__params(struct rreq *q, struct route_board_read *b, int paged)
 {
@@ -157,8 +160,7 @@ int route_board__params(struct rreq *q, struct route_board_read *b, int paged)
     if (strncmp(scope, "region:", 7) == 0 && router__region_index(q->r, scope + 7) < 0) {
         return rreq__errf(q, LR_EINVAL, "unknown region in scope %s", scope);
     }
-    if (strncmp(scope, "guild:", 6) == 0 &&
-        !valid_id(scope + 6, strlen(scope + 6), VALID_ID_MAX)) {
+    if (strncmp(scope, "guild:", 6) == 0 && !valid_id(scope + 6, strlen(scope + 6), VALID_ID_MAX)) {
         return rreq__errf(q, LR_EINVAL, "guild in scope must be an id");
     }
     return 0;
@@ -214,9 +216,8 @@ json_t *route_board__head(struct rreq *q, const msgpack_object *any)
 {
     const struct route_board_read *b = route_board__read(q);
     json_t *period = mpjson_from(proto_map_get(any, "period"));
-    return json_pack("{s:s#,s:s,s:s,s:o}", "board_id", q->param[0].p, (int)q->param[0].len,
-                     "scope", b->scope, "window", b->window, "period",
-                     period ? period : json_null());
+    return json_pack("{s:s#,s:s,s:s,s:o}", "board_id", q->param[0].p, (int)q->param[0].len, "scope",
+                     b->scope, "window", b->window, "period", period ? period : json_null());
 }
 
 int route_board__collect(struct rreq *q, const msgpack_object *list, unsigned region,
@@ -283,8 +284,7 @@ static int route_board__top_merge(struct rreq *q)
     json_t *next = json_null();
     if (offset + take < total && take > 0) {
         char cur[CURSOR_MAX];
-        cursor_encode_key(&all.v[take - 1].key, all.v[take - 1].id, all.v[take - 1].key.idlen,
-                          cur);
+        cursor_encode_key(&all.v[take - 1].key, all.v[take - 1].id, all.v[take - 1].key.idlen, cur);
         next = json_string(cur);
     }
     json_t *j = route_board__head(q, o[0]);

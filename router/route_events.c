@@ -19,10 +19,10 @@
 #define ROUTE_EVENTS_MAX 100
 
 struct route_events_item {
-    int status;   /* 0 while pending */
+    int status; /* 0 while pending */
     int replayed;
-    json_t *body; /* the item's answer (owned) */
-    int region;   /* -1 while unknown */
+    json_t *body;    /* the item's answer (owned) */
+    int region;      /* -1 while unknown */
     size_t off, len; /* its packed command in the batch's cmds */
     uint32_t slot;   /* its position in its region's submit */
     char player[VALID_ID_MAX + 1];
@@ -59,8 +59,8 @@ static json_t *route_events__results(const struct route_events_batch *ev)
     json_t *results = json_array();
     for (size_t i = 0; i < ev->n; i++) {
         const struct route_events_item *it = &ev->item[i];
-        json_t *r = json_pack("{s:i,s:O}", "status", it->status, "body",
-                              it->body ? it->body : json_null());
+        json_t *r =
+            json_pack("{s:i,s:O}", "status", it->status, "body", it->body ? it->body : json_null());
         if (it->replayed) {
             json_object_set_new(r, "replayed", json_true());
         }

@@ -53,8 +53,9 @@ int route_game_ach_put(struct rreq *q)
         (points && (!json_is_integer(points) || json_integer_value(points) < 0)) ||
         (hidden && !json_is_boolean(hidden)) ||
         (steps && (!json_is_integer(steps) || json_integer_value(steps) < 1))) {
-        return rreq__errf(q, LR_EINVAL, "description is a string, points an integer >= 0, "
-                                        "hidden a boolean and steps an integer >= 1");
+        return rreq__errf(q, LR_EINVAL,
+                          "description is a string, points an integer >= 0, "
+                          "hidden a boolean and steps an integer >= 1");
     }
     struct cmd c;
     memset(&c, 0, sizeof c);
@@ -114,10 +115,9 @@ static int route_game__ach_merge(struct rreq *q)
             count += route_game__unlocked(o[i], id, idlen);
         }
         json_object_set_new(item, "unlocked_count", json_integer(count));
-        json_object_set_new(item, "unlocked_pct",
-                            json_real(players ? round(10000.0 * (double)count / (double)players) /
-                                                    100.0
-                                              : 0.0));
+        json_object_set_new(
+            item, "unlocked_pct",
+            json_real(players ? round(10000.0 * (double)count / (double)players) / 100.0 : 0.0));
     }
     json_object_set_new(out, "players", json_integer(players));
     rreq__reply_json(q, 200, out, NULL);

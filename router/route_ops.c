@@ -63,7 +63,10 @@ struct route_ops_call {
     unsigned region, replica;
 };
 
-static void route_ops__decref(void *statuses) { json_decref(statuses); }
+static void route_ops__decref(void *statuses)
+{
+    json_decref(statuses);
+}
 
 static void route_ops__answered(void *data, int code, const msgpack_object *payload)
 {
@@ -166,7 +169,10 @@ static int route_ops__cluster_reply(struct rreq *q)
 }
 
 /* GET /v1/cluster (admin key) */
-int route_ops_cluster(struct rreq *q) { return route_ops__status_all(q, route_ops__cluster_reply); }
+int route_ops_cluster(struct rreq *q)
+{
+    return route_ops__status_all(q, route_ops__cluster_reply);
+}
 
 /* ---- /metrics ------------------------------------------------------------------------------- */
 
@@ -467,4 +473,7 @@ static int route_ops__metrics_reply(struct rreq *q)
 }
 
 /* GET /metrics */
-int route_ops_metrics(struct rreq *q) { return route_ops__status_all(q, route_ops__metrics_reply); }
+int route_ops_metrics(struct rreq *q)
+{
+    return route_ops__status_all(q, route_ops__metrics_reply);
+}

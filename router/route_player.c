@@ -109,8 +109,7 @@ static int route_player__read_go(struct rreq *q)
 
 /* Parse the optional game_id, limit (1..@max_limit, 0: not accepted), cursor and days
  * (1..90 when @days) and run @type on the player's region. */
-static int route_player__read(struct rreq *q, enum shard_qtype type, uint32_t max_limit,
-                              int days)
+static int route_player__read(struct rreq *q, enum shard_qtype type, uint32_t max_limit, int days)
 {
     struct route_player_read *rd = rreq__data(q, sizeof *rd, free);
     char id[VALID_ID_MAX + 1];
@@ -152,7 +151,10 @@ int route_player_dashboard(struct rreq *q)
     return route_player__read(q, SHARD_Q_DASHBOARD, 0, 0);
 }
 
-int route_player_stats(struct rreq *q) { return route_player__read(q, SHARD_Q_STATS, 0, 1); }
+int route_player_stats(struct rreq *q)
+{
+    return route_player__read(q, SHARD_Q_STATS, 0, 1);
+}
 
 int route_player_rewards(struct rreq *q)
 {

@@ -35,7 +35,7 @@ struct route_rank_player {
 /* A friends request: the ids asked and the entries found so far. */
 struct route_rank_friends {
     struct route_board_read b; /* first: see the top of the file */
-    json_t *acc;  /* round one's entries in key order, with their ranks so far (owned) */
+    json_t *acc; /* round one's entries in key order, with their ranks so far (owned) */
     uint32_t nids;
     char ids[SHARD_FRIENDS_MAX * (VALID_ID_MAX + 1) + 1]; /* NUL-separated once parsed */
 };
@@ -89,8 +89,7 @@ static int route_rank__player_merge(struct rreq *q)
             const msgpack_object *w = proto_map_get(o[i], "around");
             if (proto_obj_i64(proto_map_get(o[i], "rank"), &c) != 0 || c < 1 || w == NULL ||
                 w->type != MSGPACK_OBJECT_ARRAY) {
-                rv = rreq__errf(q, LR_EINTERNAL, "malformed rank from region %s",
-                                q->r->region[i]);
+                rv = rreq__errf(q, LR_EINTERNAL, "malformed rank from region %s", q->r->region[i]);
                 goto err_after_answers;
             }
             c--;

@@ -46,8 +46,8 @@ static const char *route_score__str_field(json_t *item, const char *key, char *e
 
 /* The player id and idempotency key every write item carries, checked before the router
  * asks anyone where the player lives. */
-static int route_score__write_ids(json_t *item, struct lr_str *pid, struct lr_str *key,
-                                  char *err, size_t cap)
+static int route_score__write_ids(json_t *item, struct lr_str *pid, struct lr_str *key, char *err,
+                                  size_t cap)
 {
     const char *p = route_score__str_field(item, "player_id", err, cap);
     const char *k = p ? route_score__str_field(item, "idempotency_key", err, cap) : NULL;
@@ -61,8 +61,9 @@ static int route_score__write_ids(json_t *item, struct lr_str *pid, struct lr_st
                                  "player_id must be 1 to 64 characters of [A-Za-z0-9_.-]");
     }
     if (!valid_idem(key->p, key->len)) {
-        return route_score__errf(err, cap, "idempotency_key must be 8 to 128 printable ASCII "
-                                           "characters");
+        return route_score__errf(err, cap,
+                                 "idempotency_key must be 8 to 128 printable ASCII "
+                                 "characters");
     }
     return 0;
 }
@@ -90,8 +91,7 @@ int route_score__score_cmd(json_t *item, struct lr_str board, struct cmd *c, cha
     c->type = CMD_SCORE;
     c->u.score.board_id = board;
     if (!valid_id(board.p, board.len, VALID_ID_MAX)) {
-        return route_score__errf(err, cap,
-                                 "board_id must be 1 to 64 characters of [A-Za-z0-9_.-]");
+        return route_score__errf(err, cap, "board_id must be 1 to 64 characters of [A-Za-z0-9_.-]");
     }
     if (route_score__write_ids(item, &c->u.score.player_id, &c->u.score.idempotency_key, err,
                                cap) != 0 ||
@@ -103,8 +103,7 @@ int route_score__score_cmd(json_t *item, struct lr_str board, struct cmd *c, cha
     if (meta && !json_is_null(meta)) {
         *mtext = json_is_object(meta) ? json_dumps(meta, JSON_COMPACT) : NULL;
         if (*mtext == NULL || strlen(*mtext) > VALID_METADATA_MAX) {
-            return route_score__errf(err, cap,
-                                     "metadata must be a JSON object of at most %d bytes",
+            return route_score__errf(err, cap, "metadata must be a JSON object of at most %d bytes",
                                      VALID_METADATA_MAX);
         }
         c->u.score.metadata = lr_str_of(*mtext);
@@ -118,9 +117,8 @@ int route_score__unlock_cmd(json_t *item, struct cmd *c, char *err, size_t cap)
     c->type = CMD_UNLOCK;
     const char *game = route_score__str_field(item, "game_id", err, cap);
     const char *ach = game ? route_score__str_field(item, "achievement_id", err, cap) : NULL;
-    if (ach == NULL ||
-        route_score__write_ids(item, &c->u.unlock.player_id, &c->u.unlock.idempotency_key, err,
-                               cap) != 0) {
+    if (ach == NULL || route_score__write_ids(item, &c->u.unlock.player_id,
+                                              &c->u.unlock.idempotency_key, err, cap) != 0) {
         return LR_EINVAL;
     }
     c->u.unlock.game_id = lr_str_of(game);

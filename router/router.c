@@ -25,28 +25,28 @@
 
 /* ---- the route table ----------------------------------------------------------------------- */
 
-#define ROUTER_ROUTES(X)                                                                       \
-    X(HTTP_GET, "/healthz", route_ops_healthz, AUTH_NONE, BODY_NONE)                           \
-    X(HTTP_GET, "/readyz", route_ops_readyz, AUTH_NONE, BODY_NONE)                             \
-    X(HTTP_GET, "/metrics", route_ops_metrics, AUTH_NONE, BODY_NONE)                           \
-    X(HTTP_GET, "/v1/cluster", route_ops_cluster, AUTH_ADMIN, BODY_NONE)                       \
-    X(HTTP_PUT, "/v1/players/{}", route_player_put, AUTH_API, BODY_OBJECT)                     \
-    X(HTTP_GET, "/v1/players/{}", route_player_get, AUTH_NONE, BODY_NONE)                      \
-    X(HTTP_GET, "/v1/players/{}/achievements", route_player_history, AUTH_NONE, BODY_NONE)     \
-    X(HTTP_GET, "/v1/players/{}/dashboard", route_player_dashboard, AUTH_NONE, BODY_NONE)      \
-    X(HTTP_GET, "/v1/players/{}/stats", route_player_stats, AUTH_NONE, BODY_NONE)              \
-    X(HTTP_GET, "/v1/players/{}/rewards", route_player_rewards, AUTH_NONE, BODY_NONE)          \
-    X(HTTP_PUT, "/v1/games/{}", route_game_put, AUTH_ADMIN, BODY_OBJECT)                       \
-    X(HTTP_GET, "/v1/games/{}", route_game_get, AUTH_NONE, BODY_NONE)                          \
-    X(HTTP_PUT, "/v1/boards/{}", route_board_put, AUTH_ADMIN, BODY_OBJECT)                     \
-    X(HTTP_GET, "/v1/boards/{}", route_board_get, AUTH_NONE, BODY_NONE)                        \
-    X(HTTP_POST, "/v1/boards/{}/scores", route_score_submit, AUTH_API, BODY_OBJECT)            \
-    X(HTTP_POST, "/v1/unlocks", route_score_unlock, AUTH_API, BODY_OBJECT)                     \
-    X(HTTP_POST, "/v1/events", route_events_post, AUTH_API, BODY_ARRAY)                        \
-    X(HTTP_PUT, "/v1/games/{}/achievements/{}", route_game_ach_put, AUTH_ADMIN, BODY_OBJECT)   \
-    X(HTTP_GET, "/v1/games/{}/achievements", route_game_ach_list, AUTH_NONE, BODY_NONE)        \
-    X(HTTP_GET, "/v1/boards/{}/top", route_board_top, AUTH_NONE, BODY_NONE)                    \
-    X(HTTP_GET, "/v1/boards/{}/players/{}", route_rank_player, AUTH_NONE, BODY_NONE)           \
+#define ROUTER_ROUTES(X)                                                                           \
+    X(HTTP_GET, "/healthz", route_ops_healthz, AUTH_NONE, BODY_NONE)                               \
+    X(HTTP_GET, "/readyz", route_ops_readyz, AUTH_NONE, BODY_NONE)                                 \
+    X(HTTP_GET, "/metrics", route_ops_metrics, AUTH_NONE, BODY_NONE)                               \
+    X(HTTP_GET, "/v1/cluster", route_ops_cluster, AUTH_ADMIN, BODY_NONE)                           \
+    X(HTTP_PUT, "/v1/players/{}", route_player_put, AUTH_API, BODY_OBJECT)                         \
+    X(HTTP_GET, "/v1/players/{}", route_player_get, AUTH_NONE, BODY_NONE)                          \
+    X(HTTP_GET, "/v1/players/{}/achievements", route_player_history, AUTH_NONE, BODY_NONE)         \
+    X(HTTP_GET, "/v1/players/{}/dashboard", route_player_dashboard, AUTH_NONE, BODY_NONE)          \
+    X(HTTP_GET, "/v1/players/{}/stats", route_player_stats, AUTH_NONE, BODY_NONE)                  \
+    X(HTTP_GET, "/v1/players/{}/rewards", route_player_rewards, AUTH_NONE, BODY_NONE)              \
+    X(HTTP_PUT, "/v1/games/{}", route_game_put, AUTH_ADMIN, BODY_OBJECT)                           \
+    X(HTTP_GET, "/v1/games/{}", route_game_get, AUTH_NONE, BODY_NONE)                              \
+    X(HTTP_PUT, "/v1/boards/{}", route_board_put, AUTH_ADMIN, BODY_OBJECT)                         \
+    X(HTTP_GET, "/v1/boards/{}", route_board_get, AUTH_NONE, BODY_NONE)                            \
+    X(HTTP_POST, "/v1/boards/{}/scores", route_score_submit, AUTH_API, BODY_OBJECT)                \
+    X(HTTP_POST, "/v1/unlocks", route_score_unlock, AUTH_API, BODY_OBJECT)                         \
+    X(HTTP_POST, "/v1/events", route_events_post, AUTH_API, BODY_ARRAY)                            \
+    X(HTTP_PUT, "/v1/games/{}/achievements/{}", route_game_ach_put, AUTH_ADMIN, BODY_OBJECT)       \
+    X(HTTP_GET, "/v1/games/{}/achievements", route_game_ach_list, AUTH_NONE, BODY_NONE)            \
+    X(HTTP_GET, "/v1/boards/{}/top", route_board_top, AUTH_NONE, BODY_NONE)                        \
+    X(HTTP_GET, "/v1/boards/{}/players/{}", route_rank_player, AUTH_NONE, BODY_NONE)               \
     X(HTTP_GET, "/v1/boards/{}/players", route_rank_friends, AUTH_NONE, BODY_NONE)
 
 static const struct router__route router__routes[] = {
@@ -58,17 +58,22 @@ static const struct router__route router__routes[] = {
 #define ROUTER__NROUTES (sizeof router__routes / sizeof router__routes[0])
 _Static_assert(ROUTER__NROUTES < ROUTER_STAT_ROUTES, "raise ROUTER_STAT_ROUTES");
 
-size_t router__nroutes(void) { return ROUTER__NROUTES; }
+size_t router__nroutes(void)
+{
+    return ROUTER__NROUTES;
+}
 
-const struct router__route *router__route_at(size_t i) { return &router__routes[i]; }
+const struct router__route *router__route_at(size_t i)
+{
+    return &router__routes[i];
+}
 
 /* ---- /metrics counters ------------------------------------------------------------------- */
 
 const uint64_t router__lat_bounds_us[ROUTER_LAT_BUCKETS] = {
     250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000};
 
-void router__observe(struct router *r, const struct router__route *route, uint64_t t0,
-                     int status)
+void router__observe(struct router *r, const struct router__route *route, uint64_t t0, int status)
 {
     size_t i = route ? (size_t)(route - router__routes) : ROUTER__NROUTES;
     struct router__stat *st = &r->stat[i < ROUTER_STAT_ROUTES ? i : ROUTER_STAT_ROUTES - 1];
@@ -207,8 +212,7 @@ static int router__pipeline(struct router *r, struct rreq *q)
     if (route->auth != AUTH_NONE) {
         int api = router__key_is(q->h->auth, r->api_key);
         if (!q->admin && !api) {
-            return rreq__errf(q, LR_EUNAUTHORIZED,
-                              "a valid Authorization: Bearer key is required");
+            return rreq__errf(q, LR_EUNAUTHORIZED, "a valid Authorization: Bearer key is required");
         }
         if (route->auth == AUTH_ADMIN && !q->admin) {
             return rreq__errf(q, LR_EFORBIDDEN, "this endpoint needs the admin key");
@@ -376,7 +380,10 @@ static void router__part_closed(void *data)
     }
 }
 
-static void router__timer_closed(uv_handle_t *h) { router__part_closed(h->data); }
+static void router__timer_closed(uv_handle_t *h)
+{
+    router__part_closed(h->data);
+}
 
 /* Every WebSocket session has closed with the lws context: the endpoint closes once its gets
  * have answered. */

@@ -21,7 +21,7 @@ struct router_region {
 };
 
 struct router_config {
-    const char *http;      /* host:port */
+    const char *http; /* host:port */
     /* Where the router logs (lib/log.h; a router logs as node 0 with its own region label).
      * Required; borrowed until router_stop's @done fires, or router_start fails. */
     struct logger *log;

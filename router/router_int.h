@@ -36,7 +36,7 @@ enum router__body { BODY_NONE, BODY_OBJECT, BODY_ARRAY };
 #define ROUTER_LAT_BUCKETS 12 /* upper bounds: router__lat_bounds_us */
 #define ROUTER_STAT_ROUTES 48 /* routes of the table + 1 for requests that matched none */
 struct router__stat {
-    uint64_t by_class[6]; /* 1xx..5xx at [1..5] */
+    uint64_t by_class[6];                 /* 1xx..5xx at [1..5] */
     uint64_t lat[ROUTER_LAT_BUCKETS + 1]; /* the last one: above every bound */
     uint64_t lat_sum_us;
 };
@@ -55,7 +55,7 @@ struct router {
     struct strmap player_region; /* player id -> (uintptr_t)region index + 1 (a cache) */
     size_t player_cache_max;     /* entries player_region may hold */
     uint64_t player_cache_evictions;
-    struct strmap board_order;   /* board id -> (uintptr_t)desc + 1 (a cache) */
+    struct strmap board_order; /* board id -> (uintptr_t)desc + 1 (a cache) */
     void (*done)(void *data);
     void *done_data;
     unsigned closing;
@@ -86,18 +86,18 @@ struct rreq {
     const struct router__route *route;
     char path[512];
     struct lr_str param[ROUTER__PARAMS]; /* the route pattern's ids, in order */
-    json_t *body;   /* the parsed body of routes that take one (owned) */
-    int admin;      /* the request carries the admin key */
-    uint64_t t0;    /* uv_hrtime at arrival */
+    json_t *body;                        /* the parsed body of routes that take one (owned) */
+    int admin;                           /* the request carries the admin key */
+    uint64_t t0;                         /* uv_hrtime at arrival */
     /* Calls to regions (rreq.c). */
     unsigned pending;
     int code[ROUTER_MAX_REGIONS];
     msgpack_sbuffer ans[ROUTER_MAX_REGIONS];
     int have[ROUTER_MAX_REGIONS];
     msgpack_sbuffer args; /* what the next call sends */
-    int64_t now_ms; /* the clock of the request's first query, reused by later rounds */
-    rreq__step next; /* runs when every pending region call has answered */
-    rreq__step then; /* runs once a lookup (player's region, board's order) is done */
+    int64_t now_ms;       /* the clock of the request's first query, reused by later rounds */
+    rreq__step next;      /* runs when every pending region call has answered */
+    rreq__step then;      /* runs once a lookup (player's region, board's order) is done */
     /* The player a request is about and the region it lives in (-1: none, or not known). */
     int region;
     char player[VALID_ID_MAX + 1];
@@ -124,8 +124,7 @@ const struct router__route *router__route_at(size_t i);
 extern const uint64_t router__lat_bounds_us[ROUTER_LAT_BUCKETS];
 /* Count an answer with @status to a request of @route (NULL: none matched) that arrived at
  * @t0 (uv_hrtime). Every reply calls it once. */
-void router__observe(struct router *r, const struct router__route *route, uint64_t t0,
-                     int status);
+void router__observe(struct router *r, const struct router__route *route, uint64_t t0, int status);
 
 /* Index of region @id, or -1. */
 int router__region_index(const struct router *r, const char *id);
@@ -163,8 +162,7 @@ int rreq__upstream_err(struct rreq *q, int code, const msgpack_object *payload);
 /* Replies: each answers @q and frees it; @q is gone when they return. */
 void rreq__reply_json(struct rreq *q, int status, json_t *j, const char *headers); /* j: owned */
 void rreq__reply_mp(struct rreq *q, int status, const msgpack_object *o, const char *headers);
-void rreq__reply_text(struct rreq *q, int status, const char *ctype, const char *body,
-                      size_t len);
+void rreq__reply_text(struct rreq *q, int status, const char *ctype, const char *body, size_t len);
 /* Answer with error @rv and q->errmsg (err_message(@rv) when empty). */
 void rreq__reply_error(struct rreq *q, int rv);
 /* Run step @step; when it fails, answer with its error. */
@@ -203,8 +201,7 @@ int rreq__answers(struct rreq *q, msgpack_unpacked *up, const msgpack_object **o
 void rreq__answers_free(unsigned nregions, msgpack_unpacked *up);
 /* One command's result of a submit answer, [status, replayed, body], checked: 0 or
  * LR_EINTERNAL. */
-int rreq__result(const msgpack_object *r, int *status, int *replayed,
-                 const msgpack_object **body);
+int rreq__result(const msgpack_object *r, int *status, int *replayed, const msgpack_object **body);
 
 /* Args of the next call. */
 void rreq__args_cmd(struct rreq *q, const struct cmd *c);

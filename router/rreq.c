@@ -76,8 +76,8 @@ int rreq__upstream_err(struct rreq *q, int code, const msgpack_object *payload)
 /* ---- replies ----------------------------------------------------------------------------- */
 
 /* The last act of every reply (counted already): send it, free @q. */
-static void rreq__send(struct rreq *q, int status, const char *ctype, const char *body,
-                       size_t len, const char *headers)
+static void rreq__send(struct rreq *q, int status, const char *ctype, const char *body, size_t len,
+                       const char *headers)
 {
     if (q->reply) {
         q->reply(q->reply_data, status, body, len);
@@ -104,8 +104,7 @@ void rreq__reply_json(struct rreq *q, int status, json_t *j, const char *headers
 
 /* Over the WebSocket the body goes as it is (ws.c only lets /v1/ reads through, which all
  * answer JSON). */
-void rreq__reply_text(struct rreq *q, int status, const char *ctype, const char *body,
-                      size_t len)
+void rreq__reply_text(struct rreq *q, int status, const char *ctype, const char *body, size_t len)
 {
     router__observe(q->r, q->route, q->t0, status);
     rreq__send(q, status, ctype, body, len, NULL);
@@ -276,8 +275,7 @@ int rreq__answer(struct rreq *q, unsigned region, msgpack_unpacked *up, const ms
     return 0;
 }
 
-int rreq__answer_ok(struct rreq *q, unsigned region, msgpack_unpacked *up,
-                    const msgpack_object **o)
+int rreq__answer_ok(struct rreq *q, unsigned region, msgpack_unpacked *up, const msgpack_object **o)
 {
     rreq__answer(q, region, up, o);
     if (q->code[region] != 0 || *o == NULL) {
@@ -313,8 +311,7 @@ void rreq__answers_free(unsigned nregions, msgpack_unpacked *up)
     }
 }
 
-int rreq__result(const msgpack_object *r, int *status, int *replayed,
-                 const msgpack_object **body)
+int rreq__result(const msgpack_object *r, int *status, int *replayed, const msgpack_object **body)
 {
     int64_t st;
     if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3 ||
@@ -322,8 +319,8 @@ int rreq__result(const msgpack_object *r, int *status, int *replayed,
         return LR_EINTERNAL;
     }
     *status = (int)st;
-    *replayed = r->via.array.ptr[1].type == MSGPACK_OBJECT_BOOLEAN &&
-                r->via.array.ptr[1].via.boolean;
+    *replayed =
+        r->via.array.ptr[1].type == MSGPACK_OBJECT_BOOLEAN && r->via.array.ptr[1].via.boolean;
     *body = &r->via.array.ptr[2];
     return 0;
 }
@@ -381,8 +378,7 @@ int rreq__query(const struct rreq *q, const char *name, char *out, size_t cap)
     return 1;
 }
 
-int rreq__query_int(const struct rreq *q, const char *name, long min, long max, long def,
-                    long *out)
+int rreq__query_int(const struct rreq *q, const char *name, long min, long max, long def, long *out)
 {
     char num[24], *end;
     int has = rreq__query(q, name, num, sizeof num);

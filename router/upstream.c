@@ -3,8 +3,9 @@
  * Every call lives in exactly one list: the region's queue (waiting to be sent, possibly until
  * a retry time) or one connection's in-flight list. New calls go out from a check handle in
  * the same loop iteration that made them (so every call an iteration makes shares one write
- * per replica); a 10 ms tick sends retries that are due and fails what is past its deadline. Each attempt gets a fresh request id, so a late answer to an
- * abandoned attempt finds nothing and is dropped. */
+ * per replica); a 10 ms tick sends retries that are due and fails what is past its deadline. Each
+ * attempt gets a fresh request id, so a late answer to an abandoned attempt finds nothing and is
+ * dropped. */
 #include "upstream.h"
 
 #include <stdlib.h>
@@ -68,7 +69,8 @@ struct upstream {
     char rbuf[64 * 1024];
 };
 
-/* ---- lists ------------------------------------------------------------------------------------- */
+/* ---- lists -------------------------------------------------------------------------------------
+ */
 
 static void upstream__link(struct upstream_req **head, struct upstream_req *r)
 {
@@ -311,14 +313,14 @@ static int upstream__connect(struct upstream_conn *c)
     c->tcp.data = c;
     c->creq.data = c;
     c->state = UC_CONNECTING;
-    if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&sa, upstream__connected) !=
-        0) {
+    if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&sa, upstream__connected) != 0) {
         upstream__conn_fail(c);
     }
     return 0;
 }
 
-/* ---- sending ------------------------------------------------------------------------------------ */
+/* ---- sending ------------------------------------------------------------------------------------
+ */
 
 static void upstream__send(struct upstream_req *r)
 {
@@ -409,7 +411,8 @@ static void upstream__tick(uv_timer_t *t)
     }
 }
 
-/* ---- public -------------------------------------------------------------------------------------- */
+/* ---- public
+ * -------------------------------------------------------------------------------------- */
 
 int upstream_new(uv_loop_t *loop, const char *region, const char *const *rpc, unsigned n,
                  struct upstream **out)
@@ -482,16 +485,25 @@ int upstream_call_replica(struct upstream *u, int replica, int op, int need_lead
     return 0;
 }
 
-int upstream_leader(const struct upstream *u) { return u->leader; }
+int upstream_leader(const struct upstream *u)
+{
+    return u->leader;
+}
 
-unsigned upstream_replicas(const struct upstream *u) { return u->n; }
+unsigned upstream_replicas(const struct upstream *u)
+{
+    return u->n;
+}
 
 const char *upstream_address(const struct upstream *u, unsigned i)
 {
     return i < u->n ? u->rpc[i] : NULL;
 }
 
-const char *upstream_region(const struct upstream *u) { return u->region; }
+const char *upstream_region(const struct upstream *u)
+{
+    return u->region;
+}
 
 static void upstream__tick_closed(uv_handle_t *h)
 {

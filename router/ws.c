@@ -9,9 +9,9 @@
  * Backpressure. Each writeable callback writes what is queued, as many whole frames as fit
  * WS__BATCH. A queue past its bound (bytes or messages) while the socket takes no more
  * writes, or past WS__BURST times the bound at all (ws__slow), means the peer reads slower
- * than events arrive: the queue is dropped and the connection closed with 1008 and a reason, which reaches the peer if it reads again within
- * WS__KILL_S (it waits behind what the kernel holds, at most WS__SNDBUF); nothing else waits
- * for it.
+ * than events arrive: the queue is dropped and the connection closed with 1008 and a reason, which
+ * reaches the peer if it reads again within WS__KILL_S (it waits behind what the kernel holds, at
+ * most WS__SNDBUF); nothing else waits for it.
  *
  * Heartbeats. Every ping period each connection gets a ping; one silent for two periods (no
  * frame, no pong) is closed with 1001.
@@ -38,10 +38,11 @@
 _Static_assert(LWS_PRE <= GATEWAY_MSG_PRE, "gateway messages must leave room for lws' header");
 
 #define WS__SNDBUF (64 * 1024) /* kernel send buffer per WebSocket */
-#define WS__KILL_S 5 /* a connection being closed waits this long for its close frame */
-#define WS__BATCH (32 * 1024) /* queued messages written in one go, at most */
-#define WS__BURST 8           /* a queue may pass its bound this many times while its socket
-                                 takes writes (ws__slow) */
+#define WS__KILL_S 5           /* a connection being closed waits this long for its close frame */
+#define WS__BATCH (32 * 1024)  /* queued messages written in one go, at most */
+#define WS__BURST                                                                                  \
+    8 /* a queue may pass its bound this many times while its socket                               \
+         takes writes (ws__slow) */
 
 /* ---- the send queue ----------------------------------------------------------------------- */
 
@@ -160,7 +161,10 @@ void ws__send(struct ws_conn *c, struct gateway_msg *m)
     }
 }
 
-static void ws__on_gateway(void *data, struct gateway_msg *m) { ws__send(data, m); }
+static void ws__on_gateway(void *data, struct gateway_msg *m)
+{
+    ws__send(data, m);
+}
 
 void ws__send_json(struct ws_conn *c, json_t *j)
 {
@@ -444,7 +448,6 @@ static int ws__writeable(struct ws_conn *c)
     return 0;
 }
 
-
 static int ws__receive(struct ws_conn *c, const char *in, size_t len)
 {
     struct lws *wsi = c->wsi;
@@ -487,7 +490,8 @@ static int ws__receive(struct ws_conn *c, const char *in, size_t len)
     return 0;
 }
 
-/* ---- lws callbacks ---------------------------------------------------------------------------- */
+/* ---- lws callbacks ----------------------------------------------------------------------------
+ */
 
 int ws_callback(struct ws *w, struct lws *wsi, int reason, void **pss, void *in, size_t len,
                 int *ret)
@@ -495,34 +499,26 @@ int ws_callback(struct ws *w, struct lws *wsi, int reason, void **pss, void *in,
     struct ws_conn *c = pss ? *pss : NULL;
     *ret = 0;
     switch (reason) {
-        case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-            *ret = ws__admit(w, wsi) != 0 ? -1 : 0;
-            return 1;
-        case LWS_CALLBACK_ESTABLISHED:
-            *ret = pss ? ws__established(w, wsi, pss) : -1;
-            return 1;
-        case LWS_CALLBACK_RECEIVE:
-            *ret = c ? ws__receive(c, in, len) : -1;
-            return 1;
-        case LWS_CALLBACK_RECEIVE_PONG:
-            if (c) {
-                c->last_rx = uv_now(w->loop);
-            }
-            return 1;
-        case LWS_CALLBACK_SERVER_WRITEABLE:
-            *ret = c ? ws__writeable(c) : -1;
-            return 1;
-        case LWS_CALLBACK_CLOSED:
-            if (pss) {
-                ws__closed(w, pss);
-            }
-            return 1;
-        default:
-            return 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: *ret = ws__admit(w, wsi) != 0 ? -1 : 0; return 1;
+    case LWS_CALLBACK_ESTABLISHED: *ret = pss ? ws__established(w, wsi, pss) : -1; return 1;
+    case LWS_CALLBACK_RECEIVE: *ret = c ? ws__receive(c, in, len) : -1; return 1;
+    case LWS_CALLBACK_RECEIVE_PONG:
+        if (c) {
+            c->last_rx = uv_now(w->loop);
+        }
+        return 1;
+    case LWS_CALLBACK_SERVER_WRITEABLE: *ret = c ? ws__writeable(c) : -1; return 1;
+    case LWS_CALLBACK_CLOSED:
+        if (pss) {
+            ws__closed(w, pss);
+        }
+        return 1;
+    default: return 0;
     }
 }
 
-/* ---- heartbeats and lifetime --------------------------------------------------------------------- */
+/* ---- heartbeats and lifetime
+ * --------------------------------------------------------------------- */
 
 static void ws__ping_tick(uv_timer_t *t)
 {
@@ -541,7 +537,10 @@ static void ws__ping_tick(uv_timer_t *t)
     }
 }
 
-unsigned ws_connections(const struct ws *w) { return w->nconns; }
+unsigned ws_connections(const struct ws *w)
+{
+    return w->nconns;
+}
 
 void ws_stats_get(const struct ws *w, struct ws_stats *st)
 {

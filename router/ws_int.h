@@ -26,9 +26,9 @@ struct ws_conn {
     size_t rxlen;
     int rx_over, rx_binary;
     int ping_due;
-    int choked;          /* the socket took no more writes when last asked ... */
-    uint64_t choked_at;  /* ... at this loop time (ws__slow) */
-    int kill; /* close code to send, or 0 */
+    int choked;         /* the socket took no more writes when last asked ... */
+    uint64_t choked_at; /* ... at this loop time (ws__slow) */
+    int kill;           /* close code to send, or 0 */
     const char *kill_reason;
     uint64_t last_rx;
     char ip[48];
@@ -43,8 +43,8 @@ struct ws {
     ws_get_fn get;
     void *get_data;
     struct ws_conn *conns;
-    unsigned nconns;  /* open sessions */
-    unsigned nalloc;  /* connection structs alive (sessions + ones waiting for gets) */
+    unsigned nconns;      /* open sessions */
+    unsigned nalloc;      /* connection structs alive (sessions + ones waiting for gets) */
     struct strmap per_ip; /* peer address -> (uintptr_t)open sessions */
     unsigned char *batch; /* LWS_PRE + WS__BATCH bytes: frames of several queued messages */
     uv_timer_t ping;

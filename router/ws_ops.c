@@ -98,9 +98,15 @@ static void ws_ops__topics_op(struct ws_conn *c, json_t *msg, int subscribe)
     }
 }
 
-static void ws_ops__subscribe(struct ws_conn *c, json_t *msg) { ws_ops__topics_op(c, msg, 1); }
+static void ws_ops__subscribe(struct ws_conn *c, json_t *msg)
+{
+    ws_ops__topics_op(c, msg, 1);
+}
 
-static void ws_ops__unsubscribe(struct ws_conn *c, json_t *msg) { ws_ops__topics_op(c, msg, 0); }
+static void ws_ops__unsubscribe(struct ws_conn *c, json_t *msg)
+{
+    ws_ops__topics_op(c, msg, 0);
+}
 
 static void ws_ops__ping(struct ws_conn *c, json_t *msg)
 {
@@ -212,8 +218,8 @@ static void ws_ops__get(struct ws_conn *c, json_t *msg)
         return;
     }
     struct ws_ops__get *gr = malloc(sizeof *gr);
-    if (gr == NULL || (gr->id = json_dumps(id ? id : json_null(), JSON_ENCODE_ANY |
-                                                                       JSON_COMPACT)) == NULL) {
+    if (gr == NULL ||
+        (gr->id = json_dumps(id ? id : json_null(), JSON_ENCODE_ANY | JSON_COMPACT)) == NULL) {
         free(gr);
         ws__error(c, LR_ENOMEM, "out of memory");
         return;

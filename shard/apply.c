@@ -40,7 +40,10 @@ int apply__player(struct apply *a, struct lr_str id, struct rec_player *p)
 
 /* ---- results ------------------------------------------------------------------------- */
 
-void apply__reset_out(struct apply *a) { msgpack_sbuffer_clear(&a->s->obuf); }
+void apply__reset_out(struct apply *a)
+{
+    msgpack_sbuffer_clear(&a->s->obuf);
+}
 
 /* Answer the command with the body packed into obuf. */
 void apply__answer(struct apply *a, int status)
@@ -125,16 +128,16 @@ int apply__put_ach(struct apply *a, const struct key *k, const struct rec_ach *r
     return apply__rec_put(a, STORE_ACHS, k);
 }
 
-int apply__put_score(struct apply *a, const struct key *k, const struct rec_score *r,
-                            int had_old, uint64_t old_hash)
+int apply__put_score(struct apply *a, const struct key *k, const struct rec_score *r, int had_old,
+                     uint64_t old_hash)
 {
     apply__rec_begin(a, 4);
     msgpack_pack_int64(RPK, r->score);
     msgpack_pack_int64(RPK, r->subscore);
     msgpack_pack_int64(RPK, r->updated_ms);
     rec__pack_str(RPK, r->metadata);
-    return store_put_known(a->s->st, STORE_SCORES, k->b, k->len, a->s->rbuf.data,
-                           a->s->rbuf.size, had_old, old_hash);
+    return store_put_known(a->s->st, STORE_SCORES, k->b, k->len, a->s->rbuf.data, a->s->rbuf.size,
+                           had_old, old_hash);
 }
 
 int apply__put_progress(struct apply *a, const struct key *k, const struct rec_progress *p)
@@ -191,7 +194,7 @@ int apply__put_board(struct apply *a, const struct board *bd, const struct cmd_p
 /* ---- scores ------------------------------------------------------------------------------ */
 
 void apply__score_key(struct key *k, uint32_t pid, const char *board, enum timefmt_window w,
-                             int64_t period)
+                      int64_t period)
 {
     struct lr_str b = {board, (uint32_t)strlen(board)};
     key__init(k);
@@ -216,9 +219,8 @@ static int apply__better(int order, int64_t s1, int64_t b1, int64_t s2, int64_t 
  * board's, or incr for unlock points). @return 0; LR_ERANGE if a result leaves the score
  * range (nothing planned); or a fatal code.
  */
-int apply__score_plan(struct apply *a, struct board *bd, uint32_t pid, int op,
-                             int64_t value, int64_t sub, struct lr_str meta, int64_t ts,
-                             struct apply__plan *plan)
+int apply__score_plan(struct apply *a, struct board *bd, uint32_t pid, int op, int64_t value,
+                      int64_t sub, struct lr_str meta, int64_t ts, struct apply__plan *plan)
 {
     plan->bd = bd;
     plan->pid = pid;
@@ -254,8 +256,8 @@ int apply__score_plan(struct apply *a, struct board *bd, uint32_t pid, int op,
         int64_t base = x->had_old ? x->old.score : 0;
         switch (op) {
         case CMD_OP_BEST:
-            x->changed = !x->had_old ||
-                         apply__better(bd->order, value, sub, x->old.score, x->old.subscore);
+            x->changed =
+                !x->had_old || apply__better(bd->order, value, sub, x->old.score, x->old.subscore);
             if (x->changed) {
                 x->now.score = value;
                 x->now.subscore = sub;
@@ -283,11 +285,10 @@ int apply__score_plan(struct apply *a, struct board *bd, uint32_t pid, int op,
             } else if (!x->had_old) {
                 x->now.metadata = meta;
             }
-            x->changed = !x->had_old || x->now.score != x->old.score ||
-                         sub != x->old.subscore || meta.len != 0;
+            x->changed = !x->had_old || x->now.score != x->old.score || sub != x->old.subscore ||
+                         meta.len != 0;
             break;
-        default:
-            return LR_ECORRUPT;
+        default: return LR_ECORRUPT;
         }
         if (x->changed) {
             x->now.updated_ms = ts;
@@ -323,10 +324,10 @@ int apply__score_write(struct apply *a, const struct apply__plan *plan)
         if (rs == NULL) {
             return LR_ENOMEM;
         }
-        struct rankkey old = boards__key(plan->bd, x->old.score, x->old.subscore,
-                                        x->old.updated_ms, plan->pid);
-        struct rankkey now = boards__key(plan->bd, x->now.score, x->now.subscore,
-                                        x->now.updated_ms, plan->pid);
+        struct rankkey old =
+            boards__key(plan->bd, x->old.score, x->old.subscore, x->old.updated_ms, plan->pid);
+        struct rankkey now =
+            boards__key(plan->bd, x->now.score, x->now.subscore, x->now.updated_ms, plan->pid);
         if ((rv = apply__rank_move(rs->all, x->had_old ? &old : NULL, &now)) != 0) {
             return rv;
         }
@@ -348,15 +349,15 @@ uint64_t apply__plan_rank(struct apply *a, const struct apply__plan *plan, uint3
 {
     const struct apply__win *x = &plan->win[i];
     struct rankset *rs = boards__set(&a->s->boards, plan->bd, x->w, x->period, 0);
-    struct rankkey k = boards__key(plan->bd, x->now.score, x->now.subscore, x->now.updated_ms,
-                                  plan->pid);
+    struct rankkey k =
+        boards__key(plan->bd, x->now.score, x->now.subscore, x->now.updated_ms, plan->pid);
     return rs ? rankidx_count_before(rs->all, &k) + 1 : 0;
 }
 
 /* ---- statistics rollups ------------------------------------------------------------------ */
 
-int apply__stats_add(struct apply *a, uint32_t pid, int64_t ts, struct lr_str game,
-                            int64_t unlocks, int64_t points, int64_t submissions)
+int apply__stats_add(struct apply *a, uint32_t pid, int64_t ts, struct lr_str game, int64_t unlocks,
+                     int64_t points, int64_t submissions)
 {
     struct key k;
     struct rec_stats r = {0, 0, 0};
@@ -404,7 +405,7 @@ void apply__emit(struct apply *a)
 }
 
 void apply__event_score(struct apply *a, const struct board *bd, struct lr_str player,
-                               const struct rec_score *r)
+                        const struct rec_score *r)
 {
     apply__reset_out(a);
     msgpack_pack_map(PK, 8);
@@ -431,10 +432,10 @@ void apply__event_score(struct apply *a, const struct board *bd, struct lr_str p
 
 typedef int (*apply__fn)(struct apply *a, const struct cmd *c);
 
-#define APPLY__THUNK(code, NAME, name, flags)                                                  \
-    static int apply__thunk_##name(struct apply *a, const struct cmd *c)                       \
-    {                                                                                          \
-        return apply__##name(a, &c->u.name);                                                   \
+#define APPLY__THUNK(code, NAME, name, flags)                                                      \
+    static int apply__thunk_##name(struct apply *a, const struct cmd *c)                           \
+    {                                                                                              \
+        return apply__##name(a, &c->u.name);                                                       \
     }
 CMD_LIST(APPLY__THUNK)
 #undef APPLY__THUNK
@@ -649,9 +650,9 @@ static int apply__command(struct apply *a, const struct cmd *c)
     if (ikey.len) {
         struct rec_player p;
         if ((rv = apply__player(a, player, &p)) != 0) {
-            return rv == LR_ENOTFOUND ? apply__fail(a, rv, "player %.*s not found",
-                                                    (int)player.len, player.p)
-                                      : rv;
+            return rv == LR_ENOTFOUND
+                       ? apply__fail(a, rv, "player %.*s not found", (int)player.len, player.p)
+                       : rv;
         }
         apply__idem_key(&k, p.pid, ikey);
         if ((rv = apply__idem_get(a, &k, &prior)) != 0) {

@@ -30,8 +30,8 @@ int apply__game_put(struct apply *a, const struct cmd_game_put *c)
             return rv;
         }
         if (apply__superseded(c->version, g.version)) {
-            return apply__fail(a, LR_ECONFLICT, "game %.*s has a newer version", (int)c->game_id.len,
-                               c->game_id.p);
+            return apply__fail(a, LR_ECONFLICT, "game %.*s has a newer version",
+                               (int)c->game_id.len, c->game_id.p);
         }
         g.name = c->name;
     } else if (!created) {
@@ -320,8 +320,8 @@ int apply__tournament_join(struct apply *a, const struct cmd_tournament_join *c)
         /* Rewrite the tournament record with one more participant, keeping its other fields
          * (the version too) as they are. */
         MDB_val tv;
-        if ((rv = store_get(s->st, STORE_TOURNS, c->tournament_id.p, c->tournament_id.len,
-                            &tv)) != 0) {
+        if ((rv = store_get(s->st, STORE_TOURNS, c->tournament_id.p, c->tournament_id.len, &tv)) !=
+            0) {
             return rv;
         }
         struct mp r;
@@ -358,8 +358,7 @@ int apply__tournament_join(struct apply *a, const struct cmd_tournament_join *c)
 
 /* Tournament rules on a score (API.md): joined, inside [start, end), within max_attempts.
  * Counts the attempt when allowed. @return 0 (allowed), LR_EFORBIDDEN with a message, fatal. */
-int apply__tournament_attempt(struct apply *a, struct lr_str tid, uint32_t pid,
-                                     const char **why)
+int apply__tournament_attempt(struct apply *a, struct lr_str tid, uint32_t pid, const char **why)
 {
     struct apply__tourn t;
     struct key jk;
@@ -399,4 +398,3 @@ int apply__tournament_attempt(struct apply *a, struct lr_str tid, uint32_t pid,
     msgpack_pack_int64(RPK, joined_ms);
     return apply__rec_put(a, STORE_TJOINS, &jk);
 }
-

@@ -49,7 +49,8 @@ int apply__player(struct apply *a, struct lr_str id, struct rec_player *p);
 void apply__reset_out(struct apply *a);
 void apply__answer(struct apply *a, int status);
 /* Refuse the command: an error body, nothing written. Returns 0 (the command was handled). */
-int apply__fail(struct apply *a, int rv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int apply__fail(struct apply *a, int rv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* apply.c: records */
 void apply__rec_begin(struct apply *a, uint32_t nfields);
@@ -57,8 +58,8 @@ int apply__rec_put(struct apply *a, enum store_db db, const struct key *k);
 int apply__put_player(struct apply *a, const struct key *k, const struct rec_player *p);
 int apply__put_game(struct apply *a, const struct key *k, const struct rec_game *g);
 int apply__put_ach(struct apply *a, const struct key *k, const struct rec_ach *r);
-int apply__put_score(struct apply *a, const struct key *k, const struct rec_score *r,
-                     int had_old, uint64_t old_hash);
+int apply__put_score(struct apply *a, const struct key *k, const struct rec_score *r, int had_old,
+                     uint64_t old_hash);
 int apply__put_progress(struct apply *a, const struct key *k, const struct rec_progress *p);
 int apply__put_pgame(struct apply *a, const struct key *k, const struct rec_pgame *g);
 void apply__pack_prizes(msgpack_packer *pk, const struct cmd_prizes *p);
@@ -71,8 +72,8 @@ int apply__score_plan(struct apply *a, struct board *bd, uint32_t pid, int op, i
                       int64_t sub, struct lr_str meta, int64_t ts, struct apply__plan *plan);
 int apply__score_write(struct apply *a, const struct apply__plan *plan);
 uint64_t apply__plan_rank(struct apply *a, const struct apply__plan *plan, uint32_t i);
-int apply__stats_add(struct apply *a, uint32_t pid, int64_t ts, struct lr_str game,
-                     int64_t unlocks, int64_t points, int64_t submissions);
+int apply__stats_add(struct apply *a, uint32_t pid, int64_t ts, struct lr_str game, int64_t unlocks,
+                     int64_t points, int64_t submissions);
 void apply__emit(struct apply *a);
 void apply__event_score(struct apply *a, const struct board *bd, struct lr_str player,
                         const struct rec_score *r);
@@ -82,7 +83,7 @@ void apply__event_score(struct apply *a, const struct board *bd, struct lr_str p
 int apply__tournament_attempt(struct apply *a, struct lr_str tid, uint32_t pid, const char **why);
 
 /* The handlers, one per command of CMD_LIST (dispatched by apply.c). */
-#define APPLY__DECL(code, NAME, name, flags)                                                   \
+#define APPLY__DECL(code, NAME, name, flags)                                                       \
     int apply__##name(struct apply *a, const struct cmd_##name *c);
 CMD_LIST(APPLY__DECL)
 #undef APPLY__DECL

@@ -15,8 +15,8 @@ int apply__player_put(struct apply *a, const struct cmd_player_put *c)
     int rv, created;
     if (c->region.len != strlen(s->region) || memcmp(c->region.p, s->region, c->region.len)) {
         return apply__fail(a, LR_EINVAL, "player %.*s belongs to region %.*s, not %s",
-                           (int)c->player_id.len, c->player_id.p, (int)c->region.len,
-                           c->region.p, s->region);
+                           (int)c->player_id.len, c->player_id.p, (int)c->region.len, c->region.p,
+                           s->region);
     }
     rv = shard__player(s, c->player_id, &p);
     if (rv != 0 && rv != LR_ENOTFOUND) {
@@ -201,7 +201,8 @@ int apply__unlock(struct apply *a, const struct cmd_unlock *c)
     struct rec_player p;
     struct rec_game g;
     struct rec_ach ach;
-    struct rec_progress pr = {.progress = 0, .unlocked = 0, .unlocked_ms = -1, .updated_ms = -1, .hseq = -1};
+    struct rec_progress pr = {
+        .progress = 0, .unlocked = 0, .unlocked_ms = -1, .updated_ms = -1, .hseq = -1};
     struct rec_pgame pg = {.unlocked = 0, .last_unlock_ms = -1};
     struct key gk, ak, prk, pgk;
     MDB_val v;
@@ -216,9 +217,9 @@ int apply__unlock(struct apply *a, const struct cmd_unlock *c)
     key__init(&gk);
     key__str(&gk, c->game_id);
     if ((rv = store_get(s->st, STORE_GAMES, gk.b, gk.len, &v)) != 0) {
-        return rv == LR_ENOTFOUND ? apply__fail(a, rv, "game %.*s not found",
-                                                (int)c->game_id.len, c->game_id.p)
-                                  : rv;
+        return rv == LR_ENOTFOUND
+                   ? apply__fail(a, rv, "game %.*s not found", (int)c->game_id.len, c->game_id.p)
+                   : rv;
     }
     if ((rv = rec__game(&v, &g)) != 0) {
         return rv;
@@ -269,8 +270,8 @@ int apply__unlock(struct apply *a, const struct cmd_unlock *c)
     int changed = !pr.unlocked && progress != pr.progress;
     int64_t awarded = newly ? ach.points : 0;
     struct apply__plan plan;
-    rv = apply__score_plan(a, pb, p.pid, CMD_OP_INCR, awarded, 0, (struct lr_str){"", 0},
-                           a->c->ts, &plan);
+    rv = apply__score_plan(a, pb, p.pid, CMD_OP_INCR, awarded, 0, (struct lr_str){"", 0}, a->c->ts,
+                           &plan);
     if (rv == LR_ERANGE) {
         return apply__fail(a, rv, "the player's points would leave the score range");
     }
@@ -336,8 +337,7 @@ int apply__unlock(struct apply *a, const struct cmd_unlock *c)
         ach.name.p = name;
         ach.description.p = desc;
         ach.unlocked_count++;
-        if ((rv = apply__put_ach(a, &ak, &ach)) != 0 ||
-            (rv = apply__score_write(a, &plan)) != 0 ||
+        if ((rv = apply__put_ach(a, &ak, &ach)) != 0 || (rv = apply__score_write(a, &plan)) != 0 ||
             (rv = apply__stats_add(a, p.pid, a->c->ts, (struct lr_str){"", 0}, 1, awarded, 0)) !=
                 0 ||
             (rv = apply__stats_add(a, p.pid, a->c->ts, c->game_id, 1, awarded, 0)) != 0) {
@@ -394,4 +394,3 @@ int apply__unlock(struct apply *a, const struct cmd_unlock *c)
     apply__answer(a, 200);
     return 0;
 }
-

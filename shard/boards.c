@@ -94,8 +94,7 @@ struct rankset *boards__set(struct boards *b, struct board *bd, enum timefmt_win
     return rs;
 }
 
-struct rankidx *boards__guild(struct boards *b, struct rankset *rs, const char *guild,
-                              int create)
+struct rankidx *boards__guild(struct boards *b, struct rankset *rs, const char *guild, int create)
 {
     size_t len = strlen(guild);
     struct rankidx *idx = strmap_get(&rs->guilds, guild, len);
@@ -132,7 +131,7 @@ size_t boards__memory(const struct boards *b)
 }
 
 struct rankkey boards__key(const struct board *bd, int64_t score, int64_t sub, int64_t t,
-                          uint32_t pid)
+                           uint32_t pid)
 {
     struct rankkey k = {0};
     rankkey_fold(&k, bd->order == CMD_ORDER_DESC, score, sub, t);

@@ -16,26 +16,22 @@
 const char *cmd_name(int type)
 {
     switch (type) {
-#define CMD__NAME(code, NAME, name, flags)                                                     \
-    case code:                                                                                 \
-        return #name;
+#define CMD__NAME(code, NAME, name, flags)                                                         \
+    case code: return #name;
         CMD_LIST(CMD__NAME)
 #undef CMD__NAME
-    default:
-        return NULL;
+    default: return NULL;
     }
 }
 
 unsigned cmd_flags(int type)
 {
     switch (type) {
-#define CMD__FLAGS(code, NAME, name, flags)                                                    \
-    case code:                                                                                 \
-        return flags;
+#define CMD__FLAGS(code, NAME, name, flags)                                                        \
+    case code: return flags;
         CMD_LIST(CMD__FLAGS)
 #undef CMD__FLAGS
-    default:
-        return 0;
+    default: return 0;
     }
 }
 
@@ -68,12 +64,12 @@ static int cmd__enc_PRIZES(msgpack_packer *pk, const struct cmd_prizes *p)
 #define CMD__COUNT(kind, fname, a, b) +1
 #define CMD__ENC_FIELD(kind, fname, a, b) rv = rv || cmd__enc_##kind(pk, f->fname);
 
-#define CMD__ENCODER(code, NAME, name, flags)                                                  \
-    static int cmd__encode_##name(msgpack_packer *pk, int64_t ts, const struct cmd_##name *f) \
-    {                                                                                          \
-        int rv = msgpack_pack_array(pk, 2 CMD_##NAME(CMD__COUNT)) ||                           \
-                 msgpack_pack_int64(pk, code) || msgpack_pack_int64(pk, ts);                   \
-        CMD_##NAME(CMD__ENC_FIELD) return rv ? LR_ENOMEM : 0;                                  \
+#define CMD__ENCODER(code, NAME, name, flags)                                                      \
+    static int cmd__encode_##name(msgpack_packer *pk, int64_t ts, const struct cmd_##name *f)      \
+    {                                                                                              \
+        int rv = msgpack_pack_array(pk, 2 CMD_##NAME(CMD__COUNT)) ||                               \
+                 msgpack_pack_int64(pk, code) || msgpack_pack_int64(pk, ts);                       \
+        CMD_##NAME(CMD__ENC_FIELD) return rv ? LR_ENOMEM : 0;                                      \
     }
 CMD_LIST(CMD__ENCODER)
 #undef CMD__ENCODER
@@ -81,13 +77,11 @@ CMD_LIST(CMD__ENCODER)
 int cmd_encode(msgpack_packer *pk, const struct cmd *c)
 {
     switch (c->type) {
-#define CMD__ENC_CASE(code, NAME, name, flags)                                                 \
-    case CMD_##NAME:                                                                           \
-        return cmd__encode_##name(pk, c->ts, &c->u.name);
+#define CMD__ENC_CASE(code, NAME, name, flags)                                                     \
+    case CMD_##NAME: return cmd__encode_##name(pk, c->ts, &c->u.name);
         CMD_LIST(CMD__ENC_CASE)
 #undef CMD__ENC_CASE
-    case CMD__TYPE_END:
-        break;
+    case CMD__TYPE_END: break;
     }
     return LR_EINVAL;
 }
@@ -178,8 +172,8 @@ static int cmd__dec_META(const msgpack_object *o, struct lr_str *v, int64_t a, i
     (void)b;
     if (cmd__get_str(o, v) || v->len > VALID_METADATA_MAX ||
         (v->len != 0 && (v->len < 2 || v->p[0] != '{' || v->p[v->len - 1] != '}'))) {
-        return errmsg_set(errmsg, LR_EINVAL, "%s must be a JSON object of at most %d bytes",
-                          fname, VALID_METADATA_MAX);
+        return errmsg_set(errmsg, LR_EINVAL, "%s must be a JSON object of at most %d bytes", fname,
+                          VALID_METADATA_MAX);
     }
     return 0;
 }
@@ -194,8 +188,8 @@ static int cmd__dec_I64(const msgpack_object *o, int64_t *v, int64_t a, int64_t 
     return 0;
 }
 
-static int cmd__dec_BOOL(const msgpack_object *o, int *v, int64_t a, int64_t b,
-                         const char *fname, char *errmsg)
+static int cmd__dec_BOOL(const msgpack_object *o, int *v, int64_t a, int64_t b, const char *fname,
+                         char *errmsg)
 {
     (void)a;
     (void)b;
@@ -234,22 +228,22 @@ static int cmd__dec_PRIZES(const msgpack_object *o, struct cmd_prizes *v, int64_
     return 0;
 }
 
-#define CMD__DEC_FIELD(kind, fname, a, b)                                                      \
-    if ((rv = cmd__dec_##kind(&o[i++], &f->fname, a, b, #fname, errmsg)) != 0) {               \
-        return rv;                                                                             \
+#define CMD__DEC_FIELD(kind, fname, a, b)                                                          \
+    if ((rv = cmd__dec_##kind(&o[i++], &f->fname, a, b, #fname, errmsg)) != 0) {                   \
+        return rv;                                                                                 \
     }
 
-#define CMD__DECODER(code, NAME, name, flags)                                                  \
-    static int cmd__decode_##name(const msgpack_object *o, uint32_t n, struct cmd_##name *f,   \
-                                  char *errmsg)                                                \
-    {                                                                                          \
-        uint32_t i = 0;                                                                        \
-        int rv;                                                                                \
-        if (n != (0 CMD_##NAME(CMD__COUNT))) {                                                 \
-            return errmsg_set(errmsg, LR_EMALFORMED, "%s: expected %d fields, got %u", #name, \
-                              0 CMD_##NAME(CMD__COUNT), n);                                    \
-        }                                                                                      \
-        CMD_##NAME(CMD__DEC_FIELD) return 0;                                                   \
+#define CMD__DECODER(code, NAME, name, flags)                                                      \
+    static int cmd__decode_##name(const msgpack_object *o, uint32_t n, struct cmd_##name *f,       \
+                                  char *errmsg)                                                    \
+    {                                                                                              \
+        uint32_t i = 0;                                                                            \
+        int rv;                                                                                    \
+        if (n != (0 CMD_##NAME(CMD__COUNT))) {                                                     \
+            return errmsg_set(errmsg, LR_EMALFORMED, "%s: expected %d fields, got %u", #name,      \
+                              0 CMD_##NAME(CMD__COUNT), n);                                        \
+        }                                                                                          \
+        CMD_##NAME(CMD__DEC_FIELD) return 0;                                                       \
     }
 CMD_LIST(CMD__DECODER)
 #undef CMD__DECODER
@@ -270,13 +264,11 @@ int cmd_decode(const msgpack_object *obj, struct cmd *c, char *errmsg)
     }
     c->type = (enum cmd_type)code;
     switch (c->type) {
-#define CMD__DEC_CASE(code_, NAME, name, flags)                                                \
-    case CMD_##NAME:                                                                           \
-        return cmd__decode_##name(o + 2, n, &c->u.name, errmsg);
+#define CMD__DEC_CASE(code_, NAME, name, flags)                                                    \
+    case CMD_##NAME: return cmd__decode_##name(o + 2, n, &c->u.name, errmsg);
         CMD_LIST(CMD__DEC_CASE)
 #undef CMD__DEC_CASE
-    case CMD__TYPE_END:
-        break;
+    case CMD__TYPE_END: break;
     }
     return errmsg_set(errmsg, LR_EVERSION, "command: unknown command code");
 }
@@ -315,8 +307,7 @@ int cmd_entry_decode(const char *buf, size_t len, msgpack_unpacked *up, struct c
         return errmsg_set(errmsg, LR_EMALFORMED, "entry: not [version, [commands]]");
     }
     if (ver != CMD_ENTRY_VERSION) {
-        return errmsg_set(errmsg, LR_EVERSION, "entry: unsupported version %lld",
-                          (long long)ver);
+        return errmsg_set(errmsg, LR_EVERSION, "entry: unsupported version %lld", (long long)ver);
     }
     const msgpack_object *cmds = &root->via.array.ptr[1];
     if (cmds->type != MSGPACK_OBJECT_ARRAY) {
@@ -361,15 +352,14 @@ uint64_t cmd_request_hash(const struct cmd *c)
 {
     uint64_t h = hash_mix(0x1a0e1, (uint64_t)c->type);
     switch (c->type) {
-#define CMD__HASH_CASE(code, NAME, name, flags)                                                \
-    case CMD_##NAME: {                                                                         \
-        const struct cmd_##name *f = &c->u.name;                                               \
-        CMD_##NAME(CMD__HASH_FIELD) break;                                                     \
+#define CMD__HASH_CASE(code, NAME, name, flags)                                                    \
+    case CMD_##NAME: {                                                                             \
+        const struct cmd_##name *f = &c->u.name;                                                   \
+        CMD_##NAME(CMD__HASH_FIELD) break;                                                         \
     }
         CMD_LIST(CMD__HASH_CASE)
 #undef CMD__HASH_CASE
-    case CMD__TYPE_END:
-        break;
+    case CMD__TYPE_END: break;
     }
     return h;
 }
@@ -392,7 +382,6 @@ void cmd_idem(const struct cmd *c, struct lr_str *player, struct lr_str *key)
         *player = c->u.tournament_join.player_id;
         *key = c->u.tournament_join.idempotency_key;
         break;
-    default:
-        break;
+    default: break;
     }
 }

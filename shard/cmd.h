@@ -77,88 +77,88 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
  * per router): a region applies a catalog put only if its version is at least the stored
  * one, so re-sending a put to a region that missed it (router/route_catalog.c) can never
  * undo a newer one, whatever the order of arrival. 0 = unversioned (always applies). */
-#define CMD_GAME_PUT(F)                                                                        \
-    F(ID, game_id, VALID_GAME_ID_MAX, 0)                                                       \
-    F(TEXT, name, 1, VALID_NAME_MAX)                                                           \
+#define CMD_GAME_PUT(F)                                                                            \
+    F(ID, game_id, VALID_GAME_ID_MAX, 0)                                                           \
+    F(TEXT, name, 1, VALID_NAME_MAX)                                                               \
     F(I64, version, 0, CMD_I64_MAX)
 
-#define CMD_ACH_PUT(F)                                                                         \
-    F(ID, game_id, VALID_GAME_ID_MAX, 0)                                                       \
-    F(ID, achievement_id, VALID_ID_MAX, 0)                                                     \
-    F(TEXT, name, 1, VALID_NAME_MAX)                                                           \
-    F(TEXT, description, 0, VALID_DESC_MAX)                                                    \
-    F(I64, points, 0, VALID_SCORE_MAX)                                                         \
-    F(BOOL, hidden, 0, 0)                                                                      \
-    F(I64, steps, 1, 1000000000)                                                               \
+#define CMD_ACH_PUT(F)                                                                             \
+    F(ID, game_id, VALID_GAME_ID_MAX, 0)                                                           \
+    F(ID, achievement_id, VALID_ID_MAX, 0)                                                         \
+    F(TEXT, name, 1, VALID_NAME_MAX)                                                               \
+    F(TEXT, description, 0, VALID_DESC_MAX)                                                        \
+    F(I64, points, 0, VALID_SCORE_MAX)                                                             \
+    F(BOOL, hidden, 0, 0)                                                                          \
+    F(I64, steps, 1, 1000000000)                                                                   \
     F(I64, version, 0, CMD_I64_MAX)
 
-#define CMD_BOARD_PUT(F)                                                                       \
-    F(ID, board_id, VALID_ID_MAX, 0)                                                           \
-    F(I64, order, CMD_ORDER_DESC, CMD_ORDER_ASC)                                               \
-    F(I64, op, CMD_OP_BEST, CMD_OP_DECR)                                                       \
-    F(I64, windows, 1, 15) /* bit per TIMEFMT_ALLTIME..TIMEFMT_MONTHLY */                     \
-    F(I64, reset_period_s, 0, 315360000) /* 0 = no cycles, else >= 60 */                       \
-    F(I64, snapshot_top, 0, 1000)                                                              \
-    F(PRIZES, rewards, 0, 0)                                                                   \
-    F(OPTID, game_id, VALID_GAME_ID_MAX, 0)                                                    \
+#define CMD_BOARD_PUT(F)                                                                           \
+    F(ID, board_id, VALID_ID_MAX, 0)                                                               \
+    F(I64, order, CMD_ORDER_DESC, CMD_ORDER_ASC)                                                   \
+    F(I64, op, CMD_OP_BEST, CMD_OP_DECR)                                                           \
+    F(I64, windows, 1, 15)               /* bit per TIMEFMT_ALLTIME..TIMEFMT_MONTHLY */            \
+    F(I64, reset_period_s, 0, 315360000) /* 0 = no cycles, else >= 60 */                           \
+    F(I64, snapshot_top, 0, 1000)                                                                  \
+    F(PRIZES, rewards, 0, 0)                                                                       \
+    F(OPTID, game_id, VALID_GAME_ID_MAX, 0)                                                        \
     F(I64, version, 0, CMD_I64_MAX)
 
-#define CMD_TOURNAMENT_PUT(F)                                                                  \
-    F(ID, tournament_id, VALID_ID_MAX, 0)                                                      \
-    F(TEXT, name, 1, VALID_NAME_MAX)                                                           \
-    F(I64, order, CMD_ORDER_DESC, CMD_ORDER_ASC)                                               \
-    F(I64, op, CMD_OP_BEST, CMD_OP_DECR)                                                       \
-    F(I64, start_ms, 0, 253402300799999)                                                       \
-    F(I64, end_ms, 0, 253402300799999)                                                         \
-    F(I64, max_participants, 0, 100000000) /* 0 = unlimited */                                \
-    F(I64, max_attempts, 0, 100000000)     /* 0 = unlimited */                                \
-    F(PRIZES, prizes, 0, 0)                                                                    \
+#define CMD_TOURNAMENT_PUT(F)                                                                      \
+    F(ID, tournament_id, VALID_ID_MAX, 0)                                                          \
+    F(TEXT, name, 1, VALID_NAME_MAX)                                                               \
+    F(I64, order, CMD_ORDER_DESC, CMD_ORDER_ASC)                                                   \
+    F(I64, op, CMD_OP_BEST, CMD_OP_DECR)                                                           \
+    F(I64, start_ms, 0, 253402300799999)                                                           \
+    F(I64, end_ms, 0, 253402300799999)                                                             \
+    F(I64, max_participants, 0, 100000000) /* 0 = unlimited */                                     \
+    F(I64, max_attempts, 0, 100000000)     /* 0 = unlimited */                                     \
+    F(PRIZES, prizes, 0, 0)                                                                        \
     F(I64, version, 0, CMD_I64_MAX)
 
-#define CMD_TOURNAMENT_JOIN(F)                                                                 \
-    F(ID, tournament_id, VALID_ID_MAX, 0)                                                      \
-    F(ID, player_id, VALID_ID_MAX, 0)                                                          \
+#define CMD_TOURNAMENT_JOIN(F)                                                                     \
+    F(ID, tournament_id, VALID_ID_MAX, 0)                                                          \
+    F(ID, player_id, VALID_ID_MAX, 0)                                                              \
     F(IDEM, idempotency_key, 0, 0)
 
-#define CMD_PLAYER_PUT(F)                                                                      \
-    F(ID, player_id, VALID_ID_MAX, 0)                                                          \
-    F(TEXT, name, 1, VALID_NAME_MAX)                                                           \
-    F(ID, region, VALID_ID_MAX, 0)                                                             \
+#define CMD_PLAYER_PUT(F)                                                                          \
+    F(ID, player_id, VALID_ID_MAX, 0)                                                              \
+    F(TEXT, name, 1, VALID_NAME_MAX)                                                               \
+    F(ID, region, VALID_ID_MAX, 0)                                                                 \
     F(OPTID, guild, VALID_ID_MAX, 0)
 
-#define CMD_UNLOCK(F)                                                                          \
-    F(ID, player_id, VALID_ID_MAX, 0)                                                          \
-    F(ID, game_id, VALID_GAME_ID_MAX, 0)                                                       \
-    F(ID, achievement_id, VALID_ID_MAX, 0)                                                     \
-    F(I64, steps, 0, 1000000000) /* 0 = all remaining */                                      \
+#define CMD_UNLOCK(F)                                                                              \
+    F(ID, player_id, VALID_ID_MAX, 0)                                                              \
+    F(ID, game_id, VALID_GAME_ID_MAX, 0)                                                           \
+    F(ID, achievement_id, VALID_ID_MAX, 0)                                                         \
+    F(I64, steps, 0, 1000000000) /* 0 = all remaining */                                           \
     F(IDEM, idempotency_key, 0, 0)
 
-#define CMD_SCORE(F)                                                                           \
-    F(ID, board_id, VALID_ID_MAX, 0)                                                           \
-    F(ID, player_id, VALID_ID_MAX, 0)                                                          \
-    F(I64, score, -VALID_SCORE_MAX, VALID_SCORE_MAX)                                           \
-    F(I64, subscore, -VALID_SCORE_MAX, VALID_SCORE_MAX)                                        \
-    F(META, metadata, 0, 0)                                                                    \
+#define CMD_SCORE(F)                                                                               \
+    F(ID, board_id, VALID_ID_MAX, 0)                                                               \
+    F(ID, player_id, VALID_ID_MAX, 0)                                                              \
+    F(I64, score, -VALID_SCORE_MAX, VALID_SCORE_MAX)                                               \
+    F(I64, subscore, -VALID_SCORE_MAX, VALID_SCORE_MAX)                                            \
+    F(META, metadata, 0, 0)                                                                        \
     F(IDEM, idempotency_key, 0, 0)
 
 /* X(code, NAME, name, flags). Codes are stable: never reuse one. */
 #define CMD_F_IDEMPOTENT 1u /* carries an idempotency_key scoped to its player_id */
 
-#define CMD_LIST(X)                                                                            \
-    X(1, GAME_PUT, game_put, 0)                                                                \
-    X(2, ACH_PUT, ach_put, 0)                                                                  \
-    X(3, BOARD_PUT, board_put, 0)                                                              \
-    X(4, TOURNAMENT_PUT, tournament_put, 0)                                                    \
-    X(5, TOURNAMENT_JOIN, tournament_join, CMD_F_IDEMPOTENT)                                   \
-    X(6, PLAYER_PUT, player_put, 0)                                                            \
-    X(7, UNLOCK, unlock, CMD_F_IDEMPOTENT)                                                     \
+#define CMD_LIST(X)                                                                                \
+    X(1, GAME_PUT, game_put, 0)                                                                    \
+    X(2, ACH_PUT, ach_put, 0)                                                                      \
+    X(3, BOARD_PUT, board_put, 0)                                                                  \
+    X(4, TOURNAMENT_PUT, tournament_put, 0)                                                        \
+    X(5, TOURNAMENT_JOIN, tournament_join, CMD_F_IDEMPOTENT)                                       \
+    X(6, PLAYER_PUT, player_put, 0)                                                                \
+    X(7, UNLOCK, unlock, CMD_F_IDEMPOTENT)                                                         \
     X(8, SCORE, score, CMD_F_IDEMPOTENT)
 
 enum cmd_type {
 #define CMD__ENUM(code, NAME, name, flags) CMD_##NAME = code,
     CMD_LIST(CMD__ENUM)
 #undef CMD__ENUM
-    CMD__TYPE_END
+        CMD__TYPE_END
 };
 
 #define CMD__CTYPE_ID struct lr_str
@@ -171,9 +171,9 @@ enum cmd_type {
 #define CMD__CTYPE_PRIZES struct cmd_prizes
 #define CMD__FIELD_DECL(kind, fname, a, b) CMD__CTYPE_##kind fname;
 
-#define CMD__STRUCT(code, NAME, name, flags)                                                   \
-    struct cmd_##name {                                                                        \
-        CMD_##NAME(CMD__FIELD_DECL)                                                            \
+#define CMD__STRUCT(code, NAME, name, flags)                                                       \
+    struct cmd_##name {                                                                            \
+        CMD_##NAME(CMD__FIELD_DECL)                                                                \
     };
 CMD_LIST(CMD__STRUCT)
 #undef CMD__STRUCT

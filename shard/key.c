@@ -6,7 +6,10 @@
 
 #include "shard_int.h"
 
-void key__init(struct key *k) { k->len = 0; }
+void key__init(struct key *k)
+{
+    k->len = 0;
+}
 
 static void key__bytes(struct key *k, const void *p, size_t n)
 {
@@ -33,9 +36,15 @@ void key__u64(struct key *k, uint64_t v)
     key__u32(k, (uint32_t)v);
 }
 
-void key__i64(struct key *k, int64_t v) { key__u64(k, (uint64_t)v ^ (1ULL << 63)); }
+void key__i64(struct key *k, int64_t v)
+{
+    key__u64(k, (uint64_t)v ^ (1ULL << 63));
+}
 
-void key__str(struct key *k, struct lr_str s) { key__bytes(k, s.p, s.len); }
+void key__str(struct key *k, struct lr_str s)
+{
+    key__bytes(k, s.p, s.len);
+}
 
 void key__strz(struct key *k, struct lr_str s)
 {
@@ -52,4 +61,3 @@ uint64_t key__get_u64(const unsigned char *p)
 {
     return (uint64_t)key__get_u32(p) << 32 | key__get_u32(p + 4);
 }
-

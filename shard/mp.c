@@ -93,9 +93,7 @@ int64_t mp_i64(struct mp *r)
     case 0xd1: return (int16_t)mp__be(r, 2);
     case 0xd2: return (int32_t)mp__be(r, 4);
     case 0xd3: return (int64_t)mp__be(r, 8);
-    default:
-        r->err = 1;
-        return 0;
+    default: r->err = 1; return 0;
     }
 }
 
@@ -182,6 +180,12 @@ static void mp__skip(struct mp *r, int depth)
     }
 }
 
-void mp_skip(struct mp *r) { mp__skip(r, 0); }
+void mp_skip(struct mp *r)
+{
+    mp__skip(r, 0);
+}
 
-int mp_done(const struct mp *r) { return !r->err && r->p == r->end; }
+int mp_done(const struct mp *r)
+{
+    return !r->err && r->p == r->end;
+}

@@ -18,7 +18,10 @@
 #include "cursor.h"
 #include "mp.h"
 #include "query_int.h"
-double query__round2(double v) { return round(v * 100.0) / 100.0; }
+double query__round2(double v)
+{
+    return round(v * 100.0) / 100.0;
+}
 
 int query__player(struct query *x, struct lr_str id, struct rec_player *p)
 {
@@ -44,8 +47,8 @@ static int query__scope(struct query *x, struct query__scope *sc)
                           timefmt_window_name(q->window));
     }
     sc->window = q->window;
-    sc->period = q->has_period ? q->period
-                               : timefmt_period_of(q->window, q->now_ms, sc->bd->reset_s);
+    sc->period =
+        q->has_period ? q->period : timefmt_period_of(q->window, q->now_ms, sc->bd->reset_s);
     sc->rs = boards__set(&x->s->boards, sc->bd, q->window, sc->period, 0);
     sc->idx = NULL;
     if (sc->rs) {
@@ -82,8 +85,7 @@ static void query__pack_scope_fields(struct query *x, const struct query__scope 
 }
 
 /* Stored score of @pid on the scope's board/window/period. */
-int query__score(struct query *x, const struct query__scope *sc, uint32_t pid,
-                        struct rec_score *r)
+int query__score(struct query *x, const struct query__scope *sc, uint32_t pid, struct rec_score *r)
 {
     struct key k;
     MDB_val v;
@@ -349,7 +351,7 @@ int query__count_before(struct query *x)
     msgpack_pack_array(QPK, q->nprobes);
     for (uint32_t i = 0; i < q->nprobes; i++) {
         struct rankkey k = boards__key(sc.bd, q->probes[i].score, q->probes[i].subscore,
-                                      q->probes[i].updated_ms, RANKKEY_FOREIGN);
+                                       q->probes[i].updated_ms, RANKKEY_FOREIGN);
         k.id = q->probes[i].player_id.p;
         k.idlen = q->probes[i].player_id.len;
         msgpack_pack_uint64(QPK, sc.idx ? rankidx_count_before(sc.idx, &k) : 0);
@@ -375,7 +377,7 @@ int query__near(struct query *x)
         return rv;
     }
     struct rankkey k = boards__key(sc.bd, q->probes[0].score, q->probes[0].subscore,
-                                  q->probes[0].updated_ms, RANKKEY_FOREIGN);
+                                   q->probes[0].updated_ms, RANKKEY_FOREIGN);
     k.id = q->probes[0].player_id.p;
     k.idlen = q->probes[0].player_id.len;
     uint64_t count = sc.idx ? rankidx_count_before(sc.idx, &k) : 0;

@@ -36,8 +36,7 @@ double query__round2(double v);
 int query__player(struct query *x, struct lr_str id, struct rec_player *p);
 int query__game(struct query *x, struct lr_str id, struct rec_game *g);
 /* Stored score of @pid on the scope's board, window and period. */
-int query__score(struct query *x, const struct query__scope *sc, uint32_t pid,
-                 struct rec_score *r);
+int query__score(struct query *x, const struct query__scope *sc, uint32_t pid, struct rec_score *r);
 
 /* One function per read of SHARD_QUERIES. */
 #define QUERY__DECL(NAME, name) int query__##name(struct query *x);

@@ -99,7 +99,7 @@ int query__game_get(struct query *x)
 }
 
 int query__walk(struct query *x, enum store_db db, const struct key *prefix,
-                       const struct key *start, query__walk_fn fn, void *ctx)
+                const struct key *start, query__walk_fn fn, void *ctx)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
@@ -208,10 +208,10 @@ int query__ach_list(struct query *x)
 
 struct query__hist {
     uint32_t pid;
-    struct lr_str game;   /* filter, may be empty */
+    struct lr_str game; /* filter, may be empty */
     int unlocked_only;
     uint32_t limit;
-    uint32_t n;           /* items matched so far */
+    uint32_t n; /* items matched so far */
     uint64_t last_seq;
     int more;
     int pack;
@@ -231,8 +231,8 @@ static int query__hist_item(struct query *x, const MDB_val *k, const MDB_val *v,
     uint32_t n = mp_array(&r);
     int64_t ver = mp_i64(&r);
     struct lr_str game = mp_str(&r), ach = mp_str(&r);
-    if (n != 3 || ver != REC_VERSION || !mp_done(&r) || k->mv_size != 12 || game.len > VALID_GAME_ID_MAX ||
-        ach.len > VALID_ID_MAX) {
+    if (n != 3 || ver != REC_VERSION || !mp_done(&r) || k->mv_size != 12 ||
+        game.len > VALID_GAME_ID_MAX || ach.len > VALID_ID_MAX) {
         return LR_ECORRUPT;
     }
     *seq = (int64_t)~key__get_u64((const unsigned char *)k->mv_data + 4);
@@ -335,8 +335,8 @@ int query__history(struct query *x)
     QKEY("items");
     msgpack_pack_array(QPK, page.n);
     struct query__hist packing = {p.pid, q->game_id, 0, page.n, 0, 0, 0, 1};
-    if (page.n && (rv = query__walk(x, STORE_HISTORY, &pre, &start, query__hist_walk,
-                                    &packing)) != 0) {
+    if (page.n &&
+        (rv = query__walk(x, STORE_HISTORY, &pre, &start, query__hist_walk, &packing)) != 0) {
         return rv;
     }
     QKEY("next_cursor");
@@ -579,4 +579,3 @@ int query__dashboard(struct query *x)
     msgpack_pack_int64(QPK, streak);
     return 0;
 }
-

@@ -170,8 +170,8 @@ struct rankidx_pool {
 struct rankidx {
     struct rankidx_names names;
     struct rankidx_pool *pool; /* NULL: nodes come from malloc */
-    void *root;      /* a leaf when height == 0; NULL when empty */
-    uint32_t height; /* inner levels above the leaves */
+    void *root;                /* a leaf when height == 0; NULL when empty */
+    uint32_t height;           /* inner levels above the leaves */
     uint64_t count;
     size_t nleaf;
     size_t ninner;
@@ -297,8 +297,8 @@ static int rankidx__pool_grow(struct rankidx_pool *p, struct rankidx__class *cls
         p->cap = cap;
     }
     /* Map twice the size and trim both ends to the aligned chunk inside. */
-    char *raw = mmap(NULL, 2 * RANKIDX__CHUNK, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *raw =
+        mmap(NULL, 2 * RANKIDX__CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (raw == MAP_FAILED) {
         return LR_ENOMEM;
     }
@@ -738,8 +738,8 @@ static inline uint32_t rankidx__leaf_lower(const struct rankidx *idx,
     if (lo == n || leaf->a[lo] != k->a) {
         return lo; /* nothing ties on a */
     }
-    uint32_t hi = rankidx__count_in(leaf->a, n, rankidx__leaf_group(leaf, k->a, 1), k->a, 1,
-                                    RANKIDX__LGROUP);
+    uint32_t hi =
+        rankidx__count_in(leaf->a, n, rankidx__leaf_group(leaf, k->a, 1), k->a, 1, RANKIDX__LGROUP);
     return rankidx__search(idx, k, leaf->a, leaf->b, leaf->t, leaf->pid, lo, hi, 0);
 }
 
@@ -797,8 +797,7 @@ static void rankidx__fix_min(struct rankidx__path *path, uint32_t depth, struct 
 
 /* ---- public: lifecycle and queries ---- */
 
-int rankidx_new(const struct rankidx_names *names, struct rankidx_pool *pool,
-                struct rankidx **out)
+int rankidx_new(const struct rankidx_names *names, struct rankidx_pool *pool, struct rankidx **out)
 {
     struct rankidx *idx = calloc(1, sizeof *idx);
     if (idx == NULL) {
@@ -1108,9 +1107,8 @@ int rankidx_insert(struct rankidx *idx, const struct rankkey *key)
 
     struct rankidx__leaf *leaf = rankidx__descend(idx, key, &path);
     uint32_t pos = rankidx__leaf_lower(idx, leaf, key);
-    if (pos < leaf->n &&
-        rankidx__cmp_slot(idx, key, leaf->a[pos], leaf->b[pos], leaf->t[pos], leaf->pid[pos]) ==
-            0) {
+    if (pos < leaf->n && rankidx__cmp_slot(idx, key, leaf->a[pos], leaf->b[pos], leaf->t[pos],
+                                           leaf->pid[pos]) == 0) {
         return LR_EEXIST;
     }
 
@@ -1237,8 +1235,7 @@ err:
 
 /* Leaf child @ci of @parent fell below the minimum: merge it with a sibling if the two fit
  * comfortably in one leaf, else even the two out. Never allocates. */
-static void rankidx__leaf_rebalance(struct rankidx *idx, struct rankidx__inner *parent,
-                                    uint32_t ci)
+static void rankidx__leaf_rebalance(struct rankidx *idx, struct rankidx__inner *parent, uint32_t ci)
 {
     assert(parent->n >= 2);
     uint32_t li;
@@ -1353,9 +1350,8 @@ int rankidx_delete(struct rankidx *idx, const struct rankkey *key)
     }
     struct rankidx__leaf *leaf = rankidx__descend(idx, key, &path);
     uint32_t pos = rankidx__leaf_lower(idx, leaf, key);
-    if (pos >= leaf->n ||
-        rankidx__cmp_slot(idx, key, leaf->a[pos], leaf->b[pos], leaf->t[pos], leaf->pid[pos]) !=
-            0) {
+    if (pos >= leaf->n || rankidx__cmp_slot(idx, key, leaf->a[pos], leaf->b[pos], leaf->t[pos],
+                                            leaf->pid[pos]) != 0) {
         return LR_ENOTFOUND;
     }
     rankidx__leaf_copy(leaf, pos, leaf, pos + 1, leaf->n - pos - 1);
@@ -1438,8 +1434,8 @@ int rankidx_load(struct rankidx *idx, const struct rankkey *keys, size_t n)
     }
     for (size_t lv = 0, k = 0; lv < nlevels; lv++) {
         for (size_t j = 0; j < levels[lv]; j++, k++) {
-            nodes[k] = lv == 0 ? (void *)rankidx__leaf_new(&fresh)
-                               : (void *)rankidx__inner_new(&fresh);
+            nodes[k] =
+                lv == 0 ? (void *)rankidx__leaf_new(&fresh) : (void *)rankidx__inner_new(&fresh);
             if (nodes[k] == NULL) {
                 rv = LR_ENOMEM;
                 goto err_after_nodes;
@@ -1535,8 +1531,7 @@ struct rankidx__walk {
     size_t ninner;
 };
 
-static int rankidx__cmp_keys(const struct rankidx *idx, struct rankidx__k x,
-                                   struct rankidx__k y)
+static int rankidx__cmp_keys(const struct rankidx *idx, struct rankidx__k x, struct rankidx__k y)
 {
     struct rankkey kx = {.a = x.a, .b = x.b, .t = x.t, .pid = x.pid, .idlen = 0, .id = NULL};
     return rankidx__cmp_slot(idx, &kx, y.a, y.b, y.t, y.pid);
@@ -1563,7 +1558,7 @@ static int rankidx__check_node(const struct rankidx *idx, const void *node, uint
                 return LR_ECORRUPT;
             }
             if (i > 0 && rankidx__cmp_keys(idx, rankidx__leaf_key(leaf, i - 1),
-                                                 rankidx__leaf_key(leaf, i)) >= 0) {
+                                           rankidx__leaf_key(leaf, i)) >= 0) {
                 return LR_ECORRUPT;
             }
         }
@@ -1579,7 +1574,7 @@ static int rankidx__check_node(const struct rankidx *idx, const void *node, uint
         if (w->last != NULL) {
             if (w->last->next != leaf ||
                 rankidx__cmp_keys(idx, rankidx__leaf_key(w->last, w->last->n - 1),
-                                        rankidx__leaf_key(leaf, 0)) >= 0) {
+                                  rankidx__leaf_key(leaf, 0)) >= 0) {
                 return LR_ECORRUPT;
             }
         }
@@ -1619,8 +1614,7 @@ static int rankidx__check_node(const struct rankidx *idx, const void *node, uint
         uint32_t i = (j + 1) * RANKIDX__GROUP;
         uint32_t to = i < in->n ? i : in->n;
         uint32_t from = j * RANKIDX__GROUP < to ? j * RANKIDX__GROUP : to;
-        if ((j + 1 < RANKIDX__INNER_GROUPS &&
-             in->hint[j] != (i < in->n ? in->a[i] : INT64_MAX)) ||
+        if ((j + 1 < RANKIDX__INNER_GROUPS && in->hint[j] != (i < in->n ? in->a[i] : INT64_MAX)) ||
             in->gsum[j] != rankidx__inner_sum(in, from, to)) {
             return LR_ECORRUPT;
         }

@@ -57,8 +57,7 @@ struct rankidx_iter {
  * NULL, nodes come from malloc.
  * @return 0 and *@out, or LR_ENOMEM.
  */
-int rankidx_new(const struct rankidx_names *names, struct rankidx_pool *pool,
-                struct rankidx **out);
+int rankidx_new(const struct rankidx_names *names, struct rankidx_pool *pool, struct rankidx **out);
 
 /** Free @idx and everything it holds. NULL is a no-op. */
 void rankidx_free(struct rankidx *idx);

@@ -16,8 +16,7 @@ int rankkey_cmp_id(const char *x, size_t xlen, const char *y, size_t ylen)
     return xlen < ylen ? -1 : (xlen > ylen ? 1 : 0);
 }
 
-int rankkey_cmp(const struct rankkey *x, const char *xid, const struct rankkey *y,
-                const char *yid)
+int rankkey_cmp(const struct rankkey *x, const char *xid, const struct rankkey *y, const char *yid)
 {
     int c = rankkey_cmp3(x->a, x->b, x->t, y->a, y->b, y->t);
     return c != 0 ? c : rankkey_cmp_id(xid, x->idlen, yid, y->idlen);

@@ -81,7 +81,6 @@ int rankkey_cmp_id(const char *x, size_t xlen, const char *y, size_t ylen);
  * whose keys live in an array that moves (qsort, realloc) can name the id's current place.
  * @return -1, 0, 1.
  */
-int rankkey_cmp(const struct rankkey *x, const char *xid, const struct rankkey *y,
-                const char *yid);
+int rankkey_cmp(const struct rankkey *x, const char *xid, const struct rankkey *y, const char *yid);
 
 #endif

@@ -102,8 +102,8 @@ static int shard__load_players(struct shard *s, MDB_txn *txn)
         qsort(pl, n, sizeof *pl, shard__cmp_pid);
     }
     if (n != s->next_pid) {
-        rv = errmsg_set(s->errmsg, LR_ECORRUPT, "load: %zu players but next pid %u", n,
-                        s->next_pid);
+        rv =
+            errmsg_set(s->errmsg, LR_ECORRUPT, "load: %zu players but next pid %u", n, s->next_pid);
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
@@ -408,13 +408,25 @@ int shard_abort(struct shard *s)
     return shard__load(s);
 }
 
-int shard_grow(struct shard *s) { return store_grow(s->st); }
+int shard_grow(struct shard *s)
+{
+    return store_grow(s->st);
+}
 
-uint64_t shard_applied_index(const struct shard *s) { return s->applied; }
+uint64_t shard_applied_index(const struct shard *s)
+{
+    return s->applied;
+}
 
-uint64_t shard_digest(const struct shard *s) { return store_digest(s->st); }
+uint64_t shard_digest(const struct shard *s)
+{
+    return store_digest(s->st);
+}
 
-int shard_digest_scan(struct shard *s, uint64_t *out) { return store_digest_scan(s->st, out); }
+int shard_digest_scan(struct shard *s, uint64_t *out)
+{
+    return store_digest_scan(s->st, out);
+}
 
 int shard_copy(struct shard *s, int fd)
 {
@@ -428,9 +440,15 @@ int shard_copy(struct shard *s, int fd)
     return 0;
 }
 
-const char *shard_region(const struct shard *s) { return s->region; }
+const char *shard_region(const struct shard *s)
+{
+    return s->region;
+}
 
-const char *shard_errmsg(const struct shard *s) { return s->errmsg; }
+const char *shard_errmsg(const struct shard *s)
+{
+    return s->errmsg;
+}
 
 size_t shard_memory(const struct shard *s)
 {

@@ -47,8 +47,7 @@ struct shard_sink {
     /* Result of command @i of the entry: an HTTP status and its msgpack body. @replayed is 1
      * when an idempotency key returned a stored response. Results reflect state that is not
      * yet committed to LMDB: hold them until shard_commit returns 0. */
-    void (*result)(void *data, uint32_t i, int status, const char *body, size_t len,
-                   int replayed);
+    void (*result)(void *data, uint32_t i, int status, const char *body, size_t len, int replayed);
     /* A notification (msgpack map with "type", ... "index"), in apply order. */
     void (*event)(void *data, const char *body, size_t len);
 };
@@ -116,27 +115,27 @@ size_t shard_memory(const struct shard *s);
 
 /* ---- queries --------------------------------------------------------------------------- */
 
-#define SHARD_QUERIES(X)                                                                       \
-    X(PLAYER_GET, player_get)                                                                  \
-    X(GAME_GET, game_get)                                                                      \
-    X(ACH_LIST, ach_list)                                                                      \
-    X(BOARD_GET, board_get)                                                                    \
-    X(TOP, top)                                                                                \
-    X(RANK, rank)                                                                              \
-    X(FRIENDS, friends)                                                                        \
-    X(COUNT_BEFORE, count_before)                                                              \
-    X(HISTORY, history)                                                                        \
-    X(DASHBOARD, dashboard)                                                                    \
-    X(STATS, stats)                                                                            \
-    X(NEAR, near)                                                                              \
-    X(LOCATE, locate)                                                                          \
+#define SHARD_QUERIES(X)                                                                           \
+    X(PLAYER_GET, player_get)                                                                      \
+    X(GAME_GET, game_get)                                                                          \
+    X(ACH_LIST, ach_list)                                                                          \
+    X(BOARD_GET, board_get)                                                                        \
+    X(TOP, top)                                                                                    \
+    X(RANK, rank)                                                                                  \
+    X(FRIENDS, friends)                                                                            \
+    X(COUNT_BEFORE, count_before)                                                                  \
+    X(HISTORY, history)                                                                            \
+    X(DASHBOARD, dashboard)                                                                        \
+    X(STATS, stats)                                                                                \
+    X(NEAR, near)                                                                                  \
+    X(LOCATE, locate)                                                                              \
     X(REWARDS, rewards)
 
 enum shard_qtype {
 #define SHARD__QENUM(NAME, name) SHARD_Q_##NAME,
     SHARD_QUERIES(SHARD__QENUM)
 #undef SHARD__QENUM
-    SHARD_Q__END
+        SHARD_Q__END
 };
 
 #define SHARD_FRIENDS_MAX 100
@@ -174,7 +173,6 @@ struct shard_query {
  * Answer @q into @out (appended as one msgpack map, API.md's fields).
  * @return 0; or LR_ENOTFOUND / LR_EINVAL / ... with a sentence in @errmsg.
  */
-int shard_query(struct shard *s, const struct shard_query *q, msgpack_sbuffer *out,
-                char *errmsg);
+int shard_query(struct shard *s, const struct shard_query *q, msgpack_sbuffer *out, char *errmsg);
 
 #endif

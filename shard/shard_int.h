@@ -24,8 +24,8 @@
 struct names {
     char *arena;
     size_t arena_len, arena_cap;
-    uint32_t *id_off;   /* pid -> offset of its NUL-terminated id in arena */
-    uint32_t *guild;    /* pid -> guild number, or NAMES_NO_GUILD */
+    uint32_t *id_off; /* pid -> offset of its NUL-terminated id in arena */
+    uint32_t *guild;  /* pid -> guild number, or NAMES_NO_GUILD */
     uint32_t count, cap;
     struct strmap guild_by_name; /* guild id -> (uintptr_t)gid + 1 */
     char **guild_name;           /* gid -> id (owned) */
@@ -61,8 +61,8 @@ struct rankset {
 
 struct board {
     char id[VALID_ID_MAX + 1];
-    int order;  /* CMD_ORDER_* */
-    int op;     /* CMD_OP_* */
+    int order;        /* CMD_ORDER_* */
+    int op;           /* CMD_OP_* */
     unsigned windows; /* bit per timefmt window; cycle bit set iff reset_s > 0 */
     int64_t reset_s;
     int64_t snapshot_top;
@@ -87,13 +87,12 @@ int boards__put(struct boards *b, const char *id, size_t len, struct board **out
 struct rankset *boards__set(struct boards *b, struct board *bd, enum timefmt_window w,
                             int64_t period, int create);
 /** Guild index inside @rs, created if @create. */
-struct rankidx *boards__guild(struct boards *b, struct rankset *rs, const char *guild,
-                              int create);
+struct rankidx *boards__guild(struct boards *b, struct rankset *rs, const char *guild, int create);
 size_t boards__memory(const struct boards *b);
 
 /** Rank key of a stored score on @bd. */
 struct rankkey boards__key(const struct board *bd, int64_t score, int64_t sub, int64_t t,
-                          uint32_t pid);
+                           uint32_t pid);
 
 /* ---- records (apply.c writes them, query.c reads them) --------------------------------- */
 
@@ -149,9 +148,9 @@ struct key {
 void key__init(struct key *k);
 void key__u32(struct key *k, uint32_t v);
 void key__u64(struct key *k, uint64_t v);
-void key__i64(struct key *k, int64_t v); /* biased so negative sorts first */
-void key__str(struct key *k, struct lr_str s);   /* bytes only */
-void key__strz(struct key *k, struct lr_str s);  /* bytes and a NUL */
+void key__i64(struct key *k, int64_t v);        /* biased so negative sorts first */
+void key__str(struct key *k, struct lr_str s);  /* bytes only */
+void key__strz(struct key *k, struct lr_str s); /* bytes and a NUL */
 uint32_t key__get_u32(const unsigned char *p);
 uint64_t key__get_u64(const unsigned char *p);
 
@@ -160,18 +159,18 @@ uint64_t key__get_u64(const unsigned char *p);
 struct shard {
     struct store *st;
     char region[VALID_ID_MAX + 1];
-    uint64_t applied;        /* last applied index, including the open group */
+    uint64_t applied; /* last applied index, including the open group */
     uint64_t applied_committed;
     uint32_t next_pid;
-    uint64_t hseq;           /* unlock-history sequence */
+    uint64_t hseq; /* unlock-history sequence */
     struct names names;
     struct boards boards;
-    msgpack_sbuffer rbuf;    /* record being written */
+    msgpack_sbuffer rbuf; /* record being written */
     msgpack_packer rpk;
-    msgpack_sbuffer obuf;    /* result or event being built */
+    msgpack_sbuffer obuf; /* result or event being built */
     msgpack_packer opk;
-    msgpack_unpacked up;     /* entry being applied */
-    msgpack_sbuffer ebuf;    /* events of the entry being applied, back to back */
+    msgpack_unpacked up;  /* entry being applied */
+    msgpack_sbuffer ebuf; /* events of the entry being applied, back to back */
     uint32_t nevents;
     int eoom;
     char errmsg[LR_ERRMSG_SIZE];

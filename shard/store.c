@@ -22,9 +22,9 @@ struct store {
     MDB_env *env;
     MDB_dbi dbi[STORE_NDBS];
     MDB_txn *wtxn;
-    MDB_txn *rtxn;     /* reset between uses, renewed on the next read */
+    MDB_txn *rtxn; /* reset between uses, renewed on the next read */
     int rtxn_active;
-    uint64_t digest;   /* running, includes the open write transaction */
+    uint64_t digest; /* running, includes the open write transaction */
     uint64_t committed_digest;
     uint64_t map_size;
     int fast;
@@ -182,7 +182,10 @@ int store_begin(struct store *st)
     return 0;
 }
 
-int store_in_write(const struct store *st) { return st->wtxn != NULL; }
+int store_in_write(const struct store *st)
+{
+    return st->wtxn != NULL;
+}
 
 int store_commit(struct store *st)
 {
@@ -230,8 +233,7 @@ int store_read(struct store *st, MDB_txn **txn)
                 mdb_txn_abort(st->rtxn);
                 st->rtxn = NULL;
             }
-            return errmsg_set(st->errmsg, err_from_mdb(mrv), "store: read: %s",
-                              mdb_strerror(mrv));
+            return errmsg_set(st->errmsg, err_from_mdb(mrv), "store: read: %s", mdb_strerror(mrv));
         }
         st->rtxn_active = 1;
     }
@@ -247,7 +249,10 @@ void store_read_end(struct store *st)
     }
 }
 
-MDB_dbi store_dbi(const struct store *st, enum store_db db) { return st->dbi[db]; }
+MDB_dbi store_dbi(const struct store *st, enum store_db db)
+{
+    return st->dbi[db];
+}
 
 int store_get(struct store *st, enum store_db db, const void *key, size_t klen, MDB_val *val)
 {
@@ -335,7 +340,10 @@ err:
                       mdb_strerror(mrv));
 }
 
-uint64_t store_digest(const struct store *st) { return st->digest; }
+uint64_t store_digest(const struct store *st)
+{
+    return st->digest;
+}
 
 int store_digest_scan(struct store *st, uint64_t *out)
 {
@@ -389,6 +397,12 @@ int store_grow(struct store *st)
     return st->fast ? store__preallocate(st) : 0;
 }
 
-const char *store_errmsg(const struct store *st) { return st->errmsg; }
+const char *store_errmsg(const struct store *st)
+{
+    return st->errmsg;
+}
 
-MDB_env *store_env(struct store *st) { return st->env; }
+MDB_env *store_env(struct store *st)
+{
+    return st->env;
+}

@@ -17,28 +17,28 @@
 
 #include "../lib/err.h"
 
-#define STORE_DBS(X)                                                                           \
-    X(META, "meta")                                                                            \
-    X(PLAYERS, "players")                                                                      \
-    X(GAMES, "games")                                                                          \
-    X(ACHS, "achievements")                                                                    \
-    X(BOARDS, "boards")                                                                        \
-    X(TOURNS, "tournaments")                                                                   \
-    X(TJOINS, "tournament_joins")                                                              \
-    X(PROGRESS, "progress")                                                                    \
-    X(HISTORY, "history")                                                                      \
-    X(PGAMES, "player_games")                                                                  \
-    X(SCORES, "scores")                                                                        \
-    X(IDEM, "idem")                                                                            \
-    X(IDEMEXP, "idem_expiry")                                                                  \
-    X(STATS, "stats")                                                                          \
+#define STORE_DBS(X)                                                                               \
+    X(META, "meta")                                                                                \
+    X(PLAYERS, "players")                                                                          \
+    X(GAMES, "games")                                                                              \
+    X(ACHS, "achievements")                                                                        \
+    X(BOARDS, "boards")                                                                            \
+    X(TOURNS, "tournaments")                                                                       \
+    X(TJOINS, "tournament_joins")                                                                  \
+    X(PROGRESS, "progress")                                                                        \
+    X(HISTORY, "history")                                                                          \
+    X(PGAMES, "player_games")                                                                      \
+    X(SCORES, "scores")                                                                            \
+    X(IDEM, "idem")                                                                                \
+    X(IDEMEXP, "idem_expiry")                                                                      \
+    X(STATS, "stats")                                                                              \
     X(EVENTS, "events")
 
 enum store_db {
 #define STORE__ENUM(NAME, str) STORE_##NAME,
     STORE_DBS(STORE__ENUM)
 #undef STORE__ENUM
-    STORE_NDBS
+        STORE_NDBS
 };
 
 struct store_config {

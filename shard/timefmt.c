@@ -167,10 +167,8 @@ int64_t timefmt_period_of(enum timefmt_window window, int64_t ms, int64_t reset_
 {
     int64_t days = timefmt__floordiv(ms, TIMEFMT__MS_PER_DAY);
     switch (window) {
-    case TIMEFMT_DAILY:
-        return days;
-    case TIMEFMT_WEEKLY:
-        return timefmt__floordiv(days + 3, 7);
+    case TIMEFMT_DAILY: return days;
+    case TIMEFMT_WEEKLY: return timefmt__floordiv(days + 3, 7);
     case TIMEFMT_MONTHLY: {
         int64_t y;
         unsigned m, d;
@@ -180,8 +178,7 @@ int64_t timefmt_period_of(enum timefmt_window window, int64_t ms, int64_t reset_
     case TIMEFMT_CYCLE:
         return reset_s > 0 ? timefmt__floordiv(timefmt__floordiv(ms, 1000), reset_s) : 0;
     case TIMEFMT_ALLTIME:
-    case TIMEFMT_NWINDOWS:
-        break;
+    case TIMEFMT_NWINDOWS: break;
     }
     return 0;
 }
@@ -191,9 +188,7 @@ int timefmt_period_format(enum timefmt_window window, int64_t p, char *out)
     int64_t y;
     unsigned m, d;
     switch (window) {
-    case TIMEFMT_ALLTIME:
-        snprintf(out, TIMEFMT_PERIOD_MAX, "alltime");
-        return 0;
+    case TIMEFMT_ALLTIME: snprintf(out, TIMEFMT_PERIOD_MAX, "alltime"); return 0;
     case TIMEFMT_DAILY:
         timefmt_civil_from_days(p, &y, &m, &d);
         if (y < 0 || y > 9999) {
@@ -217,11 +212,8 @@ int timefmt_period_format(enum timefmt_window window, int64_t p, char *out)
         }
         snprintf(out, TIMEFMT_PERIOD_MAX, "%04d-%02d", (int)(p / 12), (int)(p % 12 + 1));
         return 0;
-    case TIMEFMT_CYCLE:
-        snprintf(out, TIMEFMT_PERIOD_MAX, "%lld", (long long)p);
-        return 0;
-    case TIMEFMT_NWINDOWS:
-        break;
+    case TIMEFMT_CYCLE: snprintf(out, TIMEFMT_PERIOD_MAX, "%lld", (long long)p); return 0;
+    case TIMEFMT_NWINDOWS: break;
     }
     return LR_ERANGE;
 }
@@ -231,9 +223,7 @@ int timefmt_period_parse(enum timefmt_window window, const char *s, size_t len, 
     const char *q = s, *end = s + len;
     int64_t y, m, w;
     switch (window) {
-    case TIMEFMT_ALLTIME:
-        *p = 0;
-        return (len == 7 && memcmp(s, "alltime", 7) == 0) ? 0 : LR_EINVAL;
+    case TIMEFMT_ALLTIME: *p = 0; return (len == 7 && memcmp(s, "alltime", 7) == 0) ? 0 : LR_EINVAL;
     case TIMEFMT_DAILY:
         if (timefmt__date(&q, end, p) || q != end) {
             return LR_EINVAL;
@@ -275,14 +265,13 @@ int timefmt_period_parse(enum timefmt_window window, const char *s, size_t len, 
         *p = v;
         return 0;
     }
-    case TIMEFMT_NWINDOWS:
-        break;
+    case TIMEFMT_NWINDOWS: break;
     }
     return LR_EINVAL;
 }
 
 static const char *const timefmt__names[TIMEFMT_NWINDOWS] = {"alltime", "daily", "weekly",
-                                                              "monthly", "cycle"};
+                                                             "monthly", "cycle"};
 
 int timefmt_window_parse(const char *s, size_t len, enum timefmt_window *w)
 {

@@ -52,8 +52,8 @@ int valid_text(const char *s, size_t len, size_t min, size_t max)
             cp = (cp << 6) | (p[i] & 0x3f);
         }
         /* Reject overlong forms, C1 controls, surrogates and values past U+10FFFF. */
-        if ((need == 1 && cp < 0xa0) || (need == 2 && cp < 0x800) ||
-            (need == 3 && cp < 0x10000) || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+        if ((need == 1 && cp < 0xa0) || (need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) ||
+            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
             return 0;
         }
         p += need + 1;

@@ -8,8 +8,8 @@
 
 #define VALID_ID_MAX 64
 #define VALID_GAME_ID_MAX 56
-#define VALID_NAME_MAX 64    /* code points */
-#define VALID_DESC_MAX 512   /* code points */
+#define VALID_NAME_MAX 64  /* code points */
+#define VALID_DESC_MAX 512 /* code points */
 #define VALID_IDEM_MIN 8
 #define VALID_IDEM_MAX 128
 #define VALID_METADATA_MAX 256

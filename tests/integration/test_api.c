@@ -111,8 +111,8 @@ void put_game(const char *id)
 void put_ach(const char *game, const char *ach, int points, int steps, int hidden)
 {
     struct httpc_resp r;
-    json_t *b = json_pack("{s:s,s:s,s:i,s:i,s:b}", "name", ach, "description", "desc",
-                          "points", points, "steps", steps, "hidden", hidden);
+    json_t *b = json_pack("{s:s,s:s,s:i,s:i,s:b}", "name", ach, "description", "desc", "points",
+                          points, "steps", steps, "hidden", hidden);
     char path[256];
     snprintf(path, sizeof path, "/v1/games/%s/achievements/%s", game, ach);
     tdev_reqj(&fx->dev, "PUT", path, ADMIN, b, &r);
@@ -125,9 +125,9 @@ int post_score(struct httpc_resp *r, const char *board, const char *player, int6
                int64_t sub, const char *key)
 {
     char k[32];
-    json_t *b = json_pack("{s:s,s:I,s:I,s:s}", "player_id", player, "score", (json_int_t)score,
-                          "subscore", (json_int_t)sub, "idempotency_key",
-                          key ? key : next_key(k, sizeof k));
+    json_t *b =
+        json_pack("{s:s,s:I,s:I,s:s}", "player_id", player, "score", (json_int_t)score, "subscore",
+                  (json_int_t)sub, "idempotency_key", key ? key : next_key(k, sizeof k));
     char path[256];
     snprintf(path, sizeof path, "/v1/boards/%s/scores", board);
     return tdev_reqj(&fx->dev, "POST", path, API, b, r);
@@ -142,13 +142,13 @@ void score_ok(const char *board, const char *player, int64_t score, int64_t sub)
 }
 
 /* POST an unlock (@steps 0: the field is left out). */
-int post_unlock(struct httpc_resp *r, const char *player, const char *game,
-                const char *ach, int steps, const char *key)
+int post_unlock(struct httpc_resp *r, const char *player, const char *game, const char *ach,
+                int steps, const char *key)
 {
     char k[32];
-    json_t *b = json_pack("{s:s,s:s,s:s,s:s}", "player_id", player, "game_id", game,
-                          "achievement_id", ach, "idempotency_key",
-                          key ? key : next_key(k, sizeof k));
+    json_t *b =
+        json_pack("{s:s,s:s,s:s,s:s}", "player_id", player, "game_id", game, "achievement_id", ach,
+                  "idempotency_key", key ? key : next_key(k, sizeof k));
     if (steps) {
         json_object_set_new(b, "steps", json_integer(steps));
     }
@@ -295,7 +295,10 @@ static void cluster_view_admin_only(void **state)
     {
         const char *id = tdev_str(g, "id");
         assert_non_null(id);
-        seen |= strcmp(id, "na") == 0 ? 1 : strcmp(id, "eu") == 0 ? 2 : strcmp(id, "apac") == 0 ? 4 : 8;
+        seen |= strcmp(id, "na") == 0     ? 1
+                : strcmp(id, "eu") == 0   ? 2
+                : strcmp(id, "apac") == 0 ? 4
+                                          : 8;
         json_t *reps = json_object_get(g, "replicas");
         assert_int_equal(json_array_size(reps), 3);
         assert_true(json_is_integer(json_object_get(g, "leader")));

@@ -52,10 +52,16 @@ void scores_every_operator(void **state)
     put_board("op-set", "desc", "set", NULL);
     put_board("op-incr", "asc", "incr", NULL);
     put_board("op-decr", "desc", "decr", NULL);
-    const struct op_step best_d[] = {{10, 0, 10, 0, 1}, {5, 9, 10, 0, 0}, {10, 3, 10, 3, 1},
-                                     {10, 1, 10, 3, 0}, {12, -4, 12, -4, 1}};
-    const struct op_step best_a[] = {{10, 5, 10, 5, 1}, {15, 0, 10, 5, 0}, {10, 2, 10, 2, 1},
-                                     {10, 2, 10, 2, 0}, {-7, 0, -7, 0, 1}};
+    const struct op_step best_d[] = {{10, 0, 10, 0, 1},
+                                     {5, 9, 10, 0, 0},
+                                     {10, 3, 10, 3, 1},
+                                     {10, 1, 10, 3, 0},
+                                     {12, -4, 12, -4, 1}};
+    const struct op_step best_a[] = {{10, 5, 10, 5, 1},
+                                     {15, 0, 10, 5, 0},
+                                     {10, 2, 10, 2, 1},
+                                     {10, 2, 10, 2, 0},
+                                     {-7, 0, -7, 0, 1}};
     const struct op_step set[] = {{10, 1, 10, 1, 1}, {5, 0, 5, 0, 1}, {-3, 2, -3, 2, 1}};
     const struct op_step incr[] = {{5, 0, 5, 0, 1}, {3, 0, 8, 0, 1}, {-10, 0, -2, 0, 1}};
     const struct op_step decr[] = {{5, 0, -5, 0, 1}, {3, 0, -8, 0, 1}};
@@ -104,11 +110,13 @@ void scores_every_operator(void **state)
     meta[260] = '\0';
     snprintf(body, sizeof body,
              "{\"player_id\":\"op-p\",\"score\":1,\"metadata\":{\"m\":\"%s\"},"
-             "\"idempotency_key\":\"op-meta-0002\"}", meta);
+             "\"idempotency_key\":\"op-meta-0002\"}",
+             meta);
     expect_err("POST", "/v1/boards/op-set/scores", API, body, 400, "invalid_argument");
     expect_err("POST", "/v1/boards/op-set/scores", API,
                "{\"player_id\":\"op-p\",\"score\":1,\"metadata\":[1],"
-               "\"idempotency_key\":\"op-meta-0003\"}", 400, "invalid_argument");
+               "\"idempotency_key\":\"op-meta-0003\"}",
+               400, "invalid_argument");
     expect_err("POST", "/v1/boards/op-set/scores", API,
                "{\"player_id\":\"op-p\",\"score\":1.5,\"idempotency_key\":\"op-meta-0004\"}", 400,
                "invalid_argument");
@@ -203,8 +211,10 @@ void events_batch(void **state)
     assert_int_equal(tdev_int(r.json, "score"), 3);
     httpc_free(&r);
     /* A single POST with a key an event used is a replay of that event's answer. */
-    reqf(&r, "POST", API, "{\"player_id\":\"ev-na\",\"score\":10,\"idempotency_key\":"
-         "\"ev-key-0001\"}", "/v1/boards/ev-b/scores");
+    reqf(&r, "POST", API,
+         "{\"player_id\":\"ev-na\",\"score\":10,\"idempotency_key\":"
+         "\"ev-key-0001\"}",
+         "/v1/boards/ev-b/scores");
     expect(&r, 200, "single replay of an event key");
     assert_true(replayed(&r));
     httpc_free(&r);
@@ -216,9 +226,9 @@ void events_batch(void **state)
     for (int i = 0; i < 101; i++) {
         char k[32];
         snprintf(k, sizeof k, "ev-big-%04d", i);
-        json_array_append_new(big, json_pack("{s:s,s:s,s:s,s:i,s:s}", "type", "score", "board_id",
-                                             "ev-b", "player_id", "ev-na", "score", i,
-                                             "idempotency_key", k));
+        json_array_append_new(
+            big, json_pack("{s:s,s:s,s:s,s:i,s:s}", "type", "score", "board_id", "ev-b",
+                           "player_id", "ev-na", "score", i, "idempotency_key", k));
     }
     char *s = json_dumps(big, JSON_COMPACT);
     expect_err("POST", "/v1/events", API, s, 400, "invalid_argument");
@@ -242,7 +252,8 @@ void board_top_scopes_windows(void **state)
     static const char *const regions[] = {"na", "eu", "apac"};
     struct httpc_resp r;
     char ids[1024], path[256];
-    put_board("top-b", "desc", "best", "\"windows\":[\"alltime\",\"daily\",\"weekly\",\"monthly\"]");
+    put_board("top-b", "desc", "best",
+              "\"windows\":[\"alltime\",\"daily\",\"weekly\",\"monthly\"]");
     /* 9 players, 3 per region; guilds gA (0,4,8: one per region) and gB (1,2). Scores tie on
      * purpose: top-0/top-3 share score and subscore, so the earlier updated_at wins. */
     static const int64_t score[9] = {50, 40, 40, 50, 30, 20, 10, 5, 60};
@@ -250,7 +261,10 @@ void board_top_scopes_windows(void **state)
     for (int i = 0; i < 9; i++) {
         char id[16];
         snprintf(id, sizeof id, "top-%d", i);
-        put_player(id, regions[i % 3], i % 4 == 0 ? "top-gA" : (i == 1 || i == 2) ? "top-gB" : NULL);
+        put_player(id, regions[i % 3],
+                   i % 4 == 0           ? "top-gA"
+                   : (i == 1 || i == 2) ? "top-gB"
+                                        : NULL);
         score_ok("top-b", id, score[i], sub[i]);
     }
     const char *global = "top-8,top-0,top-3,top-1,top-2,top-4,top-5,top-6,top-7";
@@ -271,12 +285,9 @@ void board_top_scopes_windows(void **state)
 
     struct {
         const char *scope, *want;
-    } scopes[] = {{"region:na", "top-0,top-3,top-6"},
-                  {"region:eu", "top-1,top-4,top-7"},
-                  {"region:apac", "top-8,top-2,top-5"},
-                  {"guild:top-gA", "top-8,top-0,top-4"},
-                  {"guild:top-gB", "top-1,top-2"},
-                  {"guild:top-none", ""}};
+    } scopes[] = {{"region:na", "top-0,top-3,top-6"},   {"region:eu", "top-1,top-4,top-7"},
+                  {"region:apac", "top-8,top-2,top-5"}, {"guild:top-gA", "top-8,top-0,top-4"},
+                  {"guild:top-gB", "top-1,top-2"},      {"guild:top-none", ""}};
     for (size_t k = 0; k < sizeof scopes / sizeof scopes[0]; k++) {
         reqf(&r, "GET", "", NULL, "/v1/boards/top-b/top?scope=%s", scopes[k].scope);
         expect(&r, 200, scopes[k].scope);
@@ -298,7 +309,7 @@ void board_top_scopes_windows(void **state)
         const char *window, *period;
     } wins[] = {{"daily", day}, {"weekly", week}, {"monthly", month}};
     for (size_t k = 0; k < 3; k++) {
-        for (int explicit = 0; explicit < 2; explicit++) {
+        for (int explicit = 0; explicit < 2; explicit ++) {
             snprintf(path, sizeof path, "/v1/boards/top-b/top?window=%s%s%s", wins[k].window,
                      explicit ? "&period=" : "", explicit ? wins[k].period : "");
             reqf(&r, "GET", "", NULL, "%s", path);
@@ -351,8 +362,8 @@ static void walk_pages(const char *board, const char *scope, int limit, size_t e
         n += json_array_size(ents);
         ids_of(ents, page, sizeof page);
         if (page[0]) {
-            len += (size_t)snprintf(walked + len, sizeof walked - len, "%s%s", len ? "," : "",
-                                    page);
+            len +=
+                (size_t)snprintf(walked + len, sizeof walked - len, "%s%s", len ? "," : "", page);
         }
         json_t *next = json_object_get(r.json, "next_cursor");
         if (json_is_null(next)) {
@@ -496,15 +507,15 @@ void ties_break_by_player_id(void **state)
         snprintf(want[i].id, sizeof want[i].id, "tie-%02d", (i * 37) % N);
         put_player(want[i].id, i % 3 == 0 ? "na" : i % 3 == 1 ? "eu" : "apac", NULL);
         snprintf(k, sizeof k, "tie-key-%04d", i);
-        json_array_append_new(batch, json_pack("{s:s,s:s,s:s,s:i,s:s}", "type", "score",
-                                               "board_id", "tie-b", "player_id", want[i].id,
-                                               "score", 7, "idempotency_key", k));
+        json_array_append_new(
+            batch, json_pack("{s:s,s:s,s:s,s:i,s:s}", "type", "score", "board_id", "tie-b",
+                             "player_id", want[i].id, "score", 7, "idempotency_key", k));
     }
     tdev_reqj(&fx->dev, "POST", "/v1/events", API, batch, &r);
     expect(&r, 200, "tie batch");
     for (int i = 0; i < N; i++) {
-        json_t *b = json_object_get(json_array_get(json_object_get(r.json, "results"), (size_t)i),
-                                    "body");
+        json_t *b =
+            json_object_get(json_array_get(json_object_get(r.json, "results"), (size_t)i), "body");
         assert_non_null(tdev_str(b, "updated_at"));
         snprintf(want[i].at, sizeof want[i].at, "%s", tdev_str(b, "updated_at"));
     }

@@ -17,11 +17,12 @@ void players_put_get(void **state)
     expect_err("PUT", "/v1/players/pl-ann", "", ann, 401, "unauthorized");
     assert_int_equal(st("PUT", "/v1/players/pl-ann", API, ann), 201);
     assert_int_equal(st("PUT", "/v1/players/pl-ann", API,
-                        "{\"name\":\"Ann B\",\"region\":\"eu\",\"guild\":\"red\"}"), 200);
+                        "{\"name\":\"Ann B\",\"region\":\"eu\",\"guild\":\"red\"}"),
+                     200);
     expect_err("PUT", "/v1/players/pl-ann", API, "{\"name\":\"Ann\",\"region\":\"na\"}", 409,
                "conflict");
-    assert_int_equal(st("PUT", "/v1/players/pl-adm", ADMIN,
-                        "{\"name\":\"Adm\",\"region\":\"apac\"}"), 201);
+    assert_int_equal(
+        st("PUT", "/v1/players/pl-adm", ADMIN, "{\"name\":\"Adm\",\"region\":\"apac\"}"), 201);
     reqf(&r, "GET", "", NULL, "/v1/players/pl-ann");
     expect(&r, 200, "GET player");
     assert_string_equal(tdev_str(r.json, "player_id"), "pl-ann");
@@ -53,8 +54,8 @@ void players_put_get(void **state)
     expect_err("PUT", "/v1/players/pl-x", API, "{\"name\":\"X\"}", 400, "invalid_argument");
     expect_err("PUT", "/v1/players/pl-x", API, "{\"name\":\"\",\"region\":\"eu\"}", 400,
                "invalid_argument");
-    expect_err("PUT", "/v1/players/pl-x", API, "{\"name\":\"X\",\"region\":\"eu\",\"guild\":\"a b\"}",
-               400, "invalid_argument");
+    expect_err("PUT", "/v1/players/pl-x", API,
+               "{\"name\":\"X\",\"region\":\"eu\",\"guild\":\"a b\"}", 400, "invalid_argument");
     expect_err("GET", "/v1/players/pl-x", "", NULL, 404, "not_found"); /* none of those made it */
     expect_err("GET", "/v1/players/nobody", "", NULL, 404, "not_found");
 }
@@ -85,9 +86,10 @@ void catalog_put_get(void **state)
     assert_int_equal(st("PUT", "/v1/games/cat-g/achievements/a1", ADMIN, a1), 201);
     assert_int_equal(st("PUT", "/v1/games/cat-g/achievements/a1", ADMIN, a1), 200);
     assert_int_equal(st("PUT", "/v1/games/cat-g/achievements/a2", ADMIN,
-                        "{\"name\":\"Two\",\"points\":7,\"steps\":3}"), 201);
-    expect_err("PUT", "/v1/games/cat-g/achievements/a3", ADMIN,
-               "{\"name\":\"Bad\",\"points\":-1}", 400, "invalid_argument");
+                        "{\"name\":\"Two\",\"points\":7,\"steps\":3}"),
+                     201);
+    expect_err("PUT", "/v1/games/cat-g/achievements/a3", ADMIN, "{\"name\":\"Bad\",\"points\":-1}",
+               400, "invalid_argument");
     expect_err("PUT", "/v1/games/cat-g/achievements/a3", ADMIN,
                "{\"name\":\"Bad\",\"points\":1,\"steps\":0}", 400, "invalid_argument");
     expect_err("PUT", "/v1/games/cat-none/achievements/a1", ADMIN, a1, 404, "not_found");
@@ -95,8 +97,9 @@ void catalog_put_get(void **state)
     assert_int_equal(tdev_int(r.json, "achievements_total"), 2);
     httpc_free(&r);
 
-    const char *b = "{\"order\":\"desc\",\"operator\":\"best\",\"windows\":[\"alltime\",\"daily\"],"
-                    "\"reset_period_s\":null,\"snapshot_top\":10,\"rewards\":[],\"game_id\":null}";
+    const char *b =
+        "{\"order\":\"desc\",\"operator\":\"best\",\"windows\":[\"alltime\",\"daily\"],"
+        "\"reset_period_s\":null,\"snapshot_top\":10,\"rewards\":[],\"game_id\":null}";
     expect_err("PUT", "/v1/boards/cat-b", API, b, 403, "forbidden");
     assert_int_equal(st("PUT", "/v1/boards/cat-b", ADMIN, b), 201);
     assert_int_equal(st("PUT", "/v1/boards/cat-b", ADMIN, b), 200);

@@ -36,8 +36,8 @@ void put_ach(const char *game, const char *ach, int points, int steps, int hidde
 int post_score(struct httpc_resp *r, const char *board, const char *player, int64_t score,
                int64_t sub, const char *key);
 void score_ok(const char *board, const char *player, int64_t score, int64_t sub);
-int post_unlock(struct httpc_resp *r, const char *player, const char *game,
-                const char *ach, int steps, const char *key);
+int post_unlock(struct httpc_resp *r, const char *player, const char *game, const char *ach,
+                int steps, const char *key);
 void unlock_ok(const char *player, const char *game, const char *ach);
 int replayed(const struct httpc_resp *r);
 double round2(double x);

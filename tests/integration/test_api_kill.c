@@ -78,10 +78,10 @@ static void *writer_main(void *arg)
         int64_t start = now_ms();
         for (int attempt = 0;; attempt++) {
             struct httpc_resp r;
-            int s = httpc_do(fx->dev.http, "POST", "/v1/boards/kill-b/scores", TDEV_API, body, &r)
-                        == 0
-                        ? r.status
-                        : -1;
+            int s =
+                httpc_do(fx->dev.http, "POST", "/v1/boards/kill-b/scores", TDEV_API, body, &r) == 0
+                    ? r.status
+                    : -1;
             if (s >= 200 && s < 300) {
                 w->keys[k]++;
                 w->replayed_acks += strcasestr(r.headers, "Idempotent-Replayed: true") != NULL;
@@ -158,8 +158,9 @@ static void eu_scores(int scores[NWRITERS][PLAYERS_PER_WRITER])
 {
     struct httpc_resp r;
     memset(scores, 0, sizeof(int) * NWRITERS * PLAYERS_PER_WRITER);
-    assert_int_equal(tdev_req(&fx->dev, "GET", "/v1/boards/kill-b/top?scope=region:eu&limit=100",
-                              "", NULL, &r), 200);
+    assert_int_equal(
+        tdev_req(&fx->dev, "GET", "/v1/boards/kill-b/top?scope=region:eu&limit=100", "", NULL, &r),
+        200);
     size_t i;
     json_t *e;
     json_array_foreach(json_object_get(r.json, "entries"), i, e)
@@ -193,17 +194,20 @@ static void leader_killed_under_writes(void **state)
     (void)state;
     char pid[32], path[64];
     assert_int_equal(tdev_status(&fx->dev, "PUT", "/v1/boards/kill-b", TDEV_ADMIN,
-                                 "{\"order\":\"desc\",\"operator\":\"incr\"}"), 201);
+                                 "{\"order\":\"desc\",\"operator\":\"incr\"}"),
+                     201);
     for (int w = 0; w < NWRITERS; w++) {
         for (int k = 0; k < PLAYERS_PER_WRITER; k++) {
             player_id(pid, sizeof pid, w, k);
             snprintf(path, sizeof path, "/v1/players/%s", pid);
-            assert_int_equal(tdev_status(&fx->dev, "PUT", path, TDEV_API,
-                                         "{\"name\":\"K\",\"region\":\"eu\"}"), 201);
+            assert_int_equal(
+                tdev_status(&fx->dev, "PUT", path, TDEV_API, "{\"name\":\"K\",\"region\":\"eu\"}"),
+                201);
         }
     }
     assert_int_equal(tdev_status(&fx->dev, "PUT", "/v1/players/kill-na", TDEV_API,
-                                 "{\"name\":\"K\",\"region\":\"na\"}"), 201);
+                                 "{\"name\":\"K\",\"region\":\"na\"}"),
+                     201);
     int old = eu_leader();
     assert_true(old >= 0);
 
@@ -300,10 +304,12 @@ static void leader_killed_under_writes(void **state)
     /* The region takes new writes from its new leader; other regions were never affected. */
     assert_int_equal(tdev_status(&fx->dev, "POST", "/v1/boards/kill-b/scores", TDEV_API,
                                  "{\"player_id\":\"kill-eu-0-0\",\"score\":1,"
-                                 "\"idempotency_key\":\"kill-after-0001\"}"), 200);
+                                 "\"idempotency_key\":\"kill-after-0001\"}"),
+                     200);
     assert_int_equal(tdev_status(&fx->dev, "POST", "/v1/boards/kill-b/scores", TDEV_API,
                                  "{\"player_id\":\"kill-na\",\"score\":5,"
-                                 "\"idempotency_key\":\"kill-after-0002\"}"), 200);
+                                 "\"idempotency_key\":\"kill-after-0002\"}"),
+                     200);
     eu_scores(again);
     assert_int_equal(again[0][0], scores[0][0] + 1);
 }

@@ -75,8 +75,8 @@ static int64_t parse_ms(const char *s)
     struct tm tm;
     int ms;
     memset(&tm, 0, sizeof tm);
-    if (!tdev_is_time(s) || sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon,
-                                   &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7) {
+    if (!tdev_is_time(s) || sscanf(s, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+                                   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7) {
         fail_msg("not an API.md time: %s", s ? s : "(null)");
     }
     tm.tm_year -= 1900;
@@ -260,9 +260,11 @@ static void submissions_follow_the_model(void **state)
     struct httpc_resp r;
     char path[128];
     assert_int_equal(tdev_status(&fx->dev, "PUT", "/v1/boards/mb-best", TDEV_ADMIN,
-                                 "{\"order\":\"desc\",\"operator\":\"best\"}"), 201);
+                                 "{\"order\":\"desc\",\"operator\":\"best\"}"),
+                     201);
     assert_int_equal(tdev_status(&fx->dev, "PUT", "/v1/boards/mb-incr", TDEV_ADMIN,
-                                 "{\"order\":\"asc\",\"operator\":\"incr\"}"), 201);
+                                 "{\"order\":\"asc\",\"operator\":\"incr\"}"),
+                     201);
     for (int i = 0; i < NPLAYERS; i++) {
         struct mplayer *p = &fx->p[i];
         snprintf(p->id, sizeof p->id, "m-%03d", i);
@@ -325,8 +327,8 @@ static void submissions_follow_the_model(void **state)
             char key[24];
             random_submission(bd, &score, &sub);
             snprintf(path, sizeof path, "/v1/boards/%s/scores", boards[bd]);
-            tdev_reqj(&fx->dev, "POST", path, TDEV_API,
-                      score_item(pl, score, sub, key, sizeof key), &r);
+            tdev_reqj(&fx->dev, "POST", path, TDEV_API, score_item(pl, score, sub, key, sizeof key),
+                      &r);
             expect(&r, 200, path);
             model_apply(bd, pl, score, sub, r.json);
             remember(bd, pl, score, sub, key, r.json);
@@ -372,8 +374,8 @@ static void entry_matches(const json_t *e, const struct mplayer *p, int bd, int6
         strcmp(tdev_str(e, "region"), regions[p->region]) != 0 || tdev_str(e, "name") == NULL ||
         strcmp(tdev_str(e, "name"), p->id) != 0) {
         char *s = json_dumps(e, JSON_COMPACT);
-        fail_msg("%s: entry %s; model: rank %lld %s score %lld subscore %lld at %s region %s",
-                 what, s, (long long)rank, p->id, (long long)m->score, (long long)m->sub, m->at,
+        fail_msg("%s: entry %s; model: rank %lld %s score %lld subscore %lld at %s region %s", what,
+                 s, (long long)rank, p->id, (long long)m->score, (long long)m->sub, m->at,
                  regions[p->region]);
     }
 }
@@ -394,8 +396,8 @@ static void top_pages_equal_model(void **state)
                 struct httpc_resp r;
                 char path[700];
                 assert_true(pages <= (int)n / limit + 1);
-                snprintf(path, sizeof path, "/v1/boards/%s/top?scope=%s&limit=%d%s%s",
-                         boards[bd], sname, limit, cursor[0] ? "&cursor=" : "", cursor);
+                snprintf(path, sizeof path, "/v1/boards/%s/top?scope=%s&limit=%d%s%s", boards[bd],
+                         sname, limit, cursor[0] ? "&cursor=" : "", cursor);
                 tdev_req(&fx->dev, "GET", path, "", NULL, &r);
                 expect(&r, 200, path);
                 json_t *ents = json_object_get(r.json, "entries"), *e;
@@ -520,8 +522,8 @@ static void friends_equal_model(void **state)
                 char path[2048];
                 unsigned char pick[NPLAYERS] = {0};
                 int count = 1 + (int)testrng_below(&fx->rng, s == 0 ? 100 : 30);
-                size_t len = (size_t)snprintf(path, sizeof path, "/v1/boards/%s/players?scope=%s&ids=",
-                                              boards[bd], sname);
+                size_t len = (size_t)snprintf(
+                    path, sizeof path, "/v1/boards/%s/players?scope=%s&ids=", boards[bd], sname);
                 for (int c = 0; c < count; c++) {
                     if (c > 0 && testrng_below(&fx->rng, 10) == 0) {
                         len += (size_t)snprintf(path + len, sizeof path - len, ",m-ghost-%d", c);
@@ -565,12 +567,9 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(submissions_follow_the_model),
-        cmocka_unit_test(replays_change_nothing),
-        cmocka_unit_test(top_pages_equal_model),
-        cmocka_unit_test(every_rank_equals_model),
-        cmocka_unit_test(around_equals_model),
-        cmocka_unit_test(friends_equal_model),
+        cmocka_unit_test(submissions_follow_the_model), cmocka_unit_test(replays_change_nothing),
+        cmocka_unit_test(top_pages_equal_model),        cmocka_unit_test(every_rank_equals_model),
+        cmocka_unit_test(around_equals_model),          cmocka_unit_test(friends_equal_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -72,8 +72,8 @@ void history_with_cursor(void **state)
     put_player("hi-p", "eu", NULL);
     /* Order of unlocks (oldest first): g1/a0, g2/a0, g1/a1, g2/a1, g1/a2, g1/a3, g2/a2 */
     static const char *const order[][2] = {{"hi-g1", "a0"}, {"hi-g2", "a0"}, {"hi-g1", "a1"},
-                                            {"hi-g2", "a1"}, {"hi-g1", "a2"}, {"hi-g1", "a3"},
-                                            {"hi-g2", "a2"}};
+                                           {"hi-g2", "a1"}, {"hi-g1", "a2"}, {"hi-g1", "a3"},
+                                           {"hi-g2", "a2"}};
     for (int i = 0; i < 7; i++) {
         unlock_ok("hi-p", order[i][0], order[i][1]);
     }
@@ -152,8 +152,7 @@ void dashboard(void **state)
     assert_string_equal(tdev_str(r.json, "player_id"), "db-p");
     assert_int_equal(tdev_int(r.json, "total_points"), 37);
     assert_int_equal(tdev_int(r.json, "total_achievements"), 3);
-    assert_num(tdev_num(r.json, "average_completion"), 50.0,
-               "average_completion");
+    assert_num(tdev_num(r.json, "average_completion"), 50.0, "average_completion");
     json_t *games = json_object_get(r.json, "games"), *g;
     size_t i;
     int seen = 0;

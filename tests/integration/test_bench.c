@@ -61,10 +61,9 @@ static void bench_http_prints_every_figure(void **state)
     static const char *const names[] = {"http_score_rps", "http_events_cps", "http_rank_rps",
                                         "http_around_rps", "http_top100_global_rps"};
     static const char *const suffixes[] = {" ", "_p50_ms ", "_p99_ms "};
-    static const char *const args[] = {"http",    "--quick",   "--no-peers", "--regions",
-                                       "local",   "--replicas", "1",         "--players",
-                                       "200",     "--conns",   "4",          "--seconds",
-                                       "1",       NULL};
+    static const char *const args[] = {
+        "http",      "--quick", "--no-peers", "--regions", "local",     "--replicas", "1",
+        "--players", "200",     "--conns",    "4",         "--seconds", "1",          NULL};
     static char out[1 << 16];
     (void)state;
     assert_int_equal(run_bench(args, out, sizeof out), 0);
@@ -85,13 +84,13 @@ static void bench_http_prints_every_figure(void **state)
 static void bench_ws_prints_every_figure(void **state)
 {
     static const char *const names[] = {
-        "ws_notify_p50_ms", "ws_notify_p99_ms",   "ws_notify_writes_per_s",
-        "ws_fanout_msgs_per_s", "ws_query_rps",   "ws_query_p50_ms",
-        "ws_query_p99_ms",  "ws_connections_max", "ws_bytes_per_connection"};
-    static const char *const args[] = {"ws", "--quick", "--no-peers", "--regions", "local",
-                                       "--replicas", "1", "--players", "200",
-                                       "--subscribers", "100", "--conns", "300",
-                                       "--query-conns", "4", "--seconds", "1", NULL};
+        "ws_notify_p50_ms",     "ws_notify_p99_ms",   "ws_notify_writes_per_s",
+        "ws_fanout_msgs_per_s", "ws_query_rps",       "ws_query_p50_ms",
+        "ws_query_p99_ms",      "ws_connections_max", "ws_bytes_per_connection"};
+    static const char *const args[] = {
+        "ws",  "--quick",       "--no-peers", "--regions",     "local", "--replicas",
+        "1",   "--players",     "200",        "--subscribers", "100",   "--conns",
+        "300", "--query-conns", "4",          "--seconds",     "1",     NULL};
     static char out[1 << 16];
     (void)state;
     assert_int_equal(run_bench(args, out, sizeof out), 0);

@@ -30,10 +30,10 @@ struct fixture {
 
 /* One finished `laurel ctl` run. */
 struct run {
-    int code;       /* exit code, or -1 if it did not exit normally */
+    int code;        /* exit code, or -1 if it did not exit normally */
     char out[65536]; /* stdout */
     char err[8192];  /* stderr */
-    json_t *json;   /* stdout parsed, or NULL; owned */
+    json_t *json;    /* stdout parsed, or NULL; owned */
 };
 
 static void sleep_ms(int ms)
@@ -195,8 +195,8 @@ static void player_put_then_get(void **state)
     run_free(&r);
 
     /* Region cannot change: the API's 409 comes out as exit 1 with its code. */
-    ctl(f, &r, "player", "put", "alice", "--name", "Alice", "--region", "na", "--data",
-        f->data, NULL);
+    ctl(f, &r, "player", "put", "alice", "--name", "Alice", "--region", "na", "--data", f->data,
+        NULL);
     assert_int_equal(r.code, 1);
     assert_non_null(strstr(r.err, "error conflict: "));
     run_free(&r);
@@ -207,12 +207,11 @@ static void score_then_top(void **state)
 {
     struct fixture *f = *state;
     struct run r;
-    ctl(f, &r, "player", "put", "bob", "--name", "Bob", "--region", "na", "--data", f->data,
-        NULL);
+    ctl(f, &r, "player", "put", "bob", "--name", "Bob", "--region", "na", "--data", f->data, NULL);
     assert_int_equal(r.code, 0);
     run_free(&r);
-    ctl(f, &r, "player", "put", "carol", "--name", "Carol", "--region", "eu", "--data",
-        f->data, NULL);
+    ctl(f, &r, "player", "put", "carol", "--name", "Carol", "--region", "eu", "--data", f->data,
+        NULL);
     assert_int_equal(r.code, 0);
     run_free(&r);
 
@@ -224,8 +223,8 @@ static void score_then_top(void **state)
     run_free(&r);
 
     /* Without --key a fresh one is made and printed, so the operator can retry with it. */
-    ctl(f, &r, "score", "--board", "arena", "--player", "carol", "--score", "50", "--subscore",
-        "7", "--data", f->data, NULL);
+    ctl(f, &r, "score", "--board", "arena", "--player", "carol", "--score", "50", "--subscore", "7",
+        "--data", f->data, NULL);
     assert_int_equal(r.code, 0);
     assert_non_null(strstr(r.err, "idempotency key "));
     assert_int_equal(json_integer_value(json_object_get(r.json, "subscore")), 7);
@@ -265,8 +264,8 @@ static void rank_with_around(void **state)
 {
     struct fixture *f = *state;
     struct run r;
-    ctl(f, &r, "score", "--board", "arena", "--player", "alice", "--score", "70", "--data",
-        f->data, NULL);
+    ctl(f, &r, "score", "--board", "arena", "--player", "alice", "--score", "70", "--data", f->data,
+        NULL);
     assert_int_equal(r.code, 0);
     run_free(&r);
     ctl(f, &r, "rank", "--board", "arena", "--player", "alice", "--around", "1", NULL);
@@ -287,15 +286,15 @@ static void unlock_unknown_achievement(void **state)
 {
     struct fixture *f = *state;
     struct run r;
-    ctl(f, &r, "unlock", "--player", "alice", "--game", "quest", "--achievement", "nope",
-        "--data", f->data, NULL);
+    ctl(f, &r, "unlock", "--player", "alice", "--game", "quest", "--achievement", "nope", "--data",
+        f->data, NULL);
     assert_int_equal(r.code, 1);
     assert_non_null(strstr(r.err, "error not_found: "));
     assert_string_equal(r.out, "");
     run_free(&r);
 
-    ctl(f, &r, "unlock", "--player", "alice", "--game", "quest", "--achievement", "first",
-        "--key", "alice-unlock-1", "--data", f->data, NULL);
+    ctl(f, &r, "unlock", "--player", "alice", "--game", "quest", "--achievement", "first", "--key",
+        "alice-unlock-1", "--data", f->data, NULL);
     assert_int_equal(r.code, 0);
     assert_true(json_is_true(json_object_get(r.json, "newly_unlocked")));
     assert_int_equal(json_integer_value(json_object_get(r.json, "total_points")), 10);
@@ -308,8 +307,8 @@ static void keys_and_get(void **state)
 {
     struct fixture *f = *state;
     struct run r;
-    ctl(f, &r, "unlock", "--player", "alice", "--game", "quest", "--achievement", "first",
-        "--data", "/nonexistent", NULL);
+    ctl(f, &r, "unlock", "--player", "alice", "--game", "quest", "--achievement", "first", "--data",
+        "/nonexistent", NULL);
     assert_int_equal(r.code, 1);
     assert_non_null(strstr(r.err, "error unauthorized: "));
     run_free(&r);
@@ -420,9 +419,9 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(player_put_then_get),    cmocka_unit_test(score_then_top),
-        cmocka_unit_test(rank_with_around),       cmocka_unit_test(unlock_unknown_achievement),
-        cmocka_unit_test(keys_and_get),           cmocka_unit_test(router_unreachable),
+        cmocka_unit_test(player_put_then_get),   cmocka_unit_test(score_then_top),
+        cmocka_unit_test(rank_with_around),      cmocka_unit_test(unlock_unknown_achievement),
+        cmocka_unit_test(keys_and_get),          cmocka_unit_test(router_unreachable),
         cmocka_unit_test(help_and_usage_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

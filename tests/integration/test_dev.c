@@ -30,8 +30,8 @@ static pid_t start_dev(const char *dir, const char *http)
         if (freopen(log, "a", stdout) == NULL || freopen(log, "a", stderr) == NULL) {
             _exit(126);
         }
-        execl(bin, bin, "dev", "--data", dir, "--http", http, "--regions", "eu,na",
-              "--replicas", "3", (char *)NULL);
+        execl(bin, bin, "dev", "--data", dir, "--http", http, "--regions", "eu,na", "--replicas",
+              "3", (char *)NULL);
         _exit(127);
     }
     return pid;

@@ -35,9 +35,9 @@ struct replica {
     uv_tcp_t server;
     int listening;
     char addr[64];
-    uint64_t applied; /* the last index of its log (and of `status`) */
-    uint64_t trimmed; /* a subscribe from below this gets LR_ENOTFOUND */
-    unsigned resend;  /* serve this many entries before the asked index, as a retry might */
+    uint64_t applied;  /* the last index of its log (and of `status`) */
+    uint64_t trimmed;  /* a subscribe from below this gets LR_ENOTFOUND */
+    unsigned resend;   /* serve this many entries before the asked index, as a retry might */
     uint64_t from[16]; /* every subscribe's from, in order */
     unsigned nsubs;
     struct rconn *conns;
@@ -278,7 +278,10 @@ static void on_closed(void *data)
     f->closed++;
 }
 
-static void upstream_closed(void *data) { *(int *)data = 1; }
+static void upstream_closed(void *data)
+{
+    *(int *)data = 1;
+}
 
 /* Start @nr replicas at @applied and an upstream over them. */
 static struct fixture *fixture_new(unsigned nr, uint64_t applied)
@@ -340,12 +343,30 @@ static void fixture_free(struct fixture *f)
     free(f);
 }
 
-static int subscribed_once(const struct fixture *f) { return f->r[0].nsubs >= 1; }
-static int saw_two(const struct fixture *f) { return f->nseen >= 2; }
-static int saw_three(const struct fixture *f) { return f->nseen >= 3; }
-static int ended(const struct fixture *f) { return f->ends >= 1; }
-static int on_second_replica(const struct fixture *f) { return f->r[1].nsubs >= 1; }
-static int resubscribed(const struct fixture *f) { return f->r[0].nsubs >= 2; }
+static int subscribed_once(const struct fixture *f)
+{
+    return f->r[0].nsubs >= 1;
+}
+static int saw_two(const struct fixture *f)
+{
+    return f->nseen >= 2;
+}
+static int saw_three(const struct fixture *f)
+{
+    return f->nseen >= 3;
+}
+static int ended(const struct fixture *f)
+{
+    return f->ends >= 1;
+}
+static int on_second_replica(const struct fixture *f)
+{
+    return f->r[1].nsubs >= 1;
+}
+static int resubscribed(const struct fixture *f)
+{
+    return f->r[0].nsubs >= 2;
+}
 
 /* ---- scenarios ------------------------------------------------------------------------------- */
 
@@ -477,8 +498,7 @@ static void bad_configs_are_refused(void **state)
     struct evstream_config unbounded_start = {.from = 0, .stop = 4};
     struct evstream_config inverted = {.from = 5, .stop = 4};
     assert_int_equal(evstream_new(&f->loop, f->u, &past, on_batch, f, &s), LR_EINVAL);
-    assert_int_equal(evstream_new(&f->loop, f->u, &unbounded_start, on_batch, f, &s),
-                     LR_EINVAL);
+    assert_int_equal(evstream_new(&f->loop, f->u, &unbounded_start, on_batch, f, &s), LR_EINVAL);
     assert_int_equal(evstream_new(&f->loop, f->u, &inverted, on_batch, f, &s), LR_EINVAL);
     assert_null(s);
     fixture_free(f);

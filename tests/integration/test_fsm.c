@@ -99,8 +99,7 @@ static raft_index some_writes(struct fixture *f, unsigned n, unsigned salt)
     raft_index last = 0;
     for (unsigned k = 0; k < n; k++) {
         static const char *ids[] = {"ann", "bob", "cat", "dan"};
-        last = propose(f, ts_score(0, "arena", ids[(k + salt) % 4], (int64_t)(k * 7 % 13), 0,
-                                   ""));
+        last = propose(f, ts_score(0, "arena", ids[(k + salt) % 4], (int64_t)(k * 7 % 13), 0, ""));
     }
     return last;
 }
@@ -140,8 +139,8 @@ static void leader_loss_and_return(void **state)
     raft_fixture_kill(&f->rf, 0);
     assert_true(raft_fixture_step_until(&f->rf, other_leader, &old, 30000));
     raft_index last = some_writes(f, 20, 2);
-    assert_true(raft_fixture_step_until_applied(&f->rf, raft_fixture_leader_index(&f->rf), last,
-                                                20000));
+    assert_true(
+        raft_fixture_step_until_applied(&f->rf, raft_fixture_leader_index(&f->rf), last, 20000));
     raft_fixture_revive(&f->rf, 0);
     converge(f, some_writes(f, 5, 3));
 }

@@ -60,15 +60,15 @@ void buf_set(struct buf *b, const void *p, size_t n)
     b->n = n;
 }
 
-static struct lr_str S(const char *s)
-{
+static struct lr_str S(const char *s) {
     struct lr_str r = {s, (uint32_t)strlen(s)};
     return r;
 }
 
 /* ---- valid seed entries ----------------------------------------------------------------- */
 
-static struct cmd c_player(const char *id, const char *name, const char *guild)
+static struct cmd
+c_player(const char *id, const char *name, const char *guild)
 {
     struct cmd c = {.type = CMD_PLAYER_PUT};
     c.u.player_put = (struct cmd_player_put){S(id), S(name), S("eu"), S(guild)};
@@ -86,8 +86,8 @@ static struct cmd c_ach(const char *game, const char *ach, int64_t points, int h
                         int64_t steps)
 {
     struct cmd c = {.type = CMD_ACH_PUT};
-    c.u.ach_put = (struct cmd_ach_put){S(game), S(ach), S("First"), S("Do it"),
-                                       points, hidden, steps, 0};
+    c.u.ach_put =
+        (struct cmd_ach_put){S(game), S(ach), S("First"), S("Do it"), points, hidden, steps, 0};
     return c;
 }
 
@@ -111,8 +111,8 @@ static struct cmd c_board(const char *id, int64_t order, int64_t op, int64_t win
     return c;
 }
 
-static struct cmd c_score(const char *board, const char *player, int64_t score,
-                          int64_t subscore, const char *meta, const char *idem)
+static struct cmd c_score(const char *board, const char *player, int64_t score, int64_t subscore,
+                          const char *meta, const char *idem)
 {
     struct cmd c = {.type = CMD_SCORE};
     c.u.score = (struct cmd_score){S(board), S(player), score, subscore, S(meta), S(idem)};
@@ -168,7 +168,10 @@ static void make_seeds(struct fixture *f)
     struct cmd c[4];
     c[0] = c_player("p1", "Ann", "");
     add_seed(f, c, 1);
-    c[0] = c_player("p2", "B\xc3\xb6" "b", "g1");
+    c[0] = c_player("p2",
+                    "B\xc3\xb6"
+                    "b",
+                    "g1");
     add_seed(f, c, 1);
     c[0] = c_game("g1", "Game");
     add_seed(f, c, 1);
@@ -255,9 +258,7 @@ void mutate(struct fixture *f)
                                       : testrng_next(&f->rng));
             }
             break;
-        case 3: /* truncate */
-            m->n = at;
-            break;
+        case 3: /* truncate */ m->n = at; break;
         case 4: { /* insert 1..8 bytes */
             size_t k = 1 + testrng_below(&f->rng, 8);
             if (m->n + k + 16 > m->cap) {
@@ -300,15 +301,9 @@ void pack_random(struct fixture *f, int depth)
     msgpack_packer *pk = &f->pk;
     char s[80];
     switch (testrng_below(&f->rng, depth > 0 ? 12 : 9)) {
-    case 0:
-        msgpack_pack_int64(pk, (int64_t)testrng_below(&f->rng, 200) - 100);
-        break;
-    case 1:
-        msgpack_pack_int64(pk, (int64_t)testrng_next(&f->rng));
-        break;
-    case 2:
-        msgpack_pack_uint64(pk, testrng_next(&f->rng));
-        break;
+    case 0: msgpack_pack_int64(pk, (int64_t)testrng_below(&f->rng, 200) - 100); break;
+    case 1: msgpack_pack_int64(pk, (int64_t)testrng_next(&f->rng)); break;
+    case 2: msgpack_pack_uint64(pk, testrng_next(&f->rng)); break;
     case 3: { /* an id-like string */
         size_t n = testrng_below(&f->rng, 70);
         for (size_t i = 0; i < n; i++) {
@@ -329,18 +324,10 @@ void pack_random(struct fixture *f, int depth)
         }
         break;
     }
-    case 5:
-        msgpack_pack_nil(pk);
-        break;
-    case 6:
-        testrng_below(&f->rng, 2) ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-        break;
-    case 7:
-        msgpack_pack_double(pk, (double)(int64_t)testrng_next(&f->rng) / 3.0);
-        break;
-    case 8:
-        msgpack_pack_ext_with_body(pk, "abcd", 4, 1);
-        break;
+    case 5: msgpack_pack_nil(pk); break;
+    case 6: testrng_below(&f->rng, 2) ? msgpack_pack_true(pk) : msgpack_pack_false(pk); break;
+    case 7: msgpack_pack_double(pk, (double)(int64_t)testrng_next(&f->rng) / 3.0); break;
+    case 8: msgpack_pack_ext_with_body(pk, "abcd", 4, 1); break;
     case 9:
     case 10: {
         uint32_t n = (uint32_t)testrng_below(&f->rng, 6);
@@ -388,17 +375,20 @@ static struct cmd random_command(struct fixture *f, int64_t *clock)
     static const char *const tours[] = {"t1", "t2"};
     static const char *const keys[] = {"", "key-0001", "key-0002", "key-0003", "key-0004"};
     static const char *const metas[] = {"", "{}", "{\"a\":1}"};
-    static const char *const names[] = {"Ann", "B\xc3\xb6" "b", "\xf0\x9f\x98\x80", "x"};
+    static const char *const names[] = {"Ann",
+                                        "B\xc3\xb6"
+                                        "b",
+                                        "\xf0\x9f\x98\x80", "x"};
     static const char *const rewards[] = {"gold", "silver", "r"};
     static const int64_t resets[] = {0, 0, 60, 86400, 604800};
-    static const int64_t big[] = {0, 1, -1, 9007199254740991LL, -9007199254740991LL,
-                                  4503599627370496LL};
+    static const int64_t big[] = {
+        0, 1, -1, 9007199254740991LL, -9007199254740991LL, 4503599627370496LL};
     struct cmd c;
     memset(&c, 0, sizeof c);
     /* Mostly seconds apart; now and then a day or two later, or an hour back. Periods pile
      * up with simulated time (every past period keeps its ranking), so time moves slowly. */
     uint64_t jump = testrng_below(&f->rng, 2000);
-    *clock += jump < 20  ? -(int64_t)testrng_below(&f->rng, 3600000)
+    *clock += jump < 20   ? -(int64_t)testrng_below(&f->rng, 3600000)
               : jump < 21 ? (int64_t)testrng_below(&f->rng, 2 * 86400000ULL)
                           : (int64_t)testrng_below(&f->rng, 10000);
     if (*clock < 0) {
@@ -451,8 +441,8 @@ static struct cmd random_command(struct fixture *f, int64_t *clock)
         break;
     case 5:
         c.type = CMD_TOURNAMENT_JOIN;
-        c.u.tournament_join = (struct cmd_tournament_join){S(PICK(f, tours)), S(PICK(f, players)),
-                                                           S(PICK(f, keys))};
+        c.u.tournament_join =
+            (struct cmd_tournament_join){S(PICK(f, tours)), S(PICK(f, players)), S(PICK(f, keys))};
         break;
     case 6:
         c = c_unlock(PICK(f, players), PICK(f, games), PICK(f, achs), pick_i64(f, 0, 3),
@@ -460,10 +450,10 @@ static struct cmd random_command(struct fixture *f, int64_t *clock)
         c.ts = *clock;
         break;
     default: {
-        int64_t score = testrng_below(&f->rng, 4) ? pick_i64(f, -50, 50)
-                                                  : big[testrng_below(&f->rng, 6)];
-        c = c_score(PICK(f, boards), PICK(f, players), score, pick_i64(f, -2, 2),
-                    PICK(f, metas), PICK(f, keys));
+        int64_t score =
+            testrng_below(&f->rng, 4) ? pick_i64(f, -50, 50) : big[testrng_below(&f->rng, 6)];
+        c = c_score(PICK(f, boards), PICK(f, players), score, pick_i64(f, -2, 2), PICK(f, metas),
+                    PICK(f, keys));
         c.ts = *clock;
         if (testrng_below(&f->rng, 2)) { /* tournament boards take scores too */
             c.u.score.board_id = S(PICK(f, tours));
@@ -506,9 +496,9 @@ void random_entry(struct fixture *f)
         msgpack_pack_int64(&f->pk, CMD_ENTRY_VERSION);
         size_t n = testrng_below(&f->rng, 96);
         for (size_t i = 0; i < n; i++) {
-            char c = (char)(testrng_below(&f->rng, 3) ? testrng_next(&f->rng)
-                                                      : interesting[testrng_below(
-                                                            &f->rng, sizeof interesting)]);
+            char c = (char)(testrng_below(&f->rng, 3)
+                                ? testrng_next(&f->rng)
+                                : interesting[testrng_below(&f->rng, sizeof interesting)]);
             msgpack_sbuffer_write(&f->sb, &c, 1);
         }
     } else if (kind == 2) { /* any msgpack value */
@@ -542,14 +532,10 @@ int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(random_buffers_into_decoders),
-        T(mutated_entries_into_decoders),
-        T(mutated_entries_into_shard),
-        T(abort_before_first_commit_forgets_the_group),
-        T(full_map_grows_and_retries),
-        T(random_strings_into_cursors),
-        T(random_strings_into_time_parsers),
-        T(random_bytes_into_mp_reader),
+        T(random_buffers_into_decoders),     T(mutated_entries_into_decoders),
+        T(mutated_entries_into_shard),       T(abort_before_first_commit_forgets_the_group),
+        T(full_map_grows_and_retries),       T(random_strings_into_cursors),
+        T(random_strings_into_time_parsers), T(random_bytes_into_mp_reader),
     };
 #undef T
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

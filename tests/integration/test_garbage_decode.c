@@ -135,8 +135,7 @@ void mutated_entries_into_decoders(void **state)
 
 /* ---- strings into the cursor and time parsers ------------------------------------------- */
 
-static void random_string(struct fixture *f, char *s, size_t *len, size_t max,
-                          const char *alpha)
+static void random_string(struct fixture *f, char *s, size_t *len, size_t max, const char *alpha)
 {
     size_t n = testrng_below(&f->rng, max + 1);
     int raw = testrng_below(&f->rng, 4) == 0;
@@ -162,9 +161,7 @@ static void mutate_string(struct fixture *f, const char *from, char *s, size_t *
                 s[at] = alpha[testrng_below(&f->rng, strlen(alpha))];
             }
             break;
-        case 1:
-            n = at;
-            break;
+        case 1: n = at; break;
         default:
             if (n < 60) {
                 memmove(s + at + 1, s + at, n - at);
@@ -192,15 +189,9 @@ void random_strings_into_cursors(void **state)
         char s[CURSOR_MAX + 64];
         size_t len;
         switch (i % 3) {
-        case 0:
-            random_string(f, s, &len, sizeof s, b64);
-            break;
-        case 1:
-            mutate_string(f, valid_key, s, &len, b64);
-            break;
-        default:
-            mutate_string(f, valid_seq, s, &len, b64);
-            break;
+        case 0: random_string(f, s, &len, sizeof s, b64); break;
+        case 1: mutate_string(f, valid_key, s, &len, b64); break;
+        default: mutate_string(f, valid_seq, s, &len, b64); break;
         }
         char *p = malloc(len ? len : 1);
         assert_non_null(p);
@@ -357,9 +348,7 @@ void random_bytes_into_mp_reader(void **state)
         mp_init(&r, p, len);
         for (int k = 0; k < 16 && !r.err; k++) {
             switch (testrng_below(&f->rng, 6)) {
-            case 0:
-                (void)mp_i64(&r);
-                break;
+            case 0: (void)mp_i64(&r); break;
             case 1: {
                 struct lr_str s = mp_str(&r);
                 if (!r.err) {
@@ -368,18 +357,10 @@ void random_bytes_into_mp_reader(void **state)
                 }
                 break;
             }
-            case 2:
-                (void)mp_array(&r);
-                break;
-            case 3:
-                (void)mp_map(&r);
-                break;
-            case 4:
-                (void)mp_bool(&r);
-                break;
-            default:
-                (void)mp_nil(&r);
-                break;
+            case 2: (void)mp_array(&r); break;
+            case 3: (void)mp_map(&r); break;
+            case 4: (void)mp_bool(&r); break;
+            default: (void)mp_nil(&r); break;
             }
             assert_true(r.p >= p && r.p <= p + len);
         }

@@ -39,7 +39,7 @@ struct fixture {
     msgpack_packer pk;
     struct buf seeds[NSEEDS]; /* valid encoded entries */
     uint32_t nseeds;
-    struct buf m; /* the current mutation */
+    struct buf m;  /* the current mutation */
     int64_t clock; /* ts of the last random command */
     /* What the decoders answered, so the test can check it reached deep code. */
     uint64_t entries_ok, entries_bad, cmds_ok, cmds_bad;

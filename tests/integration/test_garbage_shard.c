@@ -15,7 +15,7 @@
 
 /* What the sink saw for the entry being applied, and in total. */
 struct sink_state {
-    uint32_t next_i; /* results arrive for commands 0, 1, ... in order */
+    uint32_t next_i;                     /* results arrive for commands 0, 1, ... in order */
     uint64_t results, events, status[6]; /* status[k]: results with status k00..k99 */
     uint64_t replayed;
 };
@@ -205,10 +205,10 @@ void mutated_entries_into_shard(void **state)
     fprintf(stderr,
             "# shard: %llu entries (%llu with commands), %llu results: 2xx %llu 4xx %llu "
             "5xx %llu, %llu replayed, %llu events, %u map grows\n",
-            (unsigned long long)n, (unsigned long long)with_cmds,
-            (unsigned long long)st.results, (unsigned long long)st.status[2],
-            (unsigned long long)st.status[4], (unsigned long long)st.status[5],
-            (unsigned long long)st.replayed, (unsigned long long)st.events, a.grows);
+            (unsigned long long)n, (unsigned long long)with_cmds, (unsigned long long)st.results,
+            (unsigned long long)st.status[2], (unsigned long long)st.status[4],
+            (unsigned long long)st.status[5], (unsigned long long)st.replayed,
+            (unsigned long long)st.events, a.grows);
     assert_true(st.status[2] > n / 100);
     assert_true(st.status[4] > n / 100);
 

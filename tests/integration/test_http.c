@@ -62,7 +62,10 @@ struct later {
     struct http_req *req;
 };
 
-static void later_closed(uv_handle_t *h) { free(h->data); }
+static void later_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
 
 static void later_fire(uv_timer_t *t)
 {
@@ -74,7 +77,10 @@ static void later_fire(uv_timer_t *t)
     uv_close((uv_handle_t *)t, later_closed);
 }
 
-void stopped(void *data) { ((struct fixture *)data)->stopped = 1; }
+void stopped(void *data)
+{
+    ((struct fixture *)data)->stopped = 1;
+}
 
 static void stop_fire(uv_timer_t *t)
 {
@@ -127,7 +133,10 @@ void handler(void *data, struct http_req *req)
 
 /* ---- fixture -------------------------------------------------------------------------------- */
 
-static void woken(uv_async_t *a) { ((struct fixture *)a->data)->client_done = 1; }
+static void woken(uv_async_t *a)
+{
+    ((struct fixture *)a->data)->client_done = 1;
+}
 
 static int setup(void **state)
 {
@@ -339,7 +348,10 @@ int conn_recv_for(struct conn *c, struct resp *r, int head)
     return 0;
 }
 
-int conn_recv(struct conn *c, struct resp *r) { return conn_recv_for(c, r, 0); }
+int conn_recv(struct conn *c, struct resp *r)
+{
+    return conn_recv_for(c, r, 0);
+}
 
 /* Wait until the server closes @c: the milliseconds it took, or -1 after @timeout_ms. Bytes
  * the server sends meanwhile are dropped. */
@@ -389,8 +401,8 @@ static json_t *resp_json(const struct resp *r)
     return j;
 }
 
-void assert_echo(const struct resp *r, const char *method, const char *path,
-                 const char *query, const char *auth, size_t body_len, uint32_t sum)
+void assert_echo(const struct resp *r, const char *method, const char *path, const char *query,
+                 const char *auth, size_t body_len, uint32_t sum)
 {
     char ct[64];
     assert_int_equal(r->status, 200);

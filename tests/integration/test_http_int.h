@@ -61,8 +61,8 @@ int conn_recv(struct conn *c, struct resp *r);
 long conn_wait_closed(struct conn *c, int timeout_ms);
 int fetch(int port, const char *req, size_t len, struct resp *r);
 int fetch_echo(int port, struct resp *r);
-void assert_echo(const struct resp *r, const char *method, const char *path,
-                 const char *query, const char *auth, size_t body_len, uint32_t sum);
+void assert_echo(const struct resp *r, const char *method, const char *path, const char *query,
+                 const char *auth, size_t body_len, uint32_t sum);
 
 /* test_http_requests.c: requests as they should be */
 void get_carries_path_query_and_auth(void **state);

@@ -107,8 +107,7 @@ static int setup(void **state)
     fx = calloc(1, sizeof *fx);
     assert_int_equal(tcluster_start_on(&fx->c, 3, "eu", "[::1]"), 0);
     assert_true(tcluster_leader(&fx->c, T_MS) >= 0);
-    assert_int_equal(submit1(&fx->c, ts_board(0, "arena", CMD_ORDER_DESC, CMD_OP_INCR, 1, 0)),
-                     201);
+    assert_int_equal(submit1(&fx->c, ts_board(0, "arena", CMD_ORDER_DESC, CMD_OP_INCR, 1, 0)), 201);
     assert_int_equal(submit1(&fx->c, ts_player(0, "ada", "eu", "")), 201);
     return 0;
 }
@@ -191,13 +190,12 @@ static void router_on_ipv6(void **state)
     (void)state;
     char http[64], region[256];
     snprintf(http, sizeof http, "[::1]:%d", client_free_port());
-    snprintf(region, sizeof region, "eu=%s,%s,%s", fx->c.r[0].rpc, fx->c.r[1].rpc,
-             fx->c.r[2].rpc);
+    snprintf(region, sizeof region, "eu=%s,%s,%s", fx->c.r[0].rpc, fx->c.r[1].rpc, fx->c.r[2].rpc);
     pid_t pid = fork();
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
-        execl(fx->c.bin, fx->c.bin, "router", "--http", http, "--region", region,
-              "--admin-key", "admin-key-123", "--api-key", "api-key-456", (char *)NULL);
+        execl(fx->c.bin, fx->c.bin, "router", "--http", http, "--region", region, "--admin-key",
+              "admin-key-123", "--api-key", "api-key-456", (char *)NULL);
         _exit(127);
     }
     struct httpc_resp r;

@@ -70,9 +70,9 @@ static int setup(void **state)
     region_arg(na, sizeof na, "na", &fx->na);
     fx->router = fork();
     if (fx->router == 0) {
-        execl(fx->eu.bin, fx->eu.bin, "router", "--http", fx->http, "--region", eu, "--region",
-              na, "--admin-key", ADMIN, "--api-key", API, "--timeout-ms", "1500",
-              "--player-cache", ROUTER_PLAYER_CACHE, (char *)NULL);
+        execl(fx->eu.bin, fx->eu.bin, "router", "--http", fx->http, "--region", eu, "--region", na,
+              "--admin-key", ADMIN, "--api-key", API, "--timeout-ms", "1500", "--player-cache",
+              ROUTER_PLAYER_CACHE, (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 200 && status_of("GET", "/readyz", "", NULL) != 200; i++) {
@@ -121,24 +121,24 @@ static void players_across_regions(void **state)
 {
     (void)state;
     struct httpc_resp r;
-    assert_int_equal(status_of("PUT", "/v1/players/ann", API, "{\"name\":\"Ann\",\"region\":\"eu\"}"),
-                     201);
-    assert_int_equal(status_of("PUT", "/v1/players/bob", API, "{\"name\":\"Bob\",\"region\":\"na\"}"),
-                     201);
+    assert_int_equal(
+        status_of("PUT", "/v1/players/ann", API, "{\"name\":\"Ann\",\"region\":\"eu\"}"), 201);
+    assert_int_equal(
+        status_of("PUT", "/v1/players/bob", API, "{\"name\":\"Bob\",\"region\":\"na\"}"), 201);
     assert_int_equal(status_of("PUT", "/v1/players/ann", API,
                                "{\"name\":\"Ann B\",\"region\":\"eu\",\"guild\":\"red\"}"),
                      200);
     assert_int_equal(req("PUT", "/v1/players/bob", API, "{\"name\":\"Bob\",\"region\":\"eu\"}", &r),
                      409);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(r.json, "error"), "code")),
-                        "conflict");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r.json, "error"), "code")), "conflict");
     httpc_free(&r);
     assert_int_equal(req("GET", "/v1/players/bob", "", NULL, &r), 200);
     assert_string_equal(json_string_value(json_object_get(r.json, "region")), "na");
     httpc_free(&r);
     assert_int_equal(status_of("GET", "/v1/players/nobody", "", NULL), 404);
-    assert_int_equal(status_of("PUT", "/v1/players/cat", API, "{\"name\":\"Cat\",\"region\":\"mars\"}"),
-                     400);
+    assert_int_equal(
+        status_of("PUT", "/v1/players/cat", API, "{\"name\":\"Cat\",\"region\":\"mars\"}"), 400);
 }
 
 /* The same key and body replays; another body with that key is 409; keys are required. */
@@ -147,8 +147,9 @@ static void idempotent_scores(void **state)
     (void)state;
     struct httpc_resp r1, r2;
     const char *b = "{\"player_id\":\"ann\",\"score\":10,\"idempotency_key\":\"k-ann-000001\"}";
-    assert_int_equal(status_of("PUT", "/v1/boards/arena", ADMIN,
-                               "{\"order\":\"desc\",\"operator\":\"incr\"}"), 201);
+    assert_int_equal(
+        status_of("PUT", "/v1/boards/arena", ADMIN, "{\"order\":\"desc\",\"operator\":\"incr\"}"),
+        201);
     assert_int_equal(req("POST", "/v1/boards/arena/scores", API, b, &r1), 200);
     assert_null(strstr(r1.headers, "Idempotent-Replayed"));
     assert_int_equal(req("POST", "/v1/boards/arena/scores", API, b, &r2), 200);
@@ -161,14 +162,17 @@ static void idempotent_scores(void **state)
                                "{\"player_id\":\"ann\",\"score\":11,\"idempotency_key\":"
                                "\"k-ann-000001\"}"),
                      409);
-    assert_int_equal(status_of("POST", "/v1/boards/arena/scores", API,
-                               "{\"player_id\":\"ann\",\"score\":1}"), 400);
+    assert_int_equal(
+        status_of("POST", "/v1/boards/arena/scores", API, "{\"player_id\":\"ann\",\"score\":1}"),
+        400);
     assert_int_equal(status_of("POST", "/v1/boards/arena/scores", API,
                                "{\"player_id\":\"ann\",\"score\":9007199254740992,"
-                               "\"idempotency_key\":\"k-ann-000002\"}"), 400);
+                               "\"idempotency_key\":\"k-ann-000002\"}"),
+                     400);
     assert_int_equal(status_of("POST", "/v1/boards/arena/scores", API,
                                "{\"player_id\":\"zed\",\"score\":1,\"idempotency_key\":"
-                               "\"k-zed-000001\"}"), 404);
+                               "\"k-zed-000001\"}"),
+                     404);
 }
 
 /* Pages of the global board merge both regions exactly: walking them by cursor gives every
@@ -178,14 +182,14 @@ static void global_pages_merge_regions(void **state)
     (void)state;
     char path[256], body[256], cursor[160] = "";
     int n = 0;
-    assert_int_equal(status_of("PUT", "/v1/boards/duel", ADMIN,
-                               "{\"order\":\"desc\",\"operator\":\"best\"}"), 201);
+    assert_int_equal(
+        status_of("PUT", "/v1/boards/duel", ADMIN, "{\"order\":\"desc\",\"operator\":\"best\"}"),
+        201);
     for (int i = 0; i < 12; i++) {
         char id[16];
         snprintf(id, sizeof id, "g%02d", i);
         snprintf(path, sizeof path, "/v1/players/%s", id);
-        snprintf(body, sizeof body, "{\"name\":\"%s\",\"region\":\"%s\"}", id,
-                 i % 2 ? "na" : "eu");
+        snprintf(body, sizeof body, "{\"name\":\"%s\",\"region\":\"%s\"}", id, i % 2 ? "na" : "eu");
         assert_int_equal(status_of("PUT", path, API, body), 201);
         snprintf(body, sizeof body,
                  "{\"player_id\":\"%s\",\"score\":%d,\"idempotency_key\":\"duel-%s-1\"}", id,
@@ -236,13 +240,16 @@ static void unlocks_and_achievement_counts(void **state)
     struct httpc_resp r1, r2;
     assert_int_equal(status_of("PUT", "/v1/games/quest", ADMIN, "{\"name\":\"Quest\"}"), 201);
     assert_int_equal(status_of("PUT", "/v1/games/quest/achievements/first", ADMIN,
-                               "{\"name\":\"First\",\"points\":10}"), 201);
+                               "{\"name\":\"First\",\"points\":10}"),
+                     201);
     assert_int_equal(status_of("PUT", "/v1/games/quest/achievements/secret", ADMIN,
-                               "{\"name\":\"Secret\",\"points\":5,\"hidden\":true}"), 201);
-    assert_int_equal(status_of("PUT", "/v1/games/quest/achievements/first", API,
-                               "{\"name\":\"First\"}"), 403);
-    const char *u = "{\"player_id\":\"ann\",\"game_id\":\"quest\",\"achievement_id\":\"first\","
-                    "\"idempotency_key\":\"unlock-ann-1\"}";
+                               "{\"name\":\"Secret\",\"points\":5,\"hidden\":true}"),
+                     201);
+    assert_int_equal(
+        status_of("PUT", "/v1/games/quest/achievements/first", API, "{\"name\":\"First\"}"), 403);
+    const char *u =
+        "{\"player_id\":\"ann\",\"game_id\":\"quest\",\"achievement_id\":\"first\","
+        "\"idempotency_key\":\"unlock-ann-1\"}";
     assert_int_equal(req("POST", "/v1/unlocks", API, u, &r1), 200);
     assert_true(json_is_true(json_object_get(r1.json, "newly_unlocked")));
     assert_int_equal(json_integer_value(json_object_get(r1.json, "total_points")), 10);
@@ -309,7 +316,8 @@ static void player_cache_bounded(void **state)
     char path[64], body[256];
     struct httpc_resp r;
     assert_int_equal(status_of("PUT", "/v1/boards/pc-board", ADMIN,
-                               "{\"order\":\"desc\",\"operator\":\"best\"}"), 201);
+                               "{\"order\":\"desc\",\"operator\":\"best\"}"),
+                     201);
     for (int i = 0; i < 6; i++) {
         snprintf(path, sizeof path, "/v1/players/%s", who[i]);
         snprintf(body, sizeof body, "{\"name\":\"%s\",\"region\":\"%s\"}", who[i],
@@ -318,8 +326,8 @@ static void player_cache_bounded(void **state)
     }
     for (int i = 0; i < 6; i++) {
         snprintf(body, sizeof body,
-                 "{\"player_id\":\"%s\",\"score\":%d,\"idempotency_key\":\"pc-key-%d\"}",
-                 who[i], 10 + i, i);
+                 "{\"player_id\":\"%s\",\"score\":%d,\"idempotency_key\":\"pc-key-%d\"}", who[i],
+                 10 + i, i);
         assert_int_equal(status_of("POST", "/v1/boards/pc-board/scores", API, body), 200);
     }
     /* One batch for all six, pc-1 twice: every item lands on its player. */
@@ -375,8 +383,9 @@ static void bad_input(void **state)
     (void)state;
     struct httpc_resp r;
     assert_int_equal(req("PUT", "/v1/players/ann", API, "{not json", &r), 400);
-    assert_string_equal(json_string_value(json_object_get(json_object_get(r.json, "error"), "code")),
-                        "invalid_argument");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(r.json, "error"), "code")),
+        "invalid_argument");
     httpc_free(&r);
     assert_int_equal(status_of("PUT", "/v1/players/ann", API, "[1,2]"), 400);
     assert_int_equal(status_of("GET", "/v1/nothing/here", "", NULL), 404);
@@ -418,8 +427,8 @@ static void catalog_repaired_when_region_returns(void **state)
         assert_int_equal(tcluster_spawn(&fx->na, i), 0);
     }
     int st = 0;
-    for (int i = 0; i < 150 && (st = status_of("GET", "/v1/games/late/achievements", "", NULL)) != 200;
-         i++) {
+    for (int i = 0;
+         i < 150 && (st = status_of("GET", "/v1/games/late/achievements", "", NULL)) != 200; i++) {
         sleep_ms(100);
     }
     assert_int_equal(st, 200);

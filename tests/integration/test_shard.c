@@ -144,8 +144,7 @@ static void unlock_unknown_things_404(void **state)
     struct fixture *f = *state;
     fx_catalog(f);
     fx_error(fx_do(f, ts_unlock(T0, "nobody", "g", "first", 0, "")), 404, "not_found", "nobody");
-    fx_error(fx_do(f, ts_unlock(T0, "ann", "nogame", "first", 0, "")), 404, "not_found",
-             "nogame");
+    fx_error(fx_do(f, ts_unlock(T0, "ann", "nogame", "first", 0, "")), 404, "not_found", "nogame");
     fx_error(fx_do(f, ts_unlock(T0, "ann", "g", "noach", 0, "")), 404, "not_found", "noach");
 }
 
@@ -236,8 +235,11 @@ static void guild_scope_and_move(void **state)
     fx_do(f, ts_board(T0, "b", CMD_ORDER_DESC, CMD_OP_BEST, 1, 0));
     fx_do(f, ts_score(T0, "b", "ann", 10, 0, ""));
     fx_do(f, ts_score(T0, "b", "bob", 20, 0, ""));
-    struct shard_query q = {.type = SHARD_Q_RANK, .board_id = ts_s("b"),
-                            .player_id = ts_s("ann"), .guild = ts_s("red"), .now_ms = T0};
+    struct shard_query q = {.type = SHARD_Q_RANK,
+                            .board_id = ts_s("b"),
+                            .player_id = ts_s("ann"),
+                            .guild = ts_s("red"),
+                            .now_ms = T0};
     struct ts_answer a;
     assert_int_equal(ts_query(f->s, &q, &a, f->errmsg), 0);
     assert_int_equal(ts_i64(&a.data, "rank"), 1);
@@ -265,8 +267,11 @@ static void daily_windows_keep_days_apart(void **state)
                       1u << TIMEFMT_ALLTIME | 1u << TIMEFMT_DAILY | 1u << TIMEFMT_WEEKLY, 0));
     fx_do(f, ts_score(T0, "d", "ann", 5, 0, ""));
     fx_do(f, ts_score(T0 + DAY, "d", "ann", 7, 0, ""));
-    struct shard_query q = {.type = SHARD_Q_RANK, .board_id = ts_s("d"), .player_id = ts_s("ann"),
-                            .window = TIMEFMT_DAILY, .now_ms = T0 + DAY};
+    struct shard_query q = {.type = SHARD_Q_RANK,
+                            .board_id = ts_s("d"),
+                            .player_id = ts_s("ann"),
+                            .window = TIMEFMT_DAILY,
+                            .now_ms = T0 + DAY};
     struct ts_answer a;
     assert_int_equal(ts_query(f->s, &q, &a, f->errmsg), 0);
     assert_int_equal(ts_i64(&a.data, "score"), 7);
@@ -302,15 +307,13 @@ static void history_dashboard_and_stats(void **state)
     assert_int_equal(ts_query(f->s, &q, &a, f->errmsg), 0);
     assert_int_equal(ts_i64(&a.data, "total"), 2);
     const msgpack_object *it = ts_get(&a.data, "items");
-    assert_string_equal(ts_str(&it->via.array.ptr[0], "achievement_id", buf, sizeof buf),
-                        "first");
+    assert_string_equal(ts_str(&it->via.array.ptr[0], "achievement_id", buf, sizeof buf), "first");
     ts_str(&a.data, "next_cursor", buf, sizeof buf);
     ts_answer_free(&a);
     q.cursor = ts_s(buf);
     assert_int_equal(ts_query(f->s, &q, &a, f->errmsg), 0);
     it = ts_get(&a.data, "items");
-    assert_string_equal(ts_str(&it->via.array.ptr[0], "achievement_id", buf, sizeof buf),
-                        "grind");
+    assert_string_equal(ts_str(&it->via.array.ptr[0], "achievement_id", buf, sizeof buf), "grind");
     assert_true(ts_is_nil(&a.data, "next_cursor"));
     ts_answer_free(&a);
     q.cursor = ts_s("garbage!");
@@ -327,8 +330,8 @@ static void history_dashboard_and_stats(void **state)
     assert_int_equal(ts_i64(&a.data, "streak_days"), 2);
     ts_answer_free(&a);
 
-    struct shard_query st = {.type = SHARD_Q_STATS, .player_id = ts_s("ann"), .days = 3,
-                             .now_ms = T0};
+    struct shard_query st = {
+        .type = SHARD_Q_STATS, .player_id = ts_s("ann"), .days = 3, .now_ms = T0};
     assert_int_equal(ts_query(f->s, &st, &a, f->errmsg), 0);
     const msgpack_object *days = ts_get(&a.data, "days");
     assert_int_equal(days->via.array.size, 3);
@@ -435,8 +438,8 @@ static void restart_keeps_state_and_answers(void **state)
         fx_do(f, ts_player(T0, id, "eu", i % 3 ? "" : "red"));
         fx_do(f, ts_score(T0 + i, "b", id, i % 7, 0, ""));
     }
-    struct shard_query q = {.type = SHARD_Q_TOP, .board_id = ts_s("b"), .limit = 1000,
-                            .now_ms = T0};
+    struct shard_query q = {
+        .type = SHARD_Q_TOP, .board_id = ts_s("b"), .limit = 1000, .now_ms = T0};
     struct ts_answer before, after;
     assert_int_equal(ts_query(f->s, &q, &before, f->errmsg), 0);
     uint64_t digest = shard_digest(f->s), scanned;
@@ -557,17 +560,18 @@ static void near_and_locate(void **state)
 {
     struct fixture *f = *state;
     char buf[64];
-    assert_int_equal(fx_do(f, ts_board(T0, "b", CMD_ORDER_DESC, CMD_OP_BEST,
-                                       1u << TIMEFMT_ALLTIME, 0))->status, 201);
+    assert_int_equal(
+        fx_do(f, ts_board(T0, "b", CMD_ORDER_DESC, CMD_OP_BEST, 1u << TIMEFMT_ALLTIME, 0))->status,
+        201);
     const char *ids[] = {"p1", "p2", "p3", "p4", "p5"};
     for (int i = 0; i < 5; i++) {
         assert_int_equal(fx_do(f, ts_player(T0, ids[i], "eu", ""))->status, 201);
-        assert_int_equal(fx_do(f, ts_score(T0, "b", ids[i], (i + 1) * 10, 0, "k1234567"))
-                             ->status, 200);
+        assert_int_equal(fx_do(f, ts_score(T0, "b", ids[i], (i + 1) * 10, 0, "k1234567"))->status,
+                         200);
     }
     /* a foreign key scoring 35 at T0 sits after p5 (50) and p4 (40) */
-    struct shard_query q = {.type = SHARD_Q_NEAR, .board_id = ts_s("b"), .around = 1,
-                            .nprobes = 1, .now_ms = T0};
+    struct shard_query q = {
+        .type = SHARD_Q_NEAR, .board_id = ts_s("b"), .around = 1, .nprobes = 1, .now_ms = T0};
     q.probes[0].score = 35;
     q.probes[0].updated_ms = T0;
     q.probes[0].player_id = ts_s("zz");

@@ -16,7 +16,7 @@
 
 #define M_PLAYERS 120
 #define M_BOARDS 5
-#define M_SLOTS 5 /* alltime + 4 days */
+#define M_SLOTS 5  /* alltime + 4 days */
 #define M_GUILDS 3 /* "", g1, g2 */
 #define M_KEYS 4   /* idempotency keys per player */
 #define M_DAY_MS 86400000LL
@@ -32,7 +32,7 @@ struct m_board {
 
 static const struct m_board m_boards[M_BOARDS] = {
     {"b.best.desc", CMD_ORDER_DESC, CMD_OP_BEST}, {"b.best.asc", CMD_ORDER_ASC, CMD_OP_BEST},
-    {"b.set", CMD_ORDER_DESC, CMD_OP_SET},         {"b.incr", CMD_ORDER_DESC, CMD_OP_INCR},
+    {"b.set", CMD_ORDER_DESC, CMD_OP_SET},        {"b.incr", CMD_ORDER_DESC, CMD_OP_INCR},
     {"b.decr.asc", CMD_ORDER_ASC, CMD_OP_DECR},
 };
 
@@ -110,7 +110,10 @@ static int teardown(void **state)
 
 /* ---- the model ------------------------------------------------------------------------------ */
 
-static int m_slot_of(int64_t ts) { return 1 + (int)((ts - M_T0) / M_DAY_MS); }
+static int m_slot_of(int64_t ts)
+{
+    return 1 + (int)((ts - M_T0) / M_DAY_MS);
+}
 
 /* Compare players @x, @y on board @b slot @sl under API.md's order. */
 static const struct fixture *m_cmp_f;
@@ -291,9 +294,8 @@ static void m_step(struct fixture *f, uint32_t ncmds)
         const struct m_pending *pd = &pend[i];
         const struct ts_result *r = &f->out.res[i];
         if (r->status != pd->expect_status) {
-            fail_msg("cmd %u (kind %d player %s board %d v %lld): status %d, model %d", i,
-                     pd->kind, f->ids[pd->p], pd->b, (long long)pd->v, r->status,
-                     pd->expect_status);
+            fail_msg("cmd %u (kind %d player %s board %d v %lld): status %d, model %d", i, pd->kind,
+                     f->ids[pd->p], pd->b, (long long)pd->v, r->status, pd->expect_status);
         }
         if (pd->kind == M_K_SCORE && r->status == 200) {
             assert_int_equal(r->replayed, pd->expect_replay);
@@ -455,12 +457,11 @@ static void model_random_traffic_matches_reference(void **state)
 {
     struct fixture *f = *state;
     for (int b = 0; b < M_BOARDS; b++) {
-        assert_int_equal(ts_apply1(f->s, &f->index,
-                                   ts_board(f->ts, m_boards[b].id, m_boards[b].order,
-                                            m_boards[b].op, 1u << TIMEFMT_ALLTIME |
-                                                                1u << TIMEFMT_DAILY,
-                                            0)),
-                         201);
+        assert_int_equal(
+            ts_apply1(f->s, &f->index,
+                      ts_board(f->ts, m_boards[b].id, m_boards[b].order, m_boards[b].op,
+                               1u << TIMEFMT_ALLTIME | 1u << TIMEFMT_DAILY, 0)),
+            201);
     }
     const int steps = getenv("LAUREL_MODEL_STEPS") ? atoi(getenv("LAUREL_MODEL_STEPS")) : 1500;
     for (int step = 1; step <= steps; step++) {

@@ -48,8 +48,7 @@ static struct call run(struct fixture *f, int op, int need_leader, const char *a
                        unsigned timeout_ms)
 {
     struct call c = {0};
-    assert_int_equal(upstream_call(f->u, op, need_leader, args, len, timeout_ms, on_answer, &c),
-                     0);
+    assert_int_equal(upstream_call(f->u, op, need_leader, args, len, timeout_ms, on_answer, &c), 0);
     while (!c.done) {
         uv_run(&f->loop, UV_RUN_ONCE);
     }
@@ -83,7 +82,10 @@ static int setup(void **state)
     return 0;
 }
 
-static void closed(void *data) { *(int *)data = 1; }
+static void closed(void *data)
+{
+    *(int *)data = 1;
+}
 
 static int teardown(void **state)
 {
@@ -121,8 +123,8 @@ static void writes_follow_the_leader_across_a_kill(void **state)
     }
     assert_true(upstream_leader(f->u) >= 0);
     /* A linearizable read through the leader sees every write. */
-    struct shard_query q = {.type = SHARD_Q_RANK, .board_id = ts_s("arena"),
-                            .player_id = ts_s("ann")};
+    struct shard_query q = {
+        .type = SHARD_Q_RANK, .board_id = ts_s("arena"), .player_id = ts_s("ann")};
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);

@@ -134,8 +134,9 @@ static int score(const char *board, const char *player, long long value)
 {
     char path[128], body[256];
     snprintf(path, sizeof path, "/v1/boards/%s/scores", board);
-    snprintf(body, sizeof body, "{\"player_id\":\"%s\",\"score\":%lld,\"idempotency_key\":\"key-%06u\"}",
-             player, value, ++fx->keys);
+    snprintf(body, sizeof body,
+             "{\"player_id\":\"%s\",\"score\":%lld,\"idempotency_key\":\"key-%06u\"}", player,
+             value, ++fx->keys);
     return req("POST", path, API, body);
 }
 
@@ -167,8 +168,14 @@ static void ready(FILE *f)
     json_decref(j);
 }
 
-static const char *str(json_t *j, const char *k) { return json_string_value(json_object_get(j, k)); }
-static long long num(json_t *j, const char *k) { return json_integer_value(json_object_get(j, k)); }
+static const char *str(json_t *j, const char *k)
+{
+    return json_string_value(json_object_get(j, k));
+}
+static long long num(json_t *j, const char *k)
+{
+    return json_integer_value(json_object_get(j, k));
+}
 
 static int setup(void **state)
 {
@@ -192,10 +199,9 @@ static int setup(void **state)
     assert_int_equal(req("PUT", "/v1/boards/fo", ADMIN,
                          "{\"order\":\"desc\",\"operator\":\"set\",\"windows\":[\"alltime\"]}"),
                      201);
-    const char *players[][2] = {{"ann", "eu"}, {"bob", "na"}, {"carl", "eu"},
-                                {"dan", "na"}, {"erin", "eu"}, {"fo0", "eu"},
-                                {"fo1", "eu"}, {"fo2", "eu"}, {"fo3", "eu"},
-                                {"fo-end", "eu"}};
+    const char *players[][2] = {{"ann", "eu"},  {"bob", "na"},   {"carl", "eu"}, {"dan", "na"},
+                                {"erin", "eu"}, {"fo0", "eu"},   {"fo1", "eu"},  {"fo2", "eu"},
+                                {"fo3", "eu"},  {"fo-end", "eu"}};
     for (size_t i = 0; i < sizeof players / sizeof players[0]; i++) {
         char path[64], body[128];
         snprintf(path, sizeof path, "/v1/players/%s", players[i][0]);
@@ -298,9 +304,9 @@ static void post_scores(const char *player, const char *tag, int n)
     for (int i = 0; i < n; i++) {
         char key[64];
         snprintf(key, sizeof key, "%s-%03d", tag, i);
-        json_array_append_new(items, json_pack("{s:s,s:s,s:s,s:i,s:s}", "type", "score",
-                                               "board_id", "inc", "player_id", player,
-                                               "score", 1, "idempotency_key", key));
+        json_array_append_new(items,
+                              json_pack("{s:s,s:s,s:s,s:i,s:s}", "type", "score", "board_id", "inc",
+                                        "player_id", player, "score", 1, "idempotency_key", key));
     }
     char *body = json_dumps(items, JSON_COMPACT);
     assert_int_equal(req("POST", "/v1/events", API, body), 200);
@@ -358,7 +364,8 @@ static void slow_consumer_dropped(void **state)
     assert_non_null(m);
     assert_int_equal(num(m, "fast"), BATCHES * PER);
     if (!json_is_true(json_object_get(m, "slow_closed"))) {
-        fail_msg("slow client not closed; it read %lld bytes: %s", num(m, "slow_bytes"), str(m, "tail"));
+        fail_msg("slow client not closed; it read %lld bytes: %s", num(m, "slow_bytes"),
+                 str(m, "tail"));
     }
     json_decref(m);
     pclose(f);
@@ -486,13 +493,15 @@ static void metrics_counted(void **state)
     assert_true(httpc_metric(h, "laurel_ws_dropped_messages_total") >= 1);
     assert_true(httpc_metric(h, "laurel_ws_connections_accepted_total") >= 1000);
     assert_int_equal(httpc_metric(h, "laurel_ws_connections_refused_total{reason=\"per_ip\"}"), 0);
-    assert_int_equal(httpc_metric(h, "laurel_ws_connections_refused_total{reason=\"max_conns\"}"), 0);
+    assert_int_equal(httpc_metric(h, "laurel_ws_connections_refused_total{reason=\"max_conns\"}"),
+                     0);
     assert_true(httpc_metric(h, "laurel_ws_received_messages_total") >= 8); /* bad_frames alone */
     assert_true(httpc_metric(h, "laurel_ws_sent_messages_total") >= 1000);
     assert_true(httpc_metric(h, "laurel_ws_sent_bytes_total") >= 1000 * 50);
-    assert_true(httpc_metric(h, "laurel_ws_events_total") >= 1000);     /* carl's 1000 scores */
-    assert_true(httpc_metric(h, "laurel_ws_delivered_total") >= 2000);  /* to the fast and the 1000 */
-    assert_true(httpc_metric(h, "laurel_ws_board_seeds_total") >= 2);   /* board b in each region */
+    assert_true(httpc_metric(h, "laurel_ws_events_total") >= 1000); /* carl's 1000 scores */
+    assert_true(httpc_metric(h, "laurel_ws_delivered_total") >=
+                2000);                                                /* to the fast and the 1000 */
+    assert_true(httpc_metric(h, "laurel_ws_board_seeds_total") >= 2); /* board b in each region */
     assert_true(httpc_metric(h, "laurel_ws_resumes_total") >= 1);
     assert_int_equal(httpc_metric(h, "laurel_ws_stream_resyncs_total"), 0);
     assert_true(httpc_metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}") >= 1);
@@ -531,9 +540,9 @@ static void connection_limits(void **state)
     assert_non_null(m);
     assert_true(json_is_true(json_object_get(m, "a")));
     assert_true(json_is_true(json_object_get(m, "b")));
-    assert_int_equal(num(m, "c"), 429);  /* per address */
+    assert_int_equal(num(m, "c"), 429);       /* per address */
     assert_string_equal(str(m, "d"), "open"); /* another address */
-    assert_int_equal(num(m, "e"), 503);  /* per router */
+    assert_int_equal(num(m, "e"), 503);       /* per router */
     assert_string_equal(str(m, "f"), "open"); /* after a closed */
     /* A refusal is an HTTP answer (the client parsed its status) with Retry-After. */
     assert_string_equal(str(m, "retry_after"), "1");
@@ -543,8 +552,10 @@ static void connection_limits(void **state)
     pclose(f);
     assert_int_equal(r503, 1);
     assert_true(r429 >= 1);
-    assert_int_equal(httpc_metric(http, "laurel_ws_connections_refused_total{reason=\"per_ip\"}"), r429);
-    assert_int_equal(httpc_metric(http, "laurel_ws_connections_refused_total{reason=\"max_conns\"}"), 1);
+    assert_int_equal(httpc_metric(http, "laurel_ws_connections_refused_total{reason=\"per_ip\"}"),
+                     r429);
+    assert_int_equal(
+        httpc_metric(http, "laurel_ws_connections_refused_total{reason=\"max_conns\"}"), 1);
     assert_int_equal(httpc_metric(http, "laurel_ws_connections_accepted_total"), 4);
     router_stop(r);
 }
@@ -576,7 +587,8 @@ static void silent_peer_closed(void **state)
     assert_true(json_number_value(json_object_get(m, "good_open_s")) >= 2.0);
     json_decref(m);
     pclose(f);
-    assert_int_equal(httpc_metric(http, "laurel_ws_server_closes_total{reason=\"ping_timeout\"}"), 1);
+    assert_int_equal(httpc_metric(http, "laurel_ws_server_closes_total{reason=\"ping_timeout\"}"),
+                     1);
     assert_int_equal(httpc_metric(http, "laurel_ws_connections_accepted_total"), 2);
     router_stop(r);
 }
@@ -600,8 +612,10 @@ static void stream_follows_another_replica(void **state)
     struct fo_writer *w = calloc(1, sizeof *w);
     assert_non_null(w);
     w->http = h;
-    snprintf(args, sizeof args, "collect ws://%s/v1/ws 120 fo-end player:fo0 player:fo1 "
-             "player:fo2 player:fo3 player:fo-end", h);
+    snprintf(args, sizeof args,
+             "collect ws://%s/v1/ws 120 fo-end player:fo0 player:fo1 "
+             "player:fo2 player:fo3 player:fo-end",
+             h);
     FILE *f = client(args);
     ready(f);
     assert_int_equal(pthread_create(&w->th, NULL, fo_writer_main, w), 0);
@@ -628,8 +642,8 @@ static void stream_follows_another_replica(void **state)
                 break;
             }
             if (waited > 30000) {
-                fo_fail(w, "round %d: the stream did not leave replica %lld (now %lld)", round,
-                        rep, now_rep);
+                fo_fail(w, "round %d: the stream did not leave replica %lld (now %lld)", round, rep,
+                        now_rep);
             }
             sleep_ms(100);
         }
@@ -660,8 +674,9 @@ static void stream_follows_another_replica(void **state)
         fail_msg("a write was never acknowledged: %s", w->error);
     }
     /* The last write: once its event is in, every earlier one of the region must be too. */
-    assert_int_equal(fo_write(w, "{\"player_id\":\"fo-end\",\"score\":1,\"idempotency_key\":"
-                                 "\"fo-end-000001\"}"),
+    assert_int_equal(fo_write(w,
+                              "{\"player_id\":\"fo-end\",\"score\":1,\"idempotency_key\":"
+                              "\"fo-end-000001\"}"),
                      0);
     int got[FO_PLAYERS] = {0}, ends = 0, total = 0;
     long long last = 0, pidx[FO_PLAYERS] = {0};
@@ -683,8 +698,8 @@ static void stream_follows_another_replica(void **state)
             unsigned p = (unsigned)(pl[2] - '0');
             assert_true(p < FO_PLAYERS);
             if (sc != got[p] + 1) {
-                fail_msg("%s: event of score %lld after score %d (index %lld): %s", pl, sc,
-                         got[p], idx, sc <= got[p] ? "repeated" : "events lost");
+                fail_msg("%s: event of score %lld after score %d (index %lld): %s", pl, sc, got[p],
+                         idx, sc <= got[p] ? "repeated" : "events lost");
             }
             assert_true(idx > pidx[p]);
             got[p]++;
@@ -707,8 +722,8 @@ static void stream_follows_another_replica(void **state)
             fail_msg("fo%u: %d events for %d acknowledged writes", p, got[p], w->seq[p]);
         }
     }
-    print_message("# %d events, %d acknowledged writes (%d retried), stream connects %lld\n",
-                  total, atomic_load(&w->acked) + 1, w->retries,
+    print_message("# %d events, %d acknowledged writes (%d retried), stream connects %lld\n", total,
+                  atomic_load(&w->acked) + 1, w->retries,
                   httpc_metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}"));
     assert_true(httpc_metric(h, "laurel_ws_stream_connects_total{region=\"eu\"}") >= 4);
     assert_int_equal(httpc_metric(h, "laurel_ws_stream_resyncs_total"), 0);

@@ -19,8 +19,8 @@ struct fo_writer {
     pthread_t th;
     int running;
     atomic_int stop;
-    atomic_int acked;       /* acknowledged writes, all players */
-    int seq[FO_PLAYERS];    /* acknowledged writes of player fo<p>: its scores 1..seq[p] */
+    atomic_int acked;    /* acknowledged writes, all players */
+    int seq[FO_PLAYERS]; /* acknowledged writes of player fo<p>: its scores 1..seq[p] */
     int retries;
     char error[512];
 };

@@ -18,8 +18,8 @@ int fo_write(struct fo_writer *w, const char *body)
     double start = now_s();
     for (;;) {
         struct httpc_resp r;
-        int s = httpc_do(w->http, "POST", "/v1/boards/fo/scores", API, body, &r) == 0 ? r.status
-                                                                                        : -1;
+        int s =
+            httpc_do(w->http, "POST", "/v1/boards/fo/scores", API, body, &r) == 0 ? r.status : -1;
         if (s == 200) {
             httpc_free(&r);
             return 0;
@@ -75,8 +75,8 @@ void fo_wait_acked(struct fo_writer *w, int n)
 {
     for (int waited = 0; atomic_load(&w->acked) < n && w->error[0] == '\0'; waited += 50) {
         if (waited > 60000) {
-            fo_fail(w, "writes stalled at %d acknowledged (waiting for %d)",
-                    atomic_load(&w->acked), n);
+            fo_fail(w, "writes stalled at %d acknowledged (waiting for %d)", atomic_load(&w->acked),
+                    n);
         }
         sleep_ms(50);
     }

@@ -28,7 +28,7 @@
 struct fixture {
     uv_loop_t la, lb;
     struct logger log;
-    int owned;       /* address marks the handles the test owns (streams handed over) */
+    int owned; /* address marks the handles the test owns (streams handed over) */
 
     struct raft_uv_transport a, b; /* a listens; b connects to it */
     char a_addr[64], b_addr[64];
@@ -558,9 +558,9 @@ static void silent_peer_closed_at_deadline(void **state)
     start_pair(f, 1);
     xport_set_handshake_timeout(&f->a, 300);
     assert_int_equal(handshake_encode(4, "[::1]:7004", msg, sizeof msg, &len), 0);
-    raw_send(raw_connect(f, f->a_addr), msg, 10);       /* part of the preamble */
-    raw_send(raw_connect(f, f->a_addr), msg, len - 3);  /* all but the last bytes */
-    raw_connect(f, f->a_addr);                          /* nothing at all */
+    raw_send(raw_connect(f, f->a_addr), msg, 10);      /* part of the preamble */
+    raw_send(raw_connect(f, f->a_addr), msg, len - 3); /* all but the last bytes */
+    raw_connect(f, f->a_addr);                         /* nothing at all */
     uint64_t t0 = now_ms();
     run_until(f, never, 150);
     for (int i = 0; i < f->nraw; i++) {

@@ -100,8 +100,7 @@ int tcluster_start(struct tcluster *c, unsigned nvoters, const char *region)
     return tcluster_start_on(c, nvoters, region, "127.0.0.1");
 }
 
-int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region,
-                      const char *host)
+int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region, const char *host)
 {
     char *dir = testlib_tmpdir();
     memset(c, 0, sizeof *c);
@@ -137,8 +136,8 @@ void tcluster_kill(struct tcluster *c, unsigned i, int sig)
     }
 }
 
-int tcluster_status(struct tcluster *c, unsigned i, uint64_t *applied, uint64_t *digest,
-                    char *role, size_t rolelen)
+int tcluster_status(struct tcluster *c, unsigned i, uint64_t *applied, uint64_t *digest, char *role,
+                    size_t rolelen)
 {
     struct client cl;
     struct client_reply rep;
@@ -208,8 +207,8 @@ int tcluster_converged(struct tcluster *c, int timeout_ms, uint64_t *applied, ui
         uint64_t a = 0, d = 0;
         char role[16] = "?";
         int rv = c->r[i].pid > 0 ? tcluster_status(c, i, &a, &d, role, sizeof role) : -2;
-        fprintf(stderr, "# replica %u: pid %d status %d role %s applied %llu digest %llx\n",
-                i, (int)c->r[i].pid, rv, role, (unsigned long long)a, (unsigned long long)d);
+        fprintf(stderr, "# replica %u: pid %d status %d role %s applied %llu digest %llx\n", i,
+                (int)c->r[i].pid, rv, role, (unsigned long long)a, (unsigned long long)d);
     }
     return -1;
 }

@@ -16,7 +16,7 @@ struct tcluster_replica {
     char raft[32], rpc[32];
     char data[600];
     char log[600];
-    pid_t pid; /* 0 when not running */
+    pid_t pid;  /* 0 when not running */
     int joined; /* started with --join */
 };
 
@@ -24,7 +24,7 @@ struct tcluster {
     char dir[512];
     char region[16];
     const char *bin;
-    unsigned n;      /* replicas configured (voters at start: nvoters) */
+    unsigned n; /* replicas configured (voters at start: nvoters) */
     unsigned nvoters;
     unsigned election_ms;
     char host[24]; /* every replica's raft and rpc address is host:port */
@@ -35,8 +35,7 @@ struct tcluster {
 int tcluster_start(struct tcluster *c, unsigned nvoters, const char *region);
 
 /** tcluster_start with every address on @host ("127.0.0.1", "[::1]"). @return 0 or -1. */
-int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region,
-                      const char *host);
+int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region, const char *host);
 
 /** (Re)start replica @i (with --join if it was not an initial voter). */
 int tcluster_spawn(struct tcluster *c, unsigned i);
@@ -51,8 +50,8 @@ void tcluster_kill(struct tcluster *c, unsigned i, int sig);
 int tcluster_leader(struct tcluster *c, int timeout_ms);
 
 /** Status of replica @i: its applied index, digest and role ("leader", ...). @return 0 or -1. */
-int tcluster_status(struct tcluster *c, unsigned i, uint64_t *applied, uint64_t *digest,
-                    char *role, size_t rolelen);
+int tcluster_status(struct tcluster *c, unsigned i, uint64_t *applied, uint64_t *digest, char *role,
+                    size_t rolelen);
 
 /** Wait until every running replica reports the same applied index and digest. */
 int tcluster_converged(struct tcluster *c, int timeout_ms, uint64_t *applied, uint64_t *digest);

@@ -9,9 +9,9 @@
 struct httpc_resp {
     int status;
     char headers[4096];
-    char *body;     /* NUL-terminated; owned */
+    char *body; /* NUL-terminated; owned */
     size_t body_len;
-    json_t *json;   /* parsed body or NULL; owned */
+    json_t *json; /* parsed body or NULL; owned */
 };
 
 /**

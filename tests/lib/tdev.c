@@ -74,8 +74,7 @@ int tdev_start(struct tdev *d, const char *regions, unsigned replicas, int ready
             _exit(126);
         }
         execl(d->bin, d->bin, "dev", "--data", d->dir, "--http", d->http, "--regions", regions,
-              "--replicas", nrep, "--admin-key", TDEV_ADMIN, "--api-key", TDEV_API,
-              (char *)NULL);
+              "--replicas", nrep, "--admin-key", TDEV_ADMIN, "--api-key", TDEV_API, (char *)NULL);
         _exit(127);
     }
     for (int waited = 0; waited < ready_ms; waited += 100) {
@@ -162,8 +161,8 @@ int tdev_req(struct tdev *d, const char *method, const char *path, const char *a
     return -1;
 }
 
-int tdev_reqj(struct tdev *d, const char *method, const char *path, const char *auth,
-              json_t *body, struct httpc_resp *r)
+int tdev_reqj(struct tdev *d, const char *method, const char *path, const char *auth, json_t *body,
+              struct httpc_resp *r)
 {
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);

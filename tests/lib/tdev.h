@@ -54,8 +54,8 @@ int tdev_req(struct tdev *d, const char *method, const char *path, const char *a
              const char *body, struct httpc_resp *r);
 
 /** tdev_req with a JSON body (@body is consumed, may be NULL). */
-int tdev_reqj(struct tdev *d, const char *method, const char *path, const char *auth,
-              json_t *body, struct httpc_resp *r);
+int tdev_reqj(struct tdev *d, const char *method, const char *path, const char *auth, json_t *body,
+              struct httpc_resp *r);
 
 /** tdev_req that only keeps the status. */
 int tdev_status(struct tdev *d, const char *method, const char *path, const char *auth,
@@ -66,8 +66,7 @@ int tdev_status(struct tdev *d, const char *method, const char *path, const char
  * {"error":{"code":@code,"message":<non-empty string>}}. Fails the test (cmocka) otherwise,
  * naming @what.
  */
-void tdev_assert_error(const struct httpc_resp *r, int status, const char *code,
-                       const char *what);
+void tdev_assert_error(const struct httpc_resp *r, int status, const char *code, const char *what);
 
 /** Index in d->node of replica @replica of @region, or -1. */
 int tdev_node_index(const struct tdev *d, const char *region, unsigned replica);

@@ -64,8 +64,8 @@ struct cmd ts_board(int64_t ts, const char *board, int order, int op, unsigned w
     return c;
 }
 
-struct cmd ts_score(int64_t ts, const char *board, const char *player, int64_t score,
-                    int64_t sub, const char *idem)
+struct cmd ts_score(int64_t ts, const char *board, const char *player, int64_t score, int64_t sub,
+                    const char *idem)
 {
     struct cmd c;
     memset(&c, 0, sizeof c);

@@ -17,8 +17,8 @@ struct cmd ts_ach(int64_t ts, const char *game, const char *ach, int64_t points,
                   int hidden);
 struct cmd ts_board(int64_t ts, const char *board, int order, int op, unsigned windows,
                     int64_t reset_s);
-struct cmd ts_score(int64_t ts, const char *board, const char *player, int64_t score,
-                    int64_t sub, const char *idem);
+struct cmd ts_score(int64_t ts, const char *board, const char *player, int64_t score, int64_t sub,
+                    const char *idem);
 struct cmd ts_unlock(int64_t ts, const char *player, const char *game, const char *ach,
                      int64_t steps, const char *idem);
 

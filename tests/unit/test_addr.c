@@ -175,10 +175,8 @@ static void resolve_passive_empty_host(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(accepted_forms_split),
-        cmocka_unit_test(malformed_forms_refused),
-        cmocka_unit_test(host_length_bounds),
-        cmocka_unit_test(resolve_literals),
+        cmocka_unit_test(accepted_forms_split),       cmocka_unit_test(malformed_forms_refused),
+        cmocka_unit_test(host_length_bounds),         cmocka_unit_test(resolve_literals),
         cmocka_unit_test(resolve_passive_empty_host),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -65,8 +65,7 @@ static int teardown(void **state)
     return 0;
 }
 
-struct lr_str S(const char *s)
-{
+struct lr_str S(const char *s) {
     struct lr_str r = {s, (uint32_t)strlen(s)};
     return r;
 }
@@ -74,7 +73,8 @@ struct lr_str S(const char *s)
 /* ---- valid sample commands ------------------------------------------------------------- */
 
 /* A valid command of @type with a distinct, non-default value in every field. */
-struct cmd sample(enum cmd_type type)
+struct cmd
+sample(enum cmd_type type)
 {
     struct cmd c;
     memset(&c, 0, sizeof c);
@@ -144,8 +144,7 @@ struct cmd sample(enum cmd_type type)
         c.u.score.metadata = S("{\"k\":1}");
         c.u.score.idempotency_key = S("score-0001");
         break;
-    case CMD__TYPE_END:
-        fail_msg("no sample for CMD__TYPE_END");
+    case CMD__TYPE_END: fail_msg("no sample for CMD__TYPE_END");
     }
     return c;
 }
@@ -159,8 +158,7 @@ static void str_equal(struct lr_str x, struct lr_str y, const char *fname)
     }
 }
 
-static void prizes_equal(const struct cmd_prizes *x, const struct cmd_prizes *y,
-                         const char *fname)
+static void prizes_equal(const struct cmd_prizes *x, const struct cmd_prizes *y, const char *fname)
 {
     if (x->n != y->n) {
         fail_msg("%s: %u bands vs %u", fname, x->n, y->n);
@@ -177,21 +175,21 @@ static void prizes_equal(const struct cmd_prizes *x, const struct cmd_prizes *y,
 #define EQ_TEXT(x, y, n) str_equal(x, y, n)
 #define EQ_IDEM(x, y, n) str_equal(x, y, n)
 #define EQ_META(x, y, n) str_equal(x, y, n)
-#define EQ_I64(x, y, n)                                                                        \
-    if ((x) != (y)) {                                                                          \
-        fail_msg("%s differs: %lld vs %lld", n, (long long)(x), (long long)(y));               \
+#define EQ_I64(x, y, n)                                                                            \
+    if ((x) != (y)) {                                                                              \
+        fail_msg("%s differs: %lld vs %lld", n, (long long)(x), (long long)(y));                   \
     }
-#define EQ_BOOL(x, y, n)                                                                       \
-    if ((x) != (y)) {                                                                          \
-        fail_msg("%s differs: %d vs %d", n, (x), (y));                                         \
+#define EQ_BOOL(x, y, n)                                                                           \
+    if ((x) != (y)) {                                                                              \
+        fail_msg("%s differs: %d vs %d", n, (x), (y));                                             \
     }
 #define EQ_PRIZES(x, y, n) prizes_equal(&(x), &(y), n)
 #define EQ_FIELD(kind, fname, a, b) EQ_##kind(x->fname, y->fname, #fname);
 
-#define EQ_FN(code, NAME, name, flags)                                                         \
-    static void equal_##name(const struct cmd_##name *x, const struct cmd_##name *y)           \
-    {                                                                                          \
-        CMD_##NAME(EQ_FIELD)                                                                   \
+#define EQ_FN(code, NAME, name, flags)                                                             \
+    static void equal_##name(const struct cmd_##name *x, const struct cmd_##name *y)               \
+    {                                                                                              \
+        CMD_##NAME(EQ_FIELD)                                                                       \
     }
 CMD_LIST(EQ_FN)
 #undef EQ_FN
@@ -202,14 +200,11 @@ void cmd_equal(const struct cmd *x, const struct cmd *y)
     assert_int_equal(x->type, y->type);
     assert_int_equal(x->ts, y->ts);
     switch (x->type) {
-#define EQ_CASE(code, NAME, name, flags)                                                       \
-    case CMD_##NAME:                                                                           \
-        equal_##name(&x->u.name, &y->u.name);                                                  \
-        break;
+#define EQ_CASE(code, NAME, name, flags)                                                           \
+    case CMD_##NAME: equal_##name(&x->u.name, &y->u.name); break;
         CMD_LIST(EQ_CASE)
 #undef EQ_CASE
-    case CMD__TYPE_END:
-        fail();
+    case CMD__TYPE_END: fail();
     }
 }
 
@@ -275,8 +270,8 @@ void expect_bad(struct fixture *f, const struct cmd *c, int want, const char *fn
     struct cmd out;
     int rv = round_trip(f, c, &out);
     if (rv != want) {
-        fail_msg("%s.%s: decode returned %s (%s), want %s", cmd_name(c->type), fname,
-                 err_name(rv), rv ? f->errmsg : "", err_name(want));
+        fail_msg("%s.%s: decode returned %s (%s), want %s", cmd_name(c->type), fname, err_name(rv),
+                 rv ? f->errmsg : "", err_name(want));
     }
     expect_msg_names(f->errmsg, fname);
 }

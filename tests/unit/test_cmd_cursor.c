@@ -42,8 +42,8 @@ static void put_be64(unsigned char *p, uint64_t v)
 }
 
 /* The raw bytes of a key cursor as cursor.h documents them. */
-static size_t key_bytes(unsigned char *b, int version, int kind, int64_t a, int64_t bb,
-                        int64_t t, const char *id, size_t idlen)
+static size_t key_bytes(unsigned char *b, int version, int kind, int64_t a, int64_t bb, int64_t t,
+                        const char *id, size_t idlen)
 {
     b[0] = (unsigned char)version;
     b[1] = (unsigned char)kind;
@@ -58,14 +58,10 @@ static size_t key_bytes(unsigned char *b, int version, int kind, int64_t a, int6
 static int64_t random_i64(struct testrng *r)
 {
     switch (testrng_below(r, 4)) {
-    case 0:
-        return (int64_t)testrng_next(r);
-    case 1:
-        return (int64_t)testrng_below(r, 1000) - 500;
-    case 2:
-        return INT64_MIN + (int64_t)testrng_below(r, 3);
-    default:
-        return INT64_MAX - (int64_t)testrng_below(r, 3);
+    case 0: return (int64_t)testrng_next(r);
+    case 1: return (int64_t)testrng_below(r, 1000) - 500;
+    case 2: return INT64_MIN + (int64_t)testrng_below(r, 3);
+    default: return INT64_MAX - (int64_t)testrng_below(r, 3);
     }
 }
 
@@ -75,8 +71,8 @@ void cursor_key_round_trips(void **state)
     struct fixture *f = *state;
     static const char alpha[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-";
     for (int i = 0; i < 20000; i++) {
-        struct rankkey k = {random_i64(&f->rng), random_i64(&f->rng), random_i64(&f->rng), 7, 0,
-                            NULL};
+        struct rankkey k = {
+            random_i64(&f->rng), random_i64(&f->rng), random_i64(&f->rng), 7, 0, NULL};
         char id[VALID_ID_MAX + 1];
         size_t idlen = 1 + testrng_below(&f->rng, VALID_ID_MAX);
         for (size_t j = 0; j < idlen; j++) {

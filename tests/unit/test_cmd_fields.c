@@ -56,8 +56,8 @@ static void check_ID(struct fixture *f, struct cmd *c, struct lr_str *v, int64_t
     check_id_common(f, c, v, a, 0, fname);
 }
 
-static void check_OPTID(struct fixture *f, struct cmd *c, struct lr_str *v, int64_t a,
-                        int64_t b, const char *fname)
+static void check_OPTID(struct fixture *f, struct cmd *c, struct lr_str *v, int64_t a, int64_t b,
+                        const char *fname)
 {
     (void)b;
     check_id_common(f, c, v, a, 1, fname);
@@ -99,19 +99,19 @@ static void check_TEXT(struct fixture *f, struct cmd *c, struct lr_str *v, int64
         expect_bad(f, c, LR_EINVAL, fname);
     }
     static const char *const bad[] = {
-        "ab\xff",             /* never UTF-8 */
-        "\x80x",              /* lone continuation */
-        "x\xc3",              /* cut 2-byte form */
-        "x\xe2\x82",          /* cut 3-byte form */
-        "\xc3\x28",           /* bad continuation */
-        "\xc0\x80",           /* overlong NUL */
-        "\xc1\xbf",           /* overlong 0x7f */
-        "\xe0\x80\xaf",       /* overlong '/' */
-        "\xf0\x80\x80\xaf",   /* overlong '/' */
-        "\xed\xa0\x80",       /* surrogate U+D800 */
-        "\xf4\x90\x80\x80",   /* U+110000 */
+        "ab\xff",               /* never UTF-8 */
+        "\x80x",                /* lone continuation */
+        "x\xc3",                /* cut 2-byte form */
+        "x\xe2\x82",            /* cut 3-byte form */
+        "\xc3\x28",             /* bad continuation */
+        "\xc0\x80",             /* overlong NUL */
+        "\xc1\xbf",             /* overlong 0x7f */
+        "\xe0\x80\xaf",         /* overlong '/' */
+        "\xf0\x80\x80\xaf",     /* overlong '/' */
+        "\xed\xa0\x80",         /* surrogate U+D800 */
+        "\xf4\x90\x80\x80",     /* U+110000 */
         "\xf8\x88\x80\x80\x80", /* 5-byte form */
-        "a\x01",              /* control characters */
+        "a\x01",                /* control characters */
         "\x1b[31m",
         "a\rb",
         "a\x7f",
@@ -153,8 +153,9 @@ static void check_IDEM(struct fixture *f, struct cmd *c, struct lr_str *v, int64
     buf[VALID_IDEM_MAX + 1] = '\0';
     *v = S(buf);
     expect_bad(f, c, LR_EINVAL, fname);
-    static const char *const bad[] = {"1234567\x01", "abcdefg\x7f", "abc\xc3\xa9"
-                                                                     "defg",
+    static const char *const bad[] = {"1234567\x01", "abcdefg\x7f",
+                                      "abc\xc3\xa9"
+                                      "defg",
                                       "abcd\tefgh", "abcd\nefgh"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         *v = S(bad[i]);
@@ -272,12 +273,12 @@ static void check_PRIZES(struct fixture *f, struct cmd *c, struct cmd_prizes *v,
 }
 
 #define CHECK_FIELD(kind, fname, a, b) check_##kind(f, &c, &x->fname, a, b, #fname);
-#define CHECK_FN(code, NAME, name, flags)                                                      \
-    static void check_fields_##name(struct fixture *f)                                         \
-    {                                                                                          \
-        struct cmd c = sample(CMD_##NAME);                                                     \
-        struct cmd_##name *x = &c.u.name;                                                      \
-        CMD_##NAME(CHECK_FIELD)                                                                \
+#define CHECK_FN(code, NAME, name, flags)                                                          \
+    static void check_fields_##name(struct fixture *f)                                             \
+    {                                                                                              \
+        struct cmd c = sample(CMD_##NAME);                                                         \
+        struct cmd_##name *x = &c.u.name;                                                          \
+        CMD_##NAME(CHECK_FIELD)                                                                    \
     }
 CMD_LIST(CHECK_FN)
 #undef CHECK_FN
@@ -448,12 +449,12 @@ static void hash_prizes_field(struct cmd *c, struct cmd_prizes *v, const char *f
 #define HASH_PRIZES(c, v, n) hash_prizes_field(c, v, n)
 
 #define HASH_FIELD(kind, fname, a, b) HASH_##kind(&c, &x->fname, #fname);
-#define HASH_FN(code, NAME, name, flags)                                                       \
-    static void hash_fields_##name(void)                                                       \
-    {                                                                                          \
-        struct cmd c = sample(CMD_##NAME);                                                     \
-        struct cmd_##name *x = &c.u.name;                                                      \
-        CMD_##NAME(HASH_FIELD)                                                                 \
+#define HASH_FN(code, NAME, name, flags)                                                           \
+    static void hash_fields_##name(void)                                                           \
+    {                                                                                              \
+        struct cmd c = sample(CMD_##NAME);                                                         \
+        struct cmd_##name *x = &c.u.name;                                                          \
+        CMD_##NAME(HASH_FIELD)                                                                     \
     }
 CMD_LIST(HASH_FN)
 #undef HASH_FN

@@ -50,35 +50,16 @@ void mp_ints_at_every_width(void **state)
         int64_t v = cases[i].v;
         switch (cases[i].width * 2 + cases[i].sign) {
         case 0:
-        case 1:
-            msgpack_pack_int64(&f->pk, v);
-            break;
-        case 2:
-            msgpack_pack_fix_uint8(&f->pk, (uint8_t)v);
-            break;
-        case 3:
-            msgpack_pack_fix_int8(&f->pk, (int8_t)v);
-            break;
-        case 4:
-            msgpack_pack_fix_uint16(&f->pk, (uint16_t)v);
-            break;
-        case 5:
-            msgpack_pack_fix_int16(&f->pk, (int16_t)v);
-            break;
-        case 8:
-            msgpack_pack_fix_uint32(&f->pk, (uint32_t)v);
-            break;
-        case 9:
-            msgpack_pack_fix_int32(&f->pk, (int32_t)v);
-            break;
-        case 16:
-            msgpack_pack_fix_uint64(&f->pk, (uint64_t)v);
-            break;
-        case 17:
-            msgpack_pack_fix_int64(&f->pk, v);
-            break;
-        default:
-            fail();
+        case 1: msgpack_pack_int64(&f->pk, v); break;
+        case 2: msgpack_pack_fix_uint8(&f->pk, (uint8_t)v); break;
+        case 3: msgpack_pack_fix_int8(&f->pk, (int8_t)v); break;
+        case 4: msgpack_pack_fix_uint16(&f->pk, (uint16_t)v); break;
+        case 5: msgpack_pack_fix_int16(&f->pk, (int16_t)v); break;
+        case 8: msgpack_pack_fix_uint32(&f->pk, (uint32_t)v); break;
+        case 9: msgpack_pack_fix_int32(&f->pk, (int32_t)v); break;
+        case 16: msgpack_pack_fix_uint64(&f->pk, (uint64_t)v); break;
+        case 17: msgpack_pack_fix_int64(&f->pk, v); break;
+        default: fail();
         }
         assert_int_equal(f->sb.size, cases[i].size);
         struct mp r;

@@ -72,30 +72,30 @@ static void pack_wrong_prizes(msgpack_packer *pk, int variant)
 
 #define COUNT(kind, fname, a, b) +1
 #define FNAME(kind, fname, a, b) #fname,
-#define RAW_FIELD(kind, fname, a, b)                                                           \
-    if (idx == k) {                                                                            \
-        WRONG_##kind(pk, variant);                                                             \
-    } else if (idx != drop) {                                                                  \
-        PACK_##kind(pk, x->fname);                                                             \
-    }                                                                                          \
+#define RAW_FIELD(kind, fname, a, b)                                                               \
+    if (idx == k) {                                                                                \
+        WRONG_##kind(pk, variant);                                                                 \
+    } else if (idx != drop) {                                                                      \
+        PACK_##kind(pk, x->fname);                                                                 \
+    }                                                                                              \
     idx++;
 
 /* raw_<name>: pack @c's command as cmd.h documents, [code, ts, fields...], replacing field
  * @k with a wrong-typed value, leaving out field @drop (-1: none) and adding @extra nils. */
-#define RAW_FN(code, NAME, name, flags)                                                        \
-    static const char *const fields_##name[] = {CMD_##NAME(FNAME)};                            \
-    static void raw_##name(msgpack_packer *pk, const struct cmd *c, int k, int variant,        \
-                           int drop, int extra)                                                \
-    {                                                                                          \
-        const struct cmd_##name *x = &c->u.name;                                               \
-        int idx = 0;                                                                           \
-        msgpack_pack_array(pk, (uint32_t)(2 + (0 CMD_##NAME(COUNT)) - (drop >= 0) + extra));   \
-        msgpack_pack_int64(pk, code);                                                          \
-        msgpack_pack_int64(pk, c->ts);                                                         \
-        CMD_##NAME(RAW_FIELD) for (int e = 0; e < extra; e++)                                  \
-        {                                                                                      \
-            msgpack_pack_nil(pk);                                                              \
-        }                                                                                      \
+#define RAW_FN(code, NAME, name, flags)                                                            \
+    static const char *const fields_##name[] = {CMD_##NAME(FNAME)};                                \
+    static void raw_##name(msgpack_packer *pk, const struct cmd *c, int k, int variant, int drop,  \
+                           int extra)                                                              \
+    {                                                                                              \
+        const struct cmd_##name *x = &c->u.name;                                                   \
+        int idx = 0;                                                                               \
+        msgpack_pack_array(pk, (uint32_t)(2 + (0 CMD_##NAME(COUNT)) - (drop >= 0) + extra));       \
+        msgpack_pack_int64(pk, code);                                                              \
+        msgpack_pack_int64(pk, c->ts);                                                             \
+        CMD_##NAME(RAW_FIELD) for (int e = 0; e < extra; e++)                                      \
+        {                                                                                          \
+            msgpack_pack_nil(pk);                                                                  \
+        }                                                                                          \
     }
 CMD_LIST(RAW_FN)
 #undef RAW_FN
@@ -103,13 +103,11 @@ CMD_LIST(RAW_FN)
 static int nfields(enum cmd_type t)
 {
     switch (t) {
-#define NF_CASE(code, NAME, name, flags)                                                       \
-    case CMD_##NAME:                                                                           \
-        return 0 CMD_##NAME(COUNT);
+#define NF_CASE(code, NAME, name, flags)                                                           \
+    case CMD_##NAME: return 0 CMD_##NAME(COUNT);
         CMD_LIST(NF_CASE)
 #undef NF_CASE
-    case CMD__TYPE_END:
-        break;
+    case CMD__TYPE_END: break;
     }
     return -1;
 }
@@ -117,13 +115,11 @@ static int nfields(enum cmd_type t)
 static const char *field_name(enum cmd_type t, int k)
 {
     switch (t) {
-#define FN_CASE(code, NAME, name, flags)                                                       \
-    case CMD_##NAME:                                                                           \
-        return fields_##name[k];
+#define FN_CASE(code, NAME, name, flags)                                                           \
+    case CMD_##NAME: return fields_##name[k];
         CMD_LIST(FN_CASE)
 #undef FN_CASE
-    case CMD__TYPE_END:
-        break;
+    case CMD__TYPE_END: break;
     }
     return NULL;
 }
@@ -137,14 +133,11 @@ static void raw_entry(struct fixture *f, const struct cmd *c, int k, int variant
     msgpack_pack_int64(&f->pk, CMD_ENTRY_VERSION);
     msgpack_pack_array(&f->pk, 1);
     switch (c->type) {
-#define RAW_CASE(code, NAME, name, flags)                                                      \
-    case CMD_##NAME:                                                                           \
-        raw_##name(&f->pk, c, k, variant, drop, extra);                                        \
-        break;
+#define RAW_CASE(code, NAME, name, flags)                                                          \
+    case CMD_##NAME: raw_##name(&f->pk, c, k, variant, drop, extra); break;
         CMD_LIST(RAW_CASE)
 #undef RAW_CASE
-    case CMD__TYPE_END:
-        fail();
+    case CMD__TYPE_END: fail();
     }
 }
 
@@ -282,16 +275,12 @@ void command_not_an_array_is_malformed(void **state)
         msgpack_sbuffer_clear(&f->sb);
         cmd_entry_begin(&f->pk, 1);
         switch (shape) {
-        case 0:
-            msgpack_pack_int64(&f->pk, CMD_SCORE);
-            break;
+        case 0: msgpack_pack_int64(&f->pk, CMD_SCORE); break;
         case 1:
             msgpack_pack_array(&f->pk, 1);
             msgpack_pack_int64(&f->pk, CMD_SCORE);
             break;
-        case 2:
-            msgpack_pack_array(&f->pk, 0);
-            break;
+        case 2: msgpack_pack_array(&f->pk, 0); break;
         default:
             msgpack_pack_map(&f->pk, 1);
             msgpack_pack_int64(&f->pk, CMD_SCORE);
@@ -329,9 +318,7 @@ void entry_shape_is_checked(void **state)
     for (int shape = 0; shape < 6; shape++) {
         msgpack_sbuffer_clear(&f->sb);
         switch (shape) {
-        case 0: /* a bare command array */
-            msgpack_pack_array(&f->pk, 0);
-            break;
+        case 0: /* a bare command array */ msgpack_pack_array(&f->pk, 0); break;
         case 1: /* three elements */
             msgpack_pack_array(&f->pk, 3);
             msgpack_pack_int64(&f->pk, 1);
@@ -353,9 +340,7 @@ void entry_shape_is_checked(void **state)
             msgpack_pack_int64(&f->pk, 1);
             msgpack_pack_map(&f->pk, 0);
             break;
-        default: /* an integer */
-            msgpack_pack_int64(&f->pk, 1);
-            break;
+        default: /* an integer */ msgpack_pack_int64(&f->pk, 1); break;
         }
         struct cmd_entry e;
         assert_int_equal(decode_entry(f, &e), LR_EMALFORMED);
@@ -436,11 +421,11 @@ void huge_claims_are_refused_cheaply(void **state)
         const char *p;
         size_t n;
     } bufs[] = {
-        {"\xdd\xff\xff\xff\xff", 5},                      /* array of 2^32-1 */
-        {"\xdf\xff\xff\xff\xff", 5},                      /* map of 2^32-1 */
-        {"\x92\x01\xdd\x0f\xff\xff\xff", 7},            /* [1, array of 2^28-1] */
-        {"\x92\x01\x91\xdd\xff\xff\xff\xf0\x08", 9},  /* [1, [array of ~2^32]] */
-        {"\x92\x01\x91\xdb\xff\xff\xff\xff", 8},       /* [1, [str of 4 GiB]] */
+        {"\xdd\xff\xff\xff\xff", 5},                 /* array of 2^32-1 */
+        {"\xdf\xff\xff\xff\xff", 5},                 /* map of 2^32-1 */
+        {"\x92\x01\xdd\x0f\xff\xff\xff", 7},         /* [1, array of 2^28-1] */
+        {"\x92\x01\x91\xdd\xff\xff\xff\xf0\x08", 9}, /* [1, [array of ~2^32]] */
+        {"\x92\x01\x91\xdb\xff\xff\xff\xff", 8},     /* [1, [str of 4 GiB]] */
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         struct cmd_entry e;

@@ -31,10 +31,10 @@ static const struct row rows[] = {
 /* API codes API.md lists; every row must surface as one of them. */
 static int api_code_known(const char *code)
 {
-    static const char *const codes[] = {"ok",          "invalid_argument", "unauthorized",
-                                        "forbidden",   "not_found",        "method_not_allowed",
-                                        "conflict",    "payload_too_large", "rate_limited",
-                                        "internal",    "unavailable"};
+    static const char *const codes[] = {"ok",        "invalid_argument",  "unauthorized",
+                                        "forbidden", "not_found",         "method_not_allowed",
+                                        "conflict",  "payload_too_large", "rate_limited",
+                                        "internal",  "unavailable"};
     for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
         if (strcmp(code, codes[i]) == 0) {
             return 1;

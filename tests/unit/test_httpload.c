@@ -56,12 +56,12 @@ static void head_with_and_without_body(void **state)
 {
     char buf[512];
     (void)state;
-    size_t n = httpload_head(buf, sizeof buf, "POST", "/v1/events", "127.0.0.1:8080", "K2", 1,
-                             42);
+    size_t n = httpload_head(buf, sizeof buf, "POST", "/v1/events", "127.0.0.1:8080", "K2", 1, 42);
     assert_int_equal(n, strlen(buf));
-    assert_string_equal(buf, "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
-                             "Authorization: Bearer K2\r\nContent-Type: application/json\r\n"
-                             "Content-Length: 42\r\n\r\n");
+    assert_string_equal(buf,
+                        "POST /v1/events HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n"
+                        "Authorization: Bearer K2\r\nContent-Type: application/json\r\n"
+                        "Content-Length: 42\r\n\r\n");
     n = httpload_head(buf, sizeof buf, "GET", "/readyz", "h:1", NULL, 0, 0);
     assert_string_equal(buf, "GET /readyz HTTP/1.1\r\nHost: h:1\r\n\r\n");
     assert_int_equal(httpload_head(buf, 20, "GET", "/readyz", "h:1", NULL, 0, 0), 0);

@@ -340,8 +340,8 @@ static void envelopes_of_the_wrong_shape_are_refused(void **state)
     msgpack_pack_nil(&f->pk);
     assert_int_equal(decode_packed(f, &m), LR_EVERSION);
 
-    static const int64_t ops[][2] = {{-1, LR_EMALFORMED}, {0, 0},    {PROTO_OP__END, 0},
-                                     {1000, 0},           {1001, LR_EMALFORMED}};
+    static const int64_t ops[][2] = {
+        {-1, LR_EMALFORMED}, {0, 0}, {PROTO_OP__END, 0}, {1000, 0}, {1001, LR_EMALFORMED}};
     for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
         msgpack_sbuffer_clear(&f->sb);
         proto_msg_begin(&f->pk, 1, (int)ops[i][0]);
@@ -476,8 +476,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(frames_come_out_whole_from_any_split, setup, teardown),
         cmocka_unit_test(frame_lengths_out_of_range_are_refused),
         cmocka_unit_test_setup_teardown(unpack_takes_exactly_one_whole_value, setup, teardown),
-        cmocka_unit_test_setup_teardown(envelopes_of_the_wrong_shape_are_refused, setup,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(envelopes_of_the_wrong_shape_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(random_bytes_get_a_code_or_a_value, setup, teardown),
         cmocka_unit_test_setup_teardown(the_stale_flag_round_trips_and_must_be_a_boolean, setup,
                                         teardown),

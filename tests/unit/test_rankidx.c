@@ -82,8 +82,8 @@ static void test_empty(void **state)
 {
     struct fixture *f = *state;
     struct rankkey k = {.a = 1, .b = 2, .t = 3, .pid = 4, .idlen = 0, .id = NULL};
-    struct rankkey foreign = {.a = 1, .b = 2, .t = 3, .pid = RANKKEY_FOREIGN, .idlen = 2,
-                              .id = "zz"};
+    struct rankkey foreign = {
+        .a = 1, .b = 2, .t = 3, .pid = RANKKEY_FOREIGN, .idlen = 2, .id = "zz"};
     struct rankidx_iter it;
     struct rankkey out;
 
@@ -162,8 +162,8 @@ static void test_ties_fall_to_id(void **state)
         assert_null(k.id);
     }
 
-    struct rankkey probe = {.a = 3, .b = 0, .t = 9, .pid = RANKKEY_FOREIGN, .idlen = 3,
-                            .id = "x1!"};
+    struct rankkey probe = {
+        .a = 3, .b = 0, .t = 9, .pid = RANKKEY_FOREIGN, .idlen = 3, .id = "x1!"};
     assert_int_equal(rankidx_count_before(f->idx, &probe), 2); /* after "x1", before "x10" */
     probe.id = "x10";
     assert_int_equal(rankidx_count_before(f->idx, &probe), 2); /* equal to "x10": strictly */
@@ -412,8 +412,8 @@ static void test_memory_per_entry(void **state)
     struct rankidx *idx;
     assert_int_equal(rankidx_new(&names, NULL, &idx), 0);
     for (uint32_t p = 0; p < n; p++) {
-        struct rankkey k = {.a = -(int64_t)testrng_below(&f->rng, 1000000000), .b = 0,
-                            .t = p, .pid = p};
+        struct rankkey k = {
+            .a = -(int64_t)testrng_below(&f->rng, 1000000000), .b = 0, .t = p, .pid = p};
         assert_int_equal(rankidx_insert(idx, &k), 0);
     }
     double inserted = (double)rankidx_memory(idx) / n;
@@ -453,8 +453,8 @@ static size_t vm_bytes(void)
 #endif
 
 /* When memory runs out (malloc or a pool's next chunk), insert and load fail with LR_ENOMEM
- * and leave the index exactly as it was. The address-space limit makes malloc fail for real; ASan's shadow memory cannot
- * live under such a limit, so the sanitizer build skips this. */
+ * and leave the index exactly as it was. The address-space limit makes malloc fail for real; ASan's
+ * shadow memory cannot live under such a limit, so the sanitizer build skips this. */
 static void test_enomem_leaves_index_unchanged(void **state)
 {
 #if defined(__SANITIZE_ADDRESS__)
@@ -640,8 +640,10 @@ static void test_rank_with_clustered_hints(void **state)
         below.a--;
         below.pid = RANKKEY_FOREIGN;
         assert_int_equal(rankidx_count_before(f->idx, &v[r]), r);
-        assert_int_equal(rankidx_count_before(f->idx, &above), sorted_count_before(f, v, n, &above));
-        assert_int_equal(rankidx_count_before(f->idx, &below), sorted_count_before(f, v, n, &below));
+        assert_int_equal(rankidx_count_before(f->idx, &above),
+                         sorted_count_before(f, v, n, &above));
+        assert_int_equal(rankidx_count_before(f->idx, &below),
+                         sorted_count_before(f, v, n, &below));
     }
     free(v);
 }
@@ -665,8 +667,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sequential_then_drain, setup_pool, teardown),
         cmocka_unit_test_setup_teardown(test_load_sorted, setup_pool, teardown),
         cmocka_unit_test_setup_teardown(test_range_delete_rebalances, setup_pool, teardown),
-        cmocka_unit_test_setup_teardown(test_enomem_leaves_index_unchanged, setup_pool,
-                                        teardown),
+        cmocka_unit_test_setup_teardown(test_enomem_leaves_index_unchanged, setup_pool, teardown),
         cmocka_unit_test_setup_teardown(test_pool_reuses_freed_nodes, setup_pool, teardown),
         cmocka_unit_test_setup_teardown(test_rank_across_hint_range, setup_pool, teardown),
         cmocka_unit_test_setup_teardown(test_rank_with_clustered_hints, setup_pool, teardown),

@@ -12,8 +12,7 @@
 
 /* ---- the reference order, written independently of the index ---- */
 
-static void model_id(const struct fixture *f, const struct rankkey *k, const char **id,
-                     size_t *len)
+static void model_id(const struct fixture *f, const struct rankkey *k, const char **id, size_t *len)
 {
     if (k->pid == RANKKEY_FOREIGN) {
         *id = k->id != NULL ? k->id : "";
@@ -92,12 +91,9 @@ uint64_t sorted_count_before(struct fixture *f, const struct rankkey *v, uint64_
 static int64_t draw_a(struct fixture *f)
 {
     switch (testrng_below(&f->rng, 8)) {
-    case 0:
-        return (int64_t)testrng_next(&f->rng); /* anywhere, negative too */
-    case 1:
-        return testrng_below(&f->rng, 2) ? INT64_MAX : INT64_MIN;
-    default:
-        return (int64_t)testrng_below(&f->rng, 40) - 20; /* small range: ties are common */
+    case 0: return (int64_t)testrng_next(&f->rng); /* anywhere, negative too */
+    case 1: return testrng_below(&f->rng, 2) ? INT64_MAX : INT64_MIN;
+    default: return (int64_t)testrng_below(&f->rng, 40) - 20; /* small range: ties are common */
     }
 }
 

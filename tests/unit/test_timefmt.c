@@ -167,9 +167,9 @@ static void parse_rejects_garbage(void **state)
         "2026",
         "2026-11-22",
         "2026-11-22T",
-        "2026-11-22T12:31:00",      /* no zone */
-        "2026-11-22T12:31:00.123",  /* no zone */
-        "2026-11-22T12:31:00.Z",    /* empty fraction */
+        "2026-11-22T12:31:00",     /* no zone */
+        "2026-11-22T12:31:00.123", /* no zone */
+        "2026-11-22T12:31:00.Z",   /* empty fraction */
         "2026-11-22T12:31:00.123ZZ",
         "2026-11-22T12:31:00.123Z ",
         "2026-11-22T12:31:00.123Zjunk",
@@ -538,8 +538,8 @@ static void periods_round_trip_random_instants(void **state)
             char out[TIMEFMT_PERIOD_MAX];
             int64_t back = -1;
             assert_int_equal(timefmt_period_format((enum timefmt_window)w, p, out), 0);
-            assert_int_equal(
-                timefmt_period_parse((enum timefmt_window)w, out, strlen(out), &back), 0);
+            assert_int_equal(timefmt_period_parse((enum timefmt_window)w, out, strlen(out), &back),
+                             0);
             assert_int_equal(back, p);
         }
         /* The date part of the RFC 3339 form is the daily period. */
@@ -547,8 +547,7 @@ static void periods_round_trip_random_instants(void **state)
         char day[TIMEFMT_PERIOD_MAX];
         assert_int_equal(timefmt_rfc3339(ms, ts), 0);
         assert_int_equal(
-            timefmt_period_format(TIMEFMT_DAILY, timefmt_period_of(TIMEFMT_DAILY, ms, 0), day),
-            0);
+            timefmt_period_format(TIMEFMT_DAILY, timefmt_period_of(TIMEFMT_DAILY, ms, 0), day), 0);
         assert_memory_equal(ts, day, 10);
     }
 }
@@ -559,8 +558,8 @@ static void periods_round_trip_random_instants(void **state)
 static void window_names_round_trip(void **state)
 {
     (void)state;
-    static const char *const names[TIMEFMT_NWINDOWS] = {"alltime", "daily", "weekly",
-                                                         "monthly", "cycle"};
+    static const char *const names[TIMEFMT_NWINDOWS] = {"alltime", "daily", "weekly", "monthly",
+                                                        "cycle"};
     static const enum timefmt_window want[TIMEFMT_NWINDOWS] = {
         TIMEFMT_ALLTIME, TIMEFMT_DAILY, TIMEFMT_WEEKLY, TIMEFMT_MONTHLY, TIMEFMT_CYCLE};
     for (int i = 0; i < TIMEFMT_NWINDOWS; i++) {
@@ -577,7 +576,7 @@ static void window_names_round_trip(void **state)
 static void window_rejects_unknown(void **state)
 {
     (void)state;
-    static const char *const bad[] = {"", "Daily", "DAILY", "day", "dail", "dailyx",
+    static const char *const bad[] = {"",     "Daily", "DAILY",  "day", "dail",     "dailyx",
                                       "week", "month", "yearly", "all", "alltime ", "cycles"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         enum timefmt_window w = TIMEFMT_NWINDOWS;
