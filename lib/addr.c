@@ -32,7 +32,8 @@ int addr_split(const char *s, char *host, size_t hcap, uint16_t *port)
         }
         h++;
         hl -= 2;
-        if (memchr(h, ':', hl) == NULL) { /* brackets hold an IPv6 literal only */
+        if (memchr(h, ':', hl) == NULL || memchr(h, ']', hl) != NULL) {
+            /* brackets hold one IPv6 literal only */
             return LR_EINVAL;
         }
     } else if (memchr(s, ':', hl) != NULL || memchr(s, ']', hl) != NULL) {

@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lib/addr.h"
 #include "../lib/err.h"
 #include "../proto/proto.h"
 
@@ -273,10 +272,8 @@ static void evstream__connected(uv_connect_t *c, int status)
 
 static void evstream__connect(struct evstream *s)
 {
-    const char *addr = upstream_address(s->u, s->replica);
-    struct sockaddr_storage sa;
-    socklen_t salen;
-    if (addr_resolve(addr, 0, &sa, &salen) != 0 || uv_tcp_init(s->loop, &s->tcp) != 0) {
+    const struct sockaddr *sa = upstream_sockaddr(s->u, s->replica);
+    if (sa == NULL || uv_tcp_init(s->loop, &s->tcp) != 0) {
         s->retry_at = evstream__now(s) + EVSTREAM__RETRY_MS; /* the same replica again */
         return;
     }
@@ -286,7 +283,7 @@ static void evstream__connect(struct evstream *s)
     s->state = ES_CONNECTING;
     s->last_rx = evstream__now(s);
     uv_tcp_nodelay(&s->tcp, 1);
-    if (uv_tcp_connect(&s->creq, &s->tcp, (const struct sockaddr *)&sa, evstream__connected) != 0) {
+    if (uv_tcp_connect(&s->creq, &s->tcp, sa, evstream__connected) != 0) {
         evstream__drop(s);
     }
 }
@@ -305,7 +302,9 @@ static void evstream__status_cb(void *data, int code, const msgpack_object *payl
         evstream__next_replica(s);
         return;
     }
-    s->next = (uint64_t)applied + 1;
+    /* From the present, but never behind what was delivered: after a resync the replica asked
+     * may lag the one that said the log was trimmed, and an index is delivered once. */
+    s->next = (uint64_t)applied + 1 > s->last + 1 ? (uint64_t)applied + 1 : s->last + 1;
     evstream__connect(s);
 }
 

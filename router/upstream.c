@@ -52,6 +52,10 @@ struct upstream {
     uv_loop_t *loop;
     char region[65];
     char rpc[UPSTREAM_MAX_REPLICAS][64];
+    /* Each replica's address, resolved once in upstream_new: a name lookup blocks, and the
+     * loop must not stall on DNS at every reconnect. */
+    struct sockaddr_storage sa[UPSTREAM_MAX_REPLICAS];
+    socklen_t salen[UPSTREAM_MAX_REPLICAS];
     unsigned n;
     int leader;
     unsigned rr;
@@ -300,12 +304,6 @@ static void upstream__connected(uv_connect_t *req, int status)
 static int upstream__connect(struct upstream_conn *c)
 {
     struct upstream *u = c->u;
-    struct sockaddr_storage sa;
-    socklen_t salen;
-    int rv = addr_resolve(u->rpc[c->idx], 0, &sa, &salen);
-    if (rv != 0) {
-        return rv;
-    }
     proto_reader_init(&c->rd);
     msgpack_sbuffer_init(&c->out);
     msgpack_sbuffer_init(&c->wbuf);
@@ -313,7 +311,8 @@ static int upstream__connect(struct upstream_conn *c)
     c->tcp.data = c;
     c->creq.data = c;
     c->state = UC_CONNECTING;
-    if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&sa, upstream__connected) != 0) {
+    if (uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&u->sa[c->idx],
+                       upstream__connected) != 0) {
         upstream__conn_fail(c);
     }
     return 0;
@@ -424,6 +423,15 @@ int upstream_new(uv_loop_t *loop, const char *region, const char *const *rpc, un
     if (u == NULL) {
         return LR_ENOMEM;
     }
+    for (unsigned i = 0; i < n; i++) {
+        int rv = strlen(rpc[i]) >= sizeof u->rpc[i]
+                     ? LR_EINVAL
+                     : addr_resolve(rpc[i], 0, &u->sa[i], &u->salen[i]);
+        if (rv != 0) {
+            free(u);
+            return rv;
+        }
+    }
     u->loop = loop;
     snprintf(u->region, sizeof u->region, "%s", region);
     for (unsigned i = 0; i < n; i++) {
@@ -500,6 +508,11 @@ const char *upstream_address(const struct upstream *u, unsigned i)
     return i < u->n ? u->rpc[i] : NULL;
 }
 
+const struct sockaddr *upstream_sockaddr(const struct upstream *u, unsigned i)
+{
+    return i < u->n ? (const struct sockaddr *)&u->sa[i] : NULL;
+}
+
 const char *upstream_region(const struct upstream *u)
 {
     return u->region;
@@ -521,6 +534,9 @@ void upstream_close(struct upstream *u, void (*done)(void *data), void *data)
 {
     u->done = done;
     u->done_data = data;
+    /* Closing first: a completion below may call upstream_call on this link (a route's next
+     * step), which must then be refused at once rather than queued behind a closed loop. */
+    u->closing = 1;
     while (u->queue) {
         upstream__complete(u->queue, LR_EUNAVAILABLE, NULL);
     }
@@ -529,7 +545,6 @@ void upstream_close(struct upstream *u, void (*done)(void *data), void *data)
             upstream__complete(u->conn[i].inflight, LR_EUNAVAILABLE, NULL);
         }
     }
-    u->closing = 1;
     u->open_handles = 2; /* the tick and the check */
     for (unsigned i = 0; i < u->n; i++) {
         struct upstream_conn *c = &u->conn[i];

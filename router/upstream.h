@@ -54,6 +54,10 @@ int upstream_call_replica(struct upstream *u, int replica, int op, int need_lead
 unsigned upstream_replicas(const struct upstream *u);
 const char *upstream_address(const struct upstream *u, unsigned i);
 
+/** Replica @i's socket address, resolved once by upstream_new (borrowed for @u's lifetime), or
+ * NULL when @i is out of range. For other clients of the same replicas (evstream). */
+const struct sockaddr *upstream_sockaddr(const struct upstream *u, unsigned i);
+
 /** Index of the replica believed to lead, or -1. */
 int upstream_leader(const struct upstream *u);
 

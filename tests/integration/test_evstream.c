@@ -368,6 +368,15 @@ static int resubscribed(const struct fixture *f)
     return f->r[0].nsubs >= 2;
 }
 
+static int resynced(const struct fixture *f)
+{
+    return f->resyncs >= 1;
+}
+static int saw_four(const struct fixture *f)
+{
+    return f->nseen >= 4;
+}
+
 /* ---- scenarios ------------------------------------------------------------------------------- */
 
 /* A live stream asks its replica's applied index and subscribes after it: new entries come,
@@ -434,6 +443,42 @@ static void trimmed_log_resyncs_a_live_stream(void **state)
     assert_int_equal(f->r[0].from[1], 151);
     assert_int_equal(f->nseen, 0);
     assert_int_equal(f->ends, 0);
+    fixture_free(f);
+}
+
+/* After a resync the replica asked for the present may lag the one the stream followed: the
+ * stream goes on after the last index it delivered, never from that replica's older present,
+ * so no index is delivered twice. */
+static void resync_on_a_lagging_replica_repeats_nothing(void **state)
+{
+    (void)state;
+    struct fixture *f = fixture_new(2, 5);
+    follow(f, 0, 0);
+    run_until(f, subscribed_once);
+    replica_append(&f->r[0]);
+    replica_append(&f->r[0]);
+    replica_append(&f->r[0]);
+    run_until(f, saw_three); /* 6, 7, 8 */
+    f->r[1].applied = 7;     /* lags by one, and refuses the resume from 9 as trimmed */
+    f->r[1].trimmed = 10;
+    replica_kill(&f->r[0], 1);
+    run_until(f, resynced);
+    f->r[1].trimmed = 0;
+    run_until(f, on_second_replica);
+    uint64_t deadline = uv_now(&f->loop) + 5000;
+    while (f->r[1].nsubs < 2 && uv_now(&f->loop) < deadline) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(f->r[1].nsubs, 2);
+    assert_int_equal(f->r[1].from[1], 9); /* not 8: the present of a lagging replica */
+    replica_append(&f->r[1]);             /* 8 again, on this replica */
+    replica_append(&f->r[1]);             /* 9 */
+    run_until(f, saw_four);
+    run_for(f, 300);
+    assert_int_equal(f->nseen, 4);
+    for (unsigned i = 0; i < 4; i++) {
+        assert_int_equal(f->seen[i], 6 + i);
+    }
     fixture_free(f);
 }
 
@@ -510,6 +555,7 @@ int main(void)
         cmocka_unit_test(live_stream_starts_at_the_present),
         cmocka_unit_test(moves_to_the_next_replica_and_resumes),
         cmocka_unit_test(trimmed_log_resyncs_a_live_stream),
+        cmocka_unit_test(resync_on_a_lagging_replica_repeats_nothing),
         cmocka_unit_test(bounded_stream_ends_at_its_stop),
         cmocka_unit_test(bounded_stream_on_a_trimmed_log_ends),
         cmocka_unit_test(close_at_once_fires_only_done),

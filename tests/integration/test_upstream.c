@@ -91,9 +91,11 @@ static int teardown(void **state)
 {
     struct fixture *f = *state;
     int done = 0;
-    upstream_close(f->u, closed, &done);
-    while (!done) {
-        uv_run(&f->loop, UV_RUN_ONCE);
+    if (f->u != NULL) { /* a test may have closed it itself */
+        upstream_close(f->u, closed, &done);
+        while (!done) {
+            uv_run(&f->loop, UV_RUN_ONCE);
+        }
     }
     assert_int_equal(uv_loop_close(&f->loop), 0);
     tcluster_stop(&f->c);
@@ -195,6 +197,40 @@ static void dead_region_times_out(void **state)
     assert_true(uv_now(&f->loop) - t0 < 2000);
 }
 
+/* A call's callback that calls again while the link is closing (a route's next step) is
+ * refused at once with `unavailable`: the second call is never queued behind a closed loop,
+ * where it would never be answered. */
+struct recall {
+    struct upstream *u;
+    int first_code, second_rv, fired;
+};
+
+static void on_answer_recall(void *data, int code, const msgpack_object *payload)
+{
+    struct recall *r = data;
+    (void)payload;
+    r->fired++;
+    r->first_code = code;
+    r->second_rv = upstream_call(r->u, PROTO_OP_STATUS, 0, NULL, 0, 1000, on_answer, NULL);
+}
+
+static void a_call_made_while_closing_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct recall r = {.u = f->u};
+    int done = 0;
+    assert_int_equal(upstream_call(f->u, PROTO_OP_STATUS, 0, NULL, 0, 1000, on_answer_recall, &r),
+                     0);
+    upstream_close(f->u, closed, &done);
+    assert_int_equal(r.fired, 1);
+    assert_int_equal(r.first_code, LR_EUNAVAILABLE);
+    assert_int_equal(r.second_rv, LR_EUNAVAILABLE);
+    while (!done) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    f->u = NULL;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -202,6 +238,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(writes_follow_the_leader_across_a_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(writes_leave_a_frozen_leader, setup, teardown),
         cmocka_unit_test_setup_teardown(dead_region_times_out, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_call_made_while_closing_is_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

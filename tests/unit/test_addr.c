@@ -74,6 +74,7 @@ static void malformed_forms_refused(void **state)
         {"[::1]80", "no colon between ] and the port"},
         {"[1.2.3.4]:80", "brackets hold an IPv6 literal only"},
         {"[[::1]]:80", "nested brackets"},
+        {"[::1]]:80", "a stray ] inside the brackets"},
         {"a]b:80", "stray bracket in a name"},
         {"", "empty"},
     };
