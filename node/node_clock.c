@@ -29,7 +29,8 @@ int64_t node__now_ms(void)
 
 int node__may_propose(struct node *n)
 {
-    return raft_state(&n->raft) != RAFT_LEADER || n->read_term == n->raft.current_term; /* raft_state takes no const */
+    return raft_state(&n->raft) != RAFT_LEADER ||
+           n->read_term == n->raft.current_term; /* raft_state takes no const */
 }
 
 int64_t node__stamp(struct node *n)

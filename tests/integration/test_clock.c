@@ -174,7 +174,7 @@ static void transfer_to(struct fixture *f, unsigned to)
         call_until_ok(f, (unsigned)l, PROTO_OP_TRANSFER, &sb, &keep, &up);
         msgpack_unpacked_destroy(&up);
         msgpack_sbuffer_destroy(&sb);
-    msgpack_sbuffer_destroy(&keep);
+        msgpack_sbuffer_destroy(&keep);
     }
     int now = -1;
     for (int k = 0; k < 250 && now != (int)to; k++) {
