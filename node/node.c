@@ -2,8 +2,9 @@
  * barrier reads and the committed-event stream (see node.h).
  *
  * Life of a write: conn.c cuts a frame → node__request → node__op_submit appends its commands, with
- * this leader's clock stamped in, to the loop turn's open batch → the check handle proposes
- * the batch as one raft entry → the FSM applies and commits it → node__applied answers each
+ * a time stamped in (node_clock.c: never below one applied), to the loop turn's open batch → the
+ * check handle proposes the batch as one raft entry (a new leader first waits for an entry of
+ * its term to apply) → the FSM applies and commits it → node__applied answers each
  * waiting request with its slice of the results. A leader change before apply fails the
  * batch's requests with `unavailable` ("may or may not have happened"), which is safe to
  * retry with the same idempotency key. */
@@ -50,13 +51,6 @@ const struct node_peer *node__peer(const struct node *n, uint64_t id)
         }
     }
     return NULL;
-}
-
-int64_t node__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- replies --------------------------------------------------------------------------------- */
@@ -120,6 +114,7 @@ static void node__batch_free(struct node_batch *b)
         conn__unref(b->w[i].c);
     }
     free(b->w);
+    free(b->ts_off);
     msgpack_sbuffer_destroy(&b->sb);
     free(b);
 }
@@ -155,23 +150,7 @@ static int node__batch_reserve(struct node_batch *b)
     return 0;
 }
 
-/* Stamp @ts into command @o and append it to @b. Commands are otherwise copied as they came:
- * a malformed one still enters the log and applies as a no-op with an error result, which
- * keeps one path for every failure. */
-static void node__append_cmd(struct node_batch *b, const msgpack_object *o, int64_t ts)
-{
-    if (o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size >= 2) {
-        msgpack_pack_array(&b->pk, o->via.array.size);
-        msgpack_pack_object(&b->pk, o->via.array.ptr[0]);
-        msgpack_pack_int64(&b->pk, ts);
-        for (uint32_t i = 2; i < o->via.array.size; i++) {
-            msgpack_pack_object(&b->pk, o->via.array.ptr[i]);
-        }
-    } else {
-        msgpack_pack_object(&b->pk, *o);
-    }
-    b->ncmds++;
-}
+static void node__flush_batch(struct node *n);
 
 static void node__op_submit(struct node_conn *c, struct node_req *r)
 {
@@ -183,12 +162,20 @@ static void node__op_submit(struct node_conn *c, struct node_req *r)
         node__reply_error(c, m->id, LR_EINVAL, "submit: args must be 1 to 1024 commands");
         return;
     }
+    uint32_t count = cmds->via.array.size;
+    if (n->open && n->open->ncmds + count > CMD_ENTRY_MAX) {
+        if (!node__may_propose(n)) { /* the open batch is held (node_clock.c) and full */
+            node__reply_error(c, m->id, LR_EUNAVAILABLE, "submit: leader not ready; retry");
+            return;
+        }
+        node__flush_batch(n); /* one entry holds CMD_ENTRY_MAX commands at most */
+    }
     struct node_batch *b = node__open_batch(n);
-    if (b == NULL || node__batch_reserve(b) != 0) {
+    if (b == NULL || node__batch_reserve(b) != 0 || node__batch_reserve_stamps(b, count) != 0) {
         node__reply_error(c, m->id, LR_ENOMEM, "submit: out of memory");
         return;
     }
-    int64_t ts = node__now_ms();
+    int64_t ts = node__stamp(n);
     struct node_waiter *w = &b->w[b->nw++];
     w->c = c;
     w->req_id = m->id;
@@ -242,10 +229,11 @@ static void node__flush_batch(struct node *n)
     struct raft_buffer buf;
     msgpack_sbuffer entry;
     msgpack_packer pk;
-    if (b == NULL) {
-        return;
+    if (b == NULL || !node__may_propose(n)) {
+        return; /* held until an entry of this leader's term is applied (node_clock.c) */
     }
     n->open = NULL;
+    node__restamp(n, b);
     msgpack_sbuffer_init(&entry);
     msgpack_packer_init(&pk, &entry, msgpack_sbuffer_write);
     cmd_entry_begin(&pk, b->ncmds);
@@ -385,25 +373,28 @@ static void node__barrier_cb(struct raft_barrier *req, int status)
         }
         node__read_free(r);
     }
-    if (!n->stopping) {
+    if (!n->stopping && !n->barrier_failing) {
         node__barrier_start(n);
     }
 }
 
 /* One barrier answers every read queued before it: linearizable reads at one raft round per
- * loop turn, however many reads arrived. */
+ * loop turn, however many reads arrived. A new leader also runs one with no read waiting: its
+ * writes wait for an entry of its term to apply (node_clock.c). */
 static void node__barrier_start(struct node *n)
 {
-    if (n->barrier_busy || n->reads_next == NULL) {
+    if (n->barrier_busy || (n->reads_next == NULL && node__may_propose(n))) {
         return;
     }
     n->reads_now = n->reads_next;
     n->reads_next = NULL;
     n->barrier.data = n;
     int rv = raft_barrier(&n->raft, &n->barrier, node__barrier_cb);
-    if (rv != 0) {
+    if (rv != 0) { /* e.g. a transfer under way; the next loop turn tries again */
         n->barrier_busy = 1;
+        n->barrier_failing = 1;
         node__barrier_cb(&n->barrier, rv);
+        n->barrier_failing = 0;
         return;
     }
     n->barrier_busy = 1;

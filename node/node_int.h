@@ -63,6 +63,9 @@ struct node_batch {
     msgpack_sbuffer sb;
     msgpack_packer pk;
     uint32_t ncmds;
+    size_t *ts_off; /* where each command's stamp is in @sb (node_clock.c) */
+    uint32_t nts, capts;
+    int64_t ts_min; /* the first, and lowest, stamp of the batch */
     struct node_waiter *w;
     uint32_t nw, capw;
     uint64_t index;
@@ -102,7 +105,10 @@ struct node {
     struct node_read *reads_now;  /* wait for the barrier in flight */
     struct raft_barrier barrier;
     int barrier_busy;
-    uint64_t read_term;      /* the term of the last barrier that completed: leader reads need it */
+    uint64_t read_term;      /* the term of the last barrier that completed: leader reads and writes
+                                need it */
+    int barrier_failing;     /* a barrier refused at once is being reported: do not restart it */
+    int64_t stamp_issued;    /* the highest time stamp this node has put in a command */
     msgpack_sbuffer scratch; /* answers being built */
     msgpack_sbuffer qans;    /* a query's answer, before it is framed into scratch */
     char rbuf[64 * 1024];    /* socket reads of this loop */
@@ -140,7 +146,20 @@ msgpack_packer node__packer(struct node *n);
 /** Answer "not the leader" with who is (or unavailable when nobody is). */
 void node__reply_not_leader(struct node_conn *c, uint64_t id);
 const struct node_peer *node__peer(const struct node *n, uint64_t id);
+
+/* node_clock.c: time stamps that never go below one applied (docs/durability.md) */
+/** This host's wall clock in ms. */
 int64_t node__now_ms(void);
+/** 0 while this replica leads but has not applied an entry of its term: writes must wait. */
+int node__may_propose(struct node *n);
+/** The stamp for a command arriving now: max(clock, shard_clock_ms, the last one issued). */
+int64_t node__stamp(struct node *n);
+/** Room for @count more stamps in @b. @return 0 or LR_ENOMEM (@b unchanged). */
+int node__batch_reserve_stamps(struct node_batch *b, uint32_t count);
+/** Append command @o to @b with stamp @ts (a slot reserved by node__batch_reserve_stamps). */
+void node__append_cmd(struct node_batch *b, const msgpack_object *o, int64_t ts);
+/** Raise every stamp of @b below the applied clock to it, in place: before proposing @b. */
+void node__restamp(struct node *n, struct node_batch *b);
 
 /* node_admin.c */
 void node__op_status(struct node_conn *c, struct node_req *r);

@@ -8,7 +8,7 @@ PKGS=(
     build-essential cmake pkg-config clang-format
     libraft-dev libuv1-dev liblmdb-dev lmdb-utils libmsgpack-dev
     libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libcmocka-dev
-    python3 python3-websockets
+    python3 python3-websockets faketime
 )
 
 missing=()

@@ -714,6 +714,7 @@ int shard_apply(struct shard *s, uint64_t index, const void *buf, size_t len,
         if (rv != 0) {
             apply__fail(&a, rv, "%s", msg);
         } else {
+            s->clock_ms = c.ts > s->clock_ms ? c.ts : s->clock_ms; /* decoded: 0 <= ts */
             if (i == 0 && (rv = apply__idem_purge(s, c.ts)) != 0) {
                 return errmsg_set(s->errmsg, rv, "apply: purge: %s", err_message(rv));
             }

@@ -250,7 +250,7 @@ int shard__load(struct shard *s)
 {
     MDB_txn *txn;
     MDB_val v;
-    uint64_t u;
+    uint64_t u, clock;
     int found, rv;
     struct rankidx_pool *pool = s->boards.pool;
     boards__free(&s->boards);
@@ -260,10 +260,16 @@ int shard__load(struct shard *s)
     s->boards.pool = pool;
     if ((rv = shard__meta_get_u64(s, "applied", &s->applied, &found)) != 0 ||
         (rv = shard__meta_get_u64(s, "hseq", &s->hseq, &found)) != 0 ||
-        (rv = shard__meta_get_u64(s, "next_pid", &u, &found)) != 0) {
+        (rv = shard__meta_get_u64(s, "next_pid", &u, &found)) != 0 ||
+        (rv = shard__meta_get_u64(s, "clock", &clock, &found)) != 0) {
         errmsg_set(s->errmsg, rv, "load: meta: %s", err_message(rv));
         goto out;
     }
+    if (clock > (uint64_t)INT64_MAX) {
+        rv = errmsg_set(s->errmsg, LR_ECORRUPT, "load: clock %llu", (unsigned long long)clock);
+        goto out;
+    }
+    s->clock_ms = (int64_t)clock;
     if (u >= RANKKEY_FOREIGN) {
         rv = errmsg_set(s->errmsg, LR_ECORRUPT, "load: next pid %llu", (unsigned long long)u);
         goto out;
@@ -393,7 +399,9 @@ int shard_commit(struct shard *s)
     }
     if ((rv = shard__meta_put_u64(s, "applied", s->applied)) != 0 ||
         (rv = shard__meta_put_u64(s, "next_pid", s->next_pid)) != 0 ||
-        (rv = shard__meta_put_u64(s, "hseq", s->hseq)) != 0 || (rv = store_commit(s->st)) != 0) {
+        (rv = shard__meta_put_u64(s, "hseq", s->hseq)) != 0 ||
+        (rv = shard__meta_put_u64(s, "clock", (uint64_t)s->clock_ms)) != 0 ||
+        (rv = store_commit(s->st)) != 0) {
         errmsg_set(s->errmsg, rv, "commit: %s", store_errmsg(s->st));
         shard_abort(s);
         return rv;
@@ -416,6 +424,11 @@ int shard_grow(struct shard *s)
 uint64_t shard_applied_index(const struct shard *s)
 {
     return s->applied;
+}
+
+int64_t shard_clock_ms(const struct shard *s)
+{
+    return s->clock_ms;
 }
 
 uint64_t shard_digest(const struct shard *s)

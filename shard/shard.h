@@ -92,6 +92,14 @@ int shard_grow(struct shard *s);
 /** Last applied index (including an open group). */
 uint64_t shard_applied_index(const struct shard *s);
 
+/**
+ * The highest time stamp (ms) of any command applied so far, including an open group; 0 before
+ * the first. Persisted with the applied index, so it survives a restart and travels in
+ * snapshots. A leader stamps no command below it (docs/durability.md, "Time stamps"); apply
+ * itself never compares a command's stamp with it.
+ */
+int64_t shard_clock_ms(const struct shard *s);
+
 /** Running state digest (including an open group). */
 uint64_t shard_digest(const struct shard *s);
 

@@ -162,7 +162,8 @@ struct shard {
     uint64_t applied; /* last applied index, including the open group */
     uint64_t applied_committed;
     uint32_t next_pid;
-    uint64_t hseq; /* unlock-history sequence */
+    uint64_t hseq;    /* unlock-history sequence */
+    int64_t clock_ms; /* highest command stamp applied, including the open group */
     struct names names;
     struct boards boards;
     msgpack_sbuffer rbuf; /* record being written */

@@ -603,6 +603,32 @@ static void near_and_locate(void **state)
     ts_answer_free(&a);
 }
 
+/* shard_clock_ms is the highest stamp applied, whatever the order stamps came in, and it
+ * survives a reopen; an older stamp still applies as it is. */
+static void clock_is_max_stamp_applied_and_persists(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(shard_clock_ms(f->s), 0);
+    fx_catalog(f); /* every command at T0 */
+    assert_int_equal(shard_clock_ms(f->s), T0);
+    struct cmd c[3] = {ts_board(T0 + 5, "b", CMD_ORDER_DESC, CMD_OP_BEST, 1, 0),
+                       ts_score(T0 + 9, "b", "ann", 7, 0, ""),
+                       ts_score(T0 + 2, "b", "bob", 3, 0, "")};
+    ts_apply_free(&f->out);
+    ts_apply(f->s, &f->index, c, 3, &f->out);
+    assert_int_equal(f->out.res[2].status, 200);
+    assert_int_equal(shard_clock_ms(f->s), T0 + 9); /* the max of the entry, not its last */
+    /* An older stamp and a failing command: the clock does not go back. */
+    assert_int_equal(fx_do(f, ts_score(T0 - DAY, "b", "ann", 9, 0, ""))->status, 200);
+    assert_int_equal(fx_do(f, ts_score(T0 + 1, "nope", "ann", 1, 0, ""))->status, 404);
+    assert_int_equal(shard_clock_ms(f->s), T0 + 9);
+    assert_int_equal(fx_do(f, ts_score(T0 + DAY, "b", "bob", 4, 0, ""))->status, 200);
+    shard_close(f->s);
+    fx_open(f);
+    assert_int_equal(shard_clock_ms(f->s), T0 + DAY);
+    assert_int_equal(shard_applied_index(f->s), f->index);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -624,6 +650,7 @@ int main(void)
         T(map_full_aborts_then_grows),
         T(catalog_versions_last_writer_wins),
         T(near_and_locate),
+        T(clock_is_max_stamp_applied_and_persists),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
