@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../lib/err.h"
 #include "../shard/cmd.h"
 #include "../shard/mp.h"
 
