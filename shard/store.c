@@ -51,8 +51,7 @@ static uint64_t store__record_hash(enum store_db db, const void *k, size_t kl, c
 
 static int store__is_digest_key(enum store_db db, const void *k, size_t kl)
 {
-    return db == 0 && kl == sizeof STORE__DIGEST_KEY - 1 &&
-           memcmp(k, STORE__DIGEST_KEY, kl) == 0;
+    return db == 0 && kl == sizeof STORE__DIGEST_KEY - 1 && memcmp(k, STORE__DIGEST_KEY, kl) == 0;
 }
 
 /* Reserve the map's blocks so a full disk surfaces as a clean MDB_MAP_FULL-like error at grow
