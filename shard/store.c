@@ -20,7 +20,9 @@
 
 struct store {
     MDB_env *env;
-    MDB_dbi dbi[STORE_NDBS];
+    MDB_dbi dbi[STORE_DBS_MAX];
+    const char *const *names; /* borrowed (store_open_dbs) */
+    int ndbs;
     MDB_txn *wtxn;
     MDB_txn *rtxn; /* reset between uses, renewed on the next read */
     int rtxn_active;
@@ -32,7 +34,9 @@ struct store {
     char errmsg[LR_ERRMSG_SIZE];
 };
 
-static const char *const store__names[STORE_NDBS] = {
+_Static_assert(STORE_NDBS <= STORE_DBS_MAX, "the region has more databases than a store holds");
+
+static const char *const store__region_names[STORE_NDBS] = {
 #define STORE__NAME(NAME, str) str,
     STORE_DBS(STORE__NAME)
 #undef STORE__NAME
@@ -47,8 +51,7 @@ static uint64_t store__record_hash(enum store_db db, const void *k, size_t kl, c
 
 static int store__is_digest_key(enum store_db db, const void *k, size_t kl)
 {
-    return db == STORE_META && kl == sizeof STORE__DIGEST_KEY - 1 &&
-           memcmp(k, STORE__DIGEST_KEY, kl) == 0;
+    return db == 0 && kl == sizeof STORE__DIGEST_KEY - 1 && memcmp(k, STORE__DIGEST_KEY, kl) == 0;
 }
 
 /* Reserve the map's blocks so a full disk surfaces as a clean MDB_MAP_FULL-like error at grow
@@ -73,12 +76,23 @@ static int store__preallocate(struct store *st)
 
 int store_open(const struct store_config *cfg, struct store **out, char *errmsg)
 {
-    struct store *st = calloc(1, sizeof *st);
+    return store_open_dbs(cfg, store__region_names, STORE_NDBS, out, errmsg);
+}
+
+int store_open_dbs(const struct store_config *cfg, const char *const *names, int n,
+                   struct store **out, char *errmsg)
+{
+    struct store *st;
     MDB_txn *txn = NULL;
     int rv, mrv;
-    if (st == NULL) {
+    if (n < 1 || n > STORE_DBS_MAX) {
+        return errmsg_set(errmsg, LR_EINVAL, "store: %d databases (1 to %d)", n, STORE_DBS_MAX);
+    }
+    if ((st = calloc(1, sizeof *st)) == NULL) {
         return errmsg_set(errmsg, LR_ENOMEM, "store: out of memory");
     }
+    st->names = names;
+    st->ndbs = n;
     snprintf(st->dir, sizeof st->dir, "%s", cfg->dir);
     st->map_size = cfg->map_size ? cfg->map_size : (64ULL << 20);
     st->fast = cfg->fast;
@@ -90,7 +104,7 @@ int store_open(const struct store_config *cfg, struct store **out, char *errmsg)
         rv = errmsg_set(errmsg, err_from_mdb(mrv), "store: %s", mdb_strerror(mrv));
         goto err_after_alloc;
     }
-    mdb_env_set_maxdbs(st->env, STORE_NDBS + 2);
+    mdb_env_set_maxdbs(st->env, (MDB_dbi)st->ndbs + 2);
     mdb_env_set_maxreaders(st->env, 126);
     unsigned flags = MDB_NOTLS | MDB_NORDAHEAD;
     if (st->fast) {
@@ -116,9 +130,9 @@ int store_open(const struct store_config *cfg, struct store **out, char *errmsg)
         rv = errmsg_set(errmsg, err_from_mdb(mrv), "store: begin: %s", mdb_strerror(mrv));
         goto err_after_env;
     }
-    for (int i = 0; i < STORE_NDBS; i++) {
-        if ((mrv = mdb_dbi_open(txn, store__names[i], MDB_CREATE, &st->dbi[i])) != 0) {
-            rv = errmsg_set(errmsg, err_from_mdb(mrv), "store: open db %s: %s", store__names[i],
+    for (int i = 0; i < st->ndbs; i++) {
+        if ((mrv = mdb_dbi_open(txn, st->names[i], MDB_CREATE, &st->dbi[i])) != 0) {
+            rv = errmsg_set(errmsg, err_from_mdb(mrv), "store: open db %s: %s", st->names[i],
                             mdb_strerror(mrv));
             goto err_after_txn;
         }
@@ -267,7 +281,7 @@ int store_get(struct store *st, enum store_db db, const void *key, size_t klen, 
         return LR_ENOTFOUND;
     }
     if (mrv != 0) {
-        return errmsg_set(st->errmsg, err_from_mdb(mrv), "store: get %s: %s", store__names[db],
+        return errmsg_set(st->errmsg, err_from_mdb(mrv), "store: get %s: %s", st->names[db],
                           mdb_strerror(mrv));
     }
     return 0;
@@ -293,7 +307,7 @@ int store_put(struct store *st, enum store_db db, const void *key, size_t klen, 
     st->digest += store__record_hash(db, key, klen, val, vlen) - sub;
     return 0;
 err:
-    return errmsg_set(st->errmsg, err_from_mdb(mrv), "store: put %s: %s", store__names[db],
+    return errmsg_set(st->errmsg, err_from_mdb(mrv), "store: put %s: %s", st->names[db],
                       mdb_strerror(mrv));
 }
 
@@ -311,7 +325,7 @@ int store_put_known(struct store *st, enum store_db db, const void *key, size_t 
     MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
     int mrv = mdb_put(st->wtxn, st->dbi[db], &k, &v, 0);
     if (mrv != 0) {
-        return errmsg_set(st->errmsg, err_from_mdb(mrv), "store: put %s: %s", store__names[db],
+        return errmsg_set(st->errmsg, err_from_mdb(mrv), "store: put %s: %s", st->names[db],
                           mdb_strerror(mrv));
     }
     st->digest += store__record_hash(db, key, klen, val, vlen) - (had_old ? old_hash : 0);
@@ -336,7 +350,7 @@ int store_del(struct store *st, enum store_db db, const void *key, size_t klen)
     st->digest -= sub;
     return 0;
 err:
-    return errmsg_set(st->errmsg, err_from_mdb(mrv), "store: del %s: %s", store__names[db],
+    return errmsg_set(st->errmsg, err_from_mdb(mrv), "store: del %s: %s", st->names[db],
                       mdb_strerror(mrv));
 }
 
@@ -355,7 +369,7 @@ int store_digest_scan(struct store *st, uint64_t *out)
     if (rv != 0) {
         return rv;
     }
-    for (int db = 0; db < STORE_NDBS; db++) {
+    for (int db = 0; db < st->ndbs; db++) {
         if ((mrv = mdb_cursor_open(txn, st->dbi[db], &cur)) != 0) {
             rv = errmsg_set(st->errmsg, err_from_mdb(mrv), "store: scan: %s", mdb_strerror(mrv));
             goto out;

@@ -7,6 +7,10 @@
  * them in; store_digest_scan recomputes it from scratch to prove the running value honest.
  * The digest is stored in the same transaction as the records it covers.
  *
+ * The region's databases are STORE_DBS; another state machine (meta/) opens the same
+ * machinery over its own list with store_open_dbs, passing its own enum's values where
+ * enum store_db is asked for. Either way database 0 holds the digest.
+ *
  * Layout of each database: docs/data-layout.md. Not thread-safe; owned by one shard. */
 #ifndef LAUREL_STORE_H
 #define LAUREL_STORE_H
@@ -41,6 +45,8 @@ enum store_db {
         STORE_NDBS
 };
 
+#define STORE_DBS_MAX 16 /* databases of one environment, for store_open_dbs */
+
 struct store_config {
     const char *dir;   /* created if missing; borrowed for the call */
     uint64_t map_size; /* initial map size in bytes (grown by store_grow) */
@@ -50,8 +56,18 @@ struct store_config {
 
 struct store; /* Opaque. */
 
-/** Open (creating if needed) the environment. @return 0, or an LR_E* code with @errmsg. */
+/** Open (creating if needed) the region's environment (STORE_DBS).
+ * @return 0, or an LR_E* code with @errmsg. */
 int store_open(const struct store_config *cfg, struct store **out, char *errmsg);
+
+/**
+ * store_open over the @n databases named @names (1 <= @n <= STORE_DBS_MAX): database i is
+ * what the other calls take as db i, and database 0 also holds the digest record. @names is
+ * borrowed until store_close (a static table). @return 0, or LR_EINVAL / an LR_E* code with
+ * @errmsg.
+ */
+int store_open_dbs(const struct store_config *cfg, const char *const *names, int n,
+                   struct store **out, char *errmsg);
 
 /** Close; aborts an open write transaction. NULL is a no-op. */
 void store_close(struct store *st);

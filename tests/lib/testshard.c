@@ -95,7 +95,7 @@ struct cmd ts_unlock(int64_t ts, const char *player, const char *game, const cha
     return c;
 }
 
-static char *ts__unpack(msgpack_unpacked *u, const char *buf, size_t len)
+char *ts_unpack(msgpack_unpacked *u, const char *buf, size_t len)
 {
     size_t off = 0;
     char *copy = malloc(len ? len : 1);
@@ -114,7 +114,7 @@ static void ts__result(void *data, uint32_t i, int status, const char *body, siz
     assert_true(a->nres < TS_MAX_RESULTS);
     a->res[a->nres].status = status;
     a->res[a->nres].replayed = replayed;
-    a->res[a->nres].raw = ts__unpack(&a->res[a->nres].body, body, len);
+    a->res[a->nres].raw = ts_unpack(&a->res[a->nres].body, body, len);
     a->nres++;
 }
 
@@ -122,7 +122,7 @@ static void ts__event(void *data, const char *body, size_t len)
 {
     struct ts_apply *a = data;
     assert_true(a->nev < TS_MAX_EVENTS);
-    a->evraw[a->nev] = ts__unpack(&a->ev[a->nev], body, len);
+    a->evraw[a->nev] = ts_unpack(&a->ev[a->nev], body, len);
     a->nev++;
 }
 
@@ -175,10 +175,19 @@ int ts_apply1(struct shard *s, uint64_t *index, struct cmd c)
 
 int ts_query(struct shard *s, const struct shard_query *q, struct ts_answer *out, char *errmsg)
 {
-    size_t off = 0;
+    ts_answer_init(out);
+    return ts_answer_check(out, shard_query(s, q, &out->buf, errmsg));
+}
+
+void ts_answer_init(struct ts_answer *out)
+{
     msgpack_sbuffer_init(&out->buf);
     msgpack_unpacked_init(&out->u);
-    int rv = shard_query(s, q, &out->buf, errmsg);
+}
+
+int ts_answer_check(struct ts_answer *out, int rv)
+{
+    size_t off = 0;
     if (rv == 0) {
         assert_int_equal(msgpack_unpack_next(&out->u, out->buf.data, out->buf.size, &off),
                          MSGPACK_UNPACK_SUCCESS);
@@ -246,9 +255,10 @@ double ts_f64(const msgpack_object *map, const char *key)
 const char *ts_str(const msgpack_object *map, const char *key, char *buf, size_t cap)
 {
     const msgpack_object *o = ts_get(map, key);
-    if (o->type != MSGPACK_OBJECT_STR) {
+    if (o->type != MSGPACK_OBJECT_STR && o->type != MSGPACK_OBJECT_BIN) {
         fail_msg("%s is not a string", key);
     }
+    /* str and bin share their layout in msgpack-c's union */
     size_t n = o->via.str.size < cap - 1 ? o->via.str.size : cap - 1;
     memcpy(buf, o->via.str.ptr, n);
     buf[n] = '\0';

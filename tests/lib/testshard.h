@@ -30,6 +30,10 @@ struct ts_result {
     char *raw;             /* the bytes it borrows from (msgpack-c does not copy strings) */
 };
 
+/** Copy @len bytes of msgpack at @buf and unpack them into @u (initialised here); fails the
+ * test unless they hold a value. Returns the copy, which @u borrows (free it after @u). */
+char *ts_unpack(msgpack_unpacked *u, const char *buf, size_t len);
+
 #define TS_MAX_RESULTS 1024
 #define TS_MAX_EVENTS 4096
 
@@ -61,13 +65,17 @@ struct ts_answer {
 };
 int ts_query(struct shard *s, const struct shard_query *q, struct ts_answer *out, char *errmsg);
 void ts_answer_free(struct ts_answer *a);
+/** For other state machines' queries: init @out, let the query append to out->buf, then
+ * ts_answer_check with its rv parses the answer (or checks nothing was left). Returns rv. */
+void ts_answer_init(struct ts_answer *out);
+int ts_answer_check(struct ts_answer *out, int rv);
 
 /* Map lookups on a msgpack object; fail the test if the key is missing or has another type. */
 const msgpack_object *ts_get(const msgpack_object *map, const char *key);
 int64_t ts_i64(const msgpack_object *map, const char *key);
 int ts_bool(const msgpack_object *map, const char *key);
 double ts_f64(const msgpack_object *map, const char *key);
-/** String value copied into a static buffer of the caller (@buf of @cap bytes). */
+/** String (or bin) value copied into a static buffer of the caller (@buf of @cap bytes). */
 const char *ts_str(const msgpack_object *map, const char *key, char *buf, size_t cap);
 int ts_is_nil(const msgpack_object *map, const char *key);
 
