@@ -87,7 +87,7 @@ void tmeta_apply_at(struct meta *m, uint64_t index, const struct mcmd *cmds, uin
 {
     msgpack_sbuffer sb;
     struct meta_sink sink = {out, tmeta__result};
-    out->nres = 0;
+    tmeta_apply_free(out); /* the results of the previous apply into @out */
     tmeta_entry(cmds, n, &sb);
     if (meta_apply(m, index, sb.data, sb.size, &sink) != 0) {
         fail_msg("apply: %s", meta_errmsg(m));
