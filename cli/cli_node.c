@@ -15,13 +15,18 @@
 static void cli_node__usage(FILE *f)
 {
     fprintf(f,
-            "usage: laurel node --id N --region R --data DIR (--peer ... | --cluster FILE)\n"
+            "usage: laurel node --id N (--region R | --role meta) --data DIR\n"
+            "                   (--peer ... | --cluster FILE)\n"
             "\n"
-            "Runs one replica of a region: a raft member with its LMDB state machine, serving\n"
-            "the client RPC (msgpack over TCP) and the committed-event stream.\n"
+            "Runs one replica of a region, or of the cluster's metadata group: a raft member\n"
+            "with its LMDB state machine, serving the client RPC (msgpack over TCP) and, for a\n"
+            "region, the committed-event stream.\n"
             "\n"
             "  --id N              this replica's id (>= 1), one of the peers\n"
             "  --region R          the region it serves (must match its data dir)\n"
+            "  --role ROLE         region (default) or meta: a replica of the metadata group\n"
+            "                      (player directory, catalog, tournaments, closes; see\n"
+            "                      docs/global-state.md); its region is \"meta\"\n"
             "  --data DIR          data directory (raft log in DIR/raft, LMDB in DIR/shard)\n"
             "  --peer ID=RAFT,RPC  an initial voter, e.g. 2=127.0.0.1:7002,127.0.0.1:8002\n"
             "                      (repeat for each; include this replica)\n"
@@ -135,6 +140,7 @@ int cli_node(int argc, char **argv)
 {
     static const struct option opts[] = {{"id", required_argument, NULL, 'i'},
                                          {"region", required_argument, NULL, 'r'},
+                                         {"role", required_argument, NULL, 'o'},
                                          {"data", required_argument, NULL, 'd'},
                                          {"peer", required_argument, NULL, 'p'},
                                          {"cluster", required_argument, NULL, 'c'},
@@ -157,6 +163,13 @@ int cli_node(int argc, char **argv)
         switch (c) {
         case 'i': cfg.id = strtoull(optarg, NULL, 10); break;
         case 'r': snprintf(cfg.region, sizeof cfg.region, "%s", optarg); break;
+        case 'o':
+            if (strcmp(optarg, "meta") != 0 && strcmp(optarg, "region") != 0) {
+                fprintf(stderr, "laurel node: --role: region or meta\n");
+                return 2;
+            }
+            cfg.meta = strcmp(optarg, "meta") == 0;
+            break;
         case 'd': snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", optarg); break;
         case 'p':
             if (cli_node__peer(&cfg, optarg) != 0) {
@@ -185,6 +198,20 @@ int cli_node(int argc, char **argv)
     }
     if (cluster && cli_node__cluster(&cfg, cluster) != 0) {
         return 2;
+    }
+    if (cfg.meta) {
+        if (cfg.region[0] != '\0' && strcmp(cfg.region, "meta") != 0) {
+            fprintf(stderr, "laurel node: --role meta serves the region \"meta\", not %s\n",
+                    cfg.region);
+            return 2;
+        }
+        snprintf(cfg.region, sizeof cfg.region, "meta");
+    } else if (strcmp(cfg.region, "meta") == 0) {
+        if (cluster == NULL) {
+            fprintf(stderr, "laurel node: \"meta\" is the metadata group: use --role meta\n");
+            return 2;
+        }
+        cfg.meta = 1; /* a cluster file whose group is "meta" */
     }
     if (cfg.id == 0 || cfg.region[0] == '\0' || cfg.data_dir[0] == '\0' || cfg.npeers == 0 ||
         cfg.election_ms < 50 || cfg.heartbeat_ms == 0 || cfg.heartbeat_ms >= cfg.election_ms) {

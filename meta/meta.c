@@ -385,6 +385,18 @@ int meta_grow(struct meta *m)
     return store_grow(m->st);
 }
 
+int meta_copy(struct meta *m, int fd)
+{
+    if (store_in_write(m->st)) {
+        return errmsg_set(m->errmsg, LR_EINVAL, "copy: a group is open");
+    }
+    int mrv = mdb_env_copyfd2(store_env(m->st), fd, MDB_CP_COMPACT);
+    if (mrv != 0) {
+        return errmsg_set(m->errmsg, err_from_mdb(mrv), "copy: %s", mdb_strerror(mrv));
+    }
+    return 0;
+}
+
 uint64_t meta_applied_index(const struct meta *m)
 {
     return m->applied;

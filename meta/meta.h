@@ -70,6 +70,10 @@ int meta_abort(struct meta *m);
 /** Double the LMDB map (no group open). @return 0 or LR_E*. */
 int meta_grow(struct meta *m);
 
+/** Write a compact copy of the committed environment to @fd (no group may be open): raft's
+ * snapshot. @return 0 or LR_E* with meta_errmsg. */
+int meta_copy(struct meta *m, int fd);
+
 /** Last applied index (including an open group). */
 uint64_t meta_applied_index(const struct meta *m);
 
@@ -126,5 +130,19 @@ struct meta_query {
  * @return 0; or LR_ENOTFOUND / LR_EINVAL / LR_E* with a sentence in @errmsg.
  */
 int meta_query(struct meta *m, const struct meta_query *q, msgpack_sbuffer *out, char *errmsg);
+
+/** Wire name of query type @type ("directory", ...), or NULL. */
+const char *meta_query_name(int type);
+
+/** Pack @q (and whether a stale read is fine) as the args of a replica's query op: a map
+ * keyed by the fields' names, "type" by its name (mquery.c). Strings are packed as given. */
+void meta_query_encode(msgpack_packer *pk, const struct meta_query *q, int stale);
+
+/**
+ * Decode query args @o into @q (strings borrow @o) and *@stale. Refuses a missing or unknown
+ * type, unknown keys and values of the wrong kind or range; meta_query judges the values.
+ * @return 0 or LR_EINVAL with a sentence in @errmsg.
+ */
+int meta_query_decode(const msgpack_object *o, struct meta_query *q, int *stale, char *errmsg);
 
 #endif

@@ -163,12 +163,18 @@ static void node__op_submit(struct node_conn *c, struct node_req *r)
         return;
     }
     uint32_t count = cmds->via.array.size;
-    if (n->open && n->open->ncmds + count > CMD_ENTRY_MAX) {
+    /* meta's entries hold fewer commands than a region's (meta/mcmd.h). */
+    uint32_t entry_max = n->cfg.meta ? MCMD_ENTRY_MAX : CMD_ENTRY_MAX;
+    if (count > entry_max) {
+        node__reply_error(c, m->id, LR_EINVAL, "submit: too many commands for one entry");
+        return;
+    }
+    if (n->open && n->open->ncmds + count > entry_max) {
         if (!node__may_propose(n)) { /* the open batch is held (node_clock.c) and full */
             node__reply_error(c, m->id, LR_EUNAVAILABLE, "submit: leader not ready; retry");
             return;
         }
-        node__flush_batch(n); /* one entry holds CMD_ENTRY_MAX commands at most */
+        node__flush_batch(n); /* one entry holds entry_max commands at most */
     }
     struct node_batch *b = node__open_batch(n);
     if (b == NULL || node__batch_reserve(b) != 0 || node__batch_reserve_stamps(b, count) != 0) {
@@ -332,12 +338,12 @@ static void node__fsm_fatal(void *data, int rv, const char *msg)
  * ---------------------------------------------------------------------------------------- */
 
 /* Run @q now and answer request @id on @c. */
-static void node__answer_query(struct node *n, struct node_conn *c, uint64_t id,
-                               const struct shard_query *q)
+static void node__answer_query(struct node *n, struct node_conn *c, uint64_t id, union fsm_query *q,
+                               int64_t now_ms)
 {
     char errmsg[LR_ERRMSG_SIZE];
     msgpack_sbuffer_clear(&n->qans);
-    int rv = shard_query(n->fsm.shard, q, &n->qans, errmsg);
+    int rv = fsm_query(&n->fsm, q, now_ms, &n->qans, errmsg);
     if (rv == 0) {
         node__reply(c, id, 0, n->qans.data, n->qans.size);
     } else {
@@ -367,7 +373,7 @@ static void node__barrier_cb(struct raft_barrier *req, int status)
     for (; r; r = next) {
         next = r->next;
         if (status == 0 && !r->c->closing) {
-            node__answer_query(n, r->c, r->req_id, &r->q);
+            node__answer_query(n, r->c, r->req_id, &r->q, r->now_ms);
         } else if (!r->c->closing) {
             node__reply_not_leader(r->c, r->req_id);
         }
@@ -409,19 +415,17 @@ static void node__op_query(struct node_conn *c, struct node_req *req)
     char errmsg[LR_ERRMSG_SIZE];
     struct proto_msg copy;
     int stale;
-    if (req->q.now_ms == 0) {
-        req->q.now_ms = node__now_ms();
-    }
+    int64_t now_ms = node__now_ms();
     /* Stale reads are answered now, from the frame's own bytes. */
     if (req->stale) {
-        node__answer_query(n, c, m->id, &req->q);
+        node__answer_query(n, c, m->id, &req->q, now_ms);
         return;
     }
     /* Leader reads (docs/durability.md, "Reads"): once an entry of its term is applied here,
      * the leader holds every committed write, and libraft steps a leader down when it has not
      * heard from a majority for an election timeout; so it answers from its state at once. */
     if (!n->cfg.read_barrier && n->read_term == n->raft.current_term) {
-        node__answer_query(n, c, m->id, &req->q);
+        node__answer_query(n, c, m->id, &req->q, now_ms);
         return;
     }
     /* A barrier read waits for the next barrier: it needs its own copy of the frame, since the
@@ -436,7 +440,7 @@ static void node__op_query(struct node_conn *c, struct node_req *req)
     msgpack_unpacked_init(&r->up);
     if (proto_unpack(r->frame, req->len, &r->up) != 0 ||
         proto_msg_decode(&r->up.data, &copy) != 0 ||
-        proto_query_decode(copy.body, &r->q, &stale, errmsg) != 0) {
+        fsm_query_decode(&n->fsm, copy.body, &r->q, &stale, errmsg) != 0) {
         /* The same bytes decoded a moment ago: only memory can make this fail. */
         node__reply_error(c, m->id, LR_ENOMEM, "out of memory");
         msgpack_unpacked_destroy(&r->up);
@@ -444,7 +448,7 @@ static void node__op_query(struct node_conn *c, struct node_req *req)
         free(r);
         return;
     }
-    r->q.now_ms = req->q.now_ms;
+    r->now_ms = now_ms;
     r->c = c;
     r->req_id = m->id;
     c->refs++;
@@ -475,7 +479,7 @@ static void node__tick(uv_timer_t *t)
 {
     struct node *n = t->data;
     n->log->term = n->raft.current_term;
-    uint64_t applied = shard_applied_index(n->fsm.shard);
+    uint64_t applied = fsm_applied_index(&n->fsm);
     for (struct node_sub *s = n->subs; s; s = s->next_sub) {
         if (!s->live) {
             continue;
@@ -530,7 +534,8 @@ void node__request(struct node_conn *c, const char *frame, size_t len)
         goto out;
     }
     /* A query's args say whether any replica may answer it, so they are judged first. */
-    if ((op->flags & PROTO_F_STALE) && proto_query_decode(r.m.body, &r.q, &r.stale, errmsg) != 0) {
+    if ((op->flags & PROTO_F_STALE) &&
+        fsm_query_decode(&n->fsm, r.m.body, &r.q, &r.stale, errmsg) != 0) {
         node__reply_error(c, r.m.id, LR_EINVAL, errmsg);
         goto out;
     }
@@ -632,8 +637,10 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
         goto err_after_alloc;
     }
     struct fsm_hooks hooks = {n, node__applied, node__fsm_fatal};
-    snprintf(path, sizeof path, "%s/shard", cfg->data_dir);
-    if ((rv = fsm_init(&n->fsm, path, cfg->region, cfg->fast, &hooks, errmsg)) != 0) {
+    /* Each kind keeps its own directory, so a data dir never holds the other's state. */
+    enum fsm_kind kind = cfg->meta ? FSM_META : FSM_REGION;
+    snprintf(path, sizeof path, "%s/%s", cfg->data_dir, cfg->meta ? "meta" : "shard");
+    if ((rv = fsm_init(&n->fsm, kind, path, cfg->region, cfg->fast, &hooks, errmsg)) != 0) {
         goto err_after_alloc;
     }
     if ((rv = xport_init(&n->xport, loop, log)) != 0) {
@@ -694,7 +701,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     n->tick.data = n;
     uv_timer_start(&n->tick, node__tick, 1000, 1000);
     LOG(log, LOG_INFO, "replica started: raft %s, rpc %s, data %s, applied %llu", me->raft, me->rpc,
-        cfg->data_dir, (unsigned long long)shard_applied_index(n->fsm.shard));
+        cfg->data_dir, (unsigned long long)fsm_applied_index(&n->fsm));
     *out = n;
     return 0;
 

@@ -24,7 +24,8 @@ struct node_peer {
 
 struct node_config {
     uint64_t id;
-    char region[65];
+    int meta;        /* 1: a replica of the metadata group (meta/), 0: of a region (shard/) */
+    char region[65]; /* the region; "meta" for the metadata group */
     char data_dir[4000];
     struct node_peer peers[NODE_MAX_PEERS]; /* the initial voters, this node among them */
     unsigned npeers;

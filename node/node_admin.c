@@ -50,11 +50,11 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     proto_pack_key(&pk, "commit_index");
     msgpack_pack_uint64(&pk, n->raft.commit_index);
     proto_pack_key(&pk, "applied_index");
-    msgpack_pack_uint64(&pk, shard_applied_index(n->fsm.shard));
+    msgpack_pack_uint64(&pk, fsm_applied_index(&n->fsm));
     proto_pack_key(&pk, "last_index");
     msgpack_pack_uint64(&pk, raft_last_index(&n->raft));
     proto_pack_key(&pk, "digest");
-    msgpack_pack_uint64(&pk, shard_digest(n->fsm.shard));
+    msgpack_pack_uint64(&pk, fsm_digest(&n->fsm));
     proto_pack_key(&pk, "applied_entries");
     msgpack_pack_uint64(&pk, n->fsm.applied_entries);
     proto_pack_key(&pk, "applied_commands");

@@ -6,7 +6,7 @@
  * The invariant: every stamp a leader proposes is >= every stamp applied before it in the log.
  *
  * Two rules keep it. (1) A stamp is max(this clock, the highest stamp applied here
- * (shard_clock_ms), the highest stamp this node issued). (2) A leader proposes nothing before an
+ * (fsm_clock_ms), the highest stamp this node issued). (2) A leader proposes nothing before an
  * entry of its own term is applied here (n->read_term, set by the barrier in node.c): until
  * then, entries of earlier terms, possibly stamped later by another leader, may still wait in
  * its log uncommitted. Commands that arrive meanwhile wait in the open batch, stamped by rule
@@ -35,7 +35,7 @@ int node__may_propose(struct node *n)
 
 int64_t node__stamp(struct node *n)
 {
-    int64_t ts = node__now_ms(), applied = shard_clock_ms(n->fsm.shard);
+    int64_t ts = node__now_ms(), applied = fsm_clock_ms(&n->fsm);
     ts = ts > applied ? ts : applied;
     ts = ts > n->stamp_issued ? ts : n->stamp_issued;
     n->stamp_issued = ts;
@@ -84,7 +84,7 @@ void node__append_cmd(struct node_batch *b, const msgpack_object *o, int64_t ts)
 
 void node__restamp(struct node *n, struct node_batch *b)
 {
-    int64_t floor = shard_clock_ms(n->fsm.shard);
+    int64_t floor = fsm_clock_ms(&n->fsm);
     if (b->nts == 0 || floor <= b->ts_min) {
         return; /* the usual case: no stamp of the batch is below what was applied */
     }

@@ -46,8 +46,8 @@ struct node_req {
     struct proto_msg m; /* m.body lives in the unpacking of @frame */
     const char *frame;  /* the request's bytes: decoded strings point into them */
     size_t len;
-    struct shard_query q; /* ops flagged PROTO_F_STALE: the args, decoded by the dispatch */
-    int stale;            /* ... and whether they asked for a stale read; 0 for other ops */
+    union fsm_query q; /* ops flagged PROTO_F_STALE: the args, decoded by the dispatch */
+    int stale;         /* ... and whether they asked for a stale read; 0 for other ops */
 };
 
 /* Requests waiting for one raft entry. */
@@ -78,7 +78,8 @@ struct node_read {
     uint64_t req_id;
     char *frame; /* the request's bytes: the query borrows its strings */
     msgpack_unpacked up;
-    struct shard_query q;
+    union fsm_query q;
+    int64_t now_ms;
     struct node_read *next;
 };
 

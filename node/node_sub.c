@@ -61,6 +61,12 @@ void node__op_subscribe(struct node_conn *c, struct node_req *r)
     const struct proto_msg *m = &r->m;
     int64_t from = 1;
     const msgpack_object *o = proto_map_get(m->body, "from");
+    if (n->fsm.shard == NULL) {
+        /* Regions learn meta's changes by reading them (meta's catalog_since query), not from
+         * an event stream (docs/global-state.md). */
+        node__reply_error(c, m->id, LR_EINVAL, "subscribe: the metadata group has no event stream");
+        return;
+    }
     if (c->sub || (o && (proto_obj_i64(o, &from) || from < 1))) {
         node__reply_error(c, m->id, LR_EINVAL,
                           c->sub ? "subscribe: already subscribed on this connection"
@@ -103,7 +109,7 @@ void node__pump(struct node *n, struct node_sub *s)
 {
     struct node__pump p = {s, 0};
     uint64_t first;
-    uint64_t applied = shard_applied_index(n->fsm.shard);
+    uint64_t applied = fsm_applied_index(&n->fsm);
     int rv;
     if (conn__queued(s->c) > NODE_SUB_QUEUE_MAX / 2) {
         return;

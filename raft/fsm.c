@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../proto/proto.h"
 #include "../shard/store.h"
 
 #define FSM__GROW_TRIES 8
@@ -76,7 +77,7 @@ static void fsm__reset(struct fsm *f)
 static int fsm__fatal(struct fsm *f, int rv, const char *what)
 {
     char msg[LR_ERRMSG_SIZE + 64];
-    snprintf(msg, sizeof msg, "%s: %s", what, shard_errmsg(f->shard));
+    snprintf(msg, sizeof msg, "%s: %s", what, f->ops->errmsg(f));
     if (f->hooks.fatal) {
         f->hooks.fatal(f->hooks.data, rv, msg);
     }
@@ -88,7 +89,6 @@ static int fsm__fatal(struct fsm *f, int rv, const char *what)
 static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
 {
     struct fsm *f = rf->data;
-    struct shard_sink sink = {f, fsm__result, fsm__event};
     uint64_t index = raft_last_applied(f->raft) + 1;
     int rv = 0;
     /* Results go to the node through the hooks: libraft would leak a result object on
@@ -96,9 +96,9 @@ static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, void *
     *result = NULL;
     for (int attempt = 0; attempt < FSM__GROW_TRIES; attempt++) {
         fsm__reset(f);
-        rv = shard_apply(f->shard, index, buf->base, buf->len, &sink);
+        rv = f->ops->apply(f, index, buf->base, buf->len);
         if (rv == 0) {
-            rv = shard_commit(f->shard);
+            rv = f->ops->commit(f);
         }
         if (rv == 0 && f->oom) {
             rv = LR_ENOMEM;
@@ -106,10 +106,10 @@ static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, void *
         if (rv == 0) {
             break;
         }
-        if (shard_abort(f->shard) != 0) {
+        if (f->ops->abort(f) != 0) {
             return fsm__fatal(f, rv, "apply: reload after abort");
         }
-        if (rv != LR_EMAPFULL || shard_grow(f->shard) != 0) {
+        if (rv != LR_EMAPFULL || f->ops->grow(f) != 0) {
             return fsm__fatal(f, rv, "apply");
         }
     }
@@ -145,7 +145,7 @@ static int fsm__snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsign
     if (fd < 0) {
         return RAFT_IOERR;
     }
-    if (shard_copy(f->shard, fd) != 0 || fstat(fd, &st) != 0) {
+    if (f->ops->copy(f, fd) != 0 || fstat(fd, &st) != 0) {
         goto out;
     }
     *bufs = raft_malloc(sizeof **bufs);
@@ -220,14 +220,15 @@ static int fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
     if (mkdir(next, 0755) != 0 || fsm__write_file(path, buf->base, buf->len) != 0) {
         return RAFT_IOERR;
     }
-    shard_close(f->shard);
-    f->shard = NULL;
+    f->ops->close(f);
     if (rename(f->dir, old) != 0 || rename(next, f->dir) != 0) {
-        return fsm__fatal(f, LR_EIO, "restore: swap directories");
+        if (f->hooks.fatal) {
+            f->hooks.fatal(f->hooks.data, LR_EIO, "restore: swap directories");
+        }
+        return RAFT_IOERR;
     }
     fsm__rmrf(old);
-    f->cfg.dir = f->dir;
-    if (shard_open(&f->cfg, &f->shard, errmsg) != 0) {
+    if (f->ops->open(f, errmsg) != 0) {
         if (f->hooks.fatal) {
             f->hooks.fatal(f->hooks.data, LR_ECORRUPT, errmsg);
         }
@@ -237,10 +238,230 @@ static int fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
     return 0;
 }
 
-int fsm_init(struct fsm *f, const char *dir, const char *region, int fast,
+/* ---- the kinds ---------------------------------------------------------------------------- */
+
+static int fsm__shard_open(struct fsm *f, char *errmsg)
+{
+    f->cfg.dir = f->dir;
+    return shard_open(&f->cfg, &f->shard, errmsg);
+}
+
+static void fsm__shard_close(struct fsm *f)
+{
+    shard_close(f->shard);
+    f->shard = NULL;
+}
+
+static void fsm__shard_result(void *data, uint32_t i, int status, const char *body, size_t len,
+                              int replayed)
+{
+    fsm__result(data, i, status, body, len, replayed);
+}
+
+static int fsm__shard_apply(struct fsm *f, uint64_t index, const void *buf, size_t len)
+{
+    struct shard_sink sink = {f, fsm__shard_result, fsm__event};
+    return shard_apply(f->shard, index, buf, len, &sink);
+}
+
+static int fsm__shard_commit(struct fsm *f)
+{
+    return shard_commit(f->shard);
+}
+
+static int fsm__shard_abort(struct fsm *f)
+{
+    return shard_abort(f->shard);
+}
+
+static int fsm__shard_grow(struct fsm *f)
+{
+    return shard_grow(f->shard);
+}
+
+static int fsm__shard_copy(struct fsm *f, int fd)
+{
+    return shard_copy(f->shard, fd);
+}
+
+static const char *fsm__shard_errmsg(const struct fsm *f)
+{
+    return f->shard ? shard_errmsg(f->shard) : "shard closed";
+}
+
+static uint64_t fsm__shard_applied(const struct fsm *f)
+{
+    return shard_applied_index(f->shard);
+}
+
+static int64_t fsm__shard_clock(const struct fsm *f)
+{
+    return shard_clock_ms(f->shard);
+}
+
+static uint64_t fsm__shard_digest(const struct fsm *f)
+{
+    return shard_digest(f->shard);
+}
+
+static int fsm__shard_qdecode(const msgpack_object *o, union fsm_query *q, int *stale, char *errmsg)
+{
+    return proto_query_decode(o, &q->shard, stale, errmsg);
+}
+
+static int fsm__shard_query(struct fsm *f, union fsm_query *q, int64_t now_ms, msgpack_sbuffer *out,
+                            char *errmsg)
+{
+    if (q->shard.now_ms == 0) {
+        q->shard.now_ms = now_ms;
+    }
+    return shard_query(f->shard, &q->shard, out, errmsg);
+}
+
+static int fsm__meta_open(struct fsm *f, char *errmsg)
+{
+    struct meta_config mc = {f->dir, 0, f->cfg.fast};
+    return meta_open(&mc, &f->meta, errmsg);
+}
+
+static void fsm__meta_close(struct fsm *f)
+{
+    meta_close(f->meta);
+    f->meta = NULL;
+}
+
+/* meta's results are never replays: its commands carry no idempotency key (mcmd.h). */
+static void fsm__meta_result(void *data, uint32_t i, int status, const char *body, size_t len)
+{
+    fsm__result(data, i, status, body, len, 0);
+}
+
+static int fsm__meta_apply(struct fsm *f, uint64_t index, const void *buf, size_t len)
+{
+    struct meta_sink sink = {f, fsm__meta_result};
+    return meta_apply(f->meta, index, buf, len, &sink);
+}
+
+static int fsm__meta_commit(struct fsm *f)
+{
+    return meta_commit(f->meta);
+}
+
+static int fsm__meta_abort(struct fsm *f)
+{
+    return meta_abort(f->meta);
+}
+
+static int fsm__meta_grow(struct fsm *f)
+{
+    return meta_grow(f->meta);
+}
+
+static int fsm__meta_copy(struct fsm *f, int fd)
+{
+    return meta_copy(f->meta, fd);
+}
+
+static const char *fsm__meta_errmsg(const struct fsm *f)
+{
+    return f->meta ? meta_errmsg(f->meta) : "meta closed";
+}
+
+static uint64_t fsm__meta_applied(const struct fsm *f)
+{
+    return meta_applied_index(f->meta);
+}
+
+static int64_t fsm__meta_clock(const struct fsm *f)
+{
+    return meta_clock_ms(f->meta);
+}
+
+static uint64_t fsm__meta_digest(const struct fsm *f)
+{
+    return meta_digest(f->meta);
+}
+
+static int fsm__meta_qdecode(const msgpack_object *o, union fsm_query *q, int *stale, char *errmsg)
+{
+    return meta_query_decode(o, &q->meta, stale, errmsg);
+}
+
+static int fsm__meta_query(struct fsm *f, union fsm_query *q, int64_t now_ms, msgpack_sbuffer *out,
+                           char *errmsg)
+{
+    (void)now_ms; /* meta's answers do not depend on the reader's clock */
+    return meta_query(f->meta, &q->meta, out, errmsg);
+}
+
+static const struct fsm_ops fsm__ops[FSM__KIND_END] = {
+#define FSM__OPS(NAME, name, sm)                                                                   \
+    [FSM_##                                                                                        \
+        NAME] = {fsm__##sm##_open,    fsm__##sm##_close, fsm__##sm##_apply,  fsm__##sm##_commit,   \
+                 fsm__##sm##_abort,   fsm__##sm##_grow,  fsm__##sm##_copy,   fsm__##sm##_errmsg,   \
+                 fsm__##sm##_applied, fsm__##sm##_clock, fsm__##sm##_digest, fsm__##sm##_qdecode,  \
+                 fsm__##sm##_query},
+    FSM_KINDS(FSM__OPS)
+#undef FSM__OPS
+};
+
+static const char *const fsm__kind_names[FSM__KIND_END] = {
+#define FSM__KNAME(NAME, name, sm) [FSM_##NAME] = #name,
+    FSM_KINDS(FSM__KNAME)
+#undef FSM__KNAME
+};
+
+const char *fsm_kind_name(int kind)
+{
+    return kind >= 0 && kind < FSM__KIND_END ? fsm__kind_names[kind] : NULL;
+}
+
+int fsm_kind_parse(const char *name, enum fsm_kind *kind)
+{
+    for (int k = 0; k < FSM__KIND_END; k++) {
+        if (strcmp(name, fsm__kind_names[k]) == 0) {
+            *kind = (enum fsm_kind)k;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+uint64_t fsm_applied_index(const struct fsm *f)
+{
+    return f->ops->applied_index(f);
+}
+
+int64_t fsm_clock_ms(const struct fsm *f)
+{
+    return f->ops->clock_ms(f);
+}
+
+uint64_t fsm_digest(const struct fsm *f)
+{
+    return f->ops->digest(f);
+}
+
+int fsm_query_decode(const struct fsm *f, const msgpack_object *o, union fsm_query *q, int *stale,
+                     char *errmsg)
+{
+    return f->ops->query_decode(o, q, stale, errmsg);
+}
+
+int fsm_query(struct fsm *f, union fsm_query *q, int64_t now_ms, msgpack_sbuffer *out, char *errmsg)
+{
+    return f->ops->query(f, q, now_ms, out, errmsg);
+}
+
+int fsm_init(struct fsm *f, enum fsm_kind kind, const char *dir, const char *region, int fast,
              const struct fsm_hooks *hooks, char *errmsg)
 {
     memset(f, 0, sizeof *f);
+    if ((int)kind < 0 || kind >= FSM__KIND_END) {
+        return errmsg_set(errmsg, LR_EINVAL, "fsm: unknown kind %d", (int)kind);
+    }
+    f->kind = kind;
+    f->ops = &fsm__ops[kind];
     snprintf(f->dir, sizeof f->dir, "%s", dir);
     snprintf(f->region, sizeof f->region, "%s", region);
     f->cfg.dir = f->dir;
@@ -252,7 +473,7 @@ int fsm_init(struct fsm *f, const char *dir, const char *region, int fast,
     }
     msgpack_sbuffer_init(&f->results);
     msgpack_sbuffer_init(&f->events);
-    int rv = shard_open(&f->cfg, &f->shard, errmsg);
+    int rv = f->ops->open(f, errmsg);
     if (rv != 0) {
         msgpack_sbuffer_destroy(&f->results);
         msgpack_sbuffer_destroy(&f->events);
@@ -268,8 +489,9 @@ int fsm_init(struct fsm *f, const char *dir, const char *region, int fast,
 
 void fsm_close(struct fsm *f)
 {
-    shard_close(f->shard);
-    f->shard = NULL;
+    if (f->ops) {
+        f->ops->close(f);
+    }
     msgpack_sbuffer_destroy(&f->results);
     msgpack_sbuffer_destroy(&f->events);
     free(f->status);

@@ -1,4 +1,6 @@
-/* raft/fsm.h — the shard as libraft's state machine.
+/* raft/fsm.h — a state machine under libraft: a region's shard (shard/) or the metadata
+ * group's state (meta/), chosen by kind at fsm_init (FSM_KINDS). Both keep their applied index
+ * in the same LMDB transaction as the effects and share the rules below.
  *
  * apply: one raft entry = one shard group, committed before apply returns, so when libraft
  *   runs the proposer's callback the results are in LMDB. The entry's index is
@@ -18,7 +20,53 @@
 #include <raft.h>
 #include <stdint.h>
 
+#include "../meta/meta.h"
 #include "../shard/shard.h"
+
+/* X(NAME, name, sm): the state machines a replica can run. name is `laurel node --role`'s
+ * value; sm names the module whose functions fsm.c wraps (fsm__<sm>_*). */
+#define FSM_KINDS(X)                                                                               \
+    X(REGION, region, shard)                                                                       \
+    X(META, meta, meta)
+
+enum fsm_kind {
+#define FSM__KENUM(NAME, name, sm) FSM_##NAME,
+    FSM_KINDS(FSM__KENUM)
+#undef FSM__KENUM
+        FSM__KIND_END
+};
+
+/** Name of @kind ("region", "meta"), or NULL. */
+const char *fsm_kind_name(int kind);
+
+/** The kind named @name. @return 0 and *@kind, or -1 for an unknown name. */
+int fsm_kind_parse(const char *name, enum fsm_kind *kind);
+
+/** A decoded query of either state machine; which member is live follows the fsm's kind. */
+union fsm_query {
+    struct shard_query shard;
+    struct meta_query meta;
+};
+
+struct fsm;
+
+/* What each kind provides (fsm.c has one row per kind). */
+struct fsm_ops {
+    int (*open)(struct fsm *f, char *errmsg);
+    void (*close)(struct fsm *f);
+    int (*apply)(struct fsm *f, uint64_t index, const void *buf, size_t len);
+    int (*commit)(struct fsm *f);
+    int (*abort)(struct fsm *f);
+    int (*grow)(struct fsm *f);
+    int (*copy)(struct fsm *f, int fd);
+    const char *(*errmsg)(const struct fsm *f);
+    uint64_t (*applied_index)(const struct fsm *f);
+    int64_t (*clock_ms)(const struct fsm *f);
+    uint64_t (*digest)(const struct fsm *f);
+    int (*query_decode)(const msgpack_object *o, union fsm_query *q, int *stale, char *errmsg);
+    int (*query)(struct fsm *f, union fsm_query *q, int64_t now_ms, msgpack_sbuffer *out,
+                 char *errmsg);
+};
 
 /** What one applied entry produced; valid for the duration of the hooks' applied call. */
 struct fsm_applied {
@@ -47,7 +95,9 @@ struct fsm_hooks {
 struct fsm {
     struct raft_fsm raft_fsm; /* read-only: hand &raft_fsm to raft_init */
     struct raft *raft;        /* set by the owner before raft_start */
-    struct shard *shard;      /* read-only */
+    enum fsm_kind kind;       /* read-only */
+    struct shard *shard;      /* read-only: the region's shard (FSM_REGION), else NULL */
+    struct meta *meta;        /* read-only: the metadata state (FSM_META), else NULL */
     /* Counters since start (read-only): entries applied, commands in them, and entries by
      * commands per entry in power-of-two buckets (bucket k: at most 2^k commands). */
     uint64_t applied_entries, applied_commands;
@@ -56,6 +106,7 @@ struct fsm {
     struct shard_config cfg;
     char dir[4096];
     char region[65];
+    const struct fsm_ops *ops;
     struct fsm_hooks hooks;
     msgpack_sbuffer results, events;
     int *status, *replayed;
@@ -65,13 +116,29 @@ struct fsm {
 };
 
 /**
- * Open the shard in @dir (created if missing) and prepare @f. @hooks is copied (may be NULL).
- * @return 0, or LR_E* with @errmsg.
+ * Open the state machine of @kind in @dir (created if missing) and prepare @f. @region names
+ * the shard's region (FSM_REGION; ignored for FSM_META). @hooks is copied (may be NULL).
+ * @return 0, or LR_E* with @errmsg (LR_EINVAL when @dir holds the other kind's state).
  */
-int fsm_init(struct fsm *f, const char *dir, const char *region, int fast,
+int fsm_init(struct fsm *f, enum fsm_kind kind, const char *dir, const char *region, int fast,
              const struct fsm_hooks *hooks, char *errmsg);
 
-/** Close the shard and free @f's buffers. */
+/** Close the state machine and free @f's buffers. */
 void fsm_close(struct fsm *f);
+
+/* What the node reads of the state machine, whatever its kind. */
+uint64_t fsm_applied_index(const struct fsm *f);
+/** The highest stamp applied (node_clock.c's floor). */
+int64_t fsm_clock_ms(const struct fsm *f);
+uint64_t fsm_digest(const struct fsm *f);
+
+/** Decode query args @o for @f's kind into @q (strings borrow @o). @return 0 or LR_EINVAL. */
+int fsm_query_decode(const struct fsm *f, const msgpack_object *o, union fsm_query *q, int *stale,
+                     char *errmsg);
+
+/** Answer @q (decoded by fsm_query_decode) into @out; @now_ms is the read's clock.
+ * @return 0 or LR_E* with @errmsg. */
+int fsm_query(struct fsm *f, union fsm_query *q, int64_t now_ms, msgpack_sbuffer *out,
+              char *errmsg);
 
 #endif

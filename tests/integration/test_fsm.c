@@ -31,7 +31,7 @@ static int setup(void **state)
     assert_int_equal(raft_fixture_initialize(&f->rf), 0);
     for (unsigned i = 0; i < N; i++) {
         f->dir[i] = testlib_tmpdir();
-        if (fsm_init(&f->fsm[i], f->dir[i], "eu", 0, NULL, errmsg) != 0) {
+        if (fsm_init(&f->fsm[i], FSM_REGION, f->dir[i], "eu", 0, NULL, errmsg) != 0) {
             fail_msg("fsm_init: %s", errmsg);
         }
         assert_int_equal(raft_fixture_grow(&f->rf, &f->fsm[i].raft_fsm), 0);

@@ -50,8 +50,13 @@ int tcluster_spawn(struct tcluster *c, unsigned i)
     argv[a++] = "node";
     argv[a++] = "--id";
     argv[a++] = id;
-    argv[a++] = "--region";
-    argv[a++] = c->region;
+    if (strcmp(c->region, "meta") == 0) { /* the metadata group (docs/global-state.md) */
+        argv[a++] = "--role";
+        argv[a++] = "meta";
+    } else {
+        argv[a++] = "--region";
+        argv[a++] = c->region;
+    }
     argv[a++] = "--data";
     argv[a++] = r->data;
     argv[a++] = "--election-ms";
