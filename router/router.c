@@ -322,6 +322,14 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
         }
         r->nregions++;
     }
+    if (cfg->meta.n > 0) {
+        snprintf(r->region[ROUTER_META], sizeof r->region[ROUTER_META], "meta");
+        if ((rv = upstream_new(loop, "meta", cfg->meta.rpc, cfg->meta.n, &r->up[ROUTER_META])) !=
+            0) {
+            errmsg_set(errmsg, rv, "router: meta: %s", err_message(rv));
+            goto err_after_upstreams;
+        }
+    }
     struct gateway_region gr[ROUTER_MAX_REGIONS];
     for (unsigned i = 0; i < r->nregions; i++) {
         gr[i].id = r->region[i];
@@ -355,6 +363,9 @@ err_after_gateway:
 err_after_upstreams:
     for (unsigned i = 0; i < r->nregions; i++) {
         upstream_close(r->up[i], NULL, NULL);
+    }
+    if (r->up[ROUTER_META]) {
+        upstream_close(r->up[ROUTER_META], NULL, NULL);
     }
     strmap_free(&r->player_region);
     strmap_free(&r->board_order);
@@ -398,12 +409,15 @@ void router_stop(struct router *r, void (*done)(void *data), void *data)
 {
     r->done = done;
     r->done_data = data;
-    r->closing = r->nregions + 4;
+    r->closing = r->nregions + 4 + (r->up[ROUTER_META] != NULL);
     route_catalog__repair_stop(r, router__timer_closed);
     /* The gateway first: it calls the upstreams, which close below. */
     gateway_close(r->gw, router__part_closed, r);
     http_stop(r->http, router__http_closed, r);
     for (unsigned i = 0; i < r->nregions; i++) {
         upstream_close(r->up[i], router__part_closed, r);
+    }
+    if (r->up[ROUTER_META]) {
+        upstream_close(r->up[ROUTER_META], router__part_closed, r);
     }
 }

@@ -27,6 +27,9 @@ struct router_config {
     struct logger *log;
     struct router_region regions[ROUTER_MAX_REGIONS];
     unsigned nregions;
+    /* The metadata group (docs/global-state.md): its id is "meta"; meta.n == 0 means the
+     * cluster has none, and player placement falls back to asking every region. */
+    struct router_region meta;
     const char *admin_key; /* may do everything */
     const char *api_key;   /* trusted game servers: players, unlocks, scores, events, joins */
     unsigned timeout_ms;   /* per upstream call; default 5000 */

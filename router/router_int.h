@@ -41,14 +41,20 @@ struct router__stat {
     uint64_t lat_sum_us;
 };
 
+/* The metadata group's slot in the router's and a request's per-upstream arrays: one past the
+ * regions, so every call and answer helper of rreq.c takes it like a region index, and no loop
+ * over the regions (0..nregions-1) ever meets it. */
+#define ROUTER_META ROUTER_MAX_REGIONS
+#define ROUTER_SLOTS (ROUTER_MAX_REGIONS + 1)
+
 struct router {
     uv_loop_t *loop;
     struct logger *log; /* borrowed from router_config */
     struct http *http;
     struct gateway *gw; /* the committed-event streams and the WebSocket topics */
     struct ws *ws;
-    struct upstream *up[ROUTER_MAX_REGIONS];
-    char region[ROUTER_MAX_REGIONS][65];
+    struct upstream *up[ROUTER_SLOTS]; /* up[ROUTER_META]: the metadata group, or NULL */
+    char region[ROUTER_SLOTS][65];
     unsigned nregions;
     char admin_key[256], api_key[256];
     unsigned timeout_ms;
@@ -91,9 +97,9 @@ struct rreq {
     uint64_t t0;                         /* uv_hrtime at arrival */
     /* Calls to regions (rreq.c). */
     unsigned pending;
-    int code[ROUTER_MAX_REGIONS];
-    msgpack_sbuffer ans[ROUTER_MAX_REGIONS];
-    int have[ROUTER_MAX_REGIONS];
+    int code[ROUTER_SLOTS];
+    msgpack_sbuffer ans[ROUTER_SLOTS];
+    int have[ROUTER_SLOTS];
     msgpack_sbuffer args; /* what the next call sends */
     int64_t now_ms;       /* the clock of the request's first query, reused by later rounds */
     rreq__step next;      /* runs when every pending region call has answered */

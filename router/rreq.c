@@ -28,7 +28,7 @@
 
 void rreq__free(struct rreq *q)
 {
-    for (unsigned i = 0; i < ROUTER_MAX_REGIONS; i++) {
+    for (unsigned i = 0; i < ROUTER_SLOTS; i++) {
         if (q->have[i]) {
             msgpack_sbuffer_destroy(&q->ans[i]);
         }
