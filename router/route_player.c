@@ -2,11 +2,18 @@
  * player reads (achievements history, dashboard, stats, rewards).
  *
  * Everything about a player lives in the player's region, so each of these is one round
- * trip to that region once the router knows which it is (rreq__locate: its cache, else every
- * region asked at once). A player's region never changes: a put naming another region is a
- * conflict. Player reads validate their whole query before the lookup, so a bad request is
- * refused as such even for a player that does not exist; what they parsed waits in
- * route_data (struct route_player_read) for the lookup's answer. */
+ * trip to that region once the router knows which it is (rreq__locate: its cache, else the
+ * metadata group's directory, else every region asked at once). A player's region never
+ * changes: a put naming another region is a conflict.
+ *
+ * Creation (docs/global-state.md, "Player creation"): with a metadata group, a put first
+ * claims the id there, and the first claim in meta's log wins; every put then writes the
+ * player to the region the directory names, so concurrent creations through any routers put
+ * one id in one region. A put the router already knows the region of (its cache holds only
+ * regions the directory or a region confirmed) skips the claim. Player reads validate their whole
+ * query before the lookup, so a bad request is refused as such even for a player that does not
+ * exist; what they parsed waits in route_data (struct route_player_read) for the lookup's answer.
+ */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +48,55 @@ static int route_player__put_go(struct rreq *q)
     return rreq__call(q, (unsigned)target, PROTO_OP_SUBMIT, 1);
 }
 
+/* The directory's answer to the claim: the region on record, whoever claimed it first. */
+static int route_player__claimed(struct rreq *q)
+{
+    msgpack_unpacked up;
+    const msgpack_object *body, *reg;
+    int status, rv = rreq__submit_result(q, ROUTER_META, &up, &status, &body);
+    if (rv != 0) {
+        return rv == LR_EUNAVAILABLE ? rreq__errf(q, rv,
+                                                  "the metadata group is unavailable, so a "
+                                                  "player cannot be created now; retry")
+                                     : rv;
+    }
+    reg = proto_map_get(body, "region");
+    if ((status != 200 && status != 201 && status != 409) || reg == NULL ||
+        reg->type != MSGPACK_OBJECT_STR) {
+        rv = rreq__errf(q, LR_EINTERNAL, "the directory answered %d without a region", status);
+        msgpack_unpacked_destroy(&up);
+        return rv;
+    }
+    char name[VALID_ID_MAX + 1];
+    snprintf(name, sizeof name, "%.*s", (int)reg->via.str.size, reg->via.str.ptr);
+    msgpack_unpacked_destroy(&up);
+    q->region = router__region_index(q->r, name);
+    if (q->region < 0) {
+        return rreq__errf(q, LR_ECONFLICT,
+                          "player %s lives in region %s, which this router does not serve",
+                          q->player, name);
+    }
+    return route_player__put_go(q);
+}
+
+/* Claim the id in the directory (or go on at once when the router already knows where the
+ * player lives). */
+static int route_player__claim(struct rreq *q)
+{
+    if (q->region >= 0) {
+        return route_player__put_go(q);
+    }
+    const char *region = json_string_value(json_object_get(q->body, "region"));
+    struct mcmd c;
+    memset(&c, 0, sizeof c);
+    c.type = MCMD_CLAIM;
+    c.u.claim.player_id = lr_str_of(q->player);
+    c.u.claim.region = lr_str_of(region);
+    rreq__args_mcmd(q, &c);
+    q->next = route_player__claimed;
+    return rreq__call(q, ROUTER_META, PROTO_OP_SUBMIT, 1);
+}
+
 int route_player_put(struct rreq *q)
 {
     const char *region, *name;
@@ -58,6 +114,11 @@ int route_player_put(struct rreq *q)
     }
     char id[VALID_ID_MAX + 1];
     snprintf(id, sizeof id, "%.*s", (int)q->param[0].len, q->param[0].p);
+    if (q->r->up[ROUTER_META]) {
+        snprintf(q->player, sizeof q->player, "%s", id);
+        q->region = router__cached_region(q->r, id, strlen(id));
+        return route_player__claim(q);
+    }
     return rreq__locate(q, id, route_player__put_go);
 }
 

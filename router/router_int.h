@@ -18,6 +18,7 @@
 #include <jansson.h>
 #include <msgpack.h>
 
+#include "../meta/meta.h"
 #include "../shard/cursor.h"
 #include "../shard/shard.h"
 #include "../lib/log.h"
@@ -189,9 +190,10 @@ int rreq__call_others(struct rreq *q, int op, int need_leader, unsigned skip);
 int rreq__call_all(struct rreq *q, int op, int need_leader);
 /* Run @sq on q->region (linearizable) and answer with its answer. */
 int rreq__query_region(struct rreq *q, struct shard_query *sq);
-/* Find where player @id lives (the cache, else every region's leader), then run @then with
- * q->player and q->region set (-1: no such player). LR_EUNAVAILABLE when a region could not
- * tell. */
+/* Find where player @id lives, then run @then with q->player and q->region set (-1: no such
+ * player): the cache; else the metadata group's directory, when there is one (one call, any
+ * replica: a claim never changes); else, or when the directory has no answer, every region's
+ * leader. LR_EUNAVAILABLE when a region could not tell. */
 int rreq__locate(struct rreq *q, const char *id, rreq__step then);
 
 /* Answers. */
@@ -212,6 +214,14 @@ int rreq__result(const msgpack_object *r, int *status, int *replayed, const msgp
 /* Args of the next call. */
 void rreq__args_cmd(struct rreq *q, const struct cmd *c);
 void rreq__args_query(struct rreq *q, struct shard_query *sq, int stale);
+/* The same for the metadata group (ROUTER_META): one meta command, or a meta query. */
+void rreq__args_mcmd(struct rreq *q, const struct mcmd *c);
+void rreq__args_mquery(struct rreq *q, const struct meta_query *mq, int stale);
+/* The result of a submit of one command to @slot: its status and body, read from @up (destroy
+ * it). @return 0; else the call's error (the region's code with its sentence, or
+ * LR_EINTERNAL for a malformed answer) and @up already destroyed. */
+int rreq__submit_result(struct rreq *q, unsigned slot, msgpack_unpacked *up, int *status,
+                        const msgpack_object **body);
 
 /* Input. */
 /* Query parameter @name into @out: 0 if present, 1 if absent, -1 if longer than @cap - 1. */

@@ -137,6 +137,23 @@ void rreq__resume(struct rreq *q, rreq__step step)
     }
 }
 
+int rreq__submit_result(struct rreq *q, unsigned slot, msgpack_unpacked *up, int *status,
+                        const msgpack_object **body)
+{
+    const msgpack_object *o, *res;
+    int replayed, rv = rreq__answer_ok(q, slot, up, &o);
+    if (rv != 0) {
+        return rv;
+    }
+    res = proto_map_get(o, "results");
+    if (res == NULL || res->type != MSGPACK_OBJECT_ARRAY || res->via.array.size != 1 ||
+        rreq__result(&res->via.array.ptr[0], status, &replayed, body) != 0) {
+        msgpack_unpacked_destroy(up);
+        return rreq__errf(q, LR_EINTERNAL, "malformed result from %s", q->r->region[slot]);
+    }
+    return 0;
+}
+
 int rreq__reply_result(struct rreq *q)
 {
     unsigned reg = (unsigned)q->region;
@@ -337,6 +354,23 @@ void rreq__args_cmd(struct rreq *q, const struct cmd *c)
     cmd_encode(&pk, c);
 }
 
+void rreq__args_mcmd(struct rreq *q, const struct mcmd *c)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(&q->args);
+    msgpack_packer_init(&pk, &q->args, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    mcmd_encode(&pk, c);
+}
+
+void rreq__args_mquery(struct rreq *q, const struct meta_query *mq, int stale)
+{
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(&q->args);
+    msgpack_packer_init(&pk, &q->args, msgpack_sbuffer_write);
+    meta_query_encode(&pk, mq, stale);
+}
+
 /* Pack @sq as a query's args. One clock for every region a request asks: each names the
  * same current period even when the request straddles a period's end. */
 void rreq__args_query(struct rreq *q, struct shard_query *sq, int stale)
@@ -428,6 +462,42 @@ static int rreq__located(struct rreq *q)
     return q->then(q);
 }
 
+/* Ask every region's leader whether it holds the player (rreq__located decides). */
+static int rreq__locate_regions(struct rreq *q)
+{
+    struct shard_query sq;
+    memset(&sq, 0, sizeof sq);
+    sq.type = SHARD_Q_PLAYER_GET;
+    sq.player_id = lr_str_of(q->player);
+    rreq__args_query(q, &sq, 0);
+    q->next = rreq__located;
+    return rreq__call_all(q, PROTO_OP_QUERY, 1);
+}
+
+/* The directory's answer. A claim names the player's one region for good, so a found one is
+ * final. Not found (or no answer) falls back to the regions: a stale replica may not have the
+ * claim yet, and players created before the cluster had a metadata group have none. */
+static int rreq__located_meta(struct rreq *q)
+{
+    msgpack_unpacked up;
+    const msgpack_object *o, *reg;
+    if (rreq__answer_ok(q, ROUTER_META, &up, &o) == 0) {
+        reg = proto_map_get(o, "region");
+        if (reg && reg->type == MSGPACK_OBJECT_STR) {
+            char name[VALID_ID_MAX + 1];
+            snprintf(name, sizeof name, "%.*s", (int)reg->via.str.size, reg->via.str.ptr);
+            q->region = router__region_index(q->r, name);
+        }
+        msgpack_unpacked_destroy(&up);
+        if (q->region >= 0) {
+            router__remember_region(q->r, q->player, strlen(q->player), q->region);
+            return q->then(q);
+        }
+    }
+    q->errmsg[0] = '\0';
+    return rreq__locate_regions(q);
+}
+
 int rreq__locate(struct rreq *q, const char *id, rreq__step then)
 {
     snprintf(q->player, sizeof q->player, "%s", id);
@@ -436,11 +506,14 @@ int rreq__locate(struct rreq *q, const char *id, rreq__step then)
     if (q->region >= 0) {
         return then(q);
     }
-    struct shard_query sq;
-    memset(&sq, 0, sizeof sq);
-    sq.type = SHARD_Q_PLAYER_GET;
-    sq.player_id = lr_str_of(q->player);
-    rreq__args_query(q, &sq, 0);
-    q->next = rreq__located;
-    return rreq__call_all(q, PROTO_OP_QUERY, 1);
+    if (q->r->up[ROUTER_META] == NULL) {
+        return rreq__locate_regions(q);
+    }
+    struct meta_query mq;
+    memset(&mq, 0, sizeof mq);
+    mq.type = META_Q_DIRECTORY;
+    mq.player_id = lr_str_of(q->player);
+    rreq__args_mquery(q, &mq, 1);
+    q->next = rreq__located_meta;
+    return rreq__call(q, ROUTER_META, PROTO_OP_QUERY, 0);
 }

@@ -36,7 +36,8 @@ static int tdev__read_manifest(struct tdev *d)
     json_array_foreach(json_object_get(j, "processes"), i, p)
     {
         const char *role = json_string_value(json_object_get(p, "role"));
-        if (role == NULL || strcmp(role, "node") != 0 || d->nnodes == TDEV_MAX_NODES) {
+        if (role == NULL || (strcmp(role, "node") != 0 && strcmp(role, "meta") != 0) ||
+            d->nnodes == TDEV_MAX_NODES) {
             continue;
         }
         struct tdev_node *n = &d->node[d->nnodes++];
@@ -95,6 +96,79 @@ int tdev_start(struct tdev *d, const char *regions, unsigned replicas, int ready
     }
     fprintf(stderr, "# tdev: not ready after %d ms; see %s/dev.out\n", ready_ms, d->dir);
     return -1;
+}
+
+int tdev_router_start(struct tdev *d, struct tdev_router *rt)
+{
+    char path[600], args[TDEV_MAX_NODES][300], *argv[2 * TDEV_MAX_NODES + 16];
+    int a = 0, nargs = 0;
+    memset(rt, 0, sizeof *rt);
+    snprintf(rt->http, sizeof rt->http, "127.0.0.1:%d", client_free_port());
+    argv[a++] = (char *)d->bin;
+    argv[a++] = "router";
+    argv[a++] = "--http";
+    argv[a++] = rt->http;
+    /* One --region per region (and --meta), each with its replicas in dev.json's order. */
+    for (unsigned i = 0; i < d->nnodes; i++) {
+        int first = 1;
+        for (unsigned k = 0; k < i && first; k++) {
+            first = strcmp(d->node[k].region, d->node[i].region) != 0;
+        }
+        if (!first) {
+            continue;
+        }
+        int meta = strcmp(d->node[i].region, "meta") == 0;
+        size_t len = meta ? (size_t)snprintf(args[nargs], sizeof args[0], "%s", "")
+                          : (size_t)snprintf(args[nargs], sizeof args[0], "%s=", d->node[i].region);
+        for (unsigned k = i; k < d->nnodes; k++) {
+            if (strcmp(d->node[k].region, d->node[i].region) == 0 && len < sizeof args[0]) {
+                len += (size_t)snprintf(args[nargs] + len, sizeof args[0] - len, "%s%s",
+                                        k == i ? "" : ",", d->node[k].rpc);
+            }
+        }
+        argv[a++] = meta ? "--meta" : "--region";
+        argv[a++] = args[nargs++];
+    }
+    argv[a++] = "--admin-key";
+    argv[a++] = TDEV_ADMIN;
+    argv[a++] = "--api-key";
+    argv[a++] = TDEV_API;
+    argv[a] = NULL;
+    rt->pid = fork();
+    if (rt->pid < 0) {
+        return -1;
+    }
+    if (rt->pid == 0) {
+        snprintf(path, sizeof path, "%s/router-%d.log", d->dir, (int)getpid());
+        if (freopen(path, "a", stdout) == NULL || freopen(path, "a", stderr) == NULL) {
+            _exit(126);
+        }
+        execv(d->bin, argv);
+        _exit(127);
+    }
+    for (int waited = 0; waited < 10000; waited += 100) {
+        struct httpc_resp r;
+        if (httpc_do(rt->http, "GET", "/readyz", "", NULL, &r) == 0) {
+            int s = r.status;
+            httpc_free(&r);
+            if (s == 200) {
+                return 0;
+            }
+        }
+        tdev_sleep_ms(100);
+    }
+    fprintf(stderr, "# tdev: the extra router on %s is not ready; see %s\n", rt->http, d->dir);
+    tdev_router_stop(rt);
+    return -1;
+}
+
+void tdev_router_stop(struct tdev_router *rt)
+{
+    if (rt->pid > 0) {
+        kill(rt->pid, SIGTERM);
+        waitpid(rt->pid, NULL, 0);
+        rt->pid = 0;
+    }
 }
 
 void tdev_stop(struct tdev *d)

@@ -17,7 +17,7 @@
 #define TDEV_MAX_NODES 15
 
 struct tdev_node {
-    char region[65];
+    char region[65];  /* "meta" for a replica of the metadata group */
     unsigned replica; /* 1-based, as in dev.json and /v1/cluster */
     pid_t pid;        /* a child of the dev process, not of the test */
     char rpc[32], raft[32];
@@ -39,6 +39,21 @@ struct tdev {
  * @return 0, or -1 (with a line on stderr; whatever started is stopped).
  */
 int tdev_start(struct tdev *d, const char *regions, unsigned replicas, int ready_ms);
+
+/** A second `laurel router` process, started by the test on the same replicas. */
+struct tdev_router {
+    pid_t pid;
+    char http[32];
+};
+
+/**
+ * Start a router on a free port over every region and the metadata group dev.json lists, with
+ * the dev keys, and wait for its /readyz (10 s). @return 0, or -1 (nothing left running).
+ */
+int tdev_router_start(struct tdev *d, struct tdev_router *rt);
+
+/** SIGTERM the router and reap it. */
+void tdev_router_stop(struct tdev_router *rt);
 
 /** SIGTERM the dev process, wait for it (SIGKILL after 10 s), remove the directory (kept, and
  * named on stderr, when $LAUREL_KEEP is set). */
