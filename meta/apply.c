@@ -138,12 +138,19 @@ static int meta__apply_catalog_put(struct meta__apply *a, const struct mcmd_cata
         return rv;
     }
     meta__key_catalog(&k, c->kind, c->id);
+    /* 201 for the first put of an id (API.md: PUT answers 201 when it created the resource). */
+    MDB_val old;
+    rv = store_get(a->m->st, META__DB(CATALOG), k.b, k.len, &old);
+    if (rv != 0 && rv != LR_ENOTFOUND) {
+        return rv;
+    }
+    int created = rv == LR_ENOTFOUND;
     meta__rec_begin(a, 1);
     msgpack_pack_uint64(RPK, a->index);
     if ((rv = meta__rec_put(a, META__DB(CATALOG), &k)) != 0) {
         return rv;
     }
-    meta__answer_begin(a, 200, 3);
+    meta__answer_begin(a, created ? 201 : 200, 3);
     META__PK_KEY(PK, "kind");
     meta__pack_str(PK, lr_str_of(mcmd_kind_name(c->kind)));
     META__PK_KEY(PK, "id");

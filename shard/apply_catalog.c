@@ -70,6 +70,26 @@ int apply__game_put(struct apply *a, const struct cmd_game_put *c)
     return 0;
 }
 
+int apply__catalog_mark(struct apply *a, const struct cmd_catalog_mark *c)
+{
+    struct shard *s = a->s;
+    /* A mark below the stored one comes from a carrier that read an older mark: the puts
+     * before it in its entry were re-applications, and the mark stays where it is. */
+    if ((uint64_t)c->through > s->catalog_through) {
+        int rv = shard__meta_put_u64(s, "catalog", (uint64_t)c->through);
+        if (rv != 0) {
+            return rv;
+        }
+        s->catalog_through = (uint64_t)c->through;
+    }
+    apply__reset_out(a);
+    msgpack_pack_map(PK, 1);
+    PK_KEY("catalog_through");
+    msgpack_pack_uint64(PK, s->catalog_through);
+    apply__answer(a, 200);
+    return 0;
+}
+
 int apply__ach_put(struct apply *a, const struct cmd_ach_put *c)
 {
     struct shard *s = a->s;

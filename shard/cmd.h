@@ -120,6 +120,12 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
     F(ID, player_id, VALID_ID_MAX, 0)                                                              \
     F(IDEM, idempotency_key, 0, 0)
 
+/* The catalog of the metadata group reaches a region as its puts (versioned by meta's log
+ * index) followed, in the same entry, by this mark: every catalog change of meta up to
+ * @through has now been applied here (docs/global-state.md, "Catalog changes"). The stored
+ * mark only grows; a carrier reads it to know where to resume. */
+#define CMD_CATALOG_MARK(F) F(I64, through, 0, CMD_I64_MAX)
+
 #define CMD_PLAYER_PUT(F)                                                                          \
     F(ID, player_id, VALID_ID_MAX, 0)                                                              \
     F(TEXT, name, 1, VALID_NAME_MAX)                                                               \
@@ -152,7 +158,8 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
     X(5, TOURNAMENT_JOIN, tournament_join, CMD_F_IDEMPOTENT)                                       \
     X(6, PLAYER_PUT, player_put, 0)                                                                \
     X(7, UNLOCK, unlock, CMD_F_IDEMPOTENT)                                                         \
-    X(8, SCORE, score, CMD_F_IDEMPOTENT)
+    X(8, SCORE, score, CMD_F_IDEMPOTENT)                                                           \
+    X(9, CATALOG_MARK, catalog_mark, 0)
 
 enum cmd_type {
 #define CMD__ENUM(code, NAME, name, flags) CMD_##NAME = code,

@@ -32,7 +32,7 @@ static int shard__meta_get_u64(struct shard *s, const char *name, uint64_t *v, i
     return 0;
 }
 
-static int shard__meta_put_u64(struct shard *s, const char *name, uint64_t v)
+int shard__meta_put_u64(struct shard *s, const char *name, uint64_t v)
 {
     struct key k;
     key__init(&k);
@@ -261,7 +261,8 @@ int shard__load(struct shard *s)
     if ((rv = shard__meta_get_u64(s, "applied", &s->applied, &found)) != 0 ||
         (rv = shard__meta_get_u64(s, "hseq", &s->hseq, &found)) != 0 ||
         (rv = shard__meta_get_u64(s, "next_pid", &u, &found)) != 0 ||
-        (rv = shard__meta_get_u64(s, "clock", &clock, &found)) != 0) {
+        (rv = shard__meta_get_u64(s, "clock", &clock, &found)) != 0 ||
+        (rv = shard__meta_get_u64(s, "catalog", &s->catalog_through, &found)) != 0) {
         errmsg_set(s->errmsg, rv, "load: meta: %s", err_message(rv));
         goto out;
     }
@@ -424,6 +425,11 @@ int shard_grow(struct shard *s)
 uint64_t shard_applied_index(const struct shard *s)
 {
     return s->applied;
+}
+
+uint64_t shard_catalog_through(const struct shard *s)
+{
+    return s->catalog_through;
 }
 
 int64_t shard_clock_ms(const struct shard *s)

@@ -92,6 +92,10 @@ int shard_grow(struct shard *s);
 /** Last applied index (including an open group). */
 uint64_t shard_applied_index(const struct shard *s);
 
+/** The metadata group's catalog version this region has applied every change through
+ * (CMD_CATALOG_MARK; 0 before the first), including an open group. */
+uint64_t shard_catalog_through(const struct shard *s);
+
 /**
  * The highest time stamp (ms) of any command applied so far, including an open group; 0 before
  * the first. Persisted with the applied index, so it survives a restart and travels in

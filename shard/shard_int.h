@@ -156,14 +156,18 @@ uint64_t key__get_u64(const unsigned char *p);
 
 /* ---- the shard ------------------------------------------------------------------------- */
 
+/* Store a u64 under @name in the shard's own records (inside the open group). */
+int shard__meta_put_u64(struct shard *s, const char *name, uint64_t v);
+
 struct shard {
     struct store *st;
     char region[VALID_ID_MAX + 1];
     uint64_t applied; /* last applied index, including the open group */
     uint64_t applied_committed;
     uint32_t next_pid;
-    uint64_t hseq;    /* unlock-history sequence */
-    int64_t clock_ms; /* highest command stamp applied, including the open group */
+    uint64_t hseq;            /* unlock-history sequence */
+    int64_t clock_ms;         /* highest command stamp applied, including the open group */
+    uint64_t catalog_through; /* meta's catalog applied through this version (CATALOG_MARK) */
     struct names names;
     struct boards boards;
     msgpack_sbuffer rbuf; /* record being written */

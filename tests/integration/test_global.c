@@ -123,9 +123,10 @@ static void creations_race_different_regions(void **state)
         snprintf(id, sizeof id, "racer-%d-%d", (int)getpid(), i);
         race(id, ra, rb, &sa, &sb);
         if (!((sa == 201 && sb == 409) || (sa == 409 && sb == 201))) {
-            fail_msg("%s: statuses %d (%s via router 1) and %d (%s via router 2): want one 201 "
-                     "and one 409",
-                     id, sa, ra, sb, rb);
+            fail_msg(
+                "%s: statuses %d (%s via router 1) and %d (%s via router 2): want one 201 "
+                "and one 409",
+                id, sa, ra, sb, rb);
         }
         assert_region_everywhere(id, sa == 201 ? ra : rb);
     }

@@ -124,12 +124,14 @@ static void catalog_versions_and_log(void **state)
     struct ts_answer a;
     char buf[64];
     const struct ts_result *r = fx_do(f, tmeta_catalog(T0, META_KIND_GAME, "g1", "body-1"));
-    assert_int_equal(r->status, 200);
+    assert_int_equal(r->status, 201); /* the first put of g1 */
     assert_int_equal(ts_i64(&r->body.data, "version"), 1);
     assert_string_equal(ts_str(&r->body.data, "kind", buf, sizeof buf), "game");
     struct mcmd two[2] = {tmeta_catalog(T0, META_KIND_BOARD, "b1", "body-2"),
                           tmeta_catalog(T0, META_KIND_GAME, "g1", "body-3")};
     tmeta_apply(f->m, &f->index, two, 2, &f->out);
+    assert_int_equal(f->out.res[0].status, 201); /* b1 is new */
+    assert_int_equal(f->out.res[1].status, 200); /* g1 is not */
     assert_int_equal(ts_i64(&f->out.res[1].body.data, "version"), 2);
     struct meta_query q = {.type = META_Q_CATALOG_SINCE, .after = 0};
     assert_int_equal(tmeta_query(f->m, &q, &a, f->errmsg), 0);
@@ -175,7 +177,7 @@ static void catalog_refuses_long_game_id(void **state)
     id[60] = '\0';
     fx_error(fx_do(f, tmeta_catalog(T0, META_KIND_GAME, id, "")), 400, "invalid_argument",
              "game id");
-    assert_int_equal(fx_do(f, tmeta_catalog(T0, META_KIND_BOARD, id, ""))->status, 200);
+    assert_int_equal(fx_do(f, tmeta_catalog(T0, META_KIND_BOARD, id, ""))->status, 201);
 }
 
 /* A tournament needs a cap and an end after its start. */

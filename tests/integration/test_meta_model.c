@@ -164,7 +164,14 @@ static struct mcmd m_next(struct fixture *f, uint32_t slot, int *want)
         snprintf(put->body, sizeof put->body, "body-%llu-%u", (unsigned long long)put->version,
                  slot);
         memcpy(f->bodies[slot], put->body, sizeof put->body);
-        *want = 200;
+        /* 201 for the first put of (kind, id), including one earlier in this entry. */
+        *want = 201;
+        for (size_t i = 0; i + 1 < f->nputs; i++) {
+            if (f->puts[i].kind == put->kind && f->puts[i].id == put->id) {
+                *want = 200;
+                break;
+            }
+        }
         return tmeta_catalog(f->ts, (int)put->kind, m_catids[put->id], f->bodies[slot]);
     }
     }

@@ -118,6 +118,7 @@ sample(enum cmd_type type)
         c.u.tournament_put.prizes.n = 1;
         c.u.tournament_put.prizes.items[0] = (struct cmd_prize){1, 3, S("trophy")};
         break;
+    case CMD_CATALOG_MARK: c.u.catalog_mark.through = 12345; break;
     case CMD_TOURNAMENT_JOIN:
         c.u.tournament_join.tournament_id = S("t1");
         c.u.tournament_join.player_id = S("p1");
