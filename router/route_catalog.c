@@ -1,17 +1,20 @@
-/* router/route_catalog.c — the catalog write shared by games, achievements and boards, and the
- * repair queue of the regions that missed one.
+/* router/route_catalog.c — the catalog write shared by games, achievements, boards and
+ * tournaments.
  *
- * The catalog (games, achievements, boards) is the same in every region, so a catalog put goes
- * to every region, stamped with this router's next version: its clock, and always above the
- * last version it stamped, so its own puts order as it made them. The answer is the first
- * region's result; a region that could not be reached makes the request fail with its error
- * (retrying is safe).
+ * With a metadata group (docs/global-state.md, "Catalog changes"), a put is first one command
+ * in meta's log, which versions it by its log index: versions are then totally ordered
+ * without any router clock, and the change is durable before any region sees it. The router
+ * then submits the put, stamped with that version, to every region at once, and answers with
+ * the first result a region gave (every region applies the same catalog changes in the same
+ * order, so their results agree). A region it could not reach is not repaired by this
+ * router: the catalog carrier of every router (catsync.c) brings each region up to meta's
+ * log from the region's own mark, so the answer is 2xx once meta committed the put and one
+ * region applied it; 503 only when no region could be reached (the put is in meta and will
+ * still arrive: retrying is safe).
  *
- * That region, lacking what the others have, gets the put's submit again every
- * ROUTE_CATALOG_REPAIR_MS until it answers. Re-sending is safe in any order: a region refuses
- * a put older than the version it stores (shard/cmd.h). The queue lives in this router's
- * memory; a router that stops loses what it had not yet delivered (docs/architecture.md says
- * what repairs the rest). */
+ * Without a metadata group (a router started without --meta), a put is stamped with this
+ * router's clock (strictly increasing per router) and must reach every region: a region that
+ * cannot be reached makes the put fail, and the client retries. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -20,155 +23,133 @@
 #include "../lib/err.h"
 #include "router_int.h"
 
-#define ROUTE_CATALOG_REPAIR_MS 1000
-#define ROUTE_CATALOG_REPAIR_MAX 10000
+/* Meta's catalog kind of each catalog put (shard/cmd.h → meta/mcmd.h). */
+static const int64_t route_catalog__kind[CMD__TYPE_END] = {
+    [CMD_GAME_PUT] = META_KIND_GAME,
+    [CMD_ACH_PUT] = META_KIND_ACHIEVEMENT,
+    [CMD_BOARD_PUT] = META_KIND_BOARD,
+    [CMD_TOURNAMENT_PUT] = META_KIND_TOURNAMENT,
+};
 
-static void route_catalog__repair_add(struct router *r, unsigned region, const char *args,
-                                      size_t len);
+/* The put being made: the command, kept until meta has versioned it. */
+struct route_catalog_put {
+    msgpack_sbuffer body; /* the command with version 0, as meta records it */
+};
 
-/* ---- the put --------------------------------------------------------------------------------- */
+static void route_catalog__put_free(void *data)
+{
+    struct route_catalog_put *p = data;
+    msgpack_sbuffer_destroy(&p->body);
+    free(p);
+}
 
-/* Queue a repair for each region that could not be reached; answer with the first failed
- * region's outcome, else region 0's result. */
+/* Every region has answered the stamped put: the first that applied it answers the request
+ * (with meta, the others get it from the carrier); without meta, any failure is the answer. */
 static int route_catalog__done(struct rreq *q)
 {
+    int failed = -1, applied = -1;
     for (unsigned i = 0; i < q->r->nregions; i++) {
-        if (q->code[i] == 0) {
-            continue;
+        if (q->code[i] != 0 && failed < 0) {
+            failed = (int)i;
         }
-        if (q->region < 0) {
-            q->region = (int)i;
-        }
-        if (q->code[i] == LR_EUNAVAILABLE || q->code[i] == LR_ENOMEM) {
-            route_catalog__repair_add(q->r, i, q->args.data, q->args.size);
+        if (q->code[i] == 0 && applied < 0) {
+            applied = (int)i;
         }
     }
-    if (q->region < 0) {
-        q->region = 0;
+    if (q->r->catsync) {
+        catsync_kick(q->r->catsync);
     }
+    q->region = q->r->catsync && applied >= 0 ? applied : failed >= 0 ? failed : 0;
     return rreq__reply_result(q);
 }
 
-int route_catalog__put(struct rreq *q, const struct cmd *c)
+/* Submit @c, stamped with version @v, to every region. */
+static int route_catalog__submit(struct rreq *q, const struct cmd *c, int64_t v)
 {
     struct cmd stamped = *c;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t v = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (v <= q->r->catalog_version) {
-        v = q->r->catalog_version + 1;
-    }
-    q->r->catalog_version = v;
-    switch (stamped.type) {
-    case CMD_GAME_PUT: stamped.u.game_put.version = v; break;
-    case CMD_ACH_PUT: stamped.u.ach_put.version = v; break;
-    case CMD_BOARD_PUT: stamped.u.board_put.version = v; break;
-    case CMD_TOURNAMENT_PUT: stamped.u.tournament_put.version = v; break;
-    default: break;
-    }
+    *cmd_catalog_version(&stamped) = v; /* the caller checked it is a catalog put */
     rreq__args_cmd(q, &stamped);
     q->region = -1;
     q->next = route_catalog__done;
     return rreq__call_all(q, PROTO_OP_SUBMIT, 1);
 }
 
-/* ---- the repair queue ------------------------------------------------------------------------ */
-
-struct route_catalog_repair {
-    struct route_catalog_repair *next;
-    struct router *r;
-    unsigned region;
-    int inflight, done;
-    size_t len;
-    char args[];
-};
-
-static void route_catalog__repair_free_done(struct router *r)
+/* Meta has recorded the put: its version is meta's log index. */
+static int route_catalog__versioned(struct rreq *q)
 {
-    struct route_catalog_repair **pp = &r->repairs;
-    while (*pp) {
-        struct route_catalog_repair *e = *pp;
-        if (e->done && !e->inflight) {
-            *pp = e->next;
-            r->nrepairs--;
-            free(e);
-        } else {
-            pp = &e->next;
+    struct route_catalog_put *p = q->route_data;
+    msgpack_unpacked up, cup;
+    const msgpack_object *body, *ver;
+    char errmsg[LR_ERRMSG_SIZE];
+    int64_t v = 0;
+    int status, rv = rreq__submit_result(q, ROUTER_META, &up, &status, &body);
+    if (rv != 0) {
+        return rv == LR_EUNAVAILABLE ? rreq__errf(q, rv,
+                                                  "the metadata group is unavailable, so the "
+                                                  "catalog cannot change now; retry")
+                                     : rv;
+    }
+    ver = proto_map_get(body, "version");
+    if (status / 100 != 2 || ver == NULL || proto_obj_i64(ver, &v) != 0 || v <= 0) {
+        rv = status / 100 != 2 ? rreq__errf(q, LR_EINTERNAL,
+                                            "the metadata group refused the put "
+                                            "(%d)",
+                                            status)
+                               : rreq__errf(q, LR_EINTERNAL,
+                                            "the metadata group answered "
+                                            "without a version");
+        msgpack_unpacked_destroy(&up);
+        return rv;
+    }
+    msgpack_unpacked_destroy(&up);
+    /* The command again, from the bytes meta recorded (its strings point into them). */
+    struct cmd c;
+    msgpack_unpacked_init(&cup);
+    if (proto_unpack(p->body.data, p->body.size, &cup) != 0 ||
+        cmd_decode(&cup.data, &c, errmsg) != 0) {
+        msgpack_unpacked_destroy(&cup);
+        return rreq__errf(q, LR_EINTERNAL, "catalog put: %s", errmsg);
+    }
+    rv = route_catalog__submit(q, &c, v);
+    msgpack_unpacked_destroy(&cup);
+    return rv;
+}
+
+int route_catalog__put(struct rreq *q, const struct cmd *c)
+{
+    struct cmd unversioned = *c;
+    int64_t *uv = cmd_catalog_version(&unversioned);
+    if (uv == NULL) {
+        return rreq__errf(q, LR_EINTERNAL, "not a catalog put");
+    }
+    if (q->r->up[ROUTER_META] == NULL) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t v = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+        if (v <= q->r->catalog_version) {
+            v = q->r->catalog_version + 1;
         }
+        q->r->catalog_version = v;
+        return route_catalog__submit(q, c, v);
     }
-}
-
-static void route_catalog__repair_answered(void *data, int code, const msgpack_object *payload)
-{
-    struct route_catalog_repair *e = data;
-    (void)payload;
-    e->inflight = 0;
-    /* Any answer from the region settles it: applied, or refused for a reason every region
-     * shares (a newer version, a conflict) that re-sending cannot change. */
-    if (code == 0) {
-        e->done = 1;
-        LOG(e->r->log, LOG_INFO, "catalog write re-sent to region %s", e->r->region[e->region]);
+    *uv = 0; /* meta's log index will be its version */
+    struct route_catalog_put *p = rreq__data(q, sizeof *p, route_catalog__put_free);
+    msgpack_packer pk;
+    struct mcmd m;
+    if (p == NULL) {
+        return LR_ENOMEM;
     }
-}
-
-static void route_catalog__repair_tick(uv_timer_t *t)
-{
-    struct router *r = t->data;
-    route_catalog__repair_free_done(r);
-    for (struct route_catalog_repair *e = r->repairs; e; e = e->next) {
-        if (e->inflight || e->done) {
-            continue;
-        }
-        if (upstream_call(r->up[e->region], PROTO_OP_SUBMIT, 1, e->args, e->len, r->timeout_ms,
-                          route_catalog__repair_answered, e) == 0) {
-            e->inflight = 1;
-        }
+    msgpack_sbuffer_init(&p->body);
+    msgpack_packer_init(&pk, &p->body, msgpack_sbuffer_write);
+    if (cmd_encode(&pk, &unversioned) != 0) {
+        return rreq__errf(q, LR_EINTERNAL, "catalog put could not be encoded");
     }
-}
-
-/* Queue submit @args (@len bytes, copied) for @region. The put stays answered as it was: a
- * repair that cannot be queued is logged, and the region lacks the put until the next one. */
-static void route_catalog__repair_add(struct router *r, unsigned region, const char *args,
-                                      size_t len)
-{
-    struct route_catalog_repair *e;
-    if (r->nrepairs >= ROUTE_CATALOG_REPAIR_MAX) {
-        LOG(r->log, LOG_ERROR,
-            "%d catalog writes wait for re-sending: dropping the new one for region %s",
-            ROUTE_CATALOG_REPAIR_MAX, r->region[region]);
-        return;
-    }
-    if ((e = malloc(sizeof *e + len)) == NULL) {
-        LOG(r->log, LOG_ERROR, "out of memory: catalog write for region %s not queued",
-            r->region[region]);
-        return;
-    }
-    *e = (struct route_catalog_repair){r->repairs, r, region, 0, 0, len};
-    memcpy(e->args, args, len);
-    r->repairs = e;
-    r->nrepairs++;
-}
-
-void route_catalog__repair_start(struct router *r)
-{
-    uv_timer_init(r->loop, &r->repair_timer);
-    r->repair_timer.data = r;
-    uv_timer_start(&r->repair_timer, route_catalog__repair_tick, ROUTE_CATALOG_REPAIR_MS,
-                   ROUTE_CATALOG_REPAIR_MS);
-}
-
-void route_catalog__repair_stop(struct router *r, uv_close_cb closed)
-{
-    uv_timer_stop(&r->repair_timer);
-    uv_close((uv_handle_t *)&r->repair_timer, closed);
-}
-
-void route_catalog__repair_free(struct router *r)
-{
-    while (r->repairs) {
-        struct route_catalog_repair *e = r->repairs;
-        r->repairs = e->next;
-        free(e);
-    }
-    r->nrepairs = 0;
+    memset(&m, 0, sizeof m);
+    m.type = MCMD_CATALOG_PUT;
+    m.u.catalog_put.kind = route_catalog__kind[c->type];
+    m.u.catalog_put.id = *cmd_catalog_id(c);
+    m.u.catalog_put.body = (struct lr_str){p->body.data, (uint32_t)p->body.size};
+    rreq__args_mcmd(q, &m);
+    q->next = route_catalog__versioned;
+    return rreq__call(q, ROUTER_META, PROTO_OP_SUBMIT, 1);
 }

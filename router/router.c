@@ -329,6 +329,11 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
             errmsg_set(errmsg, rv, "router: meta: %s", err_message(rv));
             goto err_after_upstreams;
         }
+        if ((rv = catsync_new(loop, r->up[ROUTER_META], r->up, r->nregions, r->timeout_ms, r->log,
+                              &r->catsync)) != 0) {
+            errmsg_set(errmsg, rv, "router: catalog carrier: %s", err_message(rv));
+            goto err_after_upstreams;
+        }
     }
     struct gateway_region gr[ROUTER_MAX_REGIONS];
     for (unsigned i = 0; i < r->nregions; i++) {
@@ -350,7 +355,6 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     if ((rv = http_start_ws(loop, cfg->http, router__handle, r, r->ws, &r->http, errmsg)) != 0) {
         goto err_after_ws;
     }
-    route_catalog__repair_start(r);
     *out = r;
     return 0;
 
@@ -361,6 +365,9 @@ err_after_ws:
 err_after_gateway:
     gateway_close(r->gw, NULL, NULL);
 err_after_upstreams:
+    if (r->catsync) {
+        catsync_close(r->catsync, NULL, NULL); /* freed once its timer has closed */
+    }
     for (unsigned i = 0; i < r->nregions; i++) {
         upstream_close(r->up[i], NULL, NULL);
     }
@@ -382,18 +389,12 @@ static void router__part_closed(void *data)
     }
     strmap_free(&r->player_region);
     strmap_free(&r->board_order);
-    route_catalog__repair_free(r);
     void (*done)(void *) = r->done;
     void *dd = r->done_data;
     free(r);
     if (done) {
         done(dd);
     }
-}
-
-static void router__timer_closed(uv_handle_t *h)
-{
-    router__part_closed(h->data);
 }
 
 /* Every WebSocket session has closed with the lws context: the endpoint closes once its gets
@@ -409,8 +410,10 @@ void router_stop(struct router *r, void (*done)(void *data), void *data)
 {
     r->done = done;
     r->done_data = data;
-    r->closing = r->nregions + 4 + (r->up[ROUTER_META] != NULL);
-    route_catalog__repair_stop(r, router__timer_closed);
+    r->closing = r->nregions + 3 + (r->up[ROUTER_META] != NULL) + (r->catsync != NULL);
+    if (r->catsync) {
+        catsync_close(r->catsync, router__part_closed, r);
+    }
     /* The gateway first: it calls the upstreams, which close below. */
     gateway_close(r->gw, router__part_closed, r);
     http_stop(r->http, router__http_closed, r);

@@ -23,6 +23,7 @@
 #include "../shard/shard.h"
 #include "../lib/log.h"
 #include "../lib/strmap.h"
+#include "catsync.h"
 #include "gateway.h"
 #include "http.h"
 #include "router.h"
@@ -67,10 +68,9 @@ struct router {
     void *done_data;
     unsigned closing;
     struct router__stat stat[ROUTER_STAT_ROUTES];
-    int64_t catalog_version; /* the last version stamped on a catalog put (route_catalog.c) */
-    struct route_catalog_repair *repairs; /* catalog puts to re-send (route_catalog.c) */
-    size_t nrepairs;
-    uv_timer_t repair_timer;
+    /* The last version stamped on a catalog put, without a metadata group (route_catalog.c). */
+    int64_t catalog_version;
+    struct catsync *catsync; /* the catalog carrier, with a metadata group (catsync.h) */
 };
 
 struct rreq;
@@ -276,13 +276,9 @@ int route_events_post(struct rreq *q);
 
 /* ---- shared between route files ----------------------------------------------------------- */
 
-/* route_catalog.c: a catalog put to every region, stamped with this router's next version,
- * answered with the first region's result; regions that missed it get it again from the
- * repair queue, which router_start and router_stop run. */
+/* route_catalog.c: a catalog put (@c, any version: it is stamped here) recorded in the
+ * metadata group, then applied by every region; answered with a region's result. */
 int route_catalog__put(struct rreq *q, const struct cmd *c);
-void route_catalog__repair_start(struct router *r);
-void route_catalog__repair_stop(struct router *r, uv_close_cb closed);
-void route_catalog__repair_free(struct router *r);
 
 /* route_score.c: a score or unlock command from a JSON item (single endpoint or events batch
  * item): 0, or LR_EINVAL with a sentence in @err. *@mtext (owned by the caller, free it) holds

@@ -35,6 +35,36 @@ unsigned cmd_flags(int type)
     }
 }
 
+/* Where each catalog put keeps its version and its id; 0: not a catalog put. */
+static const struct {
+    size_t version, id;
+} cmd__catalog[CMD__TYPE_END] = {
+    [CMD_GAME_PUT] = {offsetof(struct cmd, u.game_put.version),
+                      offsetof(struct cmd, u.game_put.game_id)},
+    [CMD_ACH_PUT] = {offsetof(struct cmd, u.ach_put.version),
+                     offsetof(struct cmd, u.ach_put.achievement_id)},
+    [CMD_BOARD_PUT] = {offsetof(struct cmd, u.board_put.version),
+                       offsetof(struct cmd, u.board_put.board_id)},
+    [CMD_TOURNAMENT_PUT] = {offsetof(struct cmd, u.tournament_put.version),
+                            offsetof(struct cmd, u.tournament_put.tournament_id)},
+};
+
+int64_t *cmd_catalog_version(struct cmd *c)
+{
+    if ((unsigned)c->type >= CMD__TYPE_END || cmd__catalog[c->type].version == 0) {
+        return NULL;
+    }
+    return (int64_t *)((char *)c + cmd__catalog[c->type].version);
+}
+
+const struct lr_str *cmd_catalog_id(const struct cmd *c)
+{
+    if ((unsigned)c->type >= CMD__TYPE_END || cmd__catalog[c->type].id == 0) {
+        return NULL;
+    }
+    return (const struct lr_str *)((const char *)c + cmd__catalog[c->type].id);
+}
+
 /* ---- encoding ------------------------------------------------------------------------- */
 
 static int cmd__pack_str(msgpack_packer *pk, struct lr_str s)

@@ -202,6 +202,14 @@ const char *cmd_name(int type);
 /** CMD_F_* flags of @type (0 for an unknown type). */
 unsigned cmd_flags(int type);
 
+/* Catalog puts (games, achievements, boards, tournaments) carry a version and name an id: the
+ * metadata group records them and the regions apply them by version (docs/global-state.md). */
+/** The version field of @c, or NULL when @c is not a catalog put. */
+int64_t *cmd_catalog_version(struct cmd *c);
+/** The id @c puts (the achievement's own id for an achievement), or NULL when @c is not a
+ * catalog put. */
+const struct lr_str *cmd_catalog_id(const struct cmd *c);
+
 /**
  * Encode @c as one command. @return 0, or LR_EINVAL if @c's type is unknown.
  * Encoding never validates: a proposer that packs garbage gets it rejected at apply.
