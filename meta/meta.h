@@ -99,7 +99,7 @@ const char *meta_errmsg(const struct meta *m);
 #define META_QUERIES(X)                                                                            \
     X(DIRECTORY, directory) /* player_id -> {player_id, region, claimed_at}, or LR_ENOTFOUND */    \
     X(CATALOG_SINCE, catalog_since) /* after, limit -> {changes: [...], more}, version order */    \
-    X(ADMISSION, admission)         /* tournament_id, player_id -> participants, admitted */       \
+    X(ADMISSION, admission)         /* tournament_id, player_id? -> participants, admitted */      \
     X(CLOSE_GET, close_get)         /* board_id, cycle -> the close record, or LR_ENOTFOUND */
 
 enum meta_qtype {
@@ -125,7 +125,8 @@ struct meta_query {
  * Answer @q into @out (appended as one msgpack map).
  * Answers: DIRECTORY {"player_id", "region", "claimed_at"}; CATALOG_SINCE {"changes": [{"kind",
  * "id", "version", "body"}...], "more": bool}; ADMISSION {"tournament_id", "max_participants",
- * "participants", "start_at", "end_at", "admitted"}; CLOSE_GET {"board_id", "cycle",
+ * "participants", "start_at", "end_at", "admitted"} (without a player_id, "admitted" is false:
+ * the tournament's count alone); CLOSE_GET {"board_id", "cycle",
  * "closed_at", "record"}.
  * @return 0; or LR_ENOTFOUND / LR_EINVAL / LR_E* with a sentence in @errmsg.
  */

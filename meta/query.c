@@ -106,7 +106,7 @@ static int meta__q_admission(struct meta *m, const struct meta_query *q, msgpack
     struct meta__tourn t;
     struct meta__admit ad;
     if (!valid_id(q->tournament_id.p, q->tournament_id.len, VALID_ID_MAX) ||
-        !valid_id(q->player_id.p, q->player_id.len, VALID_ID_MAX)) {
+        (q->player_id.len && !valid_id(q->player_id.p, q->player_id.len, VALID_ID_MAX))) {
         return errmsg_set(errmsg, LR_EINVAL, "tournament_id and player_id must be ids");
     }
     int rv = meta__tourn_get(m, q->tournament_id, &t);
@@ -114,7 +114,9 @@ static int meta__q_admission(struct meta *m, const struct meta_query *q, msgpack
         return errmsg_set(errmsg, rv, "tournament %.*s not found", (int)q->tournament_id.len,
                           q->tournament_id.p);
     }
-    if (rv == 0 && (rv = meta__admit_get(m, q->tournament_id, q->player_id, &ad)) == LR_ENOTFOUND) {
+    ad.admitted_ms = -1; /* no player asked about (the count alone), or not admitted */
+    if (rv == 0 && q->player_id.len &&
+        (rv = meta__admit_get(m, q->tournament_id, q->player_id, &ad)) == LR_ENOTFOUND) {
         rv = 0;
         ad.admitted_ms = -1;
     }

@@ -34,26 +34,36 @@ static int route_board__pick(const char *s, const char *const *names, int n)
     return -1;
 }
 
+int route_board__order_op(struct rreq *q, int64_t *order, int64_t *op)
+{
+    /* In the codes' order (CMD_ORDER_*, CMD_OP_*). */
+    static const char *const orders[] = {"desc", "asc"};
+    static const char *const ops[] = {"best", "set", "incr", "decr"};
+    int o = route_board__pick(json_string_value(json_object_get(q->body, "order")), orders, 2);
+    int p = route_board__pick(json_string_value(json_object_get(q->body, "operator")), ops, 4);
+    if (o < 0 || p < 0) {
+        return rreq__errf(q, LR_EINVAL,
+                          "order must be desc or asc; operator best, set, incr or decr");
+    }
+    *order = o;
+    *op = p;
+    return 0;
+}
+
 /* PUT /v1/boards/{id}: every field checked here, the shard checks them again on apply. */
 int route_board_put(struct rreq *q)
 {
-    static const char *const orders[] = {"desc", "asc"};
-    static const char *const ops[] = {"best", "set", "incr", "decr"};
     static const char *const wins[] = {"alltime", "daily", "weekly", "monthly"};
     struct cmd c;
     json_t *v;
     size_t i;
+    int rv;
     memset(&c, 0, sizeof c);
     c.type = CMD_BOARD_PUT;
     c.u.board_put.board_id = q->param[0];
-    int order = route_board__pick(json_string_value(json_object_get(q->body, "order")), orders, 2);
-    int op = route_board__pick(json_string_value(json_object_get(q->body, "operator")), ops, 4);
-    if (order < 0 || op < 0) {
-        return rreq__errf(q, LR_EINVAL,
-                          "order must be desc or asc; operator best, set, incr or decr");
+    if ((rv = route_board__order_op(q, &c.u.board_put.order, &c.u.board_put.op)) != 0) {
+        return rv;
     }
-    c.u.board_put.order = order;
-    c.u.board_put.op = op;
     c.u.board_put.windows = 1u << TIMEFMT_ALLTIME;
     if ((v = json_object_get(q->body, "windows")) != NULL) {
         json_t *w;
@@ -105,7 +115,7 @@ int route_board_put(struct rreq *q)
     v = json_object_get(q->body, "game_id");
     c.u.board_put.game_id = lr_str_of(v && json_is_string(v) ? json_string_value(v) : "");
     strmap_put(&q->r->board_order, q->param[0].p, q->param[0].len,
-               (void *)(uintptr_t)(order == CMD_ORDER_DESC ? 2 : 1));
+               (void *)(uintptr_t)(c.u.board_put.order == CMD_ORDER_DESC ? 2 : 1));
     return route_catalog__put(q, &c);
 }
 

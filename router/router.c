@@ -47,7 +47,10 @@
     X(HTTP_GET, "/v1/games/{}/achievements", route_game_ach_list, AUTH_NONE, BODY_NONE)            \
     X(HTTP_GET, "/v1/boards/{}/top", route_board_top, AUTH_NONE, BODY_NONE)                        \
     X(HTTP_GET, "/v1/boards/{}/players/{}", route_rank_player, AUTH_NONE, BODY_NONE)               \
-    X(HTTP_GET, "/v1/boards/{}/players", route_rank_friends, AUTH_NONE, BODY_NONE)
+    X(HTTP_GET, "/v1/boards/{}/players", route_rank_friends, AUTH_NONE, BODY_NONE)                 \
+    X(HTTP_PUT, "/v1/tournaments/{}", route_tournament_put, AUTH_ADMIN, BODY_OBJECT)               \
+    X(HTTP_GET, "/v1/tournaments/{}", route_tournament_get, AUTH_NONE, BODY_NONE)                  \
+    X(HTTP_POST, "/v1/tournaments/{}/join", route_tournament_join, AUTH_API, BODY_OBJECT)
 
 static const struct router__route router__routes[] = {
 #define ROUTER__ROW(m, pat, fn, auth, body) {m, pat, fn, auth, body},

@@ -274,6 +274,11 @@ int route_score_unlock(struct rreq *q);
 /* route_events.c */
 int route_events_post(struct rreq *q);
 
+/* route_tournament.c */
+int route_tournament_put(struct rreq *q);
+int route_tournament_get(struct rreq *q);
+int route_tournament_join(struct rreq *q);
+
 /* ---- shared between route files ----------------------------------------------------------- */
 
 /* route_catalog.c: a catalog put (@c, any version: it is stamped here) recorded in the
@@ -286,6 +291,10 @@ int route_catalog__put(struct rreq *q, const struct cmd *c);
 int route_score__score_cmd(json_t *item, struct lr_str board, struct cmd *c, char **mtext,
                            char *err, size_t errcap);
 int route_score__unlock_cmd(json_t *item, struct cmd *c, char *err, size_t errcap);
+
+/* route_board.c: a board's or tournament's "order" and "operator" from the body, as the codes
+ * of shard/cmd.h: 0, or LR_EINVAL with a sentence. */
+int route_board__order_op(struct rreq *q, int64_t *order, int64_t *op);
 
 /* route_board.c: what a board read (top, rank, friends) asks, parsed once. A route that reads
  * a board puts one at the start of its route_data: the helpers below find it there. */

@@ -198,38 +198,18 @@ int apply__board_put(struct apply *a, const struct cmd_board_put *c)
 }
 
 /* Tournament record: [ver, name, start, end, max_participants, max_attempts, prizes,
- * participants, version]; join record: [ver, attempts, joined_ms]. */
-struct apply__tourn {
-    struct lr_str name;
-    int64_t start_ms, end_ms, max_participants, max_attempts, participants, version;
-};
-
-static int apply__get_tourn(struct apply *a, struct lr_str id, struct apply__tourn *t)
+ * participants, version] (rec__tourn reads it); join record: [ver, attempts, joined_ms]. */
+static int apply__get_tourn(struct apply *a, struct lr_str id, struct rec_tourn *t)
 {
     MDB_val v;
-    struct mp r;
     int rv = store_get(a->s->st, STORE_TOURNS, id.p, id.len, &v);
-    if (rv != 0) {
-        return rv;
-    }
-    mp_init(&r, v.mv_data, v.mv_size);
-    uint32_t n = mp_array(&r);
-    int64_t ver = mp_i64(&r);
-    t->name = mp_str(&r);
-    t->start_ms = mp_i64(&r);
-    t->end_ms = mp_i64(&r);
-    t->max_participants = mp_i64(&r);
-    t->max_attempts = mp_i64(&r);
-    mp_skip(&r);
-    t->participants = mp_i64(&r);
-    t->version = mp_i64(&r);
-    return (n != 9 || ver != REC_VERSION || !mp_done(&r)) ? LR_ECORRUPT : 0;
+    return rv != 0 ? rv : rec__tourn(&v, t);
 }
 
 int apply__tournament_put(struct apply *a, const struct cmd_tournament_put *c)
 {
     struct shard *s = a->s;
-    struct apply__tourn t;
+    struct rec_tourn t;
     struct board *bd = boards__get(&s->boards, c->tournament_id.p, c->tournament_id.len);
     int rv;
     if (c->end_ms <= c->start_ms) {
@@ -277,18 +257,10 @@ int apply__tournament_put(struct apply *a, const struct cmd_tournament_put *c)
     if ((rv = apply__put_board(a, bd, &none)) != 0) {
         return rv;
     }
+    struct rec_tourn put = {c->name,         c->start_ms,  c->end_ms,  c->max_participants,
+                            c->max_attempts, participants, c->version, c->prizes};
     apply__reset_out(a);
-    msgpack_pack_map(PK, 5);
-    PK_KEY("tournament_id");
-    rec__pack_str(PK, c->tournament_id);
-    PK_KEY("name");
-    rec__pack_str(PK, c->name);
-    PK_KEY("start_at");
-    rec__pack_time(PK, c->start_ms);
-    PK_KEY("end_at");
-    rec__pack_time(PK, c->end_ms);
-    PK_KEY("participants");
-    msgpack_pack_int64(PK, participants);
+    rec__pack_tourn(PK, c->tournament_id, bd, &put);
     apply__answer(a, created ? 201 : 200);
     return 0;
 }
@@ -303,7 +275,7 @@ static void apply__join_key(struct key *k, struct lr_str tid, uint32_t pid)
 int apply__tournament_join(struct apply *a, const struct cmd_tournament_join *c)
 {
     struct shard *s = a->s;
-    struct apply__tourn t;
+    struct rec_tourn t;
     struct rec_player p;
     struct key k, jk;
     MDB_val v;
@@ -380,7 +352,7 @@ int apply__tournament_join(struct apply *a, const struct cmd_tournament_join *c)
  * Counts the attempt when allowed. @return 0 (allowed), LR_EFORBIDDEN with a message, fatal. */
 int apply__tournament_attempt(struct apply *a, struct lr_str tid, uint32_t pid, const char **why)
 {
-    struct apply__tourn t;
+    struct rec_tourn t;
     struct key jk;
     MDB_val v;
     struct mp r;

@@ -423,6 +423,32 @@ int query__board_get(struct query *x)
     return 0;
 }
 
+/* A tournament as this region stores it (rec__pack_tourn). An id that names a board that is
+ * not a tournament is a conflict, not an absence: a put of that tournament would be refused,
+ * which is what a router needs to know before it writes anywhere. */
+int query__tournament_get(struct query *x)
+{
+    const struct shard_query *q = x->q;
+    struct board *bd = boards__get(&x->s->boards, q->board_id.p, q->board_id.len);
+    struct rec_tourn t;
+    MDB_val v;
+    if (bd && !bd->tournament) {
+        return errmsg_set(x->errmsg, LR_ECONFLICT, "board %s exists and is not a tournament",
+                          bd->id);
+    }
+    int rv =
+        bd ? store_get(x->s->st, STORE_TOURNS, q->board_id.p, q->board_id.len, &v) : LR_ENOTFOUND;
+    if (rv == LR_ENOTFOUND) {
+        return errmsg_set(x->errmsg, rv, "tournament %.*s not found", (int)q->board_id.len,
+                          q->board_id.p);
+    }
+    if (rv != 0 || (rv = rec__tourn(&v, &t)) != 0) {
+        return rv;
+    }
+    rec__pack_tourn(QPK, q->board_id, bd, &t);
+    return 0;
+}
+
 /* ---- dispatch ------------------------------------------------------------------------------ */
 
 typedef int (*query__fn)(struct query *x);

@@ -123,6 +123,25 @@ int rec__stats(const MDB_val *v, struct rec_stats *s)
     return REC__CLOSE(&r);
 }
 
+int rec__tourn(const MDB_val *v, struct rec_tourn *t)
+{
+    struct mp r;
+    if (rec__open(&r, v, 8)) {
+        return LR_ECORRUPT;
+    }
+    t->name = mp_str(&r);
+    t->start_ms = mp_i64(&r);
+    t->end_ms = mp_i64(&r);
+    t->max_participants = mp_i64(&r);
+    t->max_attempts = mp_i64(&r);
+    if (rec__prizes(&r, &t->prizes) != 0) {
+        return LR_ECORRUPT;
+    }
+    t->participants = mp_i64(&r);
+    t->version = mp_i64(&r);
+    return REC__CLOSE(&r);
+}
+
 /* ---- packing helpers ------------------------------------------------------------------- */
 
 int rec__pack_time(msgpack_packer *pk, int64_t ms)
@@ -146,17 +165,38 @@ int rec__pack_str(msgpack_packer *pk, struct lr_str s)
 
 #define PKB(k) msgpack_pack_str_with_body(pk, k, sizeof(k) - 1)
 
-void rec__pack_board(msgpack_packer *pk, const struct board *bd, const struct cmd_prizes *rw)
+/* A board's order and operator by API name (the codes of shard/cmd.h). */
+static void rec__pack_order_op(msgpack_packer *pk, const struct board *bd)
 {
     static const char *const ops[] = {"best", "set", "incr", "decr"};
-    uint32_t nw = 0;
-    msgpack_pack_map(pk, 8);
-    PKB("board_id");
-    rec__pack_cstr(pk, bd->id);
     PKB("order");
     rec__pack_cstr(pk, bd->order == CMD_ORDER_ASC ? "asc" : "desc");
     PKB("operator");
     rec__pack_cstr(pk, ops[bd->op & 3]);
+}
+
+/* The bands of a board's rewards or a tournament's prizes: [{"rank_from","rank_to","reward"}]. */
+static void rec__pack_bands(msgpack_packer *pk, const struct cmd_prizes *rw)
+{
+    msgpack_pack_array(pk, rw->n);
+    for (uint32_t i = 0; i < rw->n; i++) {
+        msgpack_pack_map(pk, 3);
+        PKB("rank_from");
+        msgpack_pack_int64(pk, rw->items[i].rank_from);
+        PKB("rank_to");
+        msgpack_pack_int64(pk, rw->items[i].rank_to);
+        PKB("reward");
+        rec__pack_str(pk, rw->items[i].reward);
+    }
+}
+
+void rec__pack_board(msgpack_packer *pk, const struct board *bd, const struct cmd_prizes *rw)
+{
+    uint32_t nw = 0;
+    msgpack_pack_map(pk, 8);
+    PKB("board_id");
+    rec__pack_cstr(pk, bd->id);
+    rec__pack_order_op(pk, bd);
     PKB("windows");
     for (int w = 0; w < TIMEFMT_CYCLE; w++) {
         nw += (bd->windows >> w) & 1;
@@ -172,18 +212,28 @@ void rec__pack_board(msgpack_packer *pk, const struct board *bd, const struct cm
     PKB("snapshot_top");
     msgpack_pack_int64(pk, bd->snapshot_top);
     PKB("rewards");
-    msgpack_pack_array(pk, rw->n);
-    for (uint32_t i = 0; i < rw->n; i++) {
-        msgpack_pack_map(pk, 3);
-        PKB("rank_from");
-        msgpack_pack_int64(pk, rw->items[i].rank_from);
-        PKB("rank_to");
-        msgpack_pack_int64(pk, rw->items[i].rank_to);
-        PKB("reward");
-        rec__pack_str(pk, rw->items[i].reward);
-    }
+    rec__pack_bands(pk, rw);
     PKB("game_id");
     bd->game_id[0] ? rec__pack_cstr(pk, bd->game_id) : msgpack_pack_nil(pk);
+}
+
+void rec__pack_tourn(msgpack_packer *pk, struct lr_str id, const struct board *bd,
+                     const struct rec_tourn *t)
+{
+    msgpack_pack_map(pk, 8);
+    PKB("tournament_id");
+    rec__pack_str(pk, id);
+    PKB("name");
+    rec__pack_str(pk, t->name);
+    rec__pack_order_op(pk, bd);
+    PKB("start_at");
+    rec__pack_time(pk, t->start_ms);
+    PKB("end_at");
+    rec__pack_time(pk, t->end_ms);
+    PKB("max_attempts");
+    t->max_attempts ? msgpack_pack_int64(pk, t->max_attempts) : msgpack_pack_nil(pk);
+    PKB("prizes");
+    rec__pack_bands(pk, &t->prizes);
 }
 
 int rec__prizes(struct mp *r, struct cmd_prizes *p)

@@ -141,7 +141,8 @@ size_t shard_memory(const struct shard *s);
     X(STATS, stats)                                                                                \
     X(NEAR, near)                                                                                  \
     X(LOCATE, locate)                                                                              \
-    X(REWARDS, rewards)
+    X(REWARDS, rewards)                                                                            \
+    X(TOURNAMENT_GET, tournament_get) /* board_id names the tournament (its board's id) */
 
 enum shard_qtype {
 #define SHARD__QENUM(NAME, name) SHARD_Q_##NAME,

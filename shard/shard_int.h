@@ -129,6 +129,14 @@ struct rec_pgame {
 struct rec_stats {
     int64_t unlocks, points, submissions;
 };
+/* A tournament as its region stores it; the order and operator are its board's. With a
+ * metadata group the router writes max_participants 0 (unlimited): meta alone admits, and
+ * participants counts this region's members only (docs/global-state.md, "Tournament joins"). */
+struct rec_tourn {
+    struct lr_str name;
+    int64_t start_ms, end_ms, max_participants, max_attempts, participants, version;
+    struct cmd_prizes prizes;
+};
 
 int rec__player(const MDB_val *v, struct rec_player *r);
 int rec__game(const MDB_val *v, struct rec_game *r);
@@ -137,6 +145,7 @@ int rec__score(const MDB_val *v, struct rec_score *r);
 int rec__progress(const MDB_val *v, struct rec_progress *r);
 int rec__pgame(const MDB_val *v, struct rec_pgame *r);
 int rec__stats(const MDB_val *v, struct rec_stats *r);
+int rec__tourn(const MDB_val *v, struct rec_tourn *r);
 
 /* Keys. Multi-part keys join strings with NUL (ids never contain one) and write integers
  * big-endian so LMDB's bytewise order is numeric order. */
@@ -194,6 +203,12 @@ int rec__pack_cstr(msgpack_packer *pk, const char *s);
 int rec__pack_str(msgpack_packer *pk, struct lr_str s);
 /** Pack a board's config as API.md's board object. */
 void rec__pack_board(msgpack_packer *pk, const struct board *bd, const struct cmd_prizes *rw);
+/** Pack tournament @id (@t, its board @bd) as API.md's tournament object, without what only
+ * the metadata group knows (max_participants, participants) and the state the router derives:
+ * {"tournament_id", "name", "order", "operator", "start_at", "end_at", "max_attempts" (nil:
+ * unlimited), "prizes"}. The answer of a put and of SHARD_Q_TOURNAMENT_GET. */
+void rec__pack_tourn(msgpack_packer *pk, struct lr_str id, const struct board *bd,
+                     const struct rec_tourn *t);
 struct mp;
 /** Read a stored [[rank_from, rank_to, reward], ...] list. */
 int rec__prizes(struct mp *r, struct cmd_prizes *p);

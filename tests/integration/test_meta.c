@@ -217,6 +217,12 @@ static void join_under_the_cap(void **state)
     assert_int_equal(tmeta_query(f->m, &q, &a, f->errmsg), 0);
     assert_true(ts_bool(&a.data, "admitted"));
     ts_answer_free(&a);
+    /* Without a player: the count alone (what GET /v1/tournaments/{id} asks). */
+    q.player_id = ts_s("");
+    assert_int_equal(tmeta_query(f->m, &q, &a, f->errmsg), 0);
+    assert_int_equal(ts_i64(&a.data, "participants"), 2);
+    assert_false(ts_bool(&a.data, "admitted"));
+    ts_answer_free(&a);
 }
 
 /* A join stamped at or after the end is 409 ended, even for a player already admitted. */
