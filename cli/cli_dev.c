@@ -1,10 +1,18 @@
 /* cli/cli_dev.c — `laurel dev`: a whole cluster on this machine (API.md, "Running it").
  *
  * One real `laurel node` process per replica, the router in this process's foreground loop.
+ * Its raft groups: every region, then the metadata group (docs/global-state.md), `laurel node
+ * --role meta` processes with data in <data>/meta-<n>. The metadata group has as many
+ * replicas as each region (--replicas): one in the default single-replica cluster, whose
+ * regions survive no loss either and which starts fastest that way; three with --replicas 3,
+ * so that killing any one replica leaves a majority in every group, as the chaos tests need.
+ *
  * Ports are picked once and kept in <data>/cluster.json, because a replica's raft address is
- * part of the raft configuration and must survive restarts; keys are generated once (unless
- * given) and kept in <data>/keys.json. <data>/dev.json lists every process for tools and chaos
- * tests. SIGINT/SIGTERM stop the router and every replica. */
+ * part of the raft configuration and must survive restarts: the regions' as a whole (all kept
+ * or all new), the metadata group's apart, so a cluster.json written before dev started one
+ * keeps its regions' ports and gains the group's. Keys are generated once (unless given) and
+ * kept in <data>/keys.json. <data>/dev.json lists every process for tools and chaos tests.
+ * SIGINT/SIGTERM stop the router and every replica. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -28,18 +36,21 @@
 #include "../router/ws.h"
 
 #define DEV__MAX_REPLICAS 5
+#define DEV__META(d) ((d)->nregions)
 
 struct cli_dev__replica {
     char raft[32], rpc[32];
     pid_t pid;
 };
 
+/* The raft groups dev runs, each of `replicas` processes: the regions at 0..nregions-1, then
+ * the metadata group at index nregions (DEV__META), whose id is "meta". */
 struct dev {
     char data[3000];
     char http[64];
-    char region[ROUTER_MAX_REGIONS][65];
-    unsigned nregions, replicas;
-    struct cli_dev__replica r[ROUTER_MAX_REGIONS][DEV__MAX_REPLICAS];
+    char group[ROUTER_MAX_REGIONS + 1][65];
+    unsigned nregions, ngroups, replicas;
+    struct cli_dev__replica r[ROUTER_MAX_REGIONS + 1][DEV__MAX_REPLICAS];
     char admin_key[65], api_key[65];
     struct router *router;
     uv_signal_t sigint, sigterm;
@@ -51,10 +62,12 @@ static void cli_dev__usage(FILE *f)
             "usage: laurel dev [--http HOST:PORT] [--data DIR] [--regions a,b,c] [--replicas N]\n"
             "                  [--admin-key K] [--api-key K]\n"
             "\n"
-            "Starts a whole cluster here: one `laurel node` process per replica and a router in\n"
-            "the foreground. Defaults: --http 127.0.0.1:8080, --data ./laurel-data, --regions\n"
-            "local, --replicas 1. Keys not given are generated once, printed and kept in\n"
-            "DATA/keys.json. DATA/dev.json lists every process. Ctrl-C stops everything.\n");
+            "Starts a whole cluster here: one `laurel node` process per replica of each region\n"
+            "and of the metadata group (`laurel node --role meta`, as many replicas as a region)\n"
+            "and a router in the foreground. Defaults: --http 127.0.0.1:8080, --data\n"
+            "./laurel-data, --regions local, --replicas 1. Keys not given are generated once,\n"
+            "printed and kept in DATA/keys.json. DATA/dev.json lists every process; replica logs\n"
+            "are DATA/<region>-<n>.log and DATA/meta-<n>.log. Ctrl-C stops everything.\n");
 }
 
 static int cli_dev__random_key(char *out, size_t n)
@@ -113,50 +126,115 @@ static int cli_dev__keys(struct dev *d, const char *admin, const char *api)
     return rv;
 }
 
-/* Ports: kept from an earlier run when the layout is the same, else picked anew. */
+/* Group @g's addresses from @saved, a group of an earlier cluster.json ({"id","replicas":
+ * [{"id","raft","rpc"}]}), when it has the same id and number of replicas: 1 if taken, else
+ * 0 (and whatever was copied is replaced by the caller). */
+static int cli_dev__layout_take(struct dev *d, unsigned g, json_t *saved)
+{
+    json_t *reps = json_object_get(saved, "replicas");
+    const char *id = json_string_value(json_object_get(saved, "id"));
+    if (id == NULL || strcmp(id, d->group[g]) != 0 || !json_is_array(reps) ||
+        json_array_size(reps) != d->replicas) {
+        return 0;
+    }
+    for (unsigned i = 0; i < d->replicas; i++) {
+        struct cli_dev__replica *r = &d->r[g][i];
+        const char *raft = json_string_value(json_object_get(json_array_get(reps, i), "raft"));
+        const char *rpc = json_string_value(json_object_get(json_array_get(reps, i), "rpc"));
+        if (raft == NULL || rpc == NULL || strlen(raft) >= sizeof r->raft ||
+            strlen(rpc) >= sizeof r->rpc) {
+            return 0;
+        }
+        snprintf(r->raft, sizeof r->raft, "%s", raft);
+        snprintf(r->rpc, sizeof r->rpc, "%s", rpc);
+    }
+    return 1;
+}
+
+/* Is @addr already some replica's raft or RPC address? */
+static int cli_dev__layout_has(const struct dev *d, const char *addr)
+{
+    for (unsigned g = 0; g < d->ngroups; g++) {
+        for (unsigned i = 0; i < d->replicas; i++) {
+            if (strcmp(d->r[g][i].raft, addr) == 0 || strcmp(d->r[g][i].rpc, addr) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* A free loopback address into @out (@cap bytes) that no replica of the layout has: none of
+ * the kept replicas runs yet, so the kernel may well offer one of their ports. 0, or -1. */
+static int cli_dev__layout_pick(const struct dev *d, char *out, size_t cap)
+{
+    char addr[32];
+    for (int tries = 0; tries < 100; tries++) {
+        int port = client_free_port();
+        snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
+        if (port > 0 && !cli_dev__layout_has(d, addr)) {
+            snprintf(out, cap, "%s", addr);
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static json_t *cli_dev__layout_group(const struct dev *d, unsigned g)
+{
+    json_t *reps = json_array();
+    for (unsigned i = 0; i < d->replicas; i++) {
+        json_array_append_new(reps, json_pack("{s:i,s:s,s:s}", "id", i + 1, "raft", d->r[g][i].raft,
+                                              "rpc", d->r[g][i].rpc));
+    }
+    return json_pack("{s:s,s:o}", "id", d->group[g], "replicas", reps);
+}
+
+/* Ports: kept from an earlier run when the layout is the same (the regions as a whole, the
+ * metadata group apart), else picked anew and the file rewritten. */
 static int cli_dev__layout(struct dev *d)
 {
     char path[3100];
+    int keep[ROUTER_MAX_REGIONS + 1] = {0};
     snprintf(path, sizeof path, "%s/cluster.json", d->data);
     json_t *j = json_load_file(path, 0, NULL);
-    int reuse = 0;
     if (j) {
         json_t *regs = json_object_get(j, "regions");
-        reuse = json_is_array(regs) && json_array_size(regs) == d->nregions;
-        for (unsigned g = 0; reuse && g < d->nregions; g++) {
-            json_t *rg = json_array_get(regs, g), *reps = json_object_get(rg, "replicas");
-            const char *id = json_string_value(json_object_get(rg, "id"));
-            reuse = id && strcmp(id, d->region[g]) == 0 && json_is_array(reps) &&
-                    json_array_size(reps) == d->replicas;
-            for (unsigned i = 0; reuse && i < d->replicas; i++) {
-                const char *raft =
-                    json_string_value(json_object_get(json_array_get(reps, i), "raft"));
-                const char *rpc =
-                    json_string_value(json_object_get(json_array_get(reps, i), "rpc"));
-                reuse = raft && rpc;
-                if (reuse) {
-                    snprintf(d->r[g][i].raft, sizeof d->r[g][i].raft, "%s", raft);
-                    snprintf(d->r[g][i].rpc, sizeof d->r[g][i].rpc, "%s", rpc);
-                }
-            }
+        int regions = json_is_array(regs) && json_array_size(regs) == d->nregions;
+        for (unsigned g = 0; regions && g < d->nregions; g++) {
+            regions = cli_dev__layout_take(d, g, json_array_get(regs, g));
         }
+        for (unsigned g = 0; g < d->nregions; g++) {
+            keep[g] = regions;
+        }
+        /* Absent from a cluster.json written before dev ran the metadata group. */
+        keep[DEV__META(d)] = cli_dev__layout_take(d, DEV__META(d), json_object_get(j, "meta"));
         json_decref(j);
     }
-    if (reuse) {
+    int all = 1;
+    for (unsigned g = 0; g < d->ngroups; g++) {
+        all = all && keep[g];
+        if (!keep[g]) {
+            memset(d->r[g], 0, sizeof d->r[g]);
+        }
+    }
+    if (all) {
         return 0;
+    }
+    for (unsigned g = 0; g < d->ngroups; g++) {
+        for (unsigned i = 0; !keep[g] && i < d->replicas; i++) {
+            struct cli_dev__replica *r = &d->r[g][i];
+            if (cli_dev__layout_pick(d, r->raft, sizeof r->raft) != 0 ||
+                cli_dev__layout_pick(d, r->rpc, sizeof r->rpc) != 0) {
+                return -1;
+            }
+        }
     }
     json_t *regs = json_array();
     for (unsigned g = 0; g < d->nregions; g++) {
-        json_t *reps = json_array();
-        for (unsigned i = 0; i < d->replicas; i++) {
-            snprintf(d->r[g][i].raft, sizeof d->r[g][i].raft, "127.0.0.1:%d", client_free_port());
-            snprintf(d->r[g][i].rpc, sizeof d->r[g][i].rpc, "127.0.0.1:%d", client_free_port());
-            json_array_append_new(reps, json_pack("{s:i,s:s,s:s}", "id", i + 1, "raft",
-                                                  d->r[g][i].raft, "rpc", d->r[g][i].rpc));
-        }
-        json_array_append_new(regs, json_pack("{s:s,s:o}", "id", d->region[g], "replicas", reps));
+        json_array_append_new(regs, cli_dev__layout_group(d, g));
     }
-    j = json_pack("{s:o}", "regions", regs);
+    j = json_pack("{s:o,s:o}", "regions", regs, "meta", cli_dev__layout_group(d, DEV__META(d)));
     int rv = cli_dev__write_json(path, j, 0644);
     json_decref(j);
     return rv;
@@ -168,14 +246,19 @@ static int cli_dev__spawn(struct dev *d, unsigned g, unsigned i)
     char *argv[16 + 2 * DEV__MAX_REPLICAS];
     int a = 0;
     snprintf(id, sizeof id, "%u", i + 1);
-    snprintf(dir, sizeof dir, "%s/%s-%u", d->data, d->region[g], i + 1);
-    snprintf(log, sizeof log, "%s/%s-%u.log", d->data, d->region[g], i + 1);
+    snprintf(dir, sizeof dir, "%s/%s-%u", d->data, d->group[g], i + 1);
+    snprintf(log, sizeof log, "%s/%s-%u.log", d->data, d->group[g], i + 1);
     argv[a++] = "laurel";
     argv[a++] = "node";
     argv[a++] = "--id";
     argv[a++] = id;
-    argv[a++] = "--region";
-    argv[a++] = d->region[g];
+    if (g == DEV__META(d)) {
+        argv[a++] = "--role";
+        argv[a++] = "meta";
+    } else {
+        argv[a++] = "--region";
+        argv[a++] = d->group[g];
+    }
     argv[a++] = "--data";
     argv[a++] = dir;
     for (unsigned k = 0; k < d->replicas; k++) {
@@ -207,12 +290,15 @@ static int cli_dev__write_manifest(struct dev *d)
 {
     char path[3100];
     json_t *procs = json_array();
-    for (unsigned g = 0; g < d->nregions; g++) {
+    /* The regions' replicas first, then the metadata group's ("role":"meta"), then the
+     * router: the positions the earlier manifest gave region replicas do not move. */
+    for (unsigned g = 0; g < d->ngroups; g++) {
         for (unsigned i = 0; i < d->replicas; i++) {
             json_array_append_new(
-                procs, json_pack("{s:s,s:s,s:i,s:i,s:s,s:s}", "role", "node", "region",
-                                 d->region[g], "replica", i + 1, "pid", (int)d->r[g][i].pid, "raft",
-                                 d->r[g][i].raft, "rpc", d->r[g][i].rpc));
+                procs,
+                json_pack("{s:s,s:s,s:i,s:i,s:s,s:s}", "role", g == DEV__META(d) ? "meta" : "node",
+                          "region", d->group[g], "replica", i + 1, "pid", (int)d->r[g][i].pid,
+                          "raft", d->r[g][i].raft, "rpc", d->r[g][i].rpc));
         }
     }
     json_array_append_new(procs, json_pack("{s:s,s:n,s:n,s:i,s:s}", "role", "router", "region",
@@ -226,14 +312,14 @@ static int cli_dev__write_manifest(struct dev *d)
 
 static void cli_dev__stop_nodes(struct dev *d)
 {
-    for (unsigned g = 0; g < d->nregions; g++) {
+    for (unsigned g = 0; g < d->ngroups; g++) {
         for (unsigned i = 0; i < d->replicas; i++) {
             if (d->r[g][i].pid > 0) {
                 kill(d->r[g][i].pid, SIGTERM);
             }
         }
     }
-    for (unsigned g = 0; g < d->nregions; g++) {
+    for (unsigned g = 0; g < d->ngroups; g++) {
         for (unsigned i = 0; i < d->replicas; i++) {
             if (d->r[g][i].pid > 0) {
                 int status, waited = 0;
@@ -310,12 +396,18 @@ int cli_dev(int argc, char **argv)
                     ROUTER_MAX_REGIONS);
             return 2;
         }
-        snprintf(d.region[d.nregions++], sizeof d.region[0], "%s", t);
+        if (strcmp(t, "meta") == 0) {
+            fprintf(stderr, "laurel dev: --regions: \"meta\" is the metadata group's id\n");
+            return 2;
+        }
+        snprintf(d.group[d.nregions++], sizeof d.group[0], "%s", t);
     }
     if (d.nregions == 0) {
         fprintf(stderr, "laurel dev: --regions is empty\n");
         return 2;
     }
+    snprintf(d.group[DEV__META(&d)], sizeof d.group[0], "meta");
+    d.ngroups = d.nregions + 1;
     if (mkdir(d.data, 0755) != 0 && errno != EEXIST) {
         fprintf(stderr, "laurel dev: mkdir %s: %s\n", d.data, strerror(errno));
         return 1;
@@ -327,7 +419,7 @@ int cli_dev(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     /* The router runs in this process: room for its WebSockets, as `laurel router` makes. */
     sys_raise_nofile(WS_DEFAULT_MAX_CONNS + 4096UL);
-    for (unsigned g = 0; g < d.nregions; g++) {
+    for (unsigned g = 0; g < d.ngroups; g++) {
         for (unsigned i = 0; i < d.replicas; i++) {
             if (cli_dev__spawn(&d, g, i) != 0) {
                 fprintf(stderr, "laurel dev: cannot start a replica\n");
@@ -347,13 +439,18 @@ int cli_dev(int argc, char **argv)
     cfg.admin_key = d.admin_key;
     cfg.api_key = d.api_key;
     for (unsigned g = 0; g < d.nregions; g++) {
-        snprintf(cfg.regions[g].id, sizeof cfg.regions[g].id, "%s", d.region[g]);
+        snprintf(cfg.regions[g].id, sizeof cfg.regions[g].id, "%s", d.group[g]);
         for (unsigned i = 0; i < d.replicas; i++) {
             cfg.regions[g].rpc[i] = d.r[g][i].rpc;
         }
         cfg.regions[g].n = d.replicas;
     }
     cfg.nregions = d.nregions;
+    snprintf(cfg.meta.id, sizeof cfg.meta.id, "meta");
+    for (unsigned i = 0; i < d.replicas; i++) {
+        cfg.meta.rpc[i] = d.r[DEV__META(&d)][i].rpc;
+    }
+    cfg.meta.n = d.replicas;
     lws_set_log_level(LLL_ERR | LLL_WARN, NULL);
     uv_loop_t *loop = uv_default_loop();
     char errmsg[LR_ERRMSG_SIZE];
@@ -365,12 +462,15 @@ int cli_dev(int argc, char **argv)
     if (cli_dev__write_manifest(&d) != 0) {
         fprintf(stderr, "laurel dev: cannot write %s/dev.json\n", d.data);
     }
-    printf("laurel dev: %u region(s) x %u replica(s), data in %s\n", d.nregions, d.replicas,
-           d.data);
-    printf("  http       http://%s   (GET /readyz answers 200 once every region has a leader)\n",
-           d.http);
+    printf("laurel dev: %u region(s) and the metadata group, %u replica(s) each, data in %s\n",
+           d.nregions, d.replicas, d.data);
+    printf(
+        "  http       http://%s   (GET /readyz answers 200 once every region and the "
+        "metadata group have a leader)\n",
+        d.http);
     printf("  admin key  %s\n  api key    %s\n", d.admin_key, d.api_key);
-    printf("  processes  %s/dev.json; replica logs in %s/<region>-<n>.log\n", d.data, d.data);
+    printf("  processes  %s/dev.json; replica logs in %s/<region>-<n>.log and meta-<n>.log\n",
+           d.data, d.data);
     fflush(stdout);
     uv_signal_init(loop, &d.sigint);
     uv_signal_init(loop, &d.sigterm);

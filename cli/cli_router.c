@@ -1,4 +1,8 @@
-/* cli/cli_router.c — `laurel router`: flags → struct router_config → one uv loop. */
+/* cli/cli_router.c — `laurel router`: flags → struct router_config → one uv loop.
+ *
+ * --region and --meta take their replicas' RPC addresses through one parser
+ * (cli_router__rpcs), so both refuse what lib/addr would refuse when the router dials, before
+ * the router starts, and neither drops replicas past UPSTREAM_MAX_REPLICAS silently. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -10,6 +14,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "../lib/addr.h"
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../lib/sys.h"
@@ -20,11 +25,17 @@ static void cli_router__usage(FILE *f)
 {
     fprintf(f,
             "usage: laurel router --http HOST:PORT --region ID=RPC[,RPC...] [--region ...]\n"
-            "                     --admin-key K --api-key K [--timeout-ms MS]\n"
+            "                     [--meta RPC[,RPC...]] --admin-key K --api-key K\n"
+            "                     [--timeout-ms MS]\n"
             "\n"
             "Serves the public HTTP API (../shared/API.md) over the regions' replicas.\n"
             "  --http HOST:PORT    listen address (default 127.0.0.1:8080)\n"
-            "  --region ID=RPCS    a region and its replicas' RPC addresses, comma-separated\n"
+            "  --region ID=RPCS    a region and its replicas' RPC addresses (HOST:PORT),\n"
+            "                      comma-separated; \"meta\" is not a region id\n"
+            "  --meta RPCS         the metadata group's replicas' RPC addresses (`laurel node\n"
+            "                      --role meta`; docs/global-state.md), comma-separated: shown\n"
+            "                      in /v1/cluster as \"meta\", and /readyz waits for its leader\n"
+            "                      too (default: no metadata group)\n"
             "  --admin-key K       key that may do everything\n"
             "  --api-key K         key of trusted game servers (players, unlocks, scores)\n"
             "  --timeout-ms MS     deadline of one call to a region (default 5000)\n"
@@ -36,6 +47,32 @@ static void cli_router__usage(FILE *f)
             "                      closed (default 1000; the queue also holds 1 MiB at most)\n"
             "  --player-cache N    players whose region is remembered (default 1000000);\n"
             "                      past that, one at random is forgotten and looked up again\n");
+}
+
+/* Read the comma-separated replica addresses @list (modified in place: @rg->rpc points into
+ * it) into @rg. @flag and @arg name the flag in the message. 0, or -1 with a line on stderr:
+ * no address, more than UPSTREAM_MAX_REPLICAS, or one that is not HOST:PORT (lib/addr.h). */
+static int cli_router__rpcs(const char *flag, const char *arg, char *list, struct router_region *rg)
+{
+    char *save = NULL;
+    rg->n = 0;
+    for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (rg->n == UPSTREAM_MAX_REPLICAS) {
+            fprintf(stderr, "laurel router: --%s %s: at most %d replicas\n", flag, arg,
+                    UPSTREAM_MAX_REPLICAS);
+            return -1;
+        }
+        if (!addr_valid(t)) {
+            fprintf(stderr, "laurel router: --%s %s: %s is not HOST:PORT\n", flag, arg, t);
+            return -1;
+        }
+        rg->rpc[rg->n++] = t;
+    }
+    if (rg->n == 0) {
+        fprintf(stderr, "laurel router: --%s %s: no replicas\n", flag, arg);
+        return -1;
+    }
+    return 0;
 }
 
 /* The field a numeric flag (getopt value @c) sets, or NULL for any other value. */
@@ -104,6 +141,7 @@ int cli_router(int argc, char **argv)
 {
     static const struct option opts[] = {{"http", required_argument, NULL, 'H'},
                                          {"region", required_argument, NULL, 'r'},
+                                         {"meta", required_argument, NULL, 'm'},
                                          {"admin-key", required_argument, NULL, 'a'},
                                          {"api-key", required_argument, NULL, 'k'},
                                          {"timeout-ms", required_argument, NULL, 't'},
@@ -115,7 +153,8 @@ int cli_router(int argc, char **argv)
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct router_config cfg;
-    static char specs[ROUTER_MAX_REGIONS][1024];
+    /* What --region and --meta point into (rpc[] of cfg's regions), until router_start. */
+    static char specs[ROUTER_MAX_REGIONS][1024], meta_spec[1024];
     /* The router's logger (node 0, region "router"); it outlives the router, which stops
      * inside uv_run below. */
     struct logger log;
@@ -136,24 +175,36 @@ int cli_router(int argc, char **argv)
             struct router_region *rg = &cfg.regions[cfg.nregions];
             char *spec = specs[cfg.nregions];
             snprintf(spec, sizeof specs[0], "%s", optarg);
-            char *eq = strchr(spec, '='), *save = NULL;
+            char *eq = strchr(spec, '=');
             if (eq == NULL || eq == spec || (size_t)(eq - spec) >= sizeof rg->id) {
                 fprintf(stderr, "laurel router: --region %s: expected ID=RPC[,RPC...]\n", optarg);
                 return 2;
             }
             *eq = '\0';
             snprintf(rg->id, sizeof rg->id, "%.64s", spec);
-            for (char *t = strtok_r(eq + 1, ",", &save); t && rg->n < UPSTREAM_MAX_REPLICAS;
-                 t = strtok_r(NULL, ",", &save)) {
-                rg->rpc[rg->n++] = t;
+            if (strcmp(rg->id, "meta") == 0) {
+                fprintf(stderr,
+                        "laurel router: --region meta: \"meta\" is the metadata group; "
+                        "use --meta RPC[,RPC...]\n");
+                return 2;
             }
-            if (rg->n == 0) {
-                fprintf(stderr, "laurel router: --region %s: no replicas\n", optarg);
+            if (cli_router__rpcs("region", optarg, eq + 1, rg) != 0) {
                 return 2;
             }
             cfg.nregions++;
             break;
         }
+        case 'm':
+            if (cfg.meta.n > 0) {
+                fprintf(stderr, "laurel router: --meta given twice\n");
+                return 2;
+            }
+            snprintf(cfg.meta.id, sizeof cfg.meta.id, "meta");
+            snprintf(meta_spec, sizeof meta_spec, "%s", optarg);
+            if (cli_router__rpcs("meta", optarg, meta_spec, &cfg.meta) != 0) {
+                return 2;
+            }
+            break;
         case 'a': cfg.admin_key = optarg; break;
         case 'k': cfg.api_key = optarg; break;
         case 'h': cli_router__usage(stdout); return 0;
@@ -186,7 +237,8 @@ int cli_router(int argc, char **argv)
         fprintf(stderr, "laurel router: %s\n", errmsg);
         return 1;
     }
-    fprintf(stderr, "laurel router: serving http://%s with %u region(s)\n", cfg.http, cfg.nregions);
+    fprintf(stderr, "laurel router: serving http://%s with %u region(s)%s\n", cfg.http,
+            cfg.nregions, cfg.meta.n > 0 ? " and the metadata group" : "");
     uv_signal_init(loop, &run.sigint);
     uv_signal_init(loop, &run.sigterm);
     run.sigint.data = run.sigterm.data = &run;

@@ -1,12 +1,18 @@
-/* router/route_ops.c — operations endpoints: /healthz, /readyz (a leader in every region),
- * /v1/cluster (every replica's raft state) and /metrics (Prometheus text: the router's
- * requests and latencies per route, its WebSocket connections and event streams, its player
- * cache, and each replica's raft indexes, apply counters and batch sizes).
+/* router/route_ops.c — operations endpoints: /healthz, /readyz (a leader in every region and
+ * in the metadata group), /v1/cluster (every replica's raft state) and /metrics (Prometheus
+ * text: the router's requests and latencies per route, its WebSocket connections and event
+ * streams, its player cache, and each replica's raft indexes, apply counters and batch sizes).
  *
- * /v1/cluster and /metrics ask every replica of every region for its status directly (not
+ * Every raft group counts here, the metadata group (ROUTER_META, when the router has one) as
+ * much as a region: the groups are walked as positions 0..route_ops__ngroups()-1, the regions
+ * in order and then the metadata group, and route_ops__slot maps a position to its upstream
+ * slot. Only /v1/cluster tells the metadata group apart: it is "meta", not one of "regions".
+ *
+ * /v1/cluster and /metrics ask every replica of every group for its status directly (not
  * through the leader): a replica that does not answer within ROUTE_OPS_TIMEOUT_MS is reported
  * unreachable, so the page stays fast while a node is down. Their route_data is the statuses
- * gathered so far: a JSON array per region of the replicas' status maps (null: no answer). */
+ * gathered so far: a JSON array per group position of the replicas' status maps (null: no
+ * answer). */
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,6 +26,18 @@
 
 #define ROUTE_OPS_TIMEOUT_MS 500
 
+/* The raft groups of the router: its regions, then the metadata group when it has one. */
+static unsigned route_ops__ngroups(const struct router *r)
+{
+    return r->nregions + (r->up[ROUTER_META] != NULL);
+}
+
+/* The upstream slot (index of r->up, q->code, r->region) of group position @g. */
+static unsigned route_ops__slot(const struct router *r, unsigned g)
+{
+    return g < r->nregions ? g : ROUTER_META;
+}
+
 /* ---- /healthz and /readyz ---------------------------------------------------------------- */
 
 int route_ops_healthz(struct rreq *q)
@@ -30,7 +48,8 @@ int route_ops_healthz(struct rreq *q)
 
 static int route_ops__ready(struct rreq *q)
 {
-    for (unsigned i = 0; i < q->r->nregions; i++) {
+    for (unsigned g = 0; g < route_ops__ngroups(q->r); g++) {
+        unsigned i = route_ops__slot(q->r, g);
         msgpack_unpacked up;
         const msgpack_object *o, *lid = NULL;
         rreq__answer(q, i, &up, &o);
@@ -40,19 +59,28 @@ static int route_ops__ready(struct rreq *q)
         int ok = lid && lid->type == MSGPACK_OBJECT_POSITIVE_INTEGER;
         msgpack_unpacked_destroy(&up);
         if (!ok) {
-            return rreq__errf(q, LR_EUNAVAILABLE, "region %s has no reachable leader",
-                              q->r->region[i]);
+            return i == ROUTER_META
+                       ? rreq__errf(q, LR_EUNAVAILABLE,
+                                    "the metadata group has no reachable leader")
+                       : rreq__errf(q, LR_EUNAVAILABLE, "region %s has no reachable leader",
+                                    q->r->region[i]);
         }
     }
     rreq__reply_json(q, 200, json_pack("{s:s}", "status", "ready"), NULL);
     return 0;
 }
 
-/* Ready when a replica of every region reports a leader. */
+/* Ready when a replica of every region, and of the metadata group, reports a leader. */
 int route_ops_readyz(struct rreq *q)
 {
     msgpack_sbuffer_clear(&q->args);
     q->next = route_ops__ready;
+    /* The metadata group's call first: rreq__call_all may run q->next before it returns, and
+     * answers never arrive from inside a call, so this one is counted in q->pending by then.
+     * A call that cannot start leaves the group without an answer: not ready. */
+    if (q->r->up[ROUTER_META] && rreq__call(q, ROUTER_META, PROTO_OP_STATUS, 1) != 0) {
+        q->code[ROUTER_META] = LR_ENOMEM;
+    }
     return rreq__call_all(q, PROTO_OP_STATUS, 1);
 }
 
@@ -60,7 +88,7 @@ int route_ops_readyz(struct rreq *q)
 
 struct route_ops_call {
     struct rreq *q;
-    unsigned region, replica;
+    unsigned group, replica; /* group: the position in route_data */
 };
 
 static void route_ops__decref(void *statuses)
@@ -73,7 +101,7 @@ static void route_ops__answered(void *data, int code, const msgpack_object *payl
     struct route_ops_call *c = data;
     struct rreq *q = c->q;
     if (code == 0 && payload && payload->type == MSGPACK_OBJECT_MAP) {
-        json_array_set_new(json_array_get(q->route_data, c->region), c->replica,
+        json_array_set_new(json_array_get(q->route_data, c->group), c->replica,
                            mpjson_from(payload));
     }
     free(c);
@@ -94,19 +122,20 @@ static int route_ops__status_all(struct rreq *q, rreq__step next)
     q->route_free = route_ops__decref;
     q->next = next;
     q->pending++; /* held while launching */
-    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
+    for (unsigned g = 0; g < route_ops__ngroups(q->r); g++) {
+        struct upstream *u = q->r->up[route_ops__slot(q->r, g)];
         json_t *reps = json_array();
         json_array_append_new(statuses, reps);
-        for (unsigned i = 0; i < upstream_replicas(q->r->up[reg]); i++) {
+        for (unsigned i = 0; i < upstream_replicas(u); i++) {
             struct route_ops_call *c = malloc(sizeof *c);
             json_array_append_new(reps, json_null());
             if (c == NULL) {
                 continue;
             }
-            *c = (struct route_ops_call){q, reg, i};
+            *c = (struct route_ops_call){q, g, i};
             q->pending++;
-            if (upstream_call_replica(q->r->up[reg], (int)i, PROTO_OP_STATUS, 0, NULL, 0,
-                                      ROUTE_OPS_TIMEOUT_MS, route_ops__answered, c) != 0) {
+            if (upstream_call_replica(u, (int)i, PROTO_OP_STATUS, 0, NULL, 0, ROUTE_OPS_TIMEOUT_MS,
+                                      route_ops__answered, c) != 0) {
                 q->pending--;
                 free(c);
             }
@@ -131,40 +160,49 @@ static int route_ops__healthy(json_t *st)
            json_is_integer(json_object_get(st, "leader_id"));
 }
 
+/* Group position @g as /v1/cluster shows it: {"id","leader","replicas":[...]} (NULL when out
+ * of memory). */
+static json_t *route_ops__cluster_group(struct rreq *q, unsigned g)
+{
+    unsigned slot = route_ops__slot(q->r, g);
+    json_t *reps = json_array(), *leader = json_null();
+    json_t *sts = json_array_get(q->route_data, g);
+    json_int_t leader_term = -1;
+    for (unsigned i = 0; i < json_array_size(sts); i++) {
+        json_t *st = json_array_get(sts, i);
+        const char *role = json_string_value(json_object_get(st, "role"));
+        json_t *id = json_object_get(st, "id");
+        json_t *rep = json_pack(
+            "{s:o,s:s,s:s}", "id", id ? json_incref(id) : json_integer((json_int_t)i + 1),
+            "address", upstream_address(q->r->up[slot], i), "role", role ? role : "unreachable");
+        json_object_set_new(rep, "term",
+                            st ? json_integer(route_ops__int(st, "term")) : json_null());
+        json_object_set_new(rep, "commit_index",
+                            st ? json_integer(route_ops__int(st, "commit_index")) : json_null());
+        json_object_set_new(rep, "applied_index",
+                            st ? json_integer(route_ops__int(st, "applied_index")) : json_null());
+        json_object_set_new(rep, "healthy", json_boolean(route_ops__healthy(st)));
+        if (role && strcmp(role, "leader") == 0 && route_ops__int(st, "term") > leader_term) {
+            leader_term = route_ops__int(st, "term");
+            json_decref(leader);
+            leader = json_integer(route_ops__int(st, "id"));
+        }
+        json_array_append_new(reps, rep);
+    }
+    return json_pack("{s:s,s:o,s:o}", "id", q->r->region[slot], "leader", leader, "replicas", reps);
+}
+
 static int route_ops__cluster_reply(struct rreq *q)
 {
     json_t *regions = json_array();
-    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
-        json_t *reps = json_array(), *leader = json_null();
-        json_t *sts = json_array_get(q->route_data, reg);
-        json_int_t leader_term = -1;
-        for (unsigned i = 0; i < json_array_size(sts); i++) {
-            json_t *st = json_array_get(sts, i);
-            const char *role = json_string_value(json_object_get(st, "role"));
-            json_t *id = json_object_get(st, "id");
-            json_t *rep = json_pack(
-                "{s:o,s:s,s:s}", "id", id ? json_incref(id) : json_integer((json_int_t)i + 1),
-                "address", upstream_address(q->r->up[reg], i), "role", role ? role : "unreachable");
-            json_object_set_new(rep, "term",
-                                st ? json_integer(route_ops__int(st, "term")) : json_null());
-            json_object_set_new(
-                rep, "commit_index",
-                st ? json_integer(route_ops__int(st, "commit_index")) : json_null());
-            json_object_set_new(
-                rep, "applied_index",
-                st ? json_integer(route_ops__int(st, "applied_index")) : json_null());
-            json_object_set_new(rep, "healthy", json_boolean(route_ops__healthy(st)));
-            if (role && strcmp(role, "leader") == 0 && route_ops__int(st, "term") > leader_term) {
-                leader_term = route_ops__int(st, "term");
-                json_decref(leader);
-                leader = json_integer(route_ops__int(st, "id"));
-            }
-            json_array_append_new(reps, rep);
-        }
-        json_array_append_new(regions, json_pack("{s:s,s:o,s:o}", "id", q->r->region[reg], "leader",
-                                                 leader, "replicas", reps));
+    for (unsigned g = 0; g < q->r->nregions; g++) {
+        json_array_append_new(regions, route_ops__cluster_group(q, g));
     }
-    rreq__reply_json(q, 200, json_pack("{s:o}", "regions", regions), NULL);
+    json_t *j = json_pack("{s:o}", "regions", regions);
+    if (j && q->r->up[ROUTER_META]) {
+        json_object_set_new(j, "meta", route_ops__cluster_group(q, q->r->nregions));
+    }
+    rreq__reply_json(q, 200, j, NULL);
     return 0;
 }
 
@@ -373,21 +411,23 @@ static void route_ops__ws_metrics(struct route_ops_text *t, const struct router 
     }
 }
 
-/* One gauge or counter family over every replica that answered. */
+/* One gauge or counter family over every replica that answered (the metadata group's with
+ * region="meta"). */
 static void route_ops__replica_family(struct route_ops_text *t, struct rreq *q, const char *name,
                                       const char *type, const char *help, const char *key)
 {
     route_ops__printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
-        json_t *sts = json_array_get(q->route_data, reg);
+    for (unsigned g = 0; g < route_ops__ngroups(q->r); g++) {
+        const char *group = q->r->region[route_ops__slot(q->r, g)];
+        json_t *sts = json_array_get(q->route_data, g);
         for (unsigned i = 0; i < json_array_size(sts); i++) {
             json_t *st = json_array_get(sts, i);
             if (key == NULL) { /* up */
-                route_ops__printf(t, "%s{region=\"%s\",replica=\"%u\"} %d\n", name,
-                                  q->r->region[reg], i + 1, st != NULL && !json_is_null(st));
+                route_ops__printf(t, "%s{region=\"%s\",replica=\"%u\"} %d\n", name, group, i + 1,
+                                  st != NULL && !json_is_null(st));
             } else if (st && !json_is_null(st)) {
                 route_ops__printf(t, "%s{region=\"%s\",replica=\"%u\"} %" JSON_INTEGER_FORMAT "\n",
-                                  name, q->r->region[reg], i + 1, route_ops__int(st, key));
+                                  name, group, i + 1, route_ops__int(st, key));
             }
         }
     }
@@ -408,14 +448,15 @@ static int route_ops__metrics_reply(struct rreq *q)
     route_ops__printf(&t,
                       "# HELP laurel_raft_role The replica's raft role (1 for the role it has).\n"
                       "# TYPE laurel_raft_role gauge\n");
-    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
-        json_t *sts = json_array_get(q->route_data, reg);
+    for (unsigned g = 0; g < route_ops__ngroups(q->r); g++) {
+        const char *group = q->r->region[route_ops__slot(q->r, g)];
+        json_t *sts = json_array_get(q->route_data, g);
         for (unsigned i = 0; i < json_array_size(sts); i++) {
             const char *role = json_string_value(json_object_get(json_array_get(sts, i), "role"));
             if (role) {
                 route_ops__printf(&t,
                                   "laurel_raft_role{region=\"%s\",replica=\"%u\",role=\"%s\"} 1\n",
-                                  q->r->region[reg], i + 1, role);
+                                  group, i + 1, role);
             }
         }
     }
@@ -434,8 +475,9 @@ static int route_ops__metrics_reply(struct rreq *q)
     route_ops__printf(&t,
                       "# HELP laurel_apply_batch_commands Commands per applied raft entry.\n"
                       "# TYPE laurel_apply_batch_commands histogram\n");
-    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
-        json_t *sts = json_array_get(q->route_data, reg);
+    for (unsigned g = 0; g < route_ops__ngroups(q->r); g++) {
+        const char *group = q->r->region[route_ops__slot(q->r, g)];
+        json_t *sts = json_array_get(q->route_data, g);
         for (unsigned i = 0; i < json_array_size(sts); i++) {
             json_t *st = json_array_get(sts, i);
             json_t *hist = json_object_get(st, "batch_hist");
@@ -445,7 +487,7 @@ static int route_ops__metrics_reply(struct rreq *q)
                 route_ops__printf(&t,
                                   "laurel_apply_batch_commands_bucket{region=\"%s\",replica=\"%u\","
                                   "le=\"%u\"} %" JSON_INTEGER_FORMAT "\n",
-                                  q->r->region[reg], i + 1, 1u << b, cum);
+                                  group, i + 1, 1u << b, cum);
             }
             if (hist) {
                 route_ops__printf(&t,
@@ -457,8 +499,8 @@ static int route_ops__metrics_reply(struct rreq *q)
                                   "\n"
                                   "laurel_apply_batch_commands_count{region=\"%s\",replica=\"%u\"} "
                                   "%" JSON_INTEGER_FORMAT "\n",
-                                  q->r->region[reg], i + 1, cum, q->r->region[reg], i + 1,
-                                  route_ops__int(st, "applied_commands"), q->r->region[reg], i + 1,
+                                  group, i + 1, cum, group, i + 1,
+                                  route_ops__int(st, "applied_commands"), group, i + 1,
                                   route_ops__int(st, "applied_entries"));
             }
         }

@@ -310,6 +310,63 @@ static int run_router_flag(const char *flag, const char *val)
     return 0;
 }
 
+/* A router with a metadata group none of whose replicas runs: its regions alone do not make
+ * it ready (503, naming the group), and /v1/cluster shows the group as "meta", apart from the
+ * regions, leaderless and unreachable. A malformed --meta, and a region named "meta", are
+ * refused at start-up. */
+static void meta_group_needed_for_readiness(void **state)
+{
+    (void)state;
+    char eu[256], na[256], http[32], meta[32];
+    region_arg(eu, sizeof eu, "eu", &fx->eu);
+    region_arg(na, sizeof na, "na", &fx->na);
+    snprintf(http, sizeof http, "127.0.0.1:%d", client_free_port());
+    snprintf(meta, sizeof meta, "127.0.0.1:%d", client_free_port()); /* nothing listens */
+    pid_t pid = fork();
+    if (pid == 0) {
+        execl(fx->eu.bin, fx->eu.bin, "router", "--http", http, "--region", eu, "--region", na,
+              "--meta", meta, "--admin-key", ADMIN, "--api-key", API, "--timeout-ms", "1000",
+              (char *)NULL);
+        _exit(127);
+    }
+    struct httpc_resp r;
+    int answered = -1;
+    for (int i = 0; i < 50 && answered != 0; i++) {
+        if ((answered = httpc_do(http, "GET", "/readyz", "", NULL, &r)) != 0) {
+            sleep_ms(100);
+        }
+    }
+    assert_int_equal(answered, 0);
+    assert_int_equal(r.status, 503);
+    json_t *e = json_object_get(r.json, "error");
+    assert_string_equal(json_string_value(json_object_get(e, "code")), "unavailable");
+    assert_non_null(strstr(json_string_value(json_object_get(e, "message")), "metadata group"));
+    httpc_free(&r);
+
+    assert_int_equal(httpc_do(http, "GET", "/v1/cluster", ADMIN, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(json_array_size(json_object_get(r.json, "regions")), 2);
+    json_t *m = json_object_get(r.json, "meta");
+    assert_string_equal(json_string_value(json_object_get(m, "id")), "meta");
+    assert_true(json_is_null(json_object_get(m, "leader")));
+    json_t *rep = json_array_get(json_object_get(m, "replicas"), 0);
+    assert_int_equal(json_array_size(json_object_get(m, "replicas")), 1);
+    assert_string_equal(json_string_value(json_object_get(rep, "address")), meta);
+    assert_string_equal(json_string_value(json_object_get(rep, "role")), "unreachable");
+    httpc_free(&r);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+
+    assert_int_equal(run_router_flag("--meta", "no-port"), 2);
+    assert_int_equal(run_router_flag("--meta", ","), 2);
+    assert_int_equal(run_router_flag("--meta",
+                                     "127.0.0.1:1,127.0.0.1:2,127.0.0.1:3,127.0.0.1:4,"
+                                     "127.0.0.1:5,127.0.0.1:6,127.0.0.1:7,127.0.0.1:8,"
+                                     "127.0.0.1:9,127.0.0.1:10"),
+                     2);
+    assert_int_equal(run_router_flag("--region", "meta=127.0.0.1:1"), 2);
+}
+
 /* Six players in two regions through a router that remembers two: every single write and every
  * item of a batch still reaches its player's region (forgotten ones are looked up again), and
  * the cache stays within its bound. */
@@ -453,6 +510,7 @@ int main(void)
         cmocka_unit_test(unlocks_and_achievement_counts),
         cmocka_unit_test(bad_input),
         cmocka_unit_test(player_cache_bounded),
+        cmocka_unit_test(meta_group_needed_for_readiness),
         cmocka_unit_test(catalog_caught_up_when_region_returns),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
