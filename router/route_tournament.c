@@ -455,6 +455,12 @@ static int route_tournament__join_located(struct rreq *q)
     if (q->region < 0) {
         return rreq__errf(q, LR_ENOTFOUND, "player %s not found", q->player);
     }
+    /* The lookup asked meta's directory and got no answer: the admission would wait for the
+     * same group again, and two call deadlines outlast the HTTP one (router/http.c). */
+    if (q->have[ROUTER_META] &&
+        (q->code[ROUTER_META] == LR_EUNAVAILABLE || q->code[ROUTER_META] == LR_ENOTLEADER)) {
+        return route_tournament__meta_err(q, LR_EUNAVAILABLE, "no one can join a tournament");
+    }
     struct mcmd m;
     memset(&m, 0, sizeof m);
     m.type = MCMD_JOIN;

@@ -11,11 +11,14 @@
  *   after the end, and past max_attempts;
  * - a bad PUT is 400 and changes nothing; a plain board's id or a change of order is 409;
  * - GET's state follows the clock: upcoming, active, ended;
+ * - a join cut between meta and the region (the region's replica stopped) is 503, and its
+ *   retry through the other router finishes it without a second place;
  * - with every meta replica killed, PUT and join answer 503 with Retry-After (last: it takes
  *   meta away for good).
  * Each scenario uses its own ids (prefix = scenario). */
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -377,6 +380,35 @@ static void state_follows_the_clock(void **state)
     httpc_free(&r);
 }
 
+/* A join whose region cannot answer (its replica stopped) is 503 after meta admitted the player;
+ * the retry, through the other router once the region is back, finishes the membership
+ * without taking a second place. */
+static void retried_join_finishes_the_work(void **state)
+{
+    (void)state;
+    struct httpc_resp r;
+    put_tourn("retry", "desc", -60000, 3600000, 3, 0, 201);
+    put_player("retry-p", "apac");
+    int i = tdev_node_index(&fx->d, "apac", 1);
+    assert_true(i >= 0);
+    assert_int_equal(kill(fx->d.node[i].pid, SIGSTOP), 0);
+    join(NULL, "retry", "retry-p", &r);
+    int stopped_status = r.status;
+    assert_int_equal(kill(fx->d.node[i].pid, SIGCONT), 0);
+    tdev_assert_error(&r, 503, "unavailable", "join while the player's region is stopped");
+    assert_non_null(strstr(r.headers, "Retry-After"));
+    httpc_free(&r);
+    assert_int_equal(stopped_status, 503);
+    json_t *g = get_tourn(NULL, "retry");
+    assert_int_equal(tdev_int(g, "participants"), 1); /* meta admitted before the region failed */
+    json_decref(g);
+    join_ok(fx->r2.http, "retry", "retry-p", 1);
+    assert_int_equal(score("retry", "retry-p", 3), 200);
+    g = get_tourn(fx->r2.http, "retry");
+    assert_int_equal(tdev_int(g, "participants"), 1);
+    json_decref(g);
+}
+
 /* Bad bodies for put_validation_changes_nothing: each replaces one field of a valid body with
  * its JSON text, or drops it (NULL). */
 static const char *const bad_fields[][2] = {
@@ -561,6 +593,7 @@ int main(void)
         cmocka_unit_test(join_twice_is_a_noop),
         cmocka_unit_test(scores_need_a_join_and_attempts),
         cmocka_unit_test(state_follows_the_clock),
+        cmocka_unit_test(retried_join_finishes_the_work),
         cmocka_unit_test(put_validation_changes_nothing),
         cmocka_unit_test(meta_down_is_503),
     };
