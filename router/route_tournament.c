@@ -16,10 +16,10 @@
  * - PUT: meta's tournament_put overwrites the cap and window (admissions stay); then the
  *   region put goes the catalog's way (route_catalog__put: recorded in meta's catalog, then
  *   applied by every region, and carried to any region that missed it), whose answer (the
- *   regions' record, created or updated in them) is the PUT's answer. Everything
- *   a region could refuse is checked first: the body by the shard's own decoder
- *   (route_tournament__check), and an id that names a plain board, or a change of order,
- *   by asking region 0 (SHARD_Q_TOURNAMENT_GET), so a refused PUT writes nothing in meta.
+ *   regions' record, created or updated in them) is the PUT's answer. Everything a region
+ *   could refuse is checked first: the body by the shard's own decoder
+ *   (route_tournament__check), and an id that names a plain board, or a change of order, by
+ *   asking region 0 (SHARD_Q_TOURNAMENT_GET), so a refused PUT writes nothing in meta.
  *   Two admins racing puts of one id with different orders can still leave meta ahead of
  *   the regions; the next put settles it.
  * - join: meta admits the player (a second join answers the first admission and counts
@@ -60,15 +60,6 @@ static int route_tournament__meta_err(struct rreq *q, int rv, const char *what)
                           what);
     }
     return rv;
-}
-
-/* Answer with a refusal meta or a region sent as a result (@body is API.md's error object). */
-static int route_tournament__reply_refusal(struct rreq *q, int status, const msgpack_object *body,
-                                           msgpack_unpacked *up)
-{
-    rreq__reply_mp(q, status, body, NULL);
-    msgpack_unpacked_destroy(up);
-    return 0;
 }
 
 /* ---- PUT /v1/tournaments/{id} ------------------------------------------------------------ */
@@ -207,7 +198,9 @@ static int route_tournament__put_metad(struct rreq *q)
         return route_tournament__meta_err(q, rv, "a tournament cannot be put");
     }
     if (status != 200 && status != 201) {
-        return route_tournament__reply_refusal(q, status, body, &up);
+        rreq__reply_mp(q, status, body, NULL); /* meta's refusal, in API.md's error form */
+        msgpack_unpacked_destroy(&up);
+        return 0;
     }
     msgpack_unpacked_destroy(&up);
     if ((rv = route_tournament__parse(q, &c, &cap)) != 0) {
@@ -408,7 +401,9 @@ static int route_tournament__joined(struct rreq *q)
         return rv;
     }
     if (status != 200) {
-        return route_tournament__reply_refusal(q, status, body, &up);
+        rreq__reply_mp(q, status, body, NULL); /* the region's refusal, as it worded it */
+        msgpack_unpacked_destroy(&up);
+        return 0;
     }
     json_t *j = mpjson_from(body);
     msgpack_unpacked_destroy(&up);
@@ -431,8 +426,10 @@ static int route_tournament__admitted(struct rreq *q)
     if (rv != 0) {
         return route_tournament__meta_err(q, rv, "no one can join a tournament");
     }
-    if (status != 200) { /* 404 no such tournament, 409 full or ended */
-        return route_tournament__reply_refusal(q, status, body, &up);
+    if (status != 200) {                       /* 404 no such tournament, 409 full or ended */
+        rreq__reply_mp(q, status, body, NULL); /* meta's refusal, in API.md's error form */
+        msgpack_unpacked_destroy(&up);
+        return 0;
     }
     rv = proto_obj_i64(proto_map_get(body, "participants"), &jn->participants);
     msgpack_unpacked_destroy(&up);
