@@ -36,6 +36,7 @@
     X(HTTP_GET, "/v1/players/{}/dashboard", route_player_dashboard, AUTH_NONE, BODY_NONE)          \
     X(HTTP_GET, "/v1/players/{}/stats", route_player_stats, AUTH_NONE, BODY_NONE)                  \
     X(HTTP_GET, "/v1/players/{}/rewards", route_player_rewards, AUTH_NONE, BODY_NONE)              \
+    X(HTTP_POST, "/v1/players/{}/rewards/claim", route_reward_claim, AUTH_API, BODY_OBJECT)        \
     X(HTTP_PUT, "/v1/games/{}", route_game_put, AUTH_ADMIN, BODY_OBJECT)                           \
     X(HTTP_GET, "/v1/games/{}", route_game_get, AUTH_NONE, BODY_NONE)                              \
     X(HTTP_PUT, "/v1/boards/{}", route_board_put, AUTH_ADMIN, BODY_OBJECT)                         \

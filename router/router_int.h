@@ -274,6 +274,9 @@ int route_score_unlock(struct rreq *q);
 /* route_events.c */
 int route_events_post(struct rreq *q);
 
+/* route_reward.c */
+int route_reward_claim(struct rreq *q);
+
 /* ---- shared between route files ----------------------------------------------------------- */
 
 /* route_catalog.c: a catalog put (@c, any version: it is stamped here) recorded in the
@@ -286,6 +289,10 @@ int route_catalog__put(struct rreq *q, const struct cmd *c);
 int route_score__score_cmd(json_t *item, struct lr_str board, struct cmd *c, char **mtext,
                            char *err, size_t errcap);
 int route_score__unlock_cmd(json_t *item, struct cmd *c, char *err, size_t errcap);
+/* route_score.c: a player write: @c (its strings borrowed for the call) packed into route_data
+ * as a one-command submit, sent to the region of player @pid once located, and answered with
+ * the region's result (404 when no region holds @pid). */
+int route_score__write(struct rreq *q, const struct cmd *c, struct lr_str pid);
 
 /* route_board.c: what a board read (top, rank, friends) asks, parsed once. A route that reads
  * a board puts one at the start of its route_data: the helpers below find it there. */
