@@ -24,6 +24,7 @@
 #include "../lib/log.h"
 #include "../lib/strmap.h"
 #include "catsync.h"
+#include "closer.h"
 #include "gateway.h"
 #include "http.h"
 #include "router.h"
@@ -71,6 +72,7 @@ struct router {
     /* The last version stamped on a catalog put, without a metadata group (route_catalog.c). */
     int64_t catalog_version;
     struct catsync *catsync; /* the catalog carrier, with a metadata group (catsync.h) */
+    struct closer *closer;   /* the cycle closer, with a metadata group (closer.h) */
 };
 
 struct rreq;
@@ -262,6 +264,7 @@ int route_game_ach_list(struct rreq *q);
 int route_board_put(struct rreq *q);
 int route_board_get(struct rreq *q);
 int route_board_top(struct rreq *q);
+int route_board_cycle(struct rreq *q);
 
 /* route_rank.c */
 int route_rank_player(struct rreq *q);
