@@ -54,10 +54,12 @@ const char *mcmd_kind_name(int64_t kind);
     F(ID, player_id, VALID_ID_MAX, 0)                                                              \
     F(ID, region, VALID_ID_MAX, 0)
 
-/* body: the shard command's bytes that the regions will apply; opaque to meta. */
+/* body: the shard command's bytes that the regions will apply; opaque to meta. id: the
+ * entity's id; an achievement's is "<length of the game id>.<game id>.<achievement id>"
+ * (unambiguous, and only of id characters), hence the longer bound. */
 #define META_CATALOG_PUT(F)                                                                        \
     F(I64, kind, 0, META_KIND__END - 1)                                                            \
-    F(ID, id, VALID_ID_MAX, 0)                                                                     \
+    F(ID, id, 2 * VALID_ID_MAX, 0)                                                                 \
     F(BIN, body, 0, MCMD_BODY_MAX)
 
 /* What meta needs to decide joins; the tournament's full body goes through catalog_put. */

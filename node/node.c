@@ -667,6 +667,10 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     n->fsm.raft = &n->raft;
     raft_set_election_timeout(&n->raft, cfg->election_ms);
     raft_set_heartbeat_timeout(&n->raft, cfg->heartbeat_ms);
+    /* libraft drops a snapshot that reaches a follower busy taking its own, and the leader
+     * sends it again only after this timeout (30 s by default): a few elections instead, so a
+     * returning follower is not left behind for half a minute (seen by test_meta_node). */
+    raft_set_install_snapshot_timeout(&n->raft, 5 * cfg->election_ms);
     raft_set_snapshot_threshold(&n->raft, cfg->snapshot_threshold);
     raft_set_snapshot_trailing(&n->raft, cfg->snapshot_trailing);
     raft_set_pre_vote(&n->raft, true);

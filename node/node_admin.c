@@ -32,7 +32,7 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     const struct node_peer *me = node__peer(n, n->cfg.id);
     msgpack_packer pk = node__packer(n);
     proto_msg_begin(&pk, m->id, 0);
-    msgpack_pack_map(&pk, 16);
+    msgpack_pack_map(&pk, 17);
     proto_pack_key(&pk, "id");
     msgpack_pack_uint64(&pk, n->cfg.id);
     proto_pack_key(&pk, "region");
@@ -55,6 +55,10 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     msgpack_pack_uint64(&pk, raft_last_index(&n->raft));
     proto_pack_key(&pk, "digest");
     msgpack_pack_uint64(&pk, fsm_digest(&n->fsm));
+    /* The highest stamp applied: a cycle's closer waits for every region's to pass the
+     * cycle's end (docs/global-state.md, "Cycle closes"). */
+    proto_pack_key(&pk, "clock_ms");
+    msgpack_pack_int64(&pk, fsm_clock_ms(&n->fsm));
     /* Where a catalog carrier resumes (docs/global-state.md); 0 on a meta replica. */
     proto_pack_key(&pk, "catalog_through");
     msgpack_pack_uint64(&pk, n->fsm.shard ? shard_catalog_through(n->fsm.shard) : 0);

@@ -221,6 +221,7 @@ static uint32_t proto__query_count(const struct shard_query *q, int stale)
     n += q->nprobes > 0;
     n += q->days != 0;
     n += q->admin != 0;
+    n += q->pending != 0;
     n += q->now_ms != 0;
     n += stale != 0;
     return n;
@@ -271,6 +272,11 @@ void proto_query_encode(msgpack_packer *pk, const struct shard_query *q, int sta
     proto__kv_i64(pk, "days", q->days, &n);
     if (q->admin) {
         proto_pack_key(pk, "admin");
+        msgpack_pack_true(pk);
+        n++;
+    }
+    if (q->pending) {
+        proto_pack_key(pk, "pending");
         msgpack_pack_true(pk);
         n++;
     }
@@ -350,6 +356,9 @@ int proto_query_decode(const msgpack_object *o, struct shard_query *q, int *stal
         } else if (KEY("admin")) {
             rv = v->type != MSGPACK_OBJECT_BOOLEAN;
             q->admin = !rv && v->via.boolean;
+        } else if (KEY("pending")) {
+            rv = v->type != MSGPACK_OBJECT_BOOLEAN;
+            q->pending = !rv && v->via.boolean;
         } else if (KEY("stale")) {
             rv = v->type != MSGPACK_OBJECT_BOOLEAN;
             *stale = !rv && v->via.boolean;

@@ -137,6 +137,25 @@ void gateway__publish(struct gateway *g, struct gateway__topic *t, struct gatewa
     g->st.delivered += t->n;
 }
 
+void gateway_announce(struct gateway *g, const char *board_id, const json_t *msg)
+{
+    char name[sizeof((struct gateway__topic *)0)->name];
+    struct gateway_msg *m = gateway_msg_json(msg);
+    if (m == NULL) {
+        return;
+    }
+    for (int i = -1; i < (int)g->nregions; i++) {
+        int len = i < 0 ? snprintf(name, sizeof name, "board:%s", board_id)
+                        : snprintf(name, sizeof name, "board:%s:region:%s", board_id, g->region[i]);
+        struct gateway__topic *t =
+            len > 0 && (size_t)len < sizeof name ? strmap_get(&g->topics, name, (size_t)len) : NULL;
+        if (t && t->n > 0) {
+            gateway__publish(g, t, m);
+        }
+    }
+    gateway_msg_unref(m);
+}
+
 void gateway__client_send(struct gateway_client *cl, struct gateway_msg *m)
 {
     cl->send(cl->data, m);

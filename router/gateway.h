@@ -98,6 +98,13 @@ void gateway_client_unsubscribe(struct gateway_client *cl, const char *topic);
 int gateway_client_resume(struct gateway_client *cl, const char *region, uint64_t after,
                           const char *const *topics, size_t n, char *err, size_t errcap);
 
+/**
+ * Send @msg (borrowed) to every client of board @board_id's topics: the global one and each
+ * region's. For what the router itself learns of a board rather than reads from a region's
+ * stream: a cycle's close (closer.c).
+ */
+void gateway_announce(struct gateway *g, const char *board_id, const json_t *msg);
+
 /** Counters for /metrics and the bench: monotonic since gateway_new, but the gauges. */
 struct gateway_stats {
     uint64_t events;          /* events received from the region streams */

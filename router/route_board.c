@@ -129,6 +129,55 @@ int route_board_get(struct rreq *q)
     return rreq__query_region(q, &sq);
 }
 
+/* ---- GET /v1/boards/{id}/cycles/{n}: the close record, from the metadata group ----------- */
+
+static int route_board__cycle_got(struct rreq *q)
+{
+    msgpack_unpacked up;
+    const msgpack_object *o, *rec, *at;
+    int rv = rreq__answer_ok(q, ROUTER_META, &up, &o);
+    if (rv != 0) {
+        return rv;
+    }
+    rec = proto_map_get(o, "record");
+    at = proto_map_get(o, "closed_at");
+    json_t *j = rec && rec->type == MSGPACK_OBJECT_BIN
+                    ? json_loadb(rec->via.bin.ptr, rec->via.bin.size, 0, NULL)
+                    : NULL;
+    if (!json_is_object(j) || at == NULL || at->type != MSGPACK_OBJECT_STR) {
+        json_decref(j);
+        msgpack_unpacked_destroy(&up);
+        return rreq__errf(q, LR_EINTERNAL, "malformed close record");
+    }
+    json_object_set_new(j, "closed_at", json_stringn(at->via.str.ptr, at->via.str.size));
+    msgpack_unpacked_destroy(&up);
+    rreq__reply_json(q, 200, j, NULL);
+    return 0;
+}
+
+int route_board_cycle(struct rreq *q)
+{
+    char num[24], *end;
+    struct meta_query mq;
+    if (q->r->up[ROUTER_META] == NULL) {
+        return rreq__errf(q, LR_ENOTFOUND,
+                          "this cluster has no metadata group, so no cycle "
+                          "is ever closed");
+    }
+    snprintf(num, sizeof num, "%.*s", (int)q->param[1].len, q->param[1].p);
+    long long n = strtoll(num, &end, 10);
+    if (q->param[1].len == 0 || q->param[1].len >= sizeof num || *end != '\0' || n < 0) {
+        return rreq__errf(q, LR_EINVAL, "the cycle must be a whole number >= 0");
+    }
+    memset(&mq, 0, sizeof mq);
+    mq.type = META_Q_CLOSE_GET;
+    mq.board_id = q->param[0];
+    mq.cycle = n;
+    rreq__args_mquery(q, &mq, 0);
+    q->next = route_board__cycle_got;
+    return rreq__call(q, ROUTER_META, PROTO_OP_QUERY, 1);
+}
+
 /* ---- the helpers of every board read ----------------------------------------------------- */
 
 /* The parameters every board read keeps at the start of its route_data. */

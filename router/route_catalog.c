@@ -34,6 +34,8 @@ static const int64_t route_catalog__kind[CMD__TYPE_END] = {
 /* The put being made: the command, kept until meta has versioned it. */
 struct route_catalog_put {
     msgpack_sbuffer body; /* the command with version 0, as meta records it */
+    int status;           /* meta's: 201 for the id's first put, else 200 */
+    char id[2 * VALID_ID_MAX + 1];
 };
 
 static void route_catalog__put_free(void *data)
@@ -60,7 +62,21 @@ static int route_catalog__done(struct rreq *q)
         catsync_kick(q->r->catsync);
     }
     q->region = q->r->catsync && applied >= 0 ? applied : failed >= 0 ? failed : 0;
-    return rreq__reply_result(q);
+    const struct route_catalog_put *p = q->route_data;
+    if (p == NULL || q->code[q->region] != 0) {
+        return rreq__reply_result(q);
+    }
+    /* Created or updated is meta's word: a region may have had the put from a carrier
+     * before this router's own submit reached it. */
+    msgpack_unpacked up;
+    const msgpack_object *body;
+    int status, rv = rreq__submit_result(q, (unsigned)q->region, &up, &status, &body);
+    if (rv != 0) {
+        return rv;
+    }
+    rreq__reply_mp(q, status / 100 == 2 ? p->status : status, body, NULL);
+    msgpack_unpacked_destroy(&up);
+    return 0;
 }
 
 /* Submit @c, stamped with version @v, to every region. */
@@ -89,15 +105,18 @@ static int route_catalog__versioned(struct rreq *q)
                                                   "catalog cannot change now; retry")
                                      : rv;
     }
+    if (status / 100 == 4) {
+        /* meta refused it by its own rules (e.g. a game id too long): nothing was recorded,
+         * and its answer is in API.md's error form. */
+        rreq__reply_mp(q, status, body, NULL);
+        msgpack_unpacked_destroy(&up);
+        return 0;
+    }
+    p->status = status;
     ver = proto_map_get(body, "version");
     if (status / 100 != 2 || ver == NULL || proto_obj_i64(ver, &v) != 0 || v <= 0) {
-        rv = status / 100 != 2 ? rreq__errf(q, LR_EINTERNAL,
-                                            "the metadata group refused the put "
-                                            "(%d)",
-                                            status)
-                               : rreq__errf(q, LR_EINTERNAL,
-                                            "the metadata group answered "
-                                            "without a version");
+        rv =
+            rreq__errf(q, LR_EINTERNAL, "the metadata group answered %d without a version", status);
         msgpack_unpacked_destroy(&up);
         return rv;
     }
@@ -148,6 +167,12 @@ int route_catalog__put(struct rreq *q, const struct cmd *c)
     m.type = MCMD_CATALOG_PUT;
     m.u.catalog_put.kind = route_catalog__kind[c->type];
     m.u.catalog_put.id = *cmd_catalog_id(c);
+    if (c->type == CMD_ACH_PUT) { /* unique across games (mcmd.h) */
+        const struct lr_str *g = &c->u.ach_put.game_id, *a = &c->u.ach_put.achievement_id;
+        int n = snprintf(p->id, sizeof p->id, "%u.%.*s.%.*s", (unsigned)g->len, (int)g->len, g->p,
+                         (int)a->len, a->p);
+        m.u.catalog_put.id = (struct lr_str){p->id, (uint32_t)n};
+    }
     m.u.catalog_put.body = (struct lr_str){p->body.data, (uint32_t)p->body.size};
     rreq__args_mcmd(q, &m);
     q->next = route_catalog__versioned;

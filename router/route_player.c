@@ -147,6 +147,7 @@ int route_player_get(struct rreq *q)
 struct route_player_read {
     enum shard_qtype qtype;
     uint32_t limit, days;
+    int pending;
     char game[VALID_ID_MAX + 1];
     char cursor[CURSOR_MAX];
 };
@@ -165,12 +166,14 @@ static int route_player__read_go(struct rreq *q)
     sq.limit = rd->limit;
     sq.cursor = lr_str_of(rd->cursor);
     sq.days = rd->days;
+    sq.pending = rd->pending;
     return rreq__query_region(q, &sq);
 }
 
-/* Parse the optional game_id, limit (1..@max_limit, 0: not accepted), cursor and days
- * (1..90 when @days) and run @type on the player's region. */
-static int route_player__read(struct rreq *q, enum shard_qtype type, uint32_t max_limit, int days)
+/* Parse the optional game_id, limit (1..@max_limit, 0: not accepted), cursor, days (1..90
+ * when @days) and pending (true|false when @pending) and run @type on the player's region. */
+static int route_player__read(struct rreq *q, enum shard_qtype type, uint32_t max_limit, int days,
+                              int pending)
 {
     struct route_player_read *rd = rreq__data(q, sizeof *rd, free);
     char id[VALID_ID_MAX + 1];
@@ -197,6 +200,14 @@ static int route_player__read(struct rreq *q, enum shard_qtype type, uint32_t ma
         }
         rd->days = (uint32_t)v;
     }
+    if (pending) {
+        char b[8];
+        int has = rreq__query(q, "pending", b, sizeof b);
+        if (has < 0 || (has == 0 && strcmp(b, "true") != 0 && strcmp(b, "false") != 0)) {
+            return rreq__errf(q, LR_EINVAL, "pending must be true or false");
+        }
+        rd->pending = has == 0 && strcmp(b, "true") == 0;
+    }
     rd->qtype = type;
     snprintf(id, sizeof id, "%.*s", (int)q->param[0].len, q->param[0].p);
     return rreq__locate(q, id, route_player__read_go);
@@ -204,20 +215,21 @@ static int route_player__read(struct rreq *q, enum shard_qtype type, uint32_t ma
 
 int route_player_history(struct rreq *q)
 {
-    return route_player__read(q, SHARD_Q_HISTORY, 1000, 0);
+    return route_player__read(q, SHARD_Q_HISTORY, 1000, 0, 0);
 }
 
 int route_player_dashboard(struct rreq *q)
 {
-    return route_player__read(q, SHARD_Q_DASHBOARD, 0, 0);
+    return route_player__read(q, SHARD_Q_DASHBOARD, 0, 0, 0);
 }
 
 int route_player_stats(struct rreq *q)
 {
-    return route_player__read(q, SHARD_Q_STATS, 0, 1);
+    return route_player__read(q, SHARD_Q_STATS, 0, 1, 0);
 }
 
+/* Newest grant first, paged like the history; pending=true: unclaimed ones only. */
 int route_player_rewards(struct rreq *q)
 {
-    return route_player__read(q, SHARD_Q_REWARDS, 0, 0);
+    return route_player__read(q, SHARD_Q_REWARDS, 1000, 0, 1);
 }

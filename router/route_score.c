@@ -157,7 +157,7 @@ static int route_score__write_go(struct rreq *q)
 
 /* Pack @c as a one-command submit into route_data and send it to @pid's region. The lookup
  * of an unknown player uses q->args, hence the copy of exactly the packed bytes. */
-static int route_score__write(struct rreq *q, const struct cmd *c, struct lr_str pid)
+int route_score__write(struct rreq *q, const struct cmd *c, struct lr_str pid)
 {
     char id[VALID_ID_MAX + 1];
     rreq__args_cmd(q, c);

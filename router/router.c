@@ -36,6 +36,7 @@
     X(HTTP_GET, "/v1/players/{}/dashboard", route_player_dashboard, AUTH_NONE, BODY_NONE)          \
     X(HTTP_GET, "/v1/players/{}/stats", route_player_stats, AUTH_NONE, BODY_NONE)                  \
     X(HTTP_GET, "/v1/players/{}/rewards", route_player_rewards, AUTH_NONE, BODY_NONE)              \
+    X(HTTP_POST, "/v1/players/{}/rewards/claim", route_reward_claim, AUTH_API, BODY_OBJECT)        \
     X(HTTP_PUT, "/v1/games/{}", route_game_put, AUTH_ADMIN, BODY_OBJECT)                           \
     X(HTTP_GET, "/v1/games/{}", route_game_get, AUTH_NONE, BODY_NONE)                              \
     X(HTTP_PUT, "/v1/boards/{}", route_board_put, AUTH_ADMIN, BODY_OBJECT)                         \
@@ -46,6 +47,7 @@
     X(HTTP_PUT, "/v1/games/{}/achievements/{}", route_game_ach_put, AUTH_ADMIN, BODY_OBJECT)       \
     X(HTTP_GET, "/v1/games/{}/achievements", route_game_ach_list, AUTH_NONE, BODY_NONE)            \
     X(HTTP_GET, "/v1/boards/{}/top", route_board_top, AUTH_NONE, BODY_NONE)                        \
+    X(HTTP_GET, "/v1/boards/{}/cycles/{}", route_board_cycle, AUTH_NONE, BODY_NONE)                \
     X(HTTP_GET, "/v1/boards/{}/players/{}", route_rank_player, AUTH_NONE, BODY_NONE)               \
     X(HTTP_GET, "/v1/boards/{}/players", route_rank_friends, AUTH_NONE, BODY_NONE)                 \
     X(HTTP_PUT, "/v1/tournaments/{}", route_tournament_put, AUTH_ADMIN, BODY_OBJECT)               \
@@ -347,6 +349,12 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
         errmsg_set(errmsg, rv, "router: gateway: %s", err_message(rv));
         goto err_after_upstreams;
     }
+    if (r->up[ROUTER_META] &&
+        (rv = closer_new(loop, r->up[ROUTER_META], r->up, (const char(*)[65])r->region, r->nregions,
+                         r->gw, r->timeout_ms, r->log, &r->closer)) != 0) {
+        errmsg_set(errmsg, rv, "router: cycle closer: %s", err_message(rv));
+        goto err_after_gateway;
+    }
     struct ws_config wc = {.max_conns = cfg->ws_max_conns,
                            .max_per_ip = cfg->ws_max_per_ip,
                            .ping_ms = cfg->ws_ping_ms,
@@ -366,6 +374,9 @@ err_after_ws:
      * gateway it points at must outlive it, so they close only once the loop has run. */
     ws_close(r->ws, NULL, NULL);
 err_after_gateway:
+    if (r->closer) {
+        closer_close(r->closer, NULL, NULL); /* freed once its timer has closed */
+    }
     gateway_close(r->gw, NULL, NULL);
 err_after_upstreams:
     if (r->catsync) {
@@ -413,7 +424,11 @@ void router_stop(struct router *r, void (*done)(void *data), void *data)
 {
     r->done = done;
     r->done_data = data;
-    r->closing = r->nregions + 3 + (r->up[ROUTER_META] != NULL) + (r->catsync != NULL);
+    r->closing =
+        r->nregions + 3 + (r->up[ROUTER_META] != NULL) + (r->catsync != NULL) + (r->closer != NULL);
+    if (r->closer) { /* first: it calls the gateway and the upstreams closed below */
+        closer_close(r->closer, router__part_closed, r);
+    }
     if (r->catsync) {
         catsync_close(r->catsync, router__part_closed, r);
     }

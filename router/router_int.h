@@ -24,6 +24,7 @@
 #include "../lib/log.h"
 #include "../lib/strmap.h"
 #include "catsync.h"
+#include "closer.h"
 #include "gateway.h"
 #include "http.h"
 #include "router.h"
@@ -71,6 +72,7 @@ struct router {
     /* The last version stamped on a catalog put, without a metadata group (route_catalog.c). */
     int64_t catalog_version;
     struct catsync *catsync; /* the catalog carrier, with a metadata group (catsync.h) */
+    struct closer *closer;   /* the cycle closer, with a metadata group (closer.h) */
 };
 
 struct rreq;
@@ -262,6 +264,7 @@ int route_game_ach_list(struct rreq *q);
 int route_board_put(struct rreq *q);
 int route_board_get(struct rreq *q);
 int route_board_top(struct rreq *q);
+int route_board_cycle(struct rreq *q);
 
 /* route_rank.c */
 int route_rank_player(struct rreq *q);
@@ -279,6 +282,9 @@ int route_tournament_put(struct rreq *q);
 int route_tournament_get(struct rreq *q);
 int route_tournament_join(struct rreq *q);
 
+/* route_reward.c */
+int route_reward_claim(struct rreq *q);
+
 /* ---- shared between route files ----------------------------------------------------------- */
 
 /* route_catalog.c: a catalog put (@c, any version: it is stamped here) recorded in the
@@ -291,6 +297,10 @@ int route_catalog__put(struct rreq *q, const struct cmd *c);
 int route_score__score_cmd(json_t *item, struct lr_str board, struct cmd *c, char **mtext,
                            char *err, size_t errcap);
 int route_score__unlock_cmd(json_t *item, struct cmd *c, char *err, size_t errcap);
+/* route_score.c: a player write: @c (its strings borrowed for the call) packed into route_data
+ * as a one-command submit, sent to the region of player @pid once located, and answered with
+ * the region's result (404 when no region holds @pid). */
+int route_score__write(struct rreq *q, const struct cmd *c, struct lr_str pid);
 
 /* route_board.c: a board's or tournament's "order" and "operator" from the body, as the codes
  * of shard/cmd.h: 0, or LR_EINVAL with a sentence. */

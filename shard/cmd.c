@@ -412,6 +412,10 @@ void cmd_idem(const struct cmd *c, struct lr_str *player, struct lr_str *key)
         *player = c->u.tournament_join.player_id;
         *key = c->u.tournament_join.idempotency_key;
         break;
+    case CMD_REWARD_CLAIM:
+        *player = c->u.reward_claim.player_id;
+        *key = c->u.reward_claim.idempotency_key;
+        break;
     default: break;
     }
 }

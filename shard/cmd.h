@@ -147,6 +147,25 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
     F(META, metadata, 0, 0)                                                                        \
     F(IDEM, idempotency_key, 0, 0)
 
+/* Rewards of a closed cycle, or of an ended tournament (cycle 0), live in the rewarded
+ * player's region (docs/global-state.md, "Cycle closes" and "Claims"). The closer submits one
+ * grant per rewarded player of the region; a grant is keyed by (player, board, cycle), so a
+ * closer that repeats itself after a crash grants once and sends `reward.granted` once. */
+#define CMD_REWARD_GRANT(F)                                                                        \
+    F(ID, board_id, VALID_ID_MAX, 0)                                                               \
+    F(I64, cycle, 0, CMD_I64_MAX)                                                                  \
+    F(ID, player_id, VALID_ID_MAX, 0)                                                              \
+    F(I64, rank, 1, 1000000)                                                                       \
+    F(TEXT, reward, 1, VALID_REWARD_MAX)
+
+/* A player claims a granted reward once: claimed_at is set by the first claim and never
+ * changes; a claim under another key is a conflict. */
+#define CMD_REWARD_CLAIM(F)                                                                        \
+    F(ID, player_id, VALID_ID_MAX, 0)                                                              \
+    F(ID, board_id, VALID_ID_MAX, 0)                                                               \
+    F(I64, cycle, 0, CMD_I64_MAX)                                                                  \
+    F(IDEM, idempotency_key, 0, 0)
+
 /* X(code, NAME, name, flags). Codes are stable: never reuse one. */
 #define CMD_F_IDEMPOTENT 1u /* carries an idempotency_key scoped to its player_id */
 
@@ -159,7 +178,9 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
     X(6, PLAYER_PUT, player_put, 0)                                                                \
     X(7, UNLOCK, unlock, CMD_F_IDEMPOTENT)                                                         \
     X(8, SCORE, score, CMD_F_IDEMPOTENT)                                                           \
-    X(9, CATALOG_MARK, catalog_mark, 0)
+    X(9, CATALOG_MARK, catalog_mark, 0)                                                            \
+    X(10, REWARD_GRANT, reward_grant, 0)                                                           \
+    X(11, REWARD_CLAIM, reward_claim, CMD_F_IDEMPOTENT)
 
 enum cmd_type {
 #define CMD__ENUM(code, NAME, name, flags) CMD_##NAME = code,

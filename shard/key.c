@@ -61,3 +61,11 @@ uint64_t key__get_u64(const unsigned char *p)
 {
     return (uint64_t)key__get_u32(p) << 32 | key__get_u32(p + 4);
 }
+
+void key__reward(struct key *k, uint32_t pid, struct lr_str board, int64_t cycle)
+{
+    key__init(k);
+    key__u32(k, pid);
+    key__strz(k, board);
+    key__i64(k, cycle);
+}

@@ -1,6 +1,6 @@
 /* shard/query_player.c — reads about players and the catalog: a player, games and their
- * achievements with unlock counts, unlock history by cursor, the dashboard in one call, daily
- * statistics. Conventions of the answers: query.c. */
+ * achievements with unlock counts, unlock history and rewards by cursor, the dashboard in one
+ * call, daily statistics. Conventions of the answers: query.c. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,18 +54,103 @@ int query__locate(struct query *x)
     return 0;
 }
 
-/* A player's granted rewards. Cycles and tournaments (a later part) grant them; until then
- * the list of an existing player is empty. */
+/* ---- rewards ------------------------------------------------------------------------------ */
+
+/* A walk over a player's reward log (newest grant first), the reward records it names, and
+ * the pending filter. The first pass finds the page and whether more follows, the second packs
+ * it (msgpack needs the array length before its items). */
+struct query__rewards {
+    uint32_t pid;
+    int pending;
+    uint32_t limit;
+    uint32_t n; /* items matched so far */
+    uint64_t last_seq;
+    int more;
+    int pack;
+};
+
+static int query__reward_item(struct query *x, const MDB_val *k, const MDB_val *v, void *ctx)
+{
+    struct query__rewards *c = ctx;
+    struct rec_reward w;
+    struct key rk;
+    struct mp r;
+    MDB_val rval;
+    int rv;
+    mp_init(&r, v->mv_data, v->mv_size);
+    uint32_t n = mp_array(&r);
+    int64_t ver = mp_i64(&r);
+    struct lr_str board = mp_str(&r);
+    int64_t cycle = mp_i64(&r);
+    if (n != 3 || ver != REC_VERSION || !mp_done(&r) || k->mv_size != 12 || board.len == 0 ||
+        board.len > VALID_ID_MAX) {
+        return LR_ECORRUPT;
+    }
+    key__reward(&rk, c->pid, board, cycle);
+    if ((rv = store_get(x->s->st, STORE_REWARDS, rk.b, rk.len, &rval)) != 0 ||
+        (rv = rec__reward(&rval, &w)) != 0) {
+        return rv == LR_ENOTFOUND ? LR_ECORRUPT : rv; /* the log names a missing reward */
+    }
+    if (c->pending && w.claimed_ms >= 0) {
+        return 0;
+    }
+    if (c->n == c->limit) {
+        c->more = 1;
+        return 1;
+    }
+    c->n++;
+    c->last_seq = ~key__get_u64((const unsigned char *)k->mv_data + 4);
+    if (c->pack) {
+        rec__pack_reward(QPK, board, cycle, &w);
+    }
+    return 0;
+}
+
+/* A player's rewards, newest grant first (grants of one entry in the closer's order), paged
+ * by an opaque cursor; "pending" keeps the unclaimed ones only. */
 int query__rewards(struct query *x)
 {
+    const struct shard_query *q = x->q;
     struct rec_player p;
-    int rv = query__player(x, x->q->player_id, &p);
-    if (rv != 0) {
+    struct key pre, start;
+    uint64_t after = 0;
+    int rv;
+    if ((rv = query__player(x, q->player_id, &p)) != 0) {
         return rv;
     }
-    msgpack_pack_map(QPK, 1);
+    uint32_t limit = q->limit ? q->limit : 50;
+    if (limit > SHARD_PAGE_MAX) {
+        return errmsg_set(x->errmsg, LR_EINVAL, "limit must be 1 to %d", SHARD_PAGE_MAX);
+    }
+    if (q->cursor.len && cursor_decode_seq(q->cursor.p, q->cursor.len, &after) != 0) {
+        return errmsg_set(x->errmsg, LR_EINVAL, "cursor is not valid");
+    }
+    key__init(&pre);
+    key__u32(&pre, p.pid);
+    start = pre;
+    if (q->cursor.len) {
+        key__u64(&start, ~after + 1); /* strictly older than the cursor's item */
+    }
+    struct query__rewards page = {p.pid, q->pending, limit, 0, 0, 0, 0};
+    if ((rv = query__walk(x, STORE_REWARDLOG, &pre, &start, query__reward_item, &page)) != 0) {
+        return rv;
+    }
+    msgpack_pack_map(QPK, 2);
     QKEY("items");
-    msgpack_pack_array(QPK, 0);
+    msgpack_pack_array(QPK, page.n);
+    struct query__rewards packing = {p.pid, q->pending, page.n, 0, 0, 0, 1};
+    if (page.n &&
+        (rv = query__walk(x, STORE_REWARDLOG, &pre, &start, query__reward_item, &packing)) != 0) {
+        return rv;
+    }
+    QKEY("next_cursor");
+    if (page.more) {
+        char cur[CURSOR_MAX];
+        cursor_encode_seq(page.last_seq, cur);
+        rec__pack_cstr(QPK, cur);
+    } else {
+        msgpack_pack_nil(QPK);
+    }
     return 0;
 }
 

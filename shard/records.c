@@ -142,6 +142,24 @@ int rec__tourn(const MDB_val *v, struct rec_tourn *t)
     return REC__CLOSE(&r);
 }
 
+int rec__reward(const MDB_val *v, struct rec_reward *w)
+{
+    struct mp r;
+    if (rec__open(&r, v, 5)) {
+        return LR_ECORRUPT;
+    }
+    w->rank = mp_i64(&r);
+    w->reward = mp_str(&r);
+    w->granted_ms = mp_i64(&r);
+    w->claimed_ms = mp_i64(&r);
+    w->claim_key = mp_str(&r);
+    if (w->rank < 1 || w->reward.len == 0 || w->reward.len > VALID_REWARD_MAX * 4 ||
+        w->claimed_ms < -1 || w->claim_key.len > VALID_IDEM_MAX) {
+        return LR_ECORRUPT;
+    }
+    return REC__CLOSE(&r);
+}
+
 /* ---- packing helpers ------------------------------------------------------------------- */
 
 int rec__pack_time(msgpack_packer *pk, int64_t ms)
@@ -234,6 +252,24 @@ void rec__pack_tourn(msgpack_packer *pk, struct lr_str id, const struct board *b
     t->max_attempts ? msgpack_pack_int64(pk, t->max_attempts) : msgpack_pack_nil(pk);
     PKB("prizes");
     rec__pack_bands(pk, &t->prizes);
+}
+
+void rec__pack_reward(msgpack_packer *pk, struct lr_str board, int64_t cycle,
+                      const struct rec_reward *r)
+{
+    msgpack_pack_map(pk, 6);
+    PKB("board_id");
+    rec__pack_str(pk, board);
+    PKB("cycle");
+    msgpack_pack_int64(pk, cycle);
+    PKB("rank");
+    msgpack_pack_int64(pk, r->rank);
+    PKB("reward");
+    rec__pack_str(pk, r->reward);
+    PKB("granted_at");
+    rec__pack_time(pk, r->granted_ms);
+    PKB("claimed_at");
+    rec__pack_time(pk, r->claimed_ms); /* nil while -1 */
 }
 
 int rec__prizes(struct mp *r, struct cmd_prizes *p)

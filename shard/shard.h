@@ -178,6 +178,7 @@ struct shard_query {
     } probes[SHARD_FRIENDS_MAX];
     uint32_t nprobes;
     uint32_t days;  /* STATS: 1..90 */
+    int pending;    /* REWARDS: unclaimed rewards only */
     int admin;      /* ACH_LIST: show hidden achievements' names */
     int64_t now_ms; /* the caller's clock: current periods, stats' "today" */
 };

@@ -137,6 +137,14 @@ struct rec_tourn {
     int64_t start_ms, end_ms, max_participants, max_attempts, participants, version;
     struct cmd_prizes prizes;
 };
+/* A granted reward (docs/data-layout.md, "rewards"). */
+struct rec_reward {
+    int64_t rank;
+    struct lr_str reward;
+    int64_t granted_ms;
+    int64_t claimed_ms;      /* -1 until claimed; never changes once set */
+    struct lr_str claim_key; /* the idempotency key of the claim (empty: none, or no key) */
+};
 
 int rec__player(const MDB_val *v, struct rec_player *r);
 int rec__game(const MDB_val *v, struct rec_game *r);
@@ -146,6 +154,7 @@ int rec__progress(const MDB_val *v, struct rec_progress *r);
 int rec__pgame(const MDB_val *v, struct rec_pgame *r);
 int rec__stats(const MDB_val *v, struct rec_stats *r);
 int rec__tourn(const MDB_val *v, struct rec_tourn *r);
+int rec__reward(const MDB_val *v, struct rec_reward *r);
 
 /* Keys. Multi-part keys join strings with NUL (ids never contain one) and write integers
  * big-endian so LMDB's bytewise order is numeric order. */
@@ -201,6 +210,12 @@ int rec__pack_time(msgpack_packer *pk, int64_t ms);
 /** Pack a key string / C string. */
 int rec__pack_cstr(msgpack_packer *pk, const char *s);
 int rec__pack_str(msgpack_packer *pk, struct lr_str s);
+/** Pack a reward as API.md's item {"board_id","cycle","rank","reward","granted_at",
+ * "claimed_at"}. */
+void rec__pack_reward(msgpack_packer *pk, struct lr_str board, int64_t cycle,
+                      const struct rec_reward *r);
+/** Key of the reward of (@pid, @board, @cycle) in STORE_REWARDS. */
+void key__reward(struct key *k, uint32_t pid, struct lr_str board, int64_t cycle);
 /** Pack a board's config as API.md's board object. */
 void rec__pack_board(msgpack_packer *pk, const struct board *bd, const struct cmd_prizes *rw);
 /** Pack tournament @id (@t, its board @bd) as API.md's tournament object, without what only

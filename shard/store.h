@@ -36,7 +36,9 @@
     X(IDEM, "idem")                                                                                \
     X(IDEMEXP, "idem_expiry")                                                                      \
     X(STATS, "stats")                                                                              \
-    X(EVENTS, "events")
+    X(EVENTS, "events")                                                                            \
+    X(REWARDS, "rewards")                                                                          \
+    X(REWARDLOG, "reward_log")
 
 enum store_db {
 #define STORE__ENUM(NAME, str) STORE_##NAME,
@@ -45,7 +47,7 @@ enum store_db {
         STORE_NDBS
 };
 
-#define STORE_DBS_MAX 16 /* databases of one environment, for store_open_dbs */
+#define STORE_DBS_MAX 24 /* databases of one environment, for store_open_dbs */
 
 struct store_config {
     const char *dir;   /* created if missing; borrowed for the call */

@@ -248,7 +248,10 @@ static void dev_cluster_lifecycle(void **state)
     json_t *saved = json_array_get(json_object_get(json_object_get(layout, "meta"), "replicas"), 0);
     assert_string_equal(json_string_value(json_object_get(saved, "rpc")), meta2.rpc[0]);
     json_decref(layout);
-    assert_int_equal(httpc_do(http, "PUT", "/v1/games/g1", admin, "{\"name\":\"G\"}", &r), 0);
+    /* The catalog the regions hold is still served. (A put of it now would be versioned by the
+     * new group's log, which starts again at 1: docs/api.md, "Catalog versions", says such a
+     * cluster is started afresh.) */
+    assert_int_equal(httpc_do(http, "GET", "/v1/games/g1", "", NULL, &r), 0);
     assert_int_equal(r.status, 200);
     httpc_free(&r);
     kill(dev, SIGTERM);

@@ -1,11 +1,13 @@
 /* tests/integration/test_shard_model.c — the shard against a plain reference model.
  *
  * Thousands of random commands (every operator, asc and desc, ties on score, subscore and
- * time, daily windows, guild moves, idempotent replays and conflicts, out-of-range results)
- * go to a real shard on real LMDB and to a model made of arrays and qsort. Periodically every
- * ranking is compared in full: pages walked by cursor, rank and around for players, count
- * before arbitrary probes (including ids the region does not know), friends views. Halfway
- * the shard is closed and reopened, which must change neither its digest nor its answers. */
+ * time, daily windows, guild moves, idempotent replays and conflicts, out-of-range results,
+ * reward grants repeated as a retrying closer repeats them, claims under fresh, reused and
+ * expired keys) go to a real shard on real LMDB and to a model made of arrays and qsort.
+ * Periodically every ranking is compared in full: pages walked by cursor, rank and around for
+ * players, count before arbitrary probes (including ids the region does not know), friends
+ * views; and every player's rewards, all and pending, page by page. Halfway the shard is
+ * closed and reopened, which must change neither its digest nor its answers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +24,9 @@
 #define M_DAY_MS 86400000LL
 #define M_T0 1795305600000LL /* 2026-11-22T00:00:00Z */
 #define M_IDEM_TTL (25LL * 3600 * 1000)
+#define M_RBOARDS 3 /* boards rewards are granted on (they need not exist) */
+#define M_CYCLES 4  /* cycles 0..3 of each */
+#define M_CKEYS 3   /* claim keys per player, apart from the score keys */
 
 static const char *const m_guilds[M_GUILDS] = {"", "g1", "g2"};
 
@@ -50,6 +55,25 @@ struct m_idem {
     int resp_improved;
 };
 
+/* A reward of the model: what the shard must list and answer. */
+struct m_reward {
+    int granted;
+    int64_t rank;
+    int text; /* reward "rw-<text>" */
+    int64_t granted_ts;
+    int64_t claimed_ts; /* -1 until claimed */
+    int claim_key;      /* the key that claimed it */
+    uint64_t seq;       /* entry index * 4096 + position: the list's order, newest first */
+};
+
+/* A claim key's first 2xx answer, for replays within the key's window. */
+struct m_cidem {
+    int used;
+    int64_t first_ts;
+    int rb, cycle;
+    int64_t resp_claimed_ts;
+};
+
 struct fixture {
     char *dir;
     struct shard *s;
@@ -62,6 +86,10 @@ struct fixture {
     struct m_entry e[M_BOARDS][M_SLOTS][M_PLAYERS];
     struct m_idem idem[M_PLAYERS][M_KEYS];
     char keys[M_KEYS][16];
+    struct m_reward rw[M_PLAYERS][M_RBOARDS][M_CYCLES];
+    struct m_cidem cidem[M_PLAYERS][M_CKEYS];
+    char ckeys[M_CKEYS][16];
+    char rtext[64][16];
     struct ts_apply out;
 };
 
@@ -92,6 +120,12 @@ static int setup(void **state)
     }
     for (int k = 0; k < M_KEYS; k++) {
         snprintf(f->keys[k], sizeof f->keys[k], "idem-key-%d", k);
+    }
+    for (int k = 0; k < M_CKEYS; k++) {
+        snprintf(f->ckeys[k], sizeof f->ckeys[k], "claim-key-%d", k);
+    }
+    for (int k = 0; k < 64; k++) {
+        snprintf(f->rtext[k], sizeof f->rtext[k], "rw-%d", k);
     }
     *state = f;
     return 0;
@@ -214,16 +248,89 @@ static int m_score(struct fixture *f, int b, int sl, int p, int64_t v, int64_t s
 
 /* ---- random commands -------------------------------------------------------------------- */
 
-enum m_kind { M_K_SCORE, M_K_PLAYER };
+enum m_kind { M_K_SCORE, M_K_PLAYER, M_K_GRANT, M_K_CLAIM };
+
+static const char *const m_rboards[M_RBOARDS] = {"cup", "b.best.desc", "weekly.x"};
 
 struct m_pending {
     enum m_kind kind;
     int p, b, key, guild;
     int64_t v, sub;
+    int rb, cycle; /* grants and claims */
     /* expectations computed before apply */
     int expect_status, expect_replay, expect_improved;
     int64_t expect_score;
+    const struct m_reward *expect_reward; /* the item a 2xx grant or claim answers */
+    int64_t expect_claimed_ts;
 };
+
+/* A grant of reward (rb, cycle) to player p, the i-th command of the next entry. */
+static void m_grant(struct fixture *f, struct m_pending *pd, uint32_t i, struct cmd *c)
+{
+    struct m_reward *w = &f->rw[pd->p][pd->rb][pd->cycle];
+    int64_t rank = 1 + (int64_t)testrng_below(&f->rng, 10);
+    int text = (int)testrng_below(&f->rng, 64);
+    pd->kind = M_K_GRANT;
+    *c = ts_grant(f->ts, m_rboards[pd->rb], pd->cycle, f->ids[pd->p], rank, f->rtext[text]);
+    pd->expect_status = w->granted ? 200 : 201; /* a repeat changes nothing */
+    if (!w->granted) {
+        *w = (struct m_reward){1, rank, text, f->ts, -1, -1, (f->index + 1) * 4096 + i};
+    }
+    pd->expect_reward = w;
+    pd->expect_claimed_ts = w->claimed_ts;
+}
+
+/* A claim of reward (rb, cycle) by player p under claim key pd->key. */
+static void m_claim(struct fixture *f, struct m_pending *pd, struct cmd *c)
+{
+    struct m_reward *w = &f->rw[pd->p][pd->rb][pd->cycle];
+    struct m_cidem *id = &f->cidem[pd->p][pd->key];
+    pd->kind = M_K_CLAIM;
+    *c = ts_claim(f->ts, f->ids[pd->p], m_rboards[pd->rb], pd->cycle, f->ckeys[pd->key]);
+    pd->expect_reward = w;
+    if (id->used && f->ts <= id->first_ts + M_IDEM_TTL) {
+        int same = id->rb == pd->rb && id->cycle == pd->cycle;
+        pd->expect_status = same ? 200 : 409;
+        pd->expect_replay = same;
+        pd->expect_claimed_ts = id->resp_claimed_ts;
+        return;
+    }
+    if (!w->granted) {
+        pd->expect_status = 404;
+        return;
+    }
+    if (w->claimed_ts >= 0 && w->claim_key != pd->key) {
+        pd->expect_status = 409;
+        return;
+    }
+    if (w->claimed_ts < 0) {
+        w->claimed_ts = f->ts;
+        w->claim_key = pd->key;
+    }
+    pd->expect_status = 200;
+    pd->expect_claimed_ts = w->claimed_ts;
+    *id = (struct m_cidem){1, f->ts, pd->rb, pd->cycle, w->claimed_ts};
+}
+
+/* A 2xx answer of a grant or claim is the model's item. */
+static void m_check_reward_item(struct fixture *f, const struct m_pending *pd,
+                                const msgpack_object *o)
+{
+    const struct m_reward *w = pd->expect_reward;
+    char buf[80], t[TIMEFMT_RFC3339_LEN + 1];
+    assert_string_equal(ts_str(o, "board_id", buf, sizeof buf), m_rboards[pd->rb]);
+    assert_int_equal(ts_i64(o, "cycle"), pd->cycle);
+    assert_int_equal(ts_i64(o, "rank"), w->rank);
+    assert_string_equal(ts_str(o, "reward", buf, sizeof buf), f->rtext[w->text]);
+    timefmt_rfc3339(w->granted_ts, t);
+    assert_string_equal(ts_str(o, "granted_at", buf, sizeof buf), t);
+    if (pd->expect_claimed_ts < 0) {
+        assert_true(ts_is_nil(o, "claimed_at"));
+    } else {
+        timefmt_rfc3339(pd->expect_claimed_ts, t);
+        assert_string_equal(ts_str(o, "claimed_at", buf, sizeof buf), t);
+    }
+}
 
 static void m_step(struct fixture *f, uint32_t ncmds)
 {
@@ -234,6 +341,7 @@ static void m_step(struct fixture *f, uint32_t ncmds)
         f->ts = M_T0 + (int64_t)(M_SLOTS - 1) * M_DAY_MS - 1000; /* stay within the last day */
     }
     int slot = m_slot_of(f->ts);
+    uint32_t grants = 0;
     for (uint32_t i = 0; i < ncmds; i++) {
         struct m_pending *pd = &pend[i];
         memset(pd, 0, sizeof *pd);
@@ -251,6 +359,30 @@ static void m_step(struct fixture *f, uint32_t ncmds)
             pd->expect_status = f->created[pd->p] ? 200 : 201;
             f->created[pd->p] = 1;
             f->guild[pd->p] = pd->guild;
+            continue;
+        }
+        uint64_t dice = testrng_below(&f->rng, 20);
+        if (dice < 3) {
+            pd->rb = (int)testrng_below(&f->rng, M_RBOARDS);
+            pd->cycle = (int)testrng_below(&f->rng, M_CYCLES);
+            if (dice < 2) {
+                m_grant(f, pd, i, &cmds[i]);
+                grants += pd->expect_status == 201;
+            } else {
+                /* Mostly rewards that exist, so claims meet claimed ones and their keys. */
+                for (int tries = 0; tries < 3 && !f->rw[pd->p][pd->rb][pd->cycle].granted;
+                     tries++) {
+                    pd->rb = (int)testrng_below(&f->rng, M_RBOARDS);
+                    pd->cycle = (int)testrng_below(&f->rng, M_CYCLES);
+                }
+                pd->key = (int)testrng_below(&f->rng, M_CKEYS);
+                const struct m_cidem *used = &f->cidem[pd->p][pd->key];
+                if (used->used && testrng_below(&f->rng, 2) == 0) {
+                    pd->rb = used->rb; /* the key's own request again: a replay */
+                    pd->cycle = used->cycle;
+                }
+                m_claim(f, pd, &cmds[i]);
+            }
             continue;
         }
         pd->kind = M_K_SCORE;
@@ -302,7 +434,19 @@ static void m_step(struct fixture *f, uint32_t ncmds)
             assert_int_equal(ts_i64(&r->body.data, "score"), pd->expect_score);
             assert_int_equal(ts_bool(&r->body.data, "improved"), pd->expect_improved);
         }
+        if ((pd->kind == M_K_GRANT || pd->kind == M_K_CLAIM) && r->status / 100 == 2) {
+            assert_int_equal(r->replayed, pd->expect_replay);
+            m_check_reward_item(f, pd, &r->body.data);
+        }
     }
+    /* One reward.granted per first grant, none for repeats. */
+    uint32_t granted = 0;
+    for (uint32_t e = 0; e < f->out.nev; e++) {
+        char type[32];
+        granted +=
+            strcmp(ts_str(&f->out.ev[e].data, "type", type, sizeof type), "reward.granted") == 0;
+    }
+    assert_int_equal(granted, grants);
 }
 
 /* ---- comparing every ranking --------------------------------------------------------------- */
@@ -441,8 +585,74 @@ static void m_check_ranking(struct fixture *f, int b, int sl, int guild)
     ts_answer_free(&u);
 }
 
+/* Order of the model's rewards in a list: newest grant first. */
+static int m_reward_cmp(const void *x, const void *y)
+{
+    uint64_t a = (*(const struct m_reward *const *)x)->seq;
+    uint64_t b = (*(const struct m_reward *const *)y)->seq;
+    return a < b ? 1 : a > b ? -1 : 0;
+}
+
+/* Player @p's rewards (all, or pending only) walked page by page equal the model's. */
+static void m_check_rewards(struct fixture *f, int p, int pending)
+{
+    const struct m_reward *want[M_RBOARDS * M_CYCLES];
+    int rbof[M_RBOARDS * M_CYCLES], cyof[M_RBOARDS * M_CYCLES];
+    size_t n = 0;
+    for (int rb = 0; rb < M_RBOARDS; rb++) {
+        for (int cy = 0; cy < M_CYCLES; cy++) {
+            const struct m_reward *w = &f->rw[p][rb][cy];
+            if (w->granted && !(pending && w->claimed_ts >= 0)) {
+                want[n++] = w;
+            }
+        }
+    }
+    qsort(want, n, sizeof want[0], m_reward_cmp);
+    for (size_t i = 0; i < n; i++) {
+        size_t off = (size_t)(want[i] - &f->rw[p][0][0]);
+        rbof[i] = (int)(off / M_CYCLES);
+        cyof[i] = (int)(off % M_CYCLES);
+    }
+    struct shard_query q = {.type = SHARD_Q_REWARDS,
+                            .player_id = ts_s(f->ids[p]),
+                            .pending = pending,
+                            .limit = 1 + (uint32_t)testrng_below(&f->rng, 5)};
+    struct ts_answer u;
+    char errmsg[LR_ERRMSG_SIZE], cursor[128];
+    size_t seen = 0;
+    for (;;) {
+        if (ts_query(f->s, &q, &u, errmsg) != 0) {
+            fail_msg("rewards: %s", errmsg);
+        }
+        const msgpack_object *items = ts_get(&u.data, "items");
+        assert_true(items->via.array.size <= q.limit);
+        for (uint32_t i = 0; i < items->via.array.size; i++, seen++) {
+            assert_true(seen < n);
+            struct m_pending pd = {.rb = rbof[seen],
+                                   .cycle = cyof[seen],
+                                   .expect_reward = want[seen],
+                                   .expect_claimed_ts = want[seen]->claimed_ts};
+            m_check_reward_item(f, &pd, &items->via.array.ptr[i]);
+        }
+        if (ts_is_nil(&u.data, "next_cursor")) {
+            ts_answer_free(&u);
+            break;
+        }
+        ts_str(&u.data, "next_cursor", cursor, sizeof cursor);
+        q.cursor = ts_s(cursor);
+        ts_answer_free(&u);
+    }
+    assert_int_equal(seen, n);
+}
+
 static void m_check_all(struct fixture *f)
 {
+    for (int p = 0; p < M_PLAYERS; p++) {
+        if (f->created[p]) {
+            m_check_rewards(f, p, 0);
+            m_check_rewards(f, p, 1);
+        }
+    }
     for (int b = 0; b < M_BOARDS; b++) {
         for (int sl = 0; sl < M_SLOTS; sl++) {
             for (int g = 0; g < M_GUILDS; g++) {

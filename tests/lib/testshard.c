@@ -95,6 +95,35 @@ struct cmd ts_unlock(int64_t ts, const char *player, const char *game, const cha
     return c;
 }
 
+struct cmd ts_grant(int64_t ts, const char *board, int64_t cycle, const char *player, int64_t rank,
+                    const char *reward)
+{
+    struct cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMD_REWARD_GRANT;
+    c.ts = ts;
+    c.u.reward_grant.board_id = ts_s(board);
+    c.u.reward_grant.cycle = cycle;
+    c.u.reward_grant.player_id = ts_s(player);
+    c.u.reward_grant.rank = rank;
+    c.u.reward_grant.reward = ts_s(reward);
+    return c;
+}
+
+struct cmd ts_claim(int64_t ts, const char *player, const char *board, int64_t cycle,
+                    const char *idem)
+{
+    struct cmd c;
+    memset(&c, 0, sizeof c);
+    c.type = CMD_REWARD_CLAIM;
+    c.ts = ts;
+    c.u.reward_claim.player_id = ts_s(player);
+    c.u.reward_claim.board_id = ts_s(board);
+    c.u.reward_claim.cycle = cycle;
+    c.u.reward_claim.idempotency_key = ts_s(idem);
+    return c;
+}
+
 char *ts_unpack(msgpack_unpacked *u, const char *buf, size_t len)
 {
     size_t off = 0;

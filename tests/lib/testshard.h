@@ -21,6 +21,10 @@ struct cmd ts_score(int64_t ts, const char *board, const char *player, int64_t s
                     const char *idem);
 struct cmd ts_unlock(int64_t ts, const char *player, const char *game, const char *ach,
                      int64_t steps, const char *idem);
+struct cmd ts_grant(int64_t ts, const char *board, int64_t cycle, const char *player, int64_t rank,
+                    const char *reward);
+struct cmd ts_claim(int64_t ts, const char *player, const char *board, int64_t cycle,
+                    const char *idem);
 
 /** One command's outcome. */
 struct ts_result {

@@ -145,6 +145,19 @@ sample(enum cmd_type type)
         c.u.score.metadata = S("{\"k\":1}");
         c.u.score.idempotency_key = S("score-0001");
         break;
+    case CMD_REWARD_GRANT:
+        c.u.reward_grant.board_id = S("b1");
+        c.u.reward_grant.cycle = 29412345;
+        c.u.reward_grant.player_id = S("p1");
+        c.u.reward_grant.rank = 3;
+        c.u.reward_grant.reward = S("silver \xc3\xa9toile");
+        break;
+    case CMD_REWARD_CLAIM:
+        c.u.reward_claim.player_id = S("p1");
+        c.u.reward_claim.board_id = S("b1");
+        c.u.reward_claim.cycle = 29412345;
+        c.u.reward_claim.idempotency_key = S("claim-0001");
+        break;
     case CMD__TYPE_END: fail_msg("no sample for CMD__TYPE_END");
     }
     return c;
@@ -329,6 +342,8 @@ static void idempotent_commands_expose_key(void **state)
     assert_ptr_equal(player.p, c.u.score.player_id.p);
     assert_true(cmd_flags(CMD_UNLOCK) & CMD_F_IDEMPOTENT);
     assert_true(cmd_flags(CMD_TOURNAMENT_JOIN) & CMD_F_IDEMPOTENT);
+    assert_true(cmd_flags(CMD_REWARD_CLAIM) & CMD_F_IDEMPOTENT);
+    assert_false(cmd_flags(CMD_REWARD_GRANT) & CMD_F_IDEMPOTENT);
 }
 
 /* ---- round trips ----------------------------------------------------------------------- */

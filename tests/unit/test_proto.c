@@ -465,6 +465,39 @@ static void the_stale_flag_round_trips_and_must_be_a_boolean(void **state)
     assert_int_equal(stale, 0);
 }
 
+/* The rewards query's "pending" flag survives the codec, is left out when false, and must be a
+ * boolean. */
+static void the_pending_flag_round_trips_and_must_be_a_boolean(void **state)
+{
+    struct fixture *f = *state;
+    struct shard_query q, d;
+    char errmsg[LR_ERRMSG_SIZE];
+    int stale;
+    memset(&q, 0, sizeof q);
+    q.type = SHARD_Q_REWARDS;
+    q.player_id = (struct lr_str){"p1", 2};
+    for (int want = 0; want <= 1; want++) {
+        q.pending = want;
+        msgpack_sbuffer_clear(&f->sb);
+        proto_query_encode(&f->pk, &q, 0);
+        assert_int_equal(proto_unpack(f->sb.data, f->sb.size, &f->up), 0);
+        assert_int_equal((proto_map_get(&f->up.data, "pending") != NULL), want);
+        assert_int_equal(f->up.data.via.map.size, want ? 4 : 3); /* type, window, player_id */
+        assert_int_equal(proto_query_decode(&f->up.data, &d, &stale, errmsg), 0);
+        assert_int_equal(d.pending, want);
+        assert_int_equal(d.type, SHARD_Q_REWARDS);
+    }
+    msgpack_sbuffer_clear(&f->sb);
+    msgpack_pack_map(&f->pk, 2);
+    proto_pack_key(&f->pk, "type");
+    msgpack_pack_int64(&f->pk, SHARD_Q_REWARDS);
+    proto_pack_key(&f->pk, "pending");
+    msgpack_pack_str_with_body(&f->pk, "true", 4);
+    assert_int_equal(proto_unpack(f->sb.data, f->sb.size, &f->up), 0);
+    assert_int_equal(proto_query_decode(&f->up.data, &d, &stale, errmsg), LR_EINVAL);
+    assert_string_equal(errmsg, "query: bad value for pending");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -479,6 +512,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(envelopes_of_the_wrong_shape_are_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(random_bytes_get_a_code_or_a_value, setup, teardown),
         cmocka_unit_test_setup_teardown(the_stale_flag_round_trips_and_must_be_a_boolean, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(the_pending_flag_round_trips_and_must_be_a_boolean, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
