@@ -31,8 +31,11 @@ struct closer__band {
     char reward[VALID_NAME_MAX * 4 + 1];
 };
 
+/* A board with cycles, or a tournament (closed once, as cycle 0, at its end). */
 struct closer__board {
     char id[VALID_ID_MAX + 1];
+    int tournament;
+    int64_t end_ms; /* a tournament's end_at */
     int64_t reset_s;
     int desc;
     uint32_t top;
@@ -215,6 +218,35 @@ static struct closer__board *closer__board(struct closer *c, struct lr_str id, i
     return b;
 }
 
+/* A tournament put read from meta's log: its end is closed once, as cycle 0, with its prizes
+ * (API.md, "Tournaments"). The record keeps the final standings: at least the top 10, and as
+ * deep as the last prize. */
+static void closer__learn_tournament(struct closer *c, const struct cmd_tournament_put *tp)
+{
+    struct closer__board *b = closer__board(c, tp->tournament_id, 1);
+    if (b == NULL) {
+        LOG(c->log, LOG_WARN, "closer: more than %d boards with cycles: tournament %.*s not closed",
+            CLOSER_MAX_BOARDS, (int)tp->tournament_id.len, tp->tournament_id.p);
+        return;
+    }
+    b->tournament = 1;
+    b->end_ms = tp->end_ms;
+    b->desc = tp->order == CMD_ORDER_DESC;
+    b->top = 10;
+    b->nbands = tp->prizes.n;
+    for (uint32_t i = 0; i < tp->prizes.n; i++) {
+        b->band[i].from = tp->prizes.items[i].rank_from;
+        b->band[i].to = tp->prizes.items[i].rank_to;
+        snprintf(b->band[i].reward, sizeof b->band[i].reward, "%.*s",
+                 (int)tp->prizes.items[i].reward.len, tp->prizes.items[i].reward.p);
+        if (b->band[i].to > (int64_t)b->top) {
+            b->top = b->band[i].to > 1000 ? 1000 : (uint32_t)b->band[i].to;
+        }
+    }
+    /* Announced if it ends while this router runs. */
+    b->announce_from = closer__now_ms() < tp->end_ms ? 0 : 1;
+}
+
 /* A board put read from meta's log: follow its cycles, or stop when it has none. */
 static void closer__learn(struct closer *c, const struct cmd_board_put *bp)
 {
@@ -269,8 +301,12 @@ static void closer__catalog_read(struct closer *c)
         }
         msgpack_unpacked_init(&body);
         if (proto_unpack(bo->via.bin.ptr, bo->via.bin.size, &body) == 0 &&
-            cmd_decode(&body.data, &cmd, errmsg) == 0 && cmd.type == CMD_BOARD_PUT) {
-            closer__learn(c, &cmd.u.board_put);
+            cmd_decode(&body.data, &cmd, errmsg) == 0) {
+            if (cmd.type == CMD_BOARD_PUT) {
+                closer__learn(c, &cmd.u.board_put);
+            } else if (cmd.type == CMD_TOURNAMENT_PUT) {
+                closer__learn_tournament(c, &cmd.u.tournament_put);
+            }
         }
         msgpack_unpacked_destroy(&body);
         c->catalog_after = v > 0 && (uint64_t)v > c->catalog_after ? (uint64_t)v : c->catalog_after;
@@ -362,8 +398,10 @@ static void closer__tops(struct closer *c)
     memset(&q, 0, sizeof q);
     q.type = SHARD_Q_TOP;
     q.board_id = lr_str_of(c->b->id);
-    q.window = TIMEFMT_CYCLE;
-    q.has_period = 1;
+    /* A tournament's board takes scores only inside its window: its alltime is the final
+     * standing. */
+    q.window = c->b->tournament ? TIMEFMT_ALLTIME : TIMEFMT_CYCLE;
+    q.has_period = !c->b->tournament;
     q.period = c->cycle;
     q.limit = c->b->top ? c->b->top : 1;
     q.now_ms = closer__now_ms();
@@ -623,7 +661,7 @@ static void closer__start(struct closer *c, struct closer__board *b, int64_t cyc
     c->busy = 1;
     c->b = b;
     c->cycle = cycle;
-    c->boundary_ms = (cycle + 1) * b->reset_s * 1000;
+    c->boundary_ms = b->tournament ? b->end_ms : (cycle + 1) * b->reset_s * 1000;
     memset(&q, 0, sizeof q);
     q.type = META_Q_CLOSE_GET;
     q.board_id = lr_str_of(b->id);
@@ -648,7 +686,17 @@ static void closer__tick(uv_timer_t *t)
     int64_t ms = closer__now_ms();
     for (unsigned i = 0; i < c->nboards; i++) {
         struct closer__board *b = &c->boards[i];
-        if (b->reset_s <= 0 || now < b->retry_at) {
+        if (now < b->retry_at) {
+            continue;
+        }
+        if (b->tournament) {
+            if (b->done_through < 0 && ms >= b->end_ms) {
+                closer__start(c, b, 0);
+                return;
+            }
+            continue;
+        }
+        if (b->reset_s <= 0) {
             continue;
         }
         int64_t ended = ms / 1000 / b->reset_s - 1; /* the last cycle that has ended */
