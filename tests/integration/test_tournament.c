@@ -380,6 +380,83 @@ static void state_follows_the_clock(void **state)
     httpc_free(&r);
 }
 
+/* Items of @player's rewards for board @board, cycle @cycle, through @http: their count, and
+ * the reward of the last one in @reward. */
+static int rewards_of(const char *http, const char *player, const char *board, int64_t cycle,
+                      char *reward, size_t cap)
+{
+    char path[128];
+    struct httpc_resp r;
+    size_t i;
+    json_t *it;
+    int n = 0;
+    snprintf(path, sizeof path, "/v1/players/%s/rewards", player);
+    req(http, "GET", path, "", NULL, &r);
+    expect(&r, 200, path);
+    json_array_foreach(json_object_get(r.json, "items"), i, it)
+    {
+        if (strcmp(tdev_str(it, "board_id"), board) == 0 && tdev_int(it, "cycle") == cycle) {
+            n++;
+            snprintf(reward, cap, "%s", tdev_str(it, "reward"));
+        }
+    }
+    httpc_free(&r);
+    return n;
+}
+
+/* At its end a tournament is closed once for the cluster, by whichever router's closer comes
+ * first: the final standings are recorded as its cycle 0 and stay readable at its top, and the
+ * prize (rank 1: "cup") is granted once, in the winner's region. */
+static void prizes_granted_once_at_the_end(void **state)
+{
+    (void)state;
+    const char *players[3] = {"prize-na", "prize-eu", "prize-apac"};
+    const char *regs[3] = {"na", "eu", "apac"};
+    int64_t t0 = now_ms(), end_off = 4000;
+    put_tourn("prize", "desc", -1000, end_off, 10, 0, 201);
+    for (int i = 0; i < 3; i++) {
+        put_player(players[i], regs[i]);
+        join_ok(i % 2 ? fx->r2.http : NULL, "prize", players[i], i + 1);
+        assert_int_equal(score("prize", players[i], 100 + 10 * i), 200);
+    }
+    int64_t wait = t0 + end_off - now_ms();
+    tdev_sleep_ms(wait > 0 ? (int)wait : 0);
+    struct httpc_resp r;
+    int st = 0;
+    for (int k = 0; k < 200; k++) {
+        if ((st = req(NULL, "GET", "/v1/boards/prize/cycles/0", "", NULL, &r)) == 200) {
+            break;
+        }
+        httpc_free(&r);
+        tdev_sleep_ms(50);
+    }
+    expect(&r, 200, "the tournament's close record");
+    json_t *entries = json_object_get(r.json, "entries"), *rw = json_object_get(r.json, "rewards");
+    assert_int_equal(json_array_size(entries), 3);
+    assert_string_equal(tdev_str(json_array_get(entries, 0), "player_id"), "prize-apac");
+    assert_int_equal(tdev_int(json_array_get(entries, 0), "score"), 120);
+    assert_string_equal(tdev_str(json_array_get(entries, 2), "player_id"), "prize-na");
+    assert_int_equal(json_array_size(rw), 1);
+    assert_string_equal(tdev_str(json_array_get(rw, 0), "player_id"), "prize-apac");
+    assert_string_equal(tdev_str(json_array_get(rw, 0), "reward"), "cup");
+    httpc_free(&r);
+    /* Granted once, seen through both routers, after both closers have had their turn. */
+    tdev_sleep_ms(1500);
+    char reward[80] = "";
+    for (int h = 0; h < 2; h++) {
+        const char *http = h ? fx->r2.http : NULL;
+        assert_int_equal(rewards_of(http, "prize-apac", "prize", 0, reward, sizeof reward), 1);
+        assert_string_equal(reward, "cup");
+        assert_int_equal(rewards_of(http, "prize-eu", "prize", 0, reward, sizeof reward), 0);
+        assert_int_equal(rewards_of(http, "prize-na", "prize", 0, reward, sizeof reward), 0);
+    }
+    /* The final standings stay readable. */
+    req(fx->r2.http, "GET", "/v1/boards/prize/top", "", NULL, &r);
+    expect(&r, 200, "final top");
+    assert_int_equal(json_array_size(json_object_get(r.json, "entries")), 3);
+    httpc_free(&r);
+}
+
 /* A join whose region cannot answer (its replica stopped) is 503 after meta admitted the player;
  * the retry, through the other router once the region is back, finishes the membership
  * without taking a second place. */
@@ -593,6 +670,7 @@ int main(void)
         cmocka_unit_test(join_twice_is_a_noop),
         cmocka_unit_test(scores_need_a_join_and_attempts),
         cmocka_unit_test(state_follows_the_clock),
+        cmocka_unit_test(prizes_granted_once_at_the_end),
         cmocka_unit_test(retried_join_finishes_the_work),
         cmocka_unit_test(put_validation_changes_nothing),
         cmocka_unit_test(meta_down_is_503),
