@@ -25,8 +25,10 @@
 #include "../shard/mp.h"
 
 #define MCMD_ENTRY_VERSION 1
-#define MCMD_ENTRY_MAX 1024         /* commands in one entry */
-#define MCMD_BODY_MAX (64 * 1024)   /* bytes of a catalog body or a close record */
+#define MCMD_ENTRY_MAX 1024 /* commands in one entry */
+/* Bytes of a catalog body or a close record: a record of 1000 entries and 1000 rewards in
+ * the closer's lean form (router/closer.c) is about 170 KiB. */
+#define MCMD_BODY_MAX (256 * 1024)
 #define MCMD_TS_MAX 253402300799999 /* 9999-12-31T23:59:59.999Z */
 
 /* Catalog kinds: X(code, NAME, name). Codes are stable on the wire and on disk. */

@@ -126,6 +126,9 @@ int proto_unpack(const char *p, size_t n, msgpack_unpacked *up)
 
 int proto_obj_i64(const msgpack_object *o, int64_t *v)
 {
+    if (o == NULL) { /* a key absent from a peer's map (proto_map_get's NULL) */
+        return LR_EINVAL;
+    }
     if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER && o->via.u64 <= (uint64_t)INT64_MAX) {
         *v = (int64_t)o->via.u64;
         return 0;

@@ -135,7 +135,8 @@ int proto_query_decode(const msgpack_object *o, struct shard_query *q, int *stal
 
 /** Value of @key in map @o, or NULL. */
 const msgpack_object *proto_map_get(const msgpack_object *o, const char *key);
-/** Integer value (either msgpack integer type). @return 0 or LR_EINVAL. */
+/** Integer value (either msgpack integer type). @return 0, or LR_EINVAL (also for NULL, so
+ * proto_map_get's answer can be passed as it is). */
 int proto_obj_i64(const msgpack_object *o, int64_t *v);
 /** Pack a NUL-terminated key. */
 void proto_pack_key(msgpack_packer *pk, const char *k);

@@ -258,6 +258,13 @@ static void closer__learn(struct closer *c, const struct cmd_board_put *bp)
         }
         return;
     }
+    /* Apply the regions' own rules (shard/apply_catalog.c): meta records every put, but the
+     * regions refuse a board put on a tournament's id and a change of a board's order or
+     * period, so the closer must not follow such a put either. */
+    if (b->tournament || (b->reset_s > 0 && (b->reset_s != bp->reset_period_s ||
+                                             b->desc != (bp->order == CMD_ORDER_DESC)))) {
+        return;
+    }
     if (b->reset_s != bp->reset_period_s) {
         int64_t now_cycle = closer__now_ms() / 1000 / (bp->reset_period_s ? bp->reset_period_s : 1);
         /* A new period restarts the count: cycles are numbers of the new period. */
@@ -449,9 +456,20 @@ static json_t *closer__build(struct closer *c)
     json_t *entries = json_array(), *rewards = json_array();
     size_t take = all.n < c->b->top ? all.n : c->b->top;
     for (size_t i = 0; i < take; i++) {
-        json_t *e = mpjson_from(all.v[i].o);
+        /* Lean entries (not the region's whole entry: no name, no metadata) keep a record of
+         * 1000 entries within meta's MCMD_BODY_MAX. */
+        json_t *full = mpjson_from(all.v[i].o), *e = json_object();
         json_int_t rank = (json_int_t)(i + 1);
+        static const char *const keep[] = {"player_id", "region", "score", "subscore",
+                                           "updated_at"};
         json_object_set_new(e, "rank", json_integer(rank));
+        for (size_t f = 0; f < sizeof keep / sizeof keep[0]; f++) {
+            json_t *v = json_object_get(full, keep[f]);
+            if (v) {
+                json_object_set(e, keep[f], v);
+            }
+        }
+        json_decref(full);
         json_array_append_new(entries, e);
         for (uint32_t k = 0; k < c->b->nbands; k++) {
             if (rank >= c->b->band[k].from && rank <= c->b->band[k].to) {
@@ -480,6 +498,13 @@ static void closer__record(struct closer *c)
     struct mcmd m;
     if (text == NULL) {
         closer__end(c, 0, "out of memory");
+        return;
+    }
+    if (strlen(text) > MCMD_BODY_MAX) { /* meta would refuse it on every retry */
+        LOG(c->log, LOG_ERROR, "closer: board %s cycle %lld: the record is %zu bytes, above %d",
+            c->b->id, (long long)c->cycle, strlen(text), MCMD_BODY_MAX);
+        free(text);
+        closer__end(c, 0, "record too large");
         return;
     }
     memset(&m, 0, sizeof m);

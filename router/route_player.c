@@ -112,6 +112,16 @@ int route_player_put(struct rreq *q)
     if (router__region_index(q->r, region) < 0) {
         return rreq__errf(q, LR_EINVAL, "unknown region %s", region);
     }
+    /* Everything the region would refuse is refused here, before the claim: a claim is for
+     * good, and a put the region then refuses would leave an id claimed for no player. */
+    if (!valid_text(name, strlen(name), 1, VALID_NAME_MAX)) {
+        return rreq__errf(q, LR_EINVAL, "name must be 1 to %d characters", VALID_NAME_MAX);
+    }
+    if (json_is_string(g) && json_string_length(g) > 0 && /* "": no guild */
+        !valid_id(json_string_value(g), json_string_length(g), VALID_ID_MAX)) {
+        return rreq__errf(q, LR_EINVAL, "guild must be 1 to %d characters of [A-Za-z0-9_.-]",
+                          VALID_ID_MAX);
+    }
     char id[VALID_ID_MAX + 1];
     snprintf(id, sizeof id, "%.*s", (int)q->param[0].len, q->param[0].p);
     if (q->r->up[ROUTER_META]) {

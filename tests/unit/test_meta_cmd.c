@@ -184,7 +184,7 @@ static void refuses_bad_fields(void **state)
     c.u.close.record = (struct lr_str){big, MCMD_BODY_MAX + 1};
     msgpack_sbuffer_clear(&f->sb);
     mcmd_encode(pk, &c);
-    expect_refused(f, LR_EINVAL, "record must be bytes of at most 65536");
+    expect_refused(f, LR_EINVAL, "record must be bytes of at most 262144");
     c.u.close.record.len = MCMD_BODY_MAX; /* exactly the bound is fine */
     msgpack_sbuffer_clear(&f->sb);
     mcmd_encode(pk, &c);
