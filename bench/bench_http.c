@@ -13,9 +13,18 @@
  *   http_rank_rps           GET /v1/boards/{b}/players/{p}, a random player
  *   http_around_rps         the same with around=5
  *   http_top100_global_rps  GET /v1/boards/{b}/top?limit=100 (scope global: regions merged)
- * each with _p50_ms and _p99_ms (per request). Rates count 2xx answers only; any other answer
- * or transport error is printed on an `errors` line and the run goes on. The cluster is then
- * stopped and the peers run alone (bench_peer.c); the ratios come last.
+ *   http_player_create_rps  PUT /v1/players/{id}, an id no one created (its claim in the
+ *                           metadata group, then the write to its region), regions round-robin;
+ *                           only 201 counts
+ * each with _p50_ms and _p99_ms (per request). Rates count 2xx answers only (201 for
+ * creations); any other answer or transport error is printed on an `errors` line and the run
+ * goes on. Last, one figure that is not a load:
+ *   cycle_close_ms          a second board with reset_period_s 60 and a score for every seeded
+ *                           player in one cycle; the time from that cycle's end to the first
+ *                           GET /v1/boards/{id}/cycles/{n} that answers 200 (polled every
+ *                           10 ms). It waits for the cycle boundary (up to a minute), so
+ *                           --quick leaves it out unless --only names it.
+ * The cluster is then stopped and the peers run alone (bench_peer.c); the ratios come last.
  *
  * This file is the command and its cluster: options, the `laurel dev` child, the seeded
  * cluster `laurel bench ws` borrows (bench_http__site_up), the ratios, and the figures and
@@ -376,14 +385,19 @@ static void bench_http__usage(FILE *f)
             "                         [--conns N] [--players N] [--seconds S] [--only a,b]\n"
             "\n"
             "The public HTTP API of a real cluster under closed-loop load: score writes (single\n"
-            "and through /v1/events), ranks, around-me and the global top 100, then the same\n"
-            "operations on Redis and PostgreSQL when they are installed, and the ratios.\n"
-            "Without --router it starts `laurel dev` (default --regions na,eu,apac --replicas 3)\n"
-            "in a temporary directory and stops it at the end.\n"
+            "and through /v1/events), ranks, around-me, the global top 100 and player creations\n"
+            "(http_player_create_rps); then cycle_close_ms, the delay from a cycle's end to its\n"
+            "close record (a board with reset_period_s 60: it waits for the next cycle boundary,\n"
+            "up to 60 s); then the same operations on Redis and PostgreSQL when they are\n"
+            "installed, and the ratios. Without --router it starts `laurel dev` (default\n"
+            "--regions na,eu,apac --replicas 3, with its metadata group) in a temporary\n"
+            "directory and stops it at the end.\n"
             "  --quick      %.0f s a workload, %u players, shorter peer runs (default %.0f s, %u)\n"
+            "               and no cycle_close_ms unless --only names it\n"
             "  --no-peers   skip Redis and PostgreSQL\n"
             "  --conns N    connections (and peer clients), default 50\n"
-            "  --only a,b   run only these workloads (figure names, e.g. http_rank_rps)\n"
+            "  --only a,b   run only these workloads (figure names, e.g. http_rank_rps,\n"
+            "               cycle_close_ms)\n"
             "Each figure prints as `figure <name> <value> <unit>`, errors as\n"
             "`errors <name>: ...`, skipped peers as `peer skipped: ...`.\n",
             3.0, 10000u, 15.0, 30000u);
