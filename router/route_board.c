@@ -114,6 +114,15 @@ int route_board_put(struct rreq *q)
     }
     v = json_object_get(q->body, "game_id");
     c.u.board_put.game_id = lr_str_of(v && json_is_string(v) ? json_string_value(v) : "");
+    /* Omitted or null: 0, which the shard reads as CMD_KEEP_PERIODS_DEFAULT. */
+    v = json_object_get(q->body, "keep_periods");
+    if (v && !json_is_null(v) &&
+        (!json_is_integer(v) || json_integer_value(v) < 1 ||
+         json_integer_value(v) > CMD_KEEP_PERIODS_MAX)) {
+        return rreq__errf(q, LR_EINVAL, "keep_periods must be an integer from 1 to %d",
+                          CMD_KEEP_PERIODS_MAX);
+    }
+    c.u.board_put.keep_periods = v && json_is_integer(v) ? json_integer_value(v) : 0;
     strmap_put(&q->r->board_order, q->param[0].p, q->param[0].len,
                (void *)(uintptr_t)(c.u.board_put.order == CMD_ORDER_DESC ? 2 : 1));
     return route_catalog__put(q, &c);

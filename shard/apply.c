@@ -170,7 +170,8 @@ void apply__pack_prizes(msgpack_packer *pk, const struct cmd_prizes *p)
     }
 }
 
-/* Board record: [ver, order, op, windows, reset_s, snapshot_top, rewards, game_id, tournament] */
+/* Board record: [ver, order, op, windows, reset_s, snapshot_top, rewards, game_id, tournament,
+ * version, keep] */
 int apply__put_board(struct apply *a, const struct board *bd, const struct cmd_prizes *rw)
 {
     struct key k;
@@ -178,7 +179,7 @@ int apply__put_board(struct apply *a, const struct board *bd, const struct cmd_p
     struct lr_str game = {bd->game_id, (uint32_t)strlen(bd->game_id)};
     key__init(&k);
     key__str(&k, id);
-    apply__rec_begin(a, 9);
+    apply__rec_begin(a, 10);
     msgpack_pack_int64(RPK, bd->order);
     msgpack_pack_int64(RPK, bd->op);
     msgpack_pack_int64(RPK, bd->windows);
@@ -188,6 +189,7 @@ int apply__put_board(struct apply *a, const struct board *bd, const struct cmd_p
     rec__pack_str(RPK, game);
     bd->tournament ? msgpack_pack_true(RPK) : msgpack_pack_false(RPK);
     msgpack_pack_int64(RPK, bd->version);
+    msgpack_pack_int64(RPK, bd->keep);
     return apply__rec_put(a, STORE_BOARDS, &k);
 }
 
@@ -307,10 +309,12 @@ static int apply__rank_move(struct rankidx *idx, const struct rankkey *old,
     return rankidx_insert(idx, now) == 0 ? 0 : LR_ENOMEM;
 }
 
-/* Write phase of a planned score change. */
+/* Write phase of a planned score change, then the eviction it triggers (evict.c): past
+ * periods beyond the board's keep, a bounded number of records a command. */
 int apply__score_write(struct apply *a, const struct apply__plan *plan)
 {
     struct boards *bs = &a->s->boards;
+    uint32_t budget = EVICT_PER_COMMAND;
     for (uint32_t i = 0; i < plan->n; i++) {
         const struct apply__win *x = &plan->win[i];
         if (!x->changed) {
@@ -341,7 +345,7 @@ int apply__score_write(struct apply *a, const struct apply__plan *plan)
             }
         }
     }
-    return 0;
+    return evict__after_write(a->s, plan->bd, a->c->ts, &budget);
 }
 
 /* Region rank (1-based) of the planned entry in window @i. */

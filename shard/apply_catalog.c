@@ -187,6 +187,7 @@ int apply__board_put(struct apply *a, const struct cmd_board_put *c)
     bd->reset_s = c->reset_period_s;
     bd->snapshot_top = c->snapshot_top;
     bd->version = c->version;
+    bd->keep = c->keep_periods ? c->keep_periods : CMD_KEEP_PERIODS_DEFAULT;
     snprintf(bd->game_id, sizeof bd->game_id, "%.*s", (int)c->game_id.len, c->game_id.p);
     if ((rv = apply__put_board(a, bd, &c->rewards)) != 0) {
         return rv;

@@ -2,7 +2,12 @@
  *
  * Order folding: a desc board stores -score and -subscore so every index sorts ascending and
  * one comparator serves both orders; scores are bounded by 2^53-1, so negation is exact.
- * Time and player id break ties the same way on either order (docs/ordering.md). */
+ * Time and player id break ties the same way on either order (docs/ordering.md).
+ *
+ * Each board also lists, per window, the periods that have a rank set, ascending: the sets
+ * live in a hash map (no order), and eviction (evict.c) needs the oldest one; the list stays
+ * short (the kept periods, plus a backlog being evicted). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +43,9 @@ void boards__free(struct boards *b)
             boards__free_set(sl2->val);
         }
         strmap_free(&bd->sets);
+        for (int w = 0; w < TIMEFMT_NWINDOWS; w++) {
+            free(bd->periods[w].v);
+        }
         free(bd);
     }
     strmap_free(&b->by_id);
@@ -57,6 +65,10 @@ int boards__put(struct boards *b, const char *id, size_t len, struct board **out
         }
         memcpy(bd->id, id, len);
         strmap_init(&bd->sets);
+        bd->keep = CMD_KEEP_PERIODS_DEFAULT;
+        for (int w = 0; w < TIMEFMT_NWINDOWS; w++) {
+            bd->floor[w] = INT64_MIN;
+        }
         if (strmap_put(&b->by_id, id, len, bd) != 0) {
             free(bd);
             return LR_ENOMEM;
@@ -66,12 +78,61 @@ int boards__put(struct boards *b, const char *id, size_t len, struct board **out
     return 0;
 }
 
+static void boards__set_key(unsigned char k[9], enum timefmt_window w, int64_t period)
+{
+    k[0] = (unsigned char)w;
+    memcpy(k + 1, &period, 8);
+}
+
+/* Position of @period in @p: where it is, or where it would go. */
+static uint32_t boards__periods_find(const struct board_periods *p, int64_t period)
+{
+    uint32_t lo = 0, hi = p->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (p->v[mid] < period) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    return lo;
+}
+
+/* Insert @period (absent) into @p. New periods are almost always the newest, so the move is
+ * almost always empty. */
+static int boards__periods_add(struct board_periods *p, int64_t period)
+{
+    if (p->n == p->cap) {
+        uint32_t ncap = p->cap ? p->cap * 2 : 4;
+        int64_t *nv = realloc(p->v, ncap * sizeof *nv);
+        if (nv == NULL) {
+            return LR_ENOMEM;
+        }
+        p->v = nv;
+        p->cap = ncap;
+    }
+    uint32_t i = boards__periods_find(p, period);
+    memmove(p->v + i + 1, p->v + i, (p->n - i) * sizeof *p->v);
+    p->v[i] = period;
+    p->n++;
+    return 0;
+}
+
+static void boards__periods_del(struct board_periods *p, int64_t period)
+{
+    uint32_t i = boards__periods_find(p, period);
+    if (i < p->n && p->v[i] == period) {
+        memmove(p->v + i, p->v + i + 1, (p->n - i - 1) * sizeof *p->v);
+        p->n--;
+    }
+}
+
 struct rankset *boards__set(struct boards *b, struct board *bd, enum timefmt_window w,
                             int64_t period, int create)
 {
     unsigned char k[9];
-    k[0] = (unsigned char)w;
-    memcpy(k + 1, &period, 8);
+    boards__set_key(k, w, period);
     struct rankset *rs = strmap_get(&bd->sets, k, sizeof k);
     if (rs || !create) {
         return rs;
@@ -86,12 +147,33 @@ struct rankset *boards__set(struct boards *b, struct board *bd, enum timefmt_win
         free(rs);
         return NULL;
     }
+    if (boards__periods_add(&bd->periods[w], period) != 0) {
+        rankidx_free(rs->all);
+        free(rs);
+        return NULL;
+    }
     if (strmap_put(&bd->sets, k, sizeof k, rs) != 0) {
+        boards__periods_del(&bd->periods[w], period);
         rankidx_free(rs->all);
         free(rs);
         return NULL;
     }
     return rs;
+}
+
+void boards__drop(struct board *bd, struct rankset *rs)
+{
+    unsigned char k[9];
+    boards__set_key(k, rs->window, rs->period);
+    strmap_del(&bd->sets, k, sizeof k);
+    boards__periods_del(&bd->periods[rs->window], rs->period);
+    boards__free_set(rs);
+}
+
+struct rankset *boards__oldest(struct boards *b, struct board *bd, enum timefmt_window w)
+{
+    const struct board_periods *p = &bd->periods[w];
+    return p->n ? boards__set(b, bd, w, p->v[0], 0) : NULL;
 }
 
 struct rankidx *boards__guild(struct boards *b, struct rankset *rs, const char *guild, int create)

@@ -92,6 +92,13 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
     F(I64, steps, 1, 1000000000)                                                                   \
     F(I64, version, 0, CMD_I64_MAX)
 
+/* keep_periods: how many past periods of each dated window (daily, weekly, monthly, cycle)
+ * stay readable besides the current one; older ones are evicted (docs/data-layout.md,
+ * "Eviction of past periods"). A put that leaves it 0 gets the default, so a command built by
+ * zeroing its struct means what the API's omitted field means. */
+#define CMD_KEEP_PERIODS_DEFAULT 8
+#define CMD_KEEP_PERIODS_MAX 1000
+
 #define CMD_BOARD_PUT(F)                                                                           \
     F(ID, board_id, VALID_ID_MAX, 0)                                                               \
     F(I64, order, CMD_ORDER_DESC, CMD_ORDER_ASC)                                                   \
@@ -101,6 +108,7 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
     F(I64, snapshot_top, 0, 1000)                                                                  \
     F(PRIZES, rewards, 0, 0)                                                                       \
     F(OPTID, game_id, VALID_GAME_ID_MAX, 0)                                                        \
+    F(I64, keep_periods, 0, CMD_KEEP_PERIODS_MAX) /* 0 = CMD_KEEP_PERIODS_DEFAULT */               \
     F(I64, version, 0, CMD_I64_MAX)
 
 #define CMD_TOURNAMENT_PUT(F)                                                                      \

@@ -34,6 +34,25 @@ int query__player(struct query *x, struct lr_str id, struct rec_player *p)
 
 /* ---- boards ------------------------------------------------------------------------------ */
 
+/* A period older than the board keeps (evict.c): not found, with a sentence that says so,
+ * rather than an empty page that would read as "nobody played". */
+static int query__evicted(struct query *x, const struct query__scope *sc)
+{
+    char period[TIMEFMT_PERIOD_MAX];
+    if (timefmt_period_format(sc->window, sc->period, period) != 0) {
+        snprintf(period, sizeof period, "%lld", (long long)sc->period);
+    }
+    if (sc->window == TIMEFMT_CYCLE) {
+        return errmsg_set(x->errmsg, LR_ENOTFOUND,
+                          "cycle %s of board %s was evicted: the board keeps %lld past cycles; "
+                          "a closed cycle's top stays at /v1/boards/%s/cycles/%s",
+                          period, sc->bd->id, (long long)sc->bd->keep, sc->bd->id, period);
+    }
+    return errmsg_set(x->errmsg, LR_ENOTFOUND,
+                      "%s period %s of board %s was evicted: the board keeps %lld past periods",
+                      timefmt_window_name(sc->window), period, sc->bd->id, (long long)sc->bd->keep);
+}
+
 static int query__scope(struct query *x, struct query__scope *sc)
 {
     const struct shard_query *q = x->q;
@@ -49,6 +68,9 @@ static int query__scope(struct query *x, struct query__scope *sc)
     sc->window = q->window;
     sc->period =
         q->has_period ? q->period : timefmt_period_of(q->window, q->now_ms, sc->bd->reset_s);
+    if (sc->period < evict__first_readable(sc->bd, q->window, q->now_ms)) {
+        return query__evicted(x, sc);
+    }
     sc->rs = boards__set(&x->s->boards, sc->bd, q->window, sc->period, 0);
     sc->idx = NULL;
     if (sc->rs) {

@@ -211,7 +211,7 @@ static void rec__pack_bands(msgpack_packer *pk, const struct cmd_prizes *rw)
 void rec__pack_board(msgpack_packer *pk, const struct board *bd, const struct cmd_prizes *rw)
 {
     uint32_t nw = 0;
-    msgpack_pack_map(pk, 8);
+    msgpack_pack_map(pk, 9);
     PKB("board_id");
     rec__pack_cstr(pk, bd->id);
     rec__pack_order_op(pk, bd);
@@ -233,6 +233,8 @@ void rec__pack_board(msgpack_packer *pk, const struct board *bd, const struct cm
     rec__pack_bands(pk, rw);
     PKB("game_id");
     bd->game_id[0] ? rec__pack_cstr(pk, bd->game_id) : msgpack_pack_nil(pk);
+    PKB("keep_periods");
+    msgpack_pack_int64(pk, bd->keep);
 }
 
 void rec__pack_tourn(msgpack_packer *pk, struct lr_str id, const struct board *bd,

@@ -138,8 +138,11 @@ static int shard__load_boards(struct shard *s, MDB_txn *txn)
         struct lr_str game = mp_str(&r);
         int tournament = mp_bool(&r);
         int64_t version = mp_i64(&r);
-        if (n != 10 || ver != REC_VERSION || !mp_done(&r) || order < 0 || order > 1 || op < 0 ||
-            op > 3 || windows < 1 || windows > 31 || reset < 0 || game.len > VALID_GAME_ID_MAX ||
+        /* Records written before keep_periods existed have 10 fields: the default applies. */
+        int64_t keep = n == 11 ? mp_i64(&r) : CMD_KEEP_PERIODS_DEFAULT;
+        if ((n != 10 && n != 11) || ver != REC_VERSION || !mp_done(&r) || order < 0 || order > 1 ||
+            op < 0 || op > 3 || windows < 1 || windows > 31 || reset < 0 ||
+            game.len > VALID_GAME_ID_MAX || keep < 1 || keep > CMD_KEEP_PERIODS_MAX ||
             !valid_id(k.mv_data, k.mv_size, VALID_ID_MAX)) {
             rv = errmsg_set(s->errmsg, LR_ECORRUPT, "load: bad board record");
             break;
@@ -154,6 +157,7 @@ static int shard__load_boards(struct shard *s, MDB_txn *txn)
         bd->snapshot_top = top;
         bd->tournament = tournament;
         bd->version = version;
+        bd->keep = keep;
         memcpy(bd->game_id, game.p, game.len);
         bd->game_id[game.len] = '\0';
     }
@@ -287,7 +291,8 @@ int shard__load(struct shard *s)
         goto out;
     }
     if ((rv = store_read(s->st, &txn)) != 0 || (rv = shard__load_players(s, txn)) != 0 ||
-        (rv = shard__load_boards(s, txn)) != 0 || (rv = shard__load_scores(s, txn)) != 0) {
+        (rv = shard__load_boards(s, txn)) != 0 || (rv = evict__load(s, txn)) != 0 ||
+        (rv = shard__load_scores(s, txn)) != 0) {
         goto out;
     }
 out:
@@ -467,6 +472,22 @@ const char *shard_region(const struct shard *s)
 const char *shard_errmsg(const struct shard *s)
 {
     return s->errmsg;
+}
+
+size_t shard_periods(struct shard *s, struct lr_str board, enum timefmt_window w, int64_t *periods,
+                     uint64_t *entries, size_t cap)
+{
+    struct board *bd = boards__get(&s->boards, board.p, board.len);
+    if (bd == NULL || (unsigned)w >= TIMEFMT_NWINDOWS) {
+        return 0;
+    }
+    const struct board_periods *p = &bd->periods[w];
+    for (size_t i = 0; i < p->n && i < cap; i++) {
+        struct rankset *rs = boards__set(&s->boards, bd, w, p->v[i], 0);
+        periods[i] = p->v[i];
+        entries[i] = rs ? rankidx_count(rs->all) : 0;
+    }
+    return p->n;
 }
 
 size_t shard_memory(const struct shard *s)

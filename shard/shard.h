@@ -1,7 +1,8 @@
 /* shard/shard.h — the deterministic state machine of one region.
  *
  * A shard applies raft entries (cmd.h) to its LMDB environment and keeps, in memory, an
- * exact rank index per board, window, period and scope. Apply reads no clock and no random
+ * exact rank index per board, window, period and scope (past periods beyond a board's
+ * keep_periods are evicted as writes arrive: evict.c). Apply reads no clock and no random
  * source: the proposer stamped the time into each command. Replicas that apply the same
  * entries hold the same records, answer the same queries and report the same digest.
  *
@@ -124,6 +125,16 @@ const char *shard_errmsg(const struct shard *s);
 
 /** Heap bytes held by rank indexes and the player-name table. */
 size_t shard_memory(const struct shard *s);
+
+/**
+ * The periods of board @board's window @w that have a ranking in memory, ascending: the first
+ * @cap of them into @periods, with their region entry counts into @entries (either may be NULL
+ * when @cap is 0). Past periods beyond the board's keep_periods leave as apply evicts them
+ * (docs/data-layout.md, "Eviction of past periods"). For tests and diagnostics.
+ * @return how many periods there are (possibly more than @cap); 0 for an unknown board.
+ */
+size_t shard_periods(struct shard *s, struct lr_str board, enum timefmt_window w, int64_t *periods,
+                     uint64_t *entries, size_t cap);
 
 /* ---- queries --------------------------------------------------------------------------- */
 

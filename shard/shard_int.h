@@ -59,6 +59,12 @@ struct rankset {
     size_t npending, cappending;
 };
 
+/* The periods of one window that have a rank set, ascending: eviction takes the oldest. */
+struct board_periods {
+    int64_t *v;
+    uint32_t n, cap;
+};
+
 struct board {
     char id[VALID_ID_MAX + 1];
     int order;        /* CMD_ORDER_* */
@@ -68,8 +74,13 @@ struct board {
     int64_t snapshot_top;
     int tournament;
     int64_t version; /* of the last put (cmd.h) */
+    int64_t keep;    /* past periods kept per dated window, 1..CMD_KEEP_PERIODS_MAX */
     char game_id[VALID_GAME_ID_MAX + 1];
     struct strmap sets; /* (window, period) -> struct rankset * */
+    struct board_periods periods[TIMEFMT_NWINDOWS];
+    /* Per window, every period below it is evicted (INT64_MIN: none yet): persisted in
+     * STORE_FLOORS by evict.c, so reads refuse exactly what apply has begun to delete. */
+    int64_t floor[TIMEFMT_NWINDOWS];
 };
 
 struct boards {
@@ -86,6 +97,10 @@ int boards__put(struct boards *b, const char *id, size_t len, struct board **out
 /** Rank set of @bd for (@w, @period), created empty if @create. NULL if absent (or ENOMEM). */
 struct rankset *boards__set(struct boards *b, struct board *bd, enum timefmt_window w,
                             int64_t period, int create);
+/** Remove @rs (a set of @bd) from @bd and free it and its indexes. */
+void boards__drop(struct board *bd, struct rankset *rs);
+/** The rank set of @bd's window @w with the lowest period, or NULL if it has none. */
+struct rankset *boards__oldest(struct boards *b, struct board *bd, enum timefmt_window w);
 /** Guild index inside @rs, created if @create. */
 struct rankidx *boards__guild(struct boards *b, struct rankset *rs, const char *guild, int create);
 size_t boards__memory(const struct boards *b);
@@ -93,6 +108,27 @@ size_t boards__memory(const struct boards *b);
 /** Rank key of a stored score on @bd. */
 struct rankkey boards__key(const struct board *bd, int64_t score, int64_t sub, int64_t t,
                            uint32_t pid);
+
+/* ---- evict.c: past periods beyond a board's keep_periods -------------------------------- */
+
+/* Score records an apply evicts at most per command (evict.c says why this bounds the work). */
+#define EVICT_PER_COMMAND 32
+
+/**
+ * A command stamped @ts wrote to @bd: raise each dated window's floor to the stamp's period
+ * minus @bd's keep (persisting it), then delete up to *@budget score records of periods below
+ * a floor, oldest period first, from LMDB and the rank indexes; *@budget is decreased by what
+ * was deleted. Inside the open group. @return 0 or a fatal LR_E* (LMDB, LR_ENOMEM, and
+ * LR_ECORRUPT when the index names a record LMDB lacks).
+ */
+int evict__after_write(struct shard *s, struct board *bd, int64_t ts, uint32_t *budget);
+
+/** The lowest period of @bd's window @w a read at @now_ms may see (INT64_MIN for alltime):
+ * below the persisted floor or more than keep periods before @now_ms's period. */
+int64_t evict__first_readable(const struct board *bd, enum timefmt_window w, int64_t now_ms);
+
+/** Read the persisted floors into the loaded boards (start-up rebuild). @return 0 or LR_E*. */
+int evict__load(struct shard *s, MDB_txn *txn);
 
 /* ---- records (apply.c writes them, query.c reads them) --------------------------------- */
 

@@ -38,7 +38,8 @@
     X(STATS, "stats")                                                                              \
     X(EVENTS, "events")                                                                            \
     X(REWARDS, "rewards")                                                                          \
-    X(REWARDLOG, "reward_log")
+    X(REWARDLOG, "reward_log")                                                                     \
+    X(FLOORS, "period_floors")
 
 enum store_db {
 #define STORE__ENUM(NAME, str) STORE_##NAME,

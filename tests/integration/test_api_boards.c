@@ -330,6 +330,20 @@ void board_top_scopes_windows(void **state)
     assert_int_equal(json_array_size(json_object_get(r.json, "entries")), 0);
     assert_true(json_is_null(json_object_get(r.json, "next_cursor")));
     httpc_free(&r);
+    /* Past the board's keep_periods (8 by default): evicted, 404 with a sentence saying so. */
+    char old[16];
+    utc_period(old, sizeof old, "%Y-%m-%d", 9);
+    reqf(&r, "GET", "", NULL, "/v1/boards/top-b/top?window=daily&period=%s", old);
+    expect(&r, 404, "nine days ago");
+    const char *msg =
+        json_string_value(json_object_get(json_object_get(r.json, "error"), "message"));
+    assert_non_null(msg);
+    assert_non_null(strstr(msg, "evicted"));
+    httpc_free(&r);
+    utc_period(old, sizeof old, "%Y-%m-%d", 8);
+    reqf(&r, "GET", "", NULL, "/v1/boards/top-b/top?window=daily&period=%s", old);
+    expect(&r, 200, "eight days ago");
+    httpc_free(&r);
     expect_err("GET", "/v1/boards/top-b/top?window=daily&period=2026-13-01", "", NULL, 400,
                "invalid_argument");
     expect_err("GET", "/v1/boards/top-b/top?window=weekly&period=2026-11-22", "", NULL, 400,

@@ -112,7 +112,20 @@ void catalog_put_get(void **state)
     assert_int_equal(json_array_size(w), 2);
     assert_string_equal(json_string_value(json_array_get(w, 0)), "alltime");
     assert_string_equal(json_string_value(json_array_get(w, 1)), "daily");
+    assert_int_equal(tdev_int(r.json, "keep_periods"), 8); /* the default */
     httpc_free(&r);
+    const char *bk = "{\"order\":\"desc\",\"operator\":\"best\",\"keep_periods\":3}";
+    assert_int_equal(st("PUT", "/v1/boards/cat-k", ADMIN, bk), 201);
+    reqf(&r, "GET", "", NULL, "/v1/boards/cat-k");
+    assert_int_equal(tdev_int(r.json, "keep_periods"), 3);
+    httpc_free(&r);
+    static const char *const bad_keep[] = {"0", "1001", "\"3\"", "2.5"};
+    for (size_t i = 0; i < sizeof bad_keep / sizeof bad_keep[0]; i++) {
+        char body[128];
+        snprintf(body, sizeof body,
+                 "{\"order\":\"desc\",\"operator\":\"best\",\"keep_periods\":%s}", bad_keep[i]);
+        expect_err("PUT", "/v1/boards/cat-k", ADMIN, body, 400, "invalid_argument");
+    }
     expect_err("PUT", "/v1/boards/cat-x", ADMIN, "{\"order\":\"up\",\"operator\":\"best\"}", 400,
                "invalid_argument");
     expect_err("PUT", "/v1/boards/cat-x", ADMIN, "{\"order\":\"asc\",\"operator\":\"max\"}", 400,

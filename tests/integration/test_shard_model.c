@@ -6,8 +6,12 @@
  * expired keys) go to a real shard on real LMDB and to a model made of arrays and qsort.
  * Periodically every ranking is compared in full: pages walked by cursor, rank and around for
  * players, count before arbitrary probes (including ids the region does not know), friends
- * views; and every player's rewards, all and pending, page by page. Halfway the shard is
- * closed and reopened, which must change neither its digest nor its answers. */
+ * views; and every player's rewards, all and pending, page by page. Boards keep 1 to 8 past
+ * days, so old days are evicted: the model tracks each board's floor and the records each
+ * command's budget removes, and checks that reads of an evicted day (at the reader's clock,
+ * or by the floor alone) are not found and that the rankings in memory hold exactly what it
+ * expects. Halfway the shard is closed and reopened, which must change neither its digest nor
+ * its answers. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +22,7 @@
 
 #define M_PLAYERS 120
 #define M_BOARDS 5
-#define M_SLOTS 5  /* alltime + 4 days */
+#define M_SLOTS 8  /* alltime + 7 days */
 #define M_GUILDS 3 /* "", g1, g2 */
 #define M_KEYS 4   /* idempotency keys per player */
 #define M_DAY_MS 86400000LL
@@ -27,19 +31,26 @@
 #define M_RBOARDS 3 /* boards rewards are granted on (they need not exist) */
 #define M_CYCLES 4  /* cycles 0..3 of each */
 #define M_CKEYS 3   /* claim keys per player, apart from the score keys */
+#define M_BUDGET 32 /* records a command evicts at most (EVICT_PER_COMMAND) */
 
 static const char *const m_guilds[M_GUILDS] = {"", "g1", "g2"};
 
 struct m_board {
     const char *id;
     int order, op;
+    int keep; /* keep_periods as put (0: the default) */
 };
 
 static const struct m_board m_boards[M_BOARDS] = {
-    {"b.best.desc", CMD_ORDER_DESC, CMD_OP_BEST}, {"b.best.asc", CMD_ORDER_ASC, CMD_OP_BEST},
-    {"b.set", CMD_ORDER_DESC, CMD_OP_SET},        {"b.incr", CMD_ORDER_DESC, CMD_OP_INCR},
-    {"b.decr.asc", CMD_ORDER_ASC, CMD_OP_DECR},
+    {"b.best.desc", CMD_ORDER_DESC, CMD_OP_BEST, 0}, {"b.best.asc", CMD_ORDER_ASC, CMD_OP_BEST, 2},
+    {"b.set", CMD_ORDER_DESC, CMD_OP_SET, 1},        {"b.incr", CMD_ORDER_DESC, CMD_OP_INCR, 1},
+    {"b.decr.asc", CMD_ORDER_ASC, CMD_OP_DECR, 3},
 };
+
+static int m_keep(int b)
+{
+    return m_boards[b].keep ? m_boards[b].keep : CMD_KEEP_PERIODS_DEFAULT;
+}
 
 struct m_entry {
     int present;
@@ -91,6 +102,10 @@ struct fixture {
     char ckeys[M_CKEYS][16];
     char rtext[64][16];
     struct ts_apply out;
+    int64_t jump_ms;             /* the rare jumps of time, sized so a run spans the days */
+    int floor[M_BOARDS];         /* days (slots) below it are evicted */
+    int gone[M_BOARDS][M_SLOTS]; /* records of a day already evicted from memory and LMDB */
+    int64_t qnow;                /* the reader's clock of the ranking being checked */
 };
 
 static void m_open(struct fixture *f)
@@ -109,6 +124,9 @@ static int setup(void **state)
     f->dir = testlib_tmpdir();
     f->rng.s = testlib_seed(20261122);
     f->ts = M_T0 + 3600000;
+    for (int b = 0; b < M_BOARDS; b++) {
+        f->floor[b] = -1000;
+    }
     m_open(f);
     for (int i = 0; i < M_PLAYERS; i++) {
         /* Random ids, so id order and player-number order disagree. */
@@ -246,6 +264,32 @@ static int m_score(struct fixture *f, int b, int sl, int p, int64_t v, int64_t s
     return changed;
 }
 
+/* Entries of board @b on day slot @sl (the region index's count). */
+static int m_present(const struct fixture *f, int b, int sl)
+{
+    int n = 0;
+    for (int p = 0; p < M_PLAYERS; p++) {
+        n += f->e[b][sl][p].present;
+    }
+    return n;
+}
+
+/* A score command wrote to board @b on day slot @sl: raise the floor, then evict up to the
+ * budget, oldest day first (shard/evict.c). */
+static void m_evict(struct fixture *f, int b, int sl)
+{
+    int budget = M_BUDGET;
+    if (sl - m_keep(b) > f->floor[b]) {
+        f->floor[b] = sl - m_keep(b);
+    }
+    for (int d = 1; d < M_SLOTS && d < f->floor[b] && budget > 0; d++) {
+        int take = m_present(f, b, d) - f->gone[b][d];
+        take = take < budget ? take : budget;
+        f->gone[b][d] += take;
+        budget -= take;
+    }
+}
+
 /* ---- random commands -------------------------------------------------------------------- */
 
 enum m_kind { M_K_SCORE, M_K_PLAYER, M_K_GRANT, M_K_CLAIM };
@@ -336,7 +380,8 @@ static void m_step(struct fixture *f, uint32_t ncmds)
 {
     struct cmd cmds[64];
     struct m_pending pend[64];
-    f->ts += (int64_t)testrng_below(&f->rng, 3) * (testrng_below(&f->rng, 50) == 0 ? 3600000 : 1);
+    f->ts +=
+        (int64_t)testrng_below(&f->rng, 3) * (testrng_below(&f->rng, 50) == 0 ? f->jump_ms : 1);
     if (m_slot_of(f->ts) >= M_SLOTS) {
         f->ts = M_T0 + (int64_t)(M_SLOTS - 1) * M_DAY_MS - 1000; /* stay within the last day */
     }
@@ -413,6 +458,7 @@ static void m_step(struct fixture *f, uint32_t ncmds)
         }
         m_score(f, pd->b, 0, pd->p, pd->v, pd->sub, f->ts, 0);
         m_score(f, pd->b, slot, pd->p, pd->v, pd->sub, f->ts, 0);
+        m_evict(f, pd->b, slot);
         pd->expect_status = 200;
         pd->expect_score = f->e[pd->b][0][pd->p].score;
         pd->expect_improved = ra;
@@ -459,7 +505,36 @@ static void m_query_base(struct fixture *f, struct shard_query *q, int b, int sl
     q->has_period = 1;
     q->period = sl == 0 ? 0 : timefmt_period_of(TIMEFMT_DAILY, M_T0, 0) + sl - 1;
     q->guild = ts_s(guild > 0 ? m_guilds[guild] : "");
-    q->now_ms = f->ts;
+    q->now_ms = f->qnow;
+}
+
+/* 1 if day slot @sl of board @b reads at the reader's clock @now: not below the floor, nor
+ * more than keep days before @now's day. */
+static int m_readable(const struct fixture *f, int b, int sl, int64_t now)
+{
+    int by_clock = m_slot_of(now) - m_keep(b);
+    return sl == 0 || (sl >= f->floor[b] && sl >= by_clock);
+}
+
+/* Every read of an evicted day is not found, with a sentence that says so. */
+static void m_check_evicted(struct fixture *f, int b, int sl, int guild)
+{
+    static const enum shard_qtype types[] = {SHARD_Q_TOP, SHARD_Q_RANK, SHARD_Q_COUNT_BEFORE,
+                                             SHARD_Q_FRIENDS, SHARD_Q_NEAR};
+    char errmsg[LR_ERRMSG_SIZE];
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        struct shard_query q;
+        struct ts_answer u;
+        m_query_base(f, &q, b, sl, guild);
+        q.type = types[i];
+        q.player_id = ts_s(f->ids[0]);
+        q.ids[0] = ts_s(f->ids[0]);
+        q.nids = 1;
+        q.probes[0].player_id = ts_s(f->ids[0]);
+        q.nprobes = 1;
+        assert_int_equal(ts_query(f->s, &q, &u, errmsg), LR_ENOTFOUND);
+        assert_non_null(strstr(errmsg, "evicted"));
+    }
 }
 
 static void m_check_entry(struct fixture *f, int b, int sl, const msgpack_object *e, int p,
@@ -480,6 +555,16 @@ static void m_check_ranking(struct fixture *f, int b, int sl, int guild)
     struct ts_answer u;
     char errmsg[LR_ERRMSG_SIZE], cursor[128];
     int seen = 0;
+
+    /* The reader's clock: mostly now, else any time since the start, so the floor alone
+     * decides as often as the clock does. */
+    f->qnow = testrng_below(&f->rng, 2)
+                  ? f->ts
+                  : M_T0 + (int64_t)testrng_below(&f->rng, (uint64_t)(f->ts - M_T0) + 1);
+    if (!m_readable(f, b, sl, f->qnow)) {
+        m_check_evicted(f, b, sl, guild);
+        return;
+    }
 
     /* Walk every page by cursor. */
     m_query_base(f, &q, b, sl, guild);
@@ -645,6 +730,35 @@ static void m_check_rewards(struct fixture *f, int p, int pending)
     assert_int_equal(seen, n);
 }
 
+/* The rankings in memory are the model's: every day not wholly evicted, with its entries
+ * less those evicted. */
+static void m_check_memory(struct fixture *f)
+{
+    for (int b = 0; b < M_BOARDS; b++) {
+        int64_t periods[M_SLOTS];
+        uint64_t counts[M_SLOTS];
+        size_t n =
+            shard_periods(f->s, ts_s(m_boards[b].id), TIMEFMT_DAILY, periods, counts, M_SLOTS);
+        size_t j = 0;
+        for (int sl = 1; sl < M_SLOTS; sl++) {
+            int left = m_present(f, b, sl) - f->gone[b][sl];
+            if (left == 0) {
+                continue;
+            }
+            assert_true(j < n);
+            assert_int_equal(periods[j], timefmt_period_of(TIMEFMT_DAILY, M_T0, 0) + sl - 1);
+            assert_int_equal(counts[j], left);
+            j++;
+        }
+        assert_int_equal(j, n);
+        n = shard_periods(f->s, ts_s(m_boards[b].id), TIMEFMT_ALLTIME, periods, counts, M_SLOTS);
+        assert_int_equal(n, m_present(f, b, 0) > 0);
+        if (n) {
+            assert_int_equal(counts[0], m_present(f, b, 0));
+        }
+    }
+}
+
 static void m_check_all(struct fixture *f)
 {
     for (int p = 0; p < M_PLAYERS; p++) {
@@ -667,15 +781,17 @@ static void model_random_traffic_matches_reference(void **state)
 {
     struct fixture *f = *state;
     for (int b = 0; b < M_BOARDS; b++) {
-        assert_int_equal(
-            ts_apply1(f->s, &f->index,
-                      ts_board(f->ts, m_boards[b].id, m_boards[b].order, m_boards[b].op,
-                               1u << TIMEFMT_ALLTIME | 1u << TIMEFMT_DAILY, 0)),
-            201);
+        struct cmd c = ts_board(f->ts, m_boards[b].id, m_boards[b].order, m_boards[b].op,
+                                1u << TIMEFMT_ALLTIME | 1u << TIMEFMT_DAILY, 0);
+        c.u.board_put.keep_periods = m_boards[b].keep;
+        assert_int_equal(ts_apply1(f->s, &f->index, c), 201);
     }
     const int steps = getenv("LAUREL_MODEL_STEPS") ? atoi(getenv("LAUREL_MODEL_STEPS")) : 1500;
+    /* One step in 50 jumps by 0, 1 or 2 jumps: about six days over the run. */
+    f->jump_ms = 6 * M_DAY_MS * 50 / (steps > 0 ? steps : 1);
     for (int step = 1; step <= steps; step++) {
         m_step(f, 1 + (uint32_t)testrng_below(&f->rng, 16));
+        m_check_memory(f); /* cheap: every step, so days caught half evicted are checked too */
         if (step % 100 == 0) {
             m_check_all(f);
         }

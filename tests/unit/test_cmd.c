@@ -105,6 +105,7 @@ sample(enum cmd_type type)
         c.u.board_put.rewards.items[0] = (struct cmd_prize){1, 1, S("gold")};
         c.u.board_put.rewards.items[1] = (struct cmd_prize){2, 10, S("silver")};
         c.u.board_put.game_id = S("g1");
+        c.u.board_put.keep_periods = 5;
         break;
     case CMD_TOURNAMENT_PUT:
         c.u.tournament_put.tournament_id = S("t1");

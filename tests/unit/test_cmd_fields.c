@@ -331,7 +331,7 @@ void api_conventions_spelled_out(void **state)
     msgpack_pack_array(&f->pk, 2);
     msgpack_pack_int64(&f->pk, CMD_ENTRY_VERSION);
     msgpack_pack_array(&f->pk, 1);
-    msgpack_pack_array(&f->pk, 2 + 9);
+    msgpack_pack_array(&f->pk, 2 + 10);
     msgpack_pack_int64(&f->pk, CMD_BOARD_PUT);
     msgpack_pack_int64(&f->pk, TS);
     pack_str(&f->pk, S("b1"));
@@ -346,6 +346,7 @@ void api_conventions_spelled_out(void **state)
         pack_str(&f->pk, S("r"));
     }
     pack_str(&f->pk, S(""));
+    msgpack_pack_int64(&f->pk, 0); /* keep_periods */
     msgpack_pack_int64(&f->pk, 0); /* version */
     struct cmd out;
     assert_int_equal(decode_one(f, &out), LR_EINVAL);
