@@ -137,52 +137,44 @@ void rreq__resume(struct rreq *q, rreq__step step)
     }
 }
 
-int rreq__submit_result(struct rreq *q, unsigned slot, msgpack_unpacked *up, int *status,
-                        const msgpack_object **body)
+/* The one command's result of @slot's submit answer (rreq__submit_result), with its replayed
+ * flag. */
+static int rreq__one_result(struct rreq *q, unsigned slot, msgpack_unpacked *up, int *status,
+                            int *replayed, const msgpack_object **body)
 {
     const msgpack_object *o, *res;
-    int replayed, rv = rreq__answer_ok(q, slot, up, &o);
+    int rv = rreq__answer_ok(q, slot, up, &o);
     if (rv != 0) {
         return rv;
     }
     res = proto_map_get(o, "results");
     if (res == NULL || res->type != MSGPACK_OBJECT_ARRAY || res->via.array.size != 1 ||
-        rreq__result(&res->via.array.ptr[0], status, &replayed, body) != 0) {
+        rreq__result(&res->via.array.ptr[0], status, replayed, body) != 0) {
         msgpack_unpacked_destroy(up);
         return rreq__errf(q, LR_EINTERNAL, "malformed result from %s", q->r->region[slot]);
     }
     return 0;
 }
 
+int rreq__submit_result(struct rreq *q, unsigned slot, msgpack_unpacked *up, int *status,
+                        const msgpack_object **body)
+{
+    int replayed;
+    return rreq__one_result(q, slot, up, status, &replayed, body);
+}
+
 int rreq__reply_result(struct rreq *q)
 {
-    unsigned reg = (unsigned)q->region;
     msgpack_unpacked up;
-    const msgpack_object *o, *res, *body;
-    int status, replayed, rv;
-    if (q->code[reg] != 0) {
-        rreq__answer(q, reg, &up, &o);
-        rv = rreq__upstream_err(q, q->code[reg], o);
-        goto err_after_answer;
-    }
-    if (rreq__answer(q, reg, &up, &o) != 0) {
-        rv = rreq__errf(q, LR_EINTERNAL, "malformed answer from region %s", q->r->region[reg]);
-        goto err_after_answer;
-    }
-    res = proto_map_get(o, "results");
-    if (res == NULL || res->type != MSGPACK_OBJECT_ARRAY || res->via.array.size != 1 ||
-        rreq__result(&res->via.array.ptr[0], &status, &replayed, &body) != 0) {
-        rv = rreq__errf(q, LR_EINTERNAL, "malformed result from region %s", q->r->region[reg]);
-        goto err_after_answer;
+    const msgpack_object *body;
+    int status, replayed;
+    int rv = rreq__one_result(q, (unsigned)q->region, &up, &status, &replayed, &body);
+    if (rv != 0) {
+        return rv;
     }
     rreq__reply_mp(q, status, body, replayed ? "Idempotent-Replayed: true\r\n" : NULL);
     msgpack_unpacked_destroy(&up);
     return 0;
-
-err_after_answer:
-    msgpack_unpacked_destroy(&up);
-    assert(rv != 0);
-    return rv;
 }
 
 int rreq__reply_query(struct rreq *q)
