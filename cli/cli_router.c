@@ -26,7 +26,7 @@ static void cli_router__usage(FILE *f)
     fprintf(f,
             "usage: laurel router --http HOST:PORT --region ID=RPC[,RPC...] [--region ...]\n"
             "                     [--meta RPC[,RPC...]] --admin-key K --api-key K\n"
-            "                     [--timeout-ms MS]\n"
+            "                     [--timeout-ms MS] [--hold-boards IDS]\n"
             "\n"
             "Serves the public HTTP API (../shared/API.md) over the regions' replicas.\n"
             "  --http HOST:PORT    listen address (default 127.0.0.1:8080)\n"
@@ -46,7 +46,10 @@ static void cli_router__usage(FILE *f)
             "  --ws-queue-msgs N   messages queued per WebSocket before a slow consumer is\n"
             "                      closed (default 1000; the queue also holds 1 MiB at most)\n"
             "  --player-cache N    players whose region is remembered (default 1000000);\n"
-            "                      past that, one at random is forgotten and looked up again\n");
+            "                      past that, one at random is forgotten and looked up again\n"
+            "  --hold-boards IDS   boards the read model holds in memory (docs/consistency.md):\n"
+            "                      * (default) every board read, up to 64; \"\" none; or ids,\n"
+            "                      comma-separated. Other boards are read from the regions\n");
 }
 
 /* Read the comma-separated replica addresses @list (modified in place: @rg->rpc points into
@@ -150,6 +153,7 @@ int cli_router(int argc, char **argv)
                                          {"ws-ping-ms", required_argument, NULL, 'P'},
                                          {"ws-queue-msgs", required_argument, NULL, 'Q'},
                                          {"player-cache", required_argument, NULL, 'C'},
+                                         {"hold-boards", required_argument, NULL, 'B'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct router_config cfg;
@@ -167,6 +171,7 @@ int cli_router(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 'H': cfg.http = optarg; break;
+        case 'B': cfg.hold_boards = optarg; break;
         case 'r': {
             if (cfg.nregions == ROUTER_MAX_REGIONS) {
                 fprintf(stderr, "laurel router: at most %d regions\n", ROUTER_MAX_REGIONS);

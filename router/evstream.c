@@ -40,6 +40,7 @@ struct evstream {
     void *data;
     unsigned timeout_ms;
     uint64_t stop; /* the last index to deliver; 0: no end */
+    int applied;   /* deliver heartbeats (evstream_config.applied) */
     uint64_t next; /* the index to subscribe from; 0: learn it from the replica's status */
     uint64_t last; /* the last index delivered */
     unsigned replica;
@@ -158,9 +159,17 @@ static int evstream__frame(struct evstream *s, const char *p, size_t n)
     }
     const msgpack_object *ap = proto_map_get(m.body, "applied");
     if (ap != NULL) { /* a heartbeat: nothing before its index is pending */
-        if (proto_obj_i64(ap, &idx) == 0 && s->stop != 0 && (uint64_t)idx >= s->stop) {
+        if (proto_obj_i64(ap, &idx) != 0) {
+            goto out; /* malformed: try another replica */
+        }
+        if (s->stop != 0 && (uint64_t)idx >= s->stop) {
             evstream__end(s);
             rv = 1;
+            goto out;
+        }
+        if (s->applied && idx > 0) {
+            evstream__deliver(s, EVSTREAM_APPLIED, (uint64_t)idx, NULL);
+            rv = s->closing ? 1 : 0;
             goto out;
         }
         rv = 0;
@@ -359,6 +368,7 @@ int evstream_new(uv_loop_t *loop, struct upstream *u, const struct evstream_conf
     s->data = data;
     s->timeout_ms = cfg->timeout_ms;
     s->stop = cfg->stop;
+    s->applied = cfg->applied;
     s->next = cfg->from;
     s->replica = cfg->replica;
     proto_reader_init(&s->rd);

@@ -27,12 +27,17 @@ enum evstream_what {
     /* A bounded stream is done: it delivered its stop index, or cannot. Nothing fires after
      * this but evstream_close's @done. */
     EVSTREAM_END,
+    /* Only with evstream_config.applied: the replica says every entry up to @index is applied
+     * and its events, if any, were delivered (its `applied` heartbeat), so an owner that
+     * waits for an index learns it even when the entries at it had no events. */
+    EVSTREAM_APPLIED,
 };
 
 /** One delivery; everything in it is borrowed for the duration of the callback. */
 struct evstream_batch {
     enum evstream_what what;
-    uint64_t index;               /* EVSTREAM_EVENTS: the entry's log index; else 0 */
+    uint64_t index;               /* EVSTREAM_EVENTS: the entry's log index; EVSTREAM_APPLIED:
+                                     the heartbeat's; else 0 */
     const msgpack_object *events; /* EVSTREAM_EVENTS: the entry's events as the replica sent
                                      them, an array (API.md's event maps); else NULL */
 };
@@ -53,6 +58,8 @@ struct evstream_config {
     unsigned replica;
     /* Deadline of the `status` call that learns the present. */
     unsigned timeout_ms;
+    /* 1: deliver the replica's heartbeats as EVSTREAM_APPLIED. */
+    int applied;
 };
 
 /**

@@ -199,11 +199,20 @@ static void gateway__dispatch(struct gateway *g, unsigned region, const msgpack_
     }
 }
 
+void gateway_listen(struct gateway *g, gateway_listen_fn fn, void *data)
+{
+    g->listen = fn;
+    g->listen_data = data;
+}
+
 /* ---- streams ------------------------------------------------------------------------------- */
 
 static void gateway__on_follow(void *data, const struct evstream_batch *b)
 {
     struct gateway__follower *f = data;
+    if (f->g->listen) {
+        f->g->listen(f->g->listen_data, f->region, b);
+    }
     if (b->what == EVSTREAM_RESYNC) {
         f->g->st.resyncs++;
         gateway_board__resync(f->g, f->region);
@@ -653,7 +662,8 @@ int gateway_new(uv_loop_t *loop, const struct gateway_region *regions, unsigned 
     strmap_init(&g->boards);
     for (unsigned i = 0; i < n; i++) {
         struct gateway__follower *f = &g->follow[i];
-        struct evstream_config cfg = {.from = 0, .stop = 0, .replica = 0, .timeout_ms = timeout_ms};
+        struct evstream_config cfg = {
+            .from = 0, .stop = 0, .replica = 0, .timeout_ms = timeout_ms, .applied = 1};
         snprintf(g->region[i], sizeof g->region[i], "%s", regions[i].id);
         g->up[i] = regions[i].u;
         f->g = g;

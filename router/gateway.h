@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "evstream.h"
 #include "upstream.h"
 
 /* Bytes kept free before every message's text: a transport may write its frame header there
@@ -104,6 +105,14 @@ int gateway_client_resume(struct gateway_client *cl, const char *region, uint64_
  * stream: a cycle's close (closer.c).
  */
 void gateway_announce(struct gateway *g, const char *board_id, const json_t *msg);
+
+/**
+ * Hand every delivery of every region's live stream (events, heartbeats, resyncs) to @fn
+ * too, before the gateway's own use of it: how the router's read model (rmodel.h) follows
+ * the same streams. @fn may be NULL (none). @data is borrowed.
+ */
+typedef void (*gateway_listen_fn)(void *data, unsigned region, const struct evstream_batch *b);
+void gateway_listen(struct gateway *g, gateway_listen_fn fn, void *data);
 
 /** Counters for /metrics and the bench: monotonic since gateway_new, but the gauges. */
 struct gateway_stats {

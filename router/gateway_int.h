@@ -42,6 +42,8 @@ struct gateway {
     unsigned timeout_ms;
     struct gateway__follower follow[ROUTER_MAX_REGIONS];
     struct gateway__replay *replays; /* resumes in flight (gateway.c) */
+    gateway_listen_fn listen;        /* gateway_listen */
+    void *listen_data;
     struct strmap topics;            /* name -> struct gateway__topic */
     struct strmap boards;            /* board id -> struct gateway_board */
     uv_timer_t tick;

@@ -11,6 +11,7 @@
  * route_data, which every board read starts with: the helpers here see only @q and find them
  * there. */
 #include <assert.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -390,16 +391,85 @@ static int route_board__top_go(struct rreq *q)
     return route_board__ask_scope(q, route_board__top_merge);
 }
 
-/* GET /v1/boards/{id}/top: parse, learn the board's order once, then ask the scope. */
+/* ---- reads from the read model (rmodel.h; docs/consistency.md) ------------------------------ */
+
+int route_board__model(struct rreq *q, const struct route_board_read *b, struct rmodel_wait *w,
+                       rmodel_wait_cb cb, int *use)
+{
+    char c[16];
+    int has = rreq__query(q, "consistency", c, sizeof c);
+    int stale = has == 0 && strcmp(c, "stale") == 0;
+    *use = 0;
+    if (has < 0 || (has == 0 && !stale && strcmp(c, "linearizable") != 0)) {
+        return rreq__errf(q, LR_EINVAL, "consistency must be linearizable (the default) or stale");
+    }
+    /* The model holds the global scope of the alltime window; other reads go to the regions. */
+    if (strcmp(b->scope, "global") != 0 || b->w != TIMEFMT_ALLTIME || b->has_period ||
+        rmodel_board(q->r->rm, q->param[0].p, q->param[0].len) == NULL) {
+        return 0;
+    }
+    *use = 1;
+    if (stale) {
+        cb(q, 0);
+        return 0;
+    }
+    /* Every region: a global answer must hold every write any region acknowledged. */
+    if (rmodel_wait(q->r->rm, w, (uint32_t)((1ull << q->r->nregions) - 1), cb, q) != 0) {
+        *use = 0;
+    }
+    return 0;
+}
+
+/* A top page read with its wait for the read model. */
+struct route_board_top {
+    struct route_board_read b; /* first: see the top of the file */
+    struct rmodel_wait w;
+};
+_Static_assert(offsetof(struct route_board_top, b) == 0, "board read first");
+
+static int route_board__top_model(struct rreq *q)
+{
+    const struct route_board_read *b = route_board__read(q);
+    struct rmodel_board *mb = rmodel_board(q->r->rm, q->param[0].p, q->param[0].len);
+    const char *body;
+    size_t len;
+    char err[128];
+    int rv = mb ? rmodel_top(q->r->rm, mb, b->limit, b->cursor, &body, &len, err, sizeof err)
+                : LR_ENOTFOUND;
+    if (rv == LR_ENOTFOUND) { /* reset meanwhile, or a detail it does not hold */
+        return route_board__with_order(q, route_board__top_go);
+    }
+    if (rv != 0) {
+        return rreq__errf(q, rv, "%s", rv == LR_EINVAL ? err : err_message(rv));
+    }
+    rreq__reply_text(q, 200, HTTP_JSON, body, len);
+    return 0;
+}
+
+static void route_board__top_waited(void *data, int rv)
+{
+    struct rreq *q = data;
+    if (rv != 0) {
+        rreq__errf(q, rv, "no region leader could be confirmed in time; retry, or read with "
+                          "consistency=stale");
+        rreq__reply_error(q, rv);
+        return;
+    }
+    rreq__resume(q, route_board__top_model);
+}
+
+/* GET /v1/boards/{id}/top: parse; the read model when it holds the board, else learn the
+ * board's order once and ask the scope. */
 int route_board_top(struct rreq *q)
 {
-    struct route_board_read *b = rreq__data(q, sizeof *b, free);
-    int rv;
-    if (b == NULL) {
+    struct route_board_top *t = rreq__data(q, sizeof *t, free);
+    int rv, use;
+    if (t == NULL) {
         return LR_ENOMEM;
     }
-    if ((rv = route_board__params(q, b, 1)) != 0) {
+    if ((rv = route_board__params(q, &t->b, 1)) != 0 ||
+        (rv = route_board__model(q, &t->b, &t->w, route_board__top_waited, &use)) != 0) {
         return rv;
     }
-    return route_board__with_order(q, route_board__top_go);
+    return use ? 0 : route_board__with_order(q, route_board__top_go);
 }

@@ -318,6 +318,34 @@ static void route_ops__one(struct route_ops_text *t, const char *name, const cha
                       name, v);
 }
 
+/* The read model (rmodel.h), from the router's own counters. Names in docs/api.md. */
+static void route_ops__rmodel_metrics(struct route_ops_text *t, const struct router *r)
+{
+    struct rmodel_stats st;
+    if (r->rm == NULL) {
+        return;
+    }
+    rmodel_stats_get(r->rm, &st);
+    route_ops__one(t, "laurel_readmodel_boards", "gauge", "Boards the read model holds, seeded.",
+                   st.boards);
+    route_ops__one(t, "laurel_readmodel_entries", "gauge", "Entries of the boards it holds.",
+                   st.entries);
+    route_ops__one(t, "laurel_readmodel_index_bytes", "gauge",
+                   "Bytes of the read model's ordered indexes.", st.index_bytes);
+    route_ops__one(t, "laurel_readmodel_bytes", "gauge",
+                   "Bytes the read model holds: indexes, keys, players, names, metadata.",
+                   st.total_bytes);
+    route_ops__one(t, "laurel_readmodel_rounds_total", "counter",
+                   "ReadIndex rounds sent to a region (one per region per loop turn at most).",
+                   st.rounds);
+    route_ops__one(t, "laurel_readmodel_waits_total", "counter",
+                   "Reads that waited for the read model to reach the regions' commit points.",
+                   st.waits);
+    route_ops__one(t, "laurel_readmodel_page_hits_total", "counter",
+                   "Top pages served already encoded.", st.page_hits);
+    route_ops__one(t, "laurel_readmodel_seeds_total", "counter", "Board seeds started.", st.seeds);
+}
+
 /* The WebSocket side (ws.h) and the gateway's streams (gateway.h), from the router's own
  * counters: no replica is asked. Names in docs/api.md, "/metrics". */
 static void route_ops__ws_metrics(struct route_ops_text *t, const struct router *r)
@@ -438,6 +466,7 @@ static int route_ops__metrics_reply(struct rreq *q)
     struct route_ops_text t = {NULL, 0, 0, 0};
     route_ops__http_metrics(&t, q->r);
     route_ops__ws_metrics(&t, q->r);
+    route_ops__rmodel_metrics(&t, q->r);
     route_ops__one(&t, "laurel_router_player_cache_entries", "gauge",
                    "Players whose region this router remembers.", q->r->player_region.count);
     route_ops__one(&t, "laurel_router_player_cache_evictions_total", "counter",

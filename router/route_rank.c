@@ -30,6 +30,7 @@ struct route_rank_player {
     struct route_board_read b; /* first: see the top of the file */
     uint32_t around;
     int64_t score, subscore, updated_ms;
+    struct rmodel_wait w; /* the read model's wait (route_board__model) */
 };
 
 /* A friends request: the ids asked and the entries found so far. */
@@ -217,6 +218,39 @@ static int route_rank__player_board(struct rreq *q)
     return rreq__locate(q, id, route_rank__player_located);
 }
 
+/* The read model's answer, once it holds every write acknowledged before the read came. */
+static int route_rank__player_model(struct rreq *q)
+{
+    const struct route_rank_player *s = q->route_data;
+    struct rmodel_board *mb = rmodel_board(q->r->rm, q->param[0].p, q->param[0].len);
+    char id[VALID_ID_MAX + 1];
+    json_t *j;
+    snprintf(id, sizeof id, "%.*s", (int)q->param[1].len, q->param[1].p);
+    int rv = mb ? rmodel_rank(q->r->rm, mb, id, s->around, &j, q->errmsg, sizeof q->errmsg)
+                : LR_EUNAVAILABLE;
+    if (rv == LR_EUNAVAILABLE) { /* reset meanwhile, or a detail it does not hold */
+        q->errmsg[0] = '\0';
+        return route_board__with_order(q, route_rank__player_board);
+    }
+    if (rv != 0) {
+        return rv;
+    }
+    rreq__reply_json(q, 200, j, NULL);
+    return 0;
+}
+
+static void route_rank__player_waited(void *data, int rv)
+{
+    struct rreq *q = data;
+    if (rv != 0) {
+        rreq__errf(q, rv, "no region leader could be confirmed in time; retry, or read with "
+                          "consistency=stale");
+        rreq__reply_error(q, rv);
+        return;
+    }
+    rreq__resume(q, route_rank__player_model);
+}
+
 /* GET /v1/boards/{board}/players/{player}?scope=&window=&period=&around=N */
 int route_rank_player(struct rreq *q)
 {
@@ -233,7 +267,11 @@ int route_rank_player(struct rreq *q)
         return rreq__errf(q, LR_EINVAL, "around must be 0 to 50");
     }
     s->around = (uint32_t)n;
-    return route_board__with_order(q, route_rank__player_board);
+    int use;
+    if ((rv = route_board__model(q, &s->b, &s->w, route_rank__player_waited, &use)) != 0) {
+        return rv;
+    }
+    return use ? 0 : route_board__with_order(q, route_rank__player_board);
 }
 
 /* ---- friends -------------------------------------------------------------------------------- */

@@ -299,6 +299,38 @@ static int router__ws_get(void *data, const char *path, const char *query, ws_re
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
+static void router__rmodel_listen(void *data, unsigned region, const struct evstream_batch *b)
+{
+    rmodel_stream(data, region, b);
+}
+
+/* The read model over the regions, fed by the gateway's streams. */
+static int router__rmodel_new(struct router *r, const struct router_config *cfg)
+{
+    const char *spec = cfg->hold_boards ? cfg->hold_boards : "*";
+    char buf[4096], *save = NULL;
+    const char *ids[RMODEL_BOARDS_MAX];
+    struct rmodel_config rc = {.all = strcmp(spec, "*") == 0, .boards = ids, .n = 0,
+                               .timeout_ms = r->timeout_ms};
+    if (!rc.all) {
+        if (strlen(spec) >= sizeof buf) {
+            return LR_EINVAL;
+        }
+        snprintf(buf, sizeof buf, "%s", spec);
+        for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+            if (rc.n == RMODEL_BOARDS_MAX) {
+                return LR_EINVAL;
+            }
+            ids[rc.n++] = t;
+        }
+    }
+    int rv = rmodel_new(r->loop, r->up, r->nregions, &rc, &r->rm);
+    if (rv == 0) {
+        gateway_listen(r->gw, router__rmodel_listen, r->rm);
+    }
+    return rv;
+}
+
 int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router **out,
                  char *errmsg)
 {
@@ -349,6 +381,11 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
         errmsg_set(errmsg, rv, "router: gateway: %s", err_message(rv));
         goto err_after_upstreams;
     }
+    if ((rv = router__rmodel_new(r, cfg)) != 0) {
+        errmsg_set(errmsg, rv, "router: read model: %s (--hold-boards takes *, nothing or ids)",
+                   err_message(rv));
+        goto err_after_gateway;
+    }
     if (r->up[ROUTER_META] &&
         (rv = closer_new(loop, r->up[ROUTER_META], r->up, (const char(*)[65])r->region, r->nregions,
                          r->gw, r->timeout_ms, r->log, &r->closer)) != 0) {
@@ -374,6 +411,9 @@ err_after_ws:
      * gateway it points at must outlive it, so they close only once the loop has run. */
     ws_close(r->ws, NULL, NULL);
 err_after_gateway:
+    if (r->rm) {
+        rmodel_close(r->rm, NULL, NULL); /* freed once its handles have closed */
+    }
     if (r->closer) {
         closer_close(r->closer, NULL, NULL); /* freed once its timer has closed */
     }
@@ -424,8 +464,10 @@ void router_stop(struct router *r, void (*done)(void *data), void *data)
 {
     r->done = done;
     r->done_data = data;
-    r->closing =
-        r->nregions + 3 + (r->up[ROUTER_META] != NULL) + (r->catsync != NULL) + (r->closer != NULL);
+    r->closing = r->nregions + 4 + (r->up[ROUTER_META] != NULL) + (r->catsync != NULL) +
+                 (r->closer != NULL);
+    gateway_listen(r->gw, NULL, NULL);
+    rmodel_close(r->rm, router__part_closed, r); /* first: it calls the upstreams */
     if (r->closer) { /* first: it calls the gateway and the upstreams closed below */
         closer_close(r->closer, router__part_closed, r);
     }

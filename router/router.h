@@ -35,6 +35,9 @@ struct router_config {
     unsigned timeout_ms;   /* per upstream call; default 5000 */
     /* Players whose region the router remembers; 0 = ROUTER_DEFAULT_PLAYER_CACHE. */
     unsigned player_cache;
+    /* Boards the read model holds (rmodel.h, docs/consistency.md): "*" or NULL every board
+     * read (up to RMODEL_BOARDS_MAX), "" none, else a comma-separated list of ids. */
+    const char *hold_boards;
     /* GET /v1/ws (ws.h; 0 = its default) */
     unsigned ws_max_conns, ws_max_per_ip, ws_ping_ms, ws_queue_msgs;
 };

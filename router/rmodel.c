@@ -1,0 +1,1191 @@
+/* router/rmodel.c — the router's read model (see rmodel.h; docs/consistency.md).
+ *
+ * Layout: the model interns every player it has seen as a router-local number (pid), which is
+ * what the boards' rank indexes (shard/rankidx.c, the replicas' own index and comparator) store;
+ * each held board keeps, per pid, the player's current key (the map a replica keeps in LMDB)
+ * and the entry's metadata, and each player its id, region and name. */
+#include <assert.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../lib/err.h"
+#include "../lib/strmap.h"
+#include "../proto/proto.h"
+#include "../shard/cursor.h"
+#include "../shard/rankidx.h"
+#include "../shard/rankkey.h"
+#include "../shard/shard.h"
+#include "../shard/timefmt.h"
+#include "../shard/valid.h"
+#include "rmodel.h"
+#include "router.h"
+
+#define RMODEL__TICK_MS 10         /* deadlines, retries of failed rounds */
+#define RMODEL__ROUND_RETRY_MS 20  /* after a round that found no leader */
+#define RMODEL__SEED_RETRY_MS 1000 /* after a seed that failed */
+#define RMODEL__SEED_PAGE 1000     /* entries a seed page asks (SHARD_PAGE_MAX) */
+#define RMODEL__PAGES 4            /* first pages kept encoded per board (by limit) */
+#define RMODEL__REPLICAS 8         /* replicas of a region a round asks at most */
+
+_Static_assert(ROUTER_MAX_REGIONS <= 32, "a wait's region bits are a uint32_t");
+
+struct rmodel__player {
+    char *id;   /* owned, NUL-terminated */
+    char *name; /* owned; NULL while not known */
+    uint8_t idlen, namelen, region;
+};
+
+/* One player's entry on one board. */
+struct rmodel__slot {
+    int64_t a, b, t; /* the rank key (shard/rankkey.h), folded by the board's order */
+    char *meta;      /* owned JSON text of the entry's metadata; NULL: none or not known */
+    uint16_t metalen;
+    uint8_t present, meta_known;
+};
+
+/* A score event held while its board seeds (raw, as the event says it). */
+struct rmodel__held {
+    uint32_t pid;
+    int64_t score, subscore, t;
+    char *meta; /* owned */
+    uint16_t metalen;
+    uint8_t meta_known;
+};
+
+struct rmodel__page {
+    uint32_t limit; /* 0: unused */
+    char *body;     /* owned */
+    size_t len;
+};
+
+enum rmodel__bstate { RB_ORDER, RB_PAGES, RB_CATCHUP, RB_READY, RB_FAILED };
+
+struct rmodel_board {
+    struct rmodel *m;
+    char id[VALID_ID_MAX + 1];
+    size_t idlen;
+    enum rmodel__bstate state;
+    unsigned gen; /* tells an answer whether the seed it belongs to is still the current one */
+    int desc;
+    struct rankidx *idx;
+    struct rmodel__slot *slot; /* [nslot], indexed by pid */
+    uint32_t nslot;
+    unsigned paging;   /* regions whose pages are still coming */
+    uint64_t retry_at; /* RB_FAILED: when to seed again */
+    struct rmodel__held *held;
+    size_t nheld, capheld;
+    struct rmodel_wait catchup; /* RB_CATCHUP: the streams reaching the regions' commit */
+    int catchup_linked;         /* catchup is among the model's waits */
+    struct rmodel__page page[RMODEL__PAGES];
+    unsigned page_next;
+};
+
+/* One region's ReadIndex rounds and stream position. */
+struct rmodel__region {
+    uint64_t applied;     /* the stream's position: every entry up to it is in the model */
+    uint64_t next_round;  /* the round a wait arriving now joins */
+    uint64_t joined;      /* waits that joined next_round */
+    uint64_t inflight;    /* the round in flight, 0: none */
+    uint64_t retry_at;    /* no round starts before this (after one that failed) */
+    unsigned asked, answered;
+    struct {
+        int ok, leader;
+        uint64_t term, leader_id, commit;
+    } ans[RMODEL__REPLICAS];
+};
+
+struct rmodel {
+    uv_loop_t *loop;
+    struct upstream *up[ROUTER_MAX_REGIONS];
+    unsigned nregions;
+    unsigned timeout_ms;
+    int all;
+    struct strmap hold;   /* ids of the boards to hold when !all */
+    struct strmap boards; /* id -> struct rmodel_board */
+    unsigned nboards;
+    struct strmap ids; /* player id -> (uintptr_t)pid + 1 */
+    struct rmodel__player *players;
+    uint32_t nplayers, capplayers;
+    size_t player_bytes; /* ids, names and metadata held */
+    struct rankidx_pool *pool;
+    struct rmodel__region reg[ROUTER_MAX_REGIONS];
+    struct rmodel_wait *waits; /* every wait not yet fired (doubly linked through next[]) */
+    uv_check_t check;
+    uv_timer_t tick;
+    unsigned handles;
+    unsigned pending; /* upstream calls in flight */
+    int closing;
+    void (*done)(void *data);
+    void *done_data;
+    struct rmodel_stats st;
+    msgpack_sbuffer args;
+    char scratch[64];
+};
+
+/* An upstream call in flight: what it was for. */
+struct rmodel__call {
+    struct rmodel *m;
+    unsigned region, replica;
+    uint64_t round;           /* a round's call */
+    char board[VALID_ID_MAX + 1]; /* a seed's call: its board and generation */
+    unsigned gen;
+};
+
+static void rmodel__seed(struct rmodel_board *b);
+static void rmodel__progress(struct rmodel *m, unsigned region);
+
+static uint64_t rmodel__now(const struct rmodel *m)
+{
+    return uv_now(m->loop);
+}
+
+/* ---- players --------------------------------------------------------------------------------- */
+
+static const char *rmodel__id_of(void *ctx, uint32_t pid, size_t *len)
+{
+    const struct rmodel *m = ctx;
+    *len = m->players[pid].idlen;
+    return m->players[pid].id;
+}
+
+/* The pid of player @id (@len bytes) of @region, interned on first sight: 0 and *@pid, or
+ * LR_ENOMEM. A player's region never changes (API.md); the first one seen is kept. */
+static int rmodel__intern(struct rmodel *m, const char *id, size_t len, unsigned region,
+                          uint32_t *pid)
+{
+    void *v = strmap_get(&m->ids, id, len);
+    if (v != NULL) {
+        *pid = (uint32_t)((uintptr_t)v - 1);
+        return 0;
+    }
+    if (len == 0 || len > VALID_ID_MAX || m->nplayers >= RANKKEY_FOREIGN - 1) {
+        return LR_EINVAL;
+    }
+    if (m->nplayers == m->capplayers) {
+        uint32_t cap = m->capplayers ? m->capplayers * 2 : 1024;
+        struct rmodel__player *np = realloc(m->players, cap * sizeof *np);
+        if (np == NULL) {
+            return LR_ENOMEM;
+        }
+        m->players = np;
+        m->capplayers = cap;
+    }
+    struct rmodel__player *p = &m->players[m->nplayers];
+    if ((p->id = malloc(len + 1)) == NULL) {
+        return LR_ENOMEM;
+    }
+    memcpy(p->id, id, len);
+    p->id[len] = '\0';
+    if (strmap_put(&m->ids, id, len, (void *)(uintptr_t)(m->nplayers + 1)) != 0) {
+        free(p->id);
+        return LR_ENOMEM;
+    }
+    p->name = NULL;
+    p->idlen = (uint8_t)len;
+    p->namelen = 0;
+    p->region = (uint8_t)region;
+    m->player_bytes += len + 1;
+    *pid = m->nplayers++;
+    return 0;
+}
+
+/* Remember @pid's name (@o: a str, else the name stays as it was). */
+static void rmodel__set_name(struct rmodel *m, uint32_t pid, const msgpack_object *o)
+{
+    struct rmodel__player *p = &m->players[pid];
+    if (o == NULL || o->type != MSGPACK_OBJECT_STR || o->via.str.size > 4 * VALID_NAME_MAX) {
+        return;
+    }
+    if (p->name && p->namelen == o->via.str.size &&
+        memcmp(p->name, o->via.str.ptr, o->via.str.size) == 0) {
+        return;
+    }
+    char *n = malloc(o->via.str.size + 1);
+    if (n == NULL) {
+        return; /* the old name stays; a page then shows it until the next change */
+    }
+    memcpy(n, o->via.str.ptr, o->via.str.size);
+    n[o->via.str.size] = '\0';
+    m->player_bytes += o->via.str.size + 1;
+    m->player_bytes -= p->name ? p->namelen + 1u : 0u;
+    free(p->name);
+    p->name = n;
+    p->namelen = (uint8_t)(o->via.str.size > 255 ? 255 : o->via.str.size);
+}
+
+/* ---- boards: entries ------------------------------------------------------------------------- */
+
+static void rmodel__pages_drop(struct rmodel_board *b, uint64_t from_rank0)
+{
+    for (unsigned i = 0; i < RMODEL__PAGES; i++) {
+        if (b->page[i].limit != 0 && b->page[i].limit > from_rank0) {
+            free(b->page[i].body);
+            b->page[i].body = NULL;
+            b->page[i].limit = 0;
+        }
+    }
+}
+
+static void rmodel__wait_unlink(struct rmodel *m, struct rmodel_wait *w);
+
+static void rmodel__board_clear(struct rmodel_board *b)
+{
+    struct rmodel *m = b->m;
+    if (b->catchup_linked) {
+        rmodel__wait_unlink(m, &b->catchup);
+        b->catchup_linked = 0;
+    }
+    rankidx_free(b->idx);
+    b->idx = NULL;
+    for (uint32_t i = 0; i < b->nslot; i++) {
+        free(b->slot[i].meta);
+    }
+    free(b->slot);
+    b->slot = NULL;
+    b->nslot = 0;
+    for (size_t i = 0; i < b->nheld; i++) {
+        free(b->held[i].meta);
+    }
+    b->nheld = 0;
+    rmodel__pages_drop(b, 0);
+}
+
+/* Set @pid's entry on @b to (@score, @subscore, @t) with metadata @meta (@meta_known 0: not
+ * known). Whatever the entry was, it is now this key: events and seed pages both name the whole
+ * key, so setting one the model already holds changes nothing. @return 0 or LR_ENOMEM. */
+static int rmodel__set(struct rmodel_board *b, uint32_t pid, int64_t score, int64_t subscore,
+                       int64_t t, const char *meta, size_t metalen, int meta_known)
+{
+    if (pid >= b->nslot) {
+        uint32_t n = b->nslot ? b->nslot : 1024;
+        while (n <= pid) {
+            n *= 2;
+        }
+        struct rmodel__slot *ns = realloc(b->slot, n * sizeof *ns);
+        if (ns == NULL) {
+            return LR_ENOMEM;
+        }
+        memset(ns + b->nslot, 0, (n - b->nslot) * sizeof *ns);
+        b->slot = ns;
+        b->nslot = n;
+    }
+    struct rmodel__slot *s = &b->slot[pid];
+    struct rankkey now = {0, 0, 0, pid, 0, NULL};
+    rankkey_fold(&now, b->desc, score, subscore, t);
+    uint64_t first = UINT64_MAX; /* the first rank the change touches */
+    int was = s->present;
+    if (was) {
+        struct rankkey old = {s->a, s->b, s->t, pid, 0, NULL};
+        if (b->state == RB_READY) {
+            first = rankidx_count_before(b->idx, &old);
+        }
+        if (rankidx_delete(b->idx, &old) != 0) {
+            return LR_ECORRUPT; /* the map and the index disagree: the caller seeds again */
+        }
+        s->present = 0;
+    }
+    if (rankidx_insert(b->idx, &now) != 0) {
+        return LR_ENOMEM;
+    }
+    s->present = 1;
+    s->a = now.a;
+    s->b = now.b;
+    s->t = now.t;
+    char *nm = NULL;
+    if (meta_known && metalen) {
+        if ((nm = malloc(metalen)) == NULL) {
+            meta_known = 0;
+        } else {
+            memcpy(nm, meta, metalen);
+        }
+    }
+    b->m->player_bytes -= s->meta ? s->metalen : 0u;
+    free(s->meta);
+    s->meta = nm;
+    s->metalen = nm ? (uint16_t)metalen : 0;
+    s->meta_known = (uint8_t)meta_known;
+    b->m->player_bytes += s->metalen;
+    if (b->state == RB_READY) {
+        uint64_t r = rankidx_count_before(b->idx, &now);
+        if (!was) {
+            r = 0; /* the total every page shows changed */
+        }
+        rmodel__pages_drop(b, r < first ? r : first);
+    }
+    return 0;
+}
+
+/* Metadata of an entry (@o: bin of JSON text, or nil) into @meta/@len; 0 when not one. */
+static int rmodel__meta_of(const msgpack_object *o, const char **meta, size_t *len)
+{
+    if (o == NULL) {
+        return 0;
+    }
+    if (o->type == MSGPACK_OBJECT_NIL) {
+        *meta = NULL;
+        *len = 0;
+        return 1;
+    }
+    if ((o->type == MSGPACK_OBJECT_BIN || o->type == MSGPACK_OBJECT_STR) &&
+        o->via.bin.size <= VALID_METADATA_MAX) {
+        *meta = o->via.bin.ptr;
+        *len = o->via.bin.size;
+        return 1;
+    }
+    return 0;
+}
+
+/* The raw fields of an entry or a score.updated event. @return 0, or -1 when malformed. */
+static int rmodel__fields(const msgpack_object *e, const msgpack_object **pid, int64_t *score,
+                          int64_t *sub, int64_t *t)
+{
+    const msgpack_object *ua = proto_map_get(e, "updated_at");
+    *pid = proto_map_get(e, "player_id");
+    if (*pid == NULL || (*pid)->type != MSGPACK_OBJECT_STR || (*pid)->via.str.size == 0 ||
+        (*pid)->via.str.size > VALID_ID_MAX || ua == NULL || ua->type != MSGPACK_OBJECT_STR ||
+        proto_obj_i64(proto_map_get(e, "score"), score) != 0 ||
+        proto_obj_i64(proto_map_get(e, "subscore"), sub) != 0 ||
+        timefmt_parse_rfc3339(ua->via.str.ptr, ua->via.str.size, t) != 0) {
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- boards: seeding ------------------------------------------------------------------------- */
+
+static void rmodel__board_fail(struct rmodel_board *b)
+{
+    rmodel__board_clear(b);
+    b->gen++;
+    b->state = RB_FAILED;
+    b->retry_at = rmodel__now(b->m) + RMODEL__SEED_RETRY_MS;
+}
+
+static struct rmodel__call *rmodel__call_new(struct rmodel *m, unsigned region)
+{
+    struct rmodel__call *c = calloc(1, sizeof *c);
+    if (c) {
+        c->m = m;
+        c->region = region;
+    }
+    return c;
+}
+
+/* The call's board, if its seed is still the current one. */
+static struct rmodel_board *rmodel__call_board(const struct rmodel__call *c)
+{
+    struct rmodel_board *b = strmap_get(&c->m->boards, c->board, strlen(c->board));
+    return b && b->gen == c->gen ? b : NULL;
+}
+
+static void rmodel__maybe_done(struct rmodel *m);
+
+static void rmodel__catchup_done(void *data, int rv)
+{
+    struct rmodel_board *b = data;
+    b->catchup_linked = 0;
+    if (rv != 0 || b->state != RB_CATCHUP) {
+        rmodel__board_fail(b);
+        return;
+    }
+    /* The streams now hold everything up to the regions' commit points, which are past every
+     * page: the held events, in order, bring each player they name to its latest key. */
+    b->state = RB_PAGES; /* rmodel__set leaves the page cache alone until ready */
+    for (size_t i = 0; i < b->nheld; i++) {
+        const struct rmodel__held *h = &b->held[i];
+        if (rmodel__set(b, h->pid, h->score, h->subscore, h->t, h->meta, h->metalen,
+                        h->meta_known) != 0) {
+            rmodel__board_fail(b);
+            return;
+        }
+    }
+    for (size_t i = 0; i < b->nheld; i++) {
+        free(b->held[i].meta);
+    }
+    b->nheld = 0;
+    b->state = RB_READY;
+    b->m->st.boards++;
+}
+
+static void rmodel__page_call(struct rmodel_board *b, unsigned region, const char *cursor);
+
+static void rmodel__page_got(void *data, int code, const msgpack_object *o)
+{
+    struct rmodel__call *c = data;
+    struct rmodel *m = c->m;
+    struct rmodel_board *b = m->closing ? NULL : rmodel__call_board(c);
+    m->pending--;
+    if (b == NULL || b->state != RB_PAGES) {
+        goto out;
+    }
+    const msgpack_object *es = proto_map_get(o, "entries"), *nc = proto_map_get(o, "next_cursor");
+    if (code != 0 || es == NULL || es->type != MSGPACK_OBJECT_ARRAY) {
+        rmodel__board_fail(b);
+        goto out;
+    }
+    for (uint32_t k = 0; k < es->via.array.size; k++) {
+        const msgpack_object *e = &es->via.array.ptr[k], *pid;
+        const char *meta = NULL;
+        size_t metalen = 0;
+        int64_t score, sub, t;
+        uint32_t p;
+        int known;
+        if (rmodel__fields(e, &pid, &score, &sub, &t) != 0 ||
+            rmodel__intern(m, pid->via.str.ptr, pid->via.str.size, c->region, &p) != 0) {
+            rmodel__board_fail(b);
+            goto out;
+        }
+        known = rmodel__meta_of(proto_map_get(e, "metadata"), &meta, &metalen);
+        rmodel__set_name(m, p, proto_map_get(e, "name"));
+        if (rmodel__set(b, p, score, sub, t, meta, metalen, known) != 0) {
+            rmodel__board_fail(b);
+            goto out;
+        }
+    }
+    if (nc && nc->type == MSGPACK_OBJECT_STR && nc->via.str.size < CURSOR_MAX &&
+        es->via.array.size > 0) {
+        char cur[CURSOR_MAX];
+        memcpy(cur, nc->via.str.ptr, nc->via.str.size);
+        cur[nc->via.str.size] = '\0';
+        rmodel__page_call(b, c->region, cur);
+        goto out;
+    }
+    if (--b->paging == 0) {
+        /* Every page is in. Wait for the streams to reach the regions' commit points (past
+         * every page, each a leader read), then apply what was held. */
+        b->state = RB_CATCHUP;
+        if (rmodel_wait(m, &b->catchup, (1u << m->nregions) - 1, rmodel__catchup_done, b) != 0) {
+            rmodel__board_fail(b);
+        } else {
+            b->catchup_linked = 1;
+        }
+    }
+out:
+    free(c);
+    rmodel__maybe_done(m);
+}
+
+static void rmodel__page_call(struct rmodel_board *b, unsigned region, const char *cursor)
+{
+    struct rmodel *m = b->m;
+    struct shard_query sq;
+    msgpack_packer pk;
+    struct rmodel__call *c = rmodel__call_new(m, region);
+    if (c == NULL) {
+        rmodel__board_fail(b);
+        return;
+    }
+    snprintf(c->board, sizeof c->board, "%s", b->id);
+    c->gen = b->gen;
+    memset(&sq, 0, sizeof sq);
+    sq.type = SHARD_Q_TOP;
+    sq.board_id = (struct lr_str){b->id, (uint32_t)b->idlen};
+    sq.window = TIMEFMT_ALLTIME;
+    sq.limit = RMODEL__SEED_PAGE;
+    sq.cursor = lr_str_of(cursor);
+    sq.now_ms = 1; /* alltime has one period: the clock does not matter */
+    msgpack_sbuffer_clear(&m->args);
+    msgpack_packer_init(&pk, &m->args, msgpack_sbuffer_write);
+    proto_query_encode(&pk, &sq, 0);
+    if (upstream_call(m->up[region], PROTO_OP_QUERY, 1, m->args.data, m->args.size, m->timeout_ms,
+                      rmodel__page_got, c) != 0) {
+        free(c);
+        rmodel__board_fail(b);
+        return;
+    }
+    m->pending++;
+}
+
+static void rmodel__order_got(void *data, int code, const msgpack_object *o)
+{
+    struct rmodel__call *c = data;
+    struct rmodel *m = c->m;
+    struct rmodel_board *b = m->closing ? NULL : rmodel__call_board(c);
+    m->pending--;
+    if (b == NULL || b->state != RB_ORDER) {
+        goto out;
+    }
+    const msgpack_object *ord = proto_map_get(o, "order");
+    if (code != 0 || ord == NULL || ord->type != MSGPACK_OBJECT_STR) {
+        rmodel__board_fail(b);
+        goto out;
+    }
+    b->desc = !(ord->via.str.size == 3 && memcmp(ord->via.str.ptr, "asc", 3) == 0);
+    struct rankidx_names names = {m, rmodel__id_of};
+    if (rankidx_new(&names, m->pool, &b->idx) != 0) {
+        rmodel__board_fail(b);
+        goto out;
+    }
+    b->state = RB_PAGES;
+    b->paging = m->nregions;
+    for (unsigned r = 0; r < m->nregions && b->state == RB_PAGES; r++) {
+        rmodel__page_call(b, r, "");
+    }
+out:
+    free(c);
+    rmodel__maybe_done(m);
+}
+
+/* Seed @b from scratch: its order, then every region's pages; events are held from now on. */
+static void rmodel__seed(struct rmodel_board *b)
+{
+    struct rmodel *m = b->m;
+    struct shard_query sq;
+    msgpack_packer pk;
+    rmodel__board_clear(b);
+    b->gen++;
+    b->state = RB_ORDER;
+    m->st.seeds++;
+    struct rmodel__call *c = rmodel__call_new(m, 0);
+    if (c == NULL) {
+        rmodel__board_fail(b);
+        return;
+    }
+    snprintf(c->board, sizeof c->board, "%s", b->id);
+    c->gen = b->gen;
+    memset(&sq, 0, sizeof sq);
+    sq.type = SHARD_Q_BOARD_GET;
+    sq.board_id = (struct lr_str){b->id, (uint32_t)b->idlen};
+    sq.now_ms = 1;
+    msgpack_sbuffer_clear(&m->args);
+    msgpack_packer_init(&pk, &m->args, msgpack_sbuffer_write);
+    proto_query_encode(&pk, &sq, 0);
+    if (upstream_call(m->up[0], PROTO_OP_QUERY, 1, m->args.data, m->args.size, m->timeout_ms,
+                      rmodel__order_got, c) != 0) {
+        free(c);
+        rmodel__board_fail(b);
+        return;
+    }
+    m->pending++;
+}
+
+struct rmodel_board *rmodel_board(struct rmodel *m, const char *id, size_t len)
+{
+    struct rmodel_board *b = strmap_get(&m->boards, id, len);
+    if (b != NULL) {
+        return b->state == RB_READY ? b : NULL;
+    }
+    if (m->closing || len == 0 || len > VALID_ID_MAX || m->nboards >= RMODEL_BOARDS_MAX ||
+        (!m->all && strmap_get(&m->hold, id, len) == NULL)) {
+        return NULL;
+    }
+    if ((b = calloc(1, sizeof *b)) == NULL) {
+        return NULL;
+    }
+    b->m = m;
+    memcpy(b->id, id, len);
+    b->idlen = len;
+    if (strmap_put(&m->boards, id, len, b) != 0) {
+        free(b);
+        return NULL;
+    }
+    m->nboards++;
+    rmodel__seed(b);
+    return NULL;
+}
+
+/* ---- the streams ----------------------------------------------------------------------------- */
+
+static void rmodel__event(struct rmodel *m, unsigned region, const msgpack_object *ev)
+{
+    const msgpack_object *type = proto_map_get(ev, "type"), *bid, *pid;
+    int64_t score, sub, t;
+    uint32_t p;
+    if (type == NULL || type->type != MSGPACK_OBJECT_STR) {
+        return;
+    }
+    if (type->via.str.size == 14 && memcmp(type->via.str.ptr, "player.updated", 14) == 0) {
+        pid = proto_map_get(ev, "player_id");
+        void *v = pid && pid->type == MSGPACK_OBJECT_STR
+                      ? strmap_get(&m->ids, pid->via.str.ptr, pid->via.str.size)
+                      : NULL;
+        if (v != NULL) {
+            rmodel__set_name(m, (uint32_t)((uintptr_t)v - 1), proto_map_get(ev, "name"));
+            /* A name is on every page that shows its player: drop them all (renames are rare). */
+            size_t pos = 0;
+            for (struct strmap_slot *sl; (sl = strmap_next(&m->boards, &pos)) != NULL;) {
+                rmodel__pages_drop(sl->val, 0);
+            }
+        }
+        return;
+    }
+    if (type->via.str.size != 13 || memcmp(type->via.str.ptr, "score.updated", 13) != 0) {
+        return;
+    }
+    bid = proto_map_get(ev, "board_id");
+    if (bid == NULL || bid->type != MSGPACK_OBJECT_STR) {
+        return;
+    }
+    struct rmodel_board *b = strmap_get(&m->boards, bid->via.str.ptr, bid->via.str.size);
+    if (b == NULL || b->state == RB_FAILED) {
+        return;
+    }
+    const char *meta = NULL;
+    size_t metalen = 0;
+    if (rmodel__fields(ev, &pid, &score, &sub, &t) != 0 ||
+        rmodel__intern(m, pid->via.str.ptr, pid->via.str.size, region, &p) != 0) {
+        rmodel__board_fail(b); /* an event it cannot apply: the board is no longer exact */
+        return;
+    }
+    int known = rmodel__meta_of(proto_map_get(ev, "metadata"), &meta, &metalen);
+    rmodel__set_name(m, p, proto_map_get(ev, "name"));
+    if (b->state == RB_READY) {
+        if (rmodel__set(b, p, score, sub, t, meta, metalen, known) != 0) {
+            rmodel__board_fail(b);
+        }
+        return;
+    }
+    if (b->nheld == b->capheld) {
+        size_t cap = b->capheld ? b->capheld * 2 : 64;
+        struct rmodel__held *nh = realloc(b->held, cap * sizeof *nh);
+        if (nh == NULL) {
+            rmodel__board_fail(b);
+            return;
+        }
+        b->held = nh;
+        b->capheld = cap;
+    }
+    struct rmodel__held *h = &b->held[b->nheld];
+    h->meta = NULL;
+    if (known && metalen && (h->meta = malloc(metalen)) == NULL) {
+        rmodel__board_fail(b);
+        return;
+    }
+    if (h->meta) {
+        memcpy(h->meta, meta, metalen);
+    }
+    h->metalen = (uint16_t)metalen;
+    h->meta_known = (uint8_t)known;
+    h->pid = p;
+    h->score = score;
+    h->subscore = sub;
+    h->t = t;
+    b->nheld++;
+}
+
+void rmodel_stream(struct rmodel *m, unsigned region, const struct evstream_batch *bt)
+{
+    if (m->closing || region >= m->nregions) {
+        return;
+    }
+    if (bt->what == EVSTREAM_RESYNC) {
+        /* Events were missed: no board is exact any more. Seed them all again. */
+        size_t pos = 0;
+        for (struct strmap_slot *sl; (sl = strmap_next(&m->boards, &pos)) != NULL;) {
+            struct rmodel_board *b = sl->val;
+            if (b->state == RB_READY) {
+                m->st.boards--;
+            }
+            rmodel__seed(b);
+        }
+        return;
+    }
+    if (bt->what == EVSTREAM_EVENTS) {
+        for (uint32_t i = 0; i < bt->events->via.array.size; i++) {
+            if (bt->events->via.array.ptr[i].type == MSGPACK_OBJECT_MAP) {
+                rmodel__event(m, region, &bt->events->via.array.ptr[i]);
+            }
+        }
+    }
+    if ((bt->what == EVSTREAM_EVENTS || bt->what == EVSTREAM_APPLIED) &&
+        bt->index > m->reg[region].applied) {
+        m->reg[region].applied = bt->index;
+        rmodel__progress(m, region);
+    }
+}
+
+/* ---- waits and ReadIndex rounds -------------------------------------------------------------- */
+
+static void rmodel__wait_unlink(struct rmodel *m, struct rmodel_wait *w)
+{
+    if (w->next[1]) {
+        w->next[1]->next[0] = w->next[0];
+    } else {
+        m->waits = w->next[0];
+    }
+    if (w->next[0]) {
+        w->next[0]->next[1] = w->next[1];
+    }
+    w->next[0] = w->next[1] = NULL;
+}
+
+/* Fire every wait that is done (@region made progress, or UINT32_MAX: any). A callback may
+ * add waits (at the head) or free a board: the walk restarts after each one. */
+static void rmodel__fire(struct rmodel *m, uint64_t now)
+{
+    for (int again = 1; again;) {
+        again = 0;
+        for (struct rmodel_wait *w = m->waits; w; w = w->next[0]) {
+            int rv = 0;
+            for (unsigned r = 0; r < m->nregions; r++) {
+                if ((w->todo & (1u << r)) && w->target[r] != 0 &&
+                    m->reg[r].applied >= w->target[r]) {
+                    w->todo &= ~(1u << r);
+                }
+            }
+            if (w->todo != 0 && now < w->deadline && !m->closing) {
+                continue;
+            }
+            if (w->todo != 0) {
+                rv = LR_EUNAVAILABLE;
+            }
+            rmodel__wait_unlink(m, w);
+            w->cb(w->data, rv);
+            again = 1;
+            break;
+        }
+    }
+}
+
+static void rmodel__progress(struct rmodel *m, unsigned region)
+{
+    (void)region;
+    rmodel__fire(m, rmodel__now(m));
+}
+
+int rmodel_wait(struct rmodel *m, struct rmodel_wait *w, uint32_t regions, rmodel_wait_cb cb,
+                void *data)
+{
+    if (regions == 0 || (regions >> m->nregions) != 0 || m->closing) {
+        return LR_EINVAL;
+    }
+    memset(w, 0, sizeof *w);
+    w->cb = cb;
+    w->data = data;
+    w->todo = regions;
+    w->deadline = rmodel__now(m) + m->timeout_ms;
+    for (unsigned r = 0; r < m->nregions; r++) {
+        if (regions & (1u << r)) {
+            /* The next round starts after this call (at the end of the loop turn), so its
+             * leader's commit index covers every write acknowledged before the read came. */
+            w->round[r] = m->reg[r].next_round;
+            m->reg[r].joined++;
+        }
+    }
+    w->next[0] = m->waits;
+    if (m->waits) {
+        m->waits->next[1] = w;
+    }
+    m->waits = w;
+    m->st.waits++;
+    return 0;
+}
+
+/* Round @round of @region ended: with the index @commit to reach, or failed (@ok 0), when its
+ * waits join the next round. */
+static void rmodel__round_end(struct rmodel *m, unsigned region, uint64_t round, int ok,
+                              uint64_t commit)
+{
+    struct rmodel__region *g = &m->reg[region];
+    g->inflight = 0;
+    for (struct rmodel_wait *w = m->waits; w; w = w->next[0]) {
+        if (!(w->todo & (1u << region)) || w->target[region] != 0 || w->round[region] > round) {
+            continue;
+        }
+        if (ok) {
+            w->target[region] = commit ? commit : 1;
+        } else {
+            w->round[region] = g->next_round;
+            g->joined++;
+        }
+    }
+    if (!ok) {
+        g->retry_at = rmodel__now(m) + RMODEL__ROUND_RETRY_MS;
+    }
+    rmodel__fire(m, rmodel__now(m));
+}
+
+/* Decide round @round of @region from the answers so far: the leader in term T says so (and
+ * has applied an entry of T), and a majority of the replicas, the leader included, are in T
+ * under that leader. No other leader can then have acknowledged a write that the leader's
+ * commit index does not cover. @return 1 when decided (ended). */
+static int rmodel__round_decide(struct rmodel *m, unsigned region, uint64_t round)
+{
+    struct rmodel__region *g = &m->reg[region];
+    for (unsigned i = 0; i < g->asked; i++) {
+        if (!g->ans[i].ok || !g->ans[i].leader) {
+            continue;
+        }
+        unsigned votes = 0;
+        for (unsigned k = 0; k < g->asked; k++) {
+            votes += g->ans[k].ok && g->ans[k].term == g->ans[i].term &&
+                     (k == i || g->ans[k].leader_id == g->ans[i].leader_id);
+        }
+        if (votes * 2 > g->asked) {
+            rmodel__round_end(m, region, round, 1, g->ans[i].commit);
+            return 1;
+        }
+    }
+    if (g->answered == g->asked) {
+        rmodel__round_end(m, region, round, 0, 0);
+        return 1;
+    }
+    return 0;
+}
+
+static void rmodel__round_got(void *data, int code, const msgpack_object *o)
+{
+    struct rmodel__call *c = data;
+    struct rmodel *m = c->m;
+    struct rmodel__region *g = &m->reg[c->region];
+    m->pending--;
+    if (!m->closing && g->inflight == c->round) {
+        int64_t term, lid, commit;
+        const msgpack_object *ld = proto_map_get(o, "leader");
+        g->answered++;
+        if (code == 0 && proto_obj_i64(proto_map_get(o, "term"), &term) == 0 &&
+            proto_obj_i64(proto_map_get(o, "leader_id"), &lid) == 0 &&
+            proto_obj_i64(proto_map_get(o, "commit_index"), &commit) == 0 && ld &&
+            ld->type == MSGPACK_OBJECT_BOOLEAN) {
+            g->ans[c->replica].ok = 1;
+            g->ans[c->replica].leader = ld->via.boolean;
+            g->ans[c->replica].term = (uint64_t)term;
+            g->ans[c->replica].leader_id = (uint64_t)lid;
+            g->ans[c->replica].commit = (uint64_t)commit;
+        }
+        rmodel__round_decide(m, c->region, c->round);
+    }
+    free(c);
+    rmodel__maybe_done(m);
+}
+
+/* Start the next round of @region: `readindex` to every replica. */
+static void rmodel__round_start(struct rmodel *m, unsigned region)
+{
+    struct rmodel__region *g = &m->reg[region];
+    unsigned n = upstream_replicas(m->up[region]);
+    uint64_t round = g->next_round++;
+    g->joined = 0;
+    g->inflight = round;
+    g->asked = n < RMODEL__REPLICAS ? n : RMODEL__REPLICAS;
+    g->answered = 0;
+    memset(g->ans, 0, sizeof g->ans);
+    m->st.rounds++;
+    for (unsigned i = 0; i < g->asked; i++) {
+        struct rmodel__call *c = rmodel__call_new(m, region);
+        if (c != NULL) {
+            c->replica = i;
+            c->round = round;
+        }
+        if (c == NULL || upstream_call_replica(m->up[region], (int)i, PROTO_OP_READINDEX, 0, NULL,
+                                               0, m->timeout_ms, rmodel__round_got, c) != 0) {
+            free(c);
+            g->answered++; /* counts as an answer that confirms nothing */
+            continue;
+        }
+        m->pending++;
+    }
+    if (g->answered == g->asked) {
+        rmodel__round_decide(m, region, round);
+    }
+}
+
+/* The end of every loop turn: one round per region for the reads that arrived during it. */
+static void rmodel__on_check(uv_check_t *h)
+{
+    struct rmodel *m = h->data;
+    uint64_t now = rmodel__now(m);
+    if (m->closing) {
+        return;
+    }
+    for (unsigned r = 0; r < m->nregions; r++) {
+        struct rmodel__region *g = &m->reg[r];
+        if (g->joined > 0 && g->inflight == 0 && now >= g->retry_at) {
+            rmodel__round_start(m, r);
+        }
+    }
+}
+
+static void rmodel__on_tick(uv_timer_t *t)
+{
+    struct rmodel *m = t->data;
+    uint64_t now = rmodel__now(m);
+    if (m->closing) {
+        return;
+    }
+    rmodel__fire(m, now); /* deadlines */
+    rmodel__on_check(&m->check);
+    size_t pos = 0;
+    for (struct strmap_slot *sl; (sl = strmap_next(&m->boards, &pos)) != NULL;) {
+        struct rmodel_board *b = sl->val;
+        if (b->state == RB_FAILED && now >= b->retry_at) {
+            rmodel__seed(b); /* may not touch the map: the walk goes on */
+        }
+    }
+}
+
+/* ---- answers --------------------------------------------------------------------------------- */
+
+/* One entry of a board answer, as a region's page has it (query.c), with its global rank. */
+static json_t *rmodel__entry_json(const struct rmodel *m, const struct rmodel_board *b,
+                                  const struct rankkey *k, uint64_t rank)
+{
+    const struct rmodel__player *p = &m->players[k->pid];
+    const struct rmodel__slot *s = &b->slot[k->pid];
+    char ua[TIMEFMT_RFC3339_LEN + 1];
+    if (p->name == NULL || !s->meta_known) {
+        return NULL;
+    }
+    json_t *meta = s->meta ? json_loadb(s->meta, s->metalen, JSON_DECODE_ANY, NULL) : json_null();
+    timefmt_rfc3339(k->t, ua);
+    return json_pack("{s:I,s:s#,s:s#,s:s,s:I,s:I,s:o,s:s}", "rank", (json_int_t)rank, "player_id",
+                     p->id, (int)p->idlen, "name", p->name, (int)p->namelen, "region",
+                     upstream_region(m->up[p->region]), "score",
+                     (json_int_t)rankkey_score(k, b->desc), "subscore",
+                     (json_int_t)rankkey_subscore(k, b->desc), "metadata",
+                     meta ? meta : json_null(), "updated_at", ua);
+}
+
+/* Entries of ranks [@from, @from + @n) (0-based) into a new array; NULL when one is not held
+ * in full (or out of memory). */
+static json_t *rmodel__range_json(const struct rmodel *m, const struct rmodel_board *b,
+                                  uint64_t from, uint64_t n, struct rankkey *last)
+{
+    struct rankidx_iter it;
+    struct rankkey k;
+    json_t *arr = json_array();
+    if (arr == NULL) {
+        return NULL;
+    }
+    if (n == 0) {
+        return arr;
+    }
+    if (rankidx_seek(b->idx, from, &it) != 0) {
+        json_decref(arr);
+        return NULL;
+    }
+    for (uint64_t i = 0; i < n && rankidx_next(&it, &k); i++) {
+        json_t *e = rmodel__entry_json(m, b, &k, from + i + 1);
+        if (e == NULL || json_array_append_new(arr, e) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+        if (last) {
+            *last = k;
+        }
+    }
+    return arr;
+}
+
+static json_t *rmodel__head(const struct rmodel_board *b)
+{
+    return json_pack("{s:s#,s:s,s:s,s:s}", "board_id", b->id, (int)b->idlen, "scope", "global",
+                     "window", "alltime", "period", "alltime");
+}
+
+int rmodel_top(struct rmodel *m, struct rmodel_board *b, uint32_t limit, const char *cursor,
+               const char **body, size_t *len, char *err, size_t errcap)
+{
+    struct rankkey ck, last;
+    char idbuf[VALID_ID_MAX + 1];
+    uint64_t total = rankidx_count(b->idx), from = 0;
+    if (cursor[0] == '\0') {
+        for (unsigned i = 0; i < RMODEL__PAGES; i++) {
+            if (b->page[i].limit == limit) {
+                m->st.page_hits++;
+                *body = b->page[i].body;
+                *len = b->page[i].len;
+                return 0;
+            }
+        }
+    } else {
+        if (cursor_decode_key(cursor, strlen(cursor), &ck, idbuf) != 0) {
+            snprintf(err, errcap, "cursor is not valid");
+            return LR_EINVAL;
+        }
+        from = rankidx_count_before(b->idx, &ck) + (uint64_t)rankidx_contains(b->idx, &ck);
+    }
+    uint64_t n = from >= total ? 0 : (total - from < limit ? total - from : limit);
+    json_t *entries = rmodel__range_json(m, b, from, n, &last);
+    if (entries == NULL) {
+        return LR_ENOTFOUND;
+    }
+    json_t *j = rmodel__head(b), *next = json_null();
+    if (from + n < total && n > 0) {
+        char cur[CURSOR_MAX];
+        const struct rmodel__player *p = &m->players[last.pid];
+        cursor_encode_key(&last, p->id, p->idlen, cur);
+        next = json_string(cur);
+    }
+    json_object_set_new(j, "entries", entries);
+    json_object_set_new(j, "next_cursor", next);
+    json_object_set_new(j, "total", json_integer((json_int_t)total));
+    char *text = json_dumps(j, JSON_COMPACT);
+    json_decref(j);
+    if (text == NULL) {
+        return LR_ENOMEM;
+    }
+    /* Keep it: a first page stays valid until a change enters it (rmodel__set); a later page
+     * is handed out once, through the same slot, which the next call frees. */
+    struct rmodel__page *pg = &b->page[b->page_next];
+    b->page_next = (b->page_next + 1) % RMODEL__PAGES;
+    free(pg->body);
+    pg->body = text;
+    pg->len = strlen(text);
+    pg->limit = cursor[0] == '\0' ? limit : 0;
+    *body = pg->body;
+    *len = pg->len;
+    return 0;
+}
+
+int rmodel_rank(struct rmodel *m, struct rmodel_board *b, const char *player, uint32_t around,
+                json_t **out, char *err, size_t errcap)
+{
+    void *v = strmap_get(&m->ids, player, strlen(player));
+    uint32_t pid = v ? (uint32_t)((uintptr_t)v - 1) : 0;
+    if (v == NULL || pid >= b->nslot || !b->slot[pid].present) {
+        snprintf(err, errcap, "player %s has no score on board %s", player, b->id);
+        return LR_ENOTFOUND;
+    }
+    const struct rmodel__slot *s = &b->slot[pid];
+    struct rankkey k = {s->a, s->b, s->t, pid, 0, NULL};
+    uint64_t r0 = rankidx_count_before(b->idx, &k), total = rankidx_count(b->idx);
+    uint64_t from = r0 > around ? r0 - around : 0;
+    uint64_t to = r0 + around + 1 < total ? r0 + around + 1 : total;
+    json_t *win = rmodel__range_json(m, b, from, to - from, NULL);
+    if (win == NULL) {
+        return LR_EUNAVAILABLE;
+    }
+    char ua[TIMEFMT_RFC3339_LEN + 1];
+    timefmt_rfc3339(k.t, ua);
+    double pct = total ? round(10000.0 * (double)(total - (r0 + 1)) / (double)total) / 100.0 : 0.0;
+    json_t *j = rmodel__head(b);
+    json_object_set_new(j, "player_id", json_string(player));
+    json_object_set_new(j, "rank", json_integer((json_int_t)(r0 + 1)));
+    json_object_set_new(j, "score", json_integer(rankkey_score(&k, b->desc)));
+    json_object_set_new(j, "subscore", json_integer(rankkey_subscore(&k, b->desc)));
+    json_object_set_new(j, "updated_at", json_string(ua));
+    json_object_set_new(j, "total", json_integer((json_int_t)total));
+    json_object_set_new(j, "percentile", json_real(pct));
+    json_object_set_new(j, "around", win);
+    *out = j;
+    return 0;
+}
+
+/* ---- life ------------------------------------------------------------------------------------ */
+
+void rmodel_stats_get(const struct rmodel *m, struct rmodel_stats *st)
+{
+    *st = m->st;
+    st->entries = 0;
+    st->index_bytes = 0;
+    st->total_bytes = m->player_bytes + m->capplayers * sizeof *m->players;
+    size_t pos = 0;
+    for (struct strmap_slot *sl; (sl = strmap_next(&m->boards, &pos)) != NULL;) {
+        const struct rmodel_board *b = sl->val;
+        if (b->idx) {
+            st->entries += rankidx_count(b->idx);
+            st->index_bytes += rankidx_memory(b->idx);
+        }
+        st->total_bytes += b->nslot * sizeof *b->slot + sizeof *b;
+    }
+    st->total_bytes += st->index_bytes;
+}
+
+static void rmodel__free(struct rmodel *m)
+{
+    size_t pos = 0;
+    for (struct strmap_slot *sl; (sl = strmap_next(&m->boards, &pos)) != NULL;) {
+        struct rmodel_board *b = sl->val;
+        rmodel__board_clear(b);
+        free(b->held);
+        free(b);
+    }
+    strmap_free(&m->boards);
+    strmap_free(&m->hold);
+    strmap_free(&m->ids);
+    for (uint32_t i = 0; i < m->nplayers; i++) {
+        free(m->players[i].id);
+        free(m->players[i].name);
+    }
+    free(m->players);
+    rankidx_pool_free(m->pool);
+    msgpack_sbuffer_destroy(&m->args);
+    void (*done)(void *) = m->done;
+    void *data = m->done_data;
+    free(m);
+    if (done) {
+        done(data);
+    }
+}
+
+static void rmodel__maybe_done(struct rmodel *m)
+{
+    if (m->closing && m->pending == 0 && m->handles == 0) {
+        rmodel__free(m);
+    }
+}
+
+static void rmodel__handle_closed(uv_handle_t *h)
+{
+    struct rmodel *m = h->data;
+    m->handles--;
+    rmodel__maybe_done(m);
+}
+
+void rmodel_close(struct rmodel *m, void (*done)(void *data), void *data)
+{
+    m->closing = 1;
+    m->done = done;
+    m->done_data = data;
+    rmodel__fire(m, UINT64_MAX); /* every wait fails now */
+    uv_close((uv_handle_t *)&m->check, rmodel__handle_closed);
+    uv_close((uv_handle_t *)&m->tick, rmodel__handle_closed);
+}
+
+int rmodel_new(uv_loop_t *loop, struct upstream *const *up, unsigned n,
+               const struct rmodel_config *cfg, struct rmodel **out)
+{
+    int rv = LR_ENOMEM;
+    if (n == 0 || n > ROUTER_MAX_REGIONS) {
+        return LR_EINVAL;
+    }
+    struct rmodel *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        return LR_ENOMEM;
+    }
+    m->loop = loop;
+    memcpy(m->up, up, n * sizeof *up);
+    m->nregions = n;
+    m->timeout_ms = cfg->timeout_ms;
+    m->all = cfg->all;
+    strmap_init(&m->hold);
+    strmap_init(&m->boards);
+    strmap_init(&m->ids);
+    msgpack_sbuffer_init(&m->args);
+    for (unsigned r = 0; r < n; r++) {
+        m->reg[r].next_round = 1;
+    }
+    for (unsigned i = 0; i < cfg->n; i++) {
+        size_t len = strlen(cfg->boards[i]);
+        if (!valid_id(cfg->boards[i], len, VALID_ID_MAX)) {
+            rv = LR_EINVAL;
+            goto err_after_alloc;
+        }
+        if (strmap_put(&m->hold, cfg->boards[i], len, m) != 0) {
+            goto err_after_alloc;
+        }
+    }
+    if (rankidx_pool_new(&m->pool) != 0) {
+        goto err_after_alloc;
+    }
+    uv_check_init(loop, &m->check);
+    uv_timer_init(loop, &m->tick);
+    m->check.data = m;
+    m->tick.data = m;
+    m->handles = 2;
+    uv_check_start(&m->check, rmodel__on_check);
+    uv_timer_start(&m->tick, rmodel__on_tick, RMODEL__TICK_MS, RMODEL__TICK_MS);
+    *out = m;
+    return 0;
+
+err_after_alloc:
+    strmap_free(&m->hold);
+    strmap_free(&m->boards);
+    strmap_free(&m->ids);
+    msgpack_sbuffer_destroy(&m->args);
+    free(m);
+    return rv;
+}
