@@ -8,7 +8,9 @@
  * stamps time), and orders by API.md: score by the board's order, then subscore, then the
  * earlier updated_at, then player_id ascending. Then every scope (global, each region, each
  * guild) is read back: whole top pages by cursor, every player's rank with total and
- * percentile, around-N windows and friends views; all must equal the model exactly.
+ * percentile, around-N windows and friends views; all must equal the model exactly. Global
+ * tops are also read between batches: the router's read model answers those (checked in its
+ * /metrics), seeded before the first score and kept from the event streams.
  *
  * One batch never holds two items for the same (player, board), so the model does not depend
  * on the order the server applies a batch's items in. */
@@ -252,6 +254,8 @@ static void remember(int bd, int pl, int64_t score, int64_t sub, const char *key
 
 /* ---- scenarios ---------------------------------------------------------------------------- */
 
+static void top_equals_model(int bd, int scope);
+
 /* Players over the regions and guilds, the two boards, then the submissions: batches of
  * events and single POSTs interleaved; every answer is checked against the model. */
 static void submissions_follow_the_model(void **state)
@@ -282,8 +286,16 @@ static void submissions_follow_the_model(void **state)
         httpc_free(&r);
     }
 
+    /* Read both boards before any score: the router's read model (docs/consistency.md) seeds
+     * them empty, and from then on holds them from the regions' event streams alone. Global
+     * tops read between batches check it against the model as the writes go on. */
+    top_equals_model(0, -1);
+    top_equals_model(1, -1);
     int singles_per_batch = NSINGLES / NBATCHES;
     for (int batch = 0; batch < NBATCHES; batch++) {
+        if (batch % 3 == 1) {
+            top_equals_model(batch % 2, -1);
+        }
         static unsigned char used[2][NPLAYERS];
         int bd_of[BATCH], pl_of[BATCH];
         int64_t sc[BATCH], sb[BATCH];
@@ -381,49 +393,56 @@ static void entry_matches(const json_t *e, const struct mplayer *p, int bd, int6
 }
 
 /* Whole rankings of every scope, page by page with the cursor, equal the model's. */
+/* The whole top of board @bd in @scope (-1 global), page by page with a random limit,
+ * equals the model. */
+static void top_equals_model(int bd, int scope)
+{
+    static const struct mplayer *want[NPLAYERS];
+    char sname[32], cursor[512] = "", what[128];
+    size_t n = model_rank(bd, scope, want), got = 0;
+    int limit = 1 + (int)testrng_below(&fx->rng, 60);
+    scope_name(scope, sname, sizeof sname);
+    snprintf(what, sizeof what, "%s %s limit %d", boards[bd], sname, limit);
+    for (int pages = 0;; pages++) {
+        struct httpc_resp r;
+        char path[700];
+        assert_true(pages <= (int)n / limit + 1);
+        snprintf(path, sizeof path, "/v1/boards/%s/top?scope=%s&limit=%d%s%s", boards[bd], sname,
+                 limit, cursor[0] ? "&cursor=" : "", cursor);
+        tdev_req(&fx->dev, "GET", path, "", NULL, &r);
+        expect(&r, 200, path);
+        json_t *ents = json_object_get(r.json, "entries"), *e;
+        size_t i;
+        json_array_foreach(ents, i, e)
+        {
+            if (got >= n) {
+                fail_msg("%s: more than the model's %zu entries", what, n);
+            }
+            entry_matches(e, want[got], bd, (int64_t)got + 1, what);
+            got++;
+        }
+        json_t *next = json_object_get(r.json, "next_cursor");
+        int end = json_is_null(next);
+        if (!end) {
+            assert_true(json_is_string(next));
+            snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
+        }
+        httpc_free(&r);
+        if (end) {
+            break;
+        }
+    }
+    if (got != n) {
+        fail_msg("%s: %zu entries, model has %zu", what, got, n);
+    }
+}
+
 static void top_pages_equal_model(void **state)
 {
     (void)state;
-    static const struct mplayer *want[NPLAYERS];
     for (int bd = 0; bd < 2; bd++) {
         for (int scope = -1; scope < 3 + NGUILDS; scope++) {
-            char sname[32], cursor[512] = "", what[128];
-            size_t n = model_rank(bd, scope, want), got = 0;
-            int limit = 1 + (int)testrng_below(&fx->rng, 60);
-            scope_name(scope, sname, sizeof sname);
-            snprintf(what, sizeof what, "%s %s limit %d", boards[bd], sname, limit);
-            for (int pages = 0;; pages++) {
-                struct httpc_resp r;
-                char path[700];
-                assert_true(pages <= (int)n / limit + 1);
-                snprintf(path, sizeof path, "/v1/boards/%s/top?scope=%s&limit=%d%s%s", boards[bd],
-                         sname, limit, cursor[0] ? "&cursor=" : "", cursor);
-                tdev_req(&fx->dev, "GET", path, "", NULL, &r);
-                expect(&r, 200, path);
-                json_t *ents = json_object_get(r.json, "entries"), *e;
-                size_t i;
-                json_array_foreach(ents, i, e)
-                {
-                    if (got >= n) {
-                        fail_msg("%s: more than the model's %zu entries", what, n);
-                    }
-                    entry_matches(e, want[got], bd, (int64_t)got + 1, what);
-                    got++;
-                }
-                json_t *next = json_object_get(r.json, "next_cursor");
-                int end = json_is_null(next);
-                if (!end) {
-                    assert_true(json_is_string(next));
-                    snprintf(cursor, sizeof cursor, "%s", json_string_value(next));
-                }
-                httpc_free(&r);
-                if (end) {
-                    break;
-                }
-            }
-            if (got != n) {
-                fail_msg("%s: %zu entries, model has %zu", what, got, n);
-            }
+            top_equals_model(bd, scope);
         }
     }
 }
@@ -563,6 +582,23 @@ static void friends_equal_model(void **state)
     }
 }
 
+/* The global reads above went through the router's read model: it holds both boards, and
+ * reads waited for its ReadIndex rounds. */
+static void reads_went_through_the_read_model(void **state)
+{
+    (void)state;
+    struct httpc_resp r;
+    tdev_req(&fx->dev, "GET", "/metrics", "", NULL, &r);
+    expect(&r, 200, "/metrics");
+    const char *b = strstr(r.body, "\nlaurel_readmodel_boards ");
+    const char *w = strstr(r.body, "\nlaurel_readmodel_waits_total ");
+    assert_non_null(b);
+    assert_non_null(w);
+    assert_int_equal(strtoll(b + strlen("\nlaurel_readmodel_boards "), NULL, 10), 2);
+    assert_true(strtoll(w + strlen("\nlaurel_readmodel_waits_total "), NULL, 10) > NPLAYERS);
+    httpc_free(&r);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -570,6 +606,7 @@ int main(void)
         cmocka_unit_test(submissions_follow_the_model), cmocka_unit_test(replays_change_nothing),
         cmocka_unit_test(top_pages_equal_model),        cmocka_unit_test(every_rank_equals_model),
         cmocka_unit_test(around_equals_model),          cmocka_unit_test(friends_equal_model),
+        cmocka_unit_test(reads_went_through_the_read_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

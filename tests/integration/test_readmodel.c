@@ -69,7 +69,7 @@ static void put_score(const char *http, int i, int64_t score)
     struct httpc_resp r;
     snprintf(path, sizeof path, "/v1/boards/%s/scores", BOARD);
     snprintf(body, sizeof body,
-             "{\"player_id\":\"p%02d\",\"score\":%lld,\"idempotency_key\":\"k%lld\"}", i,
+             "{\"player_id\":\"p%02d\",\"score\":%lld,\"idempotency_key\":\"rm-key-%08lld\"}", i,
              (long long)score, (long long)++fx->seq);
     assert_int_equal(httpc_do(http, "POST", path, TDEV_API, body, &r), 0);
     if (r.status != 200) {
