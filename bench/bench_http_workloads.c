@@ -411,7 +411,8 @@ static int bench_http__load_scores(struct bench_http *b, struct bench_http__load
     return rv;
 }
 
-/* Reads: rank of a random player (around = @around when > 0), or the top 100 when @top. */
+/* Reads: rank of a random player (around = @around when > 0), or the top 100 when @top (2:
+ * with consistency=stale, docs/consistency.md). */
 static int bench_http__load_read(struct bench_http *b, struct bench_http__load *l, int top,
                                  int around)
 {
@@ -420,7 +421,8 @@ static int bench_http__load_read(struct bench_http *b, struct bench_http__load *
     l->items = 1;
     l->salt = top ? 'T' : around ? 'A' : 'R';
     if (top) {
-        snprintf(path, sizeof path, "/v1/boards/%s/top?limit=100", b->board);
+        snprintf(path, sizeof path, "/v1/boards/%s/top?limit=100%s", b->board,
+                 top == 2 ? "&consistency=stale" : "");
     } else if (around > 0) {
         snprintf(path, sizeof path, "/v1/boards/%s/players/%s~~~~~~~?around=%d", b->board,
                  b->pprefix, around);
@@ -430,6 +432,60 @@ static int bench_http__load_read(struct bench_http *b, struct bench_http__load *
     int rv = bench_http__tmpl_init(&l->t[0], b, "GET", path, NULL, NULL);
     l->nt = rv == 0;
     return rv;
+}
+
+/* http_mixed_rps: request n is template n % 10: one score write (POST /scores) in ten, then
+ * three each of top 100, rank and rank with around, all on the bench's board. */
+static int bench_http__load_mixed(struct bench_http *b, struct bench_http__load *l)
+{
+    struct bench_http__load part;
+    int rv;
+    memset(&part, 0, sizeof part);
+    if ((rv = bench_http__load_scores(b, &part, b->board, 0, 'M')) != 0) {
+        bench_http__load_free(&part);
+        return rv;
+    }
+    l->t[l->nt++] = part.t[0];
+    for (int k = 0; k < 9; k++) {
+        memset(&part, 0, sizeof part);
+        rv = bench_http__load_read(b, &part, k % 3 == 0, k % 3 == 2 ? BENCH_HTTP__AROUND : 0);
+        if (rv != 0) {
+            return rv;
+        }
+        l->t[l->nt++] = part.t[0];
+    }
+    l->b = b;
+    l->items = 1;
+    l->salt = 'M';
+    return 0;
+}
+
+/* router_bytes_per_entry: the router's read model (docs/consistency.md), from its /metrics:
+ * the ordered indexes' bytes per held entry, and everything it holds per entry. */
+static int bench_http__model_bytes(struct bench_http *b)
+{
+    struct hclient_req req = {"GET", "/metrics", NULL, NULL, 0};
+    struct hclient_resp resp;
+    char errmsg[LR_ERRMSG_SIZE];
+    int rv = hclient_do(b->addr, &req, 2000, &resp, errmsg);
+    if (rv != 0) {
+        fprintf(stderr, "bench http: GET /metrics: %s\n", errmsg);
+        return rv;
+    }
+    const char *e = strstr(resp.body, "\nlaurel_readmodel_entries ");
+    const char *x = strstr(resp.body, "\nlaurel_readmodel_index_bytes ");
+    const char *t = strstr(resp.body, "\nlaurel_readmodel_bytes ");
+    double n = e ? strtod(strchr(e + 1, ' ') + 1, NULL) : 0;
+    if (n > 0 && x && t) {
+        bench_http__fig(&b->figs, "router_bytes_per_entry", strtod(strchr(x + 1, ' ') + 1, NULL) / n,
+                        2, "B");
+        bench_http__fig(&b->figs, "router_model_bytes_per_entry",
+                        strtod(strchr(t + 1, ' ') + 1, NULL) / n, 2, "B");
+    } else {
+        fprintf(stderr, "errors router_bytes_per_entry: the router's read model holds nothing\n");
+    }
+    hclient_resp_free(&resp);
+    return 0;
 }
 
 /* One request on a fresh connection (hclient.h): its status, or LR_E* with @errmsg. */
@@ -741,7 +797,7 @@ static int bench_http__cycle_close(struct bench_http *b, const char *name)
 
 int bench_http__workloads(struct bench_http *b)
 {
-    enum { SCORE, EVENTS, RANK, AROUND, TOP, CREATE, CYCLE };
+    enum { SCORE, EVENTS, RANK, AROUND, TOP, STALE, MIXED, MEMORY, CREATE, CYCLE };
     static const struct {
         const char *name, *unit;
         int kind;
@@ -752,6 +808,9 @@ int bench_http__workloads(struct bench_http *b)
         {"http_rank_rps", "requests/s", RANK, 0},
         {"http_around_rps", "requests/s", AROUND, 0},
         {"http_top100_global_rps", "requests/s", TOP, 0},
+        {"http_top100_stale_rps", "requests/s", STALE, 0},
+        {"http_mixed_rps", "requests/s", MIXED, 0},
+        {"router_bytes_per_entry", "B", MEMORY, 0},
         {"http_player_create_rps", "requests/s", CREATE, 0},
         {"cycle_close_ms", "ms", CYCLE, 1},
     };
@@ -778,6 +837,9 @@ int bench_http__workloads(struct bench_http *b)
         case RANK: rv = bench_http__load_read(b, &l, 0, 0); break;
         case AROUND: rv = bench_http__load_read(b, &l, 0, BENCH_HTTP__AROUND); break;
         case TOP: rv = bench_http__load_read(b, &l, 1, 0); break;
+        case STALE: rv = bench_http__load_read(b, &l, 2, 0); break;
+        case MIXED: rv = bench_http__load_mixed(b, &l); break;
+        case MEMORY: rv = bench_http__model_bytes(b); break;
         case CREATE:
             /* Ids no one created: the seed's players are pprefix + n, these b<run>c + n. */
             snprintf(prefix, sizeof prefix, "b%sc", b->run);
@@ -786,7 +848,7 @@ int bench_http__workloads(struct bench_http *b)
             break;
         default: rv = bench_http__cycle_close(b, w[i].name); break;
         }
-        if (rv == 0 && w[i].kind != CYCLE) {
+        if (rv == 0 && w[i].kind != CYCLE && w[i].kind != MEMORY) {
             rv = bench_http__measure(b, &l, w[i].name, w[i].unit);
         }
         bench_http__load_free(&l);

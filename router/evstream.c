@@ -41,6 +41,8 @@ struct evstream {
     unsigned timeout_ms;
     uint64_t stop; /* the last index to deliver; 0: no end */
     int applied;   /* deliver heartbeats (evstream_config.applied) */
+    int leader;    /* move to the leader (evstream_config.leader) */
+    int move_to;   /* the replica a move to the leader goes to, or -1 */
     uint64_t next; /* the index to subscribe from; 0: learn it from the replica's status */
     uint64_t last; /* the last index delivered */
     unsigned replica;
@@ -96,7 +98,11 @@ static void evstream__tcp_closed(uv_handle_t *h)
     proto_reader_free(&s->rd);
     proto_reader_init(&s->rd);
     s->state = ES_IDLE;
-    if (!s->closing && !s->ended) { /* closing: the upstream may be gone already */
+    if (!s->closing && !s->ended && s->move_to >= 0) { /* a move, not a failure: no pause */
+        s->replica = (unsigned)s->move_to;
+        s->retry_at = evstream__now(s);
+        s->move_to = -1;
+    } else if (!s->closing && !s->ended) { /* closing: the upstream may be gone already */
         evstream__next_replica(s);
     }
     evstream__maybe_done(s);
@@ -346,6 +352,14 @@ static void evstream__tick(uv_timer_t *t)
     } else if ((s->state == ES_OPEN || s->state == ES_CONNECTING) &&
                now - s->last_rx > EVSTREAM__DEAD_MS) {
         evstream__drop(s);
+    } else if (s->leader && s->state == ES_OPEN && s->move_to < 0) {
+        /* The leader applies an entry first: a follower learns its commit only with the next
+         * append, up to a heartbeat later, and a reader waiting for that index would wait. */
+        int l = upstream_leader(s->u);
+        if (l >= 0 && (unsigned)l != s->replica) {
+            s->move_to = l;
+            evstream__drop(s);
+        }
     }
 }
 
@@ -369,6 +383,8 @@ int evstream_new(uv_loop_t *loop, struct upstream *u, const struct evstream_conf
     s->timeout_ms = cfg->timeout_ms;
     s->stop = cfg->stop;
     s->applied = cfg->applied;
+    s->leader = cfg->leader;
+    s->move_to = -1;
     s->next = cfg->from;
     s->replica = cfg->replica;
     proto_reader_init(&s->rd);

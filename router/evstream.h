@@ -60,6 +60,9 @@ struct evstream_config {
     unsigned timeout_ms;
     /* 1: deliver the replica's heartbeats as EVSTREAM_APPLIED. */
     int applied;
+    /* 1: follow the replica the upstream believes leads (upstream_leader), moving to it
+     * within a tick when it changes (no pause, resuming after the last index delivered). */
+    int leader;
 };
 
 /**

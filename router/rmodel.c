@@ -28,6 +28,7 @@
 #define RMODEL__SEED_PAGE 1000     /* entries a seed page asks (SHARD_PAGE_MAX) */
 #define RMODEL__PAGES 4            /* first pages kept encoded per board (by limit) */
 #define RMODEL__REPLICAS 8         /* replicas of a region a round asks at most */
+#define RMODEL__ROUNDS 4           /* rounds of a region in flight at once */
 
 _Static_assert(ROUTER_MAX_REGIONS <= 32, "a wait's region bits are a uint32_t");
 
@@ -82,18 +83,24 @@ struct rmodel_board {
     unsigned page_next;
 };
 
+/* One ReadIndex round: the answers of a region's replicas to one `readindex` each. */
+struct rmodel__round {
+    uint64_t id; /* 0: never used */
+    unsigned asked, answered;
+    int decided;
+    struct {
+        int ok, leader;
+        uint64_t term, leader_id, commit;
+    } ans[RMODEL__REPLICAS];
+};
+
 /* One region's ReadIndex rounds and stream position. */
 struct rmodel__region {
     uint64_t applied;     /* the stream's position: every entry up to it is in the model */
     uint64_t next_round;  /* the round a wait arriving now joins */
     uint64_t joined;      /* waits that joined next_round */
-    uint64_t inflight;    /* the round in flight, 0: none */
     uint64_t retry_at;    /* no round starts before this (after one that failed) */
-    unsigned asked, answered;
-    struct {
-        int ok, leader;
-        uint64_t term, leader_id, commit;
-    } ans[RMODEL__REPLICAS];
+    struct rmodel__round round[RMODEL__ROUNDS]; /* round id % RMODEL__ROUNDS */
 };
 
 struct rmodel {
@@ -276,6 +283,9 @@ static int rmodel__set(struct rmodel_board *b, uint32_t pid, int64_t score, int6
     rankkey_fold(&now, b->desc, score, subscore, t);
     uint64_t first = UINT64_MAX; /* the first rank the change touches */
     int was = s->present;
+    if (was && !meta_known && s->meta_known && s->a == now.a && s->b == now.b && s->t == now.t) {
+        return 0; /* the same write again (an event the seed's pages held): nothing changes */
+    }
     if (was) {
         struct rankkey old = {s->a, s->b, s->t, pid, 0, NULL};
         if (b->state == RB_READY) {
@@ -774,19 +784,20 @@ int rmodel_wait(struct rmodel *m, struct rmodel_wait *w, uint32_t regions, rmode
 }
 
 /* Round @round of @region ended: with the index @commit to reach, or failed (@ok 0), when its
- * waits join the next round. */
+ * waits that no later round has answered join the next round. A later round serves the waits
+ * of an earlier one too: it started after them. */
 static void rmodel__round_end(struct rmodel *m, unsigned region, uint64_t round, int ok,
                               uint64_t commit)
 {
     struct rmodel__region *g = &m->reg[region];
-    g->inflight = 0;
+    g->round[round % RMODEL__ROUNDS].decided = 1;
     for (struct rmodel_wait *w = m->waits; w; w = w->next[0]) {
         if (!(w->todo & (1u << region)) || w->target[region] != 0 || w->round[region] > round) {
             continue;
         }
         if (ok) {
             w->target[region] = commit ? commit : 1;
-        } else {
+        } else if (w->round[region] != g->next_round) {
             w->round[region] = g->next_round;
             g->joined++;
         }
@@ -797,55 +808,52 @@ static void rmodel__round_end(struct rmodel *m, unsigned region, uint64_t round,
     rmodel__fire(m, rmodel__now(m));
 }
 
-/* Decide round @round of @region from the answers so far: the leader in term T says so (and
- * has applied an entry of T), and a majority of the replicas, the leader included, are in T
- * under that leader. No other leader can then have acknowledged a write that the leader's
- * commit index does not cover. @return 1 when decided (ended). */
-static int rmodel__round_decide(struct rmodel *m, unsigned region, uint64_t round)
+/* Decide round @rd of @region from the answers so far: the leader in term T says so (and has
+ * applied an entry of T), and a majority of the replicas, the leader included, are in T under
+ * that leader. No other leader can then have acknowledged a write that the leader's commit
+ * index does not cover. */
+static void rmodel__round_decide(struct rmodel *m, unsigned region, struct rmodel__round *rd)
 {
-    struct rmodel__region *g = &m->reg[region];
-    for (unsigned i = 0; i < g->asked; i++) {
-        if (!g->ans[i].ok || !g->ans[i].leader) {
+    for (unsigned i = 0; i < rd->asked; i++) {
+        if (!rd->ans[i].ok || !rd->ans[i].leader) {
             continue;
         }
         unsigned votes = 0;
-        for (unsigned k = 0; k < g->asked; k++) {
-            votes += g->ans[k].ok && g->ans[k].term == g->ans[i].term &&
-                     (k == i || g->ans[k].leader_id == g->ans[i].leader_id);
+        for (unsigned k = 0; k < rd->asked; k++) {
+            votes += rd->ans[k].ok && rd->ans[k].term == rd->ans[i].term &&
+                     (k == i || rd->ans[k].leader_id == rd->ans[i].leader_id);
         }
-        if (votes * 2 > g->asked) {
-            rmodel__round_end(m, region, round, 1, g->ans[i].commit);
-            return 1;
+        if (votes * 2 > rd->asked) {
+            rmodel__round_end(m, region, rd->id, 1, rd->ans[i].commit);
+            return;
         }
     }
-    if (g->answered == g->asked) {
-        rmodel__round_end(m, region, round, 0, 0);
-        return 1;
+    if (rd->answered == rd->asked) {
+        rmodel__round_end(m, region, rd->id, 0, 0);
     }
-    return 0;
 }
 
 static void rmodel__round_got(void *data, int code, const msgpack_object *o)
 {
     struct rmodel__call *c = data;
     struct rmodel *m = c->m;
-    struct rmodel__region *g = &m->reg[c->region];
+    struct rmodel__round *rd = &m->reg[c->region].round[c->round % RMODEL__ROUNDS];
     m->pending--;
-    if (!m->closing && g->inflight == c->round) {
+    if (!m->closing && rd->id == c->round && !rd->decided) {
         int64_t term, lid, commit;
         const msgpack_object *ld = proto_map_get(o, "leader");
-        g->answered++;
+        rd->answered++;
         if (code == 0 && proto_obj_i64(proto_map_get(o, "term"), &term) == 0 &&
             proto_obj_i64(proto_map_get(o, "leader_id"), &lid) == 0 &&
             proto_obj_i64(proto_map_get(o, "commit_index"), &commit) == 0 && ld &&
             ld->type == MSGPACK_OBJECT_BOOLEAN) {
-            g->ans[c->replica].ok = 1;
-            g->ans[c->replica].leader = ld->via.boolean;
-            g->ans[c->replica].term = (uint64_t)term;
-            g->ans[c->replica].leader_id = (uint64_t)lid;
-            g->ans[c->replica].commit = (uint64_t)commit;
+            rd->ans[c->replica].ok = 1;
+            rd->ans[c->replica].leader = ld->via.boolean;
+            rd->ans[c->replica].term = (uint64_t)term;
+            rd->ans[c->replica].leader_id = (uint64_t)lid;
+            rd->ans[c->replica].commit = (uint64_t)commit;
         }
-        rmodel__round_decide(m, c->region, c->round);
+        rmodel__round_decide(m, c->region, rd);
     }
     free(c);
     rmodel__maybe_done(m);
@@ -857,13 +865,13 @@ static void rmodel__round_start(struct rmodel *m, unsigned region)
     struct rmodel__region *g = &m->reg[region];
     unsigned n = upstream_replicas(m->up[region]);
     uint64_t round = g->next_round++;
+    struct rmodel__round *rd = &g->round[round % RMODEL__ROUNDS];
+    memset(rd, 0, sizeof *rd);
+    rd->id = round;
+    rd->asked = n < RMODEL__REPLICAS ? n : RMODEL__REPLICAS;
     g->joined = 0;
-    g->inflight = round;
-    g->asked = n < RMODEL__REPLICAS ? n : RMODEL__REPLICAS;
-    g->answered = 0;
-    memset(g->ans, 0, sizeof g->ans);
     m->st.rounds++;
-    for (unsigned i = 0; i < g->asked; i++) {
+    for (unsigned i = 0; i < rd->asked; i++) {
         struct rmodel__call *c = rmodel__call_new(m, region);
         if (c != NULL) {
             c->replica = i;
@@ -872,17 +880,19 @@ static void rmodel__round_start(struct rmodel *m, unsigned region)
         if (c == NULL || upstream_call_replica(m->up[region], (int)i, PROTO_OP_READINDEX, 0, NULL,
                                                0, m->timeout_ms, rmodel__round_got, c) != 0) {
             free(c);
-            g->answered++; /* counts as an answer that confirms nothing */
+            rd->answered++; /* counts as an answer that confirms nothing */
             continue;
         }
         m->pending++;
     }
-    if (g->answered == g->asked) {
-        rmodel__round_decide(m, region, round);
+    if (rd->answered == rd->asked) {
+        rmodel__round_decide(m, region, rd);
     }
 }
 
-/* The end of every loop turn: one round per region for the reads that arrived during it. */
+/* The end of every loop turn: one round per region for the reads that arrived during it, even
+ * while earlier rounds are in flight (up to RMODEL__ROUNDS), so a read waits for one round,
+ * not for the rest of another one first. */
 static void rmodel__on_check(uv_check_t *h)
 {
     struct rmodel *m = h->data;
@@ -892,7 +902,8 @@ static void rmodel__on_check(uv_check_t *h)
     }
     for (unsigned r = 0; r < m->nregions; r++) {
         struct rmodel__region *g = &m->reg[r];
-        if (g->joined > 0 && g->inflight == 0 && now >= g->retry_at) {
+        const struct rmodel__round *slot = &g->round[g->next_round % RMODEL__ROUNDS];
+        if (g->joined > 0 && (slot->id == 0 || slot->decided) && now >= g->retry_at) {
             rmodel__round_start(m, r);
         }
     }
