@@ -208,6 +208,22 @@ static const struct {
     {WSI_TOKEN_HEAD_URI, HTTP_OTHER},
 };
 
+/* The Laurel-Consistency header, as http_req.consistency says. */
+static int http__consistency(struct lws *wsi)
+{
+    static const char name[] = "laurel-consistency:";
+    char v[16];
+    int n = lws_hdr_custom_length(wsi, name, (int)sizeof name - 1);
+    if (n <= 0) {
+        return 0;
+    }
+    if (n >= (int)sizeof v || lws_hdr_custom_copy(wsi, v, (int)sizeof v, name,
+                                                   (int)sizeof name - 1) != n) {
+        return -1;
+    }
+    return strcasecmp(v, "stale") == 0 ? 2 : strcasecmp(v, "linearizable") == 0 ? 1 : -1;
+}
+
 /* A request from the parsed headers: one allocation for the struct and its three strings. */
 static struct http__req *http__req_new(struct http *h, struct lws *wsi, const char *uri)
 {
@@ -244,6 +260,7 @@ static struct http__req *http__req_new(struct http *h, struct lws *wsi, const ch
     r->pub.query = s + lp;
     r->pub.auth = s + lp + lq;
     r->pub.body = "";
+    r->pub.consistency = http__consistency(wsi);
     r->h = h;
     r->wsi = wsi;
     r->holds = HTTP__CONN;

@@ -24,6 +24,9 @@ struct http_req {
     const char *query; /* NUL-terminated, after '?', "" when none: lws %-decodes each
                           name=value and they are joined with '&' again */
     const char *auth;  /* the Authorization header value, "" when none */
+    /* The Laurel-Consistency header (docs/consistency.md): 0 absent, 1 "linearizable",
+     * 2 "stale", -1 anything else. */
+    int consistency;
     const char *body;  /* NUL-terminated copy of the body ("" when none) */
     size_t body_len;
     void *data; /* for the handler's use */

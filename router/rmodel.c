@@ -1075,6 +1075,56 @@ int rmodel_rank(struct rmodel *m, struct rmodel_board *b, const char *player, ui
     return 0;
 }
 
+static int rmodel__cmp_key(const void *x, const void *y)
+{
+    const struct rankkey *a = x, *b = y;
+    int c = rankkey_cmp3(a->a, a->b, a->t, b->a, b->b, b->t);
+    return c ? c : rankkey_cmp_id(a->id, a->idlen, b->id, b->idlen);
+}
+
+int rmodel_friends(struct rmodel *m, struct rmodel_board *b, const char *ids, uint32_t n,
+                   json_t **out)
+{
+    struct rankkey k[RMODEL_FRIENDS_MAX];
+    uint32_t nk = 0;
+    const char *p = ids;
+    for (uint32_t i = 0; i < n && i < RMODEL_FRIENDS_MAX; i++, p += strlen(p) + 1) {
+        void *v = strmap_get(&m->ids, p, strlen(p));
+        uint32_t pid = v ? (uint32_t)((uintptr_t)v - 1) : 0;
+        if (v == NULL || pid >= b->nslot || !b->slot[pid].present) {
+            continue; /* no score: left out (API.md) */
+        }
+        int dup = 0;
+        for (uint32_t j = 0; j < nk; j++) {
+            dup |= k[j].pid == pid;
+        }
+        if (!dup) {
+            const struct rmodel__slot *s = &b->slot[pid];
+            k[nk++] = (struct rankkey){s->a, s->b, s->t, pid, m->players[pid].idlen,
+                                       m->players[pid].id};
+        }
+    }
+    qsort(k, nk, sizeof k[0], rmodel__cmp_key);
+    json_t *es = json_array();
+    for (uint32_t j = 0; es && j < nk; j++) {
+        json_t *e = rmodel__entry_json(m, b, &k[j], rankidx_count_before(b->idx, &k[j]) + 1);
+        if (e == NULL || json_array_append_new(es, e) != 0) {
+            json_decref(es);
+            return LR_EUNAVAILABLE;
+        }
+    }
+    json_t *j = rmodel__head(b);
+    if (es == NULL || j == NULL) {
+        json_decref(es);
+        json_decref(j);
+        return LR_ENOMEM;
+    }
+    json_object_set_new(j, "entries", es);
+    json_object_set_new(j, "total", json_integer((json_int_t)rankidx_count(b->idx)));
+    *out = j;
+    return 0;
+}
+
 /* ---- life ------------------------------------------------------------------------------------ */
 
 void rmodel_stats_get(const struct rmodel *m, struct rmodel_stats *st)

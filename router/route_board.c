@@ -393,30 +393,46 @@ static int route_board__top_go(struct rreq *q)
 
 /* ---- reads from the read model (rmodel.h; docs/consistency.md) ------------------------------ */
 
+/* A read's wait for the read model is over: its step (q->then), or 503 after the timeout. */
+static void route_board__model_waited(void *data, int rv)
+{
+    struct rreq *q = data;
+    if (rv != 0) {
+        rreq__errf(q, rv, "no region leader could be confirmed in time; retry, or read with "
+                          "consistency=stale");
+        rreq__reply_error(q, rv);
+        return;
+    }
+    rreq__resume(q, q->then);
+}
+
 int route_board__model(struct rreq *q, const struct route_board_read *b, struct rmodel_wait *w,
-                       rmodel_wait_cb cb, int *use)
+                       rreq__step step, int *use)
 {
     char c[16];
     int has = rreq__query(q, "consistency", c, sizeof c);
-    int stale = has == 0 && strcmp(c, "stale") == 0;
+    int hdr = q->h->consistency; /* the Laurel-Consistency header; the parameter wins */
+    int stale = has == 0 ? strcmp(c, "stale") == 0 : hdr == 2;
     *use = 0;
-    if (has < 0 || (has == 0 && !stale && strcmp(c, "linearizable") != 0)) {
-        return rreq__errf(q, LR_EINVAL, "consistency must be linearizable (the default) or stale");
+    if (has < 0 || (has == 0 && !stale && strcmp(c, "linearizable") != 0) ||
+        (has != 0 && hdr < 0)) {
+        return rreq__errf(q, LR_EINVAL,
+                          "consistency (the parameter or the Laurel-Consistency header) must be "
+                          "linearizable, the default, or stale");
     }
     /* The model holds the global scope of the alltime window; other reads go to the regions. */
     if (strcmp(b->scope, "global") != 0 || b->w != TIMEFMT_ALLTIME || b->has_period ||
         rmodel_board(q->r->rm, q->param[0].p, q->param[0].len) == NULL) {
         return 0;
     }
-    *use = 1;
     if (stale) {
-        cb(q, 0);
-        return 0;
+        *use = 1;
+        return step(q);
     }
     /* Every region: a global answer must hold every write any region acknowledged. */
-    if (rmodel_wait(q->r->rm, w, (uint32_t)((1ull << q->r->nregions) - 1), cb, q) != 0) {
-        *use = 0;
-    }
+    q->then = step;
+    *use = rmodel_wait(q->r->rm, w, (uint32_t)((1ull << q->r->nregions) - 1),
+                       route_board__model_waited, q) == 0;
     return 0;
 }
 
@@ -446,18 +462,6 @@ static int route_board__top_model(struct rreq *q)
     return 0;
 }
 
-static void route_board__top_waited(void *data, int rv)
-{
-    struct rreq *q = data;
-    if (rv != 0) {
-        rreq__errf(q, rv, "no region leader could be confirmed in time; retry, or read with "
-                          "consistency=stale");
-        rreq__reply_error(q, rv);
-        return;
-    }
-    rreq__resume(q, route_board__top_model);
-}
-
 /* GET /v1/boards/{id}/top: parse; the read model when it holds the board, else learn the
  * board's order once and ask the scope. */
 int route_board_top(struct rreq *q)
@@ -468,7 +472,7 @@ int route_board_top(struct rreq *q)
         return LR_ENOMEM;
     }
     if ((rv = route_board__params(q, &t->b, 1)) != 0 ||
-        (rv = route_board__model(q, &t->b, &t->w, route_board__top_waited, &use)) != 0) {
+        (rv = route_board__model(q, &t->b, &t->w, route_board__top_model, &use)) != 0) {
         return rv;
     }
     return use ? 0 : route_board__with_order(q, route_board__top_go);

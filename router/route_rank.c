@@ -36,6 +36,7 @@ struct route_rank_player {
 /* A friends request: the ids asked and the entries found so far. */
 struct route_rank_friends {
     struct route_board_read b; /* first: see the top of the file */
+    struct rmodel_wait w;      /* the read model's wait (route_board__model) */
     json_t *acc; /* round one's entries in key order, with their ranks so far (owned) */
     uint32_t nids;
     char ids[SHARD_FRIENDS_MAX * (VALID_ID_MAX + 1) + 1]; /* NUL-separated once parsed */
@@ -239,18 +240,6 @@ static int route_rank__player_model(struct rreq *q)
     return 0;
 }
 
-static void route_rank__player_waited(void *data, int rv)
-{
-    struct rreq *q = data;
-    if (rv != 0) {
-        rreq__errf(q, rv, "no region leader could be confirmed in time; retry, or read with "
-                          "consistency=stale");
-        rreq__reply_error(q, rv);
-        return;
-    }
-    rreq__resume(q, route_rank__player_model);
-}
-
 /* GET /v1/boards/{board}/players/{player}?scope=&window=&period=&around=N */
 int route_rank_player(struct rreq *q)
 {
@@ -268,7 +257,7 @@ int route_rank_player(struct rreq *q)
     }
     s->around = (uint32_t)n;
     int use;
-    if ((rv = route_board__model(q, &s->b, &s->w, route_rank__player_waited, &use)) != 0) {
+    if ((rv = route_board__model(q, &s->b, &s->w, route_rank__player_model, &use)) != 0) {
         return rv;
     }
     return use ? 0 : route_board__with_order(q, route_rank__player_board);
@@ -409,6 +398,22 @@ static int route_rank__friends_go(struct rreq *q)
     return route_board__ask_scope(q, route_rank__friends_probe);
 }
 
+static int route_rank__friends_model(struct rreq *q)
+{
+    const struct route_rank_friends *s = q->route_data;
+    struct rmodel_board *mb = rmodel_board(q->r->rm, q->param[0].p, q->param[0].len);
+    json_t *j;
+    int rv = mb ? rmodel_friends(q->r->rm, mb, s->ids, s->nids, &j) : LR_EUNAVAILABLE;
+    if (rv == LR_EUNAVAILABLE) { /* reset meanwhile, or a detail it does not hold */
+        return route_board__with_order(q, route_rank__friends_go);
+    }
+    if (rv != 0) {
+        return rreq__errf(q, rv, "out of memory");
+    }
+    rreq__reply_json(q, 200, j, NULL);
+    return 0;
+}
+
 /* GET /v1/boards/{board}/players?ids=a,b,c&scope=&window=&period= */
 int route_rank_friends(struct rreq *q)
 {
@@ -442,5 +447,9 @@ int route_rank_friends(struct rreq *q)
         *end = '\0';
         p = end + 1;
     }
-    return route_board__with_order(q, route_rank__friends_go);
+    int use;
+    if ((rv = route_board__model(q, &s->b, &s->w, route_rank__friends_model, &use)) != 0) {
+        return rv;
+    }
+    return use ? 0 : route_board__with_order(q, route_rank__friends_go);
 }

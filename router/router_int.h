@@ -323,12 +323,13 @@ int route_board__params(struct rreq *q, struct route_board_read *b, int paged);
 /* Learn the order of board q->param[0] (cached after the first time), then run @then. */
 int route_board__with_order(struct rreq *q, rreq__step then);
 /* The read model for this read (rmodel.h): when it holds what @b asks (global scope, alltime,
- * the current period) *@use is 1 and @cb runs once the model holds every write acknowledged
- * before now (at once, with rv 0, for consistency=stale; never inside this call otherwise);
- * else *@use is 0 and the caller reads the regions. @return 0, or LR_EINVAL (a bad
- * consistency parameter). */
+ * the current period) *@use is 1 and @step runs once the model holds every write acknowledged
+ * before now (a 503 answers instead when no leader is confirmed in time); with
+ * consistency=stale it runs at once, inside this call, which then returns what it returns.
+ * Else *@use is 0 and the caller reads the regions. @w lives in route_data. @return 0, the
+ * step's return, or LR_EINVAL (a bad consistency). */
 int route_board__model(struct rreq *q, const struct route_board_read *b, struct rmodel_wait *w,
-                       rmodel_wait_cb cb, int *use);
+                       rreq__step step, int *use);
 /* Send q->args to the scope: region scope answers with that region's answer as it is; global
  * and guild scopes ask every region and run @merge on their answers. */
 int route_board__ask_scope(struct rreq *q, rreq__step merge);

@@ -9,7 +9,8 @@
  * - paged tops with cursors, read from the model, equal a reference model of the writes;
  * - with the replica a stream follows SIGKILLed, the stream moves and reads still see every
  *   write; a restarted router seeds again and answers the same;
- * - consistency=stale answers; an unknown consistency is 400. */
+ * - consistency=stale answers, as a parameter or the Laurel-Consistency header; an unknown
+ *   consistency is 400. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,6 +222,22 @@ static void stale_and_bad_consistency(void **state)
     json_decref(j);
     j = get_json(fx->r2.http, "/v1/boards/" BOARD "/top?consistency=sometimes", 400);
     json_decref(j);
+    /* The header says the same. */
+    char req[256], buf[4096];
+    snprintf(req, sizeof req,
+             "GET /v1/boards/" BOARD "/top?limit=1 HTTP/1.1\r\nHost: x\r\n"
+             "Laurel-Consistency: stale\r\nConnection: close\r\n\r\n");
+    long n = httpc_raw(fx->r2.http, req, strlen(req), buf, sizeof buf - 1, 3000);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "HTTP/1.1 200"));
+    snprintf(req, sizeof req,
+             "GET /v1/boards/" BOARD "/top?limit=1 HTTP/1.1\r\nHost: x\r\n"
+             "Laurel-Consistency: eventually\r\nConnection: close\r\n\r\n");
+    n = httpc_raw(fx->r2.http, req, strlen(req), buf, sizeof buf - 1, 3000);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_non_null(strstr(buf, "HTTP/1.1 400"));
 }
 
 static void stream_moves_and_router_restarts(void **state)
