@@ -25,6 +25,7 @@
 #define RMODEL__TICK_MS 10         /* deadlines, retries of failed rounds */
 #define RMODEL__ROUND_RETRY_MS 20  /* after a round that found no leader */
 #define RMODEL__SEED_RETRY_MS 1000 /* after a seed that failed */
+#define RMODEL__NO_ALLTIME_RETRY_MS 60000 /* after finding a board without an alltime window */
 #define RMODEL__SEED_PAGE 1000     /* entries a seed page asks (SHARD_PAGE_MAX) */
 #define RMODEL__PAGES 4            /* first pages kept encoded per board (by limit) */
 #define RMODEL__REPLICAS 8         /* replicas of a region a round asks at most */
@@ -508,6 +509,19 @@ static void rmodel__page_call(struct rmodel_board *b, unsigned region, const cha
     m->pending++;
 }
 
+/* Does a board's "windows" list hold "alltime"? */
+static int rmodel__has_alltime(const msgpack_object *w)
+{
+    for (uint32_t i = 0; w && w->type == MSGPACK_OBJECT_ARRAY && i < w->via.array.size; i++) {
+        const msgpack_object *e = &w->via.array.ptr[i];
+        if (e->type == MSGPACK_OBJECT_STR && e->via.str.size == 7 &&
+            memcmp(e->via.str.ptr, "alltime", 7) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void rmodel__order_got(void *data, int code, const msgpack_object *o)
 {
     struct rmodel__call *c = data;
@@ -523,6 +537,13 @@ static void rmodel__order_got(void *data, int code, const msgpack_object *o)
         goto out;
     }
     b->desc = !(ord->via.str.size == 3 && memcmp(ord->via.str.ptr, "asc", 3) == 0);
+    if (!rmodel__has_alltime(proto_map_get(o, "windows"))) {
+        /* Nothing to hold (its events name another window): ask again much later, in case the
+         * id is put again as another board. */
+        rmodel__board_fail(b);
+        b->retry_at = rmodel__now(m) + RMODEL__NO_ALLTIME_RETRY_MS;
+        goto out;
+    }
     struct rankidx_names names = {m, rmodel__id_of};
     if (rankidx_new(&names, m->pool, &b->idx) != 0) {
         rmodel__board_fail(b);
