@@ -36,7 +36,8 @@ _Static_assert(ROUTER_MAX_REGIONS <= 32, "a wait's region bits are a uint32_t");
 struct rmodel__player {
     char *id;   /* owned, NUL-terminated */
     char *name; /* owned; NULL while not known */
-    uint8_t idlen, namelen, region;
+    uint16_t namelen;
+    uint8_t idlen, region;
 };
 
 /* One player's entry on one board. */
@@ -129,7 +130,7 @@ struct rmodel {
     void *done_data;
     struct rmodel_stats st;
     msgpack_sbuffer args;
-    char scratch[64];
+    struct rmodel__page later; /* the last page after a cursor (rmodel_top) */
 };
 
 /* An upstream call in flight: what it was for. */
@@ -220,7 +221,7 @@ static void rmodel__set_name(struct rmodel *m, uint32_t pid, const msgpack_objec
     m->player_bytes -= p->name ? p->namelen + 1u : 0u;
     free(p->name);
     p->name = n;
-    p->namelen = (uint8_t)(o->via.str.size > 255 ? 255 : o->via.str.size);
+    p->namelen = (uint16_t)o->via.str.size;
 }
 
 /* ---- boards: entries ------------------------------------------------------------------------- */
@@ -1050,9 +1051,12 @@ int rmodel_top(struct rmodel *m, struct rmodel_board *b, uint32_t limit, const c
         return LR_ENOMEM;
     }
     /* Keep it: a first page stays valid until a change enters it (rmodel__set); a later page
-     * is handed out once, through the same slot, which the next call frees. */
-    struct rmodel__page *pg = &b->page[b->page_next];
-    b->page_next = (b->page_next + 1) % RMODEL__PAGES;
+     * is handed out once, from the model's scratch page, which the next such call frees. */
+    struct rmodel__page *pg = &m->later;
+    if (cursor[0] == '\0') {
+        pg = &b->page[b->page_next];
+        b->page_next = (b->page_next + 1) % RMODEL__PAGES;
+    }
     free(pg->body);
     pg->body = text;
     pg->len = strlen(text);
@@ -1185,6 +1189,7 @@ static void rmodel__free(struct rmodel *m)
     free(m->players);
     rankidx_pool_free(m->pool);
     msgpack_sbuffer_destroy(&m->args);
+    free(m->later.body);
     void (*done)(void *) = m->done;
     void *data = m->done_data;
     free(m);
