@@ -44,6 +44,7 @@ struct upstream__group {
     uint64_t deadline; /* the earliest member's */
     struct upstream__member *m;
     uint32_t nm, capm;
+    struct upstream__group *next; /* in upstream.full */
 };
 
 enum upstream__state { UC_IDLE, UC_CONNECTING, UC_READY, UC_CLOSING };
@@ -92,6 +93,7 @@ struct upstream {
     uv_check_t check;
     int fresh;                     /* calls were queued in this iteration */
     struct upstream__group *group; /* submits of this iteration, not yet sealed; or NULL */
+    struct upstream__group *full;  /* this iteration's full groups, the newest first */
     struct upstream_stats stats;
     uint64_t next_id;
     int closing;
@@ -629,18 +631,13 @@ static void upstream__group_done(void *data, int code, const msgpack_object *pay
     upstream__group_free(g);
 }
 
-/* Turn the open group into one submit call on the queue (the check handle sends it). When
- * that fails for memory, its members are answered LR_ENOMEM now: a member's callback never
- * runs inside its upstream_submit, and sealing happens only after it returned. */
-static void upstream__group_seal(struct upstream *u)
+/* Turn group @g into one submit call on the queue (the check handle sends it). When that
+ * fails for memory, its members are answered LR_ENOMEM now: a member's callback never runs
+ * inside its upstream_submit, and sealing happens only after it returned. */
+static void upstream__group_enqueue(struct upstream *u, struct upstream__group *g)
 {
-    struct upstream__group *g = u->group;
     msgpack_sbuffer args;
     msgpack_packer pk;
-    if (g == NULL) {
-        return;
-    }
-    u->group = NULL;
     msgpack_sbuffer_init(&args);
     msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
     if (msgpack_pack_array(&pk, g->ncmds) != 0 ||
@@ -653,6 +650,21 @@ static void upstream__group_seal(struct upstream *u)
     }
     /* The queued call owns args.data now. */
     u->stats.rpcs++;
+}
+
+/* Queue this iteration's groups as calls, so that they leave in the order their members
+ * called: the queue sends from its head and links at its head, so the newest goes in first. */
+static void upstream__group_seal(struct upstream *u)
+{
+    if (u->group) {
+        upstream__group_enqueue(u, u->group);
+        u->group = NULL;
+    }
+    while (u->full) {
+        struct upstream__group *g = u->full;
+        u->full = g->next;
+        upstream__group_enqueue(u, g);
+    }
 }
 
 int upstream_submit(struct upstream *u, const char *args, size_t len, unsigned timeout_ms,
@@ -668,7 +680,9 @@ int upstream_submit(struct upstream *u, const char *args, size_t len, unsigned t
         return LR_EUNAVAILABLE;
     }
     if (u->group && u->group->ncmds + n > UPSTREAM_SUBMIT_MAX) {
-        upstream__group_seal(u); /* full: the next submit starts a group of its own */
+        u->group->next = u->full; /* full: this submit starts a group of its own */
+        u->full = u->group;
+        u->group = NULL;
     }
     struct upstream__group *g = u->group;
     if (g == NULL) {
