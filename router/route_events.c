@@ -4,8 +4,9 @@
  * route_score__unlock_cmd, route_score.c); an item that fails fails alone with its own status,
  * so the request itself answers 200 with one result per item. The items of one region go in
  * one submit, so they become one raft entry (one fsync for the lot) instead of one each: that
- * is the point of the batch. Players the router has not seen are located for the whole batch
- * in one round (the LOCATE query, to every region at once). The batch (struct
+ * is the point of the batch. That submit is grouped with the other writes the router makes to
+ * the region in the same loop turn (upstream_submit). Players the router has not seen are located
+ * for the whole batch in one round (the LOCATE query, to every region at once). The batch (struct
  * route_events_batch) is the request's route_data. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,7 +136,7 @@ static int route_events__submit(struct rreq *q)
                 msgpack_sbuffer_write(&q->args, ev->cmds.data + it->off, it->len);
             }
         }
-        if (rreq__call(q, reg, PROTO_OP_SUBMIT, 1) != 0) {
+        if (rreq__submit(q, reg) != 0) {
             q->code[reg] = LR_ENOMEM;
         }
     }

@@ -14,6 +14,7 @@
  * gathered so far: a JSON array per group position of the replicas' status maps (null: no
  * answer). */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -461,12 +462,43 @@ static void route_ops__replica_family(struct route_ops_text *t, struct rreq *q, 
     }
 }
 
+/* Group commit (upstream_submit): per region, the writes the router submitted and the submit
+ * calls that carried them; fewer calls than writes is the grouping at work. */
+static void route_ops__submit_metrics(struct route_ops_text *t, const struct router *r)
+{
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } families[] = {
+        {"laurel_router_submits_total", "Writes (single or /v1/events) submitted to a region.",
+         offsetof(struct upstream_stats, submits)},
+        {"laurel_router_submit_commands_total", "Commands in those writes.",
+         offsetof(struct upstream_stats, cmds)},
+        {"laurel_router_submit_rpcs_total",
+         "Submit calls that carried them: a loop turn's writes to a region go as one.",
+         offsetof(struct upstream_stats, rpcs)},
+    };
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        route_ops__printf(t, "# HELP %s %s\n# TYPE %s counter\n", families[f].name,
+                          families[f].help, families[f].name);
+        for (unsigned i = 0; i < r->nregions; i++) {
+            struct upstream_stats st;
+            uint64_t v;
+            upstream_stats_get(r->up[i], &st);
+            memcpy(&v, (const char *)&st + families[f].off, sizeof v);
+            route_ops__printf(t, "%s{region=\"%s\"} %" PRIu64 "\n", families[f].name, r->region[i],
+                              v);
+        }
+    }
+}
+
 static int route_ops__metrics_reply(struct rreq *q)
 {
     struct route_ops_text t = {NULL, 0, 0, 0};
     route_ops__http_metrics(&t, q->r);
     route_ops__ws_metrics(&t, q->r);
     route_ops__rmodel_metrics(&t, q->r);
+    route_ops__submit_metrics(&t, q->r);
     route_ops__one(&t, "laurel_router_player_cache_entries", "gauge",
                    "Players whose region this router remembers.", q->r->player_region.count);
     route_ops__one(&t, "laurel_router_player_cache_evictions_total", "counter",

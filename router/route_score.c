@@ -152,7 +152,7 @@ static int route_score__write_go(struct rreq *q)
     msgpack_sbuffer_clear(&q->args);
     msgpack_sbuffer_write(&q->args, w->args, w->len);
     q->next = rreq__reply_result;
-    return rreq__call(q, (unsigned)q->region, PROTO_OP_SUBMIT, 1);
+    return rreq__submit(q, (unsigned)q->region); /* grouped with the turn's other writes */
 }
 
 /* Pack @c as a one-command submit into route_data and send it to @pid's region. The lookup

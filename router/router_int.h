@@ -187,6 +187,10 @@ int rreq__reply_query(struct rreq *q);
  * runs inside the call (no call left to wait for), else 0 with calls in flight. */
 /* Call @op on @region: 0, or LR_ENOMEM with q->errmsg (the call never answers). */
 int rreq__call(struct rreq *q, unsigned region, int op, int need_leader);
+/* Submit the commands in q->args to @region's leader, grouped with the loop turn's other
+ * submits to it (upstream_submit); the answer arrives as a submit of q->args alone would. 0, or
+ * LR_ENOMEM / LR_EINVAL with q->errmsg (the call never answers). */
+int rreq__submit(struct rreq *q, unsigned region);
 /* Call @op on every region but @skip (its last answer stays), then run q->next. A call that
  * cannot start counts as that region answering LR_ENOMEM, so calls already in flight are
  * never orphaned by an early reply. */

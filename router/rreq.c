@@ -220,9 +220,12 @@ static void rreq__answered(void *data, int code, const msgpack_object *payload)
     }
 }
 
-int rreq__call(struct rreq *q, unsigned region, int op, int need_leader)
+/* Start a call to @region that answers into rreq__answered: @grouped through upstream_submit
+ * (a submit of q->args), else upstream_call of @op. */
+static int rreq__start(struct rreq *q, unsigned region, int op, int need_leader, int grouped)
 {
     struct rreq__call *c = malloc(sizeof *c);
+    int rv;
     if (c == NULL) {
         return rreq__errf(q, LR_ENOMEM, "out of memory");
     }
@@ -233,15 +236,31 @@ int rreq__call(struct rreq *q, unsigned region, int op, int need_leader)
         q->have[region] = 0;
     }
     q->pending++;
-    int rv = upstream_call(q->r->up[region], op, need_leader, q->args.size ? q->args.data : NULL,
+    if (grouped) {
+        rv = upstream_submit(q->r->up[region], q->args.data, q->args.size, q->r->timeout_ms,
+                             rreq__answered, c);
+    } else {
+        rv = upstream_call(q->r->up[region], op, need_leader, q->args.size ? q->args.data : NULL,
                            q->args.size, q->r->timeout_ms, rreq__answered, c);
+    }
     if (rv != 0) {
         q->pending--;
         free(c);
-        /* upstream_call fails only for memory; the sentence is the one every route gave. */
-        return rreq__errf(q, rv, "out of memory");
+        /* Only memory fails a call (a grouped one also a malformed q->args, a bug of ours);
+         * the sentence is the one every route gave. */
+        return rreq__errf(q, rv, "%s", rv == LR_ENOMEM ? "out of memory" : err_message(rv));
     }
     return 0;
+}
+
+int rreq__call(struct rreq *q, unsigned region, int op, int need_leader)
+{
+    return rreq__start(q, region, op, need_leader, 0);
+}
+
+int rreq__submit(struct rreq *q, unsigned region)
+{
+    return rreq__start(q, region, PROTO_OP_SUBMIT, 1, 1);
 }
 
 int rreq__call_others(struct rreq *q, int op, int need_leader, unsigned skip)

@@ -5,7 +5,17 @@
  * the same loop iteration that made them (so every call an iteration makes shares one write
  * per replica); a 10 ms tick sends retries that are due and fails what is past its deadline. Each
  * attempt gets a fresh request id, so a late answer to an abandoned attempt finds nothing and is
- * dropped. */
+ * dropped.
+ *
+ * Group commit (upstream_submit). The leader already makes one raft entry of every submit a
+ * loop turn brings it (docs/rpc.md, "Batching"), but each submit is still a frame to cut, a
+ * waiter to answer and a message to route. So the submits a router makes in one turn become
+ * one: they gather in the region's open group (struct upstream__group: their commands
+ * concatenated, and each member's slice), the check handle seals the group into one ordinary
+ * call, and its answer is cut back into each member's slice. The members share the call's
+ * fate: redirects and retries move the whole group; an error reaches each member as it came.
+ * Idempotency is untouched: two commands with one key in one submit meet in the shard exactly
+ * as they would in two submits of one entry. */
 #include "upstream.h"
 
 #include <stdlib.h>
@@ -18,6 +28,24 @@
 #define UPSTREAM__TICK_MS 10
 #define UPSTREAM__RETRY_MS 50
 #define UPSTREAM__RETRY_MAX_MS 200
+
+/* One upstream_submit inside a group: its callback and its commands' place in the group. */
+struct upstream__member {
+    upstream_cb cb;
+    void *data;
+    uint32_t first, count;
+};
+
+/* The submits of one loop turn, until the check handle seals them into one call. */
+struct upstream__group {
+    struct upstream *u;
+    msgpack_sbuffer cmds; /* the members' commands, packed back to back */
+    uint32_t ncmds;
+    uint64_t deadline; /* the earliest member's */
+    struct upstream__member *m;
+    uint32_t nm, capm;
+    struct upstream__group *next; /* in upstream.full */
+};
 
 enum upstream__state { UC_IDLE, UC_CONNECTING, UC_READY, UC_CLOSING };
 
@@ -63,7 +91,10 @@ struct upstream {
     struct upstream_req *queue;
     uv_timer_t tick;
     uv_check_t check;
-    int fresh; /* calls were queued in this iteration */
+    int fresh;                     /* calls were queued in this iteration */
+    struct upstream__group *group; /* submits of this iteration, not yet sealed; or NULL */
+    struct upstream__group *full;  /* this iteration's full groups, the newest first */
+    struct upstream_stats stats;
     uint64_t next_id;
     int closing;
     unsigned open_handles;
@@ -363,6 +394,8 @@ static void upstream__send(struct upstream_req *r)
     upstream__flush(c);
 }
 
+static void upstream__group_seal(struct upstream *u);
+
 /* After this iteration's callbacks: send the calls they made. */
 static void upstream__check(uv_check_t *h)
 {
@@ -371,6 +404,7 @@ static void upstream__check(uv_check_t *h)
         return;
     }
     u->fresh = 0;
+    upstream__group_seal(u);
     uint64_t now = uv_now(u->loop);
     for (struct upstream_req *r = u->queue, *next; r; r = next) {
         next = r->next;
@@ -408,6 +442,30 @@ static void upstream__tick(uv_timer_t *t)
             }
         }
     }
+}
+
+/* Queue a call to be sent by the check handle; it owns @args (malloc'd, or NULL) when this
+ * returns 0. */
+static int upstream__enqueue(struct upstream *u, int replica, int op, int need_leader, char *args,
+                             size_t len, uint64_t deadline, upstream_cb cb, void *data)
+{
+    struct upstream_req *r = calloc(1, sizeof *r);
+    if (r == NULL) {
+        return LR_ENOMEM;
+    }
+    r->args = args;
+    r->len = args ? len : 0;
+    r->u = u;
+    r->cb = cb;
+    r->data = data;
+    r->op = op;
+    r->need_leader = need_leader;
+    r->target = replica;
+    r->deadline = deadline;
+    r->not_before = uv_now(u->loop); /* sent by the check handle: never a callback in the call */
+    upstream__link(&u->queue, r);
+    u->fresh = 1;
+    return 0;
 }
 
 /* ---- public
@@ -463,34 +521,211 @@ int upstream_call_replica(struct upstream *u, int replica, int op, int need_lead
                           const char *args, size_t len, unsigned timeout_ms, upstream_cb cb,
                           void *data)
 {
+    char *copy = NULL;
     if (replica >= (int)u->n) {
         return LR_EINVAL;
     }
-    struct upstream_req *r = calloc(1, sizeof *r);
-    if (r == NULL || u->closing) {
-        free(r);
-        return r == NULL ? LR_ENOMEM : LR_EUNAVAILABLE;
+    if (u->closing) {
+        return LR_EUNAVAILABLE;
+    }
+    if (args && (copy = malloc(len)) == NULL) {
+        return LR_ENOMEM;
     }
     if (args) {
-        if ((r->args = malloc(len)) == NULL) {
-            free(r);
+        memcpy(copy, args, len);
+    }
+    int rv = upstream__enqueue(u, replica, op, need_leader, copy, len, uv_now(u->loop) + timeout_ms,
+                               cb, data);
+    if (rv != 0) {
+        free(copy);
+    }
+    return rv;
+}
+
+/* ---- group commit ------------------------------------------------------------------------ */
+
+/* The element count and header length of the msgpack array that @p starts with. */
+static int upstream__array_head(const char *p, size_t len, uint32_t *n, size_t *hlen)
+{
+    const unsigned char *b = (const unsigned char *)p;
+    if (len >= 1 && (b[0] & 0xf0) == 0x90) {
+        *n = b[0] & 0x0fu;
+        *hlen = 1;
+    } else if (len >= 3 && b[0] == 0xdc) {
+        *n = (uint32_t)b[1] << 8 | b[2];
+        *hlen = 3;
+    } else if (len >= 5 && b[0] == 0xdd) {
+        *n = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4];
+        *hlen = 5;
+    } else {
+        return LR_EINVAL;
+    }
+    return 0;
+}
+
+static void upstream__group_free(struct upstream__group *g)
+{
+    msgpack_sbuffer_destroy(&g->cmds);
+    free(g->m);
+    free(g);
+}
+
+/* Member @m's view of the group's answer @o: the same map with "results" narrowed to its
+ * slice. The view borrows @o's objects (msgpack arrays are a pointer and a size), so nothing
+ * is copied; @kv has room for @o's entries. @return 0, or LR_EINTERNAL when @o is not a
+ * submit's answer for the whole group. */
+static int upstream__member_view(const struct upstream__group *g, const struct upstream__member *m,
+                                 const msgpack_object *o, msgpack_object_kv *kv,
+                                 msgpack_object *view)
+{
+    int found = 0;
+    if (o == NULL || o->type != MSGPACK_OBJECT_MAP) {
+        return LR_EINTERNAL;
+    }
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object_kv *e = &o->via.map.ptr[i];
+        kv[i] = *e;
+        if (e->key.type == MSGPACK_OBJECT_STR && e->key.via.str.size == 7 &&
+            memcmp(e->key.via.str.ptr, "results", 7) == 0) {
+            if (e->val.type != MSGPACK_OBJECT_ARRAY || e->val.via.array.size != g->ncmds) {
+                return LR_EINTERNAL;
+            }
+            kv[i].val.via.array.ptr = e->val.via.array.ptr + m->first;
+            kv[i].val.via.array.size = m->count;
+            found = 1;
+        }
+    }
+    view->type = MSGPACK_OBJECT_MAP;
+    view->via.map.size = o->via.map.size;
+    view->via.map.ptr = kv;
+    return found ? 0 : LR_EINTERNAL;
+}
+
+/* The group's call answered (or failed): each member gets its slice, or the call's error. */
+static void upstream__group_done(void *data, int code, const msgpack_object *payload)
+{
+    static const char malformed[] = "malformed answer to a grouped submit";
+    struct upstream__group *g = data;
+    msgpack_object_kv *kv = NULL;
+    msgpack_object err;
+    if (code == 0 && payload && payload->type == MSGPACK_OBJECT_MAP &&
+        (kv = malloc((payload->via.map.size + 1) * sizeof *kv)) == NULL) {
+        code = LR_ENOMEM;
+        payload = NULL;
+    }
+    err.type = MSGPACK_OBJECT_STR;
+    err.via.str.ptr = malformed;
+    err.via.str.size = sizeof malformed - 1;
+    for (uint32_t i = 0; i < g->nm; i++) {
+        const struct upstream__member *m = &g->m[i];
+        msgpack_object view;
+        if (code != 0) {
+            m->cb(m->data, code, payload);
+        } else if (upstream__member_view(g, m, payload, kv, &view) != 0) {
+            m->cb(m->data, LR_EINTERNAL, &err);
+        } else {
+            m->cb(m->data, 0, &view);
+        }
+    }
+    free(kv);
+    upstream__group_free(g);
+}
+
+/* Turn group @g into one submit call on the queue (the check handle sends it). When that
+ * fails for memory, its members are answered LR_ENOMEM now: a member's callback never runs
+ * inside its upstream_submit, and sealing happens only after it returned. */
+static void upstream__group_enqueue(struct upstream *u, struct upstream__group *g)
+{
+    msgpack_sbuffer args;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&args);
+    msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
+    if (msgpack_pack_array(&pk, g->ncmds) != 0 ||
+        msgpack_sbuffer_write(&args, g->cmds.data, g->cmds.size) != 0 ||
+        upstream__enqueue(u, -1, PROTO_OP_SUBMIT, 1, args.data, args.size, g->deadline,
+                          upstream__group_done, g) != 0) {
+        msgpack_sbuffer_destroy(&args);
+        upstream__group_done(g, LR_ENOMEM, NULL);
+        return;
+    }
+    /* The queued call owns args.data now. */
+    u->stats.rpcs++;
+}
+
+/* Queue this iteration's groups as calls, so that they leave in the order their members
+ * called: the queue sends from its head and links at its head, so the newest goes in first. */
+static void upstream__group_seal(struct upstream *u)
+{
+    if (u->group) {
+        upstream__group_enqueue(u, u->group);
+        u->group = NULL;
+    }
+    while (u->full) {
+        struct upstream__group *g = u->full;
+        u->full = g->next;
+        upstream__group_enqueue(u, g);
+    }
+}
+
+int upstream_submit(struct upstream *u, const char *args, size_t len, unsigned timeout_ms,
+                    upstream_cb cb, void *data)
+{
+    uint32_t n;
+    size_t hlen;
+    uint64_t deadline = uv_now(u->loop) + timeout_ms;
+    if (upstream__array_head(args, len, &n, &hlen) != 0 || n == 0 || n > UPSTREAM_SUBMIT_MAX) {
+        return LR_EINVAL;
+    }
+    if (u->closing) {
+        return LR_EUNAVAILABLE;
+    }
+    if (u->group && u->group->ncmds + n > UPSTREAM_SUBMIT_MAX) {
+        u->group->next = u->full; /* full: this submit starts a group of its own */
+        u->full = u->group;
+        u->group = NULL;
+    }
+    struct upstream__group *g = u->group;
+    if (g == NULL) {
+        if ((g = calloc(1, sizeof *g)) == NULL) {
             return LR_ENOMEM;
         }
-        memcpy(r->args, args, len);
-        r->len = len;
+        g->u = u;
+        g->deadline = deadline;
+        msgpack_sbuffer_init(&g->cmds);
     }
-    r->u = u;
-    r->cb = cb;
-    r->data = data;
-    r->op = op;
-    r->need_leader = need_leader;
-    r->target = replica;
-    uint64_t now = uv_now(u->loop);
-    r->deadline = now + timeout_ms;
-    r->not_before = now; /* sent by the check handle: the callback never runs in this call */
-    upstream__link(&u->queue, r);
+    if (g->nm == g->capm) {
+        uint32_t cap = g->capm ? g->capm * 2 : 16;
+        struct upstream__member *m = realloc(g->m, cap * sizeof *m);
+        if (m == NULL) {
+            goto err_after_group;
+        }
+        g->m = m;
+        g->capm = cap;
+    }
+    if (msgpack_sbuffer_write(&g->cmds, args + hlen, len - hlen) != 0) {
+        goto err_after_group;
+    }
+    g->m[g->nm++] = (struct upstream__member){cb, data, g->ncmds, n};
+    g->ncmds += n;
+    if (deadline < g->deadline) {
+        g->deadline = deadline;
+    }
+    u->group = g;
     u->fresh = 1;
+    u->stats.submits++;
+    u->stats.cmds += n;
     return 0;
+
+err_after_group:
+    if (g != u->group) {
+        upstream__group_free(g); /* a fresh group of no member */
+    }
+    return LR_ENOMEM;
+}
+
+void upstream_stats_get(const struct upstream *u, struct upstream_stats *out)
+{
+    *out = u->stats;
 }
 
 int upstream_leader(const struct upstream *u)
@@ -537,6 +772,7 @@ void upstream_close(struct upstream *u, void (*done)(void *data), void *data)
     /* Closing first: a completion below may call upstream_call on this link (a route's next
      * step), which must then be refused at once rather than queued behind a closed loop. */
     u->closing = 1;
+    upstream__group_seal(u); /* its members are failed with the queue below */
     while (u->queue) {
         upstream__complete(u->queue, LR_EUNAVAILABLE, NULL);
     }

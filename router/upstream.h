@@ -50,6 +50,36 @@ int upstream_call_replica(struct upstream *u, int replica, int op, int need_lead
                           const char *args, size_t len, unsigned timeout_ms, upstream_cb cb,
                           void *data);
 
+/* Commands in one grouped submit at most: the replica refuses a submit of more (docs/rpc.md),
+ * and a quarter of an entry's CMD_ENTRY_MAX leaves the leader room to add other submits of the
+ * same loop turn to the same entry. */
+#define UPSTREAM_SUBMIT_MAX 1024
+
+/**
+ * Submit the commands of @args (a msgpack array of 1..UPSTREAM_SUBMIT_MAX commands, as a
+ * submit's args; copied) to the region's leader, grouped with the other submits of this loop
+ * turn: at the end of the turn every submit made since the last one goes out as one `submit`
+ * call of their commands in order (a new group starts whenever the next submit would pass
+ * UPSTREAM_SUBMIT_MAX). @cb fires exactly once, on the loop, never from inside this call, as
+ * upstream_call's would: with the replica's answer narrowed to this submit's results (a map
+ * whose "results" holds exactly this submit's results, in its order), or with the group's
+ * error (every member of a group that fails sees the same code and payload: a timeout or a
+ * leader change leaves each of their writes "may or may not have happened").
+ * @return 0, LR_EINVAL (@args is not such an array: @cb never fires), LR_EUNAVAILABLE
+ * (closing) or LR_ENOMEM.
+ */
+int upstream_submit(struct upstream *u, const char *args, size_t len, unsigned timeout_ms,
+                    upstream_cb cb, void *data);
+
+/* What upstream_submit did so far (for /metrics): @rpcs grouped submit calls made (a retry of
+ * one is not counted again), carrying @submits upstream_submit calls of @cmds commands. */
+struct upstream_stats {
+    uint64_t rpcs, submits, cmds;
+};
+
+/** Fill @out with @u's counters. */
+void upstream_stats_get(const struct upstream *u, struct upstream_stats *out);
+
 /** Number of replicas, and the RPC address of replica @i (NULL past the end). */
 unsigned upstream_replicas(const struct upstream *u);
 const char *upstream_address(const struct upstream *u, unsigned i);

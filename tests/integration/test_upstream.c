@@ -182,6 +182,52 @@ static void writes_leave_a_frozen_leader(void **state)
     assert_true(upstream_leader(f->u) != l);
 }
 
+/* The submits of one loop turn go as one call per UPSTREAM_SUBMIT_MAX commands, and each
+ * caller gets its own result, in order; args that are not 1..UPSTREAM_SUBMIT_MAX commands are
+ * refused at once. */
+static void submits_of_a_turn_are_grouped_up_to_the_cap(void **state)
+{
+    enum { N = UPSTREAM_SUBMIT_MAX + 76 };
+    struct fixture *f = *state;
+    struct upstream_stats before, after;
+    struct call *calls = calloc(N, sizeof *calls);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    assert_int_equal(submit(f, ts_board(0, "arena", CMD_ORDER_DESC, CMD_OP_INCR, 1, 0)).status,
+                     201);
+    assert_int_equal(submit(f, ts_player(0, "ann", "eu", "")).status, 201);
+    upstream_stats_get(f->u, &before);
+    msgpack_sbuffer_init(&sb);
+    for (int i = 0; i < N; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "grouped-%06d", i);
+        struct cmd cmd = ts_score(0, "arena", "ann", 1, 0, key);
+        msgpack_sbuffer_clear(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&pk, 1);
+        cmd_encode(&pk, &cmd);
+        assert_int_equal(upstream_submit(f->u, sb.data, sb.size, 20000, on_answer, &calls[i]), 0);
+    }
+    assert_int_equal(upstream_submit(f->u, "\x90", 1, 20000, on_answer, NULL), LR_EINVAL);
+    assert_int_equal(upstream_submit(f->u, "\xc0", 1, 20000, on_answer, NULL), LR_EINVAL);
+    assert_int_equal(upstream_submit(f->u, "\xdc\x04\x01", 3, 20000, on_answer, NULL),
+                     LR_EINVAL); /* 1025 commands */
+    for (int i = 0; i < N; i++) {
+        while (!calls[i].done) {
+            uv_run(&f->loop, UV_RUN_ONCE);
+        }
+        assert_int_equal(calls[i].code, 0);
+        assert_int_equal(calls[i].status, 200);
+        assert_int_equal(calls[i].score, i + 1); /* incr: the commands kept their order */
+    }
+    upstream_stats_get(f->u, &after);
+    assert_int_equal(after.submits - before.submits, N);
+    assert_int_equal(after.cmds - before.cmds, N);
+    assert_int_equal(after.rpcs - before.rpcs, 2);
+    msgpack_sbuffer_destroy(&sb);
+    free(calls);
+}
+
 /* With every replica dead a call ends at its deadline with `unavailable`. */
 static void dead_region_times_out(void **state)
 {
@@ -237,6 +283,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(writes_follow_the_leader_across_a_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(writes_leave_a_frozen_leader, setup, teardown),
+        cmocka_unit_test_setup_teardown(submits_of_a_turn_are_grouped_up_to_the_cap, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(dead_region_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(a_call_made_while_closing_is_refused, setup, teardown),
     };
