@@ -359,8 +359,6 @@ static void node__read_free(struct node_read *r)
     free(r);
 }
 
-static void node__barrier_start(struct node *n);
-
 static void node__barrier_cb(struct raft_barrier *req, int status)
 {
     struct node *n = req->data;
@@ -379,9 +377,12 @@ static void node__barrier_cb(struct raft_barrier *req, int status)
         }
         node__read_free(r);
     }
-    if (!n->stopping && !n->barrier_failing) {
-        node__barrier_start(n);
-    }
+    /* The next barrier starts from the check handle (node__check), never from here: libraft
+     * runs this callback from inside its own bookkeeping (applying the barrier entry, or
+     * failing pending requests on a step-down), and a raft_barrier issued from inside it
+     * crashed a replica within libraft (SIGSEGV; core: raft_barrier <- node__barrier_start <-
+     * this callback <- libraft). The check handle runs in the same loop turn as the I/O that
+     * completed the barrier, so reads that queued meanwhile wait no longer for it. */
 }
 
 /* One barrier answers every read queued before it: linearizable reads at one raft round per
@@ -396,11 +397,9 @@ static void node__barrier_start(struct node *n)
     n->reads_next = NULL;
     n->barrier.data = n;
     int rv = raft_barrier(&n->raft, &n->barrier, node__barrier_cb);
-    if (rv != 0) { /* e.g. a transfer under way; the next loop turn tries again */
+    if (rv != 0) { /* e.g. a transfer under way: these reads fail, the next loop turn retries */
         n->barrier_busy = 1;
-        n->barrier_failing = 1;
         node__barrier_cb(&n->barrier, rv);
-        n->barrier_failing = 0;
         return;
     }
     n->barrier_busy = 1;

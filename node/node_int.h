@@ -108,7 +108,6 @@ struct node {
     int barrier_busy;
     uint64_t read_term;      /* the term of the last barrier that completed: leader reads and writes
                                 need it */
-    int barrier_failing;     /* a barrier refused at once is being reported: do not restart it */
     int64_t stamp_issued;    /* the highest time stamp this node has put in a command */
     msgpack_sbuffer scratch; /* answers being built */
     msgpack_sbuffer qans;    /* a query's answer, before it is framed into scratch */
