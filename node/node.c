@@ -453,6 +453,37 @@ static void node__op_query(struct node_conn *c, struct node_req *req)
     n->reads_next = r;
 }
 
+/* A ReadIndex probe (docs/rpc.md, "readindex"): what this replica knows of raft right now,
+ * from memory alone, so a router can ask every replica at once and judge the answers itself.
+ * "leader" is true only once an entry of this leader's term is applied here: before that its
+ * commit index may still lag entries an earlier leader committed. Any replica answers, and
+ * nothing here waits: a replica that is wrong about its role (paused, cut off) can only be
+ * believed when a majority of the others confirm its term and leadership. */
+static void node__op_readindex(struct node_conn *c, struct node_req *r)
+{
+    struct node *n = c->n;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&n->raft, &lid, &laddr);
+    int leads = raft_state(&n->raft) == RAFT_LEADER && n->read_term == n->raft.current_term;
+    msgpack_packer pk = node__packer(n);
+    proto_msg_begin(&pk, r->m.id, 0);
+    msgpack_pack_map(&pk, 5);
+    proto_pack_key(&pk, "term");
+    msgpack_pack_uint64(&pk, n->raft.current_term);
+    proto_pack_key(&pk, "leader");
+    leads ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    proto_pack_key(&pk, "leader_id");
+    msgpack_pack_uint64(&pk, lid);
+    proto_pack_key(&pk, "commit_index");
+    msgpack_pack_uint64(&pk, n->raft.commit_index);
+    /* raft's count, barriers and configuration entries included: the FSM's own applied index
+     * moves only on command entries. */
+    proto_pack_key(&pk, "applied_index");
+    msgpack_pack_uint64(&pk, raft_last_applied(&n->raft));
+    conn__send(c, n->scratch.data, n->scratch.size);
+}
+
 /* ---- the loop turn
  * -------------------------------------------------------------------------------- */
 
@@ -470,24 +501,14 @@ static void node__check(uv_check_t *h)
             node__pump(n, s);
         }
     }
+    node__sub_heartbeats(n, 0);
 }
 
 static void node__tick(uv_timer_t *t)
 {
     struct node *n = t->data;
     n->log->term = n->raft.current_term;
-    uint64_t applied = fsm_applied_index(&n->fsm);
-    for (struct node_sub *s = n->subs; s; s = s->next_sub) {
-        if (!s->live) {
-            continue;
-        }
-        msgpack_packer pk = node__packer(n);
-        proto_msg_begin(&pk, s->req_id, 0);
-        msgpack_pack_map(&pk, 1);
-        proto_pack_key(&pk, "applied");
-        msgpack_pack_uint64(&pk, applied);
-        conn__send(s->c, n->scratch.data, n->scratch.size);
-    }
+    node__sub_heartbeats(n, 1); /* also when nothing moved: the stream is alive */
 }
 
 /* ---- the op table ------------------------------------------------------------------------------
