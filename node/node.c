@@ -359,8 +359,6 @@ static void node__read_free(struct node_read *r)
     free(r);
 }
 
-static void node__barrier_start(struct node *n);
-
 static void node__barrier_cb(struct raft_barrier *req, int status)
 {
     struct node *n = req->data;
@@ -379,9 +377,12 @@ static void node__barrier_cb(struct raft_barrier *req, int status)
         }
         node__read_free(r);
     }
-    if (!n->stopping && !n->barrier_failing) {
-        node__barrier_start(n);
-    }
+    /* The next barrier starts from the check handle (node__check), never from here: libraft
+     * runs this callback from inside its own bookkeeping (applying the barrier entry, or
+     * failing pending requests on a step-down), and a raft_barrier issued from inside it
+     * crashed a replica within libraft (SIGSEGV; core: raft_barrier <- node__barrier_start <-
+     * this callback <- libraft). The check handle runs in the same loop turn as the I/O that
+     * completed the barrier, so reads that queued meanwhile wait no longer for it. */
 }
 
 /* One barrier answers every read queued before it: linearizable reads at one raft round per
@@ -396,11 +397,9 @@ static void node__barrier_start(struct node *n)
     n->reads_next = NULL;
     n->barrier.data = n;
     int rv = raft_barrier(&n->raft, &n->barrier, node__barrier_cb);
-    if (rv != 0) { /* e.g. a transfer under way; the next loop turn tries again */
+    if (rv != 0) { /* e.g. a transfer under way: these reads fail, the next loop turn retries */
         n->barrier_busy = 1;
-        n->barrier_failing = 1;
         node__barrier_cb(&n->barrier, rv);
-        n->barrier_failing = 0;
         return;
     }
     n->barrier_busy = 1;
@@ -421,15 +420,13 @@ static void node__op_query(struct node_conn *c, struct node_req *req)
         node__answer_query(n, c, m->id, &req->q, now_ms);
         return;
     }
-    /* Leader reads (docs/durability.md, "Reads"): once an entry of its term is applied here,
-     * the leader holds every committed write, and libraft steps a leader down when it has not
-     * heard from a majority for an election timeout; so it answers from its state at once. */
-    if (!n->cfg.read_barrier && n->read_term == n->raft.current_term) {
-        node__answer_query(n, c, m->id, &req->q, now_ms);
-        return;
-    }
-    /* A barrier read waits for the next barrier: it needs its own copy of the frame, since the
-     * query's strings point into it. */
+    /* Every other read waits for the next barrier (docs/durability.md, "Reads"). A leader that
+     * answered from its state at once, trusting libraft to step it down within an election
+     * timeout of losing its majority, answered stale reads after a pause (SIGSTOP, a long GC
+     * of the host, a VM migration): resumed, it still believed it led while a newer leader had
+     * acknowledged writes it had not seen (test_stale_leader). A barrier committed in this
+     * term proves a majority still follows it, after the read arrived. The read needs its own
+     * copy of the frame, since the query's strings point into it. */
     struct node_read *r = calloc(1, sizeof *r);
     if (r == NULL || (r->frame = malloc(req->len)) == NULL) {
         free(r);
@@ -456,6 +453,37 @@ static void node__op_query(struct node_conn *c, struct node_req *req)
     n->reads_next = r;
 }
 
+/* A ReadIndex probe (docs/rpc.md, "readindex"): what this replica knows of raft right now,
+ * from memory alone, so a router can ask every replica at once and judge the answers itself.
+ * "leader" is true only once an entry of this leader's term is applied here: before that its
+ * commit index may still lag entries an earlier leader committed. Any replica answers, and
+ * nothing here waits: a replica that is wrong about its role (paused, cut off) can only be
+ * believed when a majority of the others confirm its term and leadership. */
+static void node__op_readindex(struct node_conn *c, struct node_req *r)
+{
+    struct node *n = c->n;
+    raft_id lid = 0;
+    const char *laddr = NULL;
+    raft_leader(&n->raft, &lid, &laddr);
+    int leads = raft_state(&n->raft) == RAFT_LEADER && n->read_term == n->raft.current_term;
+    msgpack_packer pk = node__packer(n);
+    proto_msg_begin(&pk, r->m.id, 0);
+    msgpack_pack_map(&pk, 5);
+    proto_pack_key(&pk, "term");
+    msgpack_pack_uint64(&pk, n->raft.current_term);
+    proto_pack_key(&pk, "leader");
+    leads ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    proto_pack_key(&pk, "leader_id");
+    msgpack_pack_uint64(&pk, lid);
+    proto_pack_key(&pk, "commit_index");
+    msgpack_pack_uint64(&pk, n->raft.commit_index);
+    /* raft's count, barriers and configuration entries included: the FSM's own applied index
+     * moves only on command entries. */
+    proto_pack_key(&pk, "applied_index");
+    msgpack_pack_uint64(&pk, raft_last_applied(&n->raft));
+    conn__send(c, n->scratch.data, n->scratch.size);
+}
+
 /* ---- the loop turn
  * -------------------------------------------------------------------------------- */
 
@@ -473,24 +501,14 @@ static void node__check(uv_check_t *h)
             node__pump(n, s);
         }
     }
+    node__sub_heartbeats(n, 0);
 }
 
 static void node__tick(uv_timer_t *t)
 {
     struct node *n = t->data;
     n->log->term = n->raft.current_term;
-    uint64_t applied = fsm_applied_index(&n->fsm);
-    for (struct node_sub *s = n->subs; s; s = s->next_sub) {
-        if (!s->live) {
-            continue;
-        }
-        msgpack_packer pk = node__packer(n);
-        proto_msg_begin(&pk, s->req_id, 0);
-        msgpack_pack_map(&pk, 1);
-        proto_pack_key(&pk, "applied");
-        msgpack_pack_uint64(&pk, applied);
-        conn__send(s->c, n->scratch.data, n->scratch.size);
-    }
+    node__sub_heartbeats(n, 1); /* also when nothing moved: the stream is alive */
 }
 
 /* ---- the op table ------------------------------------------------------------------------------

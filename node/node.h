@@ -4,7 +4,8 @@
  * Writes: what arrives in one loop turn is packed into one raft entry (stamped with this
  * leader's clock) and each request is answered when its entry has been applied and
  * committed to LMDB. Reads: linearizable on the leader through one raft barrier per loop
- * turn of queued reads, or stale from any replica when the request says so. */
+ * turn of queued reads (always: no lease), or stale from any replica when the request says
+ * so. */
 #ifndef LAUREL_NODE_H
 #define LAUREL_NODE_H
 
@@ -35,8 +36,9 @@ struct node_config {
     unsigned snapshot_threshold; /* entries between snapshots; default 8192 */
     unsigned snapshot_trailing;  /* entries kept after a snapshot; default 4096 */
     int fast;                    /* LMDB fast mode (docs/durability.md); default 1 */
-    int read_barrier;            /* 1: every read waits for a raft barrier (docs/durability.md,
-                                    "Reads"); default 0: leader reads */
+    int read_barrier;            /* ignored: every non-stale read waits for a raft barrier
+                                    (docs/durability.md, "Reads"); kept so --read-barrier
+                                    still parses */
 };
 
 struct node; /* Opaque. */

@@ -36,7 +36,8 @@ struct node_sub {
     struct node_conn *c;
     uint64_t req_id;
     uint64_t next; /* next index to send */
-    int live;
+    uint64_t told; /* the highest {"applied": n} sent: n only grows on the stream */
+    int live;      /* caught up: every applied entry's events have been sent */
     struct node_sub *prev, *next_sub;
 };
 
@@ -108,7 +109,6 @@ struct node {
     int barrier_busy;
     uint64_t read_term;      /* the term of the last barrier that completed: leader reads and writes
                                 need it */
-    int barrier_failing;     /* a barrier refused at once is being reported: do not restart it */
     int64_t stamp_issued;    /* the highest time stamp this node has put in a command */
     msgpack_sbuffer scratch; /* answers being built */
     msgpack_sbuffer qans;    /* a query's answer, before it is framed into scratch */
@@ -177,5 +177,10 @@ void node__send_events(struct node_sub *s, uint64_t index, uint32_t nev, const c
                        size_t len);
 /** Tell @s it is too slow and close its connection. */
 void node__drop_slow(struct node_sub *s);
+/**
+ * Send {"applied": raft_last_applied} to every live subscriber: each one told less than that
+ * (@every 0, once per loop turn), or each one (@every 1, the 1 s heartbeat).
+ */
+void node__sub_heartbeats(struct node *n, int every);
 
 #endif

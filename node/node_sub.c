@@ -32,6 +32,30 @@ void node__drop_slow(struct node_sub *s)
     conn__close(c, "slow subscriber");
 }
 
+/* A live subscriber has been sent the events of every entry applied so far: node__applied
+ * sends them from inside the apply, before libraft counts the entry applied. So raft's own
+ * applied index, barriers and configuration entries included, is never ahead of an event
+ * still owed to it, and telling it promptly lets a client (the router's ReadIndex) learn that
+ * nothing is pending up to a leader's commit point without waiting for the next second. A
+ * subscriber still catching up from the event log gets none: events it has not been sent lie
+ * below that index. */
+void node__sub_heartbeats(struct node *n, int every)
+{
+    uint64_t applied = raft_last_applied(&n->raft);
+    for (struct node_sub *s = n->subs; s; s = s->next_sub) {
+        if (!s->live || s->c->closing || (!every && s->told >= applied)) {
+            continue;
+        }
+        msgpack_packer pk = node__packer(n);
+        proto_msg_begin(&pk, s->req_id, 0);
+        msgpack_pack_map(&pk, 1);
+        proto_pack_key(&pk, "applied");
+        msgpack_pack_uint64(&pk, applied > s->told ? applied : s->told);
+        conn__send(s->c, n->scratch.data, n->scratch.size);
+        s->told = applied > s->told ? applied : s->told;
+    }
+}
+
 /* ---- subscriptions ------------------------------------------------------------------------------
  */
 

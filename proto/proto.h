@@ -14,6 +14,8 @@
  *   add        {"id", "raft", "rpc"}     nil
  *   remove     {"id"}                    nil
  *   transfer   {"id"}                    nil        (0 = pick one)
+ *   readindex  nil                       {"term", "leader", "leader_id", "commit_index",
+ *                                        "applied_index"}: a ReadIndex probe (docs/rpc.md)
  * Errors: LR_ENOTLEADER with {"leader_id", "leader_rpc", "retry_ms"} (LR_EUNAVAILABLE with the
  * same map, ids null, while no leader is known), anything else with a sentence. */
 #ifndef LAUREL_PROTO_H
@@ -61,7 +63,8 @@ enum proto_flag {
     X(4, SUBSCRIBE, subscribe, PROTO_F_ADMIN | PROTO_F_STREAM)                                     \
     X(5, ADD, add, PROTO_F_LEADER | PROTO_F_ADMIN)                                                 \
     X(6, REMOVE, remove, PROTO_F_LEADER | PROTO_F_ADMIN)                                           \
-    X(7, TRANSFER, transfer, PROTO_F_LEADER | PROTO_F_ADMIN)
+    X(7, TRANSFER, transfer, PROTO_F_LEADER | PROTO_F_ADMIN)                                       \
+    X(8, READINDEX, readindex, 0)
 
 enum proto_op {
 #define PROTO__ENUM(code, NAME, name, flags) PROTO_OP_##NAME = code,

@@ -4,7 +4,9 @@
  * and are applied exactly once (every acknowledged increment is in the final score, none
  * twice); a restarted follower catches up; a replica can be added and removed; the committed
  * event stream delivers every write's event once, in index order; garbage on the RPC port
- * closes that connection and nothing else. */
+ * closes that connection and nothing else; submits of one loop turn past an entry's cap are
+ * split into entries, each applied once; readindex agrees across replicas; heartbeats on the
+ * stream name raft's applied index (barriers included) promptly. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +26,7 @@ struct fixture {
     int leader;
     uint64_t writes[N_PLAYERS]; /* acknowledged increments per player */
     unsigned next_key;
+    uint64_t last_index; /* the raft index of the last acknowledged submit */
 };
 
 static struct fixture *fx;
@@ -64,6 +67,7 @@ static void submit(const struct cmd *cmds, uint32_t n, int *status)
             for (uint32_t i = 0; i < n; i++) {
                 status[i] = (int)res->via.array.ptr[i].via.array.ptr[0].via.u64;
             }
+            fx->last_index = proto_map_get(r.body, "index")->via.u64;
             client_close(&cl);
             msgpack_sbuffer_destroy(&sb);
             return;
@@ -276,7 +280,7 @@ static void subscribe_open(struct tcluster *c, unsigned i, uint64_t from, struct
 static void event_stream_exactly_once_in_order(void **state)
 {
     (void)state;
-    uint64_t applied, digest, total = 0, last = 0, events = 0;
+    uint64_t applied, digest, total = 0, last = 0, events = 0, told = 0;
     assert_int_equal(tcluster_converged(&fx->c, T_MS, &applied, &digest), 0);
     for (unsigned p = 0; p < N_PLAYERS; p++) {
         total += fx->writes[p];
@@ -292,12 +296,15 @@ static void event_stream_exactly_once_in_order(void **state)
         if (ix == NULL) {
             const msgpack_object *ap = proto_map_get(r.body, "applied");
             assert_non_null(ap);
+            assert_true(ap->via.u64 >= told); /* heartbeats never go back */
+            told = ap->via.u64;
             if (ap->via.u64 >= applied) {
                 break; /* heartbeat: nothing left before the applied index */
             }
             continue;
         }
         assert_true(ix->via.u64 > last);
+        assert_true(ix->via.u64 > told); /* never an event a heartbeat said was not pending */
         last = ix->via.u64;
         const msgpack_object *evs = proto_map_get(r.body, "events");
         for (uint32_t i = 0; i < evs->via.array.size; i++) {
@@ -312,6 +319,189 @@ static void event_stream_exactly_once_in_order(void **state)
     }
     client_close(&cl);
     assert_int_equal(events, total);
+}
+
+#define CAP_SUBMITS 6
+#define CAP_CMDS 1024
+
+/* Six submits of 1 024 commands in one send(), so they arrive in one loop turn: together more
+ * than one entry holds (CMD_ENTRY_MAX); the replica closes the entry at the cap and opens the
+ * next, so every command is acknowledged, applied once, and the replicas converge. */
+static void submits_of_one_turn_split_at_the_entry_cap(void **state)
+{
+    (void)state;
+    uint64_t ids[CAP_SUBMITS];
+    static uint64_t per[CAP_SUBMITS][N_PLAYERS];
+    struct client cl;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    size_t mark;
+    int l = tcluster_leader(&fx->c, T_MS);
+    assert_true(l >= 0);
+    memset(per, 0, sizeof per);
+    assert_int_equal(client_connect(&cl, fx->c.r[l].rpc, 1000), 0);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    for (unsigned k = 0; k < CAP_SUBMITS; k++) {
+        proto_frame_begin(&sb, &mark);
+        ids[k] = ++cl.next_id;
+        proto_msg_begin(&pk, ids[k], PROTO_OP_SUBMIT);
+        msgpack_pack_array(&pk, CAP_CMDS);
+        for (unsigned i = 0; i < CAP_CMDS; i++) {
+            char key[32], id[16];
+            unsigned p = (k * CAP_CMDS + i) % N_PLAYERS;
+            snprintf(key, sizeof key, "cap-%08u", fx->next_key++);
+            snprintf(id, sizeof id, "p%02u", p);
+            struct cmd c = ts_score(0, "arena", id, 1, 0, key);
+            assert_int_equal(cmd_encode(&pk, &c), 0);
+            per[k][p]++;
+        }
+        proto_frame_end(&sb, mark);
+    }
+    assert_int_equal(client_send_raw(&cl, sb.data, sb.size), 0);
+    msgpack_sbuffer_destroy(&sb);
+    for (unsigned n = 0; n < CAP_SUBMITS; n++) {
+        struct client_reply r;
+        assert_int_equal(client_recv(&cl, &r, T_MS), 0);
+        assert_true(r.id >= ids[0] && r.id <= ids[CAP_SUBMITS - 1]);
+        unsigned k = (unsigned)(r.id - ids[0]);
+        assert_int_equal(r.code, 0);
+        const msgpack_object *res = proto_map_get(r.body, "results");
+        assert_non_null(res);
+        assert_int_equal(res->via.array.size, CAP_CMDS);
+        for (uint32_t i = 0; i < CAP_CMDS; i++) {
+            const msgpack_object *one = res->via.array.ptr[i].via.array.ptr;
+            assert_int_equal(one[0].via.u64, 200);
+            assert_false(one[1].via.boolean); /* fresh keys: nothing replayed */
+        }
+        for (unsigned p = 0; p < N_PLAYERS; p++) {
+            fx->writes[p] += per[k][p];
+        }
+    }
+    client_close(&cl);
+    check_scores(); /* once each, on every replica */
+}
+
+/* What the readindex op reports. */
+struct ridx {
+    uint64_t term, leader_id, commit, applied;
+    int leader;
+};
+
+static void readindex(unsigned i, struct ridx *out)
+{
+    struct client cl;
+    struct client_reply r;
+    assert_int_equal(client_connect(&cl, fx->c.r[i].rpc, 1000), 0);
+    assert_int_equal(client_call(&cl, PROTO_OP_READINDEX, NULL, 0, &r, 3000), 0);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(r.body->via.map.size, 5);
+    out->term = proto_map_get(r.body, "term")->via.u64;
+    out->leader = proto_map_get(r.body, "leader")->via.boolean;
+    out->leader_id = proto_map_get(r.body, "leader_id")->via.u64;
+    out->commit = proto_map_get(r.body, "commit_index")->via.u64;
+    out->applied = proto_map_get(r.body, "applied_index")->via.u64;
+    client_close(&cl);
+}
+
+/* After a write is acknowledged, readindex on every replica agrees: the leader says it leads
+ * in term T with a commit index at or past the write, and a majority (the leader included)
+ * report term T and that leader, which is what a router's ReadIndex checks. */
+static void readindex_names_the_leader_and_its_commit_point(void **state)
+{
+    (void)state;
+    for (unsigned round = 0; round < 3; round++) {
+        struct ridx a[3];
+        write_incr(4 + round);
+        uint64_t idx = fx->last_index;
+        int l = tcluster_leader(&fx->c, T_MS);
+        assert_true(l >= 0);
+        for (unsigned i = 0; i < 3; i++) { /* followers first: the leader's commit is later */
+            if (i != (unsigned)l) {
+                readindex(i, &a[i]);
+            }
+        }
+        readindex((unsigned)l, &a[l]);
+        const struct ridx *ld = &a[l];
+        assert_true(ld->leader);
+        assert_int_equal(ld->leader_id, fx->c.r[l].id);
+        assert_true(ld->commit >= idx);
+        assert_true(ld->applied >= idx && ld->applied <= ld->commit);
+        unsigned agree = 1;
+        for (unsigned i = 0; i < 3; i++) {
+            if (i == (unsigned)l) {
+                continue;
+            }
+            assert_false(a[i].leader);
+            assert_true(a[i].term <= ld->term);
+            assert_true(a[i].commit <= ld->commit);
+            assert_true(a[i].applied <= a[i].commit);
+            if (a[i].term == ld->term) {
+                assert_true(a[i].leader_id == 0 || a[i].leader_id == ld->leader_id);
+                agree += a[i].leader_id == ld->leader_id;
+            }
+        }
+        assert_true(agree >= 2);
+    }
+}
+
+/* Wait on subscription @cl for an {"applied": n} with n >= @want; no events are due, so an
+ * events frame fails. Returns n. */
+static uint64_t await_applied(struct client *cl, uint64_t want)
+{
+    for (int frames = 0; frames < 50; frames++) {
+        struct client_reply r;
+        assert_int_equal(client_recv(cl, &r, 5000), 0);
+        assert_int_equal(r.code, 0);
+        assert_null(proto_map_get(r.body, "index"));
+        const msgpack_object *ap = proto_map_get(r.body, "applied");
+        assert_non_null(ap);
+        if (ap->via.u64 >= want) {
+            return ap->via.u64;
+        }
+    }
+    fail_msg("no heartbeat reached index %llu", (unsigned long long)want);
+    return 0;
+}
+
+/* A live subscriber is told raft's applied index as it moves, entries without events
+ * included: after a read's barrier, on the leader and on a follower, a heartbeat names an
+ * index at or past the leader's applied point. The once-a-second heartbeat of old counted
+ * command entries only, so it never named a barrier's index. */
+static void stream_heartbeat_names_barriers_promptly(void **state)
+{
+    (void)state;
+    uint64_t applied, digest;
+    assert_int_equal(tcluster_converged(&fx->c, T_MS, &applied, &digest), 0);
+    int l = tcluster_leader(&fx->c, T_MS);
+    assert_true(l >= 0);
+    unsigned f = (unsigned)(l + 1) % 3;
+    struct client sl, sf, cl;
+    struct client_reply r;
+    subscribe_open(&fx->c, (unsigned)l, applied + 1, &sl); /* nothing to catch up: live */
+    subscribe_open(&fx->c, f, applied + 1, &sf);
+    for (unsigned round = 0; round < 3; round++) {
+        struct ridx a;
+        struct shard_query q = {.type = SHARD_Q_RANK, .board_id = ts_s("arena")};
+        q.player_id = ts_s("p00");
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        proto_query_encode(&pk, &q, 0);
+        assert_int_equal(client_connect(&cl, fx->c.r[l].rpc, 1000), 0);
+        assert_int_equal(client_call(&cl, PROTO_OP_QUERY, sb.data, sb.size, &r, 3000), 0);
+        assert_int_equal(r.code, 0); /* answered after a barrier of its own */
+        client_close(&cl);
+        msgpack_sbuffer_destroy(&sb);
+        readindex((unsigned)l, &a);
+        assert_true(a.applied > applied); /* the barrier entry */
+        assert_true(await_applied(&sl, a.applied) >= a.applied);
+        assert_true(await_applied(&sf, a.applied) >= a.applied);
+        applied = a.applied;
+    }
+    client_close(&sl);
+    client_close(&sf);
 }
 
 /* Garbage, oversized frames and unknown versions close that connection; the node serves on. */
@@ -444,6 +634,9 @@ int main(void)
         cmocka_unit_test(add_and_remove_a_replica),
         cmocka_unit_test(transfer_leadership),
         cmocka_unit_test(event_stream_exactly_once_in_order),
+        cmocka_unit_test(submits_of_one_turn_split_at_the_entry_cap),
+        cmocka_unit_test(readindex_names_the_leader_and_its_commit_point),
+        cmocka_unit_test(stream_heartbeat_names_barriers_promptly),
         cmocka_unit_test(garbage_on_the_rpc_port),
         cmocka_unit_test(trimmed_subscription_told_to_resync),
     };

@@ -37,6 +37,7 @@ static const struct row documented[] = {
     {5, "add", PROTO_F_LEADER | PROTO_F_ADMIN},
     {6, "remove", PROTO_F_LEADER | PROTO_F_ADMIN},
     {7, "transfer", PROTO_F_LEADER | PROTO_F_ADMIN},
+    {8, "readindex", 0},
 };
 #define NDOC (sizeof documented / sizeof documented[0])
 
@@ -113,6 +114,7 @@ static void ops_match_the_documented_table(void **state)
     assert_int_equal(PROTO_OP_ADD, 5);
     assert_int_equal(PROTO_OP_REMOVE, 6);
     assert_int_equal(PROTO_OP_TRANSFER, 7);
+    assert_int_equal(PROTO_OP_READINDEX, 8);
 }
 
 /* Writes, linearizable reads and membership changes need the leader; status does not. */
