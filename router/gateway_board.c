@@ -33,12 +33,19 @@
 #define GATEWAY_BOARD__KEEP 32 /* entries kept per region: the top plus slack before a re-seed */
 #define GATEWAY_BOARD__SEED_RETRY_MS 1000
 
+/* One entry as a board shows it (API.md): the key, and the name and metadata the seed's page
+ * or the score.updated event carried, so a top is sent without asking the region. */
 struct gateway_board__entry {
     int64_t a, b, t; /* the rank key (docs/ordering.md): order-adjusted score, subscore, time */
     int64_t score, subscore;
     uint8_t idlen;
     uint8_t region;
+    uint8_t has_name; /* 0: an event of an older shard, without one */
+    uint16_t namelen;
+    uint16_t metalen; /* 0: no metadata (null) */
     char id[VALID_ID_MAX + 1];
+    char name[VALID_NAME_MAX * 4]; /* UTF-8 */
+    char meta[VALID_METADATA_MAX]; /* compact JSON text, as stored */
 };
 
 enum gateway_board__lstate { GL_NONE, GL_SEEDING, GL_READY };
@@ -56,6 +63,7 @@ struct gateway_board__rlist {
 struct gateway_board__top {
     struct gateway_board__entry v[GATEWAY_BOARD__TOP];
     unsigned n;
+    int sent; /* sent once: what every subscriber of the scope holds */
 };
 
 struct gateway_board {
@@ -66,8 +74,7 @@ struct gateway_board {
     int desc;
     int order_known, order_asking;
     uint64_t retry_at;
-    int dirty;
-    int flushed; /* the tops below were sent once: what every subscriber holds */
+    int dirty; /* some scope has something to send (or wait for) */
     uint64_t flushed_at;
     struct gateway_board__top sent_global;
     struct gateway_board__top *sent_region; /* [nregions] */
@@ -110,7 +117,43 @@ static int gateway_board__key_cmp(const struct gateway_board__entry *x,
     return rankkey_cmp(&kx, x->id, &ky, y->id);
 }
 
-/* An entry from a top page's entry or a score.updated event (same field names). */
+/* 1 when @x and @y show the same: key, name and metadata. */
+static int gateway_board__entry_same(const struct gateway_board__entry *x,
+                                     const struct gateway_board__entry *y)
+{
+    return gateway_board__key_cmp(x, y) == 0 && x->has_name == y->has_name &&
+           x->namelen == y->namelen && memcmp(x->name, y->name, x->namelen) == 0 &&
+           x->metalen == y->metalen && memcmp(x->meta, y->meta, x->metalen) == 0;
+}
+
+/* The bytes of string or bin @o into @buf (@cap bytes): the length, or -1 for another type or
+ * a longer value. */
+static int gateway_board__bytes(const msgpack_object *o, char *buf, size_t cap)
+{
+    const char *p;
+    size_t n;
+    if (o == NULL) {
+        return -1;
+    }
+    if (o->type == MSGPACK_OBJECT_STR) {
+        p = o->via.str.ptr;
+        n = o->via.str.size;
+    } else if (o->type == MSGPACK_OBJECT_BIN) {
+        p = o->via.bin.ptr;
+        n = o->via.bin.size;
+    } else {
+        return -1;
+    }
+    if (n > cap) {
+        return -1;
+    }
+    memcpy(buf, p, n);
+    return (int)n;
+}
+
+/* An entry from a top page's entry or a score.updated event (same field names). A name or
+ * metadata that is missing or malformed leaves the entry without it rather than dropping the
+ * key: the order is what the tops must not lose. */
 static int gateway_board__entry_of(const msgpack_object *o, int desc, unsigned region,
                                    struct gateway_board__entry *e)
 {
@@ -118,6 +161,11 @@ static int gateway_board__entry_of(const msgpack_object *o, int desc, unsigned r
     if (router__entry_key(o, desc, &re) != 0) {
         return -1;
     }
+    int n = gateway_board__bytes(proto_map_get(o, "name"), e->name, sizeof e->name);
+    e->has_name = n >= 0;
+    e->namelen = (uint16_t)(n >= 0 ? n : 0);
+    n = gateway_board__bytes(proto_map_get(o, "metadata"), e->meta, sizeof e->meta);
+    e->metalen = (uint16_t)(n >= 0 ? n : 0);
     e->a = re.key.a;
     e->b = re.key.b;
     e->t = re.key.t;
@@ -133,15 +181,25 @@ static int gateway_board__entry_of(const msgpack_object *o, int desc, unsigned r
 
 /* Apply one stored entry to a region's list: 1 when the list changed. */
 static int gateway_board__rlist_apply(struct gateway_board *b, unsigned region,
-                                      const struct gateway_board__entry *e)
+                                      const struct gateway_board__entry *in)
 {
     struct gateway_board__rlist *l = &b->r[region];
+    struct gateway_board__entry ne;
+    const struct gateway_board__entry *e = in;
     int found = -1, changed = 0;
     for (unsigned i = 0; i < l->n; i++) {
         if (l->v[i].idlen == e->idlen && memcmp(l->v[i].id, e->id, e->idlen) == 0) {
             found = (int)i;
             break;
         }
+    }
+    if (found >= 0 && !in->has_name && l->v[found].has_name) {
+        /* An event without a name (an older shard's): the player's name is the one we hold. */
+        ne = *in;
+        ne.has_name = 1;
+        ne.namelen = l->v[found].namelen;
+        memcpy(ne.name, l->v[found].name, ne.namelen);
+        e = &ne;
     }
     if (found >= 0) {
         memmove(&l->v[found], &l->v[found + 1], (l->n - (unsigned)found - 1) * sizeof l->v[0]);
@@ -209,6 +267,38 @@ void gateway_board__event(struct gateway *g, unsigned region, const msgpack_obje
     }
     if (l->state == GL_READY && gateway_board__rlist_apply(b, region, &e)) {
         gateway_board__dirty(b, region);
+    }
+}
+
+void gateway_board__player(struct gateway *g, unsigned region, const msgpack_object *ev)
+{
+    const msgpack_object *pid = proto_map_get(ev, "player_id");
+    struct gateway_board__entry e;
+    int n = gateway_board__bytes(proto_map_get(ev, "name"), e.name, sizeof e.name);
+    if (pid == NULL || pid->type != MSGPACK_OBJECT_STR || n < 0) {
+        return;
+    }
+    /* The player's entries are in its region's lists only. O(boards x kept entries) a rename,
+     * which is rare next to scores. */
+    size_t pos = 0;
+    struct strmap_slot *sl;
+    while ((sl = strmap_next(&g->boards, &pos)) != NULL) {
+        struct gateway_board *b = sl->val;
+        struct gateway_board__rlist *l = &b->r[region];
+        for (unsigned i = 0; i < l->n; i++) {
+            struct gateway_board__entry *x = &l->v[i];
+            if (x->idlen != pid->via.str.size || memcmp(x->id, pid->via.str.ptr, x->idlen) != 0) {
+                continue;
+            }
+            if (!x->has_name || x->namelen != (unsigned)n || memcmp(x->name, e.name, x->namelen)) {
+                x->has_name = 1;
+                x->namelen = (uint16_t)n;
+                memcpy(x->name, e.name, x->namelen);
+                gateway_board__dirty(b, region);
+            }
+            break;
+        }
+        /* Held events predate the rename: a seed's page or a later event brings the name. */
     }
 }
 
@@ -378,6 +468,7 @@ static void gateway_board__merge(const struct gateway_board *b, int only,
 {
     unsigned at[ROUTER_MAX_REGIONS] = {0};
     out->n = 0;
+    out->sent = 0;
     while (out->n < GATEWAY_BOARD__TOP) {
         int best = -1;
         for (unsigned i = 0; i < b->g->nregions; i++) {
@@ -403,7 +494,7 @@ static int gateway_board__top_same(const struct gateway_board__top *x,
         return 0;
     }
     for (unsigned i = 0; i < x->n; i++) {
-        if (gateway_board__key_cmp(&x->v[i], &y->v[i]) != 0) {
+        if (!gateway_board__entry_same(&x->v[i], &y->v[i])) {
             return 0;
         }
     }
@@ -433,11 +524,15 @@ static void gateway_board__send_top(struct gateway_board *b, int scope,
         char at[40];
         const struct gateway_board__entry *e = &top->v[i];
         timefmt_rfc3339(e->t, at);
+        /* API.md's board entry, field for field; the metadata is the stored JSON text. */
+        json_t *name = e->has_name ? json_stringn(e->name, e->namelen) : json_null();
+        json_t *meta = e->metalen ? json_loadb(e->meta, e->metalen, 0, NULL) : NULL;
         json_array_append_new(
-            arr,
-            json_pack("{s:I,s:s#,s:I,s:I,s:s,s:s}", "rank", (json_int_t)(i + 1), "player_id", e->id,
-                      (int)e->idlen, "score", (json_int_t)e->score, "subscore",
-                      (json_int_t)e->subscore, "updated_at", at, "region", g->region[e->region]));
+            arr, json_pack("{s:I,s:s#,s:o,s:s,s:I,s:I,s:o,s:s}", "rank", (json_int_t)(i + 1),
+                           "player_id", e->id, (int)e->idlen, "name", name ? name : json_null(),
+                           "region", g->region[e->region], "score", (json_int_t)e->score,
+                           "subscore", (json_int_t)e->subscore, "metadata",
+                           meta ? meta : json_null(), "updated_at", at));
     }
     json_t *j = arr ? json_pack("{s:s,s:s,s:s,s:o}", "type", "leaderboard.changed", "board_id",
                                 b->id, "scope", sc, "top", arr)
@@ -454,41 +549,53 @@ static void gateway_board__send_top(struct gateway_board *b, int scope,
     }
 }
 
-/* Send what changed in @b's tops since the last flush. */
+/* Send @top to @b's @scope when it is the scope's first or differs from what was sent. */
+static void gateway_board__offer(struct gateway_board *b, int scope, struct gateway_board__top *top)
+{
+    struct gateway_board__top *sent = scope < 0 ? &b->sent_global : &b->sent_region[scope];
+    if (!sent->sent || !gateway_board__top_same(top, sent)) {
+        *sent = *top;
+        sent->sent = 1;
+        gateway_board__send_top(b, scope, sent, NULL);
+    }
+}
+
+/* Send what changed in @b's tops since the last flush. Each scope goes by what it needs: a
+ * region's top by that region's list alone, so it is sent once that region is seeded (its
+ * first, which even an empty list makes) and then only when it changed, whatever the other
+ * regions do; the global top needs every region seeded. */
 static void gateway_board__flush(struct gateway_board *b)
 {
     struct gateway *g = b->g;
     struct gateway_board__top top;
+    int all = 1, waiting = 0;
     for (unsigned i = 0; i < g->nregions; i++) {
         if (b->r[i].state != GL_READY) {
-            return; /* a global top needs every region: wait for the seeds */
+            all = 0;
+            waiting |= b->dirty_region[i] || !b->sent_region[i].sent;
+            continue;
         }
-    }
-    /* The first flush sends even an empty top: the subscribers so far got none. */
-    gateway_board__merge(b, -1, &top);
-    if (!b->flushed || !gateway_board__top_same(&top, &b->sent_global)) {
-        b->sent_global = top;
-        gateway_board__send_top(b, -1, &top, NULL);
-    }
-    for (unsigned i = 0; i < g->nregions; i++) {
-        if (!b->flushed || b->dirty_region[i]) {
-            b->dirty_region[i] = 0;
-            gateway_board__merge(b, (int)i, &top);
-            if (!b->flushed || !gateway_board__top_same(&top, &b->sent_region[i])) {
-                b->sent_region[i] = top;
-                gateway_board__send_top(b, (int)i, &top, NULL);
-            }
+        if (b->sent_region[i].sent && !b->dirty_region[i]) {
+            continue;
         }
+        b->dirty_region[i] = 0;
+        gateway_board__merge(b, (int)i, &top);
+        gateway_board__offer(b, (int)i, &top);
     }
-    b->dirty = 0;
-    b->flushed = 1;
+    if (all) {
+        gateway_board__merge(b, -1, &top);
+        gateway_board__offer(b, -1, &top);
+    }
+    b->dirty = waiting || !all;
 }
 
 void gateway_board__greet(struct gateway_board *b, int scope, struct gateway_client *cl)
 {
-    if (b->flushed) {
-        /* The others hold the top already sent: the newcomer gets the same, alone. */
-        gateway_board__send_top(b, scope, scope < 0 ? &b->sent_global : &b->sent_region[scope], cl);
+    const struct gateway_board__top *sent = scope < 0 ? &b->sent_global : &b->sent_region[scope];
+    if (sent->sent) {
+        /* The others hold the top already sent: the newcomer gets the same, alone. A change
+         * not flushed yet reaches it with the others. */
+        gateway_board__send_top(b, scope, sent, cl);
     }
 }
 

@@ -84,6 +84,9 @@ void gateway_board__greet(struct gateway_board *b, int scope, struct gateway_cli
 /* A `score.updated` event @ev of region @region, into the board it names if one is kept. */
 void gateway_board__event(struct gateway *g, unsigned region, const msgpack_object *ev);
 
+/* A `player.updated` event @ev of region @region: the player's name in every kept list. */
+void gateway_board__player(struct gateway *g, unsigned region, const msgpack_object *ev);
+
 /* Region @region's stream missed events: seed that region of every board again. */
 void gateway_board__resync(struct gateway *g, unsigned region);
 
