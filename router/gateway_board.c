@@ -14,7 +14,16 @@
  *
  * The global top is the merge of the regions' lists. Every GATEWAY_BOARD__FLUSH_MS the tops
  * of changed boards are compared with what was last sent and a `leaderboard.changed` goes out
- * only when they differ: coalesced to one per board and scope per tick. */
+ * only when they differ: coalesced to one per board and scope per tick. Each scope goes by its
+ * own regions: a region's top is sent once that region is seeded and then when that region's
+ * list changed, never because another region moved; the global top needs them all.
+ *
+ * Entries carry the name and metadata the seed's page or the event brought (API.md's board
+ * entry), and a `player.updated` renames the player's kept entries; a difference in either
+ * is a change of the top. A newcomer gets the top the scope's subscribers hold, unless an
+ * event moved the lists since it was sent: then the scope's next flush is forced, and brings
+ * the current top to every subscriber, the newcomer included, rather than greeting it with a
+ * top that misses a write it may just have made. */
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -525,11 +534,11 @@ static void gateway_board__send_top(struct gateway_board *b, int scope,
         const struct gateway_board__entry *e = &top->v[i];
         timefmt_rfc3339(e->t, at);
         /* API.md's board entry, field for field; the metadata is the stored JSON text. */
-        json_t *name = e->has_name ? json_stringn(e->name, e->namelen) : json_null();
+        json_t *jname = e->has_name ? json_stringn(e->name, e->namelen) : json_null();
         json_t *meta = e->metalen ? json_loadb(e->meta, e->metalen, 0, NULL) : NULL;
         json_array_append_new(
             arr, json_pack("{s:I,s:s#,s:o,s:s,s:I,s:I,s:o,s:s}", "rank", (json_int_t)(i + 1),
-                           "player_id", e->id, (int)e->idlen, "name", name ? name : json_null(),
+                           "player_id", e->id, (int)e->idlen, "name", jname ? jname : json_null(),
                            "region", g->region[e->region], "score", (json_int_t)e->score,
                            "subscore", (json_int_t)e->subscore, "metadata",
                            meta ? meta : json_null(), "updated_at", at));
@@ -589,14 +598,42 @@ static void gateway_board__flush(struct gateway_board *b)
     b->dirty = waiting || !all;
 }
 
+/* 1 when @b's @scope can be computed: its region seeded (every region for the global top). */
+static int gateway_board__scope_ready(const struct gateway_board *b, int scope)
+{
+    for (unsigned i = 0; i < b->g->nregions; i++) {
+        if ((scope < 0 || (int)i == scope) && b->r[i].state != GL_READY) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 void gateway_board__greet(struct gateway_board *b, int scope, struct gateway_client *cl)
 {
-    const struct gateway_board__top *sent = scope < 0 ? &b->sent_global : &b->sent_region[scope];
-    if (sent->sent) {
-        /* The others hold the top already sent: the newcomer gets the same, alone. A change
-         * not flushed yet reaches it with the others. */
-        gateway_board__send_top(b, scope, sent, cl);
+    struct gateway_board__top *sent = scope < 0 ? &b->sent_global : &b->sent_region[scope];
+    struct gateway_board__top now;
+    if (!sent->sent) {
+        return; /* the scope's first top is on its way to every subscriber, this one included */
     }
+    if (gateway_board__scope_ready(b, scope)) {
+        gateway_board__merge(b, scope, &now);
+        if (!gateway_board__top_same(&now, sent)) {
+            /* The lists moved since the last flush (an event came in since): the top the others
+             * hold is stale, and the newcomer would get it right after a write it may have
+             * waited for. The next flush sends the new top to the whole scope, the newcomer
+             * included; forcing it (as a scope's first) means it goes even if the lists
+             * come back to the old top by then, so the newcomer is greeted once either way. */
+            sent->sent = 0;
+            b->dirty = 1;
+            if (scope >= 0) {
+                b->dirty_region[scope] = 1;
+            }
+            return;
+        }
+    }
+    /* The others hold the top already sent: the newcomer gets the same, alone. */
+    gateway_board__send_top(b, scope, sent, cl);
 }
 
 void gateway_board__tick(struct gateway *g, uint64_t now)
