@@ -1,10 +1,12 @@
 /* tests/integration/test_ws.c — GET /v1/ws on a real `laurel router` over two regions (eu:
  * three real replicas, na: one), with real WebSocket clients (tests/ws_client.py,
- * python3-websockets): events of committed writes, board tops, a slow consumer among fast
- * ones, a thousand clients, bad frames, reads over the socket, a resume after a reconnect,
- * the WebSocket counters of /metrics, the connection limits and the ping timeout (each on a
- * router of its own), and the event stream moving to another replica when the one it
- * follows dies or stops while writes go on.
+ * python3-websockets): events of committed writes, board tops (each region's topic by its
+ * own region, the first score on a new board under a hundred subscribers, here and on a
+ * `laurel dev` cluster, names and renames in the entries), a slow consumer among fast ones, a
+ * thousand clients, bad frames, reads over the socket, a resume after a reconnect, the WebSocket
+ * counters of /metrics, the connection limits and the ping timeout (each on a router of its own),
+ * and the event stream moving to another replica when the one it follows dies or stops while writes
+ * go on.
  *
  * One binary, two files (test_ws_int.h): this one holds the fixture, the helpers, the
  * scenarios and main; test_ws_writer.c the writer thread the failover scenario runs. */
@@ -391,6 +393,60 @@ static void region_topic_ignores_other_regions(void **state)
         json_decref(m);
     }
     assert_true(na_ok);
+    pclose(f);
+}
+
+/* A rename reaches the player's topic as player.updated (API.md's player fields, index) and
+ * the board tops holding the player (the name in their entries); the player's score.updated
+ * carries its name and metadata too. */
+static void rename_reaches_player_and_tops(void **state)
+{
+    (void)state;
+    char args[256];
+    board_new_at(fx->http, ADMIN, "ren");
+    assert_int_equal(req("PUT", "/v1/players/hal", API, "{\"name\":\"hal\",\"region\":\"eu\"}"),
+                     201);
+    snprintf(args, sizeof args, "listen %s 4 50 player:hal board:ren", fx->url);
+    FILE *f = client(args);
+    ready(f);
+    assert_int_equal(score_meta(fx->http, API, "ren", "hal", 9, "{\"lap\":3}"), 200);
+    int scored = 0, topped = 0;
+    json_t *m;
+    while ((!scored || !topped) && (m = line(f)) != NULL && json_object_get(m, "done") == NULL) {
+        if (strcmp(str(m, "type"), "score.updated") == 0) {
+            assert_string_equal(str(m, "name"), "hal");
+            assert_int_equal(
+                json_integer_value(json_object_get(json_object_get(m, "metadata"), "lap")), 3);
+            scored = 1;
+        } else if (json_array_size(json_object_get(m, "top")) == 1) {
+            json_t *e = json_array_get(json_object_get(m, "top"), 0);
+            assert_string_equal(str(e, "name"), "hal");
+            topped = 1;
+        }
+        json_decref(m);
+    }
+    assert_true(scored && topped);
+    assert_int_equal(
+        req("PUT", "/v1/players/hal", API, "{\"name\":\"HAL 9000\",\"region\":\"eu\"}"), 200);
+    int updated = 0, renamed = 0;
+    while ((!updated || !renamed) && (m = line(f)) != NULL && json_object_get(m, "done") == NULL) {
+        if (strcmp(str(m, "type"), "player.updated") == 0) {
+            assert_string_equal(str(m, "player_id"), "hal");
+            assert_string_equal(str(m, "name"), "HAL 9000");
+            assert_true(json_is_null(json_object_get(m, "guild")));
+            assert_string_equal(str(m, "region"), "eu");
+            assert_true(num(m, "index") > 0);
+            updated = 1;
+        } else if (strcmp(str(m, "type"), "leaderboard.changed") == 0) {
+            json_t *e = json_array_get(json_object_get(m, "top"), 0);
+            assert_string_equal(str(e, "name"), "HAL 9000");
+            assert_int_equal(num(e, "score"), 9);
+            renamed = 1;
+        }
+        json_decref(m);
+    }
+    assert_true(updated);
+    assert_true(renamed);
     pclose(f);
 }
 
@@ -938,6 +994,7 @@ int main(void)
         cmocka_unit_test(unlock_pushed),
         cmocka_unit_test(board_top_pushed),
         cmocka_unit_test(region_topic_ignores_other_regions),
+        cmocka_unit_test(rename_reaches_player_and_tops),
         cmocka_unit_test(first_score_on_new_board_reaches_every_top),
         cmocka_unit_test_setup_teardown(first_score_on_new_board_dev, dev_setup, dev_teardown),
         cmocka_unit_test(bad_frames),
