@@ -173,7 +173,11 @@ static int gateway_board__entry_of(const msgpack_object *o, int desc, unsigned r
     int n = gateway_board__bytes(proto_map_get(o, "name"), e->name, sizeof e->name);
     e->has_name = n >= 0;
     e->namelen = (uint16_t)(n >= 0 ? n : 0);
-    n = gateway_board__bytes(proto_map_get(o, "metadata"), e->meta, sizeof e->meta);
+    const msgpack_object *meta = proto_map_get(o, "metadata");
+    /* BIN holds the stored JSON text (shard/query.c); nil is none. */
+    n = meta && meta->type == MSGPACK_OBJECT_BIN
+            ? gateway_board__bytes(meta, e->meta, sizeof e->meta)
+            : -1;
     e->metalen = (uint16_t)(n >= 0 ? n : 0);
     e->a = re.key.a;
     e->b = re.key.b;
@@ -535,7 +539,7 @@ static void gateway_board__send_top(struct gateway_board *b, int scope,
         timefmt_rfc3339(e->t, at);
         /* API.md's board entry, field for field; the metadata is the stored JSON text. */
         json_t *jname = e->has_name ? json_stringn(e->name, e->namelen) : json_null();
-        json_t *meta = e->metalen ? json_loadb(e->meta, e->metalen, 0, NULL) : NULL;
+        json_t *meta = e->metalen ? json_loadb(e->meta, e->metalen, JSON_DECODE_ANY, NULL) : NULL;
         json_array_append_new(
             arr, json_pack("{s:I,s:s#,s:o,s:s,s:I,s:I,s:o,s:s}", "rank", (json_int_t)(i + 1),
                            "player_id", e->id, (int)e->idlen, "name", jname ? jname : json_null(),
