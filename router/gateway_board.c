@@ -25,6 +25,7 @@
  * the current top to every subscriber, the newcomer included, rather than greeting it with a
  * top that misses a write it may just have made. */
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,7 @@ struct gateway_board__entry {
     uint8_t idlen;
     uint8_t region;
     uint8_t has_name; /* 0: an event of an older shard, without one */
+    uint8_t rename;   /* a held player.updated: only the id and the name mean anything */
     uint16_t namelen;
     uint16_t metalen; /* 0: no metadata (null) */
     char id[VALID_ID_MAX + 1];
@@ -179,6 +181,7 @@ static int gateway_board__entry_of(const msgpack_object *o, int desc, unsigned r
             ? gateway_board__bytes(meta, e->meta, sizeof e->meta)
             : -1;
     e->metalen = (uint16_t)(n >= 0 ? n : 0);
+    e->rename = 0;
     e->a = re.key.a;
     e->b = re.key.b;
     e->t = re.key.t;
@@ -246,6 +249,46 @@ static void gateway_board__dirty(struct gateway_board *b, unsigned region)
     b->dirty_region[region] = 1;
 }
 
+/* Hold @e (an entry or a rename) for after the region's seed: 0, or -1 when out of memory
+ * (then the region is seeded again later rather than losing an event). */
+static int gateway_board__hold_event(struct gateway_board__rlist *l,
+                                     const struct gateway_board__entry *e)
+{
+    if (l->nheld == l->capheld) {
+        size_t cap = l->capheld ? l->capheld * 2 : 16;
+        struct gateway_board__entry *nv = realloc(l->held, cap * sizeof *nv);
+        if (nv == NULL) {
+            l->state = GL_NONE;
+            return -1;
+        }
+        l->held = nv;
+        l->capheld = cap;
+    }
+    l->held[l->nheld++] = *e;
+    return 0;
+}
+
+/* Rename @e's player (@e->name) in region @region's list of @b: 1 when the list changed. */
+static int gateway_board__rename(struct gateway_board *b, unsigned region,
+                                 const struct gateway_board__entry *e)
+{
+    struct gateway_board__rlist *l = &b->r[region];
+    for (unsigned i = 0; i < l->n; i++) {
+        struct gateway_board__entry *x = &l->v[i];
+        if (x->idlen != e->idlen || memcmp(x->id, e->id, x->idlen) != 0) {
+            continue;
+        }
+        if (x->has_name && x->namelen == e->namelen && memcmp(x->name, e->name, x->namelen) == 0) {
+            return 0;
+        }
+        x->has_name = 1;
+        x->namelen = e->namelen;
+        memcpy(x->name, e->name, x->namelen);
+        return 1;
+    }
+    return 0;
+}
+
 void gateway_board__event(struct gateway *g, unsigned region, const msgpack_object *ev)
 {
     const msgpack_object *bid = proto_map_get(ev, "board_id");
@@ -265,17 +308,7 @@ void gateway_board__event(struct gateway *g, unsigned region, const msgpack_obje
         return;
     }
     if (l->state == GL_SEEDING) {
-        if (l->nheld == l->capheld) {
-            size_t cap = l->capheld ? l->capheld * 2 : 16;
-            struct gateway_board__entry *nv = realloc(l->held, cap * sizeof *nv);
-            if (nv == NULL) {
-                l->state = GL_NONE; /* re-seed later rather than lose an event */
-                return;
-            }
-            l->held = nv;
-            l->capheld = cap;
-        }
-        l->held[l->nheld++] = e;
+        (void)gateway_board__hold_event(l, &e);
         return;
     }
     if (l->state == GL_READY && gateway_board__rlist_apply(b, region, &e)) {
@@ -288,30 +321,31 @@ void gateway_board__player(struct gateway *g, unsigned region, const msgpack_obj
     const msgpack_object *pid = proto_map_get(ev, "player_id");
     struct gateway_board__entry e;
     int n = gateway_board__bytes(proto_map_get(ev, "name"), e.name, sizeof e.name);
-    if (pid == NULL || pid->type != MSGPACK_OBJECT_STR || n < 0) {
+    if (pid == NULL || pid->type != MSGPACK_OBJECT_STR || pid->via.str.size == 0 ||
+        pid->via.str.size > VALID_ID_MAX || n < 0) {
         return;
     }
+    memset(&e, 0, offsetof(struct gateway_board__entry, name)); /* the key: unused */
+    e.rename = 1;
+    e.has_name = 1;
+    e.namelen = (uint16_t)n;
+    e.idlen = (uint8_t)pid->via.str.size;
+    memcpy(e.id, pid->via.str.ptr, e.idlen);
+    e.id[e.idlen] = '\0';
     /* The player's entries are in its region's lists only. O(boards x kept entries) a rename,
-     * which is rare next to scores. */
+     * which is rare next to scores. A list being seeded holds it like a score, so the events
+     * replayed on the seed's page keep the log's order (a late score event of the old name
+     * cannot undo the rename); a list not seeded gets the name from its seed. */
     size_t pos = 0;
     struct strmap_slot *sl;
     while ((sl = strmap_next(&g->boards, &pos)) != NULL) {
         struct gateway_board *b = sl->val;
         struct gateway_board__rlist *l = &b->r[region];
-        for (unsigned i = 0; i < l->n; i++) {
-            struct gateway_board__entry *x = &l->v[i];
-            if (x->idlen != pid->via.str.size || memcmp(x->id, pid->via.str.ptr, x->idlen) != 0) {
-                continue;
-            }
-            if (!x->has_name || x->namelen != (unsigned)n || memcmp(x->name, e.name, x->namelen)) {
-                x->has_name = 1;
-                x->namelen = (uint16_t)n;
-                memcpy(x->name, e.name, x->namelen);
-                gateway_board__dirty(b, region);
-            }
-            break;
+        if (l->state == GL_SEEDING) {
+            (void)gateway_board__hold_event(l, &e);
+        } else if (l->state == GL_READY && gateway_board__rename(b, region, &e)) {
+            gateway_board__dirty(b, region);
         }
-        /* Held events predate the rename: a seed's page or a later event brings the name. */
     }
 }
 
@@ -378,7 +412,11 @@ static void gateway_board__seeded(void *data, int code, const msgpack_object *pa
     l->complete = (uint64_t)total <= l->n;
     l->state = GL_READY;
     for (size_t i = 0; i < l->nheld; i++) {
-        gateway_board__rlist_apply(b, r, &l->held[i]);
+        if (l->held[i].rename) {
+            gateway_board__rename(b, r, &l->held[i]);
+        } else {
+            gateway_board__rlist_apply(b, r, &l->held[i]);
+        }
     }
     l->nheld = 0;
     gateway_board__dirty(b, r);
