@@ -3,10 +3,10 @@
  *
  * Streams. Each region has one follower (evstream.h) that starts from the present, so a
  * router does not replay the past to its clients. Its events go to their player topics and,
- * for `score.updated`, to the board tops; a resync (the log no longer held the follower's
- * next index) re-seeds that region's boards, whose lists may have missed updates. A client's
- * resume is a bounded evstream of its own, a replay: from the client's index up to where the
- * follower stood when the client subscribed. Live events after that come through the
+ * for `score.updated` and `player.updated` (a new name), to the board tops; a resync (the log no
+ * longer held the follower's next index) re-seeds that region's boards, whose lists may have missed
+ * updates. A client's resume is a bounded evstream of its own, a replay: from the client's index up
+ * to where the follower stood when the client subscribed. Live events after that come through the
  * subscriptions, so each event reaches the client once.
  *
  * Fan-out. Topics live in one map, each with the array of its clients; a client holds the
@@ -196,6 +196,9 @@ static void gateway__dispatch(struct gateway *g, unsigned region, const msgpack_
     if (type && type->type == MSGPACK_OBJECT_STR && type->via.str.size == 13 &&
         memcmp(type->via.str.ptr, "score.updated", 13) == 0) {
         gateway_board__event(g, region, ev);
+    } else if (type && type->type == MSGPACK_OBJECT_STR && type->via.str.size == 14 &&
+               memcmp(type->via.str.ptr, "player.updated", 14) == 0) {
+        gateway_board__player(g, region, ev);
     }
 }
 

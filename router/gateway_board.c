@@ -14,8 +14,18 @@
  *
  * The global top is the merge of the regions' lists. Every GATEWAY_BOARD__FLUSH_MS the tops
  * of changed boards are compared with what was last sent and a `leaderboard.changed` goes out
- * only when they differ: coalesced to one per board and scope per tick. */
+ * only when they differ: coalesced to one per board and scope per tick. Each scope goes by its
+ * own regions: a region's top is sent once that region is seeded and then when that region's
+ * list changed, never because another region moved; the global top needs them all.
+ *
+ * Entries carry the name and metadata the seed's page or the event brought (API.md's board
+ * entry), and a `player.updated` renames the player's kept entries; a difference in either
+ * is a change of the top. A newcomer gets the top the scope's subscribers hold, unless an
+ * event moved the lists since it was sent: then the scope's next flush is forced, and brings
+ * the current top to every subscriber, the newcomer included, rather than greeting it with a
+ * top that misses a write it may just have made. */
 #include <jansson.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,12 +43,20 @@
 #define GATEWAY_BOARD__KEEP 32 /* entries kept per region: the top plus slack before a re-seed */
 #define GATEWAY_BOARD__SEED_RETRY_MS 1000
 
+/* One entry as a board shows it (API.md): the key, and the name and metadata the seed's page
+ * or the score.updated event carried, so a top is sent without asking the region. */
 struct gateway_board__entry {
     int64_t a, b, t; /* the rank key (docs/ordering.md): order-adjusted score, subscore, time */
     int64_t score, subscore;
     uint8_t idlen;
     uint8_t region;
+    uint8_t has_name; /* 0: an event of an older shard, without one */
+    uint8_t rename;   /* a held player.updated: only the id and the name mean anything */
+    uint16_t namelen;
+    uint16_t metalen; /* 0: no metadata (null) */
     char id[VALID_ID_MAX + 1];
+    char name[VALID_NAME_MAX * 4]; /* UTF-8 */
+    char meta[VALID_METADATA_MAX]; /* compact JSON text, as stored */
 };
 
 enum gateway_board__lstate { GL_NONE, GL_SEEDING, GL_READY };
@@ -56,6 +74,7 @@ struct gateway_board__rlist {
 struct gateway_board__top {
     struct gateway_board__entry v[GATEWAY_BOARD__TOP];
     unsigned n;
+    int sent; /* sent once: what every subscriber of the scope holds */
 };
 
 struct gateway_board {
@@ -66,8 +85,7 @@ struct gateway_board {
     int desc;
     int order_known, order_asking;
     uint64_t retry_at;
-    int dirty;
-    int flushed; /* the tops below were sent once: what every subscriber holds */
+    int dirty; /* some scope has something to send (or wait for) */
     uint64_t flushed_at;
     struct gateway_board__top sent_global;
     struct gateway_board__top *sent_region; /* [nregions] */
@@ -110,7 +128,43 @@ static int gateway_board__key_cmp(const struct gateway_board__entry *x,
     return rankkey_cmp(&kx, x->id, &ky, y->id);
 }
 
-/* An entry from a top page's entry or a score.updated event (same field names). */
+/* 1 when @x and @y show the same: key, name and metadata. */
+static int gateway_board__entry_same(const struct gateway_board__entry *x,
+                                     const struct gateway_board__entry *y)
+{
+    return gateway_board__key_cmp(x, y) == 0 && x->has_name == y->has_name &&
+           x->namelen == y->namelen && memcmp(x->name, y->name, x->namelen) == 0 &&
+           x->metalen == y->metalen && memcmp(x->meta, y->meta, x->metalen) == 0;
+}
+
+/* The bytes of string or bin @o into @buf (@cap bytes): the length, or -1 for another type or
+ * a longer value. */
+static int gateway_board__bytes(const msgpack_object *o, char *buf, size_t cap)
+{
+    const char *p;
+    size_t n;
+    if (o == NULL) {
+        return -1;
+    }
+    if (o->type == MSGPACK_OBJECT_STR) {
+        p = o->via.str.ptr;
+        n = o->via.str.size;
+    } else if (o->type == MSGPACK_OBJECT_BIN) {
+        p = o->via.bin.ptr;
+        n = o->via.bin.size;
+    } else {
+        return -1;
+    }
+    if (n > cap) {
+        return -1;
+    }
+    memcpy(buf, p, n);
+    return (int)n;
+}
+
+/* An entry from a top page's entry or a score.updated event (same field names). A name or
+ * metadata that is missing or malformed leaves the entry without it rather than dropping the
+ * key: the order is what the tops must not lose. */
 static int gateway_board__entry_of(const msgpack_object *o, int desc, unsigned region,
                                    struct gateway_board__entry *e)
 {
@@ -118,6 +172,16 @@ static int gateway_board__entry_of(const msgpack_object *o, int desc, unsigned r
     if (router__entry_key(o, desc, &re) != 0) {
         return -1;
     }
+    int n = gateway_board__bytes(proto_map_get(o, "name"), e->name, sizeof e->name);
+    e->has_name = n >= 0;
+    e->namelen = (uint16_t)(n >= 0 ? n : 0);
+    const msgpack_object *meta = proto_map_get(o, "metadata");
+    /* BIN holds the stored JSON text (shard/query.c); nil is none. */
+    n = meta && meta->type == MSGPACK_OBJECT_BIN
+            ? gateway_board__bytes(meta, e->meta, sizeof e->meta)
+            : -1;
+    e->metalen = (uint16_t)(n >= 0 ? n : 0);
+    e->rename = 0;
     e->a = re.key.a;
     e->b = re.key.b;
     e->t = re.key.t;
@@ -133,15 +197,25 @@ static int gateway_board__entry_of(const msgpack_object *o, int desc, unsigned r
 
 /* Apply one stored entry to a region's list: 1 when the list changed. */
 static int gateway_board__rlist_apply(struct gateway_board *b, unsigned region,
-                                      const struct gateway_board__entry *e)
+                                      const struct gateway_board__entry *in)
 {
     struct gateway_board__rlist *l = &b->r[region];
+    struct gateway_board__entry ne;
+    const struct gateway_board__entry *e = in;
     int found = -1, changed = 0;
     for (unsigned i = 0; i < l->n; i++) {
         if (l->v[i].idlen == e->idlen && memcmp(l->v[i].id, e->id, e->idlen) == 0) {
             found = (int)i;
             break;
         }
+    }
+    if (found >= 0 && !in->has_name && l->v[found].has_name) {
+        /* An event without a name (an older shard's): the player's name is the one we hold. */
+        ne = *in;
+        ne.has_name = 1;
+        ne.namelen = l->v[found].namelen;
+        memcpy(ne.name, l->v[found].name, ne.namelen);
+        e = &ne;
     }
     if (found >= 0) {
         memmove(&l->v[found], &l->v[found + 1], (l->n - (unsigned)found - 1) * sizeof l->v[0]);
@@ -175,6 +249,46 @@ static void gateway_board__dirty(struct gateway_board *b, unsigned region)
     b->dirty_region[region] = 1;
 }
 
+/* Hold @e (an entry or a rename) for after the region's seed: 0, or -1 when out of memory
+ * (then the region is seeded again later rather than losing an event). */
+static int gateway_board__hold_event(struct gateway_board__rlist *l,
+                                     const struct gateway_board__entry *e)
+{
+    if (l->nheld == l->capheld) {
+        size_t cap = l->capheld ? l->capheld * 2 : 16;
+        struct gateway_board__entry *nv = realloc(l->held, cap * sizeof *nv);
+        if (nv == NULL) {
+            l->state = GL_NONE;
+            return -1;
+        }
+        l->held = nv;
+        l->capheld = cap;
+    }
+    l->held[l->nheld++] = *e;
+    return 0;
+}
+
+/* Rename @e's player (@e->name) in region @region's list of @b: 1 when the list changed. */
+static int gateway_board__rename(struct gateway_board *b, unsigned region,
+                                 const struct gateway_board__entry *e)
+{
+    struct gateway_board__rlist *l = &b->r[region];
+    for (unsigned i = 0; i < l->n; i++) {
+        struct gateway_board__entry *x = &l->v[i];
+        if (x->idlen != e->idlen || memcmp(x->id, e->id, x->idlen) != 0) {
+            continue;
+        }
+        if (x->has_name && x->namelen == e->namelen && memcmp(x->name, e->name, x->namelen) == 0) {
+            return 0;
+        }
+        x->has_name = 1;
+        x->namelen = e->namelen;
+        memcpy(x->name, e->name, x->namelen);
+        return 1;
+    }
+    return 0;
+}
+
 void gateway_board__event(struct gateway *g, unsigned region, const msgpack_object *ev)
 {
     const msgpack_object *bid = proto_map_get(ev, "board_id");
@@ -194,21 +308,44 @@ void gateway_board__event(struct gateway *g, unsigned region, const msgpack_obje
         return;
     }
     if (l->state == GL_SEEDING) {
-        if (l->nheld == l->capheld) {
-            size_t cap = l->capheld ? l->capheld * 2 : 16;
-            struct gateway_board__entry *nv = realloc(l->held, cap * sizeof *nv);
-            if (nv == NULL) {
-                l->state = GL_NONE; /* re-seed later rather than lose an event */
-                return;
-            }
-            l->held = nv;
-            l->capheld = cap;
-        }
-        l->held[l->nheld++] = e;
+        (void)gateway_board__hold_event(l, &e);
         return;
     }
     if (l->state == GL_READY && gateway_board__rlist_apply(b, region, &e)) {
         gateway_board__dirty(b, region);
+    }
+}
+
+void gateway_board__player(struct gateway *g, unsigned region, const msgpack_object *ev)
+{
+    const msgpack_object *pid = proto_map_get(ev, "player_id");
+    struct gateway_board__entry e;
+    int n = gateway_board__bytes(proto_map_get(ev, "name"), e.name, sizeof e.name);
+    if (pid == NULL || pid->type != MSGPACK_OBJECT_STR || pid->via.str.size == 0 ||
+        pid->via.str.size > VALID_ID_MAX || n < 0) {
+        return;
+    }
+    memset(&e, 0, offsetof(struct gateway_board__entry, name)); /* the key: unused */
+    e.rename = 1;
+    e.has_name = 1;
+    e.namelen = (uint16_t)n;
+    e.idlen = (uint8_t)pid->via.str.size;
+    memcpy(e.id, pid->via.str.ptr, e.idlen);
+    e.id[e.idlen] = '\0';
+    /* The player's entries are in its region's lists only. O(boards x kept entries) a rename,
+     * which is rare next to scores. A list being seeded holds it like a score, so the events
+     * replayed on the seed's page keep the log's order (a late score event of the old name
+     * cannot undo the rename); a list not seeded gets the name from its seed. */
+    size_t pos = 0;
+    struct strmap_slot *sl;
+    while ((sl = strmap_next(&g->boards, &pos)) != NULL) {
+        struct gateway_board *b = sl->val;
+        struct gateway_board__rlist *l = &b->r[region];
+        if (l->state == GL_SEEDING) {
+            (void)gateway_board__hold_event(l, &e);
+        } else if (l->state == GL_READY && gateway_board__rename(b, region, &e)) {
+            gateway_board__dirty(b, region);
+        }
     }
 }
 
@@ -275,7 +412,11 @@ static void gateway_board__seeded(void *data, int code, const msgpack_object *pa
     l->complete = (uint64_t)total <= l->n;
     l->state = GL_READY;
     for (size_t i = 0; i < l->nheld; i++) {
-        gateway_board__rlist_apply(b, r, &l->held[i]);
+        if (l->held[i].rename) {
+            gateway_board__rename(b, r, &l->held[i]);
+        } else {
+            gateway_board__rlist_apply(b, r, &l->held[i]);
+        }
     }
     l->nheld = 0;
     gateway_board__dirty(b, r);
@@ -378,6 +519,7 @@ static void gateway_board__merge(const struct gateway_board *b, int only,
 {
     unsigned at[ROUTER_MAX_REGIONS] = {0};
     out->n = 0;
+    out->sent = 0;
     while (out->n < GATEWAY_BOARD__TOP) {
         int best = -1;
         for (unsigned i = 0; i < b->g->nregions; i++) {
@@ -403,7 +545,7 @@ static int gateway_board__top_same(const struct gateway_board__top *x,
         return 0;
     }
     for (unsigned i = 0; i < x->n; i++) {
-        if (gateway_board__key_cmp(&x->v[i], &y->v[i]) != 0) {
+        if (!gateway_board__entry_same(&x->v[i], &y->v[i])) {
             return 0;
         }
     }
@@ -433,11 +575,15 @@ static void gateway_board__send_top(struct gateway_board *b, int scope,
         char at[40];
         const struct gateway_board__entry *e = &top->v[i];
         timefmt_rfc3339(e->t, at);
+        /* API.md's board entry, field for field; the metadata is the stored JSON text. */
+        json_t *jname = e->has_name ? json_stringn(e->name, e->namelen) : json_null();
+        json_t *meta = e->metalen ? json_loadb(e->meta, e->metalen, JSON_DECODE_ANY, NULL) : NULL;
         json_array_append_new(
-            arr,
-            json_pack("{s:I,s:s#,s:I,s:I,s:s,s:s}", "rank", (json_int_t)(i + 1), "player_id", e->id,
-                      (int)e->idlen, "score", (json_int_t)e->score, "subscore",
-                      (json_int_t)e->subscore, "updated_at", at, "region", g->region[e->region]));
+            arr, json_pack("{s:I,s:s#,s:o,s:s,s:I,s:I,s:o,s:s}", "rank", (json_int_t)(i + 1),
+                           "player_id", e->id, (int)e->idlen, "name", jname ? jname : json_null(),
+                           "region", g->region[e->region], "score", (json_int_t)e->score,
+                           "subscore", (json_int_t)e->subscore, "metadata",
+                           meta ? meta : json_null(), "updated_at", at));
     }
     json_t *j = arr ? json_pack("{s:s,s:s,s:s,s:o}", "type", "leaderboard.changed", "board_id",
                                 b->id, "scope", sc, "top", arr)
@@ -454,42 +600,82 @@ static void gateway_board__send_top(struct gateway_board *b, int scope,
     }
 }
 
-/* Send what changed in @b's tops since the last flush. */
+/* Send @top to @b's @scope when it is the scope's first or differs from what was sent. */
+static void gateway_board__offer(struct gateway_board *b, int scope, struct gateway_board__top *top)
+{
+    struct gateway_board__top *sent = scope < 0 ? &b->sent_global : &b->sent_region[scope];
+    if (!sent->sent || !gateway_board__top_same(top, sent)) {
+        *sent = *top;
+        sent->sent = 1;
+        gateway_board__send_top(b, scope, sent, NULL);
+    }
+}
+
+/* Send what changed in @b's tops since the last flush. Each scope goes by what it needs: a
+ * region's top by that region's list alone, so it is sent once that region is seeded (its
+ * first, which even an empty list makes) and then only when it changed, whatever the other
+ * regions do; the global top needs every region seeded. */
 static void gateway_board__flush(struct gateway_board *b)
 {
     struct gateway *g = b->g;
     struct gateway_board__top top;
+    int all = 1, waiting = 0;
     for (unsigned i = 0; i < g->nregions; i++) {
         if (b->r[i].state != GL_READY) {
-            return; /* a global top needs every region: wait for the seeds */
+            all = 0;
+            waiting |= b->dirty_region[i] || !b->sent_region[i].sent;
+            continue;
+        }
+        if (b->sent_region[i].sent && !b->dirty_region[i]) {
+            continue;
+        }
+        b->dirty_region[i] = 0;
+        gateway_board__merge(b, (int)i, &top);
+        gateway_board__offer(b, (int)i, &top);
+    }
+    if (all) {
+        gateway_board__merge(b, -1, &top);
+        gateway_board__offer(b, -1, &top);
+    }
+    b->dirty = waiting || !all;
+}
+
+/* 1 when @b's @scope can be computed: its region seeded (every region for the global top). */
+static int gateway_board__scope_ready(const struct gateway_board *b, int scope)
+{
+    for (unsigned i = 0; i < b->g->nregions; i++) {
+        if ((scope < 0 || (int)i == scope) && b->r[i].state != GL_READY) {
+            return 0;
         }
     }
-    /* The first flush sends even an empty top: the subscribers so far got none. */
-    gateway_board__merge(b, -1, &top);
-    if (!b->flushed || !gateway_board__top_same(&top, &b->sent_global)) {
-        b->sent_global = top;
-        gateway_board__send_top(b, -1, &top, NULL);
-    }
-    for (unsigned i = 0; i < g->nregions; i++) {
-        if (!b->flushed || b->dirty_region[i]) {
-            b->dirty_region[i] = 0;
-            gateway_board__merge(b, (int)i, &top);
-            if (!b->flushed || !gateway_board__top_same(&top, &b->sent_region[i])) {
-                b->sent_region[i] = top;
-                gateway_board__send_top(b, (int)i, &top, NULL);
-            }
-        }
-    }
-    b->dirty = 0;
-    b->flushed = 1;
+    return 1;
 }
 
 void gateway_board__greet(struct gateway_board *b, int scope, struct gateway_client *cl)
 {
-    if (b->flushed) {
-        /* The others hold the top already sent: the newcomer gets the same, alone. */
-        gateway_board__send_top(b, scope, scope < 0 ? &b->sent_global : &b->sent_region[scope], cl);
+    struct gateway_board__top *sent = scope < 0 ? &b->sent_global : &b->sent_region[scope];
+    struct gateway_board__top now;
+    if (!sent->sent) {
+        return; /* the scope's first top is on its way to every subscriber, this one included */
     }
+    if (gateway_board__scope_ready(b, scope)) {
+        gateway_board__merge(b, scope, &now);
+        if (!gateway_board__top_same(&now, sent)) {
+            /* The lists moved since the last flush (an event came in since): the top the others
+             * hold is stale, and the newcomer would get it right after a write it may have
+             * waited for. The next flush sends the new top to the whole scope, the newcomer
+             * included; forcing it (as a scope's first) means it goes even if the lists
+             * come back to the old top by then, so the newcomer is greeted once either way. */
+            sent->sent = 0;
+            b->dirty = 1;
+            if (scope >= 0) {
+                b->dirty_region[scope] = 1;
+            }
+            return;
+        }
+    }
+    /* The others hold the top already sent: the newcomer gets the same, alone. */
+    gateway_board__send_top(b, scope, sent, cl);
 }
 
 void gateway_board__tick(struct gateway *g, uint64_t now)

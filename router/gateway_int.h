@@ -78,13 +78,16 @@ struct gateway_board *gateway_board__hold(struct gateway *g, const char *id, siz
  * finds it gone and is dropped). */
 void gateway_board__release(struct gateway_board *b);
 
-/* A client just subscribed to @b's @scope (-1 global, else a region): once the board's tops
- * have been sent, it gets the current one alone; before, the first flush sends it to every
- * subscriber. */
+/* A client just subscribed to @b's @scope (-1 global, else a region): once the scope's top has
+ * been sent and is still current, it gets it alone; otherwise the scope's next flush (the
+ * first, or one forced here) sends the current top to every subscriber, it included. */
 void gateway_board__greet(struct gateway_board *b, int scope, struct gateway_client *cl);
 
 /* A `score.updated` event @ev of region @region, into the board it names if one is kept. */
 void gateway_board__event(struct gateway *g, unsigned region, const msgpack_object *ev);
+
+/* A `player.updated` event @ev of region @region: the player's name in every kept list. */
+void gateway_board__player(struct gateway *g, unsigned region, const msgpack_object *ev);
 
 /* Region @region's stream missed events: seed that region of every board again. */
 void gateway_board__resync(struct gateway *g, unsigned region);

@@ -38,6 +38,16 @@ int apply__player(struct apply *a, struct lr_str id, struct rec_player *p)
     return 0;
 }
 
+int apply__name_copy(struct apply__name *out, struct lr_str name)
+{
+    if (name.len > sizeof out->b) {
+        return LR_ECORRUPT; /* valid_name bounds every stored name */
+    }
+    memcpy(out->b, name.p, name.len);
+    out->len = name.len;
+    return 0;
+}
+
 /* ---- results ------------------------------------------------------------------------- */
 
 void apply__reset_out(struct apply *a)
@@ -408,21 +418,35 @@ void apply__emit(struct apply *a)
     }
 }
 
+/* The score.updated event of @r, @player's entry on @bd. It carries what a board entry shows
+ * (API.md: name and metadata beside the key), so a consumer (the gateway's tops, a router's
+ * read model) can show the entry without asking the region. Both come from what the command
+ * already holds: @name is the player record the handler read (a copy: LMDB's pages die at the
+ * first write), @r->metadata the plan's. No LMDB read here, only the bytes of the event. */
 void apply__event_score(struct apply *a, const struct board *bd, struct lr_str player,
-                        const struct rec_score *r)
+                        struct lr_str name, const struct rec_score *r)
 {
     apply__reset_out(a);
-    msgpack_pack_map(PK, 8);
+    msgpack_pack_map(PK, 10);
     PK_KEY("type");
     PK_KEY("score.updated");
     PK_KEY("board_id");
     rec__pack_cstr(PK, bd->id);
     PK_KEY("player_id");
     rec__pack_str(PK, player);
+    PK_KEY("name");
+    rec__pack_str(PK, name);
     PK_KEY("score");
     msgpack_pack_int64(PK, r->score);
     PK_KEY("subscore");
     msgpack_pack_int64(PK, r->subscore);
+    PK_KEY("metadata");
+    /* As board entries carry it (shard/query.c): BIN of the stored JSON text, or nil. */
+    if (r->metadata.len) {
+        msgpack_pack_bin_with_body(PK, r->metadata.p, r->metadata.len);
+    } else {
+        msgpack_pack_nil(PK);
+    }
     PK_KEY("updated_at");
     rec__pack_time(PK, r->updated_ms);
     PK_KEY("region");

@@ -35,6 +35,13 @@ struct apply__win {
     char meta[VALID_METADATA_MAX];
 };
 
+/* A player's name copied out of its record, whose LMDB page dies at the command's first
+ * write: what a handler keeps for the events it emits after writing. */
+struct apply__name {
+    char b[VALID_NAME_MAX * 4]; /* UTF-8: at most 4 bytes a code point */
+    uint32_t len;
+};
+
 /* What a score change will do, computed before anything is written. */
 struct apply__plan {
     struct board *bd;
@@ -51,6 +58,13 @@ void apply__answer(struct apply *a, int status);
 /* Refuse the command: an error body, nothing written. Returns 0 (the command was handled). */
 int apply__fail(struct apply *a, int rv, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Copy @name into @out: 0, or LR_ECORRUPT for a stored name longer than any valid one. */
+int apply__name_copy(struct apply__name *out, struct lr_str name);
+static inline struct lr_str apply__name_str(const struct apply__name *n)
+{
+    return (struct lr_str){n->b, n->len};
+}
 
 /* apply.c: records */
 void apply__rec_begin(struct apply *a, uint32_t nfields);
@@ -75,8 +89,9 @@ uint64_t apply__plan_rank(struct apply *a, const struct apply__plan *plan, uint3
 int apply__stats_add(struct apply *a, uint32_t pid, int64_t ts, struct lr_str game, int64_t unlocks,
                      int64_t points, int64_t submissions);
 void apply__emit(struct apply *a);
+/* score.updated for @player (@name: its name, copied into the event) and its entry @r. */
 void apply__event_score(struct apply *a, const struct board *bd, struct lr_str player,
-                        const struct rec_score *r);
+                        struct lr_str name, const struct rec_score *r);
 
 /* apply_catalog.c: tournament rules on a score (0 allowed and counted, LR_EFORBIDDEN with
  * *@why, or fatal). */

@@ -7,6 +7,29 @@
 #include "apply_int.h"
 #include "mp.h"
 
+/* player.updated (docs/api.md, an internal event): a known player's name or guild changed, so
+ * a consumer that shows names (the gateway's tops, a router's read model) or groups by guild
+ * can follow without asking the region. A creation sends none: a new player is in no entry
+ * yet, and its first score.updated carries its name. */
+static void apply__event_player(struct apply *a, const struct cmd_player_put *c)
+{
+    apply__reset_out(a);
+    msgpack_pack_map(PK, 6);
+    PK_KEY("type");
+    PK_KEY("player.updated");
+    PK_KEY("player_id");
+    rec__pack_str(PK, c->player_id);
+    PK_KEY("name");
+    rec__pack_str(PK, c->name);
+    PK_KEY("guild");
+    c->guild.len ? rec__pack_str(PK, c->guild) : msgpack_pack_nil(PK);
+    PK_KEY("region");
+    rec__pack_cstr(PK, a->s->region);
+    PK_KEY("index");
+    msgpack_pack_uint64(PK, a->index);
+    apply__emit(a);
+}
+
 int apply__player_put(struct apply *a, const struct cmd_player_put *c)
 {
     struct shard *s = a->s;
@@ -32,9 +55,13 @@ int apply__player_put(struct apply *a, const struct cmd_player_put *c)
     }
     /* Copy the old guild before the put: p's strings point into the LMDB page it replaces. */
     char oldguild[VALID_ID_MAX + 1] = "";
+    int renamed = 0;
     if (!created) {
         snprintf(oldguild, sizeof oldguild, "%.*s", (int)p.guild.len, p.guild.p);
+        renamed = p.name.len != c->name.len || memcmp(p.name.p, c->name.p, c->name.len) != 0;
     }
+    int moved = !created && (strlen(oldguild) != c->guild.len ||
+                             memcmp(oldguild, c->guild.p, c->guild.len) != 0);
     p.name = c->name;
     p.region = c->region;
     p.guild = c->guild;
@@ -48,7 +75,7 @@ int apply__player_put(struct apply *a, const struct cmd_player_put *c)
             return rv;
         }
         s->next_pid++;
-    } else if (strlen(oldguild) != c->guild.len || memcmp(oldguild, c->guild.p, c->guild.len)) {
+    } else if (moved) {
         /* Guild change: move every entry of the player between guild indexes. */
         MDB_txn *txn;
         MDB_cursor *cur;
@@ -113,6 +140,9 @@ int apply__player_put(struct apply *a, const struct cmd_player_put *c)
             return rv;
         }
     }
+    if (renamed || moved) {
+        apply__event_player(a, c);
+    }
     apply__reset_out(a);
     msgpack_pack_map(PK, 5);
     PK_KEY("player_id");
@@ -145,6 +175,10 @@ int apply__score(struct apply *a, const struct cmd_score *c)
                                                 (int)c->player_id.len, c->player_id.p)
                                   : rv;
     }
+    struct apply__name name;
+    if ((rv = apply__name_copy(&name, p.name)) != 0) {
+        return rv;
+    }
     rv = apply__score_plan(a, bd, p.pid, bd->op, c->score, c->subscore, c->metadata, a->c->ts,
                            &plan);
     if (rv == LR_ERANGE) {
@@ -173,7 +207,7 @@ int apply__score(struct apply *a, const struct cmd_score *c)
     }
     const struct apply__win *x = &plan.win[0]; /* alltime when the board has it */
     if (x->changed) {
-        apply__event_score(a, bd, c->player_id, &x->now);
+        apply__event_score(a, bd, c->player_id, apply__name_str(&name), &x->now);
     }
     apply__reset_out(a);
     msgpack_pack_map(PK, 7);
@@ -213,6 +247,10 @@ int apply__unlock(struct apply *a, const struct cmd_unlock *c)
         return rv == LR_ENOTFOUND ? apply__fail(a, rv, "player %.*s not found",
                                                 (int)c->player_id.len, c->player_id.p)
                                   : rv;
+    }
+    struct apply__name pname;
+    if ((rv = apply__name_copy(&pname, p.name)) != 0) {
+        return rv;
     }
     key__init(&gk);
     key__str(&gk, c->game_id);
@@ -365,7 +403,7 @@ int apply__unlock(struct apply *a, const struct cmd_unlock *c)
         msgpack_pack_uint64(PK, a->index);
         apply__emit(a);
         if (plan.win[0].changed) {
-            apply__event_score(a, pb, c->player_id, &plan.win[0].now);
+            apply__event_score(a, pb, c->player_id, apply__name_str(&pname), &plan.win[0].now);
         }
     }
 

@@ -17,6 +17,11 @@ reads them through a pipe and asserts.
   collect URL SECONDS STOP TOPIC...      every event until one for player STOP arrives (or
                                          SECONDS), then 1 s more to catch repeats; then one
                                          line per event and {"done": n, "stopped": bool}
+  tops URL SECONDS N PLAYER TOPIC...     N clients, client k on TOPIC[k % len], subscribing
+                                         all at once: after {"ready"}, each reads until a
+                                         leaderboard.changed whose top holds PLAYER (or
+                                         SECONDS); then per topic how many saw it, the entry
+                                         seen and the tops before it
   limits URL                             against a router with --ws-max-per-ip 2 and
                                          --ws-max-conns 3: which connections from 127.0.0.1,
                                          .2 and .3 open or get which status
@@ -163,6 +168,43 @@ async def many(url, seconds, n, topic):
     await asyncio.gather(*[ws.close() for ws in clients])
 
 
+async def tops(url, seconds, n, player, topics):
+    async def one(k):
+        ws = await websockets.connect(url, max_size=1 << 20)
+        await subscribe(ws, [topics[k % len(topics)]])
+        return ws
+    # All at once (one wave): the board's seed races the subscriptions and the first score.
+    clients = await asyncio.gather(*[one(k) for k in range(n)])
+    out({"ready": True, "clients": len(clients)})
+    end = time.monotonic() + seconds
+
+    async def until_seen(ws):
+        before = []
+        while True:
+            try:
+                m = json.loads(await asyncio.wait_for(ws.recv(), max(0.01, end - time.monotonic())))
+            except asyncio.TimeoutError:
+                return None, before
+            if m.get("type") != "leaderboard.changed":
+                continue
+            for e in m["top"]:
+                if e.get("player_id") == player:
+                    return e, before
+            before.append(m["top"])
+    seen = await asyncio.gather(*[until_seen(ws) for ws in clients])
+    report = {t: {"clients": 0, "saw": 0, "entry": None, "before": []} for t in topics}
+    for k, (e, before) in enumerate(seen):
+        r = report[topics[k % len(topics)]]
+        r["clients"] += 1
+        if e is not None:
+            r["saw"] += 1
+            r["entry"] = e
+        elif not r["before"]:
+            r["before"] = before
+    out(report)
+    await asyncio.gather(*[ws.close() for ws in clients])
+
+
 async def get(url, path):
     async with websockets.connect(url) as ws:
         out({"ready": True})
@@ -302,6 +344,8 @@ def main(argv):
         asyncio.run(slow(url, float(argv[3]), int(argv[4]), argv[5]))
     elif sc == "many":
         asyncio.run(many(url, float(argv[3]), int(argv[4]), argv[5]))
+    elif sc == "tops":
+        asyncio.run(tops(url, float(argv[3]), int(argv[4]), argv[5], argv[6:]))
     elif sc == "get":
         asyncio.run(get(url, argv[3]))
     elif sc == "collect":

@@ -95,6 +95,68 @@ static void player_put_creates_then_updates(void **state)
     assert_true(before != 0);
 }
 
+/* score.updated carries the entry as a board shows it (the player's name at apply time and
+ * the stored metadata, BIN as in top pages); a known player's new name or guild emits
+ * player.updated, a creation or an unchanged put none. */
+static void events_carry_names_and_player_updates(void **state)
+{
+    struct fixture *f = *state;
+    char buf[64];
+    fx_catalog(f);
+    assert_int_equal(fx_do(f, ts_board(T0, "arena", CMD_ORDER_DESC, CMD_OP_SET, 1, 0))->status,
+                     201);
+    struct cmd c = ts_score(T0 + 1, "arena", "ann", 7, 1, "");
+    c.u.score.metadata = ts_s("{\"car\":\"red\"}");
+    assert_int_equal(fx_do(f, c)->status, 200);
+    assert_int_equal(f->out.nev, 1);
+    const msgpack_object *ev = &f->out.ev[0].data;
+    assert_int_equal(ev->via.map.size, 10);
+    assert_string_equal(ts_str(ev, "type", buf, sizeof buf), "score.updated");
+    assert_string_equal(ts_str(ev, "name", buf, sizeof buf), "ann");
+    const msgpack_object *meta = ts_get(ev, "metadata");
+    assert_non_null(meta);
+    assert_int_equal(meta->type, MSGPACK_OBJECT_BIN);
+    assert_int_equal(meta->via.bin.size, 13);
+    assert_memory_equal(meta->via.bin.ptr, "{\"car\":\"red\"}", 13);
+    assert_int_equal(ts_i64(ev, "index"), (int64_t)f->index);
+
+    /* Unlock points: their board has no metadata. */
+    assert_int_equal(fx_do(f, ts_unlock(T0 + 2, "bob", "g", "first", 0, ""))->status, 200);
+    assert_int_equal(f->out.nev, 2);
+    assert_string_equal(ts_str(&f->out.ev[1].data, "name", buf, sizeof buf), "bob");
+    assert_true(ts_is_nil(&f->out.ev[1].data, "metadata"));
+
+    /* The same put again: nothing changed, nothing emitted. */
+    assert_int_equal(fx_do(f, ts_player(T0 + 3, "ann", "eu", "red"))->status, 200);
+    assert_int_equal(f->out.nev, 0);
+    c = ts_player(T0 + 4, "ann", "eu", "red");
+    c.u.player_put.name = ts_s("Ann \xc3\x89");
+    assert_int_equal(fx_do(f, c)->status, 200);
+    assert_int_equal(f->out.nev, 1);
+    ev = &f->out.ev[0].data;
+    assert_int_equal(ev->via.map.size, 6);
+    assert_string_equal(ts_str(ev, "type", buf, sizeof buf), "player.updated");
+    assert_string_equal(ts_str(ev, "player_id", buf, sizeof buf), "ann");
+    assert_string_equal(ts_str(ev, "name", buf, sizeof buf), "Ann \xc3\x89");
+    assert_string_equal(ts_str(ev, "guild", buf, sizeof buf), "red");
+    assert_string_equal(ts_str(ev, "region", buf, sizeof buf), "eu");
+    assert_int_equal(ts_i64(ev, "index"), (int64_t)f->index);
+    /* A guild move alone, to none. */
+    c.ts = T0 + 5;
+    c.u.player_put.guild = ts_s("");
+    assert_int_equal(fx_do(f, c)->status, 200);
+    assert_int_equal(f->out.nev, 1);
+    assert_true(ts_is_nil(&f->out.ev[0].data, "guild"));
+    /* The next score shows the new name. */
+    assert_int_equal(fx_do(f, ts_score(T0 + 6, "arena", "ann", 8, 1, ""))->status, 200);
+    assert_int_equal(f->out.nev, 1);
+    assert_string_equal(ts_str(&f->out.ev[0].data, "name", buf, sizeof buf), "Ann \xc3\x89");
+    assert_true(ts_is_nil(&f->out.ev[0].data, "metadata"));
+    /* A creation emits nothing. */
+    assert_int_equal(fx_do(f, ts_player(T0 + 7, "cid", "eu", "red"))->status, 201);
+    assert_int_equal(f->out.nev, 0);
+}
+
 /* Unlocking awards points once, onto points.<game>, and a second unlock awards nothing. */
 static void unlock_awards_points_once(void **state)
 {
@@ -634,6 +696,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(player_put_creates_then_updates),
+        T(events_carry_names_and_player_updates),
         T(unlock_awards_points_once),
         T(unlock_incremental_steps),
         T(unlock_unknown_things_404),

@@ -1,10 +1,12 @@
 /* tests/integration/test_ws.c — GET /v1/ws on a real `laurel router` over two regions (eu:
  * three real replicas, na: one), with real WebSocket clients (tests/ws_client.py,
- * python3-websockets): events of committed writes, board tops, a slow consumer among fast
- * ones, a thousand clients, bad frames, reads over the socket, a resume after a reconnect,
- * the WebSocket counters of /metrics, the connection limits and the ping timeout (each on a
- * router of its own), and the event stream moving to another replica when the one it
- * follows dies or stops while writes go on.
+ * python3-websockets): events of committed writes, board tops (each region's topic by its
+ * own region, the first score on a new board under a hundred subscribers, here and on a
+ * `laurel dev` cluster, names and renames in the entries), a slow consumer among fast ones, a
+ * thousand clients, bad frames, reads over the socket, a resume after a reconnect, the WebSocket
+ * counters of /metrics, the connection limits and the ping timeout (each on a router of its own),
+ * and the event stream moving to another replica when the one it follows dies or stops while writes
+ * go on.
  *
  * One binary, two files (test_ws_int.h): this one holds the fixture, the helpers, the
  * scenarios and main; test_ws_writer.c the writer thread the failover scenario runs. */
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "tests/lib/cluster.h"
+#include "tests/lib/tdev.h"
 #include "tests/lib/httpc.h"
 #include "tests/lib/testlib.h"
 #include "test_ws_int.h"
@@ -114,11 +117,12 @@ static long long metric_at_least(const char *http, const char *key, long long mi
     return v;
 }
 
-static int req(const char *method, const char *path, const char *auth, const char *body)
+static int req_at(const char *http, const char *method, const char *path, const char *auth,
+                  const char *body)
 {
     struct httpc_resp r;
     for (int i = 0; i < 50; i++) {
-        if (httpc_do(fx->http, method, path, auth, body, &r) == 0) {
+        if (httpc_do(http, method, path, auth, body, &r) == 0) {
             int s = r.status;
             httpc_free(&r);
             return s;
@@ -127,6 +131,11 @@ static int req(const char *method, const char *path, const char *auth, const cha
     }
     fail_msg("%s %s: no answer", method, path);
     return -1;
+}
+
+static int req(const char *method, const char *path, const char *auth, const char *body)
+{
+    return req_at(fx->http, method, path, auth, body);
 }
 
 /* A score for @player on @board with a fresh idempotency key. */
@@ -295,6 +304,250 @@ static void board_top_pushed(void **state)
     pclose(f);
     assert_true(global_ok);
     assert_true(region_ok);
+}
+
+/* A score of @value for @player on @board with metadata @meta (JSON text), at router @http. */
+static int score_meta(const char *http, const char *auth, const char *board, const char *player,
+                      long long value, const char *meta)
+{
+    char path[128], body[512];
+    snprintf(path, sizeof path, "/v1/boards/%s/scores", board);
+    snprintf(body, sizeof body,
+             "{\"player_id\":\"%s\",\"score\":%lld,\"metadata\":%s,"
+             "\"idempotency_key\":\"key-%06u\"}",
+             player, value, meta, ++fx->keys);
+    return req_at(http, "POST", path, auth, body);
+}
+
+/* A new board @id (desc, best, alltime) at router @http. */
+static void board_new_at(const char *http, const char *admin, const char *id)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/v1/boards/%s", id);
+    assert_int_equal(req_at(http, "PUT", path, admin,
+                            "{\"order\":\"desc\",\"operator\":\"best\",\"windows\":[\"alltime\"]}"),
+                     201);
+}
+
+/* The next leaderboard.changed of @f (NULL at the end of the stream). */
+static json_t *next_top(FILE *f)
+{
+    json_t *m;
+    while ((m = line(f)) != NULL && json_object_get(m, "done") == NULL) {
+        if (str(m, "type") && strcmp(str(m, "type"), "leaderboard.changed") == 0) {
+            return m;
+        }
+        json_decref(m);
+    }
+    json_decref(m);
+    return NULL;
+}
+
+/* A region topic carries its own region's changes only: a subscriber of both board:iso and
+ * board:iso:region:na gets each scope's current top once, then an eu score changes the global
+ * top and sends nothing to region:na; the next region:na message is na's own score. */
+static void region_topic_ignores_other_regions(void **state)
+{
+    (void)state;
+    char args[256];
+    board_new_at(fx->http, ADMIN, "iso");
+    snprintf(args, sizeof args, "listen %s 5 50 board:iso board:iso:region:na", fx->url);
+    FILE *f = client(args);
+    ready(f);
+    int greeted_global = 0, greeted_na = 0;
+    while (!greeted_global || !greeted_na) {
+        json_t *m = next_top(f);
+        assert_non_null(m);
+        assert_int_equal(json_array_size(json_object_get(m, "top")), 0);
+        if (strcmp(str(m, "scope"), "global") == 0) {
+            assert_false(greeted_global);
+            greeted_global = 1;
+        } else {
+            assert_string_equal(str(m, "scope"), "region:na");
+            assert_false(greeted_na);
+            greeted_na = 1;
+        }
+        json_decref(m);
+    }
+    assert_int_equal(score("iso", "ann", 50), 200); /* eu */
+    json_t *m = next_top(f);
+    assert_non_null(m);
+    if (strcmp(str(m, "scope"), "global") != 0) {
+        fail_msg("after an eu score, a %s top came first", str(m, "scope"));
+    }
+    assert_string_equal(str(json_array_get(json_object_get(m, "top"), 0), "player_id"), "ann");
+    json_decref(m);
+    assert_int_equal(score("iso", "bob", 10), 200); /* na */
+    int na_ok = 0;
+    while (!na_ok && (m = next_top(f)) != NULL) {
+        json_t *top = json_object_get(m, "top");
+        if (strcmp(str(m, "scope"), "region:na") == 0) {
+            /* Anything else here was sent for the eu score. */
+            assert_int_equal(json_array_size(top), 1);
+            assert_string_equal(str(json_array_get(top, 0), "player_id"), "bob");
+            assert_string_equal(str(json_array_get(top, 0), "region"), "na");
+            na_ok = 1;
+        } else {
+            assert_int_equal(json_array_size(top), 2);
+        }
+        json_decref(m);
+    }
+    assert_true(na_ok);
+    pclose(f);
+}
+
+/* A rename reaches the player's topic as player.updated (API.md's player fields, index) and
+ * the board tops holding the player (the name in their entries); the player's score.updated
+ * carries its name and metadata too. */
+static void rename_reaches_player_and_tops(void **state)
+{
+    (void)state;
+    char args[256];
+    board_new_at(fx->http, ADMIN, "ren");
+    assert_int_equal(req("PUT", "/v1/players/hal", API, "{\"name\":\"hal\",\"region\":\"eu\"}"),
+                     201);
+    snprintf(args, sizeof args, "listen %s 4 50 player:hal board:ren", fx->url);
+    FILE *f = client(args);
+    ready(f);
+    assert_int_equal(score_meta(fx->http, API, "ren", "hal", 9, "{\"lap\":3}"), 200);
+    int scored = 0, topped = 0;
+    json_t *m;
+    while ((!scored || !topped) && (m = line(f)) != NULL && json_object_get(m, "done") == NULL) {
+        if (strcmp(str(m, "type"), "score.updated") == 0) {
+            assert_string_equal(str(m, "name"), "hal");
+            assert_int_equal(
+                json_integer_value(json_object_get(json_object_get(m, "metadata"), "lap")), 3);
+            scored = 1;
+        } else if (json_array_size(json_object_get(m, "top")) == 1) {
+            json_t *e = json_array_get(json_object_get(m, "top"), 0);
+            assert_string_equal(str(e, "name"), "hal");
+            topped = 1;
+        }
+        json_decref(m);
+    }
+    assert_true(scored && topped);
+    assert_int_equal(
+        req("PUT", "/v1/players/hal", API, "{\"name\":\"HAL 9000\",\"region\":\"eu\"}"), 200);
+    int updated = 0, renamed = 0;
+    while ((!updated || !renamed) && (m = line(f)) != NULL && json_object_get(m, "done") == NULL) {
+        if (strcmp(str(m, "type"), "player.updated") == 0) {
+            assert_string_equal(str(m, "player_id"), "hal");
+            assert_string_equal(str(m, "name"), "HAL 9000");
+            assert_true(json_is_null(json_object_get(m, "guild")));
+            assert_string_equal(str(m, "region"), "eu");
+            assert_true(num(m, "index") > 0);
+            updated = 1;
+        } else if (strcmp(str(m, "type"), "leaderboard.changed") == 0) {
+            json_t *e = json_array_get(json_object_get(m, "top"), 0);
+            assert_string_equal(str(e, "name"), "HAL 9000");
+            assert_int_equal(num(e, "score"), 9);
+            renamed = 1;
+        }
+        json_decref(m);
+    }
+    assert_true(updated);
+    assert_true(renamed);
+    pclose(f);
+}
+
+/* Rounds of the first score on a new board at router @http, each board scored the moment a
+ * hundred clients (half global, half eu) have subscribed at once (odd rounds: the moment
+ * before they subscribe, so they arrive while the gateway takes the event in): every client's
+ * top must come to hold it, with the player's name and the score's metadata. */
+static void first_score_rounds(const char *http, const char *admin, const char *api, int rounds)
+{
+    enum { CLIENTS = 100 };
+    assert_int_equal(req_at(http, "PUT", "/v1/players/gwen", api,
+                            "{\"name\":\"Gwen \u00c9\",\"region\":\"eu\"}"),
+                     201);
+    for (int round = 0; round < rounds; round++) {
+        char id[32], args[256], gl[48], rg[48];
+        snprintf(id, sizeof id, "fresh%d", round);
+        board_new_at(http, admin, id);
+        snprintf(gl, sizeof gl, "board:%s", id);
+        snprintf(rg, sizeof rg, "board:%s:region:eu", id);
+        snprintf(args, sizeof args, "tops ws://%s/v1/ws 10 %d gwen %s %s", http, CLIENTS, gl, rg);
+        if (round % 2 == 1) {
+            assert_int_equal(score_meta(http, api, id, "gwen", 100 + round, "{\"car\":\"red\"}"),
+                             200);
+        }
+        FILE *f = client(args);
+        json_t *m = line(f);
+        assert_non_null(m);
+        assert_int_equal(num(m, "clients"), CLIENTS);
+        json_decref(m);
+        if (round % 2 == 0) {
+            assert_int_equal(score_meta(http, api, id, "gwen", 100 + round, "{\"car\":\"red\"}"),
+                             200);
+        }
+        m = line(f);
+        assert_non_null(m);
+        const char *topics[] = {gl, rg};
+        for (int t = 0; t < 2; t++) {
+            json_t *r = json_object_get(m, topics[t]);
+            assert_non_null(r);
+            if (num(r, "saw") != num(r, "clients")) {
+                char *b = json_dumps(json_object_get(r, "before"), JSON_COMPACT);
+                fail_msg(
+                    "round %d: %lld of %lld clients of %s saw the first score (one that did "
+                    "not got the tops %s)",
+                    round, num(r, "saw"), num(r, "clients"), topics[t], b);
+            }
+            json_t *e = json_object_get(r, "entry");
+            assert_int_equal(num(e, "rank"), 1);
+            assert_int_equal(num(e, "score"), 100 + round);
+            assert_string_equal(str(e, "region"), "eu");
+            assert_non_null(str(e, "updated_at"));
+            const char *name = str(e, "name");
+            if (name == NULL || strcmp(name, "Gwen \u00c9") != 0) {
+                fail_msg("round %d: %s: the entry's name is %s", round, topics[t],
+                         name ? name : "missing");
+            }
+            json_t *meta = json_object_get(e, "metadata");
+            if (!json_is_object(meta) || str(meta, "car") == NULL ||
+                strcmp(str(meta, "car"), "red") != 0) {
+                fail_msg("round %d: %s: the entry's metadata is not the score's", round, topics[t]);
+            }
+        }
+        json_decref(m);
+        pclose(f);
+    }
+}
+
+/* The first score on a new board reaches every subscriber's top, global and region alike,
+ * while a hundred clients subscribe at once, with the player's name and the metadata. */
+static void first_score_on_new_board_reaches_every_top(void **state)
+{
+    (void)state;
+    first_score_rounds(fx->http, ADMIN, API, 4);
+}
+
+/* The same on a `laurel dev` cluster (eu, na): there a new board reaches the regions through
+ * the metadata group's catalog carrier, so a region may learn of it after its first
+ * subscribers, and the router's seeds meet a board some region does not hold yet. */
+static void first_score_on_new_board_dev(void **state)
+{
+    struct tdev *d = *state;
+    first_score_rounds(d->http, TDEV_ADMIN, TDEV_API, 6);
+}
+
+/* The dev cluster of first_score_on_new_board_dev, stopped even when the scenario fails. */
+static int dev_setup(void **state)
+{
+    struct tdev *d = calloc(1, sizeof *d);
+    if (d == NULL || tdev_start(d, "eu,na", 1, 60000) != 0) {
+        free(d);
+        return -1;
+    }
+    *state = d;
+    return 0;
+}
+
+static int dev_teardown(void **state)
+{
+    tdev_stop(*state);
+    free(*state);
+    return 0;
 }
 
 /* POST /v1/events: @n scores of 1 for @player on board inc, keys @tag-000 ... */
@@ -740,6 +993,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(unlock_pushed),
         cmocka_unit_test(board_top_pushed),
+        cmocka_unit_test(region_topic_ignores_other_regions),
+        cmocka_unit_test(rename_reaches_player_and_tops),
+        cmocka_unit_test(first_score_on_new_board_reaches_every_top),
+        cmocka_unit_test_setup_teardown(first_score_on_new_board_dev, dev_setup, dev_teardown),
         cmocka_unit_test(bad_frames),
         cmocka_unit_test(get_over_socket),
         cmocka_unit_test(resume_after_reconnect),
