@@ -187,5 +187,8 @@ void node__drop_slow(struct node_sub *s);
  * (@every 0, once per loop turn), or each one (@every 1, the 1 s heartbeat).
  */
 void node__sub_heartbeats(struct node *n, int every);
+/** The FSM's restored hook: a snapshot replaced the state, so live subscribers missed the
+ * events of the entries it covers; they catch up from the event log again. */
+void node__sub_restored(void *data);
 
 #endif
