@@ -654,7 +654,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     if ((rv = node__mkdir(cfg->data_dir, errmsg)) != 0 || (rv = node__mkdir(path, errmsg)) != 0) {
         goto err_after_alloc;
     }
-    struct fsm_hooks hooks = {n, node__applied, node__fsm_fatal};
+    struct fsm_hooks hooks = {n, node__applied, node__fsm_fatal, node__sub_restored};
     /* Each kind keeps its own directory, so a data dir never holds the other's state. */
     enum fsm_kind kind = cfg->meta ? FSM_META : FSM_REGION;
     snprintf(path, sizeof path, "%s/%s", cfg->data_dir, cfg->meta ? "meta" : "shard");

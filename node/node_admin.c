@@ -134,8 +134,12 @@ static void node__removed(struct raft_change *req, int status)
 
 static void node__transferred(struct raft_transfer *req)
 {
-    struct node_admin *ad = req->data;
-    struct node *n = ad->c->n;
+    struct node *n = req->data;
+    struct node_admin *ad = n->transfer_ad;
+    if (ad == NULL) {
+        return; /* a second call for one transfer (the same libraft bug): already answered */
+    }
+    n->transfer_ad = NULL;
     node__admin_done(ad, raft_state(&n->raft) == RAFT_LEADER ? RAFT_NOTLEADER : 0);
 }
 
@@ -272,12 +276,19 @@ void node__op_transfer(struct node_conn *c, struct node_req *r)
         node__reply_error(c, r->m.id, LR_ENOMEM, "out of memory");
         return;
     }
-    ad->req.transfer.data = ad;
-    int rv = raft_transfer(&n->raft, &ad->req.transfer, id, node__transferred);
+    /* The request is the node's, not @ad's: libraft can still hold its TimeoutNow send, queued
+     * while the target was unreachable, after the transfer timed out and called back
+     * (canonical/raft#396, fixed upstream by raft#398). Freed with @ad, that send's later
+     * completion jumped through freed memory: test_clock's leader died with SIGSEGV (rip 0x2,
+     * called from libuv) right after "server is not the leader". libraft runs one transfer at
+     * a time (raft_transfer refuses a second), so one request per node is enough. */
+    n->transfer.data = n;
+    int rv = raft_transfer(&n->raft, &n->transfer, id, node__transferred);
     if (rv != 0) {
         node__admin_refused(c, r->m.id, rv);
         free(ad);
         return;
     }
+    n->transfer_ad = ad;
     c->refs++;
 }

@@ -107,12 +107,17 @@ struct node {
     struct node_read *reads_now;  /* wait for the barrier in flight */
     struct raft_barrier barrier;
     int barrier_busy;
-    uint64_t read_term;      /* the term of the last barrier that completed: leader reads and writes
-                                need it */
-    int64_t stamp_issued;    /* the highest time stamp this node has put in a command */
-    msgpack_sbuffer scratch; /* answers being built */
-    msgpack_sbuffer qans;    /* a query's answer, before it is framed into scratch */
-    char rbuf[64 * 1024];    /* socket reads of this loop */
+    uint64_t read_term; /* the term of the last barrier that completed: leader reads and writes
+                           need it */
+    /* The one leadership transfer raft runs at a time, owned by the node rather than by its
+     * request: libraft may still hold its TimeoutNow send in a queue after the transfer's
+     * callback (canonical/raft#396), so this memory must outlive every transfer. */
+    struct raft_transfer transfer;
+    struct node_admin *transfer_ad; /* who asked for the transfer in flight, or NULL */
+    int64_t stamp_issued;           /* the highest time stamp this node has put in a command */
+    msgpack_sbuffer scratch;        /* answers being built */
+    msgpack_sbuffer qans;           /* a query's answer, before it is framed into scratch */
+    char rbuf[64 * 1024];           /* socket reads of this loop */
     int stopping;
     unsigned closing_handles;
     void (*stop_cb)(void *data);
@@ -182,5 +187,8 @@ void node__drop_slow(struct node_sub *s);
  * (@every 0, once per loop turn), or each one (@every 1, the 1 s heartbeat).
  */
 void node__sub_heartbeats(struct node *n, int every);
+/** The FSM's restored hook: a snapshot replaced the state, so live subscribers missed the
+ * events of the entries it covers; they catch up from the event log again. */
+void node__sub_restored(void *data);
 
 #endif

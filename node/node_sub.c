@@ -56,6 +56,14 @@ void node__sub_heartbeats(struct node *n, int every)
     }
 }
 
+void node__sub_restored(void *data)
+{
+    struct node *n = data;
+    for (struct node_sub *s = n->subs; s; s = s->next_sub) {
+        s->live = 0; /* s->next is still the first index it has not been sent */
+    }
+}
+
 /* ---- subscriptions ------------------------------------------------------------------------------
  */
 

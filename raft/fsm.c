@@ -235,6 +235,9 @@ static int fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
         return RAFT_IOERR;
     }
     raft_free(buf->base);
+    if (f->hooks.restored) {
+        f->hooks.restored(f->hooks.data);
+    }
     return 0;
 }
 

@@ -88,6 +88,9 @@ struct fsm_hooks {
     void (*applied)(void *data, const struct fsm_applied *a);
     /* The shard failed in a way the node must not survive; @msg says why. */
     void (*fatal)(void *data, int rv, const char *msg);
+    /* A snapshot replaced the state (may be NULL): entries up to its index were never
+     * reported through @applied, so whoever follows them must catch up from the state. */
+    void (*restored)(void *data);
 };
 
 #define FSM_BATCH_BUCKETS 13 /* 1, 2, 4, ... 4096 = CMD_ENTRY_MAX */
