@@ -40,8 +40,8 @@ static void cli_node__usage(FILE *f)
             "  --snapshot-every N  entries between snapshots (default 8192)\n"
             "  --sync              fsync every LMDB commit (default: the raft log is the\n"
             "                      durable record; see docs/durability.md)\n"
-            "  --read-barrier      every read waits for a raft barrier (default: the leader\n"
-            "                      answers at once; see docs/durability.md, Reads)\n"
+            "  --read-barrier      accepted for old scripts; every read now waits for a raft\n"
+            "                      barrier (docs/durability.md, Reads)\n"
             "  --log-level L       error, warn, info (default), debug\n");
 }
 
