@@ -173,6 +173,12 @@ static int evstream__frame(struct evstream *s, const char *p, size_t n)
             rv = 1;
             goto out;
         }
+        /* Every event up to it was sent on this connection: a reconnect may resume after it,
+         * so indexes without events (barriers, plain commands) do not pile up behind the
+         * resume point until the replica's event log no longer holds it. */
+        if (idx > 0 && s->next != 0 && (uint64_t)idx + 1 > s->next) {
+            s->next = (uint64_t)idx + 1;
+        }
         if (s->applied && idx > 0) {
             evstream__deliver(s, EVSTREAM_APPLIED, (uint64_t)idx, NULL);
             rv = s->closing ? 1 : 0;

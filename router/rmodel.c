@@ -25,10 +25,11 @@
 #define RMODEL__TICK_MS 10         /* deadlines, retries of failed rounds */
 #define RMODEL__ROUND_RETRY_MS 20  /* after a round that found no leader */
 #define RMODEL__SEED_RETRY_MS 1000 /* after a seed that failed */
+#define RMODEL__LIVE_RETRY_MS 50   /* a seed waiting for the streams to start */
 #define RMODEL__NO_ALLTIME_RETRY_MS 60000 /* after finding a board without an alltime window */
 #define RMODEL__SEED_PAGE 1000     /* entries a seed page asks (SHARD_PAGE_MAX) */
 #define RMODEL__PAGES 4            /* first pages kept encoded per board (by limit) */
-#define RMODEL__REPLICAS 8         /* replicas of a region a round asks at most */
+#define RMODEL__REPLICAS UPSTREAM_MAX_REPLICAS /* replicas of a region a round asks */
 #define RMODEL__ROUNDS 4           /* rounds of a region in flight at once */
 
 _Static_assert(ROUTER_MAX_REGIONS <= 32, "a wait's region bits are a uint32_t");
@@ -102,6 +103,8 @@ struct rmodel__region {
     uint64_t next_round;  /* the round a wait arriving now joins */
     uint64_t joined;      /* waits that joined next_round */
     uint64_t retry_at;    /* no round starts before this (after one that failed) */
+    int live; /* the stream delivered since it (re)started from the present: a seed's pages,
+                 read after this, are past the stream's start, so no write falls between */
     struct rmodel__round round[RMODEL__ROUNDS]; /* round id % RMODEL__ROUNDS */
 };
 
@@ -200,11 +203,18 @@ static int rmodel__intern(struct rmodel *m, const char *id, size_t len, unsigned
     return 0;
 }
 
-/* Remember @pid's name (@o: a str, else the name stays as it was). */
-static void rmodel__set_name(struct rmodel *m, uint32_t pid, const msgpack_object *o)
+static void rmodel__pages_drop_all(struct rmodel *m);
+
+/* Remember @pid's name (@o: a str, else the name stays as it was). @only_new: a seed page's
+ * name, which may be ahead of the stream: it only fills a name not known yet, so names change
+ * only in the stream's order. A change drops every kept page (a name is on each page that
+ * shows its player). Out of memory, the name is forgotten: pages that need it then go to the
+ * regions. */
+static void rmodel__set_name(struct rmodel *m, uint32_t pid, const msgpack_object *o, int only_new)
 {
     struct rmodel__player *p = &m->players[pid];
-    if (o == NULL || o->type != MSGPACK_OBJECT_STR || o->via.str.size > 4 * VALID_NAME_MAX) {
+    if (o == NULL || o->type != MSGPACK_OBJECT_STR || o->via.str.size > 4 * VALID_NAME_MAX ||
+        (only_new && p->name != NULL)) {
         return;
     }
     if (p->name && p->namelen == o->via.str.size &&
@@ -212,16 +222,16 @@ static void rmodel__set_name(struct rmodel *m, uint32_t pid, const msgpack_objec
         return;
     }
     char *n = malloc(o->via.str.size + 1);
-    if (n == NULL) {
-        return; /* the old name stays; a page then shows it until the next change */
+    if (n != NULL) {
+        memcpy(n, o->via.str.ptr, o->via.str.size);
+        n[o->via.str.size] = '\0';
+        m->player_bytes += o->via.str.size + 1;
     }
-    memcpy(n, o->via.str.ptr, o->via.str.size);
-    n[o->via.str.size] = '\0';
-    m->player_bytes += o->via.str.size + 1;
     m->player_bytes -= p->name ? p->namelen + 1u : 0u;
     free(p->name);
     p->name = n;
-    p->namelen = (uint16_t)o->via.str.size;
+    p->namelen = n ? (uint16_t)o->via.str.size : 0;
+    rmodel__pages_drop_all(m);
 }
 
 /* ---- boards: entries ------------------------------------------------------------------------- */
@@ -238,6 +248,14 @@ static void rmodel__pages_drop(struct rmodel_board *b, uint64_t from_rank0)
 }
 
 static void rmodel__wait_unlink(struct rmodel *m, struct rmodel_wait *w);
+
+static void rmodel__pages_drop_all(struct rmodel *m)
+{
+    size_t pos = 0;
+    for (struct strmap_slot *sl; (sl = strmap_next(&m->boards, &pos)) != NULL;) {
+        rmodel__pages_drop(sl->val, 0);
+    }
+}
 
 static void rmodel__board_clear(struct rmodel_board *b)
 {
@@ -367,6 +385,21 @@ static int rmodel__fields(const msgpack_object *e, const msgpack_object **pid, i
 
 /* ---- boards: seeding ------------------------------------------------------------------------- */
 
+/* Forget @b altogether (a board the regions do not have). Calls in flight for it find no
+ * board of their id and are dropped. */
+static void rmodel__board_drop(struct rmodel_board *b)
+{
+    struct rmodel *m = b->m;
+    rmodel__board_clear(b);
+    if (b->state == RB_READY) {
+        m->st.boards--;
+    }
+    strmap_del(&m->boards, b->id, b->idlen);
+    m->nboards--;
+    free(b->held);
+    free(b);
+}
+
 static void rmodel__board_fail(struct rmodel_board *b)
 {
     rmodel__board_clear(b);
@@ -450,14 +483,19 @@ static void rmodel__page_got(void *data, int code, const msgpack_object *o)
             goto out;
         }
         known = rmodel__meta_of(proto_map_get(e, "metadata"), &meta, &metalen);
-        rmodel__set_name(m, p, proto_map_get(e, "name"));
+        rmodel__set_name(m, p, proto_map_get(e, "name"), 1);
         if (rmodel__set(b, p, score, sub, t, meta, metalen, known) != 0) {
             rmodel__board_fail(b);
             goto out;
         }
     }
-    if (nc && nc->type == MSGPACK_OBJECT_STR && nc->via.str.size < CURSOR_MAX &&
-        es->via.array.size > 0) {
+    if (nc && nc->type != MSGPACK_OBJECT_NIL &&
+        (nc->type != MSGPACK_OBJECT_STR || nc->via.str.size >= CURSOR_MAX ||
+         es->via.array.size == 0)) {
+        rmodel__board_fail(b); /* a page that cannot be followed: the seed would be short */
+        goto out;
+    }
+    if (nc && nc->type == MSGPACK_OBJECT_STR) {
         char cur[CURSOR_MAX];
         memcpy(cur, nc->via.str.ptr, nc->via.str.size);
         cur[nc->via.str.size] = '\0';
@@ -533,6 +571,10 @@ static void rmodel__order_got(void *data, int code, const msgpack_object *o)
         goto out;
     }
     const msgpack_object *ord = proto_map_get(o, "order");
+    if (code == LR_ENOTFOUND) {
+        rmodel__board_drop(b); /* no such board: it must not hold a slot */
+        goto out;
+    }
     if (code != 0 || ord == NULL || ord->type != MSGPACK_OBJECT_STR) {
         rmodel__board_fail(b);
         goto out;
@@ -568,6 +610,13 @@ static void rmodel__seed(struct rmodel_board *b)
     msgpack_packer pk;
     rmodel__board_clear(b);
     b->gen++;
+    for (unsigned r = 0; r < m->nregions; r++) {
+        if (!m->reg[r].live) { /* its stream has not started: wait for it (the tick retries) */
+            b->state = RB_FAILED;
+            b->retry_at = rmodel__now(m) + RMODEL__LIVE_RETRY_MS;
+            return;
+        }
+    }
     b->state = RB_ORDER;
     m->st.seeds++;
     struct rmodel__call *c = rmodel__call_new(m, 0);
@@ -629,17 +678,12 @@ static void rmodel__event(struct rmodel *m, unsigned region, const msgpack_objec
         return;
     }
     if (type->via.str.size == 14 && memcmp(type->via.str.ptr, "player.updated", 14) == 0) {
+        /* Interned even when no board holds the player yet: a seed page read before this
+         * rename must not set the old name afterwards (pages only fill unknown names). */
         pid = proto_map_get(ev, "player_id");
-        void *v = pid && pid->type == MSGPACK_OBJECT_STR
-                      ? strmap_get(&m->ids, pid->via.str.ptr, pid->via.str.size)
-                      : NULL;
-        if (v != NULL) {
-            rmodel__set_name(m, (uint32_t)((uintptr_t)v - 1), proto_map_get(ev, "name"));
-            /* A name is on every page that shows its player: drop them all (renames are rare). */
-            size_t pos = 0;
-            for (struct strmap_slot *sl; (sl = strmap_next(&m->boards, &pos)) != NULL;) {
-                rmodel__pages_drop(sl->val, 0);
-            }
+        if (pid && pid->type == MSGPACK_OBJECT_STR &&
+            rmodel__intern(m, pid->via.str.ptr, pid->via.str.size, region, &p) == 0) {
+            rmodel__set_name(m, p, proto_map_get(ev, "name"), 0);
         }
         return;
     }
@@ -662,7 +706,7 @@ static void rmodel__event(struct rmodel *m, unsigned region, const msgpack_objec
         return;
     }
     int known = rmodel__meta_of(proto_map_get(ev, "metadata"), &meta, &metalen);
-    rmodel__set_name(m, p, proto_map_get(ev, "name"));
+    rmodel__set_name(m, p, proto_map_get(ev, "name"), 0);
     if (b->state == RB_READY) {
         if (rmodel__set(b, p, score, sub, t, meta, metalen, known) != 0) {
             rmodel__board_fail(b);
@@ -703,7 +747,9 @@ void rmodel_stream(struct rmodel *m, unsigned region, const struct evstream_batc
         return;
     }
     if (bt->what == EVSTREAM_RESYNC) {
-        /* Events were missed: no board is exact any more. Seed them all again. */
+        /* Events were missed: no board is exact any more. Seed them all again, once the
+         * stream has started again from the present (rmodel__seed waits for that). */
+        m->reg[region].live = 0;
         size_t pos = 0;
         for (struct strmap_slot *sl; (sl = strmap_next(&m->boards, &pos)) != NULL;) {
             struct rmodel_board *b = sl->val;
@@ -713,6 +759,9 @@ void rmodel_stream(struct rmodel *m, unsigned region, const struct evstream_batc
             rmodel__seed(b);
         }
         return;
+    }
+    if (bt->what == EVSTREAM_EVENTS || bt->what == EVSTREAM_APPLIED) {
+        m->reg[region].live = 1;
     }
     if (bt->what == EVSTREAM_EVENTS) {
         for (uint32_t i = 0; i < bt->events->via.array.size; i++) {
@@ -962,6 +1011,9 @@ static json_t *rmodel__entry_json(const struct rmodel *m, const struct rmodel_bo
         return NULL;
     }
     json_t *meta = s->meta ? json_loadb(s->meta, s->metalen, JSON_DECODE_ANY, NULL) : json_null();
+    if (meta == NULL) {
+        return NULL; /* metadata that does not parse: the regions answer (and say so) */
+    }
     timefmt_rfc3339(k->t, ua);
     return json_pack("{s:I,s:s#,s:s#,s:s,s:I,s:I,s:o,s:s}", "rank", (json_int_t)rank, "player_id",
                      p->id, (int)p->idlen, "name", p->name, (int)p->namelen, "region",

@@ -9,6 +9,7 @@
  * - paged tops with cursors, read from the model, equal a reference model of the writes;
  * - with the replica a stream follows SIGKILLed, the stream moves and reads still see every
  *   write; a restarted router seeds again and answers the same;
+ * - reads of boards that do not exist take none of the router's 64 held-board slots;
  * - consistency=stale answers, as a parameter or the Laurel-Consistency header; an unknown
  *   consistency is 400. */
 #include <jansson.h>
@@ -263,12 +264,35 @@ static void stream_moves_and_router_restarts(void **state)
     top_equals_reference(fx->r2.http, 9);
 }
 
+/* Reads of boards that do not exist answer 404 and leave no slot taken: a real board read
+ * after 70 of them (more than the 64 a router holds) is still held. */
+static void unknown_boards_take_no_slot(void **state)
+{
+    (void)state;
+    char path[96];
+    for (int i = 0; i < 70; i++) {
+        snprintf(path, sizeof path, "/v1/boards/nope-%d/top", i);
+        json_decref(get_json(fx->r2.http, path, 404));
+    }
+    tdev_sleep_ms(500);
+    assert_int_equal(tdev_status(&fx->d, "PUT", "/v1/boards/rm2", TDEV_ADMIN,
+                                 "{\"order\":\"asc\",\"operator\":\"set\"}") / 100,
+                     2);
+    int64_t boards = metric(fx->r2.http, "laurel_readmodel_boards");
+    for (int t = 0; t < 100 && metric(fx->r2.http, "laurel_readmodel_boards") == boards; t++) {
+        json_decref(get_json(fx->r2.http, "/v1/boards/rm2/top", 200));
+        tdev_sleep_ms(50);
+    }
+    assert_int_equal(metric(fx->r2.http, "laurel_readmodel_boards"), boards + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(read_after_write_through_the_model),
         cmocka_unit_test(stale_and_bad_consistency),
         cmocka_unit_test(stream_moves_and_router_restarts),
+        cmocka_unit_test(unknown_boards_take_no_slot),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
