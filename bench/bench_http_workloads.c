@@ -477,8 +477,8 @@ static int bench_http__model_bytes(struct bench_http *b)
     const char *t = strstr(resp.body, "\nlaurel_readmodel_bytes ");
     double n = e ? strtod(strchr(e + 1, ' ') + 1, NULL) : 0;
     if (n > 0 && x && t) {
-        bench_http__fig(&b->figs, "router_bytes_per_entry", strtod(strchr(x + 1, ' ') + 1, NULL) / n,
-                        2, "B");
+        bench_http__fig(&b->figs, "router_bytes_per_entry",
+                        strtod(strchr(x + 1, ' ') + 1, NULL) / n, 2, "B");
         bench_http__fig(&b->figs, "router_model_bytes_per_entry",
                         strtod(strchr(t + 1, ' ') + 1, NULL) / n, 2, "B");
     } else {

@@ -665,8 +665,12 @@ int gateway_new(uv_loop_t *loop, const struct gateway_region *regions, unsigned 
     strmap_init(&g->boards);
     for (unsigned i = 0; i < n; i++) {
         struct gateway__follower *f = &g->follow[i];
-        struct evstream_config cfg = {
-            .from = 0, .stop = 0, .replica = 0, .timeout_ms = timeout_ms, .applied = 1, .leader = 1};
+        struct evstream_config cfg = {.from = 0,
+                                      .stop = 0,
+                                      .replica = 0,
+                                      .timeout_ms = timeout_ms,
+                                      .applied = 1,
+                                      .leader = 1};
         snprintf(g->region[i], sizeof g->region[i], "%s", regions[i].id);
         g->up[i] = regions[i].u;
         f->g = g;

@@ -44,8 +44,8 @@ struct gateway {
     struct gateway__replay *replays; /* resumes in flight (gateway.c) */
     gateway_listen_fn listen;        /* gateway_listen */
     void *listen_data;
-    struct strmap topics;            /* name -> struct gateway__topic */
-    struct strmap boards;            /* board id -> struct gateway_board */
+    struct strmap topics; /* name -> struct gateway__topic */
+    struct strmap boards; /* board id -> struct gateway_board */
     uv_timer_t tick;
     unsigned handles;   /* the tick and the followers, until their close callbacks */
     unsigned pending;   /* upstream calls in flight (board seeds) */

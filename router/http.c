@@ -48,11 +48,11 @@
 #include "../lib/err.h"
 #include "ws.h"
 
-#define HTTP__HDR_MAX 8192   /* bytes of request header block lws keeps */
-#define HTTP__TIMEOUT_S 10   /* a request must arrive and be answered within this */
-#define HTTP__KEEPALIVE_S 10 /* idle keep-alive connections close after this */
-#define HTTP__HEAD_ROOM 192  /* bytes for the status line and our three headers */
-#define HTTP__WS_RX 1024     /* WebSocket receive buffer (see the protocol below) */
+#define HTTP__HDR_MAX 8192         /* bytes of request header block lws keeps */
+#define HTTP__TIMEOUT_S 10         /* a request must arrive and be answered within this */
+#define HTTP__KEEPALIVE_S 10       /* idle keep-alive connections close after this */
+#define HTTP__HEAD_ROOM 192        /* bytes for the status line and our three headers */
+#define HTTP__WS_RX 1024           /* WebSocket receive buffer (see the protocol below) */
 #define HTTP__TX_MAX (1024 * 1024) /* bytes lws sends at once (see the protocol below) */
 
 enum { HTTP__CONN = 1u << 0, HTTP__HANDLER = 1u << 1 };
@@ -218,8 +218,8 @@ static int http__consistency(struct lws *wsi)
     if (n <= 0) {
         return 0;
     }
-    if (n >= (int)sizeof v || lws_hdr_custom_copy(wsi, v, (int)sizeof v, name,
-                                                   (int)sizeof name - 1) != n) {
+    if (n >= (int)sizeof v ||
+        lws_hdr_custom_copy(wsi, v, (int)sizeof v, name, (int)sizeof name - 1) != n) {
         return -1;
     }
     return strcasecmp(v, "stale") == 0 ? 2 : strcasecmp(v, "linearizable") == 0 ? 1 : -1;

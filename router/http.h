@@ -27,7 +27,7 @@ struct http_req {
     /* The Laurel-Consistency header (docs/consistency.md): 0 absent, 1 "linearizable",
      * 2 "stale", -1 anything else. */
     int consistency;
-    const char *body;  /* NUL-terminated copy of the body ("" when none) */
+    const char *body; /* NUL-terminated copy of the body ("" when none) */
     size_t body_len;
     void *data; /* for the handler's use */
 };

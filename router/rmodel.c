@@ -22,15 +22,15 @@
 #include "rmodel.h"
 #include "router.h"
 
-#define RMODEL__TICK_MS 10         /* deadlines, retries of failed rounds */
-#define RMODEL__ROUND_RETRY_MS 20  /* after a round that found no leader */
-#define RMODEL__SEED_RETRY_MS 1000 /* after a seed that failed */
-#define RMODEL__LIVE_RETRY_MS 50   /* a seed waiting for the streams to start */
-#define RMODEL__NO_ALLTIME_RETRY_MS 60000 /* after finding a board without an alltime window */
-#define RMODEL__SEED_PAGE 1000     /* entries a seed page asks (SHARD_PAGE_MAX) */
-#define RMODEL__PAGES 4            /* first pages kept encoded per board (by limit) */
+#define RMODEL__TICK_MS 10                     /* deadlines, retries of failed rounds */
+#define RMODEL__ROUND_RETRY_MS 20              /* after a round that found no leader */
+#define RMODEL__SEED_RETRY_MS 1000             /* after a seed that failed */
+#define RMODEL__LIVE_RETRY_MS 50               /* a seed waiting for the streams to start */
+#define RMODEL__NO_ALLTIME_RETRY_MS 60000      /* after finding a board without an alltime window */
+#define RMODEL__SEED_PAGE 1000                 /* entries a seed page asks (SHARD_PAGE_MAX) */
+#define RMODEL__PAGES 4                        /* first pages kept encoded per board (by limit) */
 #define RMODEL__REPLICAS UPSTREAM_MAX_REPLICAS /* replicas of a region a round asks */
-#define RMODEL__ROUNDS 4           /* rounds of a region in flight at once */
+#define RMODEL__ROUNDS 4                       /* rounds of a region in flight at once */
 
 _Static_assert(ROUTER_MAX_REGIONS <= 32, "a wait's region bits are a uint32_t");
 
@@ -99,10 +99,10 @@ struct rmodel__round {
 
 /* One region's ReadIndex rounds and stream position. */
 struct rmodel__region {
-    uint64_t applied;     /* the stream's position: every entry up to it is in the model */
-    uint64_t next_round;  /* the round a wait arriving now joins */
-    uint64_t joined;      /* waits that joined next_round */
-    uint64_t retry_at;    /* no round starts before this (after one that failed) */
+    uint64_t applied;    /* the stream's position: every entry up to it is in the model */
+    uint64_t next_round; /* the round a wait arriving now joins */
+    uint64_t joined;     /* waits that joined next_round */
+    uint64_t retry_at;   /* no round starts before this (after one that failed) */
     int live; /* the stream delivered since it (re)started from the present: a seed's pages,
                  read after this, are past the stream's start, so no write falls between */
     struct rmodel__round round[RMODEL__ROUNDS]; /* round id % RMODEL__ROUNDS */
@@ -140,7 +140,7 @@ struct rmodel {
 struct rmodel__call {
     struct rmodel *m;
     unsigned region, replica;
-    uint64_t round;           /* a round's call */
+    uint64_t round;               /* a round's call */
     char board[VALID_ID_MAX + 1]; /* a seed's call: its board and generation */
     unsigned gen;
 };
@@ -1177,8 +1177,8 @@ int rmodel_friends(struct rmodel *m, struct rmodel_board *b, const char *ids, ui
         }
         if (!dup) {
             const struct rmodel__slot *s = &b->slot[pid];
-            k[nk++] = (struct rankkey){s->a, s->b, s->t, pid, m->players[pid].idlen,
-                                       m->players[pid].id};
+            k[nk++] =
+                (struct rankkey){s->a, s->b, s->t, pid, m->players[pid].idlen, m->players[pid].id};
         }
     }
     qsort(k, nk, sizeof k[0], rmodel__cmp_key);

@@ -62,11 +62,11 @@ struct rmodel_wait {
     struct rmodel_wait *next[2]; /* private */
     rmodel_wait_cb cb;
     void *data;
-    uint64_t deadline;                      /* private */
-    uint64_t round[ROUTER_MAX_REGIONS];     /* private: per region, the round it joined */
-    uint64_t target[ROUTER_MAX_REGIONS];    /* private: per region, the index to reach (0: not
-                                               known yet) */
-    uint32_t todo;                          /* private: regions still to reach */
+    uint64_t deadline;                   /* private */
+    uint64_t round[ROUTER_MAX_REGIONS];  /* private: per region, the round it joined */
+    uint64_t target[ROUTER_MAX_REGIONS]; /* private: per region, the index to reach (0: not
+                                            known yet) */
+    uint32_t todo;                       /* private: regions still to reach */
 };
 
 /**
@@ -118,14 +118,14 @@ int rmodel_friends(struct rmodel *m, struct rmodel_board *b, const char *ids, ui
 
 /** Counters for /metrics and the bench. */
 struct rmodel_stats {
-    unsigned boards;       /* held and seeded */
-    uint64_t entries;      /* entries of the held boards */
-    size_t index_bytes;    /* the ordered indexes' nodes */
-    size_t total_bytes;    /* everything the model holds: indexes, keys, players, details */
-    uint64_t rounds;       /* ReadIndex rounds started */
-    uint64_t waits;        /* reads that waited */
-    uint64_t page_hits;    /* top pages served already encoded */
-    uint64_t seeds;        /* board seeds started */
+    unsigned boards;    /* held and seeded */
+    uint64_t entries;   /* entries of the held boards */
+    size_t index_bytes; /* the ordered indexes' nodes */
+    size_t total_bytes; /* everything the model holds: indexes, keys, players, details */
+    uint64_t rounds;    /* ReadIndex rounds started */
+    uint64_t waits;     /* reads that waited */
+    uint64_t page_hits; /* top pages served already encoded */
+    uint64_t seeds;     /* board seeds started */
 };
 void rmodel_stats_get(const struct rmodel *m, struct rmodel_stats *st);
 

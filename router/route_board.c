@@ -398,8 +398,9 @@ static void route_board__model_waited(void *data, int rv)
 {
     struct rreq *q = data;
     if (rv != 0) {
-        rreq__errf(q, rv, "no region leader could be confirmed in time; retry, or read with "
-                          "consistency=stale");
+        rreq__errf(q, rv,
+                   "no region leader could be confirmed in time; retry, or read with "
+                   "consistency=stale");
         rreq__reply_error(q, rv);
         return;
     }

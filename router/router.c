@@ -310,8 +310,8 @@ static int router__rmodel_new(struct router *r, const struct router_config *cfg)
     const char *spec = cfg->hold_boards ? cfg->hold_boards : "*";
     char buf[4096], *save = NULL;
     const char *ids[RMODEL_BOARDS_MAX];
-    struct rmodel_config rc = {.all = strcmp(spec, "*") == 0, .boards = ids, .n = 0,
-                               .timeout_ms = r->timeout_ms};
+    struct rmodel_config rc = {
+        .all = strcmp(spec, "*") == 0, .boards = ids, .n = 0, .timeout_ms = r->timeout_ms};
     if (!rc.all) {
         if (strlen(spec) >= sizeof buf) {
             return LR_EINVAL;
@@ -464,8 +464,8 @@ void router_stop(struct router *r, void (*done)(void *data), void *data)
 {
     r->done = done;
     r->done_data = data;
-    r->closing = r->nregions + 4 + (r->up[ROUTER_META] != NULL) + (r->catsync != NULL) +
-                 (r->closer != NULL);
+    r->closing =
+        r->nregions + 4 + (r->up[ROUTER_META] != NULL) + (r->catsync != NULL) + (r->closer != NULL);
     gateway_listen(r->gw, NULL, NULL);
     rmodel_close(r->rm, router__part_closed, r); /* first: it calls the upstreams */
     if (r->closer) { /* first: it calls the gateway and the upstreams closed below */

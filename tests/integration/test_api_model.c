@@ -603,9 +603,12 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(submissions_follow_the_model), cmocka_unit_test(replays_change_nothing),
-        cmocka_unit_test(top_pages_equal_model),        cmocka_unit_test(every_rank_equals_model),
-        cmocka_unit_test(around_equals_model),          cmocka_unit_test(friends_equal_model),
+        cmocka_unit_test(submissions_follow_the_model),
+        cmocka_unit_test(replays_change_nothing),
+        cmocka_unit_test(top_pages_equal_model),
+        cmocka_unit_test(every_rank_equals_model),
+        cmocka_unit_test(around_equals_model),
+        cmocka_unit_test(friends_equal_model),
         cmocka_unit_test(reads_went_through_the_read_model),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

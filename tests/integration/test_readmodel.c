@@ -92,13 +92,14 @@ static int setup(void **state)
         return -1;
     }
     if (tdev_status(&fx->d, "PUT", "/v1/boards/" BOARD, TDEV_ADMIN,
-                    "{\"order\":\"desc\",\"operator\":\"set\"}") / 100 != 2) {
+                    "{\"order\":\"desc\",\"operator\":\"set\"}") /
+            100 !=
+        2) {
         return -1;
     }
     for (int i = 0; i < NPLAYERS; i++) {
         snprintf(path, sizeof path, "/v1/players/p%02d", i);
-        snprintf(body, sizeof body, "{\"name\":\"Player %d\",\"region\":\"%s\"}", i,
-                 region_of(i));
+        snprintf(body, sizeof body, "{\"name\":\"Player %d\",\"region\":\"%s\"}", i, region_of(i));
         if (tdev_status(&fx->d, "PUT", path, TDEV_API, body) / 100 != 2) {
             return -1;
         }
@@ -226,14 +227,16 @@ static void stale_and_bad_consistency(void **state)
     /* The header says the same. */
     char req[256], buf[4096];
     snprintf(req, sizeof req,
-             "GET /v1/boards/" BOARD "/top?limit=1 HTTP/1.1\r\nHost: x\r\n"
+             "GET /v1/boards/" BOARD
+             "/top?limit=1 HTTP/1.1\r\nHost: x\r\n"
              "Laurel-Consistency: stale\r\nConnection: close\r\n\r\n");
     long n = httpc_raw(fx->r2.http, req, strlen(req), buf, sizeof buf - 1, 3000);
     assert_true(n > 0);
     buf[n] = '\0';
     assert_non_null(strstr(buf, "HTTP/1.1 200"));
     snprintf(req, sizeof req,
-             "GET /v1/boards/" BOARD "/top?limit=1 HTTP/1.1\r\nHost: x\r\n"
+             "GET /v1/boards/" BOARD
+             "/top?limit=1 HTTP/1.1\r\nHost: x\r\n"
              "Laurel-Consistency: eventually\r\nConnection: close\r\n\r\n");
     n = httpc_raw(fx->r2.http, req, strlen(req), buf, sizeof buf - 1, 3000);
     assert_true(n > 0);
@@ -276,7 +279,8 @@ static void unknown_boards_take_no_slot(void **state)
     }
     tdev_sleep_ms(500);
     assert_int_equal(tdev_status(&fx->d, "PUT", "/v1/boards/rm2", TDEV_ADMIN,
-                                 "{\"order\":\"asc\",\"operator\":\"set\"}") / 100,
+                                 "{\"order\":\"asc\",\"operator\":\"set\"}") /
+                         100,
                      2);
     int64_t boards = metric(fx->r2.http, "laurel_readmodel_boards");
     for (int t = 0; t < 100 && metric(fx->r2.http, "laurel_readmodel_boards") == boards; t++) {
