@@ -5,6 +5,7 @@
  * each held board keeps, per pid, the player's current key (the map a replica keeps in LMDB)
  * and the entry's metadata, and each player its id, region and name. */
 #include <assert.h>
+#include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,7 +46,9 @@ struct rmodel__player {
 struct rmodel__slot {
     int64_t a, b, t; /* the rank key (shard/rankkey.h), folded by the board's order */
     char *meta;      /* owned JSON text of the entry's metadata; NULL: none or not known */
-    uint16_t metalen;
+    char *frag;      /* owned: the entry's answer fields but its rank, encoded (rmodel__frag);
+                        NULL until a read needs it, and again after every change */
+    uint16_t metalen, fraglen;
     uint8_t present, meta_known;
 };
 
@@ -84,6 +87,15 @@ struct rmodel_board {
     int catchup_linked;         /* catchup is among the model's waits */
     struct rmodel__page page[RMODEL__PAGES];
     unsigned page_next;
+};
+
+/* An answer spliced from pieces jansson encoded (rmodel__out_*): what a rank or friends read
+ * sends, built without a jansson tree per request. Reused; @failed after any allocation
+ * failure. */
+struct rmodel__out {
+    char *p;
+    size_t n, cap;
+    int failed;
 };
 
 /* One ReadIndex round: the answers of a region's replicas to one `readindex` each. */
@@ -134,6 +146,7 @@ struct rmodel {
     struct rmodel_stats st;
     msgpack_sbuffer args;
     struct rmodel__page later; /* the last page after a cursor (rmodel_top) */
+    struct rmodel__out out;    /* the last rank or friends answer (rmodel__out_*) */
 };
 
 /* An upstream call in flight: what it was for. */
@@ -204,6 +217,7 @@ static int rmodel__intern(struct rmodel *m, const char *id, size_t len, unsigned
 }
 
 static void rmodel__pages_drop_all(struct rmodel *m);
+static void rmodel__frags_drop(struct rmodel *m, uint32_t pid);
 
 /* Remember @pid's name (@o: a str, else the name stays as it was). @only_new: a seed page's
  * name, which may be ahead of the stream: it only fills a name not known yet, so names change
@@ -232,6 +246,7 @@ static void rmodel__set_name(struct rmodel *m, uint32_t pid, const msgpack_objec
     p->name = n;
     p->namelen = n ? (uint16_t)o->via.str.size : 0;
     rmodel__pages_drop_all(m);
+    rmodel__frags_drop(m, pid);
 }
 
 /* ---- boards: entries ------------------------------------------------------------------------- */
@@ -248,6 +263,26 @@ static void rmodel__pages_drop(struct rmodel_board *b, uint64_t from_rank0)
 }
 
 static void rmodel__wait_unlink(struct rmodel *m, struct rmodel_wait *w);
+
+static void rmodel__frag_drop(struct rmodel *m, struct rmodel__slot *s)
+{
+    m->player_bytes -= s->frag ? s->fraglen : 0u;
+    free(s->frag);
+    s->frag = NULL;
+    s->fraglen = 0;
+}
+
+/* @pid's name changed: every board's encoded entry of it is stale. */
+static void rmodel__frags_drop(struct rmodel *m, uint32_t pid)
+{
+    size_t pos = 0;
+    for (struct strmap_slot *sl; (sl = strmap_next(&m->boards, &pos)) != NULL;) {
+        struct rmodel_board *b = sl->val;
+        if (pid < b->nslot) {
+            rmodel__frag_drop(m, &b->slot[pid]);
+        }
+    }
+}
 
 static void rmodel__pages_drop_all(struct rmodel *m)
 {
@@ -268,6 +303,7 @@ static void rmodel__board_clear(struct rmodel_board *b)
     b->idx = NULL;
     for (uint32_t i = 0; i < b->nslot; i++) {
         free(b->slot[i].meta);
+        free(b->slot[i].frag);
     }
     free(b->slot);
     b->slot = NULL;
@@ -306,6 +342,7 @@ static int rmodel__set(struct rmodel_board *b, uint32_t pid, int64_t score, int6
     if (was && !meta_known && s->meta_known && s->a == now.a && s->b == now.b && s->t == now.t) {
         return 0; /* the same write again (an event the seed's pages held): nothing changes */
     }
+    rmodel__frag_drop(b->m, s);
     if (was) {
         struct rankkey old = {s->a, s->b, s->t, pid, 0, NULL};
         if (b->state == RB_READY) {
@@ -1118,8 +1155,133 @@ int rmodel_top(struct rmodel *m, struct rmodel_board *b, uint32_t limit, const c
     return 0;
 }
 
+/* ---- answers spliced from encoded pieces ------------------------------------------------------
+ * A rank or friends answer is the same few fields around entries that change rarely: each
+ * entry's fields but its rank are encoded once by jansson and kept (rmodel__frag) until the
+ * entry or its player's name changes; an answer is then those pieces, jansson's encoding of
+ * the request's own strings and numbers, and the punctuation between them. Every string goes
+ * through jansson; only integers are printed here. */
+
+static void rmodel__out_raw(struct rmodel__out *o, const char *s, size_t n)
+{
+    if (o->failed) {
+        return;
+    }
+    if (o->n + n + 1 > o->cap) {
+        size_t cap = o->cap ? o->cap : 4096;
+        while (o->n + n + 1 > cap) {
+            cap *= 2;
+        }
+        char *np = realloc(o->p, cap);
+        if (np == NULL) {
+            o->failed = 1;
+            return;
+        }
+        o->p = np;
+        o->cap = cap;
+    }
+    memcpy(o->p + o->n, s, n);
+    o->n += n;
+}
+
+static void rmodel__out_lit(struct rmodel__out *o, const char *s)
+{
+    rmodel__out_raw(o, s, strlen(s));
+}
+
+static void rmodel__out_int(struct rmodel__out *o, int64_t v)
+{
+    char d[24];
+    int n = snprintf(d, sizeof d, "%" PRId64, v);
+    rmodel__out_raw(o, d, (size_t)n);
+}
+
+/* Append jansson's compact encoding of @v (owned; NULL marks the answer failed). */
+static void rmodel__out_json(struct rmodel__out *o, json_t *v)
+{
+    size_t n = v ? json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
+    if (v == NULL || n == 0) {
+        o->failed = 1;
+    } else if (!o->failed) {
+        rmodel__out_raw(o, "", n); /* make room */
+        if (!o->failed) {
+            o->n -= n;
+            o->n += json_dumpb(v, o->p + o->n, n, JSON_COMPACT | JSON_ENCODE_ANY);
+        }
+    }
+    json_decref(v);
+}
+
+/* The entry of @k with its fields but its rank, encoded and kept in its slot; NULL when its
+ * name or metadata is not held (or out of memory). */
+static const char *rmodel__frag(struct rmodel *m, struct rmodel_board *b, const struct rankkey *k,
+                                size_t *len)
+{
+    struct rmodel__slot *s = &b->slot[k->pid];
+    if (s->frag == NULL) {
+        json_t *e = rmodel__entry_json(m, b, k, 1);
+        char *text = e ? json_dumps(e, JSON_COMPACT) : NULL;
+        json_decref(e);
+        /* {"rank":1,<the rest>}: keep <the rest>. */
+        const char *rest = text ? strchr(text, ',') : NULL;
+        size_t n = rest ? strlen(rest + 1) : 0;
+        if (rest == NULL || n < 2 || n > UINT16_MAX) {
+            free(text);
+            return NULL;
+        }
+        memmove(text, rest + 1, n - 1); /* without the closing brace */
+        s->frag = text;
+        s->fraglen = (uint16_t)(n - 1);
+        m->player_bytes += s->fraglen;
+    }
+    *len = s->fraglen;
+    return s->frag;
+}
+
+/* {"rank":@rank,<frag>}: 0, or -1 when the entry is not held in full. */
+static int rmodel__out_entry(struct rmodel *m, struct rmodel_board *b, const struct rankkey *k,
+                             uint64_t rank)
+{
+    size_t n;
+    const char *f = rmodel__frag(m, b, k, &n);
+    if (f == NULL) {
+        return -1;
+    }
+    rmodel__out_lit(&m->out, "{\"rank\":");
+    rmodel__out_int(&m->out, (int64_t)rank);
+    rmodel__out_lit(&m->out, ",");
+    rmodel__out_raw(&m->out, f, n);
+    rmodel__out_lit(&m->out, "}");
+    return 0;
+}
+
+/* {"board_id":..,"scope":"global","window":"alltime","period":"alltime" (open: the caller
+ * adds its fields and the closing brace). */
+static void rmodel__out_head(struct rmodel *m, const struct rmodel_board *b)
+{
+    m->out.n = 0;
+    m->out.failed = 0;
+    rmodel__out_lit(&m->out, "{\"board_id\":");
+    rmodel__out_json(&m->out, json_stringn(b->id, b->idlen));
+    rmodel__out_lit(&m->out, ",\"scope\":\"global\",\"window\":\"alltime\",\"period\":\"alltime\"");
+}
+
+/* The answer built: 0 and the bytes, or the error that stopped it. */
+static int rmodel__out_done(struct rmodel *m, int held, const char **body, size_t *len)
+{
+    if (!held) {
+        return LR_EUNAVAILABLE;
+    }
+    if (m->out.failed) {
+        return LR_ENOMEM;
+    }
+    *body = m->out.p;
+    *len = m->out.n;
+    return 0;
+}
+
 int rmodel_rank(struct rmodel *m, struct rmodel_board *b, const char *player, uint32_t around,
-                json_t **out, char *err, size_t errcap)
+                const char **body, size_t *len, char *err, size_t errcap)
 {
     void *v = strmap_get(&m->ids, player, strlen(player));
     uint32_t pid = v ? (uint32_t)((uintptr_t)v - 1) : 0;
@@ -1128,28 +1290,39 @@ int rmodel_rank(struct rmodel *m, struct rmodel_board *b, const char *player, ui
         return LR_ENOTFOUND;
     }
     const struct rmodel__slot *s = &b->slot[pid];
-    struct rankkey k = {s->a, s->b, s->t, pid, 0, NULL};
+    struct rankkey k = {s->a, s->b, s->t, pid, 0, NULL}, e;
+    struct rankidx_iter it;
     uint64_t r0 = rankidx_count_before(b->idx, &k), total = rankidx_count(b->idx);
     uint64_t from = r0 > around ? r0 - around : 0;
     uint64_t to = r0 + around + 1 < total ? r0 + around + 1 : total;
-    json_t *win = rmodel__range_json(m, b, from, to - from, NULL);
-    if (win == NULL) {
-        return LR_EUNAVAILABLE;
-    }
     char ua[TIMEFMT_RFC3339_LEN + 1];
-    timefmt_rfc3339(k.t, ua);
     double pct = total ? round(10000.0 * (double)(total - (r0 + 1)) / (double)total) / 100.0 : 0.0;
-    json_t *j = rmodel__head(b);
-    json_object_set_new(j, "player_id", json_string(player));
-    json_object_set_new(j, "rank", json_integer((json_int_t)(r0 + 1)));
-    json_object_set_new(j, "score", json_integer(rankkey_score(&k, b->desc)));
-    json_object_set_new(j, "subscore", json_integer(rankkey_subscore(&k, b->desc)));
-    json_object_set_new(j, "updated_at", json_string(ua));
-    json_object_set_new(j, "total", json_integer((json_int_t)total));
-    json_object_set_new(j, "percentile", json_real(pct));
-    json_object_set_new(j, "around", win);
-    *out = j;
-    return 0;
+    int held = rankidx_seek(b->idx, from, &it) == 0;
+    timefmt_rfc3339(k.t, ua);
+    rmodel__out_head(m, b);
+    rmodel__out_lit(&m->out, ",\"player_id\":");
+    rmodel__out_json(&m->out, json_string(player));
+    rmodel__out_lit(&m->out, ",\"rank\":");
+    rmodel__out_int(&m->out, (int64_t)(r0 + 1));
+    rmodel__out_lit(&m->out, ",\"score\":");
+    rmodel__out_int(&m->out, rankkey_score(&k, b->desc));
+    rmodel__out_lit(&m->out, ",\"subscore\":");
+    rmodel__out_int(&m->out, rankkey_subscore(&k, b->desc));
+    rmodel__out_lit(&m->out, ",\"updated_at\":");
+    rmodel__out_json(&m->out, json_string(ua));
+    rmodel__out_lit(&m->out, ",\"total\":");
+    rmodel__out_int(&m->out, (int64_t)total);
+    rmodel__out_lit(&m->out, ",\"percentile\":");
+    rmodel__out_json(&m->out, json_real(pct));
+    rmodel__out_lit(&m->out, ",\"around\":[");
+    for (uint64_t r = from; held && r < to; r++) {
+        if (r > from) {
+            rmodel__out_lit(&m->out, ",");
+        }
+        held = rankidx_next(&it, &e) && rmodel__out_entry(m, b, &e, r + 1) == 0;
+    }
+    rmodel__out_lit(&m->out, "]}");
+    return rmodel__out_done(m, held, body, len);
 }
 
 static int rmodel__cmp_key(const void *x, const void *y)
@@ -1160,7 +1333,7 @@ static int rmodel__cmp_key(const void *x, const void *y)
 }
 
 int rmodel_friends(struct rmodel *m, struct rmodel_board *b, const char *ids, uint32_t n,
-                   json_t **out)
+                   const char **body, size_t *len)
 {
     struct rankkey k[RMODEL_FRIENDS_MAX];
     uint32_t nk = 0;
@@ -1177,29 +1350,24 @@ int rmodel_friends(struct rmodel *m, struct rmodel_board *b, const char *ids, ui
         }
         if (!dup) {
             const struct rmodel__slot *s = &b->slot[pid];
-            k[nk++] =
-                (struct rankkey){s->a, s->b, s->t, pid, m->players[pid].idlen, m->players[pid].id};
+            k[nk++] = (struct rankkey){s->a, s->b, s->t, pid, m->players[pid].idlen,
+                                       m->players[pid].id};
         }
     }
     qsort(k, nk, sizeof k[0], rmodel__cmp_key);
-    json_t *es = json_array();
-    for (uint32_t j = 0; es && j < nk; j++) {
-        json_t *e = rmodel__entry_json(m, b, &k[j], rankidx_count_before(b->idx, &k[j]) + 1);
-        if (e == NULL || json_array_append_new(es, e) != 0) {
-            json_decref(es);
-            return LR_EUNAVAILABLE;
+    int held = 1;
+    rmodel__out_head(m, b);
+    rmodel__out_lit(&m->out, ",\"entries\":[");
+    for (uint32_t j = 0; held && j < nk; j++) {
+        if (j > 0) {
+            rmodel__out_lit(&m->out, ",");
         }
+        held = rmodel__out_entry(m, b, &k[j], rankidx_count_before(b->idx, &k[j]) + 1) == 0;
     }
-    json_t *j = rmodel__head(b);
-    if (es == NULL || j == NULL) {
-        json_decref(es);
-        json_decref(j);
-        return LR_ENOMEM;
-    }
-    json_object_set_new(j, "entries", es);
-    json_object_set_new(j, "total", json_integer((json_int_t)rankidx_count(b->idx)));
-    *out = j;
-    return 0;
+    rmodel__out_lit(&m->out, "],\"total\":");
+    rmodel__out_int(&m->out, (int64_t)rankidx_count(b->idx));
+    rmodel__out_lit(&m->out, "}");
+    return rmodel__out_done(m, held, body, len);
 }
 
 /* ---- life ------------------------------------------------------------------------------------ */
@@ -1242,6 +1410,7 @@ static void rmodel__free(struct rmodel *m)
     rankidx_pool_free(m->pool);
     msgpack_sbuffer_destroy(&m->args);
     free(m->later.body);
+    free(m->out.p);
     void (*done)(void *) = m->done;
     void *data = m->done_data;
     free(m);

@@ -97,24 +97,26 @@ int rmodel_top(struct rmodel *m, struct rmodel_board *b, uint32_t limit, const c
 
 /**
  * GET /players/{id} of a held board (global scope, alltime): rank, key, total, percentile and
- * the @around entries each side, as a new JSON object (*@out, owned by the caller).
+ * the @around entries each side, as the JSON body the regions would give (*@body, *@len;
+ * borrowed until the next call into @m).
  * @return 0; LR_ENOTFOUND with a sentence in @err when the player has no entry; LR_EUNAVAILABLE
  * when an entry's name or metadata is not held (read the regions instead); LR_ENOMEM.
  */
 int rmodel_rank(struct rmodel *m, struct rmodel_board *b, const char *player, uint32_t around,
-                json_t **out, char *err, size_t errcap);
+                const char **body, size_t *len, char *err, size_t errcap);
 
 #define RMODEL_FRIENDS_MAX 100
 
 /**
  * GET /players?ids= of a held board (global scope, alltime): the players of @ids (@n ids,
  * each NUL-terminated one after the other, at most RMODEL_FRIENDS_MAX) that have an entry,
- * in rank order with their ranks, and the total, as a new JSON object (*@out, the caller's).
+ * in rank order with their ranks, and the total, as the JSON body (*@body, *@len; borrowed
+ * until the next call into @m).
  * @return 0; LR_EUNAVAILABLE when an entry's name or metadata is not held (read the regions
  * instead); LR_ENOMEM.
  */
 int rmodel_friends(struct rmodel *m, struct rmodel_board *b, const char *ids, uint32_t n,
-                   json_t **out);
+                   const char **body, size_t *len);
 
 /** Counters for /metrics and the bench. */
 struct rmodel_stats {

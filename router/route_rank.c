@@ -225,9 +225,11 @@ static int route_rank__player_model(struct rreq *q)
     const struct route_rank_player *s = q->route_data;
     struct rmodel_board *mb = rmodel_board(q->r->rm, q->param[0].p, q->param[0].len);
     char id[VALID_ID_MAX + 1];
-    json_t *j;
+    const char *body;
+    size_t len;
     snprintf(id, sizeof id, "%.*s", (int)q->param[1].len, q->param[1].p);
-    int rv = mb ? rmodel_rank(q->r->rm, mb, id, s->around, &j, q->errmsg, sizeof q->errmsg)
+    int rv = mb ? rmodel_rank(q->r->rm, mb, id, s->around, &body, &len, q->errmsg,
+                              sizeof q->errmsg)
                 : LR_EUNAVAILABLE;
     if (rv == LR_EUNAVAILABLE) { /* reset meanwhile, or a detail it does not hold */
         q->errmsg[0] = '\0';
@@ -236,7 +238,7 @@ static int route_rank__player_model(struct rreq *q)
     if (rv != 0) {
         return rv;
     }
-    rreq__reply_json(q, 200, j, NULL);
+    rreq__reply_text(q, 200, HTTP_JSON, body, len);
     return 0;
 }
 
@@ -402,15 +404,16 @@ static int route_rank__friends_model(struct rreq *q)
 {
     const struct route_rank_friends *s = q->route_data;
     struct rmodel_board *mb = rmodel_board(q->r->rm, q->param[0].p, q->param[0].len);
-    json_t *j;
-    int rv = mb ? rmodel_friends(q->r->rm, mb, s->ids, s->nids, &j) : LR_EUNAVAILABLE;
+    const char *body;
+    size_t len;
+    int rv = mb ? rmodel_friends(q->r->rm, mb, s->ids, s->nids, &body, &len) : LR_EUNAVAILABLE;
     if (rv == LR_EUNAVAILABLE) { /* reset meanwhile, or a detail it does not hold */
         return route_board__with_order(q, route_rank__friends_go);
     }
     if (rv != 0) {
         return rreq__errf(q, rv, "out of memory");
     }
-    rreq__reply_json(q, 200, j, NULL);
+    rreq__reply_text(q, 200, HTTP_JSON, body, len);
     return 0;
 }
 
