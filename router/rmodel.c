@@ -1350,8 +1350,8 @@ int rmodel_friends(struct rmodel *m, struct rmodel_board *b, const char *ids, ui
         }
         if (!dup) {
             const struct rmodel__slot *s = &b->slot[pid];
-            k[nk++] = (struct rankkey){s->a, s->b, s->t, pid, m->players[pid].idlen,
-                                       m->players[pid].id};
+            k[nk++] =
+                (struct rankkey){s->a, s->b, s->t, pid, m->players[pid].idlen, m->players[pid].id};
         }
     }
     qsort(k, nk, sizeof k[0], rmodel__cmp_key);

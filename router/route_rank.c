@@ -228,8 +228,7 @@ static int route_rank__player_model(struct rreq *q)
     const char *body;
     size_t len;
     snprintf(id, sizeof id, "%.*s", (int)q->param[1].len, q->param[1].p);
-    int rv = mb ? rmodel_rank(q->r->rm, mb, id, s->around, &body, &len, q->errmsg,
-                              sizeof q->errmsg)
+    int rv = mb ? rmodel_rank(q->r->rm, mb, id, s->around, &body, &len, q->errmsg, sizeof q->errmsg)
                 : LR_EUNAVAILABLE;
     if (rv == LR_EUNAVAILABLE) { /* reset meanwhile, or a detail it does not hold */
         q->errmsg[0] = '\0';
