@@ -1162,10 +1162,11 @@ int rmodel_top(struct rmodel *m, struct rmodel_board *b, uint32_t limit, const c
  * the request's own strings and numbers, and the punctuation between them. Every string goes
  * through jansson; only integers are printed here. */
 
-static void rmodel__out_raw(struct rmodel__out *o, const char *s, size_t n)
+/* Room for @n more bytes (and a NUL): 0, or -1 with @o failed. */
+static int rmodel__out_room(struct rmodel__out *o, size_t n)
 {
     if (o->failed) {
-        return;
+        return -1;
     }
     if (o->n + n + 1 > o->cap) {
         size_t cap = o->cap ? o->cap : 4096;
@@ -1175,13 +1176,20 @@ static void rmodel__out_raw(struct rmodel__out *o, const char *s, size_t n)
         char *np = realloc(o->p, cap);
         if (np == NULL) {
             o->failed = 1;
-            return;
+            return -1;
         }
         o->p = np;
         o->cap = cap;
     }
-    memcpy(o->p + o->n, s, n);
-    o->n += n;
+    return 0;
+}
+
+static void rmodel__out_raw(struct rmodel__out *o, const char *s, size_t n)
+{
+    if (rmodel__out_room(o, n) == 0) {
+        memcpy(o->p + o->n, s, n);
+        o->n += n;
+    }
 }
 
 static void rmodel__out_lit(struct rmodel__out *o, const char *s)
@@ -1202,12 +1210,8 @@ static void rmodel__out_json(struct rmodel__out *o, json_t *v)
     size_t n = v ? json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY) : 0;
     if (v == NULL || n == 0) {
         o->failed = 1;
-    } else if (!o->failed) {
-        rmodel__out_raw(o, "", n); /* make room */
-        if (!o->failed) {
-            o->n -= n;
-            o->n += json_dumpb(v, o->p + o->n, n, JSON_COMPACT | JSON_ENCODE_ANY);
-        }
+    } else if (rmodel__out_room(o, n) == 0) {
+        o->n += json_dumpb(v, o->p + o->n, n, JSON_COMPACT | JSON_ENCODE_ANY);
     }
     json_decref(v);
 }
