@@ -554,10 +554,12 @@ out:
     rmodel__maybe_done(m);
 }
 
-static void rmodel__page_call(struct rmodel_board *b, unsigned region, const char *cursor)
+/* Send @sq (its board is @b's; a leader read) to @region for @b's current seed, answered in
+ * @cb; on any failure the seed fails. */
+static void rmodel__board_query(struct rmodel_board *b, unsigned region, struct shard_query *sq,
+                                upstream_cb cb)
 {
     struct rmodel *m = b->m;
-    struct shard_query sq;
     msgpack_packer pk;
     struct rmodel__call *c = rmodel__call_new(m, region);
     if (c == NULL) {
@@ -566,23 +568,29 @@ static void rmodel__page_call(struct rmodel_board *b, unsigned region, const cha
     }
     snprintf(c->board, sizeof c->board, "%s", b->id);
     c->gen = b->gen;
-    memset(&sq, 0, sizeof sq);
-    sq.type = SHARD_Q_TOP;
-    sq.board_id = (struct lr_str){b->id, (uint32_t)b->idlen};
-    sq.window = TIMEFMT_ALLTIME;
-    sq.limit = RMODEL__SEED_PAGE;
-    sq.cursor = lr_str_of(cursor);
-    sq.now_ms = 1; /* alltime has one period: the clock does not matter */
+    sq->board_id = (struct lr_str){b->id, (uint32_t)b->idlen};
+    sq->now_ms = 1; /* alltime has one period, and a board's order none: the clock is moot */
     msgpack_sbuffer_clear(&m->args);
     msgpack_packer_init(&pk, &m->args, msgpack_sbuffer_write);
-    proto_query_encode(&pk, &sq, 0);
+    proto_query_encode(&pk, sq, 0);
     if (upstream_call(m->up[region], PROTO_OP_QUERY, 1, m->args.data, m->args.size, m->timeout_ms,
-                      rmodel__page_got, c) != 0) {
+                      cb, c) != 0) {
         free(c);
         rmodel__board_fail(b);
         return;
     }
     m->pending++;
+}
+
+static void rmodel__page_call(struct rmodel_board *b, unsigned region, const char *cursor)
+{
+    struct shard_query sq;
+    memset(&sq, 0, sizeof sq);
+    sq.type = SHARD_Q_TOP;
+    sq.window = TIMEFMT_ALLTIME;
+    sq.limit = RMODEL__SEED_PAGE;
+    sq.cursor = lr_str_of(cursor);
+    rmodel__board_query(b, region, &sq, rmodel__page_got);
 }
 
 /* Does a board's "windows" list hold "alltime"? */
@@ -644,7 +652,6 @@ static void rmodel__seed(struct rmodel_board *b)
 {
     struct rmodel *m = b->m;
     struct shard_query sq;
-    msgpack_packer pk;
     rmodel__board_clear(b);
     b->gen++;
     for (unsigned r = 0; r < m->nregions; r++) {
@@ -656,27 +663,9 @@ static void rmodel__seed(struct rmodel_board *b)
     }
     b->state = RB_ORDER;
     m->st.seeds++;
-    struct rmodel__call *c = rmodel__call_new(m, 0);
-    if (c == NULL) {
-        rmodel__board_fail(b);
-        return;
-    }
-    snprintf(c->board, sizeof c->board, "%s", b->id);
-    c->gen = b->gen;
     memset(&sq, 0, sizeof sq);
     sq.type = SHARD_Q_BOARD_GET;
-    sq.board_id = (struct lr_str){b->id, (uint32_t)b->idlen};
-    sq.now_ms = 1;
-    msgpack_sbuffer_clear(&m->args);
-    msgpack_packer_init(&pk, &m->args, msgpack_sbuffer_write);
-    proto_query_encode(&pk, &sq, 0);
-    if (upstream_call(m->up[0], PROTO_OP_QUERY, 1, m->args.data, m->args.size, m->timeout_ms,
-                      rmodel__order_got, c) != 0) {
-        free(c);
-        rmodel__board_fail(b);
-        return;
-    }
-    m->pending++;
+    rmodel__board_query(b, 0, &sq, rmodel__order_got);
 }
 
 struct rmodel_board *rmodel_board(struct rmodel *m, const char *id, size_t len)
