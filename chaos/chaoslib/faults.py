@@ -17,12 +17,18 @@ from .cluster import FAKETIME_LIB, FIU_LIBS
 class Ctx:
     """What a fault may touch: the cluster, the workload, the history, a seeded rng."""
 
-    def __init__(self, cluster, workload, history, rng, log):
+    def __init__(self, cluster, workload, history, rng, log, loop=None):
         self.c = cluster
         self.w = workload
         self.h = history
         self.rng = rng
         self.log = log
+        self.loop = loop  # the runner's event loop, where proxies run
+        self.proxies = []
+
+    def on_loop(self, coro):
+        """Run @coro on the runner's loop from the fault's thread and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
 
     def region(self):
         return self.rng.choice(self.c.regions)
@@ -190,6 +196,61 @@ class Reset(Fault):
 
     def detail(self):
         return {"replica": self.r.host, "leader": self.lead}
+
+
+class Delay(Fault):
+    name = "delay"
+    doc = ("the raft traffic between a region's replicas goes through our TCP proxy with 60 ms "
+           "more each way (DNAT to the proxy; old connections reset so they reconnect through "
+           "it); heal removes the delay")
+    delay_ms = 60
+    stall = False
+
+    def inject(self, ctx):
+        from .proxy import DelayProxy
+        self.g = ctx.region()
+        members = ctx.c.members(self.g)
+        self.proxies = {}
+        for b in members:
+            port = 17000 + int(b.ip.rsplit(".", 1)[1])
+            p = next((x for x in ctx.proxies if x.target == (b.ip, 7000)), None)
+            if p is None:  # one proxy per replica for the whole scenario
+                p = DelayProxy("10.99.0.1", port, b.ip, 7000)
+                ctx.on_loop(p.start())
+                ctx.proxies.append(p)
+            p.delay_ms = self.delay_ms
+            p.stalled = self.stall
+            self.proxies[b.host] = (p, port)
+        for a in members:
+            nat, out = [], []
+            for b in members:
+                if b is a:
+                    continue
+                port = self.proxies[b.host][1]
+                nat.append("ip daddr %s tcp dport 7000 dnat ip to 10.99.0.1:%d" % (b.ip, port))
+                out.append("ip daddr %s tcp dport 7000 reject with tcp reset" % b.ip)
+            ctx.c.net.rules(a.host, output_rules=out, nat_output=nat)
+        self.hosts = [a.host for a in members]
+
+    def heal(self, ctx):
+        for h in self.hosts:
+            ctx.c.net.clear(h)
+        for p, _ in self.proxies.values():
+            p.delay_ms = 0
+            p.stalled = False
+        ctx.c.revive()
+
+    def detail(self):
+        return {"region": self.g, "delay_ms": self.delay_ms, "stall": self.stall,
+                "proxied_bytes": sum(p.bytes for p, _ in self.proxies.values())}
+
+
+class Stall(Delay):
+    name = "stall"
+    doc = ("the same proxy holds every byte between a region's replicas (nothing lost, nothing "
+           "delivered) until the heal, then lets the backlog through at once")
+    delay_ms = 0
+    stall = True
 
 
 # ---- disks and clocks ------------------------------------------------------------------------
@@ -432,4 +493,4 @@ class SlowConsumers(Fault):
 FAULTS = {f.name: f for f in (
     KillLeader, KillFollower, KillRegion, KillRouter, PauseLeader, PartitionLeader,
     PartitionOneWay, Loss, Reset, DiskFull, ClockAhead, ClockBehind, LmdbIoError, RaftIoError,
-    SnapshotInstallKill, MembershipChange, SlowConsumers)}
+    SnapshotInstallKill, MembershipChange, SlowConsumers, Delay, Stall)}

@@ -55,6 +55,8 @@ SCENARIOS = [
              doc="a follower must install a snapshot and is killed during the install"),
     Scenario("membership", ["membership_change"], 6.0,
              doc="a partitioned replica is replaced"),
+    Scenario("slow", ["delay", "stall"], 4.0,
+             doc="the links between replicas get slow, then stall"),
 ]
 
 PROFILES = {
@@ -87,6 +89,7 @@ async def run_scenario(sc, prof, laurel, outdir, seed, pool):
     LIVE.append(c)
     h = wl.History(os.path.join(d, "history.jsonl"))
     w = None
+    ctx = None
     kinds = set()
     result = None
     try:
@@ -103,7 +106,7 @@ async def run_scenario(sc, prof, laurel, outdir, seed, pool):
         await w.setup()
         w.start()
         w.start_subscribers()
-        ctx = fmod.Ctx(c, w, h, rng, log)
+        ctx = fmod.Ctx(c, w, h, rng, log, loop)
         await asyncio.sleep(prof["warm_s"])
         for name in sc.faults:
             f = fmod.FAULTS[name]()
@@ -113,7 +116,7 @@ async def run_scenario(sc, prof, laurel, outdir, seed, pool):
             log("%s: injected %s %s" % (sc.name, name, json.dumps(f.detail())))
             await asyncio.sleep(sc.hold_s * prof["hold"] + 1.0)
             await loop.run_in_executor(pool, f.heal, ctx)
-            h.write({"type": "nemesis", "phase": "heal", "fault": name})
+            h.write({"type": "nemesis", "phase": "heal", "fault": name, "detail": f.detail()})
             await asyncio.sleep(1.0)
         h.write({"type": "healed"})
         healed_t = h.t()
@@ -140,6 +143,8 @@ async def run_scenario(sc, prof, laurel, outdir, seed, pool):
             await w.stop_subscribers()
         if not h.f.closed:
             h.close()
+        for p in (ctx.proxies if ctx else []):
+            await p.close()
         passed = result is not None and result.ok and not (w and w.replays_applied)
         if not passed and c.mounts:
             # tmpfs data goes away at unmount: keep a copy for the post-mortem.
