@@ -9,6 +9,7 @@ PKGS=(
     libraft-dev libuv1-dev liblmdb-dev lmdb-utils libmsgpack-dev
     libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libcmocka-dev
     python3 python3-websockets faketime
+    iproute2 nftables fiu-utils libfiu0 util-linux
 )
 
 missing=()

@@ -14,6 +14,14 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build build -j"$jobs"
 ctest --test-dir build --output-on-failure --timeout 300
 
+# The chaos suite's ci profile (chaos/README.md): faults against a real cluster, then the
+# history checker. It needs root (network namespaces, nftables, tmpfs), which CI has.
+if [ "$(id -u)" -eq 0 ]; then
+    chaos/run --profile ci --out build/chaos
+else
+    echo "chaos/run skipped: it needs root (network namespaces, nftables, tmpfs mounts)"
+fi
+
 # Every decoder also runs under the sanitizers (garbage tests included).
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLAUREL_SANITIZE=ON
 cmake --build build-asan -j"$jobs"

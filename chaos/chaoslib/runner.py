@@ -51,7 +51,7 @@ SCENARIOS = [
     Scenario("storage", ["lmdb_io_error", "raftlog_io_error"], 4.0, fiu=True,
              doc="writes to LMDB and to the raft log fail"),
     Scenario("snapshot", ["snapshot_install_kill"], 8.0,
-             node_args=["--snapshot-every", "64"],
+             node_args=["--snapshot-every", "64", "--snapshot-trailing", "16"],
              doc="a follower must install a snapshot and is killed during the install"),
     Scenario("membership", ["membership_change"], 6.0,
              doc="a partitioned replica is replaced"),

@@ -109,6 +109,8 @@ class Workload:
             err = "%d %s" % (resp.status, resp.body[:200].decode("utf-8", "replace"))
         else:
             outcome = "info"
+        if outcome == "ok" and f == "unlock":
+            value = dict(value, newly_unlocked=(resp.json() or {}).get("newly_unlocked"))
         rec = {"type": outcome, "op": opid, "proc": proc, "f": f, "value": value,
                "status": resp.status if resp is not None else status}
         if err:
