@@ -1,7 +1,7 @@
 """The history checker: did the cluster keep every acknowledged write, and nothing else?
 
 Input: the runner's history (history.jsonl, one JSON object a line) and final state
-(final.json), in the format of the runner/checker contract (chaos/CHECKER.md says how each
+(final.json), in the format of the runner/checker contract (chaos/README.md, "How the checker decides", says how each
 check decides). Every check yields a count; a run passes when every count is 0.
 
 An operation ends in one of three ways, and each check leans on that:
