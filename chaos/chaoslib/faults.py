@@ -259,7 +259,7 @@ class Stall(Delay):
 class DiskFull(Fault):
     """Needs the scenario's replicas on tmpfs (Scenario.tmpfs_mb)."""
     name = "disk_full"
-    doc = "fill every tmpfs data directory of a region with a balloon file; heal deletes it"
+    doc = "fill every tmpfs data directory of a region to the last byte with a balloon file; heal deletes it"
 
     def inject(self, ctx):
         self.g = ctx.region()
@@ -269,8 +269,9 @@ class DiskFull(Fault):
             st = os.statvfs(d)
             free = st.f_bavail * st.f_frsize
             path = os.path.join(d, "balloon")
-            size = max(free - 2 * 1024 * 1024, 0)  # leave 2 MiB: less than any sane reserve
-            subprocess.run(["fallocate", "-l", str(size), path], capture_output=True)
+            # Leave nothing: the replica's own admission reserve must refuse writes before
+            # anything fails, and without one the next raft segment cannot be allocated.
+            subprocess.run(["fallocate", "-l", str(free), path], capture_output=True)
             self.balloons.append(path)
 
     def heal(self, ctx):

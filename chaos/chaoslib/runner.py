@@ -44,7 +44,7 @@ SCENARIOS = [
              doc="a frozen leader, then clients that never read"),
     Scenario("partition", ["partition_leader", "partition_oneway", "loss", "rst"], 4.0,
              doc="the network between replicas fails in four ways"),
-    Scenario("disk", ["disk_full"], 5.0, tmpfs_mb=512,
+    Scenario("disk", ["disk_full"], 8.0, tmpfs_mb=512,
              doc="a region's disks fill up"),
     Scenario("clock", ["clock_ahead", "clock_behind"], 6.0,
              doc="a leader's clock runs a day ahead, then a day behind"),
@@ -61,7 +61,7 @@ SCENARIOS = [
 
 PROFILES = {
     # ci: every scenario once, short holds: about 5 minutes on 2 cores.
-    "ci": {"rounds": 1, "hold": 1.0, "warm_s": 3.0, "after_s": 5.0},
+    "ci": {"rounds": 1, "hold": 0.7, "warm_s": 2.5, "after_s": 4.0},
     # soak: every scenario, long holds, as many rounds as --rounds says.
     "soak": {"rounds": 3, "hold": 5.0, "warm_s": 10.0, "after_s": 10.0},
 }
