@@ -36,11 +36,49 @@ int node_exit_status(const struct node *n)
     return n->exit_status;
 }
 
+static void node__fail_batch(struct node_batch *b, int code, const char *why);
+static void node__batch_free(struct node_batch *b);
+static void node__read_free(struct node_read *r);
+
+/* A fatal error: the raft log or the state machine can no longer be trusted. uv_stop only
+ * ends the loop after the current turn, whose check handle would still propose the open
+ * batch and start a barrier, and whose later callbacks could still answer writes. So the
+ * node also stops itself here: every waiting writer is answered `unavailable` now (its write
+ * may or may not have happened; the same idempotency key settles it on the next leader),
+ * n->fatal keeps node__check, node__flush_batch and node__op_submit from proposing, and
+ * node__applied from answering. Batches already proposed stay owned by libraft until their
+ * callbacks; they are only marked answered. May run inside libraft's callbacks. */
 static void node__fatal(struct node *n, const char *what)
 {
     LOG(n->log, LOG_ERROR, "fatal: %s; stopping this replica", what);
     n->exit_status = 70;
     uv_stop(n->loop);
+    if (n->fatal) {
+        return;
+    }
+    n->fatal = 1;
+    static const char why[] =
+        "replica stopped on a fatal error; the write may or may not have "
+        "happened: retry with the same idempotency key";
+    if (n->open) {
+        node__fail_batch(n->open, LR_EUNAVAILABLE, why);
+        node__batch_free(n->open);
+        n->open = NULL;
+    }
+    for (struct node_batch *b = n->inflight; b; b = b->next) {
+        if (!b->answered) {
+            node__fail_batch(b, LR_EUNAVAILABLE, why);
+            b->answered = 1;
+        }
+    }
+    for (struct node_read *r = n->reads_next, *next; r; r = next) {
+        next = r->next;
+        if (!r->c->closing) {
+            node__reply_error(r->c, r->req_id, LR_EUNAVAILABLE, "replica stopped on a fatal error");
+        }
+        node__read_free(r);
+    }
+    n->reads_next = NULL;
 }
 
 const struct node_peer *node__peer(const struct node *n, uint64_t id)
@@ -162,6 +200,10 @@ static void node__op_submit(struct node_conn *c, struct node_req *r)
         node__reply_error(c, m->id, LR_EINVAL, "submit: args must be 1 to 1024 commands");
         return;
     }
+    if (n->fatal) {
+        node__reply_error(c, m->id, LR_EUNAVAILABLE, "submit: replica stopped on a fatal error");
+        return;
+    }
     uint32_t count = cmds->via.array.size;
     /* meta's entries hold fewer commands than a region's (meta/mcmd.h). */
     uint32_t entry_max = n->cfg.meta ? MCMD_ENTRY_MAX : CMD_ENTRY_MAX;
@@ -175,6 +217,11 @@ static void node__op_submit(struct node_conn *c, struct node_req *r)
             return;
         }
         node__flush_batch(n); /* one entry holds entry_max commands at most */
+        if (n->fatal) {       /* that proposal failed fatally: nothing joins a new batch */
+            node__reply_error(c, m->id, LR_EUNAVAILABLE,
+                              "submit: replica stopped on a fatal error");
+            return;
+        }
     }
     struct node_batch *b = node__open_batch(n);
     if (b == NULL || node__batch_reserve(b) != 0 || node__batch_reserve_stamps(b, count) != 0) {
@@ -235,7 +282,7 @@ static void node__flush_batch(struct node *n)
     struct raft_buffer buf;
     msgpack_sbuffer entry;
     msgpack_packer pk;
-    if (b == NULL || !node__may_propose(n)) {
+    if (b == NULL || n->fatal || !node__may_propose(n)) {
         return; /* held until an entry of this leader's term is applied (node_clock.c) */
     }
     n->open = NULL;
@@ -266,6 +313,13 @@ static void node__flush_batch(struct node *n)
         return;
     }
     b->index = b->req.index;
+    if (n->fatal) { /* the append failed inside raft_apply, which still took the entry */
+        node__fail_batch(b, LR_EUNAVAILABLE,
+                         "replica stopped on a fatal error; the write may or "
+                         "may not have happened: retry with the same "
+                         "idempotency key");
+        b->answered = 1;
+    }
     if (n->inflight_tail) {
         n->inflight_tail->next = b;
     } else {
@@ -307,7 +361,7 @@ static void node__applied(void *data, const struct fsm_applied *a)
 {
     struct node *n = data;
     struct node_batch *b = n->inflight;
-    if (b && b->index == a->index && !b->answered) {
+    if (b && b->index == a->index && !b->answered && !n->fatal) {
         node__answer_batch(n, b, a);
     }
     if (a->nevents == 0) {
@@ -490,7 +544,7 @@ static void node__op_readindex(struct node_conn *c, struct node_req *r)
 static void node__check(uv_check_t *h)
 {
     struct node *n = h->data;
-    if (n->stopping) {
+    if (n->stopping || n->fatal) {
         return;
     }
     node__flush_batch(n);

@@ -119,6 +119,7 @@ struct node {
     msgpack_sbuffer qans;           /* a query's answer, before it is framed into scratch */
     char rbuf[64 * 1024];           /* socket reads of this loop */
     int stopping;
+    int fatal; /* node__fatal ran: propose nothing more, answer no write with success */
     unsigned closing_handles;
     void (*stop_cb)(void *data);
     void *stop_data;
