@@ -228,7 +228,16 @@ static void node__op_submit(struct node_conn *c, struct node_req *r)
         node__reply_error(c, m->id, LR_ENOMEM, "submit: out of memory");
         return;
     }
-    int64_t ts = node__stamp(n);
+    int64_t ts;
+    if (node__may_propose(n)) {
+        ts = node__stamp(n);
+    } else { /* held: a provisional stamp, replaced when the batch is proposed (node_clock.c) */
+        ts = fsm_clock_ms(&n->fsm);
+        if (!b->held) {
+            b->held = 1;
+            b->held_since = uv_now(n->loop);
+        }
+    }
     struct node_waiter *w = &b->w[b->nw++];
     w->c = c;
     w->req_id = m->id;
@@ -444,7 +453,7 @@ static void node__barrier_cb(struct raft_barrier *req, int status)
  * writes wait for an entry of its term to apply (node_clock.c). */
 static void node__barrier_start(struct node *n)
 {
-    if (n->barrier_busy || (n->reads_next == NULL && node__may_propose(n))) {
+    if (n->barrier_busy || (n->reads_next == NULL && node__term_ready(n))) {
         return;
     }
     n->reads_now = n->reads_next;
@@ -547,6 +556,10 @@ static void node__check(uv_check_t *h)
     if (n->stopping || n->fatal) {
         return;
     }
+    if (raft_state(&n->raft) == RAFT_LEADER && n->clock_term != n->raft.current_term) {
+        n->clock_term = n->raft.current_term; /* elected: measure the peers' clocks at once */
+        node__peerclock_sample(n);
+    }
     node__flush_batch(n);
     node__barrier_start(n);
     for (struct node_sub *s = n->subs, *next; s; s = next) {
@@ -563,6 +576,37 @@ static void node__tick(uv_timer_t *t)
     struct node *n = t->data;
     n->log->term = n->raft.current_term;
     node__sub_heartbeats(n, 1); /* also when nothing moved: the stream is alive */
+    if (n->stopping || n->fatal || raft_state(&n->raft) != RAFT_LEADER) {
+        return;
+    }
+    /* Counted every tick, logged when it starts and when it ends (not once a second). */
+    int64_t offset;
+    int have = node__peerclock_offset(n, &offset);
+    if (have && (offset > NODE_CLOCK_TOLERANCE_MS || offset < -NODE_CLOCK_TOLERANCE_MS)) {
+        n->clock_skewed++;
+        if (!n->clock_warned) {
+            n->clock_warned = 1;
+            LOG(n->log, LOG_WARN,
+                "clock: this host's clock is %lld ms %s the majority's; stamping with the "
+                "majority's",
+                (long long)(offset < 0 ? -offset : offset), offset < 0 ? "ahead of" : "behind");
+        }
+    } else if (have && n->clock_warned) {
+        n->clock_warned = 0;
+        LOG(n->log, LOG_INFO, "clock: back within %d ms of the majority's",
+            NODE_CLOCK_TOLERANCE_MS);
+    }
+    node__peerclock_sample(n);
+    /* A batch held past NODE_HOLD_MS (no barrier of this term yet, or no quorum of clock
+     * samples) answers unavailable: nothing was proposed, so a retry is safe. */
+    struct node_batch *b = n->open;
+    if (b && b->held && !node__may_propose(n) && uv_now(n->loop) - b->held_since > NODE_HOLD_MS) {
+        n->open = NULL;
+        node__fail_batch(b, LR_EUNAVAILABLE,
+                         "leader not ready (no barrier of its term or no quorum of clock samples); "
+                         "retry");
+        node__batch_free(b);
+    }
 }
 
 /* ---- the op table ------------------------------------------------------------------------------
@@ -803,7 +847,7 @@ err_after_alloc:
 
 static void node__handle_closed(uv_handle_t *h);
 
-static void node__finish(struct node *n)
+void node__closed(struct node *n)
 {
     if (--n->closing_handles > 0) {
         return;
@@ -823,13 +867,13 @@ static void node__finish(struct node *n)
 
 static void node__handle_closed(uv_handle_t *h)
 {
-    node__finish(h->data);
+    node__closed(h->data);
 }
 
 static void node__raft_closed(struct raft *r)
 {
     struct node *n = (struct node *)((char *)r - offsetof(struct node, raft));
-    node__finish(n);
+    node__closed(n);
 }
 
 void node_stop(struct node *n, void (*cb)(void *data), void *data)
@@ -852,6 +896,7 @@ void node_stop(struct node *n, void (*cb)(void *data), void *data)
     n->reads_next = NULL;
     conn__close_all(n);
     n->closing_handles = 4;
+    n->closing_handles += node__peerclock_close_all(n);
     n->listener.data = n;
     uv_close((uv_handle_t *)&n->listener, node__handle_closed);
     uv_check_stop(&n->check);
