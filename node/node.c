@@ -36,11 +36,49 @@ int node_exit_status(const struct node *n)
     return n->exit_status;
 }
 
+static void node__fail_batch(struct node_batch *b, int code, const char *why);
+static void node__batch_free(struct node_batch *b);
+static void node__read_free(struct node_read *r);
+
+/* A fatal error: the raft log or the state machine can no longer be trusted. uv_stop only
+ * ends the loop after the current turn, whose check handle would still propose the open
+ * batch and start a barrier, and whose later callbacks could still answer writes. So the
+ * node also stops itself here: every waiting writer is answered `unavailable` now (its write
+ * may or may not have happened; the same idempotency key settles it on the next leader),
+ * n->fatal keeps node__check, node__flush_batch and node__op_submit from proposing, and
+ * node__applied from answering. Batches already proposed stay owned by libraft until their
+ * callbacks; they are only marked answered. May run inside libraft's callbacks. */
 static void node__fatal(struct node *n, const char *what)
 {
     LOG(n->log, LOG_ERROR, "fatal: %s; stopping this replica", what);
     n->exit_status = 70;
     uv_stop(n->loop);
+    if (n->fatal) {
+        return;
+    }
+    n->fatal = 1;
+    static const char why[] =
+        "replica stopped on a fatal error; the write may or may not have "
+        "happened: retry with the same idempotency key";
+    if (n->open) {
+        node__fail_batch(n->open, LR_EUNAVAILABLE, why);
+        node__batch_free(n->open);
+        n->open = NULL;
+    }
+    for (struct node_batch *b = n->inflight; b; b = b->next) {
+        if (!b->answered) {
+            node__fail_batch(b, LR_EUNAVAILABLE, why);
+            b->answered = 1;
+        }
+    }
+    for (struct node_read *r = n->reads_next, *next; r; r = next) {
+        next = r->next;
+        if (!r->c->closing) {
+            node__reply_error(r->c, r->req_id, LR_EUNAVAILABLE, "replica stopped on a fatal error");
+        }
+        node__read_free(r);
+    }
+    n->reads_next = NULL;
 }
 
 const struct node_peer *node__peer(const struct node *n, uint64_t id)
@@ -162,6 +200,10 @@ static void node__op_submit(struct node_conn *c, struct node_req *r)
         node__reply_error(c, m->id, LR_EINVAL, "submit: args must be 1 to 1024 commands");
         return;
     }
+    if (n->fatal) {
+        node__reply_error(c, m->id, LR_EUNAVAILABLE, "submit: replica stopped on a fatal error");
+        return;
+    }
     uint32_t count = cmds->via.array.size;
     /* meta's entries hold fewer commands than a region's (meta/mcmd.h). */
     uint32_t entry_max = n->cfg.meta ? MCMD_ENTRY_MAX : CMD_ENTRY_MAX;
@@ -175,13 +217,27 @@ static void node__op_submit(struct node_conn *c, struct node_req *r)
             return;
         }
         node__flush_batch(n); /* one entry holds entry_max commands at most */
+        if (n->fatal) {       /* that proposal failed fatally: nothing joins a new batch */
+            node__reply_error(c, m->id, LR_EUNAVAILABLE,
+                              "submit: replica stopped on a fatal error");
+            return;
+        }
     }
     struct node_batch *b = node__open_batch(n);
     if (b == NULL || node__batch_reserve(b) != 0 || node__batch_reserve_stamps(b, count) != 0) {
         node__reply_error(c, m->id, LR_ENOMEM, "submit: out of memory");
         return;
     }
-    int64_t ts = node__stamp(n);
+    int64_t ts;
+    if (node__may_propose(n)) {
+        ts = node__stamp(n);
+    } else { /* held: a provisional stamp, replaced when the batch is proposed (node_clock.c) */
+        ts = fsm_clock_ms(&n->fsm);
+        if (!b->held) {
+            b->held = 1;
+            b->held_since = uv_now(n->loop);
+        }
+    }
     struct node_waiter *w = &b->w[b->nw++];
     w->c = c;
     w->req_id = m->id;
@@ -235,7 +291,7 @@ static void node__flush_batch(struct node *n)
     struct raft_buffer buf;
     msgpack_sbuffer entry;
     msgpack_packer pk;
-    if (b == NULL || !node__may_propose(n)) {
+    if (b == NULL || n->fatal || !node__may_propose(n)) {
         return; /* held until an entry of this leader's term is applied (node_clock.c) */
     }
     n->open = NULL;
@@ -266,6 +322,13 @@ static void node__flush_batch(struct node *n)
         return;
     }
     b->index = b->req.index;
+    if (n->fatal) { /* the append failed inside raft_apply, which still took the entry */
+        node__fail_batch(b, LR_EUNAVAILABLE,
+                         "replica stopped on a fatal error; the write may or "
+                         "may not have happened: retry with the same "
+                         "idempotency key");
+        b->answered = 1;
+    }
     if (n->inflight_tail) {
         n->inflight_tail->next = b;
     } else {
@@ -307,7 +370,7 @@ static void node__applied(void *data, const struct fsm_applied *a)
 {
     struct node *n = data;
     struct node_batch *b = n->inflight;
-    if (b && b->index == a->index && !b->answered) {
+    if (b && b->index == a->index && !b->answered && !n->fatal) {
         node__answer_batch(n, b, a);
     }
     if (a->nevents == 0) {
@@ -390,7 +453,7 @@ static void node__barrier_cb(struct raft_barrier *req, int status)
  * writes wait for an entry of its term to apply (node_clock.c). */
 static void node__barrier_start(struct node *n)
 {
-    if (n->barrier_busy || (n->reads_next == NULL && node__may_propose(n))) {
+    if (n->barrier_busy || (n->reads_next == NULL && node__term_ready(n))) {
         return;
     }
     n->reads_now = n->reads_next;
@@ -490,8 +553,12 @@ static void node__op_readindex(struct node_conn *c, struct node_req *r)
 static void node__check(uv_check_t *h)
 {
     struct node *n = h->data;
-    if (n->stopping) {
+    if (n->stopping || n->fatal) {
         return;
+    }
+    if (raft_state(&n->raft) == RAFT_LEADER && n->clock_term != n->raft.current_term) {
+        n->clock_term = n->raft.current_term; /* elected: measure the peers' clocks at once */
+        node__peerclock_sample(n);
     }
     node__flush_batch(n);
     node__barrier_start(n);
@@ -509,6 +576,37 @@ static void node__tick(uv_timer_t *t)
     struct node *n = t->data;
     n->log->term = n->raft.current_term;
     node__sub_heartbeats(n, 1); /* also when nothing moved: the stream is alive */
+    if (n->stopping || n->fatal || raft_state(&n->raft) != RAFT_LEADER) {
+        return;
+    }
+    /* Counted every tick, logged when it starts and when it ends (not once a second). */
+    int64_t offset;
+    int have = node__peerclock_offset(n, &offset);
+    if (have && (offset > NODE_CLOCK_TOLERANCE_MS || offset < -NODE_CLOCK_TOLERANCE_MS)) {
+        n->clock_skewed++;
+        if (!n->clock_warned) {
+            n->clock_warned = 1;
+            LOG(n->log, LOG_WARN,
+                "clock: this host's clock is %lld ms %s the majority's; stamping with the "
+                "majority's",
+                (long long)(offset < 0 ? -offset : offset), offset < 0 ? "ahead of" : "behind");
+        }
+    } else if (have && n->clock_warned) {
+        n->clock_warned = 0;
+        LOG(n->log, LOG_INFO, "clock: back within %d ms of the majority's",
+            NODE_CLOCK_TOLERANCE_MS);
+    }
+    node__peerclock_sample(n);
+    /* A batch held past NODE_HOLD_MS (no barrier of this term yet, or no quorum of clock
+     * samples) answers unavailable: nothing was proposed, so a retry is safe. */
+    struct node_batch *b = n->open;
+    if (b && b->held && !node__may_propose(n) && uv_now(n->loop) - b->held_since > NODE_HOLD_MS) {
+        n->open = NULL;
+        node__fail_batch(b, LR_EUNAVAILABLE,
+                         "leader not ready (no barrier of its term or no quorum of clock samples); "
+                         "retry");
+        node__batch_free(b);
+    }
 }
 
 /* ---- the op table ------------------------------------------------------------------------------
@@ -749,7 +847,7 @@ err_after_alloc:
 
 static void node__handle_closed(uv_handle_t *h);
 
-static void node__finish(struct node *n)
+void node__closed(struct node *n)
 {
     if (--n->closing_handles > 0) {
         return;
@@ -769,13 +867,13 @@ static void node__finish(struct node *n)
 
 static void node__handle_closed(uv_handle_t *h)
 {
-    node__finish(h->data);
+    node__closed(h->data);
 }
 
 static void node__raft_closed(struct raft *r)
 {
     struct node *n = (struct node *)((char *)r - offsetof(struct node, raft));
-    node__finish(n);
+    node__closed(n);
 }
 
 void node_stop(struct node *n, void (*cb)(void *data), void *data)
@@ -798,6 +896,7 @@ void node_stop(struct node *n, void (*cb)(void *data), void *data)
     n->reads_next = NULL;
     conn__close_all(n);
     n->closing_handles = 4;
+    n->closing_handles += node__peerclock_close_all(n);
     n->listener.data = n;
     uv_close((uv_handle_t *)&n->listener, node__handle_closed);
     uv_check_stop(&n->check);

@@ -32,7 +32,7 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     const struct node_peer *me = node__peer(n, n->cfg.id);
     msgpack_packer pk = node__packer(n);
     proto_msg_begin(&pk, m->id, 0);
-    msgpack_pack_map(&pk, 17);
+    msgpack_pack_map(&pk, 20);
     proto_pack_key(&pk, "id");
     msgpack_pack_uint64(&pk, n->cfg.id);
     proto_pack_key(&pk, "region");
@@ -60,6 +60,17 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     proto_pack_key(&pk, "clock_ms");
     msgpack_pack_int64(&pk, fsm_clock_ms(&n->fsm));
     /* Where a catalog carrier resumes (docs/global-state.md); 0 on a meta replica. */
+    /* This host's wall clock: a leader samples its voters' (node_peerclock.c). */
+    proto_pack_key(&pk, "now_ms");
+    msgpack_pack_int64(&pk, node__now_ms());
+    /* While leading with a quorum of samples: the majority's clock minus this one. */
+    int64_t offset;
+    proto_pack_key(&pk, "clock_offset_ms");
+    raft_state(&n->raft) == RAFT_LEADER &&node__peerclock_offset(n, &offset)
+        ? msgpack_pack_int64(&pk, offset)
+        : msgpack_pack_nil(&pk);
+    proto_pack_key(&pk, "clock_skewed");
+    msgpack_pack_uint64(&pk, n->clock_skewed);
     proto_pack_key(&pk, "catalog_through");
     msgpack_pack_uint64(&pk, n->fsm.shard ? shard_catalog_through(n->fsm.shard) : 0);
     proto_pack_key(&pk, "applied_entries");

@@ -5,15 +5,19 @@
  * applied, or a new leader with a slower clock could put a write into a period that is over.
  * The invariant: every stamp a leader proposes is >= every stamp applied before it in the log.
  *
- * Two rules keep it. (1) A stamp is max(this clock, the highest stamp applied here
+ * Three rules keep it and bound it. (1) A stamp is max(this clock, the highest stamp applied here
  * (fsm_clock_ms), the highest stamp this node issued). (2) A leader proposes nothing before an
  * entry of its own term is applied here (n->read_term, set by the barrier in node.c): until
  * then, entries of earlier terms, possibly stamped later by another leader, may still wait in
- * its log uncommitted. Commands that arrive meanwhile wait in the open batch, stamped by rule
- * (1); when the barrier completes, the flush raises every stamp of the batch to the then-applied
- * clock. Each stamp is packed in msgpack's fixed 9-byte int64 form (0xd3 and 8 bytes
- * big-endian, which the decoder reads like any other integer) at an offset the batch
- * remembers, so raising it rewrites 8 bytes in place and the batch stays one entry. */
+ * its log uncommitted. (3) A stamp is never more than NODE_CLOCK_TOLERANCE_MS ahead of the clock a
+ * majority of the voters keeps (node_peerclock.c): one leader with a clock hours fast would
+ * otherwise drag every later stamp ahead and expire idempotency keys early. A leader without a
+ * quorum of fresh clock samples holds writes like (2). Commands that join a held batch carry a
+ * provisional stamp (the applied clock, recorded nowhere); when the hold ends, the flush raises
+ * every stamp of the batch to node__stamp of that moment. Each stamp is packed in msgpack's fixed
+ * 9-byte int64 form (0xd3 and 8 bytes big-endian, which the decoder reads like any other integer)
+ * at an offset the batch remembers, so raising it rewrites 8 bytes in place and the batch stays one
+ * entry. */
 #include <assert.h>
 #include <stdlib.h>
 #include <time.h>
@@ -27,15 +31,28 @@ int64_t node__now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int node__may_propose(struct node *n)
+int node__term_ready(struct node *n)
 {
     return raft_state(&n->raft) != RAFT_LEADER ||
            n->read_term == n->raft.current_term; /* raft_state takes no const */
 }
 
+int node__may_propose(struct node *n)
+{
+    int64_t offset;
+    return node__term_ready(n) &&
+           (raft_state(&n->raft) != RAFT_LEADER || node__peerclock_offset(n, &offset));
+}
+
 int64_t node__stamp(struct node *n)
 {
-    int64_t ts = node__now_ms(), applied = fsm_clock_ms(&n->fsm);
+    int64_t ts = node__now_ms(), applied = fsm_clock_ms(&n->fsm), offset;
+    /* Rule (3): never ahead of the majority's clock by more than the tolerance. Only a
+     * leader proposes, and it proposes only with a quorum of samples (node__may_propose). */
+    if (raft_state(&n->raft) == RAFT_LEADER && node__peerclock_offset(n, &offset) &&
+        offset < -NODE_CLOCK_TOLERANCE_MS) {
+        ts += offset + NODE_CLOCK_TOLERANCE_MS;
+    }
     ts = ts > applied ? ts : applied;
     ts = ts > n->stamp_issued ? ts : n->stamp_issued;
     n->stamp_issued = ts;
@@ -84,7 +101,9 @@ void node__append_cmd(struct node_batch *b, const msgpack_object *o, int64_t ts)
 
 void node__restamp(struct node *n, struct node_batch *b)
 {
-    int64_t floor = fsm_clock_ms(&n->fsm);
+    /* A held batch's stamps were provisional (the applied clock): the batch takes the stamp
+     * of the moment it is proposed, when the majority's clock is known. */
+    int64_t floor = b->held ? node__stamp(n) : fsm_clock_ms(&n->fsm);
     if (b->nts == 0 || floor <= b->ts_min) {
         return; /* the usual case: no stamp of the batch is below what was applied */
     }

@@ -58,6 +58,31 @@ struct node_waiter {
     uint32_t first, count; /* their commands inside the entry */
 };
 
+/* The majority's clock (node_peerclock.c, docs/durability.md "Time stamps"). */
+#define NODE_CLOCK_TOLERANCE_MS 1000 /* how far a stamp may run ahead of the majority's time */
+#define NODE_CLOCK_FRESH_MS 5000     /* a peer's sample counts this long */
+#define NODE_HOLD_MS 3000            /* a held write waits this long, then answers unavailable */
+
+/* One peer's clock, sampled over its RPC port while this node leads. Private to
+ * node_peerclock.c. */
+struct node_peerclock {
+    struct node *n;
+    uv_tcp_t tcp; /* initialised unless state is idle */
+    uv_connect_t connect;
+    uv_write_t wreq;
+    char wbuf[32]; /* the STATUS request being written */
+    struct proto_reader rd;
+    int state;
+    int busy;    /* a STATUS request awaits its reply */
+    int writing; /* wreq is in flight */
+    uint64_t req_id;
+    int64_t t_send;   /* CLOCK_REALTIME ms when the request in flight was sent */
+    uint64_t sent;    /* uv_now then */
+    int64_t offset;   /* the last sample: peer clock minus this one, ms */
+    uint64_t sampled; /* uv_now when it was taken */
+    int has_sample;
+};
+
 struct node_batch {
     struct raft_apply req;
     struct node *n;
@@ -66,7 +91,10 @@ struct node_batch {
     uint32_t ncmds;
     size_t *ts_off; /* where each command's stamp is in @sb (node_clock.c) */
     uint32_t nts, capts;
-    int64_t ts_min; /* the first, and lowest, stamp of the batch */
+    int64_t ts_min;      /* the first, and lowest, stamp of the batch */
+    int held;            /* some command joined while the leader was holding writes: its stamp is
+                            provisional, set when the batch is proposed (node__restamp) */
+    uint64_t held_since; /* uv_now when the first held command joined */
     struct node_waiter *w;
     uint32_t nw, capw;
     uint64_t index;
@@ -115,10 +143,16 @@ struct node {
     struct raft_transfer transfer;
     struct node_admin *transfer_ad; /* who asked for the transfer in flight, or NULL */
     int64_t stamp_issued;           /* the highest time stamp this node has put in a command */
-    msgpack_sbuffer scratch;        /* answers being built */
-    msgpack_sbuffer qans;           /* a query's answer, before it is framed into scratch */
-    char rbuf[64 * 1024];           /* socket reads of this loop */
+    struct node_peerclock pclock[NODE_MAX_PEERS]; /* for cfg.peers[i] */
+    uint64_t clock_term;     /* the term whose election started the last sampling round */
+    uint64_t clock_skewed;   /* ticks this leader's clock was past the tolerance from the
+                                majority's (status "clock_skewed") */
+    int clock_warned;        /* the skew is logged: the next line says when it ends */
+    msgpack_sbuffer scratch; /* answers being built */
+    msgpack_sbuffer qans;    /* a query's answer, before it is framed into scratch */
+    char rbuf[64 * 1024];    /* socket reads of this loop */
     int stopping;
+    int fatal; /* node__fatal ran: propose nothing more, answer no write with success */
     unsigned closing_handles;
     void (*stop_cb)(void *data);
     void *stop_data;
@@ -153,12 +187,29 @@ msgpack_packer node__packer(struct node *n);
 void node__reply_not_leader(struct node_conn *c, uint64_t id);
 const struct node_peer *node__peer(const struct node *n, uint64_t id);
 
+/** One handle of the node closed during node_stop: the node is freed after the last one. */
+void node__closed(struct node *n);
+
+/* node_peerclock.c: the majority's clock */
+/** While leading: ask every voter with a known RPC address for its clock (at most one request
+ * in flight per peer). */
+void node__peerclock_sample(struct node *n);
+/** 1 and *@offset (the majority's clock minus this one, ms) when a quorum of voters, this
+ * node counted, has a fresh sample; else 0. */
+int node__peerclock_offset(struct node *n, int64_t *offset);
+/** Close every peer connection (node_stop); @return how many handles will call node__closed. */
+unsigned node__peerclock_close_all(struct node *n);
+
 /* node_clock.c: time stamps that never go below one applied (docs/durability.md) */
 /** This host's wall clock in ms. */
 int64_t node__now_ms(void);
-/** 0 while this replica leads but has not applied an entry of its term: writes must wait. */
+/** 0 while this replica leads but has not applied an entry of its term: barriers start. */
+int node__term_ready(struct node *n);
+/** 0 while this replica leads but has not applied an entry of its term, or has no quorum of
+ * fresh clock samples (node_peerclock.c): writes must wait. */
 int node__may_propose(struct node *n);
-/** The stamp for a command arriving now: max(clock, shard_clock_ms, the last one issued). */
+/** The stamp for a command proposed now: max(min(clock, the majority's clock + tolerance),
+ * shard_clock_ms, the last one issued). Records it as issued. */
 int64_t node__stamp(struct node *n);
 /** Room for @count more stamps in @b. @return 0 or LR_ENOMEM (@b unchanged). */
 int node__batch_reserve_stamps(struct node_batch *b, uint32_t count);

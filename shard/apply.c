@@ -22,7 +22,11 @@
 #include "apply_int.h"
 
 #define APPLY__IDEM_TTL_MS (25LL * 3600 * 1000) /* API.md promises at least 24 h */
-#define APPLY__PURGE_PER_ENTRY 16
+/* Expired idempotency keys an entry purges: at least APPLY__PURGE_MIN, and twice the entry's
+ * commands, so the purge drops keys faster than one entry can insert them (CMD_ENTRY_MAX) and
+ * a backlog left by a burst drains instead of growing (docs/data-layout.md). */
+#define APPLY__PURGE_MIN 16
+#define APPLY__PURGE_PER_CMD 2
 
 /* Look up player @id for the running command, once. */
 int apply__player(struct apply *a, struct lr_str id, struct rec_player *p)
@@ -546,40 +550,43 @@ static int apply__idem_put(struct apply *a, const struct key *k, uint64_t hash, 
     return store_put_known(s->st, STORE_IDEMEXP, ek.b, ek.len, "", 0, 0, 0);
 }
 
-/* Drop a few idempotency keys that expired before @now (stamped time, so every replica drops
- * the same ones at the same index). */
-static int apply__idem_purge(struct shard *s, int64_t now)
+/* Drop up to @max idempotency keys that expired before @now (stamped time, so every replica
+ * drops the same ones at the same index). One cursor serves the whole purge: it is moved back
+ * to the first expiry after each delete (the deletes go through store_del, which keeps the
+ * digest, and LMDB repositions a write transaction's open cursors around them). */
+static int apply__idem_purge(struct shard *s, int64_t now, uint32_t max)
 {
     MDB_txn *txn;
+    MDB_cursor *cur;
     int rv = store_read(s->st, &txn);
     if (rv != 0) {
         return rv;
     }
-    for (int n = 0; n < APPLY__PURGE_PER_ENTRY; n++) {
-        MDB_cursor *cur;
+    int mrv = mdb_cursor_open(txn, store_dbi(s->st, STORE_IDEMEXP), &cur);
+    if (mrv != 0) {
+        return err_from_mdb(mrv);
+    }
+    for (uint32_t n = 0; n < max; n++) {
         MDB_val k, v;
-        if (mdb_cursor_open(txn, store_dbi(s->st, STORE_IDEMEXP), &cur) != 0) {
-            return LR_EIO;
-        }
-        int mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         unsigned char kb[KEY_MAX];
-        size_t klen = k.mv_size;
-        if (mrv == 0 && klen <= KEY_MAX) {
-            memcpy(kb, k.mv_data, klen);
-        }
-        mdb_cursor_close(cur);
+        mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         if (mrv == MDB_NOTFOUND) {
-            return 0;
+            break;
         }
         if (mrv != 0) {
-            return err_from_mdb(mrv);
+            rv = err_from_mdb(mrv);
+            goto err_after_cursor_open;
         }
-        if (klen < 8 + 4 || klen > KEY_MAX) {
-            return LR_ECORRUPT;
+        if (k.mv_size < 8 + 4 || k.mv_size > KEY_MAX) {
+            rv = LR_ECORRUPT;
+            goto err_after_cursor_open;
         }
+        /* A copy: the key's memory belongs to the page the deletes below rewrite. */
+        size_t klen = k.mv_size;
+        memcpy(kb, k.mv_data, klen);
         int64_t expires = (int64_t)(key__get_u64(kb) ^ (1ULL << 63));
         if (expires >= now) {
-            return 0;
+            break;
         }
         struct apply a = {.s = s};
         struct apply__idem r;
@@ -587,17 +594,23 @@ static int apply__idem_purge(struct shard *s, int64_t now)
         key__init(&ik);
         key__str(&ik, (struct lr_str){(const char *)kb + 8, (uint32_t)(klen - 8)});
         if ((rv = apply__idem_get(&a, &ik, &r)) != 0) {
-            return rv;
+            goto err_after_cursor_open;
         }
         if (r.present && r.expires_ms == expires &&
             (rv = store_del(s->st, STORE_IDEM, ik.b, ik.len)) != 0) {
-            return rv;
+            goto err_after_cursor_open;
         }
         if ((rv = store_del(s->st, STORE_IDEMEXP, kb, klen)) != 0) {
-            return rv;
+            goto err_after_cursor_open;
         }
     }
+    mdb_cursor_close(cur);
     return 0;
+
+err_after_cursor_open:
+    mdb_cursor_close(cur);
+    assert(rv != 0);
+    return rv;
 }
 
 /* ---- the committed-event log ----------------------------------------------------------------- */
@@ -743,7 +756,9 @@ int shard_apply(struct shard *s, uint64_t index, const void *buf, size_t len,
             apply__fail(&a, rv, "%s", msg);
         } else {
             s->clock_ms = c.ts > s->clock_ms ? c.ts : s->clock_ms; /* decoded: 0 <= ts */
-            if (i == 0 && (rv = apply__idem_purge(s, c.ts)) != 0) {
+            uint32_t purge = e.n * APPLY__PURGE_PER_CMD;
+            purge = purge > APPLY__PURGE_MIN ? purge : APPLY__PURGE_MIN;
+            if (i == 0 && (rv = apply__idem_purge(s, c.ts, purge)) != 0) {
                 return errmsg_set(s->errmsg, rv, "apply: purge: %s", err_message(rv));
             }
             rv = apply__command(&a, &c);

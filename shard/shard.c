@@ -442,6 +442,23 @@ int64_t shard_clock_ms(const struct shard *s)
     return s->clock_ms;
 }
 
+int shard_idem_count(struct shard *s, uint64_t *out)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    int rv = store_read(s->st, &txn);
+    if (rv != 0) {
+        return rv;
+    }
+    int mrv = mdb_stat(txn, store_dbi(s->st, STORE_IDEMEXP), &st);
+    store_read_end(s->st);
+    if (mrv != 0) {
+        return errmsg_set(s->errmsg, err_from_mdb(mrv), "idem count: %s", mdb_strerror(mrv));
+    }
+    *out = st.ms_entries;
+    return 0;
+}
+
 uint64_t shard_digest(const struct shard *s)
 {
     return store_digest(s->st);

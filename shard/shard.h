@@ -105,6 +105,13 @@ uint64_t shard_catalog_through(const struct shard *s);
  */
 int64_t shard_clock_ms(const struct shard *s);
 
+/**
+ * Idempotency keys held (records of the expiry index, including an open group): live keys
+ * and expired ones that apply has not purged yet (docs/data-layout.md, "Idempotency keys").
+ * For tests and diagnostics. @return 0 and *@out, or LR_E*.
+ */
+int shard_idem_count(struct shard *s, uint64_t *out);
+
 /** Running state digest (including an open group). */
 uint64_t shard_digest(const struct shard *s);
 

@@ -5,7 +5,9 @@
  * a replica restarted under libfaketime, its clock a day behind, becomes leader (transfer) and
  * writes again. The second write's stamp (the score's updated_at, read back from the leader)
  * must not be below the first's: without the guard it lands a day earlier, in a period already
- * over (docs/durability.md, "Time stamps"). */
+ * over (docs/durability.md, "Time stamps"). And a replica whose clock runs 26 h fast becomes
+ * leader: it must stamp with the majority's clock, or idempotency keys written minutes before
+ * expire at its stamps and a retried increment counts twice. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +69,9 @@ static void call_until_ok(struct fixture *f, unsigned i, int op, const msgpack_s
     fail_msg("replica %u never answered op %d", i, op);
 }
 
-/* Submit one command to replica @i (which must be or become the leader); expect @status. */
-static void submit1(struct fixture *f, unsigned i, struct cmd c, int status)
+/* Submit one command to replica @i (which must be or become the leader); expect @status.
+ * @return whether its idempotency key replayed a stored answer. */
+static int submit1(struct fixture *f, unsigned i, struct cmd c, int status)
 {
     msgpack_sbuffer sb, keep;
     msgpack_packer pk;
@@ -83,9 +86,13 @@ static void submit1(struct fixture *f, unsigned i, struct cmd c, int status)
     const msgpack_object *res = proto_map_get(&up.data, "results");
     assert_non_null(res);
     assert_int_equal(res->via.array.ptr[0].via.array.ptr[0].via.u64, status);
+    const msgpack_object *replayed = &res->via.array.ptr[0].via.array.ptr[1];
+    assert_int_equal(replayed->type, MSGPACK_OBJECT_BOOLEAN);
+    int was = replayed->via.boolean;
     msgpack_unpacked_destroy(&up);
     msgpack_sbuffer_destroy(&sb);
     msgpack_sbuffer_destroy(&keep);
+    return was;
 }
 
 /* One increment of ann's score through replica @i, with a fresh idempotency key. */
@@ -96,8 +103,9 @@ static void write_incr(struct fixture *f, unsigned i)
     submit1(f, i, ts_score(0, "arena", "ann", 1, 0, key), 200);
 }
 
-/* ann's updated_at, read from leader @i (a leader read: it sees every acknowledged write). */
-static int64_t updated_ms(struct fixture *f, unsigned i)
+/* ann's score and updated_at, read from leader @i (a leader read: it sees every acknowledged
+ * write). */
+static void rank_of(struct fixture *f, unsigned i, int64_t *score, int64_t *updated)
 {
     struct shard_query q = {.type = SHARD_Q_RANK, .board_id = ts_s("arena")};
     q.player_id = ts_s("ann");
@@ -113,11 +121,17 @@ static int64_t updated_ms(struct fixture *f, unsigned i)
     const msgpack_object *t = proto_map_get(&up.data, "updated_at");
     assert_non_null(t);
     assert_int_equal(t->type, MSGPACK_OBJECT_STR);
-    int64_t ms;
-    assert_int_equal(timefmt_parse_rfc3339(t->via.str.ptr, t->via.str.size, &ms), 0);
+    assert_int_equal(timefmt_parse_rfc3339(t->via.str.ptr, t->via.str.size, updated), 0);
+    assert_int_equal(proto_obj_i64(proto_map_get(&up.data, "score"), score), 0);
     msgpack_unpacked_destroy(&up);
     msgpack_sbuffer_destroy(&sb);
     msgpack_sbuffer_destroy(&keep);
+}
+
+static int64_t updated_ms(struct fixture *f, unsigned i)
+{
+    int64_t score, ms;
+    rank_of(f, i, &score, &ms);
     return ms;
 }
 
@@ -142,16 +156,16 @@ static int64_t log_clock_ms(const struct fixture *f, unsigned i)
     return ms;
 }
 
-/* Restart replica @i with its clock a day behind (libfaketime; monotonic time left alone, so
- * raft's timers run as usual). */
-static void restart_a_day_behind(struct fixture *f, unsigned i)
+/* Restart replica @i with its clock moved by @faketime ("-1d", "+26h": libfaketime; monotonic
+ * time left alone, so raft's timers run as usual). */
+static void restart_skewed(struct fixture *f, unsigned i, const char *faketime)
 {
     char asan[600], *was = getenv("ASAN_OPTIONS");
     char saved[512];
     snprintf(saved, sizeof saved, "%s", was ? was : "");
     tcluster_kill(&f->c, i, SIGTERM);
     setenv("LD_PRELOAD", FAKETIME_LIB, 1);
-    setenv("FAKETIME", "-1d", 1);
+    setenv("FAKETIME", faketime, 1);
     setenv("FAKETIME_DONT_FAKE_MONOTONIC", "1", 1);
     /* In a sanitizer build, ASan refuses to start when another library is loaded before its
      * runtime; libfaketime must be, so that check is turned off for this one process. */
@@ -225,7 +239,7 @@ static void slow_leader_stamps_no_lower(void **state)
     assert_true(first <= real && first > real - 60000); /* stamped at real time */
 
     unsigned slow = (unsigned)(l + 1) % 3;
-    restart_a_day_behind(f, slow);
+    restart_skewed(f, slow, "-1d");
     uint64_t applied, digest;
     assert_int_equal(tcluster_converged(&f->c, T_MS, &applied, &digest), 0);
     /* The measurement that libfaketime reaches the node: its log runs a day behind. */
@@ -239,6 +253,68 @@ static void slow_leader_stamps_no_lower(void **state)
     assert_true(second < first + 60000); /* raised to the applied clock, not beyond */
 }
 
+/* Replica @i's STATUS field @key (an integer). */
+static int64_t status_i64(struct fixture *f, unsigned i, const char *key)
+{
+    msgpack_sbuffer nil, keep;
+    msgpack_unpacked up;
+    int64_t v;
+    msgpack_sbuffer_init(&nil);
+    msgpack_sbuffer_init(&keep);
+    msgpack_sbuffer_write(&nil, "\xc0", 1);
+    msgpack_unpacked_init(&up);
+    call_until_ok(f, i, PROTO_OP_STATUS, &nil, &keep, &up);
+    assert_int_equal(proto_obj_i64(proto_map_get(&up.data, key), &v), 0);
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&nil);
+    msgpack_sbuffer_destroy(&keep);
+    return v;
+}
+
+/* A leader whose clock runs 26 h fast (past the 25 h idempotency window) stamps with the
+ * majority's clock: a key written minutes before is still live at its stamps, so retrying it
+ * replays the stored answer instead of counting the increment twice. */
+static void fast_leader_keeps_keys_alive(void **state)
+{
+    struct fixture *f = *state;
+    int l = tcluster_leader(&f->c, T_MS);
+    assert_true(l >= 0);
+    submit1(f, (unsigned)l, ts_board(0, "arena", CMD_ORDER_DESC, CMD_OP_INCR, 1, 0), 201);
+    submit1(f, (unsigned)l, ts_player(0, "ann", "eu", ""), 201);
+    struct cmd k = ts_score(0, "arena", "ann", 1, 0, "retry-key-0001");
+    assert_false(submit1(f, (unsigned)l, k, 200));
+
+    unsigned fast = (unsigned)(l + 1) % 3;
+    restart_skewed(f, fast, "+26h");
+    uint64_t applied, digest;
+    assert_int_equal(tcluster_converged(&f->c, T_MS, &applied, &digest), 0);
+    int64_t skew = log_clock_ms(f, fast) - now_ms();
+    assert_true(skew > 26 * 3600000LL - 120000 && skew < 26 * 3600000LL + 120000);
+
+    transfer_to(f, fast);
+    for (int w = 0; w < 3; w++) {
+        write_incr(f, fast); /* each entry purges expired keys at the new leader's stamp */
+    }
+    int64_t score, updated;
+    rank_of(f, fast, &score, &updated);
+    assert_int_equal(score, 4);
+    assert_true(updated < now_ms() + 5000); /* the majority's time, not the leader's */
+
+    assert_true(submit1(f, fast, k, 200)); /* replayed */
+    rank_of(f, fast, &score, &updated);
+    assert_int_equal(score, 4);
+
+    /* The leader said so: a warning each tick, counted in its status. */
+    int64_t skewed = 0;
+    for (int t = 0; t < 50 && skewed == 0; t++) {
+        skewed = status_i64(f, fast, "clock_skewed");
+        sleep_ms(100);
+    }
+    assert_true(skewed > 0);
+    int64_t offset = status_i64(f, fast, "clock_offset_ms");
+    assert_true(offset < -26 * 3600000LL + 120000 && offset > -26 * 3600000LL - 120000);
+}
+
 int main(void)
 {
     if (access(FAKETIME_LIB, R_OK) != 0) {
@@ -248,6 +324,7 @@ int main(void)
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(slow_leader_stamps_no_lower, setup, teardown),
+        cmocka_unit_test_setup_teardown(fast_leader_keeps_keys_alive, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
