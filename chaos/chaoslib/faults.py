@@ -301,9 +301,15 @@ class ClockAhead(Fault):
         ctx.c.start_replica(self.r)
         # Let it catch up, then make it the leader: the skewed clock stamps the writes.
         time.sleep(1.5)
-        lead = ctx.c.leader(g)
-        if lead is not None and lead is not self.r:
-            ctx.c.ctl("transfer", "--rpc", lead.rpc, "--id", str(self.r.id))
+        self.led = False
+        for _ in range(10):
+            lead = ctx.c.leader(g)
+            if lead is self.r:
+                self.led = True  # recorded: a skewed replica that never led tested nothing
+                break
+            if lead is not None:
+                ctx.c.ctl("transfer", "--rpc", lead.rpc, "--id", str(self.r.id))
+            time.sleep(0.5)
 
     def heal(self, ctx):
         ctx.c.kill(self.r)
@@ -311,7 +317,7 @@ class ClockAhead(Fault):
         ctx.c.revive()
 
     def detail(self):
-        return {"replica": self.r.host, "faketime": self.offset}
+        return {"replica": self.r.host, "faketime": self.offset, "led": self.led}
 
 
 class ClockBehind(ClockAhead):
