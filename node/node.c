@@ -29,6 +29,7 @@ void node_config_defaults(struct node_config *cfg)
     cfg->snapshot_threshold = 8192;
     cfg->snapshot_trailing = 4096;
     cfg->fast = 1;
+    cfg->disk_reserve_mb = NODE_DISK_RESERVE_MB_DEFAULT;
 }
 
 int node_exit_status(const struct node *n)
@@ -509,6 +510,7 @@ static void node__tick(uv_timer_t *t)
     struct node *n = t->data;
     n->log->term = n->raft.current_term;
     node__sub_heartbeats(n, 1); /* also when nothing moved: the stream is alive */
+    node__admit_check(n);       /* so writes resume, and status tells, without a write */
 }
 
 /* ---- the op table ------------------------------------------------------------------------------
@@ -560,6 +562,12 @@ void node__request(struct node_conn *c, const char *frame, size_t len)
     /* The one leader check of the RPC (proto.h, PROTO_F_LEADER). */
     if ((op->flags & PROTO_F_LEADER) && !r.stale && raft_state(&n->raft) != RAFT_LEADER) {
         node__reply_not_leader(c, r.m.id);
+        goto out;
+    }
+    /* The one admission check (proto.h, PROTO_F_WRITE): nothing reaches the raft log on a
+     * client's behalf while the disk or the LMDB map is nearly full (node_admit.c). */
+    if ((op->flags & PROTO_F_WRITE) && !node__admit_write(n)) {
+        node__reply_error(c, r.m.id, LR_EUNAVAILABLE, n->admit.reason);
         goto out;
     }
     op->serve(c, &r);
@@ -661,6 +669,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     if ((rv = fsm_init(&n->fsm, kind, path, cfg->region, cfg->fast, &hooks, errmsg)) != 0) {
         goto err_after_alloc;
     }
+    node__admit_check(n);
     if ((rv = xport_init(&n->xport, loop, log)) != 0) {
         errmsg_set(errmsg, rv, "node: transport init failed");
         goto err_after_fsm;
