@@ -237,6 +237,15 @@ int cli_node(int argc, char **argv)
         cli_node__usage(stderr);
         return 2;
     }
+    /* TEST ONLY (raft/faultio.h, docs/durability.md): raft I/O faults from a control file. */
+    const char *faults = getenv("LAUREL_TEST_RAFT_IO_FAULTS");
+    if (faults && faults[0] != '\0') {
+        if (strlen(faults) >= sizeof cfg.raft_io_faults) {
+            fprintf(stderr, "laurel node: LAUREL_TEST_RAFT_IO_FAULTS: path too long\n");
+            return 2;
+        }
+        snprintf(cfg.raft_io_faults, sizeof cfg.raft_io_faults, "%s", faults);
+    }
     signal(SIGPIPE, SIG_IGN); /* a dead peer must not kill the survivors (NOTES-deps.md) */
     struct logger log;
     log_init(&log, stderr, level, cfg.id, cfg.region);

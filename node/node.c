@@ -601,7 +601,9 @@ static void node__append_done(struct raft_io_append *req, int status)
 static int node__append(struct raft_io *io, struct raft_io_append *req,
                         const struct raft_entry entries[], unsigned nentries, raft_io_append_cb cb)
 {
-    struct node *n = (struct node *)((char *)io - offsetof(struct node, io));
+    /* @io is the one raft was given (n->io, or the test decorator wrapping it), so the node
+     * is found through raft, which raft_init stored in io->data. */
+    struct node *n = (struct node *)((char *)io->data - offsetof(struct node, raft));
     struct node__append *w = malloc(sizeof *w);
     if (w == NULL) {
         node__fatal(n, "out of memory appending to the raft log");
@@ -685,9 +687,19 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     n->tracer.enabled = log->level >= LOG_DEBUG;
     n->tracer.emit = node__trace;
     raft_uv_set_tracer(&n->io, &n->tracer);
-    n->io_append = n->io.append;
-    n->io.append = node__append;
-    if ((rv = raft_init(&n->raft, &n->io, &n->fsm.raft_fsm, cfg->id, me->raft)) != 0) {
+    struct raft_io *io = &n->io;
+    if (cfg->raft_io_faults[0] != '\0') { /* TEST ONLY: raft/faultio.h */
+        if ((rv = faultio_init(&n->faults, &n->io, loop, cfg->raft_io_faults, log, errmsg)) != 0) {
+            goto err_after_io;
+        }
+        io = &n->faults.io;
+        LOG(log, LOG_WARN, "TEST ONLY: raft I/O faults from %s (LAUREL_TEST_RAFT_IO_FAULTS)",
+            cfg->raft_io_faults);
+    }
+    /* The fatal check sits above the decorator: an injected failure takes the real path. */
+    n->io_append = io->append;
+    io->append = node__append;
+    if ((rv = raft_init(&n->raft, io, &n->fsm.raft_fsm, cfg->id, me->raft)) != 0) {
         rv = errmsg_set(errmsg, LR_EIO, "node: raft init: %s", raft_errmsg(&n->raft));
         goto err_after_io;
     }

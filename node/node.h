@@ -41,6 +41,9 @@ struct node_config {
     int fast;                    /* LMDB fast mode (docs/durability.md); default 1 */
     unsigned disk_reserve_mb;    /* writes are refused while the disk has less free than this
                                     (docs/durability.md, "Full disks"); default 256 */
+    char raft_io_faults[1024];   /* TEST ONLY: a control file of raft/faultio.h, whose raft I/O
+                                    faults this replica injects; "" (default): none. Set from
+                                    LAUREL_TEST_RAFT_IO_FAULTS by `laurel node`. */
     int read_barrier;            /* ignored: every non-stale read waits for a raft barrier
                                     (docs/durability.md, "Reads"); kept so --read-barrier
                                     still parses */

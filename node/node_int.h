@@ -8,6 +8,7 @@
 #include <raft/uv.h>
 #include <uv.h>
 
+#include "../raft/faultio.h"
 #include "../raft/fsm.h"
 #include "node.h"
 #include "../proto/proto.h"
@@ -98,7 +99,8 @@ struct node {
     struct logger *log;
     struct node_config cfg;
     struct raft raft;
-    struct raft_io io;
+    struct raft_io io;     /* libraft's uv backend */
+    struct faultio faults; /* TEST ONLY: wraps @io when cfg.raft_io_faults is set */
     struct raft_uv_transport xport;
     struct raft_tracer tracer; /* routes libraft's trace into the logger at LOG_DEBUG */
     struct fsm fsm;
