@@ -40,6 +40,11 @@ static void cli_node__usage(FILE *f)
             "  --snapshot-every N  entries between snapshots (default 8192)\n"
             "  --sync              fsync every LMDB commit (default: the raft log is the\n"
             "                      durable record; see docs/durability.md)\n"
+            "  --disk-reserve-mb N refuse writes (unavailable, \"writes paused: ...\") while\n"
+            "                      the filesystem of DIR/raft or of the state has less than\n"
+            "                      N MiB free, or the LMDB map is nearly full and growing it\n"
+            "                      would go below that; reads go on, writes resume by\n"
+            "                      themselves (default 256; docs/durability.md, Full disks)\n"
             "  --read-barrier      accepted for old scripts; every read now waits for a raft\n"
             "                      barrier (docs/durability.md, Reads)\n"
             "  --log-level L       error, warn, info (default), debug\n");
@@ -149,6 +154,7 @@ int cli_node(int argc, char **argv)
                                          {"heartbeat-ms", required_argument, NULL, 'b'},
                                          {"snapshot-every", required_argument, NULL, 's'},
                                          {"sync", no_argument, NULL, 'y'},
+                                         {"disk-reserve-mb", required_argument, NULL, 'D'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"read-barrier", no_argument, NULL, 'R'},
                                          {"help", no_argument, NULL, 'h'},
@@ -185,6 +191,16 @@ int cli_node(int argc, char **argv)
         case 'b': cfg.heartbeat_ms = (unsigned)atoi(optarg); break;
         case 's': cfg.snapshot_threshold = (unsigned)atoi(optarg); break;
         case 'y': cfg.fast = 0; break;
+        case 'D': {
+            char *end;
+            unsigned long mb = strtoul(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || mb > (1ul << 30)) {
+                fprintf(stderr, "laurel node: --disk-reserve-mb: a number of MiB\n");
+                return 2;
+            }
+            cfg.disk_reserve_mb = (unsigned)mb;
+            break;
+        }
         case 'R': cfg.read_barrier = 1; break;
         case 'l':
             if (log_level_parse(optarg, &level) != 0) {
@@ -220,6 +236,15 @@ int cli_node(int argc, char **argv)
                 "(heartbeat < election)\n\n");
         cli_node__usage(stderr);
         return 2;
+    }
+    /* TEST ONLY (raft/faultio.h, docs/durability.md): raft I/O faults from a control file. */
+    const char *faults = getenv("LAUREL_TEST_RAFT_IO_FAULTS");
+    if (faults && faults[0] != '\0') {
+        if (strlen(faults) >= sizeof cfg.raft_io_faults) {
+            fprintf(stderr, "laurel node: LAUREL_TEST_RAFT_IO_FAULTS: path too long\n");
+            return 2;
+        }
+        snprintf(cfg.raft_io_faults, sizeof cfg.raft_io_faults, "%s", faults);
     }
     signal(SIGPIPE, SIG_IGN); /* a dead peer must not kill the survivors (NOTES-deps.md) */
     struct logger log;

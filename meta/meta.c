@@ -421,3 +421,8 @@ const char *meta_errmsg(const struct meta *m)
 {
     return m->errmsg;
 }
+
+void meta_usage(struct meta *m, struct store_usage *out)
+{
+    store_usage_get(m->st, out);
+}

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "../lib/err.h"
+#include "../shard/store.h"
 #include "mcmd.h"
 
 struct meta; /* Opaque. */
@@ -92,6 +93,9 @@ int meta_digest_scan(struct meta *m, uint64_t *out);
 
 /** Last error sentence. */
 const char *meta_errmsg(const struct meta *m);
+
+/** The LMDB environment's use of the disk (store_usage_get): for admission control. */
+void meta_usage(struct meta *m, struct store_usage *out);
 
 /* ---- queries --------------------------------------------------------------------------- */
 

@@ -29,6 +29,7 @@ void node_config_defaults(struct node_config *cfg)
     cfg->snapshot_threshold = 8192;
     cfg->snapshot_trailing = 4096;
     cfg->fast = 1;
+    cfg->disk_reserve_mb = NODE_DISK_RESERVE_MB_DEFAULT;
 }
 
 int node_exit_status(const struct node *n)
@@ -576,6 +577,7 @@ static void node__tick(uv_timer_t *t)
     struct node *n = t->data;
     n->log->term = n->raft.current_term;
     node__sub_heartbeats(n, 1); /* also when nothing moved: the stream is alive */
+    node__admit_check(n);       /* so writes resume, and status tells, without a write */
     if (n->stopping || n->fatal || raft_state(&n->raft) != RAFT_LEADER) {
         return;
     }
@@ -660,6 +662,12 @@ void node__request(struct node_conn *c, const char *frame, size_t len)
         node__reply_not_leader(c, r.m.id);
         goto out;
     }
+    /* The one admission check (proto.h, PROTO_F_WRITE): nothing reaches the raft log on a
+     * client's behalf while the disk or the LMDB map is nearly full (node_admit.c). */
+    if ((op->flags & PROTO_F_WRITE) && !node__admit_write(n)) {
+        node__reply_error(c, r.m.id, LR_EUNAVAILABLE, n->admit.reason);
+        goto out;
+    }
     op->serve(c, &r);
 out:
     msgpack_unpacked_destroy(&up);
@@ -691,7 +699,9 @@ static void node__append_done(struct raft_io_append *req, int status)
 static int node__append(struct raft_io *io, struct raft_io_append *req,
                         const struct raft_entry entries[], unsigned nentries, raft_io_append_cb cb)
 {
-    struct node *n = (struct node *)((char *)io - offsetof(struct node, io));
+    /* @io is the one raft was given (n->io, or the test decorator wrapping it), so the node
+     * is found through raft, which raft_init stored in io->data. */
+    struct node *n = (struct node *)((char *)io->data - offsetof(struct node, raft));
     struct node__append *w = malloc(sizeof *w);
     if (w == NULL) {
         node__fatal(n, "out of memory appending to the raft log");
@@ -759,6 +769,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     if ((rv = fsm_init(&n->fsm, kind, path, cfg->region, cfg->fast, &hooks, errmsg)) != 0) {
         goto err_after_alloc;
     }
+    node__admit_check(n);
     if ((rv = xport_init(&n->xport, loop, log)) != 0) {
         errmsg_set(errmsg, rv, "node: transport init failed");
         goto err_after_fsm;
@@ -774,9 +785,19 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     n->tracer.enabled = log->level >= LOG_DEBUG;
     n->tracer.emit = node__trace;
     raft_uv_set_tracer(&n->io, &n->tracer);
-    n->io_append = n->io.append;
-    n->io.append = node__append;
-    if ((rv = raft_init(&n->raft, &n->io, &n->fsm.raft_fsm, cfg->id, me->raft)) != 0) {
+    struct raft_io *io = &n->io;
+    if (cfg->raft_io_faults[0] != '\0') { /* TEST ONLY: raft/faultio.h */
+        if ((rv = faultio_init(&n->faults, &n->io, loop, cfg->raft_io_faults, log, errmsg)) != 0) {
+            goto err_after_io;
+        }
+        io = &n->faults.io;
+        LOG(log, LOG_WARN, "TEST ONLY: raft I/O faults from %s (LAUREL_TEST_RAFT_IO_FAULTS)",
+            cfg->raft_io_faults);
+    }
+    /* The fatal check sits above the decorator: an injected failure takes the real path. */
+    n->io_append = io->append;
+    io->append = node__append;
+    if ((rv = raft_init(&n->raft, io, &n->fsm.raft_fsm, cfg->id, me->raft)) != 0) {
         rv = errmsg_set(errmsg, LR_EIO, "node: raft init: %s", raft_errmsg(&n->raft));
         goto err_after_io;
     }

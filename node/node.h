@@ -16,6 +16,9 @@
 
 #define NODE_MAX_PEERS 9
 #define NODE_ADDR_MAX 64
+/* Two 64 MiB raft segments (libraft prepares them ahead of the writes), a snapshot of a
+ * modest region and what a barrier or an election writes: docs/durability.md, "Full disks". */
+#define NODE_DISK_RESERVE_MB_DEFAULT 256
 
 struct node_peer {
     uint64_t id;
@@ -36,6 +39,11 @@ struct node_config {
     unsigned snapshot_threshold; /* entries between snapshots; default 8192 */
     unsigned snapshot_trailing;  /* entries kept after a snapshot; default 4096 */
     int fast;                    /* LMDB fast mode (docs/durability.md); default 1 */
+    unsigned disk_reserve_mb;    /* writes are refused while the disk has less free than this
+                                    (docs/durability.md, "Full disks"); default 256 */
+    char raft_io_faults[1024];   /* TEST ONLY: a control file of raft/faultio.h, whose raft I/O
+                                    faults this replica injects; "" (default): none. Set from
+                                    LAUREL_TEST_RAFT_IO_FAULTS by `laurel node`. */
     int read_barrier;            /* ignored: every non-stale read waits for a raft barrier
                                     (docs/durability.md, "Reads"); kept so --read-barrier
                                     still parses */

@@ -30,9 +30,11 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     raft_leader(&n->raft, &lid, &laddr);
     const struct node_peer *lp = lid ? node__peer(n, lid) : NULL;
     const struct node_peer *me = node__peer(n, n->cfg.id);
+    node__admit_check(n); /* fresh, so a tool that frees space sees writes resume at once */
+    const struct node_admit *a = &n->admit;
     msgpack_packer pk = node__packer(n);
     proto_msg_begin(&pk, m->id, 0);
-    msgpack_pack_map(&pk, 20);
+    msgpack_pack_map(&pk, 25);
     proto_pack_key(&pk, "id");
     msgpack_pack_uint64(&pk, n->cfg.id);
     proto_pack_key(&pk, "region");
@@ -93,6 +95,21 @@ void node__op_status(struct node_conn *c, struct node_req *r)
             msgpack_pack_uint64(&pk, n->raft.configuration.servers[i].id);
         }
     }
+    /* Admission control (node_admit.c): whether this replica would take writes as leader. */
+    proto_pack_key(&pk, "writable");
+    a->writable ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);
+    proto_pack_key(&pk, "reason");
+    if (a->writable) {
+        msgpack_pack_nil(&pk);
+    } else {
+        proto_pack_key(&pk, a->reason); /* a string, packed as keys are */
+    }
+    proto_pack_key(&pk, "disk_free_bytes");
+    msgpack_pack_uint64(&pk, a->disk_free);
+    proto_pack_key(&pk, "map_used_bytes");
+    msgpack_pack_uint64(&pk, a->map.used_bytes);
+    proto_pack_key(&pk, "map_size_bytes");
+    msgpack_pack_uint64(&pk, a->map.map_bytes);
     conn__send(c, n->scratch.data, n->scratch.size);
 }
 

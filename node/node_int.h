@@ -8,6 +8,7 @@
 #include <raft/uv.h>
 #include <uv.h>
 
+#include "../raft/faultio.h"
 #include "../raft/fsm.h"
 #include "node.h"
 #include "../proto/proto.h"
@@ -112,12 +113,22 @@ struct node_read {
     struct node_read *next;
 };
 
+/* Admission control's last verdict (node_admit.c). */
+struct node_admit {
+    int writable;       /* 1 unless the disk or the LMDB map is nearly full */
+    char reason[400];   /* why not ("writes paused: ..."), "" while writable */
+    uint64_t disk_free; /* the lower free bytes of the filesystems of DIR/raft and the state */
+    struct store_usage map;
+    uint64_t checked_ms; /* uv_now at the last check */
+};
+
 struct node {
     uv_loop_t *loop;
     struct logger *log;
     struct node_config cfg;
     struct raft raft;
-    struct raft_io io;
+    struct raft_io io;     /* libraft's uv backend */
+    struct faultio faults; /* TEST ONLY: wraps @io when cfg.raft_io_faults is set */
     struct raft_uv_transport xport;
     struct raft_tracer tracer; /* routes libraft's trace into the logger at LOG_DEBUG */
     struct fsm fsm;
@@ -156,6 +167,7 @@ struct node {
     unsigned closing_handles;
     void (*stop_cb)(void *data);
     void *stop_data;
+    struct node_admit admit;
     int exit_status;
     char errmsg[LR_ERRMSG_SIZE];
 };
@@ -217,6 +229,13 @@ int node__batch_reserve_stamps(struct node_batch *b, uint32_t count);
 void node__append_cmd(struct node_batch *b, const msgpack_object *o, int64_t ts);
 /** Raise every stamp of @b below the applied clock to it, in place: before proposing @b. */
 void node__restamp(struct node *n, struct node_batch *b);
+
+/* node_admit.c: admission control, refusing writes before the disk or the LMDB map fills */
+/** Judge the disk and the map now; logs when the verdict changes. */
+void node__admit_check(struct node *n);
+/** 1 when a write may be proposed: the verdict, judged again first if NODE__ADMIT_EVERY_MS
+ * old. 0: answer the write LR_EUNAVAILABLE with n->admit.reason. */
+int node__admit_write(struct node *n);
 
 /* node_admin.c */
 void node__op_status(struct node_conn *c, struct node_req *r);

@@ -53,16 +53,21 @@ enum proto_flag {
     /* Answered by a stream of responses with the request's id until the connection closes
      * (or the replica refuses it with one error), not by one response. */
     PROTO_F_STREAM = 1u << 3,
+    /* It appends to the raft log on a client's behalf (a write, a membership change). While
+     * the leader's admission control finds its disk or LMDB map nearly full, it answers
+     * LR_EUNAVAILABLE with a sentence saying so, and proposes nothing (node/node_admit.c,
+     * docs/durability.md "Full disks"); reads, ReadIndex and raft's own traffic go on. */
+    PROTO_F_WRITE = 1u << 4,
 };
 
 /* X(code, NAME, name, flags): the wire code, the enum name, the wire name and the flags. */
 #define PROTO_OPS(X)                                                                               \
-    X(1, SUBMIT, submit, PROTO_F_LEADER)                                                           \
+    X(1, SUBMIT, submit, PROTO_F_LEADER | PROTO_F_WRITE)                                           \
     X(2, QUERY, query, PROTO_F_LEADER | PROTO_F_STALE)                                             \
     X(3, STATUS, status, 0)                                                                        \
     X(4, SUBSCRIBE, subscribe, PROTO_F_ADMIN | PROTO_F_STREAM)                                     \
-    X(5, ADD, add, PROTO_F_LEADER | PROTO_F_ADMIN)                                                 \
-    X(6, REMOVE, remove, PROTO_F_LEADER | PROTO_F_ADMIN)                                           \
+    X(5, ADD, add, PROTO_F_LEADER | PROTO_F_ADMIN | PROTO_F_WRITE)                                 \
+    X(6, REMOVE, remove, PROTO_F_LEADER | PROTO_F_ADMIN | PROTO_F_WRITE)                           \
     X(7, TRANSFER, transfer, PROTO_F_LEADER | PROTO_F_ADMIN)                                       \
     X(8, READINDEX, readindex, 0)
 

@@ -292,6 +292,11 @@ static const char *fsm__shard_errmsg(const struct fsm *f)
     return f->shard ? shard_errmsg(f->shard) : "shard closed";
 }
 
+static void fsm__shard_usage(struct fsm *f, struct store_usage *out)
+{
+    shard_usage(f->shard, out);
+}
+
 static uint64_t fsm__shard_applied(const struct fsm *f)
 {
     return shard_applied_index(f->shard);
@@ -370,6 +375,11 @@ static const char *fsm__meta_errmsg(const struct fsm *f)
     return f->meta ? meta_errmsg(f->meta) : "meta closed";
 }
 
+static void fsm__meta_usage(struct fsm *f, struct store_usage *out)
+{
+    meta_usage(f->meta, out);
+}
+
 static uint64_t fsm__meta_applied(const struct fsm *f)
 {
     return meta_applied_index(f->meta);
@@ -400,10 +410,10 @@ static int fsm__meta_query(struct fsm *f, union fsm_query *q, int64_t now_ms, ms
 static const struct fsm_ops fsm__ops[FSM__KIND_END] = {
 #define FSM__OPS(NAME, name, sm)                                                                   \
     [FSM_##                                                                                        \
-        NAME] = {fsm__##sm##_open,    fsm__##sm##_close, fsm__##sm##_apply,  fsm__##sm##_commit,   \
-                 fsm__##sm##_abort,   fsm__##sm##_grow,  fsm__##sm##_copy,   fsm__##sm##_errmsg,   \
-                 fsm__##sm##_applied, fsm__##sm##_clock, fsm__##sm##_digest, fsm__##sm##_qdecode,  \
-                 fsm__##sm##_query},
+        NAME] = {fsm__##sm##_open,    fsm__##sm##_close,   fsm__##sm##_apply, fsm__##sm##_commit,  \
+                 fsm__##sm##_abort,   fsm__##sm##_grow,    fsm__##sm##_copy,  fsm__##sm##_errmsg,  \
+                 fsm__##sm##_usage,   fsm__##sm##_applied, fsm__##sm##_clock, fsm__##sm##_digest,  \
+                 fsm__##sm##_qdecode, fsm__##sm##_query},
     FSM_KINDS(FSM__OPS)
 #undef FSM__OPS
 };
@@ -443,6 +453,11 @@ int64_t fsm_clock_ms(const struct fsm *f)
 uint64_t fsm_digest(const struct fsm *f)
 {
     return f->ops->digest(f);
+}
+
+void fsm_usage(struct fsm *f, struct store_usage *out)
+{
+    f->ops->usage(f, out);
 }
 
 int fsm_query_decode(const struct fsm *f, const msgpack_object *o, union fsm_query *q, int *stale,

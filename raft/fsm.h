@@ -60,6 +60,7 @@ struct fsm_ops {
     int (*grow)(struct fsm *f);
     int (*copy)(struct fsm *f, int fd);
     const char *(*errmsg)(const struct fsm *f);
+    void (*usage)(struct fsm *f, struct store_usage *out);
     uint64_t (*applied_index)(const struct fsm *f);
     int64_t (*clock_ms)(const struct fsm *f);
     uint64_t (*digest)(const struct fsm *f);
@@ -134,6 +135,8 @@ uint64_t fsm_applied_index(const struct fsm *f);
 /** The highest stamp applied (node_clock.c's floor). */
 int64_t fsm_clock_ms(const struct fsm *f);
 uint64_t fsm_digest(const struct fsm *f);
+/** The LMDB environment's use of the disk (store_usage_get), for the node's admission control. */
+void fsm_usage(struct fsm *f, struct store_usage *out);
 
 /** Decode query args @o for @f's kind into @q (strings borrow @o). @return 0 or LR_EINVAL. */
 int fsm_query_decode(const struct fsm *f, const msgpack_object *o, union fsm_query *q, int *stale,

@@ -148,9 +148,11 @@ static int route_ops__status_all(struct rreq *q, rreq__step next)
     return 0;
 }
 
+/* An integer of a replica's status; a boolean counts as 1 or 0 (a gauge of "writable"). */
 static json_int_t route_ops__int(json_t *st, const char *key)
 {
-    return json_integer_value(json_object_get(st, key));
+    json_t *v = json_object_get(st, key);
+    return json_is_boolean(v) ? json_is_true(v) : json_integer_value(v);
 }
 
 /* A replica is healthy when it answered and takes part in a group that has a leader. */
@@ -528,6 +530,14 @@ static int route_ops__metrics_reply(struct rreq *q)
     route_ops__replica_family(&t, q, "laurel_raft_applied_index", "gauge",
                               "The highest log index the replica has applied to LMDB.",
                               "applied_index");
+    route_ops__replica_family(&t, q, "laurel_replica_writable", "gauge",
+                              "0 while admission control pauses the replica's writes: its disk or "
+                              "LMDB map is nearly full (docs/durability.md).",
+                              "writable");
+    route_ops__replica_family(&t, q, "laurel_replica_disk_free_bytes", "gauge",
+                              "Free bytes of the fuller of the filesystems of the replica's raft "
+                              "log and state; writes pause below --disk-reserve-mb.",
+                              "disk_free_bytes");
     route_ops__replica_family(&t, q, "laurel_apply_entries_total", "counter",
                               "Raft entries applied since the replica started.", "applied_entries");
     route_ops__replica_family(&t, q, "laurel_apply_commands_total", "counter",

@@ -491,6 +491,11 @@ const char *shard_errmsg(const struct shard *s)
     return s->errmsg;
 }
 
+void shard_usage(struct shard *s, struct store_usage *out)
+{
+    store_usage_get(s->st, out);
+}
+
 size_t shard_periods(struct shard *s, struct lr_str board, enum timefmt_window w, int64_t *periods,
                      uint64_t *entries, size_t cap)
 {

@@ -22,6 +22,7 @@
 #include "cmd.h"
 #include "../lib/err.h"
 #include "rankidx.h"
+#include "store.h"
 #include "timefmt.h"
 
 struct shard; /* Opaque. */
@@ -129,6 +130,9 @@ const char *shard_region(const struct shard *s);
 
 /** Last error sentence. */
 const char *shard_errmsg(const struct shard *s);
+
+/** The LMDB environment's use of the disk (store_usage_get): for admission control. */
+void shard_usage(struct shard *s, struct store_usage *out);
 
 /** Heap bytes held by rank indexes and the player-name table. */
 size_t shard_memory(const struct shard *s);

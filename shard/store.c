@@ -411,6 +411,17 @@ int store_grow(struct store *st)
     return st->fast ? store__preallocate(st) : 0;
 }
 
+void store_usage_get(struct store *st, struct store_usage *out)
+{
+    MDB_envinfo info;
+    MDB_stat stat;
+    mdb_env_info(st->env, &info);
+    mdb_env_stat(st->env, &stat);
+    out->map_bytes = info.me_mapsize;
+    out->used_bytes = ((uint64_t)info.me_last_pgno + 1) * stat.ms_psize;
+    out->preallocated = st->fast;
+}
+
 const char *store_errmsg(const struct store *st)
 {
     return st->errmsg;

@@ -133,6 +133,18 @@ int store_digest_scan(struct store *st, uint64_t *out);
 /** Double the map size (no transaction may be open). @return 0 or LR_E*. */
 int store_grow(struct store *st);
 
+/** How much of the disk the environment holds and may still take (node/node_admit.c). */
+struct store_usage {
+    uint64_t map_bytes;  /* the map's size now */
+    uint64_t used_bytes; /* pages up to LMDB's last page in use, in bytes: the file's live
+                            extent, and an upper bound of a compact copy (a snapshot) */
+    int preallocated;    /* fast mode: the file is reserved up to map_bytes, so the next
+                            store_grow takes map_bytes more of the disk at once */
+};
+
+/** Fill @out from the last committed transaction's meta page: no lock, no I/O. */
+void store_usage_get(struct store *st, struct store_usage *out);
+
 /** Last error sentence. */
 const char *store_errmsg(const struct store *st);
 

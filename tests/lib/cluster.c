@@ -41,7 +41,7 @@ unsigned tcluster_add_replica(struct tcluster *c)
 int tcluster_spawn(struct tcluster *c, unsigned i)
 {
     struct tcluster_replica *r = &c->r[i];
-    char *argv[32], peers[TCLUSTER_MAX][128], id[16], election[16], heartbeat[16];
+    char *argv[40], peers[TCLUSTER_MAX][128], id[16], election[16], heartbeat[16];
     int a = 0;
     snprintf(id, sizeof id, "%llu", (unsigned long long)r->id);
     snprintf(election, sizeof election, "%u", c->election_ms);
@@ -76,6 +76,9 @@ int tcluster_spawn(struct tcluster *c, unsigned i)
     if (r->joined) {
         argv[a++] = "--join";
     }
+    for (unsigned k = 0; k < c->nargs && a < 28; k++) {
+        argv[a++] = (char *)c->args[k];
+    }
     if (getenv("LAUREL_NODE_LOG")) {
         argv[a++] = "--log-level";
         argv[a++] = getenv("LAUREL_NODE_LOG");
@@ -93,6 +96,9 @@ int tcluster_spawn(struct tcluster *c, unsigned i)
             dup2(fd, 2);
             dup2(fd, 1);
         }
+        if (r->env[0] != '\0') {
+            putenv(r->env);
+        }
         execv(c->bin, argv);
         _exit(127);
     }
@@ -106,6 +112,19 @@ int tcluster_start(struct tcluster *c, unsigned nvoters, const char *region)
 }
 
 int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region, const char *host)
+{
+    if (tcluster_init_on(c, nvoters, region, host) != 0) {
+        return -1;
+    }
+    for (unsigned i = 0; i < nvoters; i++) {
+        if (tcluster_spawn(c, i) != 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int tcluster_init_on(struct tcluster *c, unsigned nvoters, const char *region, const char *host)
 {
     char *dir = testlib_tmpdir();
     memset(c, 0, sizeof *c);
@@ -121,11 +140,6 @@ int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region, 
     c->election_ms = 300;
     for (unsigned i = 0; i < nvoters; i++) {
         tcluster_add_replica(c);
-    }
-    for (unsigned i = 0; i < nvoters; i++) {
-        if (tcluster_spawn(c, i) != 0) {
-            return -1;
-        }
     }
     return 0;
 }

@@ -16,8 +16,9 @@ struct tcluster_replica {
     char raft[32], rpc[32];
     char data[600];
     char log[600];
-    pid_t pid;  /* 0 when not running */
-    int joined; /* started with --join */
+    pid_t pid;      /* 0 when not running */
+    int joined;     /* started with --join */
+    char env[1100]; /* "NAME=value" put into its environment at each spawn, or "" */
 };
 
 struct tcluster {
@@ -27,7 +28,9 @@ struct tcluster {
     unsigned n; /* replicas configured (voters at start: nvoters) */
     unsigned nvoters;
     unsigned election_ms;
-    char host[24]; /* every replica's raft and rpc address is host:port */
+    char host[24];       /* every replica's raft and rpc address is host:port */
+    const char *args[8]; /* more `laurel node` flags for every replica (borrowed) */
+    unsigned nargs;
     struct tcluster_replica r[TCLUSTER_MAX];
 };
 
@@ -36,6 +39,10 @@ int tcluster_start(struct tcluster *c, unsigned nvoters, const char *region);
 
 /** tcluster_start with every address on @host ("127.0.0.1", "[::1]"). @return 0 or -1. */
 int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region, const char *host);
+
+/** tcluster_start_on without starting anything: set args, env or data paths, then
+ * tcluster_spawn each replica. @return 0 or -1. */
+int tcluster_init_on(struct tcluster *c, unsigned nvoters, const char *region, const char *host);
 
 /** (Re)start replica @i (with --join if it was not an initial voter). */
 int tcluster_spawn(struct tcluster *c, unsigned i);

@@ -30,12 +30,12 @@ struct row {
 };
 
 static const struct row documented[] = {
-    {1, "submit", PROTO_F_LEADER},
+    {1, "submit", PROTO_F_LEADER | PROTO_F_WRITE},
     {2, "query", PROTO_F_LEADER | PROTO_F_STALE},
     {3, "status", 0},
     {4, "subscribe", PROTO_F_ADMIN | PROTO_F_STREAM},
-    {5, "add", PROTO_F_LEADER | PROTO_F_ADMIN},
-    {6, "remove", PROTO_F_LEADER | PROTO_F_ADMIN},
+    {5, "add", PROTO_F_LEADER | PROTO_F_ADMIN | PROTO_F_WRITE},
+    {6, "remove", PROTO_F_LEADER | PROTO_F_ADMIN | PROTO_F_WRITE},
     {7, "transfer", PROTO_F_LEADER | PROTO_F_ADMIN},
     {8, "readindex", 0},
 };
@@ -49,7 +49,7 @@ static const struct row generated[] = {
 };
 #define NGEN (sizeof generated / sizeof generated[0])
 
-#define ALL_FLAGS (PROTO_F_LEADER | PROTO_F_STALE | PROTO_F_ADMIN | PROTO_F_STREAM)
+#define ALL_FLAGS (PROTO_F_LEADER | PROTO_F_STALE | PROTO_F_ADMIN | PROTO_F_STREAM | PROTO_F_WRITE)
 
 struct fixture {
     struct testrng rng;
@@ -150,6 +150,21 @@ static void only_query_may_be_stale_and_only_subscribe_streams(void **state)
         assert_int_equal(fl & ~(unsigned)ALL_FLAGS, 0);
         if (fl & PROTO_F_STALE) {
             assert_true(fl & PROTO_F_LEADER);
+        }
+    }
+}
+
+/* What appends to the raft log for a client (paused by admission control): writes and the
+ * membership changes that add a configuration entry; a transfer appends nothing. */
+static void write_ops_are_submit_add_and_remove(void **state)
+{
+    char names[128];
+    (void)state;
+    ops_with(PROTO_F_WRITE, names, sizeof names);
+    assert_string_equal(names, "submit,add,remove");
+    for (int op = 1; op < PROTO_OP__END; op++) {
+        if (proto_op_flags(op) & PROTO_F_WRITE) {
+            assert_true(proto_op_flags(op) & PROTO_F_LEADER);
         }
     }
 }
@@ -507,6 +522,7 @@ int main(void)
         cmocka_unit_test(leader_ops_are_writes_reads_and_membership),
         cmocka_unit_test(admin_ops_are_membership_and_the_stream),
         cmocka_unit_test(only_query_may_be_stale_and_only_subscribe_streams),
+        cmocka_unit_test(write_ops_are_submit_add_and_remove),
         cmocka_unit_test(unknown_ops_have_no_name_and_no_flags),
         cmocka_unit_test_setup_teardown(frames_come_out_whole_from_any_split, setup, teardown),
         cmocka_unit_test(frame_lengths_out_of_range_are_refused),
