@@ -38,6 +38,8 @@ static void cli_node__usage(FILE *f)
             "  --election-ms MS    election timeout (default 1000)\n"
             "  --heartbeat-ms MS   heartbeat interval (default 100)\n"
             "  --snapshot-every N  entries between snapshots (default 8192)\n"
+            "  --snapshot-trailing N  entries kept in the log behind a snapshot (default\n"
+            "                      4096); a follower further behind is sent the snapshot\n"
             "  --sync              fsync every LMDB commit (default: the raft log is the\n"
             "                      durable record; see docs/durability.md)\n"
             "  --read-barrier      accepted for old scripts; every read now waits for a raft\n"
@@ -148,6 +150,7 @@ int cli_node(int argc, char **argv)
                                          {"election-ms", required_argument, NULL, 'e'},
                                          {"heartbeat-ms", required_argument, NULL, 'b'},
                                          {"snapshot-every", required_argument, NULL, 's'},
+                                         {"snapshot-trailing", required_argument, NULL, 't'},
                                          {"sync", no_argument, NULL, 'y'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"read-barrier", no_argument, NULL, 'R'},
@@ -184,6 +187,7 @@ int cli_node(int argc, char **argv)
         case 'e': cfg.election_ms = (unsigned)atoi(optarg); break;
         case 'b': cfg.heartbeat_ms = (unsigned)atoi(optarg); break;
         case 's': cfg.snapshot_threshold = (unsigned)atoi(optarg); break;
+        case 't': cfg.snapshot_trailing = (unsigned)atoi(optarg); break;
         case 'y': cfg.fast = 0; break;
         case 'R': cfg.read_barrier = 1; break;
         case 'l':

@@ -41,7 +41,8 @@ unsigned tcluster_add_replica(struct tcluster *c)
 int tcluster_spawn(struct tcluster *c, unsigned i)
 {
     struct tcluster_replica *r = &c->r[i];
-    char *argv[32], peers[TCLUSTER_MAX][128], id[16], election[16], heartbeat[16];
+    char *argv[40], peers[TCLUSTER_MAX][128], id[16], election[16], heartbeat[16], every[16],
+        trailing[16];
     int a = 0;
     snprintf(id, sizeof id, "%llu", (unsigned long long)r->id);
     snprintf(election, sizeof election, "%u", c->election_ms);
@@ -63,8 +64,14 @@ int tcluster_spawn(struct tcluster *c, unsigned i)
     argv[a++] = election;
     argv[a++] = "--heartbeat-ms";
     argv[a++] = heartbeat;
+    snprintf(every, sizeof every, "%u", c->snapshot_every ? c->snapshot_every : 256);
     argv[a++] = "--snapshot-every";
-    argv[a++] = "256";
+    argv[a++] = every;
+    if (c->snapshot_trailing) {
+        snprintf(trailing, sizeof trailing, "%u", c->snapshot_trailing);
+        argv[a++] = "--snapshot-trailing";
+        argv[a++] = trailing;
+    }
     for (unsigned k = 0; k < c->n; k++) {
         if (k < c->nvoters || k == i) {
             snprintf(peers[k], sizeof peers[k], "%llu=%s,%s", (unsigned long long)c->r[k].id,
@@ -105,7 +112,8 @@ int tcluster_start(struct tcluster *c, unsigned nvoters, const char *region)
     return tcluster_start_on(c, nvoters, region, "127.0.0.1");
 }
 
-int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region, const char *host)
+static int tcluster__start(struct tcluster *c, unsigned nvoters, const char *region,
+                           const char *host, unsigned every, unsigned trailing)
 {
     char *dir = testlib_tmpdir();
     memset(c, 0, sizeof *c);
@@ -119,6 +127,8 @@ int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region, 
     c->bin = getenv("LAUREL_BIN") ? getenv("LAUREL_BIN") : "build/laurel";
     c->nvoters = nvoters;
     c->election_ms = 300;
+    c->snapshot_every = every;
+    c->snapshot_trailing = trailing;
     for (unsigned i = 0; i < nvoters; i++) {
         tcluster_add_replica(c);
     }
@@ -128,6 +138,17 @@ int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region, 
         }
     }
     return 0;
+}
+
+int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region, const char *host)
+{
+    return tcluster__start(c, nvoters, region, host, 0, 0);
+}
+
+int tcluster_start_snapshots(struct tcluster *c, unsigned nvoters, const char *region,
+                             unsigned every, unsigned trailing)
+{
+    return tcluster__start(c, nvoters, region, "127.0.0.1", every, trailing);
 }
 
 void tcluster_kill(struct tcluster *c, unsigned i, int sig)

@@ -27,6 +27,9 @@ struct tcluster {
     unsigned n; /* replicas configured (voters at start: nvoters) */
     unsigned nvoters;
     unsigned election_ms;
+    /* --snapshot-every and --snapshot-trailing of every replica spawned; 0: 256 and the node's
+     * default (tcluster_start_snapshots sets them). */
+    unsigned snapshot_every, snapshot_trailing;
     char host[24]; /* every replica's raft and rpc address is host:port */
     struct tcluster_replica r[TCLUSTER_MAX];
 };
@@ -36,6 +39,11 @@ int tcluster_start(struct tcluster *c, unsigned nvoters, const char *region);
 
 /** tcluster_start with every address on @host ("127.0.0.1", "[::1]"). @return 0 or -1. */
 int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region, const char *host);
+
+/** tcluster_start with replicas that snapshot every @every entries and keep @trailing entries
+ * behind each snapshot, so a follower that misses more than that must install one. */
+int tcluster_start_snapshots(struct tcluster *c, unsigned nvoters, const char *region,
+                             unsigned every, unsigned trailing);
 
 /** (Re)start replica @i (with --join if it was not an initial voter). */
 int tcluster_spawn(struct tcluster *c, unsigned i);
