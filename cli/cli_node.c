@@ -11,6 +11,7 @@
 #include "../lib/err.h"
 #include "cli.h"
 #include "../node/node.h"
+#include "../raft/fsm.h"
 
 static void cli_node__usage(FILE *f)
 {
@@ -40,6 +41,9 @@ static void cli_node__usage(FILE *f)
             "  --snapshot-every N  entries between snapshots (default 8192)\n"
             "  --snapshot-trailing N  entries kept in the log behind a snapshot (default\n"
             "                      4096); a follower further behind is sent the snapshot\n"
+            "  --state-max BYTES   refuse writes once a snapshot would hold this much\n"
+            "                      (default 1610612736, 1.5 GiB; at most 2130702336:\n"
+            "                      libraft 0.15 loads no larger snapshot)\n"
             "  --sync              fsync every LMDB commit (default: the raft log is the\n"
             "                      durable record; see docs/durability.md)\n"
             "  --read-barrier      accepted for old scripts; every read now waits for a raft\n"
@@ -151,6 +155,7 @@ int cli_node(int argc, char **argv)
                                          {"heartbeat-ms", required_argument, NULL, 'b'},
                                          {"snapshot-every", required_argument, NULL, 's'},
                                          {"snapshot-trailing", required_argument, NULL, 't'},
+                                         {"state-max", required_argument, NULL, 'm'},
                                          {"sync", no_argument, NULL, 'y'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"read-barrier", no_argument, NULL, 'R'},
@@ -188,6 +193,14 @@ int cli_node(int argc, char **argv)
         case 'b': cfg.heartbeat_ms = (unsigned)atoi(optarg); break;
         case 's': cfg.snapshot_threshold = (unsigned)atoi(optarg); break;
         case 't': cfg.snapshot_trailing = (unsigned)atoi(optarg); break;
+        case 'm':
+            cfg.state_max = strtoull(optarg, NULL, 10);
+            if (cfg.state_max == 0 || cfg.state_max > FSM_SNAPSHOT_MAX) {
+                fprintf(stderr, "laurel node: --state-max: 1 to %llu bytes\n",
+                        (unsigned long long)FSM_SNAPSHOT_MAX);
+                return 2;
+            }
+            break;
         case 'y': cfg.fast = 0; break;
         case 'R': cfg.read_barrier = 1; break;
         case 'l':

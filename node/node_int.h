@@ -115,9 +115,10 @@ struct node {
     struct raft_transfer transfer;
     struct node_admin *transfer_ad; /* who asked for the transfer in flight, or NULL */
     int64_t stamp_issued;           /* the highest time stamp this node has put in a command */
-    msgpack_sbuffer scratch;        /* answers being built */
-    msgpack_sbuffer qans;           /* a query's answer, before it is framed into scratch */
-    char rbuf[64 * 1024];           /* socket reads of this loop */
+    uint64_t state_bytes;    /* what a snapshot would hold, measured each second (node__tick) */
+    msgpack_sbuffer scratch; /* answers being built */
+    msgpack_sbuffer qans;    /* a query's answer, before it is framed into scratch */
+    char rbuf[64 * 1024];    /* socket reads of this loop */
     int stopping;
     unsigned closing_handles;
     void (*stop_cb)(void *data);

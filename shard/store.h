@@ -133,6 +133,14 @@ int store_digest_scan(struct store *st, uint64_t *out);
 /** Double the map size (no transaction may be open). @return 0 or LR_E*. */
 int store_grow(struct store *st);
 
+/**
+ * The bytes of the committed state a compact copy (mdb_env_copyfd2 with MDB_CP_COMPACT, what a
+ * raft snapshot is) would write: the two meta pages and every branch, leaf and overflow page
+ * of the main and named databases, free pages left out. Reads only each database's header, so
+ * it is cheap to ask every second. @return 0 and *@out, or LR_E*.
+ */
+int store_used_bytes(struct store *st, uint64_t *out);
+
 /** Last error sentence. */
 const char *store_errmsg(const struct store *st);
 

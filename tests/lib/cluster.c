@@ -42,7 +42,7 @@ int tcluster_spawn(struct tcluster *c, unsigned i)
 {
     struct tcluster_replica *r = &c->r[i];
     char *argv[40], peers[TCLUSTER_MAX][128], id[16], election[16], heartbeat[16], every[16],
-        trailing[16];
+        trailing[16], state_max[24];
     int a = 0;
     snprintf(id, sizeof id, "%llu", (unsigned long long)r->id);
     snprintf(election, sizeof election, "%u", c->election_ms);
@@ -79,6 +79,11 @@ int tcluster_spawn(struct tcluster *c, unsigned i)
             argv[a++] = "--peer";
             argv[a++] = peers[k];
         }
+    }
+    if (c->state_max) {
+        snprintf(state_max, sizeof state_max, "%llu", c->state_max);
+        argv[a++] = "--state-max";
+        argv[a++] = state_max;
     }
     if (r->joined) {
         argv[a++] = "--join";

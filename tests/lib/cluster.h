@@ -30,7 +30,8 @@ struct tcluster {
     /* --snapshot-every and --snapshot-trailing of every replica spawned; 0: 256 and the node's
      * default (tcluster_start_snapshots sets them). */
     unsigned snapshot_every, snapshot_trailing;
-    char host[24]; /* every replica's raft and rpc address is host:port */
+    unsigned long long state_max; /* --state-max of replicas spawned from now on; 0: default */
+    char host[24];                /* every replica's raft and rpc address is host:port */
     struct tcluster_replica r[TCLUSTER_MAX];
 };
 
