@@ -7,6 +7,7 @@
 #include "bench.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bench_int.h"
@@ -20,6 +21,7 @@ struct bench__cmd {
 
 static int bench__shard(int argc, char **argv);
 static int bench__rpc(int argc, char **argv);
+static int bench__snapshot(int argc, char **argv);
 
 static const struct bench__cmd bench__cmds[] = {
     {"shard", " [--quick]",
@@ -30,6 +32,10 @@ static const struct bench__cmd bench__cmds[] = {
      "one region of 3 real replicas on loopback: write throughput and latency\n"
      "          (single and batched), failover, snapshot of 1 M scores",
      bench__rpc},
+    {"snapshot", " [PLAYERS]",
+     "the snapshot of a shard of PLAYERS scores (default 1000000): its copy,\n"
+     "          its size, and the longest stall of a loop applying entries meanwhile",
+     bench__snapshot},
     {"http", " ...",
      "the public HTTP API of a real cluster against Redis and PostgreSQL\n"
      "          (`laurel bench http --help`)",
@@ -84,6 +90,19 @@ static int bench__rpc(int argc, char **argv)
     (void)argc;
     (void)argv;
     return bench_rpc_run() != 0 || bench_shard_snapshot(1000000, "1m") != 0 ? 1 : 0;
+}
+
+/* `laurel bench snapshot [PLAYERS]`: bench_shard_snapshot alone, with the suffix "<n>". */
+static int bench__snapshot(int argc, char **argv)
+{
+    unsigned long long n = argc > 1 ? strtoull(argv[1], NULL, 10) : 1000000ULL;
+    char suffix[32];
+    if (n < 1000) {
+        fprintf(stderr, "laurel bench snapshot: PLAYERS: at least 1000\n");
+        return 2;
+    }
+    snprintf(suffix, sizeof suffix, "%llu", n);
+    return bench_shard_snapshot(n, suffix) != 0 ? 1 : 0;
 }
 
 int bench_main(int argc, char **argv)

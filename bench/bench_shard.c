@@ -7,6 +7,8 @@
  * starts. The snapshot bench fills a shard with one board of @n scored players, then times
  * shard_copy (what a raft snapshot is) into a memory file. `laurel bench shard` and `laurel
  * bench rpc` (bench.c) run them. Nothing here asserts a time: it prints figures. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "../lib/err.h"
+#include "../raft/fsm.h"
 #include "../shard/shard.h"
 #include "bench_int.h"
 
@@ -231,6 +234,159 @@ static void bench_shard__make_snap_score(struct cmd *c, uint64_t i, void *ctx)
     c->u.score.idempotency_key = lr_str_of("");
 }
 
+/* ---- the loop's stall while a snapshot is taken ------------------------------------------- */
+
+#define BENCH_SHARD__STALL_CMDS 100 /* scores per entry of the stand-in loop */
+
+struct bench_shard__worker {
+    struct raft_fsm *rf;
+    struct raft_buffer *bufs;
+    unsigned n_bufs;
+    int rv;
+    atomic_int done;
+};
+
+static void *bench_shard__worker_run(void *data)
+{
+    struct bench_shard__worker *w = data;
+    w->rv = w->rf->snapshot_async(w->rf, &w->bufs, &w->n_bufs);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+/* One entry of BENCH_SHARD__STALL_CMDS scores to existing players on @f's shard; its time. */
+static double bench_shard__turn(struct fsm *f, uint64_t *index, uint64_t n, uint64_t *next,
+                                msgpack_sbuffer *sb, struct bench_shard__snap *b, int *rv)
+{
+    double t0 = bench_shard__now();
+    msgpack_sbuffer_clear(sb);
+    b->ts++;
+    *rv = bench_shard__entry(sb, BENCH_SHARD__STALL_CMDS, bench_shard__make_snap_score,
+                             *next % (n - BENCH_SHARD__STALL_CMDS), b);
+    *next += 7919;
+    if (*rv == 0) {
+        *rv = shard_apply(f->shard, ++*index, sb->data, sb->size, NULL);
+        *rv = *rv == 0 ? shard_commit(f->shard) : *rv;
+        if (*rv != 0) { /* a full map too: growing it under a copy is fsm.c's business */
+            fprintf(stderr, "bench: apply: %s\n", shard_errmsg(f->shard));
+        }
+    }
+    return bench_shard__now() - t0;
+}
+
+/*
+ * What a snapshot costs the loop that applies entries, on the state bench_shard_snapshot built
+ * in @dir (@index its last applied entry): a stand-in loop applies entries of 100 scores back
+ * to back while a snapshot is taken
+ *   - as fsm.c took it before raft_fsm version 3: a compact copy and a read of it into a heap
+ *     buffer, both on the loop (snapshot_stall_sync_ms: the longest turn);
+ *   - as raft/fsm.c takes it now under libraft 0.15: fsm__snapshot on the loop, the copy on a
+ *     worker (a thread here, libuv's pool in a replica) while the loop applies on, then
+ *     snapshot_finalize on the loop (snapshot_stall_async_ms: the longest turn while the copy
+ *     ran; snapshot_async_copy_ms: the worker's copy).
+ * snapshot_turn_p50_ms is a turn without a snapshot, for scale.
+ */
+static int bench_shard__stall(const char *dir, uint64_t n, uint64_t index, const char *suffix)
+{
+    struct fsm f;
+    char errmsg[LR_ERRMSG_SIZE];
+    struct bench_shard__snap b = {.n = n, .ts = 1795000001000LL};
+    msgpack_sbuffer sb;
+    uint64_t next = 0;
+    double turns[64], worst_sync = 0, worst_async = 0, t0, copy = 0;
+    int rv = fsm_init(&f, FSM_REGION, dir, "bench", 1, NULL, errmsg);
+    if (rv != 0) {
+        fprintf(stderr, "bench: %s\n", errmsg);
+        return rv;
+    }
+    /* Room to write while the copy holds its pages (a reader keeps freed pages from reuse):
+     * a growth inside the measurement would time the map's growth, not the snapshot. */
+    for (int g = 0; g < 2 && rv == 0; g++) {
+        rv = shard_grow(f.shard);
+    }
+    msgpack_sbuffer_init(&sb);
+    for (unsigned i = 0; i < 64 && rv == 0; i++) {
+        turns[i] = bench_shard__turn(&f, &index, n, &next, &sb, &b, &rv);
+    }
+    for (unsigned i = 1; i < 64; i++) { /* insertion sort for the median */
+        for (unsigned j = i; j > 0 && turns[j] < turns[j - 1]; j--) {
+            double t = turns[j];
+            turns[j] = turns[j - 1];
+            turns[j - 1] = t;
+        }
+    }
+    /* Two rounds, each way in turn: the first copy also warms the page cache for the rest. */
+    for (int round = 0; round < 2 && rv == 0; round++) {
+        double ws = 0, wa = 0;
+        /* Before: the copy and a heap copy of it in one turn of the loop. */
+        if (rv == 0) {
+            struct stat st;
+            int fd = memfd_create("laurel-bench-sync", MFD_CLOEXEC);
+            t0 = bench_shard__now();
+            rv = fd < 0 ? LR_EIO : shard_copy(f.shard, fd);
+            char *heap = NULL;
+            if (rv == 0 && fstat(fd, &st) == 0 && (heap = malloc((size_t)st.st_size)) != NULL &&
+                pread(fd, heap, (size_t)st.st_size, 0) != st.st_size) {
+                rv = LR_EIO;
+            }
+            ws = bench_shard__now() - t0;
+            free(heap);
+            if (fd >= 0) {
+                close(fd);
+            }
+        }
+        /* Now: the loop applies on while the worker copies. */
+        if (rv == 0) {
+            struct bench_shard__worker w = {.rf = &f.raft_fsm};
+            pthread_t th;
+            fsm_snapshot_on_worker(&f);
+            t0 = bench_shard__now();
+            rv = f.raft_fsm.snapshot(&f.raft_fsm, &w.bufs, &w.n_bufs) != 0 ? LR_EIO : 0;
+            wa = bench_shard__now() - t0;
+            if (rv == 0 && pthread_create(&th, NULL, bench_shard__worker_run, &w) != 0) {
+                f.raft_fsm.snapshot_finalize(&f.raft_fsm, &w.bufs, &w.n_bufs);
+                rv = LR_EIO;
+            }
+            if (rv == 0) {
+                while (!atomic_load(&w.done) && rv == 0) {
+                    double t = bench_shard__turn(&f, &index, n, &next, &sb, &b, &rv);
+                    wa = t > wa ? t : wa;
+                }
+                pthread_join(th, NULL);
+                copy = bench_shard__now() - t0;
+                t0 = bench_shard__now();
+                f.raft_fsm.snapshot_finalize(&f.raft_fsm, &w.bufs, &w.n_bufs);
+                double fin = bench_shard__now() - t0;
+                wa = fin > wa ? fin : wa;
+                if (w.rv != 0) {
+                    rv = LR_EIO;
+                }
+            }
+        }
+
+        worst_sync = round == 0 || ws > worst_sync ? ws : worst_sync;
+        worst_async = round == 0 || wa > worst_async ? wa : worst_async;
+        if (rv == 0) {
+            printf("figure snapshot_round%d_stall_sync_ms_%s %.1f ms\n", round, suffix,
+                   ws * 1000.0);
+            printf("figure snapshot_round%d_stall_async_ms_%s %.1f ms\n", round, suffix,
+                   wa * 1000.0);
+        }
+    }
+    if (rv == 0) {
+        printf("figure snapshot_turn_p50_ms_%s %.2f ms\n", suffix, turns[32] * 1000.0);
+        printf("figure snapshot_stall_sync_ms_%s %.1f ms\n", suffix, worst_sync * 1000.0);
+        printf("figure snapshot_stall_async_ms_%s %.1f ms\n", suffix, worst_async * 1000.0);
+        printf("figure snapshot_async_copy_ms_%s %.1f ms\n", suffix, copy * 1000.0);
+        printf("figure snapshot_async_bytes_%s %llu bytes\n", suffix,
+               (unsigned long long)f.snapshot_bytes);
+        fflush(stdout);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    fsm_close(&f);
+    return rv;
+}
+
 int bench_shard_snapshot(uint64_t n, const char *suffix)
 {
     char dir[] = "/tmp/laurel-bench-XXXXXX", errmsg[LR_ERRMSG_SIZE], name[64];
@@ -286,6 +442,11 @@ int bench_shard_snapshot(uint64_t n, const char *suffix)
     }
     if (fd >= 0) {
         close(fd);
+    }
+    if (rv == 0) {
+        shard_close(s);
+        s = NULL;
+        rv = bench_shard__stall(dir, n, index, suffix);
     }
 out:
     msgpack_sbuffer_destroy(&sb);

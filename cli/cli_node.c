@@ -11,6 +11,7 @@
 #include "../lib/err.h"
 #include "cli.h"
 #include "../node/node.h"
+#include "../raft/fsm.h"
 
 static void cli_node__usage(FILE *f)
 {
@@ -38,6 +39,11 @@ static void cli_node__usage(FILE *f)
             "  --election-ms MS    election timeout (default 1000)\n"
             "  --heartbeat-ms MS   heartbeat interval (default 100)\n"
             "  --snapshot-every N  entries between snapshots (default 8192)\n"
+            "  --snapshot-trailing N  entries kept in the log behind a snapshot (default\n"
+            "                      4096); a follower further behind is sent the snapshot\n"
+            "  --state-max BYTES   refuse writes once a snapshot would hold this much\n"
+            "                      (default 1610612736, 1.5 GiB; at most 2130702336:\n"
+            "                      libraft 0.15 loads no larger snapshot)\n"
             "  --sync              fsync every LMDB commit (default: the raft log is the\n"
             "                      durable record; see docs/durability.md)\n"
             "  --disk-reserve-mb N refuse writes (unavailable, \"writes paused: ...\") while\n"
@@ -153,6 +159,8 @@ int cli_node(int argc, char **argv)
                                          {"election-ms", required_argument, NULL, 'e'},
                                          {"heartbeat-ms", required_argument, NULL, 'b'},
                                          {"snapshot-every", required_argument, NULL, 's'},
+                                         {"snapshot-trailing", required_argument, NULL, 't'},
+                                         {"state-max", required_argument, NULL, 'm'},
                                          {"sync", no_argument, NULL, 'y'},
                                          {"disk-reserve-mb", required_argument, NULL, 'D'},
                                          {"log-level", required_argument, NULL, 'l'},
@@ -190,6 +198,15 @@ int cli_node(int argc, char **argv)
         case 'e': cfg.election_ms = (unsigned)atoi(optarg); break;
         case 'b': cfg.heartbeat_ms = (unsigned)atoi(optarg); break;
         case 's': cfg.snapshot_threshold = (unsigned)atoi(optarg); break;
+        case 't': cfg.snapshot_trailing = (unsigned)atoi(optarg); break;
+        case 'm':
+            cfg.state_max = strtoull(optarg, NULL, 10);
+            if (cfg.state_max == 0 || cfg.state_max > FSM_SNAPSHOT_MAX) {
+                fprintf(stderr, "laurel node: --state-max: 1 to %llu bytes\n",
+                        (unsigned long long)FSM_SNAPSHOT_MAX);
+                return 2;
+            }
+            break;
         case 'y': cfg.fast = 0; break;
         case 'D': {
             char *end;

@@ -397,6 +397,16 @@ int meta_copy(struct meta *m, int fd)
     return 0;
 }
 
+int meta_state_bytes(struct meta *m, uint64_t *out)
+{
+    return store_used_bytes(m->st, out);
+}
+
+MDB_env *meta_env(struct meta *m)
+{
+    return store_env(m->st);
+}
+
 uint64_t meta_applied_index(const struct meta *m)
 {
     return m->applied;

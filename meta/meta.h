@@ -15,6 +15,7 @@
 #ifndef LAUREL_META_H
 #define LAUREL_META_H
 
+#include <lmdb.h>
 #include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -74,6 +75,12 @@ int meta_grow(struct meta *m);
 /** Write a compact copy of the committed environment to @fd (no group may be open): raft's
  * snapshot. @return 0 or LR_E* with meta_errmsg. */
 int meta_copy(struct meta *m, int fd);
+
+/** The environment, for a copy by another thread: see shard_env. */
+MDB_env *meta_env(struct meta *m);
+
+/** What meta_copy would write now, in bytes (store_used_bytes). @return 0 or LR_E*. */
+int meta_state_bytes(struct meta *m, uint64_t *out);
 
 /** Last applied index (including an open group). */
 uint64_t meta_applied_index(const struct meta *m);

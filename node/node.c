@@ -28,6 +28,7 @@ void node_config_defaults(struct node_config *cfg)
     cfg->heartbeat_ms = 100;
     cfg->snapshot_threshold = 8192;
     cfg->snapshot_trailing = 4096;
+    cfg->state_max = NODE_STATE_MAX_DEFAULT;
     cfg->fast = 1;
     cfg->disk_reserve_mb = NODE_DISK_RESERVE_MB_DEFAULT;
 }
@@ -210,6 +211,16 @@ static void node__op_submit(struct node_conn *c, struct node_req *r)
     uint32_t entry_max = n->cfg.meta ? MCMD_ENTRY_MAX : CMD_ENTRY_MAX;
     if (count > entry_max) {
         node__reply_error(c, m->id, LR_EINVAL, "submit: too many commands for one entry");
+        return;
+    }
+    if (n->state_bytes >= n->cfg.state_max) {
+        char msg[256];
+        snprintf(msg, sizeof msg,
+                 "submit: the state is %llu bytes, past this replica's limit of %llu: writes are "
+                 "refused so a snapshot stays small enough for libraft to load "
+                 "(docs/durability.md, Snapshots)",
+                 (unsigned long long)n->state_bytes, (unsigned long long)n->cfg.state_max);
+        node__reply_error(c, m->id, LR_EUNAVAILABLE, msg);
         return;
     }
     if (n->open && n->open->ncmds + count > entry_max) {
@@ -572,10 +583,39 @@ static void node__check(uv_check_t *h)
     node__sub_heartbeats(n, 0);
 }
 
+/* Measure what a snapshot would hold now; writes are refused past cfg.state_max. */
+static void node__measure_state(struct node *n)
+{
+    uint64_t bytes;
+    if (fsm_state_bytes(&n->fsm, &bytes) != 0) {
+        return; /* keep the last figure: an unreadable state stops the replica elsewhere */
+    }
+    if (bytes >= n->cfg.state_max && n->state_bytes < n->cfg.state_max) {
+        LOG(n->log, LOG_ERROR,
+            "state is %llu bytes, past the limit of %llu: refusing writes (docs/durability.md, "
+            "Snapshots)",
+            (unsigned long long)bytes, (unsigned long long)n->cfg.state_max);
+    } else if (bytes < n->cfg.state_max && n->state_bytes >= n->cfg.state_max) {
+        LOG(n->log, LOG_WARN, "state is %llu bytes, below the limit of %llu: writes accepted",
+            (unsigned long long)bytes, (unsigned long long)n->cfg.state_max);
+    }
+    n->state_bytes = bytes;
+}
+
+static void node__snapshotted(void *data, uint64_t index, uint64_t bytes, uint64_t copy_ns)
+{
+    struct node *n = data;
+    LOG(n->log, LOG_INFO,
+        "snapshot at index %llu: %llu bytes, copied in %.1f ms on a worker (the loop served "
+        "on)",
+        (unsigned long long)index, (unsigned long long)bytes, (double)copy_ns / 1e6);
+}
+
 static void node__tick(uv_timer_t *t)
 {
     struct node *n = t->data;
     n->log->term = n->raft.current_term;
+    node__measure_state(n);
     node__sub_heartbeats(n, 1); /* also when nothing moved: the stream is alive */
     node__admit_check(n);       /* so writes resume, and status tells, without a write */
     if (n->stopping || n->fatal || raft_state(&n->raft) != RAFT_LEADER) {
@@ -753,6 +793,11 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     n->cfg = *cfg;
     msgpack_sbuffer_init(&n->scratch);
     msgpack_sbuffer_init(&n->qans);
+    if (cfg->state_max == 0 || cfg->state_max > FSM_SNAPSHOT_MAX) {
+        rv = errmsg_set(errmsg, LR_EINVAL, "node: state_max %llu: 1 to %llu bytes",
+                        (unsigned long long)cfg->state_max, (unsigned long long)FSM_SNAPSHOT_MAX);
+        goto err_after_alloc;
+    }
     if ((me = node__peer(n, cfg->id)) == NULL) {
         rv = errmsg_set(errmsg, LR_EINVAL, "node: id %llu is not among the peers",
                         (unsigned long long)cfg->id);
@@ -762,7 +807,8 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     if ((rv = node__mkdir(cfg->data_dir, errmsg)) != 0 || (rv = node__mkdir(path, errmsg)) != 0) {
         goto err_after_alloc;
     }
-    struct fsm_hooks hooks = {n, node__applied, node__fsm_fatal, node__sub_restored};
+    struct fsm_hooks hooks = {n, node__applied, node__fsm_fatal, node__sub_restored,
+                              node__snapshotted};
     /* Each kind keeps its own directory, so a data dir never holds the other's state. */
     enum fsm_kind kind = cfg->meta ? FSM_META : FSM_REGION;
     snprintf(path, sizeof path, "%s/%s", cfg->data_dir, cfg->meta ? "meta" : "shard");
@@ -779,6 +825,10 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
         rv = errmsg_set(errmsg, LR_EIO, "node: raft io: %s", n->io.errmsg);
         goto err_after_xport;
     }
+    /* libraft 0.15's uv backend implements async_work (the worker a snapshot copies on,
+     * raft/fsm.c) but calls itself version 1, and raft_init refuses an asynchronous snapshot
+     * over a version 1 io. Upstream says 2 from 0.17 on (canonical/raft 269e541). */
+    n->io.version = 2;
     raft_uv_set_segment_size(&n->io, 64u << 20);
     raft_uv_set_auto_recovery(&n->io, false);
     n->tracer.impl = log;
@@ -797,6 +847,7 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     /* The fatal check sits above the decorator: an injected failure takes the real path. */
     n->io_append = io->append;
     io->append = node__append;
+    fsm_snapshot_on_worker(&n->fsm);
     if ((rv = raft_init(&n->raft, io, &n->fsm.raft_fsm, cfg->id, me->raft)) != 0) {
         rv = errmsg_set(errmsg, LR_EIO, "node: raft init: %s", raft_errmsg(&n->raft));
         goto err_after_io;

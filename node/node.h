@@ -26,6 +26,11 @@ struct node_peer {
     char rpc[NODE_ADDR_MAX];  /* host:port of the client RPC */
 };
 
+/* Where a replica starts refusing writes: three quarters of what libraft 0.15 can load
+ * (FSM_SNAPSHOT_MAX, about 2 GiB). The quarter left is room for what is applied between the
+ * once-a-second measurement and the next snapshot, and for writes already proposed. */
+#define NODE_STATE_MAX_DEFAULT (3ULL << 29) /* 1.5 GiB */
+
 struct node_config {
     uint64_t id;
     int meta;        /* 1: a replica of the metadata group (meta/), 0: of a region (shard/) */
@@ -44,6 +49,9 @@ struct node_config {
     char raft_io_faults[1024];   /* TEST ONLY: a control file of raft/faultio.h, whose raft I/O
                                     faults this replica injects; "" (default): none. Set from
                                     LAUREL_TEST_RAFT_IO_FAULTS by `laurel node`. */
+    uint64_t state_max;          /* bytes: past this the state refuses writes, so a snapshot
+                                    stays loadable (NODE_STATE_MAX_DEFAULT; at most
+                                    FSM_SNAPSHOT_MAX; docs/durability.md, "Snapshots") */
     int read_barrier;            /* ignored: every non-stale read waits for a raft barrier
                                     (docs/durability.md, "Reads"); kept so --read-barrier
                                     still parses */

@@ -34,7 +34,7 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     const struct node_admit *a = &n->admit;
     msgpack_packer pk = node__packer(n);
     proto_msg_begin(&pk, m->id, 0);
-    msgpack_pack_map(&pk, 25);
+    msgpack_pack_map(&pk, 28);
     proto_pack_key(&pk, "id");
     msgpack_pack_uint64(&pk, n->cfg.id);
     proto_pack_key(&pk, "region");
@@ -84,6 +84,14 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     for (unsigned i = 0; i < FSM_BATCH_BUCKETS; i++) {
         msgpack_pack_uint64(&pk, n->fsm.batch_hist[i]);
     }
+    /* Snapshots: what one would hold now (writes are refused past state_max), and the last
+     * one's size (docs/durability.md, "Snapshots"). */
+    proto_pack_key(&pk, "state_bytes");
+    msgpack_pack_uint64(&pk, n->state_bytes);
+    proto_pack_key(&pk, "state_max");
+    msgpack_pack_uint64(&pk, n->cfg.state_max);
+    proto_pack_key(&pk, "snapshot_bytes");
+    msgpack_pack_uint64(&pk, n->fsm.snapshot_bytes);
     proto_pack_key(&pk, "voters");
     unsigned nv = 0;
     for (unsigned i = 0; i < n->raft.configuration.n; i++) {

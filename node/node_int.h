@@ -159,6 +159,7 @@ struct node {
     uint64_t clock_skewed;   /* ticks this leader's clock was past the tolerance from the
                                 majority's (status "clock_skewed") */
     int clock_warned;        /* the skew is logged: the next line says when it ends */
+    uint64_t state_bytes;    /* what a snapshot would hold, measured each second (node__tick) */
     msgpack_sbuffer scratch; /* answers being built */
     msgpack_sbuffer qans;    /* a query's answer, before it is framed into scratch */
     char rbuf[64 * 1024];    /* socket reads of this loop */

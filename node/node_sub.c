@@ -122,6 +122,29 @@ void node__op_subscribe(struct node_conn *c, struct node_req *r)
     c->refs++;
 }
 
+/* End @s's stream: the log no longer holds the events after s->next. The log is trimmed from
+ * its oldest entry only, so it holds every event from @first on: the answer names it, so the
+ * subscriber knows exactly which indexes it missed and where a new stream can start. */
+static void node__sub_gone(struct node_sub *s, uint64_t first)
+{
+    struct node *n = s->c->n;
+    char msg[200];
+    snprintf(msg, sizeof msg,
+             "subscribe: the events of indexes %llu to %llu are gone (the log keeps the last %d "
+             "indexes); the first index served is %llu: resync",
+             (unsigned long long)s->next, (unsigned long long)(first - 1), SHARD_EVENTS_RETAIN,
+             (unsigned long long)first);
+    msgpack_packer pk = node__packer(n);
+    proto_msg_begin(&pk, s->req_id, LR_ENOTFOUND);
+    msgpack_pack_map(&pk, 2);
+    proto_pack_key(&pk, "message");
+    msgpack_pack_str_with_body(&pk, msg, strlen(msg));
+    proto_pack_key(&pk, "first_index");
+    msgpack_pack_uint64(&pk, first);
+    conn__send(s->c, n->scratch.data, n->scratch.size);
+    conn__close(s->c, "subscription too old");
+}
+
 struct node__pump {
     struct node_sub *s;
     uint32_t sent;
@@ -150,17 +173,12 @@ void node__pump(struct node *n, struct node_sub *s)
      * still holds an entry at or before the next index, some events after it may be gone, and
      * reading on would skip them silently. The subscriber must resync instead. Entries without
      * events are not stored, so this may also refuse a window that only lacked events: a
-     * resync is the safe side. */
+     * resync is the safe side. This is also where a subscriber lands after a snapshot install
+     * that jumped past the window (node__sub_restored puts it back here). */
     if (s->next + SHARD_EVENTS_RETAIN < applied) {
         rv = shard_events_read(n->fsm.shard, s->next, 0, node__pump_one, &p, &first);
         if (rv == 0 && (first == 0 || first > s->next)) {
-            char msg[128];
-            snprintf(msg, sizeof msg,
-                     "subscribe: events after index %llu may be gone (the log keeps the last "
-                     "%d indexes); resync",
-                     (unsigned long long)s->next, SHARD_EVENTS_RETAIN);
-            node__reply_error(s->c, s->req_id, LR_ENOTFOUND, msg);
-            conn__close(s->c, "subscription too old");
+            node__sub_gone(s, first ? first : applied + 1);
             return;
         }
     }

@@ -1,13 +1,16 @@
 /* raft/fsm.c — see fsm.h. */
 #include "fsm.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../proto/proto.h"
@@ -86,6 +89,16 @@ static int fsm__fatal(struct fsm *f, int rv, const char *what)
 
 /* ---- apply ---------------------------------------------------------------------------------- */
 
+/* Double the map. LMDB remaps the environment, which a snapshot copy on a worker is reading:
+ * wait for the copy to finish (the loop stalls for the rest of it, once per growth). */
+static int fsm__grow(struct fsm *f)
+{
+    pthread_mutex_lock(&f->snap_mu);
+    int rv = f->ops->grow(f);
+    pthread_mutex_unlock(&f->snap_mu);
+    return rv;
+}
+
 static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, void **result)
 {
     struct fsm *f = rf->data;
@@ -109,7 +122,7 @@ static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, void *
         if (f->ops->abort(f) != 0) {
             return fsm__fatal(f, rv, "apply: reload after abort");
         }
-        if (rv != LR_EMAPFULL || f->ops->grow(f) != 0) {
+        if (rv != LR_EMAPFULL || fsm__grow(f) != 0) {
             return fsm__fatal(f, rv, "apply");
         }
     }
@@ -134,42 +147,124 @@ static int fsm__apply(struct raft_fsm *rf, const struct raft_buffer *buf, void *
 /* ---- snapshot and restore -----------------------------------------------------------------------
  */
 
-/* The snapshot is one buffer: the bytes of a compact copy of the environment. libraft keeps
- * it in memory while it writes and sends it, so its size is bounded by the data, not by the
- * log (docs/durability.md). */
+/* The snapshot, in libraft 0.15's asynchronous shape (raft_fsm version 3; docs/durability.md,
+ * "Snapshots"):
+ *
+ *   snapshot (loop)           takes the environment's handle and a memory file: microseconds.
+ *   snapshot_async (worker)   copies the environment, compacted, into the memory file and maps
+ *                             it: the buffer libraft writes is that mapping, not a heap copy.
+ *   snapshot_finalize (loop)  unmaps and closes, whether the snapshot was written or not.
+ *
+ * The loop applies entries while the worker copies, so the copy holds the state at the index
+ * libraft labels the snapshot with or at a later one: LMDB's copy opens its own read
+ * transaction when it starts. That is safe because the applied index is stored with the state
+ * (fsm.h): after a restore libraft replays the entries after the label, and the state skips
+ * those at or below its own applied index. What the worker must never see is the environment
+ * remapped or closed under it: growing the map (fsm__apply), a restore and fsm_close take
+ * @snap_mu, which the worker holds for the copy. */
+static int fsm__snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs);
+static int fsm__snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[],
+                                  unsigned *n_bufs);
+
 static int fsm__snapshot(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
 {
     struct fsm *f = rf->data;
-    struct stat st;
-    int fd = memfd_create("laurel-snapshot", MFD_CLOEXEC), rv = RAFT_IOERR;
+    assert(f->snap_fd < 0); /* libraft takes one snapshot at a time */
+    struct raft_buffer *b = raft_malloc(sizeof *b);
+    if (b == NULL) {
+        return RAFT_NOMEM;
+    }
+    int fd = memfd_create("laurel-snapshot", MFD_CLOEXEC);
     if (fd < 0) {
+        raft_free(b);
         return RAFT_IOERR;
     }
-    if (f->ops->copy(f, fd) != 0 || fstat(fd, &st) != 0) {
-        goto out;
-    }
-    *bufs = raft_malloc(sizeof **bufs);
-    if (*bufs == NULL) {
-        rv = RAFT_NOMEM;
-        goto out;
-    }
-    (*bufs)[0].len = (size_t)st.st_size;
-    (*bufs)[0].base = raft_malloc((size_t)st.st_size ? (size_t)st.st_size : 1);
-    if ((*bufs)[0].base == NULL) {
-        raft_free(*bufs);
-        rv = RAFT_NOMEM;
-        goto out;
-    }
-    if (pread(fd, (*bufs)[0].base, (size_t)st.st_size, 0) != st.st_size) {
-        raft_free((*bufs)[0].base);
-        raft_free(*bufs);
-        goto out;
-    }
+    b->base = NULL;
+    b->len = 0;
+    f->snap_fd = fd;
+    f->snap_index = f->ops->applied_index(f); /* the state's: the copy holds it or later */
+    f->snap_env = f->ops->env(f);
+    *bufs = b;
     *n_bufs = 1;
+    if (rf->snapshot_async == NULL) {
+        int rv = fsm__snapshot_async(rf, bufs, n_bufs); /* on the loop, as libraft expects */
+        if (rv != 0) {
+            fsm__snapshot_finalize(rf, bufs, n_bufs); /* libraft finalizes only a success */
+        }
+        return rv;
+    }
+    return 0;
+}
+
+static uint64_t fsm__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* On a libuv worker: nothing here touches the fsm but the snapshot's own fields and the
+ * environment, which LMDB lets a reader use from any thread (MDB_NOTLS, store.c). Without a
+ * worker (fsm_snapshot_on_worker not called) fsm__snapshot runs it on the loop. */
+static int fsm__snapshot_async(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct fsm *f = rf->data;
+    struct stat st;
+    int rv = RAFT_IOERR;
+    uint64_t t0 = fsm__now_ns();
+    assert(*n_bufs == 1);
+    pthread_mutex_lock(&f->snap_mu);
+    if (mdb_env_copyfd2(f->snap_env, f->snap_fd, MDB_CP_COMPACT) != 0 ||
+        fstat(f->snap_fd, &st) != 0 || st.st_size <= 0) {
+        goto out;
+    }
+    f->snap_bytes = (uint64_t)st.st_size;
+    if (f->snap_bytes > FSM_SNAPSHOT_MAX) {
+        /* libraft would write it, then fail to read it back at the next start or when it
+         * sends it to a follower: keep the last loadable snapshot and the log instead. The
+         * node refuses writes long before this (node.h, NODE_STATE_MAX_DEFAULT). */
+        rv = RAFT_TOOBIG;
+        goto out;
+    }
+    void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, f->snap_fd, 0);
+    if (p == MAP_FAILED) {
+        goto out;
+    }
+    (*bufs)[0].base = p;
+    (*bufs)[0].len = (size_t)st.st_size;
     rv = 0;
 out:
-    close(fd);
+    pthread_mutex_unlock(&f->snap_mu);
+    f->snap_copy_ns = fsm__now_ns() - t0;
     return rv;
+}
+
+static int fsm__snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[], unsigned *n_bufs)
+{
+    struct fsm *f = rf->data;
+    int done = 0;
+    if (*bufs != NULL) {
+        if ((*bufs)[0].base != NULL) {
+            munmap((*bufs)[0].base, (*bufs)[0].len);
+            done = 1;
+        }
+        raft_free(*bufs);
+    }
+    *bufs = NULL;
+    *n_bufs = 0;
+    if (f->snap_fd >= 0) {
+        close(f->snap_fd);
+        f->snap_fd = -1;
+    }
+    f->snap_env = NULL;
+    if (done) {
+        f->snapshots++;
+        f->snapshot_bytes = f->snap_bytes;
+        if (f->hooks.snapshot) {
+            f->hooks.snapshot(f->hooks.data, f->snap_index, f->snap_bytes, f->snap_copy_ns);
+        }
+    }
+    return 0;
 }
 
 static int fsm__write_file(const char *path, const void *p, size_t len)
@@ -220,15 +315,20 @@ static int fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
     if (mkdir(next, 0755) != 0 || fsm__write_file(path, buf->base, buf->len) != 0) {
         return RAFT_IOERR;
     }
+    /* libraft installs no snapshot while it takes one; the lock keeps that true for us. */
+    pthread_mutex_lock(&f->snap_mu);
     f->ops->close(f);
     if (rename(f->dir, old) != 0 || rename(next, f->dir) != 0) {
+        pthread_mutex_unlock(&f->snap_mu);
         if (f->hooks.fatal) {
             f->hooks.fatal(f->hooks.data, LR_EIO, "restore: swap directories");
         }
         return RAFT_IOERR;
     }
     fsm__rmrf(old);
-    if (f->ops->open(f, errmsg) != 0) {
+    int orv = f->ops->open(f, errmsg);
+    pthread_mutex_unlock(&f->snap_mu);
+    if (orv != 0) {
         if (f->hooks.fatal) {
             f->hooks.fatal(f->hooks.data, LR_ECORRUPT, errmsg);
         }
@@ -285,6 +385,16 @@ static int fsm__shard_grow(struct fsm *f)
 static int fsm__shard_copy(struct fsm *f, int fd)
 {
     return shard_copy(f->shard, fd);
+}
+
+static int fsm__shard_bytes(struct fsm *f, uint64_t *out)
+{
+    return shard_state_bytes(f->shard, out);
+}
+
+static MDB_env *fsm__shard_env(struct fsm *f)
+{
+    return shard_env(f->shard);
 }
 
 static const char *fsm__shard_errmsg(const struct fsm *f)
@@ -370,6 +480,16 @@ static int fsm__meta_copy(struct fsm *f, int fd)
     return meta_copy(f->meta, fd);
 }
 
+static int fsm__meta_bytes(struct fsm *f, uint64_t *out)
+{
+    return meta_state_bytes(f->meta, out);
+}
+
+static MDB_env *fsm__meta_env(struct fsm *f)
+{
+    return meta_env(f->meta);
+}
+
 static const char *fsm__meta_errmsg(const struct fsm *f)
 {
     return f->meta ? meta_errmsg(f->meta) : "meta closed";
@@ -409,11 +529,24 @@ static int fsm__meta_query(struct fsm *f, union fsm_query *q, int64_t now_ms, ms
 
 static const struct fsm_ops fsm__ops[FSM__KIND_END] = {
 #define FSM__OPS(NAME, name, sm)                                                                   \
-    [FSM_##                                                                                        \
-        NAME] = {fsm__##sm##_open,    fsm__##sm##_close,   fsm__##sm##_apply, fsm__##sm##_commit,  \
-                 fsm__##sm##_abort,   fsm__##sm##_grow,    fsm__##sm##_copy,  fsm__##sm##_errmsg,  \
-                 fsm__##sm##_usage,   fsm__##sm##_applied, fsm__##sm##_clock, fsm__##sm##_digest,  \
-                 fsm__##sm##_qdecode, fsm__##sm##_query},
+    [FSM_##NAME] = {                                                                               \
+        .open = fsm__##sm##_open,                                                                  \
+        .close = fsm__##sm##_close,                                                                \
+        .apply = fsm__##sm##_apply,                                                                \
+        .commit = fsm__##sm##_commit,                                                              \
+        .abort = fsm__##sm##_abort,                                                                \
+        .grow = fsm__##sm##_grow,                                                                  \
+        .copy = fsm__##sm##_copy,                                                                  \
+        .env = fsm__##sm##_env,                                                                    \
+        .bytes = fsm__##sm##_bytes,                                                                \
+        .usage = fsm__##sm##_usage,                                                                \
+        .errmsg = fsm__##sm##_errmsg,                                                              \
+        .applied_index = fsm__##sm##_applied,                                                      \
+        .clock_ms = fsm__##sm##_clock,                                                             \
+        .digest = fsm__##sm##_digest,                                                              \
+        .query_decode = fsm__##sm##_qdecode,                                                       \
+        .query = fsm__##sm##_query,                                                                \
+    },
     FSM_KINDS(FSM__OPS)
 #undef FSM__OPS
 };
@@ -448,6 +581,16 @@ uint64_t fsm_applied_index(const struct fsm *f)
 int64_t fsm_clock_ms(const struct fsm *f)
 {
     return f->ops->clock_ms(f);
+}
+
+void fsm_snapshot_on_worker(struct fsm *f)
+{
+    f->raft_fsm.snapshot_async = fsm__snapshot_async;
+}
+
+int fsm_state_bytes(struct fsm *f, uint64_t *out)
+{
+    return f->ops->bytes(f, out);
 }
 
 uint64_t fsm_digest(const struct fsm *f)
@@ -497,18 +640,29 @@ int fsm_init(struct fsm *f, enum fsm_kind kind, const char *dir, const char *reg
         msgpack_sbuffer_destroy(&f->events);
         return rv;
     }
-    f->raft_fsm.version = 1;
+    pthread_mutex_init(&f->snap_mu, NULL);
+    f->snap_fd = -1;
+    f->raft_fsm.version = 3;
     f->raft_fsm.data = f;
     f->raft_fsm.apply = fsm__apply;
     f->raft_fsm.snapshot = fsm__snapshot;
     f->raft_fsm.restore = fsm__restore;
+    f->raft_fsm.snapshot_finalize = fsm__snapshot_finalize;
+    f->raft_fsm.snapshot_async = NULL; /* fsm_snapshot_on_worker */
     return 0;
 }
 
 void fsm_close(struct fsm *f)
 {
     if (f->ops) {
+        /* libraft's close waits for its async work; the lock makes sure of it. */
+        pthread_mutex_lock(&f->snap_mu);
         f->ops->close(f);
+        pthread_mutex_unlock(&f->snap_mu);
+        pthread_mutex_destroy(&f->snap_mu);
+        if (f->snap_fd >= 0) {
+            close(f->snap_fd);
+        }
     }
     msgpack_sbuffer_destroy(&f->results);
     msgpack_sbuffer_destroy(&f->events);

@@ -15,7 +15,9 @@
  * reconnect (to any replica: they all hold the same log) resumes without a gap, and an entry
  * below it, which a replica may resend, is dropped. Entries that produced no events have no
  * frame, so indexes are not contiguous and a gap cannot be seen from them: a trimmed log is
- * what the replica says (LR_ENOTFOUND), and it becomes EVSTREAM_RESYNC.
+ * what the replica says (LR_ENOTFOUND, naming the first index it still serves), and it becomes
+ * EVSTREAM_RESYNC. A replica that installed a snapshot serves the events the snapshot covers
+ * from the event log inside it (node/node_sub.c), so an install is no gap by itself.
  *
  * Re-entrancy. The callback may close the stream: after each callback the frame loop looks at
  * @closing before it touches anything else. */
@@ -134,11 +136,11 @@ static void evstream__end(struct evstream *s)
     evstream__deliver(s, EVSTREAM_END, 0, NULL);
 }
 
-/* The replica no longer holds @next. */
-static void evstream__resync(struct evstream *s)
+/* The replica no longer holds @next; it serves from @first on (0: it did not say). */
+static void evstream__resync(struct evstream *s, uint64_t first)
 {
     s->next = 0; /* a live stream starts again from the present */
-    evstream__deliver(s, EVSTREAM_RESYNC, 0, NULL);
+    evstream__deliver(s, EVSTREAM_RESYNC, first, NULL);
     if (s->stop != 0 && !s->closing) {
         evstream__end(s); /* the entries up to its stop cannot all come any more */
     }
@@ -158,7 +160,13 @@ static int evstream__frame(struct evstream *s, const char *p, size_t n)
     }
     if (m.op_or_code != 0) {
         if (m.op_or_code == LR_ENOTFOUND) {
-            evstream__resync(s);
+            /* {"message", "first_index"} (docs/rpc.md); a bare sentence from an older replica */
+            int64_t first = 0;
+            if (m.body->type == MSGPACK_OBJECT_MAP &&
+                (proto_obj_i64(proto_map_get(m.body, "first_index"), &first) != 0 || first < 0)) {
+                first = 0;
+            }
+            evstream__resync(s, (uint64_t)first);
             rv = s->closing || s->ended ? 1 : -1;
         }
         goto out; /* any other error: try another replica */

@@ -21,8 +21,12 @@ enum evstream_what {
     /* One committed entry's events: @index and @events are set. */
     EVSTREAM_EVENTS = 1,
     /* The replica's log no longer holds the next index (it was trimmed): events were missed,
-     * and whatever the owner derived from them may be stale. A live stream goes on from the
-     * present (the replica's applied index + 1); a bounded one ends (EVSTREAM_END follows). */
+     * and whatever the owner derived from them may be stale. @index is the first index the
+     * replica still serves (its answer's first_index; 0 if it named none): the entries from
+     * the one after the last delivered up to just before it are the ones whose events may be
+     * lost. A live stream goes on from the present (the replica's applied index + 1), because
+     * an owner rebuilds from the current state, not from the oldest events left; a bounded one
+     * ends (EVSTREAM_END follows). */
     EVSTREAM_RESYNC,
     /* A bounded stream is done: it delivered its stop index, or cannot. Nothing fires after
      * this but evstream_close's @done. */
@@ -37,7 +41,8 @@ enum evstream_what {
 struct evstream_batch {
     enum evstream_what what;
     uint64_t index;               /* EVSTREAM_EVENTS: the entry's log index; EVSTREAM_APPLIED:
-                                     the heartbeat's; else 0 */
+                                     the heartbeat's; EVSTREAM_RESYNC: the first index the
+                                     replica still serves, or 0; else 0 */
     const msgpack_object *events; /* EVSTREAM_EVENTS: the entry's events as the replica sent
                                      them, an array (API.md's event maps); else NULL */
 };

@@ -312,7 +312,14 @@ static void gateway__on_replay(void *data, const struct evstream_batch *b)
             }
         }
     } else if (b->what == EVSTREAM_RESYNC) {
-        if (rp->cl) {
+        if (rp->cl && b->index > 0) {
+            char msg[200];
+            snprintf(msg, sizeof msg,
+                     "resume: the region's event log no longer holds that index (it starts at "
+                     "%llu); read the current state instead",
+                     (unsigned long long)b->index);
+            gateway__send_error(rp->cl, LR_ENOTFOUND, msg);
+        } else if (rp->cl) {
             gateway__send_error(rp->cl, LR_ENOTFOUND,
                                 "resume: the region's event log no longer holds that index; "
                                 "read the current state instead");

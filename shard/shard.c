@@ -481,6 +481,16 @@ int shard_copy(struct shard *s, int fd)
     return 0;
 }
 
+int shard_state_bytes(struct shard *s, uint64_t *out)
+{
+    return store_used_bytes(s->st, out);
+}
+
+MDB_env *shard_env(struct shard *s)
+{
+    return store_env(s->st);
+}
+
 const char *shard_region(const struct shard *s)
 {
     return s->region;

@@ -15,6 +15,7 @@
 #ifndef LAUREL_SHARD_H
 #define LAUREL_SHARD_H
 
+#include <lmdb.h>
 #include <msgpack.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -124,6 +125,16 @@ int shard_digest_scan(struct shard *s, uint64_t *out);
  * copy's directory as a shard to restore it). No group may be open. @return 0 or LR_E*.
  */
 int shard_copy(struct shard *s, int fd);
+
+/**
+ * The shard's LMDB environment, for a copy made by another thread (raft/fsm.c's snapshot):
+ * LMDB lets a reader copy it while the owner writes. Borrowed: valid until shard_close or a
+ * map growth (shard_grow remaps it), which the caller must keep from overlapping the copy.
+ */
+MDB_env *shard_env(struct shard *s);
+
+/** What shard_copy would write now, in bytes (store_used_bytes). @return 0 or LR_E*. */
+int shard_state_bytes(struct shard *s, uint64_t *out);
 
 /** The region this shard serves. */
 const char *shard_region(const struct shard *s);

@@ -422,6 +422,33 @@ void store_usage_get(struct store *st, struct store_usage *out)
     out->preallocated = st->fast;
 }
 
+int store_used_bytes(struct store *st, uint64_t *out)
+{
+    MDB_txn *txn;
+    MDB_dbi main_dbi;
+    MDB_stat ms;
+    uint64_t pages = 2; /* the meta pages */
+    int rv = store_read(st, &txn), mrv;
+    if (rv != 0) {
+        return rv;
+    }
+    if ((mrv = mdb_dbi_open(txn, NULL, 0, &main_dbi)) != 0) {
+        goto err;
+    }
+    for (int i = -1; i < st->ndbs; i++) {
+        if ((mrv = mdb_stat(txn, i < 0 ? main_dbi : st->dbi[i], &ms)) != 0) {
+            goto err;
+        }
+        pages += ms.ms_branch_pages + ms.ms_leaf_pages + ms.ms_overflow_pages;
+    }
+    store_read_end(st);
+    *out = pages * ms.ms_psize;
+    return 0;
+err:
+    store_read_end(st);
+    return errmsg_set(st->errmsg, err_from_mdb(mrv), "store: stat: %s", mdb_strerror(mrv));
+}
+
 const char *store_errmsg(const struct store *st)
 {
     return st->errmsg;

@@ -145,6 +145,14 @@ struct store_usage {
 /** Fill @out from the last committed transaction's meta page: no lock, no I/O. */
 void store_usage_get(struct store *st, struct store_usage *out);
 
+/**
+ * The bytes of the committed state a compact copy (mdb_env_copyfd2 with MDB_CP_COMPACT, what a
+ * raft snapshot is) would write: the two meta pages and every branch, leaf and overflow page
+ * of the main and named databases, free pages left out. Reads only each database's header, so
+ * it is cheap to ask every second. @return 0 and *@out, or LR_E*.
+ */
+int store_used_bytes(struct store *st, uint64_t *out);
+
 /** Last error sentence. */
 const char *store_errmsg(const struct store *st);
 

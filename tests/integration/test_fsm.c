@@ -163,12 +163,33 @@ static void snapshot_install_converges(void **state)
     assert_true(raft_fixture_n_recv(&f->rf, 2, RAFT_IO_INSTALL_SNAPSHOT) > 0);
 }
 
+/* What fsm_state_bytes says a snapshot would hold is, to the byte, the size of the snapshot
+ * the fsm then hands libraft (the node refuses writes on that figure). */
+static void state_bytes_is_the_snapshot_size(void **state)
+{
+    struct fixture *f = *state;
+    catalog(f);
+    converge(f, some_writes(f, 200, 6));
+    struct raft_fsm *rf = &f->fsm[1].raft_fsm;
+    struct raft_buffer *bufs = NULL;
+    unsigned n = 0;
+    uint64_t bytes = 0;
+    assert_int_equal(fsm_state_bytes(&f->fsm[1], &bytes), 0);
+    assert_int_equal(rf->snapshot(rf, &bufs, &n), 0);
+    assert_int_equal(n, 1);
+    assert_true(bytes > 0 && bytes <= FSM_SNAPSHOT_MAX);
+    assert_int_equal(bufs[0].len, bytes);
+    assert_int_equal(rf->snapshot_finalize(rf, &bufs, &n), 0);
+    assert_null(bufs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(replicates_to_equal_digests, setup, teardown),
         cmocka_unit_test_setup_teardown(leader_loss_and_return, setup, teardown),
         cmocka_unit_test_setup_teardown(snapshot_install_converges, setup, teardown),
+        cmocka_unit_test_setup_teardown(state_bytes_is_the_snapshot_size, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

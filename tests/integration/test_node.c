@@ -620,6 +620,23 @@ static void trimmed_subscription_told_to_resync(void **state)
     client_close(&cl);
     assert_int_equal(subscribe_code(c, 0, 1), LR_ENOTFOUND);
     assert_int_equal(subscribe_code(c, 0, applied - SHARD_EVENTS_RETAIN - 10), LR_ENOTFOUND);
+    /* The refusal names the first index the log serves: inside the window, past the ask. */
+    struct client_reply r;
+    subscribe_open(c, 0, 1, &cl);
+    assert_int_equal(client_recv(&cl, &r, 10000), 0);
+    assert_int_equal(r.code, LR_ENOTFOUND);
+    const msgpack_object *first = proto_map_get(r.body, "first_index");
+    const msgpack_object *msg = proto_map_get(r.body, "message");
+    assert_non_null(first);
+    assert_non_null(msg);
+    assert_true(first->via.u64 > 1 && first->via.u64 + SHARD_EVENTS_RETAIN >= applied);
+    char want[64];
+    snprintf(want, sizeof want, "the first index served is %llu",
+             (unsigned long long)first->via.u64);
+    assert_non_null(memmem(msg->via.str.ptr, msg->via.str.size, want, strlen(want)));
+    uint64_t served = first->via.u64; /* the reply lives until the client closes */
+    client_close(&cl);
+    assert_int_equal(subscribe_code(c, 0, served), 0);
     assert_int_equal(subscribe_code(c, 0, applied - 100), 0);
     tcluster_stop(c);
     free(c);

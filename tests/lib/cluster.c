@@ -41,7 +41,8 @@ unsigned tcluster_add_replica(struct tcluster *c)
 int tcluster_spawn(struct tcluster *c, unsigned i)
 {
     struct tcluster_replica *r = &c->r[i];
-    char *argv[40], peers[TCLUSTER_MAX][128], id[16], election[16], heartbeat[16];
+    char *argv[48], peers[TCLUSTER_MAX][128], id[16], election[16], heartbeat[16], every[16],
+        trailing[16], state_max[24];
     int a = 0;
     snprintf(id, sizeof id, "%llu", (unsigned long long)r->id);
     snprintf(election, sizeof election, "%u", c->election_ms);
@@ -63,8 +64,14 @@ int tcluster_spawn(struct tcluster *c, unsigned i)
     argv[a++] = election;
     argv[a++] = "--heartbeat-ms";
     argv[a++] = heartbeat;
+    snprintf(every, sizeof every, "%u", c->snapshot_every ? c->snapshot_every : 256);
     argv[a++] = "--snapshot-every";
-    argv[a++] = "256";
+    argv[a++] = every;
+    if (c->snapshot_trailing) {
+        snprintf(trailing, sizeof trailing, "%u", c->snapshot_trailing);
+        argv[a++] = "--snapshot-trailing";
+        argv[a++] = trailing;
+    }
     for (unsigned k = 0; k < c->n; k++) {
         if (k < c->nvoters || k == i) {
             snprintf(peers[k], sizeof peers[k], "%llu=%s,%s", (unsigned long long)c->r[k].id,
@@ -73,10 +80,15 @@ int tcluster_spawn(struct tcluster *c, unsigned i)
             argv[a++] = peers[k];
         }
     }
+    if (c->state_max) {
+        snprintf(state_max, sizeof state_max, "%llu", c->state_max);
+        argv[a++] = "--state-max";
+        argv[a++] = state_max;
+    }
     if (r->joined) {
         argv[a++] = "--join";
     }
-    for (unsigned k = 0; k < c->nargs && a < 28; k++) {
+    for (unsigned k = 0; k < c->nargs && a < 44; k++) {
         argv[a++] = (char *)c->args[k];
     }
     if (getenv("LAUREL_NODE_LOG")) {
@@ -140,6 +152,22 @@ int tcluster_init_on(struct tcluster *c, unsigned nvoters, const char *region, c
     c->election_ms = 300;
     for (unsigned i = 0; i < nvoters; i++) {
         tcluster_add_replica(c);
+    }
+    return 0;
+}
+
+int tcluster_start_snapshots(struct tcluster *c, unsigned nvoters, const char *region,
+                             unsigned every, unsigned trailing)
+{
+    if (tcluster_init_on(c, nvoters, region, "127.0.0.1") != 0) {
+        return -1;
+    }
+    c->snapshot_every = every;
+    c->snapshot_trailing = trailing;
+    for (unsigned i = 0; i < nvoters; i++) {
+        if (tcluster_spawn(c, i) != 0) {
+            return -1;
+        }
     }
     return 0;
 }

@@ -28,8 +28,12 @@ struct tcluster {
     unsigned n; /* replicas configured (voters at start: nvoters) */
     unsigned nvoters;
     unsigned election_ms;
-    char host[24];       /* every replica's raft and rpc address is host:port */
-    const char *args[8]; /* more `laurel node` flags for every replica (borrowed) */
+    /* --snapshot-every and --snapshot-trailing of every replica spawned; 0: 256 and the node's
+     * default (tcluster_start_snapshots sets them). */
+    unsigned snapshot_every, snapshot_trailing;
+    unsigned long long state_max; /* --state-max of replicas spawned from now on; 0: default */
+    char host[24];                /* every replica's raft and rpc address is host:port */
+    const char *args[8];          /* more `laurel node` flags for every replica (borrowed) */
     unsigned nargs;
     struct tcluster_replica r[TCLUSTER_MAX];
 };
@@ -43,6 +47,11 @@ int tcluster_start_on(struct tcluster *c, unsigned nvoters, const char *region, 
 /** tcluster_start_on without starting anything: set args, env or data paths, then
  * tcluster_spawn each replica. @return 0 or -1. */
 int tcluster_init_on(struct tcluster *c, unsigned nvoters, const char *region, const char *host);
+
+/** tcluster_start with replicas that snapshot every @every entries and keep @trailing entries
+ * behind each snapshot, so a follower that misses more than that must install one. */
+int tcluster_start_snapshots(struct tcluster *c, unsigned nvoters, const char *region,
+                             unsigned every, unsigned trailing);
 
 /** (Re)start replica @i (with --join if it was not an initial voter). */
 int tcluster_spawn(struct tcluster *c, unsigned i);
