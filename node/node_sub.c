@@ -59,6 +59,10 @@ void node__sub_heartbeats(struct node *n, int every)
 void node__sub_restored(void *data)
 {
     struct node *n = data;
+    /* Logged because an install replaces the whole state: an operator reading why a replica
+     * jumped ahead (or a chaos run checking that a scenario really installed one) looks here. */
+    LOG(n->log, LOG_INFO, "snapshot installed: the state is now at index %llu",
+        (unsigned long long)fsm_applied_index(&n->fsm));
     for (struct node_sub *s = n->subs; s; s = s->next_sub) {
         s->live = 0; /* s->next is still the first index it has not been sent */
     }

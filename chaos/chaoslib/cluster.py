@@ -242,8 +242,12 @@ class Cluster:
         """The replica's STATUS answer as a dict, or None when it does not answer."""
         if not r.alive() or r.paused:
             return None
-        p = subprocess.run([self.laurel, "ctl", "status", "--rpc", r.rpc, "--timeout-ms",
-                            str(timeout_ms)], capture_output=True, text=True)
+        try:  # ctl keeps its own deadline; this one is for a ctl that hangs anyway
+            p = subprocess.run([self.laurel, "ctl", "status", "--rpc", r.rpc, "--timeout-ms",
+                                str(timeout_ms)], capture_output=True, text=True,
+                               timeout=timeout_ms / 1000 + 10)
+        except subprocess.TimeoutExpired:
+            return None
         if p.returncode != 0:
             return None
         try:
@@ -252,8 +256,12 @@ class Cluster:
             return None
 
     def ctl(self, *args, timeout_ms=3000):
-        p = subprocess.run([self.laurel, "ctl"] + list(args) + ["--timeout-ms", str(timeout_ms)],
-                           capture_output=True, text=True)
+        try:
+            p = subprocess.run([self.laurel, "ctl"] + list(args) + ["--timeout-ms",
+                                                                   str(timeout_ms)],
+                               capture_output=True, text=True, timeout=timeout_ms / 1000 + 10)
+        except subprocess.TimeoutExpired:
+            return 124, "", "laurel ctl %s: no answer in %d ms" % (args[0], timeout_ms + 10000)
         return p.returncode, p.stdout, p.stderr
 
     def leader(self, group):

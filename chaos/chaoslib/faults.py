@@ -271,8 +271,11 @@ class DiskFull(Fault):
             path = os.path.join(d, "balloon")
             # Leave nothing: the replica's own admission reserve must refuse writes before
             # anything fails, and without one the next raft segment cannot be allocated.
-            subprocess.run(["fallocate", "-l", str(free), path], capture_output=True)
+            subprocess.run(["fallocate", "-l", str(free), path], capture_output=True, timeout=30)
             self.balloons.append(path)
+        # The effect, recorded: which replicas said they refuse writes (status "writable").
+        self.refused = wait_status(ctx, self.g, lambda s: s.get("writable") is False, 4.0)
+        self.writable_again = None
 
     def heal(self, ctx):
         for p in self.balloons:
@@ -281,9 +284,26 @@ class DiskFull(Fault):
             except FileNotFoundError:
                 pass
         ctx.c.revive()
+        self.writable_again = wait_status(ctx, self.g, lambda s: s.get("writable") is True, 6.0)
 
     def detail(self):
-        return {"region": self.g}
+        return {"region": self.g, "refused": self.refused, "writable_again": self.writable_again}
+
+
+def wait_status(ctx, group, pred, timeout):
+    """The hosts of @group whose status satisfies @pred, polled until every member does or
+    @timeout seconds pass."""
+    end = time.monotonic() + timeout
+    while True:
+        hit = []
+        members = ctx.c.members(group)
+        for r in members:
+            st = ctx.c.status(r)
+            if st is not None and pred(st):
+                hit.append(r.host)
+        if len(hit) == len(members) or time.monotonic() >= end:
+            return hit
+        time.sleep(0.2)
 
 
 class ClockAhead(Fault):
@@ -333,27 +353,37 @@ class LmdbIoError(Fault):
     name = "lmdb_io_error"
     doc = "libfiu makes a follower's LMDB writes and syncs fail; heal turns it off and restarts"
 
+    POINTS = ("posix/io/rw/pwrite", "posix/io/rw/pwritev", "posix/io/sync/fdatasync",
+              "posix/io/sync/fsync")
+
     def inject(self, ctx):
         self.r = ctx.follower(ctx.region())
-        prefix = os.path.join(ctx.c.dir, "ctl", "fiu")
-        for point in ("posix/io/rw/pwrite", "posix/io/rw/pwritev", "posix/io/sync/fdatasync",
-                      "posix/io/sync/fsync"):
-            subprocess.run(["fiu-ctrl", "-f", prefix, "-c",
-                            "enable_random name=%s,probability=0.5" % point,
-                            str(self.r.proc.pid)], capture_output=True)
+        self.stopped = None
+        fiu_ctrl(ctx, self.r, ["enable_random name=%s,probability=0.5" % p for p in self.POINTS])
 
     def heal(self, ctx):
-        prefix = os.path.join(ctx.c.dir, "ctl", "fiu")
+        # The effect: a replica whose LMDB write failed must have stopped (exit status 70).
+        self.stopped = None if self.r.alive() else self.r.proc.returncode
         if self.r.alive():
-            for point in ("posix/io/rw/pwrite", "posix/io/rw/pwritev", "posix/io/sync/fdatasync",
-                          "posix/io/sync/fsync"):
-                subprocess.run(["fiu-ctrl", "-f", prefix, "-c", "disable name=%s" % point,
-                                str(self.r.proc.pid)], capture_output=True)
+            fiu_ctrl(ctx, self.r, ["disable name=%s" % p for p in self.POINTS])
             ctx.c.kill(self.r)  # its LMDB may have refused a write: start from disk again
         ctx.c.revive()
 
     def detail(self):
-        return {"replica": self.r.host}
+        return {"replica": self.r.host, "stopped": self.stopped}
+
+
+def fiu_ctrl(ctx, r, commands):
+    """Send @commands to @r's libfiu control FIFO in one fiu-ctrl call. fiu-ctrl opens the FIFO
+    and blocks until someone reads it: a replica that dies (the first failed write can stop it)
+    never will, hence one call and a timeout."""
+    argv = ["fiu-ctrl", "-f", os.path.join(ctx.c.dir, "ctl", "fiu")]
+    for cmd in commands:
+        argv += ["-c", cmd]
+    try:
+        subprocess.run(argv + [str(r.proc.pid)], capture_output=True, timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
 
 
 def fiu_env(cluster):
@@ -376,11 +406,13 @@ class RaftIoError(Fault):
             os.unlink(ctx.c.raftio_ctl(self.r))
         except FileNotFoundError:
             pass
+        # The effect: the leader whose append failed must have stopped (exit status 70).
+        self.stopped = None if self.r.alive() else self.r.proc.returncode
         time.sleep(0.1)
         ctx.c.revive()
 
     def detail(self):
-        return {"replica": self.r.host}
+        return {"replica": self.r.host, "stopped": getattr(self, "stopped", None)}
 
 
 # ---- raft machinery --------------------------------------------------------------------------
@@ -402,9 +434,20 @@ class SnapshotInstallKill(Fault):
         ctx.c.kill(self.r)
         ctx.c.start_replica(self.r)
         ctx.c.revive()
+        # The effect: how many installs the follower logged (node__sub_restored), over both
+        # starts; 0 means the leader never had to send it a snapshot.
+        self.installed = 0
+        end = time.monotonic() + 5.0
+        while self.installed == 0 and time.monotonic() < end:
+            time.sleep(0.25)
+            try:
+                with open(ctx.c.log_path(self.r.host), errors="replace") as f:
+                    self.installed = f.read().count("snapshot installed")
+            except OSError:
+                pass
 
     def detail(self):
-        return {"replica": self.r.host}
+        return {"replica": self.r.host, "installed": getattr(self, "installed", None)}
 
 
 class MembershipChange(Fault):

@@ -15,7 +15,7 @@ BRIDGE_NET = "10.99.0"
 
 def sh(*args, check=True, input=None):
     """Run a command; raise with its stderr when it fails and check is set."""
-    p = subprocess.run(args, input=input, capture_output=True, text=True)
+    p = subprocess.run(args, input=input, capture_output=True, text=True, timeout=30)
     if check and p.returncode != 0:
         raise RuntimeError("%s: %s" % (" ".join(args), p.stderr.strip() or p.stdout.strip()))
     return p

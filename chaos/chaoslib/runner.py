@@ -44,11 +44,17 @@ SCENARIOS = [
              doc="a frozen leader, then clients that never read"),
     Scenario("partition", ["partition_leader", "partition_oneway", "loss", "rst"], 4.0,
              doc="the network between replicas fails in four ways"),
-    Scenario("disk", ["disk_full"], 8.0, tmpfs_mb=512,
+    # 768 MiB: LMDB's 256 MiB map (preallocated in fast mode), libuv's 64 MiB raft segments
+    # (three preallocated at start), the 64 MiB admission reserve, and room to write; the
+    # balloon then takes all of it.
+    Scenario("disk", ["disk_full"], 8.0, tmpfs_mb=768, node_args=["--disk-reserve-mb", "64"],
              doc="a region's disks fill up"),
     Scenario("clock", ["clock_ahead", "clock_behind"], 6.0,
              doc="a leader's clock runs a day ahead, then a day behind"),
+    # --sync: in fast mode LMDB writes through its map and never calls write(2) or fsync(2),
+    # so libfiu's POSIX points would have nothing to fail.
     Scenario("storage", ["lmdb_io_error", "raftlog_io_error"], 4.0, fiu=True,
+             node_args=["--sync"],
              doc="writes to LMDB and to the raft log fail"),
     Scenario("snapshot", ["snapshot_install_kill"], 8.0,
              node_args=["--snapshot-every", "64", "--snapshot-trailing", "16"],
@@ -117,6 +123,7 @@ async def run_scenario(sc, prof, laurel, outdir, seed, pool):
             await asyncio.sleep(sc.hold_s * prof["hold"] + 1.0)
             await loop.run_in_executor(pool, f.heal, ctx)
             h.write({"type": "nemesis", "phase": "heal", "fault": name, "detail": f.detail()})
+            log("%s: healed %s %s" % (sc.name, name, json.dumps(f.detail())))
             await asyncio.sleep(1.0)
         h.write({"type": "healed"})
         healed_t = h.t()
@@ -250,6 +257,7 @@ def main(argv=None):
                             rnd + 1)), seed + 1000 * rnd + i, pool))
                 except Exception as e:  # the scenario could not run: a failure, with its dir
                     log("scenario %s: ERROR %s: %s" % (tag, type(e).__name__, e))
+                    log("scenario %s: kept %s" % (tag, os.path.join(out, sc.name)))
                     failed += 1
                     continue
                 kinds |= k
@@ -277,7 +285,11 @@ def main(argv=None):
         for c in list(LIVE):
             c.stop()
         log("interrupted: cleaned up")
-        failed += 1
+        # The executor's thread may still sit in a fault's subprocess; Python would join it
+        # at exit and hang. Everything it could leave behind is gone already.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     finally:
         pool.shutdown(wait=True)
         loop.close()
