@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "../lib/err.h"
 #include "../lib/hclient.h"
+#include "../router/keyset.h"
 
 #define CLI_CTL_API__FIELDS 8
 
@@ -399,28 +400,32 @@ err_after_body:
 
 /* ---- keys ------------------------------------------------------------------------------------ */
 
-/* @flag, else $@env (when not empty), else member @member of DATA/keys.json (copied into @buf),
- * else NULL. */
-static const char *cli_ctl_api__key(const char *flag, const char *env, const char *data,
-                                    const char *member, char *buf, size_t cap)
+/* A key of @role: @flag, else the first of its environment variable (LAUREL_API_KEY or
+ * LAUREL_ADMIN_KEY), else the first of DATA/keys.json (copied into @buf), else NULL. */
+static const char *cli_ctl_api__key(const char *flag, enum keyset_role role, const char *data,
+                                    char *buf, size_t cap)
 {
-    char path[4096];
-    const char *e = getenv(env);
+    char path[4096], errmsg[LR_ERRMSG_SIZE];
+    struct keyset ks;
+    const char *k = NULL;
     if (flag) {
         return flag;
     }
-    if (e && e[0]) {
-        return e;
+    /* Read as the router reads them (router/keyset.h), so a list in the environment or a
+     * keys file listing several keys of a role (a rotation) gives its first key. */
+    keyset_init(&ks);
+    if (keyset_load_env(&ks, errmsg) == 0) {
+        k = keyset_first(&ks, role);
     }
-    snprintf(path, sizeof path, "%s/keys.json", data);
-    json_t *j = json_load_file(path, 0, NULL);
-    const char *v = json_string_value(json_object_get(j, member));
-    int found = v && v[0];
-    if (found) {
-        snprintf(buf, cap, "%s", v);
+    if (k == NULL) {
+        keyset_init(&ks);
+        snprintf(path, sizeof path, "%s/keys.json", data);
+        k = keyset_load_file(&ks, path, errmsg) == 0 ? keyset_first(&ks, role) : NULL;
     }
-    json_decref(j); /* v dies with j */
-    return found ? buf : NULL;
+    if (k != NULL) {
+        snprintf(buf, cap, "%s", k);
+    }
+    return k ? buf : NULL;
 }
 
 /* ---- the answer ------------------------------------------------------------------------------ */
@@ -594,13 +599,13 @@ int cli_ctl_api(int argc, char **argv)
         return 2;
     }
     if (c->auth == CLI_CTL_API__API) {
-        key = cli_ctl_api__key(a.api_key, "LAUREL_API_KEY", a.data, "api_key", kbuf[0], 256);
+        key = cli_ctl_api__key(a.api_key, KEYSET_API, a.data, kbuf[0], sizeof kbuf[0]);
     }
     if (c->auth != CLI_CTL_API__NOKEY && key == NULL) {
-        key = cli_ctl_api__key(a.admin_key, "LAUREL_ADMIN_KEY", a.data, "admin_key", kbuf[1], 256);
+        key = cli_ctl_api__key(a.admin_key, KEYSET_ADMIN, a.data, kbuf[1], sizeof kbuf[1]);
     }
     if (c->auth == CLI_CTL_API__ADMIN && key == NULL) {
-        key = cli_ctl_api__key(a.api_key, "LAUREL_API_KEY", a.data, "api_key", kbuf[0], 256);
+        key = cli_ctl_api__key(a.api_key, KEYSET_API, a.data, kbuf[0], sizeof kbuf[0]);
     }
     if (body && (body_s = json_dumps(body, JSON_COMPACT)) == NULL) {
         rv = errmsg_set(errmsg, LR_ENOMEM, "out of memory");

@@ -11,7 +11,10 @@
  * part of the raft configuration and must survive restarts: the regions' as a whole (all kept
  * or all new), the metadata group's apart, so a cluster.json written before dev started one
  * keeps its regions' ports and gains the group's. Keys are generated once (unless given) and
- * kept in <data>/keys.json. <data>/dev.json lists every process for tools and chaos tests.
+ * kept in <data>/keys.json (0600), which the router reads as `laurel router --keys-file` does
+ * (docs/security.md, "API keys"): no key is ever on a command line dev builds, and an operator
+ * may rotate keys by listing several in the file. <data>/dev.json lists every process for tools
+ * and chaos tests. Everything dev and its replicas create is private to the user (umask 077).
  * SIGINT/SIGTERM stop the router and every replica. */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +35,7 @@
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../lib/sys.h"
+#include "../router/keyset.h"
 #include "../router/router.h"
 #include "../router/ws.h"
 
@@ -51,7 +55,7 @@ struct dev {
     char group[ROUTER_MAX_REGIONS + 1][65];
     unsigned nregions, ngroups, replicas;
     struct cli_dev__replica r[ROUTER_MAX_REGIONS + 1][DEV__MAX_REPLICAS];
-    char admin_key[65], api_key[65];
+    struct keyset keys; /* read back from keys.json */
     struct router *router;
     uv_signal_t sigint, sigterm;
 };
@@ -66,8 +70,11 @@ static void cli_dev__usage(FILE *f)
             "and of the metadata group (`laurel node --role meta`, as many replicas as a region)\n"
             "and a router in the foreground. Defaults: --http 127.0.0.1:8080, --data\n"
             "./laurel-data, --regions local, --replicas 1. Keys not given are generated once,\n"
-            "printed and kept in DATA/keys.json. DATA/dev.json lists every process; replica logs\n"
-            "are DATA/<region>-<n>.log and DATA/meta-<n>.log. Ctrl-C stops everything.\n");
+            "printed and kept in DATA/keys.json (0600; the forms of `laurel router --keys-file`,\n"
+            "so several keys of a role may be listed there to rotate one). --admin-key and\n"
+            "--api-key replace the file's key of their role, and show in ps: prefer the file.\n"
+            "DATA/dev.json lists every process; replica logs are DATA/<region>-<n>.log and\n"
+            "DATA/meta-<n>.log. Ctrl-C stops everything.\n");
 }
 
 static int cli_dev__random_key(char *out, size_t n)
@@ -95,6 +102,12 @@ static int cli_dev__write_json(const char *path, json_t *j, int mode)
     if (fd < 0) {
         return -1;
     }
+    /* A leftover tmp keeps its old mode through O_TRUNC. (fchmod ignores the umask: every
+     * file here is the user's alone, 0600.) */
+    if (fchmod(fd, (mode_t)mode) != 0) {
+        close(fd);
+        return -1;
+    }
     int rv = json_dumpfd(j, fd, JSON_INDENT(2) | JSON_SORT_KEYS);
     if (rv == 0) {
         rv = write(fd, "\n", 1) == 1 ? 0 : -1;
@@ -103,27 +116,54 @@ static int cli_dev__write_json(const char *path, json_t *j, int mode)
     return rv == 0 ? rename(tmp, path) : -1;
 }
 
-/* Keys: flags win; else the stored ones; else new ones, stored. */
+/* Keys: a flag replaces keys.json's keys of its role; a role without any there (in either
+ * form) gets a new random key. keys.json is rewritten only when that changed it, keeping the
+ * members it does not know (other readers' keys), and is 0600 either way. Then the router's
+ * own parser reads it into d->keys, so dev refuses exactly what `laurel router --keys-file`
+ * would. 0, or -1 with a line on stderr. */
 static int cli_dev__keys(struct dev *d, const char *admin, const char *api)
 {
-    char path[3100];
+    const struct {
+        const char *flag, *one, *many;
+    } role[] = {{admin, "admin_key", "admin_keys"}, {api, "api_key", "api_keys"}};
+    char path[3100], key[65], errmsg[LR_ERRMSG_SIZE];
+    json_error_t jerr;
+    int changed = 0, rv = 0;
     snprintf(path, sizeof path, "%s/keys.json", d->data);
-    json_t *j = json_load_file(path, 0, NULL);
-    const char *sa = NULL, *sp = NULL;
-    if (j) {
-        json_unpack(j, "{s?s,s?s}", "admin_key", &sa, "api_key", &sp);
-    }
-    snprintf(d->admin_key, sizeof d->admin_key, "%s", admin ? admin : sa ? sa : "");
-    snprintf(d->api_key, sizeof d->api_key, "%s", api ? api : sp ? sp : "");
-    json_decref(j);
-    if ((!d->admin_key[0] && cli_dev__random_key(d->admin_key, sizeof d->admin_key) != 0) ||
-        (!d->api_key[0] && cli_dev__random_key(d->api_key, sizeof d->api_key) != 0)) {
+    json_t *j = access(path, F_OK) == 0 ? json_load_file(path, 0, &jerr) : json_object();
+    if (!json_is_object(j)) {
+        fprintf(stderr, "laurel dev: %s: %s; fix or remove it\n", path,
+                j ? "not a JSON object" : jerr.text);
+        json_decref(j);
         return -1;
     }
-    j = json_pack("{s:s,s:s}", "admin_key", d->admin_key, "api_key", d->api_key);
-    int rv = cli_dev__write_json(path, j, 0600);
+    for (size_t i = 0; rv == 0 && i < sizeof role / sizeof role[0]; i++) {
+        const char *v = role[i].flag;
+        if (v == NULL && (json_object_get(j, role[i].one) || json_object_get(j, role[i].many))) {
+            continue;
+        }
+        if (v == NULL) {
+            rv = cli_dev__random_key(key, sizeof key);
+            v = key;
+        }
+        json_object_del(j, role[i].many); /* -1 when absent: nothing to do */
+        rv = rv ? rv : json_object_set_new(j, role[i].one, json_string(v));
+        changed = 1;
+    }
+    if (rv == 0 && changed) {
+        rv = cli_dev__write_json(path, j, 0600);
+    }
     json_decref(j);
-    return rv;
+    if (rv != 0 || chmod(path, 0600) != 0) {
+        fprintf(stderr, "laurel dev: cannot write %s (a key must be UTF-8)\n", path);
+        return -1;
+    }
+    keyset_init(&d->keys);
+    if (keyset_load_file(&d->keys, path, errmsg) != 0) {
+        fprintf(stderr, "laurel dev: %s\n", errmsg);
+        return -1;
+    }
+    return 0;
 }
 
 /* Group @g's addresses from @saved, a group of an earlier cluster.json ({"id","replicas":
@@ -235,7 +275,7 @@ static int cli_dev__layout(struct dev *d)
         json_array_append_new(regs, cli_dev__layout_group(d, g));
     }
     j = json_pack("{s:o,s:o}", "regions", regs, "meta", cli_dev__layout_group(d, DEV__META(d)));
-    int rv = cli_dev__write_json(path, j, 0644);
+    int rv = cli_dev__write_json(path, j, 0600);
     json_decref(j);
     return rv;
 }
@@ -305,7 +345,7 @@ static int cli_dev__write_manifest(struct dev *d)
                                            "replica", "pid", (int)getpid(), "http", d->http));
     json_t *j = json_pack("{s:o,s:s}", "processes", procs, "http", d->http);
     snprintf(path, sizeof path, "%s/dev.json", d->data);
-    int rv = cli_dev__write_json(path, j, 0644);
+    int rv = cli_dev__write_json(path, j, 0600);
     json_decref(j);
     return rv;
 }
@@ -408,12 +448,18 @@ int cli_dev(int argc, char **argv)
     }
     snprintf(d.group[DEV__META(&d)], sizeof d.group[0], "meta");
     d.ngroups = d.nregions + 1;
-    if (mkdir(d.data, 0755) != 0 && errno != EEXIST) {
+    /* Keys, logs, LMDB files, raft segments and snapshots: this user's alone. The replicas
+     * inherit the mask, and it is the only lever on the files libraft creates itself. */
+    umask(077);
+    if (mkdir(d.data, 0700) != 0 && (errno != EEXIST || chmod(d.data, 0700) != 0)) {
         fprintf(stderr, "laurel dev: mkdir %s: %s\n", d.data, strerror(errno));
         return 1;
     }
-    if (cli_dev__keys(&d, admin, api) != 0 || cli_dev__layout(&d) != 0) {
-        fprintf(stderr, "laurel dev: cannot write keys or layout under %s\n", d.data);
+    if (cli_dev__keys(&d, admin, api) != 0) {
+        return 1;
+    }
+    if (cli_dev__layout(&d) != 0) {
+        fprintf(stderr, "laurel dev: cannot write the layout under %s\n", d.data);
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -436,8 +482,7 @@ int cli_dev(int argc, char **argv)
     memset(&cfg, 0, sizeof cfg);
     cfg.log = &log;
     cfg.http = d.http;
-    cfg.admin_key = d.admin_key;
-    cfg.api_key = d.api_key;
+    cfg.keys = &d.keys;
     for (unsigned g = 0; g < d.nregions; g++) {
         snprintf(cfg.regions[g].id, sizeof cfg.regions[g].id, "%s", d.group[g]);
         for (unsigned i = 0; i < d.replicas; i++) {
@@ -468,7 +513,8 @@ int cli_dev(int argc, char **argv)
         "  http       http://%s   (GET /readyz answers 200 once every region and the "
         "metadata group have a leader)\n",
         d.http);
-    printf("  admin key  %s\n  api key    %s\n", d.admin_key, d.api_key);
+    const char *ka = keyset_first(&d.keys, KEYSET_ADMIN), *kp = keyset_first(&d.keys, KEYSET_API);
+    printf("  admin key  %s\n  api key    %s\n", ka ? ka : "(none)", kp ? kp : "(none)");
     printf("  processes  %s/dev.json; replica logs in %s/<region>-<n>.log and meta-<n>.log\n",
            d.data, d.data);
     fflush(stdout);

@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -171,6 +172,9 @@ int cli_node(int argc, char **argv)
     enum log_level level = LOG_INFO;
     const char *cluster = NULL;
     int c;
+    /* The data directory, LMDB files, raft segments and snapshots are this user's alone: libraft's
+     * uv backend creates its files itself, so the mask is the one lever that reaches them all. */
+    umask(077);
     node_config_defaults(&cfg);
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {

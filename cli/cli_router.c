@@ -2,7 +2,12 @@
  *
  * --region and --meta take their replicas' RPC addresses through one parser
  * (cli_router__rpcs), so both refuse what lib/addr would refuse when the router dials, before
- * the router starts, and neither drops replicas past UPSTREAM_MAX_REPLICAS silently. */
+ * the router starts, and neither drops replicas past UPSTREAM_MAX_REPLICAS silently.
+ *
+ * Keys (router/keyset.h, docs/security.md "API keys") come from --keys-file, LAUREL_ADMIN_KEY
+ * and LAUREL_API_KEY, and the flags, all together: several of a role at once is how a key is
+ * rotated. Any bad key stops the start, since a router that silently dropped one would answer
+ * 401 to the clients that hold it. */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -18,6 +23,7 @@
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../lib/sys.h"
+#include "../router/keyset.h"
 #include "../router/router.h"
 #include "../router/ws.h"
 
@@ -25,7 +31,7 @@ static void cli_router__usage(FILE *f)
 {
     fprintf(f,
             "usage: laurel router --http HOST:PORT --region ID=RPC[,RPC...] [--region ...]\n"
-            "                     [--meta RPC[,RPC...]] --admin-key K --api-key K\n"
+            "                     [--meta RPC[,RPC...]] [--keys-file PATH]\n"
             "                     [--timeout-ms MS] [--hold-boards IDS]\n"
             "\n"
             "Serves the public HTTP API (../shared/API.md) over the regions' replicas.\n"
@@ -36,8 +42,21 @@ static void cli_router__usage(FILE *f)
             "                      --role meta`; docs/global-state.md), comma-separated: shown\n"
             "                      in /v1/cluster as \"meta\", and /readyz waits for its leader\n"
             "                      too (default: no metadata group)\n"
-            "  --admin-key K       key that may do everything\n"
-            "  --api-key K         key of trusted game servers (players, unlocks, scores)\n"
+            "  --keys-file PATH    the keys, JSON: {\"admin_keys\": [K...], \"api_keys\": [K...]}\n"
+            "                      or {\"admin_key\": K, \"api_key\": K} (DATA/keys.json of\n"
+            "                      `laurel dev`); keep it 0600. Admin keys may do everything,\n"
+            "                      api keys are those of trusted game servers (players,\n"
+            "                      unlocks, scores). Keys are 16 to 255 bytes of printable\n"
+            "                      ASCII without spaces or commas; no key may be of both roles.\n"
+            "                      Several keys of a role are all accepted: add the new key,\n"
+            "                      move the clients, then drop the old one (docs/security.md)\n"
+            "  --admin-key K       an admin key; repeatable\n"
+            "  --api-key K         an api key; repeatable. Both flags show the key to every\n"
+            "                      local user in ps and /proc/PID/cmdline: prefer --keys-file\n"
+            "                      or LAUREL_ADMIN_KEY and LAUREL_API_KEY (comma-separated\n"
+            "                      keys). Keys of the file, the environment and the flags are\n"
+            "                      all accepted. With no key at all the router only binds to\n"
+            "                      loopback, and endpoints that need a key answer 401\n"
             "  --timeout-ms MS     deadline of one call to a region (default 5000)\n"
             "  --ws-max-conns N    WebSocket connections at most (default 200000)\n"
             "  --ws-max-per-ip N   WebSocket connections per client address (default 200000)\n"
@@ -118,6 +137,32 @@ static int cli_router__number(const char *flag, const char *s, unsigned *out)
     return 0;
 }
 
+/* Add the keys of @file (when given) and of the environment to @ks, which holds the flags'.
+ * 0, or -1 with a line on stderr: a bad key or file, or no key at all on an @http address
+ * other people can reach. */
+static int cli_router__keys(struct keyset *ks, const char *file, const char *http)
+{
+    char errmsg[LR_ERRMSG_SIZE];
+    if ((file != NULL && keyset_load_file(ks, file, errmsg) != 0) ||
+        keyset_load_env(ks, errmsg) != 0) {
+        fprintf(stderr, "laurel router: %s\n", errmsg);
+        return -1;
+    }
+    if (keyset_count(ks, KEYSET_ADMIN) + keyset_count(ks, KEYSET_API) > 0) {
+        return 0;
+    }
+    if (!addr_is_loopback(http)) {
+        fprintf(stderr,
+                "laurel router: --http %s is reachable from other hosts and no key is given: "
+                "pass --keys-file PATH or set LAUREL_ADMIN_KEY and LAUREL_API_KEY "
+                "(docs/security.md), or bind to 127.0.0.1\n",
+                http);
+        return -1;
+    }
+    fprintf(stderr, "laurel router: no keys: endpoints that need a key answer 401\n");
+    return 0;
+}
+
 struct cli_router__run {
     struct router *router;
     uv_signal_t sigint, sigterm;
@@ -147,6 +192,7 @@ int cli_router(int argc, char **argv)
                                          {"meta", required_argument, NULL, 'm'},
                                          {"admin-key", required_argument, NULL, 'a'},
                                          {"api-key", required_argument, NULL, 'k'},
+                                         {"keys-file", required_argument, NULL, 'K'},
                                          {"timeout-ms", required_argument, NULL, 't'},
                                          {"ws-max-conns", required_argument, NULL, 'W'},
                                          {"ws-max-per-ip", required_argument, NULL, 'I'},
@@ -162,7 +208,11 @@ int cli_router(int argc, char **argv)
     /* The router's logger (node 0, region "router"); it outlives the router, which stops
      * inside uv_run below. */
     struct logger log;
+    struct keyset keys;
+    const char *keys_file = NULL;
+    char errmsg[LR_ERRMSG_SIZE];
     int c;
+    keyset_init(&keys);
     log_init(&log, stderr, LOG_INFO, 0, "router");
     memset(&cfg, 0, sizeof cfg);
     cfg.log = &log;
@@ -210,8 +260,15 @@ int cli_router(int argc, char **argv)
                 return 2;
             }
             break;
-        case 'a': cfg.admin_key = optarg; break;
-        case 'k': cfg.api_key = optarg; break;
+        case 'a':
+        case 'k':
+            if (keyset_add(&keys, c == 'a' ? KEYSET_ADMIN : KEYSET_API, optarg, strlen(optarg),
+                           c == 'a' ? "--admin-key" : "--api-key", errmsg) != 0) {
+                fprintf(stderr, "laurel router: %s\n", errmsg);
+                return 2;
+            }
+            break;
+        case 'K': keys_file = optarg; break;
         case 'h': cli_router__usage(stdout); return 0;
         default: {
             unsigned *field = cli_router__field(&cfg, c);
@@ -226,18 +283,21 @@ int cli_router(int argc, char **argv)
         }
         }
     }
-    if (cfg.nregions == 0 || cfg.admin_key == NULL || cfg.api_key == NULL) {
-        fprintf(stderr, "laurel router: --region, --admin-key and --api-key are required\n\n");
+    if (cfg.nregions == 0) {
+        fprintf(stderr, "laurel router: --region is required\n\n");
         cli_router__usage(stderr);
         return 2;
     }
+    if (cli_router__keys(&keys, keys_file, cfg.http) != 0) {
+        return 2;
+    }
+    cfg.keys = &keys;
     signal(SIGPIPE, SIG_IGN);
     /* One descriptor per WebSocket, before lws sizes its tables from the limit. */
     sys_raise_nofile((cfg.ws_max_conns ? cfg.ws_max_conns : WS_DEFAULT_MAX_CONNS) + 4096UL);
     lws_set_log_level(LLL_ERR | LLL_WARN, NULL); /* lws's log level is process-wide */
     uv_loop_t *loop = uv_default_loop();
     struct cli_router__run run = {0};
-    char errmsg[LR_ERRMSG_SIZE];
     if (router_start(loop, &cfg, &run.router, errmsg) != 0) {
         fprintf(stderr, "laurel router: %s\n", errmsg);
         return 1;

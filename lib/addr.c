@@ -109,3 +109,21 @@ int addr_resolve(const char *s, int passive, struct sockaddr_storage *out, sockl
     }
     return 0;
 }
+
+int addr_is_loopback(const char *s)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (addr_resolve(s, 1, &ss, &len) != 0) {
+        return 0;
+    }
+    if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)&ss;
+        return (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
+    }
+    const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&ss;
+    if (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr)) {
+        return in6->sin6_addr.s6_addr[12] == 127;
+    }
+    return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+}

@@ -769,9 +769,12 @@ static void node__trace(struct raft_tracer *t, const char *file, int line, const
     LOG(lg, LOG_DEBUG, "raft: %s:%d %s", file, line, message);
 }
 
+/* The data directories are the user's alone (keys of the state, players' data): 0700, and an
+ * existing one from an older release is tightened too, which also closes the files in it to
+ * other users whatever their own modes. */
 static int node__mkdir(const char *path, char *errmsg)
 {
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(path, 0700) != 0 && (errno != EEXIST || chmod(path, 0700) != 0)) {
         return errmsg_set(errmsg, LR_EIO, "mkdir %s: %s", path, strerror(errno));
     }
     return 0;

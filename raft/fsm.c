@@ -269,7 +269,7 @@ static int fsm__snapshot_finalize(struct raft_fsm *rf, struct raft_buffer *bufs[
 
 static int fsm__write_file(const char *path, const void *p, size_t len)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) {
         return -1;
     }
@@ -312,7 +312,7 @@ static int fsm__restore(struct raft_fsm *rf, struct raft_buffer *buf)
     fsm__rmrf(next);
     fsm__rmrf(old);
     snprintf(path, sizeof path, "%s/data.mdb", next);
-    if (mkdir(next, 0755) != 0 || fsm__write_file(path, buf->base, buf->len) != 0) {
+    if (mkdir(next, 0700) != 0 || fsm__write_file(path, buf->base, buf->len) != 0) {
         return RAFT_IOERR;
     }
     /* libraft installs no snapshot while it takes one; the lock keeps that true for us. */

@@ -187,9 +187,13 @@ static int router__match(const char *pat, const char *path, struct lr_str *param
     return *pat == '\0' && *path == '\0';
 }
 
-static int router__key_is(const char *auth, const char *key)
+/* The role of @auth's Bearer key (keyset.h: compared in constant time), or KEYSET_NONE. */
+static enum keyset_role router__key_role(const struct router *r, const char *auth)
 {
-    return key[0] && strncmp(auth, "Bearer ", 7) == 0 && strcmp(auth + 7, key) == 0;
+    if (strncmp(auth, "Bearer ", 7) != 0) {
+        return KEYSET_NONE;
+    }
+    return keyset_match(&r->keys, auth + 7, strlen(auth + 7));
 }
 
 /* Match, auth, path ids and body, then the route's handler: 0, or the error to answer. */
@@ -213,10 +217,10 @@ static int router__pipeline(struct router *r, struct rreq *q)
                           path_matched ? "method not allowed" : "no such endpoint");
     }
     q->route = route;
-    q->admin = router__key_is(q->h->auth, r->admin_key);
+    enum keyset_role role = router__key_role(r, q->h->auth);
+    q->admin = role == KEYSET_ADMIN;
     if (route->auth != AUTH_NONE) {
-        int api = router__key_is(q->h->auth, r->api_key);
-        if (!q->admin && !api) {
+        if (role == KEYSET_NONE) {
             return rreq__errf(q, LR_EUNAUTHORIZED, "a valid Authorization: Bearer key is required");
         }
         if (route->auth == AUTH_ADMIN && !q->admin) {
@@ -345,8 +349,11 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     r->loop = loop;
     r->log = cfg->log;
     r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 5000;
-    snprintf(r->admin_key, sizeof r->admin_key, "%s", cfg->admin_key ? cfg->admin_key : "");
-    snprintf(r->api_key, sizeof r->api_key, "%s", cfg->api_key ? cfg->api_key : "");
+    if (cfg->keys != NULL) {
+        r->keys = *cfg->keys;
+    } else {
+        keyset_init(&r->keys);
+    }
     strmap_init(&r->player_region);
     r->player_cache_max = cfg->player_cache ? cfg->player_cache : ROUTER_DEFAULT_PLAYER_CACHE;
     strmap_init(&r->board_order);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "keyset.h"
 #include "upstream.h"
 
 #define ROUTER_MAX_REGIONS 16
@@ -30,9 +31,10 @@ struct router_config {
     /* The metadata group (docs/global-state.md): its id is "meta"; meta.n == 0 means the
      * cluster has none, and player placement falls back to asking every region. */
     struct router_region meta;
-    const char *admin_key; /* may do everything */
-    const char *api_key;   /* trusted game servers: players, unlocks, scores, events, joins */
-    unsigned timeout_ms;   /* per upstream call; default 5000 */
+    /* The admin and api keys (keyset.h), copied; NULL or empty: every endpoint that needs a
+     * key answers 401. */
+    const struct keyset *keys;
+    unsigned timeout_ms; /* per upstream call; default 5000 */
     /* Players whose region the router remembers; 0 = ROUTER_DEFAULT_PLAYER_CACHE. */
     unsigned player_cache;
     /* Boards the read model holds (rmodel.h, docs/consistency.md): "*" or NULL every board

@@ -60,7 +60,7 @@ struct router {
     struct upstream *up[ROUTER_SLOTS]; /* up[ROUTER_META]: the metadata group, or NULL */
     char region[ROUTER_SLOTS][65];
     unsigned nregions;
-    char admin_key[256], api_key[256];
+    struct keyset keys;
     unsigned timeout_ms;
     struct strmap player_region; /* player id -> (uintptr_t)region index + 1 (a cache) */
     size_t player_cache_max;     /* entries player_region may hold */

@@ -96,7 +96,7 @@ int store_open_dbs(const struct store_config *cfg, const char *const *names, int
     snprintf(st->dir, sizeof st->dir, "%s", cfg->dir);
     st->map_size = cfg->map_size ? cfg->map_size : (64ULL << 20);
     st->fast = cfg->fast;
-    if (mkdir(cfg->dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(cfg->dir, 0700) != 0 && errno != EEXIST) {
         rv = errmsg_set(errmsg, LR_EIO, "store: mkdir %s: %s", cfg->dir, strerror(errno));
         goto err_after_alloc;
     }
@@ -112,7 +112,7 @@ int store_open_dbs(const struct store_config *cfg, const char *const *names, int
     }
     /* A map smaller than the file is raised to the file size by LMDB itself. */
     if ((mrv = mdb_env_set_mapsize(st->env, st->map_size)) != 0 ||
-        (mrv = mdb_env_open(st->env, cfg->dir, flags, 0644)) != 0) {
+        (mrv = mdb_env_open(st->env, cfg->dir, flags, 0600)) != 0) {
         rv = errmsg_set(errmsg, err_from_mdb(mrv), "store: open %s: %s", cfg->dir,
                         mdb_strerror(mrv));
         goto err_after_env;

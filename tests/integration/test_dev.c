@@ -2,13 +2,14 @@
  * metadata group, answers ready, lists its processes in dev.json, shows the group in
  * /v1/cluster, stays ready when a metadata replica dies, keeps its keys and ports across a
  * restart (and adopts a cluster.json written before it ran a metadata group), and SIGTERM
- * leaves no process behind. */
+ * leaves no process behind. Its keys never show in ps, and its data is the user's alone. */
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -158,6 +159,40 @@ static void check_ctl_status(const char *rpc, const char *region)
     json_decref(j);
 }
 
+/* No process of the cluster (dev, which serves as the router, and every replica) carries
+ * @key in its command line: what `ps` would show any local user. */
+static void check_no_key_in_cmdline(pid_t dev, const struct group *regions,
+                                    const struct group *meta, const char *key)
+{
+    assert_true(strlen(key) >= 16);
+    assert_false(testlib_cmdline_has(dev, key));
+    for (unsigned g = 0; g < 3; g++) {
+        const struct group *grp = g < 2 ? &regions[g] : meta;
+        for (unsigned i = 0; i < grp->n; i++) {
+            assert_false(testlib_cmdline_has(grp->pid[i], key));
+        }
+    }
+}
+
+/* Nothing dev or a replica created grants group or other any permission (umask 077; the
+ * directories 0700): keys.json, the logs, LMDB files, raft segments. keys.json is 0600. */
+static void check_private(const char *dir)
+{
+    char bad[4200], path[700];
+    struct stat st;
+    if (testlib_private_tree(dir, NULL, bad, sizeof bad) != 0) {
+        fail_msg("not private: %s", bad);
+    }
+    snprintf(path, sizeof path, "%s/keys.json", dir);
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 07777, 0600);
+    /* The tree holds what it should: a replica's LMDB file and raft directory. */
+    snprintf(path, sizeof path, "%s/eu-1/shard/data.mdb", dir);
+    assert_int_equal(stat(path, &st), 0);
+    snprintf(path, sizeof path, "%s/meta-1/raft", dir);
+    assert_int_equal(stat(path, &st), 0);
+}
+
 static int wait_ready(const char *http)
 {
     for (int i = 0; i < 300; i++) {
@@ -189,9 +224,13 @@ static void dev_cluster_lifecycle(void **state)
 
     snprintf(path, sizeof path, "%s/keys.json", dir);
     json_t *keys = json_load_file(path, 0, NULL);
-    char admin[128];
+    char admin[128], api[128];
     snprintf(admin, sizeof admin, "%s", json_string_value(json_object_get(keys, "admin_key")));
+    snprintf(api, sizeof api, "%s", json_string_value(json_object_get(keys, "api_key")));
     json_decref(keys);
+    check_no_key_in_cmdline(dev, regions, &meta, admin);
+    check_no_key_in_cmdline(dev, regions, &meta, api);
+    check_private(dir);
     struct httpc_resp r;
     assert_int_equal(httpc_do(http, "PUT", "/v1/games/g1", admin, "{\"name\":\"G\"}", &r), 0);
     assert_int_equal(r.status, 201);

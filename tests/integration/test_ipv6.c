@@ -202,7 +202,7 @@ static void router_on_ipv6(void **state)
         if (pid == 0) {
             prctl(PR_SET_PDEATHSIG, SIGKILL);
             execl(fx->c.bin, fx->c.bin, "router", "--http", http, "--region", region, "--admin-key",
-                  "admin-key-123", "--api-key", "api-key-456", (char *)NULL);
+                  "ipv6-admin-key-0123", "--api-key", "ipv6-api-key-04567", (char *)NULL);
             _exit(127);
         }
         for (int i = 0; i < 100 && status != 200; i++) {

@@ -15,8 +15,8 @@
 #include "tests/lib/httpc.h"
 #include "tests/lib/testlib.h"
 
-#define ADMIN "admin-key-123"
-#define API "api-key-456"
+#define ADMIN "router-admin-key-0123"
+#define API "router-api-key-04567"
 #define ROUTER_PLAYER_CACHE "2"
 
 struct fixture {
@@ -429,6 +429,196 @@ static int run_router_flag(const char *flag, const char *val)
     return 0;
 }
 
+/* Start `laurel router --http @http --region eu=... --meta ... @extra...` (NULL-terminated) with
+ * LAUREL_API_KEY set to @env_api (unset when NULL), its stderr into @err (when not NULL). */
+static pid_t spawn_router(const char *http, const char *const *extra, const char *env_api,
+                          const char *err)
+{
+    char eu[256], meta[256];
+    const char *argv[24] = {fx->eu.bin, "router", "--http", http, "--region", eu, "--meta", meta};
+    int a = 8;
+    region_arg(eu, sizeof eu, "eu", &fx->eu);
+    snprintf(meta, sizeof meta, "%s,%s,%s", fx->meta.r[0].rpc, fx->meta.r[1].rpc,
+             fx->meta.r[2].rpc);
+    for (int i = 0; extra[i] && a < 23; i++) {
+        argv[a++] = extra[i];
+    }
+    argv[a] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        unsetenv("LAUREL_ADMIN_KEY");
+        if (env_api) {
+            setenv("LAUREL_API_KEY", env_api, 1);
+        } else {
+            unsetenv("LAUREL_API_KEY");
+        }
+        if (err && freopen(err, "w", stderr) == NULL) {
+            _exit(126);
+        }
+        execv(fx->eu.bin, (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* The exit status of @pid, or 0 if it was still running after 5 s (then it is killed). */
+static int exit_within_5s(pid_t pid)
+{
+    int st = 0;
+    for (int i = 0; i < 50; i++) {
+        if (waitpid(pid, &st, WNOHANG) == pid) {
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+        }
+        sleep_ms(100);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return 0;
+}
+
+/* Status of PUT /v1/games/rot (an admin endpoint) on @http with @key, once it answers. */
+static int put_game(const char *http, const char *key)
+{
+    struct httpc_resp r;
+    for (int i = 0; i < 50; i++) {
+        if (httpc_do(http, "PUT", "/v1/games/rot", key, "{\"name\":\"Rot\"}", &r) == 0) {
+            int st = r.status;
+            httpc_free(&r);
+            return st;
+        }
+        sleep_ms(100);
+    }
+    return -1;
+}
+
+static void wait_ready_on(const char *http)
+{
+    struct httpc_resp r;
+    for (int i = 0; i < 100; i++) {
+        if (httpc_do(http, "GET", "/readyz", "", NULL, &r) == 0) {
+            int st = r.status;
+            httpc_free(&r);
+            if (st == 200) {
+                return;
+            }
+        }
+        sleep_ms(100);
+    }
+    fail_msg("router on %s not ready", http);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+#define OLD_ADMIN "rotate-admin-key-old-0001"
+#define NEW_ADMIN "rotate-admin-key-new-0002"
+#define OLD_API "rotate-api-key-old-00003"
+#define NEW_API "rotate-api-key-new-00004"
+
+/* Rotation through --keys-file: with the old and new keys of each role listed, both work, and
+ * the env's api keys too; after a restart with the old ones dropped, they are refused and the
+ * new ones still work. No key is on the router's command line. */
+static void keys_file_rotation(void **state)
+{
+    (void)state;
+    char *dir = testlib_tmpdir(), path[600], http[32];
+    snprintf(path, sizeof path, "%s/keys.json", dir);
+    write_text(path, "{\"admin_keys\": [\"" OLD_ADMIN "\", \"" NEW_ADMIN
+                     "\"], \"api_keys\": [\"" OLD_API "\", \"" NEW_API "\"]}");
+    const char *extra[] = {"--keys-file", path, NULL};
+    snprintf(http, sizeof http, "127.0.0.1:%d", client_free_port());
+    pid_t pid = spawn_router(http, extra, "rotate-api-key-env-0005,rotate-api-key-env-0006", NULL);
+    wait_ready_on(http);
+    assert_int_equal(put_game(http, OLD_ADMIN), 201);
+    assert_int_equal(put_game(http, NEW_ADMIN), 200);
+    assert_int_equal(put_game(http, OLD_API), 403); /* known, but not an admin key */
+    assert_int_equal(put_game(http, NEW_API), 403);
+    assert_int_equal(put_game(http, "rotate-api-key-env-0006"), 403);
+    assert_int_equal(put_game(http, "rotate-admin-key-old-000"), 401); /* a prefix */
+    assert_int_equal(put_game(http, OLD_ADMIN "1"), 401);
+    const char *all[] = {OLD_ADMIN, NEW_ADMIN, OLD_API, NEW_API};
+    for (unsigned i = 0; i < 4; i++) {
+        assert_false(testlib_cmdline_has(pid, all[i]));
+    }
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+
+    /* The old keys retired. */
+    write_text(path, "{\"admin_keys\": [\"" NEW_ADMIN "\"], \"api_keys\": [\"" NEW_API "\"]}");
+    pid = spawn_router(http, extra, NULL, NULL);
+    wait_ready_on(http);
+    assert_int_equal(put_game(http, NEW_ADMIN), 200);
+    assert_int_equal(put_game(http, OLD_ADMIN), 401);
+    assert_int_equal(put_game(http, OLD_API), 401);
+    assert_int_equal(put_game(http, NEW_API), 403);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    testlib_rmrf(dir);
+    free(dir);
+}
+
+/* The router refuses to start, exit 2 with a sentence saying what to do, on: an admin key that
+ * is also an api key, a key under 16 or over 255 bytes (never cut), a bad keys file, and no key
+ * at all on an address other hosts reach. Without keys on loopback it starts. */
+static void keys_refused_at_start(void **state)
+{
+    (void)state;
+    char *dir = testlib_tmpdir(), err[600], path[600], http[32], big[300], text[4096];
+    memset(big, 'k', 256);
+    big[256] = '\0';
+    snprintf(err, sizeof err, "%s/err", dir);
+    snprintf(path, sizeof path, "%s/keys.json", dir);
+    write_text(path, "{\"admin_key\": \"" OLD_ADMIN "\", \"api_keys\": [\"" OLD_ADMIN "\"]}");
+    struct {
+        const char *extra[6];
+        const char *env_api;
+        const char *says;
+    } cases[] = {
+        {{"--admin-key", NEW_ADMIN, "--api-key", NEW_ADMIN, NULL},
+         NULL,
+         "--api-key: this api key is also an admin key; give each role its own keys"},
+        {{"--admin-key", NEW_ADMIN, NULL},
+         NEW_ADMIN,
+         "LAUREL_API_KEY: this api key is also an admin key"},
+        {{"--keys-file", path, NULL}, NULL, "api_keys[0]: this api key is also an admin key"},
+        {{"--admin-key", "short-key", NULL},
+         NULL,
+         "--admin-key: an admin key is 16 to 255 bytes, this one is 9; use a long random key"},
+        {{"--api-key", big, NULL}, NULL, "an api key is 16 to 255 bytes, this one is 256"},
+        {{"--keys-file", "/nonexistent/keys.json", NULL}, NULL, "/nonexistent/keys.json: "},
+        {{"--http", "0.0.0.0:1", NULL},
+         NULL,
+         "--http 0.0.0.0:1 is reachable from other hosts and no key is given: pass --keys-file"},
+    };
+    for (unsigned i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(http, sizeof http, "127.0.0.1:%d", client_free_port());
+        pid_t pid = spawn_router(http, cases[i].extra, cases[i].env_api, err);
+        assert_int_equal(exit_within_5s(pid), 2);
+        FILE *f = fopen(err, "r");
+        assert_non_null(f);
+        text[fread(text, 1, sizeof text - 1, f)] = '\0';
+        fclose(f);
+        if (strstr(text, cases[i].says) == NULL) {
+            fail_msg("case %u: \"%s\" not in: %s", i, cases[i].says, text);
+        }
+        assert_null(strstr(text, NEW_ADMIN)); /* a message never shows a key */
+    }
+    /* No key on loopback: it serves, and what needs a key is 401. */
+    snprintf(http, sizeof http, "127.0.0.1:%d", client_free_port());
+    const char *none[] = {NULL};
+    pid_t pid = spawn_router(http, none, NULL, err);
+    assert_int_equal(put_game(http, NEW_ADMIN), 401);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    testlib_rmrf(dir);
+    free(dir);
+}
+
 /* A router with a metadata group none of whose replicas runs: its regions alone do not make
  * it ready (503, naming the group), and /v1/cluster shows the group as "meta", apart from the
  * regions, leaderless and unreachable. A malformed --meta, and a region named "meta", are
@@ -631,6 +821,8 @@ int main(void)
         cmocka_unit_test(bad_input),
         cmocka_unit_test(player_cache_bounded),
         cmocka_unit_test(meta_group_needed_for_readiness),
+        cmocka_unit_test(keys_file_rotation),
+        cmocka_unit_test(keys_refused_at_start),
         cmocka_unit_test(catalog_caught_up_when_region_returns),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

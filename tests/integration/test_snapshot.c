@@ -8,6 +8,7 @@
  * was installed (the follower's LMDB file is replaced, raft/fsm.c), or fails saying so. */
 #include <fcntl.h>
 #include <signal.h>
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,7 +257,8 @@ static void lag_past_snapshot(unsigned f)
 
 /* A subscriber live on a follower when it is stopped, and one that subscribes after the
  * follower installed a snapshot from an index the snapshot covers, are each sent every
- * committed event exactly once, in order, or told where the stream can resume. */
+ * committed event exactly once, in order, or told where the stream can resume. Every file
+ * the replicas wrote is private to the user. */
 static void follower_snapshot_install_keeps_every_event(void **state)
 {
     (void)state;
@@ -285,6 +287,18 @@ static void follower_snapshot_install_keeps_every_event(void **state)
     stream_check(&b, from);
     client_close(&live);
     client_close(&late);
+    /* What every replica wrote (LMDB files, raft segments, the snapshots just taken and
+     * installed) grants group and other nothing: `laurel node` runs under umask 077. */
+    for (unsigned i = 0; i < 3; i++) {
+        char bad[4200], pat[700];
+        glob_t g;
+        if (testlib_private_tree(fx->c.r[i].data, NULL, bad, sizeof bad) != 0) {
+            fail_msg("not private: %s", bad);
+        }
+        snprintf(pat, sizeof pat, "%s/raft/snapshot-*", fx->c.r[i].data);
+        assert_int_equal(glob(pat, 0, NULL, &g), 0); /* the walk did see snapshot files */
+        globfree(&g);
+    }
 }
 
 /* Replica @i's status field @key (an unsigned integer). */

@@ -9,8 +9,8 @@
 
 #include "tests/lib/testlib.h"
 
-#define ADMIN "admin-key-123"
-#define API "api-key-456"
+#define ADMIN "router-admin-key-0123"
+#define API "router-api-key-04567"
 
 #define FO_PLAYERS 4
 

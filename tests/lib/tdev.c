@@ -3,6 +3,7 @@
 #include "tests/lib/tdev.h"
 
 #include <ctype.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,6 +53,22 @@ static int tdev__read_manifest(struct tdev *d)
     return d->nnodes > 0 ? 0 : -1;
 }
 
+/* DIR/keys.json with the test keys, 0600, in the form `laurel dev` writes: dev reads its keys
+ * from there, so no key is on any command line (test_dev checks /proc/PID/cmdline). */
+static int tdev__write_keys(const struct tdev *d)
+{
+    char path[600];
+    snprintf(path, sizeof path, "%s/keys.json", d->dir);
+    json_t *j = json_pack("{s:s,s:s}", "admin_key", TDEV_ADMIN, "api_key", TDEV_API);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rv = j && fd >= 0 ? json_dumpfd(j, fd, 0) : -1;
+    if (fd >= 0) {
+        close(fd);
+    }
+    json_decref(j);
+    return rv;
+}
+
 int tdev_start(struct tdev *d, const char *regions, unsigned replicas, int ready_ms)
 {
     char *dir = testlib_tmpdir(), nrep[16];
@@ -64,6 +81,10 @@ int tdev_start(struct tdev *d, const char *regions, unsigned replicas, int ready
     d->bin = getenv("LAUREL_BIN") ? getenv("LAUREL_BIN") : "build/laurel";
     snprintf(d->http, sizeof d->http, "127.0.0.1:%d", client_free_port());
     snprintf(nrep, sizeof nrep, "%u", replicas);
+    if (tdev__write_keys(d) != 0) {
+        fprintf(stderr, "# tdev: cannot write %s/keys.json\n", d->dir);
+        return -1;
+    }
     d->pid = fork();
     if (d->pid < 0) {
         return -1;
@@ -75,7 +96,7 @@ int tdev_start(struct tdev *d, const char *regions, unsigned replicas, int ready
             _exit(126);
         }
         execl(d->bin, d->bin, "dev", "--data", d->dir, "--http", d->http, "--regions", regions,
-              "--replicas", nrep, "--admin-key", TDEV_ADMIN, "--api-key", TDEV_API, (char *)NULL);
+              "--replicas", nrep, (char *)NULL);
         _exit(127);
     }
     for (int waited = 0; waited < ready_ms; waited += 100) {
@@ -100,7 +121,7 @@ int tdev_start(struct tdev *d, const char *regions, unsigned replicas, int ready
 
 int tdev_router_start(struct tdev *d, struct tdev_router *rt)
 {
-    char path[600], args[TDEV_MAX_NODES][300], *argv[2 * TDEV_MAX_NODES + 16];
+    char path[600], keys[600], args[TDEV_MAX_NODES][300], *argv[2 * TDEV_MAX_NODES + 16];
     int a = 0, nargs = 0;
     memset(rt, 0, sizeof *rt);
     snprintf(rt->http, sizeof rt->http, "127.0.0.1:%d", client_free_port());
@@ -129,10 +150,9 @@ int tdev_router_start(struct tdev *d, struct tdev_router *rt)
         argv[a++] = meta ? "--meta" : "--region";
         argv[a++] = args[nargs++];
     }
-    argv[a++] = "--admin-key";
-    argv[a++] = TDEV_ADMIN;
-    argv[a++] = "--api-key";
-    argv[a++] = TDEV_API;
+    snprintf(keys, sizeof keys, "%s/keys.json", d->dir);
+    argv[a++] = "--keys-file";
+    argv[a++] = keys;
     argv[a] = NULL;
     rt->pid = fork();
     if (rt->pid < 0) {

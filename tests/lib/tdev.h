@@ -35,7 +35,8 @@ struct tdev {
 
 /**
  * Start `laurel dev --regions @regions --replicas @replicas` with TDEV_ADMIN and TDEV_API as
- * keys, wait until /readyz answers 200 (at most @ready_ms) and read dev.json.
+ * keys (written to DIR/keys.json first, never on a command line), wait until /readyz answers 200
+ * (at most @ready_ms) and read dev.json.
  * @return 0, or -1 (with a line on stderr; whatever started is stopped).
  */
 int tdev_start(struct tdev *d, const char *regions, unsigned replicas, int ready_ms);
@@ -48,7 +49,8 @@ struct tdev_router {
 
 /**
  * Start a router on a free port over every region and the metadata group dev.json lists, with
- * the dev keys, and wait for its /readyz (10 s). @return 0, or -1 (nothing left running).
+ * the dev keys (--keys-file DIR/keys.json), and wait for its /readyz (10 s). @return 0, or -1
+ * (nothing left running).
  */
 int tdev_router_start(struct tdev *d, struct tdev_router *rt);
 

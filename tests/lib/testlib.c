@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 uint64_t testrng_next(struct testrng *r)
@@ -50,4 +52,55 @@ void testlib_rmrf(const char *path)
     if (path) {
         nftw(path, testlib__rm, 16, FTW_DEPTH | FTW_PHYS);
     }
+}
+
+int testlib_private_tree(const char *dir, const char *skip, char *bad, size_t cap)
+{
+    struct stat st;
+    if (lstat(dir, &st) != 0) {
+        snprintf(bad, cap, "%s: cannot stat", dir);
+        return -1;
+    }
+    if ((st.st_mode & 077) != 0) {
+        snprintf(bad, cap, "%s is %04o", dir, (unsigned)(st.st_mode & 07777));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return 0;
+    }
+    DIR *d = opendir(dir);
+    if (d == NULL) {
+        snprintf(bad, cap, "%s: cannot open", dir);
+        return -1;
+    }
+    int rv = 0;
+    for (struct dirent *e = readdir(d); rv == 0 && e != NULL; e = readdir(d)) {
+        char path[4096];
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            (skip && strncmp(e->d_name, skip, strlen(skip)) == 0)) {
+            continue;
+        }
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        rv = testlib_private_tree(path, skip, bad, cap);
+    }
+    closedir(d);
+    return rv;
+}
+
+int testlib_cmdline_has(int pid, const char *needle)
+{
+    char path[64], buf[65536];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        return 0;
+    }
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    /* The arguments are NUL-separated: join them with spaces so one search sees them all. */
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = buf[i] ? buf[i] : ' ';
+    }
+    buf[n] = '\0';
+    return strstr(buf, needle) != NULL;
 }

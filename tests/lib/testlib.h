@@ -26,4 +26,14 @@ char *testlib_tmpdir(void);
 /** rm -rf @path (test cleanup only). */
 void testlib_rmrf(const char *path);
 
+/**
+ * Check that nothing under @dir (itself included) grants group or other any permission,
+ * skipping entries whose name starts with @skip (NULL: none). 0, or -1 with the first
+ * offender and its mode in @bad (@cap bytes).
+ */
+int testlib_private_tree(const char *dir, const char *skip, char *bad, size_t cap);
+
+/** 1 if process @pid's command line (/proc/PID/cmdline, every argument) contains @needle. */
+int testlib_cmdline_has(int pid, const char *needle);
+
 #endif
