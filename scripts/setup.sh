@@ -10,6 +10,7 @@ PKGS=(
     libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libcmocka-dev
     python3 python3-websockets faketime
     iproute2 nftables fiu-utils libfiu0 util-linux
+    clang libclang-rt-14-dev
 )
 
 missing=()

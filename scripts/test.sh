@@ -22,6 +22,10 @@ else
     echo "chaos/run skipped: it needs root (network namespaces, nftables, tmpfs mounts)"
 fi
 
+# The libFuzzer harnesses (fuzz/README.md): their seeds and regressions, then 10 s of fuzzing
+# each (scripts/fuzz.sh runs them longer; CI's 20-minute budget sets the 10 s here).
+bash scripts/fuzz.sh 10
+
 # Every decoder also runs under the sanitizers (garbage tests included).
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DLAUREL_SANITIZE=ON
 cmake --build build-asan -j"$jobs"
