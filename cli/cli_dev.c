@@ -52,6 +52,8 @@ struct dev {
     unsigned nregions, ngroups, replicas;
     struct cli_dev__replica r[ROUTER_MAX_REGIONS + 1][DEV__MAX_REPLICAS];
     char admin_key[65], api_key[65];
+    char cluster_key[65]; /* replicas' and router's (docs/security.md), in DATA/keys.json */
+    char key_file[3100];  /* DATA/keys.json: replicas get its path, never the key itself */
     struct router *router;
     uv_signal_t sigint, sigterm;
 };
@@ -109,18 +111,22 @@ static int cli_dev__keys(struct dev *d, const char *admin, const char *api)
     char path[3100];
     snprintf(path, sizeof path, "%s/keys.json", d->data);
     json_t *j = json_load_file(path, 0, NULL);
-    const char *sa = NULL, *sp = NULL;
+    const char *sa = NULL, *sp = NULL, *sc = NULL;
     if (j) {
-        json_unpack(j, "{s?s,s?s}", "admin_key", &sa, "api_key", &sp);
+        json_unpack(j, "{s?s,s?s,s?s}", "admin_key", &sa, "api_key", &sp, "cluster_key", &sc);
     }
+    snprintf(d->cluster_key, sizeof d->cluster_key, "%s", sc ? sc : "");
+    snprintf(d->key_file, sizeof d->key_file, "%s", path);
     snprintf(d->admin_key, sizeof d->admin_key, "%s", admin ? admin : sa ? sa : "");
     snprintf(d->api_key, sizeof d->api_key, "%s", api ? api : sp ? sp : "");
     json_decref(j);
     if ((!d->admin_key[0] && cli_dev__random_key(d->admin_key, sizeof d->admin_key) != 0) ||
-        (!d->api_key[0] && cli_dev__random_key(d->api_key, sizeof d->api_key) != 0)) {
+        (!d->api_key[0] && cli_dev__random_key(d->api_key, sizeof d->api_key) != 0) ||
+        (!d->cluster_key[0] && cli_dev__random_key(d->cluster_key, sizeof d->cluster_key) != 0)) {
         return -1;
     }
-    j = json_pack("{s:s,s:s}", "admin_key", d->admin_key, "api_key", d->api_key);
+    j = json_pack("{s:s,s:s,s:s}", "admin_key", d->admin_key, "api_key", d->api_key, "cluster_key",
+                  d->cluster_key);
     int rv = cli_dev__write_json(path, j, 0600);
     json_decref(j);
     return rv;
@@ -261,6 +267,8 @@ static int cli_dev__spawn(struct dev *d, unsigned g, unsigned i)
     }
     argv[a++] = "--data";
     argv[a++] = dir;
+    argv[a++] = "--cluster-key-file";
+    argv[a++] = d->key_file;
     for (unsigned k = 0; k < d->replicas; k++) {
         snprintf(peers[k], sizeof peers[k], "%u=%s,%s", k + 1, d->r[g][k].raft, d->r[g][k].rpc);
         argv[a++] = "--peer";
@@ -438,6 +446,14 @@ int cli_dev(int argc, char **argv)
     cfg.http = d.http;
     cfg.admin_key = d.admin_key;
     cfg.api_key = d.api_key;
+    struct peerauth_key cluster_key;
+    char keymsg[LR_ERRMSG_SIZE];
+    if (peerauth_key_set(&cluster_key, d.cluster_key, strlen(d.cluster_key), keymsg) != 0) {
+        fprintf(stderr, "laurel dev: %s\n", keymsg);
+        cli_dev__stop_nodes(&d);
+        return 1;
+    }
+    cfg.cluster_key = &cluster_key;
     for (unsigned g = 0; g < d.nregions; g++) {
         snprintf(cfg.regions[g].id, sizeof cfg.regions[g].id, "%s", d.group[g]);
         for (unsigned i = 0; i < d.replicas; i++) {

@@ -39,6 +39,10 @@ static void cli_router__usage(FILE *f)
             "  --admin-key K       key that may do everything\n"
             "  --api-key K         key of trusted game servers (players, unlocks, scores)\n"
             "  --timeout-ms MS     deadline of one call to a region (default 5000)\n"
+            "  --cluster-key-file PATH  the replicas' cluster key (docs/security.md; default\n"
+            "                      $" PEERAUTH_ENV
+            "); required unless every replica is\n"
+            "                      on a loopback address\n"
             "  --ws-max-conns N    WebSocket connections at most (default 200000)\n"
             "  --ws-max-per-ip N   WebSocket connections per client address (default 200000)\n"
             "  --ws-ping-ms MS     WebSocket ping period; silent peers close after two\n"
@@ -154,6 +158,7 @@ int cli_router(int argc, char **argv)
                                          {"ws-queue-msgs", required_argument, NULL, 'Q'},
                                          {"player-cache", required_argument, NULL, 'C'},
                                          {"hold-boards", required_argument, NULL, 'B'},
+                                         {"cluster-key-file", required_argument, NULL, 'K'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct router_config cfg;
@@ -162,6 +167,10 @@ int cli_router(int argc, char **argv)
     /* The router's logger (node 0, region "router"); it outlives the router, which stops
      * inside uv_run below. */
     struct logger log;
+    const char *key_file = NULL;
+    char errmsg_key[LR_ERRMSG_SIZE];
+    struct peerauth_key key;
+    int have_key;
     int c;
     log_init(&log, stderr, LOG_INFO, 0, "router");
     memset(&cfg, 0, sizeof cfg);
@@ -212,6 +221,7 @@ int cli_router(int argc, char **argv)
             break;
         case 'a': cfg.admin_key = optarg; break;
         case 'k': cfg.api_key = optarg; break;
+        case 'K': key_file = optarg; break;
         case 'h': cli_router__usage(stdout); return 0;
         default: {
             unsigned *field = cli_router__field(&cfg, c);
@@ -231,6 +241,11 @@ int cli_router(int argc, char **argv)
         cli_router__usage(stderr);
         return 2;
     }
+    if (peerauth_key_config(&key, &have_key, key_file, getenv(PEERAUTH_ENV), errmsg_key) != 0) {
+        fprintf(stderr, "laurel router: %s\n", errmsg_key);
+        return 2;
+    }
+    cfg.cluster_key = have_key ? &key : NULL;
     signal(SIGPIPE, SIG_IGN);
     /* One descriptor per WebSocket, before lws sizes its tables from the limit. */
     sys_raise_nofile((cfg.ws_max_conns ? cfg.ws_max_conns : WS_DEFAULT_MAX_CONNS) + 4096UL);

@@ -109,3 +109,21 @@ int addr_resolve(const char *s, int passive, struct sockaddr_storage *out, sockl
     }
     return 0;
 }
+
+int addr_is_loopback(const char *s)
+{
+    struct sockaddr_storage sa;
+    socklen_t len;
+    if (addr_resolve(s, 1, &sa, &len) != 0) {
+        return 0;
+    }
+    if (sa.ss_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)&sa;
+        return (ntohl(in4->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&sa;
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
+    }
+    return 0;
+}

@@ -35,4 +35,9 @@ int addr_resolve(const char *s, int passive, struct sockaddr_storage *out, sockl
 /** 1 if @s is well-formed host:port (no resolution), else 0. */
 int addr_valid(const char *s);
 
+/** 1 if @s resolves (as addr_resolve, passive) to a loopback address (127.0.0.0/8, ::1);
+ * 0 otherwise, also when it does not resolve or is every local address (":8080"). Decides
+ * whether a process may run without a cluster key (docs/security.md). */
+int addr_is_loopback(const char *s);
+
 #endif
