@@ -13,6 +13,8 @@
 
 struct cli_ctl__args {
     const char *rpc;
+    const char *key_file; /* --cluster-key-file */
+    const char *data;     /* --data: DATA/keys.json's "cluster_key" is the last resort */
     uint64_t id;
     const char *raft;
     const char *new_rpc;
@@ -61,7 +63,10 @@ static void cli_ctl__usage(FILE *f)
         }
     }
     fprintf(f,
-            "options: --timeout-ms MS (default 5000). Replies print as JSON.\n\n"
+            "options: --timeout-ms MS (default 5000); --cluster-key-file PATH (default: "
+            "$" PEERAUTH_ENV
+            ", else \"cluster_key\" of DATA/keys.json, DATA from --data,\n"
+            "default ./laurel-data). Replies print as JSON.\n\n"
             "router commands (HTTP):\n");
     for (size_t i = 0; i < CLI_CTL__N; i++) {
         if (cli_ctl__cmds[i].usage == NULL) {
@@ -93,6 +98,23 @@ static int cli_ctl__print(const struct client_reply *r)
     return r->code == 0 ? 0 : 1;
 }
 
+/* The cluster key: --cluster-key-file, else $LAUREL_CLUSTER_KEY, else "cluster_key" of
+ * DATA/keys.json when that file has one (as cli_ctl_api__key finds the API keys). @return 0
+ * with *@have, or 1 after printing why the key given is unusable. */
+static int cli_ctl__cluster_key(const struct cli_ctl__args *a, struct peerauth_key *k, int *have)
+{
+    char errmsg[LR_ERRMSG_SIZE], path[4096];
+    if (peerauth_key_config(k, have, a->key_file, getenv(PEERAUTH_ENV), errmsg) != 0) {
+        fprintf(stderr, "laurel ctl: %s\n", errmsg);
+        return 1;
+    }
+    snprintf(path, sizeof path, "%s/keys.json", a->data);
+    if (!*have && peerauth_key_load(k, path, errmsg) == 0) {
+        *have = 1;
+    }
+    return 0;
+}
+
 /* A replica command: its options, one RPC call, the reply as JSON. */
 static int cli_ctl__rpc(const struct cli_ctl__cmd *cmd, int argc, char **argv)
 {
@@ -101,9 +123,13 @@ static int cli_ctl__rpc(const struct cli_ctl__cmd *cmd, int argc, char **argv)
                                          {"raft", required_argument, NULL, 'a'},
                                          {"replica-rpc", required_argument, NULL, 'p'},
                                          {"timeout-ms", required_argument, NULL, 't'},
+                                         {"cluster-key-file", required_argument, NULL, 'k'},
+                                         {"data", required_argument, NULL, 'd'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    struct cli_ctl__args a = {.timeout_ms = 5000};
+    struct cli_ctl__args a = {.timeout_ms = 5000, .data = "./laurel-data"};
+    struct peerauth_key key;
+    int have_key;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -113,6 +139,8 @@ static int cli_ctl__rpc(const struct cli_ctl__cmd *cmd, int argc, char **argv)
         case 'a': a.raft = optarg; break;
         case 'p': a.new_rpc = optarg; break;
         case 't': a.timeout_ms = atoi(optarg); break;
+        case 'k': a.key_file = optarg; break;
+        case 'd': a.data = optarg; break;
         case 'h': printf("usage: laurel ctl %s\n", cmd->usage); return 0;
         default: fprintf(stderr, "usage: laurel ctl %s\n", cmd->usage); return 2;
         }
@@ -120,6 +148,9 @@ static int cli_ctl__rpc(const struct cli_ctl__cmd *cmd, int argc, char **argv)
     if (a.rpc == NULL || (cmd->needs_id && a.id == 0) ||
         (cmd->needs_addrs && (a.raft == NULL || a.new_rpc == NULL))) {
         fprintf(stderr, "usage: laurel ctl %s\n", cmd->usage);
+        return 2;
+    }
+    if (cli_ctl__cluster_key(&a, &key, &have_key) != 0) {
         return 2;
     }
     msgpack_sbuffer sb;
@@ -142,12 +173,22 @@ static int cli_ctl__rpc(const struct cli_ctl__cmd *cmd, int argc, char **argv)
     struct client cl;
     struct client_reply r;
     int rv = client_connect(&cl, a.rpc, a.timeout_ms);
+    if (rv == 0 && have_key) {
+        rv = client_auth(&cl, &key, a.timeout_ms);
+    }
     if (rv == 0) {
         rv = client_call(&cl, cmd->op, sb.data, sb.size, &r, a.timeout_ms);
     }
     msgpack_sbuffer_destroy(&sb);
     if (rv != 0) {
         fprintf(stderr, "laurel ctl: %s\n", cl.errmsg);
+        if (!have_key && rv == LR_EIO) {
+            /* A replica with a cluster key closes a connection that does not open with the
+             * handshake: the likeliest reason for a closed connection here. */
+            fprintf(stderr,
+                    "laurel ctl: no cluster key was given; if the replica has one, pass "
+                    "--cluster-key-file PATH (or set " PEERAUTH_ENV ")\n");
+        }
         client_close(&cl);
         return 1;
     }

@@ -56,6 +56,8 @@ struct dev {
     unsigned nregions, ngroups, replicas;
     struct cli_dev__replica r[ROUTER_MAX_REGIONS + 1][DEV__MAX_REPLICAS];
     struct keyset keys; /* read back from keys.json */
+    char cluster_key[65]; /* replicas' and router's (docs/security.md), in DATA/keys.json */
+    char key_file[3100];  /* DATA/keys.json: replicas get its path, never the key itself */
     struct router *router;
     uv_signal_t sigint, sigterm;
 };
@@ -150,6 +152,16 @@ static int cli_dev__keys(struct dev *d, const char *admin, const char *api)
         rv = rv ? rv : json_object_set_new(j, role[i].one, json_string(v));
         changed = 1;
     }
+    /* The cluster key (proto/peerauth.h): kept when there is one, else a new one. */
+    const char *ck = json_string_value(json_object_get(j, "cluster_key"));
+    if (rv == 0 && (ck == NULL || ck[0] == '\0')) {
+        rv = cli_dev__random_key(key, sizeof key);
+        rv = rv ? rv : json_object_set_new(j, "cluster_key", json_string(key));
+        ck = json_string_value(json_object_get(j, "cluster_key"));
+        changed = 1;
+    }
+    snprintf(d->cluster_key, sizeof d->cluster_key, "%s", ck ? ck : "");
+    snprintf(d->key_file, sizeof d->key_file, "%s", path);
     if (rv == 0 && changed) {
         rv = cli_dev__write_json(path, j, 0600);
     }
@@ -301,6 +313,8 @@ static int cli_dev__spawn(struct dev *d, unsigned g, unsigned i)
     }
     argv[a++] = "--data";
     argv[a++] = dir;
+    argv[a++] = "--cluster-key-file";
+    argv[a++] = d->key_file;
     for (unsigned k = 0; k < d->replicas; k++) {
         snprintf(peers[k], sizeof peers[k], "%u=%s,%s", k + 1, d->r[g][k].raft, d->r[g][k].rpc);
         argv[a++] = "--peer";
@@ -483,6 +497,14 @@ int cli_dev(int argc, char **argv)
     cfg.log = &log;
     cfg.http = d.http;
     cfg.keys = &d.keys;
+    struct peerauth_key cluster_key;
+    char keymsg[LR_ERRMSG_SIZE];
+    if (peerauth_key_set(&cluster_key, d.cluster_key, strlen(d.cluster_key), keymsg) != 0) {
+        fprintf(stderr, "laurel dev: %s\n", keymsg);
+        cli_dev__stop_nodes(&d);
+        return 1;
+    }
+    cfg.cluster_key = &cluster_key;
     for (unsigned g = 0; g < d.nregions; g++) {
         snprintf(cfg.regions[g].id, sizeof cfg.regions[g].id, "%s", d.group[g]);
         for (unsigned i = 0; i < d.replicas; i++) {

@@ -35,6 +35,12 @@ static void cli_node__usage(FILE *f)
             "  --cluster FILE      JSON instead of --peer/--region:\n"
             "                      {\"region\":\"eu\",\"replicas\":[{\"id\":1,\"raft\":\"h:p\",\n"
             "                       \"rpc\":\"h:p\"}, ...]}\n"
+            "  --cluster-key-file PATH  the cluster key (>= 16 bytes): the key on one line, or\n"
+            "                      JSON with \"cluster_key\" (laurel dev's keys.json); default\n"
+            "                      $" PEERAUTH_ENV
+            ". Every raft and RPC connection must prove\n"
+            "                      it (docs/security.md); required unless every address is\n"
+            "                      loopback\n"
             "  --join              start empty and wait to be added by the leader\n"
             "                      (laurel ctl add); no bootstrap\n"
             "  --election-ms MS    election timeout (default 1000)\n"
@@ -157,6 +163,7 @@ int cli_node(int argc, char **argv)
                                          {"peer", required_argument, NULL, 'p'},
                                          {"cluster", required_argument, NULL, 'c'},
                                          {"join", no_argument, NULL, 'j'},
+                                         {"cluster-key-file", required_argument, NULL, 'K'},
                                          {"election-ms", required_argument, NULL, 'e'},
                                          {"heartbeat-ms", required_argument, NULL, 'b'},
                                          {"snapshot-every", required_argument, NULL, 's'},
@@ -171,6 +178,7 @@ int cli_node(int argc, char **argv)
     struct node_config cfg;
     enum log_level level = LOG_INFO;
     const char *cluster = NULL;
+    const char *key_file = NULL;
     int c;
     /* The data directory, LMDB files, raft segments and snapshots are this user's alone: libraft's
      * uv backend creates its files itself, so the mask is the one lever that reaches them all. */
@@ -199,6 +207,7 @@ int cli_node(int argc, char **argv)
             break;
         case 'c': cluster = optarg; break;
         case 'j': cfg.join = 1; break;
+        case 'K': key_file = optarg; break;
         case 'e': cfg.election_ms = (unsigned)atoi(optarg); break;
         case 'b': cfg.heartbeat_ms = (unsigned)atoi(optarg); break;
         case 's': cfg.snapshot_threshold = (unsigned)atoi(optarg); break;
@@ -266,6 +275,12 @@ int cli_node(int argc, char **argv)
             return 2;
         }
         snprintf(cfg.raft_io_faults, sizeof cfg.raft_io_faults, "%s", faults);
+    }
+    char keymsg[LR_ERRMSG_SIZE];
+    if (peerauth_key_config(&cfg.cluster_key, &cfg.have_cluster_key, key_file, getenv(PEERAUTH_ENV),
+                            keymsg) != 0) {
+        fprintf(stderr, "laurel node: %s\n", keymsg);
+        return 2;
     }
     signal(SIGPIPE, SIG_IGN); /* a dead peer must not kill the survivors (NOTES-deps.md) */
     struct logger log;

@@ -58,6 +58,10 @@ static void cli_router__usage(FILE *f)
             "                      all accepted. With no key at all the router only binds to\n"
             "                      loopback, and endpoints that need a key answer 401\n"
             "  --timeout-ms MS     deadline of one call to a region (default 5000)\n"
+            "  --cluster-key-file PATH  the replicas' cluster key (docs/security.md; default\n"
+            "                      $" PEERAUTH_ENV
+            "); required unless every replica is\n"
+            "                      on a loopback address\n"
             "  --ws-max-conns N    WebSocket connections at most (default 200000)\n"
             "  --ws-max-per-ip N   WebSocket connections per client address (default 200000)\n"
             "  --ws-ping-ms MS     WebSocket ping period; silent peers close after two\n"
@@ -200,6 +204,7 @@ int cli_router(int argc, char **argv)
                                          {"ws-queue-msgs", required_argument, NULL, 'Q'},
                                          {"player-cache", required_argument, NULL, 'C'},
                                          {"hold-boards", required_argument, NULL, 'B'},
+                                         {"cluster-key-file", required_argument, NULL, 'c'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct router_config cfg;
@@ -211,6 +216,9 @@ int cli_router(int argc, char **argv)
     struct keyset keys;
     const char *keys_file = NULL;
     char errmsg[LR_ERRMSG_SIZE];
+    const char *cluster_key_file = NULL;
+    struct peerauth_key cluster_key;
+    int have_cluster_key;
     int c;
     keyset_init(&keys);
     log_init(&log, stderr, LOG_INFO, 0, "router");
@@ -269,6 +277,7 @@ int cli_router(int argc, char **argv)
             }
             break;
         case 'K': keys_file = optarg; break;
+        case 'c': cluster_key_file = optarg; break;
         case 'h': cli_router__usage(stdout); return 0;
         default: {
             unsigned *field = cli_router__field(&cfg, c);
@@ -292,6 +301,12 @@ int cli_router(int argc, char **argv)
         return 2;
     }
     cfg.keys = &keys;
+    if (peerauth_key_config(&cluster_key, &have_cluster_key, cluster_key_file,
+                            getenv(PEERAUTH_ENV), errmsg) != 0) {
+        fprintf(stderr, "laurel router: %s\n", errmsg);
+        return 2;
+    }
+    cfg.cluster_key = have_cluster_key ? &cluster_key : NULL;
     signal(SIGPIPE, SIG_IGN);
     /* One descriptor per WebSocket, before lws sizes its tables from the limit. */
     sys_raise_nofile((cfg.ws_max_conns ? cfg.ws_max_conns : WS_DEFAULT_MAX_CONNS) + 4096UL);

@@ -38,7 +38,8 @@ int addr_valid(const char *s);
 /**
  * 1 if @s is host:port whose host is a loopback address (127.0.0.0/8, ::1, an IPv4-mapped
  * 127.x, or a name that resolves to one, which blocks as addr_resolve does); 0 otherwise,
- * including an empty host (every address) and one that does not parse or resolve.
+ * including an empty host (every address) and one that does not parse or resolve. Decides
+ * whether a process may run without keys (docs/security.md).
  */
 int addr_is_loopback(const char *s);
 

@@ -46,3 +46,15 @@ int log_level_parse(const char *s, enum log_level *out)
     }
     return -1;
 }
+
+int log_limit_allow(struct log_limit *l, uint64_t now_ms, uint64_t *suppressed)
+{
+    if (l->last_ms != 0 && now_ms - l->last_ms < LOG_LIMIT_MS) {
+        l->suppressed++;
+        return 0;
+    }
+    l->last_ms = now_ms == 0 ? 1 : now_ms;
+    *suppressed = l->suppressed;
+    l->suppressed = 0;
+    return 1;
+}

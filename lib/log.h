@@ -28,6 +28,19 @@ void log_emit(struct logger *lg, enum log_level level, const char *fmt, ...)
 /** Parse "error", "warn", "info", "debug". @return 0 or -1. */
 int log_level_parse(const char *s, enum log_level *out);
 
+/* A rate limit for lines a remote peer can trigger at will (refused connections): at most one
+ * line per LOG_LIMIT_MS, the rest counted and reported with the next line let through, so a
+ * port scanner cannot flood the log. */
+#define LOG_LIMIT_MS 1000
+struct log_limit {
+    uint64_t last_ms;    /* when the last line was let through; 0: never */
+    uint64_t suppressed; /* lines held back since */
+};
+
+/** 1 when a line may be written at @now_ms (any monotonic clock), with *@suppressed the lines
+ * held back before it (then reset); 0 when it is counted and held back. */
+int log_limit_allow(struct log_limit *l, uint64_t now_ms, uint64_t *suppressed);
+
 #define LOG(lg, lvl, ...)                                                                          \
     do {                                                                                           \
         if ((lvl) <= (lg)->level) {                                                                \

@@ -3,7 +3,13 @@
  * Writes are double-buffered: frames accumulate in `out` while `wbuf` is on the wire, and one
  * uv_write carries everything that accumulated, so a burst of answers to one client costs one
  * syscall. A client that stops reading stops being read (its answers bound its memory); a
- * subscriber that falls behind is dropped by the node, never waited for. */
+ * subscriber that falls behind is dropped by the node, never waited for.
+ *
+ * With a cluster key a connection first runs the responder's side of the cluster-key
+ * handshake (proto/peerauth.h): reads are sized by it (so no RPC byte is read early), nothing
+ * reaches the RPC decoder until the client's proof checks out, at most NODE_AUTH_MAX
+ * connections are in it at once, and each has NODE_AUTH_TIMEOUT_MS. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +17,7 @@
 #include "node_int.h"
 
 static void conn__flush(struct node_conn *c);
+static void conn__refused(struct node_conn *c, const char *why);
 
 size_t conn__queued(const struct node_conn *c)
 {
@@ -46,6 +53,10 @@ void conn__close(struct node_conn *c, const char *why)
     }
     LOG(c->n->log, LOG_DEBUG, "rpc: closing a connection: %s", why);
     c->closing = 1;
+    if (c->authing) {
+        c->authing = 0;
+        c->n->authing--;
+    }
     node__unsubscribe(c);
     uv_read_stop((uv_stream_t *)&c->tcp);
     if (c->prev) {
@@ -71,6 +82,10 @@ static void conn__alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
     /* Reads land in one buffer owned by the node's loop, then are copied into the reader. */
     struct node_conn *c = h->data;
     (void)hint;
+    if (!authio_done(&c->auth)) {
+        authio_alloc(&c->auth, buf);
+        return;
+    }
     buf->base = c->n->rbuf;
     buf->len = sizeof c->n->rbuf;
 }
@@ -82,7 +97,20 @@ static void conn__read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     size_t len;
     int rv;
     if (nread < 0) {
+        if (c->authing) {
+            conn__refused(c, "closed during the cluster-key handshake");
+        }
         conn__close(c, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
+        return;
+    }
+    if (!authio_done(&c->auth)) {
+        if (nread > 0 && authio_read(&c->auth, s, nread) != 0) {
+            conn__refused(c, authio_why(&c->auth));
+            conn__close(c, "cluster-key handshake failed");
+        } else if (authio_done(&c->auth)) {
+            c->authing = 0;
+            c->n->authing--;
+        }
         return;
     }
     if (proto_reader_feed(&c->rd, buf->base, (size_t)nread) != 0) {
@@ -94,6 +122,12 @@ static void conn__read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         node__request(c, frame, len);
     }
     if (!c->closing && rv < 0) {
+        if (peerauth_is_magic((const uint8_t *)buf->base, (size_t)nread)) {
+            conn__refused(c,
+                          "the client opened with a cluster-key handshake but this replica "
+                          "has no cluster key (pass the same --cluster-key-file to every "
+                          "process)");
+        }
         node__reply_error(c, 0, LR_ETOOBIG, "frame length out of range");
         conn__close(c, "bad frame length");
     }
@@ -158,6 +192,45 @@ void conn__send(struct node_conn *c, const char *p, size_t len)
     conn__flush(c);
 }
 
+/* A connection refused by the cluster-key handshake: counted, and logged at most once a
+ * second so a scanner cannot flood the log. */
+static void conn__refused(struct node_conn *c, const char *why)
+{
+    struct node *n = c->n;
+    uint64_t suppressed;
+    char peer[96] = "an unknown peer";
+    struct sockaddr_storage sa;
+    int len = sizeof sa;
+    n->auth_failures++;
+    if (!log_limit_allow(&n->auth_log, uv_now(n->loop), &suppressed)) {
+        return;
+    }
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &len) == 0) {
+        char ip[64] = "?";
+        if (sa.ss_family == AF_INET6) {
+            uv_ip6_name((const struct sockaddr_in6 *)&sa, ip, sizeof ip);
+        } else {
+            uv_ip4_name((const struct sockaddr_in *)&sa, ip, sizeof ip);
+        }
+        snprintf(peer, sizeof peer, "%s", ip);
+    }
+    LOG(n->log, LOG_WARN, "rpc: refused a connection from %s: %s (%llu more refusals not logged)",
+        peer, why, (unsigned long long)suppressed);
+}
+
+void conn__expire(struct node *n)
+{
+    uint64_t now = uv_now(n->loop);
+    struct node_conn *c = n->conns, *next;
+    for (; n->authing > 0 && c != NULL; c = next) {
+        next = c->next;
+        if (c->authing && c->auth_deadline <= now) {
+            conn__refused(c, "no cluster-key handshake before the deadline");
+            conn__close(c, "cluster-key handshake deadline");
+        }
+    }
+}
+
 static void conn__accept(uv_stream_t *server, int status)
 {
     struct node *n = server->data;
@@ -186,6 +259,20 @@ static void conn__accept(uv_stream_t *server, int status)
         n->conns->prev = c;
     }
     n->conns = c;
+    if (n->cfg.have_cluster_key) {
+        c->authing = 1;
+        n->authing++;
+        c->auth_deadline = uv_now(n->loop) + NODE_AUTH_TIMEOUT_MS;
+        if (n->authing > NODE_AUTH_MAX) {
+            conn__refused(c, "too many connections in their cluster-key handshake");
+            conn__close(c, "too many handshakes");
+            return;
+        }
+        if (authio_start(&c->auth, (uv_stream_t *)&c->tcp, &n->cfg.cluster_key, 0) != 0) {
+            conn__close(c, "cluster-key handshake could not start");
+            return;
+        }
+    }
     c->reading = 1;
     uv_read_start((uv_stream_t *)&c->tcp, conn__alloc, conn__read);
 }

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "../lib/addr.h"
 #include "../raft/xport.h"
 #include "node_int.h"
 
@@ -618,6 +619,7 @@ static void node__tick(uv_timer_t *t)
     node__measure_state(n);
     node__sub_heartbeats(n, 1); /* also when nothing moved: the stream is alive */
     node__admit_check(n);       /* so writes resume, and status tells, without a write */
+    conn__expire(n);
     if (n->stopping || n->fatal || raft_state(&n->raft) != RAFT_LEADER) {
         return;
     }
@@ -806,6 +808,15 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
                         (unsigned long long)cfg->id);
         goto err_after_alloc;
     }
+    /* Without a key anyone who reaches a port can forge raft messages or run admin ops:
+     * tolerated only where nobody else can reach it (docs/security.md). */
+    if (!cfg->have_cluster_key && (!addr_is_loopback(me->raft) || !addr_is_loopback(me->rpc))) {
+        rv = errmsg_set(errmsg, LR_EINVAL,
+                        "node: raft %s / rpc %s is not a loopback address and no cluster key is "
+                        "configured: pass --cluster-key-file PATH (or set " PEERAUTH_ENV ")",
+                        me->raft, me->rpc);
+        goto err_after_alloc;
+    }
     snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
     if ((rv = node__mkdir(cfg->data_dir, errmsg)) != 0 || (rv = node__mkdir(path, errmsg)) != 0) {
         goto err_after_alloc;
@@ -822,6 +833,9 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     if ((rv = xport_init(&n->xport, loop, log)) != 0) {
         errmsg_set(errmsg, rv, "node: transport init failed");
         goto err_after_fsm;
+    }
+    if (n->cfg.have_cluster_key) {
+        xport_set_key(&n->xport, &n->cfg.cluster_key);
     }
     snprintf(path, sizeof path, "%s/raft", cfg->data_dir);
     if ((rv = raft_uv_init(&n->io, loop, path, &n->xport)) != 0) {

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "../lib/log.h"
+#include "../proto/peerauth.h"
 
 #define NODE_MAX_PEERS 9
 #define NODE_ADDR_MAX 64
@@ -38,23 +39,27 @@ struct node_config {
     char data_dir[4000];
     struct node_peer peers[NODE_MAX_PEERS]; /* the initial voters, this node among them */
     unsigned npeers;
-    int join;                    /* 1: started empty, waits to be added (no bootstrap) */
-    unsigned election_ms;        /* default 1000 */
-    unsigned heartbeat_ms;       /* default 100 */
-    unsigned snapshot_threshold; /* entries between snapshots; default 8192 */
-    unsigned snapshot_trailing;  /* entries kept after a snapshot; default 4096 */
-    int fast;                    /* LMDB fast mode (docs/durability.md); default 1 */
-    unsigned disk_reserve_mb;    /* writes are refused while the disk has less free than this
-                                    (docs/durability.md, "Full disks"); default 256 */
-    char raft_io_faults[1024];   /* TEST ONLY: a control file of raft/faultio.h, whose raft I/O
-                                    faults this replica injects; "" (default): none. Set from
-                                    LAUREL_TEST_RAFT_IO_FAULTS by `laurel node`. */
-    uint64_t state_max;          /* bytes: past this the state refuses writes, so a snapshot
-                                    stays loadable (NODE_STATE_MAX_DEFAULT; at most
-                                    FSM_SNAPSHOT_MAX; docs/durability.md, "Snapshots") */
-    int read_barrier;            /* ignored: every non-stale read waits for a raft barrier
-                                    (docs/durability.md, "Reads"); kept so --read-barrier
-                                    still parses */
+    int join;                        /* 1: started empty, waits to be added (no bootstrap) */
+    unsigned election_ms;            /* default 1000 */
+    unsigned heartbeat_ms;           /* default 100 */
+    unsigned snapshot_threshold;     /* entries between snapshots; default 8192 */
+    unsigned snapshot_trailing;      /* entries kept after a snapshot; default 4096 */
+    int fast;                        /* LMDB fast mode (docs/durability.md); default 1 */
+    unsigned disk_reserve_mb;        /* writes are refused while the disk has less free than this
+                                        (docs/durability.md, "Full disks"); default 256 */
+    char raft_io_faults[1024];       /* TEST ONLY: a control file of raft/faultio.h, whose raft I/O
+                                        faults this replica injects; "" (default): none. Set from
+                                        LAUREL_TEST_RAFT_IO_FAULTS by `laurel node`. */
+    uint64_t state_max;              /* bytes: past this the state refuses writes, so a snapshot
+                                        stays loadable (NODE_STATE_MAX_DEFAULT; at most
+                                        FSM_SNAPSHOT_MAX; docs/durability.md, "Snapshots") */
+    int have_cluster_key;            /* 1: every raft and RPC connection opens with the
+                                        handshake of proto/peerauth.h, with cluster_key; 0: none,
+                                        allowed only when every address is loopback */
+    struct peerauth_key cluster_key; /* copied with the config */
+    int read_barrier;                /* ignored: every non-stale read waits for a raft barrier
+                                        (docs/durability.md, "Reads"); kept so --read-barrier
+                                        still parses */
 };
 
 struct node; /* Opaque. */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "../lib/addr.h"
+#include "../raft/xport.h"
 #include "node_int.h"
 
 /* ---- status and membership
@@ -34,7 +35,7 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     const struct node_admit *a = &n->admit;
     msgpack_packer pk = node__packer(n);
     proto_msg_begin(&pk, m->id, 0);
-    msgpack_pack_map(&pk, 28);
+    msgpack_pack_map(&pk, 29);
     proto_pack_key(&pk, "id");
     msgpack_pack_uint64(&pk, n->cfg.id);
     proto_pack_key(&pk, "region");
@@ -73,6 +74,9 @@ void node__op_status(struct node_conn *c, struct node_req *r)
         : msgpack_pack_nil(&pk);
     proto_pack_key(&pk, "clock_skewed");
     msgpack_pack_uint64(&pk, n->clock_skewed);
+    /* Raft and RPC connections refused in the cluster-key handshake (docs/security.md). */
+    proto_pack_key(&pk, "auth_failures");
+    msgpack_pack_uint64(&pk, n->auth_failures + xport_auth_failures(&n->xport));
     proto_pack_key(&pk, "catalog_through");
     msgpack_pack_uint64(&pk, n->fsm.shard ? shard_catalog_through(n->fsm.shard) : 0);
     proto_pack_key(&pk, "applied_entries");

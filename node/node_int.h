@@ -11,10 +11,16 @@
 #include "../raft/faultio.h"
 #include "../raft/fsm.h"
 #include "node.h"
+#include "../proto/authio.h"
 #include "../proto/proto.h"
 
 /* A subscriber whose unsent bytes pass this is too slow: it is dropped, never waited for. */
 #define NODE_SUB_QUEUE_MAX (16u << 20)
+/* RPC connections still in their cluster-key handshake, at most, and how long one may take
+ * (the raft transport's bounds, raft/xport.h): past the bound new connections are closed at
+ * once; past the deadline (checked each tick, so up to a second late) the connection is. */
+#define NODE_AUTH_MAX 64
+#define NODE_AUTH_TIMEOUT_MS 3000
 /* A client whose unsent answers pass this stops being read until they drain. */
 #define NODE_CONN_QUEUE_MAX (64u << 20)
 
@@ -29,6 +35,9 @@ struct node_conn {
     int closing;
     unsigned refs; /* waiters, reads and the subscription holding this conn */
     int reading;
+    struct authio auth;     /* nothing reaches the RPC decoder before it is done */
+    int authing;            /* counted in node.authing */
+    uint64_t auth_deadline; /* uv_now past which the handshake has failed */
     struct node_sub *sub;
     struct node_conn *prev, *next;
 };
@@ -74,8 +83,9 @@ struct node_peerclock {
     char wbuf[32]; /* the STATUS request being written */
     struct proto_reader rd;
     int state;
-    int busy;    /* a STATUS request awaits its reply */
-    int writing; /* wreq is in flight */
+    int busy;           /* a STATUS request awaits its reply */
+    int writing;        /* wreq is in flight */
+    struct authio auth; /* the cluster-key handshake, as initiator (NODE__PC_AUTH) */
     uint64_t req_id;
     int64_t t_send;   /* CLOCK_REALTIME ms when the request in flight was sent */
     uint64_t sent;    /* uv_now then */
@@ -138,6 +148,9 @@ struct node {
     uv_check_t check;
     uv_timer_t tick;
     struct node_conn *conns;
+    unsigned authing;          /* conns in their cluster-key handshake */
+    uint64_t auth_failures;    /* RPC connections refused by it (status "auth_failures") */
+    struct log_limit auth_log; /* rate limit of the lines saying so */
     struct node_sub *subs;
     struct node_batch *open;     /* filling during this loop turn */
     struct node_batch *inflight; /* proposed, in index order */
@@ -175,6 +188,8 @@ struct node {
 
 /* conn.c */
 int conn__listen(struct node *n, const char *addr, char *errmsg);
+/** Close the connections whose cluster-key handshake passed its deadline (each tick). */
+void conn__expire(struct node *n);
 /** Queue one frame holding @len bytes of msgpack @p for @c (copied). */
 void conn__send(struct node_conn *c, const char *p, size_t len);
 /** Queued and in-flight bytes of @c. */

@@ -25,7 +25,8 @@
 #include "../lib/addr.h"
 #include "node_int.h"
 
-enum { NODE__PC_IDLE = 0, NODE__PC_CONNECTING, NODE__PC_READY, NODE__PC_CLOSING };
+/* AUTH: connected, in the cluster-key handshake (with a key only). */
+enum { NODE__PC_IDLE = 0, NODE__PC_CONNECTING, NODE__PC_AUTH, NODE__PC_READY, NODE__PC_CLOSING };
 
 static int node__peerclock_is_voter(struct node *n, uint64_t id)
 {
@@ -62,6 +63,10 @@ static void node__peerclock_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct node_peerclock *p = h->data;
     (void)hint;
+    if (p->state == NODE__PC_AUTH) {
+        authio_alloc(&p->auth, buf);
+        return;
+    }
     buf->base = p->n->rbuf; /* consumed before the loop reads anything else */
     buf->len = sizeof p->n->rbuf;
 }
@@ -89,6 +94,8 @@ static void node__peerclock_reply(struct node_peerclock *p, const char *frame, s
     msgpack_unpacked_destroy(&up);
 }
 
+static void node__peerclock_send(struct node_peerclock *p);
+
 static void node__peerclock_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct node_peerclock *p = s->data;
@@ -96,7 +103,23 @@ static void node__peerclock_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *
     size_t len;
     int rv;
     if (nread < 0) {
+        if (p->state == NODE__PC_AUTH) {
+            p->n->auth_failures++;
+            LOG(p->n->log, LOG_DEBUG, "clock: a peer closed during the cluster-key handshake");
+        }
         node__peerclock_close(p);
+        return;
+    }
+    if (p->state == NODE__PC_AUTH) {
+        if (nread > 0 && authio_read(&p->auth, (uv_stream_t *)&p->tcp, nread) != 0) {
+            p->n->auth_failures++;
+            LOG(p->n->log, LOG_DEBUG, "clock: a peer failed the cluster-key handshake: %s",
+                authio_why(&p->auth));
+            node__peerclock_close(p);
+        } else if (authio_done(&p->auth)) {
+            p->state = NODE__PC_READY;
+            node__peerclock_send(p);
+        }
         return;
     }
     if (proto_reader_feed(&p->rd, buf->base, (size_t)nread) != 0) {
@@ -156,13 +179,18 @@ static void node__peerclock_connected(uv_connect_t *req, int status)
     if (p->state != NODE__PC_CONNECTING) {
         return; /* closed meanwhile */
     }
+    const struct node *n = p->n;
+    p->state = n->cfg.have_cluster_key ? NODE__PC_AUTH : NODE__PC_READY;
     if (status != 0 ||
+        authio_start(&p->auth, (uv_stream_t *)&p->tcp,
+                     n->cfg.have_cluster_key ? &n->cfg.cluster_key : NULL, 1) != 0 ||
         uv_read_start((uv_stream_t *)&p->tcp, node__peerclock_alloc, node__peerclock_read) != 0) {
         node__peerclock_close(p);
         return;
     }
-    p->state = NODE__PC_READY;
-    node__peerclock_send(p);
+    if (p->state == NODE__PC_READY) {
+        node__peerclock_send(p);
+    }
 }
 
 static void node__peerclock_connect(struct node *n, struct node_peerclock *p,
@@ -178,6 +206,7 @@ static void node__peerclock_connect(struct node *n, struct node_peerclock *p,
     p->tcp.data = p;
     proto_reader_init(&p->rd);
     p->state = NODE__PC_CONNECTING;
+    p->sent = uv_now(n->loop); /* a handshake still unanswered at NODE_CLOCK_FRESH_MS is dropped */
     p->connect.data = p;
     if (uv_tcp_connect(&p->connect, &p->tcp, (struct sockaddr *)&sa, node__peerclock_connected) !=
         0) {
@@ -206,6 +235,11 @@ void node__peerclock_sample(struct node *n)
                 node__peerclock_close(p); /* no answer: reconnect on the next tick */
             } else if (!p->busy && !p->writing) {
                 node__peerclock_send(p);
+            }
+            break;
+        case NODE__PC_AUTH:
+            if (now - p->sent > NODE_CLOCK_FRESH_MS) {
+                node__peerclock_close(p); /* no answer to the handshake: retry next tick */
             }
             break;
         default: break;

@@ -61,6 +61,49 @@ err:
     return LR_EUNAVAILABLE;
 }
 
+int client_auth(struct client *c, const struct peerauth_key *key, int timeout_ms)
+{
+    struct peerauth pa;
+    int64_t deadline = client__now_ms() + timeout_ms;
+    size_t n;
+    int rv;
+    if ((rv = peerauth_init(&pa, key, 1)) != 0) {
+        return errmsg_set(c->errmsg, rv, "client: no randomness for the cluster-key handshake");
+    }
+    for (;;) {
+        const uint8_t *out = peerauth_out(&pa, &n);
+        if (n > 0 && (rv = client_send_raw(c, out, n)) != 0) {
+            return rv;
+        }
+        if (peerauth_done(&pa)) {
+            return 0;
+        }
+        uint8_t *want = peerauth_want(&pa, &n);
+        int left = (int)(deadline - client__now_ms());
+        struct pollfd p = {c->fd, POLLIN, 0};
+        if (left <= 0 || poll(&p, 1, left) != 1) {
+            return errmsg_set(c->errmsg, LR_EUNAVAILABLE,
+                              "client: %s did not answer the cluster-key handshake in time",
+                              c->addr);
+        }
+        ssize_t r = recv(c->fd, want, n, 0); /* at most what the handshake still needs */
+        if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+            continue;
+        }
+        if (r <= 0) {
+            return errmsg_set(c->errmsg, LR_EUNAUTHORIZED,
+                              "client: %s closed the connection during the cluster-key "
+                              "handshake: it has a different cluster key (check "
+                              "--cluster-key-file)",
+                              c->addr);
+        }
+        if ((rv = peerauth_got(&pa, (size_t)r)) != 0) {
+            return errmsg_set(c->errmsg, LR_EUNAUTHORIZED, "client: %s: %s", c->addr,
+                              peerauth_why(&pa));
+        }
+    }
+}
+
 void client_close(struct client *c)
 {
     if (c->fd >= 0) {

@@ -7,6 +7,7 @@
 #include <msgpack.h>
 #include <stdint.h>
 
+#include "peerauth.h"
 #include "proto.h"
 
 struct client {
@@ -27,6 +28,16 @@ struct client_reply {
 /** Connect to @addr (host:port, [v6]:port or name:port; lib/addr.h) within @timeout_ms. @return 0
  * or LR_E* with errmsg. */
 int client_connect(struct client *c, const char *addr, int timeout_ms);
+
+/**
+ * Run the initiator's side of the cluster-key handshake (peerauth.h) on a connection that
+ * client_connect just opened, within @timeout_ms. @key is borrowed for the call. Call it
+ * before any request when the replica has a key; a replica with a key closes a connection
+ * that sends anything else first.
+ * @return 0; LR_EUNAUTHORIZED (the replica has another key or none, or closed the connection:
+ * errmsg says so and names --cluster-key-file), LR_EUNAVAILABLE (timeout), LR_EIO.
+ */
+int client_auth(struct client *c, const struct peerauth_key *key, int timeout_ms);
 
 /** Close (idempotent). */
 void client_close(struct client *c);

@@ -15,8 +15,12 @@
  * share one deadline length, so the oldest has the nearest deadline and one timer armed for
  * it serves them all.
  *
- * The handshake is one step on each side (hello_send, hello_read) between TCP and raft, so a
- * challenge-response can be added there without touching the rest.
+ * With a cluster key, the cluster-key handshake (proto/peerauth.h) comes first on each side:
+ * the dial goes through AUTH (M1 out, M2 in, M3 out) before SENDING, and an incoming
+ * connection answers M1 and checks M3 (authio, sized reads) before reading the preamble. Both
+ * are under the same deadline as the preamble: an incoming connection's deadline covers both
+ * steps, and a dial in AUTH has its own, found by scanning the (few) dials when the timer is
+ * armed. Without a key neither step exists and the bytes are libraft's raft_uv_tcp ones.
  *
  * Closing: the listener, the timer, the connections in their handshake and the dials'
  * handles are all closed; the close callback fires when the count of handles being closed is
@@ -31,11 +35,18 @@
 
 #include "../lib/addr.h"
 #include "../lib/err.h"
+#include "../proto/authio.h"
 #include "handshake.h"
 
 #define XPORT__BACKLOG 64
 
-enum xport__stage { XPORT__RESOLVING, XPORT__CONNECTING, XPORT__SENDING, XPORT__CLOSING };
+enum xport__stage {
+    XPORT__RESOLVING,
+    XPORT__CONNECTING,
+    XPORT__AUTH, /* the cluster-key handshake (proto/peerauth.h), with a key only */
+    XPORT__SENDING,
+    XPORT__CLOSING
+};
 
 struct xport;
 
@@ -52,6 +63,8 @@ struct xport__dial {
     uv_tcp_t *tcp; /* raft_malloc'd: raft frees it once it is handed over */
     uv_connect_t connect;
     uv_write_t write;
+    struct authio auth;
+    uint64_t deadline; /* uv_now() past which the cluster-key handshake has failed */
     struct xport__dial *prev, *next;
     char address[]; /* the peer's, copied */
 };
@@ -59,10 +72,11 @@ struct xport__dial {
 /* One accepted connection, until its handshake is read or it is closed. */
 struct xport__incoming {
     struct xport *x;
-    uv_tcp_t *tcp;     /* raft_malloc'd: raft frees it once it is handed over */
-    uint64_t deadline; /* uv_now() past which it is closed */
-    uint64_t id;       /* the sender's, once the preamble is read */
-    size_t need, got;  /* bytes of buf wanted so far, and read */
+    uv_tcp_t *tcp;      /* raft_malloc'd: raft frees it once it is handed over */
+    uint64_t deadline;  /* uv_now() past which it is closed */
+    uint64_t id;        /* the sender's, once the preamble is read */
+    size_t need, got;   /* bytes of buf wanted so far, and read */
+    struct authio auth; /* the cluster-key handshake, before the preamble */
     struct xport__incoming *prev, *next;
     uint8_t buf[HANDSHAKE_SIZE_MAX];
 };
@@ -72,6 +86,9 @@ struct xport {
     uv_loop_t *loop;
     struct logger *log; /* borrowed */
     unsigned timeout_ms;
+    const struct peerauth_key *key; /* borrowed; NULL: no cluster key */
+    uint64_t auth_failures;
+    struct log_limit refusals; /* rate limit of the refusal lines */
     raft_id id;
     char address[HANDSHAKE_ADDRESS_MAX];
     uint8_t hello[HANDSHAKE_SIZE_MAX]; /* our handshake, encoded once, sent on every dial */
@@ -170,9 +187,13 @@ static void xport__in_abort(struct xport__incoming *in)
 static void xport__in_refuse(struct xport__incoming *in, int rv, const char *why)
 {
     char peer[96];
-    xport__peer(in->tcp, peer, sizeof peer);
-    LOG(in->x->log, LOG_WARN, "xport: refused a raft connection from %s: %s (%s)", peer, why,
-        err_message(rv));
+    uint64_t suppressed;
+    if (log_limit_allow(&in->x->refusals, uv_now(in->x->loop), &suppressed)) {
+        xport__peer(in->tcp, peer, sizeof peer);
+        LOG(in->x->log, LOG_WARN,
+            "xport: refused a raft connection from %s: %s (%s; %llu more refusals not logged)",
+            peer, why, err_message(rv), (unsigned long long)suppressed);
+    }
     xport__in_abort(in);
 }
 
@@ -181,20 +202,45 @@ static void xport__expire(uv_timer_t *timer);
 /* Arm the timer for the oldest handshake's deadline. */
 static void xport__arm(struct xport *x)
 {
-    if (x->in_head == NULL || x->closing) {
+    uint64_t next = UINT64_MAX;
+    if (x->closing) {
+        return;
+    }
+    if (x->in_head != NULL) {
+        next = x->in_head->deadline;
+    }
+    /* Dials in their cluster-key handshake: a handful (one per peer), scanned. */
+    for (struct xport__dial *d = x->dials; d != NULL; d = d->next) {
+        if (d->stage == XPORT__AUTH && d->deadline < next) {
+            next = d->deadline;
+        }
+    }
+    if (next == UINT64_MAX) {
         return;
     }
     uint64_t now = uv_now(x->loop);
-    uint64_t wait = x->in_head->deadline > now ? x->in_head->deadline - now : 0;
-    uv_timer_start(&x->timer, xport__expire, wait, 0);
+    uv_timer_start(&x->timer, xport__expire, next > now ? next - now : 0, 0);
 }
+
+static void xport__dial_abort(struct xport__dial *d, int status);
 
 static void xport__expire(uv_timer_t *timer)
 {
     struct xport *x = timer->data;
     uint64_t now = uv_now(x->loop);
     while (x->in_head != NULL && x->in_head->deadline <= now) {
+        if (!authio_done(&x->in_head->auth)) {
+            x->auth_failures++;
+        }
         xport__in_refuse(x->in_head, LR_EUNAVAILABLE, "no handshake before the deadline");
+    }
+    for (struct xport__dial *d = x->dials; d != NULL; d = d->next) {
+        if (d->stage == XPORT__AUTH && d->deadline <= now) {
+            x->auth_failures++;
+            LOG(x->log, LOG_WARN, "xport: connect to %s: no cluster-key handshake answer in %u ms",
+                d->address, x->timeout_ms);
+            xport__dial_abort(d, RAFT_NOCONNECTION); /* stage CLOSING: skipped from now on */
+        }
     }
     xport__arm(x);
 }
@@ -213,6 +259,10 @@ static void xport__hello_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     struct xport__incoming *in = h->data;
     (void)suggested;
+    if (!authio_done(&in->auth)) {
+        authio_alloc(&in->auth, buf);
+        return;
+    }
     *buf = uv_buf_init((char *)in->buf + in->got, (unsigned)(in->need - in->got));
 }
 
@@ -233,13 +283,25 @@ static void xport__hello_recv(uv_stream_t *stream, ssize_t nread, const uv_buf_t
         xport__in_abort(in);
         return;
     }
+    if (!authio_done(&in->auth)) {
+        if ((rv = authio_read(&in->auth, stream, nread)) != 0) {
+            in->x->auth_failures++;
+            xport__in_refuse(in, rv, authio_why(&in->auth));
+        }
+        return; /* when done, the next read is the preamble's */
+    }
     in->got += (size_t)nread;
     if (in->got < in->need) {
         return;
     }
     if (in->need == HANDSHAKE_PREAMBLE_SIZE) {
         if ((rv = handshake_preamble(in->buf, &in->id, &alen)) != 0) {
-            xport__in_refuse(in, rv, "bad handshake preamble");
+            xport__in_refuse(in, rv,
+                             peerauth_is_magic(in->buf, in->got)
+                                 ? "the peer opened with a cluster-key handshake but this replica "
+                                   "has no cluster key (pass the same --cluster-key-file to every "
+                                   "process)"
+                                 : "bad handshake preamble");
             return;
         }
         in->need += alen; /* alen >= 8: libuv asks hello_alloc for it next */
@@ -302,7 +364,8 @@ static void xport__accepted(uv_stream_t *listener, int status)
         xport__in_refuse(in, LR_EUNAVAILABLE, "too many connections in their handshake");
         return;
     }
-    if ((rv = xport__hello_read(in)) != 0) {
+    if ((rv = authio_start(&in->auth, (uv_stream_t *)tcp, x->key, 0)) != 0 ||
+        (rv = xport__hello_read(in)) != 0) {
         LOG(x->log, LOG_WARN, "xport: read on %s: %s", x->address, uv_strerror(rv));
         xport__in_abort(in);
         return;
@@ -381,6 +444,71 @@ static void xport__hello_send(struct xport__dial *d)
     }
 }
 
+static void xport__auth_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    struct xport__dial *d = h->data;
+    (void)suggested;
+    authio_alloc(&d->auth, buf);
+}
+
+static void xport__auth_recv(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    struct xport__dial *d = stream->data;
+    struct xport *x = d->x;
+    int rv;
+    (void)buf;
+    if (d->stage != XPORT__AUTH || nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        /* A keyed replica closes on a wrong key without a word, and so does an unkeyed one
+         * on our M1: either way the peer refused us. */
+        uint64_t suppressed;
+        x->auth_failures++;
+        if (log_limit_allow(&x->refusals, uv_now(x->loop), &suppressed)) {
+            LOG(x->log, LOG_WARN,
+                "xport: connect to %s: the peer closed the connection during the cluster-key "
+                "handshake (%s): does it have the same --cluster-key-file?",
+                d->address, uv_strerror((int)nread));
+        }
+        xport__dial_abort(d, RAFT_NOCONNECTION);
+        return;
+    }
+    if ((rv = authio_read(&d->auth, stream, nread)) != 0) {
+        uint64_t suppressed;
+        x->auth_failures++;
+        if (log_limit_allow(&x->refusals, uv_now(x->loop), &suppressed)) {
+            LOG(x->log, LOG_WARN, "xport: connect to %s: refused the peer: %s (%s)", d->address,
+                authio_why(&d->auth), err_message(rv));
+        }
+        xport__dial_abort(d, RAFT_NOCONNECTION);
+        return;
+    }
+    if (authio_done(&d->auth)) {
+        uv_read_stop(stream);
+        xport__hello_send(d); /* queued after M3 on the same stream */
+    }
+}
+
+/* The connecting side's cluster-key step, with a key only: M1 out, M2 in, M3 out. */
+static void xport__auth_start(struct xport__dial *d)
+{
+    struct xport *x = d->x;
+    int rv;
+    d->stage = XPORT__AUTH;
+    d->deadline = uv_now(x->loop) + x->timeout_ms;
+    if ((rv = authio_start(&d->auth, (uv_stream_t *)d->tcp, x->key, 1)) != 0) {
+        LOG(x->log, LOG_WARN, "xport: connect to %s: %s", d->address, err_message(rv));
+        xport__dial_abort(d, RAFT_NOCONNECTION);
+        return;
+    }
+    if ((rv = uv_read_start((uv_stream_t *)d->tcp, xport__auth_alloc, xport__auth_recv)) != 0) {
+        xport__dial_fail(d, "read", rv);
+        return;
+    }
+    xport__arm(x);
+}
+
 static void xport__connected(uv_connect_t *c, int status)
 {
     struct xport__dial *d = c->data;
@@ -392,6 +520,10 @@ static void xport__connected(uv_connect_t *c, int status)
         return;
     }
     uv_tcp_nodelay(d->tcp, 1); /* best effort: a failure only costs latency */
+    if (d->x->key != NULL) {
+        xport__auth_start(d);
+        return;
+    }
     xport__hello_send(d);
 }
 
@@ -526,6 +658,7 @@ static void xport__close(struct raft_uv_transport *t, raft_uv_transport_close_cb
             uv_cancel((uv_req_t *)&d->work);
             break;
         case XPORT__CONNECTING:
+        case XPORT__AUTH:
         case XPORT__SENDING: xport__dial_abort(d, RAFT_CANCELED); break;
         case XPORT__CLOSING: d->status = RAFT_CANCELED; break;
         }
@@ -563,6 +696,18 @@ void xport_set_handshake_timeout(struct raft_uv_transport *t, unsigned ms)
     struct xport *x = t->impl;
     assert(ms >= 1);
     x->timeout_ms = ms;
+}
+
+void xport_set_key(struct raft_uv_transport *t, const struct peerauth_key *key)
+{
+    struct xport *x = t->impl;
+    x->key = key;
+}
+
+uint64_t xport_auth_failures(const struct raft_uv_transport *t)
+{
+    const struct xport *x = t->impl;
+    return x != NULL ? x->auth_failures : 0;
 }
 
 void xport_close(struct raft_uv_transport *t)

@@ -16,6 +16,9 @@
  *   HANDSHAKE_ADDRESS_MAX bytes, a deadline (XPORT_HANDSHAKE_TIMEOUT_MS by default) so a
  *   silent peer cannot hold a half-open connection, at most XPORT_HANDSHAKES_MAX handshakes
  *   at once, and any byte out of place closes that connection (logged) and nothing else.
+ * - With a cluster key (xport_set_key), both sides run the mutual challenge-response of
+ *   proto/peerauth.h before the preamble, under the same deadline and bound; a failure closes
+ *   the connection, is counted (xport_auth_failures) and logged at most once a second.
  *
  * Everything runs on the loop thread of @loop; nothing is thread-safe. The functions that
  * libraft calls through the struct keep libraft's contracts (raft/uv.h): they return RAFT_*
@@ -28,6 +31,7 @@
 #include <uv.h>
 
 #include "../lib/log.h"
+#include "../proto/peerauth.h"
 
 /* How long an accepted connection may take to send its handshake. A replica sends it as soon
  * as TCP connects, so seconds mean a stalled or hostile peer. */
@@ -59,6 +63,14 @@ int xport_init(struct raft_uv_transport *t, uv_loop_t *loop, struct logger *log)
 /** Set the handshake deadline of accepted connections (tests use a short one). Call before
  * raft starts listening; @ms >= 1. */
 void xport_set_handshake_timeout(struct raft_uv_transport *t, unsigned ms);
+
+/** Require the cluster-key handshake (proto/peerauth.h) on every connection, both ways, with
+ * @key (borrowed until xport_close). Call before raft starts; without it, none is done. */
+void xport_set_key(struct raft_uv_transport *t, const struct peerauth_key *key);
+
+/** Connections refused or failed in the cluster-key handshake (wrong key, no key, no answer
+ * in time), both ways, since xport_init. */
+uint64_t xport_auth_failures(const struct raft_uv_transport *t);
 
 /**
  * Release what xport_init allocated. Call it before the transport's init ran (raft_init

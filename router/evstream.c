@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "../lib/err.h"
+#include "../proto/authio.h"
 #include "../proto/proto.h"
 
 #define EVSTREAM__TICK_MS 100  /* the state machine's period */
@@ -49,6 +50,8 @@ struct evstream {
     uint64_t last; /* the last index delivered */
     unsigned replica;
     enum evstream__state state;
+    struct authio auth; /* while ES_CONNECTING after TCP connected, with a cluster key */
+    int authing;
     int ended;          /* bounded: EVSTREAM_END fired */
     int closing;        /* evstream_close was called */
     int status_pending; /* an upstream call holds @s as its data */
@@ -229,9 +232,16 @@ static void evstream__alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct evstream *s = h->data;
     (void)hint;
+    if (s->authing) {
+        authio_alloc(&s->auth, buf);
+        return;
+    }
     buf->base = s->rbuf;
     buf->len = sizeof s->rbuf;
 }
+
+static void evstream__auth_read(struct evstream *s, uv_stream_t *st, ssize_t nread);
+static void evstream__subscribe(struct evstream *s);
 
 static void evstream__read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
@@ -240,6 +250,10 @@ static void evstream__read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     size_t n;
     int got, rv;
     if (nread == 0) {
+        return;
+    }
+    if (s->authing) {
+        evstream__auth_read(s, st, nread);
         return;
     }
     if (nread < 0 || proto_reader_feed(&s->rd, buf->base, (size_t)nread) != 0) {
@@ -260,6 +274,25 @@ static void evstream__read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
+static void evstream__auth_read(struct evstream *s, uv_stream_t *st, ssize_t nread)
+{
+    if (nread < 0 || authio_read(&s->auth, st, nread) != 0) {
+        upstream_auth_failed(s->u, s->replica,
+                             nread < 0 ? "the replica closed the event stream during the "
+                                         "cluster-key handshake: does it have the same "
+                                         "--cluster-key-file?"
+                                       : authio_why(&s->auth));
+        s->authing = 0;
+        evstream__drop(s);
+        return;
+    }
+    if (authio_done(&s->auth)) {
+        s->authing = 0;
+        uv_read_stop(st); /* evstream__subscribe starts reading again */
+        evstream__subscribe(s);
+    }
+}
+
 static void evstream__written(uv_write_t *w, int status)
 {
     struct evstream *s = w->data;
@@ -269,17 +302,11 @@ static void evstream__written(uv_write_t *w, int status)
     }
 }
 
-static void evstream__connected(uv_connect_t *c, int status)
+/* Connected (and authenticated, with a cluster key): subscribe. */
+static void evstream__subscribe(struct evstream *s)
 {
-    struct evstream *s = c->data;
     msgpack_packer pk;
     size_t mark;
-    if (status < 0 || s->state != ES_CONNECTING) {
-        if (s->state == ES_CONNECTING) {
-            evstream__drop(s);
-        }
-        return;
-    }
     s->state = ES_OPEN;
     s->last_rx = evstream__now(s);
     s->connects++;
@@ -299,6 +326,28 @@ static void evstream__connected(uv_connect_t *c, int status)
     }
 }
 
+static void evstream__connected(uv_connect_t *c, int status)
+{
+    struct evstream *s = c->data;
+    if (status < 0 || s->state != ES_CONNECTING) {
+        if (s->state == ES_CONNECTING) {
+            evstream__drop(s);
+        }
+        return;
+    }
+    if (upstream_key(s->u) == NULL) {
+        evstream__subscribe(s);
+        return;
+    }
+    /* The cluster-key handshake first; still ES_CONNECTING, so its silence times out alike. */
+    s->authing = 1;
+    if (authio_start(&s->auth, (uv_stream_t *)&s->tcp, upstream_key(s->u), 1) != 0 ||
+        uv_read_start((uv_stream_t *)&s->tcp, evstream__alloc, evstream__read) != 0) {
+        s->authing = 0;
+        evstream__drop(s);
+    }
+}
+
 static void evstream__connect(struct evstream *s)
 {
     const struct sockaddr *sa = upstream_sockaddr(s->u, s->replica);
@@ -310,6 +359,7 @@ static void evstream__connect(struct evstream *s)
     s->tcp.data = s;
     s->creq.data = s;
     s->state = ES_CONNECTING;
+    s->authing = 0;
     s->last_rx = evstream__now(s);
     uv_tcp_nodelay(&s->tcp, 1);
     if (uv_tcp_connect(&s->creq, &s->tcp, sa, evstream__connected) != 0) {

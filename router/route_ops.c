@@ -479,6 +479,9 @@ static void route_ops__submit_metrics(struct route_ops_text *t, const struct rou
         {"laurel_router_submit_rpcs_total",
          "Submit calls that carried them: a loop turn's writes to a region go as one.",
          offsetof(struct upstream_stats, rpcs)},
+        {"laurel_router_peer_auth_failures_total",
+         "Connections to a region's replicas that failed the cluster-key handshake.",
+         offsetof(struct upstream_stats, auth_failures)},
     };
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
         route_ops__printf(t, "# HELP %s %s\n# TYPE %s counter\n", families[f].name,

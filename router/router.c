@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "../proto/proto.h"
+#include "../lib/addr.h"
 #include "../lib/err.h"
 #include "../lib/strmap.h"
 #include "router_int.h"
@@ -343,6 +344,20 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     if (cfg->log == NULL) {
         return errmsg_set(errmsg, LR_EINVAL, "router: a logger is required");
     }
+    /* Without a key a replica must be reachable by nobody else (docs/security.md); a replica
+     * elsewhere has, or needs, a key. */
+    for (unsigned i = 0; cfg->cluster_key == NULL && i <= cfg->nregions; i++) {
+        const struct router_region *g = i < cfg->nregions ? &cfg->regions[i] : &cfg->meta;
+        for (unsigned j = 0; j < g->n; j++) {
+            if (!addr_is_loopback(g->rpc[j])) {
+                return errmsg_set(
+                    errmsg, LR_EINVAL,
+                    "router: replica %s is not a loopback address and no cluster "
+                    "key is configured: pass --cluster-key-file PATH (or set " PEERAUTH_ENV ")",
+                    g->rpc[j]);
+            }
+        }
+    }
     if ((r = calloc(1, sizeof *r)) == NULL) {
         return errmsg_set(errmsg, LR_ENOMEM, "router: out of memory");
     }
@@ -353,6 +368,10 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
         r->keys = *cfg->keys;
     } else {
         keyset_init(&r->keys);
+    }
+    if (cfg->cluster_key != NULL) {
+        r->have_cluster_key = 1;
+        r->cluster_key = *cfg->cluster_key;
     }
     strmap_init(&r->player_region);
     r->player_cache_max = cfg->player_cache ? cfg->player_cache : ROUTER_DEFAULT_PLAYER_CACHE;
@@ -365,6 +384,9 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
             goto err_after_upstreams;
         }
         r->nregions++;
+        if (r->have_cluster_key) {
+            upstream_set_key(r->up[i], &r->cluster_key, r->log);
+        }
     }
     if (cfg->meta.n > 0) {
         snprintf(r->region[ROUTER_META], sizeof r->region[ROUTER_META], "meta");
@@ -372,6 +394,9 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
             0) {
             errmsg_set(errmsg, rv, "router: meta: %s", err_message(rv));
             goto err_after_upstreams;
+        }
+        if (r->have_cluster_key) {
+            upstream_set_key(r->up[ROUTER_META], &r->cluster_key, r->log);
         }
         if ((rv = catsync_new(loop, r->up[ROUTER_META], r->up, r->nregions, r->timeout_ms, r->log,
                               &r->catsync)) != 0) {

@@ -35,6 +35,9 @@ struct router_config {
      * key answers 401. */
     const struct keyset *keys;
     unsigned timeout_ms; /* per upstream call; default 5000 */
+    /* The cluster key every replica connection proves (proto/peerauth.h), or NULL: none,
+     * allowed only when every replica address is loopback. Copied. */
+    const struct peerauth_key *cluster_key;
     /* Players whose region the router remembers; 0 = ROUTER_DEFAULT_PLAYER_CACHE. */
     unsigned player_cache;
     /* Boards the read model holds (rmodel.h, docs/consistency.md): "*" or NULL every board

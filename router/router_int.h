@@ -61,6 +61,8 @@ struct router {
     char region[ROUTER_SLOTS][65];
     unsigned nregions;
     struct keyset keys;
+    int have_cluster_key;
+    struct peerauth_key cluster_key; /* lent to every upstream (upstream_set_key) */
     unsigned timeout_ms;
     struct strmap player_region; /* player id -> (uintptr_t)region index + 1 (a cache) */
     size_t player_cache_max;     /* entries player_region may hold */

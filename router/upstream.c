@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../proto/authio.h"
 #include "../proto/proto.h"
 #include "../lib/addr.h"
 #include "../lib/err.h"
@@ -47,7 +48,8 @@ struct upstream__group {
     struct upstream__group *next; /* in upstream.full */
 };
 
-enum upstream__state { UC_IDLE, UC_CONNECTING, UC_READY, UC_CLOSING };
+/* UC_AUTH: connected, in the cluster-key handshake; calls wait in `out` as while connecting. */
+enum upstream__state { UC_IDLE, UC_CONNECTING, UC_AUTH, UC_READY, UC_CLOSING };
 
 struct upstream_req {
     struct upstream *u;
@@ -73,6 +75,7 @@ struct upstream_conn {
     struct proto_reader rd;
     msgpack_sbuffer out, wbuf;
     int writing;
+    struct authio auth;
     struct upstream_req *inflight;
 };
 
@@ -95,6 +98,9 @@ struct upstream {
     struct upstream__group *group; /* submits of this iteration, not yet sealed; or NULL */
     struct upstream__group *full;  /* this iteration's full groups, the newest first */
     struct upstream_stats stats;
+    const struct peerauth_key *key; /* borrowed; NULL: no handshake */
+    struct logger *log;             /* borrowed; set with key */
+    struct log_limit auth_log;
     uint64_t next_id;
     int closing;
     unsigned open_handles;
@@ -284,6 +290,10 @@ static void upstream__alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     struct upstream_conn *c = h->data;
     (void)hint;
+    if (c->state == UC_AUTH) {
+        authio_alloc(&c->auth, buf);
+        return;
+    }
     buf->base = c->u->rbuf;
     buf->len = sizeof c->u->rbuf;
 }
@@ -295,7 +305,22 @@ static void upstream__read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     size_t len;
     int rv;
     if (nread < 0) {
+        if (c->state == UC_AUTH) {
+            upstream_auth_failed(c->u, c->idx,
+                                 "the replica closed the connection during the cluster-key "
+                                 "handshake: does it have the same --cluster-key-file?");
+        }
         upstream__conn_fail(c);
+        return;
+    }
+    if (c->state == UC_AUTH) {
+        if (nread > 0 && authio_read(&c->auth, s, nread) != 0) {
+            upstream_auth_failed(c->u, c->idx, authio_why(&c->auth));
+            upstream__conn_fail(c);
+        } else if (authio_done(&c->auth)) {
+            c->state = UC_READY;
+            upstream__flush(c);
+        }
         return;
     }
     if (proto_reader_feed(&c->rd, buf->base, (size_t)nread) != 0) {
@@ -326,8 +351,12 @@ static void upstream__connected(uv_connect_t *req, int status)
         upstream__conn_fail(c);
         return;
     }
-    c->state = UC_READY;
     uv_tcp_nodelay(&c->tcp, 1);
+    c->state = c->u->key != NULL ? UC_AUTH : UC_READY;
+    if (authio_start(&c->auth, (uv_stream_t *)&c->tcp, c->u->key, 1) != 0) {
+        upstream__conn_fail(c);
+        return;
+    }
     uv_read_start((uv_stream_t *)&c->tcp, upstream__alloc, upstream__read);
     upstream__flush(c);
 }
@@ -784,7 +813,7 @@ void upstream_close(struct upstream *u, void (*done)(void *data), void *data)
     u->open_handles = 2; /* the tick and the check */
     for (unsigned i = 0; i < u->n; i++) {
         struct upstream_conn *c = &u->conn[i];
-        if (c->state == UC_CONNECTING || c->state == UC_READY) {
+        if (c->state == UC_CONNECTING || c->state == UC_AUTH || c->state == UC_READY) {
             c->state = UC_CLOSING;
             u->open_handles++;
             uv_close((uv_handle_t *)&c->tcp, upstream__conn_closed);
@@ -796,4 +825,27 @@ void upstream_close(struct upstream *u, void (*done)(void *data), void *data)
     uv_close((uv_handle_t *)&u->tick, upstream__tick_closed);
     uv_check_stop(&u->check);
     uv_close((uv_handle_t *)&u->check, upstream__tick_closed);
+}
+
+void upstream_set_key(struct upstream *u, const struct peerauth_key *key, struct logger *log)
+{
+    u->key = key;
+    u->log = log;
+}
+
+const struct peerauth_key *upstream_key(const struct upstream *u)
+{
+    return u->key;
+}
+
+void upstream_auth_failed(struct upstream *u, unsigned i, const char *why)
+{
+    uint64_t suppressed;
+    u->stats.auth_failures++;
+    if (u->log != NULL && log_limit_allow(&u->auth_log, uv_now(u->loop), &suppressed)) {
+        LOG(u->log, LOG_WARN,
+            "upstream %s: replica %s refused or failed the cluster-key handshake: %s (%llu more "
+            "not logged)",
+            u->region, i < u->n ? u->rpc[i] : "?", why, (unsigned long long)suppressed);
+    }
 }

@@ -14,6 +14,9 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "../lib/log.h"
+#include "../proto/peerauth.h"
+
 #define UPSTREAM_MAX_REPLICAS 9
 
 struct upstream;     /* Opaque. */
@@ -75,7 +78,24 @@ int upstream_submit(struct upstream *u, const char *args, size_t len, unsigned t
  * one is not counted again), carrying @submits upstream_submit calls of @cmds commands. */
 struct upstream_stats {
     uint64_t rpcs, submits, cmds;
+    uint64_t auth_failures; /* connections to a replica (this link's, evstream's) that failed
+                               the cluster-key handshake */
 };
+
+/**
+ * Open every connection of @u (and of the evstreams on it) with the cluster-key handshake
+ * (proto/peerauth.h) as initiator, with @key; failures are counted (upstream_stats) and logged
+ * to @log at most once a second. Both borrowed for @u's lifetime. Call right after
+ * upstream_new; without it no handshake is done.
+ */
+void upstream_set_key(struct upstream *u, const struct peerauth_key *key, struct logger *log);
+
+/** The key given to upstream_set_key, or NULL (for evstream, whose connections need it). */
+const struct peerauth_key *upstream_key(const struct upstream *u);
+
+/** Count (and log, rate-limited) a failed cluster-key handshake with replica @i: @why is a
+ * sentence. */
+void upstream_auth_failed(struct upstream *u, unsigned i, const char *why);
 
 /** Fill @out with @u's counters. */
 void upstream_stats_get(const struct upstream *u, struct upstream_stats *out);

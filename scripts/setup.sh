@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PKGS=(
     build-essential cmake pkg-config clang-format
     libraft-dev libuv1-dev liblmdb-dev lmdb-utils libmsgpack-dev
-    libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libcmocka-dev
+    libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libcmocka-dev libssl-dev
     python3 python3-websockets faketime
     iproute2 nftables fiu-utils libfiu0 util-linux
     clang libclang-rt-14-dev

@@ -71,6 +71,11 @@ class Cluster:
         os.makedirs(os.path.join(workdir, "logs"), exist_ok=True)
         os.makedirs(os.path.join(workdir, "data"), exist_ok=True)
         os.makedirs(os.path.join(workdir, "ctl"), exist_ok=True)
+        # Replicas sit on 10.99.0.x, not loopback: every process needs the cluster key
+        # (docs/security.md). Given by file, never on a command line.
+        self.key_file = os.path.join(workdir, "cluster.key")
+        with open(os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+            f.write(os.urandom(24).hex() + "\n")
 
     # ---- layout --------------------------------------------------------------------------------
 
@@ -134,7 +139,8 @@ class Cluster:
             peers = ["--peer", "%d=%s,%s" % (r.id, r.raft, r.rpc)]
         role = ["--role", "meta"] if r.group == "meta" else ["--region", r.group]
         argv = [self.laurel, "node", "--id", str(r.id)] + role + [
-            "--data", self.data_dir(r)] + peers + ["--election-ms", "1000"]
+            "--data", self.data_dir(r)] + peers + ["--election-ms", "1000",
+                                                   "--cluster-key-file", self.key_file]
         argv += self.node_args + r.extra_args
         if r.join:
             argv.append("--join")
@@ -147,7 +153,7 @@ class Cluster:
         port = 18080 + k
         argv = [self.laurel, "router", "--http", "127.0.0.1:%d" % port,
                 "--admin-key", self.admin_key, "--api-key", self.api_key,
-                "--timeout-ms", "2000"]
+                "--timeout-ms", "2000", "--cluster-key-file", self.key_file]
         for g in self.regions:
             argv += ["--region", "%s=%s" % (g, ",".join(r.rpc for r in self.members(g)))]
         argv += ["--meta", ",".join(r.rpc for r in self.members("meta"))]
@@ -244,7 +250,8 @@ class Cluster:
             return None
         try:  # ctl keeps its own deadline; this one is for a ctl that hangs anyway
             p = subprocess.run([self.laurel, "ctl", "status", "--rpc", r.rpc, "--timeout-ms",
-                                str(timeout_ms)], capture_output=True, text=True,
+                                str(timeout_ms), "--cluster-key-file", self.key_file],
+                               capture_output=True, text=True,
                                timeout=timeout_ms / 1000 + 10)
         except subprocess.TimeoutExpired:
             return None
@@ -257,8 +264,9 @@ class Cluster:
 
     def ctl(self, *args, timeout_ms=3000):
         try:
-            p = subprocess.run([self.laurel, "ctl"] + list(args) + ["--timeout-ms",
-                                                                   str(timeout_ms)],
+            # Every caller runs a replica command (node RPC): they take the cluster key.
+            p = subprocess.run([self.laurel, "ctl"] + list(args) + [
+                "--timeout-ms", str(timeout_ms), "--cluster-key-file", self.key_file],
                                capture_output=True, text=True, timeout=timeout_ms / 1000 + 10)
         except subprocess.TimeoutExpired:
             return 124, "", "laurel ctl %s: no answer in %d ms" % (args[0], timeout_ms + 10000)

@@ -144,11 +144,12 @@ static json_int_t check_cluster_meta(const char *http, const char *admin, const 
 }
 
 /* `laurel ctl status --rpc @rpc` exits 0 and prints the status of a replica of @region. */
-static void check_ctl_status(const char *rpc, const char *region)
+static void check_ctl_status(const char *dir, const char *rpc, const char *region)
 {
     const char *bin = getenv("LAUREL_BIN") ? getenv("LAUREL_BIN") : "build/laurel";
     char cmd[1200];
-    snprintf(cmd, sizeof cmd, "%s ctl status --rpc %s", bin, rpc);
+    /* dev's replicas require its cluster key, which ctl finds in DATA/keys.json. */
+    snprintf(cmd, sizeof cmd, "%s ctl status --rpc %s --data %s", bin, rpc, dir);
     FILE *f = popen(cmd, "r");
     assert_non_null(f);
     json_t *j = json_loadf(f, 0, NULL);
@@ -239,7 +240,7 @@ static void dev_cluster_lifecycle(void **state)
     /* The metadata group: in /v1/cluster, and a replica like any other to `laurel ctl`. */
     json_int_t leader = check_cluster_meta(http, admin, &meta, 0);
     assert_true(leader >= 1 && leader <= 3);
-    check_ctl_status(meta.rpc[leader - 1], "meta");
+    check_ctl_status(dir, meta.rpc[leader - 1], "meta");
     /* Its leader dies: the other two elect another (an election timeout, about a second) and
      * the cluster is ready with the group's majority. */
     kill(meta.pid[leader - 1], SIGKILL);

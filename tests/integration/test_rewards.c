@@ -126,7 +126,7 @@ static void grant_all(const char *region, const struct grant *g, uint32_t n, int
         if (l < 0) {
             continue;
         }
-        int rv = client_connect(&cl, fx->d.node[l].rpc, 1000);
+        int rv = tdev_connect(&fx->d, (unsigned)l, &cl, 1000);
         if (rv == 0) {
             rv = client_call(&cl, PROTO_OP_SUBMIT, sb.data, sb.size, &r, 5000);
         }

@@ -188,7 +188,7 @@ int tcluster_status(struct tcluster *c, unsigned i, uint64_t *applied, uint64_t 
 {
     struct client cl;
     struct client_reply rep;
-    int rv = client_connect(&cl, c->r[i].rpc, 500);
+    int rv = tcluster_connect(c, i, &cl, 500);
     if (rv == 0) {
         rv = client_call(&cl, PROTO_OP_STATUS, NULL, 0, &rep, 1000);
     }
@@ -206,6 +206,15 @@ int tcluster_status(struct tcluster *c, unsigned i, uint64_t *applied, uint64_t 
     }
     client_close(&cl);
     return rv == 0 && rep.code == 0 ? 0 : -1;
+}
+
+int tcluster_connect(struct tcluster *c, unsigned i, struct client *cl, int timeout_ms)
+{
+    if (client_connect(cl, c->r[i].rpc, timeout_ms) != 0 ||
+        (c->key != NULL && client_auth(cl, c->key, timeout_ms) != 0)) {
+        return -1; /* the caller closes @cl either way, as after client_connect */
+    }
+    return 0;
 }
 
 int tcluster_leader(struct tcluster *c, int timeout_ms)

@@ -35,6 +35,9 @@ struct tcluster {
     char host[24];                /* every replica's raft and rpc address is host:port */
     const char *args[8];          /* more `laurel node` flags for every replica (borrowed) */
     unsigned nargs;
+    /* The cluster key the replicas were given (through args: --cluster-key-file), which
+     * tcluster's own status calls prove; NULL: none (borrowed). */
+    const struct peerauth_key *key;
     struct tcluster_replica r[TCLUSTER_MAX];
 };
 
@@ -68,6 +71,10 @@ int tcluster_leader(struct tcluster *c, int timeout_ms);
 /** Status of replica @i: its applied index, digest and role ("leader", ...). @return 0 or -1. */
 int tcluster_status(struct tcluster *c, unsigned i, uint64_t *applied, uint64_t *digest, char *role,
                     size_t rolelen);
+
+/** Connect to replica @i's RPC port, proving c->key when set. @return 0 or -1; close @cl
+ * with client_close either way. */
+int tcluster_connect(struct tcluster *c, unsigned i, struct client *cl, int timeout_ms);
 
 /** Wait until every running replica reports the same applied index and digest. */
 int tcluster_converged(struct tcluster *c, int timeout_ms, uint64_t *applied, uint64_t *digest);

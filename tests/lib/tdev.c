@@ -104,7 +104,10 @@ int tdev_start(struct tdev *d, const char *regions, unsigned replicas, int ready
         if (httpc_do(d->http, "GET", "/readyz", "", NULL, &r) == 0) {
             int s = r.status;
             httpc_free(&r);
-            if (s == 200 && tdev__read_manifest(d) == 0) {
+            char path[600], errmsg[LR_ERRMSG_SIZE];
+            snprintf(path, sizeof path, "%s/keys.json", d->dir);
+            if (s == 200 && tdev__read_manifest(d) == 0 &&
+                peerauth_key_load(&d->key, path, errmsg) == 0) {
                 return 0;
             }
         }
@@ -152,6 +155,8 @@ int tdev_router_start(struct tdev *d, struct tdev_router *rt)
     }
     snprintf(keys, sizeof keys, "%s/keys.json", d->dir);
     argv[a++] = "--keys-file";
+    argv[a++] = keys;
+    argv[a++] = "--cluster-key-file";
     argv[a++] = keys;
     argv[a] = NULL;
     rt->pid = fork();
@@ -304,11 +309,21 @@ int tdev_node_index(const struct tdev *d, const char *region, unsigned replica)
 }
 
 /* A replica's own view: its role and term. */
-static int tdev__status(const struct tdev_node *n, char *role, size_t rolelen, uint64_t *term)
+int tdev_connect(const struct tdev *d, unsigned i, struct client *cl, int timeout_ms)
+{
+    if (client_connect(cl, d->node[i].rpc, timeout_ms) != 0 ||
+        client_auth(cl, &d->key, timeout_ms) != 0) {
+        return -1; /* the caller closes @cl either way, as after client_connect */
+    }
+    return 0;
+}
+
+static int tdev__status(const struct tdev *d, unsigned i, char *role, size_t rolelen,
+                        uint64_t *term)
 {
     struct client cl;
     struct client_reply rep;
-    int rv = client_connect(&cl, n->rpc, 500);
+    int rv = tdev_connect(d, i, &cl, 500);
     if (rv == 0) {
         rv = client_call(&cl, PROTO_OP_STATUS, NULL, 0, &rep, 1000);
     }
@@ -335,7 +350,7 @@ int tdev_leader(struct tdev *d, const char *region, int timeout_ms)
             char role[16] = "";
             uint64_t term = 0;
             if (d->node[i].killed || strcmp(d->node[i].region, region) != 0 ||
-                tdev__status(&d->node[i], role, sizeof role, &term) != 0) {
+                tdev__status(d, i, role, sizeof role, &term) != 0) {
                 continue;
             }
             if (strcmp(role, "leader") == 0 && (best < 0 || term > best_term)) {

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "proto/client.h"
 #include "tests/lib/httpc.h"
 
 #define TDEV_ADMIN "tdev-admin-key-0001"
@@ -31,7 +32,13 @@ struct tdev {
     pid_t pid; /* the `laurel dev` process */
     unsigned nnodes;
     struct tdev_node node[TDEV_MAX_NODES];
+    struct peerauth_key key; /* "cluster_key" of dev's keys.json: replicas require it */
 };
+
+/** Open an RPC connection to replica @i (index in d->node) and prove the cluster key, as
+ * `laurel ctl` does. @return 0, or -1; close @cl with
+ * client_close either way. */
+int tdev_connect(const struct tdev *d, unsigned i, struct client *cl, int timeout_ms);
 
 /**
  * Start `laurel dev --regions @regions --replicas @replicas` with TDEV_ADMIN and TDEV_API as
