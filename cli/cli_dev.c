@@ -55,7 +55,7 @@ struct dev {
     char group[ROUTER_MAX_REGIONS + 1][65];
     unsigned nregions, ngroups, replicas;
     struct cli_dev__replica r[ROUTER_MAX_REGIONS + 1][DEV__MAX_REPLICAS];
-    struct keyset keys; /* read back from keys.json */
+    struct keyset keys;   /* read back from keys.json */
     char cluster_key[65]; /* replicas' and router's (docs/security.md), in DATA/keys.json */
     char key_file[3100];  /* DATA/keys.json: replicas get its path, never the key itself */
     struct router *router;

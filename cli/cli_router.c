@@ -301,8 +301,8 @@ int cli_router(int argc, char **argv)
         return 2;
     }
     cfg.keys = &keys;
-    if (peerauth_key_config(&cluster_key, &have_cluster_key, cluster_key_file,
-                            getenv(PEERAUTH_ENV), errmsg) != 0) {
+    if (peerauth_key_config(&cluster_key, &have_cluster_key, cluster_key_file, getenv(PEERAUTH_ENV),
+                            errmsg) != 0) {
         fprintf(stderr, "laurel router: %s\n", errmsg);
         return 2;
     }
