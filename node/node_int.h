@@ -29,6 +29,7 @@ struct node_conn {
     int closing;
     unsigned refs; /* waiters, reads and the subscription holding this conn */
     int reading;
+    uint64_t last_rx; /* uv_now() of its last read: the idle timeout's clock */
     struct node_sub *sub;
     struct node_conn *prev, *next;
 };
@@ -138,6 +139,9 @@ struct node {
     uv_check_t check;
     uv_timer_t tick;
     struct node_conn *conns;
+    unsigned nconns;        /* in @conns */
+    uint64_t conns_refused; /* accepted and closed at once: cfg.max_conns open already */
+    uint64_t idle_closes;   /* closed by the idle timeout (conn__close_idle) */
     struct node_sub *subs;
     struct node_batch *open;     /* filling during this loop turn */
     struct node_batch *inflight; /* proposed, in index order */
@@ -183,6 +187,8 @@ size_t conn__queued(const struct node_conn *c);
 void conn__close(struct node_conn *c, const char *why);
 void conn__unref(struct node_conn *c);
 void conn__close_all(struct node *n);
+/* Close every connection idle past cfg.idle_s (node__tick, once a second). */
+void conn__close_idle(struct node *n);
 
 /* node.c: request handling, called by conn.c for each frame. The dispatch answers what no op
  * sees (a malformed envelope, an unknown op, bad query args, "not the leader" for ops flagged
