@@ -29,9 +29,9 @@ struct ratelim__entry {
 
 struct ratelim {
     struct ratelim_config cfg;
-    uint64_t cap;   /* burst in micro-tokens */
-    uint64_t seed;  /* of the key hash */
-    size_t nsets;   /* slots / RATELIM_WAYS */
+    uint64_t cap;  /* burst in micro-tokens */
+    uint64_t seed; /* of the key hash */
+    size_t nsets;  /* slots / RATELIM_WAYS */
     struct ratelim_stats st;
     struct ratelim__entry *e; /* nsets * RATELIM_WAYS */
 };

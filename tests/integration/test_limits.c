@@ -204,8 +204,7 @@ static void reads_past_the_bucket_get_429(void **state)
     /* Monitoring is never limited, so this reads the counter even with the bucket empty. */
     assert_true(metric_sum(http, "laurel_router_rate_limited_total{limit=\"addr_reads\"}") >=
                 limited);
-    assert_int_equal(metric_sum(http, "laurel_router_rate_limited_total{limit=\"key_writes\"}"),
-                     0);
+    assert_int_equal(metric_sum(http, "laurel_router_rate_limited_total{limit=\"key_writes\"}"), 0);
     router_stop(pid);
 }
 
@@ -337,7 +336,8 @@ static void ws_gets_past_the_bound_get_errors(void **state)
     char http[32], cmd[1024], line[1024];
     pid_t pid = router_start(extra, http, sizeof http);
     assert_true(pid > 0);
-    snprintf(cmd, sizeof cmd, "python3 %s/tests/ws_client.py gets ws://%s/v1/ws 20 /v1/players/x",
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/tests/ws_client.py gets ws://%s/v1/ws 20 /v1/players/x",
              LAUREL_SRC, http);
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
@@ -357,7 +357,7 @@ static void ws_gets_past_the_bound_get_errors(void **state)
     assert_int_equal(json_integer_value(json_object_get(report, "other")), 0);
     assert_int_equal(responses + limited, 20);
     assert_true(responses >= 1); /* the first always goes through */
-    assert_true(limited >= 1);    /* 19 more sent before its answer could come back */
+    assert_true(limited >= 1);   /* 19 more sent before its answer could come back */
     json_decref(report);
     assert_true(metric_sum(http, "laurel_ws_ops_refused_total{op=\"get\"}") == limited);
     router_stop(pid);
