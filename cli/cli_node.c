@@ -1,5 +1,6 @@
 /* cli/cli_node.c — `laurel node`: flags or a cluster file → struct node_config → one loop. */
 #include <getopt.h>
+#include <limits.h>
 #include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
@@ -58,6 +59,11 @@ static void cli_node__usage(FILE *f)
             "                      N MiB free, or the LMDB map is nearly full and growing it\n"
             "                      would go below that; reads go on, writes resume by\n"
             "                      themselves (default 256; docs/durability.md, Full disks)\n"
+            "  --rpc-max-conns N   client RPC connections at most (default 10000); one more\n"
+            "                      is accepted and closed at once (docs/security.md, Limits)\n"
+            "  --rpc-idle-s S      close a client connection that sent nothing for S seconds\n"
+            "                      and waits for no answer; subscriptions are never idle\n"
+            "                      (default 300; 0: never)\n"
             "  --read-barrier      accepted for old scripts; every read now waits for a raft\n"
             "                      barrier (docs/durability.md, Reads)\n"
             "  --log-level L       error, warn, info (default), debug\n");
@@ -173,6 +179,8 @@ int cli_node(int argc, char **argv)
                                          {"disk-reserve-mb", required_argument, NULL, 'D'},
                                          {"log-level", required_argument, NULL, 'l'},
                                          {"read-barrier", no_argument, NULL, 'R'},
+                                         {"rpc-max-conns", required_argument, NULL, 'X'},
+                                         {"rpc-idle-s", required_argument, NULL, 'Z'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct node_config cfg;
@@ -232,6 +240,21 @@ int cli_node(int argc, char **argv)
             break;
         }
         case 'R': cfg.read_barrier = 1; break;
+        case 'X':
+        case 'Z': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*optarg < '0' || *optarg > '9' || *end != '\0' || v > UINT_MAX ||
+                (c == 'X' && v == 0)) {
+                fprintf(stderr, "laurel node: --%s: %s\n",
+                        c == 'X' ? "rpc-max-conns" : "rpc-idle-s",
+                        c == 'X' ? "a number of connections, at least 1"
+                                 : "a number of seconds (0: never)");
+                return 2;
+            }
+            *(c == 'X' ? &cfg.max_conns : &cfg.idle_s) = (unsigned)v;
+            break;
+        }
         case 'l':
             if (log_level_parse(optarg, &level) != 0) {
                 fprintf(stderr, "laurel node: --log-level: error, warn, info or debug\n");

@@ -68,11 +68,49 @@ static void cli_router__usage(FILE *f)
             "                      (default 20000)\n"
             "  --ws-queue-msgs N   messages queued per WebSocket before a slow consumer is\n"
             "                      closed (default 1000; the queue also holds 1 MiB at most)\n"
+            "  --http-max-conns N  plain HTTP connections at most (default 50000); one more\n"
+            "                      is closed as soon as it is accepted (docs/security.md)\n"
+            "  --http-max-per-ip N plain HTTP connections per client address (default 10000)\n"
+            "  --ws-max-gets N     gets in flight per WebSocket (default 64); past it, an\n"
+            "                      error event (rate_limited) answers the get\n"
+            "  --ws-max-resumes N  resumes replaying per WebSocket (default 8), likewise\n"
             "  --player-cache N    players whose region is remembered (default 1000000);\n"
             "                      past that, one at random is forgotten and looked up again\n"
             "  --hold-boards IDS   boards the read model holds in memory (docs/consistency.md):\n"
             "                      * (default) every board read, up to 64; \"\" none; or ids,\n"
-            "                      comma-separated. Other boards are read from the regions\n");
+            "                      comma-separated. Other boards are read from the regions\n"
+            "  --limit-key-writes R[/B]   writes a second per API key, bursts of B (default\n"
+            "                      100000, B = R); 0 = unlimited. Past it: 429 rate_limited\n"
+            "  --limit-addr-writes R[/B]  writes a second per client address (default 50000)\n"
+            "  --limit-addr-reads R[/B]   reads a second per client address (default 100000)\n"
+            "  --limit-table N     buckets each limit keeps (default 65536); past that the\n"
+            "                      least recently used address starts again (docs/security.md)\n");
+}
+
+/* getopt values of --limit-* (one per enum rlimit_kind) and --limit-table. */
+#define CLI_ROUTER__LIMIT 0x100
+#define CLI_ROUTER__LIMIT_TABLE (CLI_ROUTER__LIMIT + RLIMIT_N)
+
+/* --limit-*: RATE[/BURST], whole numbers; a rate of 0 turns the limit off. 0, or -1 with a
+ * line on stderr. */
+static int cli_router__limit(const char *flag, const char *s, struct rlimit_config *lc,
+                             enum rlimit_kind k)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long rate = strtoull(s, &end, 10), burst = 0;
+    if (s[0] >= '0' && s[0] <= '9' && *end == '/' && end[1] >= '0' && end[1] <= '9') {
+        burst = strtoull(end + 1, &end, 10);
+    }
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || rate >= RLIMIT_UNLIMITED ||
+        burst >= RLIMIT_UNLIMITED) {
+        fprintf(stderr, "laurel router: --%s %s: expected RATE or RATE/BURST (0: unlimited)\n",
+                flag, s);
+        return -1;
+    }
+    lc->rate[k] = rate == 0 ? RLIMIT_UNLIMITED : (uint32_t)rate;
+    lc->burst[k] = (uint32_t)burst;
+    return 0;
 }
 
 /* Read the comma-separated replica addresses @list (modified in place: @rg->rpc points into
@@ -111,6 +149,10 @@ static unsigned *cli_router__field(struct router_config *cfg, int c)
     case 'P': return &cfg->ws_ping_ms;
     case 'Q': return &cfg->ws_queue_msgs;
     case 'C': return &cfg->player_cache;
+    case 'G': return &cfg->ws_max_gets;
+    case 'M': return &cfg->http_max_conns;
+    case 'N': return &cfg->http_max_per_ip;
+    case 'S': return &cfg->ws_max_resumes;
     default: return NULL;
     }
 }
@@ -191,22 +233,31 @@ static void cli_router__signal(uv_signal_t *h, int signum)
 
 int cli_router(int argc, char **argv)
 {
-    static const struct option opts[] = {{"http", required_argument, NULL, 'H'},
-                                         {"region", required_argument, NULL, 'r'},
-                                         {"meta", required_argument, NULL, 'm'},
-                                         {"admin-key", required_argument, NULL, 'a'},
-                                         {"api-key", required_argument, NULL, 'k'},
-                                         {"keys-file", required_argument, NULL, 'K'},
-                                         {"timeout-ms", required_argument, NULL, 't'},
-                                         {"ws-max-conns", required_argument, NULL, 'W'},
-                                         {"ws-max-per-ip", required_argument, NULL, 'I'},
-                                         {"ws-ping-ms", required_argument, NULL, 'P'},
-                                         {"ws-queue-msgs", required_argument, NULL, 'Q'},
-                                         {"player-cache", required_argument, NULL, 'C'},
-                                         {"hold-boards", required_argument, NULL, 'B'},
-                                         {"cluster-key-file", required_argument, NULL, 'c'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        {"http", required_argument, NULL, 'H'},
+        {"region", required_argument, NULL, 'r'},
+        {"meta", required_argument, NULL, 'm'},
+        {"admin-key", required_argument, NULL, 'a'},
+        {"api-key", required_argument, NULL, 'k'},
+        {"keys-file", required_argument, NULL, 'K'},
+        {"cluster-key-file", required_argument, NULL, 'c'},
+        {"timeout-ms", required_argument, NULL, 't'},
+        {"ws-max-conns", required_argument, NULL, 'W'},
+        {"ws-max-per-ip", required_argument, NULL, 'I'},
+        {"ws-ping-ms", required_argument, NULL, 'P'},
+        {"ws-queue-msgs", required_argument, NULL, 'Q'},
+        {"player-cache", required_argument, NULL, 'C'},
+        {"hold-boards", required_argument, NULL, 'B'},
+        {"ws-max-gets", required_argument, NULL, 'G'},
+        {"http-max-conns", required_argument, NULL, 'M'},
+        {"http-max-per-ip", required_argument, NULL, 'N'},
+        {"ws-max-resumes", required_argument, NULL, 'S'},
+        {"limit-key-writes", required_argument, NULL, CLI_ROUTER__LIMIT + RLIMIT_KEY_WRITES},
+        {"limit-addr-writes", required_argument, NULL, CLI_ROUTER__LIMIT + RLIMIT_ADDR_WRITES},
+        {"limit-addr-reads", required_argument, NULL, CLI_ROUTER__LIMIT + RLIMIT_ADDR_READS},
+        {"limit-table", required_argument, NULL, CLI_ROUTER__LIMIT_TABLE},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     struct router_config cfg;
     /* What --region and --meta point into (rpc[] of cfg's regions), until router_start. */
     static char specs[ROUTER_MAX_REGIONS][1024], meta_spec[1024];
@@ -279,7 +330,19 @@ int cli_router(int argc, char **argv)
         case 'K': keys_file = optarg; break;
         case 'c': cluster_key_file = optarg; break;
         case 'h': cli_router__usage(stdout); return 0;
+        case CLI_ROUTER__LIMIT_TABLE:
+            if (cli_router__number("limit-table", optarg, &cfg.limits.slots) != 0) {
+                return 2;
+            }
+            break;
         default: {
+            if (c >= CLI_ROUTER__LIMIT && c < CLI_ROUTER__LIMIT_TABLE) {
+                enum rlimit_kind k = (enum rlimit_kind)(c - CLI_ROUTER__LIMIT);
+                if (cli_router__limit(cli_router__flag(opts, c), optarg, &cfg.limits, k) != 0) {
+                    return 2;
+                }
+                break;
+            }
             unsigned *field = cli_router__field(&cfg, c);
             if (field == NULL) {
                 cli_router__usage(stderr);

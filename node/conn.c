@@ -8,7 +8,15 @@
  * With a cluster key a connection first runs the responder's side of the cluster-key
  * handshake (proto/peerauth.h): reads are sized by it (so no RPC byte is read early), nothing
  * reaches the RPC decoder until the client's proof checks out, at most NODE_AUTH_MAX
- * connections are in it at once, and each has NODE_AUTH_TIMEOUT_MS. */
+ * connections are in it at once, and each has NODE_AUTH_TIMEOUT_MS.
+ *
+ * Limits (docs/security.md, "Limits"). At most cfg.max_conns connections: one past it is
+ * accepted (so it leaves the listen backlog) and closed at once, which the client sees as a
+ * reset it retries like any other. A connection that sent nothing for cfg.idle_s, with no
+ * request waiting for an answer (refs), nothing left to write and no subscription, is closed:
+ * a subscription stream is quiet by design, and a router's pooled connection that idles
+ * between requests reconnects on its next call (router/upstream.c requeues what it had in
+ * flight, which an idle connection never has). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,7 +75,24 @@ void conn__close(struct node_conn *c, const char *why)
     if (c->next) {
         c->next->prev = c->prev;
     }
+    c->n->nconns--;
     conn__maybe_free(c);
+}
+
+void conn__close_idle(struct node *n)
+{
+    if (n->cfg.idle_s == 0) {
+        return;
+    }
+    uint64_t now = uv_now(n->loop), idle_ms = (uint64_t)n->cfg.idle_s * 1000;
+    struct node_conn *next;
+    for (struct node_conn *c = n->conns; c; c = next) {
+        next = c->next; /* conn__close unlinks c */
+        if (c->sub == NULL && c->refs == 0 && conn__queued(c) == 0 && now - c->last_rx >= idle_ms) {
+            n->idle_closes++;
+            conn__close(c, "idle timeout");
+        }
+    }
 }
 
 void conn__close_all(struct node *n)
@@ -103,6 +128,7 @@ static void conn__read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         conn__close(c, nread == UV_EOF ? "end of stream" : uv_strerror((int)nread));
         return;
     }
+    c->last_rx = uv_now(c->n->loop);
     if (!authio_done(&c->auth)) {
         if (nread > 0 && authio_read(&c->auth, s, nread) != 0) {
             conn__refused(c, authio_why(&c->auth));
@@ -253,7 +279,16 @@ static void conn__accept(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)&c->tcp, conn__free);
         return;
     }
+    if (n->nconns >= n->cfg.max_conns) {
+        n->conns_refused++;
+        LOG(n->log, LOG_DEBUG, "rpc: refusing a connection: %u open (--max-conns)", n->nconns);
+        c->closing = 1;
+        uv_close((uv_handle_t *)&c->tcp, conn__free);
+        return;
+    }
     uv_tcp_nodelay(&c->tcp, 1);
+    c->last_rx = uv_now(n->loop);
+    n->nconns++;
     c->next = n->conns;
     if (n->conns) {
         n->conns->prev = c;

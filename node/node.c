@@ -32,6 +32,8 @@ void node_config_defaults(struct node_config *cfg)
     cfg->state_max = NODE_STATE_MAX_DEFAULT;
     cfg->fast = 1;
     cfg->disk_reserve_mb = NODE_DISK_RESERVE_MB_DEFAULT;
+    cfg->max_conns = NODE_MAX_CONNS_DEFAULT;
+    cfg->idle_s = NODE_IDLE_S_DEFAULT;
 }
 
 int node_exit_status(const struct node *n)
@@ -620,6 +622,7 @@ static void node__tick(uv_timer_t *t)
     node__sub_heartbeats(n, 1); /* also when nothing moved: the stream is alive */
     node__admit_check(n);       /* so writes resume, and status tells, without a write */
     conn__expire(n);
+    conn__close_idle(n);
     if (n->stopping || n->fatal || raft_state(&n->raft) != RAFT_LEADER) {
         return;
     }

@@ -57,10 +57,21 @@ struct node_config {
                                         handshake of proto/peerauth.h, with cluster_key; 0: none,
                                         allowed only when every address is loopback */
     struct peerauth_key cluster_key; /* copied with the config */
+    unsigned max_conns;              /* client RPC connections at most; past it a new one is
+                                        accepted and closed at once (NODE_MAX_CONNS_DEFAULT) */
+    unsigned idle_s;                 /* a client connection that sent nothing for this long, with
+                                        no request in flight and no subscription, is closed
+                                        (NODE_IDLE_S_DEFAULT; 0: never) */
     int read_barrier;                /* ignored: every non-stale read waits for a raft barrier
                                         (docs/durability.md, "Reads"); kept so --read-barrier
                                         still parses */
 };
+
+/* docs/security.md, "Limits": far above what a cluster's routers, tools and benches open
+ * (each router keeps one connection per replica, plus one per event stream). */
+#define NODE_MAX_CONNS_DEFAULT 10000
+/* The router's pool reconnects when a connection it left idle was closed (upstream.c). */
+#define NODE_IDLE_S_DEFAULT 300
 
 struct node; /* Opaque. */
 

@@ -35,7 +35,7 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     const struct node_admit *a = &n->admit;
     msgpack_packer pk = node__packer(n);
     proto_msg_begin(&pk, m->id, 0);
-    msgpack_pack_map(&pk, 29);
+    msgpack_pack_map(&pk, 32);
     proto_pack_key(&pk, "id");
     msgpack_pack_uint64(&pk, n->cfg.id);
     proto_pack_key(&pk, "region");
@@ -122,6 +122,13 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     msgpack_pack_uint64(&pk, a->map.used_bytes);
     proto_pack_key(&pk, "map_size_bytes");
     msgpack_pack_uint64(&pk, a->map.map_bytes);
+    /* Client connections and their limits (conn.c; docs/security.md, "Limits"). */
+    proto_pack_key(&pk, "rpc_conns");
+    msgpack_pack_uint64(&pk, n->nconns);
+    proto_pack_key(&pk, "rpc_conns_refused");
+    msgpack_pack_uint64(&pk, n->conns_refused);
+    proto_pack_key(&pk, "rpc_idle_closes");
+    msgpack_pack_uint64(&pk, n->idle_closes);
     conn__send(c, n->scratch.data, n->scratch.size);
 }
 

@@ -38,6 +38,7 @@ struct node_conn {
     struct authio auth;     /* nothing reaches the RPC decoder before it is done */
     int authing;            /* counted in node.authing */
     uint64_t auth_deadline; /* uv_now past which the handshake has failed */
+    uint64_t last_rx;       /* uv_now() of its last read: the idle timeout's clock */
     struct node_sub *sub;
     struct node_conn *prev, *next;
 };
@@ -151,6 +152,9 @@ struct node {
     unsigned authing;          /* conns in their cluster-key handshake */
     uint64_t auth_failures;    /* RPC connections refused by it (status "auth_failures") */
     struct log_limit auth_log; /* rate limit of the lines saying so */
+    unsigned nconns;           /* in @conns */
+    uint64_t conns_refused;    /* accepted and closed at once: cfg.max_conns open already */
+    uint64_t idle_closes;      /* closed by the idle timeout (conn__close_idle) */
     struct node_sub *subs;
     struct node_batch *open;     /* filling during this loop turn */
     struct node_batch *inflight; /* proposed, in index order */
@@ -198,6 +202,8 @@ size_t conn__queued(const struct node_conn *c);
 void conn__close(struct node_conn *c, const char *why);
 void conn__unref(struct node_conn *c);
 void conn__close_all(struct node *n);
+/* Close every connection idle past cfg.idle_s (node__tick, once a second). */
+void conn__close_idle(struct node *n);
 
 /* node.c: request handling, called by conn.c for each frame. The dispatch answers what no op
  * sees (a malformed envelope, an unknown op, bad query args, "not the leader" for ops flagged

@@ -75,6 +75,7 @@ struct gateway_client {
     void *data;
     struct gateway__member *mem;
     size_t nmem, capmem;
+    unsigned replays; /* its resumes not yet closed (gateway_client_replays) */
 };
 
 /* A client's resume in flight. */
@@ -277,6 +278,12 @@ static void gateway__replay_close(struct gateway__replay *rp)
 {
     if (!rp->closing) {
         rp->closing = 1;
+        /* Nothing is delivered once closing: the client's bound frees up now, not when the
+         * stream's connection has closed. */
+        if (rp->cl != NULL) {
+            rp->cl->replays--;
+            rp->cl = NULL;
+        }
         evstream_close(rp->es, gateway__replay_closed, rp);
     }
 }
@@ -455,6 +462,11 @@ struct gateway_client *gateway_client_new(struct gateway *g, gateway_send_fn sen
     return cl;
 }
 
+unsigned gateway_client_replays(const struct gateway_client *cl)
+{
+    return cl->replays;
+}
+
 void gateway_client_free(struct gateway_client *cl)
 {
     if (cl == NULL) {
@@ -466,7 +478,6 @@ void gateway_client_free(struct gateway_client *cl)
     }
     for (struct gateway__replay *rp = g->replays; rp; rp = rp->next) {
         if (rp->cl == cl) {
-            rp->cl = NULL;
             gateway__replay_close(rp);
         }
     }
@@ -582,6 +593,7 @@ int gateway_client_resume(struct gateway_client *cl, const char *region, uint64_
     }
     rp->g = g;
     rp->cl = cl;
+    cl->replays++;
     rp->started = gateway__now(g);
     rp->next = g->replays;
     if (g->replays) {

@@ -99,6 +99,10 @@ void gateway_client_unsubscribe(struct gateway_client *cl, const char *topic);
 int gateway_client_resume(struct gateway_client *cl, const char *region, uint64_t after,
                           const char *const *topics, size_t n, char *err, size_t errcap);
 
+/** Resumes of @cl still replaying (started by gateway_client_resume, not yet at their end):
+ * what the WebSocket endpoint bounds per connection. */
+unsigned gateway_client_replays(const struct gateway_client *cl);
+
 /**
  * Send @msg (borrowed) to every client of board @board_id's topics: the global one and each
  * region's. For what the router itself learns of a board rather than reads from a region's

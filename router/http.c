@@ -28,6 +28,13 @@
  * limits (429 per address, else 503, both with Retry-After). It answers
  * "Expect: 100-continue", which lws 4.1 does not.
  *
+ * Connection caps (http_set_conn_limits). lws asks protocols[0] about each accepted socket
+ * (LWS_CALLBACK_FILTER_NETWORK_CONNECTION) before it makes a connection of it: past a cap we
+ * say no and lws closes the socket, so a flood costs no per-connection memory and no request
+ * is ever read. Connections are counted from LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED to
+ * LWS_CALLBACK_WSI_DESTROY, by connection (h->by_wsi remembers each one's address), and stop
+ * counting when ws.c admits their WebSocket upgrade.
+ *
  * lws decodes what it parses: the path and query reach us %-decoded, the path with "//", "/./"
  * and "/../" folded, and the query's '&'-separated fields joined again with '&' ('+' in the
  * query has become ' ', so a decoded "%26" cannot be told from a separator). lws notices that
@@ -36,6 +43,7 @@
 #include "http.h"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <assert.h>
 #include <jansson.h>
 #include <libwebsockets.h>
@@ -46,6 +54,7 @@
 
 #include "../lib/addr.h"
 #include "../lib/err.h"
+#include "../lib/strmap.h"
 #include "ws.h"
 
 #define HTTP__HDR_MAX 8192         /* bytes of request header block lws keeps */
@@ -119,6 +128,11 @@ struct http {
     void *done_data;
     char iface[64]; /* the address to listen on, numeric; "" for every interface */
     int v6;         /* iface is IPv6 (or every IPv6 and IPv4 interface) */
+    /* Connection caps (the opening comment). */
+    unsigned max_conns, max_per_ip;
+    struct strmap per_ip; /* client address -> (uintptr_t)connections counted */
+    struct strmap by_wsi; /* wsi pointer (its bytes) -> its address (owned string) */
+    struct http_stats st; /* st.open: by_wsi.count */
 };
 
 /* ---- requests ------------------------------------------------------------------------------- */
@@ -225,12 +239,12 @@ static int http__consistency(struct lws *wsi)
     return strcasecmp(v, "stale") == 0 ? 2 : strcasecmp(v, "linearizable") == 0 ? 1 : -1;
 }
 
-/* A request from the parsed headers: one allocation for the struct and its three strings. */
+/* A request from the parsed headers: one allocation for the struct and its four strings. */
 static struct http__req *http__req_new(struct http *h, struct lws *wsi, const char *uri)
 {
     enum http_method method = HTTP_OTHER;
     enum lws_token_indexes uri_tok = WSI_TOKEN_COUNT;
-    char *path = NULL, *query = NULL, *auth = NULL;
+    char *path = NULL, *query = NULL, *auth = NULL, peer[48] = "";
     struct http__req *r = NULL;
     int malformed = 0;
     for (size_t i = 0; i < sizeof http__methods / sizeof http__methods[0]; i++) {
@@ -247,8 +261,10 @@ static struct http__req *http__req_new(struct http *h, struct lws *wsi, const ch
     if (path == NULL || query == NULL || auth == NULL) {
         goto out;
     }
-    size_t lp = strlen(path) + 1, lq = strlen(query) + 1, la = strlen(auth) + 1;
-    r = calloc(1, sizeof *r + lp + lq + la);
+    lws_get_peer_simple(wsi, peer, sizeof peer);
+    size_t lp = strlen(path) + 1, lq = strlen(query) + 1, la = strlen(auth) + 1,
+           lpeer = strlen(peer) + 1;
+    r = calloc(1, sizeof *r + lp + lq + la + lpeer);
     if (r == NULL) {
         goto out;
     }
@@ -256,10 +272,12 @@ static struct http__req *http__req_new(struct http *h, struct lws *wsi, const ch
     memcpy(s, path, lp);
     memcpy(s + lp, query, lq);
     memcpy(s + lp + lq, auth, la);
+    memcpy(s + lp + lq + la, peer, lpeer);
     r->pub.method = method;
     r->pub.path = s;
     r->pub.query = s + lp;
     r->pub.auth = s + lp + lq;
+    r->pub.peer = s + lp + lq + la;
     r->pub.body = "";
     r->pub.consistency = http__consistency(wsi);
     r->h = h;
@@ -494,6 +512,8 @@ static int http__refuse_upgrade(struct http *h, struct lws *wsi, int which)
     return 1;
 }
 
+static void http__conn_uncount(struct http *h, struct lws *wsi);
+
 /* Let a WebSocket upgrade of GET /v1/ws through when WebSockets are served and ws.c admits
  * it; other upgrades (plain HTTP/1.1 only: WebSocket elsewhere, h2c) get 400 at once. */
 static int http__confirm_upgrade(struct http *h, struct lws *wsi, const char *type)
@@ -503,12 +523,89 @@ static int http__confirm_upgrade(struct http *h, struct lws *wsi, const char *ty
         lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) > 0 &&
         strcmp(path, "/v1/ws") == 0) {
         switch (ws_admit(h->ws, wsi)) {
-        case 0: return 0;
+        case 0: http__conn_uncount(h, wsi); return 0; /* ws.c's limits hold it from here */
         case WS_REFUSE_PER_IP: return http__refuse_upgrade(h, wsi, HTTP__WS_PER_IP);
         default: return http__refuse_upgrade(h, wsi, HTTP__WS_FULL);
         }
     }
     return http__refuse_upgrade(h, wsi, HTTP__UPGRADE);
+}
+
+/* ---- connection caps ------------------------------------------------------------------------ */
+
+/* The numeric address of the peer of socket @fd into @out ("" when unknown). */
+static void http__peer_of(int fd, char *out, size_t cap)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof sa;
+    out[0] = '\0';
+    if (fd < 0 || getpeername(fd, (struct sockaddr *)&sa, &len) != 0) {
+        return;
+    }
+    if (sa.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, out, (socklen_t)cap);
+    } else if (sa.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, out, (socklen_t)cap);
+    }
+}
+
+/* Whether accepted socket @fd may become a connection: 0, or -1 (lws closes it). */
+static int http__filter(struct http *h, int fd)
+{
+    char ip[64];
+    if (h->by_wsi.count >= h->max_conns) {
+        h->st.refused_max_conns++;
+        return -1;
+    }
+    http__peer_of(fd, ip, sizeof ip);
+    if ((uintptr_t)strmap_get(&h->per_ip, ip, strlen(ip)) >= h->max_per_ip) {
+        h->st.refused_per_ip++;
+        return -1;
+    }
+    return 0;
+}
+
+/* Count the new connection @wsi. Out of memory, it is closed: it could not be uncounted. */
+static int http__conn_count(struct http *h, struct lws *wsi)
+{
+    char ip[64];
+    http__peer_of((int)lws_get_socket_fd(wsi), ip, sizeof ip);
+    char *key = strdup(ip);
+    uintptr_t n = (uintptr_t)strmap_get(&h->per_ip, ip, strlen(ip));
+    if (key == NULL) {
+        return -1;
+    }
+    if (strmap_put(&h->per_ip, ip, strlen(ip), (void *)(n + 1)) != 0) {
+        free(key);
+        return -1;
+    }
+    if (strmap_put(&h->by_wsi, &wsi, sizeof wsi, key) != 0) {
+        free(key);
+        if (n == 0) {
+            strmap_del(&h->per_ip, ip, strlen(ip));
+        } else {
+            (void)strmap_put(&h->per_ip, ip, strlen(ip), (void *)n); /* the key is there */
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* Stop counting @wsi (closed, or a WebSocket now); a connection not counted is a no-op. */
+static void http__conn_uncount(struct http *h, struct lws *wsi)
+{
+    char *ip = strmap_get(&h->by_wsi, &wsi, sizeof wsi);
+    if (ip == NULL) {
+        return;
+    }
+    strmap_del(&h->by_wsi, &wsi, sizeof wsi);
+    uintptr_t n = (uintptr_t)strmap_get(&h->per_ip, ip, strlen(ip));
+    if (n <= 1) {
+        strmap_del(&h->per_ip, ip, strlen(ip));
+    } else {
+        (void)strmap_put(&h->per_ip, ip, strlen(ip), (void *)(n - 1)); /* the key is there */
+    }
+    free(ip);
 }
 
 /* One callback for both protocols (HTTP and WebSocket share the per-session struct), so the
@@ -519,6 +616,14 @@ static int http__callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     struct http__conn *c = user;
     struct http *h = lws_context_user(lws_get_context(wsi));
     int ret;
+    if (h != NULL) {
+        switch (reason) {
+        case LWS_CALLBACK_FILTER_NETWORK_CONNECTION: return http__filter(h, (int)(intptr_t)in);
+        case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED: return http__conn_count(h, wsi);
+        case LWS_CALLBACK_WSI_DESTROY: http__conn_uncount(h, wsi); break; /* ws.c may want it */
+        default: break;
+        }
+    }
     if (h != NULL && h->ws != NULL &&
         ws_callback(h->ws, wsi, (int)reason, c ? &c->ws : NULL, in, len, &ret)) {
         return ret;
@@ -595,6 +700,12 @@ static void http__free(struct http *h)
     for (int i = 0; i < HTTP__REFUSAL_N; i++) {
         free(h->refusal[i]);
     }
+    size_t pos = 0;
+    for (struct strmap_slot *s; (s = strmap_next(&h->by_wsi, &pos)) != NULL;) {
+        free(s->val);
+    }
+    strmap_free(&h->by_wsi);
+    strmap_free(&h->per_ip);
     free(h);
 }
 
@@ -698,6 +809,10 @@ int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void 
     }
     http__iface(h, &sa, &port);
     h->loop = loop;
+    h->max_conns = HTTP_DEFAULT_MAX_CONNS;
+    h->max_per_ip = HTTP_DEFAULT_MAX_PER_IP;
+    strmap_init(&h->per_ip);
+    strmap_init(&h->by_wsi);
     h->handler = handler;
     h->data = data;
     h->ws = ws;
@@ -769,6 +884,18 @@ err_after_alloc:
     http__free(h);
     assert(rv != 0);
     return rv;
+}
+
+void http_set_conn_limits(struct http *h, unsigned max_conns, unsigned max_per_ip)
+{
+    h->max_conns = max_conns ? max_conns : HTTP_DEFAULT_MAX_CONNS;
+    h->max_per_ip = max_per_ip ? max_per_ip : HTTP_DEFAULT_MAX_PER_IP;
+}
+
+void http_stats_get(const struct http *h, struct http_stats *st)
+{
+    *st = h->st;
+    st->open = (unsigned)h->by_wsi.count;
 }
 
 void http_stop(struct http *h, void (*done)(void *data), void *data)

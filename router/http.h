@@ -24,6 +24,7 @@ struct http_req {
     const char *query; /* NUL-terminated, after '?', "" when none: lws %-decodes each
                           name=value and they are joined with '&' again */
     const char *auth;  /* the Authorization header value, "" when none */
+    const char *peer;  /* the client's numeric address, "" when unknown: per-address limits */
     /* The Laurel-Consistency header (docs/consistency.md): 0 absent, 1 "linearizable",
      * 2 "stale", -1 anything else. */
     int consistency;
@@ -69,6 +70,27 @@ void http_reply_type(struct http_req *req, int status, const char *ctype, const 
 
 /** 1 while the connection of @req is still open. */
 int http_req_alive(const struct http_req *req);
+
+/* Plain HTTP connections (not upgraded to a WebSocket, which ws.h bounds) at most, in all and
+ * per client address: docs/security.md, "Limits". */
+#define HTTP_DEFAULT_MAX_CONNS 50000
+#define HTTP_DEFAULT_MAX_PER_IP 10000
+
+/**
+ * Bound the plain HTTP connections of @h: at most @max_conns in all and @max_per_ip from one
+ * client address (0: the defaults above). A connection past either is closed as soon as it
+ * is accepted, before anything is read: no request has arrived to answer. A connection that
+ * upgrades to a WebSocket stops counting here (ws.c counts it). Call before the loop runs.
+ */
+void http_set_conn_limits(struct http *h, unsigned max_conns, unsigned max_per_ip);
+
+/** Counters of @h's connections, for /metrics. */
+struct http_stats {
+    unsigned open;              /* gauge: plain HTTP connections */
+    uint64_t refused_max_conns; /* closed at accept: max_conns open */
+    uint64_t refused_per_ip;    /* closed at accept: max_per_ip open from its address */
+};
+void http_stats_get(const struct http *h, struct http_stats *st);
 
 /** Stop listening and close every connection; @done fires when the server is gone. */
 void http_stop(struct http *h, void (*done)(void *data), void *data);

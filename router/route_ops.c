@@ -321,6 +321,53 @@ static void route_ops__one(struct route_ops_text *t, const char *name, const cha
                       name, v);
 }
 
+/* The HTTP connection caps (http.h). Names in docs/api.md. */
+static void route_ops__conn_metrics(struct route_ops_text *t, const struct router *r)
+{
+    struct http_stats hs;
+    http_stats_get(r->http, &hs);
+    route_ops__one(t, "laurel_http_connections", "gauge",
+                   "Plain HTTP connections open (WebSockets are counted apart).", hs.open);
+    route_ops__printf(t,
+                      "# HELP laurel_http_connections_refused_total HTTP connections closed at "
+                      "accept, by the cap reached.\n"
+                      "# TYPE laurel_http_connections_refused_total counter\n"
+                      "laurel_http_connections_refused_total{reason=\"max_conns\"} %" PRIu64
+                      "\n"
+                      "laurel_http_connections_refused_total{reason=\"per_ip\"} %" PRIu64 "\n",
+                      hs.refused_max_conns, hs.refused_per_ip);
+}
+
+/* The rate limits (rlimit.h): one sample per kind of each family. Names in docs/api.md. */
+static void route_ops__limit_metrics(struct route_ops_text *t, const struct router *r)
+{
+    static const struct {
+        const char *name, *type, *help;
+        size_t off;
+    } families[] = {
+        {"laurel_router_rate_limited_total", "counter",
+         "Requests refused with 429 rate_limited, by limit.",
+         offsetof(struct rlimit_stats, limited)},
+        {"laurel_router_rate_limit_evictions_total", "counter",
+         "Buckets given to another key because the limit's table was full.",
+         offsetof(struct rlimit_stats, evictions)},
+        {"laurel_router_rate_limit_buckets", "gauge", "Buckets in use, by limit.",
+         offsetof(struct rlimit_stats, used)},
+    };
+    struct rlimit_stats st;
+    rlimit_stats_get(r->rl, &st);
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
+        route_ops__printf(t, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help,
+                          families[f].name, families[f].type);
+        for (int k = 0; k < RLIMIT_N; k++) {
+            uint64_t v;
+            memcpy(&v, (const char *)&st + families[f].off + (size_t)k * sizeof v, sizeof v);
+            route_ops__printf(t, "%s{limit=\"%s\"} %" PRIu64 "\n", families[f].name,
+                              rlimit_label((enum rlimit_kind)k), v);
+        }
+    }
+}
+
 /* The read model (rmodel.h), from the router's own counters. Names in docs/api.md. */
 static void route_ops__rmodel_metrics(struct route_ops_text *t, const struct router *r)
 {
@@ -382,6 +429,14 @@ static void route_ops__ws_metrics(struct route_ops_text *t, const struct router 
                       "\n"
                       "laurel_ws_server_closes_total{reason=\"ping_timeout\"} %" PRIu64 "\n",
                       ws.slow_consumers, ws.ping_timeouts);
+    route_ops__printf(t,
+                      "# HELP laurel_ws_ops_refused_total WebSocket gets and resumes refused with "
+                      "an error event: the connection's bound was reached.\n"
+                      "# TYPE laurel_ws_ops_refused_total counter\n"
+                      "laurel_ws_ops_refused_total{op=\"get\"} %" PRIu64
+                      "\n"
+                      "laurel_ws_ops_refused_total{op=\"resume\"} %" PRIu64 "\n",
+                      ws.gets_refused, ws.resumes_refused);
     route_ops__one(t, "laurel_ws_received_messages_total", "counter",
                    "Whole messages received from WebSocket clients.", ws.received);
     route_ops__one(t, "laurel_ws_sent_messages_total", "counter",
@@ -502,6 +557,8 @@ static int route_ops__metrics_reply(struct rreq *q)
     struct route_ops_text t = {NULL, 0, 0, 0};
     route_ops__http_metrics(&t, q->r);
     route_ops__ws_metrics(&t, q->r);
+    route_ops__limit_metrics(&t, q->r);
+    route_ops__conn_metrics(&t, q->r);
     route_ops__rmodel_metrics(&t, q->r);
     route_ops__submit_metrics(&t, q->r);
     route_ops__one(&t, "laurel_router_player_cache_entries", "gauge",
@@ -541,6 +598,16 @@ static int route_ops__metrics_reply(struct rreq *q)
                               "Free bytes of the fuller of the filesystems of the replica's raft "
                               "log and state; writes pause below --disk-reserve-mb.",
                               "disk_free_bytes");
+    route_ops__replica_family(&t, q, "laurel_rpc_connections", "gauge",
+                              "Client RPC connections open on the replica.", "rpc_conns");
+    route_ops__replica_family(&t, q, "laurel_rpc_connections_refused_total", "counter",
+                              "Client RPC connections closed at accept: --rpc-max-conns were "
+                              "open.",
+                              "rpc_conns_refused");
+    route_ops__replica_family(&t, q, "laurel_rpc_idle_closes_total", "counter",
+                              "Client RPC connections closed after --rpc-idle-s without a "
+                              "request.",
+                              "rpc_idle_closes");
     route_ops__replica_family(&t, q, "laurel_apply_entries_total", "counter",
                               "Raft entries applied since the replica started.", "applied_entries");
     route_ops__replica_family(&t, q, "laurel_apply_commands_total", "counter",

@@ -27,36 +27,40 @@
 /* ---- the route table ----------------------------------------------------------------------- */
 
 #define ROUTER_ROUTES(X)                                                                           \
-    X(HTTP_GET, "/healthz", route_ops_healthz, AUTH_NONE, BODY_NONE)                               \
-    X(HTTP_GET, "/readyz", route_ops_readyz, AUTH_NONE, BODY_NONE)                                 \
-    X(HTTP_GET, "/metrics", route_ops_metrics, AUTH_NONE, BODY_NONE)                               \
-    X(HTTP_GET, "/v1/cluster", route_ops_cluster, AUTH_ADMIN, BODY_NONE)                           \
-    X(HTTP_PUT, "/v1/players/{}", route_player_put, AUTH_API, BODY_OBJECT)                         \
-    X(HTTP_GET, "/v1/players/{}", route_player_get, AUTH_NONE, BODY_NONE)                          \
-    X(HTTP_GET, "/v1/players/{}/achievements", route_player_history, AUTH_NONE, BODY_NONE)         \
-    X(HTTP_GET, "/v1/players/{}/dashboard", route_player_dashboard, AUTH_NONE, BODY_NONE)          \
-    X(HTTP_GET, "/v1/players/{}/stats", route_player_stats, AUTH_NONE, BODY_NONE)                  \
-    X(HTTP_GET, "/v1/players/{}/rewards", route_player_rewards, AUTH_NONE, BODY_NONE)              \
-    X(HTTP_POST, "/v1/players/{}/rewards/claim", route_reward_claim, AUTH_API, BODY_OBJECT)        \
-    X(HTTP_PUT, "/v1/games/{}", route_game_put, AUTH_ADMIN, BODY_OBJECT)                           \
-    X(HTTP_GET, "/v1/games/{}", route_game_get, AUTH_NONE, BODY_NONE)                              \
-    X(HTTP_PUT, "/v1/boards/{}", route_board_put, AUTH_ADMIN, BODY_OBJECT)                         \
-    X(HTTP_GET, "/v1/boards/{}", route_board_get, AUTH_NONE, BODY_NONE)                            \
-    X(HTTP_POST, "/v1/boards/{}/scores", route_score_submit, AUTH_API, BODY_OBJECT)                \
-    X(HTTP_POST, "/v1/unlocks", route_score_unlock, AUTH_API, BODY_OBJECT)                         \
-    X(HTTP_POST, "/v1/events", route_events_post, AUTH_API, BODY_ARRAY)                            \
-    X(HTTP_PUT, "/v1/games/{}/achievements/{}", route_game_ach_put, AUTH_ADMIN, BODY_OBJECT)       \
-    X(HTTP_GET, "/v1/games/{}/achievements", route_game_ach_list, AUTH_NONE, BODY_NONE)            \
-    X(HTTP_GET, "/v1/boards/{}/top", route_board_top, AUTH_NONE, BODY_NONE)                        \
-    X(HTTP_GET, "/v1/boards/{}/cycles/{}", route_board_cycle, AUTH_NONE, BODY_NONE)                \
-    X(HTTP_GET, "/v1/boards/{}/players/{}", route_rank_player, AUTH_NONE, BODY_NONE)               \
-    X(HTTP_GET, "/v1/boards/{}/players", route_rank_friends, AUTH_NONE, BODY_NONE)                 \
-    X(HTTP_PUT, "/v1/tournaments/{}", route_tournament_put, AUTH_ADMIN, BODY_OBJECT)               \
-    X(HTTP_GET, "/v1/tournaments/{}", route_tournament_get, AUTH_NONE, BODY_NONE)                  \
-    X(HTTP_POST, "/v1/tournaments/{}/join", route_tournament_join, AUTH_API, BODY_OBJECT)
+    X(HTTP_GET, "/healthz", route_ops_healthz, AUTH_NONE, BODY_NONE, LIM_NONE)                     \
+    X(HTTP_GET, "/readyz", route_ops_readyz, AUTH_NONE, BODY_NONE, LIM_NONE)                       \
+    X(HTTP_GET, "/metrics", route_ops_metrics, AUTH_NONE, BODY_NONE, LIM_NONE)                     \
+    X(HTTP_GET, "/v1/cluster", route_ops_cluster, AUTH_ADMIN, BODY_NONE, LIM_READ)                 \
+    X(HTTP_PUT, "/v1/players/{}", route_player_put, AUTH_API, BODY_OBJECT, LIM_WRITE)              \
+    X(HTTP_GET, "/v1/players/{}", route_player_get, AUTH_NONE, BODY_NONE, LIM_READ)                \
+    X(HTTP_GET, "/v1/players/{}/achievements", route_player_history, AUTH_NONE, BODY_NONE,         \
+      LIM_READ)                                                                                    \
+    X(HTTP_GET, "/v1/players/{}/dashboard", route_player_dashboard, AUTH_NONE, BODY_NONE,          \
+      LIM_READ)                                                                                    \
+    X(HTTP_GET, "/v1/players/{}/stats", route_player_stats, AUTH_NONE, BODY_NONE, LIM_READ)        \
+    X(HTTP_GET, "/v1/players/{}/rewards", route_player_rewards, AUTH_NONE, BODY_NONE, LIM_READ)    \
+    X(HTTP_POST, "/v1/players/{}/rewards/claim", route_reward_claim, AUTH_API, BODY_OBJECT,        \
+      LIM_WRITE)                                                                                   \
+    X(HTTP_PUT, "/v1/games/{}", route_game_put, AUTH_ADMIN, BODY_OBJECT, LIM_WRITE)                \
+    X(HTTP_GET, "/v1/games/{}", route_game_get, AUTH_NONE, BODY_NONE, LIM_READ)                    \
+    X(HTTP_PUT, "/v1/boards/{}", route_board_put, AUTH_ADMIN, BODY_OBJECT, LIM_WRITE)              \
+    X(HTTP_GET, "/v1/boards/{}", route_board_get, AUTH_NONE, BODY_NONE, LIM_READ)                  \
+    X(HTTP_POST, "/v1/boards/{}/scores", route_score_submit, AUTH_API, BODY_OBJECT, LIM_WRITE)     \
+    X(HTTP_POST, "/v1/unlocks", route_score_unlock, AUTH_API, BODY_OBJECT, LIM_WRITE)              \
+    X(HTTP_POST, "/v1/events", route_events_post, AUTH_API, BODY_ARRAY, LIM_WRITE)                 \
+    X(HTTP_PUT, "/v1/games/{}/achievements/{}", route_game_ach_put, AUTH_ADMIN, BODY_OBJECT,       \
+      LIM_WRITE)                                                                                   \
+    X(HTTP_GET, "/v1/games/{}/achievements", route_game_ach_list, AUTH_NONE, BODY_NONE, LIM_READ)  \
+    X(HTTP_GET, "/v1/boards/{}/top", route_board_top, AUTH_NONE, BODY_NONE, LIM_READ)              \
+    X(HTTP_GET, "/v1/boards/{}/cycles/{}", route_board_cycle, AUTH_NONE, BODY_NONE, LIM_READ)      \
+    X(HTTP_GET, "/v1/boards/{}/players/{}", route_rank_player, AUTH_NONE, BODY_NONE, LIM_READ)     \
+    X(HTTP_GET, "/v1/boards/{}/players", route_rank_friends, AUTH_NONE, BODY_NONE, LIM_READ)       \
+    X(HTTP_PUT, "/v1/tournaments/{}", route_tournament_put, AUTH_ADMIN, BODY_OBJECT, LIM_WRITE)    \
+    X(HTTP_GET, "/v1/tournaments/{}", route_tournament_get, AUTH_NONE, BODY_NONE, LIM_READ)        \
+    X(HTTP_POST, "/v1/tournaments/{}/join", route_tournament_join, AUTH_API, BODY_OBJECT, LIM_WRITE)
 
 static const struct router__route router__routes[] = {
-#define ROUTER__ROW(m, pat, fn, auth, body) {m, pat, fn, auth, body},
+#define ROUTER__ROW(m, pat, fn, auth, body, lim) {m, pat, fn, auth, body, lim},
     ROUTER_ROUTES(ROUTER__ROW)
 #undef ROUTER__ROW
 };
@@ -197,11 +201,29 @@ static enum keyset_role router__key_role(const struct router *r, const char *aut
     return keyset_match(&r->keys, auth + 7, strlen(auth + 7));
 }
 
-/* Match, auth, path ids and body, then the route's handler: 0, or the error to answer. */
+/* A token of limit @kind for @key, with @who naming it in the sentence: 0, or LR_ERATELIMIT
+ * with q->retry_after_s set. */
+static int router__limit(struct router *r, struct rreq *q, enum rlimit_kind kind, const char *key,
+                         const char *who)
+{
+    unsigned wait_s = rlimit_take(r->rl, kind, key, strlen(key), uv_hrtime() / 1000);
+    if (wait_s == 0) {
+        return 0;
+    }
+    q->retry_after_s = wait_s;
+    return rreq__errf(q, LR_ERATELIMIT, "too many %s from this %s: retry after %u s",
+                      kind == RLIMIT_ADDR_READS ? "reads" : "writes", who, wait_s);
+}
+
+/* Match, limits, auth, path ids and body, then the route's handler: 0, or the error to answer.
+ *
+ * The address's bucket is taken before the key is checked, so a flood of made-up keys is paid
+ * for by its address; the key's bucket only once the key is valid, so made-up keys never take
+ * a place in that table. */
 static int router__pipeline(struct router *r, struct rreq *q)
 {
     const struct router__route *route = NULL;
-    int path_matched = 0;
+    int path_matched = 0, rv;
     for (size_t i = 0; i < ROUTER__NROUTES; i++) {
         struct lr_str param[ROUTER__PARAMS] = {{NULL, 0}};
         if (router__match(router__routes[i].pattern, q->path, param)) {
@@ -218,6 +240,11 @@ static int router__pipeline(struct router *r, struct rreq *q)
                           path_matched ? "method not allowed" : "no such endpoint");
     }
     q->route = route;
+    if (route->lim != LIM_NONE && q->h->peer[0] != '\0' &&
+        (rv = router__limit(r, q, route->lim == LIM_WRITE ? RLIMIT_ADDR_WRITES : RLIMIT_ADDR_READS,
+                            q->h->peer, "address")) != 0) {
+        return rv;
+    }
     enum keyset_role role = router__key_role(r, q->h->auth);
     q->admin = role == KEYSET_ADMIN;
     if (route->auth != AUTH_NONE) {
@@ -226,6 +253,10 @@ static int router__pipeline(struct router *r, struct rreq *q)
         }
         if (route->auth == AUTH_ADMIN && !q->admin) {
             return rreq__errf(q, LR_EFORBIDDEN, "this endpoint needs the admin key");
+        }
+        if (route->lim == LIM_WRITE &&
+            (rv = router__limit(r, q, RLIMIT_KEY_WRITES, q->h->auth + 7, "key")) != 0) {
+            return rv;
         }
     }
     for (unsigned i = 0; i < ROUTER__PARAMS; i++) {
@@ -297,6 +328,7 @@ static int router__ws_get(void *data, const char *path, const char *query, ws_re
     h->path = s;
     h->query = s + lp;
     h->auth = "";
+    h->peer = ""; /* a get over a WebSocket is bounded per connection (ws.h), not by rate */
     h->body = "";
     router__dispatch(data, q, h, reply, rdata);
     return 0;
@@ -376,6 +408,10 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     strmap_init(&r->player_region);
     r->player_cache_max = cfg->player_cache ? cfg->player_cache : ROUTER_DEFAULT_PLAYER_CACHE;
     strmap_init(&r->board_order);
+    if ((rv = rlimit_new(&cfg->limits, &r->rl)) != 0) {
+        errmsg_set(errmsg, rv, "router: rate limits: %s", err_message(rv));
+        goto err_after_alloc;
+    }
     for (unsigned i = 0; i < cfg->nregions; i++) {
         snprintf(r->region[i], sizeof r->region[i], "%s", cfg->regions[i].id);
         if ((rv = upstream_new(loop, cfg->regions[i].id, cfg->regions[i].rpc, cfg->regions[i].n,
@@ -427,7 +463,9 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     struct ws_config wc = {.max_conns = cfg->ws_max_conns,
                            .max_per_ip = cfg->ws_max_per_ip,
                            .ping_ms = cfg->ws_ping_ms,
-                           .queue_msgs = cfg->ws_queue_msgs};
+                           .queue_msgs = cfg->ws_queue_msgs,
+                           .max_gets = cfg->ws_max_gets,
+                           .max_resumes = cfg->ws_max_resumes};
     if ((rv = ws_new(loop, r->gw, &wc, router__ws_get, r, &r->ws)) != 0) {
         errmsg_set(errmsg, rv, "router: websocket: %s", err_message(rv));
         goto err_after_gateway;
@@ -435,6 +473,7 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     if ((rv = http_start_ws(loop, cfg->http, router__handle, r, r->ws, &r->http, errmsg)) != 0) {
         goto err_after_ws;
     }
+    http_set_conn_limits(r->http, cfg->http_max_conns, cfg->http_max_per_ip);
     *out = r;
     return 0;
 
@@ -460,6 +499,8 @@ err_after_upstreams:
     if (r->up[ROUTER_META]) {
         upstream_close(r->up[ROUTER_META], NULL, NULL);
     }
+    rlimit_free(r->rl);
+err_after_alloc:
     strmap_free(&r->player_region);
     strmap_free(&r->board_order);
     free(r);
@@ -475,6 +516,7 @@ static void router__part_closed(void *data)
     }
     strmap_free(&r->player_region);
     strmap_free(&r->board_order);
+    rlimit_free(r->rl);
     void (*done)(void *) = r->done;
     void *dd = r->done_data;
     free(r);

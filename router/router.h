@@ -7,6 +7,7 @@
 #include <uv.h>
 
 #include "keyset.h"
+#include "rlimit.h"
 #include "upstream.h"
 
 #define ROUTER_MAX_REGIONS 16
@@ -45,6 +46,12 @@ struct router_config {
     const char *hold_boards;
     /* GET /v1/ws (ws.h; 0 = its default) */
     unsigned ws_max_conns, ws_max_per_ip, ws_ping_ms, ws_queue_msgs;
+    unsigned ws_max_gets, ws_max_resumes; /* per connection (ws.h; 0 = its default) */
+    /* Plain HTTP connections at most, in all and per client address (http.h; 0 = its
+     * default). */
+    unsigned http_max_conns, http_max_per_ip;
+    /* Request rate limits per API key and per client address (rlimit.h, docs/security.md). */
+    struct rlimit_config limits;
 };
 
 struct router; /* Opaque. */

@@ -27,6 +27,7 @@
 #include "closer.h"
 #include "gateway.h"
 #include "http.h"
+#include "rlimit.h"
 #include "rmodel.h"
 #include "router.h"
 #include "ws.h"
@@ -35,6 +36,10 @@
 
 enum router__auth { AUTH_NONE, AUTH_API, AUTH_ADMIN };
 enum router__body { BODY_NONE, BODY_OBJECT, BODY_ARRAY };
+/* Which rate limits a route counts against (rlimit.h): none (the operations endpoints, so
+ * monitoring keeps working under a flood), reads per address, or writes per address and per
+ * key. */
+enum router__lim { LIM_NONE, LIM_READ, LIM_WRITE };
 
 /* Per-route request counts by status class and latency histogram, for /metrics. */
 #define ROUTER_LAT_BUCKETS 12 /* upper bounds: router__lat_bounds_us */
@@ -77,6 +82,7 @@ struct router {
     struct catsync *catsync; /* the catalog carrier, with a metadata group (catsync.h) */
     struct closer *closer;   /* the cycle closer, with a metadata group (closer.h) */
     struct rmodel *rm;       /* the read model (rmodel.h) */
+    struct rlimit *rl;       /* the request rate limits (rlimit.h) */
 };
 
 struct rreq;
@@ -119,6 +125,7 @@ struct rreq {
     void *route_data;
     void (*route_free)(void *route_data);
     char errmsg[RREQ_ERRMSG_SIZE]; /* the sentence of the error a step returns */
+    unsigned retry_after_s;        /* Retry-After of a 429 or 503 answer; 0: 1 second */
 };
 
 struct router__route {
@@ -127,6 +134,7 @@ struct router__route {
     rreq__step handler;
     enum router__auth auth;
     enum router__body body;
+    enum router__lim lim;
 };
 
 /* ---- router.c ----------------------------------------------------------------------------- */

@@ -115,7 +115,9 @@ void rreq__reply_error(struct rreq *q, int rv)
     int status = err_http_status(rv);
     json_t *j = json_pack("{s:{s:s,s:s}}", "error", "code", err_api_code(rv), "message",
                           q->errmsg[0] ? q->errmsg : err_message(rv));
-    rreq__reply_json(q, status, j, status == 503 || status == 429 ? "Retry-After: 1\r\n" : NULL);
+    char retry[40];
+    snprintf(retry, sizeof retry, "Retry-After: %u\r\n", q->retry_after_s ? q->retry_after_s : 1);
+    rreq__reply_json(q, status, j, status == 503 || status == 429 ? retry : NULL);
 }
 
 /* Reply with a replica's msgpack answer as JSON. */

@@ -564,6 +564,12 @@ int ws_new(uv_loop_t *loop, struct gateway *g, const struct ws_config *cfg, ws_g
     if (w->cfg.max_per_ip == 0) {
         w->cfg.max_per_ip = WS_DEFAULT_MAX_PER_IP;
     }
+    if (w->cfg.max_gets == 0) {
+        w->cfg.max_gets = WS_DEFAULT_MAX_GETS;
+    }
+    if (w->cfg.max_resumes == 0) {
+        w->cfg.max_resumes = WS_DEFAULT_MAX_RESUMES;
+    }
     if (w->cfg.queue_bytes == 0) {
         w->cfg.queue_bytes = 1u << 20;
     }

@@ -18,16 +18,22 @@
 #define WS_MSG_MAX (64 * 1024) /* a client message above this gets an error and is dropped */
 
 struct ws_config {
-    unsigned max_conns;  /* per router (0: WS_DEFAULT_MAX_CONNS) */
-    unsigned max_per_ip; /* per peer address (0: WS_DEFAULT_MAX_PER_IP) */
-    size_t queue_bytes;  /* send queue bound per connection (0: 1 MiB) */
-    unsigned queue_msgs; /* send queue bound per connection (0: 1000) */
-    unsigned ping_ms;    /* server ping period; a peer silent for 2 periods is closed
-                            (0: 20 000) */
+    unsigned max_conns;   /* per router (0: WS_DEFAULT_MAX_CONNS) */
+    unsigned max_per_ip;  /* per peer address (0: WS_DEFAULT_MAX_PER_IP) */
+    size_t queue_bytes;   /* send queue bound per connection (0: 1 MiB) */
+    unsigned queue_msgs;  /* send queue bound per connection (0: 1000) */
+    unsigned ping_ms;     /* server ping period; a peer silent for 2 periods is closed
+                             (0: 20 000) */
+    unsigned max_gets;    /* gets in flight per connection (0: WS_DEFAULT_MAX_GETS) */
+    unsigned max_resumes; /* resumes replaying per connection (0: WS_DEFAULT_MAX_RESUMES) */
 };
 
 #define WS_DEFAULT_MAX_CONNS 200000
 #define WS_DEFAULT_MAX_PER_IP 200000
+/* A client past these gets an error event (rate_limited) for that get or resume, and the
+ * connection stays open: docs/security.md, "Limits". */
+#define WS_DEFAULT_MAX_GETS 64
+#define WS_DEFAULT_MAX_RESUMES 8
 
 /**
  * A reply to a get: @status and a JSON @body of @len bytes (borrowed for the call).
@@ -89,12 +95,14 @@ struct ws_stats {
     uint64_t refused[WS_REFUSE_STOPPING + 1]; /* handshakes refused, by enum ws_refusal */
     uint64_t slow_consumers;                  /* closed with 1008: send queue full */
     uint64_t ping_timeouts;                   /* closed with 1001: silent for two ping periods */
-    uint64_t received;     /* whole client messages, text or binary (not pongs) */
-    uint64_t sent;         /* messages written to sockets (pings and closes not counted) */
-    uint64_t sent_bytes;   /* their payload bytes */
-    uint64_t dropped;      /* messages queued but never written: their connection closed */
-    uint64_t queued;       /* gauge: messages waiting in send queues */
-    uint64_t queued_bytes; /* gauge: their payload bytes */
+    uint64_t gets_refused;    /* gets answered with an error: max_gets in flight already */
+    uint64_t resumes_refused; /* resumes answered with an error: max_resumes replaying */
+    uint64_t received;        /* whole client messages, text or binary (not pongs) */
+    uint64_t sent;            /* messages written to sockets (pings and closes not counted) */
+    uint64_t sent_bytes;      /* their payload bytes */
+    uint64_t dropped;         /* messages queued but never written: their connection closed */
+    uint64_t queued;          /* gauge: messages waiting in send queues */
+    uint64_t queued_bytes;    /* gauge: their payload bytes */
 };
 
 /** Copy @w's counters into *@st. */

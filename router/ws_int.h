@@ -31,6 +31,7 @@ struct ws_conn {
     int kill;           /* close code to send, or 0 */
     const char *kill_reason;
     uint64_t last_rx;
+    unsigned gets; /* gets in flight (ws_ops.c), bounded by cfg.max_gets */
     char ip[48];
     struct ws_conn *prev, *next; /* w->conns */
 };

@@ -90,6 +90,17 @@ static void ws_ops__topics_op(struct ws_conn *c, json_t *msg, int subscribe)
                 ws__error(c, LR_EINVAL, "resume: each region's last index is an integer >= 0");
                 continue;
             }
+            /* Each replay is a stream from a replica: a client must not open them without
+             * bound. The subscription above stands; only the replay is refused. */
+            if (gateway_client_replays(c->cl) >= c->w->cfg.max_resumes) {
+                snprintf(err, sizeof err,
+                         "resume: %u resumes are replaying on this connection already; "
+                         "resume again once they end",
+                         c->w->cfg.max_resumes);
+                c->w->st.resumes_refused++;
+                ws__error(c, LR_ERATELIMIT, err);
+                continue;
+            }
             if (gateway_client_resume(c->cl, region, (uint64_t)json_integer_value(v), names,
                                       (size_t)n, err, sizeof err) != 0) {
                 ws__error(c, LR_EINVAL, err);
@@ -158,6 +169,7 @@ static void ws_ops__get_reply(void *data, int status, const char *body, size_t l
         free(h);
         json_decref(head);
     }
+    c->gets--;
     free(gr->id);
     free(gr);
     ws__conn_unref(c);
@@ -207,6 +219,15 @@ static void ws_ops__get(struct ws_conn *c, json_t *msg)
         ws__error(c, LR_EINVAL, "get: path must be a /v1/ read path of at most 2047 bytes");
         return;
     }
+    if (c->gets >= c->w->cfg.max_gets) {
+        char e[160];
+        snprintf(e, sizeof e,
+                 "get: %u gets are in flight on this connection already; wait for an answer",
+                 c->w->cfg.max_gets);
+        c->w->st.gets_refused++;
+        ws__error(c, LR_ERATELIMIT, e);
+        return;
+    }
     snprintf(buf, sizeof buf, "%s", path);
     char *q = strchr(buf, '?');
     if (q) {
@@ -226,7 +247,9 @@ static void ws_ops__get(struct ws_conn *c, json_t *msg)
     }
     gr->c = c;
     c->refs++;
+    c->gets++;
     if (c->w->get(c->w->get_data, buf, q ? q : "", ws_ops__get_reply, gr) != 0) {
+        c->gets--;
         free(gr->id);
         free(gr);
         ws__conn_unref(c);

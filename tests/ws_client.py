@@ -14,6 +14,9 @@ reads them through a pipe and asserts.
                                          a close
   many URL SECONDS N TOPIC               N clients on TOPIC: how many got one event
   get URL PATH                           a read over the socket: the response
+  gets URL N PATH                        N gets of PATH sent back to back, then their N
+                                         answers: how many were responses and how many
+                                         rate_limited errors (for test_limits.c)
   collect URL SECONDS STOP TOPIC...      every event until one for player STOP arrives (or
                                          SECONDS), then 1 s more to catch repeats; then one
                                          line per event and {"done": n, "stopped": bool}
@@ -212,6 +215,23 @@ async def get(url, path):
         out(json.loads(await asyncio.wait_for(ws.recv(), 5)))
 
 
+async def gets(url, n, path):
+    async with websockets.connect(url) as ws:
+        out({"ready": True})
+        for i in range(n):
+            await ws.send(json.dumps({"op": "get", "id": i, "path": path}))
+        report = {"responses": 0, "limited": 0, "other": 0}
+        for _ in range(n):
+            m = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if m.get("type") == "response":
+                report["responses"] += 1
+            elif m.get("type") == "error" and m["error"]["code"] == "rate_limited":
+                report["limited"] += 1
+            else:
+                report["other"] += 1
+        out(report)
+
+
 async def collect(url, seconds, stop, topics):
     async with websockets.connect(url, max_size=1 << 20) as ws:
         await subscribe(ws, topics)
@@ -348,6 +368,8 @@ def main(argv):
         asyncio.run(tops(url, float(argv[3]), int(argv[4]), argv[5], argv[6:]))
     elif sc == "get":
         asyncio.run(get(url, argv[3]))
+    elif sc == "gets":
+        asyncio.run(gets(url, int(argv[3]), argv[4]))
     elif sc == "collect":
         asyncio.run(collect(url, float(argv[3]), argv[4], argv[5:]))
     elif sc == "limits":

@@ -124,7 +124,12 @@ int tdev_start(struct tdev *d, const char *regions, unsigned replicas, int ready
 
 int tdev_router_start(struct tdev *d, struct tdev_router *rt)
 {
-    char path[600], keys[600], args[TDEV_MAX_NODES][300], *argv[2 * TDEV_MAX_NODES + 16];
+    return tdev_router_start_with(d, rt, NULL);
+}
+
+int tdev_router_start_with(struct tdev *d, struct tdev_router *rt, const char *const *extra)
+{
+    char path[600], keys[600], args[TDEV_MAX_NODES][300], *argv[2 * TDEV_MAX_NODES + 32];
     int a = 0, nargs = 0;
     memset(rt, 0, sizeof *rt);
     snprintf(rt->http, sizeof rt->http, "127.0.0.1:%d", client_free_port());
@@ -158,6 +163,9 @@ int tdev_router_start(struct tdev *d, struct tdev_router *rt)
     argv[a++] = keys;
     argv[a++] = "--cluster-key-file";
     argv[a++] = keys;
+    for (int i = 0; extra && extra[i] && i < 16; i++) {
+        argv[a++] = (char *)extra[i];
+    }
     argv[a] = NULL;
     rt->pid = fork();
     if (rt->pid < 0) {

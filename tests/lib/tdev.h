@@ -61,6 +61,10 @@ struct tdev_router {
  */
 int tdev_router_start(struct tdev *d, struct tdev_router *rt);
 
+/** tdev_router_start with more `laurel router` flags: @extra, a NULL-terminated list (NULL:
+ * none; at most 16), borrowed for the call. */
+int tdev_router_start_with(struct tdev *d, struct tdev_router *rt, const char *const *extra);
+
 /** SIGTERM the router and reap it. */
 void tdev_router_stop(struct tdev_router *rt);
 
