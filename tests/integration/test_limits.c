@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +33,7 @@
 #include "tests/lib/testlib.h"
 
 #define ADMIN "limits-admin-key"
-#define API "limits-api-key"
+#define API "limits-api-key-0123" /* keys are 16 to 255 bytes (router/keyset.h) */
 
 struct fixture {
     struct tcluster c;
@@ -65,6 +66,9 @@ static pid_t router_start(const char *const *extra, char *http, size_t cap)
     argv[a] = NULL;
     pid_t pid = fork();
     if (pid == 0) {
+        /* Dies with the test: a crashed test must leave no router holding its ports (or the
+         * descriptors it inherited, such as a CPU lock held by whoever ran ctest). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         snprintf(log, sizeof log, "%s/router-%d.log", fx->c.dir, (int)getpid());
         if (freopen(log, "a", stdout) == NULL || freopen(log, "a", stderr) == NULL) {
             _exit(126);
