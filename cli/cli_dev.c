@@ -55,9 +55,8 @@ struct dev {
     char group[ROUTER_MAX_REGIONS + 1][65];
     unsigned nregions, ngroups, replicas;
     struct cli_dev__replica r[ROUTER_MAX_REGIONS + 1][DEV__MAX_REPLICAS];
-    struct keyset keys;   /* read back from keys.json */
-    char cluster_key[65]; /* replicas' and router's (docs/security.md), in DATA/keys.json */
-    char key_file[3100];  /* DATA/keys.json: replicas get its path, never the key itself */
+    struct keyset keys;  /* read back from keys.json */
+    char key_file[3100]; /* DATA/keys.json: replicas get its path, never the key itself */
     struct router *router;
     uv_signal_t sigint, sigterm;
 };
@@ -157,10 +156,8 @@ static int cli_dev__keys(struct dev *d, const char *admin, const char *api)
     if (rv == 0 && (ck == NULL || ck[0] == '\0')) {
         rv = cli_dev__random_key(key, sizeof key);
         rv = rv ? rv : json_object_set_new(j, "cluster_key", json_string(key));
-        ck = json_string_value(json_object_get(j, "cluster_key"));
         changed = 1;
     }
-    snprintf(d->cluster_key, sizeof d->cluster_key, "%s", ck ? ck : "");
     snprintf(d->key_file, sizeof d->key_file, "%s", path);
     if (rv == 0 && changed) {
         rv = cli_dev__write_json(path, j, 0600);
@@ -499,7 +496,9 @@ int cli_dev(int argc, char **argv)
     cfg.keys = &d.keys;
     struct peerauth_key cluster_key;
     char keymsg[LR_ERRMSG_SIZE];
-    if (peerauth_key_set(&cluster_key, d.cluster_key, strlen(d.cluster_key), keymsg) != 0) {
+    /* Read as the replicas read it (--cluster-key-file), so the router cannot hold another
+     * key than theirs (a copy could be cut short). */
+    if (peerauth_key_load(&cluster_key, d.key_file, keymsg) != 0) {
         fprintf(stderr, "laurel dev: %s\n", keymsg);
         cli_dev__stop_nodes(&d);
         return 1;
