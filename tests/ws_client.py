@@ -232,6 +232,31 @@ async def gets(url, n, path):
         out(report)
 
 
+async def resumes(url, n, region, topic):
+    """Sends @n subscribes, each resuming @region from index 0, back to back on one
+    connection, and reports how many were subscribed and how many replays were refused."""
+    async with websockets.connect(url) as ws:
+        out({"ready": True})
+        for _ in range(n):
+            msg = {"op": "subscribe", "topics": [topic], "resume": {region: 0}}
+            await ws.send(json.dumps(msg))
+        report = {"subscribed": 0, "limited": 0, "other": 0}
+        end = None
+        while end is None or time.monotonic() < end:
+            try:
+                m = json.loads(await asyncio.wait_for(ws.recv(), 10 if end is None else 1))
+            except asyncio.TimeoutError:
+                break
+            if m.get("type") == "subscribed":
+                report["subscribed"] += 1
+                if report["subscribed"] == n:  # a refusal follows its subscribed: wait a bit
+                    end = time.monotonic() + 1
+            elif m.get("type") == "error":
+                key = "limited" if m["error"]["code"] == "rate_limited" else "other"
+                report[key] += 1
+        out(report)
+
+
 async def collect(url, seconds, stop, topics):
     async with websockets.connect(url, max_size=1 << 20) as ws:
         await subscribe(ws, topics)
@@ -370,6 +395,8 @@ def main(argv):
         asyncio.run(get(url, argv[3]))
     elif sc == "gets":
         asyncio.run(gets(url, int(argv[3]), argv[4]))
+    elif sc == "resumes":
+        asyncio.run(resumes(url, int(argv[3]), argv[4], argv[5]))
     elif sc == "collect":
         asyncio.run(collect(url, float(argv[3]), argv[4], argv[5:]))
     elif sc == "limits":

@@ -7,6 +7,7 @@
  *   leave another key's bucket alone; /metrics counts the refusals;
  * - plain HTTP connections past --http-max-per-ip are closed at accept, and one is accepted
  *   again once another closed;
+ * - gets and resumes past their per-WebSocket bounds get rate_limited error events;
  * - a replica closes an RPC connection idle past --rpc-idle-s, and the router's pool, whose
  *   connections it closed that way, serves the next request by reconnecting;
  * - a replica closes an RPC connection past --rpc-max-conns at accept.
@@ -367,6 +368,59 @@ static void ws_gets_past_the_bound_get_errors(void **state)
     router_stop(pid);
 }
 
+/* Resumes sent back to back on one WebSocket past --ws-max-resumes replaying get an error
+ * event rate_limited each; every subscription itself stands, and the connection stays open. */
+static void ws_resumes_past_the_bound_get_errors(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"--ws-max-resumes", "1", NULL};
+    char http[32], cmd[1024], line[1024];
+    char body[128], metric[96];
+    struct httpc_resp r;
+    pid_t pid = router_start(extra, http, sizeof http);
+    assert_true(pid > 0);
+    /* A resume replays only what the router's stream has delivered already (a resume from
+     * its present is a no-op): a rename gives the region an event, then wait until the
+     * stream has passed it. */
+    for (int i = 0; i < 2; i++) {
+        snprintf(body, sizeof body, "{\"name\":\"n%d\",\"region\":\"%s\"}", i, fx->c.region);
+        assert_int_equal(httpc_do(http, "PUT", "/v1/players/resumer", API, body, &r), 0);
+        assert_true(r.status == 200 || r.status == 201);
+        httpc_free(&r);
+    }
+    snprintf(metric, sizeof metric, "laurel_ws_stream_index{region=\"%s\"}", fx->c.region);
+    for (int tries = 0; tries < 100 && metric_sum(http, metric) <= 0; tries++) {
+        tdev_sleep_ms(50);
+    }
+    assert_true(metric_sum(http, metric) > 0);
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/tests/ws_client.py resumes ws://%s/v1/ws 20 %s player:resumer",
+             LAUREL_SRC, http, fx->c.region);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    json_t *report = NULL;
+    while (report == NULL && fgets(line, sizeof line, p) != NULL) {
+        json_t *j = json_loads(line, 0, NULL);
+        if (j && json_object_get(j, "subscribed")) {
+            report = j;
+        } else {
+            json_decref(j);
+        }
+    }
+    pclose(p);
+    assert_non_null(report);
+    json_int_t limited = json_integer_value(json_object_get(report, "limited"));
+    assert_int_equal(json_integer_value(json_object_get(report, "subscribed")), 20);
+    assert_int_equal(json_integer_value(json_object_get(report, "other")), 0);
+    /* The first replay is a stream from a replica, still open when the next 19 messages,
+     * sent in the same burst, arrive. */
+    assert_true(limited >= 1);
+    assert_true(limited <= 19);
+    json_decref(report);
+    assert_true(metric_sum(http, "laurel_ws_ops_refused_total{op=\"resume\"}") == limited);
+    router_stop(pid);
+}
+
 /* Past --rpc-max-conns, a replica closes a new connection at accept; once one closes, a new
  * connection is served. */
 static void rpc_connections_past_the_cap_are_closed(void **state)
@@ -413,6 +467,7 @@ int main(void)
         cmocka_unit_test(writes_past_a_keys_bucket_get_429),
         cmocka_unit_test(http_connections_past_the_cap_are_closed),
         cmocka_unit_test(ws_gets_past_the_bound_get_errors),
+        cmocka_unit_test(ws_resumes_past_the_bound_get_errors),
         cmocka_unit_test(idle_rpc_connections_close_and_the_router_reconnects),
         cmocka_unit_test(rpc_connections_past_the_cap_are_closed),
     };
