@@ -2,6 +2,7 @@
  * replicas started with --cluster-key-file; raw TCP connections to their raft and RPC ports
  * without the key or with a wrong one are closed and change nothing (digest, term, voters);
  * `laurel ctl status` fails without the key (naming --cluster-key-file) and works with it; a
+ * router without the key or with a wrong one never gets ready and counts its failures; a
  * replica on a non-loopback address without a key refuses to start (docs/security.md). */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +28,7 @@
 #include "proto/peerauth.h"
 #include "raft/handshake.h"
 #include "tests/lib/cluster.h"
+#include "tests/lib/httpc.h"
 #include "tests/lib/testlib.h"
 
 extern char **environ;
@@ -297,12 +300,132 @@ static void unkeyed_replica_off_loopback_refuses(void **state)
     assert_non_null(strstr(buf, "--cluster-key-file"));
 }
 
+/* A `laurel router` over the keyed region, with @key_file (NULL: no key), serving /readyz on
+ * @http. It dies with the test. @return its pid. */
+static pid_t router_spawn(const struct fixture *f, const char *key_file, char *http, size_t cap)
+{
+    char region[128], logpath[700];
+    snprintf(http, cap, "127.0.0.1:%d", client_free_port());
+    snprintf(region, sizeof region, "eu=%s,%s,%s", f->c.r[0].rpc, f->c.r[1].rpc, f->c.r[2].rpc);
+    snprintf(logpath, sizeof logpath, "%s/router-%s.log", f->c.dir, key_file ? "k" : "nokey");
+    const char *argv[16];
+    int a = 0;
+    argv[a++] = f->c.bin;
+    argv[a++] = "router";
+    argv[a++] = "--http";
+    argv[a++] = http;
+    argv[a++] = "--region";
+    argv[a++] = region;
+    argv[a++] = "--admin-key";
+    argv[a++] = "cluster-key-test-admin";
+    if (key_file) {
+        argv[a++] = "--cluster-key-file";
+        argv[a++] = key_file;
+    }
+    argv[a] = NULL;
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    return pid;
+}
+
+/* The router at @http's count of failed peer handshakes (-1: no answer). */
+static long long router_failures(const char *http)
+{
+    struct httpc_resp r;
+    long long failures = -1;
+    if (httpc_do(http, "GET", "/metrics", "", NULL, &r) == 0) {
+        const char *m = "laurel_router_peer_auth_failures_total{";
+        failures = 0;
+        for (const char *p = r.body; p && (p = strstr(p, m)) != NULL; p++) {
+            const char *sp = strchr(p, ' ');
+            failures += sp ? atoll(sp + 1) : 0;
+        }
+        httpc_free(&r);
+    }
+    return failures;
+}
+
+/* The router at @http's /readyz status (0: no answer). A router that reaches no leader takes
+ * its upstream timeout (5 s) to say so. */
+static int router_ready(const char *http)
+{
+    struct httpc_resp r;
+    int status = 0;
+    if (httpc_do(http, "GET", "/readyz", "", NULL, &r) == 0) {
+        status = r.status;
+        httpc_free(&r);
+    }
+    return status;
+}
+
+/* Keyed replicas and a router without the key, or with the wrong one, cannot talk: the
+ * router never becomes ready (and, holding a key, counts its failed handshakes; without one
+ * it does no handshake, and the replicas count it); with the key it is ready. The replicas'
+ * state does not move. */
+static void routers_need_the_key(void **state)
+{
+    struct fixture *f = *state;
+    struct snap before, after;
+    const char *files[] = {NULL, f->wrong_file, f->key_file};
+    take(f, 0, &before);
+    for (unsigned k = 0; k < 3; k++) {
+        char http[32];
+        long long failures = -1;
+        int status = 0;
+        pid_t pid = router_spawn(f, files[k], http, sizeof http);
+        /* Long enough for several reconnects of its pool and streams. */
+        for (int tries = 0; tries < 100 && (failures <= 0 || tries < 20); tries++) {
+            usleep(100 * 1000);
+            failures = router_failures(http);
+            if (k != 1 && failures >= 0 && tries >= 20) {
+                break;
+            }
+        }
+        for (int tries = 0; tries < 10 && status != 200; tries++) {
+            status = router_ready(http);
+            if (k != 2 || status == 200) {
+                break;
+            }
+            usleep(500 * 1000);
+        }
+        failures = router_failures(http);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        if (k == 2) {
+            assert_int_equal(status, 200);
+        } else {
+            assert_int_equal(status, 503);
+        }
+        if (k == 1) {
+            assert_true(failures > 0);
+        } else {
+            assert_int_equal(failures, 0);
+        }
+    }
+    take(f, 0, &after);
+    assert_int_equal(after.digest, before.digest);
+    assert_int_equal(after.term, before.term);
+    assert_string_equal(after.voters, before.voters);
+    assert_true(after.auth_failures > before.auth_failures);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(strangers_are_refused),
         cmocka_unit_test(ctl_needs_the_key),
+        cmocka_unit_test(routers_need_the_key),
         cmocka_unit_test(unkeyed_replica_off_loopback_refuses),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
