@@ -59,13 +59,14 @@ struct dev {
     char key_file[3100]; /* DATA/keys.json: replicas get its path, never the key itself */
     struct router *router;
     uv_signal_t sigint, sigterm;
+    enum log_format log_format; /* of every process (--log-format) */
 };
 
 static void cli_dev__usage(FILE *f)
 {
     fprintf(f,
             "usage: laurel dev [--http HOST:PORT] [--data DIR] [--regions a,b,c] [--replicas N]\n"
-            "                  [--admin-key K] [--api-key K]\n"
+            "                  [--admin-key K] [--api-key K] [--log-format text|json]\n"
             "\n"
             "Starts a whole cluster here: one `laurel node` process per replica of each region\n"
             "and of the metadata group (`laurel node --role meta`, as many replicas as a region)\n"
@@ -75,7 +76,8 @@ static void cli_dev__usage(FILE *f)
             "so several keys of a role may be listed there to rotate one). --admin-key and\n"
             "--api-key replace the file's key of their role, and show in ps: prefer the file.\n"
             "DATA/dev.json lists every process; replica logs are DATA/<region>-<n>.log and\n"
-            "DATA/meta-<n>.log. Ctrl-C stops everything.\n");
+            "DATA/meta-<n>.log. --log-format applies to the router and every replica\n"
+            "(docs/operations.md, Logs). Ctrl-C stops everything.\n");
 }
 
 static int cli_dev__random_key(char *out, size_t n)
@@ -312,6 +314,8 @@ static int cli_dev__spawn(struct dev *d, unsigned g, unsigned i)
     argv[a++] = dir;
     argv[a++] = "--cluster-key-file";
     argv[a++] = d->key_file;
+    argv[a++] = "--log-format";
+    argv[a++] = d->log_format == LOG_FORMAT_JSON ? "json" : "text";
     for (unsigned k = 0; k < d->replicas; k++) {
         snprintf(peers[k], sizeof peers[k], "%u=%s,%s", k + 1, d->r[g][k].raft, d->r[g][k].rpc);
         argv[a++] = "--peer";
@@ -413,6 +417,7 @@ int cli_dev(int argc, char **argv)
                                          {"replicas", required_argument, NULL, 'n'},
                                          {"admin-key", required_argument, NULL, 'a'},
                                          {"api-key", required_argument, NULL, 'k'},
+                                         {"log-format", required_argument, NULL, 'F'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     static struct dev d; /* owned by this command for the process's life */
@@ -431,6 +436,12 @@ int cli_dev(int argc, char **argv)
         case 'n': d.replicas = (unsigned)atoi(optarg); break;
         case 'a': admin = optarg; break;
         case 'k': api = optarg; break;
+        case 'F':
+            if (log_format_parse(optarg, &d.log_format) != 0) {
+                fprintf(stderr, "laurel dev: --log-format: text or json\n");
+                return 2;
+            }
+            break;
         case 'h': cli_dev__usage(stdout); return 0;
         default: cli_dev__usage(stderr); return 2;
         }
@@ -489,9 +500,11 @@ int cli_dev(int argc, char **argv)
      * inside uv_run below. */
     struct logger log;
     log_init(&log, stderr, LOG_INFO, 0, "router");
+    log_set_process(&log, "router", d.log_format);
     struct router_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.log = &log;
+    cfg.log_requests = ROUTER_DEFAULT_LOG_REQUESTS;
     cfg.http = d.http;
     cfg.keys = &d.keys;
     struct peerauth_key cluster_key;

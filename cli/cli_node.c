@@ -66,7 +66,9 @@ static void cli_node__usage(FILE *f)
             "                      (default 300; 0: never)\n"
             "  --read-barrier      accepted for old scripts; every read now waits for a raft\n"
             "                      barrier (docs/durability.md, Reads)\n"
-            "  --log-level L       error, warn, info (default), debug\n");
+            "  --log-level L       error, warn, info (default), debug\n"
+            "  --log-format F      text (default) or json: one object per line with ts, level,\n"
+            "                      process, node, region, term, msg (docs/operations.md)\n");
 }
 
 static int cli_node__addr_ok(const char *s)
@@ -178,6 +180,7 @@ int cli_node(int argc, char **argv)
                                          {"sync", no_argument, NULL, 'y'},
                                          {"disk-reserve-mb", required_argument, NULL, 'D'},
                                          {"log-level", required_argument, NULL, 'l'},
+                                         {"log-format", required_argument, NULL, 'F'},
                                          {"read-barrier", no_argument, NULL, 'R'},
                                          {"rpc-max-conns", required_argument, NULL, 'X'},
                                          {"rpc-idle-s", required_argument, NULL, 'Z'},
@@ -185,6 +188,7 @@ int cli_node(int argc, char **argv)
                                          {NULL, 0, NULL, 0}};
     struct node_config cfg;
     enum log_level level = LOG_INFO;
+    enum log_format format = LOG_FORMAT_TEXT;
     const char *cluster = NULL;
     const char *key_file = NULL;
     int c;
@@ -255,6 +259,12 @@ int cli_node(int argc, char **argv)
             *(c == 'X' ? &cfg.max_conns : &cfg.idle_s) = (unsigned)v;
             break;
         }
+        case 'F':
+            if (log_format_parse(optarg, &format) != 0) {
+                fprintf(stderr, "laurel node: --log-format: text or json\n");
+                return 2;
+            }
+            break;
         case 'l':
             if (log_level_parse(optarg, &level) != 0) {
                 fprintf(stderr, "laurel node: --log-level: error, warn, info or debug\n");
@@ -308,6 +318,7 @@ int cli_node(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN); /* a dead peer must not kill the survivors (NOTES-deps.md) */
     struct logger log;
     log_init(&log, stderr, level, cfg.id, cfg.region);
+    log_set_process(&log, "node", format);
     struct cli_node__run run = {0};
     char errmsg[LR_ERRMSG_SIZE];
     run.loop = uv_default_loop();

@@ -84,12 +84,20 @@ static void cli_router__usage(FILE *f)
             "  --limit-addr-writes R[/B]  writes a second per client address (default 50000)\n"
             "  --limit-addr-reads R[/B]   reads a second per client address (default 100000)\n"
             "  --limit-table N     buckets each limit keeps (default 65536); past that the\n"
-            "                      least recently used address starts again (docs/security.md)\n");
+            "                      least recently used address starts again (docs/security.md)\n"
+            "  --log-format F      text (default) or json: one object per line with ts, level,\n"
+            "                      process, node, region, term, msg (docs/operations.md)\n"
+            "  --log-requests N    log one request in N with method, route, status and\n"
+            "                      latency (default 100; 0: none); 5xx answers are always\n"
+            "                      logged\n");
 }
 
 /* getopt values of --limit-* (one per enum rlimit_kind) and --limit-table. */
 #define CLI_ROUTER__LIMIT 0x100
 #define CLI_ROUTER__LIMIT_TABLE (CLI_ROUTER__LIMIT + RLIMIT_N)
+/* getopt values of the logging flags. */
+#define CLI_ROUTER__LOG_FORMAT 0x300
+#define CLI_ROUTER__LOG_REQUESTS 0x301
 
 /* --limit-*: RATE[/BURST], whole numbers; a rate of 0 turns the limit off. 0, or -1 with a
  * line on stderr. */
@@ -185,8 +193,9 @@ static int cli_router__number(const char *flag, const char *s, unsigned *out)
 
 /* Add the keys of @file (when given) and of the environment to @ks, which holds the flags'.
  * 0, or -1 with a line on stderr: a bad key or file, or no key at all on an @http address
- * other people can reach. */
-static int cli_router__keys(struct keyset *ks, const char *file, const char *http)
+ * other people can reach (no key on loopback: a warning through @log). */
+static int cli_router__keys(struct keyset *ks, const char *file, const char *http,
+                            struct logger *log)
 {
     char errmsg[LR_ERRMSG_SIZE];
     if ((file != NULL && keyset_load_file(ks, file, errmsg) != 0) ||
@@ -205,7 +214,7 @@ static int cli_router__keys(struct keyset *ks, const char *file, const char *htt
                 http);
         return -1;
     }
-    fprintf(stderr, "laurel router: no keys: endpoints that need a key answer 401\n");
+    LOG(log, LOG_WARN, "laurel router: no keys: endpoints that need a key answer 401");
     return 0;
 }
 
@@ -256,6 +265,8 @@ int cli_router(int argc, char **argv)
         {"limit-addr-writes", required_argument, NULL, CLI_ROUTER__LIMIT + RLIMIT_ADDR_WRITES},
         {"limit-addr-reads", required_argument, NULL, CLI_ROUTER__LIMIT + RLIMIT_ADDR_READS},
         {"limit-table", required_argument, NULL, CLI_ROUTER__LIMIT_TABLE},
+        {"log-format", required_argument, NULL, CLI_ROUTER__LOG_FORMAT},
+        {"log-requests", required_argument, NULL, CLI_ROUTER__LOG_REQUESTS},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct router_config cfg;
@@ -274,8 +285,10 @@ int cli_router(int argc, char **argv)
     keyset_init(&keys);
     log_init(&log, stderr, LOG_INFO, 0, "router");
     memset(&cfg, 0, sizeof cfg);
+    log_set_process(&log, "router", LOG_FORMAT_TEXT);
     cfg.log = &log;
     cfg.http = "127.0.0.1:8080";
+    cfg.log_requests = ROUTER_DEFAULT_LOG_REQUESTS;
     optind = 1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
@@ -330,6 +343,26 @@ int cli_router(int argc, char **argv)
         case 'K': keys_file = optarg; break;
         case 'c': cluster_key_file = optarg; break;
         case 'h': cli_router__usage(stdout); return 0;
+        case CLI_ROUTER__LOG_FORMAT:
+            if (log_format_parse(optarg, &log.format) != 0) {
+                fprintf(stderr, "laurel router: --log-format: text or json\n");
+                return 2;
+            }
+            break;
+        case CLI_ROUTER__LOG_REQUESTS: {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long v = strtoull(optarg, &end, 10);
+            if (optarg[0] < '0' || optarg[0] > '9' || *end != '\0' || errno != 0 || v > UINT_MAX) {
+                fprintf(stderr,
+                        "laurel router: --log-requests %s: expected a whole number (one request "
+                        "in N is logged; 0: none)\n",
+                        optarg);
+                return 2;
+            }
+            cfg.log_requests = (unsigned)v;
+            break;
+        }
         case CLI_ROUTER__LIMIT_TABLE:
             if (cli_router__number("limit-table", optarg, &cfg.limits.slots) != 0) {
                 return 2;
@@ -360,7 +393,7 @@ int cli_router(int argc, char **argv)
         cli_router__usage(stderr);
         return 2;
     }
-    if (cli_router__keys(&keys, keys_file, cfg.http) != 0) {
+    if (cli_router__keys(&keys, keys_file, cfg.http, &log) != 0) {
         return 2;
     }
     cfg.keys = &keys;
@@ -377,11 +410,11 @@ int cli_router(int argc, char **argv)
     uv_loop_t *loop = uv_default_loop();
     struct cli_router__run run = {0};
     if (router_start(loop, &cfg, &run.router, errmsg) != 0) {
-        fprintf(stderr, "laurel router: %s\n", errmsg);
+        LOG(&log, LOG_ERROR, "laurel router: %s", errmsg);
         return 1;
     }
-    fprintf(stderr, "laurel router: serving http://%s with %u region(s)%s\n", cfg.http,
-            cfg.nregions, cfg.meta.n > 0 ? " and the metadata group" : "");
+    LOG(&log, LOG_INFO, "laurel router: serving http://%s with %u region(s)%s", cfg.http,
+        cfg.nregions, cfg.meta.n > 0 ? " and the metadata group" : "");
     uv_signal_init(loop, &run.sigint);
     uv_signal_init(loop, &run.sigterm);
     run.sigint.data = run.sigterm.data = &run;

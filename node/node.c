@@ -571,7 +571,16 @@ static void node__check(uv_check_t *h)
     if (n->stopping || n->fatal) {
         return;
     }
-    if (raft_state(&n->raft) == RAFT_LEADER && n->clock_term != n->raft.current_term) {
+    /* Every log line carries the term (lib/log.h): set it before anything of this turn logs,
+     * and say when the role changes, so a log shows each election it saw. */
+    n->log->term = n->raft.current_term;
+    int role = raft_state(&n->raft);
+    if (role != n->logged_role) {
+        n->logged_role = role;
+        LOG(n->log, LOG_INFO, "role: %s in term %llu", node__role(role),
+            (unsigned long long)n->raft.current_term);
+    }
+    if (role == RAFT_LEADER && n->clock_term != n->raft.current_term) {
         n->clock_term = n->raft.current_term; /* elected: measure the peers' clocks at once */
         node__peerclock_sample(n);
     }

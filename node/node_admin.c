@@ -12,14 +12,12 @@
 /* ---- status and membership
  * ------------------------------------------------------------------------- */
 
-static const char *node__role(int state)
+const char *node__role(int state)
 {
-    switch (state) {
-    case RAFT_LEADER: return "leader";
-    case RAFT_FOLLOWER: return "follower";
-    case RAFT_CANDIDATE: return "candidate";
-    default: return "unavailable";
-    }
+    /* Indexed by libraft's enum (RAFT_UNAVAILABLE .. RAFT_LEADER). */
+    static const char *const names[] = {"unavailable", "follower", "candidate", "leader"};
+    return state >= 0 && state < (int)(sizeof names / sizeof names[0]) ? names[state]
+                                                                       : "unavailable";
 }
 
 void node__op_status(struct node_conn *c, struct node_req *r)

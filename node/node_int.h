@@ -173,6 +173,7 @@ struct node {
     int64_t stamp_issued;           /* the highest time stamp this node has put in a command */
     struct node_peerclock pclock[NODE_MAX_PEERS]; /* for cfg.peers[i] */
     uint64_t clock_term;     /* the term whose election started the last sampling round */
+    int logged_role;         /* raft_state() when the last "role:" line was logged; 0: none */
     uint64_t clock_skewed;   /* ticks this leader's clock was past the tolerance from the
                                 majority's (status "clock_skewed") */
     int clock_warned;        /* the skew is logged: the next line says when it ends */
@@ -260,6 +261,8 @@ void node__admit_check(struct node *n);
 int node__admit_write(struct node *n);
 
 /* node_admin.c */
+/* "leader", "follower", "candidate" or "unavailable": raft_state() as status and logs say it. */
+const char *node__role(int state);
 void node__op_status(struct node_conn *c, struct node_req *r);
 void node__op_add(struct node_conn *c, struct node_req *r);
 void node__op_remove(struct node_conn *c, struct node_req *r);

@@ -257,8 +257,7 @@ static void route_ops__printf(struct route_ops_text *t, const char *fmt, ...)
 
 static const char *route_ops__method(const struct router__route *rt)
 {
-    static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "OTHER"};
-    return rt ? names[rt->method] : "ANY";
+    return rt ? router__method_name(rt->method) : "ANY";
 }
 
 static void route_ops__http_metrics(struct route_ops_text *t, const struct router *r)

@@ -83,6 +83,12 @@ const struct router__route *router__route_at(size_t i)
 const uint64_t router__lat_bounds_us[ROUTER_LAT_BUCKETS] = {
     250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000};
 
+const char *router__method_name(enum http_method m)
+{
+    static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "OTHER"};
+    return (unsigned)m < sizeof names / sizeof names[0] ? names[m] : "OTHER";
+}
+
 void router__observe(struct router *r, const struct router__route *route, uint64_t t0, int status)
 {
     size_t i = route ? (size_t)(route - router__routes) : ROUTER__NROUTES;
@@ -396,6 +402,7 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     r->loop = loop;
     r->log = cfg->log;
     r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 5000;
+    r->log_requests = cfg->log_requests;
     if (cfg->keys != NULL) {
         r->keys = *cfg->keys;
     } else {

@@ -52,7 +52,12 @@ struct router_config {
     unsigned http_max_conns, http_max_per_ip;
     /* Request rate limits per API key and per client address (rlimit.h, docs/security.md). */
     struct rlimit_config limits;
+    /* Log one request in @log_requests (method, route, status, latency), and every 5xx; 0:
+     * only the 5xx. `laurel router` defaults to ROUTER_DEFAULT_LOG_REQUESTS. */
+    unsigned log_requests;
 };
+
+#define ROUTER_DEFAULT_LOG_REQUESTS 100
 
 struct router; /* Opaque. */
 

@@ -83,6 +83,11 @@ struct router {
     struct closer *closer;   /* the cycle closer, with a metadata group (closer.h) */
     struct rmodel *rm;       /* the read model (rmodel.h) */
     struct rlimit *rl;       /* the request rate limits (rlimit.h) */
+    /* Request log lines (router_config.log_requests): one request in log_requests, counted
+     * by log_seq; 5xx lines at most one a second (a region down answers every write 503). */
+    unsigned log_requests;
+    uint64_t log_seq;
+    struct log_limit log_5xx;
 };
 
 struct rreq;
@@ -146,6 +151,8 @@ extern const uint64_t router__lat_bounds_us[ROUTER_LAT_BUCKETS];
 /* Count an answer with @status to a request of @route (NULL: none matched) that arrived at
  * @t0 (uv_hrtime). Every reply calls it once. */
 void router__observe(struct router *r, const struct router__route *route, uint64_t t0, int status);
+/* "GET", "POST", ... of @m. */
+const char *router__method_name(enum http_method m);
 
 /* Index of region @id, or -1. */
 int router__region_index(const struct router *r, const char *id);

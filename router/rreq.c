@@ -75,6 +75,34 @@ int rreq__upstream_err(struct rreq *q, int code, const msgpack_object *payload)
 
 /* ---- replies ----------------------------------------------------------------------------- */
 
+/* Count the answer (/metrics) and log it when sampled, or when it is a 5xx (rate-limited):
+ * docs/operations.md, "Logs". */
+static void rreq__observe(struct rreq *q, int status)
+{
+    struct router *r = q->r;
+    router__observe(r, q->route, q->t0, status);
+    int sampled = r->log_requests != 0 && ++r->log_seq % r->log_requests == 0;
+    enum log_level lvl = status >= 500 ? LOG_WARN : LOG_INFO;
+    uint64_t held = 0;
+    if ((!sampled && status < 500) || lvl > r->log->level ||
+        (status >= 500 && !log_limit_allow(&r->log_5xx, uv_now(r->loop), &held))) {
+        return;
+    }
+    const struct http_req *h = q->h;
+    json_t *f =
+        json_pack("{s:s,s:s,s:i,s:I,s:s,s:s}", "method",
+                  q->route ? router__method_name(q->route->method)
+                           : (h ? router__method_name(h->method) : "GET"),
+                  "route", q->route ? q->route->pattern : (h && h->path ? h->path : "?"), "status",
+                  status, "latency_us", (json_int_t)((uv_hrtime() - q->t0) / 1000), "source",
+                  h && h->peer ? h->peer : "", "via", q->reply ? "ws" : "http");
+    if (f != NULL && held > 0) {
+        json_object_set_new(f, "unlogged_5xx", json_integer((json_int_t)held));
+    }
+    log_emit_fields(r->log, lvl, f, status >= 500 && q->errmsg[0] ? q->errmsg : "request");
+    json_decref(f);
+}
+
 /* The last act of every reply (counted already): send it, free @q. */
 static void rreq__send(struct rreq *q, int status, const char *ctype, const char *body, size_t len,
                        const char *headers)
@@ -91,7 +119,7 @@ static void rreq__send(struct rreq *q, int status, const char *ctype, const char
 void rreq__reply_json(struct rreq *q, int status, json_t *j, const char *headers)
 {
     static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
-    router__observe(q->r, q->route, q->t0, status);
+    rreq__observe(q, status);
     char *s = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15));
     json_decref(j);
     if (s == NULL) {
@@ -106,7 +134,7 @@ void rreq__reply_json(struct rreq *q, int status, json_t *j, const char *headers
  * answer JSON). */
 void rreq__reply_text(struct rreq *q, int status, const char *ctype, const char *body, size_t len)
 {
-    router__observe(q->r, q->route, q->t0, status);
+    rreq__observe(q, status);
     rreq__send(q, status, ctype, body, len, NULL);
 }
 

@@ -15,7 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -323,18 +322,8 @@ static pid_t router_spawn(const struct fixture *f, const char *key_file, char *h
         argv[a++] = key_file;
     }
     argv[a] = NULL;
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 2);
-            dup2(fd, 1);
-        }
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
+    pid_t pid = testlib_spawn(argv, logpath);
+    assert_true(pid > 0);
     return pid;
 }
 

@@ -19,7 +19,6 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,18 +64,8 @@ static pid_t router_start(const char *const *extra, char *http, size_t cap)
         argv[a++] = extra[i];
     }
     argv[a] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* Dies with the test: a crashed test must leave no router holding its ports (or the
-         * descriptors it inherited, such as a CPU lock held by whoever ran ctest). */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        snprintf(log, sizeof log, "%s/router-%d.log", fx->c.dir, (int)getpid());
-        if (freopen(log, "a", stdout) == NULL || freopen(log, "a", stderr) == NULL) {
-            _exit(126);
-        }
-        execv(fx->c.bin, (char **)argv);
-        _exit(127);
-    }
+    snprintf(log, sizeof log, "%s/router-%s.log", fx->c.dir, http);
+    pid_t pid = testlib_spawn(argv, log);
     for (int waited = 0; pid > 0 && waited < 15000; waited += 100) {
         struct httpc_resp r;
         if (httpc_do(http, "GET", "/readyz", "", NULL, &r) == 0) {

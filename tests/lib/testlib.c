@@ -6,6 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -103,4 +107,32 @@ int testlib_cmdline_has(int pid, const char *needle)
     }
     buf[n] = '\0';
     return strstr(buf, needle) != NULL;
+}
+
+int testlib_spawn(const char *const *argv, const char *logpath)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0) {
+        return pid < 0 ? -1 : (int)pid;
+    }
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) { /* the test died before the line above */
+        _exit(126);
+    }
+    int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
+        _exit(126);
+    }
+    execv(argv[0], (char *const *)argv);
+    _exit(127);
+}
+
+int testlib_run(const char *const *argv, const char *logpath)
+{
+    int status, pid = testlib_spawn(argv, logpath);
+    if (pid < 0 || waitpid(pid, &status, 0) != pid) {
+        return -1;
+    }
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }

@@ -36,4 +36,16 @@ int testlib_private_tree(const char *dir, const char *skip, char *bad, size_t ca
 /** 1 if process @pid's command line (/proc/PID/cmdline, every argument) contains @needle. */
 int testlib_cmdline_has(int pid, const char *needle);
 
+/**
+ * Start @argv (argv[0] the binary's path, NULL-terminated) with stdout and stderr appended to
+ * @logpath. The child gets SIGKILL when the test dies (PR_SET_PDEATHSIG): a crashed test
+ * leaves no process holding its ports, or the descriptors it inherited (such as a CPU lock
+ * held by whoever ran ctest). @return its pid, or -1.
+ */
+int testlib_spawn(const char *const *argv, const char *logpath);
+
+/** testlib_spawn, then wait for it to exit. @return its exit code, or -1 (killed, or not
+ * started). */
+int testlib_run(const char *const *argv, const char *logpath);
+
 #endif
