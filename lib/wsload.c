@@ -1,4 +1,4 @@
-/* bench/wsload.c — see wsload.h.
+/* lib/wsload.c — see wsload.h.
  *
  * A connection goes CONNECTING (tcp connect) -> HANDSHAKE (request written, waiting for the
  * 101 head) -> OPEN -> CLOSING (uv_close called) -> DONE (handle closed). Only CONNECTING and
@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lib/addr.h"
-#include "../lib/err.h"
+#include "addr.h"
+#include "err.h"
 
 #define WSLOAD__RBUF (256 * 1024)
 #define WSLOAD__HEAD_MAX 8192

@@ -1,5 +1,5 @@
-/* bench/wsload.h — many WebSocket client connections on one libuv loop, for
- * `laurel bench ws`.
+/* lib/wsload.h — many WebSocket client connections on one libuv loop, for
+ * `laurel bench ws` (and one at a time for `laurel ctl watch`).
  *
  * A pool of at most `cap` connections to one server, numbered 0, 1, 2, ... in the order they
  * are opened. Connection n binds to the loopback source address 127.0.0.(first_source +
