@@ -35,7 +35,8 @@ static void cli_ctl_cluster__num(char *out, const json_t *v)
 
 /* The rows of @group (a region or the meta object) into @cells from row *@n on, or only
  * widen @w when @cells is NULL. @return 0, or -1 when @group is not of API.md's shape. */
-static int cli_ctl_cluster__group(const json_t *group, char (*cells)[CLI_CTL_CLUSTER__COLS][CLI_CTL_CLUSTER__CELL],
+static int cli_ctl_cluster__group(const json_t *group,
+                                  char (*cells)[CLI_CTL_CLUSTER__COLS][CLI_CTL_CLUSTER__CELL],
                                   size_t *n, size_t *w)
 {
     const char *id = json_string_value(json_object_get(group, "id"));
@@ -88,8 +89,7 @@ static int cli_ctl_cluster__group(const json_t *group, char (*cells)[CLI_CTL_CLU
 static void cli_ctl_cluster__row(FILE *f, const char *const *cell, const size_t *w)
 {
     for (size_t k = 0; k < CLI_CTL_CLUSTER__COLS; k++) {
-        fprintf(f, "%s%-*s", k ? "  " : "", k + 1 < CLI_CTL_CLUSTER__COLS ? (int)w[k] : 0,
-                cell[k]);
+        fprintf(f, "%s%-*s", k ? "  " : "", k + 1 < CLI_CTL_CLUSTER__COLS ? (int)w[k] : 0, cell[k]);
     }
     fprintf(f, "\n");
 }

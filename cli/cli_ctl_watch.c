@@ -45,13 +45,13 @@ struct cli_ctl_watch {
     uv_loop_t loop;
     uv_timer_t timer; /* the next connection */
     const char *router;
-    json_t *topics;  /* the subscribe's array; owned */
-    json_t *resume;  /* region -> last index printed, or the first subscribe's position */
-    json_t *floor;   /* region -> the resume point of the current connection */
-    json_t *tops;    /* "board\x1fscope" -> the top last printed */
-    json_t *cycles;  /* "board\x1fcycle" -> true, once printed */
-    int players;     /* a player: topic is watched: resume points matter */
-    int positioned;  /* a `subscribed` gave every region's position */
+    json_t *topics;      /* the subscribe's array; owned */
+    json_t *resume;      /* region -> last index printed, or the first subscribe's position */
+    json_t *floor;       /* region -> the resume point of the current connection */
+    json_t *tops;        /* "board\x1fscope" -> the top last printed */
+    json_t *cycles;      /* "board\x1fcycle" -> true, once printed */
+    int players;         /* a player: topic is watched: resume points matter */
+    int positioned;      /* a `subscribed` gave every region's position */
     struct wsload *pool; /* the current connection's pool, NULL between connections */
     unsigned backoff_ms, backoff_max_ms;
     long long count, printed; /* --count (0: no limit), events printed */
@@ -205,8 +205,8 @@ static int cli_ctl_watch__control(struct cli_ctl_watch *w, unsigned conn, const 
 }
 
 /* The session's own messages, not events: they never print on stdout. */
-static const char *const cli_ctl_watch__controls[] = {"subscribed", "unsubscribed", "error",
-                                                       "pong", "response"};
+static const char *const cli_ctl_watch__controls[] = {"subscribed", "unsubscribed", "error", "pong",
+                                                      "response"};
 
 static void cli_ctl_watch__message(void *data, unsigned conn, const char *text, size_t len)
 {
@@ -239,8 +239,7 @@ static void cli_ctl_watch__message(void *data, unsigned conn, const char *text, 
     json_decref(msg);
 }
 
-static void cli_ctl_watch__closed(void *data, unsigned conn, int opened, int code,
-                                  const char *why)
+static void cli_ctl_watch__closed(void *data, unsigned conn, int opened, int code, const char *why)
 {
     struct cli_ctl_watch *w = data;
     (void)conn;
@@ -256,12 +255,12 @@ static void cli_ctl_watch__closed(void *data, unsigned conn, int opened, int cod
 
 static void cli_ctl_watch__connect(struct cli_ctl_watch *w)
 {
-    struct wsload_spec spec = {.addr = w->router,
-                               .target = "/v1/ws",
-                               .cap = 1,
-                               .cbs = {cli_ctl_watch__opened, cli_ctl_watch__message,
-                                       cli_ctl_watch__closed},
-                               .data = w};
+    struct wsload_spec spec = {
+        .addr = w->router,
+        .target = "/v1/ws",
+        .cap = 1,
+        .cbs = {cli_ctl_watch__opened, cli_ctl_watch__message, cli_ctl_watch__closed},
+        .data = w};
     int rv;
     if (w->pool) {
         wsload_free(w->pool, NULL, NULL);
@@ -285,9 +284,10 @@ static void cli_ctl_watch__connect(struct cli_ctl_watch *w)
 void cli_ctl_watch_usage(FILE *f, const char *word)
 {
     (void)word;
-    fprintf(f, "  watch TOPIC... [--count N] [--reconnect-max-ms MS]\n"
-               "      print events as they commit, one JSON object per line; resumes after a "
-               "reconnect\n");
+    fprintf(f,
+            "  watch TOPIC... [--count N] [--reconnect-max-ms MS]\n"
+            "      print events as they commit, one JSON object per line; resumes after a "
+            "reconnect\n");
 }
 
 static void cli_ctl_watch__help(FILE *f)

@@ -178,8 +178,8 @@ static void score(struct fixture *f, const char *player, int value)
     char key[64];
     static int n;
     snprintf(key, sizeof key, "ctl-watch-%s-%d-%d", player, value, n++);
-    json_t *b = json_pack("{s:s,s:i,s:s}", "player_id", player, "score", value, "idempotency_key",
-                          key);
+    json_t *b =
+        json_pack("{s:s,s:i,s:s}", "player_id", player, "score", value, "idempotency_key", key);
     assert_int_equal(reqj(f, "POST", "/v1/boards/arena/scores", TDEV_API, b), 200);
 }
 
