@@ -293,6 +293,9 @@ static const struct cli_ctl_api__cmd cli_ctl_api__cmds[] = {
 
 #define CLI_CTL_API__N (sizeof cli_ctl_api__cmds / sizeof cli_ctl_api__cmds[0])
 
+/* The three arguments that print a command's name, one word or two ("board put"), for "%s%s%s". */
+#define CLI_CTL_API__NAME(c) (c)->word, (c)->sub ? " " : "", (c)->sub ? (c)->sub : ""
+
 /* Options every command takes; their getopt values sit below the fields' (0..FIELDS-1). */
 enum {
     CLI_CTL_API__O_ROUTER = CLI_CTL_API__FIELDS,
@@ -526,8 +529,8 @@ static int cli_ctl_api__body(const struct cli_ctl_api__cmd *c, const struct cli_
     if (a->json) {
         body = json_loads(a->json, JSON_REJECT_DUPLICATES, &jerr);
         if (!json_is_object(body)) {
-            fprintf(stderr, "laurel ctl %s: --json wants a JSON object%s%s\n", c->word,
-                    body ? "" : ": ", body ? "" : jerr.text);
+            fprintf(stderr, "laurel ctl %s%s%s: --json wants a JSON object%s%s\n",
+                    CLI_CTL_API__NAME(c), body ? "" : ": ", body ? "" : jerr.text);
             goto err_after_body;
         }
     }
@@ -536,14 +539,14 @@ static int cli_ctl_api__body(const struct cli_ctl_api__cmd *c, const struct cli_
         json_t *v = NULL;
         long long n = 0;
         if (fd->type == CLI_CTL_API__INT && a->v[i] && cli_ctl_api__int(a->v[i], &n) != 0) {
-            fprintf(stderr, "laurel ctl %s: --%s wants an integer, not '%s'\n", c->word, fd->opt,
-                    a->v[i]);
+            fprintf(stderr, "laurel ctl %s%s%s: --%s wants an integer, not '%s'\n",
+                    CLI_CTL_API__NAME(c), fd->opt, a->v[i]);
             goto err_after_body;
         }
         if (fd->type == CLI_CTL_API__BOOL && a->v[i] && strcmp(a->v[i], "true") != 0 &&
             strcmp(a->v[i], "false") != 0) {
-            fprintf(stderr, "laurel ctl %s: --%s wants true or false, not '%s'\n", c->word, fd->opt,
-                    a->v[i]);
+            fprintf(stderr, "laurel ctl %s%s%s: --%s wants true or false, not '%s'\n",
+                    CLI_CTL_API__NAME(c), fd->opt, a->v[i]);
             goto err_after_body;
         }
         if (fd->where != CLI_CTL_API__BODY || a->v[i] == NULL) {
@@ -556,16 +559,16 @@ static int cli_ctl_api__body(const struct cli_ctl_api__cmd *c, const struct cli_
         case CLI_CTL_API__JSON:
             v = json_loads(a->v[i], JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
             if (v == NULL) {
-                fprintf(stderr, "laurel ctl %s: --%s is not JSON: %s\n", c->word, fd->opt,
-                        jerr.text);
+                fprintf(stderr, "laurel ctl %s%s%s: --%s is not JSON: %s\n", CLI_CTL_API__NAME(c),
+                        fd->opt, jerr.text);
                 goto err_after_body;
             }
             break;
         default: v = json_string(a->v[i]);
         }
         if (v == NULL) { /* json_string's refusal; else out of memory */
-            fprintf(stderr, "laurel ctl %s: %s%s is not UTF-8\n", c->word, fd->opt ? "--" : "",
-                    fd->opt ? fd->opt : fd->meta);
+            fprintf(stderr, "laurel ctl %s%s%s: %s%s is not UTF-8\n", CLI_CTL_API__NAME(c),
+                    fd->opt ? "--" : "", fd->opt ? fd->opt : fd->meta);
             goto err_after_body;
         }
         if (body == NULL) {
@@ -576,7 +579,8 @@ static int cli_ctl_api__body(const struct cli_ctl_api__cmd *c, const struct cli_
     if (c->idempotent) {
         char fresh[40];
         if (a->idem == NULL && cli_ctl_api__idem_new(fresh, sizeof fresh) != 0) {
-            fprintf(stderr, "laurel ctl %s: no random bytes for an idempotency key\n", c->word);
+            fprintf(stderr, "laurel ctl %s%s%s: no random bytes for an idempotency key\n",
+                    CLI_CTL_API__NAME(c));
             goto err_after_body;
         }
         if (body == NULL) {
@@ -740,11 +744,13 @@ static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char *
             break;
         case CLI_CTL_API__O_HELP: cli_ctl_api__cmd_usage(stdout, c); return 0;
         case ':':
-            fprintf(stderr, "laurel ctl %s: %s wants a value\n\n", c->word, argv[optind - 1]);
+            fprintf(stderr, "laurel ctl %s%s%s: %s wants a value\n\n", CLI_CTL_API__NAME(c),
+                    argv[optind - 1]);
             cli_ctl_api__cmd_usage(stderr, c);
             return 2;
         case '?':
-            fprintf(stderr, "laurel ctl %s: unknown option %s\n\n", c->word, argv[optind - 1]);
+            fprintf(stderr, "laurel ctl %s%s%s: unknown option %s\n\n", CLI_CTL_API__NAME(c),
+                    argv[optind - 1]);
             cli_ctl_api__cmd_usage(stderr, c);
             return 2;
         default: a->v[ch] = optarg; break;
@@ -757,20 +763,20 @@ static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char *
         /* With --json BODY the body's members may come from it: the router checks them. */
         if (c->f[i].required && a->v[i] == NULL &&
             !(a->json && c->f[i].where == CLI_CTL_API__BODY && c->f[i].opt)) {
-            fprintf(stderr, "laurel ctl %s: %s%s is required\n\n", c->word, c->f[i].opt ? "--" : "",
-                    c->f[i].opt ? c->f[i].opt : c->f[i].meta);
+            fprintf(stderr, "laurel ctl %s%s%s: %s%s is required\n\n", CLI_CTL_API__NAME(c),
+                    c->f[i].opt ? "--" : "", c->f[i].opt ? c->f[i].opt : c->f[i].meta);
             cli_ctl_api__cmd_usage(stderr, c);
             return 2;
         }
     }
     if (optind + npos < argc) {
-        fprintf(stderr, "laurel ctl %s: unexpected argument '%s'\n\n", c->word,
+        fprintf(stderr, "laurel ctl %s%s%s: unexpected argument '%s'\n\n", CLI_CTL_API__NAME(c),
                 argv[optind + npos]);
         cli_ctl_api__cmd_usage(stderr, c);
         return 2;
     }
     if (c->path == NULL && a->v[0][0] != '/') {
-        fprintf(stderr, "laurel ctl %s: PATH starts with '/'\n", c->word);
+        fprintf(stderr, "laurel ctl %s%s%s: PATH starts with '/'\n", CLI_CTL_API__NAME(c));
         return 2;
     }
     return -1; /* go on */
@@ -842,6 +848,6 @@ err_after_target:
     free(body_s);
 err_after_body:
     json_decref(body);
-    fprintf(stderr, "laurel ctl %s: %s\n", c->word, errmsg);
+    fprintf(stderr, "laurel ctl %s%s%s: %s\n", CLI_CTL_API__NAME(c), errmsg);
     return rv == LR_EINVAL ? 2 : 1;
 }
