@@ -271,7 +271,8 @@ static void cli_ctl_watch__connect(struct cli_ctl_watch *w)
     rv = w->floor ? wsload_new(&w->loop, &spec, &w->pool) : LR_ENOMEM;
     if (rv != 0) {
         fprintf(stderr, "laurel ctl watch: %s\n",
-                rv == LR_EINVAL ? "--router wants an IPv4 HOST:PORT" : "out of memory");
+                rv == LR_EINVAL ? "--router wants HOST:PORT (or [v6]:PORT) that resolves"
+                                : "out of memory");
         w->rv = rv == LR_EINVAL ? 2 : 1;
         uv_stop(&w->loop);
         return;
@@ -306,8 +307,8 @@ static void cli_ctl_watch__help(FILE *f)
             "                          changes) and its cycle closes\n"
             "  board:ID:region:R       the same for the board's top in region R\n\n"
             "options:\n"
-            "  --router HOST:PORT      IPv4 address of the router (default: $LAUREL_ROUTER, else\n"
-            "                          127.0.0.1:8080); no key is needed\n"
+            "  --router HOST:PORT      the router, [v6]:PORT for IPv6 (default: $LAUREL_ROUTER,\n"
+            "                          else 127.0.0.1:8080); no key is needed\n"
             "  --count N               exit 0 after N events\n"
             "  --reconnect-max-ms MS   longest wait between connection attempts (default 2000)\n");
 }
