@@ -668,6 +668,11 @@ static int cli_ctl_api__print(const struct cli_ctl_api__cmd *c, const struct cli
                     "hint: pass --api-key/--admin-key, set LAUREL_API_KEY/"
                     "LAUREL_ADMIN_KEY, or --data DIR of a `laurel dev` cluster\n");
         }
+        if (r->status == 403 && c->auth == CLI_CTL_API__ADMIN) {
+            fprintf(stderr,
+                    "hint: this needs the admin key: pass --admin-key or set "
+                    "LAUREL_ADMIN_KEY (the api key was sent)\n");
+        }
     }
     json_decref(j);
     fflush(stdout);

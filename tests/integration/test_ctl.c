@@ -440,6 +440,7 @@ static void catalog_puts_then_get(void **state)
         f->api, NULL);
     assert_int_equal(r.code, 1);
     assert_non_null(strstr(r.err, "error forbidden: "));
+    assert_non_null(strstr(r.err, "--admin-key"));
     run_free(&r);
 }
 
