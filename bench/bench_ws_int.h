@@ -10,7 +10,7 @@
 
 #include "bench_http_int.h"
 #include "httpload.h"
-#include "wsload.h"
+#include "../lib/wsload.h"
 
 /* Connections a loopback source address opens (127.0.0.2, .3, ...): fewer than its ephemeral
  * ports. */

@@ -18,7 +18,7 @@
 #include "bench_http_int.h"
 #include "bench_ws_int.h"
 #include "httpload.h"
-#include "wsload.h"
+#include "../lib/wsload.h"
 
 #define BENCH_WS__FIRST_SOURCE 2
 #define BENCH_WS__NOTIFY_BASE 1000000000000LL

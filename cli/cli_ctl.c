@@ -1,13 +1,15 @@
 /* cli/cli_ctl.c — `laurel ctl`: operator commands. One table of subcommands: the replica
  * commands (status, add, remove, transfer) speak the node RPC here; the router commands
- * (player, unlock, score, top, rank, get) speak HTTP (cli/cli_ctl_api.c). Each has its
- * --help; replies print as JSON. */
+ * speak HTTP (player, unlock, score, top, rank, game, achievement, board, tournament,
+ * cluster, get: cli/cli_ctl_api.c) or the WebSocket (watch: cli/cli_ctl_watch.c). Each has
+ * its --help; replies print as JSON (cluster as a table). */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "cli_ctl_int.h"
 #include "../proto/client.h"
 #include "../proto/mpjson.h"
 
@@ -23,33 +25,42 @@ struct cli_ctl__args {
 
 struct cli_ctl__cmd {
     const char *name;
-    const char *usage; /* NULL for router commands: cli_ctl_api_usage describes them */
+    const char *usage; /* NULL for router commands: their module's synopsis describes them */
     /* Runs the command; argv[0] is its name. Returns the exit code. */
     int (*run)(const struct cli_ctl__cmd *cmd, int argc, char **argv);
+    /* Router commands: prints the synopsis of the commands whose first word is the name. */
+    void (*synopsis)(FILE *f, const char *word);
     int op; /* replica commands: the RPC op */
     int needs_id, needs_addrs;
 };
 
 static int cli_ctl__rpc(const struct cli_ctl__cmd *cmd, int argc, char **argv);
 static int cli_ctl__http(const struct cli_ctl__cmd *cmd, int argc, char **argv);
+static int cli_ctl__ws(const struct cli_ctl__cmd *cmd, int argc, char **argv);
 
 static const struct cli_ctl__cmd cli_ctl__cmds[] = {
     {"status", "status --rpc HOST:PORT          role, term, leader, indexes, digest", cli_ctl__rpc,
-     PROTO_OP_STATUS, 0, 0},
+     NULL, PROTO_OP_STATUS, 0, 0},
     {"add",
      "add --rpc LEADER --id N --raft HOST:PORT --replica-rpc HOST:PORT\n"
      "                                     add a voter (start it with `laurel node --join`)",
-     cli_ctl__rpc, PROTO_OP_ADD, 1, 1},
-    {"remove", "remove --rpc LEADER --id N          remove a replica", cli_ctl__rpc,
+     cli_ctl__rpc, NULL, PROTO_OP_ADD, 1, 1},
+    {"remove", "remove --rpc LEADER --id N          remove a replica", cli_ctl__rpc, NULL,
      PROTO_OP_REMOVE, 1, 0},
     {"transfer", "transfer --rpc LEADER [--id N]    hand leadership over (0 = any)", cli_ctl__rpc,
-     PROTO_OP_TRANSFER, 0, 0},
-    {"player", NULL, cli_ctl__http, 0, 0, 0},
-    {"unlock", NULL, cli_ctl__http, 0, 0, 0},
-    {"score", NULL, cli_ctl__http, 0, 0, 0},
-    {"top", NULL, cli_ctl__http, 0, 0, 0},
-    {"rank", NULL, cli_ctl__http, 0, 0, 0},
-    {"get", NULL, cli_ctl__http, 0, 0, 0},
+     NULL, PROTO_OP_TRANSFER, 0, 0},
+    {"player", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
+    {"unlock", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
+    {"score", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
+    {"top", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
+    {"rank", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
+    {"game", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
+    {"achievement", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
+    {"board", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
+    {"tournament", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
+    {"cluster", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
+    {"get", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
+    {"watch", NULL, cli_ctl__ws, cli_ctl_watch_usage, 0, 0, 0},
 };
 
 #define CLI_CTL__N (sizeof cli_ctl__cmds / sizeof cli_ctl__cmds[0])
@@ -67,10 +78,10 @@ static void cli_ctl__usage(FILE *f)
             "$" PEERAUTH_ENV
             ", else \"cluster_key\" of DATA/keys.json, DATA from --data,\n"
             "default ./laurel-data). Replies print as JSON.\n\n"
-            "router commands (HTTP):\n");
+            "router commands (HTTP, and watch over the WebSocket):\n");
     for (size_t i = 0; i < CLI_CTL__N; i++) {
         if (cli_ctl__cmds[i].usage == NULL) {
-            cli_ctl_api_usage(f, cli_ctl__cmds[i].name);
+            cli_ctl__cmds[i].synopsis(f, cli_ctl__cmds[i].name);
         }
     }
     fprintf(f, "\n");
@@ -82,6 +93,12 @@ static int cli_ctl__http(const struct cli_ctl__cmd *cmd, int argc, char **argv)
 {
     (void)cmd;
     return cli_ctl_api(argc, argv);
+}
+
+static int cli_ctl__ws(const struct cli_ctl__cmd *cmd, int argc, char **argv)
+{
+    (void)cmd;
+    return cli_ctl_watch(argc, argv);
 }
 
 static int cli_ctl__print(const struct client_reply *r)

@@ -20,11 +20,12 @@
 #include <sys/random.h>
 
 #include "cli.h"
+#include "cli_ctl_int.h"
 #include "../lib/err.h"
 #include "../lib/hclient.h"
 #include "../router/keyset.h"
 
-#define CLI_CTL_API__FIELDS 8
+#define CLI_CTL_API__FIELDS 10
 
 enum cli_ctl_api__where {
     CLI_CTL_API__PATH = 1, /* fills the next "{}" of the row's path, %-encoded (0: unused row) */
@@ -37,6 +38,8 @@ enum cli_ctl_api__type {
     CLI_CTL_API__STR,
     CLI_CTL_API__INT,  /* a decimal int64, checked here */
     CLI_CTL_API__JSON, /* any JSON text, parsed here and sent as a value */
+    CLI_CTL_API__BOOL, /* true or false */
+    CLI_CTL_API__LIST, /* comma-separated strings, sent as an array: "alltime,daily" */
 };
 
 /* Which key a command sends: the api key suits writes of game data, the admin key everything. */
@@ -62,6 +65,10 @@ struct cli_ctl_api__cmd {
     unsigned char idempotent; /* the body carries "idempotency_key" (--key, else a fresh one) */
     const char *summary;
     struct cli_ctl_api__field f[CLI_CTL_API__FIELDS];
+    /* Shows a 2xx answer in its own form (`--json` prints it raw instead); NULL: as JSON.
+     * Returns the exit code. A command with a show function has no body fields, so its
+     * --json is a switch, not the body escape hatch. */
+    int (*show)(FILE *f, const json_t *answer);
 };
 
 #define P_ CLI_CTL_API__PATH
@@ -70,6 +77,8 @@ struct cli_ctl_api__cmd {
 #define S_ CLI_CTL_API__STR
 #define I_ CLI_CTL_API__INT
 #define J_ CLI_CTL_API__JSON
+#define BO_ CLI_CTL_API__BOOL
+#define L_ CLI_CTL_API__LIST
 
 static const struct cli_ctl_api__cmd cli_ctl_api__cmds[] = {
     {"player",
@@ -82,7 +91,8 @@ static const struct cli_ctl_api__cmd cli_ctl_api__cmds[] = {
      {{NULL, "ID", NULL, P_, S_, 1, "player id"},
       {"name", "N", "name", B_, S_, 1, "display name"},
       {"region", "R", "region", B_, S_, 1, "the region the player lives in"},
-      {"guild", "G", "guild", B_, S_, 0, "guild id"}}},
+      {"guild", "G", "guild", B_, S_, 0, "guild id"}},
+     NULL},
     {"player",
      "get",
      "GET",
@@ -90,7 +100,8 @@ static const struct cli_ctl_api__cmd cli_ctl_api__cmds[] = {
      CLI_CTL_API__NOKEY,
      0,
      "show a player",
-     {{NULL, "ID", NULL, P_, S_, 1, "player id"}}},
+     {{NULL, "ID", NULL, P_, S_, 1, "player id"}},
+     NULL},
     {"unlock",
      NULL,
      "POST",
@@ -101,7 +112,8 @@ static const struct cli_ctl_api__cmd cli_ctl_api__cmds[] = {
      {{"player", "P", "player_id", B_, S_, 1, "player id"},
       {"game", "G", "game_id", B_, S_, 1, "game id"},
       {"achievement", "A", "achievement_id", B_, S_, 1, "achievement id"},
-      {"steps", "N", "steps", B_, I_, 0, "steps of progress (default: all remaining)"}}},
+      {"steps", "N", "steps", B_, I_, 0, "steps of progress (default: all remaining)"}},
+     NULL},
     {"score",
      NULL,
      "POST",
@@ -113,7 +125,8 @@ static const struct cli_ctl_api__cmd cli_ctl_api__cmds[] = {
       {"player", "P", "player_id", B_, S_, 1, "player id"},
       {"score", "S", "score", B_, I_, 1, "integer score"},
       {"subscore", "N", "subscore", B_, I_, 0, "integer tie-breaker (default 0)"},
-      {"metadata", "JSON", "metadata", B_, J_, 0, "a JSON object of at most 256 bytes"}}},
+      {"metadata", "JSON", "metadata", B_, J_, 0, "a JSON object of at most 256 bytes"}},
+     NULL},
     {"top",
      NULL,
      "GET",
@@ -126,7 +139,8 @@ static const struct cli_ctl_api__cmd cli_ctl_api__cmds[] = {
       {"window", "W", "window", Q_, S_, 0, "alltime (default), daily, weekly, monthly, cycle"},
       {"period", "P", "period", Q_, S_, 0, "YYYY-MM-DD, YYYY-Www, YYYY-MM or a cycle number"},
       {"limit", "N", "limit", Q_, I_, 0, "entries per page, 1-1000 (default 100)"},
-      {"cursor", "C", "cursor", Q_, S_, 0, "next_cursor of the previous page"}}},
+      {"cursor", "C", "cursor", Q_, S_, 0, "next_cursor of the previous page"}},
+     NULL},
     {"rank",
      NULL,
      "GET",
@@ -139,7 +153,124 @@ static const struct cli_ctl_api__cmd cli_ctl_api__cmds[] = {
       {"scope", "S", "scope", Q_, S_, 0, "global (default), region:<id> or guild:<id>"},
       {"window", "W", "window", Q_, S_, 0, "alltime (default), daily, weekly, monthly, cycle"},
       {"period", "P", "period", Q_, S_, 0, "the period (default: the current one)"},
-      {"around", "N", "around", Q_, I_, 0, "entries on each side, 0-50"}}},
+      {"around", "N", "around", Q_, I_, 0, "entries on each side, 0-50"}},
+     NULL},
+    {"game",
+     "put",
+     "PUT",
+     "/v1/games/{}",
+     CLI_CTL_API__ADMIN,
+     0,
+     "create or update a game (admin key; 201 created, 200 updated)",
+     {{NULL, "ID", NULL, P_, S_, 1, "game id (1-56 of A-Z a-z 0-9 _ . -)"},
+      {"name", "N", "name", B_, S_, 1, "display name"}},
+     NULL},
+    {"game",
+     "get",
+     "GET",
+     "/v1/games/{}",
+     CLI_CTL_API__NOKEY,
+     0,
+     "show a game and its achievement count",
+     {{NULL, "ID", NULL, P_, S_, 1, "game id"}},
+     NULL},
+    {"achievement",
+     "put",
+     "PUT",
+     "/v1/games/{}/achievements/{}",
+     CLI_CTL_API__ADMIN,
+     0,
+     "create or update an achievement of a game (admin key)",
+     {{NULL, "GAME", NULL, P_, S_, 1, "game id (the game must exist)"},
+      {NULL, "ID", NULL, P_, S_, 1, "achievement id"},
+      {"name", "N", "name", B_, S_, 1, "display name"},
+      {"description", "D", "description", B_, S_, 0, "up to 512 characters (default empty)"},
+      {"points", "N", "points", B_, I_, 0, "points added to points.GAME on unlock (default 0)"},
+      {"hidden", "BOOL", "hidden", B_, BO_, 0, "true: name and description only for admins"},
+      {"steps", "N", "steps", B_, I_, 0, "steps to unlock (default 1; more: incremental)"}},
+     NULL},
+    {"achievement",
+     "list",
+     "GET",
+     "/v1/games/{}/achievements",
+     CLI_CTL_API__NOKEY,
+     0,
+     "a game's achievements with their unlock counts",
+     {{NULL, "GAME", NULL, P_, S_, 1, "game id"}},
+     NULL},
+    {"board",
+     "put",
+     "PUT",
+     "/v1/boards/{}",
+     CLI_CTL_API__ADMIN,
+     0,
+     "create or update a board (admin key)",
+     {{NULL, "ID", NULL, P_, S_, 1, "board id"},
+      {"order", "O", "order", B_, S_, 1, "desc (higher is better) or asc"},
+      {"operator", "OP", "operator", B_, S_, 1, "best, set, incr or decr"},
+      {"windows", "W,...", "windows", B_, L_, 0, "alltime,daily,weekly,monthly (default alltime)"},
+      {"reset-period-s", "S", "reset_period_s", B_, I_, 0, "cycle length, >= 60 (default none)"},
+      {"snapshot-top", "N", "snapshot_top", B_, I_, 0, "entries kept when a cycle closes"},
+      {"rewards", "JSON", "rewards", B_, J_, 0,
+       "[{\"rank_from\":1,\"rank_to\":3,\"reward\":\"gold\"}]"},
+      {"game", "G", "game_id", B_, S_, 0, "the game the board belongs to"},
+      {"keep-periods", "N", "keep_periods", B_, I_, 0, "past periods kept readable (1-1000)"}},
+     NULL},
+    {"board",
+     "get",
+     "GET",
+     "/v1/boards/{}",
+     CLI_CTL_API__NOKEY,
+     0,
+     "show a board's settings",
+     {{NULL, "ID", NULL, P_, S_, 1, "board id"}},
+     NULL},
+    {"tournament",
+     "put",
+     "PUT",
+     "/v1/tournaments/{}",
+     CLI_CTL_API__ADMIN,
+     0,
+     "create or update a tournament, a board with a start, an end and a cap (admin key)",
+     {{NULL, "ID", NULL, P_, S_, 1, "tournament id (also its board's id)"},
+      {"name", "N", "name", B_, S_, 1, "display name"},
+      {"order", "O", "order", B_, S_, 1, "desc or asc (cannot change later)"},
+      {"operator", "OP", "operator", B_, S_, 1, "best, set, incr or decr"},
+      {"start-at", "T", "start_at", B_, S_, 1, "RFC 3339 time, e.g. 2026-12-01T00:00:00Z"},
+      {"end-at", "T", "end_at", B_, S_, 1, "RFC 3339 time after --start-at"},
+      {"max-participants", "N", "max_participants", B_, I_, 1, "joins admitted at most"},
+      {"max-attempts", "N", "max_attempts", B_, I_, 0, "scores per player (default no limit)"},
+      {"prizes", "JSON", "prizes", B_, J_, 0,
+       "[{\"rank_from\":1,\"rank_to\":1,\"reward\":\"cup\"}]"}},
+     NULL},
+    {"tournament",
+     "join",
+     "POST",
+     "/v1/tournaments/{}/join",
+     CLI_CTL_API__API,
+     0,
+     "admit a player to a tournament (api key; a second join is a no-op)",
+     {{NULL, "ID", NULL, P_, S_, 1, "tournament id"},
+      {NULL, "PLAYER", "player_id", B_, S_, 1, "player id"}},
+     NULL},
+    {"tournament",
+     "get",
+     "GET",
+     "/v1/tournaments/{}",
+     CLI_CTL_API__NOKEY,
+     0,
+     "show a tournament, its state and participant count",
+     {{NULL, "ID", NULL, P_, S_, 1, "tournament id"}},
+     NULL},
+    {"cluster",
+     NULL,
+     "GET",
+     "/v1/cluster",
+     CLI_CTL_API__ADMIN,
+     0,
+     "a table of the regions and the meta group: replicas, roles, terms, indexes, lag, health",
+     {{NULL, NULL, NULL, 0, 0, 0, NULL}},
+     cli_ctl_cluster_show},
     {"get",
      NULL,
      "GET",
@@ -147,7 +278,8 @@ static const struct cli_ctl_api__cmd cli_ctl_api__cmds[] = {
      CLI_CTL_API__ADMIN,
      0,
      "any GET, e.g. /v1/cluster (sent with the admin key when there is one)",
-     {{NULL, "PATH", NULL, CLI_CTL_API__TARGET, S_, 1, "path and query, e.g. /v1/cluster"}}},
+     {{NULL, "PATH", NULL, CLI_CTL_API__TARGET, S_, 1, "path and query, e.g. /v1/cluster"}},
+     NULL},
 };
 
 #undef P_
@@ -156,8 +288,13 @@ static const struct cli_ctl_api__cmd cli_ctl_api__cmds[] = {
 #undef S_
 #undef I_
 #undef J_
+#undef BO_
+#undef L_
 
 #define CLI_CTL_API__N (sizeof cli_ctl_api__cmds / sizeof cli_ctl_api__cmds[0])
+
+/* The three arguments that print a command's name, one word or two ("board put"), for "%s%s%s". */
+#define CLI_CTL_API__NAME(c) (c)->word, (c)->sub ? " " : "", (c)->sub ? (c)->sub : ""
 
 /* Options every command takes; their getopt values sit below the fields' (0..FIELDS-1). */
 enum {
@@ -167,17 +304,31 @@ enum {
     CLI_CTL_API__O_DATA,
     CLI_CTL_API__O_TIMEOUT,
     CLI_CTL_API__O_IDEM,
+    CLI_CTL_API__O_JSON,
     CLI_CTL_API__O_HELP,
 };
 
 /* What one invocation was given. Strings are borrowed from argv and the environment. */
 struct cli_ctl_api__args {
     const char *router, *api_key, *admin_key, *data, *idem;
+    const char *json; /* --json BODY: the body's starting object (flags add to it) */
+    int raw;          /* --json of a command with a show function: print the answer as it is */
     int timeout_ms;
     const char *v[CLI_CTL_API__FIELDS]; /* each field's value, or NULL */
 };
 
 /* ---- usage ----------------------------------------------------------------------------------- */
+
+/* Does @c send a JSON body built from fields? Those take --json BODY as their escape hatch. */
+static int cli_ctl_api__has_body(const struct cli_ctl_api__cmd *c)
+{
+    for (int i = 0; i < CLI_CTL_API__FIELDS && c->f[i].meta; i++) {
+        if (c->f[i].where == CLI_CTL_API__BODY) {
+            return 1;
+        }
+    }
+    return 0;
+}
 
 static void cli_ctl_api__synopsis(FILE *f, const struct cli_ctl_api__cmd *c)
 {
@@ -193,6 +344,11 @@ static void cli_ctl_api__synopsis(FILE *f, const struct cli_ctl_api__cmd *c)
     }
     if (c->idempotent) {
         fprintf(f, " [--key K]");
+    }
+    if (c->show) {
+        fprintf(f, " [--json]");
+    } else if (cli_ctl_api__has_body(c)) {
+        fprintf(f, " [--json BODY]");
     }
 }
 
@@ -210,7 +366,7 @@ void cli_ctl_api_usage(FILE *f, const char *word)
 void cli_ctl_api_options(FILE *f)
 {
     fprintf(f,
-            "options of the HTTP commands (player, unlock, score, top, rank, get):\n"
+            "options of the router commands (all but status, add, remove, transfer):\n"
             "  --router HOST:PORT   the router (default: $LAUREL_ROUTER, else 127.0.0.1:8080)\n"
             "  --api-key K          default: $LAUREL_API_KEY, else DATA/keys.json\n"
             "  --admin-key K        default: $LAUREL_ADMIN_KEY, else DATA/keys.json\n"
@@ -218,6 +374,7 @@ void cli_ctl_api_options(FILE *f)
             "  --timeout-ms MS      deadline of the whole request (default 5000)\n"
             "  --key K              idempotency key of unlock and score (default: a new random\n"
             "                       one, printed on stderr: retry with it)\n"
+            "  --json BODY          commands with a body: the body as JSON, flags add to it\n"
             "The answer prints as JSON on stdout. Exit 0 on 2xx, 1 on an HTTP error (its code\n"
             "and message on stderr) or an unreachable router, 2 on usage errors.\n");
 }
@@ -233,6 +390,13 @@ static void cli_ctl_api__cmd_usage(FILE *f, const struct cli_ctl_api__cmd *c)
         snprintf(lhs, sizeof lhs, "%s%s%s%s", fd->opt ? "--" : "", fd->opt ? fd->opt : "",
                  fd->opt ? " " : "", fd->meta);
         fprintf(f, "  %-20s %s\n", lhs, fd->help);
+    }
+    if (c->show) {
+        fprintf(f, "  %-20s %s\n", "--json", "print the answer as JSON instead of a table");
+    } else if (cli_ctl_api__has_body(c)) {
+        fprintf(f, "  %-20s %s\n", "--json BODY",
+                "a JSON object to send as the body (API.md); the flags above add to it, and");
+        fprintf(f, "  %-20s %s\n", "", "with it no body flag is required");
     }
     fprintf(f, "\n");
     cli_ctl_api_options(f);
@@ -334,21 +498,55 @@ static int cli_ctl_api__idem_new(char *out, size_t cap)
     return 0;
 }
 
+/* "a,b,c" as the JSON array ["a","b","c"] (an empty item is kept: the router refuses it), or
+ * NULL when an item is not UTF-8 or memory runs out. */
+static json_t *cli_ctl_api__list(const char *s)
+{
+    json_t *arr = json_array();
+    while (arr != NULL) {
+        const char *comma = strchr(s, ',');
+        size_t n = comma ? (size_t)(comma - s) : strlen(s);
+        if (json_array_append_new(arr, json_stringn(s, n)) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+        if (comma == NULL) {
+            break;
+        }
+        s = comma + 1;
+    }
+    return arr;
+}
+
 /* The JSON body in *@out (NULL for a command without body fields), checking each value's type.
  * @return 0, or 2 after saying on stderr what is wrong. */
 static int cli_ctl_api__body(const struct cli_ctl_api__cmd *c, const struct cli_ctl_api__args *a,
                              json_t **out)
 {
     json_t *body = NULL;
+    json_error_t jerr;
     *out = NULL;
+    if (a->json) {
+        body = json_loads(a->json, JSON_REJECT_DUPLICATES, &jerr);
+        if (!json_is_object(body)) {
+            fprintf(stderr, "laurel ctl %s%s%s: --json wants a JSON object%s%s\n",
+                    CLI_CTL_API__NAME(c), body ? "" : ": ", body ? "" : jerr.text);
+            goto err_after_body;
+        }
+    }
     for (int i = 0; i < CLI_CTL_API__FIELDS && c->f[i].meta; i++) {
         const struct cli_ctl_api__field *fd = &c->f[i];
         json_t *v = NULL;
         long long n = 0;
-        json_error_t jerr;
         if (fd->type == CLI_CTL_API__INT && a->v[i] && cli_ctl_api__int(a->v[i], &n) != 0) {
-            fprintf(stderr, "laurel ctl %s: --%s wants an integer, not '%s'\n", c->word, fd->opt,
-                    a->v[i]);
+            fprintf(stderr, "laurel ctl %s%s%s: --%s wants an integer, not '%s'\n",
+                    CLI_CTL_API__NAME(c), fd->opt, a->v[i]);
+            goto err_after_body;
+        }
+        if (fd->type == CLI_CTL_API__BOOL && a->v[i] && strcmp(a->v[i], "true") != 0 &&
+            strcmp(a->v[i], "false") != 0) {
+            fprintf(stderr, "laurel ctl %s%s%s: --%s wants true or false, not '%s'\n",
+                    CLI_CTL_API__NAME(c), fd->opt, a->v[i]);
             goto err_after_body;
         }
         if (fd->where != CLI_CTL_API__BODY || a->v[i] == NULL) {
@@ -356,20 +554,22 @@ static int cli_ctl_api__body(const struct cli_ctl_api__cmd *c, const struct cli_
         }
         switch (fd->type) {
         case CLI_CTL_API__INT: v = json_integer((json_int_t)n); break;
+        case CLI_CTL_API__BOOL: v = json_boolean(strcmp(a->v[i], "true") == 0); break;
+        case CLI_CTL_API__LIST: v = cli_ctl_api__list(a->v[i]); break;
         case CLI_CTL_API__JSON:
             v = json_loads(a->v[i], JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
             if (v == NULL) {
-                fprintf(stderr, "laurel ctl %s: --%s is not JSON: %s\n", c->word, fd->opt,
-                        jerr.text);
+                fprintf(stderr, "laurel ctl %s%s%s: --%s is not JSON: %s\n", CLI_CTL_API__NAME(c),
+                        fd->opt, jerr.text);
                 goto err_after_body;
             }
             break;
-        default:
-            v = json_string(a->v[i]);
-            if (v == NULL) {
-                fprintf(stderr, "laurel ctl %s: --%s is not UTF-8\n", c->word, fd->opt);
-                goto err_after_body;
-            }
+        default: v = json_string(a->v[i]);
+        }
+        if (v == NULL) { /* json_string's refusal; else out of memory */
+            fprintf(stderr, "laurel ctl %s%s%s: %s%s is not UTF-8\n", CLI_CTL_API__NAME(c),
+                    fd->opt ? "--" : "", fd->opt ? fd->opt : fd->meta);
+            goto err_after_body;
         }
         if (body == NULL) {
             body = json_object();
@@ -379,7 +579,8 @@ static int cli_ctl_api__body(const struct cli_ctl_api__cmd *c, const struct cli_
     if (c->idempotent) {
         char fresh[40];
         if (a->idem == NULL && cli_ctl_api__idem_new(fresh, sizeof fresh) != 0) {
-            fprintf(stderr, "laurel ctl %s: no random bytes for an idempotency key\n", c->word);
+            fprintf(stderr, "laurel ctl %s%s%s: no random bytes for an idempotency key\n",
+                    CLI_CTL_API__NAME(c));
             goto err_after_body;
         }
         if (body == NULL) {
@@ -430,7 +631,8 @@ static const char *cli_ctl_api__key(const char *flag, enum keyset_role role, con
 
 /* ---- the answer ------------------------------------------------------------------------------ */
 
-static int cli_ctl_api__print(const struct cli_ctl_api__cmd *c, const struct hclient_resp *r)
+static int cli_ctl_api__print(const struct cli_ctl_api__cmd *c, const struct cli_ctl_api__args *a,
+                              const struct hclient_resp *r)
 {
     json_t *j = json_loadb(r->body, r->body_len, JSON_DECODE_ANY, NULL);
     char hdr[64];
@@ -438,7 +640,9 @@ static int cli_ctl_api__print(const struct cli_ctl_api__cmd *c, const struct hcl
     if (hclient_header(r, "Idempotent-Replayed", hdr, sizeof hdr) && strcmp(hdr, "true") == 0) {
         fprintf(stderr, "replayed: this key's first answer\n");
     }
-    if (ok) {
+    if (ok && c->show && !a->raw && j) {
+        ok = c->show(stdout, j) == 0;
+    } else if (ok) {
         char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_ENCODE_ANY) : NULL;
         if (s) {
             printf("%s\n", s);
@@ -463,6 +667,11 @@ static int cli_ctl_api__print(const struct cli_ctl_api__cmd *c, const struct hcl
             fprintf(stderr,
                     "hint: pass --api-key/--admin-key, set LAUREL_API_KEY/"
                     "LAUREL_ADMIN_KEY, or --data DIR of a `laurel dev` cluster\n");
+        }
+        if (r->status == 403 && c->auth == CLI_CTL_API__ADMIN) {
+            fprintf(stderr,
+                    "hint: this needs the admin key: pass --admin-key or set "
+                    "LAUREL_ADMIN_KEY (the api key was sent)\n");
         }
     }
     json_decref(j);
@@ -496,7 +705,7 @@ static const struct cli_ctl_api__cmd *cli_ctl_api__find(int argc, char **argv, i
 static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char **argv, int first,
                               struct cli_ctl_api__args *a)
 {
-    struct option opts[CLI_CTL_API__FIELDS + 8];
+    struct option opts[CLI_CTL_API__FIELDS + 9];
     int n = 0, ch, npos = 0;
     for (int i = 0; i < CLI_CTL_API__FIELDS && c->f[i].meta; i++) {
         if (c->f[i].opt) {
@@ -512,6 +721,10 @@ static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char *
     if (c->idempotent) {
         opts[n++] = (struct option){"key", required_argument, NULL, CLI_CTL_API__O_IDEM};
     }
+    if (c->show || cli_ctl_api__has_body(c)) {
+        opts[n++] = (struct option){"json", c->show ? no_argument : required_argument, NULL,
+                                    CLI_CTL_API__O_JSON};
+    }
     opts[n] = (struct option){NULL, 0, NULL, 0};
     optind = first;
     opterr = 0;
@@ -523,6 +736,10 @@ static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char *
         case CLI_CTL_API__O_ADMIN_KEY: a->admin_key = optarg; break;
         case CLI_CTL_API__O_DATA: a->data = optarg; break;
         case CLI_CTL_API__O_IDEM: a->idem = optarg; break;
+        case CLI_CTL_API__O_JSON:
+            a->json = c->show ? NULL : optarg;
+            a->raw = c->show != NULL;
+            break;
         case CLI_CTL_API__O_TIMEOUT:
             if (cli_ctl_api__int(optarg, &ms) != 0 || ms < 1 || ms > 3600000) {
                 fprintf(stderr, "laurel ctl: --timeout-ms wants 1 to 3600000\n");
@@ -532,11 +749,13 @@ static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char *
             break;
         case CLI_CTL_API__O_HELP: cli_ctl_api__cmd_usage(stdout, c); return 0;
         case ':':
-            fprintf(stderr, "laurel ctl %s: %s wants a value\n\n", c->word, argv[optind - 1]);
+            fprintf(stderr, "laurel ctl %s%s%s: %s wants a value\n\n", CLI_CTL_API__NAME(c),
+                    argv[optind - 1]);
             cli_ctl_api__cmd_usage(stderr, c);
             return 2;
         case '?':
-            fprintf(stderr, "laurel ctl %s: unknown option %s\n\n", c->word, argv[optind - 1]);
+            fprintf(stderr, "laurel ctl %s%s%s: unknown option %s\n\n", CLI_CTL_API__NAME(c),
+                    argv[optind - 1]);
             cli_ctl_api__cmd_usage(stderr, c);
             return 2;
         default: a->v[ch] = optarg; break;
@@ -546,21 +765,23 @@ static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char *
         if (c->f[i].opt == NULL && optind + npos < argc) {
             a->v[i] = argv[optind + npos++];
         }
-        if (c->f[i].required && a->v[i] == NULL) {
-            fprintf(stderr, "laurel ctl %s: %s%s is required\n\n", c->word, c->f[i].opt ? "--" : "",
-                    c->f[i].opt ? c->f[i].opt : c->f[i].meta);
+        /* With --json BODY the body's members may come from it: the router checks them. */
+        if (c->f[i].required && a->v[i] == NULL &&
+            !(a->json && c->f[i].where == CLI_CTL_API__BODY && c->f[i].opt)) {
+            fprintf(stderr, "laurel ctl %s%s%s: %s%s is required\n\n", CLI_CTL_API__NAME(c),
+                    c->f[i].opt ? "--" : "", c->f[i].opt ? c->f[i].opt : c->f[i].meta);
             cli_ctl_api__cmd_usage(stderr, c);
             return 2;
         }
     }
     if (optind + npos < argc) {
-        fprintf(stderr, "laurel ctl %s: unexpected argument '%s'\n\n", c->word,
+        fprintf(stderr, "laurel ctl %s%s%s: unexpected argument '%s'\n\n", CLI_CTL_API__NAME(c),
                 argv[optind + npos]);
         cli_ctl_api__cmd_usage(stderr, c);
         return 2;
     }
     if (c->path == NULL && a->v[0][0] != '/') {
-        fprintf(stderr, "laurel ctl %s: PATH starts with '/'\n", c->word);
+        fprintf(stderr, "laurel ctl %s%s%s: PATH starts with '/'\n", CLI_CTL_API__NAME(c));
         return 2;
     }
     return -1; /* go on */
@@ -620,7 +841,7 @@ int cli_ctl_api(int argc, char **argv)
     if (rv != 0) {
         goto err_after_target;
     }
-    rv = cli_ctl_api__print(c, &resp);
+    rv = cli_ctl_api__print(c, &a, &resp);
     hclient_resp_free(&resp);
     free(target.p);
     free(body_s);
@@ -632,6 +853,6 @@ err_after_target:
     free(body_s);
 err_after_body:
     json_decref(body);
-    fprintf(stderr, "laurel ctl %s: %s\n", c->word, errmsg);
+    fprintf(stderr, "laurel ctl %s%s%s: %s\n", CLI_CTL_API__NAME(c), errmsg);
     return rv == LR_EINVAL ? 2 : 1;
 }

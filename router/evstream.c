@@ -481,6 +481,7 @@ void evstream_close(struct evstream *s, void (*done)(void *data), void *data)
 void evstream_stats_get(const struct evstream *s, struct evstream_stats *st)
 {
     st->index = s->last;
+    st->position = s->next > 0 ? s->next - 1 : 0;
     st->connects = s->connects;
     st->subscribed = s->state == ES_OPEN ? (int)s->replica : -1;
     st->replica = s->replica;

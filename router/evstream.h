@@ -96,6 +96,9 @@ void evstream_close(struct evstream *s, void (*done)(void *data), void *data);
 /** Counters and state, for /metrics and for the owner. */
 struct evstream_stats {
     uint64_t index;    /* the last index delivered (0 before the first) */
+    uint64_t position; /* every entry up to it was delivered or had no events: later ones
+                          will be; 0 while a live stream does not know where it stands (before
+                          its first status answer, or after a resync) */
     uint64_t connects; /* connections made to a replica, the first one too */
     int subscribed;    /* the replica it is subscribed on now, or -1 while it is not */
     unsigned replica;  /* the replica it is on, connecting to, or will try next */

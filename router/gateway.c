@@ -569,7 +569,18 @@ int gateway_client_resume(struct gateway_client *cl, const char *region, uint64_
     for (size_t i = 0; i < n; i++) {
         np += strncmp(topics[i], "player:", 7) == 0;
     }
-    if (after >= fs.index || np == 0) {
+    /* The replay ends where the live stream stands, not at the last event it delivered: a
+     * router that has just started has delivered nothing yet, and the entries between the
+     * client's index and its starting point come through neither. Before it knows where it
+     * starts there is no end to give: the client resumes again shortly (the subscription
+     * stands, and no live event has reached it yet from before that point). */
+    if (np > 0 && fs.position == 0) {
+        snprintf(err, errcap,
+                 "resume: the router's stream of region %.64s is starting; resume again shortly",
+                 region);
+        return LR_EUNAVAILABLE;
+    }
+    if (after >= fs.position || np == 0) {
         return 0; /* nothing the live stream will not bring */
     }
     rv = LR_ENOMEM;
@@ -587,7 +598,7 @@ int gateway_client_resume(struct gateway_client *cl, const char *region, uint64_
     }
     /* From the replica the follower is on: it holds at least up to the stop. */
     struct evstream_config cfg = {
-        .from = after + 1, .stop = fs.index, .replica = fs.replica, .timeout_ms = g->timeout_ms};
+        .from = after + 1, .stop = fs.position, .replica = fs.replica, .timeout_ms = g->timeout_ms};
     if ((rv = evstream_new(g->loop, g->up[r], &cfg, gateway__on_replay, rp, &rp->es)) != 0) {
         goto err_after_replay_alloc;
     }
@@ -608,6 +619,24 @@ err_after_replay_alloc:
 err:
     assert(rv != 0);
     return rv;
+}
+
+json_t *gateway_client_positions(const struct gateway_client *cl)
+{
+    const struct gateway *g = cl->g;
+    json_t *o = json_object();
+    for (unsigned i = 0; o && i < g->nregions; i++) {
+        const struct gateway__follower *f = &g->follow[i];
+        struct evstream_stats es = f->final;
+        if (f->es) {
+            evstream_stats_get(f->es, &es);
+        }
+        if (json_object_set_new(o, g->region[i], json_integer((json_int_t)es.position)) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+    }
+    return o;
 }
 
 /* ---- the gateway --------------------------------------------------------------------------- */

@@ -94,10 +94,21 @@ void gateway_client_unsubscribe(struct gateway_client *cl, const char *topic);
  * event log, for the player topics in @topics (@n strings, copied), up to the index the live
  * stream had reached when this was called: live events after it come through the
  * subscriptions, so each event reaches the client once. @return 0, LR_EINVAL (unknown region,
- * sentence in @err) or LR_ENOMEM.
+ * sentence in @err), LR_EUNAVAILABLE (the router is stopping, or the region's live stream does
+ * not know yet where it starts, as just after the router started: resume again shortly) or
+ * LR_ENOMEM.
  */
 int gateway_client_resume(struct gateway_client *cl, const char *region, uint64_t after,
                           const char *const *topics, size_t n, char *err, size_t errcap);
+
+/**
+ * Where each region's live stream stands, as a new JSON object {"<region>": index} (NULL when
+ * memory runs out): the events of later entries reach @cl through its subscriptions, those of
+ * this entry and earlier ones only through a resume. 0 for a stream that does not know yet
+ * where it starts (just after the router started). Sent with `subscribed`, so a client that
+ * has had no event from a region yet still knows where to resume it from.
+ */
+json_t *gateway_client_positions(const struct gateway_client *cl);
 
 /** Resumes of @cl still replaying (started by gateway_client_resume, not yet at their end):
  * what the WebSocket endpoint bounds per connection. */

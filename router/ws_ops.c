@@ -74,9 +74,13 @@ static void ws_ops__topics_op(struct ws_conn *c, json_t *msg, int subscribe)
         }
     }
     c->holding = 0;
-    if (json_array_size(ok) > 0) { /* every topic refused: the errors said it all */
-        ws__send_json(c, json_pack("{s:s,s:o}", "type", subscribe ? "subscribed" : "unsubscribed",
-                                   "topics", ok));
+    if (json_array_size(ok) > 0 && subscribe) { /* every topic refused: the errors said it all */
+        /* Where the live streams stand as this subscription starts: what a client that had no
+         * event of a region yet resumes from after a reconnect (docs/api.md). */
+        ws__send_json(c, json_pack("{s:s,s:o,s:o*}", "type", "subscribed", "topics", ok,
+                                   "positions", gateway_client_positions(c->cl)));
+    } else if (json_array_size(ok) > 0) {
+        ws__send_json(c, json_pack("{s:s,s:o}", "type", "unsubscribed", "topics", ok));
     } else {
         json_decref(ok);
     }
@@ -101,9 +105,10 @@ static void ws_ops__topics_op(struct ws_conn *c, json_t *msg, int subscribe)
                 ws__error(c, LR_ERATELIMIT, err);
                 continue;
             }
-            if (gateway_client_resume(c->cl, region, (uint64_t)json_integer_value(v), names,
-                                      (size_t)n, err, sizeof err) != 0) {
-                ws__error(c, LR_EINVAL, err);
+            int rv = gateway_client_resume(c->cl, region, (uint64_t)json_integer_value(v), names,
+                                           (size_t)n, err, sizeof err);
+            if (rv != 0) {
+                ws__error(c, rv, err); /* LR_EUNAVAILABLE: resume again; else the request */
             }
         }
     }

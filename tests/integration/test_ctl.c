@@ -24,7 +24,7 @@ struct fixture {
     char *dir;
     char data[600]; /* the cluster's --data, with keys.json */
     char http[32];
-    char admin[128];
+    char admin[128], api[128];
     pid_t dev;
 };
 
@@ -148,6 +148,7 @@ static int setup(void **state)
     snprintf(path, sizeof path, "%s/keys.json", f->data);
     json_t *keys = json_load_file(path, 0, NULL);
     snprintf(f->admin, sizeof f->admin, "%s", jstr(keys, "admin_key"));
+    snprintf(f->api, sizeof f->api, "%s", jstr(keys, "api_key"));
     json_decref(keys);
     admin_put(f, "/v1/boards/arena", "{\"order\":\"desc\",\"operator\":\"best\"}");
     admin_put(f, "/v1/games/quest", "{\"name\":\"Quest\"}");
@@ -347,6 +348,210 @@ static void keys_and_get(void **state)
     run_free(&r);
 }
 
+/* GET @path over HTTP (no key): its JSON body, owned by the caller; fails the test unless 200. */
+static json_t *http_get(const struct fixture *f, const char *path)
+{
+    struct httpc_resp r;
+    assert_int_equal(httpc_do(f->http, "GET", path, "", NULL, &r), 0);
+    if (r.status != 200) {
+        fprintf(stderr, "# GET %s: %d %s\n", path, r.status, r.body);
+    }
+    assert_int_equal(r.status, 200);
+    json_t *j = json_loads(r.body, 0, NULL);
+    assert_non_null(j);
+    httpc_free(&r);
+    return j;
+}
+
+/* A game, an achievement and a board put by ctl with the admin key read back over HTTP as
+ * given: every flag lands in its body member; --json is the body and flags add to it. */
+static void catalog_puts_then_get(void **state)
+{
+    struct fixture *f = *state;
+    struct run r;
+    json_t *j;
+    ctl(f, &r, "game", "put", "saga", "--name", "Saga", "--data", f->data, NULL);
+    assert_int_equal(r.code, 0);
+    assert_string_equal(jstr(r.json, "game_id"), "saga");
+    run_free(&r);
+    j = http_get(f, "/v1/games/saga");
+    assert_string_equal(jstr(j, "name"), "Saga");
+    json_decref(j);
+
+    ctl(f, &r, "achievement", "put", "saga", "slayer", "--name", "Slayer", "--description",
+        "Slay it", "--points", "25", "--hidden", "false", "--steps", "3", "--data", f->data, NULL);
+    assert_int_equal(r.code, 0);
+    run_free(&r);
+    j = http_get(f, "/v1/games/saga/achievements");
+    json_t *a = json_array_get(json_object_get(j, "achievements"), 0);
+    assert_string_equal(jstr(a, "achievement_id"), "slayer");
+    assert_string_equal(jstr(a, "name"), "Slayer");
+    assert_string_equal(jstr(a, "description"), "Slay it");
+    assert_int_equal(json_integer_value(json_object_get(a, "points")), 25);
+    assert_int_equal(json_integer_value(json_object_get(a, "steps")), 3);
+    assert_true(json_is_false(json_object_get(a, "hidden")));
+    json_decref(j);
+
+    ctl(f, &r, "board", "put", "duel", "--order", "asc", "--operator", "set", "--windows",
+        "alltime,daily", "--rewards", "[{\"rank_from\":1,\"rank_to\":3,\"reward\":\"gold\"}]",
+        "--game", "saga", "--data", f->data, NULL);
+    assert_int_equal(r.code, 0);
+    run_free(&r);
+    j = http_get(f, "/v1/boards/duel");
+    assert_string_equal(jstr(j, "order"), "asc");
+    assert_string_equal(jstr(j, "operator"), "set");
+    assert_string_equal(jstr(j, "game_id"), "saga");
+    assert_int_equal(json_array_size(json_object_get(j, "windows")), 2);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "windows"), 1)),
+                        "daily");
+    assert_string_equal(jstr(json_array_get(json_object_get(j, "rewards"), 0), "reward"), "gold");
+    json_decref(j);
+
+    /* The escape hatch: the body as JSON, no required flag, a flag still adds its member. */
+    ctl(f, &r, "board", "put", "sprint", "--json", "{\"order\":\"asc\",\"operator\":\"best\"}",
+        "--snapshot-top", "5", "--data", f->data, NULL);
+    assert_int_equal(r.code, 0);
+    run_free(&r);
+    j = http_get(f, "/v1/boards/sprint");
+    assert_string_equal(jstr(j, "order"), "asc");
+    assert_int_equal(json_integer_value(json_object_get(j, "snapshot_top")), 5);
+    json_decref(j);
+
+    /* What the router refuses comes back as its error; what ctl can tell is wrong, before. */
+    ctl(f, &r, "board", "put", "bad", "--order", "up", "--operator", "best", "--data", f->data,
+        NULL);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "error invalid_argument: "));
+    run_free(&r);
+    ctl(f, &r, "game", "put", "nameless", "--data", f->data, NULL);
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.err, "--name is required"));
+    run_free(&r);
+    ctl(f, &r, "achievement", "put", "saga", "x", "--name", "X", "--hidden", "maybe", NULL);
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.err, "--hidden wants true or false"));
+    run_free(&r);
+    ctl(f, &r, "board", "put", "b", "--json", "[1]", NULL);
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.err, "--json wants a JSON object"));
+    run_free(&r);
+    /* The api key may not write the catalog: the API's 403. */
+    ctl(f, &r, "game", "put", "saga", "--name", "Saga", "--data", "/nonexistent", "--api-key",
+        f->api, NULL);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "error forbidden: "));
+    assert_non_null(strstr(r.err, "--admin-key"));
+    run_free(&r);
+}
+
+/* RFC 3339 of now + @delta_s. */
+static void rfc3339(char *out, size_t cap, long delta_s)
+{
+    time_t t = time(NULL) + delta_s;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* A tournament put by ctl reads back active; a join by ctl (api key) counts once, twice. */
+static void tournament_put_and_join(void **state)
+{
+    struct fixture *f = *state;
+    struct run r;
+    char start[32], end[32];
+    rfc3339(start, sizeof start, -3600);
+    rfc3339(end, sizeof end, 86400);
+    ctl(f, &r, "tournament", "put", "cup", "--name", "Cup", "--order", "desc", "--operator", "best",
+        "--start-at", start, "--end-at", end, "--max-participants", "10", "--max-attempts", "3",
+        "--prizes", "[{\"rank_from\":1,\"rank_to\":1,\"reward\":\"cup\"}]", "--data", f->data,
+        NULL);
+    assert_int_equal(r.code, 0);
+    assert_string_equal(jstr(r.json, "tournament_id"), "cup");
+    run_free(&r);
+    json_t *j = http_get(f, "/v1/tournaments/cup");
+    assert_string_equal(jstr(j, "state"), "active");
+    assert_int_equal(json_integer_value(json_object_get(j, "max_participants")), 10);
+    assert_int_equal(json_integer_value(json_object_get(j, "max_attempts")), 3);
+    assert_int_equal(json_integer_value(json_object_get(j, "participants")), 0);
+    json_decref(j);
+
+    ctl(f, &r, "player", "put", "erin", "--name", "Erin", "--region", "na", "--data", f->data,
+        NULL);
+    assert_int_equal(r.code, 0);
+    run_free(&r);
+    for (int i = 0; i < 2; i++) {
+        ctl(f, &r, "tournament", "join", "cup", "erin", "--data", f->data, NULL);
+        assert_int_equal(r.code, 0);
+        assert_true(json_is_true(json_object_get(r.json, "joined")));
+        assert_int_equal(json_integer_value(json_object_get(r.json, "participants")), 1);
+        run_free(&r);
+    }
+    j = http_get(f, "/v1/tournaments/cup");
+    assert_int_equal(json_integer_value(json_object_get(j, "participants")), 1);
+    json_decref(j);
+
+    ctl(f, &r, "tournament", "join", "cup", "nobody", "--data", f->data, NULL);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "error not_found: "));
+    run_free(&r);
+    ctl(f, &r, "tournament", "join", "cup", NULL);
+    assert_int_equal(r.code, 2);
+    assert_non_null(strstr(r.err, "PLAYER is required"));
+    run_free(&r);
+}
+
+/* The line of the table for @group's replica @replica, or NULL. */
+static const char *table_row(const char *out, const char *group, const char *replica)
+{
+    char head[64];
+    snprintf(head, sizeof head, "\n%s ", group);
+    for (const char *p = strstr(out, head); p; p = strstr(p + 1, head)) {
+        const char *q = p + strlen(head);
+        while (*q == ' ') {
+            q++;
+        }
+        if (strncmp(q, replica, strlen(replica)) == 0 && q[strlen(replica)] == ' ') {
+            return p + 1;
+        }
+    }
+    return NULL;
+}
+
+/* `ctl cluster` lists every region and the meta group with a leader, healthy, lag 0 or more;
+ * --json is /v1/cluster as it is. */
+static void cluster_table(void **state)
+{
+    struct fixture *f = *state;
+    struct run r;
+    static const char *const groups[] = {"eu", "na", "meta"};
+    ctl(f, &r, "cluster", "--data", f->data, NULL);
+    assert_int_equal(r.code, 0);
+    assert_non_null(strstr(r.out, "GROUP"));
+    assert_non_null(strstr(r.out, "APPLIED"));
+    assert_non_null(strstr(r.out, "LAG"));
+    for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++) {
+        const char *row = table_row(r.out, groups[i], "1");
+        char line[256];
+        assert_non_null(row);
+        snprintf(line, sizeof line, "%.*s", (int)strcspn(row, "\n"), row);
+        assert_non_null(strstr(line, " leader "));
+        assert_non_null(strstr(line, " true"));
+    }
+    assert_null(strstr(r.err, "no leader"));
+    run_free(&r);
+
+    ctl(f, &r, "cluster", "--json", "--data", f->data, NULL);
+    assert_int_equal(r.code, 0);
+    assert_int_equal(json_array_size(json_object_get(r.json, "regions")), 2);
+    assert_string_equal(jstr(json_object_get(r.json, "meta"), "id"), "meta");
+    run_free(&r);
+
+    ctl(f, &r, "cluster", "--data", "/nonexistent", NULL);
+    assert_int_equal(r.code, 1);
+    assert_non_null(strstr(r.err, "error unauthorized: "));
+    run_free(&r);
+}
+
 /* No router there: exit 1 with the connection error, well within the timeout. */
 static void router_unreachable(void **state)
 {
@@ -364,9 +569,12 @@ static void router_unreachable(void **state)
 static void help_and_usage_errors(void **state)
 {
     struct fixture *f = *state;
-    static const char *const cmds[][2] = {{"player", "put"}, {"player", "get"}, {"unlock", NULL},
-                                          {"score", NULL},   {"top", NULL},     {"rank", NULL},
-                                          {"get", NULL},     {"status", NULL}};
+    static const char *const cmds[][2] = {
+        {"player", "put"}, {"player", "get"},     {"unlock", NULL},       {"score", NULL},
+        {"top", NULL},     {"rank", NULL},        {"get", NULL},          {"status", NULL},
+        {"game", "put"},   {"game", "get"},       {"achievement", "put"}, {"board", "put"},
+        {"board", "get"},  {"tournament", "put"}, {"tournament", "join"}, {"tournament", "get"},
+        {"cluster", NULL}, {"watch", NULL}};
     struct run r;
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (cmds[i][1]) {
@@ -419,10 +627,16 @@ int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(player_put_then_get),   cmocka_unit_test(score_then_top),
-        cmocka_unit_test(rank_with_around),      cmocka_unit_test(unlock_unknown_achievement),
-        cmocka_unit_test(keys_and_get),          cmocka_unit_test(router_unreachable),
+        cmocka_unit_test(player_put_then_get),
+        cmocka_unit_test(score_then_top),
+        cmocka_unit_test(rank_with_around),
+        cmocka_unit_test(unlock_unknown_achievement),
+        cmocka_unit_test(keys_and_get),
+        cmocka_unit_test(router_unreachable),
         cmocka_unit_test(help_and_usage_errors),
+        cmocka_unit_test(catalog_puts_then_get),
+        cmocka_unit_test(tournament_put_and_join),
+        cmocka_unit_test(cluster_table),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -127,12 +128,11 @@ int tdev_router_start(struct tdev *d, struct tdev_router *rt)
     return tdev_router_start_with(d, rt, NULL);
 }
 
-int tdev_router_start_with(struct tdev *d, struct tdev_router *rt, const char *const *extra)
+/* Start the router on rt->http (already chosen) and wait for its /readyz. */
+static int tdev__router_run(struct tdev *d, struct tdev_router *rt, const char *const *extra)
 {
     char path[600], keys[600], args[TDEV_MAX_NODES][300], *argv[2 * TDEV_MAX_NODES + 32];
     int a = 0, nargs = 0;
-    memset(rt, 0, sizeof *rt);
-    snprintf(rt->http, sizeof rt->http, "127.0.0.1:%d", client_free_port());
     argv[a++] = (char *)d->bin;
     argv[a++] = "router";
     argv[a++] = "--http";
@@ -172,6 +172,7 @@ int tdev_router_start_with(struct tdev *d, struct tdev_router *rt, const char *c
         return -1;
     }
     if (rt->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no router behind */
         snprintf(path, sizeof path, "%s/router-%d.log", d->dir, (int)getpid());
         if (freopen(path, "a", stdout) == NULL || freopen(path, "a", stderr) == NULL) {
             _exit(126);
@@ -193,6 +194,19 @@ int tdev_router_start_with(struct tdev *d, struct tdev_router *rt, const char *c
     fprintf(stderr, "# tdev: the extra router on %s is not ready; see %s\n", rt->http, d->dir);
     tdev_router_stop(rt);
     return -1;
+}
+
+int tdev_router_start_with(struct tdev *d, struct tdev_router *rt, const char *const *extra)
+{
+    memset(rt, 0, sizeof *rt);
+    snprintf(rt->http, sizeof rt->http, "127.0.0.1:%d", client_free_port());
+    return tdev__router_run(d, rt, extra);
+}
+
+int tdev_router_restart(struct tdev *d, struct tdev_router *rt, const char *const *extra)
+{
+    rt->pid = 0;
+    return tdev__router_run(d, rt, extra);
 }
 
 void tdev_router_stop(struct tdev_router *rt)

@@ -65,6 +65,10 @@ int tdev_router_start(struct tdev *d, struct tdev_router *rt);
  * none; at most 16), borrowed for the call. */
 int tdev_router_start_with(struct tdev *d, struct tdev_router *rt, const char *const *extra);
 
+/** Start @rt again, stopped by tdev_router_stop, on the address it had (its clients reconnect
+ * there), with @extra as in tdev_router_start_with. @return 0, or -1 (nothing left running). */
+int tdev_router_restart(struct tdev *d, struct tdev_router *rt, const char *const *extra);
+
 /** SIGTERM the router and reap it. */
 void tdev_router_stop(struct tdev_router *rt);
 

@@ -1,5 +1,5 @@
-/* bench/wsload.h — many WebSocket client connections on one libuv loop, for
- * `laurel bench ws`.
+/* lib/wsload.h — many WebSocket client connections on one libuv loop, for
+ * `laurel bench ws` (and one at a time for `laurel ctl watch`).
  *
  * A pool of at most `cap` connections to one server, numbered 0, 1, 2, ... in the order they
  * are opened. Connection n binds to the loopback source address 127.0.0.(first_source +
@@ -33,10 +33,12 @@ struct wsload_cbs {
 };
 
 struct wsload_spec {
-    const char *addr;      /* IPv4 "host:port" of the server; copied */
+    const char *addr;      /* "host:port" of the server (IPv4, "[v6]:port" or a name resolved
+                              once by wsload_new); copied */
     const char *target;    /* request target, e.g. "/v1/ws"; copied */
     unsigned cap;          /* connections at most, in all (>= 1) */
-    unsigned first_source; /* last byte of the first source address 127.0.0.x (0: no bind) */
+    unsigned first_source; /* last byte of the first source address 127.0.0.x (0: no bind;
+                              else the server must be IPv4) */
     unsigned per_source;   /* connections per source address (0: all on the first) */
     unsigned handshakes;   /* handshakes in flight at most (0: 256) */
     struct wsload_cbs cbs; /* each may be NULL */

@@ -1,4 +1,4 @@
-/* bench/wsload.c — see wsload.h.
+/* lib/wsload.c — see wsload.h.
  *
  * A connection goes CONNECTING (tcp connect) -> HANDSHAKE (request written, waiting for the
  * 101 head) -> OPEN -> CLOSING (uv_close called) -> DONE (handle closed). Only CONNECTING and
@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../lib/addr.h"
-#include "../lib/err.h"
+#include "addr.h"
+#include "err.h"
 
 #define WSLOAD__RBUF (256 * 1024)
 #define WSLOAD__HEAD_MAX 8192
@@ -437,7 +437,7 @@ static void wsload__connected(uv_connect_t *req, int status)
 static void wsload__start(struct wsload__conn *c)
 {
     struct wsload *l = c->l;
-    int rv = uv_tcp_init_ex(l->loop, &c->tcp, AF_INET);
+    int rv = uv_tcp_init_ex(l->loop, &c->tcp, l->dest.ss_family);
     c->tcp.data = c;
     l->st.started++;
     l->st.opening++;
@@ -513,7 +513,9 @@ int wsload_new(uv_loop_t *loop, const struct wsload_spec *spec, struct wsload **
         return LR_ENOMEM;
     }
     socklen_t dlen;
-    if (addr_resolve(spec->addr, 0, &l->dest, &dlen) != 0) {
+    /* Source addresses are 127.0.0.x: an IPv4 server only. */
+    if (addr_resolve(spec->addr, 0, &l->dest, &dlen) != 0 ||
+        (spec->first_source && l->dest.ss_family != AF_INET)) {
         rv = LR_EINVAL;
         goto err_after_alloc;
     }
