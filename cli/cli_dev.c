@@ -65,7 +65,7 @@ static void cli_dev__usage(FILE *f)
 {
     fprintf(f,
             "usage: laurel dev [--http HOST:PORT] [--data DIR] [--regions a,b,c] [--replicas N]\n"
-            "                  [--admin-key K] [--api-key K]\n"
+            "                  [--admin-key K] [--api-key K] [--cors-origins LIST]\n"
             "\n"
             "Starts a whole cluster here: one `laurel node` process per replica of each region\n"
             "and of the metadata group (`laurel node --role meta`, as many replicas as a region)\n"
@@ -75,7 +75,8 @@ static void cli_dev__usage(FILE *f)
             "so several keys of a role may be listed there to rotate one). --admin-key and\n"
             "--api-key replace the file's key of their role, and show in ps: prefer the file.\n"
             "DATA/dev.json lists every process; replica logs are DATA/<region>-<n>.log and\n"
-            "DATA/meta-<n>.log. Ctrl-C stops everything.\n");
+            "DATA/meta-<n>.log. --cors-origins goes to the router as `laurel router` takes it\n"
+            "(default *). Ctrl-C stops everything.\n");
 }
 
 static int cli_dev__random_key(char *out, size_t n)
@@ -413,10 +414,11 @@ int cli_dev(int argc, char **argv)
                                          {"replicas", required_argument, NULL, 'n'},
                                          {"admin-key", required_argument, NULL, 'a'},
                                          {"api-key", required_argument, NULL, 'k'},
+                                         {"cors-origins", required_argument, NULL, 'O'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     static struct dev d; /* owned by this command for the process's life */
-    const char *regions = "local", *admin = NULL, *api = NULL;
+    const char *regions = "local", *admin = NULL, *api = NULL, *cors = NULL;
     int c;
     memset(&d, 0, sizeof d);
     snprintf(d.http, sizeof d.http, "127.0.0.1:8080");
@@ -431,6 +433,7 @@ int cli_dev(int argc, char **argv)
         case 'n': d.replicas = (unsigned)atoi(optarg); break;
         case 'a': admin = optarg; break;
         case 'k': api = optarg; break;
+        case 'O': cors = optarg; break;
         case 'h': cli_dev__usage(stdout); return 0;
         default: cli_dev__usage(stderr); return 2;
         }
@@ -494,6 +497,7 @@ int cli_dev(int argc, char **argv)
     cfg.log = &log;
     cfg.http = d.http;
     cfg.keys = &d.keys;
+    cfg.cors_origins = cors;
     struct peerauth_key cluster_key;
     char keymsg[LR_ERRMSG_SIZE];
     /* Read as the replicas read it (--cluster-key-file), so the router cannot hold another

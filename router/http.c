@@ -55,6 +55,7 @@
 #include "../lib/addr.h"
 #include "../lib/err.h"
 #include "../lib/strmap.h"
+#include "cors.h"
 #include "ws.h"
 
 #define HTTP__HDR_MAX 8192         /* bytes of request header block lws keeps */
@@ -102,6 +103,7 @@ struct http__req {
     uint64_t deadline;   /* uv_now() by which it must be answered */
     char *body;          /* accumulated body, NUL-terminated; NULL while empty */
     size_t body_cap;
+    const char *cors;   /* the CORS header lines of its answers (cors.h), in the allocation */
     unsigned char *out; /* the whole answer at out + LWS_PRE, or NULL until answered */
     size_t out_len;
     int close_after; /* close the connection once the answer is written */
@@ -133,6 +135,7 @@ struct http {
     struct strmap per_ip; /* client address -> (uintptr_t)connections counted */
     struct strmap by_wsi; /* wsi pointer (its bytes) -> its address (owned string) */
     struct http_stats st; /* st.open: by_wsi.count */
+    struct cors cors;     /* who may read the answers in a browser (http_set_cors) */
 };
 
 /* ---- requests ------------------------------------------------------------------------------- */
@@ -213,13 +216,19 @@ static char *http__query_dup(struct lws *wsi)
     return q;
 }
 
+const char *http_method_name(enum http_method m)
+{
+    static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "OPTIONS", "OTHER"};
+    return (unsigned)m < sizeof names / sizeof names[0] ? names[m] : "OTHER";
+}
+
 static const struct {
     enum lws_token_indexes tok;
     enum http_method method;
 } http__methods[] = {
     {WSI_TOKEN_GET_URI, HTTP_GET},     {WSI_TOKEN_POST_URI, HTTP_POST},
     {WSI_TOKEN_PUT_URI, HTTP_PUT},     {WSI_TOKEN_DELETE_URI, HTTP_DELETE},
-    {WSI_TOKEN_PATCH_URI, HTTP_OTHER}, {WSI_TOKEN_OPTIONS_URI, HTTP_OTHER},
+    {WSI_TOKEN_PATCH_URI, HTTP_OTHER}, {WSI_TOKEN_OPTIONS_URI, HTTP_OPTIONS},
     {WSI_TOKEN_HEAD_URI, HTTP_OTHER},
 };
 
@@ -239,12 +248,23 @@ static int http__consistency(struct lws *wsi)
     return strcasecmp(v, "stale") == 0 ? 2 : strcasecmp(v, "linearizable") == 0 ? 1 : -1;
 }
 
-/* A request from the parsed headers: one allocation for the struct and its four strings. */
+/* The CORS header lines for the answers to @wsi's request, by its Origin, into @out
+ * (CORS_HEADERS_MAX bytes). An Origin too long for any listed origin matches none. */
+static size_t http__cors_lines(const struct http *h, struct lws *wsi, char *out)
+{
+    char origin[CORS_ORIGIN_MAX] = "";
+    if (!h->cors.any && lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0) {
+        origin[0] = '\0';
+    }
+    return cors_headers(&h->cors, origin, out, CORS_HEADERS_MAX);
+}
+
+/* A request from the parsed headers: one allocation for the struct and its five strings. */
 static struct http__req *http__req_new(struct http *h, struct lws *wsi, const char *uri)
 {
     enum http_method method = HTTP_OTHER;
     enum lws_token_indexes uri_tok = WSI_TOKEN_COUNT;
-    char *path = NULL, *query = NULL, *auth = NULL, peer[48] = "";
+    char *path = NULL, *query = NULL, *auth = NULL, peer[48] = "", cors[CORS_HEADERS_MAX];
     struct http__req *r = NULL;
     int malformed = 0;
     for (size_t i = 0; i < sizeof http__methods / sizeof http__methods[0]; i++) {
@@ -263,8 +283,8 @@ static struct http__req *http__req_new(struct http *h, struct lws *wsi, const ch
     }
     lws_get_peer_simple(wsi, peer, sizeof peer);
     size_t lp = strlen(path) + 1, lq = strlen(query) + 1, la = strlen(auth) + 1,
-           lpeer = strlen(peer) + 1;
-    r = calloc(1, sizeof *r + lp + lq + la + lpeer);
+           lpeer = strlen(peer) + 1, lcors = http__cors_lines(h, wsi, cors) + 1;
+    r = calloc(1, sizeof *r + lp + lq + la + lpeer + lcors);
     if (r == NULL) {
         goto out;
     }
@@ -273,6 +293,9 @@ static struct http__req *http__req_new(struct http *h, struct lws *wsi, const ch
     memcpy(s + lp, query, lq);
     memcpy(s + lp + lq, auth, la);
     memcpy(s + lp + lq + la, peer, lpeer);
+    memcpy(s + lp + lq + la + lpeer, cors, lcors - 1);
+    s[lp + lq + la + lpeer + lcors - 1] = '\0';
+    r->cors = s + lp + lq + la + lpeer;
     r->pub.method = method;
     r->pub.path = s;
     r->pub.query = s + lp;
@@ -295,28 +318,35 @@ out:
 
 /* ---- answers -------------------------------------------------------------------------------- */
 
-/* Lay out an answer in @buf (@cap bytes): LWS_PRE bytes for lws, then status line, headers and
- * body (left out for HEAD, as @with_body says). @return its length from LWS_PRE, or 0 if it
- * does not fit. */
+/* Lay out an answer in @buf (@cap bytes): LWS_PRE bytes for lws, then status line, headers
+ * (the CORS lines @cors, then @extra) and body (left out for HEAD, as @with_body says). A 204
+ * carries neither body nor Content-Type nor Content-Length (RFC 9110, 8.6). @return its length
+ * from LWS_PRE, or 0 if it does not fit. */
 static size_t http__layout(struct lws *wsi, int status, const char *ctype, const char *body,
-                           size_t len, const char *extra, int with_body, unsigned char *buf,
-                           size_t cap)
+                           size_t len, const char *cors, const char *extra, int with_body,
+                           unsigned char *buf, size_t cap)
 {
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + cap;
-    size_t extra_len = extra ? strlen(extra) : 0, send_len = with_body ? len : 0;
+    size_t cors_len = strlen(cors), extra_len = extra ? strlen(extra) : 0;
+    int empty = status == 204;
+    size_t send_len = with_body && !empty ? len : 0;
     /* Content-Length through the plain header call: lws' own helper would also start counting
      * body bytes, and our one write carries the headers as well. */
     char clen[24];
     int clen_n = snprintf(clen, sizeof clen, "%zu", len);
     unsigned code = (unsigned)status | LWSAHH_FLAG_NO_SERVER_NAME;
     if (lws_add_http_header_status(wsi, code, &p, end) != 0 ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)ctype,
-                                     (int)strlen(ctype), &p, end) != 0 ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
-                                     (const unsigned char *)clen, clen_n, &p, end) != 0 ||
-        (size_t)(end - p) < extra_len + 2 + send_len) {
+        (!empty &&
+         (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                       (const unsigned char *)ctype, (int)strlen(ctype), &p,
+                                       end) != 0 ||
+          lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+                                       (const unsigned char *)clen, clen_n, &p, end) != 0)) ||
+        (size_t)(end - p) < cors_len + extra_len + 2 + send_len) {
         return 0;
     }
+    memcpy(p, cors, cors_len);
+    p += cors_len;
     if (extra_len > 0) {
         memcpy(p, extra, extra_len);
         p += extra_len;
@@ -336,9 +366,11 @@ static size_t http__layout(struct lws *wsi, int status, const char *ctype, const
 static void http__answer(struct http__req *r, int status, const char *ctype, const char *body,
                          size_t len, const char *extra, int close_after)
 {
-    size_t cap = LWS_PRE + HTTP__HEAD_ROOM + (extra ? strlen(extra) : 0) + len;
+    size_t cap = LWS_PRE + HTTP__HEAD_ROOM + strlen(r->cors) + (extra ? strlen(extra) : 0) + len;
     unsigned char *buf = malloc(cap);
-    size_t n = buf ? http__layout(r->wsi, status, ctype, body, len, extra, !r->head, buf, cap) : 0;
+    size_t n =
+        buf ? http__layout(r->wsi, status, ctype, body, len, r->cors, extra, !r->head, buf, cap)
+            : 0;
     if (n == 0) {
         free(buf);
         lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
@@ -493,8 +525,10 @@ static int http__refuse_upgrade(struct http *h, struct lws *wsi, int which)
 {
     const char *body = h->refusal[which];
     int status = http__refusals[which].status;
-    unsigned char buf[LWS_PRE + HTTP__HEAD_ROOM + 160];
-    size_t n = http__layout(wsi, status, HTTP_JSON, body, strlen(body),
+    unsigned char buf[LWS_PRE + HTTP__HEAD_ROOM + CORS_HEADERS_MAX + 160];
+    char cors[CORS_HEADERS_MAX];
+    http__cors_lines(h, wsi, cors);
+    size_t n = http__layout(wsi, status, HTTP_JSON, body, strlen(body), cors,
                             status == 503 || status == 429 ? "Retry-After: 1\r\n" : NULL, 1, buf,
                             sizeof buf);
     if (n == 0) {
@@ -811,6 +845,7 @@ int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void 
     h->loop = loop;
     h->max_conns = HTTP_DEFAULT_MAX_CONNS;
     h->max_per_ip = HTTP_DEFAULT_MAX_PER_IP;
+    h->cors.any = 1;
     strmap_init(&h->per_ip);
     strmap_init(&h->by_wsi);
     h->handler = handler;
@@ -890,6 +925,11 @@ void http_set_conn_limits(struct http *h, unsigned max_conns, unsigned max_per_i
 {
     h->max_conns = max_conns ? max_conns : HTTP_DEFAULT_MAX_CONNS;
     h->max_per_ip = max_per_ip ? max_per_ip : HTTP_DEFAULT_MAX_PER_IP;
+}
+
+void http_set_cors(struct http *h, const struct cors *c)
+{
+    h->cors = *c;
 }
 
 void http_stats_get(const struct http *h, struct http_stats *st)

@@ -52,13 +52,17 @@ struct router_config {
     unsigned http_max_conns, http_max_per_ip;
     /* Request rate limits per API key and per client address (rlimit.h, docs/security.md). */
     struct rlimit_config limits;
+    /* The web origins whose pages may read the answers (cors.h, docs/api.md "CORS"): NULL,
+     * "" or "*" every origin, else a comma-separated list. Copied. */
+    const char *cors_origins;
 };
 
 struct router; /* Opaque. */
 
 /**
  * Start serving on @loop. @cfg is copied (its logger and region addresses are borrowed as it
- * says). @return 0 and *@out, or LR_E* with @errmsg: LR_EINVAL without a logger, or the error
+ * says). @return 0 and *@out, or LR_E* with @errmsg: LR_EINVAL without a logger or with a
+ * malformed cors_origins, or the error
  * of an upstream, the gateway, the WebSocket endpoint or the listener.
  */
 int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router **out,

@@ -110,6 +110,12 @@ void rreq__reply_text(struct rreq *q, int status, const char *ctype, const char 
     rreq__send(q, status, ctype, body, len, NULL);
 }
 
+void rreq__reply_empty(struct rreq *q, int status, const char *headers)
+{
+    router__observe(q->r, q->route, q->t0, status);
+    rreq__send(q, status, HTTP_JSON, "", 0, headers);
+}
+
 void rreq__reply_error(struct rreq *q, int rv)
 {
     int status = err_http_status(rv);

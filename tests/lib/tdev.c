@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +92,8 @@ int tdev_start(struct tdev *d, const char *regions, unsigned replicas, int ready
     }
     if (d->pid == 0) {
         char log[600];
+        /* Dies with the test, and its replicas with it (theirs is set by `laurel dev`). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         snprintf(log, sizeof log, "%s/dev.out", d->dir);
         if (freopen(log, "a", stdout) == NULL || freopen(log, "a", stderr) == NULL) {
             _exit(126);
@@ -172,6 +175,7 @@ int tdev_router_start_with(struct tdev *d, struct tdev_router *rt, const char *c
         return -1;
     }
     if (rt->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* dies with the test, as the dev process does */
         snprintf(path, sizeof path, "%s/router-%d.log", d->dir, (int)getpid());
         if (freopen(path, "a", stdout) == NULL || freopen(path, "a", stderr) == NULL) {
             _exit(126);
