@@ -52,14 +52,25 @@ int cors_init(struct cors *c, const char *list, char *err, size_t errcap)
     }
 }
 
-size_t cors_headers(const struct cors *c, const char *origin, char *out, size_t cap)
+/* The listed origin equal to @origin, or NULL. */
+static const char *cors__find(const struct cors *c, const char *origin)
 {
-    const char *allow = c->any ? "*" : NULL;
-    for (unsigned i = 0; allow == NULL && i < c->n; i++) {
+    for (unsigned i = 0; i < c->n; i++) {
         if (strcmp(c->origin[i], origin) == 0) {
-            allow = c->origin[i];
+            return c->origin[i];
         }
     }
+    return NULL;
+}
+
+int cors_allows(const struct cors *c, const char *origin)
+{
+    return c->any || origin[0] == '\0' || cors__find(c, origin) != NULL;
+}
+
+size_t cors_headers(const struct cors *c, const char *origin, char *out, size_t cap)
+{
+    const char *allow = c->any ? "*" : cors__find(c, origin);
     int n = snprintf(out, cap, "%s%s%s%sAccess-Control-Expose-Headers: " CORS_EXPOSE_HEADERS "\r\n",
                      allow ? "Access-Control-Allow-Origin: " : "", allow ? allow : "",
                      allow ? "\r\n" : "", c->any ? "" : "Vary: Origin\r\n");

@@ -45,6 +45,13 @@ struct cors {
 int cors_init(struct cors *c, const char *list, char *err, size_t errcap);
 
 /**
+ * Whether @c lets a page of @origin (a request's Origin; "" when it had none) read the
+ * answers: every origin with "*"; else a listed one, or none at all (not a browser's request:
+ * browsers send Origin with every cross-origin request and every WebSocket handshake).
+ */
+int cors_allows(const struct cors *c, const char *origin);
+
+/**
  * The CORS header lines of an answer to a request whose Origin header is @origin ("" when it
  * had none), each ending in CRLF, into @out (@cap >= CORS_HEADERS_MAX): with "*", the
  * wildcard; with a list, the origin echoed when it is listed, and "Vary: Origin" in any case

@@ -75,6 +75,7 @@ enum {
     HTTP__UPGRADE,
     HTTP__WS_FULL,   /* ws_admit: WS_REFUSE_MAX_CONNS or WS_REFUSE_STOPPING */
     HTTP__WS_PER_IP, /* ws_admit: WS_REFUSE_PER_IP */
+    HTTP__WS_ORIGIN, /* a browser's handshake from an origin --cors-origins does not list */
     HTTP__REFUSAL_N
 };
 
@@ -90,6 +91,8 @@ static const struct {
     [HTTP__WS_FULL] = {503, LR_EUNAVAILABLE, "WebSocket connections are at their limit"},
     [HTTP__WS_PER_IP] = {429, LR_ERATELIMIT,
                          "WebSocket connections from this address are at their limit"},
+    [HTTP__WS_ORIGIN] = {403, LR_EFORBIDDEN,
+                         "WebSocket connections from this origin are not allowed"},
 };
 
 struct http__req {
@@ -248,13 +251,24 @@ static int http__consistency(struct lws *wsi)
     return strcasecmp(v, "stale") == 0 ? 2 : strcasecmp(v, "linearizable") == 0 ? 1 : -1;
 }
 
+/* The Origin of @wsi's request into @origin (CORS_ORIGIN_MAX bytes): "" when it has none,
+ * "-" (which no list holds) when it is too long for any listed origin. */
+static void http__origin(struct lws *wsi, char *origin)
+{
+    origin[0] = '\0';
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0 &&
+        lws_hdr_copy(wsi, origin, CORS_ORIGIN_MAX, WSI_TOKEN_ORIGIN) <= 0) {
+        snprintf(origin, CORS_ORIGIN_MAX, "-");
+    }
+}
+
 /* The CORS header lines for the answers to @wsi's request, by its Origin, into @out
- * (CORS_HEADERS_MAX bytes). An Origin too long for any listed origin matches none. */
+ * (CORS_HEADERS_MAX bytes). */
 static size_t http__cors_lines(const struct http *h, struct lws *wsi, char *out)
 {
     char origin[CORS_ORIGIN_MAX] = "";
-    if (!h->cors.any && lws_hdr_copy(wsi, origin, sizeof origin, WSI_TOKEN_ORIGIN) < 0) {
-        origin[0] = '\0';
+    if (!h->cors.any) {
+        http__origin(wsi, origin);
     }
     return cors_headers(&h->cors, origin, out, CORS_HEADERS_MAX);
 }
@@ -549,13 +563,22 @@ static int http__refuse_upgrade(struct http *h, struct lws *wsi, int which)
 static void http__conn_uncount(struct http *h, struct lws *wsi);
 
 /* Let a WebSocket upgrade of GET /v1/ws through when WebSockets are served and ws.c admits
- * it; other upgrades (plain HTTP/1.1 only: WebSocket elsewhere, h2c) get 400 at once. */
+ * it; other upgrades (plain HTTP/1.1 only: WebSocket elsewhere, h2c) get 400 at once.
+ *
+ * Browsers apply no CORS to WebSockets: they send Origin with the handshake and leave the
+ * decision to the server, and lws 4.1 checks nothing of it. With a list of origins, a
+ * handshake whose Origin is not listed gets 403, so a page of another origin reads no more
+ * over the socket than it may over HTTP; one without Origin (not a browser) is let through. */
 static int http__confirm_upgrade(struct http *h, struct lws *wsi, const char *type)
 {
-    char path[16];
+    char path[16], origin[CORS_ORIGIN_MAX];
     if (h->ws != NULL && type != NULL && strcmp(type, "websocket") == 0 &&
         lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) > 0 &&
         strcmp(path, "/v1/ws") == 0) {
+        http__origin(wsi, origin);
+        if (!cors_allows(&h->cors, origin)) {
+            return http__refuse_upgrade(h, wsi, HTTP__WS_ORIGIN);
+        }
         switch (ws_admit(h->ws, wsi)) {
         case 0: http__conn_uncount(h, wsi); return 0; /* ws.c's limits hold it from here */
         case WS_REFUSE_PER_IP: return http__refuse_upgrade(h, wsi, HTTP__WS_PER_IP);

@@ -8,6 +8,8 @@
  * - every answer (2xx, 401, 404, 429) carries Access-Control-Allow-Origin: * by default;
  * - with --cors-origins, a listed origin is echoed with Vary: Origin, another gets none;
  * - preflights take no token of the rate limits, and the 429s carry the CORS headers;
+ * - with a list, a WebSocket handshake from an unlisted origin gets 403; a listed origin, or
+ *   none (not a browser), gets 101, as every origin does by default;
  * - GET /openapi.json answers the document without a key: JSON, openapi "3.1.x".
  *
  * Requests are written raw (httpc_raw) so they can carry Origin and read every header. */
@@ -239,6 +241,42 @@ static void preflights_are_not_rate_limited(void **state)
     free(a);
 }
 
+/* The status of a WebSocket handshake to @addr with Origin @origin (NULL: none). */
+static int ws_handshake(const char *addr, const char *origin, struct answer *a)
+{
+    static const char ws[] =
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n";
+    char req[1024], org[512] = "";
+    if (origin) {
+        snprintf(org, sizeof org, "Origin: %s\r\n", origin);
+    }
+    int n = snprintf(req, sizeof req, "GET /v1/ws HTTP/1.1\r\nHost: %s\r\n%s%s\r\n", addr, org, ws);
+    /* A 101 leaves the connection open: read what came within a second. */
+    long got = httpc_raw(addr, req, (size_t)n, a->raw, sizeof a->raw - 1, 1000);
+    a->status = -1;
+    if (got > 0) {
+        a->raw[got] = '\0';
+        sscanf(a->raw, "HTTP/1.%*d %d", &a->status);
+    }
+    return a->status;
+}
+
+/* With a list, a handshake from an unlisted origin gets 403 forbidden; a listed origin, or
+ * none, is upgraded; by default every origin is. */
+static void ws_handshakes_follow_the_list(void **state)
+{
+    (void)state;
+    struct answer *a = malloc(sizeof *a);
+    assert_int_equal(ws_handshake(fx->listed.http, OTHER, a), 403);
+    assert_non_null(strstr(a->raw, "\"forbidden\""));
+    assert_int_equal(ws_handshake(fx->listed.http, ALLOWED, a), 101);
+    assert_int_equal(ws_handshake(fx->listed.http, NULL, a), 101);
+    assert_int_equal(ws_handshake(fx->d.http, OTHER, a), 101);
+    free(a);
+}
+
 /* GET /openapi.json answers the built-in document without a key: JSON, OpenAPI 3.1, with a
  * path the table has; it allows any origin like every answer. */
 static void openapi_json_is_served(void **state)
@@ -267,6 +305,7 @@ int main(void)
         cmocka_unit_test(every_answer_allows_any_origin_by_default),
         cmocka_unit_test(a_list_echoes_only_listed_origins),
         cmocka_unit_test(preflights_are_not_rate_limited),
+        cmocka_unit_test(ws_handshakes_follow_the_list),
         cmocka_unit_test(openapi_json_is_served),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

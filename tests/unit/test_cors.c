@@ -29,6 +29,7 @@ static void wildcard_by_default(void **state)
         assert_int_equal(n, strlen(out));
         cors_headers(&c, "", out, sizeof out);
         assert_string_equal(out, "Access-Control-Allow-Origin: *\r\n" EXPOSE);
+        assert_true(cors_allows(&c, "https://anywhere.example"));
     }
 }
 
@@ -49,11 +50,14 @@ static void a_list_echoes_listed_origins_only(void **state)
     assert_string_equal(out,
                         "Access-Control-Allow-Origin: https://a.example\r\n"
                         "Vary: Origin\r\n" EXPOSE);
+    assert_true(cors_allows(&c, "https://a.example"));
+    assert_true(cors_allows(&c, "")); /* no Origin: not a browser */
     static const char *const others[] = {"https://b.example", "https://a.exampl",
                                          "https://a.example.evil", "HTTPS://A.EXAMPLE", ""};
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
         cors_headers(&c, others[i], out, sizeof out);
         assert_string_equal(out, "Vary: Origin\r\n" EXPOSE);
+        assert_true(cors_allows(&c, others[i]) == (others[i][0] == '\0'));
     }
 }
 
