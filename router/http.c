@@ -35,6 +35,12 @@
  * LWS_CALLBACK_WSI_DESTROY, by connection (h->by_wsi remembers each one's address), and stop
  * counting when ws.c admits their WebSocket upgrade.
  *
+ * CORS (http_set_cors, cors.h). Every answer, the refusals above included, carries the CORS
+ * header lines for its request's Origin, computed once when the request arrives; refused
+ * WebSocket handshakes carry them too, and with a list of origins a browser's handshake from
+ * an unlisted origin is refused (http__confirm_upgrade). Preflights are the handler's: they
+ * need the route table.
+ *
  * lws decodes what it parses: the path and query reach us %-decoded, the path with "//", "/./"
  * and "/../" folded, and the query's '&'-separated fields joined again with '&' ('+' in the
  * query has become ' ', so a decoded "%26" cannot be told from a separator). lws notices that

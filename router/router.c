@@ -7,6 +7,8 @@
  * flight (rreq.c) → one reply. Whatever fails along the way, in the pipeline or in any step of
  * a route, comes back here or to rreq__resume as an LR_E* code with a sentence, and goes out
  * as {"error":{"code","message"}} with its status (router_int.h states the contract).
+ * A CORS preflight (OPTIONS) is answered from the same table before any limit or key
+ * (router__preflight); http.c adds the CORS headers to every answer.
  *
  * Player → region: a write names only the player, so the router keeps a bounded cache of
  * where each player lives, filled by PUT /v1/players and by asking the regions (in parallel)
