@@ -276,7 +276,11 @@ static size_t http__cors_lines(const struct http *h, struct lws *wsi, char *out)
     if (!h->cors.any) {
         http__origin(wsi, origin);
     }
-    return cors_headers(&h->cors, origin, out, CORS_HEADERS_MAX);
+    size_t n = cors_headers(&h->cors, origin, out, CORS_HEADERS_MAX);
+    if (n == 0) {
+        out[0] = '\0'; /* cannot happen (cors.h bounds them); no half header line in any case */
+    }
+    return n;
 }
 
 /* A request from the parsed headers: one allocation for the struct and its five strings. */
