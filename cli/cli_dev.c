@@ -67,6 +67,7 @@ static void cli_dev__usage(FILE *f)
     fprintf(f,
             "usage: laurel dev [--http HOST:PORT] [--data DIR] [--regions a,b,c] [--replicas N]\n"
             "                  [--admin-key K] [--api-key K] [--log-format text|json]\n"
+            "                  [--cors-origins LIST]\n"
             "\n"
             "Starts a whole cluster here: one `laurel node` process per replica of each region\n"
             "and of the metadata group (`laurel node --role meta`, as many replicas as a region)\n"
@@ -77,7 +78,8 @@ static void cli_dev__usage(FILE *f)
             "--api-key replace the file's key of their role, and show in ps: prefer the file.\n"
             "DATA/dev.json lists every process; replica logs are DATA/<region>-<n>.log and\n"
             "DATA/meta-<n>.log. --log-format applies to the router and every replica\n"
-            "(docs/operations.md, Logs). Ctrl-C stops everything.\n");
+            "(docs/operations.md, Logs). --cors-origins goes to the router as `laurel router`\n"
+            "takes it (default *). Ctrl-C stops everything.\n");
 }
 
 static int cli_dev__random_key(char *out, size_t n)
@@ -418,10 +420,11 @@ int cli_dev(int argc, char **argv)
                                          {"admin-key", required_argument, NULL, 'a'},
                                          {"api-key", required_argument, NULL, 'k'},
                                          {"log-format", required_argument, NULL, 'F'},
+                                         {"cors-origins", required_argument, NULL, 'O'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     static struct dev d; /* owned by this command for the process's life */
-    const char *regions = "local", *admin = NULL, *api = NULL;
+    const char *regions = "local", *admin = NULL, *api = NULL, *cors = NULL;
     int c;
     memset(&d, 0, sizeof d);
     snprintf(d.http, sizeof d.http, "127.0.0.1:8080");
@@ -442,6 +445,7 @@ int cli_dev(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'O': cors = optarg; break;
         case 'h': cli_dev__usage(stdout); return 0;
         default: cli_dev__usage(stderr); return 2;
         }
@@ -507,6 +511,7 @@ int cli_dev(int argc, char **argv)
     cfg.log_requests = ROUTER_DEFAULT_LOG_REQUESTS;
     cfg.http = d.http;
     cfg.keys = &d.keys;
+    cfg.cors_origins = cors;
     struct peerauth_key cluster_key;
     char keymsg[LR_ERRMSG_SIZE];
     /* Read as the replicas read it (--cluster-key-file), so the router cannot hold another

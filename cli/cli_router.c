@@ -32,7 +32,7 @@ static void cli_router__usage(FILE *f)
     fprintf(f,
             "usage: laurel router --http HOST:PORT --region ID=RPC[,RPC...] [--region ...]\n"
             "                     [--meta RPC[,RPC...]] [--keys-file PATH]\n"
-            "                     [--timeout-ms MS] [--hold-boards IDS]\n"
+            "                     [--timeout-ms MS] [--hold-boards IDS] [--cors-origins LIST]\n"
             "\n"
             "Serves the public HTTP API (../shared/API.md) over the regions' replicas.\n"
             "  --http HOST:PORT    listen address (default 127.0.0.1:8080)\n"
@@ -89,7 +89,11 @@ static void cli_router__usage(FILE *f)
             "                      process, node, region, term, msg (docs/operations.md)\n"
             "  --log-requests N    log one request in N with method, route, status and\n"
             "                      latency (default 100; 0: none); 5xx answers are always\n"
-            "                      logged\n");
+            "                      logged\n"
+            "  --cors-origins LIST web origins whose pages may read the answers in a browser\n"
+            "                      (Access-Control-Allow-Origin; docs/api.md, \"CORS\"): * (the\n"
+            "                      default) any, or comma-separated origins such as\n"
+            "                      https://game.example,http://localhost:3000\n");
 }
 
 /* getopt values of --limit-* (one per enum rlimit_kind) and --limit-table. */
@@ -267,6 +271,7 @@ int cli_router(int argc, char **argv)
         {"limit-table", required_argument, NULL, CLI_ROUTER__LIMIT_TABLE},
         {"log-format", required_argument, NULL, CLI_ROUTER__LOG_FORMAT},
         {"log-requests", required_argument, NULL, CLI_ROUTER__LOG_REQUESTS},
+        {"cors-origins", required_argument, NULL, 'O'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct router_config cfg;
@@ -294,6 +299,7 @@ int cli_router(int argc, char **argv)
         switch (c) {
         case 'H': cfg.http = optarg; break;
         case 'B': cfg.hold_boards = optarg; break;
+        case 'O': cfg.cors_origins = optarg; break;
         case 'r': {
             if (cfg.nregions == ROUTER_MAX_REGIONS) {
                 fprintf(stderr, "laurel router: at most %d regions\n", ROUTER_MAX_REGIONS);

@@ -35,6 +35,12 @@
  * LWS_CALLBACK_WSI_DESTROY, by connection (h->by_wsi remembers each one's address), and stop
  * counting when ws.c admits their WebSocket upgrade.
  *
+ * CORS (http_set_cors, cors.h). Every answer, the refusals above included, carries the CORS
+ * header lines for its request's Origin, computed once when the request arrives; refused
+ * WebSocket handshakes carry them too, and with a list of origins a browser's handshake from
+ * an unlisted origin is refused (http__confirm_upgrade). Preflights are the handler's: they
+ * need the route table.
+ *
  * lws decodes what it parses: the path and query reach us %-decoded, the path with "//", "/./"
  * and "/../" folded, and the query's '&'-separated fields joined again with '&' ('+' in the
  * query has become ' ', so a decoded "%26" cannot be told from a separator). lws notices that
@@ -55,6 +61,7 @@
 #include "../lib/addr.h"
 #include "../lib/err.h"
 #include "../lib/strmap.h"
+#include "cors.h"
 #include "ws.h"
 
 #define HTTP__HDR_MAX 8192         /* bytes of request header block lws keeps */
@@ -74,6 +81,7 @@ enum {
     HTTP__UPGRADE,
     HTTP__WS_FULL,   /* ws_admit: WS_REFUSE_MAX_CONNS or WS_REFUSE_STOPPING */
     HTTP__WS_PER_IP, /* ws_admit: WS_REFUSE_PER_IP */
+    HTTP__WS_ORIGIN, /* a browser's handshake from an origin --cors-origins does not list */
     HTTP__REFUSAL_N
 };
 
@@ -89,6 +97,8 @@ static const struct {
     [HTTP__WS_FULL] = {503, LR_EUNAVAILABLE, "WebSocket connections are at their limit"},
     [HTTP__WS_PER_IP] = {429, LR_ERATELIMIT,
                          "WebSocket connections from this address are at their limit"},
+    [HTTP__WS_ORIGIN] = {403, LR_EFORBIDDEN,
+                         "WebSocket connections from this origin are not allowed"},
 };
 
 struct http__req {
@@ -102,6 +112,7 @@ struct http__req {
     uint64_t deadline;   /* uv_now() by which it must be answered */
     char *body;          /* accumulated body, NUL-terminated; NULL while empty */
     size_t body_cap;
+    const char *cors;   /* the CORS header lines of its answers (cors.h), in the allocation */
     unsigned char *out; /* the whole answer at out + LWS_PRE, or NULL until answered */
     size_t out_len;
     int close_after; /* close the connection once the answer is written */
@@ -133,6 +144,7 @@ struct http {
     struct strmap per_ip; /* client address -> (uintptr_t)connections counted */
     struct strmap by_wsi; /* wsi pointer (its bytes) -> its address (owned string) */
     struct http_stats st; /* st.open: by_wsi.count */
+    struct cors cors;     /* who may read the answers in a browser (http_set_cors) */
 };
 
 /* ---- requests ------------------------------------------------------------------------------- */
@@ -213,13 +225,19 @@ static char *http__query_dup(struct lws *wsi)
     return q;
 }
 
+const char *http_method_name(enum http_method m)
+{
+    static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "OPTIONS", "OTHER"};
+    return (unsigned)m < sizeof names / sizeof names[0] ? names[m] : "OTHER";
+}
+
 static const struct {
     enum lws_token_indexes tok;
     enum http_method method;
 } http__methods[] = {
     {WSI_TOKEN_GET_URI, HTTP_GET},     {WSI_TOKEN_POST_URI, HTTP_POST},
     {WSI_TOKEN_PUT_URI, HTTP_PUT},     {WSI_TOKEN_DELETE_URI, HTTP_DELETE},
-    {WSI_TOKEN_PATCH_URI, HTTP_OTHER}, {WSI_TOKEN_OPTIONS_URI, HTTP_OTHER},
+    {WSI_TOKEN_PATCH_URI, HTTP_OTHER}, {WSI_TOKEN_OPTIONS_URI, HTTP_OPTIONS},
     {WSI_TOKEN_HEAD_URI, HTTP_OTHER},
 };
 
@@ -239,12 +257,38 @@ static int http__consistency(struct lws *wsi)
     return strcasecmp(v, "stale") == 0 ? 2 : strcasecmp(v, "linearizable") == 0 ? 1 : -1;
 }
 
-/* A request from the parsed headers: one allocation for the struct and its four strings. */
+/* The Origin of @wsi's request into @origin (CORS_ORIGIN_MAX bytes): "" when it has none,
+ * "-" (which no list holds) when it is too long for any listed origin. */
+static void http__origin(struct lws *wsi, char *origin)
+{
+    origin[0] = '\0';
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0 &&
+        lws_hdr_copy(wsi, origin, CORS_ORIGIN_MAX, WSI_TOKEN_ORIGIN) <= 0) {
+        snprintf(origin, CORS_ORIGIN_MAX, "-");
+    }
+}
+
+/* The CORS header lines for the answers to @wsi's request, by its Origin, into @out
+ * (CORS_HEADERS_MAX bytes). */
+static size_t http__cors_lines(const struct http *h, struct lws *wsi, char *out)
+{
+    char origin[CORS_ORIGIN_MAX] = "";
+    if (!h->cors.any) {
+        http__origin(wsi, origin);
+    }
+    size_t n = cors_headers(&h->cors, origin, out, CORS_HEADERS_MAX);
+    if (n == 0) {
+        out[0] = '\0'; /* cannot happen (cors.h bounds them); no half header line in any case */
+    }
+    return n;
+}
+
+/* A request from the parsed headers: one allocation for the struct and its five strings. */
 static struct http__req *http__req_new(struct http *h, struct lws *wsi, const char *uri)
 {
     enum http_method method = HTTP_OTHER;
     enum lws_token_indexes uri_tok = WSI_TOKEN_COUNT;
-    char *path = NULL, *query = NULL, *auth = NULL, peer[48] = "";
+    char *path = NULL, *query = NULL, *auth = NULL, peer[48] = "", cors[CORS_HEADERS_MAX];
     struct http__req *r = NULL;
     int malformed = 0;
     for (size_t i = 0; i < sizeof http__methods / sizeof http__methods[0]; i++) {
@@ -263,8 +307,8 @@ static struct http__req *http__req_new(struct http *h, struct lws *wsi, const ch
     }
     lws_get_peer_simple(wsi, peer, sizeof peer);
     size_t lp = strlen(path) + 1, lq = strlen(query) + 1, la = strlen(auth) + 1,
-           lpeer = strlen(peer) + 1;
-    r = calloc(1, sizeof *r + lp + lq + la + lpeer);
+           lpeer = strlen(peer) + 1, lcors = http__cors_lines(h, wsi, cors) + 1;
+    r = calloc(1, sizeof *r + lp + lq + la + lpeer + lcors);
     if (r == NULL) {
         goto out;
     }
@@ -273,6 +317,9 @@ static struct http__req *http__req_new(struct http *h, struct lws *wsi, const ch
     memcpy(s + lp, query, lq);
     memcpy(s + lp + lq, auth, la);
     memcpy(s + lp + lq + la, peer, lpeer);
+    memcpy(s + lp + lq + la + lpeer, cors, lcors - 1);
+    s[lp + lq + la + lpeer + lcors - 1] = '\0';
+    r->cors = s + lp + lq + la + lpeer;
     r->pub.method = method;
     r->pub.path = s;
     r->pub.query = s + lp;
@@ -295,28 +342,35 @@ out:
 
 /* ---- answers -------------------------------------------------------------------------------- */
 
-/* Lay out an answer in @buf (@cap bytes): LWS_PRE bytes for lws, then status line, headers and
- * body (left out for HEAD, as @with_body says). @return its length from LWS_PRE, or 0 if it
- * does not fit. */
+/* Lay out an answer in @buf (@cap bytes): LWS_PRE bytes for lws, then status line, headers
+ * (the CORS lines @cors, then @extra) and body (left out for HEAD, as @with_body says). A 204
+ * carries neither body nor Content-Type nor Content-Length (RFC 9110, 8.6). @return its length
+ * from LWS_PRE, or 0 if it does not fit. */
 static size_t http__layout(struct lws *wsi, int status, const char *ctype, const char *body,
-                           size_t len, const char *extra, int with_body, unsigned char *buf,
-                           size_t cap)
+                           size_t len, const char *cors, const char *extra, int with_body,
+                           unsigned char *buf, size_t cap)
 {
     unsigned char *start = buf + LWS_PRE, *p = start, *end = buf + cap;
-    size_t extra_len = extra ? strlen(extra) : 0, send_len = with_body ? len : 0;
+    size_t cors_len = strlen(cors), extra_len = extra ? strlen(extra) : 0;
+    int empty = status == 204;
+    size_t send_len = with_body && !empty ? len : 0;
     /* Content-Length through the plain header call: lws' own helper would also start counting
      * body bytes, and our one write carries the headers as well. */
     char clen[24];
     int clen_n = snprintf(clen, sizeof clen, "%zu", len);
     unsigned code = (unsigned)status | LWSAHH_FLAG_NO_SERVER_NAME;
     if (lws_add_http_header_status(wsi, code, &p, end) != 0 ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, (const unsigned char *)ctype,
-                                     (int)strlen(ctype), &p, end) != 0 ||
-        lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
-                                     (const unsigned char *)clen, clen_n, &p, end) != 0 ||
-        (size_t)(end - p) < extra_len + 2 + send_len) {
+        (!empty &&
+         (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+                                       (const unsigned char *)ctype, (int)strlen(ctype), &p,
+                                       end) != 0 ||
+          lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+                                       (const unsigned char *)clen, clen_n, &p, end) != 0)) ||
+        (size_t)(end - p) < cors_len + extra_len + 2 + send_len) {
         return 0;
     }
+    memcpy(p, cors, cors_len);
+    p += cors_len;
     if (extra_len > 0) {
         memcpy(p, extra, extra_len);
         p += extra_len;
@@ -336,9 +390,11 @@ static size_t http__layout(struct lws *wsi, int status, const char *ctype, const
 static void http__answer(struct http__req *r, int status, const char *ctype, const char *body,
                          size_t len, const char *extra, int close_after)
 {
-    size_t cap = LWS_PRE + HTTP__HEAD_ROOM + (extra ? strlen(extra) : 0) + len;
+    size_t cap = LWS_PRE + HTTP__HEAD_ROOM + strlen(r->cors) + (extra ? strlen(extra) : 0) + len;
     unsigned char *buf = malloc(cap);
-    size_t n = buf ? http__layout(r->wsi, status, ctype, body, len, extra, !r->head, buf, cap) : 0;
+    size_t n =
+        buf ? http__layout(r->wsi, status, ctype, body, len, r->cors, extra, !r->head, buf, cap)
+            : 0;
     if (n == 0) {
         free(buf);
         lws_set_timeout(r->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
@@ -493,8 +549,10 @@ static int http__refuse_upgrade(struct http *h, struct lws *wsi, int which)
 {
     const char *body = h->refusal[which];
     int status = http__refusals[which].status;
-    unsigned char buf[LWS_PRE + HTTP__HEAD_ROOM + 160];
-    size_t n = http__layout(wsi, status, HTTP_JSON, body, strlen(body),
+    unsigned char buf[LWS_PRE + HTTP__HEAD_ROOM + CORS_HEADERS_MAX + 160];
+    char cors[CORS_HEADERS_MAX];
+    http__cors_lines(h, wsi, cors);
+    size_t n = http__layout(wsi, status, HTTP_JSON, body, strlen(body), cors,
                             status == 503 || status == 429 ? "Retry-After: 1\r\n" : NULL, 1, buf,
                             sizeof buf);
     if (n == 0) {
@@ -515,13 +573,22 @@ static int http__refuse_upgrade(struct http *h, struct lws *wsi, int which)
 static void http__conn_uncount(struct http *h, struct lws *wsi);
 
 /* Let a WebSocket upgrade of GET /v1/ws through when WebSockets are served and ws.c admits
- * it; other upgrades (plain HTTP/1.1 only: WebSocket elsewhere, h2c) get 400 at once. */
+ * it; other upgrades (plain HTTP/1.1 only: WebSocket elsewhere, h2c) get 400 at once.
+ *
+ * Browsers apply no CORS to WebSockets: they send Origin with the handshake and leave the
+ * decision to the server, and lws 4.1 checks nothing of it. With a list of origins, a
+ * handshake whose Origin is not listed gets 403, so a page of another origin reads no more
+ * over the socket than it may over HTTP; one without Origin (not a browser) is let through. */
 static int http__confirm_upgrade(struct http *h, struct lws *wsi, const char *type)
 {
-    char path[16];
+    char path[16], origin[CORS_ORIGIN_MAX];
     if (h->ws != NULL && type != NULL && strcmp(type, "websocket") == 0 &&
         lws_hdr_copy(wsi, path, sizeof path, WSI_TOKEN_GET_URI) > 0 &&
         strcmp(path, "/v1/ws") == 0) {
+        http__origin(wsi, origin);
+        if (!cors_allows(&h->cors, origin)) {
+            return http__refuse_upgrade(h, wsi, HTTP__WS_ORIGIN);
+        }
         switch (ws_admit(h->ws, wsi)) {
         case 0: http__conn_uncount(h, wsi); return 0; /* ws.c's limits hold it from here */
         case WS_REFUSE_PER_IP: return http__refuse_upgrade(h, wsi, HTTP__WS_PER_IP);
@@ -811,6 +878,7 @@ int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void 
     h->loop = loop;
     h->max_conns = HTTP_DEFAULT_MAX_CONNS;
     h->max_per_ip = HTTP_DEFAULT_MAX_PER_IP;
+    h->cors.any = 1;
     strmap_init(&h->per_ip);
     strmap_init(&h->by_wsi);
     h->handler = handler;
@@ -890,6 +958,11 @@ void http_set_conn_limits(struct http *h, unsigned max_conns, unsigned max_per_i
 {
     h->max_conns = max_conns ? max_conns : HTTP_DEFAULT_MAX_CONNS;
     h->max_per_ip = max_per_ip ? max_per_ip : HTTP_DEFAULT_MAX_PER_IP;
+}
+
+void http_set_cors(struct http *h, const struct cors *c)
+{
+    h->cors = *c;
 }
 
 void http_stats_get(const struct http *h, struct http_stats *st)

@@ -14,7 +14,10 @@
 
 #define HTTP_BODY_MAX (64 * 1024)
 
-enum http_method { HTTP_GET, HTTP_POST, HTTP_PUT, HTTP_DELETE, HTTP_OTHER };
+enum http_method { HTTP_GET, HTTP_POST, HTTP_PUT, HTTP_DELETE, HTTP_OPTIONS, HTTP_OTHER };
+
+/** The method's name as HTTP spells it ("OTHER" for HTTP_OTHER). */
+const char *http_method_name(enum http_method m);
 
 /** One request. Owned by the server; valid until http_reply is called for it (or the
  * connection closes, which the handler learns from http_req_alive). */
@@ -46,6 +49,7 @@ int http_start(uv_loop_t *loop, const char *addr, http_handler handler, void *da
                struct http **out, char *errmsg);
 
 struct ws;
+struct cors;
 
 /**
  * The same, and WebSocket upgrades of GET /v1/ws served by @ws (borrowed until the server is
@@ -91,6 +95,13 @@ struct http_stats {
     uint64_t refused_per_ip;    /* closed at accept: max_per_ip open from its address */
 };
 void http_stats_get(const struct http *h, struct http_stats *st);
+
+/**
+ * Answer every request of @h, the server's own refusals included, with the CORS header lines
+ * of @c (copied; cors.h) for the request's Origin. Until this is called every origin is
+ * allowed ("*"). Call before the loop runs.
+ */
+void http_set_cors(struct http *h, const struct cors *c);
 
 /** Stop listening and close every connection; @done fires when the server is gone. */
 void http_stop(struct http *h, void (*done)(void *data), void *data);

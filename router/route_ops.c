@@ -47,6 +47,16 @@ int route_ops_healthz(struct rreq *q)
     return 0;
 }
 
+/* The document is checked in as router/openapi.json and built into the binary, so the
+ * answer is the document of this build's routes (tests/unit/test_openapi.c holds the two
+ * together). */
+int route_ops_openapi(struct rreq *q)
+{
+    rreq__reply_text(q, 200, HTTP_JSON, (const char *)router__openapi_json,
+                     router__openapi_json_len);
+    return 0;
+}
+
 static int route_ops__ready(struct rreq *q)
 {
     for (unsigned g = 0; g < route_ops__ngroups(q->r); g++) {
@@ -257,7 +267,7 @@ static void route_ops__printf(struct route_ops_text *t, const char *fmt, ...)
 
 static const char *route_ops__method(const struct router__route *rt)
 {
-    return rt ? router__method_name(rt->method) : "ANY";
+    return rt ? http_method_name(rt->method) : "ANY";
 }
 
 static void route_ops__http_metrics(struct route_ops_text *t, const struct router *r)

@@ -7,6 +7,8 @@
  * flight (rreq.c) → one reply. Whatever fails along the way, in the pipeline or in any step of
  * a route, comes back here or to rreq__resume as an LR_E* code with a sentence, and goes out
  * as {"error":{"code","message"}} with its status (router_int.h states the contract).
+ * A CORS preflight (OPTIONS) is answered from the same table before any limit or key
+ * (router__preflight); http.c adds the CORS headers to every answer.
  *
  * Player → region: a write names only the player, so the router keeps a bounded cache of
  * where each player lives, filled by PUT /v1/players and by asking the regions (in parallel)
@@ -30,6 +32,7 @@
     X(HTTP_GET, "/healthz", route_ops_healthz, AUTH_NONE, BODY_NONE, LIM_NONE)                     \
     X(HTTP_GET, "/readyz", route_ops_readyz, AUTH_NONE, BODY_NONE, LIM_NONE)                       \
     X(HTTP_GET, "/metrics", route_ops_metrics, AUTH_NONE, BODY_NONE, LIM_NONE)                     \
+    X(HTTP_GET, "/openapi.json", route_ops_openapi, AUTH_NONE, BODY_NONE, LIM_READ)                \
     X(HTTP_GET, "/v1/cluster", route_ops_cluster, AUTH_ADMIN, BODY_NONE, LIM_READ)                 \
     X(HTTP_PUT, "/v1/players/{}", route_player_put, AUTH_API, BODY_OBJECT, LIM_WRITE)              \
     X(HTTP_GET, "/v1/players/{}", route_player_get, AUTH_NONE, BODY_NONE, LIM_READ)                \
@@ -82,12 +85,6 @@ const struct router__route *router__route_at(size_t i)
 
 const uint64_t router__lat_bounds_us[ROUTER_LAT_BUCKETS] = {
     250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000};
-
-const char *router__method_name(enum http_method m)
-{
-    static const char *const names[] = {"GET", "POST", "PUT", "DELETE", "OTHER"};
-    return (unsigned)m < sizeof names / sizeof names[0] ? names[m] : "OTHER";
-}
 
 void router__observe(struct router *r, const struct router__route *route, uint64_t t0, int status)
 {
@@ -221,6 +218,35 @@ static int router__limit(struct router *r, struct rreq *q, enum rlimit_kind kind
                       kind == RLIMIT_ADDR_READS ? "reads" : "writes", who, wait_s);
 }
 
+/* A CORS preflight (OPTIONS) of q->path: 204 with the methods the table has for the path, or
+ * 404 as any unknown path. It needs no key and takes no token of any limit: a browser sends
+ * one before a request it will count anyway, and it carries no key (Fetch: preflights are
+ * sent without credentials). */
+static int router__preflight(struct rreq *q)
+{
+    char methods[64] = "", lines[CORS_HEADERS_MAX];
+    size_t n = 0;
+    unsigned seen = 0;
+    for (size_t i = 0; i < ROUTER__NROUTES; i++) {
+        struct lr_str param[ROUTER__PARAMS];
+        const struct router__route *rt = &router__routes[i];
+        if ((seen & 1u << rt->method) == 0 && router__match(rt->pattern, q->path, param)) {
+            seen |= 1u << rt->method;
+            int k = snprintf(methods + n, sizeof methods - n, "%s%s", n ? ", " : "",
+                             http_method_name(rt->method));
+            n += k > 0 ? (size_t)k : 0;
+        }
+    }
+    if (seen == 0) {
+        return rreq__errf(q, LR_ENOTFOUND, "no such endpoint");
+    }
+    if (cors_preflight(methods, lines, sizeof lines) == 0) {
+        return rreq__errf(q, LR_EINTERNAL, "preflight headers do not fit");
+    }
+    rreq__reply_empty(q, 204, lines);
+    return 0;
+}
+
 /* Match, limits, auth, path ids and body, then the route's handler: 0, or the error to answer.
  *
  * The address's bucket is taken before the key is checked, so a flood of made-up keys is paid
@@ -230,6 +256,9 @@ static int router__pipeline(struct router *r, struct rreq *q)
 {
     const struct router__route *route = NULL;
     int path_matched = 0, rv;
+    if (q->h->method == HTTP_OPTIONS) {
+        return router__preflight(q);
+    }
     for (size_t i = 0; i < ROUTER__NROUTES; i++) {
         struct lr_str param[ROUTER__PARAMS] = {{NULL, 0}};
         if (router__match(router__routes[i].pattern, q->path, param)) {
@@ -378,9 +407,14 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
                  char *errmsg)
 {
     struct router *r;
+    struct cors cors;
+    char cerr[128];
     int rv;
     if (cfg->log == NULL) {
         return errmsg_set(errmsg, LR_EINVAL, "router: a logger is required");
+    }
+    if (cors_init(&cors, cfg->cors_origins, cerr, sizeof cerr) != 0) {
+        return errmsg_set(errmsg, LR_EINVAL, "router: --cors-origins: %s", cerr);
     }
     /* Without a key a replica must be reachable by nobody else (docs/security.md); a replica
      * elsewhere has, or needs, a key. */
@@ -481,6 +515,7 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
         goto err_after_ws;
     }
     http_set_conn_limits(r->http, cfg->http_max_conns, cfg->http_max_per_ip);
+    http_set_cors(r->http, &cors);
     *out = r;
     return 0;
 

@@ -55,6 +55,9 @@ struct router_config {
     /* Log one request in @log_requests (method, route, status, latency), and every 5xx; 0:
      * only the 5xx. `laurel router` defaults to ROUTER_DEFAULT_LOG_REQUESTS. */
     unsigned log_requests;
+    /* The web origins whose pages may read the answers (cors.h, docs/api.md "CORS"): NULL,
+     * "" or "*" every origin, else a comma-separated list. Copied. */
+    const char *cors_origins;
 };
 
 #define ROUTER_DEFAULT_LOG_REQUESTS 100
@@ -63,7 +66,8 @@ struct router; /* Opaque. */
 
 /**
  * Start serving on @loop. @cfg is copied (its logger and region addresses are borrowed as it
- * says). @return 0 and *@out, or LR_E* with @errmsg: LR_EINVAL without a logger, or the error
+ * says). @return 0 and *@out, or LR_E* with @errmsg: LR_EINVAL without a logger or with a
+ * malformed cors_origins, or the error
  * of an upstream, the gateway, the WebSocket endpoint or the listener.
  */
 int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router **out,

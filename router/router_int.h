@@ -25,6 +25,7 @@
 #include "../lib/strmap.h"
 #include "catsync.h"
 #include "closer.h"
+#include "cors.h"
 #include "gateway.h"
 #include "http.h"
 #include "rlimit.h"
@@ -144,15 +145,19 @@ struct router__route {
 
 /* ---- router.c ----------------------------------------------------------------------------- */
 
-/* The route table, for /metrics. */
+/* router/openapi.json, built into the binary (scripts/embed.cmake): @router__openapi_json_len
+ * bytes, then a NUL. */
+extern const unsigned char router__openapi_json[];
+extern const size_t router__openapi_json_len;
+
+/* The route table, for /metrics and for the test that holds it and router/openapi.json
+ * together (tests/unit/test_openapi.c). */
 size_t router__nroutes(void);
 const struct router__route *router__route_at(size_t i);
 extern const uint64_t router__lat_bounds_us[ROUTER_LAT_BUCKETS];
 /* Count an answer with @status to a request of @route (NULL: none matched) that arrived at
  * @t0 (uv_hrtime). Every reply calls it once. */
 void router__observe(struct router *r, const struct router__route *route, uint64_t t0, int status);
-/* "GET", "POST", ... of @m. */
-const char *router__method_name(enum http_method m);
 
 /* Index of region @id, or -1. */
 int router__region_index(const struct router *r, const char *id);
@@ -191,6 +196,8 @@ int rreq__upstream_err(struct rreq *q, int code, const msgpack_object *payload);
 void rreq__reply_json(struct rreq *q, int status, json_t *j, const char *headers); /* j: owned */
 void rreq__reply_mp(struct rreq *q, int status, const msgpack_object *o, const char *headers);
 void rreq__reply_text(struct rreq *q, int status, const char *ctype, const char *body, size_t len);
+/* Answer with @status, no body, and the header lines @headers (a preflight's 204). */
+void rreq__reply_empty(struct rreq *q, int status, const char *headers);
 /* Answer with error @rv and q->errmsg (err_message(@rv) when empty). */
 void rreq__reply_error(struct rreq *q, int rv);
 /* Run step @step; when it fails, answer with its error. */
@@ -265,6 +272,7 @@ void *rreq__data(struct rreq *q, size_t size, void (*route_free)(void *));
 
 /* route_ops.c */
 int route_ops_healthz(struct rreq *q);
+int route_ops_openapi(struct rreq *q);
 int route_ops_readyz(struct rreq *q);
 int route_ops_cluster(struct rreq *q);
 int route_ops_metrics(struct rreq *q);

@@ -89,13 +89,12 @@ static void rreq__observe(struct rreq *q, int status)
         return;
     }
     const struct http_req *h = q->h;
-    json_t *f =
-        json_pack("{s:s,s:s,s:i,s:I,s:s,s:s}", "method",
-                  q->route ? router__method_name(q->route->method)
-                           : (h ? router__method_name(h->method) : "GET"),
-                  "route", q->route ? q->route->pattern : (h && h->path ? h->path : "?"), "status",
-                  status, "latency_us", (json_int_t)((uv_hrtime() - q->t0) / 1000), "source",
-                  h && h->peer ? h->peer : "", "via", q->reply ? "ws" : "http");
+    json_t *f = json_pack(
+        "{s:s,s:s,s:i,s:I,s:s,s:s}", "method",
+        q->route ? http_method_name(q->route->method) : (h ? http_method_name(h->method) : "GET"),
+        "route", q->route ? q->route->pattern : (h && h->path ? h->path : "?"), "status", status,
+        "latency_us", (json_int_t)((uv_hrtime() - q->t0) / 1000), "source",
+        h && h->peer ? h->peer : "", "via", q->reply ? "ws" : "http");
     if (f != NULL && held > 0) {
         json_object_set_new(f, "unlogged_5xx", json_integer((json_int_t)held));
     }
@@ -136,6 +135,12 @@ void rreq__reply_text(struct rreq *q, int status, const char *ctype, const char 
 {
     rreq__observe(q, status);
     rreq__send(q, status, ctype, body, len, NULL);
+}
+
+void rreq__reply_empty(struct rreq *q, int status, const char *headers)
+{
+    router__observe(q->r, q->route, q->t0, status);
+    rreq__send(q, status, HTTP_JSON, "", 0, headers);
 }
 
 void rreq__reply_error(struct rreq *q, int rv)

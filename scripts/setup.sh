@@ -8,7 +8,7 @@ PKGS=(
     build-essential cmake pkg-config clang-format
     libraft-dev libuv1-dev liblmdb-dev lmdb-utils libmsgpack-dev
     libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libcmocka-dev libssl-dev
-    python3 python3-websockets faketime
+    python3 python3-websockets faketime nodejs
     iproute2 nftables fiu-utils libfiu0 util-linux
     clang libclang-rt-14-dev
 )
@@ -23,6 +23,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update
     $SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# The OpenAPI validator of router/openapi.json (CTest: openapi_lint): @redocly/cli from npm,
+# pinned, into .tools/ (not committed: .gitignore). It needs Node.js 20.19+ or 22.12+.
+REDOCLY_VERSION=2.37.0
+if ! grep -qs "\"version\": \"$REDOCLY_VERSION\"" .tools/node_modules/@redocly/cli/package.json; then
+    if ! npm install --prefix .tools --no-audit --no-fund --loglevel=error \
+        "@redocly/cli@$REDOCLY_VERSION"; then
+        [ "${CI:-}" = true ] && exit 1
+        echo "setup: @redocly/cli did not install: the openapi_lint test will be skipped" >&2
+    fi
 fi
 
 if [ "${1:-}" != "--no-build" ]; then

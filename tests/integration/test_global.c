@@ -173,7 +173,7 @@ static void meta_down_scores_still_work(void **state)
                               "{\"name\":\"N\",\"region\":\"na\"}", &r),
                      0);
     tdev_assert_error(&r, 503, "unavailable", "creation without meta");
-    assert_non_null(strstr(r.headers, "Retry-After"));
+    assert_non_null(strstr(r.headers, "\r\nRetry-After:"));
     httpc_free(&r);
     /* Router 2 has never seen "survivor": it finds it by asking the regions. */
     assert_int_equal(httpc_do(fx->r2.http, "POST", "/v1/boards/meta-down/scores", TDEV_API,

@@ -32,12 +32,6 @@
 
 /* ---- the handler (loop thread) -------------------------------------------------------------- */
 
-static const char *method_name(enum http_method m)
-{
-    static const char *names[] = {"GET", "POST", "PUT", "DELETE", "OTHER"};
-    return names[m];
-}
-
 static void reply_json(struct http_req *req, int status, json_t *j, const char *extra)
 {
     char *s = json_dumps(j, JSON_COMPACT);
@@ -96,7 +90,7 @@ void handler(void *data, struct http_req *req)
     f->requests++;
     if (strcmp(req->path, "/echo") == 0) {
         reply_json(req, 200,
-                   json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "method", method_name(req->method),
+                   json_pack("{s:s,s:s,s:s,s:s,s:I,s:I}", "method", http_method_name(req->method),
                              "path", req->path, "query", req->query, "auth", req->auth, "body_len",
                              (json_int_t)req->body_len, "body_sum",
                              (json_int_t)byte_sum(req->body, req->body_len)),

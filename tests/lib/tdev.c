@@ -92,6 +92,8 @@ int tdev_start(struct tdev *d, const char *regions, unsigned replicas, int ready
     }
     if (d->pid == 0) {
         char log[600];
+        /* Dies with the test, and its replicas with it (theirs is set by `laurel dev`). */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         snprintf(log, sizeof log, "%s/dev.out", d->dir);
         if (freopen(log, "a", stdout) == NULL || freopen(log, "a", stderr) == NULL) {
             _exit(126);
@@ -172,7 +174,7 @@ static int tdev__router_run(struct tdev *d, struct tdev_router *rt, const char *
         return -1;
     }
     if (rt->pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed test leaves no router behind */
+        prctl(PR_SET_PDEATHSIG, SIGKILL); /* dies with the test, as the dev process does */
         snprintf(path, sizeof path, "%s/router-%d.log", d->dir, (int)getpid());
         if (freopen(path, "a", stdout) == NULL || freopen(path, "a", stderr) == NULL) {
             _exit(126);
