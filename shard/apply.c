@@ -24,7 +24,8 @@
 #define APPLY__IDEM_TTL_MS (25LL * 3600 * 1000) /* API.md promises at least 24 h */
 /* Expired idempotency keys an entry purges: at least APPLY__PURGE_MIN, and twice the entry's
  * commands, so the purge drops keys faster than one entry can insert them (CMD_ENTRY_MAX) and
- * a backlog left by a burst drains instead of growing (docs/data-layout.md). */
+ * a backlog left by a burst drains instead of growing (docs/data-layout.md). Expired audit
+ * entries (audit.c) are purged by the same bound, for the same reason. */
 #define APPLY__PURGE_MIN 16
 #define APPLY__PURGE_PER_CMD 2
 
@@ -758,13 +759,17 @@ int shard_apply(struct shard *s, uint64_t index, const void *buf, size_t len,
             s->clock_ms = c.ts > s->clock_ms ? c.ts : s->clock_ms; /* decoded: 0 <= ts */
             uint32_t purge = e.n * APPLY__PURGE_PER_CMD;
             purge = purge > APPLY__PURGE_MIN ? purge : APPLY__PURGE_MIN;
-            if (i == 0 && (rv = apply__idem_purge(s, c.ts, purge)) != 0) {
+            if (i == 0 && ((rv = apply__idem_purge(s, c.ts, purge)) != 0 ||
+                           (rv = audit__purge(s, c.ts, purge)) != 0)) {
                 return errmsg_set(s->errmsg, rv, "apply: purge: %s", err_message(rv));
             }
             rv = apply__command(&a, &c);
             if (rv == 1) {
-                replayed = 1;
-            } else if (rv != 0) {
+                replayed = 1; /* it changed nothing: no second audit entry */
+            } else if (rv == 0) {
+                rv = audit__record(&a, &c);
+            }
+            if (rv != 0 && rv != 1) {
                 assert(apply__is_fatal(rv)); /* handlers answer input errors through apply__fail */
                 return errmsg_set(s->errmsg, rv, "apply %s at index %llu: %s (%s)",
                                   cmd_name(c.type), (unsigned long long)index, err_message(rv),

@@ -97,6 +97,13 @@ void apply__event_score(struct apply *a, const struct board *bd, struct lr_str p
  * *@why, or fatal). */
 int apply__tournament_attempt(struct apply *a, struct lr_str tid, uint32_t pid, const char **why);
 
+/* audit.c: the audit trail. Record command @c (answered: a->status is set) in its player's
+ * trail when its type is audited and its player exists: 0 or a fatal LR_E*. */
+int audit__record(struct apply *a, const struct cmd *c);
+/* Drop up to @max audit entries stamped more than the retention before @now (a command's
+ * stamp): 0 or a fatal LR_E*. */
+int audit__purge(struct shard *s, int64_t now, uint32_t max);
+
 /* The handlers, one per command of CMD_LIST (dispatched by apply.c). */
 #define APPLY__DECL(code, NAME, name, flags)                                                       \
     int apply__##name(struct apply *a, const struct cmd_##name *c);
