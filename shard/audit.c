@@ -186,8 +186,7 @@ static void audit__pack_request(msgpack_packer *pk, const struct cmd *c)
 #define AUDIT__PKEY(pk, k) msgpack_pack_str_with_body(pk, k, sizeof(k) - 1)
 
 /* Pack the entry under key @k (AUDIT__KEY_LEN bytes) with record @v as an API.md item. */
-static int audit__pack_item(struct query *x, msgpack_packer *pk, const MDB_val *k,
-                            const MDB_val *v)
+static int audit__pack_item(struct query *x, msgpack_packer *pk, const MDB_val *k, const MDB_val *v)
 {
     msgpack_unpacked up;
     struct cmd c;
