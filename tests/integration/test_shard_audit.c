@@ -289,8 +289,7 @@ static void paging_walks_everything_once_newest_first(void **state)
                  * page of this walk, which goes on where it was. */
                 char k[32];
                 snprintf(k, sizeof k, "idem-late%d", extra);
-                assert_int_equal(fx_do(f, from_api(ts_score(T0 + 20, "b", "ann", 99, 0, k))),
-                                 200);
+                assert_int_equal(fx_do(f, from_api(ts_score(T0 + 20, "b", "ann", 99, 0, k))), 200);
                 extra++;
             }
         }
@@ -315,8 +314,8 @@ static void retention_purges_by_stamped_time(void **state)
     assert_int_equal(shard_audit_count(f->s, &n), 0);
     assert_int_equal(n, 4);
     /* One millisecond later: the puts go, the score of day 1 stays. */
-    assert_int_equal(
-        fx_do(f, from_api(ts_score(T0 + 30 * DAY + 1, "b", "bob", 1, 0, "idem-0003"))), 200);
+    assert_int_equal(fx_do(f, from_api(ts_score(T0 + 30 * DAY + 1, "b", "bob", 1, 0, "idem-0003"))),
+                     200);
     assert_int_equal(shard_audit_count(f->s, &n), 0);
     assert_int_equal(n, 3);
     struct ts_answer a;
