@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "proto/proto.h"
+#include "tests/lib/cluster.h"
 #include "tests/lib/tdev.h"
 #include "tests/lib/testlib.h"
+#include "tests/lib/testshard.h"
 
 struct fixture {
     struct tdev d;
@@ -32,8 +35,8 @@ static int teardown(void **state)
 
 /* @method @path with @auth and @body; fails the test unless the status is @want. The answer
  * stays in *@r (httpc_free it). */
-static void call(const char *method, const char *path, const char *auth, const char *body,
-                 int want, struct httpc_resp *r)
+static void call(const char *method, const char *path, const char *auth, const char *body, int want,
+                 struct httpc_resp *r)
 {
     int s = tdev_req(&fx->d, method, path, auth, body, r);
     if (s != want) {
@@ -98,8 +101,9 @@ static void trail_lists_refused_and_accepted_writes(void **state)
               201);
     call_free("POST", "/v1/boards/aud-t/scores", TDEV_API,
               "{\"player_id\":\"aud-p\",\"score\":7,\"idempotency_key\":\"aud-0001\"}", 403);
-    const char *ok = "{\"player_id\":\"aud-p\",\"score\":5,\"metadata\":{\"lvl\":2},"
-                     "\"idempotency_key\":\"aud-0002\"}";
+    const char *ok =
+        "{\"player_id\":\"aud-p\",\"score\":5,\"metadata\":{\"lvl\":2},"
+        "\"idempotency_key\":\"aud-0002\"}";
     call_free("POST", "/v1/boards/aud-b/scores", TDEV_API, ok, 200);
     call_free("POST", "/v1/boards/aud-b/scores", TDEV_API, ok, 200); /* a replay */
     struct httpc_resp r;
@@ -112,8 +116,7 @@ static void trail_lists_refused_and_accepted_writes(void **state)
     assert_int_equal(tdev_int(json_array_get(json_object_get(r.json, "results"), 1), "status"),
                      403);
     httpc_free(&r);
-    call_free("POST", "/v1/tournaments/aud-t/join", TDEV_ADMIN,
-              "{\"player_id\":\"aud-p\"}", 200);
+    call_free("POST", "/v1/tournaments/aud-t/join", TDEV_ADMIN, "{\"player_id\":\"aud-p\"}", 200);
 
     json_t *items = trail("aud-p");
     assert_int_equal(json_array_size(items), 6);
@@ -144,8 +147,8 @@ static void trail_lists_refused_and_accepted_writes(void **state)
     size_t seen = 0;
     for (;;) {
         char path[512];
-        snprintf(path, sizeof path, "/v1/players/aud-p/audit?limit=1%s%s", cursor[0] ? "&cursor=" : "",
-                 cursor);
+        snprintf(path, sizeof path, "/v1/players/aud-p/audit?limit=1%s%s",
+                 cursor[0] ? "&cursor=" : "", cursor);
         call("GET", path, TDEV_ADMIN, NULL, 200, &r);
         const json_t *page = json_object_get(r.json, "items");
         assert_int_equal(json_array_size(page), 1);
@@ -178,10 +181,70 @@ static void trail_lists_refused_and_accepted_writes(void **state)
     httpc_free(&r);
 }
 
+/* The audit_days a replica's status reports (0 when it cannot tell). */
+static uint64_t audit_days_of(struct tcluster *c, unsigned i)
+{
+    struct client cl;
+    struct client_reply r;
+    uint64_t days = 0;
+    if (tcluster_connect(c, i, &cl, 1000) == 0 &&
+        client_call(&cl, PROTO_OP_STATUS, NULL, 0, &r, 2000) == 0 && r.code == 0) {
+        const msgpack_object *o = proto_map_get(r.body, "audit_days");
+        days = o && o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : 0;
+    }
+    client_close(&cl);
+    return days;
+}
+
+/* A region's retention is what its leader's --audit-days asks, applied by every replica
+ * alike: 30 until the first write, 45 on all three after it, with one digest. */
+static void leader_proposes_its_retention(void **state)
+{
+    (void)state;
+    struct tcluster *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    assert_int_equal(tcluster_init_on(c, 3, "eu", "127.0.0.1"), 0);
+    c->args[c->nargs++] = "--audit-days";
+    c->args[c->nargs++] = "45";
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(tcluster_spawn(c, i), 0);
+    }
+    int l = tcluster_leader(c, 30000);
+    assert_true(l >= 0);
+    assert_int_equal(audit_days_of(c, (unsigned)l), 30);
+    struct cmd cmds[2] = {ts_board(0, "b", CMD_ORDER_DESC, CMD_OP_BEST, 1, 0),
+                          ts_player(0, "ann", "eu", "")};
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 2);
+    for (unsigned i = 0; i < 2; i++) {
+        assert_int_equal(cmd_encode(&pk, &cmds[i]), 0);
+    }
+    struct client cl;
+    struct client_reply r;
+    assert_int_equal(tcluster_connect(c, (unsigned)l, &cl, 1000), 0);
+    assert_int_equal(client_call(&cl, PROTO_OP_SUBMIT, sb.data, sb.size, &r, 5000), 0);
+    assert_int_equal(r.code, 0);
+    /* The retention rode along, answered to nobody: the writer sees its own two results. */
+    assert_int_equal(proto_map_get(r.body, "results")->via.array.size, 2);
+    client_close(&cl);
+    msgpack_sbuffer_destroy(&sb);
+    uint64_t applied, digest;
+    assert_int_equal(tcluster_converged(c, 30000, &applied, &digest), 0);
+    for (unsigned i = 0; i < 3; i++) {
+        assert_int_equal(audit_days_of(c, i), 45);
+    }
+    tcluster_stop(c);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(trail_lists_refused_and_accepted_writes),
+        cmocka_unit_test(leader_proposes_its_retention),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
