@@ -19,7 +19,6 @@
  * before that command's stamp: the stamp and the replicated retention (CMD_AUDIT_DAYS), never
  * a replica's clock or flags, so every replica deletes the same records at the same index and
  * the digest stays the same everywhere. */
-#include <assert.h>
 #include <string.h>
 
 #include "apply_int.h"
@@ -78,57 +77,21 @@ int audit__record(struct apply *a, const struct cmd *c)
     return store_put_known(s->st, STORE_AUDITEXP, ek.b, ek.len, "", 0, 0, 0);
 }
 
+/* apply__expire's drop for the trail: @k is the entry's key, which must be there. */
+static int audit__drop(struct shard *s, int64_t stamp, const unsigned char *k, size_t klen)
+{
+    (void)stamp;
+    if (klen != AUDIT__KEY_LEN) {
+        return LR_ECORRUPT;
+    }
+    int rv = store_del(s->st, STORE_AUDIT, k, klen);
+    return rv == LR_ENOTFOUND ? LR_ECORRUPT : rv; /* the index named a missing entry */
+}
+
 int audit__purge(struct shard *s, int64_t now, uint32_t max)
 {
-    MDB_txn *txn;
-    MDB_cursor *cur;
-    int64_t cutoff = now - (int64_t)s->audit_days * AUDIT__DAY_MS;
-    int rv = store_read(s->st, &txn);
-    if (rv != 0) {
-        return rv;
-    }
-    int mrv = mdb_cursor_open(txn, store_dbi(s->st, STORE_AUDITEXP), &cur);
-    if (mrv != 0) {
-        return err_from_mdb(mrv);
-    }
-    /* One cursor, moved back to the oldest stamp after each delete, as apply.c's purge of
-     * idempotency keys does. */
-    for (uint32_t n = 0; n < max; n++) {
-        MDB_val k, v;
-        unsigned char kb[8 + AUDIT__KEY_LEN];
-        mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
-        if (mrv == MDB_NOTFOUND) {
-            break;
-        }
-        if (mrv != 0) {
-            rv = err_from_mdb(mrv);
-            goto err_after_cursor_open;
-        }
-        if (k.mv_size != sizeof kb) {
-            rv = LR_ECORRUPT;
-            goto err_after_cursor_open;
-        }
-        memcpy(kb, k.mv_data, sizeof kb); /* the page dies with the deletes below */
-        int64_t at = (int64_t)(key__get_u64(kb) ^ (1ULL << 63));
-        if (at >= cutoff) {
-            break;
-        }
-        rv = store_del(s->st, STORE_AUDIT, kb + 8, AUDIT__KEY_LEN);
-        if (rv != 0) {
-            rv = rv == LR_ENOTFOUND ? LR_ECORRUPT : rv; /* the index named a missing entry */
-            goto err_after_cursor_open;
-        }
-        if ((rv = store_del(s->st, STORE_AUDITEXP, kb, sizeof kb)) != 0) {
-            goto err_after_cursor_open;
-        }
-    }
-    mdb_cursor_close(cur);
-    return 0;
-
-err_after_cursor_open:
-    mdb_cursor_close(cur);
-    assert(rv != 0);
-    return rv;
+    return apply__expire(s, STORE_AUDITEXP, now - (int64_t)s->audit_days * AUDIT__DAY_MS, max,
+                         audit__drop);
 }
 
 int apply__audit_days(struct apply *a, const struct cmd_audit_days *c)
@@ -270,12 +233,9 @@ int query__audit(struct query *x)
     uint64_t index = 0;
     uint32_t pos = 0;
     int rv;
-    if ((rv = query__player(x, q->player_id, &p)) != 0) {
+    uint32_t limit;
+    if ((rv = query__page(x, &p, &limit)) != 0) {
         return rv;
-    }
-    uint32_t limit = q->limit ? q->limit : 50;
-    if (limit > SHARD_PAGE_MAX) {
-        return errmsg_set(x->errmsg, LR_EINVAL, "limit must be 1 to %d", SHARD_PAGE_MAX);
     }
     if (q->cursor.len && cursor_decode_pos(q->cursor.p, q->cursor.len, &index, &pos) != 0) {
         return errmsg_set(x->errmsg, LR_EINVAL, "cursor is not valid");
