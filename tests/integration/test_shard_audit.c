@@ -396,6 +396,138 @@ static void replicas_agree(void **state)
     free(dir2);
 }
 
+/* ---- model ------------------------------------------------------------------------------ */
+
+#define M_PLAYERS 5
+#define M_ENTRIES 400
+#define M_MAX 2000
+
+/* One entry the model expects a player's trail to hold. */
+struct m_entry {
+    int64_t ts;
+    uint32_t player; /* pid: players are created first, in order, so pid == their number */
+    uint64_t index;
+    uint32_t pos;
+    int status;
+    int alive;
+};
+
+/* Expiry order, as audit_expiry's keys sort: stamp, pid, then newest first. */
+static int m_before(const struct m_entry *x, const struct m_entry *y)
+{
+    if (x->ts != y->ts) {
+        return x->ts < y->ts;
+    }
+    if (x->player != y->player) {
+        return x->player < y->player;
+    }
+    return x->index != y->index ? x->index > y->index : x->pos > y->pos;
+}
+
+/* What apply's purge drops before an entry stamped @now of @n commands. */
+static void m_purge(struct m_entry *m, size_t nm, int64_t now, uint32_t n)
+{
+    uint32_t max = 2 * n > 16 ? 2 * n : 16;
+    for (uint32_t k = 0; k < max; k++) {
+        struct m_entry *oldest = NULL;
+        for (size_t i = 0; i < nm; i++) {
+            if (m[i].alive && (oldest == NULL || m_before(&m[i], oldest))) {
+                oldest = &m[i];
+            }
+        }
+        if (oldest == NULL || oldest->ts >= now - 30 * DAY) {
+            return;
+        }
+        oldest->alive = 0;
+    }
+}
+
+/* Random writes of a few players (scores from a small pool of keys, so replays and key
+ * conflicts happen; an incr board, so some go out of range; now and then a player the region
+ * does not hold), in entries of 1 to 4 commands, with time jumping up to 3 days an entry:
+ * every player's trail, read in pages, is exactly the model's (what was applied and not
+ * replayed, newest first, with its status, minus what the bounded purge dropped), and the
+ * digest is honest. */
+static void model_random_writes(void **state)
+{
+    struct fixture *f = *state;
+    struct testrng rng = {testlib_seed(0xa0d17)};
+    static struct m_entry m[M_MAX];
+    size_t nm = 0;
+    char keys[M_PLAYERS][8][16];
+    static const char *const players[M_PLAYERS + 1] = {"p0", "p1", "p2", "p3", "p4", "ghost"};
+    assert_int_equal(fx_do(f, ts_board(T0, "b", CMD_ORDER_DESC, CMD_OP_INCR, ALLTIME, 0)), 201);
+    for (uint32_t p = 0; p < M_PLAYERS; p++) {
+        assert_int_equal(fx_do(f, from_api(ts_player(T0, players[p], "eu", ""))), 201);
+        m[nm++] = (struct m_entry){T0, p, f->index, 0, 201, 1};
+        for (int k = 0; k < 8; k++) {
+            snprintf(keys[p][k], sizeof keys[p][k], "key-%u-%04d", p, k);
+        }
+    }
+    int64_t now = T0;
+    for (int e = 0; e < M_ENTRIES && nm + 4 <= M_MAX; e++) {
+        struct cmd c[4];
+        uint32_t who[4];
+        uint32_t n = 1 + (uint32_t)testrng_below(&rng, 4);
+        now += (int64_t)testrng_below(&rng, 3 * DAY);
+        for (uint32_t i = 0; i < n; i++) {
+            who[i] = (uint32_t)testrng_below(&rng, M_PLAYERS + 1);
+            uint32_t k = (uint32_t)testrng_below(&rng, 8);
+            /* the key's own score, usually: a retry; now and then another (409) or a huge one */
+            int64_t score = testrng_below(&rng, 8) ? k : (testrng_below(&rng, 2) ? 100 : 1LL << 52);
+            c[i] = from_api(ts_score(now, "b", players[who[i]], score, 0,
+                                     who[i] < M_PLAYERS ? keys[who[i]][k] : "key-ghost"));
+        }
+        m_purge(m, nm, now, n);
+        ts_apply_free(&f->out);
+        ts_apply(f->s, &f->index, c, n, &f->out);
+        for (uint32_t i = 0; i < n; i++) {
+            if (who[i] < M_PLAYERS && !f->out.res[i].replayed) {
+                m[nm++] = (struct m_entry){now, who[i], f->index, i, f->out.res[i].status, 1};
+            }
+        }
+    }
+    uint64_t held, alive = 0;
+    for (size_t i = 0; i < nm; i++) {
+        alive += (uint64_t)m[i].alive;
+    }
+    assert_int_equal(shard_audit_count(f->s, &held), 0);
+    assert_int_equal(held, alive);
+    assert_true(alive < nm / 2); /* the purge did most of the work */
+    for (uint32_t p = 0; p < M_PLAYERS; p++) {
+        /* The model's entries of p, newest first: walk m backwards (appended in log order). */
+        size_t want[M_MAX], nw = 0;
+        for (size_t i = nm; i-- > 0;) {
+            if (m[i].player == p && m[i].alive) {
+                want[nw++] = i;
+            }
+        }
+        char cursor[CURSOR_MAX] = "";
+        size_t seen = 0;
+        for (;;) {
+            struct ts_answer a;
+            assert_int_equal(fx_page(f, players[p], 7, cursor, &a), 0);
+            const msgpack_object *items = items_of(&a);
+            for (uint32_t i = 0; i < items->via.array.size; i++, seen++) {
+                assert_true(seen < nw);
+                const struct m_entry *x = &m[want[seen]];
+                assert_int_equal(ts_i64(&items->via.array.ptr[i], "index"), (int64_t)x->index);
+                assert_int_equal(ts_i64(&items->via.array.ptr[i], "status"), x->status);
+            }
+            int end = ts_is_nil(&a.data, "next_cursor");
+            if (!end) {
+                ts_str(&a.data, "next_cursor", cursor, sizeof cursor);
+            }
+            ts_answer_free(&a);
+            if (end) {
+                break;
+            }
+        }
+        assert_int_equal(seen, nw);
+    }
+    digest_honest(f);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -409,6 +541,7 @@ int main(void)
         T(retention_purges_by_stamped_time),
         T(purge_is_bounded_and_drains),
         T(replicas_agree),
+        T(model_random_writes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
