@@ -64,6 +64,9 @@ static void cli_node__usage(FILE *f)
             "  --rpc-idle-s S      close a client connection that sent nothing for S seconds\n"
             "                      and waits for no answer; subscriptions are never idle\n"
             "                      (default 300; 0: never)\n"
+            "  --audit-days N      days the region keeps each player's audit trail (default\n"
+            "                      and minimum 30, at most 36500); the leader proposes it to\n"
+            "                      the region, so the leader's value is the region's\n"
             "  --read-barrier      accepted for old scripts; every read now waits for a raft\n"
             "                      barrier (docs/durability.md, Reads)\n"
             "  --log-level L       error, warn, info (default), debug\n"
@@ -184,6 +187,7 @@ int cli_node(int argc, char **argv)
                                          {"read-barrier", no_argument, NULL, 'R'},
                                          {"rpc-max-conns", required_argument, NULL, 'X'},
                                          {"rpc-idle-s", required_argument, NULL, 'Z'},
+                                         {"audit-days", required_argument, NULL, 'A'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct node_config cfg;
@@ -265,6 +269,18 @@ int cli_node(int argc, char **argv)
                 return 2;
             }
             break;
+        case 'A': {
+            char *end;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*optarg < '0' || *optarg > '9' || *end != '\0' || v < CMD_AUDIT_DAYS_MIN ||
+                v > CMD_AUDIT_DAYS_MAX) {
+                fprintf(stderr, "laurel node: --audit-days: %d to %d days\n", CMD_AUDIT_DAYS_MIN,
+                        CMD_AUDIT_DAYS_MAX);
+                return 2;
+            }
+            cfg.audit_days = (unsigned)v;
+            break;
+        }
         case 'l':
             if (log_level_parse(optarg, &level) != 0) {
                 fprintf(stderr, "laurel node: --log-level: error, warn, info or debug\n");

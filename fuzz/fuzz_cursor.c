@@ -18,6 +18,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort(); /* two texts for one cursor */
         }
     }
+    uint64_t index;
+    uint32_t pos;
+    if (cursor_decode_pos(s, size, &index, &pos) == 0) {
+        char out[CURSOR_MAX];
+        if (cursor_encode_pos(index, pos, out) != 0 || strlen(out) != size ||
+            memcmp(out, s, size)) {
+            abort(); /* two texts for one audit cursor */
+        }
+    }
     struct rankkey k;
     char id[65];
     (void)cursor_decode_key(s, size, &k, id);

@@ -69,9 +69,14 @@ def seeds():
     mark = [9, TS + 4, 17]
     grant = [10, TS + 5, "b1", 3, "p1", 1, "gold"]
     claim = [11, TS + 6, "p1", "b1", 3, "k-claim-1"]
+    # as a router sends them: the origin [key class, source] after the fields (shard/cmd.h)
+    score_api = [8, TS + 7, "b1", "p1", 9, 0, '{"a":1}', "k-score-2", [1, "127.0.0.1"]]
+    claim_admin = [11, TS + 8, "p1", "b1", 3, "k-claim-1", [2, "::1"]]
+    audit_days = [12, TS + 9, 45]
     out = {
         "entry": [entry(player), entry(player, unlock, score), entry(join, mark),
-                  entry(grant, claim), entry(score, score)],
+                  entry(grant, claim), entry(score, score),
+                  entry(player, score_api, claim_admin, audit_days)],
         "mpjson": [mp({"rank": 1, "score": -5, "player_id": "p1", "meta": b'{"a":1}'}),
                    mp([None, True, False, 2 ** 63, -2 ** 63, "x" * 40]), mp({}), mp([])],
         "rpc": [b"\0" + frame(mp([1, 7, 3, None])),
@@ -79,7 +84,7 @@ def seeds():
                                              "limit": 10, "cursor": "AQEAAAAA"}])),
                 b"\x20" + frame(mp([1, 9, 1, [player[:]]])) + frame(mp([1, 10, 4,
                                                                         {"from": 1}]))],
-        "cursor": [b"AQIAAAAAAAAAAQ", b"2026-12-04", b"2026-W49", b"2026-12", b"alltime",
+        "cursor": [b"AQIAAAAAAAAAAQ", b"AQMAAAAAAAAAKgAAAAE", b"2026-12-04", b"2026-W49", b"2026-12", b"alltime",
                    b"daily", b"cycle", b"2026-12-04T09:00:00.000Z", b"12345"],
         "handshake": [handshake(1, "10.0.0.1:7000"), handshake(7, "[::1]:7004"),
                       handshake(2, "node-2.example:7000")],

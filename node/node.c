@@ -34,6 +34,7 @@ void node_config_defaults(struct node_config *cfg)
     cfg->disk_reserve_mb = NODE_DISK_RESERVE_MB_DEFAULT;
     cfg->max_conns = NODE_MAX_CONNS_DEFAULT;
     cfg->idle_s = NODE_IDLE_S_DEFAULT;
+    cfg->audit_days = CMD_AUDIT_DAYS_MIN;
 }
 
 int node_exit_status(const struct node *n)
@@ -195,6 +196,42 @@ static int node__batch_reserve(struct node_batch *b)
 
 static void node__flush_batch(struct node *n);
 
+/* Whether this region's leader should propose its audit retention: the applied one differs
+ * from its --audit-days and it has not proposed it in this term yet (once a term: if the
+ * entry is lost with the term, the next leader asks again). */
+static int node__audit_days_due(struct node *n)
+{
+    return !n->cfg.meta && fsm_audit_days(&n->fsm) != n->cfg.audit_days &&
+           n->audit_days_term != n->raft.current_term;
+}
+
+/* Append CMD_AUDIT_DAYS to @b, stamped @ts, answered to nobody: the retention rides on the
+ * next write, and it only matters when writes are applied (each entry purges the trail). The
+ * caller reserved a stamp slot for it. 0, or LR_ENOMEM (nothing appended). */
+static int node__append_audit_days(struct node *n, struct node_batch *b, int64_t ts)
+{
+    struct cmd c;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked up;
+    int rv = LR_ENOMEM;
+    memset(&c, 0, sizeof c);
+    c.type = CMD_AUDIT_DAYS;
+    c.u.audit_days.days = n->cfg.audit_days;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_unpacked_init(&up);
+    if (cmd_encode(&pk, &c) == 0 && sb.data != NULL &&
+        msgpack_unpack_next(&up, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS) {
+        node__append_cmd(b, &up.data, ts); /* copies it */
+        n->audit_days_term = n->raft.current_term;
+        rv = 0;
+    }
+    msgpack_unpacked_destroy(&up);
+    msgpack_sbuffer_destroy(&sb);
+    return rv;
+}
+
 static void node__op_submit(struct node_conn *c, struct node_req *r)
 {
     struct node *n = c->n;
@@ -226,7 +263,8 @@ static void node__op_submit(struct node_conn *c, struct node_req *r)
         node__reply_error(c, m->id, LR_EUNAVAILABLE, msg);
         return;
     }
-    if (n->open && n->open->ncmds + count > entry_max) {
+    /* + the retention command that may ride along (node__audit_days_due) */
+    if (n->open && n->open->ncmds + count + (uint32_t)node__audit_days_due(n) > entry_max) {
         if (!node__may_propose(n)) { /* the open batch is held (node_clock.c) and full */
             node__reply_error(c, m->id, LR_EUNAVAILABLE, "submit: leader not ready; retry");
             return;
@@ -239,7 +277,7 @@ static void node__op_submit(struct node_conn *c, struct node_req *r)
         }
     }
     struct node_batch *b = node__open_batch(n);
-    if (b == NULL || node__batch_reserve(b) != 0 || node__batch_reserve_stamps(b, count) != 0) {
+    if (b == NULL || node__batch_reserve(b) != 0 || node__batch_reserve_stamps(b, count + 1) != 0) {
         node__reply_error(c, m->id, LR_ENOMEM, "submit: out of memory");
         return;
     }
@@ -252,6 +290,10 @@ static void node__op_submit(struct node_conn *c, struct node_req *r)
             b->held = 1;
             b->held_since = uv_now(n->loop);
         }
+    }
+    if (node__audit_days_due(n) && node__append_audit_days(n, b, ts) != 0) {
+        node__reply_error(c, m->id, LR_ENOMEM, "submit: out of memory");
+        return;
     }
     struct node_waiter *w = &b->w[b->nw++];
     w->c = c;
@@ -813,6 +855,11 @@ int node_start(uv_loop_t *loop, const struct node_config *cfg, struct logger *lo
     if (cfg->state_max == 0 || cfg->state_max > FSM_SNAPSHOT_MAX) {
         rv = errmsg_set(errmsg, LR_EINVAL, "node: state_max %llu: 1 to %llu bytes",
                         (unsigned long long)cfg->state_max, (unsigned long long)FSM_SNAPSHOT_MAX);
+        goto err_after_alloc;
+    }
+    if (cfg->audit_days < CMD_AUDIT_DAYS_MIN || cfg->audit_days > CMD_AUDIT_DAYS_MAX) {
+        rv = errmsg_set(errmsg, LR_EINVAL, "node: audit_days %u: %d to %d", cfg->audit_days,
+                        CMD_AUDIT_DAYS_MIN, CMD_AUDIT_DAYS_MAX);
         goto err_after_alloc;
     }
     if ((me = node__peer(n, cfg->id)) == NULL) {

@@ -62,6 +62,10 @@ struct node_config {
     unsigned idle_s;                 /* a client connection that sent nothing for this long, with
                                         no request in flight and no subscription, is closed
                                         (NODE_IDLE_S_DEFAULT; 0: never) */
+    unsigned audit_days;             /* days of audit trail this replica asks its region to keep
+                                        when it leads: proposed as a command (CMD_AUDIT_DAYS), so
+                                        every replica purges alike (docs/api.md, "Audit");
+                                        default and minimum CMD_AUDIT_DAYS_MIN (30) */
     int read_barrier;                /* ignored: every non-stale read waits for a raft barrier
                                         (docs/durability.md, "Reads"); kept so --read-barrier
                                         still parses */

@@ -33,7 +33,7 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     const struct node_admit *a = &n->admit;
     msgpack_packer pk = node__packer(n);
     proto_msg_begin(&pk, m->id, 0);
-    msgpack_pack_map(&pk, 32);
+    msgpack_pack_map(&pk, 33);
     proto_pack_key(&pk, "id");
     msgpack_pack_uint64(&pk, n->cfg.id);
     proto_pack_key(&pk, "region");
@@ -77,6 +77,9 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     msgpack_pack_uint64(&pk, n->auth_failures + xport_auth_failures(&n->xport));
     proto_pack_key(&pk, "catalog_through");
     msgpack_pack_uint64(&pk, n->fsm.shard ? shard_catalog_through(n->fsm.shard) : 0);
+    /* The audit retention the region applied (CMD_AUDIT_DAYS); 0 on a meta replica. */
+    proto_pack_key(&pk, "audit_days");
+    msgpack_pack_uint32(&pk, fsm_audit_days(&n->fsm));
     proto_pack_key(&pk, "applied_entries");
     msgpack_pack_uint64(&pk, n->fsm.applied_entries);
     proto_pack_key(&pk, "applied_commands");

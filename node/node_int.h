@@ -171,6 +171,7 @@ struct node {
     struct raft_transfer transfer;
     struct node_admin *transfer_ad; /* who asked for the transfer in flight, or NULL */
     int64_t stamp_issued;           /* the highest time stamp this node has put in a command */
+    uint64_t audit_days_term;       /* the term in which this leader proposed cfg.audit_days */
     struct node_peerclock pclock[NODE_MAX_PEERS]; /* for cfg.peers[i] */
     uint64_t clock_term;     /* the term whose election started the last sampling round */
     int logged_role;         /* raft_state() when the last "role:" line was logged; 0: none */

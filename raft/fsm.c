@@ -417,6 +417,11 @@ static int64_t fsm__shard_clock(const struct fsm *f)
     return shard_clock_ms(f->shard);
 }
 
+static uint32_t fsm__shard_audit_days(const struct fsm *f)
+{
+    return shard_audit_days(f->shard);
+}
+
 static uint64_t fsm__shard_digest(const struct fsm *f)
 {
     return shard_digest(f->shard);
@@ -510,6 +515,12 @@ static int64_t fsm__meta_clock(const struct fsm *f)
     return meta_clock_ms(f->meta);
 }
 
+static uint32_t fsm__meta_audit_days(const struct fsm *f)
+{
+    (void)f;
+    return 0;
+}
+
 static uint64_t fsm__meta_digest(const struct fsm *f)
 {
     return meta_digest(f->meta);
@@ -543,6 +554,7 @@ static const struct fsm_ops fsm__ops[FSM__KIND_END] = {
         .errmsg = fsm__##sm##_errmsg,                                                              \
         .applied_index = fsm__##sm##_applied,                                                      \
         .clock_ms = fsm__##sm##_clock,                                                             \
+        .audit_days = fsm__##sm##_audit_days,                                                      \
         .digest = fsm__##sm##_digest,                                                              \
         .query_decode = fsm__##sm##_qdecode,                                                       \
         .query = fsm__##sm##_query,                                                                \
@@ -581,6 +593,11 @@ uint64_t fsm_applied_index(const struct fsm *f)
 int64_t fsm_clock_ms(const struct fsm *f)
 {
     return f->ops->clock_ms(f);
+}
+
+uint32_t fsm_audit_days(const struct fsm *f)
+{
+    return f->ops->audit_days(f);
 }
 
 void fsm_snapshot_on_worker(struct fsm *f)

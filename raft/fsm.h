@@ -69,6 +69,7 @@ struct fsm_ops {
     void (*usage)(struct fsm *f, struct store_usage *out);
     uint64_t (*applied_index)(const struct fsm *f);
     int64_t (*clock_ms)(const struct fsm *f);
+    uint32_t (*audit_days)(const struct fsm *f);
     uint64_t (*digest)(const struct fsm *f);
     int (*query_decode)(const msgpack_object *o, union fsm_query *q, int *stale, char *errmsg);
     int (*query)(struct fsm *f, union fsm_query *q, int64_t now_ms, msgpack_sbuffer *out,
@@ -159,6 +160,9 @@ uint64_t fsm_applied_index(const struct fsm *f);
 /** The highest stamp applied (node_clock.c's floor). */
 int64_t fsm_clock_ms(const struct fsm *f);
 uint64_t fsm_digest(const struct fsm *f);
+/** The audit retention the state has applied, in days (shard_audit_days); 0 for the metadata
+ * group, which keeps no audit trail. */
+uint32_t fsm_audit_days(const struct fsm *f);
 /** The LMDB environment's use of the disk (store_usage_get), for the node's admission control. */
 void fsm_usage(struct fsm *f, struct store_usage *out);
 

@@ -7,7 +7,9 @@
  * is the point of the batch. That submit is grouped with the other writes the router makes to
  * the region in the same loop turn (upstream_submit). Players the router has not seen are located
  * for the whole batch in one round (the LOCATE query, to every region at once). The batch (struct
- * route_events_batch) is the request's route_data. */
+ * route_events_batch) is the request's route_data. Each item is a command of its own, so the
+ * player's audit trail lists each item as its own entry (action score or unlock), with the
+ * item as its request (docs/api.md, "Audit"). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -241,6 +243,7 @@ static void route_events__item(struct rreq *q, size_t i, json_t *item)
     msgpack_packer pk;
     msgpack_packer_init(&pk, &ev->cmds, msgpack_sbuffer_write);
     it->off = ev->cmds.size;
+    rreq__origin(q, &c); /* each item is its own command, so its own audit entry */
     cmd_encode(&pk, &c);
     it->len = ev->cmds.size - it->off;
     free(mtext);

@@ -1,5 +1,5 @@
 /* router/route_player.c — a player's own endpoints: PUT and GET /v1/players/{id}, and the
- * player reads (achievements history, dashboard, stats, rewards).
+ * player reads (achievements history, dashboard, stats, rewards, the audit trail).
  *
  * Everything about a player lives in the player's region, so each of these is one round
  * trip to that region once the router knows which it is (rreq__locate: its cache, else the
@@ -236,6 +236,12 @@ int route_player_dashboard(struct rreq *q)
 int route_player_stats(struct rreq *q)
 {
     return route_player__read(q, SHARD_Q_STATS, 0, 1, 0);
+}
+
+/* GET /v1/players/{id}/audit (admin key, checked by the pipeline): newest first, by cursor. */
+int route_player_audit(struct rreq *q)
+{
+    return route_player__read(q, SHARD_Q_AUDIT, 1000, 0, 0);
 }
 
 /* Newest grant first, paged like the history; pending=true: unclaimed ones only. */

@@ -42,6 +42,7 @@
       LIM_READ)                                                                                    \
     X(HTTP_GET, "/v1/players/{}/stats", route_player_stats, AUTH_NONE, BODY_NONE, LIM_READ)        \
     X(HTTP_GET, "/v1/players/{}/rewards", route_player_rewards, AUTH_NONE, BODY_NONE, LIM_READ)    \
+    X(HTTP_GET, "/v1/players/{}/audit", route_player_audit, AUTH_ADMIN, BODY_NONE, LIM_READ)       \
     X(HTTP_POST, "/v1/players/{}/rewards/claim", route_reward_claim, AUTH_API, BODY_OBJECT,        \
       LIM_WRITE)                                                                                   \
     X(HTTP_PUT, "/v1/games/{}", route_game_put, AUTH_ADMIN, BODY_OBJECT, LIM_WRITE)                \

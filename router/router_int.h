@@ -244,6 +244,11 @@ void rreq__answers_free(unsigned nregions, msgpack_unpacked *up);
 int rreq__result(const msgpack_object *r, int *status, int *replayed, const msgpack_object **body);
 
 /* Args of the next call. */
+/* Stamp @c with @q's origin (shard/cmd.h, struct cmd_origin): the class of the key that passed
+ * the pipeline's check and the client's address, which the region's audit trail records.
+ * c->origin.source borrows q->h->peer. */
+void rreq__origin(const struct rreq *q, struct cmd *c);
+/* One command, stamped with rreq__origin, as a submit's args. */
 void rreq__args_cmd(struct rreq *q, const struct cmd *c);
 void rreq__args_query(struct rreq *q, struct shard_query *sq, int stale);
 /* The same for the metadata group (ROUTER_META): one meta command, or a meta query. */
@@ -284,6 +289,7 @@ int route_player_history(struct rreq *q);
 int route_player_dashboard(struct rreq *q);
 int route_player_stats(struct rreq *q);
 int route_player_rewards(struct rreq *q);
+int route_player_audit(struct rreq *q);
 
 /* route_game.c */
 int route_game_put(struct rreq *q);

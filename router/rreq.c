@@ -390,14 +390,25 @@ int rreq__result(const msgpack_object *r, int *status, int *replayed, const msgp
 
 /* ---- args -------------------------------------------------------------------------------- */
 
+void rreq__origin(const struct rreq *q, struct cmd *c)
+{
+    struct lr_str peer = lr_str_of(q->h ? q->h->peer : NULL);
+    c->origin.key = q->admin ? CMD_KEY_ADMIN : CMD_KEY_API;
+    /* The peer is lws's numeric text; one the shard's decoder would refuse (it never should)
+     * is left out rather than make the whole command malformed. */
+    c->origin.source = cmd_source_valid(peer) ? peer : lr_str_of("");
+}
+
 /* Pack one command as a submit's args. */
 void rreq__args_cmd(struct rreq *q, const struct cmd *c)
 {
     msgpack_packer pk;
+    struct cmd stamped = *c;
+    rreq__origin(q, &stamped);
     msgpack_sbuffer_clear(&q->args);
     msgpack_packer_init(&pk, &q->args, msgpack_sbuffer_write);
     msgpack_pack_array(&pk, 1);
-    cmd_encode(&pk, c);
+    cmd_encode(&pk, &stamped);
 }
 
 void rreq__args_mcmd(struct rreq *q, const struct mcmd *c)

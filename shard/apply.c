@@ -24,7 +24,8 @@
 #define APPLY__IDEM_TTL_MS (25LL * 3600 * 1000) /* API.md promises at least 24 h */
 /* Expired idempotency keys an entry purges: at least APPLY__PURGE_MIN, and twice the entry's
  * commands, so the purge drops keys faster than one entry can insert them (CMD_ENTRY_MAX) and
- * a backlog left by a burst drains instead of growing (docs/data-layout.md). */
+ * a backlog left by a burst drains instead of growing (docs/data-layout.md). Expired audit
+ * entries (audit.c) are purged by the same bound, for the same reason. */
 #define APPLY__PURGE_MIN 16
 #define APPLY__PURGE_PER_CMD 2
 
@@ -550,11 +551,8 @@ static int apply__idem_put(struct apply *a, const struct key *k, uint64_t hash, 
     return store_put_known(s->st, STORE_IDEMEXP, ek.b, ek.len, "", 0, 0, 0);
 }
 
-/* Drop up to @max idempotency keys that expired before @now (stamped time, so every replica
- * drops the same ones at the same index). One cursor serves the whole purge: it is moved back
- * to the first expiry after each delete (the deletes go through store_del, which keeps the
- * digest, and LMDB repositions a write transaction's open cursors around them). */
-static int apply__idem_purge(struct shard *s, int64_t now, uint32_t max)
+int apply__expire(struct shard *s, enum store_db index, int64_t before, uint32_t max,
+                  apply__expire_fn drop)
 {
     MDB_txn *txn;
     MDB_cursor *cur;
@@ -562,7 +560,7 @@ static int apply__idem_purge(struct shard *s, int64_t now, uint32_t max)
     if (rv != 0) {
         return rv;
     }
-    int mrv = mdb_cursor_open(txn, store_dbi(s->st, STORE_IDEMEXP), &cur);
+    int mrv = mdb_cursor_open(txn, store_dbi(s->st, index), &cur);
     if (mrv != 0) {
         return err_from_mdb(mrv);
     }
@@ -577,30 +575,19 @@ static int apply__idem_purge(struct shard *s, int64_t now, uint32_t max)
             rv = err_from_mdb(mrv);
             goto err_after_cursor_open;
         }
-        if (k.mv_size < 8 + 4 || k.mv_size > KEY_MAX) {
+        if (k.mv_size < 8 || k.mv_size > KEY_MAX) {
             rv = LR_ECORRUPT;
             goto err_after_cursor_open;
         }
         /* A copy: the key's memory belongs to the page the deletes below rewrite. */
         size_t klen = k.mv_size;
         memcpy(kb, k.mv_data, klen);
-        int64_t expires = (int64_t)(key__get_u64(kb) ^ (1ULL << 63));
-        if (expires >= now) {
+        int64_t stamp = (int64_t)(key__get_u64(kb) ^ (1ULL << 63));
+        if (stamp >= before) {
             break;
         }
-        struct apply a = {.s = s};
-        struct apply__idem r;
-        struct key ik;
-        key__init(&ik);
-        key__str(&ik, (struct lr_str){(const char *)kb + 8, (uint32_t)(klen - 8)});
-        if ((rv = apply__idem_get(&a, &ik, &r)) != 0) {
-            goto err_after_cursor_open;
-        }
-        if (r.present && r.expires_ms == expires &&
-            (rv = store_del(s->st, STORE_IDEM, ik.b, ik.len)) != 0) {
-            goto err_after_cursor_open;
-        }
-        if ((rv = store_del(s->st, STORE_IDEMEXP, kb, klen)) != 0) {
+        if ((rv = drop(s, stamp, kb + 8, klen - 8)) != 0 ||
+            (rv = store_del(s->st, index, kb, klen)) != 0) {
             goto err_after_cursor_open;
         }
     }
@@ -611,6 +598,28 @@ err_after_cursor_open:
     mdb_cursor_close(cur);
     assert(rv != 0);
     return rv;
+}
+
+/* apply__expire's drop for idempotency keys: @k is the idem record's key, which a later use
+ * of the key may have rewritten with a later expiry (then it stays). */
+static int apply__idem_drop(struct shard *s, int64_t expires, const unsigned char *k, size_t klen)
+{
+    struct apply a = {.s = s};
+    struct apply__idem r;
+    struct key ik;
+    int rv;
+    if (klen < 4) {
+        return LR_ECORRUPT;
+    }
+    key__init(&ik);
+    key__str(&ik, (struct lr_str){(const char *)k, (uint32_t)klen});
+    if ((rv = apply__idem_get(&a, &ik, &r)) != 0) {
+        return rv;
+    }
+    if (r.present && r.expires_ms == expires) {
+        return store_del(s->st, STORE_IDEM, ik.b, ik.len);
+    }
+    return 0;
 }
 
 /* ---- the committed-event log ----------------------------------------------------------------- */
@@ -758,13 +767,18 @@ int shard_apply(struct shard *s, uint64_t index, const void *buf, size_t len,
             s->clock_ms = c.ts > s->clock_ms ? c.ts : s->clock_ms; /* decoded: 0 <= ts */
             uint32_t purge = e.n * APPLY__PURGE_PER_CMD;
             purge = purge > APPLY__PURGE_MIN ? purge : APPLY__PURGE_MIN;
-            if (i == 0 && (rv = apply__idem_purge(s, c.ts, purge)) != 0) {
+            if (i == 0 &&
+                ((rv = apply__expire(s, STORE_IDEMEXP, c.ts, purge, apply__idem_drop)) != 0 ||
+                 (rv = audit__purge(s, c.ts, purge)) != 0)) {
                 return errmsg_set(s->errmsg, rv, "apply: purge: %s", err_message(rv));
             }
             rv = apply__command(&a, &c);
             if (rv == 1) {
-                replayed = 1;
-            } else if (rv != 0) {
+                replayed = 1; /* it changed nothing: no second audit entry */
+            } else if (rv == 0) {
+                rv = audit__record(&a, &c);
+            }
+            if (rv != 0 && rv != 1) {
                 assert(apply__is_fatal(rv)); /* handlers answer input errors through apply__fail */
                 return errmsg_set(s->errmsg, rv, "apply %s at index %llu: %s (%s)",
                                   cmd_name(c.type), (unsigned long long)index, err_message(rv),

@@ -97,6 +97,25 @@ void apply__event_score(struct apply *a, const struct board *bd, struct lr_str p
  * *@why, or fatal). */
 int apply__tournament_attempt(struct apply *a, struct lr_str tid, uint32_t pid, const char **why);
 
+/* apply.c: expiry indexes (idempotency keys, the audit trail). An index's keys start with a
+ * biased i64 stamp; the rest names the record it expires. Drop up to @max of its records
+ * stamped before @before, oldest first (a stamped time, so every replica drops the same ones
+ * at the same index): @drop deletes what one names (@k, @klen: the key after the stamp),
+ * then the index record goes. One cursor serves the whole purge: it is moved back to the
+ * first record after each delete (the deletes go through store_del, which keeps the digest,
+ * and LMDB repositions a write transaction's open cursors around them). 0 or a fatal LR_E*. */
+typedef int (*apply__expire_fn)(struct shard *s, int64_t stamp, const unsigned char *k,
+                                size_t klen);
+int apply__expire(struct shard *s, enum store_db index, int64_t before, uint32_t max,
+                  apply__expire_fn drop);
+
+/* audit.c: the audit trail. Record command @c (answered: a->status is set) in its player's
+ * trail when its type is audited and its player exists: 0 or a fatal LR_E*. */
+int audit__record(struct apply *a, const struct cmd *c);
+/* Drop up to @max audit entries stamped more than the retention before @now (a command's
+ * stamp): 0 or a fatal LR_E*. */
+int audit__purge(struct shard *s, int64_t now, uint32_t max);
+
 /* The handlers, one per command of CMD_LIST (dispatched by apply.c). */
 #define APPLY__DECL(code, NAME, name, flags)                                                       \
     int apply__##name(struct apply *a, const struct cmd_##name *c);

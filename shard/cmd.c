@@ -35,6 +35,39 @@ unsigned cmd_flags(int type)
     }
 }
 
+const char *cmd_audit_action(int type)
+{
+    switch (type) {
+#define CMD__AUDIT_NAME(NAME, name, action)                                                        \
+    case CMD_##NAME: return action;
+        CMD_AUDITED(CMD__AUDIT_NAME)
+#undef CMD__AUDIT_NAME
+    default: return NULL;
+    }
+}
+
+const struct lr_str *cmd_audit_player(const struct cmd *c)
+{
+    switch (c->type) {
+#define CMD__AUDIT_PLAYER(NAME, name, action)                                                      \
+    case CMD_##NAME: return &c->u.name.player_id;
+        CMD_AUDITED(CMD__AUDIT_PLAYER)
+#undef CMD__AUDIT_PLAYER
+    default: return NULL;
+    }
+}
+
+const char *cmd_key_name(int64_t key)
+{
+    switch (key) {
+#define CMD__KEY_NAME(NAME, code, text)                                                            \
+    case code: return text;
+        CMD_KEYS(CMD__KEY_NAME)
+#undef CMD__KEY_NAME
+    default: return NULL;
+    }
+}
+
 /* Where each catalog put keeps its version and its id; 0: not a catalog put. */
 static const struct {
     size_t version, id;
@@ -94,12 +127,22 @@ static int cmd__enc_PRIZES(msgpack_packer *pk, const struct cmd_prizes *p)
 #define CMD__COUNT(kind, fname, a, b) +1
 #define CMD__ENC_FIELD(kind, fname, a, b) rv = rv || cmd__enc_##kind(pk, f->fname);
 
+/* The origin after the fields: [key, source]. */
+static int cmd__enc_origin(msgpack_packer *pk, const struct cmd_origin *o)
+{
+    return msgpack_pack_array(pk, 2) || msgpack_pack_int64(pk, o->key) ||
+           cmd__pack_str(pk, o->source);
+}
+
 #define CMD__ENCODER(code, NAME, name, flags)                                                      \
-    static int cmd__encode_##name(msgpack_packer *pk, int64_t ts, const struct cmd_##name *f)      \
+    static int cmd__encode_##name(msgpack_packer *pk, int64_t ts, const struct cmd_##name *f,      \
+                                  const struct cmd_origin *o)                                      \
     {                                                                                              \
-        int rv = msgpack_pack_array(pk, 2 CMD_##NAME(CMD__COUNT)) ||                               \
+        int with_origin = o->key != CMD_KEY_NONE;                                                  \
+        int rv = msgpack_pack_array(pk, (uint32_t)(2 + with_origin CMD_##NAME(CMD__COUNT))) ||     \
                  msgpack_pack_int64(pk, code) || msgpack_pack_int64(pk, ts);                       \
-        CMD_##NAME(CMD__ENC_FIELD) return rv ? LR_ENOMEM : 0;                                      \
+        CMD_##NAME(CMD__ENC_FIELD) rv = rv || (with_origin && cmd__enc_origin(pk, o));             \
+        return rv ? LR_ENOMEM : 0;                                                                 \
     }
 CMD_LIST(CMD__ENCODER)
 #undef CMD__ENCODER
@@ -108,7 +151,7 @@ int cmd_encode(msgpack_packer *pk, const struct cmd *c)
 {
     switch (c->type) {
 #define CMD__ENC_CASE(code, NAME, name, flags)                                                     \
-    case CMD_##NAME: return cmd__encode_##name(pk, c->ts, &c->u.name);
+    case CMD_##NAME: return cmd__encode_##name(pk, c->ts, &c->u.name, &c->origin);
         CMD_LIST(CMD__ENC_CASE)
 #undef CMD__ENC_CASE
     case CMD__TYPE_END: break;
@@ -263,17 +306,54 @@ static int cmd__dec_PRIZES(const msgpack_object *o, struct cmd_prizes *v, int64_
         return rv;                                                                                 \
     }
 
+/* Source addresses are numeric IPv4 or IPv6 text, an IPv6 zone included. */
+int cmd_source_valid(struct lr_str s)
+{
+    if (s.len > CMD_SOURCE_MAX) {
+        return 0;
+    }
+    for (uint32_t i = 0; i < s.len; i++) {
+        char ch = s.p[i];
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+              ch == '.' || ch == ':' || ch == '%' || ch == '_' || ch == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The optional origin after a command's fields (cmd.h); absent when @o is NULL. */
+static int cmd__dec_origin(const msgpack_object *o, struct cmd_origin *out, const char *name,
+                           char *errmsg)
+{
+    out->key = CMD_KEY_NONE;
+    out->source = (struct lr_str){"", 0};
+    if (o == NULL) {
+        return 0;
+    }
+    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2 ||
+        cmd__get_i64(&o->via.array.ptr[0], &out->key) || cmd_key_name(out->key) == NULL ||
+        cmd__get_str(&o->via.array.ptr[1], &out->source) || !cmd_source_valid(out->source)) {
+        return errmsg_set(errmsg, LR_EMALFORMED,
+                          "%s: origin must be [key class 1 or 2, source address of at most %d "
+                          "characters]",
+                          name, CMD_SOURCE_MAX);
+    }
+    return 0;
+}
+
 #define CMD__DECODER(code, NAME, name, flags)                                                      \
     static int cmd__decode_##name(const msgpack_object *o, uint32_t n, struct cmd_##name *f,       \
-                                  char *errmsg)                                                    \
+                                  struct cmd_origin *origin, char *errmsg)                         \
     {                                                                                              \
         uint32_t i = 0;                                                                            \
         int rv;                                                                                    \
-        if (n != (0 CMD_##NAME(CMD__COUNT))) {                                                     \
+        if (n != (0 CMD_##NAME(CMD__COUNT)) && n != (1 CMD_##NAME(CMD__COUNT))) {                  \
             return errmsg_set(errmsg, LR_EMALFORMED, "%s: expected %d fields, got %u", #name,      \
                               0 CMD_##NAME(CMD__COUNT), n);                                        \
         }                                                                                          \
-        CMD_##NAME(CMD__DEC_FIELD) return 0;                                                       \
+        CMD_##NAME(CMD__DEC_FIELD) return cmd__dec_origin(i < n ? &o[i] : NULL, origin, #name,     \
+                                                          errmsg);                                 \
     }
 CMD_LIST(CMD__DECODER)
 #undef CMD__DECODER
@@ -295,7 +375,7 @@ int cmd_decode(const msgpack_object *obj, struct cmd *c, char *errmsg)
     c->type = (enum cmd_type)code;
     switch (c->type) {
 #define CMD__DEC_CASE(code_, NAME, name, flags)                                                    \
-    case CMD_##NAME: return cmd__decode_##name(o + 2, n, &c->u.name, errmsg);
+    case CMD_##NAME: return cmd__decode_##name(o + 2, n, &c->u.name, &c->origin, errmsg);
         CMD_LIST(CMD__DEC_CASE)
 #undef CMD__DEC_CASE
     case CMD__TYPE_END: break;

@@ -9,9 +9,12 @@
  * Wire form of one raft entry (docs/data-layout.md):
  *     [CMD_ENTRY_VERSION, [command, command, ...]]
  * and of one command:
- *     [code, ts_ms, field1, field2, ...]
- * ts_ms is stamped by the proposer (the leader's clock); apply never reads a clock. Decoded
- * strings borrow the entry's buffer.
+ *     [code, ts_ms, field1, field2, ...]            or
+ *     [code, ts_ms, field1, field2, ..., [key, source]]
+ * ts_ms is stamped by the proposer (the leader's clock); apply never reads a clock. The
+ * optional last element is the command's origin (struct cmd_origin), which the router stamps
+ * for the audit trail; commands logged before it existed simply lack it. Decoded strings
+ * borrow the entry's buffer.
  *
  * An entry is followed by zero bytes up to a multiple of CMD_ENTRY_ALIGN. libraft 0.15 lays
  * entry data out at 8-byte strides in some paths and not in others; an entry whose length is
@@ -174,6 +177,24 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
     F(I64, cycle, 0, CMD_I64_MAX)                                                                  \
     F(IDEM, idempotency_key, 0, 0)
 
+/* How many days the region keeps its audit trail (docs/api.md, "Audit"). The retention is
+ * replicated state, not a replica's setting: a leader whose --audit-days differs from the
+ * applied value proposes this command, and every replica purges by the applied value and the
+ * commands' stamps, so every replica holds the same trail and the same digest. */
+#define CMD_AUDIT_DAYS_MIN 30
+#define CMD_AUDIT_DAYS_MAX 36500
+#define CMD_AUDIT_DAYS(F) F(I64, days, CMD_AUDIT_DAYS_MIN, CMD_AUDIT_DAYS_MAX)
+
+/* The audit trail (API.md "Audit"; docs/api.md): the player writes a region records, each as
+ * X(NAME, name, action) with the action name the API shows. Every one has a player_id field,
+ * the player whose trail it joins. */
+#define CMD_AUDITED(X)                                                                             \
+    X(SCORE, score, "score")                                                                       \
+    X(UNLOCK, unlock, "unlock")                                                                    \
+    X(TOURNAMENT_JOIN, tournament_join, "join")                                                    \
+    X(REWARD_CLAIM, reward_claim, "claim")                                                         \
+    X(PLAYER_PUT, player_put, "player")
+
 /* X(code, NAME, name, flags). Codes are stable: never reuse one. */
 #define CMD_F_IDEMPOTENT 1u /* carries an idempotency_key scoped to its player_id */
 
@@ -188,7 +209,8 @@ enum { CMD_OP_BEST = 0, CMD_OP_SET = 1, CMD_OP_INCR = 2, CMD_OP_DECR = 3 };
     X(8, SCORE, score, CMD_F_IDEMPOTENT)                                                           \
     X(9, CATALOG_MARK, catalog_mark, 0)                                                            \
     X(10, REWARD_GRANT, reward_grant, 0)                                                           \
-    X(11, REWARD_CLAIM, reward_claim, CMD_F_IDEMPOTENT)
+    X(11, REWARD_CLAIM, reward_claim, CMD_F_IDEMPOTENT)                                            \
+    X(12, AUDIT_DAYS, audit_days, 0)
 
 enum cmd_type {
 #define CMD__ENUM(code, NAME, name, flags) CMD_##NAME = code,
@@ -214,10 +236,35 @@ enum cmd_type {
 CMD_LIST(CMD__STRUCT)
 #undef CMD__STRUCT
 
+/* Which key class sent a command (stable on the wire and on disk). NONE: not stamped (a
+ * command of the closer or the catalog carrier, or logged before origins existed). */
+#define CMD_KEYS(X)                                                                                \
+    X(NONE, 0, NULL)                                                                               \
+    X(API, 1, "api")                                                                               \
+    X(ADMIN, 2, "admin")
+
+enum cmd_key {
+#define CMD__KEY_ENUM(NAME, code, text) CMD_KEY_##NAME = code,
+    CMD_KEYS(CMD__KEY_ENUM)
+#undef CMD__KEY_ENUM
+};
+
+/* The longest source address: an IPv6 address with a zone (INET6_ADDRSTRLEN is 46). */
+#define CMD_SOURCE_MAX 64
+
+/* Who sent a command: the router stamps it from the request (the key class that passed its
+ * check and the peer address it saw, as text) so the audit trail can say. It is not part of the
+ * request hash: a retry from another address, or with another key, is still the same request. */
+struct cmd_origin {
+    int64_t key;          /* enum cmd_key; CMD_KEY_NONE: no origin (encoded without one) */
+    struct lr_str source; /* 0 to CMD_SOURCE_MAX chars of [0-9A-Za-z.:%_-]; "" when unknown */
+};
+
 /** One decoded command. Strings borrow the buffer it was decoded from. */
 struct cmd {
     enum cmd_type type;
     int64_t ts; /* stamped by the proposer, ms since the epoch */
+    struct cmd_origin origin;
     union {
 #define CMD__UNION(code, NAME, name, flags) struct cmd_##name name;
         CMD_LIST(CMD__UNION)
@@ -231,6 +278,20 @@ const char *cmd_name(int type);
 /** CMD_F_* flags of @type (0 for an unknown type). */
 unsigned cmd_flags(int type);
 
+/** The audit action of @type ("score", "join", ...; CMD_AUDITED), or NULL when commands of
+ * @type are not audited. */
+const char *cmd_audit_action(int type);
+
+/** The player whose audit trail @c joins (its player_id field), or NULL when @c's type is not
+ * audited. Borrowed from @c. */
+const struct lr_str *cmd_audit_player(const struct cmd *c);
+
+/** 1 if @s may be an origin's source (CMD_SOURCE_MAX chars of [0-9A-Za-z.:%_-]). */
+int cmd_source_valid(struct lr_str s);
+
+/** The text of key class @key ("api", "admin"), or NULL for CMD_KEY_NONE or an unknown one. */
+const char *cmd_key_name(int64_t key);
+
 /* Catalog puts (games, achievements, boards, tournaments) carry a version and name an id: the
  * metadata group records them and the regions apply them by version (docs/global-state.md). */
 /** The version field of @c, or NULL when @c is not a catalog put. */
@@ -240,7 +301,8 @@ int64_t *cmd_catalog_version(struct cmd *c);
 const struct lr_str *cmd_catalog_id(const struct cmd *c);
 
 /**
- * Encode @c as one command. @return 0, or LR_EINVAL if @c's type is unknown.
+ * Encode @c as one command, with its origin unless c->origin.key is CMD_KEY_NONE.
+ * @return 0, or LR_EINVAL if @c's type is unknown.
  * Encoding never validates: a proposer that packs garbage gets it rejected at apply.
  */
 int cmd_encode(msgpack_packer *pk, const struct cmd *c);
@@ -249,7 +311,8 @@ int cmd_encode(msgpack_packer *pk, const struct cmd *c);
 int cmd_entry_begin(msgpack_packer *pk, uint32_t n);
 
 /**
- * Decode and validate one command from @obj (an element of an entry's command array).
+ * Decode and validate one command from @obj (an element of an entry's command array); one
+ * without an origin decodes with c->origin.key CMD_KEY_NONE and an empty source.
  * @return 0, or LR_EMALFORMED / LR_EINVAL / LR_EVERSION with a sentence in @errmsg
  * (LR_ERRMSG_SIZE bytes). On error *@c is unspecified.
  */

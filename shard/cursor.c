@@ -10,6 +10,7 @@
 #define CURSOR__VERSION 1
 #define CURSOR__KIND_KEY 1
 #define CURSOR__KIND_SEQ 2
+#define CURSOR__KIND_POS 3
 
 static const char cursor__alpha[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -131,14 +132,47 @@ int cursor_encode_seq(uint64_t seq, char *out)
     return 0;
 }
 
+/* Decode a cursor of @kind whose bytes are exactly @want (at most 16) into @b. */
+static int cursor__decode_fixed(const char *s, size_t len, int kind, unsigned char *b, size_t want)
+{
+    size_t n;
+    if (len >= CURSOR_MAX || cursor__unb64(s, len, b, 16, &n) != 0 || n != want ||
+        b[0] != CURSOR__VERSION || b[1] != kind) {
+        return LR_EINVAL;
+    }
+    return 0;
+}
+
 int cursor_decode_seq(const char *s, size_t len, uint64_t *seq)
 {
     unsigned char b[16];
-    size_t n;
-    if (len >= CURSOR_MAX || cursor__unb64(s, len, b, sizeof b, &n) != 0 || n != 10 ||
-        b[0] != CURSOR__VERSION || b[1] != CURSOR__KIND_SEQ) {
+    if (cursor__decode_fixed(s, len, CURSOR__KIND_SEQ, b, 10) != 0) {
         return LR_EINVAL;
     }
     *seq = cursor__get64(b + 2);
+    return 0;
+}
+
+int cursor_encode_pos(uint64_t index, uint32_t pos, char *out)
+{
+    unsigned char b[14];
+    b[0] = CURSOR__VERSION;
+    b[1] = CURSOR__KIND_POS;
+    cursor__put64(b + 2, index);
+    for (int i = 0; i < 4; i++) {
+        b[10 + i] = (unsigned char)(pos >> (8 * (3 - i)));
+    }
+    cursor__b64(b, sizeof b, out);
+    return 0;
+}
+
+int cursor_decode_pos(const char *s, size_t len, uint64_t *index, uint32_t *pos)
+{
+    unsigned char b[16];
+    if (cursor__decode_fixed(s, len, CURSOR__KIND_POS, b, 14) != 0) {
+        return LR_EINVAL;
+    }
+    *index = cursor__get64(b + 2);
+    *pos = (uint32_t)b[10] << 24 | (uint32_t)b[11] << 16 | (uint32_t)b[12] << 8 | b[13];
     return 0;
 }

@@ -34,6 +34,9 @@ int query__walk(struct query *x, enum store_db db, const struct key *prefix,
 
 double query__round2(double v);
 int query__player(struct query *x, struct lr_str id, struct rec_player *p);
+/* A paged player read's player (q->player_id) and page size (q->limit, 0: 50): 0, or
+ * LR_ENOTFOUND / LR_EINVAL with the sentence. */
+int query__page(struct query *x, struct rec_player *p, uint32_t *limit);
 int query__game(struct query *x, struct lr_str id, struct rec_game *g);
 /* Stored score of @pid on the scope's board, window and period. */
 int query__score(struct query *x, const struct query__scope *sc, uint32_t pid, struct rec_score *r);

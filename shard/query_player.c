@@ -11,6 +11,19 @@
 
 /* ---- players, catalog --------------------------------------------------------------------- */
 
+int query__page(struct query *x, struct rec_player *p, uint32_t *limit)
+{
+    int rv = query__player(x, x->q->player_id, p);
+    if (rv != 0) {
+        return rv;
+    }
+    *limit = x->q->limit ? x->q->limit : 50;
+    if (*limit > SHARD_PAGE_MAX) {
+        return errmsg_set(x->errmsg, LR_EINVAL, "limit must be 1 to %d", SHARD_PAGE_MAX);
+    }
+    return 0;
+}
+
 int query__player_get(struct query *x)
 {
     struct rec_player p;
@@ -115,12 +128,9 @@ int query__rewards(struct query *x)
     struct key pre, start;
     uint64_t after = 0;
     int rv;
-    if ((rv = query__player(x, q->player_id, &p)) != 0) {
+    uint32_t limit;
+    if ((rv = query__page(x, &p, &limit)) != 0) {
         return rv;
-    }
-    uint32_t limit = q->limit ? q->limit : 50;
-    if (limit > SHARD_PAGE_MAX) {
-        return errmsg_set(x->errmsg, LR_EINVAL, "limit must be 1 to %d", SHARD_PAGE_MAX);
     }
     if (q->cursor.len && cursor_decode_seq(q->cursor.p, q->cursor.len, &after) != 0) {
         return errmsg_set(x->errmsg, LR_EINVAL, "cursor is not valid");
@@ -393,12 +403,9 @@ int query__history(struct query *x)
     struct key pre, start;
     uint64_t after = 0;
     int rv;
-    if ((rv = query__player(x, q->player_id, &p)) != 0) {
+    uint32_t limit;
+    if ((rv = query__page(x, &p, &limit)) != 0) {
         return rv;
-    }
-    uint32_t limit = q->limit ? q->limit : 50;
-    if (limit > SHARD_PAGE_MAX) {
-        return errmsg_set(x->errmsg, LR_EINVAL, "limit must be 1 to %d", SHARD_PAGE_MAX);
     }
     if (q->cursor.len && cursor_decode_seq(q->cursor.p, q->cursor.len, &after) != 0) {
         return errmsg_set(x->errmsg, LR_EINVAL, "cursor is not valid");

@@ -254,7 +254,7 @@ int shard__load(struct shard *s)
 {
     MDB_txn *txn;
     MDB_val v;
-    uint64_t u, clock;
+    uint64_t u, clock, audit_days;
     int found, rv;
     struct rankidx_pool *pool = s->boards.pool;
     boards__free(&s->boards);
@@ -266,7 +266,8 @@ int shard__load(struct shard *s)
         (rv = shard__meta_get_u64(s, "hseq", &s->hseq, &found)) != 0 ||
         (rv = shard__meta_get_u64(s, "next_pid", &u, &found)) != 0 ||
         (rv = shard__meta_get_u64(s, "clock", &clock, &found)) != 0 ||
-        (rv = shard__meta_get_u64(s, "catalog", &s->catalog_through, &found)) != 0) {
+        (rv = shard__meta_get_u64(s, "catalog", &s->catalog_through, &found)) != 0 ||
+        (rv = shard__meta_get_u64(s, "audit_days", &audit_days, &found)) != 0) {
         errmsg_set(s->errmsg, rv, "load: meta: %s", err_message(rv));
         goto out;
     }
@@ -275,6 +276,12 @@ int shard__load(struct shard *s)
         goto out;
     }
     s->clock_ms = (int64_t)clock;
+    if (audit_days > CMD_AUDIT_DAYS_MAX || (found && audit_days < CMD_AUDIT_DAYS_MIN)) {
+        rv = errmsg_set(s->errmsg, LR_ECORRUPT, "load: audit days %llu",
+                        (unsigned long long)audit_days);
+        goto out;
+    }
+    s->audit_days = found ? (uint32_t)audit_days : CMD_AUDIT_DAYS_MIN;
     if (u >= RANKKEY_FOREIGN) {
         rv = errmsg_set(s->errmsg, LR_ECORRUPT, "load: next pid %llu", (unsigned long long)u);
         goto out;
@@ -442,7 +449,8 @@ int64_t shard_clock_ms(const struct shard *s)
     return s->clock_ms;
 }
 
-int shard_idem_count(struct shard *s, uint64_t *out)
+/* Records of @db in the current view; @what names it in the error sentence. */
+static int shard__count(struct shard *s, enum store_db db, const char *what, uint64_t *out)
 {
     MDB_txn *txn;
     MDB_stat st;
@@ -450,13 +458,28 @@ int shard_idem_count(struct shard *s, uint64_t *out)
     if (rv != 0) {
         return rv;
     }
-    int mrv = mdb_stat(txn, store_dbi(s->st, STORE_IDEMEXP), &st);
+    int mrv = mdb_stat(txn, store_dbi(s->st, db), &st);
     store_read_end(s->st);
     if (mrv != 0) {
-        return errmsg_set(s->errmsg, err_from_mdb(mrv), "idem count: %s", mdb_strerror(mrv));
+        return errmsg_set(s->errmsg, err_from_mdb(mrv), "%s count: %s", what, mdb_strerror(mrv));
     }
     *out = st.ms_entries;
     return 0;
+}
+
+int shard_idem_count(struct shard *s, uint64_t *out)
+{
+    return shard__count(s, STORE_IDEMEXP, "idem", out);
+}
+
+int shard_audit_count(struct shard *s, uint64_t *out)
+{
+    return shard__count(s, STORE_AUDIT, "audit", out);
+}
+
+uint32_t shard_audit_days(const struct shard *s)
+{
+    return s->audit_days;
 }
 
 uint64_t shard_digest(const struct shard *s)

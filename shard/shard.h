@@ -114,6 +114,16 @@ int64_t shard_clock_ms(const struct shard *s);
  */
 int shard_idem_count(struct shard *s, uint64_t *out);
 
+/** Days the audit trail is kept (CMD_AUDIT_DAYS; CMD_AUDIT_DAYS_MIN until one is applied),
+ * including an open group. */
+uint32_t shard_audit_days(const struct shard *s);
+
+/**
+ * Audit records held (including an open group): those within the retention and expired ones
+ * apply has not purged yet. For tests and diagnostics. @return 0 and *@out, or LR_E*.
+ */
+int shard_audit_count(struct shard *s, uint64_t *out);
+
 /** Running state digest (including an open group). */
 uint64_t shard_digest(const struct shard *s);
 
@@ -175,7 +185,8 @@ size_t shard_periods(struct shard *s, struct lr_str board, enum timefmt_window w
     X(NEAR, near)                                                                                  \
     X(LOCATE, locate)                                                                              \
     X(REWARDS, rewards)                                                                            \
-    X(TOURNAMENT_GET, tournament_get) /* board_id names the tournament (its board's id) */
+    X(TOURNAMENT_GET, tournament_get) /* board_id names the tournament (its board's id) */         \
+    X(AUDIT, audit)                   /* player_id's audit trail, newest first, by cursor */
 
 enum shard_qtype {
 #define SHARD__QENUM(NAME, name) SHARD_Q_##NAME,

@@ -222,6 +222,7 @@ struct shard {
     uint64_t hseq;            /* unlock-history sequence */
     int64_t clock_ms;         /* highest command stamp applied, including the open group */
     uint64_t catalog_through; /* meta's catalog applied through this version (CATALOG_MARK) */
+    uint32_t audit_days;      /* audit retention (CMD_AUDIT_DAYS), including the open group */
     struct names names;
     struct boards boards;
     msgpack_sbuffer rbuf; /* record being written */

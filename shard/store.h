@@ -39,7 +39,9 @@
     X(EVENTS, "events")                                                                            \
     X(REWARDS, "rewards")                                                                          \
     X(REWARDLOG, "reward_log")                                                                     \
-    X(FLOORS, "period_floors")
+    X(FLOORS, "period_floors")                                                                     \
+    X(AUDIT, "audit")                                                                              \
+    X(AUDITEXP, "audit_expiry")
 
 enum store_db {
 #define STORE__ENUM(NAME, str) STORE_##NAME,

@@ -203,6 +203,14 @@ static void make_seeds(struct fixture *f)
     c[0] = c_score("b1", "p2", 9007199254740991LL, -9007199254740991LL, "", "key-0004");
     c[1] = c_score("b2", "p1", 3, 0, "", "key-0005");
     add_seed(f, c, 2);
+    /* As a router sends them (an origin after the fields), and the audit retention. */
+    c[0] = c_score("b1", "p1", 11, 0, "", "key-0006");
+    c[0].origin = (struct cmd_origin){CMD_KEY_API, S("127.0.0.1")};
+    c[1] = c_join("t1", "p2", "join-0002");
+    c[1].origin = (struct cmd_origin){CMD_KEY_ADMIN, S("2001:db8::1")};
+    c[2] = (struct cmd){.type = CMD_AUDIT_DAYS};
+    c[2].u.audit_days.days = 31;
+    add_seed(f, c, 3);
 }
 
 static int setup(void **state)
@@ -395,6 +403,11 @@ static struct cmd random_command(struct fixture *f, int64_t *clock)
         *clock = 0;
     }
     c.ts = *clock;
+    if (testrng_below(&f->rng, 64) == 0) { /* the retention, now and then; 29 is refused */
+        c.type = CMD_AUDIT_DAYS;
+        c.u.audit_days.days = pick_i64(f, 29, 31);
+        return c;
+    }
     switch (testrng_below(&f->rng, 10)) {
     case 0:
         c.type = CMD_PLAYER_PUT;
@@ -460,6 +473,12 @@ static struct cmd random_command(struct fixture *f, int64_t *clock)
         }
         break;
     }
+    }
+    /* Half of them as a router sends them, with an origin (the audit trail records it). */
+    static const char *const sources[] = {"127.0.0.1", "::1", "fe80::1%eth0", ""};
+    if (testrng_below(&f->rng, 2)) {
+        c.origin.key = testrng_below(&f->rng, 2) ? CMD_KEY_API : CMD_KEY_ADMIN;
+        c.origin.source = S(PICK(f, sources));
     }
     return c;
 }

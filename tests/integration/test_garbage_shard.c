@@ -174,7 +174,7 @@ void mutated_entries_into_shard(void **state)
         replica_apply(&a, f->seeds[i].p, f->seeds[i].n, &sink, GROUP);
         replica_apply(&b, f->seeds[i].p, f->seeds[i].n, NULL, 333);
     }
-    assert_int_equal(st.results, 19);
+    assert_int_equal(st.results, 22);
     assert_int_equal(st.status[2], st.results); /* every seed command succeeded */
 
     uint64_t n = scaled(f, N_MUTATED);

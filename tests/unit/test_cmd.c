@@ -159,6 +159,7 @@ sample(enum cmd_type type)
         c.u.reward_claim.cycle = 29412345;
         c.u.reward_claim.idempotency_key = S("claim-0001");
         break;
+    case CMD_AUDIT_DAYS: c.u.audit_days.days = 45; break;
     case CMD__TYPE_END: fail_msg("no sample for CMD__TYPE_END");
     }
     return c;
@@ -209,11 +210,13 @@ static void prizes_equal(const struct cmd_prizes *x, const struct cmd_prizes *y,
 CMD_LIST(EQ_FN)
 #undef EQ_FN
 
-/* Fails the test unless @x and @y carry the same type, ts and field values. */
+/* Fails the test unless @x and @y carry the same type, ts, origin and field values. */
 void cmd_equal(const struct cmd *x, const struct cmd *y)
 {
     assert_int_equal(x->type, y->type);
     assert_int_equal(x->ts, y->ts);
+    assert_int_equal(x->origin.key, y->origin.key);
+    str_equal(x->origin.source, y->origin.source, "origin.source");
     switch (x->type) {
 #define EQ_CASE(code, NAME, name, flags)                                                           \
     case CMD_##NAME: equal_##name(&x->u.name, &y->u.name); break;
@@ -424,6 +427,9 @@ int main(void)
         T(encoder_matches_documented_wire_form),
         T(wrong_field_type_is_refused),
         T(wrong_field_count_is_malformed),
+        T(origin_round_trips_and_is_optional),
+        T(bad_origins_are_refused),
+        T(audited_commands_name_action_and_player),
         T(every_field_enforces_its_bounds),
         T(api_conventions_spelled_out),
         T(unknown_command_code_is_version_error),
@@ -442,6 +448,7 @@ int main(void)
         T(valid_score_bounds),
         T(cursor_key_round_trips),
         T(cursor_seq_round_trips),
+        T(cursor_pos_round_trips),
         T(cursor_rejects_wrong_version_and_shape),
         T(cursor_rejects_truncated_and_noncanonical),
         T(cursor_random_strings),

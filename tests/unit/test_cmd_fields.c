@@ -472,6 +472,10 @@ void request_hash_covers_every_field(void **state)
         uint64_t h0 = cmd_request_hash(&c);
         c.ts = 0;
         assert_int_equal(cmd_request_hash(&c), h0);
+        /* Nor who sent it: a retry from another address is the same request. */
+        c.origin.key = CMD_KEY_ADMIN;
+        c.origin.source = S("10.0.0.9");
+        assert_int_equal(cmd_request_hash(&c), h0);
         /* Different commands are different requests. */
         for (size_t j = 0; j < i; j++) {
             struct cmd d = sample(all_types[j]);

@@ -45,6 +45,9 @@ void pack_str(msgpack_packer *pk, struct lr_str s);
 void encoder_matches_documented_wire_form(void **state);
 void wrong_field_type_is_refused(void **state);
 void wrong_field_count_is_malformed(void **state);
+void origin_round_trips_and_is_optional(void **state);
+void bad_origins_are_refused(void **state);
+void audited_commands_name_action_and_player(void **state);
 void unknown_command_code_is_version_error(void **state);
 void ts_out_of_range_is_malformed(void **state);
 void command_not_an_array_is_malformed(void **state);
@@ -67,6 +70,7 @@ void valid_score_bounds(void **state);
 /* test_cmd_cursor.c: page cursors */
 void cursor_key_round_trips(void **state);
 void cursor_seq_round_trips(void **state);
+void cursor_pos_round_trips(void **state);
 void cursor_rejects_wrong_version_and_shape(void **state);
 void cursor_rejects_truncated_and_noncanonical(void **state);
 void cursor_random_strings(void **state);

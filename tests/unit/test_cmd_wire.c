@@ -198,12 +198,140 @@ void wrong_field_count_is_malformed(void **state)
                      nfields(c.type), nfields(c.type) - 1);
             assert_string_equal(f->errmsg, want);
         }
+        /* One element more is read as the origin (cmd.h); a nil is not one. */
         raw_entry(f, &c, -1, 0, -1, 1);
         assert_int_equal(decode_one(f, &out), LR_EMALFORMED);
+        snprintf(want, sizeof want, "%s: origin must be", cmd_name(c.type));
+        assert_memory_equal(f->errmsg, want, strlen(want));
+        raw_entry(f, &c, -1, 0, -1, 2);
+        assert_int_equal(decode_one(f, &out), LR_EMALFORMED);
         snprintf(want, sizeof want, "%s: expected %d fields, got %d", cmd_name(c.type),
-                 nfields(c.type), nfields(c.type) + 1);
+                 nfields(c.type), nfields(c.type) + 2);
         assert_string_equal(f->errmsg, want);
     }
+}
+
+/* ---- the origin -------------------------------------------------------------------------- */
+
+/* Every command carries an origin as [key, source] after its fields, byte for byte as cmd.h
+ * documents, and decodes back to it; the same command without one (as logged before origins
+ * existed) still decodes, with no key class. */
+void origin_round_trips_and_is_optional(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const sources[] = {"127.0.0.1", "::1", "fe80::1%eth0", "", "2001:db8::ffff"};
+    for (size_t i = 0; i < NTYPES; i++) {
+        struct cmd c = sample(all_types[i]);
+        struct cmd out;
+        raw_entry(f, &c, -1, 0, -1, 0);
+        assert_int_equal(decode_one(f, &out), 0);
+        assert_int_equal(out.origin.key, CMD_KEY_NONE);
+        assert_int_equal(out.origin.source.len, 0);
+        for (size_t s = 0; s < sizeof sources / sizeof sources[0]; s++) {
+            c.origin.key = s % 2 ? CMD_KEY_ADMIN : CMD_KEY_API;
+            c.origin.source = S(sources[s]);
+            expect_ok(f, &c);
+            /* The encoder writes the hand-packed form: the documented fields, then
+             * [key, source]. */
+            encode_entry(f, &c, 1);
+            size_t n = f->sb.size;
+            char *enc = malloc(n);
+            assert_non_null(enc);
+            memcpy(enc, f->sb.data, n);
+            struct cmd bare = c;
+            bare.origin.key = CMD_KEY_NONE;
+            raw_entry(f, &bare, -1, 0, -1, 0);
+            /* raw_entry wrote [code, ts, fields...] as one array: grow it by one and append. */
+            unsigned char *cmdp = (unsigned char *)f->sb.data + 3; /* [2, 1, [..]] headers */
+            assert_true((cmdp[0] & 0xf0) == 0x90);
+            cmdp[0]++;
+            msgpack_pack_array(&f->pk, 2);
+            msgpack_pack_int64(&f->pk, c.origin.key);
+            pack_str(&f->pk, c.origin.source);
+            assert_int_equal(f->sb.size, n);
+            assert_memory_equal(f->sb.data, enc, n);
+            free(enc);
+        }
+    }
+}
+
+/* An origin that is not [1 or 2, an address of at most CMD_SOURCE_MAX address characters] is
+ * refused as malformed: the command, not just the origin. */
+void bad_origins_are_refused(void **state)
+{
+    struct fixture *f = *state;
+    char long_src[CMD_SOURCE_MAX + 2];
+    memset(long_src, '1', sizeof long_src - 1);
+    long_src[sizeof long_src - 1] = '\0';
+    const struct {
+        int64_t key;
+        const char *source;
+    } bad[] = {{0, "127.0.0.1"}, {3, "127.0.0.1"}, {-1, "::1"}, {1, "10.0.0.1 "},
+               {1, "a\"b"},      {2, long_src},    {1, "x/y"}};
+    struct cmd c = sample(CMD_SCORE);
+    struct cmd out;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        c.origin.key = bad[i].key == 0 ? CMD_KEY_API : bad[i].key;
+        c.origin.source = S(bad[i].source);
+        encode_entry(f, &c, 1);
+        if (bad[i].key == 0) {
+            /* The encoder leaves a NONE origin out, so pack a 0 by hand. */
+            struct cmd bare = c;
+            bare.origin.key = CMD_KEY_NONE;
+            raw_entry(f, &bare, -1, 0, -1, 0);
+            ((unsigned char *)f->sb.data)[3]++;
+            msgpack_pack_array(&f->pk, 2);
+            msgpack_pack_int64(&f->pk, 0);
+            pack_str(&f->pk, c.origin.source);
+        }
+        assert_int_equal(decode_one(f, &out), LR_EMALFORMED);
+        assert_non_null(strstr(f->errmsg, "score: origin must be"));
+    }
+    /* Exactly CMD_SOURCE_MAX characters is fine. */
+    long_src[CMD_SOURCE_MAX] = '\0';
+    c.origin.key = CMD_KEY_API;
+    c.origin.source = S(long_src);
+    expect_ok(f, &c);
+}
+
+/* The audited commands are the player writes, each with its API action and player. */
+void audited_commands_name_action_and_player(void **state)
+{
+    (void)state;
+    static const struct {
+        enum cmd_type type;
+        const char *action;
+    } want[] = {{CMD_SCORE, "score"},
+                {CMD_UNLOCK, "unlock"},
+                {CMD_TOURNAMENT_JOIN, "join"},
+                {CMD_REWARD_CLAIM, "claim"},
+                {CMD_PLAYER_PUT, "player"}};
+    size_t audited = 0;
+    for (size_t i = 0; i < NTYPES; i++) {
+        struct cmd c = sample(all_types[i]);
+        const char *action = cmd_audit_action(c.type);
+        const struct lr_str *player = cmd_audit_player(&c);
+        assert_true((action == NULL) == (player == NULL));
+        if (action == NULL) {
+            continue;
+        }
+        audited++;
+        assert_string_equal(player->p, "p1");
+        int found = 0;
+        for (size_t j = 0; j < sizeof want / sizeof want[0]; j++) {
+            if (want[j].type == c.type) {
+                assert_string_equal(action, want[j].action);
+                found = 1;
+            }
+        }
+        assert_true(found);
+    }
+    assert_int_equal(audited, sizeof want / sizeof want[0]);
+    assert_null(cmd_audit_action(CMD_REWARD_GRANT));
+    assert_string_equal(cmd_key_name(CMD_KEY_API), "api");
+    assert_string_equal(cmd_key_name(CMD_KEY_ADMIN), "admin");
+    assert_null(cmd_key_name(CMD_KEY_NONE));
+    assert_null(cmd_key_name(3));
 }
 
 /* ---- command header and envelope ------------------------------------------------------- */

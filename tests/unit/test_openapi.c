@@ -2,12 +2,7 @@
  * router's route table (ROUTER_ROUTES in router/router.c, through router__route_at): every
  * route is documented, every documented operation is a route, and each operation says what
  * its route needs (no key, the api key or the admin key; a body or none). The document is
- * valid OpenAPI 3.1 by a real validator too (CTest: openapi_lint).
- *
- * PENDING lists operations documented before their route is in this branch's table (another
- * branch adds it): tolerated whether or not the table has them, so the merge of either branch
- * first stays green; once the table has one, the test says so on stderr, and the entry should
- * go (everything else is checked strictly both ways). */
+ * valid OpenAPI 3.1 by a real validator too (CTest: openapi_lint). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,12 +14,6 @@
 #include <cmocka.h>
 
 #include "router/router_int.h"
-
-/* {method, path with "{}" for each parameter} */
-static const char *const PENDING[][2] = {
-    {"get", "/v1/players/{}/audit"}, /* the audit branch: GET /v1/players/{id}/audit */
-};
-#define NPENDING (sizeof PENDING / sizeof PENDING[0])
 
 struct fixture {
     json_t *doc;
@@ -112,16 +101,6 @@ static const struct router__route *table_route(const char *method, const char *p
     return NULL;
 }
 
-static int pending(const char *method, const char *pat)
-{
-    for (size_t i = 0; i < NPENDING; i++) {
-        if (strcmp(PENDING[i][0], method) == 0 && strcmp(PENDING[i][1], pat) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /* The document is OpenAPI 3.1 with both keys as bearer schemes. */
 static void the_document_is_openapi_3_1(void **state)
 {
@@ -150,14 +129,10 @@ static void every_route_is_documented(void **state)
             fail_msg("%s %s is in the route table but not in router/openapi.json",
                      http_method_name(rt->method), rt->pattern);
         }
-        if (pending(m, rt->pattern)) {
-            fprintf(stderr, "# %s %s is in the route table now: remove it from PENDING in %s\n",
-                    http_method_name(rt->method), rt->pattern, __FILE__);
-        }
     }
 }
 
-/* Every operation of the document is a route of the table (or PENDING). */
+/* Every operation of the document is a route of the table. */
 static void every_documented_operation_is_a_route(void **state)
 {
     struct fixture *f = *state;
@@ -173,7 +148,7 @@ static void every_documented_operation_is_a_route(void **state)
                 strcmp(method, "description") == 0) {
                 continue;
             }
-            if (table_route(method, pat) == NULL && !pending(method, pat)) {
+            if (table_route(method, pat) == NULL) {
                 fail_msg("%s %s is in router/openapi.json but not in the route table", method,
                          path);
             }
