@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "../lib/addr.h"
+#include "../lib/certs.h"
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../lib/sys.h"
@@ -33,6 +34,7 @@ static void cli_router__usage(FILE *f)
             "usage: laurel router --http HOST:PORT --region ID=RPC[,RPC...] [--region ...]\n"
             "                     [--meta RPC[,RPC...]] [--keys-file PATH]\n"
             "                     [--timeout-ms MS] [--hold-boards IDS]\n"
+            "                     [--tls-cert FILE --tls-key FILE]\n"
             "\n"
             "Serves the public HTTP API (../shared/API.md) over the regions' replicas.\n"
             "  --http HOST:PORT    listen address (default 127.0.0.1:8080)\n"
@@ -57,6 +59,12 @@ static void cli_router__usage(FILE *f)
             "                      keys). Keys of the file, the environment and the flags are\n"
             "                      all accepted. With no key at all the router only binds to\n"
             "                      loopback, and endpoints that need a key answer 401\n"
+            "  --tls-cert FILE     serve HTTPS and WSS (TLS 1.2 or later) instead of HTTP and\n"
+            "                      WS on --http, with this PEM certificate (then any\n"
+            "                      intermediates); plain HTTP is not served then. Needs\n"
+            "                      --tls-key. To rotate it, replace the files and restart\n"
+            "                      the router (docs/security.md, \"TLS\")\n"
+            "  --tls-key FILE      the certificate's PEM private key, unencrypted; keep it 0600\n"
             "  --timeout-ms MS     deadline of one call to a region (default 5000)\n"
             "  --cluster-key-file PATH  the replicas' cluster key (docs/security.md; default\n"
             "                      $" PEERAUTH_ENV
@@ -209,6 +217,28 @@ static int cli_router__keys(struct keyset *ks, const char *file, const char *htt
     return 0;
 }
 
+/* --tls-cert and --tls-key: both or neither, and files a TLS server can use, checked here so
+ * the message names the flag at fault. 0, or -1 with a line on stderr. */
+static int cli_router__tls(const char *cert, const char *key)
+{
+    char errmsg[LR_ERRMSG_SIZE];
+    enum certs_file bad;
+    if (cert == NULL && key == NULL) {
+        return 0;
+    }
+    if (cert == NULL || key == NULL) {
+        fprintf(stderr, "laurel router: --%s is given without --%s: TLS needs both\n",
+                cert ? "tls-cert" : "tls-key", cert ? "tls-key" : "tls-cert");
+        return -1;
+    }
+    if (certs_check_pair(cert, key, &bad, errmsg) != 0) {
+        fprintf(stderr, "laurel router: --%s: %s\n", bad == CERTS_CERT ? "tls-cert" : "tls-key",
+                errmsg);
+        return -1;
+    }
+    return 0;
+}
+
 struct cli_router__run {
     struct router *router;
     uv_signal_t sigint, sigterm;
@@ -256,6 +286,8 @@ int cli_router(int argc, char **argv)
         {"limit-addr-writes", required_argument, NULL, CLI_ROUTER__LIMIT + RLIMIT_ADDR_WRITES},
         {"limit-addr-reads", required_argument, NULL, CLI_ROUTER__LIMIT + RLIMIT_ADDR_READS},
         {"limit-table", required_argument, NULL, CLI_ROUTER__LIMIT_TABLE},
+        {"tls-cert", required_argument, NULL, 'T'},
+        {"tls-key", required_argument, NULL, 'Y'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct router_config cfg;
@@ -328,6 +360,8 @@ int cli_router(int argc, char **argv)
             }
             break;
         case 'K': keys_file = optarg; break;
+        case 'T': cfg.tls_cert = optarg; break;
+        case 'Y': cfg.tls_key = optarg; break;
         case 'c': cluster_key_file = optarg; break;
         case 'h': cli_router__usage(stdout); return 0;
         case CLI_ROUTER__LIMIT_TABLE:
@@ -360,6 +394,9 @@ int cli_router(int argc, char **argv)
         cli_router__usage(stderr);
         return 2;
     }
+    if (cli_router__tls(cfg.tls_cert, cfg.tls_key) != 0) {
+        return 2;
+    }
     if (cli_router__keys(&keys, keys_file, cfg.http) != 0) {
         return 2;
     }
@@ -380,8 +417,9 @@ int cli_router(int argc, char **argv)
         fprintf(stderr, "laurel router: %s\n", errmsg);
         return 1;
     }
-    fprintf(stderr, "laurel router: serving http://%s with %u region(s)%s\n", cfg.http,
-            cfg.nregions, cfg.meta.n > 0 ? " and the metadata group" : "");
+    fprintf(stderr, "laurel router: serving %s://%s with %u region(s)%s\n",
+            cfg.tls_cert ? "https" : "http", cfg.http, cfg.nregions,
+            cfg.meta.n > 0 ? " and the metadata group" : "");
     uv_signal_init(loop, &run.sigint);
     uv_signal_init(loop, &run.sigterm);
     run.sigint.data = run.sigterm.data = &run;
