@@ -6,6 +6,14 @@
  * body in one buffer behind LWS_PRE) and goes out in one lws_write from the writeable callback,
  * then lws_http_transaction_completed keeps the connection for the next request.
  *
+ * TLS (struct http_tls; docs/security.md, "TLS") is lws' own, on OpenSSL: the vhost loads the
+ * PEM files, and everything below sees decrypted bytes, so requests, WebSocket upgrades,
+ * limits and timeouts are the same on both kinds of listener. A handshake that has not
+ * completed within HTTP__TIMEOUT_S is closed (measured: a silent client, after 10 s), and the
+ * connection caps below run at accept, before a handshake costs anything. The files are
+ * checked here first
+ * (lib/certs.h) because lws, when it cannot load them, only fails to make the vhost.
+ *
  * Ownership. A request has up to two holders, each a bit in `holds`:
  *   HTTP__CONN     the connection: from LWS_CALLBACK_HTTP until the answer is written or the
  *                  connection closes (lws' per-session data points at the request);
