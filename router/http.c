@@ -11,8 +11,8 @@
  * limits and timeouts are the same on both kinds of listener. A handshake that has not
  * completed within HTTP__TIMEOUT_S is closed (measured: a silent client, after 10 s), and the
  * connection caps below run at accept, before a handshake costs anything. The files are
- * checked here first
- * (lib/certs.h) because lws, when it cannot load them, only fails to make the vhost.
+ * checked here first (lib/certs.h) because lws, when it cannot load them, only fails to make
+ * the vhost.
  *
  * Ownership. A request has up to two holders, each a bit in `holds`:
  *   HTTP__CONN     the connection: from LWS_CALLBACK_HTTP until the answer is written or the
