@@ -305,14 +305,16 @@ enum {
     CLI_CTL_API__O_TIMEOUT,
     CLI_CTL_API__O_IDEM,
     CLI_CTL_API__O_JSON,
+    CLI_CTL_API__O_CACERT,
     CLI_CTL_API__O_HELP,
 };
 
 /* What one invocation was given. Strings are borrowed from argv and the environment. */
 struct cli_ctl_api__args {
     const char *router, *api_key, *admin_key, *data, *idem;
-    const char *json; /* --json BODY: the body's starting object (flags add to it) */
-    int raw;          /* --json of a command with a show function: print the answer as it is */
+    const char *json;   /* --json BODY: the body's starting object (flags add to it) */
+    int raw;            /* --json of a command with a show function: print the answer as it is */
+    const char *cacert; /* --cacert or $LAUREL_CACERT: HTTPS trusting this CA; NULL: none */
     int timeout_ms;
     const char *v[CLI_CTL_API__FIELDS]; /* each field's value, or NULL */
 };
@@ -367,7 +369,12 @@ void cli_ctl_api_options(FILE *f)
 {
     fprintf(f,
             "options of the router commands (all but status, add, remove, transfer):\n"
-            "  --router HOST:PORT   the router (default: $LAUREL_ROUTER, else 127.0.0.1:8080)\n"
+            "  --router HOST:PORT   the router (default: $LAUREL_ROUTER, else 127.0.0.1:8080);\n"
+            "                       https://HOST:PORT for a router with --tls (http:// is the\n"
+            "                       same as none)\n"
+            "  --cacert FILE        HTTPS, trusting the CA certificates of FILE (PEM), such as\n"
+            "                       DATA/tls/ca.pem of `laurel dev --tls` (default:\n"
+            "                       $LAUREL_CACERT; https:// without it trusts the system's CAs)\n"
             "  --api-key K          default: $LAUREL_API_KEY, else DATA/keys.json\n"
             "  --admin-key K        default: $LAUREL_ADMIN_KEY, else DATA/keys.json\n"
             "  --data DIR           where `laurel dev` keeps keys.json (default ./laurel-data)\n"
@@ -702,6 +709,24 @@ static const struct cli_ctl_api__cmd *cli_ctl_api__find(int argc, char **argv, i
     return NULL;
 }
 
+/* The address in --router @router without its scheme, with *@https set: https:// or @tls (a CA
+ * was given) means TLS. NULL when the scheme is unknown, or http:// with a CA. */
+static const char *cli_ctl_api__scheme(const char *router, int tls, int *https)
+{
+    static const char http[] = "http://", https_[] = "https://";
+    *https = tls;
+    if (strncmp(router, https_, sizeof https_ - 1) == 0) {
+        *https = 1;
+        router += sizeof https_ - 1;
+    } else if (strncmp(router, http, sizeof http - 1) == 0) {
+        router += sizeof http - 1;
+        if (tls) {
+            return NULL;
+        }
+    }
+    return strstr(router, "://") == NULL && strchr(router, '/') == NULL ? router : NULL;
+}
+
 static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char **argv, int first,
                               struct cli_ctl_api__args *a)
 {
@@ -717,6 +742,7 @@ static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char *
     opts[n++] = (struct option){"admin-key", required_argument, NULL, CLI_CTL_API__O_ADMIN_KEY};
     opts[n++] = (struct option){"data", required_argument, NULL, CLI_CTL_API__O_DATA};
     opts[n++] = (struct option){"timeout-ms", required_argument, NULL, CLI_CTL_API__O_TIMEOUT};
+    opts[n++] = (struct option){"cacert", required_argument, NULL, CLI_CTL_API__O_CACERT};
     opts[n++] = (struct option){"help", no_argument, NULL, CLI_CTL_API__O_HELP};
     if (c->idempotent) {
         opts[n++] = (struct option){"key", required_argument, NULL, CLI_CTL_API__O_IDEM};
@@ -740,6 +766,7 @@ static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char *
             a->json = c->show ? NULL : optarg;
             a->raw = c->show != NULL;
             break;
+        case CLI_CTL_API__O_CACERT: a->cacert = optarg; break;
         case CLI_CTL_API__O_TIMEOUT:
             if (cli_ctl_api__int(optarg, &ms) != 0 || ms < 1 || ms > 3600000) {
                 fprintf(stderr, "laurel ctl: --timeout-ms wants 1 to 3600000\n");
@@ -796,7 +823,7 @@ int cli_ctl_api(int argc, char **argv)
     const char *key = NULL;
     char *body_s = NULL;
     json_t *body = NULL;
-    int first, rv;
+    int first, rv, https;
     const struct cli_ctl_api__cmd *c = cli_ctl_api__find(argc, argv, &first);
     if (c == NULL) { /* a group word without (a known) second word: "player", "player --help" */
         int help = argc > 1 && strcmp(argv[1], "--help") == 0;
@@ -811,6 +838,8 @@ int cli_ctl_api(int argc, char **argv)
     a.router = getenv("LAUREL_ROUTER") && getenv("LAUREL_ROUTER")[0] ? getenv("LAUREL_ROUTER")
                                                                      : "127.0.0.1:8080";
     a.data = "./laurel-data";
+    a.cacert =
+        getenv("LAUREL_CACERT") && getenv("LAUREL_CACERT")[0] ? getenv("LAUREL_CACERT") : NULL;
     a.timeout_ms = 5000;
     rv = cli_ctl_api__parse(c, argc, argv, first, &a);
     if (rv >= 0) {
@@ -837,7 +866,16 @@ int cli_ctl_api(int argc, char **argv)
         goto err_after_target;
     }
     struct hclient_req req = {c->method, target.p, key, body_s, body_s ? strlen(body_s) : 0};
-    rv = hclient_do(a.router, &req, a.timeout_ms, &resp, errmsg);
+    struct hclient_tls tls = {a.cacert};
+    const char *addr = cli_ctl_api__scheme(a.router, a.cacert != NULL, &https);
+    if (addr == NULL) {
+        rv = errmsg_set(errmsg, LR_EINVAL,
+                        "--router %s: expected HOST:PORT, http://HOST:PORT or https://HOST:PORT "
+                        "(--cacert means https)",
+                        a.router);
+        goto err_after_target;
+    }
+    rv = hclient_do_tls(addr, https ? &tls : NULL, &req, a.timeout_ms, &resp, errmsg);
     if (rv != 0) {
         goto err_after_target;
     }

@@ -32,6 +32,8 @@
 
 #include "cli.h"
 #include "../proto/client.h"
+#include "../lib/addr.h"
+#include "../lib/certs.h"
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../lib/sys.h"
@@ -60,6 +62,8 @@ struct dev {
     struct router *router;
     uv_signal_t sigint, sigterm;
     enum log_format log_format; /* of every process (--log-format) */
+    int tls;                    /* --tls: https and wss with the files of certs */
+    struct certs_dev certs;     /* DATA/tls/ (lib/certs.h), with --tls */
 };
 
 static void cli_dev__usage(FILE *f)
@@ -67,7 +71,7 @@ static void cli_dev__usage(FILE *f)
     fprintf(f,
             "usage: laurel dev [--http HOST:PORT] [--data DIR] [--regions a,b,c] [--replicas N]\n"
             "                  [--admin-key K] [--api-key K] [--log-format text|json]\n"
-            "                  [--cors-origins LIST]\n"
+            "                  [--cors-origins LIST] [--tls]\n"
             "\n"
             "Starts a whole cluster here: one `laurel node` process per replica of each region\n"
             "and of the metadata group (`laurel node --role meta`, as many replicas as a region)\n"
@@ -79,7 +83,12 @@ static void cli_dev__usage(FILE *f)
             "DATA/dev.json lists every process; replica logs are DATA/<region>-<n>.log and\n"
             "DATA/meta-<n>.log. --log-format applies to the router and every replica\n"
             "(docs/operations.md, Logs). --cors-origins goes to the router as `laurel router`\n"
-            "takes it (default *). Ctrl-C stops everything.\n");
+            "takes it (default *). Ctrl-C stops everything.\n"
+            "  --tls   serve https and wss (TLS 1.2 or later) on --http instead of http and ws,\n"
+            "          with a private CA and a server certificate for localhost, 127.0.0.1, ::1\n"
+            "          and the --http host, made under DATA/tls/ (ca.pem, ca-key.pem,\n"
+            "          server.pem, server-key.pem; keys 0600) and reused while they hold.\n"
+            "          Clients trust DATA/tls/ca.pem: curl --cacert, laurel ctl --cacert.\n");
 }
 
 static int cli_dev__random_key(char *out, size_t n)
@@ -176,6 +185,28 @@ static int cli_dev__keys(struct dev *d, const char *admin, const char *api)
         fprintf(stderr, "laurel dev: %s\n", errmsg);
         return -1;
     }
+    return 0;
+}
+
+/* --tls: the CA and server certificate under DATA/tls/, kept from an earlier run while they
+ * hold (lib/certs.h), so clients that trust ca.pem keep trusting it across restarts. 0, or -1
+ * with a line on stderr. */
+static int cli_dev__certs(struct dev *d)
+{
+    char dir[3100], host[ADDR_HOST_MAX], errmsg[LR_ERRMSG_SIZE];
+    uint16_t port;
+    snprintf(dir, sizeof dir, "%s/tls", d->data);
+    if (addr_split(d->http, host, sizeof host, &port) != 0) {
+        fprintf(stderr, "laurel dev: --http %s is not HOST:PORT\n", d->http);
+        return -1;
+    }
+    if (certs_dev_ensure(dir, host, &d->certs, errmsg) != 0) {
+        fprintf(stderr, "laurel dev: %s\n", errmsg);
+        return -1;
+    }
+    fprintf(stderr, "laurel dev: %s CA and %s server certificate in %s\n",
+            d->certs.made_ca ? "made a" : "kept the", d->certs.made_cert ? "made a" : "kept the",
+            dir);
     return 0;
 }
 
@@ -360,7 +391,12 @@ static int cli_dev__write_manifest(struct dev *d)
     }
     json_array_append_new(procs, json_pack("{s:s,s:n,s:n,s:i,s:s}", "role", "router", "region",
                                            "replica", "pid", (int)getpid(), "http", d->http));
-    json_t *j = json_pack("{s:o,s:s}", "processes", procs, "http", d->http);
+    /* "url" says the scheme; "cacert" is what a client of a --tls cluster trusts (null
+     * without --tls). */
+    char url[96];
+    snprintf(url, sizeof url, "%s://%s", d->tls ? "https" : "http", d->http);
+    json_t *j = json_pack("{s:o,s:s,s:s,s:o}", "processes", procs, "http", d->http, "url", url,
+                          "cacert", d->tls ? json_string(d->certs.ca) : json_null());
     snprintf(path, sizeof path, "%s/dev.json", d->data);
     int rv = cli_dev__write_json(path, j, 0600);
     json_decref(j);
@@ -421,6 +457,7 @@ int cli_dev(int argc, char **argv)
                                          {"api-key", required_argument, NULL, 'k'},
                                          {"log-format", required_argument, NULL, 'F'},
                                          {"cors-origins", required_argument, NULL, 'O'},
+                                         {"tls", no_argument, NULL, 'T'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     static struct dev d; /* owned by this command for the process's life */
@@ -446,6 +483,7 @@ int cli_dev(int argc, char **argv)
             }
             break;
         case 'O': cors = optarg; break;
+        case 'T': d.tls = 1; break;
         case 'h': cli_dev__usage(stdout); return 0;
         default: cli_dev__usage(stderr); return 2;
         }
@@ -488,6 +526,9 @@ int cli_dev(int argc, char **argv)
         fprintf(stderr, "laurel dev: cannot write the layout under %s\n", d.data);
         return 1;
     }
+    if (d.tls && cli_dev__certs(&d) != 0) {
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
     /* The router runs in this process: room for its WebSockets, as `laurel router` makes. */
     sys_raise_nofile(WS_DEFAULT_MAX_CONNS + 4096UL);
@@ -512,6 +553,10 @@ int cli_dev(int argc, char **argv)
     cfg.http = d.http;
     cfg.keys = &d.keys;
     cfg.cors_origins = cors;
+    if (d.tls) {
+        cfg.tls_cert = d.certs.cert;
+        cfg.tls_key = d.certs.key;
+    }
     struct peerauth_key cluster_key;
     char keymsg[LR_ERRMSG_SIZE];
     /* Read as the replicas read it (--cluster-key-file), so the router cannot hold another
@@ -548,10 +593,15 @@ int cli_dev(int argc, char **argv)
     }
     printf("laurel dev: %u region(s) and the metadata group, %u replica(s) each, data in %s\n",
            d.nregions, d.replicas, d.data);
+    const char *scheme = d.tls ? "https" : "http";
     printf(
-        "  http       http://%s   (GET /readyz answers 200 once every region and the "
+        "  %-10s %s://%s   (GET /readyz answers 200 once every region and the "
         "metadata group have a leader)\n",
-        d.http);
+        scheme, scheme, d.http);
+    if (d.tls) {
+        printf("  ca         %s   (trust it: curl --cacert, laurel ctl --cacert)\n", d.certs.ca);
+        printf("  try        curl --cacert %s https://%s/readyz\n", d.certs.ca, d.http);
+    }
     const char *ka = keyset_first(&d.keys, KEYSET_ADMIN), *kp = keyset_first(&d.keys, KEYSET_API);
     printf("  admin key  %s\n  api key    %s\n", ka ? ka : "(none)", kp ? kp : "(none)");
     printf("  processes  %s/dev.json; replica logs in %s/<region>-<n>.log and meta-<n>.log\n",

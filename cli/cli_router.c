@@ -20,6 +20,7 @@
 
 #include "cli.h"
 #include "../lib/addr.h"
+#include "../lib/certs.h"
 #include "../lib/err.h"
 #include "../lib/log.h"
 #include "../lib/sys.h"
@@ -33,6 +34,7 @@ static void cli_router__usage(FILE *f)
             "usage: laurel router --http HOST:PORT --region ID=RPC[,RPC...] [--region ...]\n"
             "                     [--meta RPC[,RPC...]] [--keys-file PATH]\n"
             "                     [--timeout-ms MS] [--hold-boards IDS] [--cors-origins LIST]\n"
+            "                     [--tls-cert FILE --tls-key FILE]\n"
             "\n"
             "Serves the public HTTP API (../shared/API.md) over the regions' replicas.\n"
             "  --http HOST:PORT    listen address (default 127.0.0.1:8080)\n"
@@ -57,6 +59,12 @@ static void cli_router__usage(FILE *f)
             "                      keys). Keys of the file, the environment and the flags are\n"
             "                      all accepted. With no key at all the router only binds to\n"
             "                      loopback, and endpoints that need a key answer 401\n"
+            "  --tls-cert FILE     serve HTTPS and WSS (TLS 1.2 or later) instead of HTTP and\n"
+            "                      WS on --http, with this PEM certificate (then any\n"
+            "                      intermediates); plain HTTP is not served then. Needs\n"
+            "                      --tls-key. To rotate it, replace the files and restart\n"
+            "                      the router (docs/security.md, \"TLS\")\n"
+            "  --tls-key FILE      the certificate's PEM private key, unencrypted; keep it 0600\n"
             "  --timeout-ms MS     deadline of one call to a region (default 5000)\n"
             "  --cluster-key-file PATH  the replicas' cluster key (docs/security.md; default\n"
             "                      $" PEERAUTH_ENV
@@ -222,6 +230,28 @@ static int cli_router__keys(struct keyset *ks, const char *file, const char *htt
     return 0;
 }
 
+/* --tls-cert and --tls-key: both or neither, and files a TLS server can use, checked here so
+ * the message names the flag at fault. 0, or -1 with a line on stderr. */
+static int cli_router__tls(const char *cert, const char *key)
+{
+    char errmsg[LR_ERRMSG_SIZE];
+    enum certs_file bad;
+    if (cert == NULL && key == NULL) {
+        return 0;
+    }
+    if (cert == NULL || key == NULL) {
+        fprintf(stderr, "laurel router: --%s is given without --%s: TLS needs both\n",
+                cert ? "tls-cert" : "tls-key", cert ? "tls-key" : "tls-cert");
+        return -1;
+    }
+    if (certs_check_pair(cert, key, &bad, errmsg) != 0) {
+        fprintf(stderr, "laurel router: --%s: %s\n", bad == CERTS_CERT ? "tls-cert" : "tls-key",
+                errmsg);
+        return -1;
+    }
+    return 0;
+}
+
 struct cli_router__run {
     struct router *router;
     uv_signal_t sigint, sigterm;
@@ -272,6 +302,8 @@ int cli_router(int argc, char **argv)
         {"log-format", required_argument, NULL, CLI_ROUTER__LOG_FORMAT},
         {"log-requests", required_argument, NULL, CLI_ROUTER__LOG_REQUESTS},
         {"cors-origins", required_argument, NULL, 'O'},
+        {"tls-cert", required_argument, NULL, 'T'},
+        {"tls-key", required_argument, NULL, 'Y'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     struct router_config cfg;
@@ -347,6 +379,8 @@ int cli_router(int argc, char **argv)
             }
             break;
         case 'K': keys_file = optarg; break;
+        case 'T': cfg.tls_cert = optarg; break;
+        case 'Y': cfg.tls_key = optarg; break;
         case 'c': cluster_key_file = optarg; break;
         case 'h': cli_router__usage(stdout); return 0;
         case CLI_ROUTER__LOG_FORMAT:
@@ -399,6 +433,9 @@ int cli_router(int argc, char **argv)
         cli_router__usage(stderr);
         return 2;
     }
+    if (cli_router__tls(cfg.tls_cert, cfg.tls_key) != 0) {
+        return 2;
+    }
     if (cli_router__keys(&keys, keys_file, cfg.http, &log) != 0) {
         return 2;
     }
@@ -419,8 +456,9 @@ int cli_router(int argc, char **argv)
         LOG(&log, LOG_ERROR, "laurel router: %s", errmsg);
         return 1;
     }
-    LOG(&log, LOG_INFO, "laurel router: serving http://%s with %u region(s)%s", cfg.http,
-        cfg.nregions, cfg.meta.n > 0 ? " and the metadata group" : "");
+    LOG(&log, LOG_INFO, "laurel router: serving %s://%s with %u region(s)%s",
+        cfg.tls_cert ? "https" : "http", cfg.http, cfg.nregions,
+        cfg.meta.n > 0 ? " and the metadata group" : "");
     uv_signal_init(loop, &run.sigint);
     uv_signal_init(loop, &run.sigterm);
     run.sigint.data = run.sigterm.data = &run;

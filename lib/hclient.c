@@ -1,14 +1,23 @@
 /* lib/hclient.c — blocking HTTP/1.1 client (see hclient.h).
  *
  * One request per connection, sent with "Connection: close", so the answer ends where its
- * Content-Length says or, without one, where the server closes. Every wait (connect, send,
- * recv) is a poll bounded by what is left of the one deadline, so a stalled router can hold
- * an operator's terminal for at most timeout_ms. */
+ * Content-Length says or, without one, where the server closes. Every wait (connect, the TLS
+ * handshake, send, recv) is a poll bounded by what is left of the one deadline, so a stalled
+ * router can hold an operator's terminal for at most timeout_ms.
+ *
+ * TLS is OpenSSL over the same non-blocking socket: struct hclient__conn reads and writes
+ * through SSL when there is one, and an SSL call that wants the socket readable or writable
+ * waits for it like a plain one. The peer must present a certificate that the given CA (or
+ * the system's store) vouches for and that names the host of @addr (its IP address when
+ * @addr is numeric); anything else ends the call before a byte of the request is sent. */
 #include "hclient.h"
 
 #include <assert.h>
 #include <errno.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -18,6 +27,8 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
 
 #include "addr.h"
 #include "err.h"
@@ -102,19 +113,147 @@ static int hclient__connect(const char *addr, int64_t deadline, int *fd, char *e
     return 0;
 }
 
-static int hclient__send_all(int fd, const char *p, size_t n, int64_t deadline, char *errmsg)
+/* One connection: a socket, and its TLS session when the call asked for TLS. */
+struct hclient__conn {
+    int fd;
+    SSL_CTX *ctx; /* NULL: plain HTTP */
+    SSL *ssl;
+};
+
+/* The last OpenSSL error as text, for a message. */
+static const char *hclient__ossl(char *buf, size_t cap)
 {
+    unsigned long e = ERR_peek_last_error();
+    if (e == 0) {
+        snprintf(buf, cap, "%s", errno ? strerror(errno) : "the connection closed");
+    } else {
+        ERR_error_string_n(e, buf, cap);
+    }
+    ERR_clear_error();
+    return buf;
+}
+
+/* What a failed SSL call @r wants: POLLIN or POLLOUT to retry, or 0 for a real failure. */
+static short hclient__ssl_wants(SSL *ssl, int r)
+{
+    switch (SSL_get_error(ssl, r)) {
+    case SSL_ERROR_WANT_READ: return POLLIN;
+    case SSL_ERROR_WANT_WRITE: return POLLOUT;
+    default: return 0;
+    }
+}
+
+/* The TLS handshake on connected c->fd, verifying the server as @tls says and as @host (of
+ * @addr) names it. */
+static int hclient__tls_open(struct hclient__conn *c, const char *host,
+                             const struct hclient_tls *tls, int64_t deadline, char *errmsg)
+{
+    char ossl[256];
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    if (c->ctx == NULL) {
+        return errmsg_set(errmsg, LR_ENOMEM, "TLS: %s", hclient__ossl(ossl, sizeof ossl));
+    }
+    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    /* A server that closes without close_notify after a whole answer is no error here: the
+     * answer's end is its Content-Length, or the close itself. */
+    SSL_CTX_set_options(c->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+    if (tls->cafile != NULL ? SSL_CTX_load_verify_locations(c->ctx, tls->cafile, NULL) != 1
+                            : SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
+        return errmsg_set(errmsg, LR_EINVAL, "cannot read the CA certificates %s: %s",
+                          tls->cafile ? tls->cafile : "of the system",
+                          hclient__ossl(ossl, sizeof ossl));
+    }
+    c->ssl = SSL_new(c->ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
+        return errmsg_set(errmsg, LR_ENOMEM, "TLS: %s", hclient__ossl(ossl, sizeof ossl));
+    }
+    unsigned char ip[16];
+    int numeric = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    if (numeric ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host) != 1
+                : SSL_set1_host(c->ssl, host) != 1 ||
+                      SSL_set_tlsext_host_name(c->ssl, (char *)host) != 1) {
+        return errmsg_set(errmsg, LR_EINVAL, "TLS: cannot verify the name %s", host);
+    }
+    for (;;) {
+        int r = SSL_connect(c->ssl);
+        if (r == 1) {
+            return 0;
+        }
+        short want = hclient__ssl_wants(c->ssl, r);
+        if (want == 0) {
+            long v = SSL_get_verify_result(c->ssl);
+            if (v != X509_V_OK) {
+                ERR_clear_error();
+                return errmsg_set(errmsg, LR_EUNAVAILABLE,
+                                  "TLS: certificate verify failed: %s (trust its CA with "
+                                  "--cacert)",
+                                  X509_verify_cert_error_string(v));
+            }
+            return errmsg_set(errmsg, LR_EUNAVAILABLE, "TLS handshake: %s",
+                              hclient__ossl(ossl, sizeof ossl));
+        }
+        if (hclient__wait(c->fd, want, deadline) != 0) {
+            return errmsg_set(errmsg, LR_EUNAVAILABLE, "TLS handshake: timed out");
+        }
+    }
+}
+
+static void hclient__conn_close(struct hclient__conn *c)
+{
+    if (c->ssl != NULL) {
+        SSL_shutdown(c->ssl); /* one try, non-blocking: the answer is in already */
+        SSL_free(c->ssl);
+    }
+    SSL_CTX_free(c->ctx);
+    ERR_clear_error();
+    if (c->fd >= 0) {
+        close(c->fd);
+    }
+}
+
+/* One send or recv of at most @n bytes: > 0 bytes moved, 0 the peer closed (recv), or -1 with
+ * *@want POLLIN/POLLOUT to wait for and retry, or 0 and errno for a failure. */
+static ssize_t hclient__io(struct hclient__conn *c, int out, void *p, size_t n, short *want)
+{
+    int cap = n > INT32_MAX ? INT32_MAX : (int)n;
+    *want = 0;
+    if (c->ssl != NULL) {
+        int r = out ? SSL_write(c->ssl, p, cap) : SSL_read(c->ssl, p, cap);
+        if (r > 0) {
+            return r;
+        }
+        if (!out && SSL_get_error(c->ssl, r) == SSL_ERROR_ZERO_RETURN) {
+            return 0;
+        }
+        *want = hclient__ssl_wants(c->ssl, r);
+        errno = *want ? 0 : EPROTO;
+        return -1;
+    }
+    ssize_t r = out ? send(c->fd, p, n, MSG_NOSIGNAL) : recv(c->fd, p, n, 0);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+        *want = out ? POLLOUT : POLLIN;
+    }
+    return r;
+}
+
+static int hclient__send_all(struct hclient__conn *c, const char *p, size_t n, int64_t deadline,
+                             char *errmsg)
+{
+    char ossl[256];
     while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        short want;
+        ssize_t w = hclient__io(c, 1, (void *)p, n, &want);
         if (w > 0) {
             p += w;
             n -= (size_t)w;
-        } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (hclient__wait(fd, POLLOUT, deadline) != 0) {
+        } else if (want != 0) {
+            if (hclient__wait(c->fd, want, deadline) != 0) {
                 return errmsg_set(errmsg, LR_EUNAVAILABLE, "send: timed out");
             }
         } else {
-            return errmsg_set(errmsg, LR_EIO, "send: %s", strerror(errno));
+            return errmsg_set(errmsg, LR_EIO, "send: %s",
+                              c->ssl ? hclient__ossl(ossl, sizeof ossl) : strerror(errno));
         }
     }
     return 0;
@@ -186,8 +325,11 @@ static int hclient__parse_head(const char *head, struct hclient_resp *resp, size
 }
 
 /* Read the answer into @resp: the header block, then the body. */
-static int hclient__recv(int fd, int64_t deadline, struct hclient_resp *resp, char *errmsg)
+static int hclient__recv(struct hclient__conn *c, int64_t deadline, struct hclient_resp *resp,
+                         char *errmsg)
 {
+    char ossl[256];
+    short wait_for;
     size_t cap = 16384, len = 0, hlen = 0, want = SIZE_MAX;
     char *buf = malloc(cap + 1);
     int rv;
@@ -212,16 +354,17 @@ static int hclient__recv(int fd, int64_t deadline, struct hclient_resp *resp, ch
             buf = nb;
             cap *= 2;
         }
-        ssize_t got = recv(fd, buf + len, cap - len, 0);
-        if (got < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (hclient__wait(fd, POLLIN, deadline) != 0) {
+        ssize_t got = hclient__io(c, 0, buf + len, cap - len, &wait_for);
+        if (got < 0 && wait_for != 0) {
+            if (hclient__wait(c->fd, wait_for, deadline) != 0) {
                 rv = errmsg_set(errmsg, LR_EUNAVAILABLE, "no complete answer in time");
                 goto err_after_buf;
             }
             continue;
         }
         if (got < 0) {
-            rv = errmsg_set(errmsg, LR_EIO, "recv: %s", strerror(errno));
+            rv = errmsg_set(errmsg, LR_EIO, "recv: %s",
+                            c->ssl ? hclient__ossl(ossl, sizeof ossl) : strerror(errno));
             goto err_after_buf;
         }
         if (got == 0) {
@@ -282,10 +425,19 @@ static int hclient__clean(const char *s)
 int hclient_do(const char *addr, const struct hclient_req *req, int timeout_ms,
                struct hclient_resp *resp, char *errmsg)
 {
+    return hclient_do_tls(addr, NULL, req, timeout_ms, resp, errmsg);
+}
+
+int hclient_do_tls(const char *addr, const struct hclient_tls *tls, const struct hclient_req *req,
+                   int timeout_ms, struct hclient_resp *resp, char *errmsg)
+{
+    struct hclient__conn c = {-1, NULL, NULL};
+    char host[ADDR_HOST_MAX];
+    uint16_t port;
     int64_t deadline = hclient__now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     const char *auth = req->auth && req->auth[0] ? req->auth : NULL;
     char *head;
-    int fd, rv, n;
+    int rv, n;
     memset(resp, 0, sizeof *resp);
     if (!hclient__clean(req->method) || !hclient__clean(req->target) || !hclient__clean(auth) ||
         !hclient__clean(addr)) {
@@ -302,18 +454,25 @@ int hclient_do(const char *addr, const struct hclient_req *req, int timeout_ms,
     if (n < 0) {
         return errmsg_set(errmsg, LR_ENOMEM, "out of memory");
     }
-    rv = hclient__connect(addr, deadline, &fd, errmsg);
+    rv = hclient__connect(addr, deadline, &c.fd, errmsg);
     if (rv != 0) {
         goto err_after_head;
     }
-    rv = hclient__send_all(fd, head, (size_t)n, deadline, errmsg);
-    if (rv == 0 && req->body && req->body_len) {
-        rv = hclient__send_all(fd, req->body, req->body_len, deadline, errmsg);
+    if (tls != NULL) {
+        rv = addr_split(addr, host, sizeof host, &port) == 0
+                 ? hclient__tls_open(&c, host, tls, deadline, errmsg)
+                 : errmsg_set(errmsg, LR_EINVAL, "%s is not host:port", addr);
     }
     if (rv == 0) {
-        rv = hclient__recv(fd, deadline, resp, errmsg);
+        rv = hclient__send_all(&c, head, (size_t)n, deadline, errmsg);
     }
-    close(fd);
+    if (rv == 0 && req->body && req->body_len) {
+        rv = hclient__send_all(&c, req->body, req->body_len, deadline, errmsg);
+    }
+    if (rv == 0) {
+        rv = hclient__recv(&c, deadline, resp, errmsg);
+    }
+    hclient__conn_close(&c);
     if (rv != 0) {
         char inner[LR_ERRMSG_SIZE];
         snprintf(inner, sizeof inner, "%s", errmsg);

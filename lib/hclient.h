@@ -3,7 +3,8 @@
  *
  * The body of the answer is read by its Content-Length (the router always sends one, see
  * http.c); an answer without one is read until the server closes, and a chunked answer is
- * refused (LR_EMALFORMED). Not for the router's loop: every call blocks. No TLS. */
+ * refused (LR_EMALFORMED). Not for the router's loop: every call blocks. HTTPS through
+ * hclient_do_tls (OpenSSL; TLS 1.2 or later, the server's certificate verified). */
 #ifndef LAUREL_HCLIENT_H
 #define LAUREL_HCLIENT_H
 
@@ -41,6 +42,22 @@ struct hclient_resp {
  */
 int hclient_do(const char *addr, const struct hclient_req *req, int timeout_ms,
                struct hclient_resp *resp, char *errmsg);
+
+/** How hclient_do_tls trusts the server. */
+struct hclient_tls {
+    const char *cafile; /* PEM CA certificates to trust (borrowed for the call); NULL: the
+                           system's store */
+};
+
+/**
+ * hclient_do over TLS when @tls is not NULL (NULL: plain HTTP, as hclient_do): the server's
+ * certificate must chain to @tls's CA and name the host of @addr. A failed handshake or
+ * verification is LR_EUNAVAILABLE with the reason ("certificate verify failed: ..."); a CA
+ * file that cannot be read is LR_EINVAL. Nothing of @req is sent before the server is
+ * verified.
+ */
+int hclient_do_tls(const char *addr, const struct hclient_tls *tls, const struct hclient_req *req,
+                   int timeout_ms, struct hclient_resp *resp, char *errmsg);
 
 /**
  * The value of header @name (case-insensitive) in @resp, without surrounding blanks, copied

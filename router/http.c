@@ -6,6 +6,14 @@
  * body in one buffer behind LWS_PRE) and goes out in one lws_write from the writeable callback,
  * then lws_http_transaction_completed keeps the connection for the next request.
  *
+ * TLS (struct http_tls; docs/security.md, "TLS") is lws' own, on OpenSSL: the vhost loads the
+ * PEM files, and everything below sees decrypted bytes, so requests, WebSocket upgrades,
+ * limits and timeouts are the same on both kinds of listener. A handshake that has not
+ * completed within HTTP__TIMEOUT_S is closed (measured: a silent client, after 10 s), and the
+ * connection caps below run at accept, before a handshake costs anything. The files are
+ * checked here first (lib/certs.h) because lws, when it cannot load them, only fails to make
+ * the vhost.
+ *
  * Ownership. A request has up to two holders, each a bit in `holds`:
  *   HTTP__CONN     the connection: from LWS_CALLBACK_HTTP until the answer is written or the
  *                  connection closes (lws' per-session data points at the request);
@@ -53,12 +61,14 @@
 #include <assert.h>
 #include <jansson.h>
 #include <libwebsockets.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "../lib/addr.h"
+#include "../lib/certs.h"
 #include "../lib/err.h"
 #include "../lib/strmap.h"
 #include "cors.h"
@@ -832,7 +842,7 @@ static void http__teardown(struct http *h)
 int http_start(uv_loop_t *loop, const char *addr, http_handler handler, void *data,
                struct http **out, char *errmsg)
 {
-    return http_start_ws(loop, addr, handler, data, NULL, out, errmsg);
+    return http_start_ws(loop, addr, NULL, handler, data, NULL, out, errmsg);
 }
 
 /* lws takes the address to listen on as text (an interface name or a numeric address), so
@@ -855,8 +865,8 @@ static void http__iface(struct http *h, const struct sockaddr_storage *sa, uint1
     }
 }
 
-int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void *data,
-                  struct ws *ws, struct http **out, char *errmsg)
+int http_start_ws(uv_loop_t *loop, const char *addr, const struct http_tls *tls,
+                  http_handler handler, void *data, struct ws *ws, struct http **out, char *errmsg)
 {
     struct lws_context_creation_info info;
     struct sockaddr_storage sa;
@@ -869,6 +879,13 @@ int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void 
                           rv == LR_EINVAL ? "http: address %s is not host:port (IPv6: [::1]:8080)"
                                           : "http: %s does not resolve",
                           addr);
+    }
+    /* lws says only that the vhost could not be made: read the files first, to say why. */
+    enum certs_file bad;
+    char why[LR_ERRMSG_SIZE];
+    if (tls != NULL && (rv = certs_check_pair(tls->cert, tls->key, &bad, why)) != 0) {
+        return errmsg_set(errmsg, rv, "http: TLS %s: %s", bad == CERTS_CERT ? "certificate" : "key",
+                          why);
     }
     struct http *h = calloc(1, sizeof *h);
     if (h == NULL) {
@@ -919,6 +936,9 @@ int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void 
     if (!h->v6) {
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     }
+    if (tls != NULL) {
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+    }
     info.foreign_loops = h->foreign_loops;
     info.pcontext = &h->ctx;
     info.user = h;
@@ -937,6 +957,17 @@ int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void 
     info.timeout_secs_ah_idle = HTTP__TIMEOUT_S;
     info.keepalive_timeout = HTTP__KEEPALIVE_S;
     info.options |= LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    if (tls != NULL) {
+        info.ssl_cert_filepath = tls->cert;
+        info.ssl_private_key_filepath = tls->key;
+        /* TLS 1.2 at least: 1.0 and 1.1 are deprecated (RFC 8996). Said here rather than left
+         * to the system's openssl.cnf, which an operator or another distribution may relax. */
+        info.ssl_options_set = (long)(SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1);
+        /* HTTP/1.1 only, as on plain HTTP: Debian's lws offers h2 by ALPN, which curl and
+         * browsers then choose, and this server's answers (one write of headers and body) and
+         * its upgrade path are HTTP/1.1's. */
+        info.alpn = "http/1.1";
+    }
     if (lws_create_vhost(h->ctx, &info) == NULL) {
         rv = errmsg_set(errmsg, LR_EIO, "http: cannot listen on %s", addr);
         goto err_after_context;

@@ -51,12 +51,22 @@ int http_start(uv_loop_t *loop, const char *addr, http_handler handler, void *da
 struct ws;
 struct cors;
 
+/* TLS on the listener (docs/security.md, "TLS"): HTTPS and WSS only, TLS 1.2 or later. */
+struct http_tls {
+    const char *cert; /* PEM: the server certificate, then any intermediates */
+    const char *key;  /* PEM: its private key, unencrypted */
+};
+
 /**
  * The same, and WebSocket upgrades of GET /v1/ws served by @ws (borrowed until the server is
- * gone) on the same context and loop; http_start refuses every upgrade.
+ * gone) on the same context and loop; http_start refuses every upgrade. With @tls (NULL:
+ * plain HTTP; it and its paths borrowed for the call) the listener speaks only TLS: a plain
+ * HTTP request on it fails the handshake and is closed unanswered. Errors as http_start's,
+ * and LR_EIO, LR_EMALFORMED or LR_EINVAL when the certificate or key cannot be loaded
+ * (lib/certs.h).
  */
-int http_start_ws(uv_loop_t *loop, const char *addr, http_handler handler, void *data,
-                  struct ws *ws, struct http **out, char *errmsg);
+int http_start_ws(uv_loop_t *loop, const char *addr, const struct http_tls *tls,
+                  http_handler handler, void *data, struct ws *ws, struct http **out, char *errmsg);
 
 /**
  * Answer @req: @status, a JSON @body of @len bytes (copied), and extra header lines

@@ -417,6 +417,9 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     if (cors_init(&cors, cfg->cors_origins, cerr, sizeof cerr) != 0) {
         return errmsg_set(errmsg, LR_EINVAL, "router: --cors-origins: %s", cerr);
     }
+    if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
+        return errmsg_set(errmsg, LR_EINVAL, "router: TLS needs both a certificate and a key");
+    }
     /* Without a key a replica must be reachable by nobody else (docs/security.md); a replica
      * elsewhere has, or needs, a key. */
     for (unsigned i = 0; cfg->cluster_key == NULL && i <= cfg->nregions; i++) {
@@ -512,7 +515,9 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
         errmsg_set(errmsg, rv, "router: websocket: %s", err_message(rv));
         goto err_after_gateway;
     }
-    if ((rv = http_start_ws(loop, cfg->http, router__handle, r, r->ws, &r->http, errmsg)) != 0) {
+    struct http_tls tls = {cfg->tls_cert, cfg->tls_key};
+    if ((rv = http_start_ws(loop, cfg->http, cfg->tls_cert ? &tls : NULL, router__handle, r, r->ws,
+                            &r->http, errmsg)) != 0) {
         goto err_after_ws;
     }
     http_set_conn_limits(r->http, cfg->http_max_conns, cfg->http_max_per_ip);

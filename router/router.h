@@ -24,6 +24,9 @@ struct router_region {
 
 struct router_config {
     const char *http; /* host:port */
+    /* HTTPS and WSS instead of HTTP and WS on @http (http.h's struct http_tls): both PEM
+     * paths, or both NULL for plain HTTP. Borrowed until router_start returns. */
+    const char *tls_cert, *tls_key;
     /* Where the router logs (lib/log.h; a router logs as node 0 with its own region label).
      * Required; borrowed until router_stop's @done fires, or router_start fails. */
     struct logger *log;

@@ -32,16 +32,33 @@ reads them through a pipe and asserts.
                                          writes (so never answers a ping) next to a websockets
                                          client that does: how and when the raw one is closed,
                                          and whether the other still answers after SECONDS
+
+Options, before the scenario:
+  --cacert FILE                          for wss:// URLs (a router with --tls): trust only the
+                                         CA in FILE, as `curl --cacert` does; the raw-socket
+                                         scenarios (slow, silent) speak plain ws only
 """
 import asyncio
 import base64
 import json
 import os
 import socket
+import ssl
 import sys
 import time
 
 import websockets
+
+
+# The TLS context wss:// connections use (--cacert), or None: the system's default trust.
+SSL_CONTEXT = None
+
+
+def connect(url, **kw):
+    """websockets.connect, trusting --cacert's CA for wss:// URLs."""
+    if url.startswith("wss://") and SSL_CONTEXT is not None:
+        kw["ssl"] = SSL_CONTEXT
+    return websockets.connect(url, **kw)
 
 
 def out(obj):
@@ -64,7 +81,7 @@ async def subscribe(ws, topics, resume=None):
 
 
 async def listen(url, seconds, count, topics, resume=None):
-    async with websockets.connect(url, max_size=1 << 20) as ws:
+    async with connect(url, max_size=1 << 20) as ws:
         await subscribe(ws, topics, resume)
         out({"ready": True})
         end = time.monotonic() + seconds
@@ -84,7 +101,7 @@ async def listen(url, seconds, count, topics, resume=None):
 
 
 async def bad(url):
-    async with websockets.connect(url) as ws:
+    async with connect(url) as ws:
         out({"ready": True})
         for frame in ["nonsense", b"\x00\x01binary", "x" * (70 * 1024), "[1,2]",
                       json.dumps({"op": "fly"}), json.dumps({"op": "subscribe", "topics": []}),
@@ -121,7 +138,7 @@ def raw_send(s, text):
 async def slow(url, seconds, count, topic):
     s = raw_connect(url)
     raw_send(s, json.dumps({"op": "subscribe", "topics": [topic]}))
-    async with websockets.connect(url, max_size=1 << 20) as ws:
+    async with connect(url, max_size=1 << 20) as ws:
         await subscribe(ws, [topic])
         out({"ready": True})
         end = time.monotonic() + seconds
@@ -151,7 +168,7 @@ async def slow(url, seconds, count, topic):
 
 async def many(url, seconds, n, topic):
     async def one():
-        ws = await websockets.connect(url)
+        ws = await connect(url)
         await subscribe(ws, [topic])
         return ws
     clients = []
@@ -173,7 +190,7 @@ async def many(url, seconds, n, topic):
 
 async def tops(url, seconds, n, player, topics):
     async def one(k):
-        ws = await websockets.connect(url, max_size=1 << 20)
+        ws = await connect(url, max_size=1 << 20)
         await subscribe(ws, [topics[k % len(topics)]])
         return ws
     # All at once (one wave): the board's seed races the subscriptions and the first score.
@@ -209,14 +226,14 @@ async def tops(url, seconds, n, player, topics):
 
 
 async def get(url, path):
-    async with websockets.connect(url) as ws:
+    async with connect(url) as ws:
         out({"ready": True})
         await ws.send(json.dumps({"op": "get", "id": "q1", "path": path}))
         out(json.loads(await asyncio.wait_for(ws.recv(), 5)))
 
 
 async def gets(url, n, path):
-    async with websockets.connect(url) as ws:
+    async with connect(url) as ws:
         out({"ready": True})
         for i in range(n):
             await ws.send(json.dumps({"op": "get", "id": i, "path": path}))
@@ -235,7 +252,7 @@ async def gets(url, n, path):
 async def resumes(url, n, region, topic):
     """Sends @n subscribes, each resuming @region from index 0, back to back on one
     connection, and reports how many were subscribed and how many replays were refused."""
-    async with websockets.connect(url) as ws:
+    async with connect(url) as ws:
         out({"ready": True})
         for _ in range(n):
             msg = {"op": "subscribe", "topics": [topic], "resume": {region: 0}}
@@ -258,7 +275,7 @@ async def resumes(url, n, region, topic):
 
 
 async def collect(url, seconds, stop, topics):
-    async with websockets.connect(url, max_size=1 << 20) as ws:
+    async with connect(url, max_size=1 << 20) as ws:
         await subscribe(ws, topics)
         out({"ready": True})
         events = []
@@ -293,7 +310,7 @@ async def limits(url):
 
     async def conn(src):
         try:
-            ws = await websockets.connect(url, local_addr=(src, 0))
+            ws = await connect(url, local_addr=(src, 0))
         except websockets.exceptions.InvalidStatusCode as e:
             res["refused"][str(e.status_code)] = res["refused"].get(str(e.status_code), 0) + 1
             res["retry_after"] = e.headers.get("Retry-After")
@@ -334,7 +351,7 @@ async def silent(url, seconds):
     loop = asyncio.get_running_loop()
     s = raw_connect(url)
     t0 = time.monotonic()
-    async with websockets.connect(url, ping_interval=None) as ws:
+    async with connect(url, ping_interval=None) as ws:
         await ws.send(json.dumps({"op": "ping"}))
         json.loads(await asyncio.wait_for(ws.recv(), 10))
         out({"ready": True})
@@ -378,6 +395,10 @@ async def silent(url, seconds):
 
 
 def main(argv):
+    global SSL_CONTEXT
+    if len(argv) > 2 and argv[1] == "--cacert":
+        SSL_CONTEXT = ssl.create_default_context(cafile=argv[2])
+        argv = argv[:1] + argv[3:]
     sc, url = argv[1], argv[2]
     if sc == "listen":
         asyncio.run(listen(url, float(argv[3]), int(argv[4]), argv[5:]))
