@@ -6,19 +6,18 @@
  * 2 s; and a page on another origin reads the board with fetch and follows the WebSocket.
  * Screenshots land in build/test-artifacts/console-*.png. */
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/wait.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "tests/lib/tdev.h"
+#include "tests/lib/testlib.h"
 
 #define BOARD "arena"
 
@@ -33,29 +32,47 @@ static const struct {
     const char *id, *region;
     int score;
 } players[] = {
-    {"ana", "na", 700}, {"emil", "eu", 950}, {"aiko", "apac", 820},
-    {"noah", "na", 400}, {"eva", "eu", 610}, {"arun", "apac", 880},
+    {"ana", "na", 700},  {"emil", "eu", 950}, {"aiko", "apac", 820},
+    {"noah", "na", 400}, {"eva", "eu", 610},  {"arun", "apac", 880},
 };
 #define EXPECT "emil,arun,aiko,ana,eva,noah"
 
-/* Run tests/console/console_check.py @scenario against the cluster: its exit status. It dies
- * with this process (PR_SET_PDEATHSIG), and so does the chromium it starts (cdp.py). */
+/* Run tests/console/console_check.py @scenario against the cluster: its exit code. It dies
+ * with this process (testlib_spawn), and so does the chromium it starts (cdp.py). Its output
+ * goes to build/test-artifacts/console-@scenario.log, copied to stderr when it failed. */
 static int run_check(const char *scenario)
 {
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        setenv("LAUREL_API_KEY", TDEV_API, 1);
-        setenv("LAUREL_ADMIN_KEY", TDEV_ADMIN, 1);
-        execl("/usr/bin/python3", "python3", LAUREL_SRC "/tests/console/console_check.py", scenario,
-              "--http", fx->dev.http, "--board", BOARD, "--expect", EXPECT, "--player", "noah",
-              "--artifacts", LAUREL_ARTIFACTS, (char *)NULL);
-        _exit(127);
+    char log[600], line[1024];
+    const char *argv[] = {"/usr/bin/python3",
+                          LAUREL_SRC "/tests/console/console_check.py",
+                          scenario,
+                          "--http",
+                          fx->dev.http,
+                          "--board",
+                          BOARD,
+                          "--expect",
+                          EXPECT,
+                          "--player",
+                          "noah",
+                          "--artifacts",
+                          LAUREL_ARTIFACTS,
+                          NULL};
+    snprintf(log, sizeof log, "%s/console-%s.log", LAUREL_ARTIFACTS, scenario);
+    mkdir(LAUREL_ARTIFACTS, 0755);
+    unlink(log);
+    setenv("LAUREL_API_KEY", TDEV_API, 1);
+    setenv("LAUREL_ADMIN_KEY", TDEV_ADMIN, 1);
+    int rv = testlib_run(argv, log);
+    FILE *f = fopen(log, "r");
+    while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+        if (rv != 0 || strncmp(line, "# ", 2) == 0) {
+            fputs(line, stderr);
+        }
     }
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    if (f != NULL) {
+        fclose(f);
+    }
+    return rv;
 }
 
 /* The header @name's value in @r (the rest of its line), or "". */
@@ -141,9 +158,9 @@ static int setup(void **state)
         snprintf(path, sizeof path, "/v1/players/%s", players[i].id);
         json_t *player = json_pack("{s:s,s:s}", "name", players[i].id, "region", players[i].region);
         if ((st = tdev_reqj(&fx->dev, "PUT", path, TDEV_API, player, &r)) == 201) {
-            json_t *score = json_pack("{s:s,s:i,s:s+}", "player_id", players[i].id, "score",
-                                      players[i].score, "idempotency_key", "console-",
-                                      players[i].id);
+            json_t *score =
+                json_pack("{s:s,s:i,s:s+}", "player_id", players[i].id, "score", players[i].score,
+                          "idempotency_key", "console-", players[i].id);
             httpc_free(&r);
             st = tdev_reqj(&fx->dev, "POST", "/v1/boards/" BOARD "/scores", TDEV_API, score, &r);
             st = st == 200 ? 201 : st;
