@@ -11,7 +11,7 @@ PKGS=(
     python3 python3-websockets faketime nodejs
     iproute2 nftables fiu-utils libfiu0 util-linux
     clang libclang-rt-14-dev
-    chromium  # tests/console: the operator console in a headless browser (test_console)
+    chromium fonts-dejavu-core  # test_console: the console in a headless browser, its screenshots
 )
 
 missing=()

@@ -17,7 +17,7 @@ const state = {
   regions: [],
   prev: null, /* the previous /metrics sample, for rates */
   series: { t: [], rate: [], errors: [], p50: [], p99: [] },
-  board: { id: "", cursor: null, cursors: [] },
+  board: { id: "", cursor: null, shown: null },
   ws: null,
   wsBackoffMs: 500,
   topics: [],
@@ -149,10 +149,13 @@ function renderCluster(groups, admin) {
       el("span", { class: "term muted" }, leader ? "term " + leader.term : ""),
       el("span", { class: "badge " + status[0] }, status[1]));
     const tbody = el("tbody");
-    const lead = leader ? leader.commit : null;
+    /* Lag as `laurel ctl cluster` counts it: behind the group's most advanced state machine.
+     * Not commit - applied: entries that change nothing (barriers, the meta clock) move commit
+     * but not applied, so that difference is never 0 on a healthy group. */
+    const top = Math.max(...reps.map((r) => (r.applied === undefined ? -Infinity : r.applied)));
     for (const r of reps) {
       const a = adminReplica(admin, name, r.replica);
-      const lag = lead !== null && r.applied !== undefined ? lead - r.applied : "";
+      const lag = r.applied !== undefined && top > -Infinity ? top - r.applied : "";
       tbody.append(el("tr", { dataset: { replica: String(r.replica), role: r.role } },
         el("td", {}, String(r.replica)),
         el("td", {}, a ? a.address : "—"),
@@ -410,6 +413,7 @@ async function showTop(cursor) {
     tbody.replaceChildren(...page.entries.map((e) => entryRow(e, $("rank-player").value.trim())));
     if (page.entries.length === 0) tbody.append(el("tr", {}, el("td", { colspan: "7", class: "muted" }, "no entries")));
     state.board.cursor = page.next_cursor;
+    state.board.shown = { scope: page.scope, window: page.window, first: !cursor };
     $("board-next").disabled = !page.next_cursor;
     $("board-top").dataset.loaded = id + " " + page.scope + " " + page.window;
     suggestTopics(id);
@@ -477,6 +481,13 @@ function feedAdd(ev) {
   if ($("feed-pause").checked) return;
   if (typeof ev.index === "number" && ev.region && ev.type !== "leaderboard.changed") {
     state.lastIndex[ev.region] = Math.max(state.lastIndex[ev.region] || 0, ev.index);
+  }
+  /* The first page shown of a board whose top changed is read again: the event's top is the
+   * alltime window's first 10 only, the table may show another window or limit. */
+  const shown = state.board.shown;
+  if (ev.type === "leaderboard.changed" && ev.board_id === state.board.id && shown && shown.first &&
+      shown.scope === ev.scope) {
+    showTop(null);
   }
   const li = el("li", { dataset: { type: ev.type, topic: eventTopic(ev) }, title: JSON.stringify(ev) },
     el("span", { class: "t" }, new Date().toLocaleTimeString()), el("span", { class: "type" }, ev.type),
@@ -590,7 +601,6 @@ function init() {
   });
   $("board-form").addEventListener("submit", (e) => {
     e.preventDefault();
-    state.board.cursors = [];
     showTop(null);
   });
   $("board-scope").addEventListener("change", () => ($("guild-label").hidden = $("board-scope").value !== "guild:"));

@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 
 sys.dont_write_bytecode = True  # nothing written into the source tree
@@ -97,6 +98,9 @@ async def scenario_console(b, a):
     took = time.monotonic() - t0
     check(took <= 2.0, "the submitted score reached the feed after %.2f s" % took)
     print("# live feed: the score appeared %.0f ms after it was submitted" % (took * 1000))
+    # The board's table follows: leaderboard.changed reads its first page again.
+    await b.wait_for("document.querySelector('#board-top tbody tr').dataset.player === '%s'" %
+                     a.player, 3)
     # Its topic filter hides it, and shows it again.
     hide = ("(() => { const cb = [...document.querySelectorAll('#feed-topic-filter label')].find("
             "l => l.textContent.trim() === 'player:%s').querySelector('input'); cb.click(); "
@@ -105,8 +109,17 @@ async def scenario_console(b, a):
     check(await b.eval(hide), "the topic filter did not hide player:%s" % a.player)
     check(not await b.eval(hide), "the topic filter did not show player:%s again" % a.player)
 
-    # The charts have points (a rate needs two polls).
-    await b.wait_for("state.series.rate.length >= 2", 10)
+    # The charts have points (a rate needs two polls) and show a little traffic: 4 s of board
+    # reads, some of a board that does not exist (the errors line).
+    end = time.monotonic() + 4
+    while time.monotonic() < end:
+        for i in range(6):
+            try:
+                http_json(a.http, "GET", "/v1/boards/%s/top?limit=5" % (a.board if i else "nope"))
+            except urllib.error.HTTPError:
+                pass
+        await asyncio.sleep(0.1)
+    await b.wait_for("state.series.rate.length >= 3 && state.series.rate.some(v => v > 1)", 10)
     await b.eval("document.getElementById('rank-form').requestSubmit()")
     await asyncio.sleep(0.3)
     await b.screenshot(os.path.join(a.artifacts, "console-main.png"))
