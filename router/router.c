@@ -32,6 +32,8 @@
     X(HTTP_GET, "/healthz", route_ops_healthz, AUTH_NONE, BODY_NONE, LIM_NONE)                     \
     X(HTTP_GET, "/readyz", route_ops_readyz, AUTH_NONE, BODY_NONE, LIM_NONE)                       \
     X(HTTP_GET, "/metrics", route_ops_metrics, AUTH_NONE, BODY_NONE, LIM_NONE)                     \
+    X(HTTP_GET, "/console", route_console_page, AUTH_NONE, BODY_NONE, LIM_NONE)                    \
+    X(HTTP_GET, "/console/{}", route_console_asset, AUTH_NONE, BODY_NONE, LIM_NONE)                \
     X(HTTP_GET, "/openapi.json", route_ops_openapi, AUTH_NONE, BODY_NONE, LIM_READ)                \
     X(HTTP_GET, "/v1/cluster", route_ops_cluster, AUTH_ADMIN, BODY_NONE, LIM_READ)                 \
     X(HTTP_PUT, "/v1/players/{}", route_player_put, AUTH_API, BODY_OBJECT, LIM_WRITE)              \

@@ -282,6 +282,10 @@ int route_ops_readyz(struct rreq *q);
 int route_ops_cluster(struct rreq *q);
 int route_ops_metrics(struct rreq *q);
 
+/* route_console.c: the operator console's page and assets, built into the binary */
+int route_console_page(struct rreq *q);
+int route_console_asset(struct rreq *q);
+
 /* route_player.c */
 int route_player_put(struct rreq *q);
 int route_player_get(struct rreq *q);

@@ -12,6 +12,7 @@ PKGS=(
     curl openssl
     iproute2 nftables fiu-utils libfiu0 util-linux
     clang libclang-rt-14-dev
+    chromium fonts-dejavu-core  # test_console: the console in a headless browser, its screenshots
 )
 
 missing=()
