@@ -317,6 +317,8 @@ static pid_t router_spawn(const struct fixture *f, const char *key_file, char *h
     argv[a++] = region;
     argv[a++] = "--admin-key";
     argv[a++] = "cluster-key-test-admin";
+    argv[a++] = "--timeout-ms"; /* a /readyz that reaches no leader says so after this */
+    argv[a++] = "1000";
     if (key_file) {
         argv[a++] = "--cluster-key-file";
         argv[a++] = key_file;
@@ -345,7 +347,7 @@ static long long router_failures(const char *http)
 }
 
 /* The router at @http's /readyz status (0: no answer). A router that reaches no leader takes
- * its upstream timeout (5 s) to say so. */
+ * its upstream timeout (--timeout-ms) to say so. */
 static int router_ready(const char *http)
 {
     struct httpc_resp r;
