@@ -23,7 +23,9 @@ struct router_region {
 };
 
 struct router_config {
-    const char *http; /* host:port */
+    /* host:port; NULL: no listener, a headless router reached only through router__request
+     * (router_int.h), as the fuzz harnesses drive it. */
+    const char *http;
     /* Where the router logs (lib/log.h; a router logs as node 0 with its own region label).
      * Required; borrowed until router_stop's @done fires, or router_start fails. */
     struct logger *log;
