@@ -69,14 +69,15 @@ static void fuzz_router__stop_timer(uv_handle_t *h, void *arg)
     }
 }
 
-unsigned fuzz_router_settle(struct router *r, int code, unsigned rounds)
+unsigned fuzz_router_settle(struct router *r, int code, const msgpack_object *payload,
+                            unsigned rounds)
 {
     unsigned total = 0;
     for (unsigned round = 0; round < rounds; round++) {
         unsigned n = 0;
         for (unsigned i = 0; i < ROUTER_SLOTS; i++) {
             if (r->up[i]) {
-                n += fuzz_upstream_answer(r->up[i], code, NULL);
+                n += fuzz_upstream_answer(r->up[i], code, payload);
             }
         }
         if (n == 0) {

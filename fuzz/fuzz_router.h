@@ -23,12 +23,13 @@ struct upstream;
 struct router *fuzz_router(void);
 
 /**
- * Answer every call queued on the router's upstreams with @code (a timeout, LR_EUNAVAILABLE,
- * with no payload, is what a region that never answers gives), round after round while the
- * answers make new calls (at most @rounds), then run the loop once without timers.
- * @return the calls answered.
+ * Answer every call queued on the router's upstreams with @code and @payload (borrowed; NULL
+ * only with an error code: a timeout, LR_EUNAVAILABLE with no payload, is what a region that
+ * never answers gives), round after round while the answers make new calls (at most @rounds),
+ * then run the loop once without timers. @return the calls answered.
  */
-unsigned fuzz_router_settle(struct router *r, int code, unsigned rounds);
+unsigned fuzz_router_settle(struct router *r, int code, const msgpack_object *payload,
+                            unsigned rounds);
 
 /* fuzz_upstream.c: answer every call queued on @u with @code and @payload (borrowed for the
  * call). Calls the callbacks make are queued for the next round. @return how many. */

@@ -126,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         char *nl = memchr(text + at, '\n', size - at);
         size_t len = nl ? (size_t)(nl - (text + at)) : size - at;
         ws_ops__message(c, text + at, len);
-        fuzz_router_settle(r, LR_EUNAVAILABLE, 16);
+        fuzz_router_settle(r, LR_EUNAVAILABLE, NULL, 16);
         fuzz_ws__flush(c);
         at += len + 1;
     }
@@ -136,6 +136,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     gateway_client_free(c->cl);
     c->cl = NULL;
     ws__conn_unref(c);
-    fuzz_router_settle(r, LR_EUNAVAILABLE, 16);
+    fuzz_router_settle(r, LR_EUNAVAILABLE, NULL, 16);
     return 0;
 }

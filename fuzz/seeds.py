@@ -102,9 +102,14 @@ METHODS = {"GET": 0, "POST": 1, "PUT": 2, "DELETE": 3, "PATCH": 4}
 AUTH = {"": 0, "api": 1, "admin": 2, "wrong": 3}
 
 
-def http(method, path, body=None, auth="", flags=0):
+def http(method, path, body=None, auth="", flags=0, answer=None):
     b = b"" if body is None else json.dumps(body).encode()
+    if answer is not None:
+        b += b"\0" + mp(answer)  # what every region call is answered
     return bytes([METHODS[method], AUTH[auth] | flags]) + path.encode() + b"\n" + b
+
+
+AT = "2026-12-04T09:00:00.000Z"
 
 
 HTTP_REQUESTS = [
@@ -148,6 +153,15 @@ HTTP_REQUESTS = [
     ("POST", "/v1/tournaments/t1/join", {"player_id": "p1"}, "api", 1 << 4),
     ("GET", "/v1/tournaments/t1", None, "", 2 << 4),
     ("DELETE", "/v1/players/p1", None, "wrong"), ("PATCH", "/nowhere"),
+    ("GET", "/v1/players/p1", None, "", 0, {"player_id": "p1", "name": "P", "region": "r1",
+                                            "guild": "", "created_at": AT}),
+    ("PUT", "/v1/players/p1", {"name": "P", "region": "r1"}, "api", 0,
+     {"results": [[201, False, {"player_id": "p1"}]]}),
+    ("GET", "/v1/boards/b1/top?scope=global&window=alltime", None, "", 0,
+     {"entries": [{"player_id": "p1", "score": 5, "subscore": 0, "updated_at": AT, "rank": 1}],
+      "next_cursor": None}),
+    ("GET", "/readyz", None, "", 0, {"id": 1, "role": "leader", "term": 3, "commit_index": 5,
+                                     "applied_index": 5}),
 ]
 
 # fuzz_ws's input (fuzz/fuzz_ws.c): a connection's messages, one per line.
