@@ -62,7 +62,7 @@ static void fuzz_ws__check(const struct gateway_msg *m)
     if (getenv("FUZZ_VERBOSE")) { /* to see what a reproduced input was answered */
         fprintf(stderr, "fuzz_ws: %.*s\n", (int)m->len, (const char *)gateway_msg_text(m));
     }
-    json_t *j = json_loadb((const char *)gateway_msg_text(m), m->len, 0, NULL);
+    json_t *j = json_loadb((const char *)gateway_msg_text(m), m->len, JSON_ALLOW_NUL, NULL);
     const char *type = json_string_value(json_object_get(j, "type"));
     if (!json_is_object(j) || type == NULL) {
         fuzz_ws__bad("not an object with a type", m);

@@ -232,8 +232,8 @@ int rreq__answer_ok(struct rreq *q, unsigned region, msgpack_unpacked *up,
  * with rreq__answers_free, which takes the count because @q may be gone by then. */
 int rreq__answers(struct rreq *q, msgpack_unpacked *up, const msgpack_object **o);
 void rreq__answers_free(unsigned nregions, msgpack_unpacked *up);
-/* One command's result of a submit answer, [status, replayed, body], checked: 0 or
- * LR_EINTERNAL. */
+/* One command's result of a submit answer, [status, replayed, body], checked (a status of
+ * 200..599; a refusal, 400 and up, in API.md's error form): 0 or LR_EINTERNAL. */
 int rreq__result(const msgpack_object *r, int *status, int *replayed, const msgpack_object **body);
 
 /* Args of the next call. */
