@@ -28,4 +28,19 @@ static inline char *fuzz_copy(const uint8_t *data, size_t size)
     return p;
 }
 
+/** A malloc'ed copy of @data with a NUL after its @size bytes, for decoders of C strings.
+ * Caller frees. */
+static inline char *fuzz_str(const uint8_t *data, size_t size)
+{
+    char *p = malloc(size + 1);
+    if (p == NULL) {
+        abort();
+    }
+    if (size) {
+        memcpy(p, data, size);
+    }
+    p[size] = '\0';
+    return p;
+}
+
 #endif

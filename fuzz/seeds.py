@@ -5,6 +5,7 @@ The seeds are valid inputs in each decoder's wire format (docs/rpc.md, docs/data
 so the fuzzer starts from the accepted paths and mutates outward. The format is written out
 here by hand, with a minimal msgpack encoder, so the seeds do not depend on the code they
 test. Run it again after a format change; the files it writes are checked in."""
+import json
 import os
 import struct
 import sys
@@ -89,7 +90,106 @@ def seeds():
         "handshake": [handshake(1, "10.0.0.1:7000"), handshake(7, "[::1]:7004"),
                       handshake(2, "node-2.example:7000")],
     }
+    out["http"] = [http(*r) for r in HTTP_REQUESTS]
+    out["ws"] = [b"\n".join(json.dumps(m).encode() for m in msgs) for msgs in WS_SESSIONS]
+    out["files"] = [json.dumps(f).encode() for f in KEY_FILES] + [
+        b"a-cluster-key-of-32-characters-x\n", b"[]", b'{"api_keys": "x"}']
+    out["peerauth"] = [bytes([0]), bytes([1]), bytes([0, 7, 0, 39, 0, 0, 2]),
+                       bytes([1, 71, 0]), bytes([2]), bytes([3]),
+                       bytes([4, 79]) + b"LRAUTH01" + bytes(range(64)),
+                       bytes([5, 3]) + b"LRAUTH01" + bytes(64), bytes([0, 0, 1])]
     return out
+
+
+# fuzz_http's input (fuzz/fuzz_http.c): method, a byte of headers and the regions' error, then
+# "path[?query]\n" and the body.
+METHODS = {"GET": 0, "POST": 1, "PUT": 2, "DELETE": 3, "PATCH": 4}
+AUTH = {"": 0, "api": 1, "admin": 2, "wrong": 3}
+
+
+def http(method, path, body=None, auth="", flags=0, answer=None):
+    b = b"" if body is None else json.dumps(body).encode()
+    if answer is not None:
+        b += b"\0" + mp(answer)  # what every region call is answered
+    return bytes([METHODS[method], AUTH[auth] | flags]) + path.encode() + b"\n" + b
+
+
+AT = "2026-12-04T09:00:00.000Z"
+
+
+HTTP_REQUESTS = [
+    ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics"),
+    ("GET", "/v1/cluster", None, "admin"),
+    ("PUT", "/v1/players/p1", {"name": "Player One", "region": "r1", "guild": "g"}, "api"),
+    ("GET", "/v1/players/p1"),
+    ("GET", "/v1/players/p1/achievements?game_id=g1&limit=10&cursor=AQIAAAAAAAAAAQ"),
+    ("GET", "/v1/players/p1/dashboard"), ("GET", "/v1/players/p1/stats?game_id=g1&days=30"),
+    ("GET", "/v1/players/p1/rewards?pending=true"),
+    ("POST", "/v1/players/p1/rewards/claim",
+     {"board_id": "b1", "cycle": 3, "idempotency_key": "k-claim-0001"}, "api"),
+    ("PUT", "/v1/games/g1", {"name": "Game One"}, "admin"), ("GET", "/v1/games/g1"),
+    ("PUT", "/v1/games/g1/achievements/a1",
+     {"name": "First", "description": "d", "points": 10, "hidden": False, "steps": 3}, "admin"),
+    ("GET", "/v1/games/g1/achievements"),
+    ("PUT", "/v1/boards/b1", {"order": "desc", "operator": "best", "windows": ["alltime", "daily"],
+                              "reset_period_s": 3600, "snapshot_top": 10,
+                              "rewards": [{"rank_from": 1, "rank_to": 3, "reward": "gold"}],
+                              "game_id": "g1"}, "admin"),
+    ("GET", "/v1/boards/b1"),
+    ("POST", "/v1/boards/b1/scores", {"player_id": "p1", "score": 1500, "subscore": 2,
+                                      "metadata": {"lvl": 3}, "idempotency_key": "k-score-0001"}, "api"),
+    ("POST", "/v1/unlocks", {"player_id": "p1", "game_id": "g1", "achievement_id": "a1",
+                             "idempotency_key": "k-unlock-0001", "steps": 1}, "api"),
+    ("POST", "/v1/events", [{"type": "score", "board_id": "b1", "player_id": "p1", "score": 5,
+                             "idempotency_key": "k-event-0001"},
+                            {"type": "unlock", "player_id": "p1", "game_id": "g1",
+                             "achievement_id": "a1", "idempotency_key": "k-event-0002"}], "api"),
+    ("GET", "/v1/boards/b1/top?scope=global&window=daily&period=2026-12-04&limit=10"),
+    ("GET", "/v1/boards/b1/top?scope=region:r1&window=alltime&consistency=stale", None, "", 4 * 2),
+    ("GET", "/v1/boards/b1/cycles/3"),
+    ("GET", "/v1/boards/b1/players/p1?scope=global&window=alltime&around=2"),
+    ("GET", "/v1/boards/b1/players?ids=p1,p2,p3&scope=guild:g&window=weekly"),
+    ("PUT", "/v1/tournaments/t1", {"name": "Cup", "order": "desc", "operator": "incr",
+                                   "start_at": "2026-12-04T09:00:00.000Z",
+                                   "end_at": "2026-12-05T09:00:00.000Z", "max_participants": 100,
+                                   "max_attempts": 3,
+                                   "prizes": [{"rank_from": 1, "rank_to": 1, "reward": "cup"}]},
+     "admin"),
+    ("POST", "/v1/tournaments/t1/join", {"player_id": "p1"}, "api", 1 << 4),
+    ("GET", "/v1/tournaments/t1", None, "", 2 << 4),
+    ("DELETE", "/v1/players/p1", None, "wrong"), ("PATCH", "/nowhere"),
+    ("GET", "/v1/players/p1", None, "", 0, {"player_id": "p1", "name": "P", "region": "r1",
+                                            "guild": "", "created_at": AT}),
+    ("PUT", "/v1/players/p1", {"name": "P", "region": "r1"}, "api", 0,
+     {"results": [[201, False, {"player_id": "p1"}]]}),
+    ("GET", "/v1/boards/b1/top?scope=global&window=alltime", None, "", 0,
+     {"entries": [{"player_id": "p1", "score": 5, "subscore": 0, "updated_at": AT, "rank": 1}],
+      "next_cursor": None}),
+    ("GET", "/readyz", None, "", 0, {"id": 1, "role": "leader", "term": 3, "commit_index": 5,
+                                     "applied_index": 5}),
+]
+
+# fuzz_ws's input (fuzz/fuzz_ws.c): a connection's messages, one per line.
+WS_SESSIONS = [
+    [{"op": "ping"}],
+    [{"op": "subscribe", "topics": ["player:p1", "board:b1", "board:b1:region:r1"]},
+     {"op": "unsubscribe", "topics": ["board:b1"]}],
+    [{"op": "subscribe", "topics": ["player:p1"], "resume": {"r1": 17, "r2": 0}}],
+    [{"op": "get", "id": 1, "path": "/v1/players/p1"},
+     {"op": "get", "id": "x", "path": "/v1/boards/b1/top?scope=global&window=alltime&limit=5"}],
+    [{"op": "get", "id": [1], "path": "/v1/boards/b1/players?ids=p1%2Cp2&window=daily"}],
+    [{"op": "nope"}, {"topics": []}],
+]
+
+# fuzz_files's input (fuzz/fuzz_files.c): keys.json as `laurel dev` writes it, and the other
+# forms keyset.h documents.
+KEY_FILES = [
+    {"admin_key": "admin-key-0123456789abcdef", "api_key": "api-key-0123456789abcdef",
+     "cluster_key": "cluster-key-0123456789abcdef0123"},
+    {"admin_keys": ["admin-key-0123456789abcdef", "admin-key-new-0123456789ab"],
+     "api_keys": ["api-key-0123456789abcdef"]},
+    {"cluster_key": "short"},
+]
 
 
 def main():

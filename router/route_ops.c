@@ -333,8 +333,10 @@ static void route_ops__one(struct route_ops_text *t, const char *name, const cha
 /* The HTTP connection caps (http.h). Names in docs/api.md. */
 static void route_ops__conn_metrics(struct route_ops_text *t, const struct router *r)
 {
-    struct http_stats hs;
-    http_stats_get(r->http, &hs);
+    struct http_stats hs = {0};
+    if (r->http) { /* NULL in a headless router (router.h) */
+        http_stats_get(r->http, &hs);
+    }
     route_ops__one(t, "laurel_http_connections", "gauge",
                    "Plain HTTP connections open (WebSockets are counted apart).", hs.open);
     route_ops__printf(t,

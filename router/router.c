@@ -345,31 +345,48 @@ static void router__handle(void *data, struct http_req *h)
     router__dispatch(data, q, h, NULL, NULL);
 }
 
-/* A read over the WebSocket: the same route table and pipeline as HTTP, with no key (reads
- * need none) and the answer handed to @reply. Only GET routes that answer JSON are reachable:
- * ws.c lets only /v1/ paths through, and the method is GET. */
-static int router__ws_get(void *data, const char *path, const char *query, ws_reply_fn reply,
-                          void *rdata)
+int router__request(struct router *r, const struct http_req *in, ws_reply_fn reply, void *rdata)
 {
-    size_t lp = strlen(path) + 1, lq = strlen(query) + 1;
-    struct http_req *h = calloc(1, sizeof *h + lp + lq);
+    size_t lp = strlen(in->path) + 1, lq = strlen(in->query) + 1, la = strlen(in->auth) + 1;
+    size_t lpeer = strlen(in->peer) + 1;
+    struct http_req *h = calloc(1, sizeof *h + lp + lq + la + lpeer + in->body_len + 1);
     struct rreq *q = calloc(1, sizeof *q);
     if (h == NULL || q == NULL) {
         free(h);
         free(q);
         return LR_ENOMEM;
     }
+    /* One allocation for the request and its strings: the reply frees it (rreq.c). */
     char *s = (char *)(h + 1);
-    memcpy(s, path, lp);
-    memcpy(s + lp, query, lq);
-    h->method = HTTP_GET;
-    h->path = s;
-    h->query = s + lp;
-    h->auth = "";
-    h->peer = ""; /* a get over a WebSocket is bounded per connection (ws.h), not by rate */
-    h->body = "";
-    router__dispatch(data, q, h, reply, rdata);
+    h->method = in->method;
+    h->consistency = in->consistency;
+    h->path = memcpy(s, in->path, lp);
+    h->query = memcpy(s += lp, in->query, lq);
+    h->auth = memcpy(s += lq, in->auth, la);
+    h->peer = memcpy(s += la, in->peer, lpeer);
+    h->body = s += lpeer;
+    memcpy(s, in->body, in->body_len);
+    s[in->body_len] = '\0';
+    h->body_len = in->body_len;
+    router__dispatch(r, q, h, reply, rdata);
     return 0;
+}
+
+/* A read over the WebSocket: the same route table and pipeline as HTTP, with no key (reads
+ * need none) and the answer handed to @reply. Only GET routes that answer JSON are reachable:
+ * ws.c lets only /v1/ paths through, and the method is GET. */
+static int router__ws_get(void *data, const char *path, const char *query, ws_reply_fn reply,
+                          void *rdata)
+{
+    /* No address: a get over a WebSocket is bounded per connection (ws.h), not by rate. */
+    struct http_req in = {.method = HTTP_GET,
+                          .path = path,
+                          .query = query,
+                          .auth = "",
+                          .peer = "",
+                          .body = "",
+                          .body_len = 0};
+    return router__request(data, &in, reply, rdata);
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
@@ -517,6 +534,10 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
         errmsg_set(errmsg, rv, "router: websocket: %s", err_message(rv));
         goto err_after_gateway;
     }
+    if (cfg->http == NULL) { /* headless: driven through router__request only */
+        *out = r;
+        return 0;
+    }
     struct http_tls tls = {cfg->tls_cert, cfg->tls_key};
     if ((rv = http_start_ws(loop, cfg->http, cfg->tls_cert ? &tls : NULL, router__handle, r, r->ws,
                             &r->http, errmsg)) != 0) {
@@ -600,7 +621,11 @@ void router_stop(struct router *r, void (*done)(void *data), void *data)
     }
     /* The gateway first: it calls the upstreams, which close below. */
     gateway_close(r->gw, router__part_closed, r);
-    http_stop(r->http, router__http_closed, r);
+    if (r->http) {
+        http_stop(r->http, router__http_closed, r);
+    } else {
+        router__http_closed(r);
+    }
     for (unsigned i = 0; i < r->nregions; i++) {
         upstream_close(r->up[i], router__part_closed, r);
     }

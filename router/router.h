@@ -23,7 +23,9 @@ struct router_region {
 };
 
 struct router_config {
-    const char *http; /* host:port */
+    /* host:port; NULL: no listener, a headless router reached only through router__request
+     * (router_int.h), as the fuzz harnesses drive it. */
+    const char *http;
     /* HTTPS and WSS instead of HTTP and WS on @http (http.h's struct http_tls): both PEM
      * paths, or both NULL for plain HTTP. Borrowed until router_start returns. */
     const char *tls_cert, *tls_key;

@@ -159,6 +159,13 @@ extern const uint64_t router__lat_bounds_us[ROUTER_LAT_BUCKETS];
  * @t0 (uv_hrtime). Every reply calls it once. */
 void router__observe(struct router *r, const struct router__route *route, uint64_t t0, int status);
 
+/* Run the pipeline on request @in (its strings are copied; @in->body holds @in->body_len
+ * bytes) and answer through @reply, exactly once, now or later, instead of http_reply: how a
+ * WebSocket get and the fuzz harnesses (fuzz/fuzz_http.c) reach the routes without a socket.
+ * Reply headers (Retry-After) and the content type are not passed on. @return 0, or LR_ENOMEM
+ * (then @reply never fires). */
+int router__request(struct router *r, const struct http_req *in, ws_reply_fn reply, void *rdata);
+
 /* Index of region @id, or -1. */
 int router__region_index(const struct router *r, const char *id);
 /* Remember that player @id (@len bytes) lives in @region. Bounded: when the cache is full, an
@@ -239,8 +246,8 @@ int rreq__answer_ok(struct rreq *q, unsigned region, msgpack_unpacked *up,
  * with rreq__answers_free, which takes the count because @q may be gone by then. */
 int rreq__answers(struct rreq *q, msgpack_unpacked *up, const msgpack_object **o);
 void rreq__answers_free(unsigned nregions, msgpack_unpacked *up);
-/* One command's result of a submit answer, [status, replayed, body], checked: 0 or
- * LR_EINTERNAL. */
+/* One command's result of a submit answer, [status, replayed, body], checked (a status of
+ * 200..599; a refusal, 400 and up, in API.md's error form): 0 or LR_EINTERNAL. */
 int rreq__result(const msgpack_object *r, int *status, int *replayed, const msgpack_object **body);
 
 /* Args of the next call. */

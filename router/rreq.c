@@ -374,11 +374,25 @@ void rreq__answers_free(unsigned nregions, msgpack_unpacked *up)
     }
 }
 
+/* 1 when @o is a string. */
+static int rreq__is_str(const msgpack_object *o)
+{
+    return o != NULL && o->type == MSGPACK_OBJECT_STR;
+}
+
 int rreq__result(const msgpack_object *r, int *status, int *replayed, const msgpack_object **body)
 {
     int64_t st;
+    /* The status and body go to the client as they are: a status that is not a final answer
+     * (1xx would read as an interim response, or a protocol switch) or a refusal that is not
+     * in API.md's error form would break the API, so a region that sends one is malformed. */
     if (r == NULL || r->type != MSGPACK_OBJECT_ARRAY || r->via.array.size != 3 ||
-        proto_obj_i64(&r->via.array.ptr[0], &st) != 0 || st < 100 || st > 599) {
+        proto_obj_i64(&r->via.array.ptr[0], &st) != 0 || st < 200 || st > 599) {
+        return LR_EINTERNAL;
+    }
+    const msgpack_object *err = proto_map_get(&r->via.array.ptr[2], "error");
+    if (st >= 400 && (err == NULL || !rreq__is_str(proto_map_get(err, "code")) ||
+                      !rreq__is_str(proto_map_get(err, "message")))) {
         return LR_EINTERNAL;
     }
     *status = (int)st;
