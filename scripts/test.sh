@@ -22,6 +22,15 @@ else
     echo "chaos/run skipped: it needs root (network namespaces, nftables, tmpfs mounts)"
 fi
 
+# Two regions in two network namespaces, 80 ms of round trip between them (chaos/wan,
+# docs/benchmarks.md "WAN"): cross-region reads, a global top, player placement and a
+# tournament cap checked for correctness, about 20 s. Timing is printed, never asserted.
+if [ "$(id -u)" -eq 0 ]; then
+    chaos/wan --quick --out build/wan
+else
+    echo "chaos/wan skipped: it needs root (network namespaces, nftables)"
+fi
+
 # The libFuzzer harnesses (fuzz/README.md): their seeds and regressions, then 10 s of fuzzing
 # each (scripts/fuzz.sh runs them longer; CI's 20-minute budget sets the 10 s here).
 bash scripts/fuzz.sh 10

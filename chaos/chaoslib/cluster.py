@@ -1,5 +1,8 @@
 """The cluster under test: replicas in their own namespaces, routers in the root namespace.
 
+Or, with `by_region` (the WAN topology, chaoslib/wan.py): one namespace per region holding its
+replicas and one router, the metadata group in the namespace of `meta_region`.
+
 A Cluster owns every process it starts. Replicas run `laurel node` inside their namespace
 (`ip netns exec`, which execs, so the pid is the node's); routers run `laurel router` on
 loopback. Every child gets PR_SET_PDEATHSIG=SIGKILL, so a runner killed without its cleanup
@@ -54,14 +57,17 @@ class Replica:
 
 class Cluster:
     def __init__(self, laurel, workdir, regions=("na", "eu"), replicas=3, routers=2,
-                 node_args=(), prefix="lch", log=print):
+                 node_args=(), prefix="lch", log=print, subnet=netmod.BRIDGE_NET,
+                 by_region=False, meta_region=None):
         self.laurel = os.path.abspath(laurel)
         self.dir = workdir
         self.regions = list(regions)
         self.nreplicas = replicas
         self.nrouters = routers
         self.node_args = list(node_args)
-        self.net = netmod.Net(prefix)
+        self.net = netmod.Net(prefix, subnet)
+        self.by_region = by_region
+        self.meta_region = meta_region or self.regions[0]
         self.log = log
         self.groups = {}  # group -> [Replica]
         self.routers = []  # [{"port","proc"}]
@@ -71,7 +77,7 @@ class Cluster:
         os.makedirs(os.path.join(workdir, "logs"), exist_ok=True)
         os.makedirs(os.path.join(workdir, "data"), exist_ok=True)
         os.makedirs(os.path.join(workdir, "ctl"), exist_ok=True)
-        # Replicas sit on 10.99.0.x, not loopback: every process needs the cluster key
+        # Replicas sit on the bridge's subnet, not loopback: every process needs the cluster key
         # (docs/security.md). Given by file, never on a command line.
         self.key_file = os.path.join(workdir, "cluster.key")
         with open(os.open(self.key_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
@@ -82,6 +88,9 @@ class Cluster:
     def build(self, tmpfs_mb=None):
         """Create the network and the replicas' places; start nothing."""
         self.net.up()
+        if self.by_region:  # the region's own address: its router's
+            for g in self.regions:
+                self.net.add_host(g)
         for g in self.regions + ["meta"]:
             self.groups[g] = []
             for i in range(1, self.nreplicas + 1):
@@ -89,7 +98,7 @@ class Cluster:
 
     def new_replica(self, group, rid, tmpfs_mb=None):
         host = "%s-%d" % (group, rid)
-        ip = self.net.add_host(host)
+        ip = self.net.add_host(host, self.home(group) if self.by_region else None)
         r = Replica(group, rid, host, ip)
         r.tmpfs = tmpfs_mb
         data = self.data_dir(r)
@@ -99,6 +108,10 @@ class Cluster:
             self.mounts.append(data)
         self.groups.setdefault(group, []).append(r)
         return r
+
+    def home(self, group):
+        """The region whose namespace holds @group's replicas (by_region only)."""
+        return self.meta_region if group == "meta" else group
 
     def data_dir(self, r):
         return os.path.join(self.dir, "data", r.host)
@@ -150,8 +163,13 @@ class Cluster:
         r.paused = False
 
     def start_router(self, k):
+        """Router @k: on loopback, or (by_region) in region k's namespace on its address."""
         port = 18080 + k
-        argv = [self.laurel, "router", "--http", "127.0.0.1:%d" % port,
+        host, ns = "127.0.0.1", None
+        if self.by_region:
+            region = self.regions[k % len(self.regions)]
+            host, ns = self.net.ip(region), self.net.ns(region)
+        argv = [self.laurel, "router", "--http", "%s:%d" % (host, port),
                 "--admin-key", self.admin_key, "--api-key", self.api_key,
                 "--timeout-ms", "2000", "--cluster-key-file", self.key_file]
         for g in self.regions:
@@ -159,7 +177,8 @@ class Cluster:
         argv += ["--meta", ",".join(r.rpc for r in self.members("meta"))]
         while len(self.routers) <= k:
             self.routers.append({"port": 18080 + len(self.routers), "proc": None})
-        self.routers[k]["proc"] = self._spawn(argv, "router-%d" % k)
+        self.routers[k]["host"] = host
+        self.routers[k]["proc"] = self._spawn(argv, "router-%d" % k, ns=ns)
 
     def start(self):
         for r in self.all_replicas():
@@ -168,7 +187,7 @@ class Cluster:
             self.start_router(k)
 
     def router_urls(self):
-        return ["127.0.0.1:%d" % x["port"] for x in self.routers]
+        return ["%s:%d" % (x.get("host", "127.0.0.1"), x["port"]) for x in self.routers]
 
     def kill(self, r, sig=signal.SIGKILL):
         if r.proc is not None and r.proc.poll() is None:

@@ -5,6 +5,11 @@ veth pair, so that a fault can cut, drop or reset exactly the traffic between tw
 (nftables rules inside the replica's namespace) without touching the machine's loopback. The
 routers and the runner stay in the root namespace and reach the replicas over the bridge.
 
+A host may also share another host's namespace, with an address of its own on the same eth0
+(`add_host(name, share=...)`): the WAN topology (chaoslib/wan.py) puts a whole region, its
+replicas and its router, in one namespace, so that traffic within the region stays on that
+namespace's loopback and only traffic between regions crosses the bridge.
+
 Everything this module creates carries the run's prefix, and cleanup() removes whatever carries
 it, so an interrupted earlier run is cleaned at the next start.
 """
@@ -22,10 +27,12 @@ def sh(*args, check=True, input=None):
 
 
 class Net:
-    """A bridge `<prefix>br` at 10.99.0.1/24 and namespaces `<prefix>-<name>`."""
+    """A bridge `<prefix>br` at <subnet>.1/24 and namespaces `<prefix>-<name>`."""
 
-    def __init__(self, prefix="lch"):
+    def __init__(self, prefix="lch", subnet=BRIDGE_NET):
         self.prefix = prefix
+        self.subnet = subnet  # the first three bytes of the /24
+        self.gateway = subnet + ".1"  # the bridge's own address, in the root namespace
         self.bridge = prefix + "br"
         self.hosts = {}  # name -> (namespace, ip)
         self.next_ip = 10
@@ -33,13 +40,21 @@ class Net:
     def up(self):
         self.cleanup()
         sh("ip", "link", "add", self.bridge, "type", "bridge")
-        sh("ip", "addr", "add", BRIDGE_NET + ".1/24", "dev", self.bridge)
+        sh("ip", "addr", "add", self.gateway + "/24", "dev", self.bridge)
         sh("ip", "link", "set", self.bridge, "up")
 
-    def add_host(self, name):
-        """A namespace for one process, with its address on the bridge. Returns the address."""
+    def add_host(self, name, share=None):
+        """A namespace for one process, with its address on the bridge. Returns the address.
+        With @share (a host already added), no new namespace: @name gets a second address in
+        @share's namespace, and processes there reach each other over its loopback."""
+        ip = "%s.%d" % (self.subnet, self.next_ip)
+        if share is not None:
+            ns = self.ns(share)
+            self.next_ip += 1
+            sh("ip", "-n", ns, "addr", "add", ip + "/24", "dev", "eth0")
+            self.hosts[name] = (ns, ip)
+            return ip
         ns = "%s-%s" % (self.prefix, name)
-        ip = "%s.%d" % (BRIDGE_NET, self.next_ip)
         # veth names are at most 15 bytes: the prefix and the address's last byte.
         outer = "%sv%d" % (self.prefix, self.next_ip)
         self.next_ip += 1

@@ -5,6 +5,9 @@ replica (nftables DNAT in each sender's namespace, see faults.Delay). Each direc
 connection is a pump: what it reads is stamped and written out no sooner than `delay_ms` later,
 in order; while `stalled`, nothing is written (the bytes wait, as behind a link that drops
 everything and then recovers: TCP keeps the stream intact). It runs on the runner's event loop.
+
+chaos/wan (chaoslib/wan.py) puts the same proxy between the regions' namespaces, one per remote
+endpoint, with `delay_ms` 40: a request and its answer then cross 80 ms.
 """
 import asyncio
 import time
