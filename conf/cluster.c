@@ -46,8 +46,8 @@ struct conf__dec {
 static size_t conf__push(struct conf__dec *d, const char *name, size_t index)
 {
     size_t old = d->plen;
-    int n = name ? snprintf(d->path + d->plen, sizeof d->path - d->plen, "%s%s",
-                            d->plen ? "." : "", name)
+    int n = name ? snprintf(d->path + d->plen, sizeof d->path - d->plen, "%s%s", d->plen ? "." : "",
+                            name)
                  : snprintf(d->path + d->plen, sizeof d->path - d->plen, "[%zu]", index);
     d->plen += n > 0 ? (size_t)n : 0;
     if (d->plen >= sizeof d->path) {
@@ -439,8 +439,8 @@ static int conf__root(struct conf__dec *d, const json_t *root, struct conf_clust
     if (rv == 0 && (v = json_object_get(root, "keys")) != NULL) {
         old = conf__push(d, "keys", 0);
         if ((rv = conf__members(d, v, keys)) == 0 &&
-            (rv = conf__str(d, v, "keys_file", 0, CONF__PATH, c->keys_file,
-                            sizeof c->keys_file)) == 0) {
+            (rv = conf__str(d, v, "keys_file", 0, CONF__PATH, c->keys_file, sizeof c->keys_file)) ==
+                0) {
             rv = conf__str(d, v, "cluster_key_file", 0, CONF__PATH, c->cluster_key_file,
                            sizeof c->cluster_key_file);
         }

@@ -19,8 +19,8 @@
 #define CONF_MAX_REPLICAS 9 /* NODE_MAX_PEERS, UPSTREAM_MAX_REPLICAS */
 #define CONF_MAX_REGIONS 16 /* ROUTER_MAX_REGIONS */
 #define CONF_MAX_ROUTERS 16
-#define CONF_ID_MAX 64    /* VALID_ID_MAX: region and router ids */
-#define CONF_ADDR_MAX 64  /* NODE_ADDR_MAX, with its NUL: HOST:PORT */
+#define CONF_ID_MAX 64   /* VALID_ID_MAX: region and router ids */
+#define CONF_ADDR_MAX 64 /* NODE_ADDR_MAX, with its NUL: HOST:PORT */
 #define CONF_PATH_MAX 1024
 
 /* The limits a cluster file may set, each the value of one flag of `laurel node` or `laurel
