@@ -67,6 +67,15 @@ static int conf__fail(struct conf__dec *d, const char *what)
     return errmsg_set(d->errmsg, LR_EMALFORMED, "%s: %s", d->plen ? d->path : "(top)", what);
 }
 
+/* conf__fail with @member appended to the path: a check of a member made after it was read. */
+static int conf__fail_at(struct conf__dec *d, const char *member, const char *what)
+{
+    size_t old = conf__push(d, member, 0);
+    int rv = conf__fail(d, what);
+    conf__pop(d, old);
+    return rv;
+}
+
 /* @o must be an object whose members are all in @names (NULL-terminated) or start with '_'. */
 static int conf__members(struct conf__dec *d, const json_t *o, const char *const *names)
 {
@@ -82,10 +91,7 @@ static int conf__members(struct conf__dec *d, const json_t *o, const char *const
             i++;
         }
         if (names[i] == NULL && k[0] != '_') {
-            size_t old = conf__push(d, k, 0);
-            int rv = conf__fail(d, "unknown field (names starting with '_' are ignored)");
-            conf__pop(d, old);
-            return rv;
+            return conf__fail_at(d, k, "unknown field (names starting with '_' are ignored)");
         }
     }
     return 0;
@@ -170,7 +176,7 @@ static int conf__replica(struct conf__dec *d, const json_t *o, struct conf_repli
         return rv;
     }
     if (r->host[0] == '\0' && addr_split(r->rpc, r->host, sizeof r->host, &(uint16_t){0}) != 0) {
-        return conf__fail(d, "rpc: expected HOST:PORT");
+        return conf__fail_at(d, "rpc", "expected HOST:PORT");
     }
     return 0;
 }
@@ -187,11 +193,9 @@ static int conf__group(struct conf__dec *d, const json_t *o, int meta, struct co
         snprintf(g->id, sizeof g->id, "meta");
     }
     if ((meta != 0) != (strcmp(g->id, "meta") == 0)) {
-        size_t old = conf__push(d, "id", 0);
-        rv = conf__fail(d, meta ? "the metadata group's id is \"meta\""
-                                : "\"meta\" is the metadata group: describe it under \"meta\"");
-        conf__pop(d, old);
-        return rv;
+        return conf__fail_at(d, "id",
+                             meta ? "the metadata group's id is \"meta\""
+                                  : "\"meta\" is the metadata group: describe it under \"meta\"");
     }
     json_t *reps = json_object_get(o, "replicas");
     size_t old = conf__push(d, "replicas", 0);
@@ -207,9 +211,9 @@ static int conf__group(struct conf__dec *d, const json_t *o, int meta, struct co
         for (size_t j = 0; rv == 0 && j < i; j++) {
             if (g->r[j].id == r->id) {
                 char msg[64];
-                snprintf(msg, sizeof msg, "id: %llu is used twice in this group",
+                snprintf(msg, sizeof msg, "%llu is used twice in this group",
                          (unsigned long long)r->id);
-                rv = conf__fail(d, msg);
+                rv = conf__fail_at(d, "id", msg);
             }
         }
         conf__pop(d, at);
@@ -233,7 +237,7 @@ static int conf__router(struct conf__dec *d, const json_t *o, struct conf_router
         return rv;
     }
     if (r->host[0] == '\0' && addr_split(r->http, r->host, sizeof r->host, &(uint16_t){0}) != 0) {
-        return conf__fail(d, "http: expected HOST:PORT");
+        return conf__fail_at(d, "http", "expected HOST:PORT");
     }
     return 0;
 }
@@ -381,10 +385,7 @@ static int conf__root(struct conf__dec *d, const json_t *root, struct conf_clust
     }
     json_t *v = json_object_get(root, "version");
     if (v != NULL && (!json_is_integer(v) || json_integer_value(v) != 1)) {
-        size_t old = conf__push(d, "version", 0);
-        rv = conf__fail(d, "expected 1 (the only version there is)");
-        conf__pop(d, old);
-        return rv;
+        return conf__fail_at(d, "version", "expected 1 (the only version there is)");
     }
     if ((rv = conf__str(d, root, "data_dir", 0, CONF__PATH, c->data_dir, sizeof c->data_dir)) !=
         0) {
@@ -401,7 +402,7 @@ static int conf__root(struct conf__dec *d, const json_t *root, struct conf_clust
         rv = conf__group(d, json_array_get(regs, i), 0, &c->regions[i]);
         for (size_t j = 0; rv == 0 && j < i; j++) {
             if (strcmp(c->regions[j].id, c->regions[i].id) == 0) {
-                rv = conf__fail(d, "id: this region is described twice");
+                rv = conf__fail_at(d, "id", "this region is described twice");
             }
         }
         conf__pop(d, at);
@@ -425,10 +426,10 @@ static int conf__root(struct conf__dec *d, const json_t *root, struct conf_clust
             rv = conf__router(d, json_array_get(v, i), r);
             for (size_t j = 0; rv == 0 && j < i; j++) {
                 if (strcmp(c->routers[j].id, r->id) == 0) {
-                    rv = conf__fail(d, "id: this router is described twice");
+                    rv = conf__fail_at(d, "id", "this router is described twice");
                 } else if (strcmp(c->routers[j].http, r->http) == 0 &&
                            strcmp(c->routers[j].host, r->host) == 0) {
-                    rv = conf__fail(d, "http: another router of this host listens there");
+                    rv = conf__fail_at(d, "http", "another router of this host listens there");
                 }
             }
             conf__pop(d, at);

@@ -9,6 +9,7 @@ PKGS=(
     libraft-dev libuv1-dev liblmdb-dev lmdb-utils libmsgpack-dev
     libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libcmocka-dev libssl-dev
     python3 python3-websockets faketime
+    systemd  # systemd-analyze verify of deploy/systemd (tests/deploy)
     iproute2 nftables fiu-utils libfiu0 util-linux
     clang libclang-rt-14-dev
 )
