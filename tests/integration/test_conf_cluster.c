@@ -3,7 +3,8 @@
  * metadata group (`laurel node --config FILE --region R --id N`) and a router (`laurel router
  * --config FILE --id r1`), all with their peers, data directories, key files and limits from
  * the file, whose paths are relative to its folder. Then: a flag given beside --config
- * overrides the file's value, and an id the file does not list is refused. */
+ * overrides the file's value, `laurel ctl --config` finds replicas, the leader, the router and
+ * the keys in the file, and an id the file does not list is refused. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,6 +183,31 @@ static void flag_overrides_file(void **state)
     assert_int_equal(wait_status(http, "/readyz", "", 200, 30000), 200);
 }
 
+/* `laurel ctl` with the file instead of addresses and keys: status of one replica, a transfer
+ * sent to the leader it finds, and a router command with the file's admin key. */
+static void ctl_from_the_file(void **state)
+{
+    struct fixture *f = *state;
+    char log[700];
+    snprintf(log, sizeof log, "%s/ctl.log", f->dir);
+    assert_int_equal(wait_status(f->http, "/readyz", "", 200, 30000), 200);
+    const char *status[] = {f->bin,     "ctl", "status",    "--config", f->file,
+                            "--region", "eu",  "--replica", "2",        NULL};
+    assert_int_equal(testlib_run(status, log), 0);
+    const char *meta[] = {f->bin, "ctl", "status", "--config", f->file, "--region", "meta", NULL};
+    assert_int_equal(testlib_run(meta, log), 0);
+    const char *transfer[] = {f->bin,  "ctl",      "transfer", "--config",
+                              f->file, "--region", "eu",       NULL};
+    assert_int_equal(testlib_run(transfer, log), 0);
+    const char *cluster[] = {f->bin, "ctl", "cluster", "--config", f->file, NULL};
+    assert_int_equal(testlib_run(cluster, log), 0);
+    const char *player[] = {f->bin, "ctl", "player", "get", "ann", "--config", f->file, NULL};
+    assert_int_equal(testlib_run(player, log), 0);
+    const char *bad[] = {f->bin,     "ctl", "status",    "--config", f->file,
+                         "--region", "eu",  "--replica", "7",        NULL};
+    assert_int_equal(testlib_run(bad, log), 2);
+}
+
 /* A replica or router the file does not list is refused at once, naming the file. */
 static void unknown_ids_refused(void **state)
 {
@@ -214,6 +240,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(started_from_the_file),
         cmocka_unit_test(flag_overrides_file),
+        cmocka_unit_test(ctl_from_the_file),
         cmocka_unit_test(unknown_ids_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
