@@ -31,9 +31,9 @@ static void cli_router__usage(FILE *f)
 {
     fprintf(f,
             "usage: laurel router --http HOST:PORT --region ID=RPC[,RPC...] [--region ...]\n"
-            "       laurel router --config FILE --id ID [flags that override the file]\n"
             "                     [--meta RPC[,RPC...]] [--keys-file PATH]\n"
             "                     [--timeout-ms MS] [--hold-boards IDS]\n"
+            "       laurel router --config FILE --id ID [flags that override the file]\n"
             "\n"
             "Serves the public HTTP API (../shared/API.md) over the regions' replicas.\n"
             "  --http HOST:PORT    listen address (default 127.0.0.1:8080)\n"
