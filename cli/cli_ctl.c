@@ -15,6 +15,9 @@
 
 struct cli_ctl__args {
     const char *rpc;
+    const char *config; /* --config: the cluster file, with --region and --replica */
+    const char *region;
+    uint64_t replica;
     const char *key_file; /* --cluster-key-file */
     const char *data;     /* --data: DATA/keys.json's "cluster_key" is the last resort */
     uint64_t id;
@@ -77,7 +80,11 @@ static void cli_ctl__usage(FILE *f)
             "options: --timeout-ms MS (default 5000); --cluster-key-file PATH (default: "
             "$" PEERAUTH_ENV
             ", else \"cluster_key\" of DATA/keys.json, DATA from --data,\n"
-            "default ./laurel-data). Replies print as JSON.\n\n"
+            "default ./laurel-data). Replies print as JSON.\n"
+            "Instead of --rpc: --config FILE --region R [--replica N], the cluster file\n"
+            "(deploy/README.md) and a group (\"meta\" too): replica N; else, for status, the\n"
+            "first replica, and for add, remove and transfer the leader that the first replica\n"
+            "to answer names. The file's cluster key file is the default key.\n\n"
             "router commands (HTTP, and watch over the WebSocket):\n");
     for (size_t i = 0; i < CLI_CTL__N; i++) {
         if (cli_ctl__cmds[i].usage == NULL) {
@@ -132,6 +139,92 @@ static int cli_ctl__cluster_key(const struct cli_ctl__args *a, struct peerauth_k
     return 0;
 }
 
+/* The leader that replica @rpc names in its status, into @out (@cap bytes). 0, or -1 when it
+ * does not answer or knows no leader. */
+static int cli_ctl__leader_of(const char *rpc, const struct peerauth_key *key, int have_key,
+                              int timeout_ms, char *out, size_t cap)
+{
+    struct client cl;
+    struct client_reply r;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    int rv = -1;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_nil(&pk);
+    if (client_connect(&cl, rpc, timeout_ms) == 0 &&
+        (!have_key || client_auth(&cl, key, timeout_ms) == 0) &&
+        client_call(&cl, PROTO_OP_STATUS, sb.data, sb.size, &r, timeout_ms) == 0 && r.code == 0) {
+        json_t *j = mpjson_from(r.body);
+        const char *leader = json_string_value(json_object_get(j, "leader_rpc"));
+        if (leader != NULL && leader[0] != '\0' && strlen(leader) < cap) {
+            snprintf(out, cap, "%s", leader);
+            rv = 0;
+        }
+        json_decref(j);
+    }
+    client_close(&cl);
+    msgpack_sbuffer_destroy(&sb);
+    return rv;
+}
+
+/* --config FILE --region R [--replica N]: a->rpc (into @rpc) and, unless given, the file's
+ * cluster key (its path into @key_file, the key into @key). Replica N when given; else, for
+ * status, the group's first replica, and for the other commands the leader the first replica
+ * that answers names. 0, or the exit code after a line on stderr: 2 for a file, group or
+ * replica that is not there, 1 when no replica names a leader. */
+static int cli_ctl__from_config(const struct cli_ctl__cmd *cmd, struct cli_ctl__args *a,
+                                char rpc[CONF_ADDR_MAX], char key_file[CONF_PATH_MAX],
+                                struct peerauth_key *key, int *have_key)
+{
+    struct conf_cluster *cc;
+    char errmsg[LR_ERRMSG_SIZE];
+    int rv = 2;
+    if (a->region == NULL) {
+        fprintf(stderr, "laurel ctl %s: --config needs --region R (or meta)\n", cmd->name);
+        return 2;
+    }
+    if (conf_cluster_load(a->config, &cc, errmsg) != 0) {
+        fprintf(stderr, "laurel ctl: %s\n", errmsg);
+        return 2;
+    }
+    const struct conf_group *g = conf_cluster_group(cc, a->region);
+    const struct conf_replica *one = g && a->replica ? conf_group_replica(g, a->replica) : NULL;
+    if (g == NULL || (a->replica && one == NULL)) {
+        fprintf(stderr, "laurel ctl %s: %s: no %s %s%s\n", cmd->name, a->config,
+                g ? "such replica in" : "group", a->region, g ? "" : " in the file");
+        goto out;
+    }
+    if (a->key_file == NULL && cc->cluster_key_file[0] != '\0') {
+        snprintf(key_file, CONF_PATH_MAX, "%s", cc->cluster_key_file);
+        a->key_file = key_file;
+    }
+    if (cli_ctl__cluster_key(a, key, have_key) != 0) {
+        goto out;
+    }
+    if (one != NULL || cmd->op == PROTO_OP_STATUS) {
+        snprintf(rpc, CONF_ADDR_MAX, "%s", one ? one->rpc : g->r[0].rpc);
+        a->rpc = rpc;
+        rv = 0;
+        goto out;
+    }
+    rv = 1;
+    for (unsigned i = 0; i < g->n && a->rpc == NULL; i++) {
+        if (cli_ctl__leader_of(g->r[i].rpc, key, *have_key, a->timeout_ms, rpc, CONF_ADDR_MAX) ==
+            0) {
+            a->rpc = rpc;
+        }
+    }
+    if (a->rpc == NULL) {
+        fprintf(stderr, "laurel ctl %s: no replica of %s names a leader\n", cmd->name, a->region);
+        goto out;
+    }
+    rv = 0;
+out:
+    conf_cluster_free(cc);
+    return rv;
+}
+
 /* A replica command: its options, one RPC call, the reply as JSON. */
 static int cli_ctl__rpc(const struct cli_ctl__cmd *cmd, int argc, char **argv)
 {
@@ -142,9 +235,13 @@ static int cli_ctl__rpc(const struct cli_ctl__cmd *cmd, int argc, char **argv)
                                          {"timeout-ms", required_argument, NULL, 't'},
                                          {"cluster-key-file", required_argument, NULL, 'k'},
                                          {"data", required_argument, NULL, 'd'},
+                                         {"config", required_argument, NULL, 'C'},
+                                         {"region", required_argument, NULL, 'g'},
+                                         {"replica", required_argument, NULL, 'n'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     struct cli_ctl__args a = {.timeout_ms = 5000, .data = "./laurel-data"};
+    char rpc[CONF_ADDR_MAX], key_file[CONF_PATH_MAX];
     struct peerauth_key key;
     int have_key;
     int c;
@@ -158,8 +255,17 @@ static int cli_ctl__rpc(const struct cli_ctl__cmd *cmd, int argc, char **argv)
         case 't': a.timeout_ms = atoi(optarg); break;
         case 'k': a.key_file = optarg; break;
         case 'd': a.data = optarg; break;
+        case 'C': a.config = optarg; break;
+        case 'g': a.region = optarg; break;
+        case 'n': a.replica = strtoull(optarg, NULL, 10); break;
         case 'h': printf("usage: laurel ctl %s\n", cmd->usage); return 0;
         default: fprintf(stderr, "usage: laurel ctl %s\n", cmd->usage); return 2;
+        }
+    }
+    if (a.rpc == NULL && a.config != NULL) {
+        int rv = cli_ctl__from_config(cmd, &a, rpc, key_file, &key, &have_key);
+        if (rv != 0) {
+            return rv;
         }
     }
     if (a.rpc == NULL || (cmd->needs_id && a.id == 0) ||

@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "cli_ctl_int.h"
+#include "../lib/addr.h"
 #include "../lib/err.h"
 #include "../lib/hclient.h"
 #include "../router/keyset.h"
@@ -307,11 +308,14 @@ enum {
     CLI_CTL_API__O_JSON,
     CLI_CTL_API__O_CACERT,
     CLI_CTL_API__O_HELP,
+    CLI_CTL_API__O_CONFIG,
 };
 
 /* What one invocation was given. Strings are borrowed from argv and the environment. */
 struct cli_ctl_api__args {
     const char *router, *api_key, *admin_key, *data, *idem;
+    const char *config; /* --config: the cluster file's first router and keys file */
+    int router_given;   /* --router: it wins over the file's */
     const char *json;   /* --json BODY: the body's starting object (flags add to it) */
     int raw;            /* --json of a command with a show function: print the answer as it is */
     const char *cacert; /* --cacert or $LAUREL_CACERT: HTTPS trusting this CA; NULL: none */
@@ -378,6 +382,8 @@ void cli_ctl_api_options(FILE *f)
             "  --api-key K          default: $LAUREL_API_KEY, else DATA/keys.json\n"
             "  --admin-key K        default: $LAUREL_ADMIN_KEY, else DATA/keys.json\n"
             "  --data DIR           where `laurel dev` keeps keys.json (default ./laurel-data)\n"
+            "  --config FILE        the cluster file: its first router (unless --router) and\n"
+            "                       its keys_file instead of DATA/keys.json\n"
             "  --timeout-ms MS      deadline of the whole request (default 5000)\n"
             "  --key K              idempotency key of unlock and score (default: a new random\n"
             "                       one, printed on stderr: retry with it)\n"
@@ -611,7 +617,7 @@ err_after_body:
 /* A key of @role: @flag, else the first of its environment variable (LAUREL_API_KEY or
  * LAUREL_ADMIN_KEY), else the first of DATA/keys.json (copied into @buf), else NULL. */
 static const char *cli_ctl_api__key(const char *flag, enum keyset_role role, const char *data,
-                                    char *buf, size_t cap)
+                                    const char *keys_file, char *buf, size_t cap)
 {
     char path[4096], errmsg[LR_ERRMSG_SIZE];
     struct keyset ks;
@@ -628,12 +634,50 @@ static const char *cli_ctl_api__key(const char *flag, enum keyset_role role, con
     if (k == NULL) {
         keyset_init(&ks);
         snprintf(path, sizeof path, "%s/keys.json", data);
-        k = keyset_load_file(&ks, path, errmsg) == 0 ? keyset_first(&ks, role) : NULL;
+        k = keyset_load_file(&ks, keys_file ? keys_file : path, errmsg) == 0
+                ? keyset_first(&ks, role)
+                : NULL;
     }
     if (k != NULL) {
         snprintf(buf, cap, "%s", k);
     }
     return k ? buf : NULL;
+}
+
+/* --config FILE: the router is the file's first (unless --router was given), reached at its
+ * "host" when its http address listens on every address; the API keys default to the file's
+ * keys_file. 0, or 2 after a line on stderr. */
+static int cli_ctl_api__config(struct cli_ctl_api__args *a, char *router, size_t cap,
+                               char keys_path[CONF_PATH_MAX], const char **keys_file)
+{
+    struct conf_cluster *cc;
+    char errmsg[LR_ERRMSG_SIZE], host[ADDR_HOST_MAX];
+    uint16_t port;
+    if (conf_cluster_load(a->config, &cc, errmsg) != 0) {
+        fprintf(stderr, "laurel ctl: %s\n", errmsg);
+        return 2;
+    }
+    if (!a->router_given && cc->nrouters == 0) {
+        fprintf(stderr, "laurel ctl: %s lists no router: pass --router HOST:PORT\n", a->config);
+        conf_cluster_free(cc);
+        return 2;
+    }
+    if (!a->router_given) {
+        const struct conf_router *r = &cc->routers[0];
+        if (addr_split(r->http, host, sizeof host, &port) == 0 &&
+            (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)) {
+            snprintf(router, cap, strchr(r->host, ':') ? "[%s]:%u" : "%s:%u", r->host, port);
+        } else {
+            snprintf(router, cap, "%s", r->http);
+        }
+        a->router = router;
+    }
+    if (cc->keys_file[0] != '\0') {
+        snprintf(keys_path, CONF_PATH_MAX, "%s", cc->keys_file);
+        *keys_file = keys_path;
+    }
+    conf_cluster_free(cc);
+    return 0;
 }
 
 /* ---- the answer ------------------------------------------------------------------------------ */
@@ -730,7 +774,7 @@ static const char *cli_ctl_api__scheme(const char *router, int tls, int *https)
 static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char **argv, int first,
                               struct cli_ctl_api__args *a)
 {
-    struct option opts[CLI_CTL_API__FIELDS + 9];
+    struct option opts[CLI_CTL_API__FIELDS + 10];
     int n = 0, ch, npos = 0;
     for (int i = 0; i < CLI_CTL_API__FIELDS && c->f[i].meta; i++) {
         if (c->f[i].opt) {
@@ -744,6 +788,7 @@ static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char *
     opts[n++] = (struct option){"timeout-ms", required_argument, NULL, CLI_CTL_API__O_TIMEOUT};
     opts[n++] = (struct option){"cacert", required_argument, NULL, CLI_CTL_API__O_CACERT};
     opts[n++] = (struct option){"help", no_argument, NULL, CLI_CTL_API__O_HELP};
+    opts[n++] = (struct option){"config", required_argument, NULL, CLI_CTL_API__O_CONFIG};
     if (c->idempotent) {
         opts[n++] = (struct option){"key", required_argument, NULL, CLI_CTL_API__O_IDEM};
     }
@@ -757,7 +802,11 @@ static int cli_ctl_api__parse(const struct cli_ctl_api__cmd *c, int argc, char *
     while ((ch = getopt_long(argc, argv, ":", opts, NULL)) != -1) {
         long long ms;
         switch (ch) {
-        case CLI_CTL_API__O_ROUTER: a->router = optarg; break;
+        case CLI_CTL_API__O_ROUTER:
+            a->router = optarg;
+            a->router_given = 1;
+            break;
+        case CLI_CTL_API__O_CONFIG: a->config = optarg; break;
         case CLI_CTL_API__O_API_KEY: a->api_key = optarg; break;
         case CLI_CTL_API__O_ADMIN_KEY: a->admin_key = optarg; break;
         case CLI_CTL_API__O_DATA: a->data = optarg; break;
@@ -848,14 +897,24 @@ int cli_ctl_api(int argc, char **argv)
     if (cli_ctl_api__body(c, &a, &body) != 0) {
         return 2;
     }
+    char router[CONF_ADDR_MAX + 2], keys_path[CONF_PATH_MAX];
+    const char *keys_file = NULL;
+    if (a.config != NULL) {
+        rv = cli_ctl_api__config(&a, router, sizeof router, keys_path, &keys_file);
+        if (rv != 0) {
+            json_decref(body);
+            return rv;
+        }
+    }
     if (c->auth == CLI_CTL_API__API) {
-        key = cli_ctl_api__key(a.api_key, KEYSET_API, a.data, kbuf[0], sizeof kbuf[0]);
+        key = cli_ctl_api__key(a.api_key, KEYSET_API, a.data, keys_file, kbuf[0], sizeof kbuf[0]);
     }
     if (c->auth != CLI_CTL_API__NOKEY && key == NULL) {
-        key = cli_ctl_api__key(a.admin_key, KEYSET_ADMIN, a.data, kbuf[1], sizeof kbuf[1]);
+        key =
+            cli_ctl_api__key(a.admin_key, KEYSET_ADMIN, a.data, keys_file, kbuf[1], sizeof kbuf[1]);
     }
     if (c->auth == CLI_CTL_API__ADMIN && key == NULL) {
-        key = cli_ctl_api__key(a.api_key, KEYSET_API, a.data, kbuf[0], sizeof kbuf[0]);
+        key = cli_ctl_api__key(a.api_key, KEYSET_API, a.data, keys_file, kbuf[0], sizeof kbuf[0]);
     }
     if (body && (body_s = json_dumps(body, JSON_COMPACT)) == NULL) {
         rv = errmsg_set(errmsg, LR_ENOMEM, "out of memory");

@@ -7,7 +7,9 @@
  * regions survive no loss either and which starts fastest that way; three with --replicas 3,
  * so that killing any one replica leaves a majority in every group, as the chaos tests need.
  *
- * Ports are picked once and kept in <data>/cluster.json, because a replica's raft address is
+ * <data>/cluster.json is the cluster file (conf/cluster.h) of this cluster, and every replica
+ * starts from it (`laurel node --config`), as on real hosts. Ports are picked once and kept
+ * there, because a replica's raft address is
  * part of the raft configuration and must survive restarts: the regions' as a whole (all kept
  * or all new), the metadata group's apart, so a cluster.json written before dev started one
  * keeps its regions' ports and gains the group's. Keys are generated once (unless given) and
@@ -302,10 +304,7 @@ static int cli_dev__layout(struct dev *d)
             memset(d->r[g], 0, sizeof d->r[g]);
         }
     }
-    if (all) {
-        return 0;
-    }
-    for (unsigned g = 0; g < d->ngroups; g++) {
+    for (unsigned g = 0; !all && g < d->ngroups; g++) {
         for (unsigned i = 0; !keep[g] && i < d->replicas; i++) {
             struct cli_dev__replica *r = &d->r[g][i];
             if (cli_dev__layout_pick(d, r->raft, sizeof r->raft) != 0 ||
@@ -318,19 +317,37 @@ static int cli_dev__layout(struct dev *d)
     for (unsigned g = 0; g < d->nregions; g++) {
         json_array_append_new(regs, cli_dev__layout_group(d, g));
     }
-    j = json_pack("{s:o,s:o}", "regions", regs, "meta", cli_dev__layout_group(d, DEV__META(d)));
-    int rv = cli_dev__write_json(path, j, 0600);
+    /* The whole cluster file (conf/cluster.h), rewritten each run so that it names this run's
+     * router: paths relative to DATA, where the file is. */
+    json_t *routers = json_pack("[{s:s,s:s}]", "id", "dev", "http", d->http);
+    json_t *keys =
+        json_pack("{s:s,s:s}", "keys_file", "keys.json", "cluster_key_file", "keys.json");
+    j = json_pack("{s:i,s:s,s:o,s:o,s:o,s:o}", "version", 1, "data_dir", ".", "regions", regs,
+                  "meta", cli_dev__layout_group(d, DEV__META(d)), "routers", routers, "keys", keys);
+    int rv = j ? cli_dev__write_json(path, j, 0600) : -1;
     json_decref(j);
-    return rv;
+    if (rv != 0) {
+        return rv;
+    }
+    /* What dev wrote, every replica reads (--config): refuse to start a cluster from a file
+     * the decoder would refuse. */
+    struct conf_cluster *cc;
+    char errmsg[LR_ERRMSG_SIZE];
+    if (conf_cluster_load(path, &cc, errmsg) != 0) {
+        fprintf(stderr, "laurel dev: %s\n", errmsg);
+        return -1;
+    }
+    conf_cluster_free(cc);
+    return 0;
 }
 
 static int cli_dev__spawn(struct dev *d, unsigned g, unsigned i)
 {
-    char id[8], dir[3100], log[3100], peers[DEV__MAX_REPLICAS][96];
-    char *argv[16 + 2 * DEV__MAX_REPLICAS];
+    char id[8], conf[3100], log[3100];
+    char *argv[16];
     int a = 0;
     snprintf(id, sizeof id, "%u", i + 1);
-    snprintf(dir, sizeof dir, "%s/%s-%u", d->data, d->group[g], i + 1);
+    snprintf(conf, sizeof conf, "%s/cluster.json", d->data);
     snprintf(log, sizeof log, "%s/%s-%u.log", d->data, d->group[g], i + 1);
     argv[a++] = "laurel";
     argv[a++] = "node";
@@ -343,17 +360,12 @@ static int cli_dev__spawn(struct dev *d, unsigned g, unsigned i)
         argv[a++] = "--region";
         argv[a++] = d->group[g];
     }
-    argv[a++] = "--data";
-    argv[a++] = dir;
-    argv[a++] = "--cluster-key-file";
-    argv[a++] = d->key_file;
+    /* Peers, data dir (DATA/<group>-<n>) and the cluster key file come from the cluster
+     * file, as on a real host (deploy/README.md). */
+    argv[a++] = "--config";
+    argv[a++] = conf;
     argv[a++] = "--log-format";
     argv[a++] = d->log_format == LOG_FORMAT_JSON ? "json" : "text";
-    for (unsigned k = 0; k < d->replicas; k++) {
-        snprintf(peers[k], sizeof peers[k], "%u=%s,%s", k + 1, d->r[g][k].raft, d->r[g][k].rpc);
-        argv[a++] = "--peer";
-        argv[a++] = peers[k];
-    }
     argv[a] = NULL;
     pid_t pid = fork();
     if (pid < 0) {

@@ -20,6 +20,7 @@ static void cli_node__usage(FILE *f)
     fprintf(f,
             "usage: laurel node --id N (--region R | --role meta) --data DIR\n"
             "                   (--peer ... | --cluster FILE)\n"
+            "       laurel node --config FILE --region R --id N [flags that override the file]\n"
             "\n"
             "Runs one replica of a region, or of the cluster's metadata group: a raft member\n"
             "with its LMDB state machine, serving the client RPC (msgpack over TCP) and, for a\n"
@@ -36,6 +37,10 @@ static void cli_node__usage(FILE *f)
             "  --cluster FILE      JSON instead of --peer/--region:\n"
             "                      {\"region\":\"eu\",\"replicas\":[{\"id\":1,\"raft\":\"h:p\",\n"
             "                       \"rpc\":\"h:p\"}, ...]}\n"
+            "  --config FILE       the cluster file (docs/operations.md, The cluster file): this\n"
+            "                      replica's peers, --data DATA_DIR/<region>-<id>, the cluster\n"
+            "                      key file and the node limits; --region meta (or --role\n"
+            "                      meta) for the metadata group. Flags given override it\n"
             "  --cluster-key-file PATH  the cluster key (>= 16 bytes): the key on one line, or\n"
             "                      JSON with \"cluster_key\" (laurel dev's keys.json); default\n"
             "                      $" PEERAUTH_ENV
@@ -165,35 +170,38 @@ static void cli_node__signal(uv_signal_t *h, int signum)
     }
 }
 
-int cli_node(int argc, char **argv)
+static const struct option cli_node__opts[] = {{"id", required_argument, NULL, 'i'},
+                                               {"region", required_argument, NULL, 'r'},
+                                               {"role", required_argument, NULL, 'o'},
+                                               {"data", required_argument, NULL, 'd'},
+                                               {"peer", required_argument, NULL, 'p'},
+                                               {"cluster", required_argument, NULL, 'c'},
+                                               {"join", no_argument, NULL, 'j'},
+                                               {"cluster-key-file", required_argument, NULL, 'K'},
+                                               {"election-ms", required_argument, NULL, 'e'},
+                                               {"heartbeat-ms", required_argument, NULL, 'b'},
+                                               {"snapshot-every", required_argument, NULL, 's'},
+                                               {"snapshot-trailing", required_argument, NULL, 't'},
+                                               {"state-max", required_argument, NULL, 'm'},
+                                               {"sync", no_argument, NULL, 'y'},
+                                               {"disk-reserve-mb", required_argument, NULL, 'D'},
+                                               {"log-level", required_argument, NULL, 'l'},
+                                               {"log-format", required_argument, NULL, 'F'},
+                                               {"read-barrier", no_argument, NULL, 'R'},
+                                               {"rpc-max-conns", required_argument, NULL, 'X'},
+                                               {"rpc-idle-s", required_argument, NULL, 'Z'},
+                                               {"audit-days", required_argument, NULL, 'A'},
+                                               {"config", required_argument, NULL, 'G'},
+                                               {"help", no_argument, NULL, 'h'},
+                                               {NULL, 0, NULL, 0}};
+
+/* The command line once --config is expanded (cli/cli_conf.c). */
+static int cli_node__main(int argc, char **argv)
 {
-    static const struct option opts[] = {{"id", required_argument, NULL, 'i'},
-                                         {"region", required_argument, NULL, 'r'},
-                                         {"role", required_argument, NULL, 'o'},
-                                         {"data", required_argument, NULL, 'd'},
-                                         {"peer", required_argument, NULL, 'p'},
-                                         {"cluster", required_argument, NULL, 'c'},
-                                         {"join", no_argument, NULL, 'j'},
-                                         {"cluster-key-file", required_argument, NULL, 'K'},
-                                         {"election-ms", required_argument, NULL, 'e'},
-                                         {"heartbeat-ms", required_argument, NULL, 'b'},
-                                         {"snapshot-every", required_argument, NULL, 's'},
-                                         {"snapshot-trailing", required_argument, NULL, 't'},
-                                         {"state-max", required_argument, NULL, 'm'},
-                                         {"sync", no_argument, NULL, 'y'},
-                                         {"disk-reserve-mb", required_argument, NULL, 'D'},
-                                         {"log-level", required_argument, NULL, 'l'},
-                                         {"log-format", required_argument, NULL, 'F'},
-                                         {"read-barrier", no_argument, NULL, 'R'},
-                                         {"rpc-max-conns", required_argument, NULL, 'X'},
-                                         {"rpc-idle-s", required_argument, NULL, 'Z'},
-                                         {"audit-days", required_argument, NULL, 'A'},
-                                         {"help", no_argument, NULL, 'h'},
-                                         {NULL, 0, NULL, 0}};
     struct node_config cfg;
     enum log_level level = LOG_INFO;
     enum log_format format = LOG_FORMAT_TEXT;
-    const char *cluster = NULL;
+    const char *cluster = NULL, *config = NULL;
     const char *key_file = NULL;
     int c;
     /* The data directory, LMDB files, raft segments and snapshots are this user's alone: libraft's
@@ -201,7 +209,7 @@ int cli_node(int argc, char **argv)
     umask(077);
     node_config_defaults(&cfg);
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", cli_node__opts, NULL)) != -1) {
         switch (c) {
         case 'i': cfg.id = strtoull(optarg, NULL, 10); break;
         case 'r': snprintf(cfg.region, sizeof cfg.region, "%s", optarg); break;
@@ -222,6 +230,7 @@ int cli_node(int argc, char **argv)
             }
             break;
         case 'c': cluster = optarg; break;
+        case 'G': config = optarg; break; /* read by cli_node */
         case 'j': cfg.join = 1; break;
         case 'K': key_file = optarg; break;
         case 'e': cfg.election_ms = (unsigned)atoi(optarg); break;
@@ -302,7 +311,7 @@ int cli_node(int argc, char **argv)
         }
         snprintf(cfg.region, sizeof cfg.region, "meta");
     } else if (strcmp(cfg.region, "meta") == 0) {
-        if (cluster == NULL) {
+        if (cluster == NULL && config == NULL) {
             fprintf(stderr, "laurel node: \"meta\" is the metadata group: use --role meta\n");
             return 2;
         }
@@ -355,4 +364,49 @@ int cli_node(int argc, char **argv)
     }
     LOG(&log, LOG_INFO, "replica stopped");
     return 0;
+}
+
+int cli_node(int argc, char **argv)
+{
+    const char *config = NULL, *region = NULL;
+    uint64_t id = 0;
+    int meta = 0, own_peers = 0, c, rv;
+    /* A first pass for what picks this replica out of the cluster file; the second, in
+     * cli_node__main, reads every flag (the file's first) and reports the errors. */
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", cli_node__opts, NULL)) != -1) {
+        switch (c) {
+        case 'G': config = optarg; break;
+        case 'i': id = strtoull(optarg, NULL, 10); break;
+        case 'r': region = optarg; break;
+        case 'o': meta = strcmp(optarg, "meta") == 0; break;
+        case 'p': own_peers = 1; break;
+        default: break;
+        }
+    }
+    opterr = 1;
+    if (config == NULL) {
+        return cli_node__main(argc, argv);
+    }
+    if (id == 0 || (region == NULL && !meta)) {
+        fprintf(stderr, "laurel node: --config needs --id N and --region R (or --role meta)\n");
+        return 2;
+    }
+    struct conf_cluster *cc;
+    char errmsg[LR_ERRMSG_SIZE];
+    if (conf_cluster_load(config, &cc, errmsg) != 0) {
+        fprintf(stderr, "laurel node: %s\n", errmsg);
+        return 2;
+    }
+    struct cli_argv xa = {0};
+    meta = meta || (region != NULL && strcmp(region, "meta") == 0);
+    rv = cli_conf_node_argv(config, cc, meta ? "meta" : region, id, own_peers, argc, argv, &xa);
+    conf_cluster_free(cc);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = cli_node__main(xa.argc, xa.argv);
+    cli_argv_free(&xa);
+    return rv;
 }

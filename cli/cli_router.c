@@ -35,9 +35,15 @@ static void cli_router__usage(FILE *f)
             "                     [--meta RPC[,RPC...]] [--keys-file PATH]\n"
             "                     [--timeout-ms MS] [--hold-boards IDS] [--cors-origins LIST]\n"
             "                     [--tls-cert FILE --tls-key FILE]\n"
+            "       laurel router --config FILE --id ID [flags that override the file]\n"
             "\n"
             "Serves the public HTTP API (../shared/API.md) over the regions' replicas.\n"
             "  --http HOST:PORT    listen address (default 127.0.0.1:8080)\n"
+            "  --config FILE       the cluster file (docs/operations.md, The cluster file):\n"
+            "                      --http of the router --id ID, every region and the\n"
+            "                      metadata group (unless --region/--meta are given), the key\n"
+            "                      files, TLS files and router limits; flags given override it\n"
+            "  --id ID             this router's id in the file's \"routers\"\n"
             "  --region ID=RPCS    a region and its replicas' RPC addresses (HOST:PORT),\n"
             "                      comma-separated; \"meta\" is not a region id\n"
             "  --meta RPCS         the metadata group's replicas' RPC addresses (`laurel node\n"
@@ -274,38 +280,42 @@ static void cli_router__signal(uv_signal_t *h, int signum)
     }
 }
 
-int cli_router(int argc, char **argv)
+static const struct option cli_router__opts[] = {
+    {"http", required_argument, NULL, 'H'},
+    {"region", required_argument, NULL, 'r'},
+    {"meta", required_argument, NULL, 'm'},
+    {"admin-key", required_argument, NULL, 'a'},
+    {"api-key", required_argument, NULL, 'k'},
+    {"keys-file", required_argument, NULL, 'K'},
+    {"cluster-key-file", required_argument, NULL, 'c'},
+    {"timeout-ms", required_argument, NULL, 't'},
+    {"ws-max-conns", required_argument, NULL, 'W'},
+    {"ws-max-per-ip", required_argument, NULL, 'I'},
+    {"ws-ping-ms", required_argument, NULL, 'P'},
+    {"ws-queue-msgs", required_argument, NULL, 'Q'},
+    {"player-cache", required_argument, NULL, 'C'},
+    {"hold-boards", required_argument, NULL, 'B'},
+    {"ws-max-gets", required_argument, NULL, 'G'},
+    {"http-max-conns", required_argument, NULL, 'M'},
+    {"http-max-per-ip", required_argument, NULL, 'N'},
+    {"ws-max-resumes", required_argument, NULL, 'S'},
+    {"limit-key-writes", required_argument, NULL, CLI_ROUTER__LIMIT + RLIMIT_KEY_WRITES},
+    {"limit-addr-writes", required_argument, NULL, CLI_ROUTER__LIMIT + RLIMIT_ADDR_WRITES},
+    {"limit-addr-reads", required_argument, NULL, CLI_ROUTER__LIMIT + RLIMIT_ADDR_READS},
+    {"limit-table", required_argument, NULL, CLI_ROUTER__LIMIT_TABLE},
+    {"log-format", required_argument, NULL, CLI_ROUTER__LOG_FORMAT},
+    {"log-requests", required_argument, NULL, CLI_ROUTER__LOG_REQUESTS},
+    {"cors-origins", required_argument, NULL, 'O'},
+    {"tls-cert", required_argument, NULL, 'T'},
+    {"tls-key", required_argument, NULL, 'Y'},
+    {"config", required_argument, NULL, 'X'},
+    {"id", required_argument, NULL, 'i'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0}};
+
+/* The command line once --config is expanded (cli/cli_conf.c). */
+static int cli_router__main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"http", required_argument, NULL, 'H'},
-        {"region", required_argument, NULL, 'r'},
-        {"meta", required_argument, NULL, 'm'},
-        {"admin-key", required_argument, NULL, 'a'},
-        {"api-key", required_argument, NULL, 'k'},
-        {"keys-file", required_argument, NULL, 'K'},
-        {"cluster-key-file", required_argument, NULL, 'c'},
-        {"timeout-ms", required_argument, NULL, 't'},
-        {"ws-max-conns", required_argument, NULL, 'W'},
-        {"ws-max-per-ip", required_argument, NULL, 'I'},
-        {"ws-ping-ms", required_argument, NULL, 'P'},
-        {"ws-queue-msgs", required_argument, NULL, 'Q'},
-        {"player-cache", required_argument, NULL, 'C'},
-        {"hold-boards", required_argument, NULL, 'B'},
-        {"ws-max-gets", required_argument, NULL, 'G'},
-        {"http-max-conns", required_argument, NULL, 'M'},
-        {"http-max-per-ip", required_argument, NULL, 'N'},
-        {"ws-max-resumes", required_argument, NULL, 'S'},
-        {"limit-key-writes", required_argument, NULL, CLI_ROUTER__LIMIT + RLIMIT_KEY_WRITES},
-        {"limit-addr-writes", required_argument, NULL, CLI_ROUTER__LIMIT + RLIMIT_ADDR_WRITES},
-        {"limit-addr-reads", required_argument, NULL, CLI_ROUTER__LIMIT + RLIMIT_ADDR_READS},
-        {"limit-table", required_argument, NULL, CLI_ROUTER__LIMIT_TABLE},
-        {"log-format", required_argument, NULL, CLI_ROUTER__LOG_FORMAT},
-        {"log-requests", required_argument, NULL, CLI_ROUTER__LOG_REQUESTS},
-        {"cors-origins", required_argument, NULL, 'O'},
-        {"tls-cert", required_argument, NULL, 'T'},
-        {"tls-key", required_argument, NULL, 'Y'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
     struct router_config cfg;
     /* What --region and --meta point into (rpc[] of cfg's regions), until router_start. */
     static char specs[ROUTER_MAX_REGIONS][1024], meta_spec[1024];
@@ -327,7 +337,7 @@ int cli_router(int argc, char **argv)
     cfg.http = "127.0.0.1:8080";
     cfg.log_requests = ROUTER_DEFAULT_LOG_REQUESTS;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "", cli_router__opts, NULL)) != -1) {
         switch (c) {
         case 'H': cfg.http = optarg; break;
         case 'B': cfg.hold_boards = optarg; break;
@@ -381,6 +391,8 @@ int cli_router(int argc, char **argv)
         case 'K': keys_file = optarg; break;
         case 'T': cfg.tls_cert = optarg; break;
         case 'Y': cfg.tls_key = optarg; break;
+        case 'X':
+        case 'i': break; /* read by cli_router */
         case 'c': cluster_key_file = optarg; break;
         case 'h': cli_router__usage(stdout); return 0;
         case CLI_ROUTER__LOG_FORMAT:
@@ -411,7 +423,8 @@ int cli_router(int argc, char **argv)
         default: {
             if (c >= CLI_ROUTER__LIMIT && c < CLI_ROUTER__LIMIT_TABLE) {
                 enum rlimit_kind k = (enum rlimit_kind)(c - CLI_ROUTER__LIMIT);
-                if (cli_router__limit(cli_router__flag(opts, c), optarg, &cfg.limits, k) != 0) {
+                if (cli_router__limit(cli_router__flag(cli_router__opts, c), optarg, &cfg.limits,
+                                      k) != 0) {
                     return 2;
                 }
                 break;
@@ -421,7 +434,7 @@ int cli_router(int argc, char **argv)
                 cli_router__usage(stderr);
                 return 2;
             }
-            if (cli_router__number(cli_router__flag(opts, c), optarg, field) != 0) {
+            if (cli_router__number(cli_router__flag(cli_router__opts, c), optarg, field) != 0) {
                 return 2;
             }
             break;
@@ -466,4 +479,41 @@ int cli_router(int argc, char **argv)
     uv_signal_start(&run.sigterm, cli_router__signal, SIGTERM);
     uv_run(loop, UV_RUN_DEFAULT);
     return 0;
+}
+
+int cli_router(int argc, char **argv)
+{
+    const char *config = NULL, *id = NULL;
+    int own_groups = 0, has_tls = 0, c, rv;
+    /* A first pass for the file and this router's id; cli_router__main reads every flag. */
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "", cli_router__opts, NULL)) != -1) {
+        config = c == 'X' ? optarg : config;
+        id = c == 'i' ? optarg : id;
+        own_groups = own_groups || c == 'r' || c == 'm';
+    }
+    opterr = 1;
+    if (config == NULL) {
+        return cli_router__main(argc, argv);
+    }
+    /* TLS is passed on only to a router that takes it (a build with --tls-cert). */
+    for (const struct option *o = cli_router__opts; o->name; o++) {
+        has_tls = has_tls || strcmp(o->name, "tls-cert") == 0;
+    }
+    struct conf_cluster *cc;
+    char errmsg[LR_ERRMSG_SIZE];
+    if (conf_cluster_load(config, &cc, errmsg) != 0) {
+        fprintf(stderr, "laurel router: %s\n", errmsg);
+        return 2;
+    }
+    struct cli_argv xa = {0};
+    rv = cli_conf_router_argv(config, cc, id, own_groups, has_tls, argc, argv, &xa);
+    conf_cluster_free(cc);
+    if (rv != 0) {
+        return rv;
+    }
+    rv = cli_router__main(xa.argc, xa.argv);
+    cli_argv_free(&xa);
+    return rv;
 }

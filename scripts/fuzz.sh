@@ -14,7 +14,7 @@ secs=${1:-60}
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(mpjson rpc entry cursor handshake http ws files peerauth)
+    targets=(mpjson rpc entry cursor handshake http ws files peerauth cluster)
 fi
 
 CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLAUREL_FUZZ=ON >/dev/null

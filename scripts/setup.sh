@@ -10,6 +10,7 @@ PKGS=(
     libwebsockets-dev libwebsockets-evlib-uv libjansson-dev libcmocka-dev libssl-dev
     python3 python3-websockets faketime nodejs
     curl openssl
+    systemd  # systemd-analyze verify of deploy/systemd (tests/deploy)
     iproute2 nftables fiu-utils libfiu0 util-linux
     clang libclang-rt-14-dev
     chromium fonts-dejavu-core  # test_console: the console in a headless browser, its screenshots
