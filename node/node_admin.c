@@ -33,7 +33,7 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     const struct node_admit *a = &n->admit;
     msgpack_packer pk = node__packer(n);
     proto_msg_begin(&pk, m->id, 0);
-    msgpack_pack_map(&pk, 33);
+    msgpack_pack_map(&pk, 34);
     proto_pack_key(&pk, "id");
     msgpack_pack_uint64(&pk, n->cfg.id);
     proto_pack_key(&pk, "region");
@@ -106,6 +106,28 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     for (unsigned i = 0; i < n->raft.configuration.n; i++) {
         if (n->raft.configuration.servers[i].role == RAFT_VOTER) {
             msgpack_pack_uint64(&pk, n->raft.configuration.servers[i].id);
+        }
+    }
+    /* The RPC address of each voter this replica knows (its --peer list and the replicas it
+     * added as leader): how a router learns of a replica added after it started, and forgets
+     * one removed (router/upstream.c, "Membership"). Raft's configuration holds only raft
+     * addresses, so a voter whose RPC address this replica never learnt is left out. */
+    proto_pack_key(&pk, "peers");
+    unsigned np = 0;
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        const struct raft_server *s = &n->raft.configuration.servers[i];
+        np += s->role == RAFT_VOTER && node__peer(n, s->id) != NULL;
+    }
+    msgpack_pack_array(&pk, np);
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        const struct raft_server *s = &n->raft.configuration.servers[i];
+        const struct node_peer *p = node__peer(n, s->id);
+        if (s->role == RAFT_VOTER && p != NULL) {
+            msgpack_pack_map(&pk, 2);
+            proto_pack_key(&pk, "id");
+            msgpack_pack_uint64(&pk, s->id);
+            proto_pack_key(&pk, "rpc");
+            proto_pack_key(&pk, p->rpc);
         }
     }
     /* Admission control (node_admit.c): whether this replica would take writes as leader. */
