@@ -334,13 +334,16 @@ static int upstream__voter(const msgpack_object *v, uint64_t id)
 static void upstream__followed(void *data, int code, const msgpack_object *o)
 {
     struct upstream *u = data;
+    int named[UPSTREAM_MAX_REPLICAS] = {0};
+    u->following = 0;
+    if (u->closing || code != 0 || o == NULL) { /* a timeout has no payload */
+        return;
+    }
     const msgpack_object *role = proto_map_get(o, "role");
     const msgpack_object *voters = proto_map_get(o, "voters");
     const msgpack_object *peers = proto_map_get(o, "peers");
-    int named[UPSTREAM_MAX_REPLICAS] = {0};
-    u->following = 0;
-    if (u->closing || code != 0 || role == NULL || role->type != MSGPACK_OBJECT_STR ||
-        role->via.str.size != 6 || memcmp(role->via.str.ptr, "leader", 6) != 0 || voters == NULL ||
+    if (role == NULL || role->type != MSGPACK_OBJECT_STR || role->via.str.size != 6 ||
+        memcmp(role->via.str.ptr, "leader", 6) != 0 || voters == NULL ||
         voters->type != MSGPACK_OBJECT_ARRAY || peers == NULL ||
         peers->type != MSGPACK_OBJECT_ARRAY) {
         return;

@@ -150,9 +150,9 @@ static void ctl_add(unsigned j)
     int l = tcluster_leader(&fx->eu, T_MS);
     assert_true(l >= 0);
     snprintf(id, sizeof id, "%llu", (unsigned long long)fx->eu.r[j].id);
-    const char *args[] = {"add",  "--rpc",         fx->eu.r[l].rpc, "--id",
-                          id,     "--raft",        fx->eu.r[j].raft, "--replica-rpc",
-                          fx->eu.r[j].rpc, "--timeout-ms", "30000", NULL};
+    const char *args[] = {
+        "add",           "--rpc",         fx->eu.r[l].rpc, "--id",  id,  "--raft", fx->eu.r[j].raft,
+        "--replica-rpc", fx->eu.r[j].rpc, "--timeout-ms",  "30000", NULL};
     assert_int_equal(ctl(args), 0);
 }
 
@@ -162,8 +162,8 @@ static void ctl_remove(unsigned j)
     int l = tcluster_leader(&fx->eu, T_MS);
     assert_true(l >= 0);
     snprintf(id, sizeof id, "%llu", (unsigned long long)fx->eu.r[j].id);
-    const char *args[] = {"remove", "--rpc", fx->eu.r[l].rpc, "--id", id, "--timeout-ms", "30000",
-                          NULL};
+    const char *args[] = {"remove", "--rpc",        fx->eu.r[l].rpc, "--id",
+                          id,       "--timeout-ms", "30000",         NULL};
     assert_int_equal(ctl(args), 0);
 }
 
@@ -252,9 +252,9 @@ static int setup(void **state)
     snprintf(eu, sizeof eu, "eu=%s,%s,%s", fx->eu.r[0].rpc, fx->eu.r[1].rpc, fx->eu.r[2].rpc);
     snprintf(meta, sizeof meta, "%s,%s,%s", fx->meta.r[0].rpc, fx->meta.r[1].rpc,
              fx->meta.r[2].rpc);
-    const char *argv[] = {fx->eu.bin, "router",      "--http", fx->http,   "--region",
-                          eu,         "--meta",      meta,     "--admin-key", ADMIN,
-                          "--api-key", API,          NULL};
+    const char *argv[] = {fx->eu.bin,  "router", "--http", fx->http,      "--region",
+                          eu,          "--meta", meta,     "--admin-key", ADMIN,
+                          "--api-key", API,      NULL};
     fx->router = testlib_spawn(argv, fx->log);
     assert_true(fx->router > 0);
     for (int i = 0; i < 200 && status_of("GET", "/readyz", "", NULL) != 200; i++) {
@@ -268,13 +268,14 @@ static int setup(void **state)
         snprintf(path, sizeof path, "/v1/players/grow-%d", k);
         assert_int_equal(status_of("PUT", path, API, "{\"name\":\"G\",\"region\":\"eu\"}"), 201);
     }
-    assert_int_equal(status_of("PUT", "/v1/players/grow-warm", API, "{\"name\":\"W\",\"region\":\"eu\"}"),
-                     201);
+    assert_int_equal(
+        status_of("PUT", "/v1/players/grow-warm", API, "{\"name\":\"W\",\"region\":\"eu\"}"), 201);
     /* The board reaches eu through the catalog carrier: wait for a first write to land. */
     int s = 0;
     for (int i = 0; i < 100 && s != 200; i++) {
-        s = status_of("POST", "/v1/boards/grow/scores", API,
-                      "{\"player_id\":\"grow-warm\",\"score\":1,\"idempotency_key\":\"warm-up-0001\"}");
+        s = status_of(
+            "POST", "/v1/boards/grow/scores", API,
+            "{\"player_id\":\"grow-warm\",\"score\":1,\"idempotency_key\":\"warm-up-0001\"}");
         if (s != 200) {
             sleep_ms(100);
         }
@@ -350,11 +351,42 @@ static void replace_a_dead_replica_under_load(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Under load, the operator retires the leader: leadership moves away (ctl transfer), then the
+ * old leader is removed. Writes the old leader had not committed are retried by the router on
+ * the new one, so no request fails. */
+static void retire_the_leader_under_load(void **state)
+{
+    (void)state;
+    load_start();
+    load_wait(50);
+    int l = tcluster_leader(&fx->eu, T_MS);
+    assert_true(l >= 0);
+    const char *args[] = {"transfer", "--rpc", fx->eu.r[l].rpc, "--timeout-ms", "30000", NULL};
+    assert_int_equal(ctl(args), 0);
+    int now = l;
+    for (int i = 0; i < 400 && now == l; i++) {
+        now = tcluster_leader(&fx->eu, T_MS);
+        sleep_ms(25);
+    }
+    assert_true(now >= 0 && now != l);
+    load_wait(50);
+    char gone[32];
+    snprintf(gone, sizeof gone, "%s", fx->eu.r[l].rpc);
+    ctl_remove((unsigned)l);
+    tcluster_kill(&fx->eu, (unsigned)l, SIGTERM);
+    wait_router_lists(gone, 0);
+    load_wait(100);
+    load_stop();
+    assert_int_equal(fx->failed, 0);
+    check_writes();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(add_then_remove_a_replica_under_load),
         cmocka_unit_test(replace_a_dead_replica_under_load),
+        cmocka_unit_test(retire_the_leader_under_load),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
