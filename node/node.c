@@ -313,6 +313,29 @@ static void node__fail_batch(struct node_batch *b, int code, const char *why)
     }
 }
 
+/* The batch's writers, when leadership was lost before its entry committed: `unavailable`
+ * with a map, {"message", "retry_ms"}, the form of "no leader yet" (docs/rpc.md), because a
+ * client should do the same: ask again, with the same idempotency key, once a leader is
+ * elected. A router does it within the request's deadline, so a leadership change (a
+ * transfer, a leader removed: docs/operations.md, "Growing a cluster") is latency to its
+ * clients rather than a 503. */
+static void node__fail_batch_lost(struct node_batch *b)
+{
+    static const char why[] =
+        "leadership lost before the write committed; it may or may not "
+        "have happened: retry with the same idempotency key";
+    for (uint32_t i = 0; i < b->nw; i++) {
+        msgpack_packer pk = node__packer(b->n);
+        proto_msg_begin(&pk, b->w[i].req_id, LR_EUNAVAILABLE);
+        msgpack_pack_map(&pk, 2);
+        proto_pack_key(&pk, "message");
+        msgpack_pack_str_with_body(&pk, why, sizeof why - 1);
+        proto_pack_key(&pk, "retry_ms");
+        msgpack_pack_uint32(&pk, NODE__RETRY_MS);
+        conn__send(b->w[i].c, b->n->scratch.data, b->n->scratch.size);
+    }
+}
+
 static void node__applied_cb(struct raft_apply *req, int status, void *result)
 {
     struct node_batch *b = req->data;
@@ -330,13 +353,11 @@ static void node__applied_cb(struct raft_apply *req, int status, void *result)
             n->inflight_tail = prev;
         }
     }
-    if (!b->answered) {
+    if (!b->answered && status != 0) {
+        node__fail_batch_lost(b);
+    } else if (!b->answered) {
         node__fail_batch(b, LR_EUNAVAILABLE,
-                         status == 0 ? "entry applied without results; retry with the same "
-                                       "idempotency key"
-                                     : "leadership lost before the write committed; it may or "
-                                       "may not have happened: retry with the same "
-                                       "idempotency key");
+                         "entry applied without results; retry with the same idempotency key");
     }
     node__batch_free(b);
 }

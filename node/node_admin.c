@@ -20,10 +20,67 @@ const char *node__role(int state)
                                                                        : "unavailable";
 }
 
+void node__pack_peers(struct node *n, msgpack_packer *pk)
+{
+    unsigned np = 0;
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        const struct raft_server *s = &n->raft.configuration.servers[i];
+        np += s->role == RAFT_VOTER && node__peer(n, s->id) != NULL;
+    }
+    msgpack_pack_array(pk, np);
+    for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+        const struct raft_server *s = &n->raft.configuration.servers[i];
+        const struct node_peer *p = node__peer(n, s->id);
+        if (s->role == RAFT_VOTER && p != NULL) {
+            msgpack_pack_map(pk, 2);
+            proto_pack_key(pk, "id");
+            msgpack_pack_uint64(pk, s->id);
+            proto_pack_key(pk, "rpc");
+            proto_pack_key(pk, p->rpc);
+        }
+    }
+}
+
+/* Only ids of the raft configuration, with a well-formed address: the array comes over the
+ * network (from a peer that proved the cluster key when one is set). */
+void node__learn_peers(struct node *n, const msgpack_object *peers)
+{
+    for (uint32_t k = 0; peers && peers->type == MSGPACK_OBJECT_ARRAY && k < peers->via.array.size;
+         k++) {
+        const msgpack_object *p = &peers->via.array.ptr[k];
+        const msgpack_object *rpc = proto_map_get(p, "rpc");
+        char a[NODE_ADDR_MAX];
+        int64_t id;
+        if (proto_obj_i64(proto_map_get(p, "id"), &id) != 0 || id <= 0 ||
+            node__peer(n, (uint64_t)id) != NULL || n->cfg.npeers >= NODE_MAX_PEERS || rpc == NULL ||
+            rpc->type != MSGPACK_OBJECT_STR || rpc->via.str.size >= sizeof a) {
+            continue;
+        }
+        const struct raft_server *s = NULL;
+        for (unsigned i = 0; i < n->raft.configuration.n; i++) {
+            if (n->raft.configuration.servers[i].id == (raft_id)id) {
+                s = &n->raft.configuration.servers[i];
+            }
+        }
+        memcpy(a, rpc->via.str.ptr, rpc->via.str.size);
+        a[rpc->via.str.size] = '\0';
+        if (s == NULL || !addr_valid(a)) {
+            continue;
+        }
+        struct node_peer *np = &n->cfg.peers[n->cfg.npeers++];
+        np->id = (uint64_t)id;
+        snprintf(np->raft, sizeof np->raft, "%s", s->address);
+        snprintf(np->rpc, sizeof np->rpc, "%s", a);
+        LOG(n->log, LOG_INFO, "learnt the RPC address %s of voter %llu", a, (unsigned long long)id);
+    }
+}
+
 void node__op_status(struct node_conn *c, struct node_req *r)
 {
     struct node *n = c->n;
     const struct proto_msg *m = &r->m;
+    /* A leader's clock sample carries its peers (node_int.h, node__learn_peers). */
+    node__learn_peers(n, proto_map_get(m->body, "peers"));
     raft_id lid = 0;
     const char *laddr = NULL;
     raft_leader(&n->raft, &lid, &laddr);
@@ -33,7 +90,7 @@ void node__op_status(struct node_conn *c, struct node_req *r)
     const struct node_admit *a = &n->admit;
     msgpack_packer pk = node__packer(n);
     proto_msg_begin(&pk, m->id, 0);
-    msgpack_pack_map(&pk, 33);
+    msgpack_pack_map(&pk, 34);
     proto_pack_key(&pk, "id");
     msgpack_pack_uint64(&pk, n->cfg.id);
     proto_pack_key(&pk, "region");
@@ -108,6 +165,12 @@ void node__op_status(struct node_conn *c, struct node_req *r)
             msgpack_pack_uint64(&pk, n->raft.configuration.servers[i].id);
         }
     }
+    /* The RPC address of each voter this replica knows (its --peer list and the replicas it
+     * added as leader): how a router learns of a replica added after it started, and forgets
+     * one removed (router/upstream.c, "Membership"). Raft's configuration holds only raft
+     * addresses, so a voter whose RPC address this replica never learnt is left out. */
+    proto_pack_key(&pk, "peers");
+    node__pack_peers(n, &pk);
     /* Admission control (node_admit.c): whether this replica would take writes as leader. */
     proto_pack_key(&pk, "writable");
     a->writable ? msgpack_pack_true(&pk) : msgpack_pack_false(&pk);

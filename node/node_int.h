@@ -81,7 +81,7 @@ struct node_peerclock {
     uv_tcp_t tcp; /* initialised unless state is idle */
     uv_connect_t connect;
     uv_write_t wreq;
-    char wbuf[32]; /* the STATUS request being written */
+    char wbuf[1024]; /* the STATUS request being written: nil, or the peers (node__pack_peers) */
     struct proto_reader rd;
     int state;
     int busy;           /* a STATUS request awaits its reply */
@@ -222,6 +222,15 @@ msgpack_packer node__packer(struct node *n);
 /** Answer "not the leader" with who is (or unavailable when nobody is). */
 void node__reply_not_leader(struct node_conn *c, uint64_t id);
 const struct node_peer *node__peer(const struct node *n, uint64_t id);
+
+/* node_admin.c: the RPC addresses of the voters this replica knows, packed as an array of
+ * {"id", "rpc"} (status's "peers"); and the merge of such an array from a leader into this
+ * replica's table (ids it does not know yet only). A replica added after another started is
+ * known at first only to the leader that added it; the leader passes its table on with each
+ * clock sample (node_peerclock.c), so that any voter can lead later and reach a quorum of
+ * the others (docs/operations.md, "Growing a cluster"). */
+void node__pack_peers(struct node *n, msgpack_packer *pk);
+void node__learn_peers(struct node *n, const msgpack_object *peers);
 
 /** One handle of the node closed during node_stop: the node is freed after the last one. */
 void node__closed(struct node *n);

@@ -153,7 +153,9 @@ static void node__peerclock_send(struct node_peerclock *p)
     proto_frame_begin(&sb, &mark);
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     proto_msg_begin(&pk, ++p->req_id, PROTO_OP_STATUS);
-    msgpack_pack_nil(&pk);
+    msgpack_pack_map(&pk, 1);
+    proto_pack_key(&pk, "peers"); /* passed on: see node__learn_peers */
+    node__pack_peers(p->n, &pk);
     proto_frame_end(&sb, mark);
     if (sb.data == NULL || sb.size > sizeof p->wbuf) {
         msgpack_sbuffer_destroy(&sb);

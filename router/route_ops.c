@@ -138,7 +138,8 @@ static int route_ops__status_all(struct rreq *q, rreq__step next)
         json_t *reps = json_array();
         json_array_append_new(statuses, reps);
         for (unsigned i = 0; i < upstream_replicas(u); i++) {
-            struct route_ops_call *c = malloc(sizeof *c);
+            /* A replica that left the configuration is not asked (it may be gone for good). */
+            struct route_ops_call *c = upstream_gone(u, i) ? NULL : malloc(sizeof *c);
             json_array_append_new(reps, json_null());
             if (c == NULL) {
                 continue;
@@ -182,6 +183,9 @@ static json_t *route_ops__cluster_group(struct rreq *q, unsigned g)
     json_t *sts = json_array_get(q->route_data, g);
     json_int_t leader_term = -1;
     for (unsigned i = 0; i < json_array_size(sts); i++) {
+        if (upstream_gone(q->r->up[slot], i)) {
+            continue; /* removed (docs/operations.md, "Growing a cluster"): not a replica */
+        }
         json_t *st = json_array_get(sts, i);
         const char *role = json_string_value(json_object_get(st, "role"));
         json_t *id = json_object_get(st, "id");

@@ -15,7 +15,16 @@
  * call, and its answer is cut back into each member's slice. The members share the call's
  * fate: redirects and retries move the whole group; an error reaches each member as it came.
  * Idempotency is untouched: two commands with one key in one submit meet in the shard exactly
- * as they would in two submits of one entry. */
+ * as they would in two submits of one entry.
+ *
+ * Membership. The replicas given to upstream_new are where the link starts, not a fixed list:
+ * an operator adds and removes voters online (docs/operations.md, "Growing a cluster"). Each
+ * second the link asks the replica it believes leads for its status; the leader's "peers"
+ * (the RPC address of each voter it knows) adds replicas the link did not know, and its
+ * "voters" marks gone a replica whose id left the configuration, so calls stop going to it. A
+ * `not leader` redirect naming an unknown address is learnt too, so a write follows a new
+ * leader before the next status. Slots are never moved (other modules hold replica indexes:
+ * evstream, rmodel, /v1/cluster); a gone slot is reused by the next replica learnt. */
 #include "upstream.h"
 
 #include <stdlib.h>
@@ -29,6 +38,7 @@
 #define UPSTREAM__TICK_MS 10
 #define UPSTREAM__RETRY_MS 50
 #define UPSTREAM__RETRY_MAX_MS 200
+#define UPSTREAM__FOLLOW_MS 1000 /* how often the link asks the leader for the membership */
 
 /* One upstream_submit inside a group: its callback and its commands' place in the group. */
 struct upstream__member {
@@ -88,6 +98,12 @@ struct upstream {
     struct sockaddr_storage sa[UPSTREAM_MAX_REPLICAS];
     socklen_t salen[UPSTREAM_MAX_REPLICAS];
     unsigned n;
+    /* Membership (see the top of this file): each slot's raft id once a leader named it (0:
+     * not yet), and whether it left the configuration. */
+    uint64_t id[UPSTREAM_MAX_REPLICAS];
+    int gone[UPSTREAM_MAX_REPLICAS];
+    uint64_t next_follow; /* when to ask the leader for the membership next */
+    int following;        /* a membership status call is out */
     int leader;
     unsigned rr;
     struct upstream_conn conn[UPSTREAM_MAX_REPLICAS];
@@ -256,6 +272,111 @@ static int upstream__replica_of(const struct upstream *u, const msgpack_object *
     return -1;
 }
 
+/* The slot of replica @rpc, learnt now if new: a gone slot that is idle, else a new one.
+ * Resolving blocks for a host name (lib/addr.h); a learnt address is an operator's, given to
+ * `laurel ctl add`, and learnt once. @return the slot, or -1 (malformed, unresolvable, or no
+ * room: the link goes on with the replicas it has). */
+static int upstream__learn(struct upstream *u, const msgpack_object *rpc)
+{
+    char a[sizeof u->rpc[0]];
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    int i = upstream__replica_of(u, rpc);
+    if (i >= 0 || rpc == NULL || rpc->type != MSGPACK_OBJECT_STR || rpc->via.str.size >= sizeof a) {
+        return i;
+    }
+    memcpy(a, rpc->via.str.ptr, rpc->via.str.size);
+    a[rpc->via.str.size] = '\0';
+    if (addr_resolve(a, 0, &sa, &salen) != 0) {
+        return -1;
+    }
+    for (unsigned k = 0; k < u->n && i < 0; k++) {
+        if (u->gone[k] && u->conn[k].state == UC_IDLE && u->conn[k].inflight == NULL) {
+            i = (int)k;
+        }
+    }
+    if (i < 0 && u->n < UPSTREAM_MAX_REPLICAS) {
+        i = (int)u->n++;
+    }
+    if (i < 0) {
+        return -1;
+    }
+    memcpy(u->rpc[i], a, sizeof a);
+    u->sa[i] = sa;
+    u->salen[i] = salen;
+    u->id[i] = 0;
+    u->gone[i] = 0;
+    u->conn[i].u = u;
+    u->conn[i].idx = (unsigned)i;
+    u->conn[i].state = UC_IDLE;
+    if (u->log != NULL) {
+        LOG(u->log, LOG_INFO, "upstream %s: learnt replica %s", u->region, a);
+    }
+    return i;
+}
+
+/* Is @id among the leader's "voters" @v? */
+static int upstream__voter(const msgpack_object *v, uint64_t id)
+{
+    for (uint32_t k = 0; v && v->type == MSGPACK_OBJECT_ARRAY && k < v->via.array.size; k++) {
+        int64_t x;
+        if (proto_obj_i64(&v->via.array.ptr[k], &x) == 0 && (uint64_t)x == id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The leader's status: learn its peers, and mark gone the slots that left the configuration.
+ * A slot whose id no leader named yet is marked gone only when this leader knows every
+ * voter's address (its "peers" is complete), so a leader that never learnt an added
+ * replica's address cannot make the link forget it. */
+static void upstream__followed(void *data, int code, const msgpack_object *o)
+{
+    struct upstream *u = data;
+    int named[UPSTREAM_MAX_REPLICAS] = {0};
+    u->following = 0;
+    if (u->closing || code != 0 || o == NULL) { /* a timeout has no payload */
+        return;
+    }
+    const msgpack_object *role = proto_map_get(o, "role");
+    const msgpack_object *voters = proto_map_get(o, "voters");
+    const msgpack_object *peers = proto_map_get(o, "peers");
+    if (role == NULL || role->type != MSGPACK_OBJECT_STR || role->via.str.size != 6 ||
+        memcmp(role->via.str.ptr, "leader", 6) != 0 || voters == NULL ||
+        voters->type != MSGPACK_OBJECT_ARRAY || peers == NULL ||
+        peers->type != MSGPACK_OBJECT_ARRAY) {
+        return;
+    }
+    for (uint32_t k = 0; k < peers->via.array.size; k++) {
+        const msgpack_object *p = &peers->via.array.ptr[k];
+        int64_t id;
+        if (proto_obj_i64(proto_map_get(p, "id"), &id) != 0 || id <= 0) {
+            continue;
+        }
+        int i = upstream__learn(u, proto_map_get(p, "rpc"));
+        if (i >= 0) {
+            u->id[i] = (uint64_t)id;
+            u->gone[i] = 0;
+            named[i] = 1;
+        }
+    }
+    int complete = peers->via.array.size == voters->via.array.size;
+    for (unsigned i = 0; i < u->n; i++) {
+        int out = u->id[i] != 0 ? !upstream__voter(voters, u->id[i]) : complete && !named[i];
+        if (out && !u->gone[i]) {
+            u->gone[i] = 1;
+            if (u->leader == (int)i) {
+                u->leader = -1;
+            }
+            if (u->log != NULL) {
+                LOG(u->log, LOG_INFO, "upstream %s: replica %s left the configuration", u->region,
+                    u->rpc[i]);
+            }
+        }
+    }
+}
+
 static void upstream__answer(struct upstream_conn *c, const struct proto_msg *m)
 {
     struct upstream *u = c->u;
@@ -265,7 +386,10 @@ static void upstream__answer(struct upstream_conn *c, const struct proto_msg *m)
         return; /* an abandoned attempt */
     }
     if (m->op_or_code == LR_ENOTLEADER) {
-        u->leader = upstream__replica_of(u, proto_map_get(m->body, "leader_rpc"));
+        u->leader = upstream__learn(u, proto_map_get(m->body, "leader_rpc"));
+        if (u->leader >= 0) {
+            u->gone[u->leader] = 0; /* it leads: it is a voter */
+        }
         upstream__requeue(r, now);
         return;
     }
@@ -391,6 +515,9 @@ static void upstream__send(struct upstream_req *r)
         target = (unsigned)u->leader;
     } else {
         target = u->rr++ % u->n;
+        for (unsigned k = 0; k < u->n && u->gone[target]; k++) {
+            target = u->rr++ % u->n; /* all gone cannot happen: a leader is a voter */
+        }
     }
     struct upstream_conn *c = &u->conn[target];
     if (c->state == UC_CLOSING) {
@@ -443,10 +570,19 @@ static void upstream__check(uv_check_t *h)
     }
 }
 
+static int upstream__enqueue(struct upstream *u, int replica, int op, int need_leader, char *args,
+                             size_t len, uint64_t deadline, upstream_cb cb, void *data);
+
 static void upstream__tick(uv_timer_t *t)
 {
     struct upstream *u = t->data;
     uint64_t now = uv_now(u->loop);
+    if (!u->following && now >= u->next_follow) {
+        /* Not a need_leader call: a follower's status must not make it the leader. */
+        u->next_follow = now + UPSTREAM__FOLLOW_MS;
+        u->following = upstream__enqueue(u, u->leader, PROTO_OP_STATUS, 0, NULL, 0,
+                                         now + UPSTREAM__FOLLOW_MS, upstream__followed, u) == 0;
+    }
     for (struct upstream_req *r = u->queue, *next; r; r = next) {
         next = r->next;
         if (now >= r->deadline) {
@@ -770,6 +906,11 @@ unsigned upstream_replicas(const struct upstream *u)
 const char *upstream_address(const struct upstream *u, unsigned i)
 {
     return i < u->n ? u->rpc[i] : NULL;
+}
+
+int upstream_gone(const struct upstream *u, unsigned i)
+{
+    return i < u->n && u->gone[i];
 }
 
 const struct sockaddr *upstream_sockaddr(const struct upstream *u, unsigned i)

@@ -30,7 +30,8 @@ struct upstream_req; /* Opaque outside upstream.c. */
 typedef void (*upstream_cb)(void *data, int code, const msgpack_object *payload);
 
 /**
- * Create the link to region @region served by the replicas at @rpc (host:port each, copied).
+ * Create the link to region @region served by the replicas at @rpc (host:port each, copied):
+ * where it starts; it follows the region's membership from there (upstream.c, "Membership").
  * @return 0 and *@out, or LR_E*.
  */
 int upstream_new(uv_loop_t *loop, const char *region, const char *const *rpc, unsigned n,
@@ -100,9 +101,15 @@ void upstream_auth_failed(struct upstream *u, unsigned i, const char *why);
 /** Fill @out with @u's counters. */
 void upstream_stats_get(const struct upstream *u, struct upstream_stats *out);
 
-/** Number of replicas, and the RPC address of replica @i (NULL past the end). */
+/** Number of replica slots (those given to upstream_new, then those learnt as the region
+ * grew: see upstream_gone), and the RPC address of replica @i (NULL past the end). */
 unsigned upstream_replicas(const struct upstream *u);
 const char *upstream_address(const struct upstream *u, unsigned i);
+
+/** 1 when replica @i left the region's configuration (a leader's status no longer lists it:
+ * upstream.c, "Membership"), else 0. Its index stays valid; calls no longer go to it unless
+ * named, and the next replica learnt may take its place. */
+int upstream_gone(const struct upstream *u, unsigned i);
 
 /** Replica @i's socket address, resolved once by upstream_new (borrowed for @u's lifetime), or
  * NULL when @i is out of range. For other clients of the same replicas (evstream). */
