@@ -325,30 +325,39 @@ static void idle_rpc_connections_close_and_the_router_reconnects(void **state)
     router_stop(pid);
 }
 
-/* Gets sent back to back on one WebSocket past --ws-max-gets in flight get an error event
- * rate_limited each, the others their response, and the connection stays open throughout. */
-static void ws_gets_past_the_bound_get_errors(void **state)
+/* Run tests/ws_client.py's command @cmd and return the first line it prints that is a JSON
+ * object with member @key (owned; NULL when none came). */
+static json_t *ws_client_report(const char *cmd, const char *key)
 {
-    (void)state;
-    static const char *const extra[] = {"--ws-max-gets", "1", NULL};
-    char http[32], cmd[1024], line[1024];
-    pid_t pid = router_start(extra, http, sizeof http);
-    assert_true(pid > 0);
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 %s/tests/ws_client.py gets ws://%s/v1/ws 20 /v1/players/x",
-             LAUREL_SRC, http);
+    char line[1024];
     FILE *p = popen(cmd, "r");
     assert_non_null(p);
     json_t *report = NULL;
     while (report == NULL && fgets(line, sizeof line, p) != NULL) {
         json_t *j = json_loads(line, 0, NULL);
-        if (j && json_object_get(j, "responses")) {
+        if (j && json_object_get(j, key)) {
             report = j;
         } else {
             json_decref(j);
         }
     }
     pclose(p);
+    return report;
+}
+
+/* Gets sent back to back on one WebSocket past --ws-max-gets in flight get an error event
+ * rate_limited each, the others their response, and the connection stays open throughout. */
+static void ws_gets_past_the_bound_get_errors(void **state)
+{
+    (void)state;
+    static const char *const extra[] = {"--ws-max-gets", "1", NULL};
+    char http[32], cmd[1024];
+    pid_t pid = router_start(extra, http, sizeof http);
+    assert_true(pid > 0);
+    snprintf(cmd, sizeof cmd,
+             "/usr/bin/python3 %s/tests/ws_client.py gets ws://%s/v1/ws 20 /v1/players/x",
+             LAUREL_SRC, http);
+    json_t *report = ws_client_report(cmd, "responses");
     assert_non_null(report);
     json_int_t responses = json_integer_value(json_object_get(report, "responses"));
     json_int_t limited = json_integer_value(json_object_get(report, "limited"));
@@ -367,7 +376,7 @@ static void ws_resumes_past_the_bound_get_errors(void **state)
 {
     (void)state;
     static const char *const extra[] = {"--ws-max-resumes", "1", NULL};
-    char http[32], cmd[1024], line[1024];
+    char http[32], cmd[1024];
     char body[128], metric[96];
     struct httpc_resp r;
     pid_t pid = router_start(extra, http, sizeof http);
@@ -389,18 +398,7 @@ static void ws_resumes_past_the_bound_get_errors(void **state)
     snprintf(cmd, sizeof cmd,
              "/usr/bin/python3 %s/tests/ws_client.py resumes ws://%s/v1/ws 20 %s player:resumer",
              LAUREL_SRC, http, fx->c.region);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    json_t *report = NULL;
-    while (report == NULL && fgets(line, sizeof line, p) != NULL) {
-        json_t *j = json_loads(line, 0, NULL);
-        if (j && json_object_get(j, "subscribed")) {
-            report = j;
-        } else {
-            json_decref(j);
-        }
-    }
-    pclose(p);
+    json_t *report = ws_client_report(cmd, "subscribed");
     assert_non_null(report);
     json_int_t limited = json_integer_value(json_object_get(report, "limited"));
     assert_int_equal(json_integer_value(json_object_get(report, "subscribed")), 20);
