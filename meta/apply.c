@@ -7,6 +7,8 @@
  *   tournament_put  the cap and window that joins are decided by
  *   join            admitted once, never above the cap, never at or after the end stamp
  *   close           the first close of (board, cycle) is the record; later ones are no-ops
+ *   region_put      a region joins the list (at most META_REGIONS_MAX, never removed); the
+ *                   same rpc again is a retry, another rpc replaces it and bumps its version
  *
  * Every handler reads and checks first and writes last, so a refused command writes nothing
  * and answers an error; the only failures after a write are fatal (LMDB full or broken, no
@@ -293,6 +295,78 @@ static int meta__apply_close(struct meta__apply *a, const struct mcmd_close *c)
     a->status = 201;
     msgpack_sbuffer_clear(&a->m->obuf);
     meta__pack_close(PK, c->board_id, c->cycle, &r);
+    return 0;
+}
+
+static int meta__region_put(struct meta__apply *a, struct lr_str id, const struct meta__region *r)
+{
+    struct meta__key k;
+    meta__key_id(&k, id);
+    meta__rec_begin(a, 3);
+    meta__pack_str(RPK, r->rpc);
+    msgpack_pack_int64(RPK, r->added_ms);
+    msgpack_pack_uint64(RPK, r->version);
+    return meta__rec_put(a, META__DB(REGIONS), &k);
+}
+
+/* Regions in the list now: the database's entry count in the group's own transaction. */
+static int meta__region_count(struct meta__apply *a, uint64_t *out)
+{
+    MDB_txn *txn;
+    MDB_stat st;
+    int rv = store_read(a->m->st, &txn);
+    if (rv != 0) {
+        return rv;
+    }
+    int mrv = mdb_stat(txn, store_dbi(a->m->st, META__DB(REGIONS)), &st);
+    if (mrv != 0) {
+        return err_from_mdb(mrv);
+    }
+    *out = st.ms_entries;
+    return 0;
+}
+
+static int meta__apply_region_put(struct meta__apply *a, const struct mcmd_region_put *c)
+{
+    struct meta__region r;
+    char why[LR_ERRMSG_SIZE];
+    uint64_t n = 0;
+    /* "meta" names the metadata group itself (the data marker, the router's group table). */
+    if (c->region.len == 4 && memcmp(c->region.p, "meta", 4) == 0) {
+        return meta__fail(a, LR_EINVAL, NULL, 0, "region meta is the metadata group's name");
+    }
+    if (!meta__rpc_check(c->rpc, why)) {
+        return meta__fail(a, LR_EINVAL, NULL, 0, "%s", why);
+    }
+    int rv = meta__region_get(a->m, c->region, &r);
+    if (rv == 0 && r.rpc.len == c->rpc.len && memcmp(r.rpc.p, c->rpc.p, r.rpc.len) == 0) {
+        a->status = 200; /* a retry: the record as it stands, nothing written */
+        msgpack_sbuffer_clear(&a->m->obuf);
+        meta__pack_region(PK, c->region, &r);
+        return 0;
+    }
+    int created = rv == LR_ENOTFOUND;
+    if (rv != 0 && !created) {
+        return rv;
+    }
+    if (created) {
+        if ((rv = meta__region_count(a, &n)) != 0) {
+            return rv;
+        }
+        if (n >= META_REGIONS_MAX) {
+            return meta__fail(a, LR_ECONFLICT, "full", 0, "the region list is full (%d)",
+                              META_REGIONS_MAX);
+        }
+        r.added_ms = a->ts;
+    }
+    r.rpc = c->rpc; /* added_ms stays that of the first put */
+    r.version = a->index;
+    if ((rv = meta__region_put(a, c->region, &r)) != 0) {
+        return rv;
+    }
+    a->status = created ? 201 : 200;
+    msgpack_sbuffer_clear(&a->m->obuf);
+    meta__pack_region(PK, c->region, &r);
     return 0;
 }
 

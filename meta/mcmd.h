@@ -81,6 +81,18 @@ const char *mcmd_kind_name(int64_t kind);
     F(I64, cycle, 0, CMD_I64_MAX)                                                                  \
     F(BIN, record, 0, MCMD_BODY_MAX)
 
+/* A region of the cluster (docs/global-state.md, "Adding a region"). rpc: its replicas' RPC
+ * addresses as one string "host:port,host:port,..." of 1 to META_REGION_REPLICAS_MAX
+ * addresses in the order the router tries them. The codec bounds only its length; apply
+ * checks its content (meta__rpc_check), so a bad list is a 400 with a sentence. */
+#define META_REGION_RPC_BYTES 2048
+#define META_REGION_REPLICAS_MAX 9
+#define META_REGIONS_MAX 16 /* regions the list may hold; a region is never removed */
+
+#define META_REGION_PUT(F)                                                                         \
+    F(ID, region, VALID_ID_MAX, 0)                                                                 \
+    F(BIN, rpc, 0, META_REGION_RPC_BYTES)
+
 /* X(code, NAME, name, flags). Codes are stable: never reuse one. */
 #define META_F_STREAMED 1u /* the regions follow it from meta's committed stream (step 4) */
 
@@ -89,7 +101,8 @@ const char *mcmd_kind_name(int64_t kind);
     X(2, CATALOG_PUT, catalog_put, META_F_STREAMED)                                                \
     X(3, TOURNAMENT_PUT, tournament_put, META_F_STREAMED)                                          \
     X(4, JOIN, join, META_F_STREAMED)                                                              \
-    X(5, CLOSE, close, META_F_STREAMED)
+    X(5, CLOSE, close, META_F_STREAMED)                                                            \
+    X(6, REGION_PUT, region_put, 0)
 
 enum mcmd_type {
 #define MCMD__ENUM(code, NAME, name, flags) MCMD_##NAME = code,

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../lib/addr.h"
 #include "../shard/timefmt.h"
 #include "meta_int.h"
 
@@ -169,6 +170,102 @@ int meta__close_get(struct meta *m, struct lr_str board, int64_t cycle, struct m
     return mp_done(&r) ? 0 : LR_ECORRUPT;
 }
 
+int meta__region_get(struct meta *m, struct lr_str region, struct meta__region *r)
+{
+    struct meta__key k;
+    struct mp rd;
+    meta__key_id(&k, region);
+    int rv = meta__rec_get(m, META__DB(REGIONS), &k, 3, &rd);
+    if (rv != 0) {
+        return rv;
+    }
+    r->rpc = mp_str(&rd);
+    r->added_ms = mp_i64(&rd);
+    int64_t version = mp_i64(&rd);
+    r->version = (uint64_t)version;
+    return mp_done(&rd) && version > 0 && r->rpc.len <= META_REGION_RPC_BYTES ? 0 : LR_ECORRUPT;
+}
+
+int meta__region_read(const MDB_val *k, const MDB_val *v, struct lr_str *id, struct meta__region *r)
+{
+    struct mp rd;
+    if (k->mv_size > VALID_ID_MAX) {
+        return LR_ECORRUPT;
+    }
+    *id = (struct lr_str){k->mv_data, (uint32_t)k->mv_size};
+    mp_init(&rd, v->mv_data, v->mv_size);
+    uint32_t n = mp_array(&rd);
+    int64_t ver = mp_i64(&rd);
+    r->rpc = mp_str(&rd);
+    r->added_ms = mp_i64(&rd);
+    int64_t version = mp_i64(&rd);
+    r->version = (uint64_t)version;
+    return n == 4 && ver == META__REC_VERSION && mp_done(&rd) && version > 0 &&
+                   r->rpc.len <= META_REGION_RPC_BYTES && valid_id(id->p, id->len, VALID_ID_MAX)
+               ? 0
+               : LR_ECORRUPT;
+}
+
+/* The address of @rpc that starts at *@pos, up to the next comma or the end; *@pos moves
+ * past the comma. The one splitter of the list, so the check and the answer agree. */
+static struct lr_str meta__rpc_next(struct lr_str rpc, size_t *pos)
+{
+    const char *p = rpc.p + *pos;
+    size_t left = rpc.len - *pos;
+    const char *comma = memchr(p, ',', left);
+    size_t n = comma ? (size_t)(comma - p) : left;
+    *pos += n + (comma != NULL);
+    return (struct lr_str){p, (uint32_t)n}; /* n <= rpc.len */
+}
+
+/* Addresses in @rpc: one more than its commas (an empty string is one empty address). */
+static uint32_t meta__rpc_count(struct lr_str rpc)
+{
+    uint32_t n = 1;
+    for (size_t i = 0; i < rpc.len; i++) {
+        n += rpc.p[i] == ',';
+    }
+    return n;
+}
+
+int meta__rpc_check(struct lr_str rpc, char *why)
+{
+    char addr[ADDR_HOST_MAX + 8], host[ADDR_HOST_MAX];
+    uint16_t port;
+    uint32_t n = meta__rpc_count(rpc);
+    if (n > META_REGION_REPLICAS_MAX) {
+        errmsg_set(why, LR_EINVAL, "rpc holds %u addresses (at most %d)", n,
+                   META_REGION_REPLICAS_MAX);
+        return 0;
+    }
+    size_t pos = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        struct lr_str a = meta__rpc_next(rpc, &pos);
+        /* Printable and no space: the list is split on commas alone, and a router dials
+         * these strings as they are. */
+        int printable = 1;
+        for (size_t j = 0; j < a.len; j++) {
+            printable &= a.p[j] > ' ' && a.p[j] < 0x7f;
+        }
+        if (a.len == 0 || a.len >= sizeof addr || !printable) {
+            errmsg_set(why, LR_EINVAL,
+                       "rpc address %u must be a host:port without spaces (rpc is "
+                       "\"host:port,host:port,...\")",
+                       i + 1);
+            return 0;
+        }
+        memcpy(addr, a.p, a.len);
+        addr[a.len] = '\0';
+        if (addr_split(addr, host, sizeof host, &port) != 0 || host[0] == '\0' || port == 0) {
+            errmsg_set(why, LR_EINVAL,
+                       "rpc address %u (%.64s) must be host:port with a port of 1 to 65535", i + 1,
+                       addr);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int meta__change_read(const MDB_val *k, const MDB_val *v, struct meta__change *c)
 {
     struct mp r;
@@ -214,6 +311,24 @@ void meta__pack_claim_pairs(msgpack_packer *pk, struct lr_str player, const stru
     meta__pack_str(pk, r->region);
     META__PK_KEY(pk, "claimed_at");
     meta__pack_time(pk, r->claimed_ms);
+}
+
+void meta__pack_region(msgpack_packer *pk, struct lr_str id, const struct meta__region *r)
+{
+    uint32_t n = meta__rpc_count(r->rpc);
+    size_t pos = 0;
+    msgpack_pack_map(pk, 4);
+    META__PK_KEY(pk, "region");
+    meta__pack_str(pk, id);
+    META__PK_KEY(pk, "rpc");
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        meta__pack_str(pk, meta__rpc_next(r->rpc, &pos));
+    }
+    META__PK_KEY(pk, "added_at");
+    msgpack_pack_int64(pk, r->added_ms);
+    META__PK_KEY(pk, "version");
+    msgpack_pack_uint64(pk, r->version);
 }
 
 void meta__pack_close(msgpack_packer *pk, struct lr_str board, int64_t cycle,

@@ -3,8 +3,9 @@
  * The state that belongs to no one region: the player directory (player -> region, first claim
  * wins), the catalog (every put versioned by meta's raft index, and a log of puts in version
  * order that regions read "after version v"), tournament admissions under a cap, and close
- * records of board cycles and tournaments (first close wins). Apply reads no clock and no
- * random source: the proposer stamped the time into each command (mcmd.h). Replicas that apply
+ * records of board cycles and tournaments (first close wins), and the list of regions with
+ * their replicas' RPC addresses (docs/global-state.md, "Adding a region"). Apply reads no clock and
+ * no random source: the proposer stamped the time into each command (mcmd.h). Replicas that apply
  * the same entries hold the same records and report the same digest.
  *
  * Group commit as the shard's: meta_apply opens a write transaction on its first call and
@@ -111,7 +112,8 @@ void meta_usage(struct meta *m, struct store_usage *out);
     X(DIRECTORY, directory) /* player_id -> {player_id, region, claimed_at}, or LR_ENOTFOUND */    \
     X(CATALOG_SINCE, catalog_since) /* after, limit -> {changes: [...], more}, version order */    \
     X(ADMISSION, admission)         /* tournament_id, player_id? -> participants, admitted */      \
-    X(CLOSE_GET, close_get)         /* board_id, cycle -> the close record, or LR_ENOTFOUND */
+    X(CLOSE_GET, close_get)         /* board_id, cycle -> the close record, or LR_ENOTFOUND */     \
+    X(REGIONS, regions)             /* no arguments -> {regions: [...]}, region id order */
 
 enum meta_qtype {
 #define META__QENUM(NAME, name) META_Q_##NAME,
@@ -138,7 +140,8 @@ struct meta_query {
  * "id", "version", "body"}...], "more": bool}; ADMISSION {"tournament_id", "max_participants",
  * "participants", "start_at", "end_at", "admitted"} (without a player_id, "admitted" is false:
  * the tournament's count alone); CLOSE_GET {"board_id", "cycle",
- * "closed_at", "record"}.
+ * "closed_at", "record"}; REGIONS {"regions": [{"region", "rpc": ["host:port"...], "added_at" (ms),
+ * "version"}...]} in bytewise order of region id (at most META_REGIONS_MAX).
  * @return 0; or LR_ENOTFOUND / LR_EINVAL / LR_E* with a sentence in @errmsg.
  */
 int meta_query(struct meta *m, const struct meta_query *q, msgpack_sbuffer *out, char *errmsg);

@@ -11,6 +11,7 @@
  *   tournaments  tournament_id              -> [v, max_participants, start_ms, end_ms, count]
  *   admissions   tournament_id NUL player   -> [v, admitted_ms, number]
  *   closes       board_id NUL cycle (u64)   -> [v, closed_ms, record]
+ *   regions      region                     -> [v, rpc, added_ms, version]
  * A catalog body is stored once, in the log; the catalog names the version that holds it. */
 #ifndef LAUREL_META_INT_H
 #define LAUREL_META_INT_H
@@ -28,7 +29,8 @@
     X(CATLOG, "catalog_log")                                                                       \
     X(TOURNS, "tournaments")                                                                       \
     X(ADMITS, "admissions")                                                                        \
-    X(CLOSES, "closes")
+    X(CLOSES, "closes")                                                                            \
+    X(REGIONS, "regions")
 
 enum meta__db {
 #define META__DBENUM(NAME, str) META__DB_##NAME,
@@ -90,6 +92,13 @@ struct meta__close {
     int64_t closed_ms;
     struct lr_str record;
 };
+/* rpc as the command gave it: "host:port,..." (checked by meta__rpc_check before it was
+ * stored). version: the raft index of the last put that changed it. */
+struct meta__region {
+    struct lr_str rpc;
+    int64_t added_ms;
+    uint64_t version;
+};
 struct meta__change {
     uint64_t version;
     uint32_t seq;
@@ -102,6 +111,18 @@ int meta__tourn_get(struct meta *m, struct lr_str tournament, struct meta__tourn
 int meta__admit_get(struct meta *m, struct lr_str tournament, struct lr_str player,
                     struct meta__admit *r);
 int meta__close_get(struct meta *m, struct lr_str board, int64_t cycle, struct meta__close *r);
+int meta__region_get(struct meta *m, struct lr_str region, struct meta__region *r);
+/** Read one regions record (key and value as LMDB gave them) into *@id and *@r.
+ * 0 or LR_ECORRUPT. */
+int meta__region_read(const MDB_val *k, const MDB_val *v, struct lr_str *id,
+                      struct meta__region *r);
+/**
+ * Check @rpc is 1 to META_REGION_REPLICAS_MAX comma-separated addresses, each a host:port
+ * of lib/addr.h with a non-empty host, a port in 1..65535 and only printable non-space
+ * characters. Pure: apply decides with it. @return 1 if so; else 0 with a sentence (for a
+ * 400) in @why (LR_ERRMSG_SIZE bytes).
+ */
+int meta__rpc_check(struct lr_str rpc, char *why);
 /** Read one catalog_log record (key and value as LMDB gave them). 0 or LR_ECORRUPT. */
 int meta__change_read(const MDB_val *k, const MDB_val *v, struct meta__change *c);
 
@@ -113,6 +134,8 @@ int meta__pack_str(msgpack_packer *pk, struct lr_str s);
 int meta__pack_time(msgpack_packer *pk, int64_t ms);
 /** The 3 pairs player_id, region, claimed_at (the caller packed the map header). */
 void meta__pack_claim_pairs(msgpack_packer *pk, struct lr_str player, const struct meta__claim *r);
+/** {"region", "rpc": ["host:port", ...], "added_at" (ms), "version"} */
+void meta__pack_region(msgpack_packer *pk, struct lr_str id, const struct meta__region *r);
 /** {"board_id", "cycle", "closed_at", "record"} */
 void meta__pack_close(msgpack_packer *pk, struct lr_str board, int64_t cycle,
                       const struct meta__close *r);

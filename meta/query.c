@@ -158,6 +158,49 @@ static int meta__q_close_get(struct meta *m, const struct meta_query *q, msgpack
     return 0;
 }
 
+static int meta__q_regions(struct meta *m, const struct meta_query *q, msgpack_packer *pk,
+                           char *errmsg)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    MDB_stat st;
+    MDB_val k, v;
+    struct lr_str id;
+    struct meta__region r;
+    int rv, mrv;
+    (void)q;
+    if ((rv = store_read(m->st, &txn)) != 0) {
+        return errmsg_set(errmsg, rv, "regions: %s", store_errmsg(m->st));
+    }
+    if ((mrv = mdb_stat(txn, store_dbi(m->st, META__DB(REGIONS)), &st)) != 0 ||
+        (mrv = mdb_cursor_open(txn, store_dbi(m->st, META__DB(REGIONS)), &cur)) != 0) {
+        return errmsg_set(errmsg, err_from_mdb(mrv), "regions: %s", mdb_strerror(mrv));
+    }
+    if (st.ms_entries > META_REGIONS_MAX) { /* apply never stores more: the disk is wrong */
+        mdb_cursor_close(cur);
+        return errmsg_set(errmsg, LR_ECORRUPT, "regions: %zu records", st.ms_entries);
+    }
+    /* LMDB's bytewise key order is region id order: the answer is the same on every replica. */
+    msgpack_pack_map(pk, 1);
+    META__PK_KEY(pk, "regions");
+    msgpack_pack_array(pk, (uint32_t)st.ms_entries);
+    size_t n = 0;
+    for (mrv = mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrv == 0;
+         mrv = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (n == st.ms_entries || meta__region_read(&k, &v, &id, &r) != 0) {
+            mrv = MDB_CORRUPTED;
+            break;
+        }
+        meta__pack_region(pk, id, &r);
+        n++;
+    }
+    mdb_cursor_close(cur);
+    if (mrv != MDB_NOTFOUND || n != st.ms_entries) {
+        return errmsg_set(errmsg, LR_ECORRUPT, "regions: a record does not read");
+    }
+    return 0;
+}
+
 static const meta__qfn meta__qtable[META_Q__END] = {
 #define META__QROW(NAME, name) [META_Q_##NAME] = meta__q_##name,
     META_QUERIES(META__QROW)

@@ -1,5 +1,6 @@
 /* tests/integration/test_meta.c — scenarios of the metadata state machine on real LMDB: one
  * rule of docs/global-state.md per test, through meta_apply and meta_query only. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -353,6 +354,186 @@ static void refuses_a_region_directory(void **state)
     free(dir);
 }
 
+/* The running digest equals a scan of every record (the regions database included). */
+static void fx_digest_honest(struct fixture *f)
+{
+    uint64_t scan;
+    assert_int_equal(meta_digest_scan(f->m, &scan), 0);
+    assert_int_equal(scan, meta_digest(f->m));
+}
+
+/* The digest less the two bookkeeping records every commit rewrites (the applied index and
+ * the stamp, meta.c): what a command that changed nothing must leave as it was. Only after a
+ * commit, when both records exist. */
+static uint64_t fx_digest_of_state(struct fixture *f)
+{
+    unsigned char applied[8], clock[8];
+    uint64_t a = meta_applied_index(f->m), c = (uint64_t)meta_clock_ms(f->m);
+    for (int i = 0; i < 8; i++) {
+        applied[i] = (unsigned char)(a >> (56 - 8 * i));
+        clock[i] = (unsigned char)(c >> (56 - 8 * i));
+    }
+    return meta_digest(f->m) - store_record_hash((enum store_db)0, "applied", 7, applied, 8) -
+           store_record_hash((enum store_db)0, "clock", 5, clock, 8);
+}
+
+/* Assert @region's record: its rpc list as one comma-joined string, added_at and version. */
+static void fx_region_is(const msgpack_object *o, const char *region, const char *rpc,
+                         int64_t added_ms, int64_t version)
+{
+    char buf[META_REGION_RPC_BYTES + 1], joined[META_REGION_RPC_BYTES + 1] = "";
+    assert_string_equal(ts_str(o, "region", buf, sizeof buf), region);
+    const msgpack_object *a = ts_get(o, "rpc");
+    assert_int_equal(a->type, MSGPACK_OBJECT_ARRAY);
+    for (uint32_t i = 0; i < a->via.array.size; i++) {
+        const msgpack_object *e = &a->via.array.ptr[i];
+        assert_int_equal(e->type, MSGPACK_OBJECT_STR);
+        if (i > 0) {
+            strcat(joined, ",");
+        }
+        strncat(joined, e->via.str.ptr, e->via.str.size);
+    }
+    assert_string_equal(joined, rpc);
+    assert_int_equal(ts_i64(o, "added_at"), added_ms);
+    assert_int_equal(ts_i64(o, "version"), version);
+}
+
+/* The "regions" query's answer: its array of records. */
+static const msgpack_object *fx_regions(struct fixture *f, struct ts_answer *a)
+{
+    struct meta_query q = {.type = META_Q_REGIONS};
+    assert_int_equal(tmeta_query(f->m, &q, a, f->errmsg), 0);
+    const msgpack_object *l = ts_get(&a->data, "regions");
+    assert_int_equal(l->type, MSGPACK_OBJECT_ARRAY);
+    return l;
+}
+
+/* A new region is 201, the same put again 200 with nothing changed, another rpc 200 with the
+ * new version and the first added_at. */
+static void region_put_rules(void **state)
+{
+    struct fixture *f = *state;
+    const struct ts_result *r = fx_do(f, tmeta_region_put(T0, "eu", "10.0.0.1:7001,eu-2:7001"));
+    assert_int_equal(r->status, 201);
+    fx_region_is(&r->body.data, "eu", "10.0.0.1:7001,eu-2:7001", T0, 1);
+    fx_digest_honest(f);
+    uint64_t digest = fx_digest_of_state(f);
+    r = fx_do(f, tmeta_region_put(T0 + HOUR, "eu", "10.0.0.1:7001,eu-2:7001"));
+    assert_int_equal(r->status, 200); /* a retry is harmless */
+    fx_region_is(&r->body.data, "eu", "10.0.0.1:7001,eu-2:7001", T0, 1);
+    assert_int_equal(fx_digest_of_state(f), digest);
+    fx_digest_honest(f);
+    r = fx_do(f, tmeta_region_put(T0 + HOUR, "eu", "eu-2:7001,[::1]:7003"));
+    assert_int_equal(r->status, 200);
+    fx_region_is(&r->body.data, "eu", "eu-2:7001,[::1]:7003", T0, 3);
+    assert_int_not_equal(fx_digest_of_state(f), digest);
+    fx_digest_honest(f);
+}
+
+/* "meta" and malformed rpc lists are 400 with a sentence, and nothing is stored. */
+static void region_put_refusals(void **state)
+{
+    struct fixture *f = *state;
+    struct ts_answer a;
+    static const char *const bad[] = {
+        "",        "a",        "a:0",
+        "a:70000", "a:1,,b:2", "a:1, b:2",
+        "a :1",    ":1",       "a:1,",
+        "a:-1",    "a:1x",     "1:1,2:1,3:1,4:1,5:1,6:1,7:1,8:1,9:1,10:1", /* 10 addresses */
+    };
+    fx_error(fx_do(f, tmeta_region_put(T0, "meta", "a:1")), 400, "invalid_argument",
+             "metadata group");
+    uint64_t digest = fx_digest_of_state(f);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const struct ts_result *r = fx_do(f, tmeta_region_put(T0, "eu", bad[i]));
+        if (r->status != 400) {
+            fail_msg("rpc \"%s\" answered %d", bad[i], r->status);
+        }
+        fx_error(r, 400, "invalid_argument", "rpc");
+    }
+    assert_int_equal(fx_digest_of_state(f), digest);
+    fx_digest_honest(f);
+    assert_int_equal(fx_regions(f, &a)->via.array.size, 0);
+    ts_answer_free(&a);
+    /* The bounds themselves: 9 addresses and port 65535 are fine. */
+    assert_int_equal(
+        fx_do(f, tmeta_region_put(T0, "eu", "1:1,2:1,3:1,4:1,5:1,6:1,7:1,8:1,9:65535"))->status,
+        201);
+    fx_digest_honest(f);
+}
+
+/* 16 regions fit; a 17th is 409 while the 16 can still change their rpc. The query answers
+ * them in region id order whatever order they were put in. */
+static void region_list_full_and_ordered(void **state)
+{
+    struct fixture *f = *state;
+    struct ts_answer a;
+    char id[16], buf[16];
+    for (int i = META_REGIONS_MAX - 1; i >= 0; i--) {
+        snprintf(id, sizeof id, "r%02d", i);
+        assert_int_equal(fx_do(f, tmeta_region_put(T0 + i, id, "h:1"))->status, 201);
+    }
+    fx_digest_honest(f);
+    const struct ts_result *r = fx_do(f, tmeta_region_put(T0, "zz", "h:1"));
+    fx_error(r, 409, "conflict", "the region list is full (16)");
+    assert_string_equal(fx_reason(r, buf, sizeof buf), "full");
+    assert_int_equal(fx_do(f, tmeta_region_put(T0, "r05", "h:2"))->status, 200);
+    fx_digest_honest(f);
+    const msgpack_object *l = fx_regions(f, &a);
+    assert_int_equal(l->via.array.size, META_REGIONS_MAX);
+    for (int i = 0; i < META_REGIONS_MAX; i++) {
+        snprintf(id, sizeof id, "r%02d", i);
+        /* r15 was put first (index 1), r00 last (index 16); r05 changed at index 18. */
+        fx_region_is(&l->via.array.ptr[i], id, i == 5 ? "h:2" : "h:1", T0 + i,
+                     i == 5 ? 18 : META_REGIONS_MAX - i);
+    }
+    ts_answer_free(&a);
+}
+
+/* The list, its versions and the digest survive a close and reopen. */
+static void regions_persist_across_reopen(void **state)
+{
+    struct fixture *f = *state;
+    struct ts_answer a;
+    fx_do(f, tmeta_region_put(T0, "us", "u1:7001"));
+    fx_do(f, tmeta_region_put(T0 + 1, "ap", "a1:7001,a2:7001"));
+    uint64_t digest = meta_digest(f->m);
+    meta_close(f->m);
+    fx_open(f);
+    assert_int_equal(meta_digest(f->m), digest);
+    fx_digest_honest(f);
+    const msgpack_object *l = fx_regions(f, &a);
+    assert_int_equal(l->via.array.size, 2);
+    fx_region_is(&l->via.array.ptr[0], "ap", "a1:7001,a2:7001", T0 + 1, 2);
+    fx_region_is(&l->via.array.ptr[1], "us", "u1:7001", T0, 1);
+    ts_answer_free(&a);
+    digest = fx_digest_of_state(f);
+    assert_int_equal(fx_do(f, tmeta_region_put(T0 + 2, "us", "u1:7001"))->status, 200);
+    assert_int_equal(fx_digest_of_state(f), digest);
+}
+
+/* The "regions" query travels by its wire name and decodes back to its type. */
+static void regions_query_codec(void **state)
+{
+    struct fixture *f = *state;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_unpacked u;
+    struct meta_query q = {.type = META_Q_REGIONS}, back;
+    int stale;
+    assert_string_equal(meta_query_name(META_Q_REGIONS), "regions");
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    meta_query_encode(&pk, &q, 1);
+    msgpack_unpacked_init(&u);
+    assert_int_equal(msgpack_unpack_next(&u, sb.data, sb.size, NULL), MSGPACK_UNPACK_SUCCESS);
+    assert_int_equal(meta_query_decode(&u.data, &back, &stale, f->errmsg), 0);
+    assert_int_equal(back.type, META_Q_REGIONS);
+    assert_int_equal(stale, 1);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -371,6 +552,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(replayed_indexes_are_skipped, setup, teardown),
         cmocka_unit_test_setup_teardown(abort_drops_the_group, setup, teardown),
         cmocka_unit_test_setup_teardown(refuses_a_region_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(region_put_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(region_put_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(region_list_full_and_ordered, setup, teardown),
+        cmocka_unit_test_setup_teardown(regions_persist_across_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(regions_query_codec, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

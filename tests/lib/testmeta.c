@@ -59,6 +59,14 @@ struct mcmd tmeta_close(int64_t ts, const char *board, int64_t cycle, const char
     return c;
 }
 
+struct mcmd tmeta_region_put(int64_t ts, const char *region, const char *rpc)
+{
+    struct mcmd c = tmeta__cmd(MCMD_REGION_PUT, ts);
+    c.u.region_put.region = ts_s(region);
+    c.u.region_put.rpc = ts_s(rpc);
+    return c;
+}
+
 void tmeta_entry(const struct mcmd *cmds, uint32_t n, msgpack_sbuffer *sb)
 {
     msgpack_packer pk;

@@ -15,6 +15,7 @@ struct mcmd tmeta_catalog(int64_t ts, int kind, const char *id, const char *body
 struct mcmd tmeta_tourn(int64_t ts, const char *id, int64_t cap, int64_t start_ms, int64_t end_ms);
 struct mcmd tmeta_join(int64_t ts, const char *tournament, const char *player);
 struct mcmd tmeta_close(int64_t ts, const char *board, int64_t cycle, const char *record);
+struct mcmd tmeta_region_put(int64_t ts, const char *region, const char *rpc);
 
 #define TMETA_MAX_RESULTS 256
 

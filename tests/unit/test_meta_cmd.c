@@ -51,6 +51,9 @@ static struct mcmd sample(enum mcmd_type t)
         break;
     case MCMD_JOIN: c.u.join = (struct mcmd_join){s_("t"), s_("ann")}; break;
     case MCMD_CLOSE: c.u.close = (struct mcmd_close){s_("b"), 42, {"rec\0", 4}}; break;
+    case MCMD_REGION_PUT:
+        c.u.region_put = (struct mcmd_region_put){s_("eu"), s_("10.0.0.1:7001,[::1]:7002")};
+        break;
     case MCMD__TYPE_END: break;
     }
     return c;
@@ -122,6 +125,10 @@ static void every_command_round_trips(void **state)
             CMP_ID(out.u.close.board_id, in[i].u.close.board_id);
             CMP_I64(out.u.close.cycle, in[i].u.close.cycle);
             CMP_BIN(out.u.close.record, in[i].u.close.record);
+            break;
+        case MCMD_REGION_PUT:
+            CMP_ID(out.u.region_put.region, in[i].u.region_put.region);
+            CMP_BIN(out.u.region_put.rpc, in[i].u.region_put.rpc);
             break;
         case MCMD__TYPE_END: fail();
         }
@@ -207,6 +214,15 @@ static void refuses_bad_fields(void **state)
     msgpack_pack_int64(pk, 1);
     msgpack_pack_int64(pk, 2);
     expect_refused(f, LR_EINVAL, "max_participants");
+
+    c = sample(MCMD_REGION_PUT); /* an rpc list past its bound (its content is apply's) */
+    char *rpc = calloc(1, META_REGION_RPC_BYTES + 1);
+    memset(rpc, 'a', META_REGION_RPC_BYTES + 1);
+    c.u.region_put.rpc = (struct lr_str){rpc, META_REGION_RPC_BYTES + 1};
+    msgpack_sbuffer_clear(&f->sb);
+    mcmd_encode(pk, &c);
+    expect_refused(f, LR_EINVAL, "rpc must be bytes of at most 2048");
+    free(rpc);
 }
 
 /* Envelopes: wrong version, not an array, too many commands, bad padding. */
@@ -309,6 +325,8 @@ static void names_and_flags(void **state)
     assert_null(mcmd_name(0));
     assert_int_equal(mcmd_flags(MCMD_CLAIM), 0);
     assert_int_equal(mcmd_flags(MCMD_JOIN), META_F_STREAMED);
+    assert_string_equal(mcmd_name(MCMD_REGION_PUT), "region_put");
+    assert_int_equal(mcmd_flags(MCMD_REGION_PUT), 0); /* not in the regions' stream */
     assert_string_equal(mcmd_kind_name(META_KIND_TOURNAMENT), "tournament");
     assert_null(mcmd_kind_name(4));
 }
