@@ -6,7 +6,10 @@
  * command's status must be the model's, and after every step every key is compared: the
  * directory (first claim wins), admissions (never above the cap, each player once), close
  * records (first close wins), and a catalog page after a random version (versions strictly
- * increasing, exactly the puts after v, whole entries). At random points meta is closed and
+ * increasing, exactly the puts after v, whole entries). Region puts (more ids than the list
+ * holds, "meta", a bad rpc list among the choices) are compared through the regions query:
+ * never more than META_REGIONS_MAX, added_at of the first put, version of the last change.
+ * After every step the running digest equals a scan. At random points meta is closed and
  * reopened. LAUREL_SEED replays a run; LAUREL_MODEL_STEPS sets its length. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,8 @@
 #define M_BOARDS 2
 #define M_CYCLES 3
 #define M_CATIDS 3
+#define M_RIDS (META_REGIONS_MAX + 2) /* region ids: more than the list holds */
+#define M_RPCS 4
 #define M_BATCH 4
 #define M_PUTS_MAX 20000
 #define M_T0 1795305600000LL
@@ -31,6 +36,14 @@ static const char *const m_regions[M_REGIONS] = {"eu", "us", "ap"};
 static const char *const m_tourns[M_TOURNS] = {"t0", "t1", "t2"};
 static const char *const m_boards[M_BOARDS] = {"b0", "b1"};
 static const char *const m_catids[M_CATIDS] = {"c0", "c1", "c2"};
+/* The last is refused at apply (port 0). */
+static const char *const m_rpcs[M_RPCS] = {"h1:7001", "h1:7001,h2:7001", "[::1]:7003", "a:0"};
+
+struct m_region {
+    int rpc; /* index in m_rpcs, or -1 while not in the list */
+    int64_t added_ms;
+    uint64_t version;
+};
 
 struct m_tourn {
     int defined;
@@ -53,7 +66,10 @@ struct fixture {
     int64_t ts;
     int claim[M_PLAYERS]; /* region, or -1 */
     struct m_tourn t[M_TOURNS];
-    int closed[M_BOARDS][M_CYCLES]; /* 1 + the record's number, or 0 */
+    int closed[M_BOARDS][M_CYCLES];  /* 1 + the record's number, or 0 */
+    struct m_region regions[M_RIDS]; /* ids "r00".."r17": id order is index order */
+    char rids[M_RIDS][8];
+    int nregions;
     struct m_put *puts;
     size_t nputs, committed_puts;
     char bodies[M_BATCH][32];
@@ -79,6 +95,10 @@ static int setup(void **state)
     f->puts = calloc(M_PUTS_MAX, sizeof *f->puts);
     for (int i = 0; i < M_PLAYERS; i++) {
         f->claim[i] = -1;
+    }
+    for (int i = 0; i < M_RIDS; i++) {
+        f->regions[i].rpc = -1;
+        snprintf(f->rids[i], sizeof f->rids[i], "r%02d", i);
     }
     fx_open(f);
     *state = f;
@@ -107,7 +127,7 @@ static struct mcmd m_next(struct fixture *f, uint32_t slot, int *want)
 {
     f->ts += (int64_t)rnd(f, 5) * M_MIN;
     int p = (int)rnd(f, M_PLAYERS), t = (int)rnd(f, M_TOURNS);
-    switch (rnd(f, 5)) {
+    switch (rnd(f, 6)) {
     case 0: {
         int r = (int)rnd(f, M_REGIONS);
         *want = f->claim[p] < 0 ? 201 : f->claim[p] == r ? 200 : 409;
@@ -155,6 +175,27 @@ static struct mcmd m_next(struct fixture *f, uint32_t slot, int *want)
         }
         return tmeta_close(f->ts, m_boards[b], cy, f->records[slot]);
     }
+    case 4: {
+        int r = (int)rnd(f, M_RIDS + 1), rpc = (int)rnd(f, M_RPCS); /* r == M_RIDS: "meta" */
+        const char *id = r == M_RIDS ? "meta" : f->rids[r];
+        struct m_region *mr = r == M_RIDS ? NULL : &f->regions[r];
+        if (mr == NULL || rpc == M_RPCS - 1) {
+            *want = 400;
+        } else if (mr->rpc == rpc) {
+            *want = 200;
+        } else if (mr->rpc >= 0) {
+            *want = 200;
+            mr->rpc = rpc;
+            mr->version = f->index + 1;
+        } else if (f->nregions >= META_REGIONS_MAX) {
+            *want = 409;
+        } else {
+            *want = 201;
+            *mr = (struct m_region){rpc, f->ts, f->index + 1};
+            f->nregions++;
+        }
+        return tmeta_region_put(f->ts, id, m_rpcs[rpc]);
+    }
     default: {
         struct m_put *put = &f->puts[f->nputs++];
         assert_true(f->nputs < M_PUTS_MAX);
@@ -175,6 +216,36 @@ static struct mcmd m_next(struct fixture *f, uint32_t slot, int *want)
         return tmeta_catalog(f->ts, (int)put->kind, m_catids[put->id], f->bodies[slot]);
     }
     }
+}
+
+/* The regions query lists exactly the model's regions, in id order, field by field. */
+static void m_check_regions(struct fixture *f)
+{
+    struct ts_answer a;
+    char buf[64], want[64];
+    struct meta_query q = {.type = META_Q_REGIONS};
+    assert_int_equal(tmeta_query(f->m, &q, &a, f->errmsg), 0);
+    const msgpack_object *l = ts_get(&a.data, "regions");
+    assert_int_equal(l->via.array.size, f->nregions);
+    uint32_t n = 0;
+    for (int r = 0; r < M_RIDS; r++) {
+        const struct m_region *mr = &f->regions[r];
+        if (mr->rpc < 0) {
+            continue;
+        }
+        const msgpack_object *o = &l->via.array.ptr[n++];
+        assert_string_equal(ts_str(o, "region", buf, sizeof buf), f->rids[r]);
+        assert_int_equal(ts_i64(o, "added_at"), mr->added_ms);
+        assert_int_equal((uint64_t)ts_i64(o, "version"), mr->version);
+        const msgpack_object *rpc = ts_get(o, "rpc");
+        want[0] = '\0';
+        for (uint32_t i = 0; i < rpc->via.array.size; i++) {
+            snprintf(want + strlen(want), sizeof want - strlen(want), "%s%.*s", i ? "," : "",
+                     (int)rpc->via.array.ptr[i].via.str.size, rpc->via.array.ptr[i].via.str.ptr);
+        }
+        assert_string_equal(want, m_rpcs[mr->rpc]);
+    }
+    ts_answer_free(&a);
 }
 
 static void m_check_catalog(struct fixture *f)
@@ -261,6 +332,10 @@ static void m_check(struct fixture *f)
         }
     }
     m_check_catalog(f);
+    m_check_regions(f);
+    uint64_t scan;
+    assert_int_equal(meta_digest_scan(f->m, &scan), 0);
+    assert_int_equal(scan, meta_digest(f->m));
 }
 
 /* The model's rules hold step after step, across group commits and reopens. */
@@ -302,7 +377,8 @@ static void meta_follows_the_model(void **state)
         }
     }
     assert_int_equal(meta_commit(f->m), 0);
-    printf("# %d steps, %zu catalog puts, %d reopens\n", steps, f->nputs, reopens);
+    printf("# %d steps, %zu catalog puts, %d regions, %d reopens\n", steps, f->nputs, f->nregions,
+           reopens);
 }
 
 int main(void)
