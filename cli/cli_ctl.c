@@ -61,6 +61,7 @@ static const struct cli_ctl__cmd cli_ctl__cmds[] = {
     {"achievement", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
     {"board", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
     {"tournament", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
+    {"region", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
     {"cluster", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
     {"get", NULL, cli_ctl__http, cli_ctl_api_usage, 0, 0, 0},
     {"watch", NULL, cli_ctl__ws, cli_ctl_watch_usage, 0, 0, 0},

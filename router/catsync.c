@@ -287,6 +287,19 @@ int catsync_new(uv_loop_t *loop, struct upstream *meta, struct upstream *const *
     return 0;
 }
 
+int catsync_add_region(struct catsync *cs, struct upstream *u)
+{
+    unsigned i = cs->n;
+    if (cs->closing || i == ROUTER_MAX_REGIONS) {
+        return LR_EINVAL;
+    }
+    cs->up[i] = u;
+    cs->reg[i] = (struct catsync__region){cs, i, 0, 0, 0};
+    cs->n = i + 1;
+    catsync__pass(&cs->reg[i]); /* its mark is 0 or behind: the whole catalog, now */
+    return 0;
+}
+
 void catsync_counts(const struct catsync *cs, uint64_t *passes, uint64_t *changes)
 {
     *passes = cs->passes;

@@ -36,6 +36,11 @@ int catsync_new(uv_loop_t *loop, struct upstream *meta, struct upstream *const *
 /** Run a pass over every region as soon as possible (a pass under way runs once more). */
 void catsync_kick(struct catsync *cs);
 
+/** Carry the catalog to one more region, @u (borrowed as catsync_new's @up), starting now: a
+ * region the cluster gained while the router ran. @return 0, or LR_EINVAL (closing, or
+ * ROUTER_MAX_REGIONS regions already). */
+int catsync_add_region(struct catsync *cs, struct upstream *u);
+
 /** Passes completed and changes submitted since start, for /metrics. */
 void catsync_counts(const struct catsync *cs, uint64_t *passes, uint64_t *changes);
 

@@ -66,7 +66,8 @@ struct closer {
     struct upstream *meta;
     struct upstream *up[ROUTER_MAX_REGIONS];
     char region[ROUTER_MAX_REGIONS][65];
-    unsigned n;
+    unsigned n;     /* the regions the close under way covers (each step the same ones) */
+    unsigned known; /* the regions known: n catches up when the next close starts */
     struct gateway *gw;
     unsigned timeout_ms;
     struct logger *log;
@@ -684,6 +685,7 @@ static void closer__start(struct closer *c, struct closer__board *b, int64_t cyc
 {
     struct meta_query q;
     c->busy = 1;
+    c->n = c->known;
     c->b = b;
     c->cycle = cycle;
     c->boundary_ms = b->tournament ? b->end_ms : (cycle + 1) * b->reset_s * 1000;
@@ -747,7 +749,7 @@ int closer_new(uv_loop_t *loop, struct upstream *meta, struct upstream *const *u
     }
     c->loop = loop;
     c->meta = meta;
-    c->n = n < ROUTER_MAX_REGIONS ? n : ROUTER_MAX_REGIONS;
+    c->n = c->known = n < ROUTER_MAX_REGIONS ? n : ROUTER_MAX_REGIONS;
     for (unsigned i = 0; i < c->n; i++) {
         c->up[i] = up[i];
         snprintf(c->region[i], sizeof c->region[i], "%s", region[i]);
@@ -763,6 +765,18 @@ int closer_new(uv_loop_t *loop, struct upstream *meta, struct upstream *const *u
     c->timer.data = c;
     uv_timer_start(&c->timer, closer__tick, 0, CLOSER_TICK_MS);
     *out = c;
+    return 0;
+}
+
+int closer_add_region(struct closer *c, struct upstream *u, const char *region)
+{
+    unsigned i = c->known;
+    if (c->closing || i == ROUTER_MAX_REGIONS) {
+        return LR_EINVAL;
+    }
+    c->up[i] = u;
+    snprintf(c->region[i], sizeof c->region[i], "%s", region);
+    c->known = i + 1;
     return 0;
 }
 

@@ -41,6 +41,11 @@ int closer_new(uv_loop_t *loop, struct upstream *meta, struct upstream *const *u
                const char (*region)[65], unsigned n, struct gateway *gw, unsigned timeout_ms,
                struct logger *log, struct closer **out);
 
+/** Close cycles over one more region, @u named @region (borrowed as closer_new's; the name is
+ * copied), from the next close on: a close under way keeps the regions it started with.
+ * @return 0, or LR_EINVAL (closing, or ROUTER_MAX_REGIONS regions already). */
+int closer_add_region(struct closer *c, struct upstream *u, const char *region);
+
 /** Closes this closer recorded or found, and grants it delivered, since start. */
 void closer_counts(const struct closer *c, uint64_t *closes, uint64_t *grants);
 

@@ -695,6 +695,24 @@ static void gateway__close_followers(struct gateway *g)
     }
 }
 
+/* Start following region @i (@id, served by @u) from the present: its live stream. */
+static int gateway__follow(struct gateway *g, unsigned i, const char *id, struct upstream *u)
+{
+    struct gateway__follower *f = &g->follow[i];
+    struct evstream_config cfg = {
+        .from = 0, .stop = 0, .replica = 0, .timeout_ms = g->timeout_ms, .applied = 1, .leader = 1};
+    snprintf(g->region[i], sizeof g->region[i], "%s", id);
+    g->up[i] = u;
+    f->g = g;
+    f->region = i;
+    f->final.subscribed = -1;
+    int rv = evstream_new(g->loop, u, &cfg, gateway__on_follow, f, &f->es);
+    if (rv == 0) {
+        g->handles++;
+    }
+    return rv;
+}
+
 int gateway_new(uv_loop_t *loop, const struct gateway_region *regions, unsigned n,
                 unsigned timeout_ms, struct gateway **out)
 {
@@ -712,22 +730,9 @@ int gateway_new(uv_loop_t *loop, const struct gateway_region *regions, unsigned 
     strmap_init(&g->topics);
     strmap_init(&g->boards);
     for (unsigned i = 0; i < n; i++) {
-        struct gateway__follower *f = &g->follow[i];
-        struct evstream_config cfg = {.from = 0,
-                                      .stop = 0,
-                                      .replica = 0,
-                                      .timeout_ms = timeout_ms,
-                                      .applied = 1,
-                                      .leader = 1};
-        snprintf(g->region[i], sizeof g->region[i], "%s", regions[i].id);
-        g->up[i] = regions[i].u;
-        f->g = g;
-        f->region = i;
-        f->final.subscribed = -1;
-        if ((rv = evstream_new(loop, regions[i].u, &cfg, gateway__on_follow, f, &f->es)) != 0) {
+        if ((rv = gateway__follow(g, i, regions[i].id, regions[i].u)) != 0) {
             goto err_after_followers;
         }
-        g->handles++;
     }
     uv_timer_init(loop, &g->tick);
     g->tick.data = g;
@@ -742,6 +747,24 @@ err_after_followers:
     gateway__maybe_done(g); /* frees @g now when no follower was made */
     assert(rv != 0);
     return rv;
+}
+
+int gateway_add_region(struct gateway *g, const char *id, struct upstream *u)
+{
+    unsigned i = g->nregions;
+    int rv;
+    if (g->closing || i == ROUTER_MAX_REGIONS) {
+        return LR_EINVAL;
+    }
+    /* Boards first: a board's region lists must exist before anything counts the region. */
+    if ((rv = gateway_board__add_region(g)) != 0) {
+        return rv;
+    }
+    if ((rv = gateway__follow(g, i, id, u)) != 0) {
+        return rv;
+    }
+    g->nregions = i + 1;
+    return 0;
 }
 
 void gateway_close(struct gateway *g, void (*done)(void *data), void *data)

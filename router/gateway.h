@@ -68,6 +68,15 @@ struct gateway_region {
 int gateway_new(uv_loop_t *loop, const struct gateway_region *regions, unsigned n,
                 unsigned timeout_ms, struct gateway **out);
 
+/**
+ * Follow one more region (@id, copied; @u borrowed as gateway_region's), as the last index: a
+ * region the cluster gained while the router ran. Every kept board top seeds the region's
+ * list, and a board's global top waits for it (leaderboard.changed then covers it). Topics of
+ * the region may be subscribed from now on. @return 0; LR_EINVAL (closing, or
+ * ROUTER_MAX_REGIONS already); LR_ENOMEM (nothing changed).
+ */
+int gateway_add_region(struct gateway *g, const char *id, struct upstream *u);
+
 /** Stop following; @done fires once every handle has closed and every client has been freed
  * (run the loop). After this call the gateway calls no upstream. */
 void gateway_close(struct gateway *g, void (*done)(void *data), void *data);

@@ -77,6 +77,14 @@ struct gateway_board__top {
     int sent; /* sent once: what every subscriber of the scope holds */
 };
 
+/* One region's share of a board: its list, and the top last sent to the region's scope. Apart
+ * from the board, so a region added while the router runs adds one. */
+struct gateway_board__part {
+    struct gateway_board__rlist l;
+    struct gateway_board__top sent;
+    uint8_t dirty; /* the region's list changed since its top was last sent */
+};
+
 struct gateway_board {
     struct gateway *g;
     char id[VALID_ID_MAX + 1];
@@ -88,9 +96,8 @@ struct gateway_board {
     int dirty; /* some scope has something to send (or wait for) */
     uint64_t flushed_at;
     struct gateway_board__top sent_global;
-    struct gateway_board__top *sent_region; /* [nregions] */
-    uint8_t *dirty_region;                  /* [nregions] */
-    struct gateway_board__rlist r[];        /* [nregions] */
+    /* [0, g->nregions) allocated, and any region being added (gateway_board__add_region) */
+    struct gateway_board__part *part[ROUTER_MAX_REGIONS];
 };
 
 /* A seed or order query in flight: names its board by id and generation, which may be gone
@@ -112,11 +119,12 @@ static uint64_t gateway_board__now(const struct gateway *g)
 
 static void gateway_board__free(struct gateway_board *b)
 {
-    for (unsigned i = 0; i < b->g->nregions; i++) {
-        free(b->r[i].held);
+    for (unsigned i = 0; i < ROUTER_MAX_REGIONS; i++) {
+        if (b->part[i]) {
+            free(b->part[i]->l.held);
+            free(b->part[i]);
+        }
     }
-    free(b->sent_region);
-    free(b->dirty_region);
     free(b);
 }
 
@@ -199,7 +207,7 @@ static int gateway_board__entry_of(const msgpack_object *o, int desc, unsigned r
 static int gateway_board__rlist_apply(struct gateway_board *b, unsigned region,
                                       const struct gateway_board__entry *in)
 {
-    struct gateway_board__rlist *l = &b->r[region];
+    struct gateway_board__rlist *l = &b->part[region]->l;
     struct gateway_board__entry ne;
     const struct gateway_board__entry *e = in;
     int found = -1, changed = 0;
@@ -246,7 +254,7 @@ static int gateway_board__rlist_apply(struct gateway_board *b, unsigned region,
 static void gateway_board__dirty(struct gateway_board *b, unsigned region)
 {
     b->dirty = 1;
-    b->dirty_region[region] = 1;
+    b->part[region]->dirty = 1;
 }
 
 /* Hold @e (an entry or a rename) for after the region's seed: 0, or -1 when out of memory
@@ -272,7 +280,7 @@ static int gateway_board__hold_event(struct gateway_board__rlist *l,
 static int gateway_board__rename(struct gateway_board *b, unsigned region,
                                  const struct gateway_board__entry *e)
 {
-    struct gateway_board__rlist *l = &b->r[region];
+    struct gateway_board__rlist *l = &b->part[region]->l;
     for (unsigned i = 0; i < l->n; i++) {
         struct gateway_board__entry *x = &l->v[i];
         if (x->idlen != e->idlen || memcmp(x->id, e->id, x->idlen) != 0) {
@@ -299,7 +307,7 @@ void gateway_board__event(struct gateway *g, unsigned region, const msgpack_obje
     if (b == NULL) {
         return;
     }
-    struct gateway_board__rlist *l = &b->r[region];
+    struct gateway_board__rlist *l = &b->part[region]->l;
     struct gateway_board__entry e;
     if (!b->order_known) {
         return; /* not seeded yet: the seed will hold it */
@@ -340,7 +348,7 @@ void gateway_board__player(struct gateway *g, unsigned region, const msgpack_obj
     struct strmap_slot *sl;
     while ((sl = strmap_next(&g->boards, &pos)) != NULL) {
         struct gateway_board *b = sl->val;
-        struct gateway_board__rlist *l = &b->r[region];
+        struct gateway_board__rlist *l = &b->part[region]->l;
         if (l->state == GL_SEEDING) {
             (void)gateway_board__hold_event(l, &e);
         } else if (l->state == GL_READY && gateway_board__rename(b, region, &e)) {
@@ -392,7 +400,7 @@ static void gateway_board__seeded(void *data, int code, const msgpack_object *pa
         return;
     }
     unsigned r = (unsigned)sd->region;
-    struct gateway_board__rlist *l = &b->r[r];
+    struct gateway_board__rlist *l = &b->part[r]->l;
     const msgpack_object *es = code == 0 ? proto_map_get(payload, "entries") : NULL;
     int64_t total = 0;
     free(sd);
@@ -452,7 +460,7 @@ static int gateway_board__ask(struct gateway_board *b, unsigned region,
 static void gateway_board__seed_region(struct gateway_board *b, unsigned region)
 {
     struct gateway *g = b->g;
-    struct gateway_board__rlist *l = &b->r[region];
+    struct gateway_board__rlist *l = &b->part[region]->l;
     struct shard_query sq;
     struct timespec ts;
     if (!b->order_known || l->state == GL_SEEDING || g->closing) {
@@ -504,7 +512,7 @@ static void gateway_board__seed(struct gateway_board *b)
         return;
     }
     for (unsigned i = 0; i < g->nregions; i++) {
-        if (b->r[i].state == GL_NONE) {
+        if (b->part[i]->l.state == GL_NONE) {
             gateway_board__seed_region(b, i);
         }
     }
@@ -523,18 +531,18 @@ static void gateway_board__merge(const struct gateway_board *b, int only,
     while (out->n < GATEWAY_BOARD__TOP) {
         int best = -1;
         for (unsigned i = 0; i < b->g->nregions; i++) {
-            if ((only >= 0 && (int)i != only) || at[i] >= b->r[i].n) {
+            if ((only >= 0 && (int)i != only) || at[i] >= b->part[i]->l.n) {
                 continue;
             }
-            if (best < 0 ||
-                gateway_board__key_cmp(&b->r[i].v[at[i]], &b->r[best].v[at[best]]) < 0) {
+            if (best < 0 || gateway_board__key_cmp(&b->part[i]->l.v[at[i]],
+                                                   &b->part[best]->l.v[at[best]]) < 0) {
                 best = (int)i;
             }
         }
         if (best < 0) {
             break;
         }
-        out->v[out->n++] = b->r[best].v[at[best]++];
+        out->v[out->n++] = b->part[best]->l.v[at[best]++];
     }
 }
 
@@ -603,7 +611,7 @@ static void gateway_board__send_top(struct gateway_board *b, int scope,
 /* Send @top to @b's @scope when it is the scope's first or differs from what was sent. */
 static void gateway_board__offer(struct gateway_board *b, int scope, struct gateway_board__top *top)
 {
-    struct gateway_board__top *sent = scope < 0 ? &b->sent_global : &b->sent_region[scope];
+    struct gateway_board__top *sent = scope < 0 ? &b->sent_global : &b->part[scope]->sent;
     if (!sent->sent || !gateway_board__top_same(top, sent)) {
         *sent = *top;
         sent->sent = 1;
@@ -621,15 +629,15 @@ static void gateway_board__flush(struct gateway_board *b)
     struct gateway_board__top top;
     int all = 1, waiting = 0;
     for (unsigned i = 0; i < g->nregions; i++) {
-        if (b->r[i].state != GL_READY) {
+        if (b->part[i]->l.state != GL_READY) {
             all = 0;
-            waiting |= b->dirty_region[i] || !b->sent_region[i].sent;
+            waiting |= b->part[i]->dirty || !b->part[i]->sent.sent;
             continue;
         }
-        if (b->sent_region[i].sent && !b->dirty_region[i]) {
+        if (b->part[i]->sent.sent && !b->part[i]->dirty) {
             continue;
         }
-        b->dirty_region[i] = 0;
+        b->part[i]->dirty = 0;
         gateway_board__merge(b, (int)i, &top);
         gateway_board__offer(b, (int)i, &top);
     }
@@ -644,7 +652,7 @@ static void gateway_board__flush(struct gateway_board *b)
 static int gateway_board__scope_ready(const struct gateway_board *b, int scope)
 {
     for (unsigned i = 0; i < b->g->nregions; i++) {
-        if ((scope < 0 || (int)i == scope) && b->r[i].state != GL_READY) {
+        if ((scope < 0 || (int)i == scope) && b->part[i]->l.state != GL_READY) {
             return 0;
         }
     }
@@ -653,7 +661,7 @@ static int gateway_board__scope_ready(const struct gateway_board *b, int scope)
 
 void gateway_board__greet(struct gateway_board *b, int scope, struct gateway_client *cl)
 {
-    struct gateway_board__top *sent = scope < 0 ? &b->sent_global : &b->sent_region[scope];
+    struct gateway_board__top *sent = scope < 0 ? &b->sent_global : &b->part[scope]->sent;
     struct gateway_board__top now;
     if (!sent->sent) {
         return; /* the scope's first top is on its way to every subscriber, this one included */
@@ -669,7 +677,7 @@ void gateway_board__greet(struct gateway_board *b, int scope, struct gateway_cli
             sent->sent = 0;
             b->dirty = 1;
             if (scope >= 0) {
-                b->dirty_region[scope] = 1;
+                b->part[scope]->dirty = 1;
             }
             return;
         }
@@ -695,6 +703,25 @@ void gateway_board__tick(struct gateway *g, uint64_t now)
     }
 }
 
+int gateway_board__add_region(struct gateway *g)
+{
+    unsigned i = g->nregions;
+    size_t pos = 0;
+    struct strmap_slot *sl;
+    while ((sl = strmap_next(&g->boards, &pos)) != NULL) {
+        struct gateway_board *b = sl->val;
+        if (b->part[i] == NULL && (b->part[i] = calloc(1, sizeof *b->part[i])) == NULL) {
+            return LR_ENOMEM; /* the parts made stay, unused until the region is added */
+        }
+    }
+    pos = 0;
+    while ((sl = strmap_next(&g->boards, &pos)) != NULL) {
+        struct gateway_board *b = sl->val;
+        b->dirty = 1; /* the global top waits for the new list; the tick seeds it */
+    }
+    return 0;
+}
+
 /* ---- lifetime ----------------------------------------------------------------------------- */
 
 struct gateway_board *gateway_board__hold(struct gateway *g, const char *id, size_t len)
@@ -704,15 +731,16 @@ struct gateway_board *gateway_board__hold(struct gateway *g, const char *id, siz
         b->refs++;
         return b;
     }
-    b = calloc(1, sizeof *b + g->nregions * sizeof b->r[0]);
+    b = calloc(1, sizeof *b);
     if (b == NULL) {
         return NULL;
     }
     b->g = g;
-    b->sent_region = calloc(g->nregions, sizeof *b->sent_region);
-    b->dirty_region = calloc(g->nregions, 1);
-    if (b->sent_region == NULL || b->dirty_region == NULL ||
-        strmap_put(&g->boards, id, len, b) != 0) {
+    int failed = 0;
+    for (unsigned i = 0; i < g->nregions; i++) {
+        failed |= (b->part[i] = calloc(1, sizeof *b->part[i])) == NULL;
+    }
+    if (failed || strmap_put(&g->boards, id, len, b) != 0) {
         gateway_board__free(b);
         return NULL;
     }

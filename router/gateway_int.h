@@ -78,6 +78,11 @@ struct gateway_board *gateway_board__hold(struct gateway *g, const char *id, siz
  * finds it gone and is dropped). */
 void gateway_board__release(struct gateway_board *b);
 
+/* Give every kept board a part for region g->nregions, about to be added: its list starts
+ * unseeded, so the board's global top waits for it and the tick seeds it. @return 0 or
+ * LR_ENOMEM (parts already made stay, and serve when the add is tried again). */
+int gateway_board__add_region(struct gateway *g);
+
 /* A client just subscribed to @b's @scope (-1 global, else a region): once the scope's top has
  * been sent and is still current, it gets it alone; otherwise the scope's next flush (the
  * first, or one forced here) sends the current top to every subscriber, it included. */

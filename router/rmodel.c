@@ -1436,6 +1436,30 @@ void rmodel_close(struct rmodel *m, void (*done)(void *data), void *data)
     uv_close((uv_handle_t *)&m->tick, rmodel__handle_closed);
 }
 
+int rmodel_add_region(struct rmodel *m, struct upstream *u)
+{
+    unsigned r = m->nregions;
+    if (m->closing || r == ROUTER_MAX_REGIONS) {
+        return LR_EINVAL;
+    }
+    m->up[r] = u;
+    memset(&m->reg[r], 0, sizeof m->reg[r]);
+    m->reg[r].next_round = 1;
+    m->nregions = r + 1;
+    /* Every held board lacks the region's entries: each is seeded again, over every region,
+     * once the new region's stream is live. Until then its reads go to the regions, as any
+     * board's do while it seeds; a page or catchup of the old seed finds its generation gone. */
+    size_t pos = 0;
+    for (struct strmap_slot *sl; (sl = strmap_next(&m->boards, &pos)) != NULL;) {
+        struct rmodel_board *b = sl->val;
+        rmodel__board_clear(b);
+        b->gen++;
+        b->state = RB_FAILED;
+        b->retry_at = 0;
+    }
+    return 0;
+}
+
 int rmodel_new(uv_loop_t *loop, struct upstream *const *up, unsigned n,
                const struct rmodel_config *cfg, struct rmodel **out)
 {

@@ -48,6 +48,14 @@ struct rmodel_config {
 int rmodel_new(uv_loop_t *loop, struct upstream *const *up, unsigned n,
                const struct rmodel_config *cfg, struct rmodel **out);
 
+/**
+ * Hold one more region, served by @u (borrowed as rmodel_new's), as the last index: a region
+ * the cluster gained while the router ran. Its stream comes in through rmodel_stream with that
+ * index. Every held board is seeded again over all the regions (reads of a board go to the
+ * regions until it is ready again). @return 0, or LR_EINVAL (closing, or ROUTER_MAX_REGIONS).
+ */
+int rmodel_add_region(struct rmodel *m, struct upstream *u);
+
 /** Fail every wait (LR_EUNAVAILABLE), stop calling the upstreams, and free @m once the calls
  * in flight have answered: then @done (may be NULL) fires. */
 void rmodel_close(struct rmodel *m, void (*done)(void *data), void *data);

@@ -327,7 +327,7 @@ static int route_board__top_merge(struct rreq *q)
     struct router__entries all = {NULL, 0, 0};
     uint64_t total = 0, offset = 0;
     unsigned limit = route_board__read(q)->limit;
-    unsigned nr = q->r->nregions;
+    unsigned nr = q->nregions;
     int rv = rreq__answers(q, up, o);
     if (rv != 0) {
         return rv;
@@ -432,7 +432,7 @@ int route_board__model(struct rreq *q, const struct route_board_read *b, struct 
     }
     /* Every region: a global answer must hold every write any region acknowledged. */
     q->then = step;
-    *use = rmodel_wait(q->r->rm, w, (uint32_t)((1ull << q->r->nregions) - 1),
+    *use = rmodel_wait(q->r->rm, w, (uint32_t)((1ull << q->nregions) - 1),
                        route_board__model_waited, q) == 0;
     return 0;
 }

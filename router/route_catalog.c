@@ -50,7 +50,7 @@ static void route_catalog__put_free(void *data)
 static int route_catalog__done(struct rreq *q)
 {
     int failed = -1, applied = -1;
-    for (unsigned i = 0; i < q->r->nregions; i++) {
+    for (unsigned i = 0; i < q->nregions; i++) {
         if (q->code[i] != 0 && failed < 0) {
             failed = (int)i;
         }

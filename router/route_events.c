@@ -76,7 +76,7 @@ static json_t *route_events__results(const struct route_events_batch *ev)
 static int route_events__done(struct rreq *q)
 {
     struct route_events_batch *ev = q->route_data;
-    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
+    for (unsigned reg = 0; reg < q->nregions; reg++) {
         msgpack_unpacked up;
         const msgpack_object *o, *res = NULL;
         if (!q->have[reg] && q->code[reg] == 0) {
@@ -118,7 +118,7 @@ static int route_events__submit(struct rreq *q)
     struct route_events_batch *ev = q->route_data;
     q->next = route_events__done;
     q->pending++; /* held while launching */
-    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
+    for (unsigned reg = 0; reg < q->nregions; reg++) {
         uint32_t count = 0;
         msgpack_packer pk;
         for (size_t i = 0; i < ev->n; i++) {
@@ -167,7 +167,7 @@ static int route_events__located(struct rreq *q)
 {
     struct route_events_batch *ev = q->route_data;
     int unavailable = 0;
-    for (unsigned reg = 0; reg < q->r->nregions; reg++) {
+    for (unsigned reg = 0; reg < q->nregions; reg++) {
         msgpack_unpacked up;
         const msgpack_object *o, *found = NULL;
         rreq__answer(q, reg, &up, &o);

@@ -92,7 +92,7 @@ static int route_game__ach_merge(struct rreq *q)
 {
     msgpack_unpacked up[ROUTER_MAX_REGIONS];
     const msgpack_object *o[ROUTER_MAX_REGIONS];
-    unsigned nr = q->r->nregions;
+    unsigned nr = q->nregions;
     int64_t players = 0;
     int rv = rreq__answers(q, up, o);
     if (rv != 0) {

@@ -28,15 +28,15 @@
 #define ROUTE_OPS_TIMEOUT_MS 500
 
 /* The raft groups of the router: its regions, then the metadata group when it has one. */
-static unsigned route_ops__ngroups(const struct router *r)
+static unsigned route_ops__ngroups(const struct rreq *q)
 {
-    return r->nregions + (r->up[ROUTER_META] != NULL);
+    return q->nregions + (q->r->up[ROUTER_META] != NULL);
 }
 
 /* The upstream slot (index of r->up, q->code, r->region) of group position @g. */
-static unsigned route_ops__slot(const struct router *r, unsigned g)
+static unsigned route_ops__slot(const struct rreq *q, unsigned g)
 {
-    return g < r->nregions ? g : ROUTER_META;
+    return g < q->nregions ? g : ROUTER_META;
 }
 
 /* ---- /healthz and /readyz ---------------------------------------------------------------- */
@@ -59,8 +59,8 @@ int route_ops_openapi(struct rreq *q)
 
 static int route_ops__ready(struct rreq *q)
 {
-    for (unsigned g = 0; g < route_ops__ngroups(q->r); g++) {
-        unsigned i = route_ops__slot(q->r, g);
+    for (unsigned g = 0; g < route_ops__ngroups(q); g++) {
+        unsigned i = route_ops__slot(q, g);
         msgpack_unpacked up;
         const msgpack_object *o, *lid = NULL;
         rreq__answer(q, i, &up, &o);
@@ -133,8 +133,8 @@ static int route_ops__status_all(struct rreq *q, rreq__step next)
     q->route_free = route_ops__decref;
     q->next = next;
     q->pending++; /* held while launching */
-    for (unsigned g = 0; g < route_ops__ngroups(q->r); g++) {
-        struct upstream *u = q->r->up[route_ops__slot(q->r, g)];
+    for (unsigned g = 0; g < route_ops__ngroups(q); g++) {
+        struct upstream *u = q->r->up[route_ops__slot(q, g)];
         json_t *reps = json_array();
         json_array_append_new(statuses, reps);
         for (unsigned i = 0; i < upstream_replicas(u); i++) {
@@ -178,7 +178,7 @@ static int route_ops__healthy(json_t *st)
  * of memory). */
 static json_t *route_ops__cluster_group(struct rreq *q, unsigned g)
 {
-    unsigned slot = route_ops__slot(q->r, g);
+    unsigned slot = route_ops__slot(q, g);
     json_t *reps = json_array(), *leader = json_null();
     json_t *sts = json_array_get(q->route_data, g);
     json_int_t leader_term = -1;
@@ -212,12 +212,12 @@ static json_t *route_ops__cluster_group(struct rreq *q, unsigned g)
 static int route_ops__cluster_reply(struct rreq *q)
 {
     json_t *regions = json_array();
-    for (unsigned g = 0; g < q->r->nregions; g++) {
+    for (unsigned g = 0; g < q->nregions; g++) {
         json_array_append_new(regions, route_ops__cluster_group(q, g));
     }
     json_t *j = json_pack("{s:o}", "regions", regions);
     if (j && q->r->up[ROUTER_META]) {
-        json_object_set_new(j, "meta", route_ops__cluster_group(q, q->r->nregions));
+        json_object_set_new(j, "meta", route_ops__cluster_group(q, q->nregions));
     }
     rreq__reply_json(q, 200, j, NULL);
     return 0;
@@ -518,8 +518,8 @@ static void route_ops__replica_family(struct route_ops_text *t, struct rreq *q, 
                                       const char *type, const char *help, const char *key)
 {
     route_ops__printf(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-    for (unsigned g = 0; g < route_ops__ngroups(q->r); g++) {
-        const char *group = q->r->region[route_ops__slot(q->r, g)];
+    for (unsigned g = 0; g < route_ops__ngroups(q); g++) {
+        const char *group = q->r->region[route_ops__slot(q, g)];
         json_t *sts = json_array_get(q->route_data, g);
         for (unsigned i = 0; i < json_array_size(sts); i++) {
             json_t *st = json_array_get(sts, i);
@@ -586,8 +586,8 @@ static int route_ops__metrics_reply(struct rreq *q)
     route_ops__printf(&t,
                       "# HELP laurel_raft_role The replica's raft role (1 for the role it has).\n"
                       "# TYPE laurel_raft_role gauge\n");
-    for (unsigned g = 0; g < route_ops__ngroups(q->r); g++) {
-        const char *group = q->r->region[route_ops__slot(q->r, g)];
+    for (unsigned g = 0; g < route_ops__ngroups(q); g++) {
+        const char *group = q->r->region[route_ops__slot(q, g)];
         json_t *sts = json_array_get(q->route_data, g);
         for (unsigned i = 0; i < json_array_size(sts); i++) {
             const char *role = json_string_value(json_object_get(json_array_get(sts, i), "role"));
@@ -631,8 +631,8 @@ static int route_ops__metrics_reply(struct rreq *q)
     route_ops__printf(&t,
                       "# HELP laurel_apply_batch_commands Commands per applied raft entry.\n"
                       "# TYPE laurel_apply_batch_commands histogram\n");
-    for (unsigned g = 0; g < route_ops__ngroups(q->r); g++) {
-        const char *group = q->r->region[route_ops__slot(q->r, g)];
+    for (unsigned g = 0; g < route_ops__ngroups(q); g++) {
+        const char *group = q->r->region[route_ops__slot(q, g)];
         json_t *sts = json_array_get(q->route_data, g);
         for (unsigned i = 0; i < json_array_size(sts); i++) {
             json_t *st = json_array_get(sts, i);

@@ -75,7 +75,7 @@ static int route_rank__player_merge(struct rreq *q)
     const msgpack_object *o[ROUTER_MAX_REGIONS];
     struct router__entries before = {NULL, 0, 0}, after = {NULL, 0, 0};
     uint64_t count = 0, total = 0;
-    unsigned nr = q->r->nregions, n = s->around;
+    unsigned nr = q->nregions, n = s->around;
     int rv = rreq__answers(q, up, o);
     if (rv != 0) {
         return rv;
@@ -281,7 +281,7 @@ static int route_rank__friends_merge(struct rreq *q)
     const msgpack_object *o[ROUTER_MAX_REGIONS];
     size_t n = json_array_size(s->acc);
     uint64_t total = 0;
-    unsigned nr = q->r->nregions;
+    unsigned nr = q->nregions;
     int rv = rreq__answers(q, up, o);
     if (rv != 0) {
         return rv;
@@ -319,7 +319,7 @@ static json_t *route_rank__friends_none(struct rreq *q, const msgpack_object *co
     uint64_t total = 0;
     json_t *j = route_board__head(q, o[0]);
     json_object_set_new(j, "entries", json_array());
-    for (unsigned i = 0; i < q->r->nregions; i++) {
+    for (unsigned i = 0; i < q->nregions; i++) {
         int64_t t = 0;
         proto_obj_i64(proto_map_get(o[i], "total"), &t);
         total += (uint64_t)t;
@@ -336,7 +336,7 @@ static int route_rank__friends_probe(struct rreq *q)
     const msgpack_object *o[ROUTER_MAX_REGIONS];
     struct router__entries all = {NULL, 0, 0};
     struct shard_query sq;
-    unsigned nr = q->r->nregions;
+    unsigned nr = q->nregions;
     int rv = rreq__answers(q, up, o);
     if (rv != 0) {
         return rv;

@@ -36,6 +36,7 @@
     X(HTTP_GET, "/console/{}", route_console_asset, AUTH_NONE, BODY_NONE, LIM_NONE)                \
     X(HTTP_GET, "/openapi.json", route_ops_openapi, AUTH_NONE, BODY_NONE, LIM_READ)                \
     X(HTTP_GET, "/v1/cluster", route_ops_cluster, AUTH_ADMIN, BODY_NONE, LIM_READ)                 \
+    X(HTTP_PUT, "/v1/regions/{}", route_region_put, AUTH_ADMIN, BODY_OBJECT, LIM_WRITE)            \
     X(HTTP_PUT, "/v1/players/{}", route_player_put, AUTH_API, BODY_OBJECT, LIM_WRITE)              \
     X(HTTP_GET, "/v1/players/{}", route_player_get, AUTH_NONE, BODY_NONE, LIM_READ)                \
     X(HTTP_GET, "/v1/players/{}/achievements", route_player_history, AUTH_NONE, BODY_NONE,         \
@@ -325,6 +326,7 @@ static void router__dispatch(struct router *r, struct rreq *q, struct http_req *
     q->reply = reply;
     q->reply_data = reply_data;
     q->t0 = uv_hrtime();
+    q->nregions = r->nregions;
     q->region = -1;
     msgpack_sbuffer_init(&q->args);
     snprintf(q->path, sizeof q->path, "%s", h->path);
@@ -535,6 +537,7 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
         goto err_after_gateway;
     }
     if (cfg->http == NULL) { /* headless: driven through router__request only */
+        router__regions_start(r);
         *out = r;
         return 0;
     }
@@ -545,6 +548,7 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     }
     http_set_conn_limits(r->http, cfg->http_max_conns, cfg->http_max_per_ip);
     http_set_cors(r->http, &cors);
+    router__regions_start(r);
     *out = r;
     return 0;
 
@@ -579,7 +583,7 @@ err_after_alloc:
     return rv;
 }
 
-static void router__part_closed(void *data)
+void router__part_closed(void *data)
 {
     struct router *r = data;
     if (--r->closing > 0) {
@@ -609,8 +613,11 @@ void router_stop(struct router *r, void (*done)(void *data), void *data)
 {
     r->done = done;
     r->done_data = data;
-    r->closing =
-        r->nregions + 4 + (r->up[ROUTER_META] != NULL) + (r->catsync != NULL) + (r->closer != NULL);
+    r->closing = r->nregions + 4 + (r->up[ROUTER_META] != NULL) + (r->catsync != NULL) +
+                 (r->closer != NULL) + (r->regions_started != 0);
+    if (r->regions_started) {
+        router__regions_stop(r);
+    }
     gateway_listen(r->gw, NULL, NULL);
     rmodel_close(r->rm, router__part_closed, r); /* first: it calls the upstreams */
     if (r->closer) { /* first: it calls the gateway and the upstreams closed below */

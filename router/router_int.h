@@ -89,7 +89,15 @@ struct router {
     unsigned log_requests;
     uint64_t log_seq;
     struct log_limit log_5xx;
+    /* The follower of the metadata group's region list (route_region.c). */
+    uv_timer_t regions_timer;
+    int regions_started, regions_busy, regions_timer_closed;
+    msgpack_sbuffer regions_args;
+    struct log_limit regions_log;
 };
+
+/* How often a router reads the metadata group's list of regions (route_region.c). */
+#define ROUTER_REGIONS_POLL_MS 1000
 
 struct rreq;
 
@@ -114,6 +122,10 @@ struct rreq {
     json_t *body;                        /* the parsed body of routes that take one (owned) */
     int admin;                           /* the request carries the admin key */
     uint64_t t0;                         /* uv_hrtime at arrival */
+    /* The router's regions when the request arrived: every step of it calls, waits for and
+     * merges these, so a region added meanwhile (router__region_add) joins the next request
+     * rather than half of this one. */
+    unsigned nregions;
     /* Calls to regions (rreq.c). */
     unsigned pending;
     int code[ROUTER_SLOTS];
@@ -165,6 +177,25 @@ void router__observe(struct router *r, const struct router__route *route, uint64
  * Reply headers (Retry-After) and the content type are not passed on. @return 0, or LR_ENOMEM
  * (then @reply never fires). */
 int router__request(struct router *r, const struct http_req *in, ws_reply_fn reply, void *rdata);
+
+/* One of the parts router_stop waits for has closed (the last frees @data, the router). */
+void router__part_closed(void *data);
+
+/* ---- route_region.c ----------------------------------------------------------------------- */
+
+/* Serve one more region, @id, whose replicas are at the @n addresses @rpc (copied), through
+ * @u when given (adopted: the router closes it, also on failure) or a new link: the gateway,
+ * the read model, the catalog carrier and the cycle closer take it, then the routes (requests
+ * that arrive from now on). A region the router already has is a no-op (@u is closed).
+ * @return 0, or LR_E* with a sentence in @errmsg (LR_ERRMSG_SIZE bytes). */
+int router__region_add(struct router *r, const char *id, const char *const *rpc, unsigned n,
+                       struct upstream *u, char *errmsg);
+/* Start following the metadata group's region list (a no-op poller without a group); stop it:
+ * router__part_closed fires once it has. */
+void router__regions_start(struct router *r);
+void router__regions_stop(struct router *r);
+/* Read the list now (unless a read is under way). */
+void router__regions_poll(struct router *r);
 
 /* Index of region @id, or -1. */
 int router__region_index(const struct router *r, const char *id);
@@ -292,6 +323,9 @@ int route_ops_metrics(struct rreq *q);
 /* route_console.c: the operator console's page and assets, built into the binary */
 int route_console_page(struct rreq *q);
 int route_console_asset(struct rreq *q);
+
+/* route_region.c */
+int route_region_put(struct rreq *q);
 
 /* route_player.c */
 int route_player_put(struct rreq *q);

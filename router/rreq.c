@@ -301,7 +301,7 @@ int rreq__submit(struct rreq *q, unsigned region)
 int rreq__call_others(struct rreq *q, int op, int need_leader, unsigned skip)
 {
     q->pending++; /* held while launching: answers never arrive from inside upstream_call */
-    for (unsigned i = 0; i < q->r->nregions; i++) {
+    for (unsigned i = 0; i < q->nregions; i++) {
         if (i != skip && rreq__call(q, i, op, need_leader) != 0) {
             q->code[i] = LR_ENOMEM;
         }
@@ -353,7 +353,7 @@ int rreq__answer_ok(struct rreq *q, unsigned region, msgpack_unpacked *up, const
 
 int rreq__answers(struct rreq *q, msgpack_unpacked *up, const msgpack_object **o)
 {
-    unsigned nr = q->r->nregions;
+    unsigned nr = q->nregions;
     for (unsigned i = 0; i < nr; i++) {
         rreq__answer(q, i, &up[i], &o[i]);
     }
@@ -518,7 +518,7 @@ int rreq__body_str(struct rreq *q, const char *key, int required, const char **o
 static int rreq__located(struct rreq *q)
 {
     int unavailable = 0;
-    for (unsigned i = 0; i < q->r->nregions; i++) {
+    for (unsigned i = 0; i < q->nregions; i++) {
         if (q->code[i] == 0) {
             q->region = (int)i;
         } else if (q->code[i] != LR_ENOTFOUND) {

@@ -119,6 +119,11 @@ struct upstream {
     struct log_limit auth_log;
     uint64_t next_id;
     int closing;
+    /* Callbacks of this link running now: upstream_close from inside one (a caller dropping a
+     * link it was asking) must leave the requests that the loops around it still walk, so
+     * the close waits for the tick (close_later). */
+    unsigned in_cb;
+    int close_later;
     unsigned open_handles;
     void (*done)(void *data);
     void *done_data;
@@ -160,8 +165,11 @@ static void upstream__detach(struct upstream_req *r)
 
 static void upstream__complete(struct upstream_req *r, int code, const msgpack_object *payload)
 {
+    struct upstream *u = r->u;
     upstream__detach(r);
+    u->in_cb++;
     r->cb(r->data, code, payload);
+    u->in_cb--;
     free(r->args);
     free(r);
 }
@@ -573,10 +581,17 @@ static void upstream__check(uv_check_t *h)
 static int upstream__enqueue(struct upstream *u, int replica, int op, int need_leader, char *args,
                              size_t len, uint64_t deadline, upstream_cb cb, void *data);
 
+static void upstream__close_now(struct upstream *u);
+
 static void upstream__tick(uv_timer_t *t)
 {
     struct upstream *u = t->data;
     uint64_t now = uv_now(u->loop);
+    if (u->close_later) {
+        u->close_later = 0;
+        upstream__close_now(u);
+        return;
+    }
     if (!u->following && now >= u->next_follow) {
         /* Not a need_leader call: a follower's status must not make it the leader. */
         u->next_follow = now + UPSTREAM__FOLLOW_MS;
@@ -942,6 +957,16 @@ void upstream_close(struct upstream *u, void (*done)(void *data), void *data)
     /* Closing first: a completion below may call upstream_call on this link (a route's next
      * step), which must then be refused at once rather than queued behind a closed loop. */
     u->closing = 1;
+    if (u->in_cb > 0) {
+        u->close_later = 1;
+        uv_timer_start(&u->tick, upstream__tick, 0, UPSTREAM__TICK_MS);
+        return;
+    }
+    upstream__close_now(u);
+}
+
+static void upstream__close_now(struct upstream *u)
+{
     upstream__group_seal(u); /* its members are failed with the queue below */
     while (u->queue) {
         upstream__complete(u->queue, LR_EUNAVAILABLE, NULL);

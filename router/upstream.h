@@ -123,7 +123,8 @@ const char *upstream_region(const struct upstream *u);
 
 /**
  * Close connections and fail pending calls with LR_EUNAVAILABLE; @u is freed once its handles
- * have closed (run the loop). @done (may be NULL) fires then.
+ * have closed (run the loop). @done (may be NULL) fires then. May be called from inside one of
+ * @u's own callbacks: calls are refused from then on, and the rest waits for the next turn.
  */
 void upstream_close(struct upstream *u, void (*done)(void *data), void *data);
 

@@ -8,9 +8,7 @@
  * Afterwards every acknowledged write is in the region's scores, once, and every running
  * replica has the same applied index and digest. */
 #include <jansson.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +18,7 @@
 
 #include "tests/lib/cluster.h"
 #include "tests/lib/httpc.h"
+#include "tests/lib/kwriter.h"
 #include "tests/lib/testlib.h"
 
 #define ADMIN "grow-admin-key-0123456"
@@ -32,14 +31,7 @@ struct fixture {
     char http[32];
     pid_t router;
     char log[600];
-    /* The writer thread. */
-    pthread_t th;
-    atomic_int stop;
-    atomic_int acked;
-    int keys[NPLAYERS]; /* acknowledged keys per player, over the whole run */
-    int next_key;
-    int failed;      /* answers other than 2xx, over the whole run */
-    char error[512]; /* the first of them, or "" */
+    struct kwriter w; /* the steady write load (tests/lib/kwriter.h) */
 };
 
 static struct fixture *fx;
@@ -71,63 +63,20 @@ static int status_of(const char *method, const char *path, const char *auth, con
     return s;
 }
 
-/* The writer: one write at a time, as fast as they are answered. A write that is not
- * answered 2xx counts as a failed request and is retried with the same key (API.md), so
- * that the tally of acknowledged keys stays exact either way. */
-static void *writer_main(void *arg)
-{
-    (void)arg;
-    while (!atomic_load(&fx->stop)) {
-        char body[160];
-        int k = fx->next_key % NPLAYERS;
-        snprintf(body, sizeof body,
-                 "{\"player_id\":\"grow-%d\",\"score\":1,\"idempotency_key\":\"g-%06d\"}", k,
-                 fx->next_key);
-        for (;;) {
-            struct httpc_resp r;
-            int s = httpc_do(fx->http, "POST", "/v1/boards/grow/scores", API, body, &r) == 0
-                        ? r.status
-                        : -1;
-            if (s >= 200 && s < 300) {
-                httpc_free(&r);
-                fx->keys[k]++;
-                atomic_fetch_add(&fx->acked, 1);
-                break;
-            }
-            if (fx->failed++ == 0) {
-                snprintf(fx->error, sizeof fx->error, "%s: status %d: %.300s", body, s,
-                         s >= 0 && r.body ? r.body : "(no answer)");
-            }
-            if (s >= 0) {
-                httpc_free(&r);
-            }
-            sleep_ms(20);
-        }
-        fx->next_key++;
-    }
-    return NULL;
-}
-
 static void load_start(void)
 {
-    atomic_store(&fx->stop, 0);
-    assert_int_equal(pthread_create(&fx->th, NULL, writer_main, NULL), 0);
+    assert_int_equal(kwriter_start(&fx->w), 0);
 }
 
 /* Wait until @n more writes are acknowledged (the load is really flowing). */
 static void load_wait(int n)
 {
-    int until = atomic_load(&fx->acked) + n;
-    for (int i = 0; i < 3000 && atomic_load(&fx->acked) < until; i++) {
-        sleep_ms(10);
-    }
-    assert_true(atomic_load(&fx->acked) >= until);
+    assert_int_equal(kwriter_wait(&fx->w, n), 0);
 }
 
 static void load_stop(void)
 {
-    atomic_store(&fx->stop, 1);
-    pthread_join(fx->th, NULL);
+    kwriter_stop(&fx->w);
 }
 
 /* `laurel ctl` with @args (NULL-terminated, after "ctl"): its exit code. */
@@ -216,25 +165,12 @@ static int follower(void)
 static void check_writes(void)
 {
     struct httpc_resp r;
-    int scores[NPLAYERS] = {0};
     uint64_t applied, digest;
     assert_int_equal(tcluster_converged(&fx->eu, T_MS, &applied, &digest), 0);
     assert_int_equal(req("GET", "/v1/boards/grow/top?scope=region:eu&limit=100", "", NULL, &r),
                      200);
-    size_t i;
-    json_t *e;
-    json_array_foreach(json_object_get(r.json, "entries"), i, e)
-    {
-        int k;
-        const char *p = json_string_value(json_object_get(e, "player_id"));
-        if (p && sscanf(p, "grow-%d", &k) == 1 && k >= 0 && k < NPLAYERS) {
-            scores[k] = (int)json_integer_value(json_object_get(e, "score"));
-        }
-    }
+    assert_int_equal(kwriter_mismatch(&fx->w, json_object_get(r.json, "entries")), -1);
     httpc_free(&r);
-    for (int k = 0; k < NPLAYERS; k++) {
-        assert_int_equal(scores[k], fx->keys[k]);
-    }
 }
 
 static int setup(void **state)
@@ -243,6 +179,12 @@ static int setup(void **state)
     char eu[256], meta[256];
     char *dir = testlib_tmpdir();
     fx = calloc(1, sizeof *fx);
+    fx->w = (struct kwriter){.http = fx->http,
+                             .path = "/v1/boards/grow/scores",
+                             .api_key = API,
+                             .player = "grow",
+                             .key = "g",
+                             .nplayers = NPLAYERS};
     /* Snapshots every 64 entries, 16 kept behind: a replica that joins late must install one. */
     assert_int_equal(tcluster_start_snapshots(&fx->eu, 3, "eu", 64, 16), 0);
     assert_int_equal(tcluster_start(&fx->meta, 3, "meta"), 0);
@@ -287,8 +229,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    if (fx->failed) {
-        fprintf(stderr, "# %d failed requests; the first: %s\n", fx->failed, fx->error);
+    kwriter_stop(&fx->w);
+    if (fx->w.failed) {
+        fprintf(stderr, "# %d failed requests; the first: %s\n", fx->w.failed, fx->w.error);
     }
     kill(fx->router, SIGTERM);
     waitpid(fx->router, NULL, 0);
@@ -320,7 +263,7 @@ static void add_then_remove_a_replica_under_load(void **state)
     wait_router_lists(gone, 0);
     load_wait(100);
     load_stop();
-    assert_int_equal(fx->failed, 0);
+    assert_int_equal(fx->w.failed, 0);
     check_writes();
 }
 
@@ -344,7 +287,7 @@ static void replace_a_dead_replica_under_load(void **state)
     wait_router_lists(fx->eu.r[j].rpc, 1);
     load_wait(100);
     load_stop();
-    assert_int_equal(fx->failed, 0);
+    assert_int_equal(fx->w.failed, 0);
     check_writes();
     /* It caught up from a snapshot: raft keeps the one it installed in its log directory. */
     snprintf(cmd, sizeof cmd, "ls '%s'/raft/snapshot-* >/dev/null 2>&1", fx->eu.r[j].data);
@@ -377,7 +320,7 @@ static void retire_the_leader_under_load(void **state)
     wait_router_lists(gone, 0);
     load_wait(100);
     load_stop();
-    assert_int_equal(fx->failed, 0);
+    assert_int_equal(fx->w.failed, 0);
     check_writes();
 }
 
