@@ -277,6 +277,47 @@ static void a_call_made_while_closing_is_refused(void **state)
     f->u = NULL;
 }
 
+/* A caller may drop the link from inside one of its callbacks (the put of a region does, with
+ * the link it probed): three calls to a dead region end at the same deadline in one tick, the
+ * first one's callback closes the link, and the other two still get their answer, once each,
+ * after the loop that walks them is done (under ASan a close at once would free them under
+ * it). */
+struct dropper {
+    struct upstream *u;
+    int fired, closed;
+};
+
+static void on_answer_drop(void *data, int code, const msgpack_object *payload)
+{
+    struct dropper *d = data;
+    (void)payload;
+    assert_int_equal(code, LR_EUNAVAILABLE);
+    if (d->fired++ == 0) {
+        upstream_close(d->u, closed, &d->closed);
+        /* Refused from now on, though the close itself waits for the next turn. */
+        assert_int_equal(upstream_call(d->u, PROTO_OP_STATUS, 0, NULL, 0, 100, on_answer, NULL),
+                         LR_EUNAVAILABLE);
+    }
+}
+
+static void closed_from_its_own_callback(void **state)
+{
+    struct fixture *f = *state;
+    struct dropper d = {.u = f->u};
+    for (unsigned i = 0; i < f->c.n; i++) {
+        tcluster_kill(&f->c, i, SIGKILL);
+    }
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(upstream_call(f->u, PROTO_OP_STATUS, 0, NULL, 0, 300, on_answer_drop, &d),
+                         0);
+    }
+    while (!d.closed) {
+        uv_run(&f->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(d.fired, 3);
+    f->u = NULL;
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -287,6 +328,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(dead_region_times_out, setup, teardown),
         cmocka_unit_test_setup_teardown(a_call_made_while_closing_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(closed_from_its_own_callback, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
