@@ -74,12 +74,7 @@ unsigned fuzz_router_settle(struct router *r, int code, const msgpack_object *pa
 {
     unsigned total = 0;
     for (unsigned round = 0; round < rounds; round++) {
-        unsigned n = 0;
-        for (unsigned i = 0; i < ROUTER_SLOTS; i++) {
-            if (r->up[i]) {
-                n += fuzz_upstream_answer(r->up[i], code, payload);
-            }
-        }
+        unsigned n = fuzz_upstream_answer_all(code, payload);
         if (n == 0) {
             break;
         }

@@ -6,7 +6,9 @@
  * FUZZ_API_KEY), no rate limits (a harness would soon see nothing but 429s), a read model that
  * holds no board (every board read goes to the regions' stand-ins, and none waits on a timer).
  * The loop never runs a timer: fuzz_router_settle stops them all before it runs the loop, so
- * evstreams never connect and handles closed by a request still get their close callbacks. */
+ * evstreams never connect and handles closed by a request still get their close callbacks.
+ * A region put that the stand-ins answer as accepted (seed-35 of fuzz_http) adds a region to
+ * this router for the rest of the process, as it would to a real one (up to 16). */
 #ifndef LAUREL_FUZZ_ROUTER_H
 #define LAUREL_FUZZ_ROUTER_H
 
@@ -23,16 +25,17 @@ struct upstream;
 struct router *fuzz_router(void);
 
 /**
- * Answer every call queued on the router's upstreams with @code and @payload (borrowed; NULL
- * only with an error code: a timeout, LR_EUNAVAILABLE with no payload, is what a region that
- * never answers gives), round after round while the answers make new calls (at most @rounds),
- * then run the loop once without timers. @return the calls answered.
+ * Answer every call queued on the router's upstreams (and any a route opened) with @code and
+ * @payload (borrowed; NULL only with an error code: a timeout, LR_EUNAVAILABLE with no payload, is
+ * what a region that never answers gives), round after round while the answers make new calls (at
+ * most @rounds), then run the loop once without timers. @return the calls answered.
  */
 unsigned fuzz_router_settle(struct router *r, int code, const msgpack_object *payload,
                             unsigned rounds);
 
-/* fuzz_upstream.c: answer every call queued on @u with @code and @payload (borrowed for the
- * call). Calls the callbacks make are queued for the next round. @return how many. */
-unsigned fuzz_upstream_answer(struct upstream *u, int code, const msgpack_object *payload);
+/* fuzz_upstream.c: answer every call queued on every stand-in upstream not closed (the
+ * router's, and any a route opened itself) with @code and @payload (borrowed for the call).
+ * Calls the callbacks make are queued for the next round. @return how many. */
+unsigned fuzz_upstream_answer_all(int code, const msgpack_object *payload);
 
 #endif

@@ -20,6 +20,7 @@ struct upstream_req {
 };
 
 struct upstream {
+    struct upstream *prev, *next; /* fuzz_upstream__live */
     char region[65];
     unsigned n;
     char rpc[UPSTREAM_MAX_REPLICAS][64];
@@ -27,6 +28,11 @@ struct upstream {
     struct upstream_stats st;
     struct upstream_req *head, **tail; /* calls waiting for fuzz_upstream_answer, in order */
 };
+
+/* Every stand-in not yet closed: the router's, and the links a route opens on its own (a
+ * region put's probe), which fuzz_upstream_answer_all answers as well. Process-wide, as the
+ * harness's router is (fuzz_router). */
+static struct upstream *fuzz_upstream__live;
 
 int upstream_new(uv_loop_t *loop, const char *region, const char *const *rpc, unsigned n,
                  struct upstream **out)
@@ -41,6 +47,11 @@ int upstream_new(uv_loop_t *loop, const char *region, const char *const *rpc, un
         snprintf(u->rpc[u->n++], sizeof u->rpc[0], "%s", rpc[i]);
     }
     u->tail = &u->head;
+    u->next = fuzz_upstream__live;
+    if (u->next) {
+        u->next->prev = u;
+    }
+    fuzz_upstream__live = u;
     *out = u;
     return 0;
 }
@@ -141,22 +152,10 @@ const char *upstream_region(const struct upstream *u)
     return u->region;
 }
 
-void upstream_close(struct upstream *u, void (*done)(void *data), void *data)
+/* Run the calls of the list @c (taken off their upstreams) with @code and @payload. */
+static unsigned fuzz_upstream__run(struct upstream_req *c, int code, const msgpack_object *payload)
 {
-    fuzz_upstream_answer(u, LR_EUNAVAILABLE, NULL);
-    free(u);
-    if (done) {
-        done(data);
-    }
-}
-
-unsigned fuzz_upstream_answer(struct upstream *u, int code, const msgpack_object *payload)
-{
-    /* Taken off first: a callback may queue the next step's calls, answered on a later turn. */
-    struct upstream_req *c = u->head;
     unsigned n = 0;
-    u->head = NULL;
-    u->tail = &u->head;
     while (c) {
         struct upstream_req *next = c->next;
         c->cb(c->data, code, payload);
@@ -165,4 +164,38 @@ unsigned fuzz_upstream_answer(struct upstream *u, int code, const msgpack_object
         n++;
     }
     return n;
+}
+
+void upstream_close(struct upstream *u, void (*done)(void *data), void *data)
+{
+    struct upstream_req *c = u->head;
+    if (u->prev) {
+        u->prev->next = u->next;
+    } else {
+        fuzz_upstream__live = u->next;
+    }
+    if (u->next) {
+        u->next->prev = u->prev;
+    }
+    free(u);
+    fuzz_upstream__run(c, LR_EUNAVAILABLE, NULL);
+    if (done) {
+        done(data);
+    }
+}
+
+unsigned fuzz_upstream_answer_all(int code, const msgpack_object *payload)
+{
+    /* Every queue taken off first: a callback may queue the next step's calls (answered on a
+     * later round) or close an upstream (its own, a probe's), which then holds nothing. */
+    struct upstream_req *all = NULL, **tail = &all;
+    for (struct upstream *u = fuzz_upstream__live; u; u = u->next) {
+        if (u->head) {
+            *tail = u->head;
+            tail = u->tail;
+            u->head = NULL;
+            u->tail = &u->head;
+        }
+    }
+    return fuzz_upstream__run(all, code, payload);
 }

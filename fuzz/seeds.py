@@ -167,6 +167,11 @@ HTTP_REQUESTS = [
       "next_cursor": None}),
     ("GET", "/readyz", None, "", 0, {"id": 1, "role": "leader", "term": 3, "commit_index": 5,
                                      "applied_index": 5}),
+    ("PUT", "/v1/regions/r3", {"rpc": ["127.0.0.1:7301", "[::1]:7302"]}, "admin"),
+    ("PUT", "/v1/regions/r3", {"rpc": ["127.0.0.1:7301"]}, "admin", 0,
+     {"region": "r3", "role": "leader",
+      "results": [[201, False, {"region": "r3", "rpc": ["127.0.0.1:7301"], "added_at": 1,
+                                "version": 9}]]}),
 ]
 
 # fuzz_ws's input (fuzz/fuzz_ws.c): a connection's messages, one per line.
