@@ -39,6 +39,9 @@
 #define UPSTREAM__RETRY_MS 50
 #define UPSTREAM__RETRY_MAX_MS 200
 #define UPSTREAM__FOLLOW_MS 1000 /* how often the link asks the leader for the membership */
+/* How long a replica that let a call reach its deadline is passed over when a call may go to
+ * any replica (upstream__send): long enough for a region to elect a new leader. */
+#define UPSTREAM__QUIET_MS 3000
 
 /* One upstream_submit inside a group: its callback and its commands' place in the group. */
 struct upstream__member {
@@ -106,6 +109,13 @@ struct upstream {
     int following;        /* a membership status call is out */
     int leader;
     unsigned rr;
+    /* Until when each replica is passed over by calls that may go anywhere: it let a call
+     * reach its deadline (frozen, cut off) and has not answered since. Without this, the
+     * round robin can land on the same frozen replica every time: when the other calls of a
+     * loop turn (status, reads) advance it by a multiple of the replica count, a leader's
+     * write retried after each timeout goes to the frozen one again and again, for as long as
+     * it stays frozen (test_ws saw 30 s of 503s while a new leader waited). */
+    uint64_t quiet_until[UPSTREAM_MAX_REPLICAS];
     struct upstream_conn conn[UPSTREAM_MAX_REPLICAS];
     struct upstream_req *queue;
     uv_timer_t tick;
@@ -314,6 +324,7 @@ static int upstream__learn(struct upstream *u, const msgpack_object *rpc)
     u->salen[i] = salen;
     u->id[i] = 0;
     u->gone[i] = 0;
+    u->quiet_until[i] = 0;
     u->conn[i].u = u;
     u->conn[i].idx = (unsigned)i;
     u->conn[i].state = UC_IDLE;
@@ -390,6 +401,7 @@ static void upstream__answer(struct upstream_conn *c, const struct proto_msg *m)
     struct upstream *u = c->u;
     struct upstream_req *r = upstream__find(c, m->id);
     uint64_t now = uv_now(u->loop);
+    u->quiet_until[c->idx] = 0; /* it answers */
     if (r == NULL) {
         return; /* an abandoned attempt */
     }
@@ -522,9 +534,21 @@ static void upstream__send(struct upstream_req *r)
     } else if (u->leader >= 0 && r->need_leader) {
         target = (unsigned)u->leader;
     } else {
-        target = u->rr++ % u->n;
-        for (unsigned k = 0; k < u->n && u->gone[target]; k++) {
-            target = u->rr++ % u->n; /* all gone cannot happen: a leader is a voter */
+        /* The next replica that is a voter and not quiet; failing that, the next voter (all
+         * gone cannot happen: a leader is a voter), so a region whose replicas all went quiet
+         * is still asked. */
+        uint64_t now = uv_now(u->loop);
+        int voter = -1;
+        target = u->n;
+        for (unsigned k = 0; k < u->n && target == u->n; k++) {
+            unsigned i = u->rr++ % u->n;
+            if (!u->gone[i]) {
+                voter = voter < 0 ? (int)i : voter;
+                target = now >= u->quiet_until[i] ? i : u->n;
+            }
+        }
+        if (target == u->n) {
+            target = voter >= 0 ? (unsigned)voter : u->rr++ % u->n;
         }
     }
     struct upstream_conn *c = &u->conn[target];
@@ -618,6 +642,7 @@ static void upstream__tick(uv_timer_t *t)
                 if (r->need_leader && u->leader == (int)i) {
                     u->leader = -1;
                 }
+                u->quiet_until[i] = now + UPSTREAM__QUIET_MS;
                 upstream__complete(r, LR_EUNAVAILABLE, NULL);
             }
         }

@@ -228,6 +228,45 @@ static void submits_of_a_turn_are_grouped_up_to_the_cap(void **state)
     free(calls);
 }
 
+/* A replica that let a call reach its deadline is passed over by calls that may go to any
+ * replica, while it stays silent: after the frozen leader timed a write out, consecutive status
+ * calls (round robin over three replicas, so without the rule one in three would land on it
+ * and wait out its whole deadline) are each answered, and a write then finds the new leader
+ * at once. test_ws once saw the round robin land on a frozen leader after every timeout, the
+ * other calls of each turn advancing it by a multiple of three: 30 s of 503s. */
+static void a_silent_replica_is_passed_over(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(submit(f, ts_board(0, "arena", CMD_ORDER_DESC, CMD_OP_INCR, 1, 0)).status,
+                     201);
+    int l = tcluster_leader(&f->c, 20000);
+    assert_true(l >= 0);
+    assert_int_equal(upstream_leader(f->u), l);
+    tcluster_kill(&f->c, (unsigned)l, SIGSTOP);
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    struct cmd cmd = ts_player(0, "bob", "eu", "");
+    cmd_encode(&pk, &cmd);
+    struct call c = run(f, PROTO_OP_SUBMIT, 1, sb.data, sb.size, 800); /* to the frozen one */
+    assert_int_equal(c.code, LR_EUNAVAILABLE);
+    for (int k = 0; k < 6; k++) {
+        c = run(f, PROTO_OP_STATUS, 0, NULL, 0, 800);
+        if (c.code != 0) {
+            tcluster_kill(&f->c, (unsigned)l, SIGCONT);
+            fail_msg("status call %d went to the frozen replica %d and timed out", k, l + 1);
+        }
+    }
+    c = run(f, PROTO_OP_SUBMIT, 1, sb.data, sb.size, 10000);
+    msgpack_sbuffer_destroy(&sb);
+    tcluster_kill(&f->c, (unsigned)l, SIGCONT);
+    assert_int_equal(c.code, 0);
+    assert_int_equal(c.status, 201);
+    assert_true(upstream_leader(f->u) != l);
+}
+
 /* With every replica dead a call ends at its deadline with `unavailable`. */
 static void dead_region_times_out(void **state)
 {
@@ -324,6 +363,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(writes_follow_the_leader_across_a_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(writes_leave_a_frozen_leader, setup, teardown),
+        cmocka_unit_test_setup_teardown(a_silent_replica_is_passed_over, setup, teardown),
         cmocka_unit_test_setup_teardown(submits_of_a_turn_are_grouped_up_to_the_cap, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(dead_region_times_out, setup, teardown),
