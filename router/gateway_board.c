@@ -713,11 +713,8 @@ int gateway_board__add_region(struct gateway *g)
         if (b->part[i] == NULL && (b->part[i] = calloc(1, sizeof *b->part[i])) == NULL) {
             return LR_ENOMEM; /* the parts made stay, unused until the region is added */
         }
-    }
-    pos = 0;
-    while ((sl = strmap_next(&g->boards, &pos)) != NULL) {
-        struct gateway_board *b = sl->val;
-        b->dirty = 1; /* the global top waits for the new list; the tick seeds it */
+        b->dirty = 1; /* the global top waits for the new list; the tick seeds it (a flush
+                         that finds nothing to send, should the add fail, is harmless) */
     }
     return 0;
 }

@@ -38,14 +38,13 @@ int router__region_add(struct router *r, const char *id, const char *const *rpc,
                         ROUTER_MAX_REGIONS);
         goto err;
     }
-    for (unsigned i = 0; !r->have_cluster_key && i < n; i++) {
-        if (!addr_is_loopback(rpc[i])) {
-            rv = errmsg_set(errmsg, LR_EINVAL,
-                            "replica %s is not a loopback address and this router has no "
-                            "cluster key (--cluster-key-file)",
-                            rpc[i]);
-            goto err;
-        }
+    const char *remote = router__unkeyed_remote(r->have_cluster_key, rpc, n);
+    if (remote != NULL) {
+        rv = errmsg_set(errmsg, LR_EINVAL,
+                        "replica %s is not a loopback address and this router has no cluster "
+                        "key (--cluster-key-file)",
+                        remote);
+        goto err;
     }
     if (u == NULL) {
         if ((rv = upstream_new(r->loop, id, rpc, n, &u)) != 0) {
@@ -350,12 +349,13 @@ int route_region_put(struct rreq *q)
             return rreq__errf(q, LR_EINVAL, "rpc: the addresses are too long");
         }
         at += (size_t)n;
-        if (!q->r->have_cluster_key && !addr_is_loopback(s)) {
-            return rreq__errf(q, LR_EINVAL,
-                              "replica %s is not a loopback address and this router has no "
-                              "cluster key (--cluster-key-file)",
-                              s);
-        }
+    }
+    const char *remote = router__unkeyed_remote(q->r->have_cluster_key, p->a.rpc, p->a.n);
+    if (remote != NULL) {
+        return rreq__errf(q, LR_EINVAL,
+                          "replica %s is not a loopback address and this router has no cluster "
+                          "key (--cluster-key-file)",
+                          remote);
     }
     if ((rv = upstream_new(q->r->loop, id, p->a.rpc, p->a.n, &p->probe)) != 0) {
         return rreq__errf(q, rv, "region %s: %s", id, err_message(rv));

@@ -106,6 +106,18 @@ void router__observe(struct router *r, const struct router__route *route, uint64
 
 /* ---- the router's caches ----------------------------------------------------------------- */
 
+const char *router__unkeyed_remote(int have_key, const char *const *rpc, unsigned n)
+{
+    /* Without a key a replica must be reachable by nobody else (docs/security.md); a replica
+     * elsewhere has, or needs, a key. */
+    for (unsigned i = 0; !have_key && i < n; i++) {
+        if (!addr_is_loopback(rpc[i])) {
+            return rpc[i];
+        }
+    }
+    return NULL;
+}
+
 int router__region_index(const struct router *r, const char *id)
 {
     for (unsigned i = 0; i < r->nregions; i++) {
@@ -441,18 +453,15 @@ int router_start(uv_loop_t *loop, const struct router_config *cfg, struct router
     if ((cfg->tls_cert == NULL) != (cfg->tls_key == NULL)) {
         return errmsg_set(errmsg, LR_EINVAL, "router: TLS needs both a certificate and a key");
     }
-    /* Without a key a replica must be reachable by nobody else (docs/security.md); a replica
-     * elsewhere has, or needs, a key. */
-    for (unsigned i = 0; cfg->cluster_key == NULL && i <= cfg->nregions; i++) {
+    for (unsigned i = 0; i <= cfg->nregions; i++) {
         const struct router_region *g = i < cfg->nregions ? &cfg->regions[i] : &cfg->meta;
-        for (unsigned j = 0; j < g->n; j++) {
-            if (!addr_is_loopback(g->rpc[j])) {
-                return errmsg_set(
-                    errmsg, LR_EINVAL,
-                    "router: replica %s is not a loopback address and no cluster "
-                    "key is configured: pass --cluster-key-file PATH (or set " PEERAUTH_ENV ")",
-                    g->rpc[j]);
-            }
+        const char *remote = router__unkeyed_remote(cfg->cluster_key != NULL, g->rpc, g->n);
+        if (remote != NULL) {
+            return errmsg_set(
+                errmsg, LR_EINVAL,
+                "router: replica %s is not a loopback address and no cluster "
+                "key is configured: pass --cluster-key-file PATH (or set " PEERAUTH_ENV ")",
+                remote);
         }
     }
     if ((r = calloc(1, sizeof *r)) == NULL) {

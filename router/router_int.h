@@ -197,6 +197,10 @@ void router__regions_stop(struct router *r);
 /* Read the list now (unless a read is under way). */
 void router__regions_poll(struct router *r);
 
+/* Without a cluster key (@have_key 0), the first of the @n replica addresses @rpc that is not
+ * loopback, which the router must refuse to talk to; else NULL. */
+const char *router__unkeyed_remote(int have_key, const char *const *rpc, unsigned n);
+
 /* Index of region @id, or -1. */
 int router__region_index(const struct router *r, const char *id);
 /* Remember that player @id (@len bytes) lives in @region. Bounded: when the cache is full, an
